@@ -1,0 +1,57 @@
+"""Build the Cython core with optimisation and, where the compiler has it, OpenMP."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def compiler_has_openmp():
+    """Try to compile and link a tiny OpenMP program; fall back to serial kernels if it fails."""
+    if sys.platform == "win32" or os.environ.get("YOLO9000_NO_OPENMP"):
+        return False
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n")
+        try:
+            r = subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "t")],
+                               capture_output=True)
+        except OSError:
+            return False
+        return r.returncode == 0
+
+
+openmp = compiler_has_openmp()
+compile_args = ["-O3", "-ffast-math", "-fno-finite-math-only"] if sys.platform != "win32" else ["/O2"]
+link_args = []
+if openmp:
+    compile_args.append("-fopenmp")
+    link_args.append("-fopenmp")
+# Tuning for the build machine would make the wheel crash elsewhere; allow it only on request.
+if os.environ.get("YOLO9000_NATIVE"):
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        "yolo9000._kernels",
+        ["src/yolo9000/_kernels.pyx"],
+        include_dirs=[numpy.get_include()],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False,
+                             "cdivision": True, "initializedcheck": False},
+        compile_time_env={"HAVE_OPENMP": openmp},
+    ),
+)

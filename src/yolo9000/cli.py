@@ -1,0 +1,77 @@
+"""The `yolo9000` command line.
+
+Each sub-command lives in its own module under `yolo9000.commands` and is imported only when
+it is run, so `yolo9000 --help` stays fast and one command's dependencies never slow another.
+"""
+import importlib
+import sys
+
+import click
+
+from ._version import __version__
+from .errors import UserError
+
+# name -> (module under yolo9000.commands, one-line help shown by `yolo9000 --help`)
+COMMANDS = {
+    "detect": ("detect", "Detect objects in images; write annotated images and JSON."),
+    "train": ("train", "Train a detector from a darknet cfg on a dataset."),
+    "evaluate": ("evaluate", "Compute VOC and COCO mAP of a model on a dataset."),
+    "cluster-anchors": ("cluster_anchors", "Cluster box sizes into anchors (k-means, d = 1 - IoU)."),
+    "make-shapes": ("make_shapes", "Generate a synthetic shapes detection dataset."),
+    "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),
+    "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
+    "convert": ("convert", "Convert between darknet .weights and HDF5 checkpoints."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(c for c in COMMANDS if self._available(c))
+
+    def _available(self, name):
+        module = COMMANDS[name][0]
+        return importlib.util.find_spec(f"yolo9000.commands.{module}") is not None
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module = importlib.import_module(f"yolo9000.commands.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        # Show the short help without importing every command module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="yolo9000")
+def cli():
+    """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
+
+
+def main(argv=None):
+    """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="yolo9000", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    if isinstance(rv, int) and rv != 0:
+        sys.exit(rv)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

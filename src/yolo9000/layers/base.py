@@ -1,0 +1,59 @@
+"""The contract every layer keeps (darknet's verbs, Caffe's separation of resize and forward).
+
+A layer is made for an input shape (C, H, W) — batch size is free — and owns only its own
+state: parameters, their gradients, and whatever forward caches for backward.
+
+    layer = SomeLayer(in_shape=(C, H, W), **cfg_options)
+    layer.out_shape                  # (C', H', W')
+    y  = layer.forward(x, train)     # x float32 (N, C, H, W); caches what backward needs when train
+    dx = layer.backward(dy)          # dL/dx from dL/dy; accumulates dL/dparam into layer.grads
+    layer.resize((C, H2, W2))        # new spatial size, same parameters (multi-scale training)
+    layer.flops()                    # floating-point operations for one image (2 per multiply-add)
+
+Layers with several inputs (route) take and return lists instead of arrays.
+"""
+import numpy as np
+
+
+class Layer:
+    kind = "layer"
+
+    def __init__(self, in_shape):
+        self.in_shape = tuple(int(v) for v in in_shape)
+        self.out_shape = self.in_shape
+        self.params = {}      # name -> float32 array (trainable and statistics alike)
+        self.grads = {}       # name -> float32 array, same shape, for trainable parameters only
+
+    # -- the verbs -------------------------------------------------------------------------
+    def resize(self, in_shape):
+        self.in_shape = tuple(int(v) for v in in_shape)
+        self.out_shape = self.in_shape
+
+    def forward(self, x, train=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def flops(self):
+        return 0.0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def zero_grads(self):
+        for g in self.grads.values():
+            g.fill(0.0)
+
+    def trainable(self):
+        """Names of parameters the optimiser updates (those with a gradient)."""
+        return list(self.grads)
+
+    def describe(self):
+        """Short text for the network summary's size/stride column."""
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.in_shape} -> {self.out_shape})"
+
+
+def as_f32(x):
+    return np.ascontiguousarray(x, dtype=np.float32)
