@@ -314,3 +314,18 @@ def test_voc_and_coco_ap50_agree_roughly_on_a_realistic_scene():
     coco = evaluate_coco(gts, dets, 4)
     assert isinstance(voc, VOCResult)
     assert voc.map == pytest.approx(coco.map50, abs=0.05)
+
+
+def test_coco_prefers_regular_gt_over_better_ignored_gt():
+    # GT r = [0,0,10,10] (regular), GT i = [1,0,11,10] (difficult -> ignored).
+    # The detection equals i (IoU 1) but has IoU 90/110 = .818 with r. COCOeval takes a regular
+    # GT whenever one is free above the threshold: TP for t in .50..0.80 (7 thresholds); above
+    # .818 only i qualifies, the detection is ignored and recall stays 0.
+    # AP@[.5:.95] = 7/10, AP75 = 1.
+    gts = {1: GroundTruth([[0, 0, 10, 10], [1, 0, 11, 10]], [0, 0], [False, True])}
+    dets = {1: Detections([[1, 0, 11, 10]], [0.9], [0])}
+    r = evaluate_coco(gts, dets, 1)
+    assert r.map == pytest.approx(0.7)
+    assert r.map75 == pytest.approx(1.0)
+    stats, _ = pycocotools_eval(gts, dets, 1, difficult_as_ignore=True)
+    assert r.map == pytest.approx(stats[0], abs=1e-9)
