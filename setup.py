@@ -52,6 +52,5 @@ setup(
         extensions,
         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False,
                              "cdivision": True, "initializedcheck": False},
-        compile_time_env={"HAVE_OPENMP": openmp},
     ),
 )

@@ -1,0 +1,160 @@
+"""Read darknet `.cfg` files: `[section]` headers and `key=value` options.
+
+Every option remembers its line so that any later complaint (a bad value, a layer that cannot
+be built) points at file:line. Bundled models are found by name (`yolov2-voc`) in
+yolo9000/models.
+"""
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import UserError
+
+KNOWN_SECTIONS = {"net", "network", "convolutional", "conv", "maxpool", "max", "route", "reorg",
+                  "region", "avgpool", "avg", "softmax", "soft", "cost", "batchnorm"}
+
+
+@dataclass
+class Section:
+    type: str
+    line: int                                   # line of the [header]
+    options: dict = field(default_factory=dict)  # key -> raw string value
+    lines: dict = field(default_factory=dict)    # key -> line number
+    used: set = field(default_factory=set)
+
+    # -- typed getters; a bad value is a UserError at the option's line -------------------
+    def _error(self, key, message, source):
+        return UserError(message, path=source, line=self.lines.get(key, self.line))
+
+    def get_str(self, key, default=None):
+        self.used.add(key)
+        return self.options.get(key, default)
+
+    def get_int(self, key, default=None, source=None):
+        self.used.add(key)
+        if key not in self.options:
+            return default
+        raw = self.options[key]
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise self._error(key, f"[{self.type}] {key}={raw} is not an integer", source) from None
+            if value != int(value):
+                raise self._error(key, f"[{self.type}] {key}={raw} is not an integer", source)
+            return int(value)
+
+    def get_float(self, key, default=None, source=None):
+        self.used.add(key)
+        if key not in self.options:
+            return default
+        try:
+            return float(self.options[key])
+        except ValueError:
+            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a number",
+                              source) from None
+
+    def get_floats(self, key, default=None, source=None):
+        self.used.add(key)
+        if key not in self.options:
+            return default
+        raw = self.options[key].strip().strip(",")
+        if not raw:
+            return []
+        try:
+            return [float(v) for v in raw.split(",") if v.strip() != ""]
+        except ValueError:
+            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a list of numbers",
+                              source) from None
+
+    def get_ints(self, key, default=None, source=None):
+        values = self.get_floats(key, None, source)
+        if values is None:
+            return default
+        if any(v != int(v) for v in values):
+            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a list of integers",
+                              source)
+        return [int(v) for v in values]
+
+
+@dataclass
+class Config:
+    sections: list
+    source: str      # file path or "bundled:NAME", used in error messages
+    text: str
+
+    @property
+    def net(self):
+        return self.sections[0]
+
+    @property
+    def layers(self):
+        return self.sections[1:]
+
+
+def bundled_models():
+    """Names of the cfgs shipped with the package."""
+    folder = resources.files("yolo9000") / "models"
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".cfg"))
+
+
+def resolve_cfg(cfg):
+    """A cfg argument (path or bundled name) -> (text, source label)."""
+    cfg = str(cfg)
+    path = Path(cfg)
+    if path.suffix == ".cfg" or path.exists() or "/" in cfg or "\\" in cfg:
+        if not path.exists():
+            raise UserError("cfg file not found", path=cfg)
+        if path.is_dir():
+            raise UserError("is a directory, not a cfg file", path=cfg)
+        try:
+            return path.read_text(encoding="utf-8", errors="replace"), str(path)
+        except OSError as e:
+            raise UserError(f"cannot read cfg: {e.strerror}", path=cfg) from None
+    bundled = resources.files("yolo9000") / "models" / f"{cfg}.cfg"
+    if bundled.is_file():
+        return bundled.read_text(encoding="utf-8"), f"{cfg}.cfg (bundled)"
+    raise UserError(f"'{cfg}' is neither a cfg file nor a bundled model "
+                    f"(bundled: {', '.join(bundled_models())})")
+
+
+def parse_cfg_text(text, source="<cfg>"):
+    sections = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip().replace("\x00", "")
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            if not line.endswith("]") or len(line) < 3:
+                raise UserError(f"malformed section header '{line}'", path=source, line=number)
+            kind = line[1:-1].strip().lower()
+            if kind not in KNOWN_SECTIONS:
+                raise UserError(f"unknown section [{kind}]", path=source, line=number)
+            sections.append(Section(kind, number))
+            continue
+        if "=" not in line:
+            raise UserError(f"expected 'key=value' or '[section]', got '{line}'", path=source, line=number)
+        if not sections:
+            raise UserError(f"option '{line}' before any [section]", path=source, line=number)
+        key, value = line.split("=", 1)
+        key = key.strip()
+        value = value.split("#")[0].strip()
+        if not key:
+            raise UserError(f"option with no name: '{line}'", path=source, line=number)
+        sections[-1].options[key] = value
+        sections[-1].lines[key] = number
+    if not sections:
+        raise UserError("no sections found (is this a darknet cfg?)", path=source)
+    if sections[0].type not in ("net", "network"):
+        raise UserError(f"the first section must be [net], found [{sections[0].type}]",
+                        path=source, line=sections[0].line)
+    if len(sections) == 1:
+        raise UserError("the cfg has a [net] section but no layers", path=source)
+    return Config(sections, source, text)
+
+
+def load_cfg(cfg):
+    text, source = resolve_cfg(cfg)
+    return parse_cfg_text(text, source)

@@ -1,0 +1,108 @@
+"""Batch normalisation with darknet's formulas, as a part of a conv layer and as a layer.
+
+darknet normalises with the *unbiased* batch variance and adds eps to the standard deviation,
+not the variance: x̂ = (x − μ)/(sqrt(σ²) + 1e-6). Inference uses the rolling statistics the
+same way, so published weights give published numbers. Backward is the exact derivative of
+this forward formula (not the textbook one with eps inside the square root).
+"""
+import numpy as np
+
+from .. import _kernels
+from .base import Layer
+
+EPS = 1e-6
+MOMENTUM = 0.01   # rolling = .99·rolling + .01·batch
+
+
+class BatchNorm:
+    """Per-channel normalisation + scale; the bias is added by the owner (conv bias)."""
+
+    def __init__(self, channels):
+        self.channels = channels
+        self.scales = np.ones(channels, np.float32)
+        self.rolling_mean = np.zeros(channels, np.float32)
+        self.rolling_variance = np.ones(channels, np.float32)
+        self.scale_grad = np.zeros(channels, np.float32)
+        self._cache = None
+
+    def inference_affine(self):
+        """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b."""
+        a = self.scales / (np.sqrt(self.rolling_variance) + EPS)
+        return a.astype(np.float32), (-a * self.rolling_mean).astype(np.float32)
+
+    def forward_train(self, z):
+        """z (N, C, S) float32, normalised in place with batch statistics; returns x̂·scale."""
+        n, c, s = z.shape
+        mean = np.empty(c, np.float64)
+        var = np.empty(c, np.float64)
+        _kernels.batchnorm_statistics(z, mean, var)
+        std = np.sqrt(var)
+        inv = (1.0 / (std + EPS)).astype(np.float32)
+        # x̂ = (z − μ)·inv, stored in z; y = x̂·scale written by the caller's scale pass
+        _kernels.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
+        self._cache = (inv, std.astype(np.float32), n * s)
+        self.rolling_mean *= 1 - MOMENTUM
+        self.rolling_mean += (MOMENTUM * mean).astype(np.float32)
+        self.rolling_variance *= 1 - MOMENTUM
+        self.rolling_variance += (MOMENTUM * var).astype(np.float32)
+        return z
+
+    def backward(self, xhat, dxhat_scaled):
+        """Given x̂ (N, C, S) and dL/d(x̂·scale), accumulate dL/dscale and return dL/dz in place."""
+        inv, std, m = self._cache
+        # dL/dscale = Σ dL/dy · x̂
+        self.scale_grad += np.einsum("ncs,ncs->c", dxhat_scaled, xhat, dtype=np.float64).astype(np.float32)
+        g = dxhat_scaled
+        g *= self.scales[None, :, None]                     # dL/dx̂
+        sum_g = g.sum(axis=(0, 2), dtype=np.float64)
+        sum_gx = np.einsum("ncs,ncs->c", g, xhat, dtype=np.float64)
+        # With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps):
+        #   dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))
+        std64 = std.astype(np.float64)
+        coef_mean = (inv.astype(np.float64) * sum_g / m).astype(np.float32)
+        if m > 1:
+            coef_x = np.where(std64 > 0, sum_gx / (np.where(std64 > 0, std64, 1.0) * (m - 1)), 0.0)
+        else:
+            coef_x = np.zeros(len(inv))
+        coef_x = coef_x.astype(np.float32)
+        g *= inv[None, :, None]
+        g -= coef_mean[None, :, None]
+        g -= coef_x[None, :, None] * xhat
+        return g
+
+
+class BatchNormLayer(Layer):
+    """darknet's standalone [batchnorm] layer: normalise, scale and bias, no activation."""
+    kind = "batchnorm"
+
+    def __init__(self, in_shape):
+        super().__init__(in_shape)
+        c = self.in_shape[0]
+        self.bn = BatchNorm(c)
+        self.biases = np.zeros(c, np.float32)
+        self.bias_grad = np.zeros(c, np.float32)
+        self.params = {"biases": self.biases, "scales": self.bn.scales,
+                       "rolling_mean": self.bn.rolling_mean, "rolling_variance": self.bn.rolling_variance}
+        self.grads = {"biases": self.bias_grad, "scales": self.bn.scale_grad}
+
+    def forward(self, x, train=False):
+        n, c, h, w = x.shape
+        y = np.array(x, dtype=np.float32, copy=True).reshape(n, c, h * w)
+        if train:
+            self.bn.forward_train(y)
+            self._xhat = y.copy()
+            _kernels.scale_bias_activate(y, self.bn.scales, self.biases, 0)
+        else:
+            a, b = self.bn.inference_affine()
+            _kernels.scale_bias_activate(y, a, b + self.biases, 0)
+        return y.reshape(n, c, h, w)
+
+    def backward(self, dy):
+        n, c, h, w = dy.shape
+        g = np.array(dy, dtype=np.float32, copy=True).reshape(n, c, h * w)
+        self.bias_grad += g.sum(axis=(0, 2))
+        return self.bn.backward(self._xhat, g).reshape(n, c, h, w)
+
+    def flops(self):
+        c, h, w = self.in_shape
+        return 2.0 * c * h * w

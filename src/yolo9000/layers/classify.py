@@ -1,0 +1,72 @@
+"""Classification heads of Darknet-19: global average pool, softmax, cost (identity)."""
+import numpy as np
+
+from .base import Layer
+
+
+class AvgpoolLayer(Layer):
+    """Global average pooling: (C, H, W) -> (C, 1, 1)."""
+    kind = "avg"
+
+    def resize(self, in_shape):
+        self.in_shape = tuple(int(v) for v in in_shape)
+        self.out_shape = (self.in_shape[0], 1, 1)
+
+    def __init__(self, in_shape):
+        super().__init__(in_shape)
+        self.resize(in_shape)
+
+    def forward(self, x, train=False):
+        return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
+
+    def backward(self, dy):
+        c, h, w = self.in_shape
+        dx = np.empty((dy.shape[0], c, h, w), np.float32)
+        dx[...] = dy / np.float32(h * w)
+        return dx
+
+
+class SoftmaxLayer(Layer):
+    """Softmax over channels, in `groups` equal consecutive groups (darknet's [softmax])."""
+    kind = "softmax"
+
+    def __init__(self, in_shape, groups=1, temperature=1.0):
+        super().__init__(in_shape)
+        self.groups = int(groups)
+        self.temperature = float(temperature)
+        if self.in_shape[0] % self.groups:
+            raise ValueError(f"softmax groups={groups} does not divide {self.in_shape[0]} channels")
+
+    def _grouped(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, self.groups, c // self.groups, h, w)
+
+    def forward(self, x, train=False):
+        z = self._grouped(np.asarray(x, np.float32)) / np.float32(self.temperature)
+        z = z - z.max(axis=2, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=2, keepdims=True)
+        y = p.reshape(x.shape).astype(np.float32)
+        if train:
+            self._y = y
+        return y
+
+    def backward(self, dy):
+        p = self._grouped(self._y)
+        g = self._grouped(np.asarray(dy, np.float32))
+        dx = p * (g - (p * g).sum(axis=2, keepdims=True)) / np.float32(self.temperature)
+        return dx.reshape(dy.shape).astype(np.float32)
+
+    def describe(self):
+        return f"groups {self.groups}" if self.groups > 1 else ""
+
+
+class CostLayer(Layer):
+    """darknet's [cost]: passes its input through (the loss is computed outside)."""
+    kind = "cost"
+
+    def forward(self, x, train=False):
+        return x
+
+    def backward(self, dy):
+        return dy

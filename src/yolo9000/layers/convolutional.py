@@ -1,0 +1,135 @@
+"""darknet's [convolutional]: convolution, optional batch norm, bias, activation.
+
+Forward is im2col (Cython) + one BLAS matrix product per image; 1×1 stride-1 convolutions use
+the input directly as the column matrix. At inference batch norm, bias and activation are one
+fused pass (a·x + b, then the activation).
+"""
+import numpy as np
+
+from .. import _kernels
+from . import workspace
+from .activations import activation_backward_inplace, activation_code
+from .base import Layer
+from .batchnorm import BatchNorm
+
+
+class ConvolutionalLayer(Layer):
+    kind = "conv"
+
+    def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
+                 batch_normalize=False, activation="logistic", groups=1):
+        super().__init__(in_shape)
+        if groups != 1:
+            raise ValueError("grouped convolutions (groups != 1) are not supported")
+        if filters <= 0 or size <= 0 or stride <= 0:
+            raise ValueError("filters, size and stride must be positive")
+        self.filters, self.size, self.stride = int(filters), int(size), int(stride)
+        # darknet: pad=1 means "same" padding size/2; otherwise the explicit padding= value
+        self.padding = self.size // 2 if pad else int(padding or 0)
+        self.activation = activation
+        self.act = activation_code(activation)
+        c = self.in_shape[0]
+        self.weights = np.zeros((self.filters, c, self.size, self.size), np.float32)
+        self.biases = np.zeros(self.filters, np.float32)
+        self.weight_grad = np.zeros_like(self.weights)
+        self.bias_grad = np.zeros_like(self.biases)
+        self.params = {"weights": self.weights, "biases": self.biases}
+        self.grads = {"weights": self.weight_grad, "biases": self.bias_grad}
+        self.bn = BatchNorm(self.filters) if batch_normalize else None
+        if self.bn is not None:
+            self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
+                               rolling_variance=self.bn.rolling_variance)
+            self.grads["scales"] = self.bn.scale_grad
+        self.resize(in_shape)
+
+    @property
+    def batch_normalize(self):
+        return self.bn is not None
+
+    def resize(self, in_shape):
+        c, h, w = (int(v) for v in in_shape)
+        if c != self.weights.shape[1]:
+            raise ValueError(f"conv expects {self.weights.shape[1]} input channels, got {c}")
+        out_h = (h + 2 * self.padding - self.size) // self.stride + 1
+        out_w = (w + 2 * self.padding - self.size) // self.stride + 1
+        if out_h <= 0 or out_w <= 0:
+            raise ValueError(f"input {h}x{w} is too small for a {self.size}x{self.size} convolution")
+        self.in_shape = (c, h, w)
+        self.out_shape = (self.filters, out_h, out_w)
+
+    @property
+    def is_pointwise(self):
+        return self.size == 1 and self.stride == 1 and self.padding == 0
+
+    def _columns(self, image):
+        """The im2col matrix of one image (C, H, W), in the shared workspace."""
+        c, h, w = self.in_shape
+        if self.is_pointwise:
+            return image.reshape(c, h * w)
+        _, oh, ow = self.out_shape
+        col = workspace.borrow((c * self.size * self.size, oh * ow))
+        _kernels.im2col(image, self.size, self.stride, self.padding, col)
+        return col
+
+    def _convolve(self, x):
+        n = x.shape[0]
+        f, oh, ow = self.out_shape
+        z = np.empty((n, f, oh * ow), np.float32)
+        w2d = self.weights.reshape(f, -1)
+        for i in range(n):
+            np.matmul(w2d, self._columns(x[i]), out=z[i])
+        return z
+
+    def forward(self, x, train=False):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        z = self._convolve(x)
+        if train:
+            self._x = x
+            if self.bn is not None:
+                self.bn.forward_train(z)
+                self._xhat = z.copy()
+                scale = self.bn.scales
+            else:
+                self._xhat = None
+                scale = np.ones(self.filters, np.float32)
+            _kernels.scale_bias_activate(z, scale, self.biases, self.act)
+            self._y = z
+        else:
+            if self.bn is not None:
+                a, b = self.bn.inference_affine()
+                b = b + self.biases
+            else:
+                a, b = np.ones(self.filters, np.float32), self.biases
+            _kernels.scale_bias_activate(z, a, np.ascontiguousarray(b, np.float32), self.act)
+        return z.reshape((n,) + self.out_shape)
+
+    def backward(self, dy):
+        n = dy.shape[0]
+        f, oh, ow = self.out_shape
+        c, h, w = self.in_shape
+        g = np.array(dy, dtype=np.float32, copy=True).reshape(n, f, oh * ow)
+        activation_backward_inplace(self._y, g, self.act)
+        self.bias_grad += g.sum(axis=(0, 2))
+        if self.bn is not None:
+            g = self.bn.backward(self._xhat, g)
+        w2d = self.weights.reshape(f, -1)
+        dw = np.zeros_like(w2d)
+        dx = np.zeros((n, c, h, w), np.float32)
+        for i in range(n):
+            col = self._columns(self._x[i])
+            dw += g[i] @ col.T
+            dcol = w2d.T @ g[i]
+            if self.is_pointwise:
+                dx[i] = dcol.reshape(c, h, w)
+            else:
+                _kernels.col2im(dcol, self.size, self.stride, self.padding, dx[i])
+        self.weight_grad += dw.reshape(self.weights.shape)
+        return dx
+
+    def flops(self):
+        f, oh, ow = self.out_shape
+        return 2.0 * f * oh * ow * self.in_shape[0] * self.size * self.size
+
+    def describe(self):
+        return f"{self.size} x {self.size} / {self.stride}"

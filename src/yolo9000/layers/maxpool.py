@@ -1,0 +1,53 @@
+"""darknet's [maxpool]: padding defaults to size − 1 and the window starts at −padding/2.
+
+out = (in + padding − size)/stride + 1, so `size=2 stride=1` keeps 13×13 (the extra tap on the
+right/bottom falls outside the image and is ignored) and `size=2 stride=2` halves.
+"""
+import numpy as np
+
+from .. import _kernels
+from .base import Layer
+
+
+class MaxpoolLayer(Layer):
+    kind = "max"
+
+    def __init__(self, in_shape, size=2, stride=None, padding=None):
+        super().__init__(in_shape)
+        self.size = int(size)
+        self.stride = int(stride if stride is not None else size)
+        self.padding = int(padding if padding is not None else self.size - 1)
+        if self.size <= 0 or self.stride <= 0 or self.padding < 0:
+            raise ValueError("maxpool size and stride must be positive, padding non-negative")
+        self.resize(in_shape)
+
+    def resize(self, in_shape):
+        c, h, w = (int(v) for v in in_shape)
+        out_h = (h + self.padding - self.size) // self.stride + 1
+        out_w = (w + self.padding - self.size) // self.stride + 1
+        if out_h <= 0 or out_w <= 0:
+            raise ValueError(f"input {h}x{w} is too small for a {self.size}x{self.size} maxpool")
+        self.in_shape = (c, h, w)
+        self.out_shape = (c, out_h, out_w)
+
+    def forward(self, x, train=False):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        y = np.empty((n,) + self.out_shape, np.float32)
+        argmax = np.empty((n,) + self.out_shape, np.int32)
+        _kernels.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
+        if train:
+            self._argmax = argmax
+        return y
+
+    def backward(self, dy):
+        dx = np.zeros((dy.shape[0],) + self.in_shape, np.float32)
+        _kernels.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx)
+        return dx
+
+    def flops(self):
+        c, oh, ow = self.out_shape
+        return float(c * oh * ow * self.size * self.size)
+
+    def describe(self):
+        return f"{self.size} x {self.size} / {self.stride}"

@@ -1,0 +1,367 @@
+"""A network is the list of layers built from a darknet cfg, plus the [net] hyper-parameters.
+
+    net = Network.from_cfg("yolov2-voc")      # bundled name or path; width=, height= override
+    y = net.forward(x)                          # x float32 (N, C, H, W) in [0, 1]
+    y = net.forward(x, train=True); dx = net.backward(dy)
+    net.resize(width, height)                   # new input size, same weights (multi-scale)
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cfg import Config, load_cfg, parse_cfg_text
+from .errors import UserError
+from .layers.batchnorm import BatchNormLayer
+from .layers.classify import AvgpoolLayer, CostLayer, SoftmaxLayer
+from .layers.convolutional import ConvolutionalLayer
+from .layers.maxpool import MaxpoolLayer
+from .layers.reorg import ReorgLayer
+from .layers.route import RouteLayer
+
+
+@dataclass
+class NetOptions:
+    """The [net] section: input size and training hyper-parameters."""
+    width: int = 416
+    height: int = 416
+    channels: int = 3
+    batch: int = 1
+    subdivisions: int = 1
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    decay: float = 0.0005
+    burn_in: int = 0
+    power: float = 4.0
+    max_batches: int = 0
+    policy: str = "constant"
+    steps: list = field(default_factory=list)
+    scales: list = field(default_factory=list)
+    hue: float = 0.0
+    saturation: float = 1.0
+    exposure: float = 1.0
+    angle: float = 0.0
+
+    @classmethod
+    def from_section(cls, s, source):
+        o = cls()
+        o.width = s.get_int("width", 416, source)
+        o.height = s.get_int("height", 416, source)
+        o.channels = s.get_int("channels", 3, source)
+        o.batch = s.get_int("batch", 1, source)
+        o.subdivisions = s.get_int("subdivisions", 1, source)
+        o.learning_rate = s.get_float("learning_rate", 0.001, source)
+        o.momentum = s.get_float("momentum", 0.9, source)
+        o.decay = s.get_float("decay", 0.0005, source)
+        o.burn_in = s.get_int("burn_in", 0, source)
+        o.power = s.get_float("power", 4.0, source)
+        o.max_batches = s.get_int("max_batches", 0, source)
+        o.policy = (s.get_str("policy", "constant") or "constant").strip()
+        o.steps = s.get_ints("steps", [], source)
+        o.scales = s.get_floats("scales", [], source)
+        o.hue = s.get_float("hue", 0.0, source)
+        o.saturation = s.get_float("saturation", 1.0, source)
+        o.exposure = s.get_float("exposure", 1.0, source)
+        o.angle = s.get_float("angle", 0.0, source)
+        for key in ("width", "height", "channels"):
+            if getattr(o, key) <= 0:
+                raise UserError(f"[net] {key} must be positive", path=source, line=s.lines.get(key, s.line))
+        if o.policy == "steps" and len(o.steps) != len(o.scales):
+            raise UserError("[net] steps and scales must have the same length", path=source,
+                            line=s.lines.get("scales", s.line))
+        return o
+
+
+def _resolve_tree(value, source):
+    """A region `tree=` path: as given, next to the cfg, or the bundled file of that name."""
+    from importlib import resources
+    candidates = [Path(value)]
+    if source and Path(source).exists():
+        candidates.append(Path(source).parent / value)
+    for p in candidates:
+        if p.is_file():
+            return str(p)
+    bundled = resources.files("yolo9000") / "models" / Path(value).name
+    if bundled.is_file():
+        return str(bundled)
+    return None
+
+
+def _build_layer(section, in_shape, index, shapes, source):
+    s, src = section, source
+    t = s.type
+    if t in ("convolutional", "conv"):
+        return ConvolutionalLayer(
+            in_shape, filters=s.get_int("filters", 1, src), size=s.get_int("size", 1, src),
+            stride=s.get_int("stride", 1, src), pad=s.get_int("pad", 0, src),
+            padding=s.get_int("padding", 0, src),
+            batch_normalize=bool(s.get_int("batch_normalize", 0, src)),
+            activation=(s.get_str("activation", "logistic") or "logistic").strip(),
+            groups=s.get_int("groups", 1, src))
+    if t in ("maxpool", "max"):
+        size = s.get_int("size", 1, src)
+        return MaxpoolLayer(in_shape, size=size, stride=s.get_int("stride", 1, src),
+                            padding=s.get_int("padding", size - 1, src))
+    if t == "reorg":
+        return ReorgLayer(in_shape, stride=s.get_int("stride", 1, src),
+                          reverse=bool(s.get_int("reverse", 0, src)))
+    if t == "route":
+        refs = s.get_ints("layers", None, src)
+        if not refs:
+            raise ValueError("route needs layers=")
+        sources = []
+        for r in refs:
+            j = index + r if r < 0 else r
+            if not 0 <= j < index:
+                raise ValueError(f"route refers to layer {r}, which is not an earlier layer")
+            sources.append(j)
+        return RouteLayer([shapes[j] for j in sources], sources)
+    if t == "region":
+        from .layers.region import RegionLayer
+        tree = s.get_str("tree")
+        if tree:
+            resolved = _resolve_tree(tree, source)
+            if resolved is None:
+                raise ValueError(f"tree file '{tree}' not found")
+            tree = resolved
+        return RegionLayer(
+            in_shape, anchors=s.get_floats("anchors", [], src), classes=s.get_int("classes", 20, src),
+            coords=s.get_int("coords", 4, src), num=s.get_int("num", 1, src),
+            softmax=bool(s.get_int("softmax", 0, src)),
+            object_scale=s.get_float("object_scale", 1, src),
+            noobject_scale=s.get_float("noobject_scale", 1, src),
+            class_scale=s.get_float("class_scale", 1, src),
+            coord_scale=s.get_float("coord_scale", 1, src), thresh=s.get_float("thresh", .5, src),
+            rescore=bool(s.get_int("rescore", 0, src)), bias_match=bool(s.get_int("bias_match", 0, src)),
+            jitter=s.get_float("jitter", .2, src), random=bool(s.get_int("random", 0, src)),
+            absolute=bool(s.get_int("absolute", 0, src)), tree=tree)
+    if t in ("avgpool", "avg"):
+        return AvgpoolLayer(in_shape)
+    if t in ("softmax", "soft"):
+        return SoftmaxLayer(in_shape, groups=s.get_int("groups", 1, src),
+                            temperature=s.get_float("temperature", 1.0, src))
+    if t == "cost":
+        return CostLayer(in_shape)
+    if t == "batchnorm":
+        return BatchNormLayer(in_shape)
+    raise ValueError(f"layer type [{t}] is not supported")
+
+
+class Network:
+    def __init__(self, config: Config, width=None, height=None):
+        self.config = config
+        self.source = config.source
+        self.options = NetOptions.from_section(config.net, config.source)
+        if width is not None:
+            self.options.width = int(width)
+        if height is not None:
+            self.options.height = int(height)
+        self.layers = []
+        self.sections = config.layers
+        self.seen = 0
+        self.weights_header = (0, 2, 0)
+        self.names = None      # class names, when a checkpoint carries them
+        self.meta = {}         # everything else a checkpoint carries
+        shape = (self.options.channels, self.options.height, self.options.width)
+        shapes = []
+        for index, section in enumerate(self.sections):
+            try:
+                layer = _build_layer(section, shape, index, shapes, config.source)
+            except UserError:
+                raise
+            except (ValueError, TypeError) as e:
+                raise UserError(f"[{section.type}] layer {index}: {e}", path=config.source,
+                                line=section.line) from None
+            self.layers.append(layer)
+            shape = layer.out_shape
+            shapes.append(shape)
+        self._plan_memory()
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_cfg(cls, cfg, width=None, height=None):
+        """A bundled model name, a .cfg path, or cfg text (when it contains a newline)."""
+        if isinstance(cfg, str) and "\n" in cfg:
+            return cls(parse_cfg_text(cfg, "<cfg text>"), width, height)
+        return cls(load_cfg(cfg), width, height)
+
+    @classmethod
+    def load(cls, path, width=None, height=None):
+        """A network built from the cfg stored in an .h5 checkpoint, with its weights."""
+        from .checkpoint import read_checkpoint_cfg
+        text = read_checkpoint_cfg(path)
+        net = cls(parse_cfg_text(text, f"{path} (stored cfg)"), width, height)
+        net.load_weights(path)
+        return net
+
+    def _plan_memory(self):
+        # last layer index that reads each output: inference drops activations after that
+        n = len(self.layers)
+        self._last_use = list(range(1, n + 1))
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, RouteLayer):
+                for j in layer.sources:
+                    self._last_use[j] = max(self._last_use[j], i)
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def width(self):
+        return self.options.width
+
+    @property
+    def height(self):
+        return self.options.height
+
+    @property
+    def channels(self):
+        return self.options.channels
+
+    @property
+    def input_shape(self):
+        return (self.channels, self.height, self.width)
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].out_shape
+
+    @property
+    def region(self):
+        """The final region layer, or None for a classifier."""
+        last = self.layers[-1]
+        return last if last.kind == "region" else None
+
+    # -- the verbs -------------------------------------------------------------------------
+    def _check_input(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input of shape {tuple(x.shape)} does not fit the network; "
+                             f"expected (N, {self.channels}, {self.height}, {self.width})")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def forward(self, x, train=False):
+        return self._run(x, train, keep_all=False)[-1]
+
+    def forward_all(self, x, train=False):
+        """Every layer's output (for inspection and tests)."""
+        return self._run(x, train, keep_all=True)
+
+    def _run(self, x, train, keep_all):
+        x = self._check_input(x)
+        outputs = [None] * len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, RouteLayer):
+                inp = [outputs[j] for j in layer.sources]
+            else:
+                inp = outputs[i - 1] if i > 0 else x
+            outputs[i] = layer.forward(inp, train)
+            if not keep_all:
+                # free what no later layer reads
+                for j in range(max(0, i - 1), i):
+                    if self._last_use[j] <= i:
+                        outputs[j] = None
+                if isinstance(layer, RouteLayer):
+                    for j in layer.sources:
+                        if self._last_use[j] <= i:
+                            outputs[j] = None
+        return outputs
+
+    def backward(self, dy, start=None):
+        """Back-propagate dL/d(output of layer `start`, default the last) to the input.
+
+        Parameter gradients accumulate on the layers (call zero_grads() between steps).
+        Returns dL/dx for the network input."""
+        n = len(self.layers)
+        start = n - 1 if start is None else (start % n)
+        grads = [None] * n
+        grads[start] = np.ascontiguousarray(dy, dtype=np.float32)
+        dx = None
+        for i in range(start, -1, -1):
+            g = grads[i]
+            grads[i] = None
+            if g is None:
+                continue
+            layer = self.layers[i]
+            d = layer.backward(g)
+            if isinstance(layer, RouteLayer):
+                for j, part in zip(layer.sources, d):
+                    grads[j] = part if grads[j] is None else grads[j] + part
+            elif i == 0:
+                dx = d
+            else:
+                grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
+        if dx is None:
+            dx = np.zeros((np.shape(dy)[0],) + self.input_shape, np.float32)
+        return dx
+
+    def resize(self, width, height):
+        """New input size; every layer recomputes its shapes, parameters are untouched."""
+        width, height = int(width), int(height)
+        self.options.width, self.options.height = width, height
+        shape = (self.channels, height, width)
+        shapes = []
+        for layer in self.layers:
+            if isinstance(layer, RouteLayer):
+                layer.resize([shapes[j] for j in layer.sources])
+            else:
+                layer.resize(shape)
+            shape = layer.out_shape
+            shapes.append(shape)
+
+    def zero_grads(self):
+        for layer in self.layers:
+            layer.zero_grads()
+
+    def parameters(self):
+        """(layer index, name, parameter, gradient or None) for every parameter array."""
+        for i, layer in enumerate(self.layers):
+            for name, p in layer.params.items():
+                yield i, name, p, layer.grads.get(name)
+
+    def num_parameters(self):
+        return int(sum(p.size for _, name, p, g in self.parameters() if g is not None))
+
+    def flops(self):
+        return float(sum(layer.flops() for layer in self.layers))
+
+    # -- files -----------------------------------------------------------------------------
+    def load_weights(self, path, cutoff=None):
+        """darknet .weights or an .h5 checkpoint, told apart by content."""
+        from .checkpoint import is_hdf5, load_checkpoint_into
+        from .weights import read_darknet_weights
+        if is_hdf5(path):
+            load_checkpoint_into(self, path)
+        else:
+            read_darknet_weights(self, path, cutoff=cutoff)
+        return self
+
+    def save_weights(self, path, cutoff=None):
+        from .weights import write_darknet_weights
+        write_darknet_weights(self, path, cutoff=cutoff)
+
+    def save(self, path, names=None, optimizer=None, **meta):
+        from .checkpoint import save_checkpoint
+        save_checkpoint(self, path, names=names if names is not None else self.names,
+                        optimizer=optimizer, meta=meta)
+
+    # -- display ---------------------------------------------------------------------------
+    def summary(self):
+        """darknet-style table: index, type, filters, size/stride, input -> output, BFLOPs."""
+        rows = ["layer     filters    size              input                output"]
+        total = 0.0
+        for i, layer in enumerate(self.layers):
+            c, h, w = layer.in_shape
+            oc, oh, ow = layer.out_shape
+            filters = getattr(layer, "filters", "")
+            bflops = layer.flops() / 1e9
+            total += bflops
+            if isinstance(layer, RouteLayer):
+                rows.append(f"{i:5d} route  {layer.describe():<28s}   ->  {ow:4d} x{oh:4d} x{oc:5d}")
+                continue
+            extra = f"  {bflops:7.3f} BFLOPs" if bflops > 0 else ""
+            rows.append(f"{i:5d} {layer.kind:<6s} {str(filters):>5s}  {layer.describe():<14s}"
+                        f"{w:4d} x{h:4d} x{c:5d}   ->  {ow:4d} x{oh:4d} x{oc:5d}{extra}")
+        rows.append(f"total {total:.3f} BFLOPs, {self.num_parameters():,} parameters")
+        return "\n".join(rows)
+
+    def __repr__(self):
+        return f"Network({self.source}, {len(self.layers)} layers, input {self.input_shape})"

@@ -1,0 +1,200 @@
+"""From the region layer's output to boxes in original-image pixels.
+
+Three separate verbs, each vectorised and tested on its own:
+
+    boxes, scores, classes = decode_region(output, anchors, num_classes, thresh)  # network space
+    keep = nms(cxcywh_to_xyxy(boxes), scores, classes, iou_thresh)               # per class
+    xyxy = unletterbox_boxes(boxes[keep], info)                                  # original pixels
+
+``postprocess`` chains them. NMS runs before the boxes are mapped back and clipped: mapping
+through the letterbox is an affine map per axis, which leaves IoU unchanged, and darknet
+suppresses on unclipped boxes too (it clips only when drawing).
+
+Semantics follow darknet (region_layer.c get_region_detections / correct_region_boxes and
+box.c do_nms_sort) with two deliberate differences: a detection is kept when its score is
+``>= thresh`` (darknet: ``> thresh``), and the letterbox offset used to map boxes back is the
+integer offset at which the image was actually placed (darknet's correct_region_boxes uses
+``(netw - new_w) / 2.`` as a float, half a network pixel off the real placement when the
+padding is odd).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .preprocess import LetterboxInfo
+
+
+def decode_region(output, anchors, num_classes, thresh, coords=4):
+    """Candidate detections from one image's activated region output.
+
+    output: (num*(coords+1+classes), H, W) with x, y, objectness already sigmoided, w, h raw and
+    class probabilities already softmaxed (darknet layout: channel = anchor*(5+classes)+entry).
+    anchors: (num, 2) prior sizes in grid cells.
+
+    Returns (boxes (n, 4) float32 [cx, cy, w, h] normalised to the network input,
+    scores (n,) float32 = objectness * class probability, classes (n,) int64), one row per
+    (box, class) pair whose score >= thresh; a box can appear with several classes.
+    Rows are ordered by (anchor, class, row, col).
+    """
+    output = np.asarray(output, dtype=np.float32)
+    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
+    num = anchors.shape[0]
+    entries = coords + 1 + num_classes
+    channels, grid_h, grid_w = output.shape
+    if channels != num * entries:
+        raise ValueError(f"region output has {channels} channels, expected {num} anchors x "
+                         f"({coords} + 1 + {num_classes}) = {num * entries}")
+    out = output.reshape(num, entries, grid_h, grid_w)
+    objectness = out[:, coords]
+    scores_all = out[:, coords + 1:] * objectness[:, None]          # (num, classes, H, W)
+    anchor, cls, row, col = np.nonzero(scores_all >= np.float32(thresh))
+    scores = scores_all[anchor, cls, row, col]
+    tx, ty = out[anchor, 0, row, col], out[anchor, 1, row, col]
+    tw, th = out[anchor, 2, row, col], out[anchor, 3, row, col]
+    boxes = np.empty((anchor.size, 4), np.float32)
+    boxes[:, 0] = (col.astype(np.float32) + tx) / np.float32(grid_w)
+    boxes[:, 1] = (row.astype(np.float32) + ty) / np.float32(grid_h)
+    boxes[:, 2] = np.exp(tw) * anchors[anchor, 0] / np.float32(grid_w)
+    boxes[:, 3] = np.exp(th) * anchors[anchor, 1] / np.float32(grid_h)
+    return boxes, scores.astype(np.float32), cls.astype(np.int64)
+
+
+def cxcywh_to_xyxy(boxes):
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    half = boxes[:, 2:] * np.float32(0.5)
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def xyxy_to_cxcywh(boxes):
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) * np.float32(0.5),
+                           boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def iou_one_to_many(box, boxes):
+    """IoU of one xyxy box with each row of ``boxes`` (0 where the union is empty)."""
+    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def pairwise_iou(a, b):
+    """(n, m) IoU between two sets of xyxy boxes (0 where the union is empty)."""
+    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
+    ax1, ay1, ax2, ay2 = (np.ascontiguousarray(a[:, i]) for i in range(4))
+    bx1, by1, bx2, by2 = (np.ascontiguousarray(b[:, i]) for i in range(4))
+    inter = np.minimum.outer(ax2, bx2)
+    inter -= np.maximum.outer(ax1, bx1)
+    np.maximum(inter, 0, out=inter)
+    ih = np.minimum.outer(ay2, by2)
+    ih -= np.maximum.outer(ay1, by1)
+    np.maximum(ih, 0, out=ih)
+    inter *= ih
+    union = np.add.outer((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
+    union -= inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+# Above this many candidates of one class the (m, m) overlap matrix gets too big; fall back to
+# one IoU row per kept box.
+_MATRIX_NMS_MAX = 2048
+
+
+def _greedy_keep(boxes, iou_thresh):
+    """Greedy NMS over boxes already sorted by decreasing score -> boolean keep mask.
+
+    Matrix form: box i survives iff no *surviving* earlier box overlaps it. Iterating
+    keep <- not(any earlier kept box overlaps) from keep = all fixes position t after t steps
+    (it depends only on earlier positions), and its only fixed point is the greedy answer; in
+    practice overlap chains are short, so it takes a handful of matrix-vector products.
+    """
+    m = boxes.shape[0]
+    if m > _MATRIX_NMS_MAX:
+        keep = np.zeros(m, bool)
+        remaining = np.arange(m)
+        while remaining.size:
+            best = remaining[0]
+            keep[best] = True
+            rest = remaining[1:]
+            remaining = rest[iou_one_to_many(boxes[best], boxes[rest]) <= iou_thresh]
+        return keep
+    overlaps = np.triu(pairwise_iou(boxes, boxes) > iou_thresh, 1).astype(np.float32)
+    keep = np.ones(m, bool)
+    for _ in range(m):
+        suppressed = keep.astype(np.float32) @ overlaps > 0
+        if not np.any(suppressed == keep):   # keep == ~suppressed: the fixed point
+            break
+        keep = ~suppressed
+    return keep
+
+
+def nms(boxes_xyxy, scores, classes, iou_thresh):
+    """Greedy per-class non-maximum suppression.
+
+    Within each class, boxes are visited by decreasing score (ties: input order); a box is
+    dropped when its IoU with an already kept box of the same class exceeds ``iou_thresh``.
+    Returns the kept indices, sorted by decreasing score.
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores)
+    classes = np.asarray(classes)
+    if boxes.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    order = np.argsort(-scores, kind="stable")
+    sorted_classes = classes[order]
+    keep = []
+    for c in np.unique(classes):
+        members = order[sorted_classes == c]
+        keep.append(members[_greedy_keep(boxes[members], iou_thresh)])
+    keep = np.concatenate(keep).astype(np.int64)
+    return keep[np.argsort(-scores[keep], kind="stable")]
+
+
+def unletterbox_boxes(boxes, info: LetterboxInfo, clip=True):
+    """[cx, cy, w, h] normalised to the network input -> xyxy pixels of the original image."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    sx = np.float32(info.orig_w / info.new_w)   # original pixels per network pixel
+    sy = np.float32(info.orig_h / info.new_h)
+    cx = (boxes[:, 0] * np.float32(info.net_w) - np.float32(info.dx)) * sx
+    cy = (boxes[:, 1] * np.float32(info.net_h) - np.float32(info.dy)) * sy
+    hw = boxes[:, 2] * np.float32(info.net_w) * sx * np.float32(0.5)
+    hh = boxes[:, 3] * np.float32(info.net_h) * sy * np.float32(0.5)
+    out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
+    if clip:
+        clip_boxes(out, info.orig_w, info.orig_h)
+    return out
+
+
+def letterbox_boxes(boxes_xyxy, info: LetterboxInfo):
+    """Inverse of ``unletterbox_boxes`` (unclipped): original xyxy pixels -> network [cx,cy,w,h]."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    sx = info.new_w / info.orig_w
+    sy = info.new_h / info.orig_h
+    cx = ((b[:, 0] + b[:, 2]) * 0.5 * sx + info.dx) / info.net_w
+    cy = ((b[:, 1] + b[:, 3]) * 0.5 * sy + info.dy) / info.net_h
+    w = (b[:, 2] - b[:, 0]) * sx / info.net_w
+    h = (b[:, 3] - b[:, 1]) * sy / info.net_h
+    return np.stack([cx, cy, w, h], axis=1).astype(np.float32)
+
+
+def clip_boxes(boxes_xyxy, width, height):
+    """Clip xyxy boxes to [0, width] x [0, height] in place; returns them."""
+    np.clip(boxes_xyxy[:, 0::2], 0, width, out=boxes_xyxy[:, 0::2])
+    np.clip(boxes_xyxy[:, 1::2], 0, height, out=boxes_xyxy[:, 1::2])
+    return boxes_xyxy
+
+
+def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
+                coords=4):
+    """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes)."""
+    boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
+    if nms_thresh is not None and nms_thresh < 1 and len(scores):
+        keep = nms(cxcywh_to_xyxy(boxes), scores, classes, nms_thresh)
+    else:
+        keep = np.argsort(-scores, kind="stable")
+    return unletterbox_boxes(boxes[keep], info), scores[keep], classes[keep]

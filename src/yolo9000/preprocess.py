@@ -1,0 +1,275 @@
+"""Image loading and darknet's letterbox.
+
+Pipeline: ``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the
+original size), ``letterbox`` resizes it into the network input keeping the aspect ratio, and
+``LetterboxInfo`` remembers the placement so that boxes can be mapped back
+(``yolo9000.postprocess.unletterbox_boxes``).
+
+Conversion choices (all images end up 8-bit RGB, as darknet's stb_image loader does):
+- EXIF orientation is applied first, so sizes and boxes refer to the image as it is displayed.
+- Greyscale / bilevel: replicated to three channels.
+- Alpha (RGBA, LA, PA, palette with transparency): composited on 50 % grey, the letterbox
+  padding colour, so transparent areas look like "nothing" to the network instead of whatever
+  colour happens to be stored under the transparent pixels (often black).
+- CMYK, YCbCr, HSV, ...: Pillow's conversion to RGB.
+- 16-bit (I;16*, I): scaled by 1/257 to 8 bits, never clipped at 255.
+- 32-bit float (F): taken as [0, 1] if its maximum is <= 1, else as [0, 255].
+
+Large images are decoded at reduced size when they exceed ``REDUCE_ABOVE`` pixels on their long
+side *and* twice the letterboxed size (JPEG: DCT-domain ``Image.draft``, cheap in time and
+memory; others: ``Image.reduce``, a box filter). The network input is at most a few hundred
+pixels anyway; ``LoadedImage.width/height`` always hold the original size, so boxes come out in
+original pixels. Images over Pillow's decompression-bomb limit are refused with a clear error.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                  ".ppm", ".pgm", ".pbm", ".pnm", ".jfif", ".jpe", ".tga", ".ico"}
+PAD_VALUE = 0.5
+# Below this long side an image is never decoded at reduced size, so ordinary photos keep their
+# full resolution (and annotated outputs look like the input).
+REDUCE_ABOVE = 2048
+
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+@dataclass
+class LoadedImage:
+    """An image ready for letterboxing. ``rgb`` may be smaller than ``width`` x ``height``."""
+    rgb: np.ndarray        # uint8 (h, w, 3)
+    width: int             # original width in pixels (after EXIF orientation)
+    height: int            # original height in pixels
+    path: str | None = None
+
+    @property
+    def reduced(self) -> bool:
+        return self.rgb.shape[1] != self.width or self.rgb.shape[0] != self.height
+
+
+@dataclass(frozen=True)
+class LetterboxInfo:
+    """Where the resized image sits inside the network input (darknet's letterbox_image)."""
+    net_w: int
+    net_h: int
+    new_w: int     # size of the resized image inside the network input
+    new_h: int
+    dx: int        # left / top offset of the resized image (integer, as darknet embeds it)
+    dy: int
+    orig_w: int    # the original image size that boxes are mapped back to
+    orig_h: int
+
+
+def is_image_name(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+# -- letterbox ----------------------------------------------------------------------------------
+def letterbox_size(img_w: int, img_h: int, net_w: int, net_h: int) -> tuple[int, int]:
+    """darknet: fit the width if it is the tighter constraint, else the height (integer sizes)."""
+    if net_w / img_w < net_h / img_h:
+        new_w, new_h = net_w, (img_h * net_w) // img_w
+    else:
+        new_w, new_h = (img_w * net_h) // img_h, net_h
+    return max(new_w, 1), max(new_h, 1)
+
+
+def letterbox_info(img_w, img_h, net_w, net_h, orig_size=None) -> LetterboxInfo:
+    new_w, new_h = letterbox_size(img_w, img_h, net_w, net_h)
+    orig_w, orig_h = orig_size if orig_size is not None else (img_w, img_h)
+    return LetterboxInfo(int(net_w), int(net_h), new_w, new_h, (net_w - new_w) // 2,
+                         (net_h - new_h) // 2, int(orig_w), int(orig_h))
+
+
+def _lerp_axis(n_in: int, n_out: int):
+    """Source index and weight for each output position, corners aligned (darknet resize_image)."""
+    if n_in == 1 or n_out == 1:
+        return np.zeros(n_out, np.intp), np.zeros(n_out, np.intp), np.zeros(n_out, np.float32)
+    pos = np.arange(n_out, dtype=np.float64) * ((n_in - 1) / (n_out - 1))
+    i0 = np.minimum(pos.astype(np.intp), n_in - 2)
+    return i0, i0 + 1, (pos - i0).astype(np.float32)
+
+
+def resize_bilinear(img: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
+    """Bilinear resize of an (h, w, c) array with darknet's sampling grid; float32 out.
+
+    Separable, columns first, so the full-size input is only ever gathered, never converted to
+    float as a whole (uint8 input stays cheap for large images).
+    """
+    h, w = img.shape[:2]
+    x0, x1, fx = _lerp_axis(w, new_w)
+    y0, y1, fy = _lerp_axis(h, new_h)
+    fx = fx[None, :, None]
+    left = img[:, x0].astype(np.float32)
+    cols = left + (img[:, x1].astype(np.float32) - left) * fx
+    fy = fy[:, None, None]
+    top = cols[y0]
+    return top + (cols[y1] - top) * fy
+
+
+def letterbox(img: np.ndarray, width: int, height: int, orig_size=None):
+    """Letterbox an (h, w, 3) RGB image into a (3, height, width) float32 array in [0, 1].
+
+    ``img`` is uint8 (0..255) or float (0..1). ``orig_size`` = (w, h) of the original image when
+    ``img`` is a reduced decode of it, so the returned info maps boxes to original pixels.
+    """
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected an (h, w, 3) image, got shape {img.shape}")
+    h, w = img.shape[:2]
+    info = letterbox_info(w, h, width, height, orig_size)
+    resized = resize_bilinear(img, info.new_w, info.new_h)
+    if img.dtype == np.uint8:
+        resized *= np.float32(1.0 / 255.0)
+    np.clip(resized, 0.0, 1.0, out=resized)
+    out = np.full((3, height, width), PAD_VALUE, dtype=np.float32)
+    out[:, info.dy:info.dy + info.new_h, info.dx:info.dx + info.new_w] = resized.transpose(2, 0, 1)
+    return out, info
+
+
+# -- loading ------------------------------------------------------------------------------------
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow image -> uint8 (h, w, 3) RGB array, following the module's conversion rules."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        # Pillow's own convert("RGB") clips 16-bit values at 255; scale them instead.
+        grey = np.asarray(img).astype(np.float32) / np.float32(257.0)
+        return _grey_to_rgb(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
+    if mode == "F":
+        grey = np.asarray(img, dtype=np.float32)
+        finite_max = float(np.nanmax(grey)) if grey.size else 0.0
+        scale = 255.0 if finite_max <= 1.0 else 1.0
+        grey = np.nan_to_num(grey * np.float32(scale))
+        return _grey_to_rgb(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
+    if mode in ("1", "L"):
+        return _grey_to_rgb(np.asarray(img.convert("L")))
+    has_alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:] * np.float32(1.0 / 255.0)
+        rgb = rgba[..., :3] * alpha + np.float32(255.0 * PAD_VALUE) * (1.0 - alpha)
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img)
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """A user-supplied array -> uint8 RGB. Floats are taken as [0, 1], uint16 as 16-bit."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise UserError(f"expected an (h, w), (h, w, 3) or (h, w, 4) image array, got {arr.shape}")
+    if arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / np.float32(257.0)
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32) * np.float32(255.0)
+    elif arr.dtype != np.uint8:
+        arr = arr.astype(np.float32)
+    if arr.shape[2] == 4:
+        alpha = arr[..., 3:].astype(np.float32) * np.float32(1.0 / 255.0)
+        arr = arr[..., :3].astype(np.float32) * alpha + np.float32(255.0 * PAD_VALUE) * (1.0 - alpha)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = _grey_to_rgb(arr[..., 0])
+    return np.ascontiguousarray(arr)
+
+
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """The size after EXIF orientation, read without decoding pixels."""
+    try:
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        orientation = 1
+    w, h = img.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _reduce_target(w: int, h: int, net_size) -> tuple[int, int] | None:
+    """Smallest stored size we still want to decode, or None to decode at full size."""
+    if net_size is None or max(w, h) <= REDUCE_ABOVE:
+        return None
+    new_w, new_h = letterbox_size(w, h, *net_size)
+    scale = max(2 * new_w / w, 2 * new_h / h, REDUCE_ABOVE / max(w, h))
+    if scale >= 0.5:
+        return None
+    return max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))
+
+
+def open_image(path, net_size=None) -> LoadedImage:
+    """Read an image file; every failure becomes a one-line UserError naming the file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UserError("no such file", path=path)
+    if os.path.isdir(path):
+        raise UserError("is a directory, not an image", path=path)
+    if os.path.getsize(path) == 0:
+        raise UserError("empty file, not an image", path=path)
+    try:
+        with warnings.catch_warnings():
+            # The bomb *warning* (between 1x and 2x the limit) is fine: we decode reduced.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return _decode(img, path, net_size)
+    except UserError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise UserError(f"image too large to decode safely ({e})", path=path) from None
+    except UnidentifiedImageError:
+        raise UserError("not an image (unrecognised format)", path=path) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Pillow reports truncated / corrupt data as OSError (sometimes SyntaxError/ValueError).
+        raise UserError(f"cannot decode image (corrupt or truncated): {e}", path=path) from None
+    except MemoryError:
+        raise UserError("not enough memory to decode this image", path=path) from None
+
+
+def _decode(img: Image.Image, path, net_size) -> LoadedImage:
+    orig_w, orig_h = _oriented_size(img)
+    target = _reduce_target(orig_w, orig_h, net_size)
+    if target is not None and (orig_w, orig_h) != img.size:
+        target = target[::-1]  # draft/reduce work on the stored (unrotated) pixels
+    if target is not None and img.format == "JPEG":
+        img.draft(None, target)
+    img.load()
+    if target is not None:
+        factor = min(img.size[0] // target[0], img.size[1] // target[1])
+        if factor >= 2:
+            img = img.reduce(factor)
+    img = ImageOps.exif_transpose(img)
+    return LoadedImage(rgb=pil_to_rgb(img), width=orig_w, height=orig_h, path=path)
+
+
+def load_image(source, net_size=None) -> LoadedImage:
+    """Path, PIL image or numpy array -> LoadedImage.
+
+    ``net_size`` (w, h) lets large images be decoded at reduced size (see module docstring).
+    Arrays are taken as RGB (uint8 0..255, uint16 0..65535 or float 0..1).
+    """
+    if isinstance(source, LoadedImage):
+        return source
+    if isinstance(source, Image.Image):
+        img = ImageOps.exif_transpose(source)
+        return LoadedImage(rgb=pil_to_rgb(img), width=img.width, height=img.height,
+                           path=getattr(source, "filename", None) or None)
+    if isinstance(source, np.ndarray):
+        rgb = array_to_rgb(source)
+        return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0])
+    if isinstance(source, (str, os.PathLike)):
+        return open_image(source, net_size)
+    raise UserError(f"cannot read an image from a {type(source).__name__}")
