@@ -497,6 +497,7 @@ def _conv_param_counts(conv_plan: LayerPlan) -> list[tuple[str, int]]:
 
 
 def _read_header(buf: bytes) -> tuple[dict, int]:
+    """Parse the header from the file's first (up to) 20 bytes; returns (fields, size)."""
     if len(buf) < 12:
         raise ValueError("weights file too short for its header")
     major, minor, revision = np.frombuffer(buf[:12], dtype="<i4")
@@ -514,11 +515,12 @@ def load_darknet_weights(model: DarknetNet, path) -> dict:
 
     Raises ValueError when the file holds fewer or more floats than the cfg needs.
     """
-    buf = Path(path).read_bytes()
-    header, offset = _read_header(buf)
-    if (len(buf) - offset) % 4:
+    with open(path, "rb") as fh:
+        header, offset = _read_header(fh.read(20))
+    payload_bytes = Path(path).stat().st_size - offset
+    if payload_bytes % 4:
         raise ValueError(f"{path}: payload is not a whole number of float32")
-    floats = np.frombuffer(buf, dtype="<f4", offset=offset)
+    floats = np.fromfile(path, dtype="<f4", offset=offset)  # writable, so no extra copy
     convs = [(p, m) for p, m in zip(model.plans, model.layers) if p.kind == "convolutional"]
     needed = sum(n for p, _ in convs for _, n in _conv_param_counts(p))
     if needed != floats.size:
@@ -530,36 +532,58 @@ def load_darknet_weights(model: DarknetNet, path) -> dict:
         for plan, conv in convs:
             for name, count in _conv_param_counts(plan):
                 target = getattr(conv, name)
-                target.copy_(torch.from_numpy(floats[pos:pos + count].copy()).view_as(target))
+                target.copy_(torch.from_numpy(floats[pos:pos + count]).view_as(target))
                 pos += count
     return header
+
+
+def _weight_std(sec: Section, fan_in: int) -> float:
+    # He init preserves E[x^2] through conv+leaky; BN with scales~U(.5,1.5) and
+    # rolling_var~U(.5,1.5) multiplies it by E[s^2]*E[1/var] ~ 1.19 and maxpools add
+    # more, so BN layers get a 0.85 gain to keep deep nets O(1).  The final linear
+    # (detection) conv gets plain 1/fan_in so raw region values stay near unit scale.
+    if sec.get_int("batch_normalize", 0):
+        return 0.85 * math.sqrt(2.0 / fan_in)
+    gain = 1.0 if sec.get_str("activation", "logistic") == "linear" else 2.0
+    return math.sqrt(gain / fan_in)
 
 
 def write_random_darknet_weights(cfg_path, out_path, seed, width=None, height=None) -> int:
     """Write deterministic random-but-plausible darknet weights; returns #floats.
 
-    Conv weights ~ N(0, 2/fan_in) (He) keep leaky activations O(1) through deep
-    nets given BN statistics near (0, 1).  Header: major=0 minor=2 revision=0, seen=0.
+    Conv weights are He-like normals (see _weight_std) so that activations stay
+    O(1) through the 23 convolutions of YOLOv2; BN scales ~ U(.5, 1.5), rolling
+    mean ~ N(0, .1), rolling variance ~ U(.5, 1.5), biases ~ N(0, .1).  Header: major=0 minor=2 revision=0, seen=0.
     """
     plans = plan_network(parse_cfg(cfg_path), width, height)
     rng = np.random.default_rng(seed)
-    chunks = []
-    for plan in plans:
-        if plan.kind != "convolutional":
-            continue
-        sec = plan.section
-        f, size = plan.out_shape[0], sec.get_int("size", 1)
-        fan_in = plan.in_shape[0] * size * size
-        chunks.append(rng.normal(0.0, 0.1, f))  # biases
-        if sec.get_int("batch_normalize", 0):
-            chunks.append(rng.uniform(0.5, 1.5, f))  # scales
-            chunks.append(rng.normal(0.0, 0.1, f))  # rolling mean
-            chunks.append(rng.uniform(0.5, 1.5, f))  # rolling variance
-        chunks.append(rng.normal(0.0, math.sqrt(2.0 / fan_in), f * fan_in))
-    payload = np.concatenate(chunks).astype("<f4") if chunks else np.zeros(0, "<f4")
-    header = np.array([0, 2, 0], dtype="<i4").tobytes() + np.array([0], dtype="<u8").tobytes()
+
+    def normal(n, std):  # float32 draws: YOLOv2 has ~5e7 weights
+        return rng.standard_normal(n, dtype=np.float32) * np.float32(std)
+
+    def uniform(n, low, high):
+        return rng.random(n, dtype=np.float32) * np.float32(high - low) + np.float32(low)
+
     out_path = Path(out_path)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(header + payload.tobytes())
+    count = 0
+    with open(tmp, "wb") as fh:
+        fh.write(np.array([0, 2, 0], dtype="<i4").tobytes())
+        fh.write(np.array([0], dtype="<u8").tobytes())
+        for plan in plans:
+            if plan.kind != "convolutional":
+                continue
+            sec = plan.section
+            f, size = plan.out_shape[0], sec.get_int("size", 1)
+            fan_in = plan.in_shape[0] * size * size
+            chunks = [normal(f, 0.1)]  # biases
+            if sec.get_int("batch_normalize", 0):
+                chunks += [uniform(f, 0.5, 1.5),  # scales
+                           normal(f, 0.1),  # rolling mean
+                           uniform(f, 0.5, 1.5)]  # rolling variance
+            chunks.append(normal(f * fan_in, _weight_std(sec, fan_in)))
+            for chunk in chunks:
+                chunk.astype("<f4", copy=False).tofile(fh)
+                count += chunk.size
     tmp.replace(out_path)
-    return int(payload.size)
+    return count
