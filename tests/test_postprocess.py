@@ -1,0 +1,212 @@
+"""decode_region, nms and (un)letterboxing of boxes, each on its own."""
+import math
+
+import numpy as np
+import pytest
+
+from yolo9000.postprocess import (clip_boxes, cxcywh_to_xyxy, decode_region, letterbox_boxes,
+                                  nms, pairwise_iou, postprocess, unletterbox_boxes,
+                                  xyxy_to_cxcywh)
+from yolo9000.preprocess import letterbox_info
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+# -- decode ------------------------------------------------------------------------------------
+def test_decode_hand_built_tensor():
+    """2 anchors, 2 classes, a 3-wide x 2-high grid; one box planted at anchor 1, row 1, col 2."""
+    num, classes, H, W = 2, 2, 2, 3
+    anchors = np.array([[1.0, 1.5], [2.0, 0.5]], np.float32)
+    out = np.zeros((num, 5 + classes, H, W), np.float32)
+    out[:, 5:] = 0.5                              # uniform class probabilities, objectness 0
+    a, r, c = 1, 1, 2
+    out[a, 0, r, c] = 0.25                        # sigma(tx)
+    out[a, 1, r, c] = 0.75                        # sigma(ty)
+    out[a, 2, r, c] = math.log(1.5)               # tw
+    out[a, 3, r, c] = math.log(2.0)               # th
+    out[a, 4, r, c] = 0.9                         # objectness
+    out[a, 5, r, c], out[a, 6, r, c] = 0.8, 0.2
+    boxes, scores, cls = decode_region(out.reshape(-1, H, W), anchors, classes, thresh=0.1)
+    # both classes of the planted box pass 0.1 (0.72 and 0.18): darknet keeps one row per class
+    assert cls.tolist() == [0, 1]
+    np.testing.assert_allclose(scores, [0.72, 0.18], rtol=1e-6)
+    expected = [(2 + 0.25) / 3, (1 + 0.75) / 2, 2.0 * 1.5 / 3, 0.5 * 2.0 / 2]
+    np.testing.assert_allclose(boxes, [expected, expected], rtol=1e-6)
+    boxes, scores, cls = decode_region(out.reshape(-1, H, W), anchors, classes, thresh=0.5)
+    assert cls.tolist() == [0] and len(boxes) == 1
+    # the threshold is inclusive: a score exactly equal to it is kept
+    exact = float(np.float32(0.9) * np.float32(0.8))
+    _, scores, _ = decode_region(out.reshape(-1, H, W), anchors, classes, thresh=exact)
+    assert len(scores) == 1
+    _, scores, _ = decode_region(out.reshape(-1, H, W), anchors, classes, thresh=exact + 1e-6)
+    assert len(scores) == 0
+
+
+def test_decode_rejects_wrong_channel_count():
+    with pytest.raises(ValueError, match="channels"):
+        decode_region(np.zeros((24, 2, 2), np.float32), np.ones((5, 2)), 3, 0.5)
+
+
+def _decode_loops(output, anchors, classes, thresh):
+    """Straight transcription of darknet's get_region_box / get_region_detections."""
+    num = len(anchors)
+    H, W = output.shape[1:]
+    out = output.reshape(num, 5 + classes, H, W).astype(np.float64)
+    rows = []
+    for n in range(num):
+        for k in range(classes):
+            for i in range(H):
+                for j in range(W):
+                    score = out[n, 4, i, j] * out[n, 5 + k, i, j]
+                    if score >= thresh:
+                        box = ((j + out[n, 0, i, j]) / W, (i + out[n, 1, i, j]) / H,
+                               math.exp(out[n, 2, i, j]) * anchors[n][0] / W,
+                               math.exp(out[n, 3, i, j]) * anchors[n][1] / H)
+                        rows.append((box, score, k))
+    return rows
+
+
+def _random_region(rng, num, classes, H, W, peak=3.0):
+    raw = rng.standard_normal((num, 5 + classes, H, W)).astype(np.float32)
+    out = raw.copy()
+    for e in (0, 1, 4):
+        out[:, e] = 1 / (1 + np.exp(-raw[:, e]))
+    ex = np.exp(peak * raw[:, 5:])
+    out[:, 5:] = ex / ex.sum(axis=1, keepdims=True)
+    return out.reshape(-1, H, W)
+
+
+def test_decode_matches_loops_on_random_tensor():
+    rng = np.random.default_rng(4)
+    anchors = np.array([[1.08, 1.19], [3.42, 4.41], [6.63, 11.38]], np.float32)
+    out = _random_region(rng, 3, 4, 5, 7)
+    boxes, scores, cls = decode_region(out, anchors, 4, 0.1)
+    ref = _decode_loops(out, anchors, 4, 0.1)
+    assert len(ref) == len(boxes) > 10
+    np.testing.assert_allclose(boxes, [r[0] for r in ref], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores, [r[1] for r in ref], rtol=1e-5)
+    assert cls.tolist() == [r[2] for r in ref]
+
+
+# -- NMS ---------------------------------------------------------------------------------------
+def _iou(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nms_brute(boxes, scores, classes, thresh):
+    """darknet do_nms_sort: per class, by decreasing score, zero anything overlapping a survivor."""
+    alive = [True] * len(boxes)
+    order = sorted(range(len(boxes)), key=lambda i: -scores[i])
+    for pos, i in enumerate(order):
+        if not alive[i]:
+            continue
+        for j in order[pos + 1:]:
+            if classes[j] == classes[i] and _iou(boxes[i], boxes[j]) > thresh:
+                alive[j] = False
+    return sorted((i for i in range(len(boxes)) if alive[i]), key=lambda i: -scores[i])
+
+
+def test_nms_small_cases():
+    a = [0, 0, 10, 10]
+    b = [0, 0, 10, 6]      # IoU with a = 0.6
+    c = [20, 20, 30, 30]
+    boxes = np.array([a, b, c], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    assert nms(boxes, scores, [0, 0, 0], 0.5).tolist() == [0, 2]
+    assert nms(boxes, scores, [0, 0, 0], 0.6).tolist() == [0, 1, 2]   # only IoU > thresh drops
+    assert nms(boxes, scores, [0, 1, 0], 0.5).tolist() == [0, 1, 2]   # different classes
+    assert nms(boxes[[1, 0, 2]], scores[[1, 0, 2]], [0, 0, 0], 0.5).tolist() == [1, 2]
+    assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), 0.5).tolist() == []
+
+
+def test_nms_chain_keeps_box_whose_suppressor_was_suppressed():
+    # a suppresses b, b would suppress c, but a does not touch c: greedy keeps a and c
+    boxes = np.array([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], np.float32)
+    keep = nms(boxes, [0.9, 0.8, 0.7], [0, 0, 0], 0.3)
+    assert keep.tolist() == [0, 2] == _nms_brute(boxes.tolist(), [0.9, 0.8, 0.7], [0, 0, 0], 0.3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    xy = rng.random((n, 2)) * 100
+    wh = rng.random((n, 2)) * 40 + 1
+    boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    scores = rng.permutation(n).astype(np.float32) / n + 0.001     # distinct scores
+    classes = rng.integers(0, 4, n)
+    thresh = float(rng.choice([0.2, 0.45, 0.7]))
+    got = nms(boxes, scores, classes, thresh).tolist()
+    assert got == _nms_brute(boxes.tolist(), scores.tolist(), classes.tolist(), thresh)
+
+
+def test_pairwise_iou_matches_scalar_formula():
+    rng = np.random.default_rng(9)
+    a = rng.random((7, 2)) * 10
+    a = np.concatenate([a, a + rng.random((7, 2)) * 5], axis=1)
+    b = rng.random((5, 2)) * 10
+    b = np.concatenate([b, b + rng.random((5, 2)) * 5], axis=1)
+    ref = [[_iou(x, y) for y in b] for x in a]
+    np.testing.assert_allclose(pairwise_iou(a, b), ref, atol=1e-6)
+    assert pairwise_iou([[1, 1, 1, 1]], [[1, 1, 1, 1]])[0, 0] == 0   # empty union -> 0, no NaN
+
+
+# -- boxes through the letterbox ---------------------------------------------------------------
+def test_box_format_round_trip():
+    b = np.array([[10, 20, 30, 60], [0, 0, 1, 1]], np.float32)
+    np.testing.assert_allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(b)), b)
+
+
+def test_unletterbox_full_network_box_is_whole_image():
+    info = letterbox_info(768, 576, 416, 416)          # image occupies rows 52..364
+    full = [[0.5, 0.5, 1.0, 312 / 416]]
+    np.testing.assert_allclose(unletterbox_boxes(full, info), [[0, 0, 768, 576]], atol=1e-3)
+
+
+@pytest.mark.parametrize("img, net", [((768, 576), (416, 416)), ((333, 1001), (320, 608)),
+                                      ((64, 64), (64, 64)), ((1920, 1080), (608, 608))])
+def test_letterbox_unletterbox_round_trip(img, net):
+    rng = np.random.default_rng(5)
+    W, H = img
+    xy = rng.random((50, 2)) * [W * 0.8, H * 0.8]
+    boxes = np.concatenate([xy, xy + rng.random((50, 2)) * [W * 0.2, H * 0.2] + 1], axis=1)
+    info = letterbox_info(W, H, *net)
+    back = unletterbox_boxes(letterbox_boxes(boxes, info), info)
+    np.testing.assert_allclose(back, boxes, atol=1e-3 * max(W, H))
+
+
+def test_unletterbox_uses_original_size_of_reduced_image():
+    full = letterbox_info(4800, 3200, 416, 416)
+    reduced = letterbox_info(1200, 800, 416, 416, orig_size=(4800, 3200))
+    box = [[0.3, 0.4, 0.2, 0.1]]
+    np.testing.assert_allclose(unletterbox_boxes(box, reduced), unletterbox_boxes(box, full))
+
+
+def test_unletterbox_clips_to_image():
+    info = letterbox_info(100, 50, 64, 64)
+    out = unletterbox_boxes([[0.0, 0.5, 0.5, 2.0]], info)
+    assert out.min() >= 0 and out[0, 2] <= 100 and out[0, 3] <= 50
+    raw = unletterbox_boxes([[0.0, 0.5, 0.5, 2.0]], info, clip=False)
+    assert raw[0, 0] < 0 and raw[0, 3] > 50
+    np.testing.assert_allclose(clip_boxes(raw.copy(), 100, 50), out)
+
+
+def test_postprocess_boxes_inside_image_and_sorted():
+    rng = np.random.default_rng(6)
+    anchors = np.array([[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11],
+                        [16.62, 10.52]], np.float32)
+    out = _random_region(rng, 5, 20, 13, 13)
+    info = letterbox_info(500, 375, 416, 416)
+    boxes, scores, classes = postprocess(out, anchors, 20, info, 0.05, 0.45)
+    assert len(scores) > 0
+    assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 2] <= 500)
+    assert np.all(boxes[:, 1] >= 0) and np.all(boxes[:, 3] <= 375)
+    assert np.all(np.diff(scores) <= 0) and scores.min() >= 0.05
