@@ -1,24 +1,23 @@
 """darknet-style data augmentation for YOLOv2 detection training.
 
-Images are HWC RGB numpy arrays: uint8 (as decoded; the exact path, resized by Pillow like
-the detect pipeline does) or float32 in [0, 1]. Every function returns float32 in [0, 1].
+Images are HWC RGB numpy arrays: uint8 (as decoded) or float32 in [0, 1]. Every function returns float32 in [0, 1].
 Boxes are normalised [cx, cy, w, h] rows (float32, shape (n, 4)) with a parallel (n,) class
 array. All randomness comes from the numpy Generator passed in, so a sample is a pure function
 of (image, boxes, config, rng seed).
 
-Geometry convention: pixel i covers the continuous interval [i, i+1); a box's corners are
-continuous coordinates, so x1 = (cx - w/2) * W. Pillow's resize samples with the same
-(pixel-centre) convention, which keeps boxes aligned with the resized pixels.
+Geometry: a box's corners are continuous pixel coordinates (x1 = (cx - w/2) * W) and
+boxes follow the proportional map of a resize (x * new_w / w), as in darknet. Decoding and
+resizing are the detect pipeline's (preprocess.py), so a non-augmented training input has
+exactly the pixels the detector sees.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from .errors import UserError
+from .preprocess import letterbox_size, open_image, resize_bilinear
 
 PAD_VALUE = 0.5  # darknet fills letterbox borders and out-of-image crop regions with grey .5
 
@@ -33,24 +32,16 @@ MIN_VISIBLE_FRACTION = 0.2
 # --------------------------------------------------------------------------- image decoding
 
 def load_image(path) -> np.ndarray:
-    """Decode an image file to a uint8 HWC RGB array (EXIF orientation applied).
-
-    Raises UserError naming the file when it is missing or not a readable image.
-    """
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise UserError("image file not found", path=path) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UserError(f"cannot read image: {exc}", path=path) from None
+    """Decode an image file to a uint8 HWC RGB array, exactly as the detect pipeline does
+    (EXIF orientation applied, alpha composited on grey, ...: see preprocess.open_image).
+    Raises UserError naming the file when it is missing or unreadable."""
+    return open_image(path).rgb
 
 
 def to_float(img: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 in [0, 1] (divides by 255, like the detect pre-processing)."""
+    """uint8 -> float32 in [0, 1], scaled like the detect pre-processing."""
     if img.dtype == np.uint8:
-        return img.astype(np.float32) / np.float32(255.0)
+        return img.astype(np.float32) * np.float32(1.0 / 255.0)
     return np.asarray(img, dtype=np.float32)
 
 
@@ -59,12 +50,15 @@ def to_float(img: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class BoxTransform:
     """Maps normalised coordinates of the source image to normalised output coordinates:
-    x_out = x_in * scale_x + offset_x (same for y; widths are multiplied by the scale)."""
+    x_out = x_in * scale_x + offset_x (same for y; widths are multiplied by the scale).
+    ``visible`` = (x0, y0, x1, y1): the normalised output region that shows source pixels
+    (boxes are clipped to it)."""
 
     scale_x: float
     scale_y: float
     offset_x: float
     offset_y: float
+    visible: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
 
     def inverse(self) -> "BoxTransform":
         """The map from output coordinates back to the source image (e.g. for detections)."""
@@ -72,38 +66,32 @@ class BoxTransform:
                             -self.offset_x / self.scale_x, -self.offset_y / self.scale_y)
 
 
-def letterbox_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
-    """darknet's letterbox_image size rule (integer division, as in the C code)."""
-    if width / src_w < height / src_h:
-        return width, (src_h * width) // src_w
-    return (src_w * height) // src_h, height
+def _crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """img[y0:y1, x0:x1] where the window may leave the image; outside pixels are PAD_VALUE.
 
-
-def _resize_region(img: np.ndarray, box: tuple[float, float, float, float],
-                   size: tuple[int, int]) -> np.ndarray:
-    """Bilinear-resize the source region box=(x0, y0, x1, y1) of img to size=(w, h), float32.
-
-    uint8 images go through Pillow's RGB path and are divided by 255 afterwards (what the
-    detect pre-processing does, so the no-augmentation pixels match); float images are
-    resized channel by channel in Pillow's float mode.
+    A window inside the image stays a (uint8) view, so the plain letterbox resizes the very
+    same array as the detect pipeline and gets the same pixels.
     """
-    if img.dtype == np.uint8:
-        out = Image.fromarray(img, "RGB").resize(size, Image.BILINEAR, box=box)
-        return to_float(np.asarray(out))
-    img = np.asarray(img, dtype=np.float32)
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(img[:, :, c]), "F")
-                           .resize(size, Image.BILINEAR, box=box))
-                for c in range(img.shape[2])]
-    return np.stack(channels, axis=2)
+    src_h, src_w = img.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= src_w and y1 <= src_h:
+        return img[y0:y1, x0:x1]
+    crop = np.full((y1 - y0, x1 - x0, 3), PAD_VALUE, dtype=np.float32)
+    vx0, vx1 = max(x0, 0), min(x1, src_w)
+    vy0, vy1 = max(y0, 0), min(y1, src_h)
+    if vx1 > vx0 and vy1 > vy0:
+        crop[vy0 - y0:vy1 - y0, vx0 - x0:vx1 - x0] = to_float(img[vy0:vy1, vx0:vx1])
+    return crop
 
 
 def place_window(img: np.ndarray, window: tuple[int, int, int, int],
                  width: int, height: int) -> tuple[np.ndarray, BoxTransform]:
-    """Letterbox the pixel window (x0, y0, x1, y1) of img into a (height, width) canvas.
+    """darknet's crop_image + letterbox_image: the integer pixel window (x0, y0, x1, y1) of
+    img (it may extend beyond the image: those parts are PAD_VALUE grey) is resized keeping
+    its aspect ratio and centred in a (height, width) canvas padded with PAD_VALUE.
 
-    The window may extend beyond the image (jitter); those parts, like the letterbox
-    borders, are PAD_VALUE. Returns the float32 image and the BoxTransform that maps
-    normalised coordinates of the whole source image to normalised output coordinates.
+    The resize is preprocess.resize_bilinear (darknet's sampling grid), shared with the
+    detect pipeline. Returns the float32 HWC image and the BoxTransform mapping normalised
+    coordinates of the whole source image to normalised output coordinates.
     """
     src_h, src_w = img.shape[:2]
     x0, y0, x1, y1 = window
@@ -111,33 +99,24 @@ def place_window(img: np.ndarray, window: tuple[int, int, int, int],
     new_w, new_h = letterbox_size(win_w, win_h, width, height)
     off_x, off_y = (width - new_w) // 2, (height - new_h) // 2
 
+    crop = _crop(img, x0, y0, x1, y1)
+    resized = resize_bilinear(crop, new_w, new_h)
+    if crop.dtype == np.uint8:
+        resized *= np.float32(1.0 / 255.0)
+    np.clip(resized, 0.0, 1.0, out=resized)
     canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.float32)
-
-    # Paint the part of the window that lies inside the image. Only whole output pixels
-    # are painted (at most a fraction of a pixel of grey at the image edge); the source
-    # region is derived from those pixels so the pixel <-> box mapping stays exact.
-    def span(v0, v1, w0, size, new, off):
-        a0 = off + ((v0 - w0) * new) / size
-        a1 = off + ((v1 - w0) * new) / size
-        i0, i1 = math.ceil(a0 - 1e-6), math.floor(a1 + 1e-6)
-        s0 = w0 + ((i0 - off) * size) / new
-        s1 = w0 + ((i1 - off) * size) / new
-        return i0, i1, s0, s1
-
-    vx0, vx1 = max(x0, 0), min(x1, src_w)
-    vy0, vy1 = max(y0, 0), min(y1, src_h)
-    if vx1 > vx0 and vy1 > vy0:
-        i0, i1, sx0, sx1 = span(vx0, vx1, x0, win_w, new_w, off_x)
-        j0, j1, sy0, sy1 = span(vy0, vy1, y0, win_h, new_h, off_y)
-        if i1 > i0 and j1 > j0:
-            box = (min(max(sx0, 0.0), src_w), min(max(sy0, 0.0), src_h),
-                   min(max(sx1, 0.0), src_w), min(max(sy1, 0.0), src_h))
-            canvas[j0:j1, i0:i1] = _resize_region(img, box, (i1 - i0, j1 - j0))
+    canvas[off_y:off_y + new_h, off_x:off_x + new_w] = resized
 
     sx, sy = new_w / win_w, new_h / win_h
+    # the source pixels inside the window, in normalised output coordinates
+    visible = ((off_x + (max(x0, 0) - x0) * sx) / width,
+               (off_y + (max(y0, 0) - y0) * sy) / height,
+               (off_x + (min(x1, src_w) - x0) * sx) / width,
+               (off_y + (min(y1, src_h) - y0) * sy) / height)
     transform = BoxTransform(
         scale_x=src_w * sx / width, scale_y=src_h * sy / height,
-        offset_x=(off_x - x0 * sx) / width, offset_y=(off_y - y0 * sy) / height)
+        offset_x=(off_x - x0 * sx) / width, offset_y=(off_y - y0 * sy) / height,
+        visible=visible)
     return canvas, transform
 
 
@@ -156,9 +135,10 @@ def letterbox_boxes(boxes: np.ndarray, transform: BoxTransform) -> np.ndarray:
     return boxes * scale + offset
 
 
-def clip_boxes(boxes: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clip boxes to [0, 1] and drop the ones that became too thin or mostly invisible
-    (see MIN_BOX_SIDE and MIN_VISIBLE_FRACTION)."""
+def clip_boxes(boxes: np.ndarray, classes: np.ndarray,
+               region=(0.0, 0.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Clip boxes to region (x0, y0, x1, y1), normalised, and drop the ones that became too
+    thin or mostly invisible (see MIN_BOX_SIDE and MIN_VISIBLE_FRACTION)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     classes = np.asarray(classes).reshape(-1)
     x1 = boxes[:, 0] - boxes[:, 2] / 2
@@ -166,8 +146,10 @@ def clip_boxes(boxes: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.n
     y1 = boxes[:, 1] - boxes[:, 3] / 2
     y2 = boxes[:, 1] + boxes[:, 3] / 2
     area = (x2 - x1) * (y2 - y1)
-    cx1, cx2 = np.clip(x1, 0, 1), np.clip(x2, 0, 1)
-    cy1, cy2 = np.clip(y1, 0, 1), np.clip(y2, 0, 1)
+    rx0, ry0, rx1, ry1 = (max(0.0, region[0]), max(0.0, region[1]),
+                          min(1.0, region[2]), min(1.0, region[3]))
+    cx1, cx2 = np.clip(x1, rx0, rx1), np.clip(x2, rx0, rx1)
+    cy1, cy2 = np.clip(y1, ry0, ry1), np.clip(y2, ry0, ry1)
     w, h = cx2 - cx1, cy2 - cy1
     with np.errstate(divide="ignore", invalid="ignore"):
         visible = np.where(area > 0, (w * h) / area, 0.0)
@@ -183,7 +165,8 @@ def random_place(img, boxes, classes, width, height, jitter, rng):
     [-jitter*w, jitter*w] (resp. h) pixels, then letterbox the window into (width, height).
 
     Positive offsets crop into the image, negative ones add .5 grey margins, so the objects
-    shift, zoom and change aspect by up to the jitter. Returns (image float32 (H, W, 3),
+    shift, zoom and change aspect by up to the jitter. Boxes are clipped to the part of the
+    output that shows image pixels (a box cut by the crop ends at the cut). Returns (image float32 (H, W, 3),
     boxes (m, 4), classes (m,)) with boxes clipped and filtered by clip_boxes.
     """
     src_h, src_w = img.shape[:2]
@@ -198,7 +181,7 @@ def random_place(img, boxes, classes, width, height, jitter, rng):
     if y1 - y0 < 1:
         y1 = y0 + 1
     out, transform = place_window(img, (x0, y0, x1, y1), width, height)
-    boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes)
+    boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes, transform.visible)
     return out, boxes, classes
 
 
@@ -402,7 +385,8 @@ def make_training_sample(record_or_image, boxes, classes, width, height, config,
         chw = distort_planes(out.transpose(2, 0, 1), *distortion)
     else:
         out, transform = letterbox_image(img, width, height)
-        boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes)
+        boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes,
+                                    transform.visible)
         chw = np.ascontiguousarray(out.transpose(2, 0, 1))
     boxes, classes = select_boxes(boxes, classes, max_boxes, rng, shuffle=config.enabled)
 
