@@ -1,0 +1,51 @@
+"""`yolo9000 make-shapes OUT`: write the synthetic shapes detection dataset."""
+import os
+import time
+
+import click
+
+
+@click.command("make-shapes")
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option("--train", "n_train", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="Number of training images.")
+@click.option("--val", "n_val", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Number of validation images.")
+@click.option("--size", type=click.IntRange(min=32, max=4096), default=160, show_default=True,
+              help="Image side in pixels (images are square).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed; the same seed gives identical files.")
+@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
+              show_default=True, help="Image file format.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes used to render (default: all CPUs). Output does not depend on it.")
+def command(out, n_train, n_val, size, seed, image_format, workers):
+    """Generate a synthetic shapes dataset (circle, square, triangle, star, cross) in OUT.
+
+    Darknet layout: OUT/images/{train,val}, OUT/labels/{train,val}, OUT/train.txt and
+    OUT/val.txt (image paths relative to OUT), OUT/classes.names and OUT/shapes.data.
+    """
+    from ..shapes import CLASS_NAMES, make_shapes
+
+    workers = workers or os.cpu_count() or 1
+    total = n_train + n_val
+    start = time.perf_counter()
+    with click.progressbar(length=total, label=f"rendering {total} images", file=None,
+                           show_pos=True) as bar:
+        last = [0]
+
+        def progress(done, _total):
+            bar.update(done - last[0])
+            last[0] = done
+
+        paths = make_shapes(out, n_train=n_train, n_val=n_val, size=size, seed=seed,
+                            image_format=image_format, workers=workers, progress=progress)
+    elapsed = time.perf_counter() - start
+    root = paths["root"]
+    click.echo(f"wrote {n_train} train + {n_val} val images ({size}x{size} {image_format}, "
+               f"{paths['objects']} objects, seed {seed}) in {elapsed:.1f} s to {root}")
+    click.echo(f"  images:  {root / 'images' / 'train'}  {root / 'images' / 'val'}")
+    click.echo(f"  labels:  {root / 'labels' / 'train'}  {root / 'labels' / 'val'}")
+    click.echo(f"  lists:   {paths['train']}  {paths['val']}")
+    click.echo(f"  classes: {paths['names']} ({', '.join(CLASS_NAMES)})")
+    click.echo(f"  data:    {paths['data']}")
