@@ -192,6 +192,26 @@ def test_conv_padding_and_activations(tmp_path):
     assert torch.allclose(a, ref_a, atol=1e-5) and torch.allclose(b, ref_b, atol=1e-5)
 
 
+def test_inference_bn_adds_eps_to_std_not_variance(tmp_path):
+    # golden rolling variances are ~1, where the eps placement is invisible; a tiny
+    # variance makes darknet's (x - mean)/(sqrt(var) + 1e-6) distinguishable.
+    cfg = write_cfg(tmp_path, "[net]\nwidth=3\nheight=3\nchannels=1\n[convolutional]\n"
+                              "batch_normalize=1\nfilters=2\nsize=1\nactivation=linear\n")
+    model = td.build_torch_net(cfg)
+    conv = model.conv_layers()[0]
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.rolling_mean.copy_(torch.tensor([0.5, -0.25]))
+        conv.rolling_var.copy_(torch.tensor([1e-8, 4.0]))
+        conv.scales.copy_(torch.tensor([2.0, 0.5]))
+        conv.bias.copy_(torch.tensor([0.1, -0.2]))
+        x = torch.linspace(-1, 1, 9).reshape(1, 1, 3, 3)
+        out = model(x)[0]
+    for f, (m, v, s, b) in enumerate([(0.5, 1e-8, 2.0, 0.1), (-0.25, 4.0, 0.5, -0.2)]):
+        expected = (x[0, 0] - m) / (v ** 0.5 + 1e-6) * s + b
+        assert torch.allclose(out[0, f], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_parse_cfg_spacing_comments_and_duplicates(tmp_path):
     cfg = write_cfg(tmp_path, "# header\n[net]\nbatch = 64\nbatch=1\n ; note\nwidth = 32\n"
                               "height=32\n\n[convolutional]\nanchors = 1.5, 2,  3,4\n")
