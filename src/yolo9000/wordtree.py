@@ -1,0 +1,198 @@
+"""WordTree: YOLO9000's class hierarchy (darknet's tree.c semantics).
+
+A tree file has one node per line, ``wnid parent_index`` (parent -1 for a root).  A *group* is a
+consecutive run of nodes with the same parent — darknet's ``read_tree`` builds
+``group_offset``/``group_size`` that way — and the region layer applies a separate softmax to
+each group, so every class channel holds P(node | parent).  Absolute probabilities are products
+up the parents.
+"""
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+
+class WordTree:
+    def __init__(self, parent, wnids=None, names=None, source=None):
+        parent = np.asarray(parent, dtype=np.int64).reshape(-1)
+        n = parent.size
+        index = np.arange(n)
+        if n == 0:
+            raise ValueError("word tree: no nodes")
+        if np.any(parent < -1) or np.any(parent >= index):
+            bad = int(np.flatnonzero((parent < -1) | (parent >= index))[0])
+            raise ValueError(f"word tree: node {bad} has parent {int(parent[bad])}; parents must "
+                             "come before their children (-1 for a root)")
+        self.parent = parent.astype(np.int32)
+        self.n = n
+        self.wnids = list(wnids) if wnids is not None else [str(i) for i in range(n)]
+        self.names = list(names) if names is not None else list(self.wnids)
+        if len(self.wnids) != n or len(self.names) != n:
+            raise ValueError(f"word tree: {n} nodes but {len(self.wnids)} ids / {len(self.names)} names")
+        self.source = source
+
+        starts = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+        self.group_offset = starts.astype(np.int64)
+        self.group_size = np.diff(np.r_[starts, n]).astype(np.int64)
+        self.group = (np.repeat(np.arange(starts.size), self.group_size)).astype(np.int32)
+        # child[i]: the group holding i's children (-1 for a leaf), as darknet's tree->child
+        self.child = np.full(n, -1, dtype=np.int32)
+        first_parents = parent[starts]
+        has_parent = first_parents >= 0
+        self.child[first_parents[has_parent]] = np.flatnonzero(has_parent)
+        self.leaf = self.child < 0
+        self.depth = np.zeros(n, dtype=np.int32)
+        for i in range(n):   # parents precede children, so one pass suffices
+            if parent[i] >= 0:
+                self.depth[i] = self.depth[parent[i]] + 1
+
+    # -- construction ----------------------------------------------------------------------
+    @property
+    def groups(self):
+        """(offsets, sizes) of the softmax groups."""
+        return self.group_offset, self.group_size
+
+    @classmethod
+    def load(cls, path, names=None):
+        """Read a darknet tree file; names: a names file (one per line) or list, optional."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UserError(f"cannot read word tree: {exc.strerror or exc}", path=path) from None
+        wnids, parent = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise UserError(f"expected 'id parent_index', got {line.strip()!r}", path=path, line=lineno)
+            try:
+                p = int(fields[1])
+            except ValueError:
+                raise UserError(f"parent index {fields[1]!r} is not an integer", path=path, line=lineno) from None
+            if p < -1 or p >= len(parent):
+                raise UserError(f"parent index {p} must be -1 or an earlier node (0..{len(parent) - 1})",
+                                path=path, line=lineno)
+            wnids.append(fields[0])
+            parent.append(p)
+        if not parent:
+            raise UserError("word tree is empty", path=path)
+        if isinstance(names, (str, Path)):
+            names_path = Path(names)
+            try:
+                names = [s.strip() for s in names_path.read_text().splitlines() if s.strip()]
+            except OSError as exc:
+                raise UserError(f"cannot read names: {exc.strerror or exc}", path=names_path) from None
+            if len(names) != len(parent):
+                raise UserError(f"{len(names)} names for a tree of {len(parent)} nodes", path=names_path)
+        return cls(parent, wnids=wnids, names=names, source=str(path))
+
+    @classmethod
+    def bundled(cls, name="9k"):
+        """A tree shipped with the package (yolo9000/models/<name>.tree, with <name>.names)."""
+        models = resources.files("yolo9000") / "models"
+        tree_file = models / f"{name}.tree"
+        if not tree_file.is_file():
+            raise UserError(f"no bundled word tree named {name!r}")
+        names_file = models / f"{name}.names"
+        with resources.as_file(tree_file) as tree_path:
+            tree = cls.load(tree_path)
+        if names_file.is_file():
+            names = [s.strip() for s in names_file.read_text().splitlines() if s.strip()]
+            if len(names) == tree.n:
+                tree.names = names
+        tree.source = f"bundled:{name}"
+        return tree
+
+    @classmethod
+    def resolve(cls, spec):
+        """A WordTree from a WordTree, a path, or a cfg value like 'data/9k.tree'.
+
+        A cfg's darknet-relative path that does not exist falls back to the bundled tree of the
+        same name, so the stock yolo9000.cfg works from any directory.
+        """
+        if isinstance(spec, WordTree):
+            return spec
+        path = Path(str(spec))
+        if path.is_file():
+            return cls.load(path)
+        if path.suffix == ".tree" and (resources.files("yolo9000") / "models" / path.name).is_file():
+            return cls.bundled(path.stem)
+        raise UserError("word tree file not found", path=path)
+
+    # -- the grouped (hierarchical) softmax ----------------------------------------------------
+    def _check_axis(self, x, axis):
+        if x.shape[axis] != self.n:
+            raise ValueError(f"word tree: axis {axis} has {x.shape[axis]} entries, tree has {self.n} nodes")
+
+    def grouped_softmax(self, x, axis=-1):
+        """Softmax over each group's span along axis: P(node | parent)."""
+        self._check_axis(x, axis)
+        peak = np.repeat(np.maximum.reduceat(x, self.group_offset, axis=axis), self.group_size, axis=axis)
+        e = np.exp(x - peak)
+        total = np.repeat(np.add.reduceat(e, self.group_offset, axis=axis), self.group_size, axis=axis)
+        return e / total
+
+    def grouped_softmax_vjp(self, p, dy, axis=-1):
+        """Adjoint of grouped_softmax at output p: p * (dy - sum over the group of p*dy)."""
+        self._check_axis(p, axis)
+        inner = np.add.reduceat(p * dy, self.group_offset, axis=axis)
+        return p * (dy - np.repeat(inner, self.group_size, axis=axis))
+
+    def grouped_log_softmax(self, x, axis=-1):
+        self._check_axis(x, axis)
+        peak = np.repeat(np.maximum.reduceat(x, self.group_offset, axis=axis), self.group_size, axis=axis)
+        shifted = x - peak
+        total = np.add.reduceat(np.exp(shifted), self.group_offset, axis=axis)
+        return shifted - np.repeat(np.log(total), self.group_size, axis=axis)
+
+    # -- probabilities over the hierarchy ------------------------------------------------------
+    def path(self, node):
+        """node, its parent, ..., its root."""
+        out = []
+        node = int(node)
+        if not 0 <= node < self.n:
+            raise ValueError(f"word tree: node {node} outside [0, {self.n})")
+        while node >= 0:
+            out.append(node)
+            node = int(self.parent[node])
+        return out
+
+    def hierarchy_probability(self, probs, node, axis=-1):
+        """Absolute probability of node: product of conditional probabilities up the parents."""
+        return np.take(probs, self.path(node), axis=axis).prod(axis=axis)
+
+    def hierarchy_predictions(self, probs, axis=-1):
+        """Every node's absolute probability (darknet's hierarchy_predictions, only_leaves=0)."""
+        self._check_axis(probs, axis)
+        out = np.moveaxis(np.array(probs, copy=True), axis, -1)
+        for level in range(1, int(self.depth.max()) + 1):
+            nodes = np.flatnonzero(self.depth == level)
+            out[..., nodes] *= out[..., self.parent[nodes]]
+        return np.moveaxis(out, -1, axis)
+
+    def top_prediction(self, probs, thresh):
+        """darknet's hierarchy_top_prediction for one 1-D vector of conditional probabilities:
+        descend from the root group through the most likely child while the path probability
+        stays above thresh; returns the deepest node reached."""
+        probs = np.asarray(probs).reshape(-1)
+        p, group = 1.0, 0
+        while True:
+            start, size = int(self.group_offset[group]), int(self.group_size[group])
+            best = start + int(np.argmax(probs[start:start + size]))
+            top = float(probs[best])
+            if p * top > thresh:
+                p *= top
+                group = int(self.child[best])
+                if group < 0:
+                    return best
+            elif group == 0:
+                return best
+            else:
+                return int(self.parent[start])
+
+    def __repr__(self):
+        return f"WordTree({self.n} nodes, {len(self.group_offset)} groups, source={self.source!r})"

@@ -1,0 +1,148 @@
+"""WordTree (YOLO9000's hierarchy) and the region layer's grouped softmax."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolo9000.errors import UserError
+from yolo9000.layers.region import RegionLayer
+from yolo9000.wordtree import WordTree
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "data"
+
+# roots {0,1}; 0 -> {2,3,4}; 1 -> {5,6}; 3 -> {7,8}; 6 -> {9}
+SMALL_PARENTS = [-1, -1, 0, 0, 0, 1, 1, 3, 3, 6]
+
+
+def darknet_read_tree_groups(parents):
+    """darknet's read_tree group bookkeeping, transcribed loop for loop as a reference."""
+    offsets, sizes, group_of = [], [], []
+    last_parent, group_size, groups = -1, 0, 0
+    for n, parent in enumerate(parents):
+        if parent != last_parent:
+            groups += 1
+            offsets.append(n - group_size)
+            sizes.append(group_size)
+            group_size = 0
+            last_parent = parent
+        group_of.append(groups)
+        group_size += 1
+    offsets.append(len(parents) - group_size)
+    sizes.append(group_size)
+    return offsets, sizes, group_of
+
+
+def test_small_tree_structure():
+    tree = WordTree(SMALL_PARENTS)
+    offsets, sizes = tree.groups
+    assert offsets.tolist() == [0, 2, 5, 7, 9] and sizes.tolist() == [2, 3, 2, 2, 1]
+    assert tree.child.tolist() == [1, 2, -1, 3, -1, -1, 4, -1, -1, -1]
+    assert tree.leaf.tolist() == [False, False, True, False, True, True, False, True, True, True]
+    assert tree.path(8) == [8, 3, 0]
+    assert tree.depth.tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, 2]
+
+
+def test_bundled_9k_matches_darknet_grouping():
+    tree = WordTree.bundled("9k")
+    assert tree.n == 9418
+    assert tree.wnids[0] == "n00002452" and tree.names[0] == "thing"
+    ref_offsets, ref_sizes, ref_group = darknet_read_tree_groups(tree.parent.tolist())
+    # darknet's first group is the roots' (first node is a root, so no empty leading group)
+    assert ref_sizes[0] > 0
+    assert tree.group_offset.tolist() == ref_offsets
+    assert tree.group_size.tolist() == ref_sizes
+    assert tree.group.tolist() == ref_group
+    assert tree.group_size.sum() == 9418
+    if (SHARED / "9k.tree").is_file():
+        same = WordTree.load(SHARED / "9k.tree", names=SHARED / "9k.names")
+        assert np.array_equal(same.parent, tree.parent) and same.names == tree.names
+
+
+def test_resolve_cfg_path_falls_back_to_bundled(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert WordTree.resolve("data/9k.tree").n == 9418
+    with pytest.raises(UserError, match="not found"):
+        WordTree.resolve("data/nope.tree")
+
+
+def test_load_errors_name_the_line(tmp_path):
+    bad = tmp_path / "bad.tree"
+    bad.write_text("a -1\nb 0\nc 5\n")
+    with pytest.raises(UserError) as err:
+        WordTree.load(bad)
+    assert err.value.line == 3 and "earlier node" in str(err.value)
+    bad.write_text("a -1\nb x\n")
+    with pytest.raises(UserError, match="not an integer"):
+        WordTree.load(bad)
+
+
+def test_grouped_softmax_and_its_adjoint():
+    tree = WordTree(SMALL_PARENTS)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 2, size=(3, 10, 4))
+    p = tree.grouped_softmax(x, axis=1)
+    for off, size in zip(*tree.groups):
+        span = x[:, off:off + size]
+        e = np.exp(span - span.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(p[:, off:off + size], e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(np.exp(tree.grouped_log_softmax(x, axis=1)), p, rtol=1e-12)
+    dy = rng.normal(size=x.shape)
+    dx = tree.grouped_softmax_vjp(p, dy, axis=1)
+    eps = 1e-6
+    for i in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[i] += eps
+        xm.flat[i] -= eps
+        numeric = ((tree.grouped_softmax(xp, 1) - tree.grouped_softmax(xm, 1)) * dy).sum() / (2 * eps)
+        assert numeric == pytest.approx(dx.flat[i], rel=1e-6, abs=1e-9)
+
+
+def test_hierarchy_probabilities():
+    tree = WordTree(SMALL_PARENTS)
+    probs = tree.grouped_softmax(np.random.default_rng(1).normal(size=(2, 10)), axis=1)
+    assert tree.hierarchy_probability(probs[0], 8) == pytest.approx(probs[0, 8] * probs[0, 3] * probs[0, 0])
+    absolute = tree.hierarchy_predictions(probs, axis=1)
+    for node in range(10):
+        np.testing.assert_allclose(absolute[:, node], tree.hierarchy_probability(probs, node, axis=1))
+    # children of a node share its probability mass
+    np.testing.assert_allclose(absolute[:, 7] + absolute[:, 8], absolute[:, 3])
+    np.testing.assert_allclose(absolute[:, 0] + absolute[:, 1], 1)
+
+
+def test_top_prediction_descends_while_confident():
+    tree = WordTree(SMALL_PARENTS)
+    probs = np.array([0.9, 0.1, 0.1, 0.8, 0.1, 0.5, 0.5, 0.3, 0.7, 1.0])
+    assert tree.top_prediction(probs, 0.5) == 8        # .9 * .8 * .7 = .504
+    assert tree.top_prediction(probs, 0.6) == 3        # .504 too low: stop at the parent
+    assert tree.top_prediction(probs, 0.95) == 0       # root group: best root regardless
+
+
+def test_region_layer_with_tree_forward_and_backward():
+    tree = WordTree(SMALL_PARENTS)
+    anchors = [1, 1, 2, 2]
+    layer = RegionLayer((2 * (5 + 10), 3, 4), anchors=anchors, classes=10, num=2, tree=tree)
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 2, size=(2,) + layer.in_shape)
+    out = layer.forward(x.astype(np.float32)).reshape(2, 2, 15, 3, 4)
+    v = x.reshape(2, 2, 15, 3, 4)
+    np.testing.assert_allclose(out[:, :, 5:], tree.grouped_softmax(v[:, :, 5:], axis=2), rtol=1e-5)
+    np.testing.assert_allclose(out[:, :, 5:7].sum(axis=2), 1, rtol=1e-6)    # root group
+    np.testing.assert_allclose(out[:, :, 4], 1 / (1 + np.exp(-v[:, :, 4])), rtol=1e-5)
+
+    dy = rng.normal(size=x.shape)
+    out64 = layer.activate(x)
+    dx = layer._activation_vjp(out64, dy)
+    eps = 1e-6
+    for i in rng.choice(x.size, size=300, replace=False):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[i] += eps
+        xm.flat[i] -= eps
+        numeric = ((layer.activate(xp) - layer.activate(xm)) * dy).sum() / (2 * eps)
+        assert numeric == pytest.approx(dx.flat[i], rel=1e-6, abs=1e-8)
+    np.testing.assert_allclose(layer.backward(dy.astype(np.float32)), dx, rtol=1e-4, atol=1e-5)
+
+
+def test_region_tree_size_must_match_classes():
+    with pytest.raises(ValueError, match="tree has 10 nodes"):
+        RegionLayer((2 * (5 + 9), 3, 3), anchors=[1, 1, 2, 2], classes=9, num=2,
+                    tree=WordTree(SMALL_PARENTS))
