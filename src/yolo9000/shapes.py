@@ -156,16 +156,18 @@ def _background(size: int, rng) -> np.ndarray:
     return np.asarray(layer, dtype=np.float32)
 
 
-def _shape_color(img, alpha, x0, y0, rng):
-    """A colour far enough from what the shape will cover (else the farthest of a few)."""
+def _shape_color(img, alpha, x0, y0, rng, overlapped=()):
+    """A colour far enough from what the shape will cover and from the shapes it overlaps,
+    so that touching shapes never merge into one blob (else the best of a few tries)."""
     h, w = alpha.shape
     under = img[y0:y0 + h, x0:x0 + w]
     weight = alpha.sum()
     mean_under = (under * alpha[..., None]).sum((0, 1)) / max(weight, 1e-6)
+    avoid = [mean_under] + list(overlapped)
     best, best_d = None, -1.0
     for _ in range(12):
         color = _random_color(rng)
-        d = float(np.linalg.norm(color - mean_under))
+        d = min(float(np.linalg.norm(color - other)) for other in avoid)
         if d >= MIN_COLOR_DISTANCE:
             return color
         if d > best_d:
@@ -189,6 +191,7 @@ def render_sample(rng, size=160, return_masks=False):
     full = []            # (alpha crop, x0, y0) per kept object
     visible = []         # (size, size) uncovered coverage per kept object
     full_area, visible_area = [], []
+    colors = []
     polys, classes = [], []
     for _ in range(n_wanted):
         for _attempt in range(20):
@@ -216,7 +219,9 @@ def render_sample(rng, size=160, return_masks=False):
         polys.append(poly)
         classes.append(cls)
 
-        color = _shape_color(img, alpha, x0, y0, rng)
+        color = _shape_color(img, alpha, x0, y0, rng,
+                             [colors[i] for i, c in enumerate(covered) if c > 0])
+        colors.append(color)
         # A gentle shading ramp across the shape so fills are not perfectly flat.
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         g = rng.uniform(-0.25, 0.25, 2) / max(h, w)
