@@ -191,10 +191,17 @@ def clip_boxes(boxes_xyxy, width, height):
 
 def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
                 coords=4):
-    """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes)."""
+    """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes).
+
+    Sorted by decreasing score; boxes left with zero area by clipping (entirely outside the
+    image, in the letterbox padding) are dropped.
+    """
     boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
     if nms_thresh is not None and nms_thresh < 1 and len(scores):
         keep = nms(cxcywh_to_xyxy(boxes), scores, classes, nms_thresh)
     else:
         keep = np.argsort(-scores, kind="stable")
-    return unletterbox_boxes(boxes[keep], info), scores[keep], classes[keep]
+    xyxy = unletterbox_boxes(boxes[keep], info)
+    # A box entirely in the letterbox padding clips to nothing; it marks no part of the image.
+    inside = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return xyxy[inside], scores[keep][inside], classes[keep][inside]
