@@ -69,6 +69,7 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None):
             f.attrs["version"] = __version__
             f.attrs["cfg"] = net.config.text
             f.attrs["seen"] = int(net.seen)
+            f.attrs["input_size"] = np.array([net.width, net.height], np.int32)
             f.attrs["weights_header"] = np.array(net.weights_header, np.int32)
             f.attrs["names"] = json.dumps(list(names) if names is not None else None)
             f.attrs["anchors"] = json.dumps(region.anchors.tolist() if region is not None else None)
@@ -85,8 +86,10 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None):
 
 
 def read_checkpoint_cfg(path):
+    """(cfg text, (width, height) the network had when saved)."""
     with _open(path) as f:
-        return str(f.attrs["cfg"])
+        size = tuple(int(v) for v in f.attrs["input_size"]) if "input_size" in f.attrs else (None, None)
+        return str(f.attrs["cfg"]), size
 
 
 def read_checkpoint_info(path):

@@ -189,8 +189,9 @@ class Network:
     def load(cls, path, width=None, height=None):
         """A network built from the cfg stored in an .h5 checkpoint, with its weights."""
         from .checkpoint import read_checkpoint_cfg
-        text = read_checkpoint_cfg(path)
-        net = cls(parse_cfg_text(text, f"{path} (stored cfg)"), width, height)
+        text, (saved_w, saved_h) = read_checkpoint_cfg(path)
+        net = cls(parse_cfg_text(text, f"{path} (stored cfg)"),
+                  width if width is not None else saved_w, height if height is not None else saved_h)
         net.load_weights(path)
         return net
 

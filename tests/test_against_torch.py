@@ -1,0 +1,61 @@
+"""The NumPy/Cython network against an independent PyTorch reading of the same cfg and
+weights (tests/torch_darknet.py, which itself is checked against darknet's golden numbers).
+Skipped cleanly when torch is not installed."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch_darknet  # noqa: E402
+
+from yolo9000 import Network  # noqa: E402
+
+
+def close(a, b, tol=1e-4):
+    return np.all(np.abs(a - b) <= tol * (1 + np.abs(b)))
+
+
+@pytest.mark.parametrize("name,size", [("yolov2-tiny-voc", 416), ("yolov2-voc", 416)])
+def test_forward_matches_torch_reference_with_random_weights(shared, tmp_path, name, size):
+    cfg = shared / "reference" / "cfg" / f"{name}.cfg"
+    weights = tmp_path / "random.weights"
+    torch_darknet.write_random_darknet_weights(cfg, weights, seed=4)
+    ref = torch_darknet.build_torch_net(cfg, return_all=False)
+    torch_darknet.load_darknet_weights(ref, weights)
+    net = Network.from_cfg(cfg).load_weights(weights)
+    x = np.random.default_rng(1).random((1, 3, size, size), dtype=np.float32)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    got = net.forward(x)
+    assert got.shape == expected.shape == (1, 125, 13, 13)
+    assert close(got, expected), np.abs(got - expected).max()
+
+
+def test_training_gradients_match_autograd(shared):
+    """Mini network in training mode (batch statistics): input and every parameter gradient."""
+    g = shared / "reference" / "golden"
+    net = Network.from_cfg(g / "mini.cfg", width=32, height=32)
+    net.load_weights(g / "mini.weights")
+    ref = torch_darknet.build_torch_net(g / "mini.cfg", width=32, height=32)
+    torch_darknet.load_darknet_weights(ref, g / "mini.weights")
+    torch_darknet.set_train_mode_bn(ref)
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 3, 32, 32), dtype=np.float32)
+    last = len(net.layers) - 2          # raw output of the final convolution
+    ours = net.forward_all(x, train=True)[last]
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    theirs = ref(xt)[last]
+    assert close(ours, theirs.detach().numpy())
+    r = rng.standard_normal(ours.shape).astype(np.float32)
+    net.zero_grads()
+    dx = net.backward(r, start=last)
+    theirs.backward(torch.from_numpy(r))
+    scale = np.abs(xt.grad.numpy()).max()
+    assert np.abs(dx - xt.grad.numpy()).max() <= 1e-4 * scale
+    convs = [layer for layer in net.layers if layer.kind == "conv"]
+    for ours_layer, ref_layer in zip(convs, ref.conv_layers()):
+        pairs = [(ours_layer.weight_grad, ref_layer.weight.grad), (ours_layer.bias_grad, ref_layer.bias.grad)]
+        if ours_layer.bn is not None:
+            pairs.append((ours_layer.bn.scale_grad, ref_layer.scales.grad))
+        for a, b in pairs:
+            b = b.numpy()
+            assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
