@@ -146,3 +146,95 @@ def test_region_tree_size_must_match_classes():
     with pytest.raises(ValueError, match="tree has 10 nodes"):
         RegionLayer((2 * (5 + 9), 3, 3), anchors=[1, 1, 2, 2], classes=9, num=2,
                     tree=WordTree(SMALL_PARENTS))
+
+
+# -- training with the tree (darknet's hierarchical delta_region_class) ----------------------
+def darknet_tree_class_delta(tree, output, truth_nodes, scale=1.0):
+    """delta_region_class with a hierarchy, transcribed: one prediction's class channels,
+    truths applied in order, each writing the groups on its path."""
+    delta = np.zeros_like(output)
+    for node in truth_nodes:
+        while node >= 0:
+            g = tree.group[node]
+            off, size = tree.group_offset[g], tree.group_size[g]
+            delta[off:off + size] = scale * (0 - output[off:off + size])
+            delta[node] = scale * (1 - output[node])
+            node = tree.parent[node]
+    return delta
+
+
+def tree_layer(**kw):
+    return RegionLayer((2 * 15, 4, 4), anchors=[1, 1, 2.5, 2.5], classes=10, num=2,
+                       tree=WordTree(SMALL_PARENTS), rescore=False, **kw)
+
+
+def test_tree_class_gradient_matches_darknet_delta_with_overwrites():
+    layer = tree_layer(class_scale=2)
+    raw = np.random.default_rng(5).normal(size=(1,) + layer.in_shape).astype(np.float32)
+    layer.forward(raw, train=True)
+    # both truths fall in cell (1, 1) with anchor 0: the later (node 5) rewrites the root group
+    # but leaves node 8's deeper groups as the first truth wrote them
+    truths = np.array([[0.3, 0.3, 0.2, 0.2, 8], [0.32, 0.3, 0.21, 0.2, 5]])
+    _, grad, stats = layer.loss([truths], 20000)
+    out = layer._out.reshape(1, 2, 15, 4, 4)
+    expected = -darknet_tree_class_delta(layer.tree, out[0, 0, 5:, 1, 1], [8, 5], scale=2)
+    g = grad.reshape(1, 2, 15, 4, 4)
+    np.testing.assert_allclose(g[0, 0, 5:, 1, 1], expected, atol=1e-6)
+    assert np.count_nonzero(expected) == 9      # groups of 8 (3 of them) and of 5 (1 new)
+    mask = np.ones(g.shape, bool)
+    mask[0, 0, 5:, 1, 1] = False
+    mask[:, :, :5] = False
+    assert np.all(g[mask] == 0)
+    p = out[0, 0, 5:, 1, 1]
+    assert stats["avg_cat"] == pytest.approx(
+        (p[8] * p[3] * p[0] + p[5] * p[1]) / 2, rel=1e-5)
+
+
+def test_tree_class_loss_gradient_finite_differences():
+    layer = tree_layer()
+    rng = np.random.default_rng(6)
+    raw = rng.normal(0, 1.5, size=(2,) + layer.in_shape)
+    truths = [np.array([[0.3, 0.3, 0.2, 0.2, 8], [0.7, 0.6, 0.5, 0.4, 2]]),
+              np.array([[0.55, 0.8, 0.3, 0.3, 9]])]
+    loss, grad, stats = layer.loss_from_raw(raw, truths, 20000)
+    assert stats["class"] > 0
+    v = raw.reshape(2, 2, 15, 4, 4)
+    eps = 1e-6
+    # the class channels cannot move anchors or the ignore mask, so the loss is smooth in them
+    checked = 0
+    for idx in np.ndindex(v[:, :, 5:].shape):
+        b, a, k, r, c = idx
+        if grad.reshape(v.shape)[b, a, 5 + k, r, c] == 0 and rng.random() > 0.05:
+            continue
+        xp, xm = v.copy(), v.copy()
+        xp[b, a, 5 + k, r, c] += eps
+        xm[b, a, 5 + k, r, c] -= eps
+        numeric = (layer.loss_from_raw(xp.reshape(raw.shape), truths, 20000)[0]
+                   - layer.loss_from_raw(xm.reshape(raw.shape), truths, 20000)[0]) / (2 * eps)
+        assert numeric == pytest.approx(grad.reshape(v.shape)[b, a, 5 + k, r, c], rel=1e-5, abs=1e-7)
+        checked += 1
+    assert checked > 20
+
+
+def test_class_map_sends_dataset_classes_to_tree_nodes():
+    layer = tree_layer(map=[8, 9])          # dataset class 0 -> node 8, class 1 -> node 9
+    raw = np.random.default_rng(7).normal(size=(1,) + layer.in_shape)
+    _, g_mapped, _ = layer.loss_from_raw(raw, [np.array([[0.3, 0.3, 0.2, 0.2, 1]])], 20000)
+    _, g_direct, _ = tree_layer().loss_from_raw(raw, [np.array([[0.3, 0.3, 0.2, 0.2, 9]])], 20000)
+    np.testing.assert_array_equal(g_mapped, g_direct)
+    with pytest.raises(ValueError, match="outside"):
+        layer.loss_from_raw(raw, [np.array([[0.3, 0.3, 0.2, 0.2, 2]])], 20000)
+
+
+def test_yolo9000_region_options_load_bundled_tree_and_map(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                 # the cfg's data/ paths do not exist here
+    layer = RegionLayer((3 * (5 + 9418), 2, 2), anchors=[0.77871, 1.14074, 3.00525, 4.31277,
+                        9.22725, 9.61974], classes=9418, num=3, tree="data/9k.tree",
+                        map="data/coco9k.map")
+    assert layer.tree.n == 9418 and len(layer.class_map) == 80
+    x = np.random.default_rng(0).normal(size=(1,) + layer.in_shape).astype(np.float32)
+    out = layer.forward(x, train=True).reshape(1, 3, 5 + 9418, 2, 2)
+    n_roots = int(layer.tree.group_size[0])
+    np.testing.assert_allclose(out[:, :, 5:5 + n_roots].sum(axis=2), 1, rtol=1e-5)
+    loss, grad, stats = layer.loss([np.array([[0.5, 0.5, 0.4, 0.4, 0]])], 20000)
+    assert np.isfinite(loss) and stats["class"] > 0 and np.isfinite(grad).all()

@@ -128,26 +128,62 @@ class WordTree:
         if x.shape[axis] != self.n:
             raise ValueError(f"word tree: axis {axis} has {x.shape[axis]} entries, tree has {self.n} nodes")
 
+    # numpy's reduceat along a non-last axis is very slow for the 9k tree (1846 groups over
+    # 9418 channels), so the group softmax walks the groups as slices; singleton groups, a
+    # constant 1, are handled together
+    def _group_slices(self, ndim, axis):
+        cache = self.__dict__.setdefault("_slice_cache", {})
+        key = (ndim, axis)
+        if key not in cache:
+            idx = [slice(None)] * ndim
+            spans = []
+            for off, size in zip(self.group_offset.tolist(), self.group_size.tolist()):
+                if size > 1:
+                    idx[axis] = slice(off, off + size)
+                    spans.append(tuple(idx))
+            singles = self.group_offset[self.group_size == 1]
+            idx[axis] = singles
+            cache[key] = (spans, tuple(idx) if singles.size else None)
+        return cache[key]
+
     def grouped_softmax(self, x, axis=-1):
         """Softmax over each group's span along axis: P(node | parent)."""
         self._check_axis(x, axis)
-        peak = np.repeat(np.maximum.reduceat(x, self.group_offset, axis=axis), self.group_size, axis=axis)
-        e = np.exp(x - peak)
-        total = np.repeat(np.add.reduceat(e, self.group_offset, axis=axis), self.group_size, axis=axis)
-        return e / total
+        axis %= x.ndim
+        spans, singles = self._group_slices(x.ndim, axis)
+        out = np.empty_like(x)
+        for span in spans:
+            z = x[span]
+            e = np.exp(z - z.max(axis=axis, keepdims=True))
+            out[span] = e / e.sum(axis=axis, keepdims=True)
+        if singles is not None:
+            out[singles] = 1
+        return out
 
     def grouped_softmax_vjp(self, p, dy, axis=-1):
         """Adjoint of grouped_softmax at output p: p * (dy - sum over the group of p*dy)."""
         self._check_axis(p, axis)
-        inner = np.add.reduceat(p * dy, self.group_offset, axis=axis)
-        return p * (dy - np.repeat(inner, self.group_size, axis=axis))
+        axis %= p.ndim
+        spans, singles = self._group_slices(p.ndim, axis)
+        dx = np.empty_like(dy)
+        for span in spans:
+            ps, ds = p[span], dy[span]
+            dx[span] = ps * (ds - (ps * ds).sum(axis=axis, keepdims=True))
+        if singles is not None:
+            dx[singles] = 0
+        return dx
 
     def grouped_log_softmax(self, x, axis=-1):
         self._check_axis(x, axis)
-        peak = np.repeat(np.maximum.reduceat(x, self.group_offset, axis=axis), self.group_size, axis=axis)
-        shifted = x - peak
-        total = np.add.reduceat(np.exp(shifted), self.group_offset, axis=axis)
-        return shifted - np.repeat(np.log(total), self.group_size, axis=axis)
+        axis %= x.ndim
+        spans, singles = self._group_slices(x.ndim, axis)
+        out = np.empty_like(x)
+        for span in spans:
+            z = x[span] - x[span].max(axis=axis, keepdims=True)
+            out[span] = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+        if singles is not None:
+            out[singles] = 0
+        return out
 
     # -- probabilities over the hierarchy ------------------------------------------------------
     def path(self, node):

@@ -104,8 +104,11 @@ class RegionTargets:
     obj_s: np.ndarray
     responsible: np.ndarray      # bool: prediction assigned to a truth (objectness is 'obj')
     cls_t: np.ndarray            # int class index, -1 where no class term
-    cls_s: np.ndarray
+    cls_s: np.ndarray            # flat softmax's class scale (0 with a WordTree)
     stats: dict = field(default_factory=dict)
+    # with a WordTree: one cross-entropy term per (prediction, softmax group) on a truth's path,
+    # arrays (b, a, row, col, group, node, scale)
+    tree_terms: tuple = None
 
 
 class RegionLayer(Layer):
@@ -114,7 +117,7 @@ class RegionLayer(Layer):
     def __init__(self, in_shape, anchors, classes, coords=4, num=5, softmax=True,
                  object_scale=5, noobject_scale=1, class_scale=1, coord_scale=1, thresh=.6,
                  rescore=True, bias_match=True, jitter=.2, random=False, absolute=True,
-                 tree=None, **unused):
+                 tree=None, map=None, **unused):
         super().__init__(in_shape)
         self.classes = int(classes)
         self.coords = int(coords)
@@ -145,9 +148,35 @@ class RegionLayer(Layer):
             self.tree = WordTree.resolve(tree)
             if self.tree.n != self.classes:
                 raise ValueError(f"region: tree has {self.tree.n} nodes but classes={self.classes}")
+        self.class_map = None if map is None else self._load_class_map(map)
         self._raw = None
         self._out = None
         self.resize(in_shape)
+
+    def _load_class_map(self, spec):
+        """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""
+        if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
+            from importlib import resources
+            from pathlib import Path
+            from ..errors import UserError
+            path = Path(spec)
+            bundled = resources.files("yolo9000") / "models" / path.name
+            if not path.is_file() and bundled.is_file():
+                path = bundled
+            try:
+                lines = path.read_text().split()
+            except OSError as exc:
+                raise UserError(f"cannot read class map: {exc.strerror or exc}", path=path) from None
+            try:
+                values = [int(v) for v in lines]
+            except ValueError:
+                raise UserError("class map must hold one integer per line", path=path) from None
+        else:
+            values = [int(v) for v in np.asarray(spec).reshape(-1)]
+        values = np.asarray(values, dtype=np.int64)
+        if values.size == 0 or np.any(values < 0) or np.any(values >= self.classes):
+            raise ValueError(f"region: class map entries must lie in [0, {self.classes})")
+        return values
 
     # -- shape -----------------------------------------------------------------------------
     @property
@@ -262,9 +291,12 @@ class RegionLayer(Layer):
         inside = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
         valid = present & inside
         cls = np.where(valid, c, 0).astype(np.int64)
-        if np.any(valid & ((cls < 0) | (cls >= self.classes))):
-            bad = int(cls[valid & ((cls < 0) | (cls >= self.classes))][0])
-            raise ValueError(f"region: truth class {bad} outside [0, {self.classes})")
+        limit = self.classes if self.class_map is None else len(self.class_map)
+        if np.any(valid & ((cls < 0) | (cls >= limit))):
+            bad = int(cls[valid & ((cls < 0) | (cls >= limit))][0])
+            raise ValueError(f"region: truth class {bad} outside [0, {limit})")
+        if self.class_map is not None:
+            cls = self.class_map[cls]
         ignored = int(np.count_nonzero((padded != 0).any(axis=-1) & ~valid))
         return padded.astype(dtype), valid, cls, ignored
 
@@ -302,6 +334,7 @@ class RegionLayer(Layer):
         cls_t = np.full((n, a, h, w), -1, dtype=np.int64)
         cls_s = np.zeros((n, a, h, w), dtype=dt)
         responsible = np.zeros((n, a, h, w), dtype=bool)
+        tree_terms = None
 
         # truths in darknet's order: image by image, row by row
         bi, ti = np.nonzero(valid)
@@ -339,10 +372,15 @@ class RegionLayer(Layer):
             obj_s[kb] = self.object_scale
             responsible[kb] = True
             cls_t[kb] = tc[keep]
-            cls_s[kb] = self.class_scale
+            if self.tree is None:
+                cls_s[kb] = self.class_scale
+                p_true = o[at[0], at[1], 5 + tc, at[2], at[3]]
+            else:
+                tree_terms = self._tree_class_terms(at, tc, dt)
+                p_true = np.array([self.tree.hierarchy_probability(o[b_, a_, 5:, r_, c_], node)
+                                   for b_, a_, r_, c_, node in zip(*at, tc)], dtype=dt)
 
             obj_at = o[at[0], at[1], 4, at[2], at[3]]
-            p_true = o[at[0], at[1], 5 + tc, at[2], at[3]]
             stats.update(avg_iou=float(iou.mean(dtype=np.float64)),
                          recall50=float(np.mean(iou > 0.5)),
                          avg_obj=float(obj_at.mean(dtype=np.float64)),
@@ -350,7 +388,24 @@ class RegionLayer(Layer):
         else:
             stats.update(avg_iou=0.0, recall50=0.0, avg_obj=0.0, avg_cat=0.0)
         stats["avg_noobj"] = float(o[:, :, 4].mean(dtype=np.float64))
-        return RegionTargets(coord_t, coord_s, obj_t, obj_s, responsible, cls_t, cls_s, stats)
+        return RegionTargets(coord_t, coord_s, obj_t, obj_s, responsible, cls_t, cls_s, stats,
+                             tree_terms)
+
+    def _tree_class_terms(self, at, nodes, dt):
+        """darknet's hierarchical delta_region_class, as loss terms.
+
+        Each truth writes a softmax cross-entropy target into every group on its node's path
+        to the root; a later truth on the same prediction overwrites only the groups its own
+        path shares, the others keep the earlier truth's target (darknet's delta writes).
+        """
+        terms = {}
+        for b, a, r, c, node in zip(*(np.asarray(x).tolist() for x in at), nodes.tolist()):
+            for k in self.tree.path(node):
+                terms[(b, a, r, c, int(self.tree.group[k]))] = k
+        keys = np.array(list(terms), dtype=np.int64).reshape(-1, 5)
+        node_arr = np.array(list(terms.values()), dtype=np.int64)
+        scale = np.full(len(node_arr), self.class_scale, dtype=dt)
+        return (*keys.T, node_arr, scale)
 
     def loss_given_targets(self, raw, targets, out=None):
         """(L, dL/draw, stats) for fixed targets; raw's dtype throughout."""
@@ -379,14 +434,14 @@ class RegionLayer(Layer):
 
         cls_loss = 0.0
         b, a, r, c = np.nonzero(t.cls_s > 0)
-        if len(b):
+        if t.tree_terms is not None:
+            cls_loss, cls_cost = self._tree_class_loss(v, o, grad, t.tree_terms)
+            cost += cls_cost
+        elif len(b):
             scale = t.cls_s[b, a, r, c][:, None]
             p = o[b, a, 5:, r, c]                       # (K, classes)
             onehot = np.zeros_like(p)
             onehot[np.arange(len(b)), t.cls_t[b, a, r, c]] = 1
-            if self.tree is not None:
-                # darknet trains the tree through its hierarchical class delta (not supported)
-                raise NotImplementedError("region: training with a WordTree is not implemented")
             if self.softmax:
                 grad[b, a, 5:, r, c] = scale * (p - onehot)
                 logp = log_softmax(v[b, a, 5:, r, c], axis=1)
@@ -398,8 +453,36 @@ class RegionLayer(Layer):
                 cls_loss = float(0.5 * (scale * np.square(p - onehot)).sum(dtype=f64))
             cost += np.square(scale * (onehot - p)).sum(dtype=f64)
 
-        total = float(coord) + obj + noobj + cls_loss
+        total = float(coord) + obj + noobj + float(cls_loss)
         stats = dict(t.stats)
         stats.update(loss=total, coord=float(coord), obj=obj, noobj=noobj, **{"class": cls_loss},
                      darknet_cost=float(cost))
         return total, grad.reshape(raw.shape), stats
+
+    def _tree_class_loss(self, v, o, grad, terms):
+        """Sum over terms of scale * -log P(node | parent), its gradient added into grad."""
+        b, a, r, c, group, node, scale = terms
+        f64 = np.float64
+        if len(b) == 0:
+            return 0.0, 0.0
+        # the distinct predictions involved, and each term's row among them
+        pred = np.stack([b, a, r, c])
+        uniq, row = np.unique(pred, axis=1, return_inverse=True)
+        row = row.reshape(-1)
+        pb, pa, pr, pc = uniq
+        logp = self.tree.grouped_log_softmax(v[pb, pa, 5:, pr, pc], axis=1)   # (P, classes)
+        p = o[pb, pa, 5:, pr, pc]
+        loss = float(-(scale * logp[row, node]).sum(dtype=f64))
+        # every class channel of each term's group: (prediction row, channel) pairs
+        offs, sizes = self.tree.group_offset[group], self.tree.group_size[group]
+        starts = np.cumsum(sizes) - sizes
+        within = np.arange(sizes.sum()) - np.repeat(starts, sizes)
+        rows = np.repeat(row, sizes)
+        cols = np.repeat(offs, sizes) + within
+        s = np.repeat(scale, sizes)
+        g = np.zeros_like(p)
+        g[rows, cols] = s * p[rows, cols]          # (prediction, group) pairs are unique
+        g[row, node] -= scale
+        grad[pb, pa, 5:, pr, pc] = g
+        cost = float(np.square(g).sum(dtype=f64))   # darknet's delta there is -g
+        return loss, cost
