@@ -11,15 +11,29 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-_GOLDEN = 0.618033988749895
+# 20 vivid colours, ordered so that neighbouring ids contrast; far enough apart that any two
+# classes below 20 can be told apart on a photo.
+PALETTE = [
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 200, 20), (145, 30, 180),
+    (70, 240, 240), (245, 130, 48), (240, 50, 230), (170, 255, 60), (0, 128, 128),
+    (250, 150, 190), (110, 60, 0), (120, 120, 255), (128, 0, 0), (0, 255, 150),
+    (128, 128, 0), (255, 215, 180), (0, 0, 128), (255, 100, 100), (200, 160, 255),
+]
 
 
 def class_colour(cls: int) -> tuple[int, int, int]:
-    """Deterministic, well-separated colour for a class id (golden-ratio hue walk)."""
-    hue = (0.07 + int(cls) * _GOLDEN) % 1.0
-    sat = 0.85 if int(cls) % 2 == 0 else 0.65
-    r, g, b = colorsys.hsv_to_rgb(hue, sat, 0.95)
-    return int(r * 255), int(g * 255), int(b * 255)
+    """Deterministic colour for a class id: the palette, then darker/lighter rounds of it."""
+    cls = int(cls)
+    base = PALETTE[cls % len(PALETTE)]
+    lap = cls // len(PALETTE)
+    if lap == 0:
+        return base
+    # later laps alternate darker and lighter versions, with a little hue rotation
+    hue, sat, val = colorsys.rgb_to_hsv(*(c / 255 for c in base))
+    hue = (hue + 0.03 * lap) % 1.0
+    val = val * 0.6 if lap % 2 else 0.4 + 0.6 * val
+    r, g, b = colorsys.hsv_to_rgb(hue, sat, min(val, 1.0))
+    return round(r * 255), round(g * 255), round(b * 255)
 
 
 def _text_colour(bg) -> tuple[int, int, int]:
