@@ -336,7 +336,7 @@ class RegionLayer(Layer):
         responsible = np.zeros((n, a, h, w), dtype=bool)
         tree_terms = None
 
-        # truths in darknet's order: image by image, row by row
+        # truths in darknet's order: image by image, then as listed
         bi, ti = np.nonzero(valid)
         k = len(bi)
         stats = {"count": k, "ignored_truths": ignored}
