@@ -210,3 +210,43 @@ def test_postprocess_boxes_inside_image_and_sorted():
     assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 2] <= 500)
     assert np.all(boxes[:, 1] >= 0) and np.all(boxes[:, 3] <= 375)
     assert np.all(np.diff(scores) <= 0) and scores.min() >= 0.05
+
+
+# -- YOLO9000 word tree ------------------------------------------------------------------------
+def test_tree_decoding_descends_while_confident():
+    from yolo9000.postprocess import decode_region_tree
+    from yolo9000.wordtree import WordTree
+    # roots 0, 1; children of 0: 2, 3; children of 1: 4, 5, 6
+    tree = WordTree([-1, -1, 0, 0, 1, 1, 1])
+    anchors = np.array([[1.0, 1.0]], np.float32)
+    out = np.zeros((1, 5 + 7, 2, 2), np.float32)
+    out[0, 5:] = np.array([0.3, 0.7, 0.5, 0.5, 0.8, 0.1, 0.1], np.float32)[:, None, None]
+    out[0, 0], out[0, 1] = 0.5, 0.5                 # box centres mid-cell
+    out[0, 4] = [[0.9, 0.2], [0.6, 0.1]]            # objectness per cell
+    out = out.reshape(-1, 2, 2)
+    boxes, scores, cls = decode_region_tree(out, anchors, tree, thresh=0.5, hier_thresh=0.5)
+    # P(node 4) = 0.7 * 0.8 = 0.56 > 0.5: the leaf; score is the objectness (darknet)
+    assert cls.tolist() == [4, 4]
+    np.testing.assert_allclose(scores, [0.9, 0.6])
+    np.testing.assert_allclose(boxes[:, :2], [[0.25, 0.25], [0.25, 0.75]])
+    _, _, cls = decode_region_tree(out, anchors, tree, thresh=0.5, hier_thresh=0.6)
+    assert cls.tolist() == [1, 1]                   # 0.56 < 0.6: stop at the parent
+    _, _, cls = decode_region_tree(out, anchors, tree, thresh=0.5, hier_thresh=0.8)
+    assert cls.tolist() == [1, 1]                   # root group: its best node even below
+    info = letterbox_info(64, 64, 64, 64)
+    xyxy, scores, cls = postprocess(out, anchors, 7, info, 0.5, 0.45, tree=tree)
+    assert cls.tolist() == [4, 4] and len(xyxy) == 2
+
+
+def test_postprocess_drops_boxes_entirely_in_padding():
+    # a wide image leaves padding bands above and below; a box inside the top band vanishes
+    info = letterbox_info(200, 50, 64, 64)              # image rows 24..40 of the input
+    anchors = np.array([[0.5, 0.5]], np.float32)
+    out = np.zeros((1, 6, 4, 4), np.float32)
+    out[0, 0], out[0, 1], out[0, 4], out[0, 5] = 0.5, 0.5, 0.9, 1.0
+    out = out.reshape(-1, 4, 4)
+    xyxy, scores, _ = postprocess(out, anchors, 1, info, 0.5, 0.45)
+    rows_kept = sorted({round(float((b[1] + b[3]) / 2)) for b in xyxy})
+    assert len(scores) == 8                              # grid rows 1 and 2 overlap the image
+    assert all(0 < r < 50 for r in rows_kept)
+    assert np.all(xyxy[:, 3] > xyxy[:, 1])

@@ -148,6 +148,8 @@ class Detector:
         self.net = net
         self.thresh = float(thresh)
         self.nms = float(nms)
+        # YOLO9000 only: how sure the descent through the word tree must stay (darknet's .5)
+        self.hier_thresh = 0.5
         region = net.region
         self.num_classes = int(region.classes)
         self.names = self._resolve_names(names, net)
@@ -198,7 +200,9 @@ class Detector:
         """Region output of one image (C, H, W) -> detections in original pixels."""
         region = self.net.region
         boxes, scores, classes = postprocess(output, region.anchors, self.num_classes, info,
-                                             self.thresh, self.nms, coords=int(region.coords))
+                                             self.thresh, self.nms, coords=int(region.coords),
+                                             tree=getattr(region, "tree", None),
+                                             hier_thresh=self.hier_thresh)
         return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s))
                 for b, s, c in zip(boxes, scores, classes)]
 

@@ -49,6 +49,13 @@ def decode_region(output, anchors, num_classes, thresh, coords=4):
     scores_all = out[:, coords + 1:] * objectness[:, None]          # (num, classes, H, W)
     anchor, cls, row, col = np.nonzero(scores_all >= np.float32(thresh))
     scores = scores_all[anchor, cls, row, col]
+    boxes = _region_boxes(out, anchors, anchor, row, col)
+    return boxes, scores.astype(np.float32), cls.astype(np.int64)
+
+
+def _region_boxes(out, anchors, anchor, row, col):
+    """get_region_box for the predictions at (anchor, row, col); out is (num, entries, H, W)."""
+    grid_h, grid_w = out.shape[2:]
     tx, ty = out[anchor, 0, row, col], out[anchor, 1, row, col]
     tw, th = out[anchor, 2, row, col], out[anchor, 3, row, col]
     boxes = np.empty((anchor.size, 4), np.float32)
@@ -56,7 +63,32 @@ def decode_region(output, anchors, num_classes, thresh, coords=4):
     boxes[:, 1] = (row.astype(np.float32) + ty) / np.float32(grid_h)
     boxes[:, 2] = np.exp(tw) * anchors[anchor, 0] / np.float32(grid_w)
     boxes[:, 3] = np.exp(th) * anchors[anchor, 1] / np.float32(grid_h)
-    return boxes, scores.astype(np.float32), cls.astype(np.int64)
+    return boxes
+
+
+def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4):
+    """YOLO9000 (softmax tree) decoding, as darknet without a class map: one class per box.
+
+    The class channels hold P(node | parent) per softmax group. A box whose objectness is
+    >= thresh gets the deepest node reached by descending the tree through the most likely
+    child while the path probability stays above ``hier_thresh`` (``tree.top_prediction``);
+    its score is the objectness, as in darknet. Same return values as ``decode_region``.
+    """
+    output = np.asarray(output, dtype=np.float32)
+    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
+    num = anchors.shape[0]
+    entries = coords + 1 + tree.n
+    channels, grid_h, grid_w = output.shape
+    if channels != num * entries:
+        raise ValueError(f"region output has {channels} channels, expected {num} anchors x "
+                         f"({coords} + 1 + {tree.n}) = {num * entries}")
+    out = output.reshape(num, entries, grid_h, grid_w)
+    objectness = out[:, coords]
+    anchor, row, col = np.nonzero(objectness >= np.float32(thresh))
+    classes = np.array([tree.top_prediction(out[a, coords + 1:, r, c], hier_thresh)
+                        for a, r, c in zip(anchor, row, col)], dtype=np.int64)
+    return (_region_boxes(out, anchors, anchor, row, col),
+            objectness[anchor, row, col].astype(np.float32), classes)
 
 
 def cxcywh_to_xyxy(boxes):
@@ -190,14 +222,18 @@ def clip_boxes(boxes_xyxy, width, height):
 
 
 def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
-                coords=4):
+                coords=4, tree=None, hier_thresh=0.5):
     """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes).
 
     Sorted by decreasing score; boxes left with zero area by clipping (entirely outside the
-    image, in the letterbox padding) are dropped.
+    image, in the letterbox padding) are dropped. ``tree``: a WordTree for YOLO9000 outputs.
     """
-    boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
-    if nms_thresh is not None and nms_thresh < 1 and len(scores):
+    if tree is not None:
+        boxes, scores, classes = decode_region_tree(output, anchors, tree, thresh, hier_thresh,
+                                                    coords)
+    else:
+        boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
+    if nms_thresh is not None and len(scores):
         keep = nms(cxcywh_to_xyxy(boxes), scores, classes, nms_thresh)
     else:
         keep = np.argsort(-scores, kind="stable")
