@@ -257,6 +257,8 @@ def test_bundled_default_checkpoint_used_when_present(tmp_path, monkeypatch, min
     det = Detector(thresh=0.3)
     assert det.notice and "shapes" in det.notice and "synthetic" in det.notice
     assert det.names == ["circle", "square", "triangle"]
+    with pytest.raises(UserError, match="no weights given for"):   # it never stands in for a cfg
+        Detector(cfg=MINI_CFG)
 
 
 # -- drawing ------------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def build_network(model=None, cfg=None, weights=None, size=None):
     size = _check_size(size)
     notice = None
     if weights is None:
+        # The bundled checkpoint carries its own cfg: it stands in only when no network was named.
+        if model is not None or cfg is not None:
+            raise UserError(NO_WEIGHTS_MESSAGE.replace("and no bundled default model is "
+                                                       "installed", f"for {cfg or model}"))
         if not DEFAULT_CHECKPOINT.is_file():
             raise UserError(NO_WEIGHTS_MESSAGE)
         weights = DEFAULT_CHECKPOINT

@@ -145,8 +145,11 @@ def save_image(image, path):
 
     fmt = KEEP_SUFFIXES.get(Path(path).suffix.lower(), "PNG")
     options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **options)
+    try:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=fmt, **options)
+    except OSError as e:
+        raise UserError(f"cannot write the annotated image: {e}", path=path) from None
 
 
 def label_lines(detections, width, height):
