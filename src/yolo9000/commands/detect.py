@@ -84,16 +84,18 @@ def prepare_in_background(detector, paths, depth):
                 continue
 
     def work():
-        for path in paths:
-            if stop.is_set():
-                return
-            try:
-                put((path, detector.prepare(path), None))
-            except UserError as e:
-                put((path, None, str(e)))
-            except Exception as e:  # keep going: one odd file must not stop a folder of images
-                put((path, None, f"{path}: cannot read image: {type(e).__name__}: {e}"))
-        put(done)
+        try:
+            for path in paths:
+                if stop.is_set():
+                    return
+                try:
+                    put((path, detector.prepare(path), None))
+                except UserError as e:
+                    put((path, None, str(e)))
+                except Exception as e:  # one odd file must not stop a folder of images
+                    put((path, None, f"{path}: cannot read image: {type(e).__name__}: {e}"))
+        finally:
+            put(done)   # whatever happens, the consumer is never left waiting
 
     worker = threading.Thread(target=work, name="yolo9000-decode", daemon=True)
     worker.start()
