@@ -150,3 +150,15 @@ def test_cli_make_shapes_writes_and_says_where(tmp_path):
     assert len(list((out / "labels" / "val").glob("*.txt"))) == 2
     bad = CliRunner().invoke(cli, ["make-shapes", str(out), "--size", "8"])
     assert bad.exit_code == 2
+
+
+def test_cli_refuses_a_foreign_folder_with_one_line(tmp_path, capsys):
+    from yolo9000.cli import main
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["make-shapes", str(tmp_path), "--train", "2", "--val", "0"])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "rendering" not in captured.out
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -1,4 +1,5 @@
 """`yolo9000 make-shapes OUT`: write the synthetic shapes detection dataset."""
+import contextlib
 import os
 import time
 
@@ -30,13 +31,16 @@ def command(out, n_train, n_val, size, seed, image_format, workers):
     workers = workers or os.cpu_count() or 1
     total = n_train + n_val
     start = time.perf_counter()
-    with click.progressbar(length=total, label=f"rendering {total} images", file=None,
-                           show_pos=True) as bar:
-        last = [0]
+    with contextlib.ExitStack() as stack:
+        bar = None
 
         def progress(done, _total):
-            bar.update(done - last[0])
-            last[0] = done
+            # Opened on the first image, so a refused output folder prints only the error.
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(
+                    length=total, label=f"rendering {total} images", show_pos=True))
+            bar.update(done - bar.pos)
 
         paths = make_shapes(out, n_train=n_train, n_val=n_val, size=size, seed=seed,
                             image_format=image_format, workers=workers, progress=progress)
