@@ -299,3 +299,12 @@ def test_sample_from_a_real_photo():
                                       np.random.default_rng(0))
     assert chw.shape == (3, 160, 224) and 0 <= chw.min() and chw.max() <= 1
     assert truth.shape[1] == 5 and truth[:, 4].tolist() in ([3.0], [])
+
+
+@pytest.mark.parametrize("config", [AugmentConfig(), AugmentConfig(enabled=False)])
+def test_image_without_boxes_gives_empty_truth(config):
+    img = np.zeros((50, 60, 3), np.uint8)
+    chw, truth = make_training_sample(img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
+                                      64, 48, config, np.random.default_rng(0), max_boxes=30)
+    assert chw.shape == (3, 48, 64)
+    assert truth.shape == (0, 5) and truth.dtype == np.float32
