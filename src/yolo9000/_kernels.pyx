@@ -47,14 +47,16 @@ def get_max_threads():
     return y9k_max_threads()
 
 
-def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::1] col):
-    """Unfold one image (C, H, W) into col (C*k*k, out_h*out_w); taps outside the image are 0."""
+def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::1] col,
+           int offset=0):
+    """Unfold one image (C, H, W) into columns offset..offset+out_h*out_w of col (C*k*k, M);
+    taps outside the image are 0. Several images can so share one column matrix."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef int out_h = (H + 2 * pad - ksize) // stride + 1
     cdef int out_w = (W + 2 * pad - ksize) // stride + 1
     cdef int rows = C * ksize * ksize
     cdef int r, c, kh, kw, oh, ow, ih, iw, base
-    if col.shape[0] != rows or col.shape[1] != out_h * out_w:
+    if col.shape[0] != rows or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("im2col: col has the wrong shape")
     with nogil:
         for r in prange(rows, schedule="static"):
@@ -63,7 +65,7 @@ def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::
             kw = r % ksize
             for oh in range(out_h):
                 ih = oh * stride + kh - pad
-                base = oh * out_w
+                base = offset + oh * out_w
                 if ih < 0 or ih >= H:
                     for ow in range(out_w):
                         col[r, base + ow] = 0
@@ -83,13 +85,15 @@ def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::
                             col[r, base + ow] = 0
 
 
-def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, ::1] dx):
-    """Adjoint of im2col: add every column entry back into dx (C, H, W), which must start zeroed."""
+def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, ::1] dx,
+           int offset=0):
+    """Adjoint of im2col: add columns offset..offset+out_h*out_w of col back into dx (C, H, W),
+    which must start zeroed."""
     cdef int C = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef int out_h = (H + 2 * pad - ksize) // stride + 1
     cdef int out_w = (W + 2 * pad - ksize) // stride + 1
     cdef int c, kh, kw, r, oh, ow, ih, iw, base
-    if col.shape[0] != C * ksize * ksize or col.shape[1] != out_h * out_w:
+    if col.shape[0] != C * ksize * ksize or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("col2im: col has the wrong shape")
     with nogil:
         # one channel per thread: the taps of different channels never write the same pixel
@@ -101,7 +105,7 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
                         ih = oh * stride + kh - pad
                         if ih < 0 or ih >= H:
                             continue
-                        base = oh * out_w
+                        base = offset + oh * out_w
                         for ow in range(out_w):
                             iw = ow * stride + kw - pad
                             if iw >= 0 and iw < W:

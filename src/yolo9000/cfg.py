@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from .errors import UserError
 
 KNOWN_SECTIONS = {"net", "network", "convolutional", "conv", "maxpool", "max", "route", "reorg",
@@ -158,3 +160,53 @@ def parse_cfg_text(text, source="<cfg>"):
 def load_cfg(cfg):
     text, source = resolve_cfg(cfg)
     return parse_cfg_text(text, source)
+
+
+def dump_cfg(config):
+    """Config -> cfg text (comments are not kept)."""
+    out = []
+    for s in config.sections:
+        out.append(f"[{s.type}]")
+        out.extend(f"{k}={v}" for k, v in s.options.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source="<cfg>"):
+    """Rewrite a detection cfg for a dataset: the region's classes and anchors, the filters of
+    the convolution feeding it (num·(coords + 1 + classes)), and optionally the input size.
+
+    Returns (new text, list of human-readable changes)."""
+    config = parse_cfg_text(text, source)
+    regions = [i for i, s in enumerate(config.sections) if s.type == "region"]
+    if not regions:
+        raise UserError("the cfg has no [region] layer, so it is not a detection network", path=source)
+    r = regions[-1]
+    region = config.sections[r]
+    convs = [i for i in range(r) if config.sections[i].type in ("convolutional", "conv")]
+    if not convs or convs[-1] != r - 1:
+        raise UserError("the [region] layer must follow a [convolutional] layer", path=source,
+                        line=region.line)
+    conv = config.sections[r - 1]
+    changes = []
+    if anchors is not None:
+        flat = [float(v) for v in np.asarray(anchors, dtype=float).reshape(-1)]
+        region.options["anchors"] = ", ".join(f"{v:.4f}".rstrip("0").rstrip(".") for v in flat)
+        region.options["num"] = str(len(flat) // 2)
+        changes.append(f"anchors = {region.options['anchors']} ({len(flat) // 2} anchors)")
+    if classes is not None and str(classes) != region.options.get("classes"):
+        changes.append(f"classes {region.options.get('classes', '?')} -> {classes}")
+        region.options["classes"] = str(int(classes))
+    num = int(region.options.get("num", 1))
+    coords = int(region.options.get("coords", 4))
+    ncls = int(region.options.get("classes", 20))
+    filters = str(num * (coords + 1 + ncls))
+    if conv.options.get("filters") != filters:
+        changes.append(f"filters of the last convolution {conv.options.get('filters')} -> {filters}")
+        conv.options["filters"] = filters
+    net = config.sections[0]
+    if width is not None:
+        net.options["width"] = str(int(width))
+    if height is not None:
+        net.options["height"] = str(int(height))
+    return dump_cfg(config), changes

@@ -4,6 +4,7 @@ Each sub-command lives in its own module under `yolo9000.commands` and is import
 it is run, so `yolo9000 --help` stays fast and one command's dependencies never slow another.
 """
 import importlib
+import os
 import sys
 
 import click
@@ -48,8 +49,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="yolo9000")
-def cli():
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="YOLO9000_THREADS",
+              help="Threads for BLAS and the OpenMP kernels (default: all cores).")
+def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
+    if threads:
+        # before NumPy is imported (commands import it lazily), so BLAS starts with this count
+        for var in ("YOLO9000_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
 
 
 def main(argv=None):

@@ -266,11 +266,12 @@ class Network:
                             outputs[j] = None
         return outputs
 
-    def backward(self, dy, start=None):
+    def backward(self, dy, start=None, input_grad=True):
         """Back-propagate dL/d(output of layer `start`, default the last) to the input.
 
         Parameter gradients accumulate on the layers (call zero_grads() between steps).
-        Returns dL/dx for the network input."""
+        Returns dL/dx for the network input (None with input_grad=False, which training uses
+        to skip the most expensive product of the first convolution)."""
         n = len(self.layers)
         start = n - 1 if start is None else (start % n)
         grads = [None] * n
@@ -282,6 +283,9 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
+            if i == 0 and not input_grad and layer.kind == "conv":
+                layer.backward(g, need_input_grad=False)
+                return None
             d = layer.backward(g)
             if isinstance(layer, RouteLayer):
                 for j, part in zip(layer.sources, d):
@@ -290,7 +294,7 @@ class Network:
                 dx = d
             else:
                 grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
-        if dx is None:
+        if dx is None and input_grad:
             dx = np.zeros((np.shape(dy)[0],) + self.input_shape, np.float32)
         return dx
 

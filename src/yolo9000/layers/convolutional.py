@@ -12,6 +12,9 @@ from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
 
+# floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
+COLUMN_BUDGET = 16 * 2**20
+
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
@@ -61,23 +64,46 @@ class ConvolutionalLayer(Layer):
     def is_pointwise(self):
         return self.size == 1 and self.stride == 1 and self.padding == 0
 
-    def _columns(self, image):
-        """The im2col matrix of one image (C, H, W), in the shared workspace."""
+    def _chunks(self, n):
+        """Split a batch into groups of images whose column matrices fit COLUMN_BUDGET floats.
+
+        Small feature maps (13×13) give skinny matrices that BLAS runs far below its peak; the
+        columns of several images side by side make one wide product instead."""
         c, h, w = self.in_shape
-        if self.is_pointwise:
-            return image.reshape(c, h * w)
         _, oh, ow = self.out_shape
-        col = workspace.borrow((c * self.size * self.size, oh * ow))
-        _kernels.im2col(image, self.size, self.stride, self.padding, col)
+        per_image = c * self.size * self.size * oh * ow
+        m = max(1, min(n, COLUMN_BUDGET // max(per_image, 1)))
+        return [(a, min(a + m, n)) for a in range(0, n, m)]
+
+    def _columns(self, x, a, b):
+        """The im2col matrix (C·k·k, m·out_h·out_w) of images a..b, images side by side."""
+        c, h, w = self.in_shape
+        _, oh, ow = self.out_shape
+        s = oh * ow
+        m = b - a
+        if self.is_pointwise:
+            if m == 1:
+                return x[a].reshape(c, s)
+            col = workspace.borrow((c, m * s))
+            col.reshape(c, m, s)[...] = x[a:b].reshape(m, c, s).transpose(1, 0, 2)
+            return col
+        col = workspace.borrow((c * self.size * self.size, m * s))
+        for j in range(m):
+            _kernels.im2col(x[a + j], self.size, self.stride, self.padding, col, j * s)
         return col
 
     def _convolve(self, x):
         n = x.shape[0]
         f, oh, ow = self.out_shape
-        z = np.empty((n, f, oh * ow), np.float32)
+        s = oh * ow
+        z = np.empty((n, f, s), np.float32)
         w2d = self.weights.reshape(f, -1)
-        for i in range(n):
-            np.matmul(w2d, self._columns(x[i]), out=z[i])
+        for a, b in self._chunks(n):
+            col = self._columns(x, a, b)
+            if b - a == 1:
+                np.matmul(w2d, col, out=z[a])
+            else:
+                z[a:b] = (w2d @ col).reshape(f, b - a, s).transpose(1, 0, 2)
         return z
 
     def forward(self, x, train=False):
@@ -104,7 +130,9 @@ class ConvolutionalLayer(Layer):
             _kernels.scale_bias_activate(z, a, np.ascontiguousarray(b, np.float32), self.act)
         return z.reshape((n,) + self.out_shape)
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
+        """dL/dx (None when need_input_grad is False: the network's first layer skips the
+        col2im and the product that only the input gradient needs)."""
         n = dy.shape[0]
         f, oh, ow = self.out_shape
         c, h, w = self.in_shape
@@ -115,15 +143,21 @@ class ConvolutionalLayer(Layer):
             g = self.bn.backward(self._xhat, g)
         w2d = self.weights.reshape(f, -1)
         dw = np.zeros_like(w2d)
-        dx = np.zeros((n, c, h, w), np.float32)
-        for i in range(n):
-            col = self._columns(self._x[i])
-            dw += g[i] @ col.T
-            dcol = w2d.T @ g[i]
+        dx = np.zeros((n, c, h, w), np.float32) if need_input_grad else None
+        s = oh * ow
+        for a, b in self._chunks(n):
+            m = b - a
+            gm = g[a] if m == 1 else np.ascontiguousarray(g[a:b].transpose(1, 0, 2)).reshape(f, m * s)
+            col = self._columns(self._x, a, b)
+            dw += gm @ col.T
+            if not need_input_grad:
+                continue
+            dcol = w2d.T @ gm
             if self.is_pointwise:
-                dx[i] = dcol.reshape(c, h, w)
+                dx[a:b] = dcol.reshape(c, m, h * w).transpose(1, 0, 2).reshape(m, c, h, w)
             else:
-                _kernels.col2im(dcol, self.size, self.stride, self.padding, dx[i])
+                for j in range(m):
+                    _kernels.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
         self.weight_grad += dw.reshape(self.weights.shape)
         return dx
 

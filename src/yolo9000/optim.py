@@ -1,0 +1,67 @@
+"""darknet's optimiser and learning-rate schedule.
+
+SGD with momentum and weight decay exactly as darknet's update_convolutional_layer:
+    v ← v − ∇L − decay·batch·w      (decay on conv weights only, not biases or BN scales)
+    w ← w + lr/batch · v
+    v ← momentum · v
+where ∇L is summed over the images of the batch (the region loss sums over images), so lr/batch
+turns it into a mean.
+"""
+import numpy as np
+
+DECAYED = {"weights"}      # parameter names that get weight decay
+
+
+class SGD:
+    def __init__(self, net, momentum=0.9, decay=0.0005):
+        self.net = net
+        self.momentum = float(momentum)
+        self.decay = float(decay)
+        # velocity buffers, keyed like the checkpoint: "NNN/name"
+        self.velocity = {f"{i:03d}/{name}": np.zeros_like(p)
+                         for i, name, p, g in net.parameters() if g is not None}
+
+    def step(self, lr, batch):
+        scale = np.float32(lr / batch)
+        for i, name, p, g in self.net.parameters():
+            if g is None:
+                continue
+            v = self.velocity[f"{i:03d}/{name}"]
+            v -= g
+            if name in DECAYED and self.decay:
+                v -= np.float32(self.decay * batch) * p
+            p += scale * v
+            v *= np.float32(self.momentum)
+
+    def state(self):
+        return {"velocity": {k.replace("/", "_"): v for k, v in self.velocity.items()},
+                "momentum": np.float64(self.momentum), "decay": np.float64(self.decay)}
+
+    def load_state(self, state):
+        saved = state.get("velocity", {})
+        for key, v in self.velocity.items():
+            stored = saved.get(key.replace("/", "_"))
+            if stored is None or stored.shape != v.shape:
+                raise ValueError(f"optimiser state has no matching buffer for {key}")
+            v[...] = stored
+
+
+def learning_rate(options, iteration):
+    """darknet's get_current_rate for `iteration` (number of weight updates done so far)."""
+    lr = options.learning_rate
+    if options.burn_in and iteration < options.burn_in:
+        return lr * (iteration / options.burn_in) ** options.power
+    policy = options.policy
+    if policy == "constant":
+        return lr
+    if policy == "steps":
+        for step, scale in zip(options.steps, options.scales):
+            if step > iteration:
+                break
+            lr *= scale
+        return lr
+    if policy == "poly":
+        return lr * (1 - iteration / max(options.max_batches, 1)) ** options.power
+    if policy == "exp":
+        return lr * (options.gamma ** iteration) if hasattr(options, "gamma") else lr
+    raise ValueError(f"learning-rate policy '{policy}' is not supported (constant, steps, poly)")

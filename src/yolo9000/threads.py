@@ -1,0 +1,57 @@
+"""How many threads BLAS and the OpenMP kernels use.
+
+Two thread pools (OpenBLAS's and OpenMP's) on a small machine, plus data-loading processes,
+easily oversubscribe the cores, and spinning threads then cost more than they give. One knob
+sets both: `yolo9000 --threads N ...`, the YOLO9000_THREADS environment variable, or
+`set_threads(N)` from Python.
+"""
+import ctypes
+import os
+
+_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
+            "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_")
+
+
+def default_threads():
+    value = os.environ.get("YOLO9000_THREADS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            pass
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _blas_libraries():
+    """Paths of the BLAS libraries loaded in this process (Linux: from /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    return sorted(paths)
+
+
+def set_threads(n=None):
+    """Set the BLAS and OpenMP thread counts to n (default: YOLO9000_THREADS or all cores)."""
+    import numpy  # noqa: F401  (loads BLAS so that it can be found)
+    from . import _kernels
+    n = default_threads() if n is None else max(1, int(n))
+    _kernels.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n, user_api="blas")
+        return n
+    except ImportError:
+        pass
+    for path in _blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _SETTERS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(ctypes.c_int(n))
+                break
+    return n

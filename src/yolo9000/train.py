@@ -1,0 +1,369 @@
+"""Training a YOLOv2 detector: darknet's train_detector loop, with checkpoints that resume exactly.
+
+One iteration = one weight update = `batch` images, processed as `subdivisions` mini-batches
+whose gradients accumulate. Everything random is a pure function of (seed, index): which images
+form mini-batch i and how they are augmented (loader.py), and the multi-scale input size of
+iteration i. So a run resumed from a checkpoint (weights, BN statistics, momentum buffers,
+iteration, seen) continues with exactly the numbers the uninterrupted run would have used.
+
+Run folder (runs/train/NAME):
+    model.cfg, classes.names, anchors.txt, args.json
+    weights/last.h5, weights/best.h5          (atomic writes)
+    train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
+"""
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cfg import adapt_cfg, parse_cfg_text, resolve_cfg
+from .errors import UserError
+from .fileio import atomic_write_text
+from .network import Network
+from .optim import SGD, learning_rate
+from .progress import Progress
+
+MULTISCALE_EVERY = 10                     # darknet: a new input size every 10 batches
+MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, scaled for others
+
+
+def multiscale_sizes(base):
+    lo = max(1, math.ceil(base * MULTISCALE_RANGE[0] / 32 - 1e-9))
+    hi = max(lo, math.floor(base * MULTISCALE_RANGE[1] / 32 + 1e-9))
+    return [k * 32 for k in range(lo, hi + 1)]
+
+
+def size_for_iteration(iteration, base, seed, multiscale):
+    """The square input size used at `iteration` (a function of the index only)."""
+    if not multiscale:
+        return base
+    sizes = multiscale_sizes(base)
+    rng = np.random.default_rng([seed, 7919, iteration // MULTISCALE_EVERY])
+    return int(sizes[rng.integers(len(sizes))])
+
+
+@dataclass
+class TrainSettings:
+    cfg: str                         # cfg path or bundled name (as given)
+    data: str                        # training dataset path
+    val: str = None                  # validation dataset path
+    names: str = None                # names file overriding the dataset's
+    weights: str = None              # initial weights (.weights, with cutoff, or .h5)
+    cutoff: int = None
+    out: str = None                  # run folder
+    max_batches: int = None
+    batch: int = None
+    subdivisions: int = None
+    learning_rate: float = None
+    momentum: float = None
+    decay: float = None
+    burn_in: int = None
+    policy: str = None
+    steps: list = None
+    scales: list = None
+    size: int = None                 # base input size (multiple of 32)
+    multiscale: bool = True
+    augment: bool = True
+    anchors: list = None             # flat list of anchors in grid units (else the cfg's)
+    workers: int = 2
+    seed: int = 0
+    eval_every: int = 0              # 0: only at the end
+    save_every: int = 100
+    eval_thresh: float = 0.005
+    nms: float = 0.45
+    eval_batch: int = 8
+    max_boxes: int = 30
+    log: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, echo=print):
+        self.s = settings
+        self.echo = echo
+        self.run_dir = Path(settings.out)
+        self.weights_dir = self.run_dir / "weights"
+        self.best_map = -1.0
+        self.iteration = 0
+        self.history = []        # evaluation rows
+
+    # -- set-up ----------------------------------------------------------------------------
+    def setup(self, resume=False):
+        from .datasets import load_dataset
+        s = self.s
+        self.train_set = load_dataset(s.data, names=s.names)
+        self.val_set = load_dataset(s.val, names=s.names) if s.val else None
+        self.names = list(self.train_set.names)
+        if resume:
+            cfg_text = (self.run_dir / "model.cfg").read_text()
+            changes = []
+        else:
+            text, source = resolve_cfg(s.cfg)
+            cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=s.anchors,
+                                          width=s.size, height=s.size, source=source)
+        self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")))
+        self.net.names = self.names
+        o = self.net.options
+        for key in ("max_batches", "batch", "subdivisions", "learning_rate", "momentum", "decay",
+                    "burn_in", "policy", "steps", "scales"):
+            value = getattr(s, key)
+            if value is not None:
+                setattr(o, key, value)
+        if o.batch % o.subdivisions:
+            raise UserError(f"batch {o.batch} is not divisible by subdivisions {o.subdivisions}")
+        if o.max_batches <= 0:
+            raise UserError("max_batches must be positive (set it in the cfg or with --max-batches)")
+        self.mini_batch = o.batch // o.subdivisions
+        self.base_size = o.width
+        if o.width % 32 or o.height % 32:
+            raise UserError(f"input size {o.width}x{o.height} is not a multiple of 32")
+        region = self.net.region
+        if region is None:
+            raise UserError("the cfg has no [region] layer; only detection training is supported",
+                            path=s.cfg)
+        self.multiscale = s.multiscale and region.random
+        self.region_index = len(self.net.layers) - 1
+        self.optimizer = SGD(self.net, o.momentum, o.decay)
+        if not resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "model.cfg", cfg_text)
+            atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
+            anchors = ", ".join(f"{a:.4f},{b:.4f}" for a, b in region.anchors)
+            atomic_write_text(self.run_dir / "anchors.txt", f"anchors = {anchors}\n")
+            settings = {k: v for k, v in asdict(s).items()}
+            atomic_write_text(self.run_dir / "args.json", json.dumps(settings, indent=2) + "\n")
+            if s.weights:
+                self.net.load_weights(s.weights, cutoff=s.cutoff)
+                self.net.seen = 0
+                self.echo(f"initial weights: {s.weights}" + (f" (first {s.cutoff} layers)" if s.cutoff else ""))
+            for line in changes:
+                self.echo(f"cfg adapted to the dataset: {line}")
+        from .augment import AugmentConfig
+        self.augment = AugmentConfig(jitter=region.jitter, hue=o.hue, saturation=o.saturation,
+                                     exposure=o.exposure, flip=True, enabled=s.augment)
+        return self
+
+    def resume(self):
+        """Restore weights, optimiser state, iteration and seen from run_dir/weights/last.h5."""
+        from .checkpoint import read_optimizer_state
+        last = self.weights_dir / "last.h5"
+        if not last.exists():
+            raise UserError("nothing to resume: no weights/last.h5", path=self.run_dir)
+        self.net.load_weights(last)
+        state = read_optimizer_state(last)
+        if state is None:
+            raise UserError("checkpoint has no optimiser state", path=last)
+        self.optimizer.load_state(state)
+        self.iteration = int(state["iteration"])
+        self.best_map = float(state.get("best_map", -1.0))
+        results = self.run_dir / "results.csv"
+        if results.exists():
+            with open(results, newline="") as f:
+                self.history = [row for row in csv.DictReader(f)
+                                if int(row["iteration"]) <= self.iteration]
+        self.echo(f"resuming {self.run_dir} at iteration {self.iteration}, {self.net.seen} images seen")
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def save(self, path):
+        state = self.optimizer.state()
+        state["iteration"] = np.int64(self.iteration)
+        state["best_map"] = np.float64(self.best_map)
+        state["seed"] = np.int64(self.s.seed)
+        self.net.save(path, names=self.names, optimizer=state,
+                      description="trained with yolo9000 train", iteration=self.iteration)
+
+    # -- the loop --------------------------------------------------------------------------
+    def size_of_minibatch(self, index):
+        it = index // self.net.options.subdivisions
+        size = size_for_iteration(it, self.base_size, self.s.seed, self.multiscale)
+        return size, size
+
+    def train(self, iterations=None):
+        """Train until max_batches (or for `iterations` more). Returns the final summary dict."""
+        from .loader import BatchLoader
+        o = self.net.options
+        stop = o.max_batches if iterations is None else min(o.max_batches, self.iteration + iterations)
+        if self.iteration >= stop:
+            self.echo(f"already at iteration {self.iteration} of {o.max_batches}: nothing to do")
+            return self.summary()
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.run_dir / "train_log.csv"
+        log_fields = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
+                      "avg_iou", "recall50", "images_per_s"]
+        self._truncate_log(log_path, log_fields)
+        log = open(log_path, "a", newline="") if self.s.log else None
+        writer = csv.DictWriter(log, fieldnames=log_fields) if log else None
+        loader = BatchLoader(self.train_set, self.mini_batch, self.augment, seed=self.s.seed,
+                             workers=self.s.workers, max_boxes=self.s.max_boxes)
+        bar = Progress(stop, desc="train", unit="it", start=self.iteration)
+        subdivisions = o.subdivisions
+        batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
+                                 self.size_of_minibatch)
+        t_start = time.perf_counter()
+        try:
+            while self.iteration < stop:
+                t0 = time.perf_counter()
+                lr = learning_rate(o, self.iteration)
+                self.net.zero_grads()
+                parts = {}
+                for _ in range(subdivisions):
+                    index, batch = next(batches)
+                    stats = self.train_minibatch(batch)
+                    for k, v in stats.items():
+                        parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
+                self.optimizer.step(lr, o.batch)
+                self.iteration += 1
+                dt = time.perf_counter() - t0
+                row = {"iteration": self.iteration, "seen": self.net.seen, "size": self.net.width,
+                       "lr": f"{lr:.6g}", "images_per_s": f"{o.batch / dt:.2f}"}
+                for k in ("loss", "coord", "obj", "noobj", "class", "avg_iou", "recall50"):
+                    row[k] = f"{parts.get(k, 0.0):.5g}"
+                if not all(math.isfinite(parts.get(k, 0.0)) for k in ("loss",)):
+                    raise UserError(f"training diverged at iteration {self.iteration} (loss "
+                                    f"{parts.get('loss')}); lower the learning rate")
+                if writer:
+                    writer.writerow(row)
+                    log.flush()
+                bar.update(1, postfix=(f"loss {parts['loss']:.3f} (xy/wh {parts.get('coord', 0):.2f} "
+                                       f"obj {parts.get('obj', 0):.2f} noobj {parts.get('noobj', 0):.2f} "
+                                       f"cls {parts.get('class', 0):.2f}) iou {parts.get('avg_iou', 0):.2f} "
+                                       f"R {parts.get('recall50', 0):.2f} {self.net.width}px "
+                                       f"{o.batch / dt:.1f} img/s"))
+                if self.s.save_every and self.iteration % self.s.save_every == 0:
+                    self.save(self.weights_dir / "last.h5")
+                if (self.val_set is not None and self.s.eval_every
+                        and self.iteration % self.s.eval_every == 0 and self.iteration < stop):
+                    self.evaluate_and_record(bar)
+        finally:
+            loader.close()
+            if log:
+                log.close()
+            bar.close()
+        self.save(self.weights_dir / "last.h5")
+        if self.val_set is not None and (not self.history or
+                                         int(self.history[-1]["iteration"]) != self.iteration):
+            self.evaluate_and_record(None)
+        self.train_seconds = time.perf_counter() - t_start
+        self.plot()
+        return self.summary()
+
+    def train_minibatch(self, batch):
+        net = self.net
+        images = batch.images
+        if net.width != images.shape[3] or net.height != images.shape[2]:
+            net.resize(images.shape[3], images.shape[2])
+        net.forward(images, train=True)
+        region = net.layers[self.region_index]
+        loss, grad_raw, stats = region.loss(batch.truths, net.seen)
+        net.backward(grad_raw, start=self.region_index - 1, input_grad=False)
+        net.seen += images.shape[0]
+        return {"loss": loss, "coord": stats.get("coord", 0.0), "obj": stats.get("obj", 0.0),
+                "noobj": stats.get("noobj", 0.0), "class": stats.get("class", 0.0),
+                "avg_iou": stats.get("avg_iou", 0.0), "recall50": stats.get("recall50", 0.0)}
+
+    def _truncate_log(self, path, fields):
+        """On resume, drop log rows past the checkpoint so the log reads as one clean run."""
+        if not path.exists() or self.iteration == 0:
+            atomic_write_text(path, ",".join(fields) + "\n")
+            return
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
+        lines = [",".join(fields)] + [",".join(str(r.get(k, "")) for k in fields) for r in rows]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate_and_record(self, bar):
+        from .validate import evaluate_records
+        net = self.net
+        train_size = (net.width, net.height)
+        net.resize(self.base_size, self.base_size)
+        t0 = time.perf_counter()
+        voc, coco, _ = evaluate_records(net, self.val_set.records, len(self.names),
+                                        thresh=self.s.eval_thresh, nms=self.s.nms,
+                                        batch=self.s.eval_batch)
+        net.resize(*train_size)
+        row = {"iteration": self.iteration, "seen": net.seen, "mAP50": f"{voc.map:.4f}",
+               "mAP50_95": f"{coco.map:.4f}", "eval_seconds": f"{time.perf_counter() - t0:.1f}"}
+        self.history.append(row)
+        lines = ["iteration,seen,mAP50,mAP50_95,eval_seconds"] + [
+            ",".join(str(r[k]) for k in ("iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"))
+            for r in self.history]
+        atomic_write_text(self.run_dir / "results.csv", "\n".join(lines) + "\n")
+        message = (f"iteration {self.iteration}: mAP@0.5 {voc.map:.4f}  mAP@[.5:.95] {coco.map:.4f}")
+        if voc.map > self.best_map:
+            self.best_map = float(voc.map)
+            self.save(self.weights_dir / "best.h5")
+            message += "  (best so far: weights/best.h5)"
+        (bar.write if bar else self.echo)(message)
+        self.last_voc, self.last_coco = voc, coco
+        return voc, coco
+
+    def plot(self):
+        """results.png: loss parts per iteration and mAP per evaluation (needs matplotlib)."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            self.echo("matplotlib is not installed: results.png skipped (pip install 'yolo9000[plot]')")
+            return None
+        log_path = self.run_dir / "train_log.csv"
+        with open(log_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            return None
+        it = np.array([int(r["iteration"]) for r in rows])
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        ax = axes[0]
+        for key in ("loss", "coord", "obj", "noobj", "class"):
+            v = np.array([float(r[key]) for r in rows])
+            if len(v) > 20:    # a running mean makes the trend readable
+                k = max(1, len(v) // 50)
+                v = np.convolve(v, np.ones(k) / k, mode="same")
+            ax.plot(it, v, label=key, lw=1.2 if key == "loss" else 0.9)
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_title("training loss (per batch, smoothed)")
+        ax.legend()
+        ax = axes[1]
+        if self.history:
+            hi = [int(r["iteration"]) for r in self.history]
+            ax.plot(hi, [float(r["mAP50"]) for r in self.history], "o-", label="mAP@0.5")
+            ax.plot(hi, [float(r["mAP50_95"]) for r in self.history], "s-", label="mAP@[.5:.95]")
+            ax.set_ylim(0, 1)
+            ax.legend()
+        ax.set_xlabel("iteration")
+        ax.set_title("validation")
+        fig.tight_layout()
+        out = self.run_dir / "results.png"
+        tmp = self.run_dir / ".results.png.tmp.png"
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, out)
+        return out
+
+    def summary(self):
+        out = {"run_dir": str(self.run_dir), "iteration": self.iteration, "seen": self.net.seen,
+               "last": str(self.weights_dir / "last.h5")}
+        if self.history:
+            out["mAP50"] = float(self.history[-1]["mAP50"])
+            out["mAP50_95"] = float(self.history[-1]["mAP50_95"])
+            out["best_mAP50"] = self.best_map
+            out["best"] = str(self.weights_dir / "best.h5")
+        return out
+
+
+def next_run_dir(project, name):
+    """runs/train/NAME, NAME2, NAME3, ... — a fresh folder, never an old run's."""
+    project = Path(project)
+    candidate = project / name
+    k = 2
+    while candidate.exists():
+        candidate = project / f"{name}{k}"
+        k += 1
+    return candidate
