@@ -279,8 +279,11 @@ class BatchLoader:
                 width, height = size_fn(submitted)
                 # batch i always goes to worker i mod W: results come back in order per pipe
                 worker = self._workers[submitted % len(self._workers)]
-                worker.tasks.send((gen, submitted, self.members(submitted), int(width),
-                                   int(height)))
+                try:
+                    worker.tasks.send((gen, submitted, self.members(submitted), int(width),
+                                       int(height)))
+                except OSError:   # broken pipe: the worker is gone
+                    self._worker_died(worker)
                 submitted += 1
             yield index, self._receive(gen, index)
             index += 1
