@@ -391,9 +391,10 @@ def _assign_step(cells: _Cells, centroids, metric):
     pure_ids = np.flatnonzero(pure)
     mixed_ids = np.flatnonzero(~pure)
     pj = j1[pure_ids]
-    counts = np.bincount(pj, weights=cells.counts[pure_ids], minlength=k)
-    sum_w = np.bincount(pj, weights=cells.sum_w[pure_ids], minlength=k)
-    sum_h = np.bincount(pj, weights=cells.sum_h[pure_ids], minlength=k)
+    # astype: bincount of an empty selection comes back as int64 even with float weights
+    counts = np.bincount(pj, weights=cells.counts[pure_ids], minlength=k).astype(np.float64)
+    sum_w = np.bincount(pj, weights=cells.sum_w[pure_ids], minlength=k).astype(np.float64)
+    sum_h = np.bincount(pj, weights=cells.sum_h[pure_ids], minlength=k).astype(np.float64)
     pure_d = d1[pure_ids].astype(np.float64)
     if metric == "iou":
         objective = float((cells.counts[pure_ids] * (1.0 - pure_d)).sum())
