@@ -1,0 +1,740 @@
+"""yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory.
+
+    python scripts/bench.py [forward train anchors memory] [--repeats 5] [--threads N]
+                            [--json FILE] [--profile] [--quick] [--no-torch]
+                            [--cfg CFG] [--size N|native] [--batch 8]
+
+forward  median time per image and effective GFLOP/s (net.flops() / time) of yolov2-voc and
+         yolov2-tiny-voc at 416x416, batch 1 and batch 8 (per-image time = batch time / 8).
+train    one full training iteration of yolov2-tiny-voc at 416, batch 8: forward(train=True),
+         region loss on random plausible truths (3 boxes per image), backward, SGD step; and
+         forward + region loss + backward at batch 1.
+anchors  scripts/bench_anchors.py's bench_anchors() (1M boxes, k=9, 10 restarts), if present.
+memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416, batch 1, and
+         of the yolov2-tiny-voc batch-8 training iteration, each in a fresh subprocess, next
+         to the weights' size (4 bytes x every parameter incl. BN statistics) and the
+         inference budget 1.5 x weights + 300 MB.
+
+Weights are random (the same file for us and PyTorch: tests/torch_darknet.py's
+write_random_darknet_weights when torch is importable, otherwise numpy-random parameters).
+
+PyTorch side by side (when `import torch` works): the same cfg built by tests/torch_darknet.py,
+same weights, same input, torch.set_num_threads equal to ours. Runs are interleaved
+(ours, torch, ours, torch, ...) so machine noise hits both alike; the figures are medians.
+  forward: torch.no_grad(), batch-norm with rolling statistics.
+  train:   batch-norm with batch statistics (set_train_mode_bn), loss = 0.5 * sum of squares of
+           the network output (region activation included), autograd backward,
+           torch.optim.SGD(momentum=.9, weight_decay=5e-4 on conv weights only, as darknet).
+           Ours computes the real region loss instead, whose cost is reported separately
+           (`ours_loss_ms` in the JSON) so the comparison can be read either way.
+Both sides skip the input gradient of the first convolution.
+
+GFLOP/s for training counts the forward FLOPs plus, for every convolution, the weight-gradient
+product and (except the first) the input-gradient product, each as many FLOPs as its forward.
+
+--cfg CFG replaces every model with CFG (at its own [net] size unless --size is given); with
+--quick (2 repeats, batch 2, 100k anchor boxes) it makes a seconds-long smoke run.
+
+No timing here is asserted against anything: the machine may be shared, so the load average
+is printed at the start and the end for readers to judge the numbers.
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+SCRIPTS = REPO / "scripts"
+
+WHATS = ("forward", "train", "anchors", "memory")
+FORWARD_MODELS = ("yolov2-voc", "yolov2-tiny-voc")
+TRAIN_MODEL = "yolov2-tiny-voc"
+MEMORY_INFERENCE_MODEL = "yolov2-voc"
+BOXES_PER_IMAGE = 3
+# repeated steps on one batch must keep the weights finite; the step's cost does not depend on lr
+LEARNING_RATE = 1e-5
+MOMENTUM, DECAY = 0.9, 5e-4
+# region loss past darknet's 12800-image warm-up (the steady state of a training run)
+SEEN = 100_000
+MB = 2**20
+
+
+# -- models, weights, inputs -------------------------------------------------------------------
+def cfg_path(model):
+    """A .cfg path for a bundled model name or a path (torch_darknet needs a real file)."""
+    p = Path(model)
+    if p.suffix == ".cfg" or p.exists():
+        return p.resolve()
+    return Path(str(resources.files("yolo9000") / "models" / f"{model}.cfg"))
+
+
+def model_label(model):
+    return Path(model).stem if str(model).endswith(".cfg") else str(model)
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def import_torch_darknet():
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import torch_darknet
+    return torch_darknet
+
+
+def randomise_parameters(net, seed):
+    """numpy-random but plausible parameters (He-like weights, BN statistics near 1) when
+    torch_darknet's weight writer is not available."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if layer.kind != "conv":
+            continue
+        fan_in = layer.weights[0].size
+        gain = 1.0 if layer.activation == "linear" else 2.0
+        std = (0.85 if layer.batch_normalize else 1.0) * np.sqrt(gain / fan_in)
+        layer.weights[...] = rng.standard_normal(layer.weights.shape, np.float32) * np.float32(std)
+        layer.biases[...] = rng.standard_normal(layer.biases.shape, np.float32) * np.float32(0.1)
+        if layer.batch_normalize:
+            p = layer.params
+            p["scales"][...] = rng.uniform(0.5, 1.5, p["scales"].shape)
+            p["rolling_mean"][...] = rng.standard_normal(p["rolling_mean"].shape) * 0.1
+            p["rolling_variance"][...] = rng.uniform(0.5, 1.5, p["rolling_variance"].shape)
+
+
+class WeightStore:
+    """One random weights file per model for the whole run (shared with torch and the memory
+    subprocesses); None per model when torch_darknet cannot be imported."""
+
+    def __init__(self, folder, use_file):
+        self.folder = Path(folder)
+        self.use_file = use_file
+        self.paths = {}
+
+    def path(self, model):
+        if not self.use_file:
+            return None
+        if model not in self.paths:
+            td = import_torch_darknet()
+            out = self.folder / f"{model_label(model)}.weights"
+            td.write_random_darknet_weights(cfg_path(model), out, seed=0)
+            self.paths[model] = out
+        return self.paths[model]
+
+
+def build_ours(model, size, weights):
+    from yolo9000.network import Network
+    w, h = size if size else (None, None)
+    net = Network.from_cfg(str(cfg_path(model)), width=w, height=h)
+    if weights is not None:
+        net.load_weights(weights)
+    else:
+        randomise_parameters(net, seed=0)
+    return net
+
+
+def build_torch(model, net, weights):
+    td = import_torch_darknet()
+    tnet = td.build_torch_net(cfg_path(model), net.width, net.height, return_all=False)
+    td.load_darknet_weights(tnet, weights)
+    return tnet
+
+
+def random_input(net, batch, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.random((batch,) + net.input_shape, dtype=np.float32)
+
+
+def random_truths(region, batch, seed=2):
+    """BOXES_PER_IMAGE boxes per image, [cx, cy, w, h, class] normalised, sizes 5-50 %."""
+    rng = np.random.default_rng(seed)
+    truths = []
+    for _ in range(batch):
+        wh = rng.uniform(0.05, 0.5, (BOXES_PER_IMAGE, 2))
+        centre = rng.uniform(wh / 2, 1 - wh / 2)
+        cls = rng.integers(0, region.classes, (BOXES_PER_IMAGE, 1))
+        truths.append(np.hstack([centre, wh, cls]).astype(np.float32))
+    return truths
+
+
+def weights_bytes(net):
+    """4 bytes x every parameter, BN rolling statistics included (what a .weights file holds)."""
+    return 4 * sum(p.size for _, _, p, _ in net.parameters())
+
+
+def train_flops(net):
+    """Per image: forward + weight gradient + input gradient (skipped for the first conv)."""
+    total = 0.0
+    for i, layer in enumerate(net.layers):
+        f = layer.flops()
+        total += f
+        if layer.kind == "conv":
+            total += f * (2 if i > 0 else 1)
+    return total
+
+
+# -- one training step, ours and torch's ------------------------------------------------------
+class OursTrainer:
+    def __init__(self, net, x, truths, update=True):
+        from yolo9000.optim import SGD
+        self.net, self.x, self.truths, self.update = net, x, truths, update
+        self.region = net.layers[-1]
+        if self.region.kind != "region":
+            raise SystemExit(f"{net.source}: the last layer is not [region]; train needs a detector")
+        self.sgd = SGD(net, momentum=MOMENTUM, decay=DECAY) if update else None
+        self.loss_seconds = []
+        self.last_loss = None
+
+    def step(self):
+        net = self.net
+        net.zero_grads()
+        net.forward(self.x, train=True)
+        t = time.perf_counter()
+        loss, grad_raw, _ = self.region.loss(self.truths, SEEN)
+        self.loss_seconds.append(time.perf_counter() - t)
+        net.backward(grad_raw, start=len(net.layers) - 2, input_grad=False)
+        if self.update:
+            self.sgd.step(LEARNING_RATE, self.x.shape[0])
+        self.last_loss = float(loss)
+
+
+class TorchTrainer:
+    def __init__(self, tnet, x, update=True):
+        import torch
+        td = import_torch_darknet()
+        td.set_train_mode_bn(tnet, True)
+        self.tnet, self.update = tnet, update
+        self.x = torch.from_numpy(x)
+        decayed = [p for n, p in tnet.named_parameters() if n.endswith(".weight")]
+        others = [p for n, p in tnet.named_parameters() if not n.endswith(".weight")]
+        self.opt = torch.optim.SGD([{"params": decayed, "weight_decay": DECAY},
+                                    {"params": others, "weight_decay": 0.0}],
+                                   lr=LEARNING_RATE, momentum=MOMENTUM)
+        self.last_loss = None
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=False)
+        out = self.tnet(self.x)
+        loss = 0.5 * out.square().sum()
+        loss.backward()
+        if self.update:
+            self.opt.step()
+        self.last_loss = float(loss.detach())
+
+
+# -- timing ------------------------------------------------------------------------------------
+def time_interleaved(runs, repeats, warmup=1):
+    """{name: [seconds...]} timing each callable once per round, rounds interleaved."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in runs}
+    gc.collect()
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def summarise(seconds, divide=1):
+    """Medians etc. in ms, each time divided by `divide` (the batch, for per-image figures)."""
+    ms = [1000.0 * s / divide for s in seconds]
+    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms), "times_ms": ms}
+
+
+def make_row(what, model, size, batch, unit, flops_per_image, ours, torch_=None, extra=None):
+    """One result row; `ours`/`torch_` are summaries of per-unit times."""
+    per_image_ms_factor = batch if unit == "ms/iter" else 1
+    row = {"what": what, "model": model, "width": size[0], "height": size[1], "batch": batch,
+           "unit": unit, "ours_ms": ours["median_ms"], "ours_min_ms": ours["min_ms"],
+           "ours_max_ms": ours["max_ms"], "ours_times_ms": ours["times_ms"],
+           "gflops": flops_per_image * per_image_ms_factor / (ours["median_ms"] * 1e6),
+           "torch_ms": None, "torch_times_ms": None, "ratio": None, "torch_gflops": None}
+    if torch_ is not None:
+        row.update(torch_ms=torch_["median_ms"], torch_times_ms=torch_["times_ms"],
+                   ratio=ours["median_ms"] / torch_["median_ms"],
+                   torch_gflops=flops_per_image * per_image_ms_factor / (torch_["median_ms"] * 1e6))
+    row.update(extra or {})
+    return row
+
+
+# -- benchmarks --------------------------------------------------------------------------------
+def bench_forward(model, opts, store):
+    net = build_ours(model, opts.size, store.path(model))
+    size = (net.width, net.height)
+    tnet = build_torch(model, net, store.path(model)) if opts.torch else None
+    rows = []
+    for batch in (1, opts.batch):
+        x = random_input(net, batch)
+        runs = {"ours": lambda: net.forward(x)}
+        extra = {}
+        if tnet is not None:
+            import torch
+            xt = torch.from_numpy(x)
+
+            def torch_forward():
+                with torch.no_grad():
+                    return tnet(xt)
+            runs["torch"] = torch_forward
+            # same weights, same input: the outputs must agree, else the comparison is void
+            ours_y, torch_y = net.forward(x), torch_forward().numpy()
+            extra["max_abs_diff_vs_torch"] = float(np.max(np.abs(ours_y - torch_y)))
+            extra["max_abs_output"] = float(np.max(np.abs(torch_y)))
+        times = time_interleaved(runs, opts.repeats)
+        ours = summarise(times["ours"], batch)
+        theirs = summarise(times["torch"], batch) if "torch" in times else None
+        rows.append(make_row(f"forward {model_label(model)} {size[0]} b{batch}", model_label(model),
+                             size, batch, "ms/img", net.flops(), ours, theirs, extra))
+    return rows
+
+
+def bench_train(model, opts, store):
+    net = build_ours(model, opts.size, store.path(model))
+    size = (net.width, net.height)
+    use_torch = opts.torch
+    rows = []
+    for batch, update, label in ((opts.batch, True, "train iter"), (1, False, "fwd+bwd")):
+        x = random_input(net, batch)
+        ours_t = OursTrainer(net, x, random_truths(net.layers[-1], batch), update)
+        runs = {"ours": ours_t.step}
+        if use_torch:
+            torch_t = TorchTrainer(build_torch(model, net, store.path(model)), x, update)
+            runs["torch"] = torch_t.step
+        times = time_interleaved(runs, opts.repeats)
+        ours = summarise(times["ours"])
+        theirs = summarise(times["torch"]) if use_torch else None
+        loss_ms = 1000 * statistics.median(ours_t.loss_seconds[-opts.repeats:])
+        extra = {"ours_loss_ms": loss_ms, "ours_final_loss": ours_t.last_loss,
+                 "update": update, "loss_finite": bool(np.isfinite(ours_t.last_loss))}
+        if use_torch:
+            extra["torch_final_loss"] = torch_t.last_loss
+        rows.append(make_row(f"{label} {model_label(model)} {size[0]} b{batch}", model_label(model),
+                             size, batch, "ms/iter", train_flops(net), ours, theirs, extra))
+    return rows
+
+
+def bench_anchors_section(opts):
+    path = SCRIPTS / "bench_anchors.py"
+    if not path.is_file():
+        return {"skipped": "scripts/bench_anchors.py is absent"}
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_anchors", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "bench_anchors"):
+        return {"skipped": "scripts/bench_anchors.py has no bench_anchors()"}
+    n_boxes, restarts = (100_000, 2) if opts.quick else (1_000_000, 10)
+    return module.bench_anchors(n_boxes=n_boxes, k=9, restarts=restarts, repeats=opts.repeats)
+
+
+# -- memory, in fresh subprocesses -------------------------------------------------------------
+def peak_memory():
+    """(VmHWM, ru_maxrss) in bytes: the process's peak resident set, two ways."""
+    hwm = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    maxrss *= 1 if sys.platform == "darwin" else 1024     # bytes on macOS, KiB on Linux
+    return hwm, maxrss
+
+
+def current_rss():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_child(spec):
+    """Runs in the subprocess: build, load, one inference or two training iterations."""
+    from yolo9000.threads import set_threads
+    set_threads(spec["threads"])
+    base_rss = current_rss()
+    size = tuple(spec["size"]) if spec["size"] else None
+    net = build_ours(spec["model"], size, spec["weights"])
+    x = random_input(net, spec["batch"])
+    if spec["mode"] == "inference":
+        net.forward(x)
+    else:
+        trainer = OursTrainer(net, x, random_truths(net.layers[-1], spec["batch"]))
+        for _ in range(2):      # the second step runs with every buffer already allocated
+            trainer.step()
+    hwm, maxrss = peak_memory()
+    return {"base_rss": base_rss, "vm_hwm": hwm, "ru_maxrss": maxrss,
+            "weights_bytes": weights_bytes(net), "width": net.width, "height": net.height,
+            "weights_from": "file" if spec["weights"] else "numpy-random"}
+
+
+def bench_memory(opts, store):
+    jobs = [("inference", opts.cfg or MEMORY_INFERENCE_MODEL, 1),
+            ("train", opts.cfg or TRAIN_MODEL, opts.batch)]
+    rows = []
+    for mode, model, batch in jobs:
+        weights = store.path(model)
+        spec = {"mode": mode, "model": str(model), "batch": batch, "threads": opts.threads,
+                "size": list(opts.size) if opts.size else None,
+                "weights": str(weights) if weights else None}
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child",
+                               json.dumps(spec)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"memory subprocess failed:\n{proc.stderr}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        peak = r["vm_hwm"] or r["ru_maxrss"]
+        budget = 1.5 * r["weights_bytes"] + 300 * MB if mode == "inference" else None
+        rows.append({"what": f"peak RSS {mode} {model_label(model)} {r['width']} b{batch}",
+                     "mode": mode, "model": model_label(model), "batch": batch,
+                     "width": r["width"], "height": r["height"],
+                     "peak_mb": peak / MB, "vm_hwm_mb": (r["vm_hwm"] or 0) / MB,
+                     "ru_maxrss_mb": r["ru_maxrss"] / MB,
+                     "base_rss_mb": (r["base_rss"] or 0) / MB,
+                     "weights_mb": r["weights_bytes"] / MB,
+                     "budget_mb": budget / MB if budget else None,
+                     "within_budget": (peak <= budget) if budget else None,
+                     "weights_from": r["weights_from"]})
+    return rows
+
+
+# -- per-layer profile -------------------------------------------------------------------------
+def profile_forward(net, x, train, repeats):
+    """Median ms of each layer.forward over `repeats` walks done the way Network._run does;
+    returns (rows, outputs of the last walk)."""
+    per_layer = [[] for _ in net.layers]
+    for _ in range(repeats):
+        outputs = [None] * len(net.layers)
+        for i, layer in enumerate(net.layers):
+            inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
+                   else (outputs[i - 1] if i > 0 else x))
+            t = time.perf_counter()
+            outputs[i] = layer.forward(inp, train)
+            per_layer[i].append(time.perf_counter() - t)
+    rows = [{"index": i, "type": layer.kind, "out_shape": list(layer.out_shape),
+             "ms": 1000 * statistics.median(ts), "flops": layer.flops() * x.shape[0]}
+            for i, (layer, ts) in enumerate(zip(net.layers, per_layer))]
+    return rows, outputs
+
+
+def profile_backward(net, x, truths, repeats):
+    """Median ms of each layer.backward (region loss gradient in, no input gradient for the
+    first convolution), walking the layers the way Network.backward does."""
+    region = net.layers[-1]
+    per_layer = [[] for _ in net.layers]
+    for _ in range(repeats):
+        net.zero_grads()
+        net.forward(x, train=True)
+        _, grad_raw, _ = region.loss(truths, SEEN)
+        grads = [None] * len(net.layers)
+        start = len(net.layers) - 2
+        grads[start] = np.ascontiguousarray(grad_raw, dtype=np.float32)
+        for i in range(start, -1, -1):
+            g, grads[i] = grads[i], None
+            if g is None:
+                continue
+            layer = net.layers[i]
+            t = time.perf_counter()
+            if i == 0 and layer.kind == "conv":
+                layer.backward(g, need_input_grad=False)
+                per_layer[i].append(time.perf_counter() - t)
+                break
+            d = layer.backward(g)
+            per_layer[i].append(time.perf_counter() - t)
+            if layer.kind == "route":
+                for j, part in zip(layer.sources, d):
+                    grads[j] = part if grads[j] is None else grads[j] + part
+            elif i > 0:
+                grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
+    rows = []
+    for i, (layer, ts) in enumerate(zip(net.layers, per_layer)):
+        if not ts:
+            continue
+        f = layer.flops() * x.shape[0]
+        if layer.kind == "conv":
+            f *= 2 if i > 0 else 1
+        rows.append({"index": i, "type": layer.kind, "out_shape": list(layer.out_shape),
+                     "ms": 1000 * statistics.median(ts), "flops": f})
+    return rows
+
+
+def finish_profile(title, rows):
+    total = sum(r["ms"] for r in rows) or 1e-9
+    for r in rows:
+        r["percent"] = 100 * r["ms"] / total
+        r["gflops"] = r["flops"] / (r["ms"] * 1e6) if r["ms"] > 0 and r["flops"] else None
+    return {"title": title, "total_ms": total, "layers": rows}
+
+
+def bench_profile(opts, store, whats):
+    repeats = max(1, min(opts.repeats, 3))
+    profiles = []
+    if "forward" in whats:
+        for model in opts.forward_models:
+            net = build_ours(model, opts.size, store.path(model))
+            x = random_input(net, 1)
+            net.forward(x)   # warm-up
+            rows, _ = profile_forward(net, x, False, repeats)
+            profiles.append(finish_profile(
+                f"forward {model_label(model)} {net.width} b1, median of {repeats}", rows))
+    if "train" in whats:
+        model = opts.train_model
+        net = build_ours(model, opts.size, store.path(model))
+        x = random_input(net, opts.batch)
+        truths = random_truths(net.layers[-1], opts.batch)
+        OursTrainer(net, x, truths, update=False).step()   # warm-up
+        rows, _ = profile_forward(net, x, True, repeats)
+        profiles.append(finish_profile(
+            f"forward(train=True) {model_label(model)} {net.width} b{opts.batch}, "
+            f"median of {repeats}", rows))
+        profiles.append(finish_profile(
+            f"backward {model_label(model)} {net.width} b{opts.batch}, median of {repeats}",
+            profile_backward(net, x, truths, repeats)))
+    return profiles
+
+
+# -- environment -------------------------------------------------------------------------------
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        import yolo9000.threads as yt
+        return [{"libraries": yt._blas_libraries(), "note": "threadpoolctl not installed"}]
+    return [{k: d.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
+                                   "threading_layer", "filepath")}
+            for d in threadpool_info()]
+
+
+def environment(opts):
+    import yolo9000
+    from yolo9000 import _kernels
+    env = {"cpu": cpu_model(), "cores_available": len(os.sched_getaffinity(0))
+           if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "threads_ours": opts.threads, "openmp_enabled": bool(_kernels.openmp_enabled()),
+           "openmp_max_threads": int(_kernels.get_max_threads()),
+           "python": platform.python_version(), "numpy": np.__version__,
+           "yolo9000": getattr(yolo9000, "__version__", "?"), "blas": blas_info(),
+           "torch": None, "threads_torch": None}
+    if opts.torch:
+        import torch
+        env["torch"] = torch.__version__
+        env["threads_torch"] = torch.get_num_threads()
+    return env
+
+
+# -- output ------------------------------------------------------------------------------------
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows):
+    header = (f"{'what':<34s} {'unit':>7s} {'ours ms':>9s} {'min-max':>15s} {'torch ms':>9s} "
+              f"{'ours/torch':>10s} {'GFLOP/s':>8s} {'torch GFLOP/s':>13s}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        spread = f"{r['ours_min_ms']:.1f}-{r['ours_max_ms']:.1f}"
+        print(f"{r['what']:<34s} {r['unit']:>7s} {r['ours_ms']:9.1f} {spread:>15s} "
+              f"{fmt(r['torch_ms'], '9.1f'):>9s} {fmt(r['ratio'], '10.2f'):>10s} "
+              f"{r['gflops']:8.1f} {fmt(r['torch_gflops'], '13.1f'):>13s}")
+
+
+def print_memory(rows):
+    header = (f"{'what':<40s} {'peak MB':>8s} {'start MB':>9s} {'weights MB':>10s} "
+              f"{'budget MB':>9s} {'ok':>3s}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ok = "-" if r["within_budget"] is None else ("yes" if r["within_budget"] else "NO")
+        print(f"{r['what']:<40s} {r['peak_mb']:8.0f} {r['base_rss_mb']:9.0f} {r['weights_mb']:10.1f} "
+              f"{fmt(r['budget_mb'], '9.0f'):>9s} {ok:>3s}")
+    print("(peak = VmHWM of a fresh process; start = RSS after importing numpy and yolo9000; "
+          "budget = 1.5 x weights + 300 MB, inference only)")
+
+
+def print_profile(p):
+    print(f"\nprofile: {p['title']} (sum of layers {p['total_ms']:.1f} ms)")
+    print(f"{'layer':>5s} {'type':<8s} {'output':>16s} {'ms':>9s} {'%':>6s} {'GFLOP/s':>8s}")
+    for r in p["layers"]:
+        shape = "x".join(str(v) for v in r["out_shape"])
+        print(f"{r['index']:5d} {r['type']:<8s} {shape:>16s} {r['ms']:9.2f} {r['percent']:6.1f} "
+              f"{fmt(r['gflops'], '8.1f'):>8s}")
+
+
+def print_environment(env, load_start):
+    print(f"CPU: {env['cpu']} ({env['cores_available']} cores available)")
+    print(f"threads: ours {env['threads_ours']} (OpenMP {'on' if env['openmp_enabled'] else 'OFF'},"
+          f" max {env['openmp_max_threads']}), torch {env['threads_torch'] or '- (not used)'}")
+    for b in env["blas"]:
+        if "user_api" in b:
+            print(f"  {b['user_api']}: {b['internal_api']} {b['version']} "
+                  f"{b['num_threads']} threads ({Path(b['filepath'] or '').name})")
+        else:
+            print(f"  BLAS: {b}")
+    print(f"python {env['python']}, numpy {env['numpy']}, yolo9000 {env['yolo9000']}, "
+          f"torch {env['torch'] or 'not available'}")
+    print("load average at start: " + " ".join(f"{v:.2f}" for v in load_start))
+
+
+# -- main --------------------------------------------------------------------------------------
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", nargs="*", metavar="WHAT",
+                    help=f"any of {', '.join(WHATS)} (default: all)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 5)")
+    ap.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    ap.add_argument("--json", type=Path, help="write every number to this file")
+    ap.add_argument("--profile", action="store_true", help="per-layer timing tables")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 repeats, batch 2, small anchor problem (smoke test)")
+    ap.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
+    ap.add_argument("--cfg", help="run every benchmark on this cfg instead of the YOLOv2 models")
+    ap.add_argument("--size", default=None,
+                    help="input size N (N x N), or 'native' for the cfg's [net] size "
+                         "(default 416, or native with --cfg)")
+    ap.add_argument("--batch", type=int, default=None, help="large batch (default 8; 2 with --quick)")
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    opts = ap.parse_args(argv)
+    if opts.memory_child:
+        return opts
+    unknown = [w for w in opts.what if w not in WHATS]
+    if unknown:
+        ap.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(WHATS)}")
+    opts.what = [w for w in WHATS if w in opts.what] if opts.what else list(WHATS)
+    if opts.repeats is None:
+        opts.repeats = 2 if opts.quick else 5
+    if opts.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    if opts.batch is None:
+        opts.batch = 2 if opts.quick else 8
+    size = opts.size if opts.size is not None else ("native" if opts.cfg else "416")
+    if size == "native":
+        opts.size = None
+    else:
+        try:
+            n = int(size)
+        except ValueError:
+            ap.error("--size takes a number or 'native'")
+        if n <= 0 or n % 32:
+            ap.error("--size must be a positive multiple of 32")
+        opts.size = (n, n)
+    if opts.cfg and not Path(opts.cfg).is_file():
+        ap.error(f"--cfg {opts.cfg}: no such file")
+    opts.forward_models = [opts.cfg] if opts.cfg else list(FORWARD_MODELS)
+    opts.train_model = opts.cfg or TRAIN_MODEL
+    opts.torch = opts.torch and torch_available()
+    return opts
+
+
+def main(argv=None):
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.memory_child:
+        print(json.dumps(memory_child(json.loads(opts.memory_child))))
+        return 0
+    from yolo9000.threads import default_threads, set_threads
+    if opts.torch:
+        import torch     # before set_threads, so threadpoolctl sees every BLAS in the process
+    opts.threads = set_threads(opts.threads if opts.threads else default_threads())
+    if opts.torch:
+        torch.set_num_threads(opts.threads)
+    load_start = os.getloadavg()
+    env = environment(opts)
+    print_environment(env, load_start)
+    report = {"environment": env, "settings": {
+        "what": opts.what, "repeats": opts.repeats, "batch": opts.batch, "quick": opts.quick,
+        "size": list(opts.size) if opts.size else "native", "cfg": opts.cfg,
+        "torch": opts.torch, "learning_rate": LEARNING_RATE, "seen": SEEN,
+        "boxes_per_image": BOXES_PER_IMAGE,
+        "torch_train_loss": "0.5 * sum of squares of the output" if opts.torch else None},
+        "results": [], "anchors": None, "memory": None, "profile": None,
+        "load_average_start": list(load_start)}
+    with tempfile.TemporaryDirectory(prefix="yolo9000-bench-") as tmp:
+        store = WeightStore(tmp, use_file=torch_available())
+        report["settings"]["weights"] = ("torch_darknet.write_random_darknet_weights(seed=0)"
+                                         if store.use_file else "numpy random (seed 0)")
+        rows = report["results"]
+        if "forward" in opts.what:
+            for model in opts.forward_models:
+                rows += bench_forward(model, opts, store)
+        if "train" in opts.what:
+            rows += bench_train(opts.train_model, opts, store)
+        if "anchors" in opts.what:
+            report["anchors"] = bench_anchors_section(opts)
+        if "memory" in opts.what:
+            report["memory"] = bench_memory(opts, store)
+        if opts.profile:
+            report["profile"] = bench_profile(opts, store, opts.what)
+    load_end = os.getloadavg()
+    report["load_average_end"] = list(load_end)
+
+    if rows:
+        print()
+        print_table(rows)
+        if any(r.get("ours_loss_ms") for r in rows):
+            for r in rows:
+                if "ours_loss_ms" in r:
+                    print(f"  {r['what']}: of which region loss {r['ours_loss_ms']:.1f} ms "
+                          f"(torch side: sum-of-squares loss)")
+        diffs = [r["max_abs_diff_vs_torch"] for r in rows if "max_abs_diff_vs_torch" in r]
+        if diffs:
+            print(f"  outputs ours vs torch: max |difference| {max(diffs):.2e}")
+    a = report["anchors"]
+    if a is not None:
+        print()
+        if "skipped" in a:
+            print(f"anchors: skipped ({a['skipped']})")
+        else:
+            print(f"anchors k-means: {a['n_boxes']:,} boxes, k = {a['k']}, {a['restarts']} restarts: "
+                  f"median {a['median_s']:.2f} s over {a['repeats']} runs "
+                  f"(min {a['min_s']:.2f}, max {a['max_s']:.2f}), avg IoU {a['avg_iou']:.4f}")
+    if report["memory"]:
+        print()
+        print_memory(report["memory"])
+    for p in report["profile"] or []:
+        print_profile(p)
+    print("\nload average at end: " + " ".join(f"{v:.2f}" for v in load_end))
+    if opts.json:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp_json = opts.json.with_name(opts.json.name + ".tmp")
+        tmp_json.write_text(json.dumps(report, indent=2))
+        os.replace(tmp_json, opts.json)
+        print(f"numbers written to {opts.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
