@@ -608,6 +608,9 @@ def print_environment(env, load_start):
     print(f"python {env['python']}, numpy {env['numpy']}, yolo9000 {env['yolo9000']}, "
           f"torch {env['torch'] or 'not available'}")
     print("load average at start: " + " ".join(f"{v:.2f}" for v in load_start))
+    if load_start[0] > env["cores_available"]:
+        print(f"warning: the machine is loaded (1-minute load {load_start[0]:.1f} on "
+              f"{env['cores_available']} cores): multi-threaded figures will be pessimistic")
 
 
 # -- main --------------------------------------------------------------------------------------

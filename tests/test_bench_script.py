@@ -104,3 +104,14 @@ def test_bad_benchmark_name_is_a_usage_error(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "fowrard"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2 and "unknown benchmark 'fowrard'" in proc.stderr
+
+
+def test_anchors_section(tmp_path):
+    if not (REPO / "scripts" / "bench_anchors.py").is_file():
+        pytest.skip("scripts/bench_anchors.py absent")
+    out = tmp_path / "a.json"
+    proc = run_bench("anchors", "--no-torch", "--json", str(out), cwd=tmp_path)
+    a = json.loads(out.read_text())["anchors"]
+    assert a["n_boxes"] == 100_000 and a["k"] == 9 and a["repeats"] == 2
+    assert positive(a["median_s"]) and 0 < a["avg_iou"] <= 1
+    assert "anchors k-means: 100,000 boxes" in proc.stdout
