@@ -57,6 +57,9 @@ def cli(threads):
         # before NumPy is imported (commands import it lazily), so BLAS starts with this count
         for var in ("YOLO9000_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = str(threads)
+        if "numpy" in sys.modules:      # too late for the environment: set the pools directly
+            from .threads import set_threads
+            set_threads(threads)
 
 
 def main(argv=None):

@@ -1,0 +1,101 @@
+"""`yolo9000 train`: darknet's train_detector with a run folder, progress and exact resume."""
+import json
+from pathlib import Path
+
+import click
+
+
+def _floats(text):
+    return [float(v) for v in text.replace(" ", "").split(",") if v] if text else None
+
+
+def _ints(text):
+    return [int(float(v)) for v in text.replace(" ", "").split(",") if v] if text else None
+
+
+@click.command(help="Train a YOLOv2 detector. The cfg's [net] section gives the schedule; "
+                    "every option below overrides it.")
+@click.option("--cfg", default="yolov2-tiny-voc", show_default=True,
+              help="Network cfg: a .cfg path or a bundled model name. Its region classes and "
+                   "last filters are adapted to the dataset.")
+@click.option("--data", help="Training data: YOLO folder/list/.data, VOC folder or COCO json.")
+@click.option("--val", help="Validation data (same formats); evaluated every --eval-every iterations.")
+@click.option("--names", type=click.Path(dir_okay=False), help="Class names file overriding the dataset's.")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Initial weights: darknet .weights (see --cutoff) or an .h5 checkpoint.")
+@click.option("--cutoff", type=int, help="Load only the first N layers of --weights (a backbone).")
+@click.option("--anchors", help="Anchors in grid units, 'w1,h1, w2,h2, ...' (e.g. from cluster-anchors).")
+@click.option("--size", type=int, help="Base input size, a multiple of 32 (default: the cfg's).")
+@click.option("--max-batches", type=int, help="Iterations (weight updates) to train for.")
+@click.option("--batch", type=int, help="Images per iteration.")
+@click.option("--subdivisions", type=int, help="Mini-batches per iteration (gradient accumulation).")
+@click.option("--lr", "learning_rate", type=float, help="Learning rate.")
+@click.option("--momentum", type=float)
+@click.option("--decay", type=float, help="Weight decay (conv weights only).")
+@click.option("--burn-in", type=int, help="Iterations of lr·(i/burn_in)^4 warm-up.")
+@click.option("--steps", help="Iterations at which the lr is scaled, e.g. '400,500'.")
+@click.option("--scales", help="Factors applied at --steps, e.g. '.1,.1'.")
+@click.option("--no-multiscale", is_flag=True, help="Keep the input size fixed.")
+@click.option("--no-augment", is_flag=True, help="No jitter, flip or colour changes (letterbox only).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Data-loading processes (0: in-process).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-every", type=int, default=0, help="Evaluate on --val every N iterations (0: at the end).")
+@click.option("--save-every", type=int, default=100, show_default=True, help="Write weights/last.h5 every N iterations.")
+@click.option("--project", default="runs/train", show_default=True, help="Folder holding the runs.")
+@click.option("--name", default="exp", show_default=True, help="Run name (a number is added if it exists).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this folder exactly where it stopped.")
+@click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
+def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, batch, subdivisions,
+            learning_rate, momentum, decay, burn_in, steps, scales, no_multiscale, no_augment,
+            workers, seed, eval_every, save_every, project, name, resume_dir, iterations):
+    from ..errors import UserError
+    from ..train import Trainer, TrainSettings, next_run_dir
+
+    if resume_dir:
+        run = Path(resume_dir)
+        args_path = run / "args.json"
+        if not args_path.exists():
+            raise UserError("not a training run folder (no args.json)", path=run)
+        try:
+            stored = json.loads(args_path.read_text())
+        except ValueError:
+            raise UserError("args.json is not valid JSON", path=args_path) from None
+        settings = TrainSettings(**stored)
+        settings.out = str(run)
+        if max_batches:
+            settings.max_batches = max_batches
+        trainer = Trainer(settings, echo=click.echo).setup(resume=True)
+        trainer.resume()
+    else:
+        if not data:
+            raise click.UsageError("--data is required (or --resume RUN_DIR)")
+        if size is not None and (size <= 0 or size % 32):
+            raise click.BadParameter(f"{size} is not a positive multiple of 32", param_hint="--size")
+        anchor_values = _floats(anchors)
+        if anchor_values is not None and (len(anchor_values) % 2 or not anchor_values):
+            raise click.BadParameter("give pairs w,h", param_hint="--anchors")
+        out = next_run_dir(project, name)
+        settings = TrainSettings(
+            cfg=cfg, data=data, val=val, names=names, weights=weights, cutoff=cutoff, out=str(out),
+            max_batches=max_batches, batch=batch, subdivisions=subdivisions,
+            learning_rate=learning_rate, momentum=momentum, decay=decay, burn_in=burn_in,
+            policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
+            size=size, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
+            workers=workers, seed=seed, eval_every=eval_every, save_every=save_every)
+        trainer = Trainer(settings, echo=click.echo).setup()
+    o = trainer.net.options
+    click.echo(f"run folder: {trainer.run_dir}")
+    click.echo(f"data: {len(trainer.train_set.records)} training images, {len(trainer.names)} classes"
+               + (f"; {len(trainer.val_set.records)} validation images" if trainer.val_set else ""))
+    click.echo(f"schedule: {o.max_batches} iterations of {o.batch} images ({o.subdivisions} "
+               f"mini-batches), lr {o.learning_rate} (burn-in {o.burn_in}, {o.policy} "
+               f"{o.steps} x {o.scales}), momentum {o.momentum}, decay {o.decay}")
+    click.echo(f"input {o.width}x{o.height}" + (", multi-scale every 10 iterations" if trainer.multiscale else "")
+               + ("" if trainer.augment.enabled else ", no augmentation"))
+    result = trainer.train(iterations=iterations)
+    click.echo(f"weights: {result['last']}" + (f", best: {result['best']}" if "best" in result else ""))
+    if "mAP50" in result:
+        click.echo(f"validation mAP@0.5 {result['mAP50']:.4f}, mAP@[.5:.95] {result['mAP50_95']:.4f}")
+    click.echo(f"logs: {trainer.run_dir / 'train_log.csv'}, {trainer.run_dir / 'results.csv'}, "
+               f"{trainer.run_dir / 'results.png'}")
