@@ -87,7 +87,7 @@ def _resolve_tree(value, source):
     return None
 
 
-def _build_layer(section, in_shape, index, shapes, source):
+def _build_layer(section, in_shape, index, shapes, source, rng):
     s, src = section, source
     t = s.type
     if t in ("convolutional", "conv"):
@@ -97,7 +97,7 @@ def _build_layer(section, in_shape, index, shapes, source):
             padding=s.get_int("padding", 0, src),
             batch_normalize=bool(s.get_int("batch_normalize", 0, src)),
             activation=(s.get_str("activation", "logistic") or "logistic").strip(),
-            groups=s.get_int("groups", 1, src))
+            groups=s.get_int("groups", 1, src), rng=rng)
     if t in ("maxpool", "max"):
         size = s.get_int("size", 1, src)
         return MaxpoolLayer(in_shape, size=size, stride=s.get_int("stride", 1, src),
@@ -148,7 +148,9 @@ def _build_layer(section, in_shape, index, shapes, source):
 
 
 class Network:
-    def __init__(self, config: Config, width=None, height=None):
+    def __init__(self, config: Config, width=None, height=None, seed=0):
+        """Layers built from `config`; convolution weights start as darknet's random
+        initialisation (He normal), reproducible through `seed`."""
         self.config = config
         self.source = config.source
         self.options = NetOptions.from_section(config.net, config.source)
@@ -164,9 +166,10 @@ class Network:
         self.meta = {}         # everything else a checkpoint carries
         shape = (self.options.channels, self.options.height, self.options.width)
         shapes = []
+        rng = np.random.default_rng(seed)
         for index, section in enumerate(self.sections):
             try:
-                layer = _build_layer(section, shape, index, shapes, config.source)
+                layer = _build_layer(section, shape, index, shapes, config.source, rng)
             except UserError:
                 raise
             except (ValueError, TypeError) as e:
@@ -179,11 +182,11 @@ class Network:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_cfg(cls, cfg, width=None, height=None):
+    def from_cfg(cls, cfg, width=None, height=None, seed=0):
         """A bundled model name, a .cfg path, or cfg text (when it contains a newline)."""
         if isinstance(cfg, str) and "\n" in cfg:
-            return cls(parse_cfg_text(cfg, "<cfg text>"), width, height)
-        return cls(load_cfg(cfg), width, height)
+            return cls(parse_cfg_text(cfg, "<cfg text>"), width, height, seed)
+        return cls(load_cfg(cfg), width, height, seed)
 
     @classmethod
     def load(cls, path, width=None, height=None):

@@ -106,7 +106,7 @@ class Trainer:
             text, source = resolve_cfg(s.cfg)
             cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=s.anchors,
                                           width=s.size, height=s.size, source=source)
-        self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")))
+        self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")), seed=s.seed)
         self.net.names = self.names
         o = self.net.options
         for key in ("max_batches", "batch", "subdivisions", "learning_rate", "momentum", "decay",

@@ -20,7 +20,7 @@ class ConvolutionalLayer(Layer):
     kind = "conv"
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
-                 batch_normalize=False, activation="logistic", groups=1):
+                 batch_normalize=False, activation="logistic", groups=1, rng=None):
         super().__init__(in_shape)
         if groups != 1:
             raise ValueError("grouped convolutions (groups != 1) are not supported")
@@ -32,7 +32,11 @@ class ConvolutionalLayer(Layer):
         self.activation = activation
         self.act = activation_code(activation)
         c = self.in_shape[0]
-        self.weights = np.zeros((self.filters, c, self.size, self.size), np.float32)
+        # darknet's initialisation: N(0, 2/fan_in) (He), biases 0, BN scales 1
+        rng = rng if rng is not None else np.random.default_rng(0)
+        fan_in = c * self.size * self.size
+        self.weights = (rng.standard_normal((self.filters, c, self.size, self.size), np.float32)
+                        * np.float32(np.sqrt(2.0 / fan_in)))
         self.biases = np.zeros(self.filters, np.float32)
         self.weight_grad = np.zeros_like(self.weights)
         self.bias_grad = np.zeros_like(self.biases)
