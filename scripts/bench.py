@@ -378,7 +378,15 @@ def memory_child(spec):
     set_threads(spec["threads"])
     base_rss = current_rss()
     size = tuple(spec["size"]) if spec["size"] else None
-    net = build_ours(spec["model"], size, spec["weights"])
+    from yolo9000.network import Network
+    w, h = size if size else (None, None)
+    net = Network.from_cfg(str(cfg_path(spec["model"])), width=w, height=h)
+    built_rss = current_rss()      # parameters (and whatever the layers allocate up front)
+    if spec["weights"]:
+        net.load_weights(spec["weights"])
+    else:
+        randomise_parameters(net, seed=0)
+    loaded_hwm = peak_memory()[0]
     x = random_input(net, spec["batch"])
     if spec["mode"] == "inference":
         net.forward(x)
@@ -387,7 +395,8 @@ def memory_child(spec):
         for _ in range(2):      # the second step runs with every buffer already allocated
             trainer.step()
     hwm, maxrss = peak_memory()
-    return {"base_rss": base_rss, "vm_hwm": hwm, "ru_maxrss": maxrss,
+    return {"base_rss": base_rss, "built_rss": built_rss, "loaded_hwm": loaded_hwm,
+            "vm_hwm": hwm, "ru_maxrss": maxrss,
             "weights_bytes": weights_bytes(net), "width": net.width, "height": net.height,
             "weights_from": "file" if spec["weights"] else "numpy-random"}
 
@@ -414,6 +423,8 @@ def bench_memory(opts, store):
                      "peak_mb": peak / MB, "vm_hwm_mb": (r["vm_hwm"] or 0) / MB,
                      "ru_maxrss_mb": r["ru_maxrss"] / MB,
                      "base_rss_mb": (r["base_rss"] or 0) / MB,
+                     "built_rss_mb": (r["built_rss"] or 0) / MB,
+                     "loaded_peak_mb": (r["loaded_hwm"] or 0) / MB,
                      "weights_mb": r["weights_bytes"] / MB,
                      "budget_mb": budget / MB if budget else None,
                      "within_budget": (peak <= budget) if budget else None,
@@ -574,16 +585,18 @@ def print_table(rows):
 
 
 def print_memory(rows):
-    header = (f"{'what':<40s} {'peak MB':>8s} {'start MB':>9s} {'weights MB':>10s} "
-              f"{'budget MB':>9s} {'ok':>3s}")
+    header = (f"{'what':<40s} {'peak MB':>8s} {'start MB':>9s} {'built MB':>9s} {'loaded MB':>9s} "
+              f"{'weights MB':>10s} {'budget MB':>9s} {'ok':>3s}")
     print(header)
     print("-" * len(header))
     for r in rows:
         ok = "-" if r["within_budget"] is None else ("yes" if r["within_budget"] else "NO")
-        print(f"{r['what']:<40s} {r['peak_mb']:8.0f} {r['base_rss_mb']:9.0f} {r['weights_mb']:10.1f} "
+        print(f"{r['what']:<40s} {r['peak_mb']:8.0f} {r['base_rss_mb']:9.0f} {r['built_rss_mb']:9.0f} "
+              f"{r['loaded_peak_mb']:9.0f} {r['weights_mb']:10.1f} "
               f"{fmt(r['budget_mb'], '9.0f'):>9s} {ok:>3s}")
     print("(peak = VmHWM of a fresh process; start = RSS after importing numpy and yolo9000; "
-          "budget = 1.5 x weights + 300 MB, inference only)")
+          "built = RSS after Network.from_cfg;\n loaded = peak after load_weights, before any "
+          "forward; budget = 1.5 x weights + 300 MB, inference only)")
 
 
 def print_profile(p):
@@ -611,6 +624,15 @@ def print_environment(env, load_start):
     if load_start[0] > env["cores_available"]:
         print(f"warning: the machine is loaded (1-minute load {load_start[0]:.1f} on "
               f"{env['cores_available']} cores): multi-threaded figures will be pessimistic")
+
+
+def progress(rows):
+    """Each row on stderr as soon as it is measured (a full run takes many minutes)."""
+    for r in rows:
+        torch_part = f", torch {r['torch_ms']:.1f}" if r["torch_ms"] is not None else ""
+        print(f"[{time.strftime('%H:%M:%S')}] {r['what']}: ours {r['ours_ms']:.1f}{torch_part} "
+              f"{r['unit']}", file=sys.stderr, flush=True)
+    return rows
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -692,9 +714,9 @@ def main(argv=None):
         rows = report["results"]
         if "forward" in opts.what:
             for model in opts.forward_models:
-                rows += bench_forward(model, opts, store)
+                rows += progress(bench_forward(model, opts, store))
         if "train" in opts.what:
-            rows += bench_train(opts.train_model, opts, store)
+            rows += progress(bench_train(opts.train_model, opts, store))
         if "anchors" in opts.what:
             report["anchors"] = bench_anchors_section(opts)
         if "memory" in opts.what:
