@@ -69,6 +69,8 @@ MOMENTUM, DECAY = 0.9, 5e-4
 # region loss past darknet's 12800-image warm-up (the steady state of a training run)
 SEEN = 100_000
 MB = 2**20
+THREAD_ENV_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                   "MKL_NUM_THREADS", "YOLO9000_THREADS")
 
 
 # -- models, weights, inputs -------------------------------------------------------------------
@@ -559,7 +561,9 @@ def environment(opts):
            "openmp_max_threads": int(_kernels.get_max_threads()),
            "python": platform.python_version(), "numpy": np.__version__,
            "yolo9000": getattr(yolo9000, "__version__", "?"), "blas": blas_info(),
-           "torch": None, "threads_torch": None}
+           "torch": None, "threads_torch": None,
+           # these change threading behaviour a lot on a small shared machine
+           "env_vars": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}}
     if opts.torch:
         import torch
         env["torch"] = torch.__version__
@@ -614,12 +618,15 @@ def print_environment(env, load_start):
           f" max {env['openmp_max_threads']}), torch {env['threads_torch'] or '- (not used)'}")
     for b in env["blas"]:
         if "user_api" in b:
-            print(f"  {b['user_api']}: {b['internal_api']} {b['version']} "
+            version = f" {b['version']}" if b["version"] else ""
+            print(f"  {b['user_api']}: {b['internal_api']}{version}, "
                   f"{b['num_threads']} threads ({Path(b['filepath'] or '').name})")
         else:
             print(f"  BLAS: {b}")
     print(f"python {env['python']}, numpy {env['numpy']}, yolo9000 {env['yolo9000']}, "
-          f"torch {env['torch'] or 'not available'}")
+          f"torch {env['torch'] or 'not used'}")
+    if env["env_vars"]:
+        print("environment: " + " ".join(f"{k}={v}" for k, v in env["env_vars"].items()))
     print("load average at start: " + " ".join(f"{v:.2f}" for v in load_start))
     if load_start[0] > env["cores_available"]:
         print(f"warning: the machine is loaded (1-minute load {load_start[0]:.1f} on "
