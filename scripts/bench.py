@@ -36,7 +36,9 @@ product and (except the first) the input-gradient product, each as many FLOPs as
 --quick (2 repeats, batch 2, 100k anchor boxes) it makes a seconds-long smoke run.
 
 No timing here is asserted against anything: the machine may be shared, so the load average
-is printed at the start and the end for readers to judge the numbers.
+is printed at the start and the end for readers to judge the numbers. On a loaded machine
+compare with --threads 1: pools of threads that spin while waiting (OpenMP's and OpenBLAS's)
+lose badly when other processes hold the cores.
 """
 import argparse
 import gc
