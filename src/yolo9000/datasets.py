@@ -620,18 +620,18 @@ def _yolo_sources(path: Path, split):
         key = {"val": "valid", "validation": "valid"}.get(split or "train", split or "train")
         if key not in values:
             raise UserError(f"no '{key} =' entry", path=path)
-        bases = [Path.cwd(), path.parent, path.parent.parent]
+        bases = [path.parent, Path.cwd(), path.parent.parent]   # the file's own folder first
         list_path = _resolve(values[key], bases)
         if not list_path.exists():
             raise UserError(f"the {key} list {values[key]!r} does not exist", path=path)
         images = _scan_images(list_path) if list_path.is_dir() else \
-            _read_list_file(list_path, [Path.cwd(), list_path.parent])
+            _read_list_file(list_path, [list_path.parent, Path.cwd()])
         names_file = _resolve(values["names"], bases) if "names" in values else None
         if names_file is not None and not names_file.is_file():
             raise UserError(f"names file {values['names']!r} does not exist", path=path)
         return images, list_path.parent if list_path.is_file() else list_path, names_file
     if path.is_file():
-        return _read_list_file(path, [Path.cwd(), path.parent]), path.parent, None
+        return _read_list_file(path, [path.parent, Path.cwd()]), path.parent, None
     folder = path
     if split is not None:
         for candidate in (path / "images" / split, path / split):

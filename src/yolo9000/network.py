@@ -20,6 +20,9 @@ from .layers.reorg import ReorgLayer
 from .layers.route import RouteLayer
 
 
+OBJECTNESS_PRIOR = 0.01
+
+
 @dataclass
 class NetOptions:
     """The [net] section: input size and training hyper-parameters."""
@@ -178,7 +181,25 @@ class Network:
             self.layers.append(layer)
             shape = layer.out_shape
             shapes.append(shape)
+        self._init_objectness_prior()
         self._plan_memory()
+
+    def _init_objectness_prior(self, prior=OBJECTNESS_PRIOR):
+        """Start the objectness of a fresh detector at `prior` instead of σ(0) = .5.
+
+        With darknet's squared error on σ(objectness), the thousands of empty cells push every
+        objectness down hard in the first iterations; at any brisk learning rate it overshoots
+        into the flat tail of the sigmoid, where the few responsible cells get almost no
+        gradient and training stalls. Starting near the true frequency of objects avoids that
+        (the prior-probability initialisation of Lin et al., 2017). Loaded weights replace it."""
+        region = self.region
+        if region is None or len(self.layers) < 2 or self.layers[-2].kind != "conv":
+            return
+        conv = self.layers[-2]
+        entries = region.coords + 1 + region.classes
+        if conv.filters != region.num * entries:
+            return
+        conv.biases.reshape(region.num, entries)[:, region.coords] = np.log(prior / (1 - prior))
 
     # -- construction ----------------------------------------------------------------------
     @classmethod

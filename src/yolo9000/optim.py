@@ -46,6 +46,64 @@ class SGD:
             v[...] = stored
 
 
+class Adam:
+    """Adam (Kingma & Ba) with decoupled weight decay on conv weights (AdamW).
+
+    Not darknet's optimiser: an option for short CPU runs from scratch, where its per-parameter
+    step sizes reach a useful detector in far fewer images than SGD at darknet's rates. The
+    gradient is averaged over the batch before use."""
+
+    def __init__(self, net, beta1=0.9, beta2=0.999, decay=0.0005, eps=1e-8):
+        self.net = net
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.decay = float(decay)
+        self.t = 0
+        self.first = {f"{i:03d}/{name}": np.zeros_like(p)
+                      for i, name, p, g in net.parameters() if g is not None}
+        self.second = {k: np.zeros_like(v) for k, v in self.first.items()}
+
+    def step(self, lr, batch):
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        correction = np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        for i, name, p, g in self.net.parameters():
+            if g is None:
+                continue
+            key = f"{i:03d}/{name}"
+            m, v = self.first[key], self.second[key]
+            mean_grad = g / np.float32(batch)
+            m *= np.float32(b1)
+            m += np.float32(1 - b1) * mean_grad
+            v *= np.float32(b2)
+            v += np.float32(1 - b2) * np.square(mean_grad)
+            if name in DECAYED and self.decay:
+                p -= np.float32(lr * self.decay) * p
+            p -= np.float32(lr * correction) * m / (np.sqrt(v) + np.float32(self.eps))
+
+    def state(self):
+        return {"first": {k.replace("/", "_"): v for k, v in self.first.items()},
+                "second": {k.replace("/", "_"): v for k, v in self.second.items()},
+                "t": np.int64(self.t)}
+
+    def load_state(self, state):
+        for store, key in ((self.first, "first"), (self.second, "second")):
+            saved = state.get(key, {})
+            for k, v in store.items():
+                stored = saved.get(k.replace("/", "_"))
+                if stored is None or stored.shape != v.shape:
+                    raise ValueError(f"optimiser state has no matching buffer for {k}")
+                v[...] = stored
+        self.t = int(state["t"])
+
+
+def make_optimizer(name, net, options):
+    if name == "sgd":
+        return SGD(net, options.momentum, options.decay)
+    if name == "adam":
+        return Adam(net, decay=options.decay)
+    raise ValueError(f"unknown optimizer '{name}' (sgd, adam)")
+
+
 def learning_rate(options, iteration):
     """darknet's get_current_rate for `iteration` (number of weight updates done so far)."""
     lr = options.learning_rate

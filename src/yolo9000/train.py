@@ -23,11 +23,13 @@ import numpy as np
 
 from .cfg import adapt_cfg, parse_cfg_text, resolve_cfg
 from .errors import UserError
+from .layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from .fileio import atomic_write_text
 from .network import Network
-from .optim import SGD, learning_rate
+from .optim import learning_rate, make_optimizer
 from .progress import Progress
 
+PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
 MULTISCALE_EVERY = 10                     # darknet: a new input size every 10 batches
 MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, scaled for others
 
@@ -70,6 +72,7 @@ class TrainSettings:
     multiscale: bool = True
     augment: bool = True
     anchors: list = None             # flat list of anchors in grid units (else the cfg's)
+    optimizer: str = "sgd"           # darknet's SGD; "adam" for short runs from scratch
     workers: int = 2
     seed: int = 0
     eval_every: int = 0              # 0: only at the end
@@ -128,7 +131,7 @@ class Trainer:
                             path=s.cfg)
         self.multiscale = s.multiscale and region.random
         self.region_index = len(self.net.layers) - 1
-        self.optimizer = SGD(self.net, o.momentum, o.decay)
+        self.optimizer = make_optimizer(s.optimizer, self.net, o)
         if not resume:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "model.cfg", cfg_text)
@@ -247,7 +250,7 @@ class Trainer:
         self.save(self.weights_dir / "last.h5")
         if self.val_set is not None and (not self.history or
                                          int(self.history[-1]["iteration"]) != self.iteration):
-            self.evaluate_and_record(None)
+            self.evaluate_and_record(None, keep_statistics=True)
         self.train_seconds = time.perf_counter() - t_start
         self.plot()
         return self.summary()
@@ -277,9 +280,50 @@ class Trainer:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluate_and_record(self, bar):
+    def batchnorm_layers(self):
+        return [layer.bn for layer in self.net.layers if getattr(layer, "bn", None) is not None]
+
+    def precise_batchnorm(self, batches=PRECISE_BN_BATCHES):
+        """Set every BN layer's rolling statistics to the exact average over `batches`
+        un-augmented training mini-batches at the base size ("precise BN").
+
+        darknet's rolling average (.99·old + .01·batch) lags ~100 iterations behind the weights,
+        which ruins evaluations early in a short run; the average is exact for the weights at
+        hand. Returns the previous statistics so that the caller can restore them."""
+        from .augment import AugmentConfig
+        from .loader import BatchLoader
+        bns = self.batchnorm_layers()
+        previous = [(bn.rolling_mean.copy(), bn.rolling_variance.copy()) for bn in bns]
+        net = self.net
+        size = (net.width, net.height)
+        net.resize(self.base_size, self.base_size)
+        plain = AugmentConfig(jitter=0.0, hue=0.0, saturation=1.0, exposure=1.0, flip=False, enabled=False)
+        loader = BatchLoader(self.train_set, self.mini_batch, plain, seed=self.s.seed + 1, workers=0)
+        try:
+            n = min(batches, max(1, len(self.train_set.records) // self.mini_batch))
+            for k in range(n):
+                for bn in bns:
+                    bn.momentum = 1.0 / (k + 1)      # cumulative mean of the batch statistics
+                net.forward(loader.get(k, self.base_size, self.base_size).images, train=True)
+        finally:
+            for bn in bns:
+                bn.momentum = BN_MOMENTUM
+            loader.close()
+            net.resize(*size)
+        return previous
+
+    def restore_batchnorm(self, previous):
+        for bn, (mean, var) in zip(self.batchnorm_layers(), previous):
+            bn.rolling_mean[...] = mean
+            bn.rolling_variance[...] = var
+
+    def evaluate_and_record(self, bar, keep_statistics=False):
+        """Evaluate on the validation set with precise BN statistics. The training run's own
+        rolling statistics are restored afterwards (so resuming stays exact) unless
+        keep_statistics (the final evaluation: the model then carries the evaluated stats)."""
         from .validate import evaluate_records
         net = self.net
+        previous = self.precise_batchnorm()
         train_size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         t0 = time.perf_counter()
@@ -299,6 +343,8 @@ class Trainer:
             self.best_map = float(voc.map)
             self.save(self.weights_dir / "best.h5")
             message += "  (best so far: weights/best.h5)"
+        if not keep_statistics:
+            self.restore_batchnorm(previous)
         (bar.write if bar else self.echo)(message)
         self.last_voc, self.last_coco = voc, coco
         return voc, coco

@@ -33,7 +33,8 @@ def predict_records(net, records, thresh=0.005, nms=0.45, batch=8, progress=None
             y = net.forward(x)
             for k, out, (_, info) in zip(chunk, y, prepared):
                 boxes, scores, classes = postprocess(out, region.anchors, region.classes, info,
-                                                     thresh=thresh, nms_thresh=nms)
+                                                     thresh=thresh, nms_thresh=nms,
+                                                     coords=int(region.coords))
                 results[k] = Detections(boxes, scores, classes)
             if progress is not None:
                 progress.update(len(chunk))

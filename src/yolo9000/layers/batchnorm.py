@@ -23,6 +23,7 @@ class BatchNorm:
         self.rolling_mean = np.zeros(channels, np.float32)
         self.rolling_variance = np.ones(channels, np.float32)
         self.scale_grad = np.zeros(channels, np.float32)
+        self.momentum = MOMENTUM    # weight of the new batch in the rolling statistics
         self._cache = None
 
     def inference_affine(self):
@@ -41,10 +42,11 @@ class BatchNorm:
         # x̂ = (z − μ)·inv, stored in z; y = x̂·scale written by the caller's scale pass
         _kernels.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
         self._cache = (inv, std.astype(np.float32), n * s)
-        self.rolling_mean *= 1 - MOMENTUM
-        self.rolling_mean += (MOMENTUM * mean).astype(np.float32)
-        self.rolling_variance *= 1 - MOMENTUM
-        self.rolling_variance += (MOMENTUM * var).astype(np.float32)
+        m = self.momentum
+        self.rolling_mean *= np.float32(1 - m)
+        self.rolling_mean += (m * mean).astype(np.float32)
+        self.rolling_variance *= np.float32(1 - m)
+        self.rolling_variance += (m * var).astype(np.float32)
         return z
 
     def backward(self, xhat, dxhat_scaled):

@@ -1,0 +1,140 @@
+"""Training: exact resume, atomic checkpoints, schedule, and that a small model really learns."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from yolo9000 import Network
+from yolo9000.network import NetOptions
+from yolo9000.optim import SGD, learning_rate
+from yolo9000.train import Trainer, TrainSettings, multiscale_sizes, size_for_iteration
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    from yolo9000.shapes import make_shapes
+    root = tmp_path_factory.mktemp("shapes")
+    return make_shapes(root / "data", n_train=24, n_val=6, size=96, seed=3)
+
+
+def settings(shapes, out, **kw):
+    base = dict(cfg="yolov2-shapes", data=str(shapes["train"]), out=str(out), max_batches=6,
+                batch=4, subdivisions=2, learning_rate=0.005, burn_in=2, policy="steps",
+                steps=[4], scales=[0.1], size=96, workers=0, seed=5, save_every=0, log=True)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def parameters(net):
+    return {f"{i}/{name}": p.copy() for i, name, p, g in net.parameters()}
+
+
+def test_resume_is_exact(shapes, tmp_path):
+    """2N iterations straight == N, stop, resume from the checkpoint, N more (augmentation,
+    multi-scale, gradient accumulation and the lr schedule all on)."""
+    straight = Trainer(settings(shapes, tmp_path / "a"), echo=lambda *_: None).setup()
+    assert straight.multiscale and straight.augment.enabled
+    straight.train()
+    first = Trainer(settings(shapes, tmp_path / "b"), echo=lambda *_: None).setup()
+    first.train(iterations=3)
+    assert first.iteration == 3
+    resumed = Trainer(settings(shapes, tmp_path / "b"), echo=lambda *_: None).setup(resume=True)
+    resumed.resume()
+    assert resumed.iteration == 3 and resumed.net.seen == 3 * 4
+    resumed.train()
+    a, b = parameters(straight.net), parameters(resumed.net)
+    assert a.keys() == b.keys()
+    changed = 0
+    for key in a:
+        assert np.abs(a[key] - b[key]).max() <= 1e-6, key
+        changed += not np.array_equal(a[key], parameters(Network.from_cfg(
+            str(tmp_path / "a" / "model.cfg"), seed=5))[key]) if key.endswith("weights") else 0
+    assert changed > 0          # training did move the weights
+    assert resumed.net.seen == straight.net.seen == 6 * 4
+    rows = (tmp_path / "b" / "train_log.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 6   # header + one row per iteration, none duplicated by the resume
+
+
+def test_sgd_matches_darknet_update_rule():
+    net = Network.from_cfg("[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nbatch_normalize=1\n"
+                           "filters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n")
+    layer = net.layers[0]
+    rng = np.random.default_rng(0)
+    w0, b0, s0 = layer.weights.copy(), layer.biases.copy(), layer.bn.scales.copy()
+    gw = rng.standard_normal(w0.shape).astype(np.float32)
+    gb = rng.standard_normal(b0.shape).astype(np.float32)
+    layer.weight_grad[...] = gw
+    layer.bias_grad[...] = gb
+    opt = SGD(net, momentum=0.9, decay=0.01)
+    opt.step(lr=0.1, batch=4)
+    # darknet: v = -g - decay*batch*w (weights only); w += lr/batch * v; v *= momentum
+    np.testing.assert_allclose(layer.weights, w0 + 0.1 / 4 * (-gw - 0.01 * 4 * w0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(layer.biases, b0 + 0.1 / 4 * (-gb), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(layer.bn.scales, s0)      # zero gradient, no decay
+    layer.zero_grads()
+    opt.step(lr=0.1, batch=4)                               # momentum alone keeps moving
+    np.testing.assert_allclose(layer.biases, b0 + 0.1 / 4 * (-gb) * 1.9, rtol=1e-6, atol=1e-7)
+
+
+def test_learning_rate_schedule():
+    o = NetOptions(learning_rate=0.1, burn_in=100, power=4, policy="steps", steps=[200, 300],
+                   scales=[0.1, 0.5])
+    assert learning_rate(o, 50) == pytest.approx(0.1 * 0.5 ** 4)
+    assert learning_rate(o, 150) == pytest.approx(0.1)
+    assert learning_rate(o, 200) == pytest.approx(0.01)
+    assert learning_rate(o, 350) == pytest.approx(0.005)
+
+
+def test_multiscale_sizes():
+    assert multiscale_sizes(416) == list(range(320, 609, 32))
+    assert multiscale_sizes(160) == [128, 160, 192, 224]
+    sizes = {size_for_iteration(i, 416, 0, True) for i in range(0, 2000)}
+    assert sizes <= set(range(320, 609, 32)) and len(sizes) > 5
+    assert len({size_for_iteration(i, 416, 0, True) for i in range(10, 20)}) == 1   # every 10
+    assert size_for_iteration(7, 416, 0, False) == 416
+
+
+KILL_SCRIPT = r"""
+import sys
+from yolo9000 import Network
+net = Network.from_cfg("yolov2-tiny-voc", width=96, height=96)
+i = 0
+while True:
+    net.seen = i
+    net.save(sys.argv[1])
+    i += 1
+    print(i, flush=True)
+"""
+
+
+def test_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path):
+    path = tmp_path / "last.h5"
+    script = tmp_path / "writer.py"
+    script.write_text(KILL_SCRIPT)
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
+                                text=True)
+        proc.stdout.readline()                          # at least one complete checkpoint
+        time.sleep(float(rng.uniform(0.05, 0.4)))       # then die somewhere inside a write
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        net = Network.load(path)                        # the last completed file, intact
+        assert net.output_shape == (125, 3, 3)
+
+
+def test_trainer_learns_a_single_batch(shapes, tmp_path):
+    """Overfitting a handful of images must drive the loss far down (targets, loss, backward
+    and optimiser agree); without augmentation the loss must fall by over 80%."""
+    s = settings(shapes, tmp_path / "c", max_batches=50, batch=4, subdivisions=1,
+                 learning_rate=0.01, burn_in=10, steps=[1000], augment=False, multiscale=False)
+    t = Trainer(s, echo=lambda *_: None).setup()
+    t.train_set = t.train_set.subset([0, 1, 2, 3])
+    t.train()
+    rows = (tmp_path / "c" / "train_log.csv").read_text().strip().splitlines()[1:]
+    losses = [float(r.split(",")[4]) for r in rows]
+    assert np.mean(losses[-5:]) < 0.2 * np.mean(losses[:3])
