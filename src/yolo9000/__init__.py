@@ -1,6 +1,16 @@
 """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU, NumPy with a Cython core."""
-from ._version import __version__
-from .errors import UserError
+import os as _os
+
+# Two thread pools share the cores: OpenBLAS's (matrix products) and OpenMP's (the Cython
+# kernels), called alternately many times per layer. Left spinning after their work, each
+# pool's idle threads steal the cores the other one needs, which makes two threads slower than
+# one. Both must be told before the libraries load (so before NumPy is imported, which the CLI
+# guarantees); an explicit setting in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from ._version import __version__  # noqa: E402
+from .errors import UserError  # noqa: E402
 
 __all__ = ["Network", "Detector", "UserError", "set_threads", "__version__"]
 

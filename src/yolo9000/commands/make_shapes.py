@@ -18,15 +18,17 @@ import click
               help="Random seed; the same seed gives identical files.")
 @click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
               show_default=True, help="Image file format.")
+@click.option("--difficulty", type=click.Choice(["standard", "demo"]), default="standard",
+              show_default=True, help="'demo': no tiny shapes, at most 4 per image, milder noise.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes used to render (default: all CPUs). Output does not depend on it.")
-def command(out, n_train, n_val, size, seed, image_format, workers):
+def command(out, n_train, n_val, size, seed, image_format, difficulty, workers):
     """Generate a synthetic shapes dataset (circle, square, triangle, star, cross) in OUT.
 
     Darknet layout: OUT/images/{train,val}, OUT/labels/{train,val}, OUT/train.txt and
     OUT/val.txt (image paths relative to OUT), OUT/classes.names and OUT/shapes.data.
     """
-    from ..shapes import CLASS_NAMES, make_shapes
+    from ..shapes import CLASS_NAMES, DEMO, STANDARD, make_shapes
 
     workers = workers or os.cpu_count() or 1
     total = n_train + n_val
@@ -43,7 +45,8 @@ def command(out, n_train, n_val, size, seed, image_format, workers):
             bar.update(done - bar.pos)
 
         paths = make_shapes(out, n_train=n_train, n_val=n_val, size=size, seed=seed,
-                            image_format=image_format, workers=workers, progress=progress)
+                            image_format=image_format, workers=workers, progress=progress,
+                            difficulty=DEMO if difficulty == "demo" else STANDARD)
     elapsed = time.perf_counter() - start
     root = paths["root"]
     click.echo(f"wrote {n_train} train + {n_val} val images ({size}x{size} {image_format}, "
