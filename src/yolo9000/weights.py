@@ -37,40 +37,47 @@ def _header_size(major, minor):
 
 
 def read_darknet_weights(net, path, cutoff=None):
-    """Load weights into `net` (all layers, or the first `cutoff`). Returns the float count."""
+    """Load weights into `net` (all layers, or the first `cutoff`). Returns the float count.
+
+    Read array by array straight into the layers' buffers, so loading never holds a second
+    copy of a large file in memory."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        f = open(path, "rb")
     except FileNotFoundError:
         raise UserError("weights file not found", path=path) from None
     except IsADirectoryError:
         raise UserError("is a directory, not a weights file", path=path) from None
     except OSError as e:
         raise UserError(f"cannot read weights: {e.strerror}", path=path) from None
-    if len(data) < 16:
-        raise UserError(f"too short to be a darknet .weights file ({len(data)} bytes)", path=path)
-    major, minor, revision = (int(v) for v in np.frombuffer(data[:12], "<i4"))
-    header = _header_size(major, minor)
-    if header == 20:
-        seen = int(np.frombuffer(data[12:20], "<u8")[0])
-    else:
-        seen = int(np.frombuffer(data[12:16], "<u4")[0])
-    body = len(data) - header
-    if body % 4:
-        raise UserError(f"size {len(data)} bytes is not a header plus whole float32 values", path=path)
-    found = body // 4
-    expected = expected_floats(net, cutoff)
-    if found < expected or (cutoff is None and found != expected):
-        what = f"the first {cutoff} layers of " if cutoff is not None else ""
-        raise UserError(f"wrong size for {what}{net.source}: expected {expected} floats, "
-                        f"found {found}", path=path)
-    floats = np.frombuffer(data, "<f4", count=found, offset=header)
-    offset = 0
-    layers = net.layers if cutoff is None else net.layers[:cutoff]
-    for layer in layers:
-        for a in _layer_arrays(layer):
-            a[...] = floats[offset:offset + a.size].reshape(a.shape)
-            offset += a.size
+    with f:
+        head = f.read(20)
+        if len(head) < 16:
+            raise UserError(f"too short to be a darknet .weights file ({size} bytes)", path=path)
+        major, minor, revision = (int(v) for v in np.frombuffer(head[:12], "<i4"))
+        header = _header_size(major, minor)
+        if header == 20:
+            if len(head) < 20:
+                raise UserError(f"too short to be a darknet .weights file ({size} bytes)", path=path)
+            seen = int(np.frombuffer(head[12:20], "<u8")[0])
+        else:
+            seen = int(np.frombuffer(head[12:16], "<u4")[0])
+        body = size - header
+        if body % 4:
+            raise UserError(f"size {size} bytes is not a header plus whole float32 values", path=path)
+        found = body // 4
+        expected = expected_floats(net, cutoff)
+        if found < expected or (cutoff is None and found != expected):
+            what = f"the first {cutoff} layers of " if cutoff is not None else ""
+            raise UserError(f"wrong size for {what}{net.source}: expected {expected} floats, "
+                            f"found {found}", path=path)
+        f.seek(header)
+        layers = net.layers if cutoff is None else net.layers[:cutoff]
+        for layer in layers:
+            for a in _layer_arrays(layer):
+                values = np.fromfile(f, dtype="<f4", count=a.size)
+                a[...] = values.reshape(a.shape)
     net.seen = seen
     net.weights_header = (major, minor, revision)
     return found

@@ -38,8 +38,9 @@ class ConvolutionalLayer(Layer):
         self.weights = (rng.standard_normal((self.filters, c, self.size, self.size), np.float32)
                         * np.float32(np.sqrt(2.0 / fan_in)))
         self.biases = np.zeros(self.filters, np.float32)
-        self.weight_grad = np.zeros_like(self.weights)
-        self.bias_grad = np.zeros_like(self.biases)
+        # np.zeros leaves the pages untouched until written: inference never pays for these
+        self.weight_grad = np.zeros(self.weights.shape, np.float32)
+        self.bias_grad = np.zeros(self.biases.shape, np.float32)
         self.params = {"weights": self.weights, "biases": self.biases}
         self.grads = {"weights": self.weight_grad, "biases": self.bias_grad}
         self.bn = BatchNorm(self.filters) if batch_normalize else None
