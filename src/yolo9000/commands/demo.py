@@ -3,14 +3,14 @@
 make-shapes -> cluster-anchors -> train (a small YOLOv2 with the passthrough layer) ->
 evaluate -> detect, each step printing what it did and where its results went.
 """
-import shutil
+import os
 import time
 from pathlib import Path
 
 import click
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
-DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=400, batch=16, lr=0.004)
+DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=1500, batch=16, lr=0.003)
 
 
 @click.command(help="Make a shapes dataset, cluster its anchors, train a small YOLOv2, "
@@ -45,10 +45,11 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
     click.echo(f"yolo9000 demo: everything goes to {root}")
 
     # 1. data ------------------------------------------------------------------------------
-    from ..shapes import CLASS_NAMES, make_shapes
+    from ..shapes import CLASS_NAMES, DEMO, make_shapes
     t0 = time.perf_counter()
     click.echo(f"[1/5] rendering {n_train} + {n_val} synthetic shape images ({size}x{size}) ...")
-    paths = make_shapes(root / "data", n_train=n_train, n_val=n_val, size=size, seed=seed)
+    paths = make_shapes(root / "data", n_train=n_train, n_val=n_val, size=size, seed=seed,
+                        difficulty=DEMO, workers=os.cpu_count() or 1)
     click.echo(f"      {paths['objects']} objects of {len(CLASS_NAMES)} classes ({', '.join(CLASS_NAMES)}) "
                f"in {time.perf_counter() - t0:.1f} s: {paths['data']}")
 
@@ -75,9 +76,9 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
         max_batches=iterations, batch=batch, subdivisions=1, learning_rate=lr,
         burn_in=min(50, iterations // 5), policy="steps", steps=steps, scales=[0.1, 0.1], size=size,
         anchors=[float(v) for v in anchors.reshape(-1)], workers=workers, seed=seed,
-        eval_every=0, save_every=max(50, iterations // 4))
+        optimizer="adam", eval_every=0, save_every=max(50, iterations // 4))
     click.echo(f"[3/5] training yolov2-shapes (passthrough, batch norm, anchors, multi-scale) for "
-               f"{iterations} iterations of {batch} images ...")
+               f"{iterations} iterations of {batch} images with Adam ...")
     t0 = time.perf_counter()
     trainer = Trainer(settings, echo=click.echo).setup()
     trainer.train()
