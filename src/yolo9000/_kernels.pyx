@@ -58,31 +58,45 @@ def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::
     cdef int r, c, kh, kw, oh, ow, ih, iw, base
     if col.shape[0] != rows or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("im2col: col has the wrong shape")
+    cdef int lo, hi
     with nogil:
         for r in prange(rows, schedule="static"):
             c = r // (ksize * ksize)
             kh = (r // ksize) % ksize
             kw = r % ksize
+            # output columns whose tap lands inside the image: iw = ow*stride + kw - pad in [0, W)
+            lo = _ceil_div(pad - kw, stride)
+            if lo < 0:
+                lo = 0
+            hi = _ceil_div(W + pad - kw, stride)
+            if hi > out_w:
+                hi = out_w
+            if hi < lo:
+                hi = lo
             for oh in range(out_h):
                 ih = oh * stride + kh - pad
                 base = offset + oh * out_w
                 if ih < 0 or ih >= H:
                     for ow in range(out_w):
                         col[r, base + ow] = 0
-                elif stride == 1:
-                    for ow in range(out_w):
-                        iw = ow + kw - pad
-                        if iw >= 0 and iw < W:
-                            col[r, base + ow] = x[c, ih, iw]
-                        else:
-                            col[r, base + ow] = 0
+                    continue
+                for ow in range(lo):
+                    col[r, base + ow] = 0
+                if stride == 1:
+                    for ow in range(lo, hi):
+                        col[r, base + ow] = x[c, ih, ow + kw - pad]
                 else:
-                    for ow in range(out_w):
-                        iw = ow * stride + kw - pad
-                        if iw >= 0 and iw < W:
-                            col[r, base + ow] = x[c, ih, iw]
-                        else:
-                            col[r, base + ow] = 0
+                    for ow in range(lo, hi):
+                        col[r, base + ow] = x[c, ih, ow * stride + kw - pad]
+                for ow in range(hi, out_w):
+                    col[r, base + ow] = 0
+
+
+cdef inline int _ceil_div(int a, int b) noexcept nogil:
+    """ceil(a / b) for b > 0 and any sign of a."""
+    if a >= 0:
+        return (a + b - 1) // b
+    return -((-a) // b)
 
 
 def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, ::1] dx,
@@ -92,7 +106,7 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
     cdef int C = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef int out_h = (H + 2 * pad - ksize) // stride + 1
     cdef int out_w = (W + 2 * pad - ksize) // stride + 1
-    cdef int c, kh, kw, r, oh, ow, ih, iw, base
+    cdef int c, kh, kw, r, oh, ow, ih, iw, base, lo, hi
     if col.shape[0] != C * ksize * ksize or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("col2im: col has the wrong shape")
     with nogil:
@@ -101,15 +115,23 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
             for kh in range(ksize):
                 for kw in range(ksize):
                     r = (c * ksize + kh) * ksize + kw
+                    lo = _ceil_div(pad - kw, stride)
+                    if lo < 0:
+                        lo = 0
+                    hi = _ceil_div(W + pad - kw, stride)
+                    if hi > out_w:
+                        hi = out_w
                     for oh in range(out_h):
                         ih = oh * stride + kh - pad
                         if ih < 0 or ih >= H:
                             continue
                         base = offset + oh * out_w
-                        for ow in range(out_w):
-                            iw = ow * stride + kw - pad
-                            if iw >= 0 and iw < W:
-                                dx[c, ih, iw] += col[r, base + ow]
+                        if stride == 1:
+                            for ow in range(lo, hi):
+                                dx[c, ih, ow + kw - pad] += col[r, base + ow]
+                        else:
+                            for ow in range(lo, hi):
+                                dx[c, ih, ow * stride + kw - pad] += col[r, base + ow]
 
 
 def scale_bias_activate(float[:, :, ::1] y, const float[::1] scale, const float[::1] bias, int act):
@@ -258,3 +280,37 @@ def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1]
                     s = s + d * d
             mean[c] = m
             var[c] = s / (M - 1) if M > 1 else 0.0
+
+
+def batchnorm_backward(const float[:, :, ::1] xhat, float[:, :, ::1] g, const float[::1] scales,
+                       const float[::1] inv_std, const double[::1] std, float[::1] scale_grad):
+    """In place: g = dL/d(x̂·scale) -> dL/dz for x̂ = (z − μ)/(σ + eps), σ² the unbiased batch
+    variance; adds Σ g·x̂ to scale_grad. Two passes per channel, parallel over channels:
+        dL/dz_i = (s·g_i − mean(s·g))/(σ+eps) − x̂_i · Σ_j(s·g_j x̂_j) / (σ·(M−1))"""
+    cdef int N = g.shape[0], C = g.shape[1], S = g.shape[2]
+    cdef long M = <long> N * S
+    cdef int c, n, i
+    cdef double sg, sgx, v, coef_x
+    cdef float a, mean_term, cx, inv
+    with nogil:
+        for c in prange(C, schedule="static"):
+            sg = 0
+            sgx = 0
+            for n in range(N):
+                for i in range(S):
+                    v = g[n, c, i]
+                    sg = sg + v
+                    sgx = sgx + v * xhat[n, c, i]
+            scale_grad[c] += <float> sgx
+            a = scales[c]
+            inv = inv_std[c]
+            # with dL/dx̂ = a·g: Σ dL/dx̂ = a·sg, Σ dL/dx̂·x̂ = a·sgx
+            mean_term = <float> (a * sg / M)
+            if M > 1 and std[c] > 0:
+                coef_x = a * sgx / (std[c] * (M - 1))
+            else:
+                coef_x = 0
+            cx = <float> coef_x
+            for n in range(N):
+                for i in range(S):
+                    g[n, c, i] = (a * g[n, c, i] - mean_term) * inv - cx * xhat[n, c, i]

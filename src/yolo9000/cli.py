@@ -64,6 +64,8 @@ def cli(threads):
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    from .threads import keep_freed_memory
+    keep_freed_memory()
     try:
         rv = cli.main(args=argv, prog_name="yolo9000", standalone_mode=False)
     except UserError as e:

@@ -55,3 +55,20 @@ def set_threads(n=None):
                 fn(ctypes.c_int(n))
                 break
     return n
+
+
+def keep_freed_memory():
+    """Ask glibc to keep freed memory for reuse instead of returning it to the system.
+
+    Every forward and backward pass allocates the same large arrays again; by default glibc
+    gives each one fresh pages from the kernel, and the page faults cost ~20% of a training
+    step. Keeping up to 1 GB of freed heap (and mmapping only blocks over 32 MB) avoids that.
+    Process-wide, so it is called by the command line and the trainer, not on import."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    ok = libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
+    ok &= libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+    return bool(ok)

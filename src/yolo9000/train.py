@@ -189,6 +189,8 @@ class Trainer:
     def train(self, iterations=None):
         """Train until max_batches (or for `iterations` more). Returns the final summary dict."""
         from .loader import BatchLoader
+        from .threads import keep_freed_memory
+        keep_freed_memory()
         o = self.net.options
         stop = o.max_batches if iterations is None else min(o.max_batches, self.iteration + iterations)
         if self.iteration >= stop:

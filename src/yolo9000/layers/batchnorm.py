@@ -42,6 +42,7 @@ class BatchNorm:
         # x̂ = (z − μ)·inv, stored in z; y = x̂·scale written by the caller's scale pass
         _kernels.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
         self._cache = (inv, std.astype(np.float32), n * s)
+        self._std64 = np.ascontiguousarray(std, dtype=np.float64)
         m = self.momentum
         self.rolling_mean *= np.float32(1 - m)
         self.rolling_mean += (m * mean).astype(np.float32)
@@ -50,26 +51,14 @@ class BatchNorm:
         return z
 
     def backward(self, xhat, dxhat_scaled):
-        """Given x̂ (N, C, S) and dL/d(x̂·scale), accumulate dL/dscale and return dL/dz in place."""
+        """Given x̂ (N, C, S) and dL/d(x̂·scale), accumulate dL/dscale and return dL/dz in place.
+
+        With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps) and g = dL/dx̂:
+            dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))
+        (one fused Cython pass per channel)."""
         inv, std, m = self._cache
-        # dL/dscale = Σ dL/dy · x̂
-        self.scale_grad += np.einsum("ncs,ncs->c", dxhat_scaled, xhat, dtype=np.float64).astype(np.float32)
-        g = dxhat_scaled
-        g *= self.scales[None, :, None]                     # dL/dx̂
-        sum_g = g.sum(axis=(0, 2), dtype=np.float64)
-        sum_gx = np.einsum("ncs,ncs->c", g, xhat, dtype=np.float64)
-        # With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps):
-        #   dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))
-        std64 = std.astype(np.float64)
-        coef_mean = (inv.astype(np.float64) * sum_g / m).astype(np.float32)
-        if m > 1:
-            coef_x = np.where(std64 > 0, sum_gx / (np.where(std64 > 0, std64, 1.0) * (m - 1)), 0.0)
-        else:
-            coef_x = np.zeros(len(inv))
-        coef_x = coef_x.astype(np.float32)
-        g *= inv[None, :, None]
-        g -= coef_mean[None, :, None]
-        g -= coef_x[None, :, None] * xhat
+        g = np.ascontiguousarray(dxhat_scaled, dtype=np.float32)
+        _kernels.batchnorm_backward(xhat, g, self.scales, inv, self._std64, self.scale_grad)
         return g
 
 
