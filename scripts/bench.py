@@ -40,6 +40,10 @@ is printed at the start and the end for readers to judge the numbers. On a loade
 compare with --threads 1: pools of threads that spin while waiting (OpenMP's and OpenBLAS's)
 lose badly when other processes hold the cores.
 """
+# yolo9000 first: it sets the OpenMP/OpenBLAS waiting policy (see yolo9000/__init__.py), which
+# only takes effect before NumPy and torch load their thread pools; both sides then share it.
+import yolo9000  # noqa: F401  isort: skip
+
 import argparse
 import gc
 import json
@@ -699,7 +703,8 @@ def main(argv=None):
     if opts.memory_child:
         print(json.dumps(memory_child(json.loads(opts.memory_child))))
         return 0
-    from yolo9000.threads import default_threads, set_threads
+    from yolo9000.threads import default_threads, keep_freed_memory, set_threads
+    keep_freed_memory()      # as the yolo9000 command line does
     if opts.torch:
         import torch     # before set_threads, so threadpoolctl sees every BLAS in the process
     opts.threads = set_threads(opts.threads if opts.threads else default_threads())
