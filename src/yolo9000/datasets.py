@@ -166,7 +166,8 @@ def load_dataset(path, format=None, names=None, split=None, strict=False,
 
 
 def read_names(path) -> list[str]:
-    """Class names from a names file: one per line, blank lines ignored."""
+    """Class names from a names file: one per line (line k names class k, as in darknet);
+    trailing blank lines are ignored."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -174,7 +175,9 @@ def read_names(path) -> list[str]:
         raise UserError("names file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read names file: {e}", path=path) from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
     if not names:
         raise UserError("names file is empty", path=path)
     return names

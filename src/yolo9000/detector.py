@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import is_hdf5
+from .datasets import read_names
 from .errors import UserError
 from .postprocess import postprocess
 from .preprocess import LetterboxInfo, LoadedImage, letterbox, load_image
@@ -37,7 +39,6 @@ NO_WEIGHTS_MESSAGE = (
 SHAPES_NOTICE = ("no --weights given: using the bundled shapes demo model ({path}); it knows only "
                  "synthetic shapes, not real objects")
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -58,30 +59,6 @@ class PreparedImage:
     image: LoadedImage
     tensor: np.ndarray        # (3, net_h, net_w) float32
     info: LetterboxInfo
-
-
-def is_hdf5(path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == _HDF5_SIGNATURE
-    except OSError:
-        return False
-
-
-def read_names(path) -> list[str]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("names file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read names file: {e}", path=path) from None
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
-        names.pop()
-    if not names:
-        raise UserError("names file is empty", path=path)
-    return names
 
 
 def _check_size(size):
