@@ -370,10 +370,12 @@ class Trainer:
         ax = axes[0]
         for key in ("loss", "coord", "obj", "noobj", "class"):
             v = np.array([float(r[key]) for r in rows])
-            if len(v) > 20:    # a running mean makes the trend readable
+            x = it
+            if len(v) > 20:    # a trailing running mean makes the trend readable, no edge dips
                 k = max(1, len(v) // 50)
-                v = np.convolve(v, np.ones(k) / k, mode="same")
-            ax.plot(it, v, label=key, lw=1.2 if key == "loss" else 0.9)
+                v = np.convolve(v, np.ones(k) / k, mode="valid")
+                x = it[k - 1:]
+            ax.plot(x, v, label=key, lw=1.2 if key == "loss" else 0.9)
         ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.set_title("training loss (per batch, smoothed)")

@@ -76,7 +76,7 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
         max_batches=iterations, batch=batch, subdivisions=1, learning_rate=lr,
         burn_in=min(50, iterations // 5), policy="steps", steps=steps, scales=[0.1, 0.1], size=size,
         anchors=[float(v) for v in anchors.reshape(-1)], workers=workers, seed=seed,
-        optimizer="adam", eval_every=0, save_every=max(50, iterations // 4))
+        optimizer="adam", eval_every=max(1, iterations // 4), save_every=max(50, iterations // 4))
     click.echo(f"[3/5] training yolov2-shapes (passthrough, batch norm, anchors, multi-scale) for "
                f"{iterations} iterations of {batch} images with Adam ...")
     t0 = time.perf_counter()
