@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
-DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=1500, batch=16, lr=0.003)
+DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=2400, batch=8, lr=0.002)
 
 
 @click.command(help="Make a shapes dataset, cluster its anchors, train a small YOLOv2, "
