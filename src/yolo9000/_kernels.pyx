@@ -214,32 +214,40 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
 
 cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
                        int[:, :, :, ::1] argmax) noexcept nogil:
-    cdef int N = x.shape[0], C = x.shape[1], W = x.shape[3]
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, n, c, i, j, r, best_index
+    cdef int nc, i, j, best_index
     cdef float best, v
+    cdef const float* plane
+    cdef const float* top
+    cdef const float* bottom
+    cdef float* out
+    cdef int* arg
     for nc in prange(N * C, schedule="static"):
-        n = nc // C
-        c = nc % C
+        # raw pointers: the memoryview index arithmetic per tap cost more than the comparisons
+        plane = &x[nc // C, nc % C, 0, 0]
         for i in range(out_h):
-            r = 2 * i
+            top = plane + 2 * i * W
+            bottom = top + W
+            out = &y[nc // C, nc % C, i, 0]
+            arg = &argmax[nc // C, nc % C, i, 0]
             for j in range(out_w):
-                best = x[n, c, r, 2 * j]
-                best_index = r * W + 2 * j
-                v = x[n, c, r, 2 * j + 1]
+                best = top[2 * j]
+                best_index = 2 * i * W + 2 * j
+                v = top[2 * j + 1]
                 if v > best:
                     best = v
-                    best_index = r * W + 2 * j + 1
-                v = x[n, c, r + 1, 2 * j]
+                    best_index = 2 * i * W + 2 * j + 1
+                v = bottom[2 * j]
                 if v > best:
                     best = v
-                    best_index = (r + 1) * W + 2 * j
-                v = x[n, c, r + 1, 2 * j + 1]
+                    best_index = (2 * i + 1) * W + 2 * j
+                v = bottom[2 * j + 1]
                 if v > best:
                     best = v
-                    best_index = (r + 1) * W + 2 * j + 1
-                y[n, c, i, j] = best
-                argmax[n, c, i, j] = best_index
+                    best_index = (2 * i + 1) * W + 2 * j + 1
+                out[j] = best
+                arg[j] = best_index
 
 
 def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
