@@ -76,7 +76,8 @@ class NetOptions:
 
 
 def _resolve_tree(value, source):
-    """A region `tree=` path: as given, next to the cfg, or the bundled file of that name."""
+    """A region `tree=` or `map=` path: as given, next to the cfg, or the bundled file of that
+    name."""
     from importlib import resources
     candidates = [Path(value)]
     if source and Path(source).exists():
@@ -127,6 +128,12 @@ def _build_layer(section, in_shape, index, shapes, source, rng):
             if resolved is None:
                 raise ValueError(f"tree file '{tree}' not found")
             tree = resolved
+        class_map = s.get_str("map")
+        if class_map:     # YOLO9000: dataset class -> WordTree node (e.g. data/coco9k.map)
+            resolved = _resolve_tree(class_map, source)
+            if resolved is None:
+                raise ValueError(f"class map file '{class_map}' not found")
+            class_map = resolved
         return RegionLayer(
             in_shape, anchors=s.get_floats("anchors", [], src), classes=s.get_int("classes", 20, src),
             coords=s.get_int("coords", 4, src), num=s.get_int("num", 1, src),
@@ -137,7 +144,7 @@ def _build_layer(section, in_shape, index, shapes, source, rng):
             coord_scale=s.get_float("coord_scale", 1, src), thresh=s.get_float("thresh", .5, src),
             rescore=bool(s.get_int("rescore", 0, src)), bias_match=bool(s.get_int("bias_match", 0, src)),
             jitter=s.get_float("jitter", .2, src), random=bool(s.get_int("random", 0, src)),
-            absolute=bool(s.get_int("absolute", 0, src)), tree=tree)
+            absolute=bool(s.get_int("absolute", 0, src)), tree=tree, map=class_map or None)
     if t in ("avgpool", "avg"):
         return AvgpoolLayer(in_shape)
     if t in ("softmax", "soft"):
