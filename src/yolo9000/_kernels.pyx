@@ -64,15 +64,8 @@ def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::
             c = r // (ksize * ksize)
             kh = (r // ksize) % ksize
             kw = r % ksize
-            # output columns whose tap lands inside the image: iw = ow*stride + kw - pad in [0, W)
-            lo = _ceil_div(pad - kw, stride)
-            if lo < 0:
-                lo = 0
-            hi = _ceil_div(W + pad - kw, stride)
-            if hi > out_w:
-                hi = out_w
-            if hi < lo:
-                hi = lo
+            lo = _first_inside(kw, pad, stride)
+            hi = _end_inside(kw, pad, stride, W, out_w)
             for oh in range(out_h):
                 ih = oh * stride + kh - pad
                 base = offset + oh * out_w
@@ -99,6 +92,21 @@ cdef inline int _ceil_div(int a, int b) noexcept nogil:
     return -((-a) // b)
 
 
+# The output columns ow whose tap of kernel column kw lands inside the image, i.e.
+# iw = ow*stride + kw - pad in [0, W), are first_inside <= ow < end_inside (maybe none).
+cdef inline int _first_inside(int kw, int pad, int stride) noexcept nogil:
+    cdef int lo = _ceil_div(pad - kw, stride)
+    return lo if lo > 0 else 0
+
+
+cdef inline int _end_inside(int kw, int pad, int stride, int W, int out_w) noexcept nogil:
+    cdef int hi = _ceil_div(W + pad - kw, stride)
+    cdef int lo = _first_inside(kw, pad, stride)
+    if hi > out_w:
+        hi = out_w
+    return hi if hi > lo else lo
+
+
 def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, ::1] dx,
            int offset=0):
     """Adjoint of im2col: add columns offset..offset+out_h*out_w of col back into dx (C, H, W),
@@ -115,12 +123,8 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
             for kh in range(ksize):
                 for kw in range(ksize):
                     r = (c * ksize + kh) * ksize + kw
-                    lo = _ceil_div(pad - kw, stride)
-                    if lo < 0:
-                        lo = 0
-                    hi = _ceil_div(W + pad - kw, stride)
-                    if hi > out_w:
-                        hi = out_w
+                    lo = _first_inside(kw, pad, stride)
+                    hi = _end_inside(kw, pad, stride, W, out_w)
                     for oh in range(out_h):
                         ih = oh * stride + kh - pad
                         if ih < 0 or ih >= H:

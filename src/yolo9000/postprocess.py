@@ -24,6 +24,19 @@ import numpy as np
 from .preprocess import LetterboxInfo
 
 
+def _region_view(output, anchors, num_classes, coords):
+    """One image's region output as (anchor, entry, row, col), checked against the anchors."""
+    output = np.asarray(output, dtype=np.float32)
+    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
+    num = anchors.shape[0]
+    entries = coords + 1 + num_classes
+    channels, grid_h, grid_w = output.shape
+    if channels != num * entries:
+        raise ValueError(f"region output has {channels} channels, expected {num} anchors x "
+                         f"({coords} + 1 + {num_classes}) = {num * entries}")
+    return output.reshape(num, entries, grid_h, grid_w), anchors
+
+
 def decode_region(output, anchors, num_classes, thresh, coords=4):
     """Candidate detections from one image's activated region output.
 
@@ -36,15 +49,7 @@ def decode_region(output, anchors, num_classes, thresh, coords=4):
     (box, class) pair whose score >= thresh; a box can appear with several classes.
     Rows are ordered by (anchor, class, row, col).
     """
-    output = np.asarray(output, dtype=np.float32)
-    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
-    num = anchors.shape[0]
-    entries = coords + 1 + num_classes
-    channels, grid_h, grid_w = output.shape
-    if channels != num * entries:
-        raise ValueError(f"region output has {channels} channels, expected {num} anchors x "
-                         f"({coords} + 1 + {num_classes}) = {num * entries}")
-    out = output.reshape(num, entries, grid_h, grid_w)
+    out, anchors = _region_view(output, anchors, num_classes, coords)
     objectness = out[:, coords]
     scores_all = out[:, coords + 1:] * objectness[:, None]          # (num, classes, H, W)
     anchor, cls, row, col = np.nonzero(scores_all >= np.float32(thresh))
@@ -74,15 +79,7 @@ def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4)
     child while the path probability stays above ``hier_thresh`` (``tree.top_prediction``);
     its score is the objectness, as in darknet. Same return values as ``decode_region``.
     """
-    output = np.asarray(output, dtype=np.float32)
-    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
-    num = anchors.shape[0]
-    entries = coords + 1 + tree.n
-    channels, grid_h, grid_w = output.shape
-    if channels != num * entries:
-        raise ValueError(f"region output has {channels} channels, expected {num} anchors x "
-                         f"({coords} + 1 + {tree.n}) = {num * entries}")
-    out = output.reshape(num, entries, grid_h, grid_w)
+    out, anchors = _region_view(output, anchors, tree.n, coords)
     objectness = out[:, coords]
     anchor, row, col = np.nonzero(objectness >= np.float32(thresh))
     classes = np.array([tree.top_prediction(out[a, coords + 1:, r, c], hier_thresh)
