@@ -59,6 +59,30 @@ def test_resume_is_exact(shapes, tmp_path):
     assert len(rows) == 1 + 6   # header + one row per iteration, none duplicated by the resume
 
 
+@pytest.mark.parametrize("subdivisions", [2, 3])
+def test_parallel_subdivisions_equal_sequential(shapes, tmp_path, subdivisions):
+    """Mini-batches computed side by side on replicas give the sequential run's weights,
+    rolling batch-norm statistics and `seen` (3 subdivisions on 2 slots: a group of 2, then 1)."""
+    kw = dict(batch=2 * subdivisions, subdivisions=subdivisions, max_batches=4)
+    sequential = Trainer(settings(shapes, tmp_path / "seq", **kw), echo=lambda *_: None).setup()
+    sequential.train()
+    parallel = Trainer(settings(shapes, tmp_path / "par", parallel=2, **kw),
+                       echo=lambda *_: None).setup()
+    parallel.train()
+    a, b = parameters(sequential.net), parameters(parallel.net)
+    start = parameters(Network.from_cfg(str(tmp_path / "seq" / "model.cfg"), seed=5))
+    for key in a:
+        scale = max(1.0, float(np.abs(a[key]).max()))
+        assert np.abs(a[key] - b[key]).max() <= 2e-5 * scale, key
+    for key in ("0/weights", "0/rolling_mean", "0/rolling_variance"):
+        assert not np.allclose(a[key], start[key])     # both the update and the statistics moved
+    assert parallel.net.seen == sequential.net.seen == 4 * 2 * subdivisions
+    log_a = (tmp_path / "seq" / "train_log.csv").read_text().splitlines()
+    log_b = (tmp_path / "par" / "train_log.csv").read_text().splitlines()
+    loss = [line.split(",")[4] for line in log_a[1:]], [line.split(",")[4] for line in log_b[1:]]
+    np.testing.assert_allclose(np.float64(loss[0]), np.float64(loss[1]), rtol=1e-4)
+
+
 def test_sgd_matches_darknet_update_rule():
     net = Network.from_cfg("[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nbatch_normalize=1\n"
                            "filters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n")

@@ -8,6 +8,8 @@ sets both: `yolo9000 --threads N ...`, the YOLO9000_THREADS environment variable
 import ctypes
 import os
 
+_current = None        # the count last set by set_threads (None: never set)
+
 _SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
             "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_")
 
@@ -36,7 +38,9 @@ def set_threads(n=None):
     """Set the BLAS and OpenMP thread counts to n (default: YOLO9000_THREADS or all cores)."""
     import numpy  # noqa: F401  (loads BLAS so that it can be found)
     from . import _kernels
+    global _current
     n = default_threads() if n is None else max(1, int(n))
+    _current = n
     _kernels.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
@@ -55,6 +59,11 @@ def set_threads(n=None):
                 fn(ctypes.c_int(n))
                 break
     return n
+
+
+def current_threads():
+    """The thread count last set by set_threads (else the default)."""
+    return _current if _current is not None else default_threads()
 
 
 def keep_freed_memory():

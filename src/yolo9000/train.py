@@ -74,6 +74,7 @@ class TrainSettings:
     anchors: list = None             # flat list of anchors in grid units (else the cfg's)
     optimizer: str = "sgd"           # darknet's SGD; "adam" for short runs from scratch
     workers: int = 2
+    parallel: int = 1                # mini-batches (subdivisions) computed at once (parallel.py)
     seed: int = 0
     eval_every: int = 0              # 0: only at the end
     save_every: int = 100
@@ -209,6 +210,7 @@ class Trainer:
         subdivisions = o.subdivisions
         batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
                                  self.size_of_minibatch)
+        pool = self._replica_pool()
         t_start = time.perf_counter()
         try:
             while self.iteration < stop:
@@ -216,11 +218,13 @@ class Trainer:
                 lr = learning_rate(o, self.iteration)
                 self.net.zero_grads()
                 parts = {}
-                for _ in range(subdivisions):
-                    index, batch = next(batches)
-                    stats = self.train_minibatch(batch)
-                    for k, v in stats.items():
-                        parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
+                done = 0
+                while done < subdivisions:
+                    group = [next(batches)[1] for _ in range(min(pool.count, subdivisions - done))]
+                    done += len(group)
+                    for stats in pool.run(group, lambda net, b: self.train_minibatch(b, net)):
+                        for k, v in stats.items():
+                            parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
                 self.optimizer.step(lr, o.batch)
                 self.iteration += 1
                 dt = time.perf_counter() - t0
@@ -243,8 +247,12 @@ class Trainer:
                     self.save(self.weights_dir / "last.h5")
                 if (self.val_set is not None and self.s.eval_every
                         and self.iteration % self.s.eval_every == 0 and self.iteration < stop):
+                    training_threads = self._set_threads(self._threads)
                     self.evaluate_and_record(bar)
+                    self._set_threads(training_threads)
         finally:
+            pool.close()
+            self._restore_threads()
             loader.close()
             if log:
                 log.close()
@@ -257,8 +265,30 @@ class Trainer:
         self.plot()
         return self.summary()
 
-    def train_minibatch(self, batch):
-        net = self.net
+    def _replica_pool(self):
+        """Parallel subdivisions (parallel.py): each mini-batch then runs single-threaded."""
+        from .parallel import ReplicaPool
+        from .threads import current_threads, set_threads
+        count = max(1, min(int(self.s.parallel or 1), self.net.options.subdivisions))
+        self._threads = current_threads()
+        if count > 1:
+            set_threads(1)
+        return ReplicaPool(self.net, count)
+
+    def _restore_threads(self):
+        self._set_threads(self._threads)
+
+    @staticmethod
+    def _set_threads(n):
+        """Set the thread count to n if it differs; returns the previous count."""
+        from .threads import current_threads, set_threads
+        previous = current_threads()
+        if previous != n:
+            set_threads(n)
+        return previous
+
+    def train_minibatch(self, batch, net=None):
+        net = self.net if net is None else net
         images = batch.images
         if net.width != images.shape[3] or net.height != images.shape[2]:
             net.resize(images.shape[3], images.shape[2])

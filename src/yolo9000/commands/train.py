@@ -40,6 +40,9 @@ def _ints(text):
 @click.option("--no-multiscale", is_flag=True, help="Keep the input size fixed.")
 @click.option("--no-augment", is_flag=True, help="No jitter, flip or colour changes (letterbox only).")
 @click.option("--workers", type=int, default=2, show_default=True, help="Data-loading processes (0: in-process).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Subdivisions (mini-batches) computed at once, one thread each; the result "
+                   "equals the sequential one. Pays on small mini-batches with 2+ cores.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=0, help="Evaluate on --val every N iterations (0: at the end).")
 @click.option("--save-every", type=int, default=100, show_default=True, help="Write weights/last.h5 every N iterations.")
@@ -50,7 +53,7 @@ def _ints(text):
 @click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
 def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
-            workers, seed, eval_every, save_every, project, name, resume_dir, iterations):
+            workers, parallel, seed, eval_every, save_every, project, name, resume_dir, iterations):
     from ..errors import UserError
     from ..train import Trainer, TrainSettings, next_run_dir
 
@@ -84,7 +87,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             learning_rate=learning_rate, momentum=momentum, decay=decay, burn_in=burn_in,
             policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
             size=size, optimizer=optimizer, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
-            workers=workers, seed=seed, eval_every=eval_every, save_every=save_every)
+            workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every)
         trainer = Trainer(settings, echo=click.echo).setup()
     o = trainer.net.options
     click.echo(f"run folder: {trainer.run_dir}")

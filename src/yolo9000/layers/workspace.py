@@ -1,25 +1,27 @@
-"""One scratch buffer shared by every convolution in the process (darknet's `workspace`).
+"""One scratch buffer per thread shared by every convolution (darknet's `workspace`).
 
 im2col matrices are large (tens of MB at 416 px) and needed only inside one call, so all
-layers borrow the same growing buffer instead of each holding its own.
+layers borrow the same growing buffer instead of each holding its own. Per thread, so that
+network replicas can run side by side (parallel subdivisions in training).
 """
+import threading
+
 import numpy as np
 
-_buffer = np.empty(0, np.float32)
+_local = threading.local()
 
 
 def borrow(shape):
-    """A float32 C-contiguous array of `shape` backed by the shared buffer (contents undefined)."""
-    global _buffer
+    """A float32 C-contiguous array of `shape` backed by this thread's buffer (contents undefined)."""
     n = 1
     for s in shape:
         n *= int(s)
-    if _buffer.size < n:
-        _buffer = np.empty(n, np.float32)
-    return _buffer[:n].reshape(shape)
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.size < n:
+        buffer = _local.buffer = np.empty(n, np.float32)
+    return buffer[:n].reshape(shape)
 
 
 def release():
-    """Free the buffer (it grows again on the next borrow)."""
-    global _buffer
-    _buffer = np.empty(0, np.float32)
+    """Free this thread's buffer (it grows again on the next borrow)."""
+    _local.buffer = None
