@@ -347,6 +347,13 @@ class Network:
         for layer in self.layers:
             layer.zero_grads()
 
+    def weights_changed(self):
+        """Call after writing parameters in place (net.layers[i].weights[...] = ...): layers
+        drop what they derived from the old values (the convolutions' Winograd filters).
+        The optimisers and load_weights call it themselves."""
+        for layer in self.layers:
+            layer.weights_changed()
+
     def parameters(self):
         """(layer index, name, parameter, gradient or None) for every parameter array."""
         for i, layer in enumerate(self.layers):

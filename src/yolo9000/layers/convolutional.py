@@ -3,6 +3,14 @@
 Forward is im2col (Cython) + one BLAS matrix product per image; 1×1 stride-1 convolutions use
 the input directly as the column matrix. At inference batch norm, bias and activation are one
 fused pass (a·x + b, then the activation).
+
+3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
+(winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
+transformed form, U (16/9 the size of the weights). At inference U is cached between calls
+(`cache_winograd`, which the network may switch off to bound memory); the cache belongs to one
+state of the weights, so everything that writes weights calls weights_changed() (the optimisers,
+weight and checkpoint loading). Training never uses the cache. Backward is im2col's, which
+differentiates the same function.
 """
 import numpy as np
 
@@ -11,9 +19,16 @@ from . import workspace
 from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
+from . import winograd
 
 # floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
 COLUMN_BUDGET = 16 * 2**20
+# Winograd needs enough input channels to make its 16 products worth their transforms (the
+# 3-channel first layer of a detector stays on im2col)
+WINOGRAD_MIN_CHANNELS = 8
+# without a cached U, transforming the filters costs about as much as ~100 tiles' products
+# save, so Winograd pays per call only with at least this many tiles (13×13: 49 per image)
+WINOGRAD_MIN_TILES_UNCACHED = 400
 
 
 class ConvolutionalLayer(Layer):
@@ -44,6 +59,14 @@ class ConvolutionalLayer(Layer):
         self.params = {"weights": self.weights, "biases": self.biases}
         self.grads = {"weights": self.weight_grad, "biases": self.bias_grad}
         self.bn = BatchNorm(self.filters) if batch_normalize else None
+        # Winograd's transformed filters at inference (see the module docstring)
+        self.use_winograd = (self.size == 3 and self.stride == 1 and self.padding == 1
+                             and c >= WINOGRAD_MIN_CHANNELS)
+        self.cache_winograd = self.use_winograd
+        self._weights_version = 0
+        self._u = None
+        self._u_key = None
+        self._u_sample = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -64,6 +87,51 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"input {h}x{w} is too small for a {self.size}x{self.size} convolution")
         self.in_shape = (c, h, w)
         self.out_shape = (self.filters, out_h, out_w)
+
+    # -- Winograd ------------------------------------------------------------------------------
+    def weights_changed(self):
+        """Tell the layer its weights were written: drops the cached Winograd filters.
+
+        Called by everything in the package that writes weights (optimiser steps, loading
+        .weights and checkpoints); code that assigns layer.weights[...] itself must call it
+        too (or Network.weights_changed()) before the next inference forward."""
+        self._weights_version += 1
+        self._u = None
+        self._u_key = None
+        self._u_sample = None
+
+    def _weights_sample(self):
+        # a safety net, not the mechanism: a few hundred weights, compared on each cached use,
+        # catch wholesale rewrites (another loader) that forgot weights_changed()
+        flat = self.weights.reshape(-1)
+        return flat[:: max(1, flat.size // 256)].copy()
+
+    def winograd_filter_bytes(self):
+        f, c = self.weights.shape[:2]
+        return 4 * winograd.filter_floats(f, c)
+
+    def _winograd_filters(self, cache):
+        if not cache:
+            self._u = None
+            return winograd.filters(self.weights)
+        key = (self._weights_version, id(self.weights))
+        if (self._u is None or self._u_key != key
+                or not np.array_equal(self._u_sample, self._weights_sample())):
+            self._u = None        # free the old one before making the new
+            self._u = winograd.filters(self.weights)
+            self._u_key = key
+            self._u_sample = self._weights_sample()
+        return self._u
+
+    def _winograd_applies(self, n, train):
+        """Whether this call goes through Winograd (and whether it uses the cached U)."""
+        if not self.use_winograd:
+            return False, False
+        cache = self.cache_winograd and not train
+        if cache:
+            return True, True
+        th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
+        return n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED, False
 
     @property
     def is_pointwise(self):
@@ -111,10 +179,31 @@ class ConvolutionalLayer(Layer):
                 z[a:b] = (w2d @ col).reshape(f, b - a, s).transpose(1, 0, 2)
         return z
 
+    def _inference_affine(self):
+        """(a, b) with output = act(a·conv(x) + b): batch norm (rolling statistics) and bias."""
+        if self.bn is not None:
+            a, b = self.bn.inference_affine()
+            b = b + self.biases
+        else:
+            a, b = np.ones(self.filters, np.float32), self.biases
+        return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
-        z = self._convolve(x)
+        winograd_now, cache = self._winograd_applies(n, train)
+        if winograd_now:
+            u = self._winograd_filters(cache)
+            z = np.empty((n,) + self.out_shape, np.float32)
+            if not train:
+                # the whole inference layer in one pass: products, then the fused epilogue
+                a, b = self._inference_affine()
+                return winograd.convolve(x, u, z, a, b, self.act)
+            ones = np.ones(self.filters, np.float32)
+            zeros = np.zeros(self.filters, np.float32)
+            z = winograd.convolve(x, u, z, ones, zeros, 0).reshape(n, self.filters, -1)
+        else:
+            z = self._convolve(x)
         if train:
             self._x = x
             if self.bn is not None:
@@ -127,12 +216,8 @@ class ConvolutionalLayer(Layer):
             _kernels.scale_bias_activate(z, scale, self.biases, self.act)
             self._y = z
         else:
-            if self.bn is not None:
-                a, b = self.bn.inference_affine()
-                b = b + self.biases
-            else:
-                a, b = np.ones(self.filters, np.float32), self.biases
-            _kernels.scale_bias_activate(z, a, np.ascontiguousarray(b, np.float32), self.act)
+            a, b = self._inference_affine()
+            _kernels.scale_bias_activate(z, a, b, self.act)
         return z.reshape((n,) + self.out_shape)
 
     def backward(self, dy, need_input_grad=True):
