@@ -15,7 +15,7 @@ differentiates the same function.
 import numpy as np
 
 from .. import _kernels
-from . import workspace
+from . import gemm, workspace
 from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
@@ -100,6 +100,12 @@ class ConvolutionalLayer(Layer):
         self._u_key = None
         self._u_sample = None
 
+    def set_winograd_cache(self, cache):
+        """Keep (True) or not (False) the Winograd filters between inference calls."""
+        self.cache_winograd = bool(cache) and self.use_winograd
+        if not self.cache_winograd:
+            self._u = None
+
     def _weights_sample(self):
         # a safety net, not the mechanism: a few hundred weights, compared on each cached use,
         # catch wholesale rewrites (another loader) that forgot weights_changed()
@@ -174,9 +180,10 @@ class ConvolutionalLayer(Layer):
         for a, b in self._chunks(n):
             col = self._columns(x, a, b)
             if b - a == 1:
-                np.matmul(w2d, col, out=z[a])
+                gemm.matmul(w2d, col, z[a])
             else:
-                z[a:b] = (w2d @ col).reshape(f, b - a, s).transpose(1, 0, 2)
+                zm = gemm.matmul(w2d, col, np.empty((f, (b - a) * s), np.float32))
+                z[a:b] = zm.reshape(f, b - a, s).transpose(1, 0, 2)
         return z
 
     def _inference_affine(self):

@@ -21,7 +21,7 @@ Two details matter for speed on this scale of machine:
 import numpy as np
 
 from .. import _kernels
-from . import workspace
+from . import gemm, workspace
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
@@ -103,6 +103,6 @@ def convolve(x, u, z, scale, bias, act):
         v = stacked(c, cols, buf)
         m = stacked(f, cols, buf[nv + LINE:])
         _kernels.winograd_input(x, n0, n1, r0, r1, v)
-        np.matmul(u, v, out=m)
+        gemm.batched_matmul(u, v, m)
         _kernels.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
     return z
