@@ -203,17 +203,25 @@ def activation_backward(const float[::1] y, float[::1] dy, int act):
 
 
 def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int padding,
-                    float[:, :, :, ::1] y, int[:, :, :, ::1] argmax):
+                    float[:, :, :, ::1] y, int[:, :, :, ::1] argmax=None):
     """darknet's maxpool: window offset -padding/2, out-of-image taps ignored; argmax is the
-    flat index (h*W + w) of the winner inside its channel, for backward."""
+    flat index (h*W + w) of the winner inside its channel, for backward (None at inference:
+    then only the maxima are computed)."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
     cdef int offset = -(padding // 2)
     cdef int nc, n, c, i, j, m, k, ih, iw, best_index
     cdef float best, v
+    cdef bint keep = argmax is not None
+    if keep and (argmax.shape[0] != N or argmax.shape[1] != C or argmax.shape[2] != out_h
+                 or argmax.shape[3] != out_w):
+        raise ValueError("maxpool_forward: argmax has the wrong shape")
     if size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
         # the common case (every window inside the image): no bounds tests, 4 taps unrolled
-        _maxpool_2x2(x, y, argmax)
+        if keep:
+            _maxpool_2x2(x, y, argmax)
+        else:
+            _maxpool_2x2_values(x, y)
         return
     with nogil:
         for nc in prange(N * C, schedule="static"):
@@ -236,7 +244,33 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
                                 best = v
                                 best_index = ih * W + iw
                     y[n, c, i, j] = best
-                    argmax[n, c, i, j] = best_index
+                    if keep:
+                        argmax[n, c, i, j] = best_index
+
+
+cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y) noexcept nogil:
+    # inference: the same comparisons as _maxpool_2x2 (the later tap wins only if greater),
+    # written as selects that vectorise instead of branches that mispredict
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int out_h = y.shape[2], out_w = y.shape[3]
+    cdef int nc, i, j
+    cdef float best, v
+    cdef const float* top
+    cdef const float* bottom
+    cdef float* out
+    for nc in prange(N * C, schedule="static"):
+        for i in range(out_h):
+            top = &x[nc // C, nc % C, 2 * i, 0]
+            bottom = top + W
+            out = &y[nc // C, nc % C, i, 0]
+            for j in range(out_w):
+                best = top[2 * j]
+                v = top[2 * j + 1]
+                best = v if v > best else best
+                v = bottom[2 * j]
+                best = v if v > best else best
+                v = bottom[2 * j + 1]
+                out[j] = v if v > best else best
 
 
 cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
@@ -562,3 +596,4 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
                 q[2 * t + 1] = yv[3][t]
             if full < nb:
                 q[2 * full] = yv[2][full]
+
