@@ -596,4 +596,3 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
                 q[2 * t + 1] = yv[3][t]
             if full < nb:
                 q[2 * full] = yv[2][full]
-
