@@ -308,3 +308,25 @@ def test_maxpool_inference_skips_argmax_with_the_same_values(shape, size, stride
     x[1, 1, 2, 2] = x[1, 1, 2, 3]        # ties
     assert np.array_equal(layer.forward(x, train=False), layer.forward(x, train=True),
                           equal_nan=True)
+
+
+@pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
+@pytest.mark.parametrize("act", ["linear", "leaky", "relu", "logistic"])
+@pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 1), (1, 1, 1, 2), (3, 5, 130, 2),
+                                         (7, 9, 64, 1)])
+def test_direct_kernel_for_few_channels(act, c, h, w, batch):
+    """The RGB-input kernel: against the direct sum, at inference and in training."""
+    rng = np.random.default_rng(14)
+    layer = ConvolutionalLayer((c, h, w), filters=5, size=3, stride=1, pad=1,
+                               batch_normalize=True, activation=act)
+    assert layer.use_direct and not layer.use_winograd
+    randomise(layer, rng)
+    x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+    a, b = layer._inference_affine()
+    ref = a[None, :, None, None] * direct_conv(x, layer.weights) + b[None, :, None, None]
+    ref = {"linear": ref, "leaky": np.where(ref > 0, ref, 0.1 * ref),
+           "relu": np.maximum(ref, 0), "logistic": 1 / (1 + np.exp(-ref))}[act]
+    assert close(layer.forward(x), ref)
+    fast = layer.forward(x, train=True)
+    layer.use_direct = False
+    assert close(fast, layer.forward(x, train=True).astype(np.float64))

@@ -596,3 +596,120 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
                 q[2 * t + 1] = yv[3][t]
             if full < nb:
                 q[2 * full] = yv[2][full]
+
+
+# -- direct 3x3 convolution for few input channels (the RGB input layer) -----------------------
+# im2col + GEMM has a reduction of only C·9 = 27 there, which BLAS runs at a fraction of its
+# speed. A direct kernel keeps 64 sums of one output row in registers over all 27 taps and
+# applies the epilogue before storing them; it beats im2col only with 8-wide FMA, so it exists
+# where the CPU has AVX2 and FMA (chosen at run time: the portable build assumes SSE2), and
+# layers use im2col elsewhere.
+cdef extern from *:
+    """
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    #define Y9K_DIRECT 1
+    /* out[q] = act(a * sum_t w[t] * tap[t][x0 + q] + b) for q < n (n <= 64); act codes as
+       ACT_* (logistic is left to the caller: 3 returns the affine value) */
+    __attribute__((target("avx2,fma")))
+    static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
+                                   float a, float b, int act, float *out, int n)
+    {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0,
+               s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+        for (int t = 0; t < taps; t++) {
+            const float *p = tap[t] + x0;
+            __m256 wv = _mm256_broadcast_ss(w + t);
+            s0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), s0);
+            s1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), s1);
+            s2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 16), s2);
+            s3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 24), s3);
+            s4 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 32), s4);
+            s5 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 40), s5);
+            s6 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 48), s6);
+            s7 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 56), s7);
+        }
+        __m256 s[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+        __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
+        __m256 tenth = _mm256_set1_ps(0.1f), zero = _mm256_setzero_ps();
+        float tmp[64];
+        float *dst = n == 64 ? out : tmp;
+        for (int i = 0; i < 8; i++) {
+            __m256 v = _mm256_fmadd_ps(av, s[i], bv);
+            if (act == 1)          /* leaky: max(v, 0.1 v), max(v, w) = v > w ? v : w */
+                v = _mm256_max_ps(v, _mm256_mul_ps(tenth, v));
+            else if (act == 2)     /* relu */
+                v = _mm256_max_ps(v, zero);
+            _mm256_storeu_ps(dst + 8 * i, v);
+        }
+        if (n < 64)
+            for (int q = 0; q < n; q++) out[q] = tmp[q];
+    }
+    static int y9k_direct_available(void)
+    {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    #else
+    static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
+                                   float a, float b, int act, float *out, int n)
+    { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out; (void)n; }
+    static int y9k_direct_available(void) { return 0; }
+    #endif
+    """
+    void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
+                            float a, float b, int act, float* out, int n) noexcept nogil
+    int y9k_direct_available() noexcept nogil
+
+
+DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
+DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C < 8)
+
+
+def direct_conv_available():
+    """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA)."""
+    return bool(y9k_direct_available())
+
+
+def conv3x3_direct(const float[:, :, :, ::1] xp, const float[:, ::1] w, float[:, :, :, ::1] z,
+                   const float[::1] scale, const float[::1] bias, int act):
+    """z[n, f] = act(scale[f] · (3x3 stride-1 convolution) + bias[f]) for few channels.
+
+    xp (N, C, H + 2, Wp) is the input zero-padded by 1 on each side, with Wp >= W + 2 +
+    DIRECT_BLOCK (a last, partial block of outputs reads past the row); w (F, C·9). Leaky
+    multiplies by 0.1 in float here (elsewhere in double, as darknet): at most 1 ulp apart."""
+    cdef int N = z.shape[0], F = z.shape[1], H = z.shape[2], W = z.shape[3]
+    cdef int C = xp.shape[1], Wp = xp.shape[3]
+    if not y9k_direct_available():
+        raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
+    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
+            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
+            or scale.shape[0] != F or bias.shape[0] != F):
+        raise ValueError("conv3x3_direct: shapes do not match")
+    cdef int job, n, y
+    with nogil:
+        for job in prange(N * H, schedule="static"):
+            n = job // H
+            y = job % H
+            _direct_row(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C, &w[0, 0], F,
+                        &z[n, 0, y, 0], <Py_ssize_t> H * W, W, &scale[0], &bias[0], act)
+
+
+cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const float* w, int F,
+                      float* z, Py_ssize_t fstride, int W, const float* scale, const float* bias,
+                      int act) noexcept nogil:
+    """Output row y of every filter; x points at padded row y (input row y - 1)."""
+    cdef const float* tap[DIRECT_MAX_TAPS]
+    cdef int taps = 9 * C
+    cdef int c, kh, kw, f, x0, n_out
+    for c in range(C):
+        for kh in range(3):
+            for kw in range(3):
+                tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
+    for f in range(F):
+        for x0 in range(0, W, DIRECT_BLOCK):
+            n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
+            y9k_direct_block64(tap, taps, w + f * taps, x0, scale[f], bias[f], act,
+                               z + f * fstride + x0, n_out)
+        if act == ACT_LOGISTIC:
+            _affine_activate(z + f * fstride, W, 1, 0, ACT_LOGISTIC)

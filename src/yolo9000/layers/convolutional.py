@@ -11,6 +11,9 @@ transformed form, U (16/9 the size of the weights). At inference U is cached bet
 state of the weights, so everything that writes weights calls weights_changed() (the optimisers,
 weight and checkpoint loading). Training never uses the cache. Backward is im2col's, which
 differentiates the same function.
+
+The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
+use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
 """
 import numpy as np
 
@@ -29,6 +32,8 @@ WINOGRAD_MIN_CHANNELS = 8
 # without a cached U, transforming the filters costs about as much as ~100 tiles' products
 # save, so Winograd pays per call only with at least this many tiles (13×13: 49 per image)
 WINOGRAD_MIN_TILES_UNCACHED = 400
+# the direct kernel's limits (see _kernels.conv3x3_direct)
+DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 
 class ConvolutionalLayer(Layer):
@@ -63,6 +68,9 @@ class ConvolutionalLayer(Layer):
         self.use_winograd = (self.size == 3 and self.stride == 1 and self.padding == 1
                              and c >= WINOGRAD_MIN_CHANNELS)
         self.cache_winograd = self.use_winograd
+        self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
+                           and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
+                           and _kernels.direct_conv_available())
         self._weights_version = 0
         self._u = None
         self._u_key = None
@@ -195,36 +203,50 @@ class ConvolutionalLayer(Layer):
             a, b = np.ones(self.filters, np.float32), self.biases
         return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
 
+    def _direct(self, x, a, b, act):
+        n, c, h, w = x.shape
+        # zero padding of 1, and room for the kernel's last block of 64 outputs to read past
+        xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
+        xp[:, :, 1:h + 1, 1:w + 1] = x
+        z = np.empty((n,) + self.out_shape, np.float32)
+        _kernels.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
+        return z
+
+    def _convolve_fused(self, x, a, b, act, train):
+        """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
+        epilogues are fused; None when neither applies to this call."""
+        if self.use_direct:
+            return self._direct(x, a, b, act)
+        winograd_now, cache = self._winograd_applies(x.shape[0], train)
+        if winograd_now:
+            z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+            return winograd.convolve(x, self._winograd_filters(cache), z, a, b, act)
+        return None
+
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
-        winograd_now, cache = self._winograd_applies(n, train)
-        if winograd_now:
-            u = self._winograd_filters(cache)
-            z = np.empty((n,) + self.out_shape, np.float32)
-            if not train:
-                # the whole inference layer in one pass: products, then the fused epilogue
-                a, b = self._inference_affine()
-                return winograd.convolve(x, u, z, a, b, self.act)
-            ones = np.ones(self.filters, np.float32)
-            zeros = np.zeros(self.filters, np.float32)
-            z = winograd.convolve(x, u, z, ones, zeros, 0).reshape(n, self.filters, -1)
-        else:
-            z = self._convolve(x)
-        if train:
-            self._x = x
-            if self.bn is not None:
-                self.bn.forward_train(z)
-                self._xhat = z.copy()
-                scale = self.bn.scales
-            else:
-                self._xhat = None
-                scale = np.ones(self.filters, np.float32)
-            _kernels.scale_bias_activate(z, scale, self.biases, self.act)
-            self._y = z
-        else:
+        if not train:
             a, b = self._inference_affine()
+            y = self._convolve_fused(x, a, b, self.act, train)
+            if y is not None:
+                return y
+            z = self._convolve(x)
             _kernels.scale_bias_activate(z, a, b, self.act)
+            return z.reshape((n,) + self.out_shape)
+        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
+        z = self._convolve_fused(x, ones, zeros, 0, train)
+        z = self._convolve(x) if z is None else z.reshape(n, self.filters, -1)
+        self._x = x
+        if self.bn is not None:
+            self.bn.forward_train(z)
+            self._xhat = z.copy()
+            scale = self.bn.scales
+        else:
+            self._xhat = None
+            scale = np.ones(self.filters, np.float32)
+        _kernels.scale_bias_activate(z, scale, self.biases, self.act)
+        self._y = z
         return z.reshape((n,) + self.out_shape)
 
     def backward(self, dy, need_input_grad=True):
