@@ -290,11 +290,12 @@ def test_threaded_products_equal_numpy():
     out = winograd.stacked(7, 300)
     gemm.batched_matmul(a, b, out)
     assert np.allclose(out, a @ b, rtol=1e-5, atol=1e-5)
-    m = rng.standard_normal((9, 40)).astype(np.float32)
-    n = rng.standard_normal((40, 1000)).astype(np.float32)
-    z = np.empty((9, 1000), np.float32)
-    gemm.matmul(m, n, z)
-    assert np.allclose(z, m @ n, rtol=1e-5, atol=1e-5)
+    for rows, inner, cols in [(9, 40, 1000), (1000, 40, 9), (300, 20, 200)]:
+        m = rng.standard_normal((rows, inner)).astype(np.float32)
+        n = rng.standard_normal((inner, cols)).astype(np.float32)
+        z = np.empty((rows, cols), np.float32)
+        gemm.matmul(m, n, z)
+        assert np.allclose(z, m @ n, rtol=1e-5, atol=1e-5)
     if _kernels.openmp_enabled():
         assert _kernels.get_max_threads() >= 1
 

@@ -91,19 +91,25 @@ def batched_matmul(a, b, out):
     return out
 
 
-# columns per piece: narrower bands would leave BLAS's kernels short of work
+# rows or columns per piece: narrower bands would leave BLAS's kernels short of work
 MIN_BAND = 64
 
 
 def matmul(a, b, out):
-    """out = a @ b (2-D, out C-contiguous), in bands of columns over the threads."""
-    n = b.shape[1]
+    """out = a @ b (2-D, out C-contiguous), in bands over the threads: bands of rows of a
+    when it has more rows than b has columns (13x13 maps: 169 columns, 1024 filters), else
+    bands of columns."""
+    m, n = a.shape[0], b.shape[1]
     threads = _kernels.get_max_threads()
-    pieces = min(2 * threads, n // MIN_BAND)
+    pieces = min(2 * threads, max(m, n) // MIN_BAND)
     if pieces > 1:
-        bounds = np.linspace(0, n, pieces + 1).astype(int)
-        tasks = [lambda lo=lo, hi=hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-                 for lo, hi in zip(bounds[:-1], bounds[1:])]
+        bounds = np.linspace(0, max(m, n), pieces + 1).astype(int)
+        if m > n:
+            tasks = [lambda lo=lo, hi=hi: np.matmul(a[lo:hi], b, out=out[lo:hi])
+                     for lo, hi in zip(bounds[:-1], bounds[1:])]
+        else:
+            tasks = [lambda lo=lo, hi=hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+                     for lo, hi in zip(bounds[:-1], bounds[1:])]
         if _run(tasks):
             return out
     np.matmul(a, b, out=out)
