@@ -18,19 +18,19 @@ use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
 import numpy as np
 
 from .. import _kernels
-from . import gemm, workspace
+from . import gemm, winograd, workspace
 from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
-from . import winograd
 
 # floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
 COLUMN_BUDGET = 16 * 2**20
-# Winograd needs enough input channels to make its 16 products worth their transforms (the
-# 3-channel first layer of a detector stays on im2col)
+# Winograd needs enough input channels for its 16 products (reductions over the channels) to
+# run well in BLAS; the RGB input layer goes to the direct kernel (or im2col) instead
 WINOGRAD_MIN_CHANNELS = 8
-# without a cached U, transforming the filters costs about as much as ~100 tiles' products
-# save, so Winograd pays per call only with at least this many tiles (13×13: 49 per image)
+# Without a cached U, transforming the filters costs about what Winograd saves on ~80 tiles
+# (measured at 1024x1024 channels), so a call needs several times that to pay: a 13×13 map
+# (49 tiles) only from batch 9 on
 WINOGRAD_MIN_TILES_UNCACHED = 400
 # the direct kernel's limits (see _kernels.conv3x3_direct)
 DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
@@ -74,6 +74,7 @@ class ConvolutionalLayer(Layer):
         self._weights_version = 0
         self._u = None
         self._u_key = None
+        self._u_source = None
         self._u_sample = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
@@ -128,12 +129,13 @@ class ConvolutionalLayer(Layer):
         if not cache:
             self._u = None
             return winograd.filters(self.weights)
-        key = (self._weights_version, id(self.weights))
-        if (self._u is None or self._u_key != key
+        key = self._weights_version
+        if (self._u is None or self._u_key != key or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
             self._u = winograd.filters(self.weights)
             self._u_key = key
+            self._u_source = self.weights       # a replaced array (layer.weights = ...) too
             self._u_sample = self._weights_sample()
         return self._u
 

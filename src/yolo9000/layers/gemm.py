@@ -10,6 +10,7 @@ call, and a thread that is late simply leaves its pieces to the others.
 """
 import ctypes
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,6 +20,8 @@ from .. import _kernels
 _pool = None
 _pool_size = 0
 _blas = None          # (set_num_threads, get_num_threads) of the loaded OpenBLAS, or False
+# the BLAS thread count is process-wide: one caller at a time may switch it
+_busy = threading.Lock()
 
 
 def _blas_threads_api():
@@ -61,7 +64,15 @@ def _run(tasks):
     api = _blas_threads_api()
     if threads <= 1 or len(tasks) <= 1 or not api:
         return False
-    setter, getter = api
+    if not _busy.acquire(blocking=False):
+        return False          # another thread is in here: it has the cores anyway
+    try:
+        return _run_locked(tasks, threads, *api)
+    finally:
+        _busy.release()
+
+
+def _run_locked(tasks, threads, setter, getter):
     helpers = min(threads, len(tasks)) - 1
     counter = itertools.count()     # next() on it is atomic under the GIL
 
