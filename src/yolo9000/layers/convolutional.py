@@ -270,10 +270,12 @@ class ConvolutionalLayer(Layer):
             m = b - a
             gm = g[a] if m == 1 else np.ascontiguousarray(g[a:b].transpose(1, 0, 2)).reshape(f, m * s)
             col = self._columns(self._x, a, b)
-            dw += gm @ col.T
+            # through gemm.py like the forward's products (OpenBLAS's own threads were
+            # measured to stall for seconds on these shapes on a busy machine)
+            dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
             if not need_input_grad:
                 continue
-            dcol = w2d.T @ gm
+            dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))
             if self.is_pointwise:
                 dx[a:b] = dcol.reshape(c, m, h * w).transpose(1, 0, 2).reshape(m, c, h, w)
             else:
