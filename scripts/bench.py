@@ -124,6 +124,7 @@ def randomise_parameters(net, seed):
             p["scales"][...] = rng.uniform(0.5, 1.5, p["scales"].shape)
             p["rolling_mean"][...] = rng.standard_normal(p["rolling_mean"].shape) * 0.1
             p["rolling_variance"][...] = rng.uniform(0.5, 1.5, p["rolling_variance"].shape)
+    net.weights_changed()      # written in place: drop anything derived from the old weights
 
 
 class WeightStore:

@@ -8,7 +8,7 @@ the package was built with it. Matrix products stay in NumPy (BLAS).
 import numpy as np
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport expf, sqrtf
+from libc.math cimport expf, fmaxf, sqrtf
 from libc.float cimport FLT_MAX
 
 cdef extern from *:
@@ -33,6 +33,42 @@ DEF ACT_LINEAR = 0
 DEF ACT_LEAKY = 1
 DEF ACT_RELU = 2
 DEF ACT_LOGISTIC = 3
+
+
+cdef inline float _activate(float v, int act) noexcept nogil:
+    # max (v > w ? v : w) rather than a test of the sign: the signs of activations are close
+    # to random, mispredicted branches cost more than the arithmetic, and the select
+    # vectorises; max(v, 0.1v) is leaky for either sign (0.1·v in double, as darknet's .1*x)
+    cdef float w
+    if act == ACT_LEAKY:
+        w = <float> (0.1 * v)
+        return v if v > w else w
+    if act == ACT_RELU:
+        return v if v > 0 else 0
+    if act == ACT_LOGISTIC:
+        return 1.0 / (1.0 + expf(-v))
+    return v
+
+
+cdef void _affine_activate(float* y, Py_ssize_t n, float a, float b, int act) noexcept nogil:
+    """y = act(a·y + b) on n contiguous floats; one loop per activation so each vectorises."""
+    cdef Py_ssize_t i
+    cdef float v, w
+    if act == ACT_LEAKY:
+        for i in range(n):
+            v = a * y[i] + b
+            w = <float> (0.1 * v)
+            y[i] = v if v > w else w
+    elif act == ACT_RELU:
+        for i in range(n):
+            v = a * y[i] + b
+            y[i] = v if v > 0 else 0
+    elif act == ACT_LOGISTIC:
+        for i in range(n):
+            y[i] = 1.0 / (1.0 + expf(-(a * y[i] + b)))
+    else:
+        for i in range(n):
+            y[i] = a * y[i] + b
 
 
 def openmp_enabled():
@@ -141,25 +177,12 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
 def scale_bias_activate(float[:, :, ::1] y, const float[::1] scale, const float[::1] bias, int act):
     """In place: y[n, c, :] = act(scale[c] * y[n, c, :] + bias[c]) — one pass over memory."""
     cdef int N = y.shape[0], C = y.shape[1], S = y.shape[2]
-    cdef int nc, n, c, i
-    cdef float a, b, v
+    cdef int nc
+    if scale.shape[0] < C or bias.shape[0] < C:
+        raise ValueError("scale_bias_activate: scale and bias need one value per channel")
     with nogil:
         for nc in prange(N * C, schedule="static"):
-            n = nc // C
-            c = nc % C
-            a = scale[c]
-            b = bias[c]
-            for i in range(S):
-                v = a * y[n, c, i] + b
-                if act == ACT_LEAKY:
-                    if v < 0:
-                        v = 0.1 * v
-                elif act == ACT_RELU:
-                    if v < 0:
-                        v = 0
-                elif act == ACT_LOGISTIC:
-                    v = 1.0 / (1.0 + expf(-v))
-                y[n, c, i] = v
+            _affine_activate(&y[nc // C, nc % C, 0], S, scale[nc % C], bias[nc % C], act)
 
 
 def activation_backward(const float[::1] y, float[::1] dy, int act):
@@ -180,17 +203,25 @@ def activation_backward(const float[::1] y, float[::1] dy, int act):
 
 
 def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int padding,
-                    float[:, :, :, ::1] y, int[:, :, :, ::1] argmax):
+                    float[:, :, :, ::1] y, int[:, :, :, ::1] argmax=None):
     """darknet's maxpool: window offset -padding/2, out-of-image taps ignored; argmax is the
-    flat index (h*W + w) of the winner inside its channel, for backward."""
+    flat index (h*W + w) of the winner inside its channel, for backward (None at inference:
+    then only the maxima are computed)."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
     cdef int offset = -(padding // 2)
     cdef int nc, n, c, i, j, m, k, ih, iw, best_index
     cdef float best, v
+    cdef bint keep = argmax is not None
+    if keep and (argmax.shape[0] != N or argmax.shape[1] != C or argmax.shape[2] != out_h
+                 or argmax.shape[3] != out_w):
+        raise ValueError("maxpool_forward: argmax has the wrong shape")
     if size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
         # the common case (every window inside the image): no bounds tests, 4 taps unrolled
-        _maxpool_2x2(x, y, argmax)
+        if keep:
+            _maxpool_2x2(x, y, argmax)
+        else:
+            _maxpool_2x2_values(x, y)
         return
     with nogil:
         for nc in prange(N * C, schedule="static"):
@@ -213,7 +244,33 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
                                 best = v
                                 best_index = ih * W + iw
                     y[n, c, i, j] = best
-                    argmax[n, c, i, j] = best_index
+                    if keep:
+                        argmax[n, c, i, j] = best_index
+
+
+cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y) noexcept nogil:
+    # inference: the same comparisons as _maxpool_2x2 (the later tap wins only if greater),
+    # written as selects that vectorise instead of branches that mispredict
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int out_h = y.shape[2], out_w = y.shape[3]
+    cdef int nc, i, j
+    cdef float best, v
+    cdef const float* top
+    cdef const float* bottom
+    cdef float* out
+    for nc in prange(N * C, schedule="static"):
+        for i in range(out_h):
+            top = &x[nc // C, nc % C, 2 * i, 0]
+            bottom = top + W
+            out = &y[nc // C, nc % C, i, 0]
+            for j in range(out_w):
+                best = top[2 * j]
+                v = top[2 * j + 1]
+                best = v if v > best else best
+                v = bottom[2 * j]
+                best = v if v > best else best
+                v = bottom[2 * j + 1]
+                out[j] = v if v > best else best
 
 
 cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
@@ -326,3 +383,333 @@ def batchnorm_backward(const float[:, :, ::1] xhat, float[:, :, ::1] g, const fl
             for n in range(N):
                 for i in range(S):
                     g[n, c, i] = (a * g[n, c, i] - mean_term) * inv - cx * xhat[n, c, i]
+
+
+# -- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
+# A 3x3 stride-1 "same" convolution computed on 2x2 output tiles (Lavin & Gray, 2015): with
+#     U = G g Gᵀ (4x4, per filter and channel),  V = Bᵀ d B (4x4, per channel and input tile),
+#     Y = Aᵀ [Σ_c U ⊙ V] A (2x2),
+# the sum over channels is 16 independent matrix products M[k] = U[k] @ V[k] (done by BLAS),
+# 16 multiplications per 4 outputs instead of 36. The transforms only use ±1 and ½, so the
+# result differs from the direct sum by a few float32 roundings. Tile (i, j) reads input rows
+# 2i-1 .. 2i+2 and columns 2j-1 .. 2j+2 (padding 1, zeros outside the image) and writes output
+# rows 2i, 2i+1 and columns 2j, 2j+1; on odd sizes the last tile's second row/column falls
+# outside the output and is simply not written.
+#
+#     Bᵀ = [1  0 -1  0]     G = [ 1    0    0 ]     Aᵀ = [1  1  1  0]
+#          [0  1  1  0]         [ ½    ½    ½ ]          [0  1 -1 -1]
+#          [0 -1  1  0]         [ ½   -½    ½ ]
+#          [0  1  0 -1]         [ 0    0    1 ]
+
+def winograd_filter(const float[:, :, :, ::1] w, float[:, :, :] U):
+    """U[k, f, c] = (G w[f, c] Gᵀ)[k // 4, k % 4] for 3x3 filters w (F, C, 3, 3)."""
+    cdef int F = w.shape[0], C = w.shape[1]
+    cdef int f
+    if w.shape[2] != 3 or w.shape[3] != 3 or U.shape[0] != 16 or U.shape[1] != F or U.shape[2] != C:
+        raise ValueError("winograd_filter: shapes do not match")
+    cdef Py_ssize_t plane = U.strides[0] // sizeof(float)
+    if (U.strides[2] != sizeof(float) or U.strides[1] != <Py_ssize_t> (C * sizeof(float))
+            or U.strides[0] % sizeof(float) or U.strides[0] <= 0):
+        raise ValueError("winograd_filter: U[k] must be C-contiguous")
+    with nogil:
+        for f in prange(F, schedule="static"):
+            _filter_row(&w[f, 0, 0, 0], &U[0, f, 0], C, plane)
+
+
+# (the per-job work of each prange is a function: its local arrays are then private per thread)
+cdef void _filter_row(const float* w, float* u, int C, Py_ssize_t plane) noexcept nogil:
+    cdef float t[4][3]
+    cdef const float* g
+    cdef int c, i
+    for c in range(C):
+        g = w + 9 * c
+        # t = G g (4x3), then U = t Gᵀ (4x4)
+        for i in range(3):
+            t[0][i] = g[i]
+            t[1][i] = 0.5 * (g[i] + g[3 + i] + g[6 + i])
+            t[2][i] = 0.5 * (g[i] - g[3 + i] + g[6 + i])
+            t[3][i] = g[6 + i]
+        for i in range(4):
+            u[(4 * i + 0) * plane + c] = t[i][0]
+            u[(4 * i + 1) * plane + c] = 0.5 * (t[i][0] + t[i][1] + t[i][2])
+            u[(4 * i + 2) * plane + c] = 0.5 * (t[i][0] - t[i][1] + t[i][2])
+            u[(4 * i + 3) * plane + c] = t[i][2]
+
+
+def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
+                   float[:, :, :] V):
+    """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
+    n0..n1 of x (N, C, H, W); columns run over (image, tile row, tile column)."""
+    cdef int C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int rows = r1 - r0, m = n1 - n0
+    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
+    if (V.shape[0] != 16 or V.shape[1] != C or V.shape[2] < cols or n0 < 0 or n1 > x.shape[0]
+            or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
+        raise ValueError("winograd_input: shapes do not match")
+    cdef Py_ssize_t plane = V.strides[0] // sizeof(float)
+    if (V.strides[2] != sizeof(float) or V.strides[1] != <Py_ssize_t> (V.shape[2] * sizeof(float))
+            or V.strides[0] % sizeof(float) or V.strides[0] <= 0):
+        raise ValueError("winograd_input: V[k] must be C-contiguous")
+    # per thread: the tile row's 4 input rows with one zero column left and 1-2 right, and
+    # their 4 combinations Bᵀ d
+    buf = np.zeros((y9k_max_threads(), 8, 2 * tw + 2), np.float32)
+    cdef float[:, :, ::1] rowbuf = buf
+    cdef int job, img, c, ti
+    with nogil:
+        for job in prange(m * C, schedule="static"):
+            img = n0 + job // C
+            c = job % C
+            for ti in range(r0, r1):
+                _input_tile_row(&x[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
+                                &V[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
+                                tw, plane)
+
+
+cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, float* out, int tw,
+                          Py_ssize_t plane) noexcept nogil:
+    # loops over whole rows (not tile by tile) so that the compiler vectorises them
+    cdef int padded = 2 * tw + 2
+    cdef float* row[4]
+    cdef float* a[4]
+    cdef const float* src
+    cdef float* o
+    cdef float* q
+    cdef int r, y, p, tj
+    for r in range(4):
+        row[r] = buf + r * padded
+        a[r] = buf + (4 + r) * padded
+        y = 2 * ti - 1 + r
+        if y < 0 or y >= H:
+            for p in range(padded):
+                row[r][p] = 0
+        else:
+            src = x + <Py_ssize_t> y * W
+            row[r][0] = 0
+            for p in range(W):
+                row[r][p + 1] = src[p]
+            for p in range(W + 1, padded):
+                row[r][p] = 0
+    # Bᵀ d at every column: a[i][p] = (Bᵀ · rows)[i][p]
+    for p in range(padded):
+        a[0][p] = row[0][p] - row[2][p]
+        a[1][p] = row[1][p] + row[2][p]
+        a[2][p] = row[2][p] - row[1][p]
+        a[3][p] = row[1][p] - row[3][p]
+    # (Bᵀ d) B: tile tj uses columns 2tj .. 2tj+3
+    for r in range(4):
+        q = a[r]
+        o = out + 4 * r * plane
+        for tj in range(tw):
+            o[tj] = q[2 * tj] - q[2 * tj + 2]
+        o = o + plane
+        for tj in range(tw):
+            o[tj] = q[2 * tj + 1] + q[2 * tj + 2]
+        o = o + plane
+        for tj in range(tw):
+            o[tj] = q[2 * tj + 2] - q[2 * tj + 1]
+        o = o + plane
+        for tj in range(tw):
+            o[tj] = q[2 * tj + 1] - q[2 * tj + 3]
+
+
+def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n1, int r0,
+                    int r1, const float[::1] scale, const float[::1] bias, int act):
+    """z[n, f, 2i:2i+2, 2j:2j+2] = act(scale[f] · (Aᵀ m A) + bias[f]) for the tiles of tile
+    rows r0..r1 of images n0..n1 (laid out in M (16, F, cols) as winograd_input lays out V);
+    edge tiles of odd sizes write only their inside part."""
+    cdef int F = z.shape[1], H = z.shape[2], W = z.shape[3]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int rows = r1 - r0, m = n1 - n0
+    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
+    if (M.shape[0] != 16 or M.shape[1] != F or M.shape[2] < cols or scale.shape[0] != F
+            or bias.shape[0] != F or n0 < 0 or n1 > z.shape[0] or r0 < 0 or r1 > th
+            or rows <= 0 or m <= 0):
+        raise ValueError("winograd_output: shapes do not match")
+    cdef Py_ssize_t plane = M.strides[0] // sizeof(float)
+    if (M.strides[2] != sizeof(float) or M.strides[1] != <Py_ssize_t> (M.shape[2] * sizeof(float))
+            or M.strides[0] % sizeof(float) or M.strides[0] <= 0):
+        raise ValueError("winograd_output: M[k] must be C-contiguous")
+    cdef int job, img, f, ti
+    with nogil:
+        for job in prange(m * F, schedule="static"):
+            img = n0 + job // F
+            f = job % F
+            for ti in range(r0, r1):
+                _output_tile_row(&M[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
+                                 plane, &z[img, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act)
+
+
+DEF OUT_BLOCK = 64
+
+
+cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, int W, int ti,
+                           int tw, float a, float b, int act) noexcept nogil:
+    # blocks of OUT_BLOCK tiles, each step a plain loop over the block so that the compiler
+    # vectorises it: s = Aᵀ m (2x4 per tile), y = s A (2x2 per tile), the epilogue, then the
+    # 2x2 values interleaved into the two output rows
+    cdef float s[8][OUT_BLOCK]
+    cdef float yv[4][OUT_BLOCK]
+    cdef const float* p0
+    cdef const float* p1
+    cdef const float* p2
+    cdef const float* p3
+    cdef float* sa
+    cdef float* sb
+    cdef float* q
+    cdef int j0, nb, t, j, full
+    cdef int y = 2 * ti
+    cdef bint second_row = y + 1 < H
+    cdef float* dst0 = z + <Py_ssize_t> y * W
+    cdef float* dst1 = dst0 + W
+    for j0 in range(0, tw, OUT_BLOCK):
+        nb = tw - j0 if tw - j0 < OUT_BLOCK else OUT_BLOCK
+        for j in range(4):
+            p0 = src + j * plane + j0
+            p1 = p0 + 4 * plane
+            p2 = p1 + 4 * plane
+            p3 = p2 + 4 * plane
+            sa = &s[j][0]
+            sb = &s[4 + j][0]
+            for t in range(nb):
+                sa[t] = p0[t] + p1[t] + p2[t]
+                sb[t] = p1[t] - p2[t] - p3[t]
+        for t in range(nb):
+            yv[0][t] = s[0][t] + s[1][t] + s[2][t]
+            yv[1][t] = s[1][t] - s[2][t] - s[3][t]
+            yv[2][t] = s[4][t] + s[5][t] + s[6][t]
+            yv[3][t] = s[5][t] - s[6][t] - s[7][t]
+        for j in range(4):
+            _affine_activate(&yv[j][0], nb, a, b, act)
+        # tiles whose both columns are inside, then (odd W) the last one's left column
+        full = nb - 1 if 2 * (j0 + nb) > W else nb
+        q = dst0 + 2 * j0
+        for t in range(full):
+            q[2 * t] = yv[0][t]
+            q[2 * t + 1] = yv[1][t]
+        if full < nb:
+            q[2 * full] = yv[0][full]
+        if second_row:
+            q = dst1 + 2 * j0
+            for t in range(full):
+                q[2 * t] = yv[2][t]
+                q[2 * t + 1] = yv[3][t]
+            if full < nb:
+                q[2 * full] = yv[2][full]
+
+
+# -- direct 3x3 convolution for few input channels (the RGB input layer) -----------------------
+# im2col + GEMM has a reduction of only C·9 = 27 there, which BLAS runs at a fraction of its
+# speed. A direct kernel keeps 64 sums of one output row in registers over all 27 taps and
+# applies the epilogue before storing them; it beats im2col only with 8-wide FMA, so it exists
+# where the CPU has AVX2 and FMA (chosen at run time: the portable build assumes SSE2), and
+# layers use im2col elsewhere.
+cdef extern from *:
+    """
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    #define Y9K_DIRECT 1
+    /* out[q] = act(a * sum_t w[t] * tap[t][x0 + q] + b) for q < n (n <= 64); act codes as
+       ACT_* (logistic is left to the caller: 3 returns the affine value) */
+    __attribute__((target("avx2,fma")))
+    static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
+                                   float a, float b, int act, float *out, int n)
+    {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0,
+               s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+        for (int t = 0; t < taps; t++) {
+            const float *p = tap[t] + x0;
+            __m256 wv = _mm256_broadcast_ss(w + t);
+            s0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), s0);
+            s1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), s1);
+            s2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 16), s2);
+            s3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 24), s3);
+            s4 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 32), s4);
+            s5 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 40), s5);
+            s6 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 48), s6);
+            s7 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 56), s7);
+        }
+        __m256 s[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+        __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
+        __m256 tenth = _mm256_set1_ps(0.1f), zero = _mm256_setzero_ps();
+        float tmp[64];
+        float *dst = n == 64 ? out : tmp;
+        for (int i = 0; i < 8; i++) {
+            __m256 v = _mm256_fmadd_ps(av, s[i], bv);
+            if (act == 1)          /* leaky: max(v, 0.1 v), max(v, w) = v > w ? v : w */
+                v = _mm256_max_ps(v, _mm256_mul_ps(tenth, v));
+            else if (act == 2)     /* relu */
+                v = _mm256_max_ps(v, zero);
+            _mm256_storeu_ps(dst + 8 * i, v);
+        }
+        if (n < 64)
+            for (int q = 0; q < n; q++) out[q] = tmp[q];
+    }
+    static int y9k_direct_available(void)
+    {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    #else
+    static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
+                                   float a, float b, int act, float *out, int n)
+    { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out; (void)n; }
+    static int y9k_direct_available(void) { return 0; }
+    #endif
+    """
+    void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
+                            float a, float b, int act, float* out, int n) noexcept nogil
+    int y9k_direct_available() noexcept nogil
+
+
+DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
+DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C < 8)
+
+
+def direct_conv_available():
+    """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA)."""
+    return bool(y9k_direct_available())
+
+
+def conv3x3_direct(const float[:, :, :, ::1] xp, const float[:, ::1] w, float[:, :, :, ::1] z,
+                   const float[::1] scale, const float[::1] bias, int act):
+    """z[n, f] = act(scale[f] · (3x3 stride-1 convolution) + bias[f]) for few channels.
+
+    xp (N, C, H + 2, Wp) is the input zero-padded by 1 on each side, with Wp >= W + 2 +
+    DIRECT_BLOCK (a last, partial block of outputs reads past the row); w (F, C·9). Leaky
+    multiplies by 0.1 in float here (elsewhere in double, as darknet): at most 1 ulp apart."""
+    cdef int N = z.shape[0], F = z.shape[1], H = z.shape[2], W = z.shape[3]
+    cdef int C = xp.shape[1], Wp = xp.shape[3]
+    if not y9k_direct_available():
+        raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
+    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
+            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
+            or scale.shape[0] != F or bias.shape[0] != F):
+        raise ValueError("conv3x3_direct: shapes do not match")
+    cdef int job, n, y
+    with nogil:
+        for job in prange(N * H, schedule="static"):
+            n = job // H
+            y = job % H
+            _direct_row(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C, &w[0, 0], F,
+                        &z[n, 0, y, 0], <Py_ssize_t> H * W, W, &scale[0], &bias[0], act)
+
+
+cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const float* w, int F,
+                      float* z, Py_ssize_t fstride, int W, const float* scale, const float* bias,
+                      int act) noexcept nogil:
+    """Output row y of every filter; x points at padded row y (input row y - 1)."""
+    cdef const float* tap[DIRECT_MAX_TAPS]
+    cdef int taps = 9 * C
+    cdef int c, kh, kw, f, x0, n_out
+    for c in range(C):
+        for kh in range(3):
+            for kw in range(3):
+                tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
+    for f in range(F):
+        for x0 in range(0, W, DIRECT_BLOCK):
+            n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
+            y9k_direct_block64(tap, taps, w + f * taps, x0, scale[f], bias[f], act,
+                               z + f * fstride + x0, n_out)
+        if act == ACT_LOGISTIC:
+            _affine_activate(z + f * fstride, W, 1, 0, ACT_LOGISTIC)

@@ -106,6 +106,13 @@ def read_optimizer_state(path):
 
 
 def load_checkpoint_into(net, path):
+    try:
+        _load_parameters(net, path)
+    finally:     # also after a partial load: whatever was cached from the old weights is stale
+        net.weights_changed()
+
+
+def _load_parameters(net, path):
     with _open(path) as f:
         layers = f["layers"]
         for i, layer in enumerate(net.layers):

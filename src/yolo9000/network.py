@@ -21,6 +21,12 @@ from .layers.route import RouteLayer
 
 
 OBJECTNESS_PRIOR = 0.01
+# Memory for the convolutions' cached Winograd filters (16/9 of their weights each): half the
+# weights' size plus this much. The inference budget being 1.5 x weights + 300 MB, that leaves
+# 140 MB for the interpreter (~30 MB), the activations, the scratch buffers and the heap's
+# fragmentation over repeated forwards (yolov2-voc 416: peak 505 MB for one forward, 530 MB
+# after several, against a budget of 590 MB).
+WINOGRAD_CACHE_HEADROOM = 160 * 2**20
 
 
 @dataclass
@@ -190,6 +196,7 @@ class Network:
             shapes.append(shape)
         self._init_objectness_prior()
         self._plan_memory()
+        self._plan_winograd()
 
     def _init_objectness_prior(self, prior=OBJECTNESS_PRIOR):
         """Start the objectness of a fresh detector at `prior` instead of σ(0) = .5.
@@ -234,6 +241,29 @@ class Network:
             if isinstance(layer, RouteLayer):
                 for j in layer.sources:
                     self._last_use[j] = max(self._last_use[j], i)
+
+    def _plan_winograd(self):
+        """Choose the convolutions whose Winograd filters stay cached for inference.
+
+        All of them would add 16/9 of the 3x3 weights (~350 MB for yolov2-voc). The time one
+        saves is proportional to its products, i.e. to filters x channels x tiles, and its
+        memory to filters x channels, so the saving per byte grows with the number of tiles
+        of the feature map; at equal size, wider inputs make better use of BLAS. Layers are
+        taken in that order while the total stays within the budget; the others transform
+        their filters on each call when the call has enough tiles to pay for it, and use
+        im2col otherwise (see ConvolutionalLayer._winograd_applies)."""
+        weights_bytes = 4 * sum(p.size for _, _, p, _ in self.parameters())
+        budget = 0.5 * weights_bytes + WINOGRAD_CACHE_HEADROOM
+        convs = [layer for layer in self.layers
+                 if isinstance(layer, ConvolutionalLayer) and layer.use_winograd]
+        convs.sort(key=lambda l: (l.out_shape[1] * l.out_shape[2], l.in_shape[0]), reverse=True)
+        used = 0
+        for layer in convs:
+            size = layer.winograd_filter_bytes()
+            layer.set_winograd_cache(used + size <= budget)
+            if layer.cache_winograd:
+                used += size
+        self.winograd_cache_bytes = used
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -342,10 +372,18 @@ class Network:
                 layer.resize(shape)
             shape = layer.out_shape
             shapes.append(shape)
+        self._plan_winograd()
 
     def zero_grads(self):
         for layer in self.layers:
             layer.zero_grads()
+
+    def weights_changed(self):
+        """Call after writing parameters in place (net.layers[i].weights[...] = ...): layers
+        drop what they derived from the old values (the convolutions' Winograd filters).
+        The optimisers and load_weights call it themselves."""
+        for layer in self.layers:
+            layer.weights_changed()
 
     def parameters(self):
         """(layer index, name, parameter, gradient or None) for every parameter array."""

@@ -32,6 +32,7 @@ class SGD:
                 v -= np.float32(self.decay * batch) * p
             p += scale * v
             v *= np.float32(self.momentum)
+        self.net.weights_changed()
 
     def state(self):
         return {"velocity": {k.replace("/", "_"): v for k, v in self.velocity.items()},
@@ -79,6 +80,7 @@ class Adam:
             if name in DECAYED and self.decay:
                 p -= np.float32(lr * self.decay) * p
             p -= np.float32(lr * correction) * m / (np.sqrt(v) + np.float32(self.eps))
+        self.net.weights_changed()
 
     def state(self):
         return {"first": {k.replace("/", "_"): v for k, v in self.first.items()},

@@ -74,10 +74,13 @@ def read_darknet_weights(net, path, cutoff=None):
                             f"found {found}", path=path)
         f.seek(header)
         layers = net.layers if cutoff is None else net.layers[:cutoff]
-        for layer in layers:
-            for a in _layer_arrays(layer):
-                values = np.fromfile(f, dtype="<f4", count=a.size)
-                a[...] = values.reshape(a.shape)
+        try:
+            for layer in layers:
+                for a in _layer_arrays(layer):
+                    values = np.fromfile(f, dtype="<f4", count=a.size)
+                    a[...] = values.reshape(a.shape)
+        finally:     # also after a partial read: whatever was cached from the old weights is stale
+            net.weights_changed()
     net.seen = seen
     net.weights_header = (major, minor, revision)
     return found

@@ -39,6 +39,10 @@ class Layer:
         return 0.0
 
     # -- helpers ---------------------------------------------------------------------------
+    def weights_changed(self):
+        """Called after the layer's parameters were written in place (layers that keep
+        something derived from them, like the convolution's Winograd filters, drop it)."""
+
     def zero_grads(self):
         for g in self.grads.values():
             g.fill(0.0)

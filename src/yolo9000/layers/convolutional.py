@@ -3,17 +3,37 @@
 Forward is im2col (Cython) + one BLAS matrix product per image; 1×1 stride-1 convolutions use
 the input directly as the column matrix. At inference batch norm, bias and activation are one
 fused pass (a·x + b, then the activation).
+
+3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
+(winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
+transformed form, U (16/9 the size of the weights). At inference U is cached between calls
+(`cache_winograd`, which the network may switch off to bound memory); the cache belongs to one
+state of the weights, so everything that writes weights calls weights_changed() (the optimisers,
+weight and checkpoint loading). Training never uses the cache. Backward is im2col's, which
+differentiates the same function.
+
+The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
+use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
 """
 import numpy as np
 
 from .. import _kernels
-from . import workspace
+from . import gemm, winograd, workspace
 from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
 
 # floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
 COLUMN_BUDGET = 16 * 2**20
+# Winograd needs enough input channels for its 16 products (reductions over the channels) to
+# run well in BLAS; the RGB input layer goes to the direct kernel (or im2col) instead
+WINOGRAD_MIN_CHANNELS = 8
+# Without a cached U, transforming the filters costs about what Winograd saves on ~80 tiles
+# (measured at 1024x1024 channels), so a call needs several times that to pay: a 13×13 map
+# (49 tiles) only from batch 9 on
+WINOGRAD_MIN_TILES_UNCACHED = 400
+# the direct kernel's limits (see _kernels.conv3x3_direct)
+DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 
 class ConvolutionalLayer(Layer):
@@ -44,6 +64,18 @@ class ConvolutionalLayer(Layer):
         self.params = {"weights": self.weights, "biases": self.biases}
         self.grads = {"weights": self.weight_grad, "biases": self.bias_grad}
         self.bn = BatchNorm(self.filters) if batch_normalize else None
+        # Winograd's transformed filters at inference (see the module docstring)
+        self.use_winograd = (self.size == 3 and self.stride == 1 and self.padding == 1
+                             and c >= WINOGRAD_MIN_CHANNELS)
+        self.cache_winograd = self.use_winograd
+        self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
+                           and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
+                           and _kernels.direct_conv_available())
+        self._weights_version = 0
+        self._u = None
+        self._u_key = None
+        self._u_source = None
+        self._u_sample = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -64,6 +96,58 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"input {h}x{w} is too small for a {self.size}x{self.size} convolution")
         self.in_shape = (c, h, w)
         self.out_shape = (self.filters, out_h, out_w)
+
+    # -- Winograd ------------------------------------------------------------------------------
+    def weights_changed(self):
+        """Tell the layer its weights were written: drops the cached Winograd filters.
+
+        Called by everything in the package that writes weights (optimiser steps, loading
+        .weights and checkpoints); code that assigns layer.weights[...] itself must call it
+        too (or Network.weights_changed()) before the next inference forward."""
+        self._weights_version += 1
+        self._u = None
+        self._u_key = None
+        self._u_sample = None
+
+    def set_winograd_cache(self, cache):
+        """Keep (True) or not (False) the Winograd filters between inference calls."""
+        self.cache_winograd = bool(cache) and self.use_winograd
+        if not self.cache_winograd:
+            self._u = None
+
+    def _weights_sample(self):
+        # a safety net, not the mechanism: a few hundred weights, compared on each cached use,
+        # catch wholesale rewrites (another loader) that forgot weights_changed()
+        flat = self.weights.reshape(-1)
+        return flat[:: max(1, flat.size // 256)].copy()
+
+    def winograd_filter_bytes(self):
+        f, c = self.weights.shape[:2]
+        return 4 * winograd.filter_floats(f, c)
+
+    def _winograd_filters(self, cache):
+        if not cache:
+            self._u = None
+            return winograd.filters(self.weights)
+        key = self._weights_version
+        if (self._u is None or self._u_key != key or self._u_source is not self.weights
+                or not np.array_equal(self._u_sample, self._weights_sample())):
+            self._u = None        # free the old one before making the new
+            self._u = winograd.filters(self.weights)
+            self._u_key = key
+            self._u_source = self.weights       # a replaced array (layer.weights = ...) too
+            self._u_sample = self._weights_sample()
+        return self._u
+
+    def _winograd_applies(self, n, train):
+        """Whether this call goes through Winograd (and whether it uses the cached U)."""
+        if not self.use_winograd:
+            return False, False
+        cache = self.cache_winograd and not train
+        if cache:
+            return True, True
+        th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
+        return n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED, False
 
     @property
     def is_pointwise(self):
@@ -106,33 +190,65 @@ class ConvolutionalLayer(Layer):
         for a, b in self._chunks(n):
             col = self._columns(x, a, b)
             if b - a == 1:
-                np.matmul(w2d, col, out=z[a])
+                gemm.matmul(w2d, col, z[a])
             else:
-                z[a:b] = (w2d @ col).reshape(f, b - a, s).transpose(1, 0, 2)
+                zm = gemm.matmul(w2d, col, np.empty((f, (b - a) * s), np.float32))
+                z[a:b] = zm.reshape(f, b - a, s).transpose(1, 0, 2)
         return z
+
+    def _inference_affine(self):
+        """(a, b) with output = act(a·conv(x) + b): batch norm (rolling statistics) and bias."""
+        if self.bn is not None:
+            a, b = self.bn.inference_affine()
+            b = b + self.biases
+        else:
+            a, b = np.ones(self.filters, np.float32), self.biases
+        return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+
+    def _direct(self, x, a, b, act):
+        n, c, h, w = x.shape
+        # zero padding of 1, and room for the kernel's last block of 64 outputs to read past
+        xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
+        xp[:, :, 1:h + 1, 1:w + 1] = x
+        z = np.empty((n,) + self.out_shape, np.float32)
+        _kernels.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
+        return z
+
+    def _convolve_fused(self, x, a, b, act, train):
+        """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
+        epilogues are fused; None when neither applies to this call."""
+        if self.use_direct:
+            return self._direct(x, a, b, act)
+        winograd_now, cache = self._winograd_applies(x.shape[0], train)
+        if winograd_now:
+            z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+            return winograd.convolve(x, self._winograd_filters(cache), z, a, b, act)
+        return None
 
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
-        z = self._convolve(x)
-        if train:
-            self._x = x
-            if self.bn is not None:
-                self.bn.forward_train(z)
-                self._xhat = z.copy()
-                scale = self.bn.scales
-            else:
-                self._xhat = None
-                scale = np.ones(self.filters, np.float32)
-            _kernels.scale_bias_activate(z, scale, self.biases, self.act)
-            self._y = z
+        if not train:
+            a, b = self._inference_affine()
+            y = self._convolve_fused(x, a, b, self.act, train)
+            if y is not None:
+                return y
+            z = self._convolve(x)
+            _kernels.scale_bias_activate(z, a, b, self.act)
+            return z.reshape((n,) + self.out_shape)
+        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
+        z = self._convolve_fused(x, ones, zeros, 0, train)
+        z = self._convolve(x) if z is None else z.reshape(n, self.filters, -1)
+        self._x = x
+        if self.bn is not None:
+            self.bn.forward_train(z)
+            self._xhat = z.copy()
+            scale = self.bn.scales
         else:
-            if self.bn is not None:
-                a, b = self.bn.inference_affine()
-                b = b + self.biases
-            else:
-                a, b = np.ones(self.filters, np.float32), self.biases
-            _kernels.scale_bias_activate(z, a, np.ascontiguousarray(b, np.float32), self.act)
+            self._xhat = None
+            scale = np.ones(self.filters, np.float32)
+        _kernels.scale_bias_activate(z, scale, self.biases, self.act)
+        self._y = z
         return z.reshape((n,) + self.out_shape)
 
     def backward(self, dy, need_input_grad=True):
@@ -154,10 +270,12 @@ class ConvolutionalLayer(Layer):
             m = b - a
             gm = g[a] if m == 1 else np.ascontiguousarray(g[a:b].transpose(1, 0, 2)).reshape(f, m * s)
             col = self._columns(self._x, a, b)
-            dw += gm @ col.T
+            # through gemm.py like the forward's products (OpenBLAS's own threads were
+            # measured to stall for seconds on these shapes on a busy machine)
+            dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
             if not need_input_grad:
                 continue
-            dcol = w2d.T @ gm
+            dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))
             if self.is_pointwise:
                 dx[a:b] = dcol.reshape(c, m, h * w).transpose(1, 0, 2).reshape(m, c, h, w)
             else:

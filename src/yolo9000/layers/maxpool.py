@@ -34,7 +34,8 @@ class MaxpoolLayer(Layer):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         y = np.empty((n,) + self.out_shape, np.float32)
-        argmax = np.empty((n,) + self.out_shape, np.int32)
+        # the winners' positions are only needed by backward
+        argmax = np.empty((n,) + self.out_shape, np.int32) if train else None
         _kernels.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
         if train:
             self._argmax = argmax

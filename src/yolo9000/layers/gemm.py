@@ -1,0 +1,127 @@
+"""Forward matrix products shared out between threads by us, with single-threaded BLAS in each.
+
+OpenBLAS's own threading synchronises its threads many times inside one product (per block of
+the matrices). When another process keeps the cores busy, every one of those waits can last
+until the scheduler gives the other thread its core back: skinny products (K of 32..128, as
+in Winograd's 16 products or the 1x1 convolutions) were measured 10x *slower* on two threads
+than on one. Here each thread takes whole pieces (one of the 16 Winograd planes, or a band of
+columns) from a shared counter and multiplies them with single-threaded BLAS: one hand-over per
+call, and a thread that is late simply leaves its pieces to the others.
+"""
+import ctypes
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _kernels
+
+_pool = None
+_pool_size = 0
+_blas = None          # (set_num_threads, get_num_threads) of the loaded OpenBLAS, or False
+# the BLAS thread count is process-wide: one caller at a time may switch it
+_busy = threading.Lock()
+
+
+def _blas_threads_api():
+    global _blas
+    if _blas is None:
+        _blas = False
+        from ..threads import _blas_libraries
+        for path in _blas_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", "_64_"),
+                                   ("scipy_openblas", ""), ("openblas", "")):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _blas = (setter, getter)
+                    return _blas
+    return _blas
+
+
+def _workers(n):
+    """A pool of n helper threads (the caller is the n+1-th)."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size != n:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="yolo9000-gemm")
+        _pool_size = n
+    return _pool
+
+
+def _run(tasks):
+    """Call every task (a no-argument function) once, on all threads; False when this cannot
+    be done with single-threaded BLAS (then the caller multiplies the ordinary way)."""
+    threads = _kernels.get_max_threads()
+    api = _blas_threads_api()
+    if threads <= 1 or len(tasks) <= 1 or not api:
+        return False
+    if not _busy.acquire(blocking=False):
+        return False          # another thread is in here: it has the cores anyway
+    try:
+        return _run_locked(tasks, threads, *api)
+    finally:
+        _busy.release()
+
+
+def _run_locked(tasks, threads, setter, getter):
+    helpers = min(threads, len(tasks)) - 1
+    counter = itertools.count()     # next() on it is atomic under the GIL
+
+    def drain():
+        for i in iter(counter.__next__, None):
+            if i >= len(tasks):
+                return
+            tasks[i]()
+
+    saved = getter()
+    setter(1)
+    try:
+        futures = [_workers(threads - 1).submit(drain) for _ in range(helpers)]
+        drain()
+        for f in futures:
+            f.result()
+    finally:
+        setter(saved)
+    return True
+
+
+def batched_matmul(a, b, out):
+    """out[k] = a[k] @ b[k] for stacks of matrices (the planes may be strided)."""
+    tasks = [lambda k=k: np.matmul(a[k], b[k], out=out[k]) for k in range(a.shape[0])]
+    if not _run(tasks):
+        np.matmul(a, b, out=out)
+    return out
+
+
+# rows or columns per piece: narrower bands would leave BLAS's kernels short of work
+MIN_BAND = 64
+
+
+def matmul(a, b, out):
+    """out = a @ b (2-D, out C-contiguous), in bands over the threads: bands of rows of a
+    when it has more rows than b has columns (13x13 maps: 169 columns, 1024 filters), else
+    bands of columns."""
+    m, n = a.shape[0], b.shape[1]
+    threads = _kernels.get_max_threads()
+    pieces = min(2 * threads, max(m, n) // MIN_BAND)
+    if pieces > 1:
+        bounds = np.linspace(0, max(m, n), pieces + 1).astype(int)
+        if m > n:
+            tasks = [lambda lo=lo, hi=hi: np.matmul(a[lo:hi], b, out=out[lo:hi])
+                     for lo, hi in zip(bounds[:-1], bounds[1:])]
+        else:
+            tasks = [lambda lo=lo, hi=hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+                     for lo, hi in zip(bounds[:-1], bounds[1:])]
+        if _run(tasks):
+            return out
+    np.matmul(a, b, out=out)
+    return out

@@ -1,0 +1,107 @@
+"""Winograd F(2x2, 3x3): 3x3 stride-1 "same" convolutions with 16 products per 2x2 outputs.
+
+    U = filters(weights)                       # (16, F, C), once per set of weights
+    convolve(x, U, z, scale, bias, act)        # z = act(scale·conv(x) + bias), z (N, F, H, W)
+
+The input is cut into overlapping 4x4 tiles (stride 2), each transformed to V = Bᵀ d B (Cython,
+winograd_input); the sum over channels is then 16 independent matrix products
+M[k] = U[k] @ V[k] — one batched np.matmul, so BLAS does the work — and each 4x4 result goes
+back to a 2x2 output tile (winograd_output), fused with the layer's affine epilogue and
+activation. Against im2col + GEMM this does 16/36 of the multiplications (somewhat more on odd
+sizes, whose last tile is half outside) and moves 4·C·H·W floats instead of 9·C·H·W.
+
+Two details matter for speed:
+  * the tiles are processed in chunks whose V and M stay bounded (memory), while several
+    images share one product on small maps (13x13 has only 49 tiles, few columns for BLAS);
+  * the 16 planes of U, V and M are written (read) 16 at a time, one value per plane; with
+    plane sizes that are multiples of 4 KiB every one of those addresses would fall in the
+    same L1 set, so the planes are spaced by an odd number of cache lines instead.
+"""
+import numpy as np
+
+from .. import _kernels
+from . import gemm, workspace
+
+TILES = 16                       # 4x4 transformed values per tile
+LINE = 16                        # floats per 64-byte cache line
+# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer):
+# measured best among 1-16M; smaller chunks mean more hand-overs between threads...
+CHUNK_FLOATS = 4 * 2**20
+# ...but never fewer columns than this (small maps batch images side by side instead)
+MIN_COLUMNS = 512
+
+
+def plane_stride(n):
+    """Floats between consecutive planes holding n floats each: n rounded up to whole cache
+    lines, then to an odd number of lines, so the 16 planes map to 16 different cache sets."""
+    lines = -(-n // LINE)
+    if lines % 2 == 0:
+        lines += 1
+    return lines * LINE
+
+
+def stacked(rows, cols, buffer=None):
+    """A (16, rows, cols) float32 array whose planes are C-contiguous and spaced by
+    plane_stride(rows * cols); carved from `buffer` (1-D) when given."""
+    stride = plane_stride(rows * cols)
+    size = (TILES - 1) * stride + rows * cols
+    flat = np.empty(size, np.float32) if buffer is None else buffer[:size]
+    return np.lib.stride_tricks.as_strided(flat, (TILES, rows, cols),
+                                           (4 * stride, 4 * cols, 4), writeable=True)
+
+
+def stacked_size(rows, cols):
+    return (TILES - 1) * plane_stride(rows * cols) + rows * cols
+
+
+def filters(weights):
+    """U (16, F, C): the transformed 3x3 filters of weights (F, C, 3, 3)."""
+    f, c = weights.shape[:2]
+    u = stacked(f, c)
+    _kernels.winograd_filter(np.ascontiguousarray(weights, np.float32), u)
+    return u
+
+
+def filter_floats(f, c):
+    return stacked_size(f, c)
+
+
+def tile_grid(h, w):
+    """(tile rows, tile columns) covering an h x w output with 2x2 tiles."""
+    return (h + 1) // 2, (w + 1) // 2
+
+
+def chunks(n, h, w, c, f):
+    """[(n0, n1, r0, r1)]: images n0..n1, tile rows r0..r1 of each, per product.
+
+    Whole images side by side while they fit the chunk, else tile-row bands of one image."""
+    th, tw = tile_grid(h, w)
+    per_column = TILES * (c + f)
+    columns = max(MIN_COLUMNS, CHUNK_FLOATS // per_column)
+    per_image = th * tw
+    if per_image <= columns:
+        m = max(1, min(n, columns // per_image))
+        return [(a, min(a + m, n), 0, th) for a in range(0, n, m)]
+    rows = max(1, columns // tw)
+    return [(a, a + 1, r, min(r + rows, th)) for a in range(n) for r in range(0, th, rows)]
+
+
+def convolve(x, u, z, scale, bias, act):
+    """z[:] = act(scale[f] · (3x3 'same' convolution of x with the filters behind u) + bias[f]).
+
+    x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters()."""
+    n, c, h, w = x.shape
+    f = u.shape[1]
+    _, tw = tile_grid(h, w)
+    for n0, n1, r0, r1 in chunks(n, h, w, c, f):
+        cols = (n1 - n0) * (r1 - r0) * tw
+        # V and M side by side in the shared scratch buffer
+        nv = stacked_size(c, cols)
+        nm = stacked_size(f, cols)
+        buf = workspace.borrow((nv + LINE + nm,))
+        v = stacked(c, cols, buf)
+        m = stacked(f, cols, buf[nv + LINE:])
+        _kernels.winograd_input(x, n0, n1, r0, r1, v)
+        gemm.batched_matmul(u, v, m)
+        _kernels.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
+    return z

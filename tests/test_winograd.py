@@ -1,0 +1,333 @@
+"""Winograd F(2x2, 3x3) convolutions: the same function as im2col + GEMM, and a filter cache
+that never outlives the weights it was made from."""
+import numpy as np
+import pytest
+
+from gradcheck import check_layer
+from yolo9000 import Network
+from yolo9000 import _kernels
+from yolo9000.layers import gemm, winograd
+from yolo9000.layers.convolutional import ConvolutionalLayer
+from yolo9000.layers.maxpool import MaxpoolLayer
+from yolo9000.optim import SGD
+
+MINI_CFG = """
+[net]
+width=20
+height=18
+channels=3
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=12
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=10
+size=3
+stride=1
+pad=1
+activation=linear
+"""
+
+
+def direct_conv(x, w):
+    """3x3 stride-1 padding-1 convolution as a literal sum over the 9 taps, in float64."""
+    n, c, h, wd = x.shape
+    xp = np.zeros((n, c, h + 2, wd + 2))
+    xp[:, :, 1:-1, 1:-1] = x
+    out = np.zeros((n, w.shape[0], h, wd))
+    for kh in range(3):
+        for kw in range(3):
+            out += np.einsum("fc,nchw->nfhw", w[:, :, kh, kw].astype(np.float64),
+                             xp[:, :, kh:kh + h, kw:kw + wd])
+    return out
+
+
+def randomise(layer, rng):
+    for name, p in layer.params.items():
+        if name in ("rolling_variance", "scales"):
+            p[...] = rng.uniform(0.5, 1.5, p.shape)
+        else:
+            p[...] = rng.standard_normal(p.shape) * 0.3
+    layer.weights_changed()
+
+
+def close(a, b, scale=None):
+    scale = np.abs(b).max() if scale is None else scale
+    return np.abs(np.asarray(a, np.float64) - b).max() <= 2e-6 * (1 + scale)
+
+
+@pytest.mark.parametrize("n,c,f,h,w", [
+    (1, 1, 1, 1, 1), (1, 1, 3, 13, 13), (2, 3, 5, 7, 5), (3, 8, 6, 4, 9), (1, 16, 4, 2, 3),
+    (2, 9, 7, 26, 26), (1, 5, 2, 1, 6),
+])
+def test_winograd_matches_direct_sum(n, c, f, h, w):
+    """Odd and even sizes (13x13: a half-outside last tile), 1 channel, batches, non-square."""
+    rng = np.random.default_rng(n * 1000 + c * 100 + h)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    z = np.full((n, f, h, w), np.nan, np.float32)
+    winograd.convolve(x, winograd.filters(wt), z, np.ones(f, np.float32),
+                      np.zeros(f, np.float32), 0)
+    assert close(z, direct_conv(x, wt))
+
+
+@pytest.mark.parametrize("chunk_floats,min_columns", [(1, 1), (4000, 8), (10**9, 512)])
+def test_winograd_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
+    """Tile-row bands of one image, and several images side by side in one product."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", min_columns)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 11, 14)).astype(np.float32)
+    wt = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    a = rng.uniform(0.5, 2, 5).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    z = np.full((3, 5, 11, 14), np.nan, np.float32)
+    winograd.convolve(x, winograd.filters(wt), z, a, b, 1)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    ref = np.where(ref > 0, ref, 0.1 * ref)
+    assert close(z, ref)
+
+
+def test_winograd_chunks_cover_every_tile_once():
+    for n, h, w, c, f in [(1, 416, 416, 32, 64), (8, 13, 13, 1024, 1024), (3, 7, 5, 2, 2)]:
+        th, tw = winograd.tile_grid(h, w)
+        seen = np.zeros((n, th), int)
+        for n0, n1, r0, r1 in winograd.chunks(n, h, w, c, f):
+            seen[n0:n1, r0:r1] += 1
+        assert (seen == 1).all()
+
+
+def test_filter_planes_do_not_share_cache_sets():
+    u = winograd.stacked(64, 256)
+    assert u.shape == (16, 64, 256) and u[0].flags.c_contiguous
+    lines = u.strides[0] // 64
+    assert u.strides[0] % 64 == 0 and lines % 2 == 1
+
+
+@pytest.mark.parametrize("bn,act,shape,batch", [
+    (True, "leaky", (8, 13, 13), 1), (False, "linear", (9, 7, 5), 3),
+    (True, "relu", (16, 4, 6), 2), (False, "logistic", (8, 1, 1), 2),
+])
+def test_layer_winograd_equals_im2col(bn, act, shape, batch):
+    rng = np.random.default_rng(4)
+    layer = ConvolutionalLayer(shape, filters=6, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
+    assert layer.use_winograd
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    for train in (False, True):
+        layer.use_winograd = True
+        fast = layer.forward(x, train=train)
+        layer.use_winograd = False
+        slow = layer.forward(x, train=train)
+        assert fast.shape == slow.shape
+        assert close(fast, slow.astype(np.float64)), train
+
+
+def test_winograd_layer_gradients():
+    """Training forward through Winograd, backward through im2col: the same function."""
+    shape = (8, 5, 7)
+    layer = ConvolutionalLayer(shape, filters=3, size=3, stride=1, pad=1, batch_normalize=True,
+                               activation="linear")
+    assert layer.use_winograd
+    rng = np.random.default_rng(5)
+    randomise(layer, rng)
+    x = rng.standard_normal((2,) + shape).astype(np.float32)
+    check_layer(layer, x, params=["weights", "biases", "scales"], eps=3e-3)
+
+
+def test_uncached_winograd_only_when_it_pays():
+    layer = ConvolutionalLayer((8, 13, 13), filters=4, size=3, stride=1, pad=1)
+    layer.set_winograd_cache(False)
+    assert layer._winograd_applies(1, False) == (False, False)       # 49 tiles: im2col
+    assert layer._winograd_applies(64, False) == (True, False)       # enough tiles
+    layer.set_winograd_cache(True)
+    assert layer._winograd_applies(1, False) == (True, True)
+    assert layer._winograd_applies(1, True) == (False, False)        # training: no cache
+    assert not ConvolutionalLayer((3, 8, 8), 4, 3, 1, 1).use_winograd          # RGB input
+    assert not ConvolutionalLayer((8, 8, 8), 4, 3, 2, 1).use_winograd          # stride 2
+    assert not ConvolutionalLayer((8, 8, 8), 4, 1, 1, 0).use_winograd          # 1x1
+
+
+def reference_output(layer, x):
+    """The layer's inference output through im2col (no cache involved)."""
+    saved = layer.use_winograd
+    layer.use_winograd = False
+    try:
+        return layer.forward(x).astype(np.float64)
+    finally:
+        layer.use_winograd = saved
+
+
+def test_cache_follows_weights_changed():
+    rng = np.random.default_rng(6)
+    layer = ConvolutionalLayer((16, 9, 9), filters=16, size=3, stride=1, pad=1,
+                               activation="leaky")
+    randomise(layer, rng)
+    x = rng.standard_normal((1, 16, 9, 9)).astype(np.float32)
+    before = layer.forward(x)
+    assert layer._u is not None                       # cached by the inference forward
+    assert close(before, reference_output(layer, x))
+    # one weight changed in place: invisible to the sample check, announced by the caller
+    layer.weights[2, 3, 1, 1] += 5.0
+    assert np.array_equal(layer._u_sample, layer._weights_sample())
+    layer.weights_changed()
+    after = layer.forward(x)
+    assert not close(after, before.astype(np.float64))
+    assert close(after, reference_output(layer, x))
+
+
+def test_cache_safety_net_catches_unannounced_rewrites():
+    rng = np.random.default_rng(7)
+    layer = ConvolutionalLayer((8, 6, 6), filters=4, size=3, stride=1, pad=1, activation="linear")
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    layer.forward(x)
+    layer.weights[...] = rng.standard_normal(layer.weights.shape)    # no weights_changed()
+    assert close(layer.forward(x), reference_output(layer, x))
+    layer.weights = layer.weights.copy() * 2                        # a new array altogether
+    layer.params["weights"] = layer.weights
+    assert close(layer.forward(x), reference_output(layer, x))
+
+
+def test_training_forward_does_not_use_or_keep_the_cache():
+    layer = ConvolutionalLayer((8, 30, 30), filters=4, size=3, stride=1, pad=1)
+    x = np.random.default_rng(8).standard_normal((2, 8, 30, 30)).astype(np.float32)
+    layer.forward(x, train=True)
+    assert layer._u is None
+    layer.forward(x)
+    assert layer._u is not None
+    layer.weights[...] *= -1        # as a test harness perturbing weights might (no call)
+    y = layer.forward(x, train=True)
+    layer.use_winograd = False
+    assert close(y, layer.forward(x, train=True).astype(np.float64))
+
+
+def network_reference(net, x):
+    convs = [l for l in net.layers if isinstance(l, ConvolutionalLayer)]
+    saved = [l.use_winograd for l in convs]
+    for l in convs:
+        l.use_winograd = False
+    try:
+        return net.forward(x).astype(np.float64)
+    finally:
+        for l, s in zip(convs, saved):
+            l.use_winograd = s
+
+
+def mini_network(seed=0):
+    net = Network.from_cfg(MINI_CFG)
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if isinstance(layer, ConvolutionalLayer):
+            randomise(layer, rng)
+    return net
+
+
+def test_optimizer_step_invalidates_the_cache():
+    net = mini_network()
+    x = np.random.default_rng(9).random((2,) + net.input_shape, dtype=np.float32)
+    assert sum(isinstance(l, ConvolutionalLayer) and l.use_winograd for l in net.layers) == 2
+    y0 = net.forward(x)
+    net.zero_grads()
+    out = net.forward(x, train=True)
+    net.backward(np.ones_like(out))
+    SGD(net, momentum=0.9, decay=0.0005).step(0.05, 2)
+    y1 = net.forward(x)
+    assert not close(y1, y0.astype(np.float64))
+    assert close(y1, network_reference(net, x))
+
+
+def test_loading_weights_invalidates_the_cache(tmp_path):
+    source = mini_network(seed=1)
+    source.save_weights(tmp_path / "a.weights")
+    source.save(tmp_path / "a.h5")
+    x = np.random.default_rng(10).random((1,) + source.input_shape, dtype=np.float32)
+    expected = source.forward(x).astype(np.float64)
+    for path in (tmp_path / "a.weights", tmp_path / "a.h5"):
+        net = mini_network(seed=2)
+        net.forward(x)                          # caches filters of the seed-2 weights
+        net.load_weights(path)
+        assert close(net.forward(x), expected)
+
+
+def test_network_plan_respects_the_cache_budget(monkeypatch):
+    import yolo9000.network as network
+    monkeypatch.setattr(network, "WINOGRAD_CACHE_HEADROOM", 0)
+    net = Network.from_cfg("yolov2-tiny-voc", width=64, height=64)
+    weights = 4 * sum(p.size for _, _, p, _ in net.parameters())
+    assert 0 < net.winograd_cache_bytes <= 0.5 * weights
+    convs = [l for l in net.layers if isinstance(l, ConvolutionalLayer) and l.use_winograd]
+    cached = [l for l in convs if l.cache_winograd]
+    assert 0 < len(cached) < len(convs)
+    assert sum(l.winograd_filter_bytes() for l in cached) == net.winograd_cache_bytes
+    # larger maps first: nothing uncached has more tiles than something cached
+    tiles = lambda l: l.out_shape[1] * l.out_shape[2]
+    assert min(tiles(l) for l in cached) >= max(tiles(l) for l in convs if not l.cache_winograd)
+    x = np.random.default_rng(11).random((1,) + net.input_shape, dtype=np.float32)
+    assert close(net.forward(x), network_reference(net, x))
+
+
+def test_threaded_products_equal_numpy():
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((16, 7, 33)).astype(np.float32)
+    b = rng.standard_normal((16, 33, 300)).astype(np.float32)
+    out = winograd.stacked(7, 300)
+    gemm.batched_matmul(a, b, out)
+    assert np.allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+    for rows, inner, cols in [(9, 40, 1000), (1000, 40, 9), (300, 20, 200)]:
+        m = rng.standard_normal((rows, inner)).astype(np.float32)
+        n = rng.standard_normal((inner, cols)).astype(np.float32)
+        z = np.empty((rows, cols), np.float32)
+        gemm.matmul(m, n, z)
+        assert np.allclose(z, m @ n, rtol=1e-5, atol=1e-5)
+    if _kernels.openmp_enabled():
+        assert _kernels.get_max_threads() >= 1
+
+
+@pytest.mark.parametrize("shape,size,stride", [((4, 8, 8), 2, 2), ((3, 7, 5), 2, 2),
+                                               ((5, 13, 13), 2, 1), ((2, 9, 9), 3, 2)])
+def test_maxpool_inference_skips_argmax_with_the_same_values(shape, size, stride):
+    layer = MaxpoolLayer(shape, size, stride)
+    x = np.random.default_rng(13).standard_normal((2,) + shape).astype(np.float32)
+    x[0, 0, 0, :3] = np.nan
+    x[1, 1, 2, 2] = x[1, 1, 2, 3]        # ties
+    assert np.array_equal(layer.forward(x, train=False), layer.forward(x, train=True),
+                          equal_nan=True)
+
+
+@pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
+@pytest.mark.parametrize("act", ["linear", "leaky", "relu", "logistic"])
+@pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 1), (1, 1, 1, 2), (3, 5, 130, 2),
+                                         (7, 9, 64, 1)])
+def test_direct_kernel_for_few_channels(act, c, h, w, batch):
+    """The RGB-input kernel: against the direct sum, at inference and in training."""
+    rng = np.random.default_rng(14)
+    layer = ConvolutionalLayer((c, h, w), filters=5, size=3, stride=1, pad=1,
+                               batch_normalize=True, activation=act)
+    assert layer.use_direct and not layer.use_winograd
+    randomise(layer, rng)
+    x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+    a, b = layer._inference_affine()
+    ref = a[None, :, None, None] * direct_conv(x, layer.weights) + b[None, :, None, None]
+    ref = {"linear": ref, "leaky": np.where(ref > 0, ref, 0.1 * ref),
+           "relu": np.maximum(ref, 0), "logistic": 1 / (1 + np.exp(-ref))}[act]
+    assert close(layer.forward(x), ref)
+    fast = layer.forward(x, train=True)
+    layer.use_direct = False
+    assert close(fast, layer.forward(x, train=True).astype(np.float64))
