@@ -436,6 +436,15 @@ cdef void _filter_row(const float* w, float* u, int C, Py_ssize_t plane) noexcep
             u[(4 * i + 3) * plane + c] = t[i][2]
 
 
+cdef Py_ssize_t _plane_stride(Py_ssize_t* shape, Py_ssize_t* strides, str what) except -1:
+    """Floats between the 16 planes of a (16, rows, cols) stack whose planes are C-contiguous
+    (the planes themselves may be spaced apart, e.g. views of a larger workspace)."""
+    if (strides[2] != sizeof(float) or strides[1] != <Py_ssize_t> (shape[2] * sizeof(float))
+            or strides[0] % sizeof(float) or strides[0] <= 0):
+        raise ValueError(f"{what} must be C-contiguous")
+    return strides[0] // sizeof(float)
+
+
 def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
                    float[:, :, :] V):
     """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
@@ -447,10 +456,7 @@ def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
     if (V.shape[0] != 16 or V.shape[1] != C or V.shape[2] < cols or n0 < 0 or n1 > x.shape[0]
             or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
         raise ValueError("winograd_input: shapes do not match")
-    cdef Py_ssize_t plane = V.strides[0] // sizeof(float)
-    if (V.strides[2] != sizeof(float) or V.strides[1] != <Py_ssize_t> (V.shape[2] * sizeof(float))
-            or V.strides[0] % sizeof(float) or V.strides[0] <= 0):
-        raise ValueError("winograd_input: V[k] must be C-contiguous")
+    cdef Py_ssize_t plane = _plane_stride(V.shape, V.strides, "winograd_input: V[k]")
     # per thread: the tile row's 4 input rows with one zero column left and 1-2 right, and
     # their 4 combinations Bᵀ d
     buf = np.zeros((y9k_max_threads(), 8, 2 * tw + 2), np.float32)
@@ -526,10 +532,7 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
             or bias.shape[0] != F or n0 < 0 or n1 > z.shape[0] or r0 < 0 or r1 > th
             or rows <= 0 or m <= 0):
         raise ValueError("winograd_output: shapes do not match")
-    cdef Py_ssize_t plane = M.strides[0] // sizeof(float)
-    if (M.strides[2] != sizeof(float) or M.strides[1] != <Py_ssize_t> (M.shape[2] * sizeof(float))
-            or M.strides[0] % sizeof(float) or M.strides[0] <= 0):
-        raise ValueError("winograd_output: M[k] must be C-contiguous")
+    cdef Py_ssize_t plane = _plane_stride(M.shape, M.strides, "winograd_output: M[k]")
     cdef int job, img, f, ti
     with nogil:
         for job in prange(m * F, schedule="static"):
