@@ -10,13 +10,17 @@ from yolo9000.datasets import load_dataset
 VOC_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "voc2007-sample"
 
 
-def lognormal_boxes(n, seed=0):
-    rng = np.random.default_rng(seed)
-    size = rng.normal(np.log(0.3), 0.7, n)
-    aspect = rng.normal(0, 0.5, n)
-    w = np.clip(np.exp(size + aspect / 2), 0.005, 1)
-    h = np.clip(np.exp(size - aspect / 2), 0.005, 1)
-    return np.stack([w, h], 1).astype(np.float32)
+def _bench_anchors_module():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_anchors.py"
+    spec = importlib.util.spec_from_file_location("bench_anchors", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the benchmark's box distribution (log-normal sizes and aspects), shared with the tests
+lognormal_boxes = _bench_anchors_module().synthetic_boxes
 
 
 def brute_force_kmeans(wh, k, restarts=20, seed=123):

@@ -43,12 +43,13 @@ class ReplicaPool:
         if len(batches) > self.count:
             raise ValueError(f"{len(batches)} mini-batches for {self.count} parallel slots")
         main = self.net
-        start_stats = {}
+        start_stats = {(i, name): p.copy() for i, name, p, _ in main.parameters()
+                       if name in STATISTICS}
         seen = main.seen
         used = self.replicas[:len(batches) - 1]
         for replica, batch in zip(used, batches):
             seen += batch.images.shape[0]
-            self._sync(replica, start_stats)
+            self._sync(replica)
             replica.seen = seen
         futures = [self.executor.submit(_single_threaded, step, r, b)
                    for r, b in zip(used, batches[1:])]
@@ -62,34 +63,26 @@ class ReplicaPool:
         main.seen = used[-1].seen
         return results
 
-    def _sync(self, replica, start_stats):
+    def _sync(self, replica):
         """Replica := main's parameters, statistics and input size; zero gradients."""
         main = self.net
         if (replica.width, replica.height) != (main.width, main.height):
             replica.resize(main.width, main.height)
-        for (i, name, p, _), (_, _, q, g) in zip(main.parameters(), replica.parameters()):
+        for (_, _, p, _), (_, _, q, g) in zip(main.parameters(), replica.parameters()):
             np.copyto(q, p)
             if g is not None:
                 g.fill(0.0)
-            if name in STATISTICS and (i, name) not in start_stats:
-                start_stats[(i, name)] = p.copy()
+        replica.weights_changed()
 
     def _merge(self, replica, start_stats):
-        for (i, name, p, g), (_, _, q, rg), layer in zip(
-                self.net.parameters(), replica.parameters(), _layer_of_each(self.net)):
+        for (i, name, p, g), (_, _, q, rg) in zip(self.net.parameters(), replica.parameters()):
             if g is not None:
                 g += rg
             elif name in STATISTICS:
-                keep = np.float32(1.0 - layer.bn.momentum)
+                keep = np.float32(1.0 - self.net.layers[i].bn.momentum)
                 # replica: q = keep·r0 + m·batch  ->  main: p = keep·p + m·batch
                 p *= keep
                 p += q - keep * start_stats[(i, name)]
-
-
-def _layer_of_each(net):
-    for layer in net.layers:
-        for _ in layer.params:
-            yield layer
 
 
 def _single_threaded(step, net, batch):

@@ -10,8 +10,10 @@ import os
 
 _current = None        # the count last set by set_threads (None: never set)
 
-_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
-            "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_")
+# name prefixes and suffixes of OpenBLAS's thread functions in the builds NumPy ships with
+_OPENBLAS_NAMES = (("scipy_openblas", "64_"), ("scipy_openblas", "_64_"), ("scipy_openblas", ""),
+                   ("openblas", "64_"), ("openblas", ""))
+_blas_functions = None     # cached blas_thread_functions()
 
 
 def default_threads():
@@ -48,17 +50,32 @@ def set_threads(n=None):
         return n
     except ImportError:
         pass
-    for path in _blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _SETTERS:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(ctypes.c_int(n))
-                break
+    functions = blas_thread_functions()
+    if functions:
+        functions[0](n)
     return n
+
+
+def blas_thread_functions():
+    """(set_num_threads, get_num_threads) of the OpenBLAS loaded in this process, as ctypes
+    functions, or None when there is none to be found."""
+    global _blas_functions
+    if _blas_functions is None:
+        _blas_functions = False
+        for path in _blas_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in _OPENBLAS_NAMES:
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _blas_functions = (setter, getter)
+                    return _blas_functions
+    return _blas_functions or None
 
 
 def current_threads():

@@ -71,10 +71,8 @@ class ConvolutionalLayer(Layer):
         self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
                            and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
                            and _kernels.direct_conv_available())
-        self._weights_version = 0
-        self._u = None
-        self._u_key = None
-        self._u_source = None
+        self._u = None             # cached transformed filters, and what they were made from:
+        self._u_source = None      # the weights array itself and a sample of its values
         self._u_sample = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
@@ -104,9 +102,7 @@ class ConvolutionalLayer(Layer):
         Called by everything in the package that writes weights (optimiser steps, loading
         .weights and checkpoints); code that assigns layer.weights[...] itself must call it
         too (or Network.weights_changed()) before the next inference forward."""
-        self._weights_version += 1
         self._u = None
-        self._u_key = None
         self._u_sample = None
 
     def set_winograd_cache(self, cache):
@@ -129,12 +125,10 @@ class ConvolutionalLayer(Layer):
         if not cache:
             self._u = None
             return winograd.filters(self.weights)
-        key = self._weights_version
-        if (self._u is None or self._u_key != key or self._u_source is not self.weights
+        if (self._u is None or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
             self._u = winograd.filters(self.weights)
-            self._u_key = key
             self._u_source = self.weights       # a replaced array (layer.weights = ...) too
             self._u_sample = self._weights_sample()
         return self._u

@@ -8,7 +8,6 @@ than on one. Here each thread takes whole pieces (one of the 16 Winograd planes,
 columns) from a shared counter and multiplies them with single-threaded BLAS: one hand-over per
 call, and a thread that is late simply leaves its pieces to the others.
 """
-import ctypes
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,34 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import _kernels
+from ..threads import blas_thread_functions
 
 _pool = None
 _pool_size = 0
-_blas = None          # (set_num_threads, get_num_threads) of the loaded OpenBLAS, or False
 # the BLAS thread count is process-wide: one caller at a time may switch it
 _busy = threading.Lock()
-
-
-def _blas_threads_api():
-    global _blas
-    if _blas is None:
-        _blas = False
-        from ..threads import _blas_libraries
-        for path in _blas_libraries():
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", "_64_"),
-                                   ("scipy_openblas", ""), ("openblas", "")):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_int], None
-                    getter.argtypes, getter.restype = [], ctypes.c_int
-                    _blas = (setter, getter)
-                    return _blas
-    return _blas
 
 
 def _workers(n):
@@ -61,7 +38,7 @@ def _run(tasks):
     """Call every task (a no-argument function) once, on all threads; False when this cannot
     be done with single-threaded BLAS (then the caller multiplies the ordinary way)."""
     threads = _kernels.get_max_threads()
-    api = _blas_threads_api()
+    api = blas_thread_functions()
     if threads <= 1 or len(tasks) <= 1 or not api:
         return False
     if not _busy.acquire(blocking=False):
