@@ -1,18 +1,15 @@
 import sys
 from pathlib import Path
 
-import pytest
-
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))   # gradcheck.py, torch_darknet.py
 
-SHARED = TESTS.parents[1] / "shared"
-if not SHARED.exists():
-    SHARED = TESTS.parent.parent / "shared"
+# Fixtures every clone has (see data/README.md).
+DATA = TESTS / "data"
+GOLDEN = DATA / "golden"           # darknet's own numbers on the miniature YOLOv2
+REFERENCE_CFG = DATA / "cfg"       # darknet's published cfgs
+REFERENCE_NAMES = DATA / "names"   # voc/coco names, the 9k WordTree
+IMAGES = DATA / "images"           # real photographs
 
-
-@pytest.fixture(scope="session")
-def shared():
-    if not SHARED.exists():
-        pytest.skip("../shared reference material not present")
-    return SHARED
+# Only the VOC sample stays outside the repository; tests that need it skip with a reason.
+VOC_SAMPLE = TESTS.parents[1] / "shared" / "voc2007-sample"

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 import torch_darknet  # noqa: E402
 
 from yolo9000 import Network  # noqa: E402
+from conftest import GOLDEN, REFERENCE_CFG
 
 
 def close(a, b, tol=1e-4):
@@ -15,8 +16,8 @@ def close(a, b, tol=1e-4):
 
 
 @pytest.mark.parametrize("name,size", [("yolov2-tiny-voc", 416), ("yolov2-voc", 416)])
-def test_forward_matches_torch_reference_with_random_weights(shared, tmp_path, name, size):
-    cfg = shared / "reference" / "cfg" / f"{name}.cfg"
+def test_forward_matches_torch_reference_with_random_weights(tmp_path, name, size):
+    cfg = REFERENCE_CFG / f"{name}.cfg"
     weights = tmp_path / "random.weights"
     torch_darknet.write_random_darknet_weights(cfg, weights, seed=4)
     ref = torch_darknet.build_torch_net(cfg, return_all=False)
@@ -30,9 +31,9 @@ def test_forward_matches_torch_reference_with_random_weights(shared, tmp_path, n
     assert close(got, expected), np.abs(got - expected).max()
 
 
-def test_training_gradients_match_autograd(shared):
+def test_training_gradients_match_autograd():
     """Mini network in training mode (batch statistics): input and every parameter gradient."""
-    g = shared / "reference" / "golden"
+    g = GOLDEN
     net = Network.from_cfg(g / "mini.cfg", width=32, height=32)
     net.load_weights(g / "mini.weights")
     ref = torch_darknet.build_torch_net(g / "mini.cfg", width=32, height=32)

@@ -6,8 +6,8 @@ import pytest
 
 from yolo9000.anchors import avg_iou, best_iou, box_wh, iou_wh, kmeans_anchors
 from yolo9000.datasets import load_dataset
+from conftest import VOC_SAMPLE
 
-VOC_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "voc2007-sample"
 
 
 def _bench_anchors_module():

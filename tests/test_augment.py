@@ -1,5 +1,4 @@
 """Tests of the darknet-style augmentation: geometry, box/pixel alignment, HSV distortion."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from yolo9000.augment import (
     rand_scale, random_flip, random_hsv, random_place, rgb_to_hsv,
 )
 from yolo9000.errors import UserError
+from conftest import IMAGES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 RED = np.array([255, 0, 0], np.uint8)
 BLUE = np.array([0, 0, 255], np.uint8)
@@ -289,9 +288,7 @@ def test_max_boxes_keeps_a_seeded_subset():
 
 
 def test_sample_from_a_real_photo():
-    path = SHARED / "images" / "dog.jpg"
-    if not path.exists():
-        pytest.skip("shared reference images not available")
+    path = IMAGES / "dog.jpg"
     from types import SimpleNamespace
     rec = SimpleNamespace(path=str(path), boxes=np.array([[0.5, 0.5, 0.5, 0.5]], np.float32),
                           classes=np.array([3]))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import GOLDEN
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "bench.py"
@@ -21,11 +22,8 @@ def run_bench(*args, cwd):
 
 
 @pytest.fixture(scope="module")
-def mini_cfg(shared):
-    cfg = shared / "reference" / "golden" / "mini.cfg"
-    if not cfg.is_file():
-        pytest.skip("golden mini.cfg missing")
-    return cfg
+def mini_cfg():
+    return GOLDEN / "mini.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +105,6 @@ def test_bad_benchmark_name_is_a_usage_error(tmp_path):
 
 
 def test_anchors_section(tmp_path):
-    if not (REPO / "scripts" / "bench_anchors.py").is_file():
-        pytest.skip("scripts/bench_anchors.py absent")
     out = tmp_path / "a.json"
     proc = run_bench("anchors", "--no-torch", "--json", str(out), cwd=tmp_path)
     a = json.loads(out.read_text())["anchors"]

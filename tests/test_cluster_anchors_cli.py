@@ -2,15 +2,14 @@
 import json
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from yolo9000.cli import main
+from conftest import VOC_SAMPLE
 
-VOC_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "voc2007-sample"
 
 
 def run(capsys, *args):

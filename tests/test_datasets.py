@@ -9,9 +9,8 @@ from PIL import Image
 
 from yolo9000.datasets import VOC_CLASSES, label_path_candidates, load_dataset
 from yolo9000.errors import UserError
+from conftest import VOC_SAMPLE
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-VOC_SAMPLE = SHARED / "voc2007-sample"
 
 
 def make_image(path, width, height):

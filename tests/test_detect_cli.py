@@ -10,12 +10,9 @@ import pytest
 from PIL import Image
 
 from yolo9000.cli import main
+from conftest import GOLDEN
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN = SHARED / "reference" / "golden"
 MINI = ["--cfg", str(GOLDEN / "mini.cfg"), "--weights", str(GOLDEN / "mini.weights")]
-pytestmark = pytest.mark.skipif(not (GOLDEN / "mini.weights").is_file(),
-                                reason="shared golden data missing")
 
 
 def run(argv, capsys):

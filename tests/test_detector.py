@@ -9,11 +9,9 @@ from PIL import Image
 from yolo9000.detector import Detection, Detector, PreparedImage, build_network
 from yolo9000.errors import UserError
 from yolo9000.preprocess import LoadedImage, letterbox_info
+from conftest import GOLDEN, IMAGES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN = SHARED / "reference" / "golden"
 MINI_CFG, MINI_WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
-needs_golden = pytest.mark.skipif(not MINI_WEIGHTS.is_file(), reason="shared golden data missing")
 
 
 # -- an independent reference: darknet's detection path written with plain loops ---------------
@@ -89,12 +87,9 @@ def assert_same_detections(got, ref, img_w, img_h):
 # -- the detector against the reference ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def mini_detector():
-    if not MINI_WEIGHTS.is_file():
-        pytest.skip("shared golden data missing")
     return Detector(cfg=MINI_CFG, weights=MINI_WEIGHTS, thresh=0.2, nms=0.45)
 
 
-@needs_golden
 def test_matches_reference_over_darknet_golden_forward(mini_detector):
     """Our network + post-processing vs the loop reference over darknet's own forward output."""
     x = np.load(GOLDEN / "input.npy")
@@ -143,25 +138,20 @@ def _independent_letterbox(rgb, net_w, net_h):
     return boxed.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-@needs_golden
 def test_matches_independent_torch_pipeline(mini_detector):
     """Real photo: independent letterbox + PyTorch darknet forward + loop decode/NMS."""
     torch = pytest.importorskip("torch")
     ref_path = Path(__file__).with_name("torch_darknet.py")
-    if not ref_path.is_file():
-        pytest.skip("tests/torch_darknet.py not present")
     import importlib.util
     import sys
     spec = importlib.util.spec_from_file_location("torch_darknet_ref", ref_path)
     td = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = td          # dataclasses inside it look their module up
     spec.loader.exec_module(td)
-    if not all(hasattr(td, f) for f in ("build_torch_net", "load_darknet_weights")):
-        pytest.skip("torch_darknet.py has no build_torch_net / load_darknet_weights")
     model = td.build_torch_net(MINI_CFG, return_all=False)
     td.load_darknet_weights(model, MINI_WEIGHTS)
     model.eval()
-    photo = SHARED / "images" / "dog.jpg"
+    photo = IMAGES / "dog.jpg"
     rgb = np.asarray(Image.open(photo).convert("RGB"))
     img_h, img_w = rgb.shape[:2]
     with torch.no_grad():
@@ -172,9 +162,8 @@ def test_matches_independent_torch_pipeline(mini_detector):
 
 
 # -- the API ------------------------------------------------------------------------------------
-@needs_golden
 def test_sources_path_pil_array_agree(mini_detector):
-    photo = SHARED / "images" / "person.jpg"
+    photo = IMAGES / "person.jpg"
     by_path = mini_detector(photo)
     pil = Image.open(photo)
     by_pil = mini_detector(pil)
@@ -188,15 +177,13 @@ def test_sources_path_pil_array_agree(mini_detector):
     assert set(d.to_dict()) == {"class", "name", "score", "box"}
 
 
-@needs_golden
 def test_batch_equals_one_by_one(mini_detector):
-    photos = [SHARED / "images" / n for n in ("dog.jpg", "scream.jpg", "kite.jpg")]
+    photos = [IMAGES / n for n in ("dog.jpg", "scream.jpg", "kite.jpg")]
     assert mini_detector.batch(photos, batch_size=2) == [mini_detector(p) for p in photos]
 
 
-@needs_golden
 def test_thresh_and_size(tmp_path):
-    photo = SHARED / "images" / "dog.jpg"
+    photo = IMAGES / "dog.jpg"
     strict = Detector(cfg=MINI_CFG, weights=MINI_WEIGHTS, thresh=0.45)
     dets = strict(photo)
     assert dets and min(d.score for d in dets) >= 0.45
@@ -208,13 +195,12 @@ def test_thresh_and_size(tmp_path):
         Detector(cfg=MINI_CFG, weights=MINI_WEIGHTS, thresh=0)
 
 
-@needs_golden
 def test_names_from_file_and_mismatch(tmp_path):
     names = tmp_path / "three.names"
     names.write_text("circle\nsquare\ntriangle\n")
     det = Detector(cfg=MINI_CFG, weights=MINI_WEIGHTS, names=names, thresh=0.3)
     assert det.names == ["circle", "square", "triangle"]
-    assert all(d.name == det.names[d.cls] for d in det(SHARED / "images" / "dog.jpg"))
+    assert all(d.name == det.names[d.cls] for d in det(IMAGES / "dog.jpg"))
     two = tmp_path / "two.names"
     two.write_text("a\nb\n")
     with pytest.raises(UserError, match="2 class names but the network predicts 3"):
@@ -223,13 +209,12 @@ def test_names_from_file_and_mismatch(tmp_path):
         Detector(cfg=MINI_CFG, weights=MINI_WEIGHTS, names=tmp_path / "missing.names")
 
 
-@needs_golden
 def test_h5_checkpoint_carries_cfg_and_names(tmp_path, mini_detector):
     ckpt = tmp_path / "mini.h5"
     mini_detector.net.save(ckpt, names=["red", "green", "blue"])
     det = Detector(weights=ckpt, thresh=0.2)
     assert det.names == ["red", "green", "blue"]
-    photo = SHARED / "images" / "eagle.jpg"
+    photo = IMAGES / "eagle.jpg"
     assert [(d.cls, d.box) for d in det(photo)] == [(d.cls, d.box) for d in mini_detector(photo)]
 
 
@@ -248,7 +233,6 @@ def test_configuration_errors(tmp_path, monkeypatch):
             build_network(weights=MINI_WEIGHTS)
 
 
-@needs_golden
 def test_bundled_default_checkpoint_used_when_present(tmp_path, monkeypatch, mini_detector):
     import yolo9000.detector as detector_module
     default = tmp_path / "shapes.h5"

@@ -6,7 +6,6 @@ The ground truth is partly the network's own best detections, so the mAP is stri
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +14,10 @@ from PIL import Image, ImageDraw
 
 from yolo9000.cli import cli, main
 from yolo9000.datasets import ImageRecord, load_dataset
+from conftest import GOLDEN
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN = SHARED / "reference" / "golden"
 CFG, WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
 MINI = ["--cfg", str(CFG), "--weights", str(WEIGHTS)]
-pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="shared golden data missing")
 
 SIZES = [(96, 80), (120, 90), (70, 110), (100, 100), (128, 72), (84, 96)]
 

@@ -17,8 +17,8 @@ from yolo9000 import loader as loader_module
 from yolo9000.augment import AugmentConfig
 from yolo9000.errors import UserError
 from yolo9000.loader import Batch, BatchLoader
+from conftest import VOC_SAMPLE
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def make_records(folder: Path, n=10, boxes_per_image=2):
@@ -246,10 +246,10 @@ def test_ctrl_c_stops_a_training_process_and_its_workers(records, tmp_path):
 # --------------------------------------------------------------------------- real data
 
 def test_voc_sample_batches(tmp_path):
-    voc = SHARED / "voc2007-sample"
+    voc = VOC_SAMPLE
     if not voc.exists():
-        pytest.skip("shared VOC sample not available")
-    datasets = pytest.importorskip("yolo9000.datasets")
+        pytest.skip(f"the VOC 2007 sample is not at {VOC_SAMPLE}")
+    from yolo9000 import datasets
     ds = datasets.load_dataset(voc, format="voc")
     with BatchLoader(ds, 4, AugmentConfig(enabled=False), workers=0, shuffle=False) as plain:
         batch = plain.get(0, 128, 128)

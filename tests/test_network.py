@@ -7,6 +7,7 @@ import pytest
 
 from yolo9000 import Network, UserError
 from yolo9000.weights import darknet_weights_bytes
+from conftest import GOLDEN, REFERENCE_CFG
 
 
 def random_weights(net, seed=0):
@@ -23,8 +24,8 @@ def random_weights(net, seed=0):
             p[...] = rng.standard_normal(p.shape) * 0.1
 
 
-def test_mini_forward_matches_darknet_every_layer(shared):
-    g = shared / "reference" / "golden"
+def test_mini_forward_matches_darknet_every_layer():
+    g = GOLDEN
     net = Network.from_cfg(g / "mini.cfg")
     net.load_weights(g / "mini.weights")
     outs = net.forward_all(np.load(g / "input.npy"))
@@ -36,9 +37,9 @@ def test_mini_forward_matches_darknet_every_layer(shared):
         assert np.all(np.abs(out - r) <= 1e-4 * (1 + np.abs(r))), f"layer {i}"
 
 
-def test_mini_training_mode_forward_matches_darknet(shared):
+def test_mini_training_mode_forward_matches_darknet():
     """Batch statistics (unbiased variance, eps on the std) as darknet's training forward."""
-    g = shared / "reference" / "golden"
+    g = GOLDEN
     net = Network.from_cfg(g / "mini.cfg")
     net.load_weights(g / "mini.weights")
     outs = net.forward_all(np.load(g / "input.npy"), train=True)
@@ -56,8 +57,8 @@ def test_mini_training_mode_forward_matches_darknet(shared):
     ("darknet19", 256, (1000, 1, 1)),
     ("darknet19_448", 448, (1000, 1, 1)),
 ])
-def test_reference_cfgs_parse_with_right_shapes(shared, name, size, shape):
-    net = Network.from_cfg(shared / "reference" / "cfg" / f"{name}.cfg")
+def test_reference_cfgs_parse_with_right_shapes(name, size, shape):
+    net = Network.from_cfg(REFERENCE_CFG / f"{name}.cfg")
     assert (net.width, net.height) == (size, size)
     assert net.output_shape == shape
     bundled = Network.from_cfg(name)
@@ -73,8 +74,8 @@ def test_yolov2_voc_flops_like_darknet():
     assert abs(net.flops() / 1e9 - 29.37) < 0.1     # darknet prints 29.371 BFLOPs at 416
 
 
-def test_weights_round_trip_is_byte_identical(shared, tmp_path):
-    g = shared / "reference" / "golden"
+def test_weights_round_trip_is_byte_identical(tmp_path):
+    g = GOLDEN
     net = Network.from_cfg(g / "mini.cfg")
     net.load_weights(g / "mini.weights")
     out = tmp_path / "copy.weights"

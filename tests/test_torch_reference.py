@@ -15,14 +15,9 @@ torch = pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_darknet as td  # noqa: E402
+from conftest import GOLDEN, REFERENCE_CFG, REFERENCE_NAMES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GOLDEN = SHARED / "reference" / "golden"
-CFG_DIR = SHARED / "reference" / "cfg"
 
-needs_golden = pytest.mark.skipif(not (GOLDEN / "forward.npz").is_file(),
-                                  reason="shared golden data missing")
-needs_cfgs = pytest.mark.skipif(not CFG_DIR.is_dir(), reason="shared cfgs missing")
 
 
 def assert_close(actual, expected, what):
@@ -52,7 +47,6 @@ def mini_model():
 # ------------------------------------------------------------------ golden data
 
 
-@needs_golden
 def test_every_layer_matches_darknet_inference(mini_model):
     model, header, x = mini_model
     assert header == {"major": 0, "minor": 2, "revision": 0, "seen": 0}
@@ -64,7 +58,6 @@ def test_every_layer_matches_darknet_inference(mini_model):
         assert_close(out.numpy(), golden[f"layer{i:02d}"], f"layer {i} ({model.kinds[i]})")
 
 
-@needs_golden
 def test_training_mode_batch_norm_matches_darknet(mini_model):
     model, _, x = mini_model
     golden = np.load(GOLDEN / "region_seen0.npz")
@@ -81,7 +74,6 @@ def test_training_mode_batch_norm_matches_darknet(mini_model):
     assert np.abs(golden["raw"] - inference).max() > 1e-2
 
 
-@needs_golden
 def test_train_mode_can_update_rolling_statistics(tmp_path):
     model = td.build_torch_net(GOLDEN / "mini.cfg")
     td.load_darknet_weights(model, GOLDEN / "mini.weights")
@@ -235,7 +227,6 @@ def test_grouped_softmax_normalises_each_group():
 # ----------------------------------------------------------------------- weights
 
 
-@needs_golden
 def test_random_weights_roundtrip_and_size_errors(tmp_path):
     cfg = GOLDEN / "mini.cfg"
     path_a, path_b, path_c = tmp_path / "a.weights", tmp_path / "b.weights", tmp_path / "c.weights"
@@ -281,7 +272,6 @@ def test_old_header_uses_32bit_seen(tmp_path):
 # -------------------------------------------------------------- bundled cfgs
 
 
-@needs_cfgs
 @pytest.mark.parametrize("name,size,final", [
     ("yolov2-voc", 416, (125, 13, 13)),
     ("yolov2", 416, (425, 13, 13)),
@@ -292,15 +282,14 @@ def test_old_header_uses_32bit_seen(tmp_path):
     ("darknet19_448", 448, (1000, 1, 1)),
 ])
 def test_bundled_cfg_shapes(name, size, final):
-    model = td.build_torch_net(CFG_DIR / f"{name}.cfg", width=size, height=size)
+    model = td.build_torch_net(REFERENCE_CFG / f"{name}.cfg", width=size, height=size)
     assert model.output_shapes[-1] == final
     assert model.kinds[-1] in ("region", "softmax", "cost")
 
 
-@needs_cfgs
 @pytest.mark.parametrize("name", ["yolov2-tiny-voc", "yolov2-tiny", "darknet19"])
 def test_bundled_cfg_runs_small(tmp_path, name):
-    cfg = CFG_DIR / f"{name}.cfg"
+    cfg = REFERENCE_CFG / f"{name}.cfg"
     weights = tmp_path / "w.weights"
     td.write_random_darknet_weights(cfg, weights, seed=0)
     model = td.build_torch_net(cfg, width=64, height=64)
@@ -320,9 +309,8 @@ def test_bundled_cfg_runs_small(tmp_path, name):
                               atol=1e-5)
 
 
-@needs_cfgs
 def test_yolov2_voc_at_416_with_random_weights(tmp_path):
-    cfg = CFG_DIR / "yolov2-voc.cfg"
+    cfg = REFERENCE_CFG / "yolov2-voc.cfg"
     weights = tmp_path / "voc.weights"
     td.write_random_darknet_weights(cfg, weights, seed=7)
     model = td.build_torch_net(cfg, width=416, height=416, return_all=False)
@@ -336,14 +324,11 @@ def test_yolov2_voc_at_416_with_random_weights(tmp_path):
     assert 0.01 < float(out.reshape(5, 25, 13, 13)[:, 2:4].std()) < 10
 
 
-@needs_cfgs
 def test_yolo9000_tree_softmax_sums_to_one_per_group():
-    tree = SHARED / "reference" / "data" / "9k.tree"
-    if not tree.is_file():
-        pytest.skip("9k.tree missing")
+    tree = REFERENCE_NAMES / "9k.tree"
     parents, groups = td.read_softmax_tree(tree)
     assert len(parents) == 9418 and parents[0] == -1
-    model = td.build_torch_net(CFG_DIR / "yolo9000.cfg", width=32, height=32, return_all=False)
+    model = td.build_torch_net(REFERENCE_CFG / "yolo9000.cfg", width=32, height=32, return_all=False)
     torch.manual_seed(0)
     with torch.no_grad():
         for conv in model.conv_layers():

@@ -1,5 +1,4 @@
 """WordTree (YOLO9000's hierarchy) and the region layer's grouped softmax."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,8 +6,8 @@ import pytest
 from yolo9000.errors import UserError
 from yolo9000.layers.region import RegionLayer
 from yolo9000.wordtree import WordTree
+from conftest import REFERENCE_NAMES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "data"
 
 # roots {0,1}; 0 -> {2,3,4}; 1 -> {5,6}; 3 -> {7,8}; 6 -> {9}
 SMALL_PARENTS = [-1, -1, 0, 0, 0, 1, 1, 3, 3, 6]
@@ -53,9 +52,8 @@ def test_bundled_9k_matches_darknet_grouping():
     assert tree.group_size.tolist() == ref_sizes
     assert tree.group.tolist() == ref_group
     assert tree.group_size.sum() == 9418
-    if (SHARED / "9k.tree").is_file():
-        same = WordTree.load(SHARED / "9k.tree", names=SHARED / "9k.names")
-        assert np.array_equal(same.parent, tree.parent) and same.names == tree.names
+    same = WordTree.load(REFERENCE_NAMES / "9k.tree", names=REFERENCE_NAMES / "9k.names")
+    assert np.array_equal(same.parent, tree.parent) and same.names == tree.names
 
 
 def test_resolve_cfg_path_falls_back_to_bundled(tmp_path, monkeypatch):

@@ -426,7 +426,8 @@ class DarknetNet(nn.Module):
 
 def _find_tree(cfg_path: Path, value: str):
     candidates = [cfg_path.parent / value, cfg_path.parent.parent / value,
-                  cfg_path.parent.parent / "data" / Path(value).name]
+                  cfg_path.parent.parent / "data" / Path(value).name,
+                  cfg_path.parent.parent / "names" / Path(value).name]   # tests/data layout
     for c in candidates:
         if c.is_file():
             return c
