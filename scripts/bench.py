@@ -55,7 +55,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,8 @@ def cfg_path(model):
     p = Path(model)
     if p.suffix == ".cfg" or p.exists():
         return p.resolve()
-    return Path(str(resources.files("yolo9000") / "models" / f"{model}.cfg"))
+    from yolo9000.model.zoo import BUNDLED_DIR
+    return BUNDLED_DIR / f"{model}.cfg"
 
 
 def model_label(model):
@@ -148,7 +148,7 @@ class WeightStore:
 
 
 def build_ours(model, size, weights):
-    from yolo9000.network import Network
+    from yolo9000.model.network import Network
     w, h = size if size else (None, None)
     net = Network.from_cfg(str(cfg_path(model)), width=w, height=h)
     if weights is not None:
@@ -201,7 +201,7 @@ def train_flops(net):
 # -- one training step, ours and torch's ------------------------------------------------------
 class OursTrainer:
     def __init__(self, net, x, truths, update=True):
-        from yolo9000.optim import SGD
+        from yolo9000.training.optim import SGD
         self.net, self.x, self.truths, self.update = net, x, truths, update
         self.region = net.layers[-1]
         if self.region.kind != "region":
@@ -383,11 +383,11 @@ def current_rss():
 
 def memory_child(spec):
     """Runs in the subprocess: build, load, one inference or two training iterations."""
-    from yolo9000.threads import set_threads
+    from yolo9000.kernels.threads import set_threads
     set_threads(spec["threads"])
     base_rss = current_rss()
     size = tuple(spec["size"]) if spec["size"] else None
-    from yolo9000.network import Network
+    from yolo9000.model.network import Network
     w, h = size if size else (None, None)
     net = Network.from_cfg(str(cfg_path(spec["model"])), width=w, height=h)
     built_rss = current_rss()      # parameters (and whatever the layers allocate up front)
@@ -552,7 +552,7 @@ def blas_info():
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        import yolo9000.threads as yt
+        import yolo9000.kernels.threads as yt
         return [{"libraries": yt._blas_libraries(), "note": "threadpoolctl not installed"}]
     return [{k: d.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
                                    "threading_layer", "filepath")}
@@ -704,7 +704,7 @@ def main(argv=None):
     if opts.memory_child:
         print(json.dumps(memory_child(json.loads(opts.memory_child))))
         return 0
-    from yolo9000.threads import default_threads, keep_freed_memory, set_threads
+    from yolo9000.kernels.threads import default_threads, keep_freed_memory, set_threads
     keep_freed_memory()      # as the yolo9000 command line does
     if opts.torch:
         import torch     # before set_threads, so threadpoolctl sees every BLAS in the process

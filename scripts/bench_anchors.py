@@ -23,7 +23,7 @@ def synthetic_boxes(n_boxes, seed=0):
 
 def bench_anchors(n_boxes=1_000_000, k=9, restarts=10, repeats=5) -> dict:
     """Time ``kmeans_anchors`` (metric 1 - IoU) ``repeats`` times on the same boxes."""
-    from yolo9000.anchors import kmeans_anchors
+    from yolo9000.data.anchors import kmeans_anchors
 
     wh = synthetic_boxes(n_boxes)
     times, result = [], None

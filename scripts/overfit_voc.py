@@ -28,11 +28,11 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 
-    from yolo9000.anchors import box_wh, kmeans_anchors
-    from yolo9000.datasets import load_dataset
-    from yolo9000.evaluate import format_table
-    from yolo9000.threads import set_threads
-    from yolo9000.train import Trainer, TrainSettings, next_run_dir
+    from yolo9000.data.anchors import box_wh, kmeans_anchors
+    from yolo9000.data.datasets import load_dataset
+    from yolo9000.metrics.detection import format_table
+    from yolo9000.kernels.threads import set_threads
+    from yolo9000.training.trainer import Trainer, TrainSettings, next_run_dir
     print(f"threads: {set_threads(args.threads)}")
 
     full = load_dataset(args.voc)

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo9000.anchors import avg_iou, best_iou, box_wh, iou_wh, kmeans_anchors
-from yolo9000.datasets import load_dataset
+from yolo9000.data.anchors import avg_iou, best_iou, box_wh, iou_wh, kmeans_anchors
+from yolo9000.data.datasets import load_dataset
 from conftest import VOC_SAMPLE
 
 
@@ -137,7 +137,7 @@ def test_voc_sample_not_worse_than_brute_force(k):
 
 
 def test_box_wh_difficult_filter(tmp_path):
-    from yolo9000.datasets import Dataset, ImageRecord
+    from yolo9000.data.datasets import Dataset, ImageRecord
 
     rec = ImageRecord("x.jpg", 10, 10, np.array([[0.5, 0.5, 0.2, 0.4], [0.5, 0.5, 0.6, 0.8]],
                                                 np.float32),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from yolo9000 import preprocess
-from yolo9000.augment import (
+from yolo9000.data.augment import (
     PAD_VALUE, AugmentConfig, BoxTransform, clip_boxes, distort_image, distort_planes,
     hsv_to_rgb, letterbox_boxes, letterbox_image, make_training_sample, place_window,
     rand_scale, random_flip, random_hsv, random_place, rgb_to_hsv,

@@ -83,7 +83,7 @@ def test_memory_and_environment(report):
 
 
 def test_profile_tables(report, mini_cfg):
-    from yolo9000.network import Network
+    from yolo9000.model.network import Network
     n_layers = len(Network.from_cfg(str(mini_cfg)).layers)
     data, stdout = report
     titles = [p["title"].split(" mini")[0] for p in data["profile"]]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from yolo9000.datasets import VOC_CLASSES, label_path_candidates, load_dataset
+from yolo9000.data.datasets import VOC_CLASSES, label_path_candidates, load_dataset
 from yolo9000.errors import UserError
 from conftest import VOC_SAMPLE
 

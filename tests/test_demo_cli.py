@@ -3,7 +3,7 @@ import json
 
 from click.testing import CliRunner
 
-from yolo9000.checkpoint import read_checkpoint_info
+from yolo9000.model.checkpoint import read_checkpoint_info
 from yolo9000.cli import cli
 
 

@@ -168,7 +168,7 @@ def test_no_sources_is_a_usage_error(capsys):
 
 
 def test_no_weights_explains_how_to_get_them(images, tmp_path, capsys, monkeypatch):
-    import yolo9000.detector as detector_module
+    import yolo9000.inference.detector as detector_module
     monkeypatch.setattr(detector_module, "DEFAULT_CHECKPOINT", tmp_path / "absent.h5")
     code, _, stderr = run([images[0], "--model", "yolov2-voc"], capsys)
     assert code == 1

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from yolo9000.detector import Detection, Detector, PreparedImage, build_network
+from yolo9000.inference.detector import Detection, Detector, PreparedImage, build_network
 from yolo9000.errors import UserError
-from yolo9000.preprocess import LoadedImage, letterbox_info
+from yolo9000.inference.preprocess import LoadedImage, letterbox_info
 from conftest import GOLDEN, IMAGES
 
 MINI_CFG, MINI_WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
@@ -219,7 +219,7 @@ def test_h5_checkpoint_carries_cfg_and_names(tmp_path, mini_detector):
 
 
 def test_configuration_errors(tmp_path, monkeypatch):
-    import yolo9000.detector as detector_module
+    import yolo9000.inference.detector as detector_module
     monkeypatch.setattr(detector_module, "DEFAULT_CHECKPOINT", tmp_path / "absent.h5")
     with pytest.raises(UserError) as e:
         build_network(model="yolov2-voc")
@@ -234,7 +234,7 @@ def test_configuration_errors(tmp_path, monkeypatch):
 
 
 def test_bundled_default_checkpoint_used_when_present(tmp_path, monkeypatch, mini_detector):
-    import yolo9000.detector as detector_module
+    import yolo9000.inference.detector as detector_module
     default = tmp_path / "shapes.h5"
     mini_detector.net.save(default, names=["circle", "square", "triangle"])
     monkeypatch.setattr(detector_module, "DEFAULT_CHECKPOINT", default)
@@ -251,7 +251,7 @@ def _dets(boxes, cls=0, score=0.87, name="dog"):
 
 
 def test_draw_box_colour_and_label_inside_image():
-    from yolo9000.draw import class_colour, draw_detections, font_size, line_width
+    from yolo9000.inference.draw import class_colour, draw_detections, font_size, line_width
     img = np.full((120, 160, 3), 255, np.uint8)
     out = np.asarray(draw_detections(img, _dets([(20, 40, 100, 110)], cls=3)))
     colour = np.array(class_colour(3))
@@ -268,14 +268,14 @@ def test_draw_box_colour_and_label_inside_image():
 
 
 def test_draw_palette_is_deterministic_and_distinct():
-    from yolo9000.draw import class_colour
+    from yolo9000.inference.draw import class_colour
     colours = [class_colour(c) for c in range(20)]
     assert colours == [class_colour(c) for c in range(20)]
     assert len(set(colours)) == 20
 
 
 def test_draw_scales_boxes_for_reduced_images():
-    from yolo9000.draw import draw_detections
+    from yolo9000.inference.draw import draw_detections
     small = np.full((50, 100, 3), 255, np.uint8)        # a half-size copy of a 200x100 image
     out = np.asarray(draw_detections(small, _dets([(40, 40, 160, 90)]), scale=(0.5, 0.5)))
     assert np.any(out[30:44, 20] != 255)               # left edge at x = 20 in the copy

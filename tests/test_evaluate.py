@@ -4,7 +4,7 @@ import io
 import numpy as np
 import pytest
 
-from yolo9000.evaluate import (COCOResult, Detections, GroundTruth, VOCResult, box_iou,
+from yolo9000.metrics.detection import (COCOResult, Detections, GroundTruth, VOCResult, box_iou,
                                evaluate_coco, evaluate_voc, format_table,
                                ground_truth_from_record, voc_ap)
 

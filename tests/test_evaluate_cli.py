@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from yolo9000.cli import cli, main
-from yolo9000.datasets import ImageRecord, load_dataset
+from yolo9000.data.datasets import ImageRecord, load_dataset
 from conftest import GOLDEN
 
 CFG, WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
@@ -23,7 +23,7 @@ SIZES = [(96, 80), (120, 90), (70, 110), (100, 100), (128, 72), (84, 96)]
 
 
 def _mini_net():
-    from yolo9000.network import Network
+    from yolo9000.model.network import Network
     return Network.from_cfg(str(CFG)).load_weights(str(WEIGHTS))
 
 
@@ -46,7 +46,7 @@ def _draw_images(folder):
 
 def _label_boxes(paths):
     """Per image: [(class, x1, y1, x2, y2)] — the network's top detection plus a made-up box."""
-    from yolo9000.validate import predict_records
+    from yolo9000.inference.validate import predict_records
 
     records = [ImageRecord(str(p), w, h, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                            np.zeros(0, bool)) for p, (w, h) in zip(paths, SIZES)]
@@ -89,7 +89,7 @@ def run_main(argv, capsys):
 
 
 def _direct(data, use_07_metric=False, **load):
-    from yolo9000.validate import evaluate_records
+    from yolo9000.inference.validate import evaluate_records
 
     ds = load_dataset(data, **load)
     voc, coco, dets = evaluate_records(_mini_net(), ds.records, 3, use_07_metric=use_07_metric)
@@ -204,7 +204,7 @@ def test_voc_names_mapped_to_checkpoint_and_difficult_reaches_metrics(yolo_data,
     assert [c["name"] for c in res["classes"]] == model_names
 
     # The same figures with the flags as read from the XML, computed directly...
-    from yolo9000.validate import evaluate_records
+    from yolo9000.inference.validate import evaluate_records
     ds = load_dataset(voc_root, names=model_names)
     voc, _, _ = evaluate_records(_mini_net(), ds.records, 3)
     assert res["mAP50"] == pytest.approx(voc.map, abs=1e-6)
@@ -285,7 +285,7 @@ def test_missing_weights_file(yolo_data, tmp_path, capsys):
 
 
 def test_no_weights_at_all(yolo_data, tmp_path, monkeypatch, capsys):
-    import yolo9000.detector as detector_module
+    import yolo9000.inference.detector as detector_module
     # as on an installation without the bundled demo model
     monkeypatch.setattr(detector_module, "DEFAULT_CHECKPOINT", tmp_path / "absent.h5")
     code, out, err = run_main(["--data", yolo_data], capsys)

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from yolo9000 import loader as loader_module
-from yolo9000.augment import AugmentConfig
+from yolo9000.data.augment import AugmentConfig
 from yolo9000.errors import UserError
-from yolo9000.loader import Batch, BatchLoader
+from yolo9000.data.loader import Batch, BatchLoader
 from conftest import VOC_SAMPLE
 
 
@@ -215,8 +215,8 @@ def test_ctrl_c_stops_a_training_process_and_its_workers(records, tmp_path):
         import sys, time
         import numpy as np
         from types import SimpleNamespace
-        from yolo9000.augment import AugmentConfig
-        from yolo9000.loader import BatchLoader
+        from yolo9000.data.augment import AugmentConfig
+        from yolo9000.data.loader import BatchLoader
         records = [SimpleNamespace(path=p, boxes=np.array([[.5, .5, .2, .2]], np.float32),
                                    classes=np.array([0])) for p in {paths!r}]
         with BatchLoader(records, 2, AugmentConfig(), workers=2) as pool:

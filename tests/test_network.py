@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from yolo9000 import Network, UserError
-from yolo9000.weights import darknet_weights_bytes
+from yolo9000.model.darknet_weights import darknet_weights_bytes
 from conftest import GOLDEN, REFERENCE_CFG
 
 

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from yolo9000.postprocess import (clip_boxes, cxcywh_to_xyxy, decode_region, letterbox_boxes,
+from yolo9000.inference.postprocess import (clip_boxes, cxcywh_to_xyxy, decode_region, letterbox_boxes,
                                   nms, pairwise_iou, postprocess, unletterbox_boxes,
                                   xyxy_to_cxcywh)
-from yolo9000.preprocess import letterbox_info
+from yolo9000.inference.preprocess import letterbox_info
 
 
 def _sigmoid(v):
@@ -214,8 +214,8 @@ def test_postprocess_boxes_inside_image_and_sorted():
 
 # -- YOLO9000 word tree ------------------------------------------------------------------------
 def test_tree_decoding_descends_while_confident():
-    from yolo9000.postprocess import decode_region_tree
-    from yolo9000.wordtree import WordTree
+    from yolo9000.inference.postprocess import decode_region_tree
+    from yolo9000.model.wordtree import WordTree
     # roots 0, 1; children of 0: 2, 3; children of 1: 4, 5, 6
     tree = WordTree([-1, -1, 0, 0, 1, 1, 1])
     anchors = np.array([[1.0, 1.0]], np.float32)

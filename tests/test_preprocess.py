@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from yolo9000.errors import UserError
-from yolo9000.postprocess import letterbox_boxes
-from yolo9000.preprocess import (LoadedImage, letterbox, letterbox_info, letterbox_size,
+from yolo9000.inference.postprocess import letterbox_boxes
+from yolo9000.inference.preprocess import (LoadedImage, letterbox, letterbox_info, letterbox_size,
                                  load_image, open_image, pil_to_rgb, resize_bilinear)
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from yolo9000.cli import cli
 from yolo9000.errors import UserError
-from yolo9000.shapes import (CLASS_NAMES, MAX_OBJECTS, MIN_VISIBLE, SUPERSAMPLE, make_shapes,
+from yolo9000.data.synthetic_shapes import (CLASS_NAMES, MAX_OBJECTS, MIN_VISIBLE, SUPERSAMPLE, make_shapes,
                              render_sample, sample_rng)
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from yolo9000 import Network
-from yolo9000.network import NetOptions
-from yolo9000.optim import SGD, learning_rate
-from yolo9000.train import Trainer, TrainSettings, multiscale_sizes, size_for_iteration
+from yolo9000.model.network import NetOptions
+from yolo9000.training.optim import SGD, learning_rate
+from yolo9000.training.trainer import Trainer, TrainSettings, multiscale_sizes, size_for_iteration
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    from yolo9000.shapes import make_shapes
+    from yolo9000.data.synthetic_shapes import make_shapes
     root = tmp_path_factory.mktemp("shapes")
     return make_shapes(root / "data", n_train=24, n_val=6, size=96, seed=3)
 

@@ -9,7 +9,7 @@ from yolo9000 import _kernels
 from yolo9000.layers import gemm, winograd
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
-from yolo9000.optim import SGD
+from yolo9000.training.optim import SGD
 
 MINI_CFG = """
 [net]
@@ -267,7 +267,7 @@ def test_loading_weights_invalidates_the_cache(tmp_path):
 
 
 def test_network_plan_respects_the_cache_budget(monkeypatch):
-    import yolo9000.network as network
+    import yolo9000.model.network as network
     monkeypatch.setattr(network, "WINOGRAD_CACHE_HEADROOM", 0)
     net = Network.from_cfg("yolov2-tiny-voc", width=64, height=64)
     weights = 4 * sum(p.size for _, _, p, _ in net.parameters())

@@ -5,7 +5,7 @@ import pytest
 
 from yolo9000.errors import UserError
 from yolo9000.layers.region import RegionLayer
-from yolo9000.wordtree import WordTree
+from yolo9000.model.wordtree import WordTree
 from conftest import REFERENCE_NAMES
 
 

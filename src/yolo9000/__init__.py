@@ -19,12 +19,12 @@ def __getattr__(name):
     # Imported on first use, so `yolo9000 --help` and light commands stay fast and the thread
     # settings of `yolo9000 --threads` are in place before NumPy's BLAS starts.
     if name == "Network":
-        from .network import Network
+        from .model.network import Network
         return Network
     if name == "Detector":
-        from .detector import Detector
+        from .inference.detector import Detector
         return Detector
     if name == "set_threads":
-        from .threads import set_threads
+        from .kernels.threads import set_threads
         return set_threads
     raise AttributeError(f"module 'yolo9000' has no attribute {name!r}")

@@ -53,13 +53,13 @@ def cli(threads):
         for var in ("YOLO9000_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = str(threads)
         if "numpy" in sys.modules:      # too late for the environment: set the pools directly
-            from .threads import set_threads
+            from .kernels.threads import set_threads
             set_threads(threads)
 
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
-    from .threads import keep_freed_memory
+    from .kernels.threads import keep_freed_memory
     keep_freed_memory()
     try:
         rv = cli.main(args=argv, prog_name="yolo9000", standalone_mode=False)

@@ -73,7 +73,7 @@ def _print_warnings(ds):
 
 
 def _result_dict(result, wh, grid, size):
-    from ..anchors import cluster_iou
+    from ..data.anchors import cluster_iou
 
     anchors = result.centroids * grid
     return {
@@ -172,8 +172,8 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     DATASET is a VOC folder, a COCO instances_*.json (or its folder), a YOLO folder, a darknet
     image list or .data file. Prints a darknet `anchors = ...` line to paste into a cfg.
     """
-    from ..anchors import avg_iou, box_wh, kmeans_anchors
-    from ..datasets import load_dataset
+    from ..data.anchors import avg_iou, box_wh, kmeans_anchors
+    from ..data.datasets import load_dataset
 
     if size % 32:
         raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")

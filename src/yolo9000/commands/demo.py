@@ -37,7 +37,7 @@ SUBDIVISIONS = 2
               help="Validation images to draw detections on.")
 def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, detect_images):
     from ..errors import UserError
-    from ..train import next_run_dir
+    from ..training.trainer import next_run_dir
     if size % 32:
         raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")
     root = Path(out) if out else next_run_dir("runs/demo", "exp")
@@ -48,7 +48,7 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
     click.echo(f"yolo9000 demo: everything goes to {root}")
 
     # 1. data ------------------------------------------------------------------------------
-    from ..shapes import CLASS_NAMES, DEMO, make_shapes
+    from ..data.synthetic_shapes import CLASS_NAMES, DEMO, make_shapes
     t0 = time.perf_counter()
     click.echo(f"[1/5] rendering {n_train} + {n_val} synthetic shape images ({size}x{size}) ...")
     paths = make_shapes(root / "data", n_train=n_train, n_val=n_val, size=size, seed=seed,
@@ -57,9 +57,9 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
                f"in {time.perf_counter() - t0:.1f} s: {paths['data']}")
 
     # 2. anchors -----------------------------------------------------------------------------
-    from ..anchors import box_wh, kmeans_anchors
-    from ..datasets import load_dataset
-    from ..network import Network
+    from ..data.anchors import box_wh, kmeans_anchors
+    from ..data.datasets import load_dataset
+    from ..model.network import Network
     train_set = load_dataset(paths["train"])
     grid = size // _stride_of_shapes_model(size)
     t0 = time.perf_counter()
@@ -72,8 +72,8 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
     click.echo(f"      anchors = {line}   ({grid}x{grid} grid) -> {root / 'anchors.txt'}")
 
     # 3. training ----------------------------------------------------------------------------
-    from ..threads import current_threads
-    from ..train import Trainer, TrainSettings
+    from ..kernels.threads import current_threads
+    from ..training.trainer import Trainer, TrainSettings
     subdivisions = SUBDIVISIONS if batch % SUBDIVISIONS == 0 else 1
     steps = [int(iterations * 0.8), int(iterations * 0.93)]
     settings = TrainSettings(
@@ -92,7 +92,7 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
                f"loss curves {trainer.run_dir / 'results.png'}")
 
     # 4. evaluation --------------------------------------------------------------------------
-    from ..evaluate import format_table
+    from ..metrics.detection import format_table
     voc, coco = trainer.last_voc, trainer.last_coco
     click.echo(f"[4/5] validation on {n_val} images: mAP@0.5 {voc.map:.4f}, mAP@[.5:.95] {coco.map:.4f}")
     click.echo(format_table(voc, trainer.names))
@@ -102,9 +102,9 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
                      mAP50=float(voc.map), mAP50_95=float(coco.map))
 
     # 5. detections --------------------------------------------------------------------------
-    from ..detector import Detector
-    from ..draw import draw_detections
-    from ..preprocess import load_image
+    from ..inference.detector import Detector
+    from ..inference.draw import draw_detections
+    from ..inference.preprocess import load_image
     from PIL import Image
     det = Detector.from_network(trainer.net, names=trainer.names, thresh=0.5)
     out_dir = root / "detections"
@@ -120,6 +120,6 @@ def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, det
 
 
 def _stride_of_shapes_model(size):
-    from ..network import Network
+    from ..model.network import Network
     net = Network.from_cfg("yolov2-shapes", width=size, height=size)
     return size // net.output_shape[1]

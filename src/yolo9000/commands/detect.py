@@ -33,7 +33,7 @@ def expand_sources(sources):
     Explicitly named files are always tried (whatever their suffix); inside directories and
     glob matches only files with an image suffix are taken, others are counted in a note.
     """
-    from ..preprocess import is_image_name
+    from ..inference.preprocess import is_image_name
 
     paths, errors, notes, seen = [], [], [], set()
 
@@ -229,8 +229,8 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, out, 
         fail("no images to process")
         return 1
 
-    from ..detector import Detector
-    from ..draw import draw_detections
+    from ..inference.detector import Detector
+    from ..inference.draw import draw_detections
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh)

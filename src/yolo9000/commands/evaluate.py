@@ -30,13 +30,13 @@ SHOWN_WARNINGS = 5
 # -- classes -----------------------------------------------------------------------------------
 def model_class_names(net):
     """(names or None, where they came from): the checkpoint's, else bundled ones by class count."""
-    from ..detector import BUNDLED_NAMES, MODELS_DIR, read_names
+    from ..data.datasets import read_names
+    from ..model.zoo import bundled_names_for
 
     if getattr(net, "names", None):
         return [str(n) for n in net.names], "the checkpoint"
-    count = int(net.region.classes)
-    bundled = MODELS_DIR / BUNDLED_NAMES.get(count, "")
-    if count in BUNDLED_NAMES and bundled.is_file():
+    bundled = bundled_names_for(int(net.region.classes))
+    if bundled is not None:
         return read_names(bundled), f"bundled {bundled.name}"
     return None, None
 
@@ -206,10 +206,10 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     def warn(msg):
         click.echo(f"warning: {msg}", err=True)
 
-    from ..datasets import load_dataset
-    from ..detector import build_network, read_names
+    from ..data.datasets import load_dataset
+    from ..inference.detector import build_network, read_names
     from ..progress import Progress
-    from ..validate import evaluate_records
+    from ..inference.validate import evaluate_records
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)
@@ -256,7 +256,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     seconds = time.perf_counter() - start
     progress.close()
 
-    from ..evaluate import format_table
+    from ..metrics.detection import format_table
     say(format_table(voc, class_names))
     say()
     for line in summary_lines(voc, coco):

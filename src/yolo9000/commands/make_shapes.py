@@ -28,7 +28,7 @@ def command(out, n_train, n_val, size, seed, image_format, difficulty, workers):
     Darknet layout: OUT/images/{train,val}, OUT/labels/{train,val}, OUT/train.txt and
     OUT/val.txt (image paths relative to OUT), OUT/classes.names and OUT/shapes.data.
     """
-    from ..shapes import CLASS_NAMES, DEMO, STANDARD, make_shapes
+    from ..data.synthetic_shapes import CLASS_NAMES, DEMO, STANDARD, make_shapes
 
     workers = workers or os.cpu_count() or 1
     total = n_train + n_val

@@ -5,7 +5,7 @@ import click
 @click.argument("cfg")
 @click.option("--size", type=int, default=None, help="Input size (multiple of 32) instead of the cfg's.")
 def command(cfg, size):
-    from ..network import Network
+    from ..model.network import Network
     net = Network.from_cfg(cfg, width=size, height=size)
     click.echo(f"{net.source}: input {net.width} x {net.height} x {net.channels}")
     click.echo(net.summary())

@@ -55,7 +55,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, project, name, resume_dir, iterations):
     from ..errors import UserError
-    from ..train import Trainer, TrainSettings, next_run_dir
+    from ..training.trainer import Trainer, TrainSettings, next_run_dir
 
     if resume_dir:
         run = Path(resume_dir)

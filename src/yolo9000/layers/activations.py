@@ -1,7 +1,7 @@
 """Activation functions by darknet name; codes match the Cython kernels."""
 import numpy as np
 
-from .. import _kernels
+from ..kernels import core
 
 CODES = {"linear": 0, "leaky": 1, "relu": 2, "logistic": 3}
 
@@ -18,12 +18,12 @@ def activate_inplace(y, code):
         return y
     ones = np.ones(y.shape[1], np.float32)
     zeros = np.zeros(y.shape[1], np.float32)
-    _kernels.scale_bias_activate(y, ones, zeros, code)
+    core.scale_bias_activate(y, ones, zeros, code)
     return y
 
 
 def activation_backward_inplace(y, dy, code):
     """dy *= act'(z) using the output y; both contiguous float32 of the same shape."""
     if code != 0:
-        _kernels.activation_backward(y.reshape(-1), dy.reshape(-1), code)
+        core.activation_backward(y.reshape(-1), dy.reshape(-1), code)
     return dy

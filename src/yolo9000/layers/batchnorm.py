@@ -7,7 +7,7 @@ this forward formula (not the textbook one with eps inside the square root).
 """
 import numpy as np
 
-from .. import _kernels
+from ..kernels import core
 from .base import Layer
 
 EPS = 1e-6
@@ -36,11 +36,11 @@ class BatchNorm:
         n, c, s = z.shape
         mean = np.empty(c, np.float64)
         var = np.empty(c, np.float64)
-        _kernels.batchnorm_statistics(z, mean, var)
+        core.batchnorm_statistics(z, mean, var)
         std = np.sqrt(var)
         inv = (1.0 / (std + EPS)).astype(np.float32)
         # x̂ = (z − μ)·inv, stored in z; y = x̂·scale written by the caller's scale pass
-        _kernels.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
+        core.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
         self._cache = (inv, std.astype(np.float32), n * s)
         self._std64 = np.ascontiguousarray(std, dtype=np.float64)
         m = self.momentum
@@ -58,7 +58,7 @@ class BatchNorm:
         (one fused Cython pass per channel)."""
         inv, std, m = self._cache
         g = np.ascontiguousarray(dxhat_scaled, dtype=np.float32)
-        _kernels.batchnorm_backward(xhat, g, self.scales, inv, self._std64, self.scale_grad)
+        core.batchnorm_backward(xhat, g, self.scales, inv, self._std64, self.scale_grad)
         return g
 
 
@@ -82,10 +82,10 @@ class BatchNormLayer(Layer):
         if train:
             self.bn.forward_train(y)
             self._xhat = y.copy()
-            _kernels.scale_bias_activate(y, self.bn.scales, self.biases, 0)
+            core.scale_bias_activate(y, self.bn.scales, self.biases, 0)
         else:
             a, b = self.bn.inference_affine()
-            _kernels.scale_bias_activate(y, a, b + self.biases, 0)
+            core.scale_bias_activate(y, a, b + self.biases, 0)
         return y.reshape(n, c, h, w)
 
     def backward(self, dy):

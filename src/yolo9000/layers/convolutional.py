@@ -17,8 +17,8 @@ use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
 """
 import numpy as np
 
-from .. import _kernels
-from . import gemm, winograd, workspace
+from ..kernels import core
+from ..kernels import gemm, winograd, workspace
 from .activations import activation_backward_inplace, activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
@@ -32,7 +32,7 @@ WINOGRAD_MIN_CHANNELS = 8
 # (measured at 1024x1024 channels), so a call needs several times that to pay: a 13×13 map
 # (49 tiles) only from batch 9 on
 WINOGRAD_MIN_TILES_UNCACHED = 400
-# the direct kernel's limits (see _kernels.conv3x3_direct)
+# the direct kernel's limits (see core.conv3x3_direct)
 DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 
@@ -70,7 +70,7 @@ class ConvolutionalLayer(Layer):
         self.cache_winograd = self.use_winograd
         self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
                            and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
-                           and _kernels.direct_conv_available())
+                           and core.direct_conv_available())
         self._u = None             # cached transformed filters, and what they were made from:
         self._u_source = None      # the weights array itself and a sample of its values
         self._u_sample = None
@@ -172,7 +172,7 @@ class ConvolutionalLayer(Layer):
             return col
         col = workspace.borrow((c * self.size * self.size, m * s))
         for j in range(m):
-            _kernels.im2col(x[a + j], self.size, self.stride, self.padding, col, j * s)
+            core.im2col(x[a + j], self.size, self.stride, self.padding, col, j * s)
         return col
 
     def _convolve(self, x):
@@ -205,7 +205,7 @@ class ConvolutionalLayer(Layer):
         xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
         z = np.empty((n,) + self.out_shape, np.float32)
-        _kernels.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
+        core.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
         return z
 
     def _convolve_fused(self, x, a, b, act, train):
@@ -228,7 +228,7 @@ class ConvolutionalLayer(Layer):
             if y is not None:
                 return y
             z = self._convolve(x)
-            _kernels.scale_bias_activate(z, a, b, self.act)
+            core.scale_bias_activate(z, a, b, self.act)
             return z.reshape((n,) + self.out_shape)
         ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
         z = self._convolve_fused(x, ones, zeros, 0, train)
@@ -241,7 +241,7 @@ class ConvolutionalLayer(Layer):
         else:
             self._xhat = None
             scale = np.ones(self.filters, np.float32)
-        _kernels.scale_bias_activate(z, scale, self.biases, self.act)
+        core.scale_bias_activate(z, scale, self.biases, self.act)
         self._y = z
         return z.reshape((n,) + self.out_shape)
 
@@ -274,7 +274,7 @@ class ConvolutionalLayer(Layer):
                 dx[a:b] = dcol.reshape(c, m, h * w).transpose(1, 0, 2).reshape(m, c, h, w)
             else:
                 for j in range(m):
-                    _kernels.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
+                    core.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
         self.weight_grad += dw.reshape(self.weights.shape)
         return dx
 

@@ -5,7 +5,7 @@ right/bottom falls outside the image and is ignored) and `size=2 stride=2` halve
 """
 import numpy as np
 
-from .. import _kernels
+from ..kernels import core
 from .base import Layer
 
 
@@ -36,14 +36,14 @@ class MaxpoolLayer(Layer):
         y = np.empty((n,) + self.out_shape, np.float32)
         # the winners' positions are only needed by backward
         argmax = np.empty((n,) + self.out_shape, np.int32) if train else None
-        _kernels.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
+        core.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
         if train:
             self._argmax = argmax
         return y
 
     def backward(self, dy):
         dx = np.zeros((dy.shape[0],) + self.in_shape, np.float32)
-        _kernels.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx)
+        core.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx)
         return dx
 
     def flops(self):

@@ -144,7 +144,7 @@ class RegionLayer(Layer):
         self.absolute = bool(absolute)
         self.tree = None
         if tree is not None:
-            from ..wordtree import WordTree
+            from ..model.wordtree import WordTree
             self.tree = WordTree.resolve(tree)
             if self.tree.n != self.classes:
                 raise ValueError(f"region: tree has {self.tree.n} nodes but classes={self.classes}")
@@ -156,13 +156,12 @@ class RegionLayer(Layer):
     def _load_class_map(self, spec):
         """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""
         if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
-            from importlib import resources
             from pathlib import Path
             from ..errors import UserError
+            from ..model.zoo import bundled_file
             path = Path(spec)
-            bundled = resources.files("yolo9000") / "models" / path.name
-            if not path.is_file() and bundled.is_file():
-                path = bundled
+            if not path.is_file() and bundled_file(path.name) is not None:
+                path = bundled_file(path.name)
             try:
                 lines = path.read_text().split()
             except OSError as exc:

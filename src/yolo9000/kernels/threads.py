@@ -39,11 +39,11 @@ def _blas_libraries():
 def set_threads(n=None):
     """Set the BLAS and OpenMP thread counts to n (default: YOLO9000_THREADS or all cores)."""
     import numpy  # noqa: F401  (loads BLAS so that it can be found)
-    from . import _kernels
+    from . import core
     global _current
     n = default_threads() if n is None else max(1, int(n))
     _current = n
-    _kernels.set_num_threads(n)
+    core.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(n, user_api="blas")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .errors import UserError
+from ..errors import UserError
 
 CLASS_NAMES = ("circle", "square", "triangle", "star", "cross")
 MIN_SIZE, MAX_SIZE = 0.08, 0.60      # shape box side as a fraction of the image side

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import _kernels
-from ..threads import blas_thread_functions
+from . import core
+from .threads import blas_thread_functions
 
 _pool = None
 _pool_size = 0
@@ -37,7 +37,7 @@ def _workers(n):
 def _run(tasks):
     """Call every task (a no-argument function) once, on all threads; False when this cannot
     be done with single-threaded BLAS (then the caller multiplies the ordinary way)."""
-    threads = _kernels.get_max_threads()
+    threads = core.get_max_threads()
     api = blas_thread_functions()
     if threads <= 1 or len(tasks) <= 1 or not api:
         return False
@@ -88,7 +88,7 @@ def matmul(a, b, out):
     when it has more rows than b has columns (13x13 maps: 169 columns, 1024 filters), else
     bands of columns."""
     m, n = a.shape[0], b.shape[1]
-    threads = _kernels.get_max_threads()
+    threads = core.get_max_threads()
     pieces = min(2 * threads, max(m, n) // MIN_BAND)
     if pieces > 1:
         bounds = np.linspace(0, max(m, n), pieces + 1).astype(int)

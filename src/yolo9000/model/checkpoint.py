@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .errors import UserError
-from .fileio import atomic_path
+from .._version import __version__
+from ..errors import UserError
+from ..fileio import atomic_path
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FORMAT = "yolo9000-checkpoint-1"

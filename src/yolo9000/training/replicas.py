@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _kernels
+from ..kernels import core
 
 STATISTICS = ("rolling_mean", "rolling_variance")
 
@@ -86,5 +86,5 @@ class ReplicaPool:
 
 
 def _single_threaded(step, net, batch):
-    _kernels.set_num_threads(1)      # OpenMP's thread count is per calling thread
+    core.set_num_threads(1)      # OpenMP's thread count is per calling thread
     return step(net, batch)

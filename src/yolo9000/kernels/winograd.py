@@ -19,7 +19,7 @@ Two details matter for speed:
 """
 import numpy as np
 
-from .. import _kernels
+from . import core
 from . import gemm, workspace
 
 TILES = 16                       # 4x4 transformed values per tile
@@ -58,7 +58,7 @@ def filters(weights):
     """U (16, F, C): the transformed 3x3 filters of weights (F, C, 3, 3)."""
     f, c = weights.shape[:2]
     u = stacked(f, c)
-    _kernels.winograd_filter(np.ascontiguousarray(weights, np.float32), u)
+    core.winograd_filter(np.ascontiguousarray(weights, np.float32), u)
     return u
 
 
@@ -101,7 +101,7 @@ def convolve(x, u, z, scale, bias, act):
         buf = workspace.borrow((nv + LINE + nm,))
         v = stacked(c, cols, buf)
         m = stacked(f, cols, buf[nv + LINE:])
-        _kernels.winograd_input(x, n0, n1, r0, r1, v)
+        core.winograd_input(x, n0, n1, r0, r1, v)
         gemm.batched_matmul(u, v, m)
-        _kernels.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
+        core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
     return z

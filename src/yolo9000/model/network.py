@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from .cfg import Config, load_cfg, parse_cfg_text
-from .errors import UserError
-from .layers.batchnorm import BatchNormLayer
-from .layers.classify import AvgpoolLayer, CostLayer, SoftmaxLayer
-from .layers.convolutional import ConvolutionalLayer
-from .layers.maxpool import MaxpoolLayer
-from .layers.reorg import ReorgLayer
-from .layers.route import RouteLayer
+from ..errors import UserError
+from .zoo import bundled_file
+from ..layers.batchnorm import BatchNormLayer
+from ..layers.classify import AvgpoolLayer, CostLayer, SoftmaxLayer
+from ..layers.convolutional import ConvolutionalLayer
+from ..layers.maxpool import MaxpoolLayer
+from ..layers.reorg import ReorgLayer
+from ..layers.route import RouteLayer
 
 
 OBJECTNESS_PRIOR = 0.01
@@ -84,15 +85,14 @@ class NetOptions:
 def _resolve_tree(value, source):
     """A region `tree=` or `map=` path: as given, next to the cfg, or the bundled file of that
     name."""
-    from importlib import resources
     candidates = [Path(value)]
     if source and Path(source).exists():
         candidates.append(Path(source).parent / value)
     for p in candidates:
         if p.is_file():
             return str(p)
-    bundled = resources.files("yolo9000") / "models" / Path(value).name
-    if bundled.is_file():
+    bundled = bundled_file(value)
+    if bundled is not None:
         return str(bundled)
     return None
 
@@ -127,7 +127,7 @@ def _build_layer(section, in_shape, index, shapes, source, rng):
             sources.append(j)
         return RouteLayer([shapes[j] for j in sources], sources)
     if t == "region":
-        from .layers.region import RegionLayer
+        from ..layers.region import RegionLayer
         tree = s.get_str("tree")
         if tree:
             resolved = _resolve_tree(tree, source)
@@ -401,7 +401,7 @@ class Network:
     def load_weights(self, path, cutoff=None):
         """darknet .weights or an .h5 checkpoint, told apart by content."""
         from .checkpoint import is_hdf5, load_checkpoint_into
-        from .weights import read_darknet_weights
+        from .darknet_weights import read_darknet_weights
         if is_hdf5(path):
             load_checkpoint_into(self, path)
         else:
@@ -409,7 +409,7 @@ class Network:
         return self
 
     def save_weights(self, path, cutoff=None):
-        from .weights import write_darknet_weights
+        from .darknet_weights import write_darknet_weights
         write_darknet_weights(self, path, cutoff=cutoff)
 
     def save(self, path, names=None, optimizer=None, **meta):

@@ -5,12 +5,12 @@ be built) points at file:line. Bundled models are found by name (`yolov2-voc`) i
 yolo9000/models.
 """
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
+from .zoo import bundled_file, bundled_models
 
 KNOWN_SECTIONS = {"net", "network", "convolutional", "conv", "maxpool", "max", "route", "reorg",
                   "region", "avgpool", "avg", "softmax", "soft", "cost", "batchnorm"}
@@ -96,12 +96,6 @@ class Config:
         return self.sections[1:]
 
 
-def bundled_models():
-    """Names of the cfgs shipped with the package."""
-    folder = resources.files("yolo9000") / "models"
-    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".cfg"))
-
-
 def resolve_cfg(cfg):
     """A cfg argument (path or bundled name) -> (text, source label)."""
     cfg = str(cfg)
@@ -115,8 +109,8 @@ def resolve_cfg(cfg):
             return path.read_text(encoding="utf-8", errors="replace"), str(path)
         except OSError as e:
             raise UserError(f"cannot read cfg: {e.strerror}", path=cfg) from None
-    bundled = resources.files("yolo9000") / "models" / f"{cfg}.cfg"
-    if bundled.is_file():
+    bundled = bundled_file(f"{cfg}.cfg")
+    if bundled is not None:
         return bundled.read_text(encoding="utf-8"), f"{cfg}.cfg (bundled)"
     raise UserError(f"'{cfg}' is neither a cfg file nor a bundled model "
                     f"(bundled: {', '.join(bundled_models())})")

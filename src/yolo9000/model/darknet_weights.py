@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .fileio import atomic_write_bytes
+from ..errors import UserError
+from ..fileio import atomic_write_bytes
 
 
 def _layer_arrays(layer):

@@ -19,16 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import is_hdf5
-from .datasets import read_names
-from .errors import UserError
+from ..model.checkpoint import is_hdf5
+from ..data.datasets import read_names
+from ..errors import UserError
+from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
 from .postprocess import postprocess
 from .preprocess import LetterboxInfo, LoadedImage, letterbox, load_image
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_CHECKPOINT = MODELS_DIR / "shapes.h5"
-# Bundled class lists, chosen by class count when neither --names nor the checkpoint has names.
-BUNDLED_NAMES = {20: "voc.names", 80: "coco.names", 9418: "9k.names"}
 
 NO_WEIGHTS_MESSAGE = (
     "no weights given and no bundled default model is installed. Pass --weights FILE: darknet "
@@ -72,7 +69,7 @@ def _check_size(size):
 
 def build_network(model=None, cfg=None, weights=None, size=None):
     """Build the network and load its weights. Returns (network, notice or None)."""
-    from . import Network
+    from ..model.network import Network
 
     if model is not None and cfg is not None:
         raise UserError("give either a model name or a cfg file, not both")
@@ -140,8 +137,8 @@ class Detector:
         source = None
         if names is None:
             names = getattr(net, "names", None)
-            if names is None and self.num_classes in BUNDLED_NAMES:
-                names = read_names(MODELS_DIR / BUNDLED_NAMES[self.num_classes])
+            if names is None and bundled_names_for(self.num_classes) is not None:
+                names = read_names(bundled_names_for(self.num_classes))
         elif isinstance(names, (str, os.PathLike)):
             source = names
             names = read_names(names)

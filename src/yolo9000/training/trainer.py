@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .cfg import adapt_cfg, parse_cfg_text, resolve_cfg
-from .errors import UserError
-from .layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from .fileio import atomic_write_text
-from .network import Network
+from ..model.cfg import adapt_cfg, parse_cfg_text, resolve_cfg
+from ..errors import UserError
+from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
+from ..fileio import atomic_write_text
+from ..model.network import Network
 from .optim import learning_rate, make_optimizer
-from .progress import Progress
+from ..progress import Progress
 
 PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
 MULTISCALE_EVERY = 10                     # darknet: a new input size every 10 batches
@@ -98,7 +98,7 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self, resume=False):
-        from .datasets import load_dataset
+        from ..data.datasets import load_dataset
         s = self.s
         self.train_set = load_dataset(s.data, names=s.names)
         self.val_set = load_dataset(s.val, names=s.names) if s.val else None
@@ -147,14 +147,14 @@ class Trainer:
                 self.echo(f"initial weights: {s.weights}" + (f" (first {s.cutoff} layers)" if s.cutoff else ""))
             for line in changes:
                 self.echo(f"cfg adapted to the dataset: {line}")
-        from .augment import AugmentConfig
+        from ..data.augment import AugmentConfig
         self.augment = AugmentConfig(jitter=region.jitter, hue=o.hue, saturation=o.saturation,
                                      exposure=o.exposure, flip=True, enabled=s.augment)
         return self
 
     def resume(self):
         """Restore weights, optimiser state, iteration and seen from run_dir/weights/last.h5."""
-        from .checkpoint import read_optimizer_state
+        from ..model.checkpoint import read_optimizer_state
         last = self.weights_dir / "last.h5"
         if not last.exists():
             raise UserError("nothing to resume: no weights/last.h5", path=self.run_dir)
@@ -189,8 +189,8 @@ class Trainer:
 
     def train(self, iterations=None):
         """Train until max_batches (or for `iterations` more). Returns the final summary dict."""
-        from .loader import BatchLoader
-        from .threads import keep_freed_memory
+        from ..data.loader import BatchLoader
+        from ..kernels.threads import keep_freed_memory
         keep_freed_memory()
         o = self.net.options
         stop = o.max_batches if iterations is None else min(o.max_batches, self.iteration + iterations)
@@ -267,8 +267,8 @@ class Trainer:
 
     def _replica_pool(self):
         """Parallel subdivisions (parallel.py): each mini-batch then runs single-threaded."""
-        from .parallel import ReplicaPool
-        from .threads import current_threads, set_threads
+        from .replicas import ReplicaPool
+        from ..kernels.threads import current_threads, set_threads
         count = max(1, min(int(self.s.parallel or 1), self.net.options.subdivisions))
         self._threads = current_threads()
         if count > 1:
@@ -281,7 +281,7 @@ class Trainer:
     @staticmethod
     def _set_threads(n):
         """Set the thread count to n if it differs; returns the previous count."""
-        from .threads import current_threads, set_threads
+        from ..kernels.threads import current_threads, set_threads
         previous = current_threads()
         if previous != n:
             set_threads(n)
@@ -322,8 +322,8 @@ class Trainer:
         darknet's rolling average (.99·old + .01·batch) lags ~100 iterations behind the weights,
         which ruins evaluations early in a short run; the average is exact for the weights at
         hand. Returns the previous statistics so that the caller can restore them."""
-        from .augment import AugmentConfig
-        from .loader import BatchLoader
+        from ..data.augment import AugmentConfig
+        from ..data.loader import BatchLoader
         bns = self.batchnorm_layers()
         previous = [(bn.rolling_mean.copy(), bn.rolling_variance.copy()) for bn in bns]
         net = self.net
@@ -353,7 +353,7 @@ class Trainer:
         """Evaluate on the validation set with precise BN statistics. The training run's own
         rolling statistics are restored afterwards (so resuming stays exact) unless
         keep_statistics (the final evaluation: the model then carries the evaluated stats)."""
-        from .validate import evaluate_records
+        from ..inference.validate import evaluate_records
         net = self.net
         previous = self.precise_batchnorm()
         train_size = (net.width, net.height)

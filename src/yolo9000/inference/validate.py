@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .evaluate import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
+from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
 from .postprocess import postprocess
 from .preprocess import letterbox, load_image
 

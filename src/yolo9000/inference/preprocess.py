@@ -3,7 +3,7 @@
 Pipeline: ``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the
 original size), ``letterbox`` resizes it into the network input keeping the aspect ratio, and
 ``LetterboxInfo`` remembers the placement so that boxes can be mapped back
-(``yolo9000.postprocess.unletterbox_boxes``).
+(``yolo9000.inference.postprocess.unletterbox_boxes``).
 
 Conversion choices (all images end up 8-bit RGB, as darknet's stb_image loader does):
 - EXIF orientation is applied first, so sizes and boxes refer to the image as it is displayed.
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from ..errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                   ".ppm", ".pgm", ".pbm", ".pnm", ".jfif", ".jpe", ".tga", ".ico"}

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
-from .preprocess import letterbox_size, open_image, resize_bilinear
+from ..errors import UserError
+from ..inference.preprocess import letterbox_size, open_image, resize_bilinear
 
 PAD_VALUE = 0.5  # darknet fills letterbox borders and out-of-image crop regions with grey .5
 

@@ -6,12 +6,12 @@ consecutive run of nodes with the same parent — darknet's ``read_tree`` builds
 each group, so every class channel holds P(node | parent).  Absolute probabilities are products
 up the parents.
 """
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
+from .zoo import bundled_file
 
 
 class WordTree:
@@ -92,15 +92,13 @@ class WordTree:
 
     @classmethod
     def bundled(cls, name="9k"):
-        """A tree shipped with the package (yolo9000/models/<name>.tree, with <name>.names)."""
-        models = resources.files("yolo9000") / "models"
-        tree_file = models / f"{name}.tree"
-        if not tree_file.is_file():
+        """A tree shipped with the package (model/bundled/<name>.tree, with <name>.names)."""
+        tree_file = bundled_file(f"{name}.tree")
+        if tree_file is None:
             raise UserError(f"no bundled word tree named {name!r}")
-        names_file = models / f"{name}.names"
-        with resources.as_file(tree_file) as tree_path:
-            tree = cls.load(tree_path)
-        if names_file.is_file():
+        names_file = bundled_file(f"{name}.names")
+        tree = cls.load(tree_file)
+        if names_file is not None:
             names = [s.strip() for s in names_file.read_text().splitlines() if s.strip()]
             if len(names) == tree.n:
                 tree.names = names
@@ -119,7 +117,7 @@ class WordTree:
         path = Path(str(spec))
         if path.is_file():
             return cls.load(path)
-        if path.suffix == ".tree" and (resources.files("yolo9000") / "models" / path.name).is_file():
+        if path.suffix == ".tree" and bundled_file(path.name) is not None:
             return cls.bundled(path.stem)
         raise UserError("word tree file not found", path=path)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .augment import AugmentConfig, load_image, make_training_sample
-from .errors import UserError
+from ..errors import UserError
 
 _POLL_SECONDS = 0.2            # how often a waiting consumer checks that workers are alive
 _SHUTDOWN_SECONDS = 5.0        # grace period for workers to exit before they are terminated

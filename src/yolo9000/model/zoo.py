@@ -1,0 +1,28 @@
+"""The model zoo: cfgs, class names, word trees and the demo checkpoint shipped in `bundled/`.
+
+Every lookup of a bundled file goes through here, so a cfg's darknet-relative path such as
+`data/9k.tree` resolves the same way in the cfg parser, the region layer and the word tree.
+"""
+from pathlib import Path
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+DEFAULT_CHECKPOINT = BUNDLED_DIR / "shapes.h5"
+# Bundled class lists, chosen by class count when neither --names nor the checkpoint has names.
+NAMES_BY_CLASS_COUNT = {20: "voc.names", 80: "coco.names", 9418: "9k.names"}
+
+
+def bundled_file(name):
+    """The bundled file with this file name (any folders in `name` are ignored), or None."""
+    path = BUNDLED_DIR / Path(str(name)).name
+    return path if path.is_file() else None
+
+
+def bundled_models():
+    """Names of the network definitions shipped with the package."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.cfg"))
+
+
+def bundled_names_for(class_count):
+    """The bundled class-name file for a network with this many classes, or None."""
+    name = NAMES_BY_CLASS_COUNT.get(class_count)
+    return bundled_file(name) if name else None
