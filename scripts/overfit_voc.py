@@ -32,7 +32,8 @@ def main():
     from yolo9000.data.datasets import load_dataset
     from yolo9000.metrics.detection import format_table
     from yolo9000.kernels.threads import set_threads
-    from yolo9000.training.trainer import Trainer, TrainSettings, next_run_dir
+    from yolo9000.runs import new_run_dir
+    from yolo9000.training.trainer import Trainer, TrainSettings
     print(f"threads: {set_threads(args.threads)}")
 
     full = load_dataset(args.voc)
@@ -46,7 +47,7 @@ def main():
     anchors = (clusters.centroids * grid).reshape(-1).tolist()
     print(f"anchors ({grid}x{grid} grid): " + ", ".join(f"{v:.2f}" for v in anchors))
 
-    out = next_run_dir(Path(args.out).parent, Path(args.out).name)
+    out = new_run_dir(Path(args.out).parent, Path(args.out).name)
     s = TrainSettings(cfg="yolov2-shapes", data=args.voc, out=str(out), max_batches=args.iterations,
                       batch=args.batch, subdivisions=1, learning_rate=args.lr, burn_in=20,
                       policy="steps", steps=[int(args.iterations * .8), int(args.iterations * .93)],

@@ -13,3 +13,9 @@ IMAGES = DATA / "images"           # real photographs
 
 # Only the VOC sample stays outside the repository; tests that need it skip with a reason.
 VOC_SAMPLE = TESTS.parents[1] / "shared" / "voc2007-sample"
+
+
+def run_folder_args(folder):
+    """--project/--name options that make a command write into exactly `folder`."""
+    folder = Path(folder)
+    return ["--project", str(folder.parent), "--name", folder.name]

@@ -54,24 +54,36 @@ def test_table_and_cfg_line(tmp_path, capsys):
 def test_json_and_out_file(tmp_path, capsys):
     data = yolo_dataset(tmp_path / "d")
     out_file = tmp_path / "res" / "anchors.json"
-    code, out, err = run(capsys, data, "-k", 4, "--seed", 0, "--json", "--out", out_file,
+    code, out, err = run(capsys, data, "-k", 4, "--seed", 0, "--save-json", out_file,
                          "--size", 608)
     assert code == 0, err
-    printed = json.loads(out)
-    assert json.loads(out_file.read_text()) == printed
+    assert f"JSON written to {out_file}" in out         # the table still prints
+    printed = json.loads(out_file.read_text())
     assert printed["k"] == 4 and printed["boxes"] == 60 and printed["size"] == 608
     assert sum(printed["populations"]) == 60
     # grid units = pixels / 32
     np.testing.assert_allclose(np.array(printed["anchors"]) * 32,
                                np.array(printed["anchors_pixels"]), atol=0.05)
     assert list(out_file.parent.iterdir()) == [out_file]        # no temp file left behind
-    code2, out2, _ = run(capsys, data, "-k", 4, "--seed", 0, "--json", "--size", 608)
-    assert json.loads(out2)["anchors"] == printed["anchors"]    # --seed reproduces
+    code2, out2, _ = run(capsys, data, "-k", 4, "--seed", 0, "--save-json", "-", "--size", 608)
+    assert json.loads(out2) == printed                          # --seed reproduces
+
+
+def test_old_option_spellings_still_work_with_a_warning(tmp_path, capsys):
+    data = yolo_dataset(tmp_path / "d")
+    out_file = tmp_path / "anchors.json"
+    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--format", "yolo", "--out", out_file)
+    assert code == 0, err
+    assert "warning: --format is deprecated" in err and "use --data-format" in err
+    assert "warning: --out is deprecated" in err
+    assert json.loads(out_file.read_text())["k"] == 2
+    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--json")
+    assert code == 0 and json.loads(out)["k"] == 2 and "--json is deprecated" in err
 
 
 def test_compare_and_euclidean(tmp_path, capsys):
     data = yolo_dataset(tmp_path / "d")
-    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--metric", "euclidean", "--json",
+    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--metric", "euclidean", "--save-json", "-",
                          "--compare", "1.0,1.0, 5.0,5.0")
     assert code == 0, err
     res = json.loads(out)
@@ -128,7 +140,7 @@ def test_malformed_line_warned_and_skipped_then_strict(tmp_path, capsys):
 
 def test_zero_size_boxes_dropped_and_counted(tmp_path, capsys):
     data = yolo_dataset(tmp_path / "d", label_text="0 0.5 0.5 0.0 0.3\n0 0.5 0.5 0.4 0.3\n")
-    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--json")
+    code, out, err = run(capsys, data, "-k", 2, "--seed", 0, "--save-json", "-")
     assert code == 0
     assert "dropped 1 box" in err and json.loads(out)["dropped_boxes"] == 1
 
@@ -173,7 +185,7 @@ def test_voc_sample_k5_and_sweep(capsys):
     line = next(l for l in out.splitlines() if l.startswith("anchors = "))
     assert len(line[len("anchors = "):].split(",")) == 10
     assert "average IoU:" in out
-    code, out, err = run(capsys, VOC_SAMPLE, "--sweep", "1-10", "--seed", 0, "--json")
+    code, out, err = run(capsys, VOC_SAMPLE, "--sweep", "1-10", "--seed", 0, "--save-json", "-")
     assert code == 0, err
     sweep = json.loads(out)["sweep"]
     assert [r["k"] for r in sweep] == list(range(1, 11))

@@ -15,6 +15,7 @@ import pytest
 
 import yolo9000
 from yolo9000.cli import COMMANDS
+from conftest import run_folder_args
 
 SCRIPT = Path(sys.executable).with_name("yolo9000")
 
@@ -59,7 +60,7 @@ def test_unknown_command_is_one_line_error(tmp_path):
 
 def test_demo_end_to_end_through_the_installed_script(tmp_path):
     out = tmp_path / "demo"
-    proc = run_installed("demo", "--out", out, "--train", "16", "--val", "4", "--size", "64",
+    proc = run_installed("demo", *run_folder_args(out), "--train-images", "16", "--val-images", "4", "--size", "64",
                          "--iterations", "3", "--batch", "4", "--workers", "0",
                          "--detect-images", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

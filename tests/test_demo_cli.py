@@ -5,11 +5,12 @@ from click.testing import CliRunner
 
 from yolo9000.model.checkpoint import read_checkpoint_info
 from yolo9000.cli import cli
+from conftest import run_folder_args
 
 
 def test_demo_runs_every_step_and_writes_its_results(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--train", "16", "--val", "4",
+    result = CliRunner().invoke(cli, ["demo", *run_folder_args(out), "--train-images", "16", "--val-images", "4",
                                       "--size", "64", "--iterations", "4", "--batch", "4",
                                       "--workers", "0", "--detect-images", "2"])
     assert result.exit_code == 0, result.output
@@ -29,6 +30,6 @@ def test_demo_runs_every_step_and_writes_its_results(tmp_path):
 
 def test_demo_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["demo", *run_folder_args(tmp_path), "--exist-ok"])
     assert result.exit_code != 0
     assert (tmp_path / "keep.txt").read_text() == "mine"

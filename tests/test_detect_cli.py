@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from yolo9000.cli import main
-from conftest import GOLDEN
+from conftest import GOLDEN, IMAGES, run_folder_args
 
 MINI = ["--cfg", str(GOLDEN / "mini.cfg"), "--weights", str(GOLDEN / "mini.weights")]
 
@@ -46,7 +46,7 @@ def _inside(box, w, h):
 
 def test_outputs_json_labels_and_images(images, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, stderr = run([*images, *MINI, "--out", out, "--json", out / "dets.json",
+    code, stdout, stderr = run([*images, *MINI, *run_folder_args(out), "--save-json", out / "dets.json",
                                 "--thresh", 0.2, "--save-txt", "--batch", 2], capsys)
     assert code == 0, stderr
     records = json.loads((out / "dets.json").read_text())
@@ -81,7 +81,7 @@ def test_outputs_json_labels_and_images(images, tmp_path, capsys):
 
 
 def test_json_to_stdout_keeps_stdout_clean(images, tmp_path, capsys):
-    code, stdout, stderr = run([images[0], *MINI, "--out", tmp_path / "o", "--json", "-",
+    code, stdout, stderr = run([images[0], *MINI, *run_folder_args(tmp_path / "o"), "--save-json", "-",
                                 "--thresh", 0.3], capsys)
     assert code == 0
     records = json.loads(stdout)
@@ -102,7 +102,7 @@ def test_same_file_name_in_two_folders(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     _photo(a / "x.jpg", 64, 48, 1), _photo(b / "x.jpg", 48, 64, 2)
-    code, _, _ = run([a / "x.jpg", b / "x.jpg", *MINI, "--out", tmp_path / "o"], capsys)
+    code, _, _ = run([a / "x.jpg", b / "x.jpg", *MINI, *run_folder_args(tmp_path / "o")], capsys)
     assert code == 0
     assert Image.open(tmp_path / "o" / "x.jpg").size == (64, 48)
     assert Image.open(tmp_path / "o" / "x_2.jpg").size == (48, 64)
@@ -127,7 +127,7 @@ def test_directory_glob_and_bad_inputs(tmp_path, capsys):
     missing = tmp_path / "missing.jpg"
     out = tmp_path / "out"
     code, stdout, stderr = run([d, missing, str(tmp_path / "*.png"), str(tmp_path / "*.gif"),
-                                *MINI, "--out", out, "--json", out / "d.json"], capsys)
+                                *MINI, *run_folder_args(out), "--save-json", out / "d.json"], capsys)
     assert code == 1
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     expected = {"fake.jpg": "not an image", "empty.png": "empty", "cut.jpg": "truncated",
@@ -181,7 +181,7 @@ def test_names_file_and_size_option(images, tmp_path, capsys):
     names = tmp_path / "n.names"
     names.write_text("circle\nsquare\ntriangle\n")
     code, stdout, _ = run([images[0], *MINI, "--names", names, "--size", 96, "--thresh", 0.2,
-                           "--out", tmp_path / "o", "--json", "-"], capsys)
+                           *run_folder_args(tmp_path / "o"), "--save-json", "-"], capsys)
     assert code == 0
     dets = json.loads(stdout)[0]["detections"]
     assert dets and all(d["name"] == ["circle", "square", "triangle"][d["class"]] for d in dets)
@@ -191,8 +191,16 @@ def test_console_script_exit_code(tmp_path):
     """The real entry point: one good and one missing image -> exit 1, good output written."""
     good = _photo(tmp_path / "ok.jpg", 80, 60, 1)
     proc = subprocess.run([sys.executable, "-m", "yolo9000", "detect", str(good),
-                           str(tmp_path / "gone.jpg"), *MINI, "--out", str(tmp_path / "o")],
+                           str(tmp_path / "gone.jpg"), *MINI, *run_folder_args(str(tmp_path / "o"))],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("error:") == 1 and "gone.jpg" in proc.stderr
     assert (tmp_path / "o" / "ok.jpg").is_file()
+
+
+def test_old_out_and_json_spellings_still_work(tmp_path, capsys):
+    out = tmp_path / "old"
+    code, _, stderr = run([IMAGES / "dog.jpg", *MINI, "--out", out, "--json", out / "d.json"], capsys)
+    assert code == 0, stderr
+    assert "--out is deprecated" in stderr and "--json is deprecated" in stderr
+    assert (out / "dog.jpg").is_file() and json.loads((out / "d.json").read_text())[0]["path"]

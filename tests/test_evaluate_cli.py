@@ -99,7 +99,7 @@ def _direct(data, use_07_metric=False, **load):
 # -- results -----------------------------------------------------------------------------------
 def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
     out_json, dets_json = tmp_path / "res" / "r.json", tmp_path / "dets.json"
-    result = invoke(["--data", yolo_data, *MINI, "--json", out_json, "--save-dets", dets_json,
+    result = invoke(["--data", yolo_data, *MINI, "--metrics-json", out_json, "--save-dets", dets_json,
                      "--batch", 4])
     assert result.exit_code == 0, result.output
     stdout = result.stdout
@@ -134,7 +134,7 @@ def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
 
 def test_voc07_metric(yolo_data, tmp_path):
     out_json = tmp_path / "r07.json"
-    result = invoke(["--data", yolo_data, *MINI, "--voc07", "--json", out_json])
+    result = invoke(["--data", yolo_data, *MINI, "--voc07", "--metrics-json", out_json])
     assert result.exit_code == 0, result.output
     assert "mAP@0.5 (VOC2007 11-point):" in result.stdout
     assert "AP50(07)" in result.stdout and "all-point" not in result.stdout
@@ -145,7 +145,7 @@ def test_voc07_metric(yolo_data, tmp_path):
 
 
 def test_json_to_stdout_keeps_stdout_pure(yolo_data):
-    result = invoke(["--data", yolo_data, *MINI, "--json", "-"])
+    result = invoke(["--data", yolo_data, *MINI, "--metrics-json", "-"])
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
     assert res["images"] == 6
@@ -156,7 +156,7 @@ def test_h5_checkpoint_without_cfg(yolo_data, tmp_path):
     ckpt = tmp_path / "mini.h5"
     _mini_net().save(str(ckpt), names=["red", "green", "blue"])
     out_json = tmp_path / "r.json"
-    result = invoke(["--data", yolo_data, "--weights", ckpt, "--json", out_json])
+    result = invoke(["--data", yolo_data, "--weights", ckpt, "--metrics-json", out_json])
     assert result.exit_code == 0, result.output
     # the dataset has no names file, so the checkpoint's names label the table
     names_col = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
@@ -193,7 +193,7 @@ def test_voc_names_mapped_to_checkpoint_and_difficult_reaches_metrics(yolo_data,
     _mini_net().save(str(ckpt), names=model_names)
 
     out_json = tmp_path / "voc.json"
-    result = invoke(["--data", voc_root, "--weights", ckpt, "--json", out_json])
+    result = invoke(["--data", voc_root, "--weights", ckpt, "--metrics-json", out_json])
     assert result.exit_code == 0, result.output
     # load_dataset numbers VOC classes alphabetically (blue, green, red): mapped back by name
     assert "mapped the dataset's" in result.stderr
@@ -243,7 +243,7 @@ def test_same_count_different_names_warns_and_uses_dataset_ids(yolo_data, tmp_pa
     ckpt = tmp_path / "mini.h5"
     _mini_net().save(str(ckpt), names=["red", "green", "blue"])
     out_json = tmp_path / "r.json"
-    result = invoke(["--data", data, "--weights", ckpt, "--json", out_json])
+    result = invoke(["--data", data, "--weights", ckpt, "--metrics-json", out_json])
     assert result.exit_code == 0, result.output
     assert "class names differ" in result.stderr
     res = json.loads(out_json.read_text())

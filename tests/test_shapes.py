@@ -141,7 +141,7 @@ def test_regenerating_removes_stale_images_and_refuses_foreign_folders(tmp_path)
 
 def test_cli_make_shapes_writes_and_says_where(tmp_path):
     out = tmp_path / "shapes"
-    result = CliRunner().invoke(cli, ["make-shapes", str(out), "--train", "6", "--val", "2",
+    result = CliRunner().invoke(cli, ["make-shapes", str(out), "--train-images", "6", "--val-images", "2",
                                       "--size", "48", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 6 train + 2 val images" in result.output
@@ -156,7 +156,7 @@ def test_cli_refuses_a_foreign_folder_with_one_line(tmp_path, capsys):
     from yolo9000.cli import main
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit) as exit_info:
-        main(["make-shapes", str(tmp_path), "--train", "2", "--val", "0"])
+        main(["make-shapes", str(tmp_path), "--train-images", "2", "--val-images", "0"])
     assert exit_info.value.code == 1
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
+from .options import deprecated_option
 
 _MAX_WARNINGS_SHOWN = 20
 
@@ -149,7 +150,7 @@ def _plot(path, sweep_rows, centroids, k, size):
               help="k-means++ restarts; the best is kept.")
 @click.option("--seed", type=int, default=None, help="Random seed (reproducible results).")
 @click.option("--max-iter", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["yolo", "voc", "coco"]), default=None,
+@click.option("--data-format", "fmt", type=click.Choice(["yolo", "voc", "coco"]), default=None,
               help="Dataset format (default: detected from the path).")
 @click.option("--split", default=None,
               help="VOC ImageSets/Main/<split>.txt, COCO instances_<split>.json, .data key.")
@@ -162,11 +163,15 @@ def _plot(path, sweep_rows, centroids, k, size):
               help="With --sweep: save the sweep plot and the centroids (PNG).")
 @click.option("--compare", default=None, metavar="'w,h, w,h, ...'",
               help="Average IoU of given anchors (grid units at --size) on the same boxes.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the JSON result to this file.")
+@deprecated_option("--format", "--data-format", lambda v: {"fmt": v},
+                   type=click.Choice(["yolo", "voc", "coco"]))
+@click.option("--save-json", "json_path", metavar="FILE",
+              help="Write the result as JSON to FILE ('-' = stdout, instead of the table).")
+@deprecated_option("--json", "--save-json -", lambda v: {"json_path": "-"}, is_flag=True)
+@deprecated_option("--out", "--save-json FILE", lambda v: {"json_path": v},
+                   type=click.Path(dir_okay=False))
 def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, names,
-            no_difficult, strict, sweep, plot, compare, as_json, out):
+            no_difficult, strict, sweep, plot, compare, json_path):
     """Cluster the box shapes of DATASET into anchors (YOLOv2's dimension clusters).
 
     DATASET is a VOC folder, a COCO instances_*.json (or its folder), a YOLO folder, a darknet
@@ -225,14 +230,14 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
         report["plot"] = plot
 
     text = json.dumps(report, indent=2)
-    if out is not None:
-        from ..fileio import atomic_write_text
-
-        atomic_write_text(out, text + "\n")
-    if as_json:
+    if json_path == "-":
         click.echo(text)
         return
-    _print_human(report, ds, plot, out)
+    if json_path is not None:
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(json_path, text + "\n")
+    _print_human(report, ds, plot, json_path)
 
 
 def _print_human(report, ds, plot, out):

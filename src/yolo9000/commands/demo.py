@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .options import deprecated_option, out_folder_as_run_folder, run_folder_options
+
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
 DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=3600, batch=8, lr=0.004)
 # Each batch is two mini-batches (darknet's subdivisions), computed side by side on two cores
@@ -18,12 +20,15 @@ SUBDIVISIONS = 2
 
 @click.command(help="Make a shapes dataset, cluster its anchors, train a small YOLOv2, "
                     "evaluate it and draw its detections — the whole pipeline end to end.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: a new runs/demo/expN).")
-@click.option("--train", "n_train", type=click.IntRange(min=16), default=DEFAULTS["n_train"], show_default=True,
-              help="Training images to generate.")
-@click.option("--val", "n_val", type=click.IntRange(min=1), default=DEFAULTS["n_val"], show_default=True,
-              help="Validation images to generate.")
+@run_folder_options("demo")
+@deprecated_option("--out", "--project/--name", out_folder_as_run_folder,
+                   type=click.Path(file_okay=False))
+@click.option("--train-images", "n_train", type=click.IntRange(min=16), default=DEFAULTS["n_train"],
+              show_default=True, help="Training images to generate.")
+@click.option("--val-images", "n_val", type=click.IntRange(min=1), default=DEFAULTS["n_val"],
+              show_default=True, help="Validation images to generate.")
+@deprecated_option("--train", "--train-images", lambda v: {"n_train": v}, type=click.IntRange(min=16))
+@deprecated_option("--val", "--val-images", lambda v: {"n_val": v}, type=click.IntRange(min=1))
 @click.option("--size", type=click.IntRange(min=64), default=DEFAULTS["size"], show_default=True,
               help="Image and network input size (a multiple of 32).")
 @click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS["iterations"], show_default=True,
@@ -35,15 +40,16 @@ SUBDIVISIONS = 2
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--detect-images", type=click.IntRange(min=0), default=12, show_default=True,
               help="Validation images to draw detections on.")
-def command(out, n_train, n_val, size, iterations, batch, lr, workers, seed, detect_images):
+def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr, workers, seed,
+            detect_images):
     from ..errors import UserError
-    from ..training.trainer import next_run_dir
+    from ..runs import new_run_dir
     if size % 32:
         raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")
-    root = Path(out) if out else next_run_dir("runs/demo", "exp")
-    if root.exists() and any(root.iterdir()):
-        raise UserError("output folder exists and is not empty; choose another --out", path=root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = new_run_dir(project, name, exist_ok)
+    if any(root.iterdir()):
+        # the demo makes a dataset and a training run here; another run's files would mix in
+        raise UserError("run folder is not empty; choose another --name", path=root)
     t_start = time.perf_counter()
     click.echo(f"yolo9000 demo: everything goes to {root}")
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..runs import new_run_dir
+from .options import deprecated_option, out_folder_as_run_folder, run_folder_options
 
 GLOB_CHARS = set("*?[")
 # Annotated images keep their format when Pillow writes it losslessly or as the user expects.
@@ -111,20 +113,6 @@ def prepare_in_background(detector, paths, depth):
 
 
 # -- outputs -----------------------------------------------------------------------------------
-def new_run_dir(root="runs/detect", name="exp"):
-    """runs/detect/exp, exp2, exp3, ... : the first that does not exist yet (created)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while True:
-        candidate = root / (name if n == 1 else f"{name}{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
-
-
 class OutputNamer:
     """One output stem per input; inputs with the same file name get _2, _3, ..."""
 
@@ -199,14 +187,17 @@ def _check_size(ctx, param, value):
               show_default=True, help="Keep detections whose score (objectness x class) >= this.")
 @click.option("--nms", "nms_thresh", type=click.FloatRange(0, 1), default=0.45, show_default=True,
               help="Suppress a box whose IoU with a better box of its class exceeds this.")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Folder for annotated images [default: a new runs/detect/expN].")
-@click.option("--json", "json_path", help="Write detections as JSON to FILE ('-' = stdout).")
-@click.option("--save-txt", is_flag=True, help="Also write YOLO label files (OUT/labels/*.txt).")
+@run_folder_options("detect")
+@deprecated_option("--out", "--project/--name", out_folder_as_run_folder,
+                   type=click.Path(file_okay=False))
+@click.option("--save-json", "json_path", metavar="FILE",
+              help="Write detections as JSON to FILE ('-' = stdout).")
+@deprecated_option("--json", "--save-json", lambda v: {"json_path": v})
+@click.option("--save-txt", is_flag=True, help="Also write YOLO label files (RUN/labels/*.txt).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per forward pass.")
-def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, out, json_path,
-            save_txt, batch):
+def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, project, name, exist_ok,
+            json_path, save_txt, batch):
     """Detect objects in images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
@@ -237,8 +228,7 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, out, 
     if detector.notice:
         click.echo(f"note: {detector.notice}", err=True)
 
-    out_dir = Path(out) if out else new_run_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = new_run_dir(project, name, exist_ok)
     labels_dir = out_dir / "labels"
     if save_txt:
         labels_dir.mkdir(exist_ok=True)

@@ -22,6 +22,7 @@ from dataclasses import replace
 import click
 
 from ..errors import UserError
+from .options import deprecated_option
 
 # How many dataset reader warnings to show before summarising the rest.
 SHOWN_WARNINGS = 5
@@ -177,8 +178,10 @@ def _check_size(ctx, param, value):
               help="Network input size, a multiple of 32 [default: the cfg's / checkpoint's].")
 @click.option("--split", help="VOC ImageSets split, COCO instances_<split>.json, .data key or "
                               "YOLO sub-folder.")
-@click.option("--format", "data_format", type=click.Choice(["yolo", "voc", "coco"]),
+@click.option("--data-format", type=click.Choice(["yolo", "voc", "coco"]),
               help="Dataset format [default: detected].")
+@deprecated_option("--format", "--data-format", lambda v: {"data_format": v},
+                   type=click.Choice(["yolo", "voc", "coco"]))
 @click.option("--voc07", is_flag=True, help="VOC2007 11-point AP instead of all-point AP.")
 @click.option("--thresh", type=click.FloatRange(0, 1), default=0.005, show_default=True,
               help="Keep detections whose score >= this (low, so the whole PR curve counts).")
@@ -189,7 +192,9 @@ def _check_size(ctx, param, value):
 @click.option("--no-difficult", is_flag=True,
               help="Drop VOC difficult / COCO crowd objects from the ground truth, so detections "
                    "of them count as false positives [default: ignore them, as VOC does].")
-@click.option("--json", "json_path", help="Write the results as JSON to FILE ('-' = stdout).")
+@click.option("--metrics-json", "json_path", metavar="FILE",
+              help="Write the metrics as JSON to FILE ('-' = stdout).")
+@deprecated_option("--json", "--metrics-json", lambda v: {"json_path": v})
 @click.option("--save-dets", type=click.Path(dir_okay=False),
               help="Write every detection as JSON (the `detect --json` layout) to FILE.")
 def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, nms_thresh,

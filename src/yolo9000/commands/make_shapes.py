@@ -5,19 +5,25 @@ import time
 
 import click
 
+from .options import deprecated_option
+
 
 @click.command("make-shapes")
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
-@click.option("--train", "n_train", type=click.IntRange(min=0), default=2000, show_default=True,
+@click.option("--train-images", "n_train", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Number of training images.")
-@click.option("--val", "n_val", type=click.IntRange(min=0), default=200, show_default=True,
+@click.option("--val-images", "n_val", type=click.IntRange(min=0), default=200, show_default=True,
               help="Number of validation images.")
+@deprecated_option("--train", "--train-images", lambda v: {"n_train": v}, type=click.IntRange(min=0))
+@deprecated_option("--val", "--val-images", lambda v: {"n_val": v}, type=click.IntRange(min=0))
 @click.option("--size", type=click.IntRange(min=32, max=4096), default=160, show_default=True,
               help="Image side in pixels (images are square).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; the same seed gives identical files.")
-@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
+@click.option("--image-format", type=click.Choice(["jpg", "png"]), default="jpg",
               show_default=True, help="Image file format.")
+@deprecated_option("--format", "--image-format", lambda v: {"image_format": v},
+                   type=click.Choice(["jpg", "png"]))
 @click.option("--difficulty", type=click.Choice(["standard", "demo"]), default="standard",
               show_default=True, help="'demo': no tiny shapes, at most 4 per image, milder noise.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,

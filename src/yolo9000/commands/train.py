@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from .options import run_folder_options
+
 
 def _floats(text):
     return [float(v) for v in text.replace(" ", "").split(",") if v] if text else None
@@ -46,16 +48,16 @@ def _ints(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=0, help="Evaluate on --val every N iterations (0: at the end).")
 @click.option("--save-every", type=int, default=100, show_default=True, help="Write weights/last.h5 every N iterations.")
-@click.option("--project", default="runs/train", show_default=True, help="Folder holding the runs.")
-@click.option("--name", default="exp", show_default=True, help="Run name (a number is added if it exists).")
+@run_folder_options("train")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this folder exactly where it stopped.")
 @click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
 def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
-            workers, parallel, seed, eval_every, save_every, project, name, resume_dir, iterations):
+            workers, parallel, seed, eval_every, save_every, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
-    from ..training.trainer import Trainer, TrainSettings, next_run_dir
+    from ..runs import new_run_dir
+    from ..training.trainer import Trainer, TrainSettings
 
     if resume_dir:
         run = Path(resume_dir)
@@ -80,7 +82,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         anchor_values = _floats(anchors)
         if anchor_values is not None and (len(anchor_values) % 2 or not anchor_values):
             raise click.BadParameter("give pairs w,h", param_hint="--anchors")
-        out = next_run_dir(project, name)
+        out = new_run_dir(project, name, exist_ok)
         settings = TrainSettings(
             cfg=cfg, data=data, val=val, names=names, weights=weights, cutoff=cutoff, out=str(out),
             max_batches=max_batches, batch=batch, subdivisions=subdivisions,

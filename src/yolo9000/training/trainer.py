@@ -437,13 +437,3 @@ class Trainer:
             out["best"] = str(self.weights_dir / "best.h5")
         return out
 
-
-def next_run_dir(project, name):
-    """runs/train/NAME, NAME2, NAME3, ... — a fresh folder, never an old run's."""
-    project = Path(project)
-    candidate = project / name
-    k = 2
-    while candidate.exists():
-        candidate = project / f"{name}{k}"
-        k += 1
-    return candidate

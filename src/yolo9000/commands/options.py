@@ -1,0 +1,57 @@
+"""Options shared by several commands, so that each option name has one meaning everywhere.
+
+| option | meaning |
+| --- | --- |
+| --project DIR, --name NAME, --exist-ok | the run folder (DIR/NAME, NAME2, ...) of a command that writes several files |
+| --save-json FILE | write the command's results as JSON to FILE ('-' = standard output) |
+| --data-format | the format of a dataset read (yolo, voc, coco) |
+| --train-images, --val-images | how many images to generate |
+
+Old spellings keep working for one release through `deprecated_option`, with a warning.
+"""
+import functools
+
+import click
+
+REMOVED_IN = "0.3"
+
+
+def run_folder_options(command):
+    """--project/--name/--exist-ok for a command whose results go to runs/<command>/<name>."""
+    def decorate(f):
+        f = click.option("--exist-ok", is_flag=True,
+                         help="Write into PROJECT/NAME even if it exists, instead of NAME2, NAME3, ...")(f)
+        f = click.option("--name", default="exp", show_default=True,
+                         help="Run folder name inside --project.")(f)
+        f = click.option("--project", default=f"runs/{command}", show_default=True,
+                         help="Folder of run folders.")(f)
+        return f
+    return decorate
+
+
+def deprecated_option(old, replacement, translate, **option_kwargs):
+    """A hidden option `old` that still works, says it is deprecated, and sets other parameters.
+
+    translate(value) -> {parameter: value} for the command function (e.g. --out DIR becomes
+    project, name and exist_ok). The old option wins over the new ones' defaults.
+    """
+    dest = "deprecated_" + old.lstrip("-").replace("-", "_")
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(dest)
+            if value is not None and value is not False and value != ():
+                click.echo(f"warning: {old} is deprecated and will be removed in {REMOVED_IN}; "
+                           f"use {replacement}", err=True)
+                kwargs.update(translate(value))
+            return f(*args, **kwargs)
+        return click.option(old, dest, hidden=True, **option_kwargs)(wrapper)
+    return decorate
+
+
+def out_folder_as_run_folder(value):
+    """The old `--out DIR` (a folder for results): that folder itself, as the run folder."""
+    from pathlib import Path
+    path = Path(value)
+    return {"project": str(path.parent), "name": path.name, "exist_ok": True}

@@ -1,0 +1,34 @@
+"""Run folders: where a command that writes several files puts them (ultralytics' layout).
+
+`runs/<command>/exp`, then `exp2`, `exp3`, ...: the folder is claimed with one mkdir, so two runs
+started at the same moment never share a folder and an old run's files are never mixed in.
+"""
+from pathlib import Path
+
+from .errors import UserError
+
+
+def new_run_dir(project, name="exp", exist_ok=False):
+    """Create and return project/name, or the first free project/name2, name3, ...
+
+    With exist_ok, project/name itself is used even when it exists (files in it may be replaced).
+    """
+    project = Path(project)
+    try:
+        project.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder: {e.strerror}", path=project) from None
+    if exist_ok:
+        folder = project / name
+        if folder.exists() and not folder.is_dir():
+            raise UserError("exists and is not a folder", path=folder)
+        folder.mkdir(exist_ok=True)
+        return folder
+    n = 1
+    while True:
+        folder = project / (name if n == 1 else f"{name}{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
