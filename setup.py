@@ -1,5 +1,6 @@
 """Build the Cython core with optimisation and, where the compiler has it, OpenMP."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -7,6 +8,16 @@ import tempfile
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+
+class build_py_fresh(build_py):
+    """Copy the package into an empty build/lib, so a module deleted or moved in src/ cannot
+    survive in the wheel from an earlier build of this checkout (setuptools only ever adds there)."""
+
+    def run(self):
+        shutil.rmtree(os.path.join(self.build_lib, "yolo9000"), ignore_errors=True)
+        super().run()
 
 
 def compiler_has_openmp():
@@ -48,6 +59,7 @@ extensions = [
 ]
 
 setup(
+    cmdclass={"build_py": build_py_fresh},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False,
