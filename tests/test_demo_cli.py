@@ -1,6 +1,7 @@
 """`yolo9000 demo` end to end at a toy size: every step runs and writes what it says."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from yolo9000.model.checkpoint import read_checkpoint_info
@@ -25,6 +26,14 @@ def test_demo_runs_every_step_and_writes_its_results(tmp_path):
     assert 0.0 <= info["meta"]["mAP50"] <= 1.0
     args = json.loads((out / "train" / "args.json").read_text())
     assert args["optimizer"] == "adam" and args["max_batches"] == 4
+    # the figures stored with the model are the model's own: `evaluate` finds them again
+    scored = CliRunner().invoke(cli, ["evaluate", "--data", str(out / "data" / "val.txt"),
+                                      "--weights", str(out / "shapes.h5"), "--json", "-"])
+    assert scored.exit_code == 0, scored.output
+    scores = json.loads(scored.stdout)
+    assert scores["size"] == [64, 64]
+    assert scores["mAP50"] == pytest.approx(info["meta"]["mAP50"], abs=1e-6)
+    assert scores["mAP50_95"] == pytest.approx(info["meta"]["mAP50_95"], abs=1e-6)
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path):
