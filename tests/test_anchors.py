@@ -53,6 +53,63 @@ def test_iou_wh_formula():
     np.testing.assert_allclose(score, [1.0, 9 / 16], rtol=1e-6)
 
 
+# (w, h), centroid (w, h), IoU of the two aligned at a common centre worked out by hand:
+# intersection min(w)·min(h), union the two areas minus the intersection
+HAND_PAIRS = [((2, 2), (1, 1), 1 / 4),        # 1 / (4 + 1 - 1)
+              ((2, 1), (1, 2), 1 / 3),        # 1 / (2 + 2 - 1)
+              ((4, 4), (3, 3), 9 / 16),       # 9 / (16 + 9 - 9)
+              ((3, 1), (1, 2), 1 / 4),        # 1 / (3 + 2 - 1)
+              ((0.5, 0.25), (0.5, 0.25), 1.0)]
+HAND_EUCLIDEAN = [2 ** 0.5, 2 ** 0.5, 2 ** 0.5, 5 ** 0.5, 0.0]   # sqrt(dw² + dh²) of the pairs
+
+
+def test_distances_on_hand_computed_pairs():
+    from yolo9000.data import anchors as A
+
+    w = np.array([p[0][0] for p in HAND_PAIRS], np.float32)
+    h = np.array([p[0][1] for p in HAND_PAIRS], np.float32)
+    cw = np.array([p[1][0] for p in HAND_PAIRS], np.float32)
+    ch = np.array([p[1][1] for p in HAND_PAIRS], np.float32)
+    iou = np.array([p[2] for p in HAND_PAIRS])
+    np.testing.assert_allclose(A._pairwise_distance(w, h, cw, ch, "iou"), 1 - iou, atol=1e-6)
+    one_to_one = [A._distance(w[i:i + 1], h[i:i + 1], cw[i], ch[i], "iou")[0]
+                  for i in range(len(w))]
+    np.testing.assert_allclose(one_to_one, 1 - iou, atol=1e-6)
+    np.testing.assert_allclose(A._pairwise_distance(w, h, cw, ch, "euclidean"), HAND_EUCLIDEAN,
+                               atol=1e-6)
+    np.testing.assert_allclose([A._distance(w[i:i + 1], h[i:i + 1], cw[i], ch[i], "euclidean")[0]
+                                for i in range(len(w))], HAND_EUCLIDEAN, atol=1e-6)
+    np.testing.assert_allclose(iou_wh(np.stack([w, h], 1), np.stack([cw, ch], 1)).diagonal(),
+                               iou, rtol=1e-12)
+
+
+def test_assignment_step_on_a_hand_solved_case():
+    """Boxes 1×1 (twice), 2×2, 4×4 (twice) against centroids 1×1 and 4×4.
+
+    The 1×1 and 4×4 boxes sit on a centroid (IoU 1). The 2×2 box has IoU 1/4 with both
+    (1 / (4 + 1 - 1) and 4 / (4 + 16 - 4)): a tie, so its cell is not 'pure' and goes through
+    the per-box assignment. Average IoU = (1 + 1 + 1/4 + 1 + 1) / 5 = 0.85."""
+    from yolo9000.data import anchors as A
+
+    wh = np.array([[1, 1], [1, 1], [2, 2], [4, 4], [4, 4]], np.float32)
+    boxes = A._Boxes(wh)
+    cells = A._Cells(boxes, "iou")
+    centroids = np.array([[1.0, 1.0], [4.0, 4.0]])
+    counts, sum_w, sum_h, objective, _ = A._assign_step(cells, centroids, "iou")
+    assert objective == pytest.approx(0.85, abs=1e-6)
+    # the tied 2×2 box joins one cluster or the other, never both or neither
+    assert counts.tolist() in ([3, 2], [2, 3])
+    expected_w = [4, 8] if counts[0] == 3 else [2, 10]
+    assert sum_w.tolist() == expected_w and sum_h.tolist() == expected_w
+    idx, score = A._exact_assign(boxes, centroids, "iou")
+    np.testing.assert_allclose(score, [1, 1, 0.25, 1, 1], atol=1e-6)
+    assert idx[[0, 1, 3, 4]].tolist() == [0, 0, 1, 1]
+    # per-cluster IoU with the own centroid: cluster of 1×1 boxes (+ maybe the 2×2) and 4×4
+    result = A.KMeansResult(centroids=centroids, assignments=np.array([0, 0, 0, 1, 1]),
+                            avg_iou=0.85, iterations=1)
+    np.testing.assert_allclose(A.cluster_iou(wh, result), [(1 + 1 + 0.25) / 3, 1.0], atol=1e-6)
+
+
 def test_chunked_assignment_matches_dense():
     wh = lognormal_boxes(40_000, seed=3)
     centroids = wh[:7].astype(np.float64) * 1.1

@@ -20,11 +20,14 @@ from conftest import run_folder_args
 SCRIPT = Path(sys.executable).with_name("yolo9000")
 
 
-def run_installed(*args, cwd, timeout=300):
+def run_installed(*args, cwd, timeout=300, env=None):
+    """Run the script; `env` adds variables to the clean environment (None values remove)."""
     assert SCRIPT.is_file(), (f"no console script at {SCRIPT}: install the package "
                               "(pip install .) into this interpreter's environment")
-    env = {"PATH": f"{SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
-           "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
+    clean = {"PATH": f"{SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+             "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
+    clean.update(env or {})
+    env = {k: v for k, v in clean.items() if v is not None}
     return subprocess.run([str(SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -68,3 +71,71 @@ def test_demo_end_to_end_through_the_installed_script(tmp_path):
     assert "[5/5]" in proc.stdout
     assert (out / "shapes.h5").is_file()
     assert len(list((out / "detections").glob("*.png"))) == 1
+
+
+# -- --threads -----------------------------------------------------------------------------------
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+needs_two_cores = pytest.mark.skipif(CORES < 2, reason="one thread is the default on one core")
+
+# Loaded by the script's interpreter at start-up (site imports `sitecustomize` from the path):
+# when the command is done, report the thread counts the pools really have.
+THREAD_REPORT = """
+import atexit
+import sys
+
+
+def report():
+    from yolo9000.kernels import core, threads
+    blas = threads.blas_thread_functions()
+    print("threads:", threads.current_threads(), core.get_max_threads(),
+          blas[1]() if blas else "no-openblas", file=sys.stderr)
+
+
+atexit.register(report)
+"""
+
+
+def thread_counts(blas):
+    """(yolo9000's count, OpenMP's maximum, OpenBLAS's count) in this process."""
+    from yolo9000.kernels import core, threads
+    return threads.current_threads(), core.get_max_threads(), blas[1]()
+
+
+@needs_two_cores
+def test_threads_option_reaches_blas_and_openmp_in_the_script(tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(THREAD_REPORT)
+
+    def counts(*options):
+        proc = run_installed(*options, "summary", "yolov2-shapes", cwd=tmp_path,
+                             env={"PYTHONPATH": str(hook), "YOLO9000_THREADS": None})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr.split("threads:")[1].split()
+
+    assert counts() == [str(CORES)] * 3                 # default: every core
+    assert counts("--threads", "1") == ["1", "1", "1"]
+
+
+@needs_two_cores
+def test_threads_option_when_numpy_is_already_loaded():
+    """In a process that has started BLAS already (as here) the option sets the pools."""
+    import numpy  # noqa: F401  (BLAS is loaded with it, and must be before it can be found)
+    from yolo9000 import set_threads
+    from yolo9000.cli import main
+    from yolo9000.kernels.threads import blas_thread_functions
+
+    blas = blas_thread_functions()
+    assert blas is not None, "OpenBLAS not found in this process"
+    saved = dict(os.environ)
+    set_threads(2)
+    try:
+        assert thread_counts(blas) == (2, 2, 2)
+        with pytest.raises(SystemExit) as exit_:
+            main(["--threads", "1", "summary", "yolov2-shapes"])
+        assert exit_.value.code == 0
+        assert thread_counts(blas) == (1, 1, 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        set_threads()

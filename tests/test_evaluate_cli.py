@@ -4,6 +4,7 @@ The ground truth is partly the network's own best detections, so the mAP is stri
 0 and 1 and a wrong pipeline (boxes in the wrong space, lost classes) shows up in the figures.
 """
 import json
+import struct
 import subprocess
 import sys
 
@@ -311,3 +312,110 @@ def test_names_file_count_mismatch(yolo_data, tmp_path, capsys):
     names.write_text("a\nb\n")
     code, out, err = run_main(["--data", yolo_data, *MINI, "--names", names], capsys)
     _assert_one_line_error(code, out, err, names, "2 class names", "3 classes")
+
+
+# -- ground truth independent of the network ---------------------------------------------------
+# A network whose detections are known by construction: a 32x32/32 maxpool makes a 4x4 grid of
+# the 128x128 input, a 1x1 convolution reads each cell's strongest red and green, and one
+# anchor of 1x1 cells with tx = ty = tw = th = 0 puts a box of exactly that cell (32x32 network
+# pixels) wherever the cell holds red: objectness logit 40·red − 30 (pure red: σ(10); the grey
+# letterbox padding, red 0.5: σ(−10) < 0.005; black: none). The class is red (0) or yellow (1):
+# class logits ±(10 − 20·green).
+KNOWN_CFG = """[net]
+width=128
+height=128
+channels=3
+
+[maxpool]
+size=32
+stride=32
+padding=0
+
+[convolutional]
+size=1
+stride=1
+pad=0
+filters=7
+activation=linear
+
+[region]
+anchors=1,1
+classes=2
+coords=4
+num=1
+softmax=1
+"""
+
+
+def _known_weights():
+    """darknet .weights bytes packed by hand: header, 7 biases, 7x3 weights (x, y, w, h, obj,
+    class 0, class 1 by red, green, blue)."""
+    biases = [0, 0, 0, 0, -30, 10, -10]
+    weights = [[0, 0, 0]] * 4 + [[40, 0, 0], [0, -20, 0], [0, 20, 0]]
+    return (struct.pack("<iiiQ", 0, 2, 0, 0) + struct.pack("<7f", *biases)
+            + struct.pack("<21f", *(v for row in weights for v in row)))
+
+
+# Per image: size and the objects as (class, cell row, cell column, box in image pixels). The
+# letterbox worked out by hand: scale s = min(128 / w, 128 / h), the image placed at the
+# integer offset (dx, dy) = ((128 − s·w) // 2, (128 − s·h) // 2), so network pixel (x, y) is
+# image pixel ((x − dx) / s, (y − dy) / s); a cell (r, c) spans network pixels 32c..32c+32,
+# 32r..32r+32.
+KNOWN_IMAGES = [
+    # 256x128: s = 1/2, 128x64 placed at dy = 32 (cell rows 1 and 2 hold the image)
+    ((256, 128), [(0, 1, 0, (0, 0, 64, 64)), (1, 2, 3, (192, 64, 256, 128))]),
+    # 96x192: s = 2/3, 64x128 placed at dx = 32 (cell columns 1 and 2)
+    ((96, 192), [(1, 0, 1, (0, 0, 48, 48)), (0, 3, 2, (48, 144, 96, 192))]),
+    # 128x128: no letterbox
+    ((128, 128), [(1, 1, 1, (32, 32, 64, 64)), (0, 2, 2, (64, 64, 96, 96))]),
+    # 64x32: s = 2, 128x64 placed at dy = 32
+    ((64, 32), [(0, 1, 3, (48, 0, 64, 16))]),
+]
+COLOURS = {0: (255, 0, 0), 1: (255, 255, 0)}
+
+
+@pytest.fixture(scope="module")
+def known_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("known")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    for i, ((w, h), objects) in enumerate(KNOWN_IMAGES):
+        im = Image.new("RGB", (w, h), (0, 0, 0))
+        draw = ImageDraw.Draw(im)
+        lines = []
+        for cls, _, _, (x1, y1, x2, y2) in objects:
+            # paint the middle half of the cell only, so resampling cannot bleed into neighbours
+            qw, qh = (x2 - x1) / 4, (y2 - y1) / 4
+            draw.rectangle([x1 + qw, y1 + qh, x2 - qw - 1, y2 - qh - 1], fill=COLOURS[cls])
+            lines.append(f"{cls} {(x1 + x2) / 2 / w} {(y1 + y2) / 2 / h} {(x2 - x1) / w} "
+                         f"{(y2 - y1) / h}")
+        im.save(root / "images" / f"known{i}.png")
+        (root / "labels" / f"known{i}.txt").write_text("\n".join(lines) + "\n")
+    (root / "known.cfg").write_text(KNOWN_CFG)
+    (root / "known.weights").write_bytes(_known_weights())
+    return root
+
+
+def test_detections_land_on_hand_mapped_boxes_and_score_perfectly(known_data, tmp_path):
+    """Ground truth from the drawing, not from the network: every detection must come back in
+    image pixels exactly on its object (through the letterbox worked out by hand) and both
+    mAPs are 1."""
+    out_json, dets_json = tmp_path / "r.json", tmp_path / "dets.json"
+    result = invoke(["--data", known_data, "--cfg", known_data / "known.cfg",
+                     "--weights", known_data / "known.weights", "--json", out_json,
+                     "--save-dets", dets_json])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(dets_json.read_text())
+    assert len(saved) == len(KNOWN_IMAGES)
+    for record in saved:
+        index = int(record["path"].rsplit("known", 1)[1].split(".")[0])
+        (w, h), objects = KNOWN_IMAGES[index]
+        assert (record["width"], record["height"]) == (w, h)
+        got = sorted((d["class"], *d["box"]) for d in record["detections"])
+        expected = sorted((cls, *box) for cls, _, _, box in objects)
+        assert len(got) == len(expected), record
+        np.testing.assert_allclose(got, expected, atol=0.01, err_msg=record["path"])
+        assert all(d["score"] > 0.99 for d in record["detections"])
+    res = json.loads(out_json.read_text())
+    assert res["mAP50"] == pytest.approx(1.0) and res["mAP50_95"] == pytest.approx(1.0)
+    assert [c["num_gt"] for c in res["classes"]] == [4, 3]

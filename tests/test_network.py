@@ -1,4 +1,5 @@
 """Network construction, darknet golden numbers, weights and checkpoint files, cfg errors."""
+import struct
 import subprocess
 import sys
 
@@ -81,6 +82,24 @@ def test_weights_round_trip_is_byte_identical(tmp_path):
     out = tmp_path / "copy.weights"
     net.save_weights(out)
     assert out.read_bytes() == (g / "mini.weights").read_bytes()
+
+
+def test_64bit_seen_is_read_and_written(tmp_path):
+    """A 0.2 header with a seen beyond 32 bits, built byte by byte, loads and saves unchanged."""
+    seen = 123456789012                                   # > 2**32: needs all 64 bits
+    header = struct.pack("<iiiQ", 0, 2, 5, seen)
+    body = (GOLDEN / "mini.weights").read_bytes()[20:]    # mini.weights has a 20-byte header
+    path = tmp_path / "seen.weights"
+    path.write_bytes(header + body)
+    net = Network.from_cfg(GOLDEN / "mini.cfg").load_weights(path)
+    assert net.seen == seen
+    assert tuple(net.weights_header) == (0, 2, 5)
+    net.seen = seen + 1
+    out = tmp_path / "saved.weights"
+    net.save_weights(out)
+    written = out.read_bytes()
+    assert written[:20] == struct.pack("<iiiQ", 0, 2, 5, seen + 1)
+    assert written[20:] == body
 
 
 def test_old_header_with_32bit_seen_round_trips(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from yolo9000 import Network
 from yolo9000.model.network import NetOptions
-from yolo9000.training.optim import SGD, learning_rate
+from yolo9000.training.optim import SGD, Adam, learning_rate, make_optimizer
 from yolo9000.training.trainer import Trainer, TrainSettings, multiscale_sizes, size_for_iteration
 
 
@@ -83,25 +83,95 @@ def test_parallel_subdivisions_equal_sequential(shapes, tmp_path, subdivisions):
     np.testing.assert_allclose(np.float64(loss[0]), np.float64(loss[1]), rtol=1e-4)
 
 
-def test_sgd_matches_darknet_update_rule():
-    net = Network.from_cfg("[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nbatch_normalize=1\n"
-                           "filters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n")
-    layer = net.layers[0]
-    rng = np.random.default_rng(0)
-    w0, b0, s0 = layer.weights.copy(), layer.biases.copy(), layer.bn.scales.copy()
-    gw = rng.standard_normal(w0.shape).astype(np.float32)
-    gb = rng.standard_normal(b0.shape).astype(np.float32)
-    layer.weight_grad[...] = gw
-    layer.bias_grad[...] = gb
-    opt = SGD(net, momentum=0.9, decay=0.01)
-    opt.step(lr=0.1, batch=4)
-    # darknet: v = -g - decay*batch*w (weights only); w += lr/batch * v; v *= momentum
-    np.testing.assert_allclose(layer.weights, w0 + 0.1 / 4 * (-gw - 0.01 * 4 * w0), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(layer.biases, b0 + 0.1 / 4 * (-gb), rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(layer.bn.scales, s0)      # zero gradient, no decay
-    layer.zero_grads()
-    opt.step(lr=0.1, batch=4)                               # momentum alone keeps moving
-    np.testing.assert_allclose(layer.biases, b0 + 0.1 / 4 * (-gb) * 1.9, rtol=1e-6, atol=1e-7)
+TINY_CFG = ("[net]\nwidth=8\nheight=8\nchannels=2\n[convolutional]\nbatch_normalize=1\n"
+            "filters=3\nsize=3\nstride=1\npad=1\nactivation=leaky\n")
+
+
+def run_steps(opt, net, gradients, lr, batch):
+    """Apply ``opt`` once per dict of gradients (parameter name -> array)."""
+    for grads in gradients:
+        for _, name, _, g in net.parameters():
+            if g is not None:
+                g[...] = grads[name]
+        opt.step(lr=lr, batch=batch)
+
+
+def random_gradients(net, steps, seed):
+    rng = np.random.default_rng(seed)
+    return [{name: rng.standard_normal(g.shape).astype(np.float32)
+             for _, name, _, g in net.parameters() if g is not None} for _ in range(steps)]
+
+
+def test_sgd_several_steps_match_darknet_update_rule():
+    """Momentum, decay on conv weights only, and lr/batch, step after step (float64 reference);
+    momentum and decay come from the cfg's [net] options."""
+    net = Network.from_cfg(TINY_CFG)
+    start = {name: p.astype(np.float64) for _, name, p, g in net.parameters() if g is not None}
+    gradients = random_gradients(net, 4, seed=1)
+    lr, batch, momentum, decay = 0.1, 4, 0.8, 0.01
+    opt = make_optimizer("sgd", net, NetOptions(momentum=momentum, decay=decay))
+    run_steps(opt, net, gradients, lr, batch)
+    for name, p in start.items():
+        v = np.zeros_like(p)
+        for grads in gradients:
+            v = v - grads[name] - (decay * batch * p if name == "weights" else 0)
+            p = p + lr / batch * v
+            v = momentum * v
+        got = next(q for _, n, q, _ in net.parameters() if n == name)
+        np.testing.assert_allclose(got, p, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def reference_adamw(p, gradients, lr, batch, decay, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba's Adam on the batch-mean gradient, in the order of computation the paper
+    gives at the end of its section 2 (bias corrections folded into the step size, eps added
+    to sqrt(v)), with decoupled weight decay."""
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(gradients, start=1):
+        g = g / batch
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        step = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        p = p - lr * decay * p
+        p = p - step * m / (np.sqrt(v) + eps)
+    return p
+
+
+# Ordinary gradients, and gradients so small that eps matters (there Adam's step depends on
+# the gradient's scale, so dividing the summed gradient by the batch shows)
+@pytest.mark.parametrize("scale", [1.0, 1e-7])
+def test_adam_steps_match_a_hand_written_adamw(scale):
+    net = Network.from_cfg(TINY_CFG)
+    start = {name: p.astype(np.float64) for _, name, p, g in net.parameters() if g is not None}
+    gradients = [{k: g * np.float32(scale) for k, g in grads.items()}
+                 for grads in random_gradients(net, 5, seed=2)]
+    lr, batch, decay = 0.01, 4, 0.05
+    run_steps(make_optimizer("adam", net, NetOptions(decay=decay)), net, gradients, lr, batch)
+    for name, p in start.items():
+        expected = reference_adamw(p, [g[name] for g in gradients], lr, batch,
+                                   decay if name == "weights" else 0.0)
+        got = next(q for _, n, q, _ in net.parameters() if n == name)
+        # each step moves a parameter by up to about lr: a missing bias correction is
+        # several times that, far outside the tolerance
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", [SGD, Adam])
+def test_optimizer_state_resumes_exactly(optimizer):
+    """Steps 1-2, state saved into a fresh optimiser on a copy, then steps 3-4 on both."""
+    net = Network.from_cfg(TINY_CFG)
+    gradients = random_gradients(net, 4, seed=3)
+    straight = optimizer(net)
+    run_steps(straight, net, gradients[:2], 0.01, 2)
+    copy = Network.from_cfg(TINY_CFG)
+    for (_, _, a, _), (_, _, b, _) in zip(net.parameters(), copy.parameters()):
+        b[...] = a
+    resumed = optimizer(copy)
+    resumed.load_state(straight.state())
+    run_steps(straight, net, gradients[2:], 0.01, 2)
+    run_steps(resumed, copy, gradients[2:], 0.01, 2)
+    for (_, name, a, _), (_, _, b, _) in zip(net.parameters(), copy.parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 def test_learning_rate_schedule():
