@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cfg import Config, load_cfg, parse_cfg_text
+from ..errors import UserError
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.route import RouteLayer
@@ -314,11 +315,16 @@ class Network:
 
     # -- files -----------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None):
-        """darknet .weights or an .h5 checkpoint, told apart by content."""
+        """darknet .weights or an .h5 checkpoint, told apart by content; with `cutoff`, only
+        the first `cutoff` layers (a backbone). The file must fit the layers it fills (shapes
+        for a checkpoint, the float count for .weights), or it is a UserError naming the
+        first layer that does not."""
         from .checkpoint import is_hdf5, load_checkpoint_into
         from .darknet_weights import read_darknet_weights
+        if cutoff is not None and cutoff < 1:
+            raise UserError(f"cutoff {cutoff}: give a number of layers, at least 1", path=path)
         if is_hdf5(path):
-            load_checkpoint_into(self, path)
+            load_checkpoint_into(self, path, cutoff=cutoff)
         else:
             read_darknet_weights(self, path, cutoff=cutoff)
         return self
