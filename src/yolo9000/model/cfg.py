@@ -182,6 +182,28 @@ def load_cfg(cfg):
     return parse_cfg_text(text, source)
 
 
+def cut_cfg_text(config, layers):
+    """The text of [net] and the first `layers` layers, comments kept (darknet's `partial`
+    keeps that many layers' weights; this is the cfg that fits them)."""
+    last = config.sections[layers]          # sections[0] is [net]
+    end = max([last.line, *last.lines.values()])
+    return "\n".join(config.text.splitlines()[:end]) + "\n"
+
+
+def set_net_options(config, **values):
+    """The cfg text with these [net] options set, every other line (comments too) unchanged."""
+    lines = config.text.splitlines()
+    end = config.sections[1].line - 1       # the [net] section's lines: up to the first layer
+    missing = dict(values)
+    for i in range(config.net.line, end):
+        key = lines[i].split("=", 1)[0].strip()
+        if "=" in lines[i] and key in values and not lines[i].lstrip().startswith(("#", ";")):
+            lines[i] = f"{key}={values[key]}"      # a repeated key too, so the repeat agrees
+            missing.pop(key, None)
+    lines[config.net.line:config.net.line] = [f"{k}={v}" for k, v in missing.items()]
+    return "\n".join(lines) + "\n"
+
+
 def dump_cfg(config):
     """Config -> cfg text (comments are not kept)."""
     out = []
