@@ -21,6 +21,7 @@ COMMANDS = {
     "make-shapes": ("make_shapes", "Generate a synthetic shapes detection dataset."),
     "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
+    "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
 }
 
 

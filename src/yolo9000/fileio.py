@@ -26,12 +26,19 @@ def atomic_path(path):
         raise
 
 
-def atomic_write_bytes(path, data):
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file to write in pieces; it replaces `path` only if the block succeeds."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path, data):
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path, text):

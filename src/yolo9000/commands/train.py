@@ -25,7 +25,10 @@ def _ints(text):
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names file overriding the dataset's.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Initial weights: darknet .weights (see --cutoff) or an .h5 checkpoint.")
-@click.option("--cutoff", type=int, help="Load only the first N layers of --weights (a backbone).")
+@click.option("--cutoff", type=click.IntRange(min=1),
+              help="Load only the first N layers of --weights (a backbone, e.g. darknet19_448.conv.23 "
+                   "for yolov2-voc with --cutoff 23). The file must hold exactly those layers' "
+                   "weights, or the whole network's.")
 @click.option("--anchors", help="Anchors in grid units, 'w1,h1, w2,h2, ...' (e.g. from cluster-anchors).")
 @click.option("--size", type=int, help="Base input size, a multiple of 32 (default: the cfg's).")
 @click.option("--max-batches", type=int, help="Iterations (weight updates) to train for.")

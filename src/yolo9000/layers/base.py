@@ -4,6 +4,7 @@ A layer is made for an input shape (C, H, W) — batch size is free — and owns
 state: parameters, their gradients, and whatever forward caches for backward.
 
     layer = SomeLayer(in_shape=(C, H, W), **cfg_options)
+    layer = SomeLayer.from_section(section, in_shape, context)   # from its darknet cfg section
     layer.out_shape                  # (C', H', W')
     y  = layer.forward(x, train)     # x float32 (N, C, H, W); caches what backward needs when train
     dx = layer.backward(dy)          # dL/dx from dL/dy; accumulates dL/dparam into layer.grads
@@ -11,8 +12,26 @@ state: parameters, their gradients, and whatever forward caches for backward.
     layer.flops()                    # floating-point operations for one image (2 per multiply-add)
 
 Layers with several inputs (route) take and return lists instead of arrays.
+
+from_section reads the layer's options from its cfg section with the section's typed getters,
+which record each key read; a key no layer reads is then an error (see model/registry.py).
 """
+from dataclasses import dataclass, field
+
 import numpy as np
+
+
+@dataclass
+class BuildContext:
+    """What a layer may need from the network being built, besides its section and input."""
+    source: str                    # the cfg's path or label (files a cfg names are relative to it)
+    rng: np.random.Generator       # darknet-style random initial weights, reproducible
+    shapes: list = field(default_factory=list)    # output shapes of the layers built so far
+
+    @property
+    def index(self):
+        """The index of the layer being built."""
+        return len(self.shapes)
 
 
 class Layer:
@@ -23,6 +42,11 @@ class Layer:
         self.out_shape = self.in_shape
         self.params = {}      # name -> float32 array (trainable and statistics alike)
         self.grads = {}       # name -> float32 array, same shape, for trainable parameters only
+
+    @classmethod
+    def from_section(cls, section, in_shape, context):
+        """The layer a cfg section describes (this default: a layer without options)."""
+        return cls(in_shape)
 
     # -- the verbs -------------------------------------------------------------------------
     def resize(self, in_shape):

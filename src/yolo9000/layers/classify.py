@@ -37,6 +37,15 @@ class SoftmaxLayer(Layer):
         if self.in_shape[0] % self.groups:
             raise ValueError(f"softmax groups={groups} does not divide {self.in_shape[0]} channels")
 
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        if s.get_str("tree") is not None:
+            raise s.error("tree= (a hierarchical softmax classifier) is not supported", "tree")
+        s.expect_default("spatial", 0)
+        s.ignore("noloss")      # training only
+        return cls(in_shape, groups=s.get_int("groups", 1),
+                   temperature=s.get_float("temperature", 1.0))
+
     def _grouped(self, x):
         n, c, h, w = x.shape
         return x.reshape(n, self.groups, c // self.groups, h, w)
@@ -64,6 +73,12 @@ class SoftmaxLayer(Layer):
 class CostLayer(Layer):
     """darknet's [cost]: passes its input through (the loss is computed outside)."""
     kind = "cost"
+
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        # darknet's loss settings for training a classifier; this layer only passes through
+        s.ignore("type", "scale", "ratio", "noobj", "thresh")
+        return cls(in_shape)
 
     def forward(self, x, train=False):
         return x

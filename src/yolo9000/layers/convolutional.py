@@ -80,6 +80,20 @@ class ConvolutionalLayer(Layer):
             self.grads["scales"] = self.bn.scale_grad
         self.resize(in_shape)
 
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        # binary or XNOR weights, and darknet's transposed ("flipped") weight order, change
+        # what the layer computes or how its weights are read
+        for key in ("binary", "xnor", "flipped"):
+            s.expect_default(key, 0)
+        s.ignore("dot")     # darknet's training-only penalty on similar filters
+        return cls(in_shape, filters=s.get_int("filters", 1), size=s.get_int("size", 1),
+                   stride=s.get_int("stride", 1), pad=s.get_int("pad", 0),
+                   padding=s.get_int("padding", 0),
+                   batch_normalize=bool(s.get_int("batch_normalize", 0)),
+                   activation=(s.get_str("activation", "logistic") or "logistic").strip(),
+                   groups=s.get_int("groups", 1), rng=context.rng)
+
     @property
     def batch_normalize(self):
         return self.bn is not None

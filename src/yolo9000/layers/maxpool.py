@@ -21,6 +21,12 @@ class MaxpoolLayer(Layer):
             raise ValueError("maxpool size and stride must be positive, padding non-negative")
         self.resize(in_shape)
 
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        size = s.get_int("size", 1)
+        return cls(in_shape, size=size, stride=s.get_int("stride", 1),
+                   padding=s.get_int("padding", size - 1))
+
     def resize(self, in_shape):
         c, h, w = (int(v) for v in in_shape)
         out_h = (h + self.padding - self.size) // self.stride + 1

@@ -117,7 +117,7 @@ class RegionLayer(Layer):
     def __init__(self, in_shape, anchors, classes, coords=4, num=5, softmax=True,
                  object_scale=5, noobject_scale=1, class_scale=1, coord_scale=1, thresh=.6,
                  rescore=True, bias_match=True, jitter=.2, random=False, absolute=True,
-                 tree=None, map=None, **unused):
+                 tree=None, map=None):
         super().__init__(in_shape)
         self.classes = int(classes)
         self.coords = int(coords)
@@ -152,6 +152,33 @@ class RegionLayer(Layer):
         self._raw = None
         self._out = None
         self.resize(in_shape)
+
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        from ..model.zoo import find_cfg_file
+        files = {}
+        for key, what in (("tree", "tree"), ("map", "class map")):
+            # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
+            value = s.get_str(key)
+            if value:
+                found = find_cfg_file(value, context.source)
+                if found is None:
+                    raise ValueError(f"{what} file '{value}' not found")
+                files[key] = str(found)
+        s.expect_default("background", 0)     # changes the objectness output
+        # darknet reads these without using them in a YOLOv2 region (log, sqrt, classfix),
+        # for coords > 4 only (mask_scale), or to size its training truth buffer (max)
+        s.ignore("log", "sqrt", "classfix", "mask_scale", "max")
+        return cls(
+            in_shape, anchors=s.get_floats("anchors", []), classes=s.get_int("classes", 20),
+            coords=s.get_int("coords", 4), num=s.get_int("num", 1),
+            softmax=bool(s.get_int("softmax", 0)), object_scale=s.get_float("object_scale", 1),
+            noobject_scale=s.get_float("noobject_scale", 1),
+            class_scale=s.get_float("class_scale", 1), coord_scale=s.get_float("coord_scale", 1),
+            thresh=s.get_float("thresh", .5), rescore=bool(s.get_int("rescore", 0)),
+            bias_match=bool(s.get_int("bias_match", 0)), jitter=s.get_float("jitter", .2),
+            random=bool(s.get_int("random", 0)), absolute=bool(s.get_int("absolute", 0)),
+            tree=files.get("tree"), map=files.get("map"))
 
     def _load_class_map(self, spec):
         """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""

@@ -27,6 +27,12 @@ class ReorgLayer(Layer):
         self.stride = int(stride)
         self.resize(in_shape)
 
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        for key in ("flatten", "extra"):     # darknet's other reshapes, not YOLOv2's
+            s.expect_default(key, 0)
+        return cls(in_shape, stride=s.get_int("stride", 1), reverse=bool(s.get_int("reverse", 0)))
+
     def resize(self, in_shape):
         c, h, w = (int(v) for v in in_shape)
         s = self.stride

@@ -13,6 +13,20 @@ class RouteLayer(Layer):
         super().__init__(self.in_shapes[0])
         self.resize(self.in_shapes)
 
+    @classmethod
+    def from_section(cls, s, in_shape, context):
+        refs = s.get_ints("layers", None)
+        if not refs:
+            raise ValueError("route needs layers=")
+        index = context.index
+        sources = []
+        for r in refs:
+            j = index + r if r < 0 else r     # darknet: negative = relative to this layer
+            if not 0 <= j < index:
+                raise ValueError(f"route refers to layer {r}, which is not an earlier layer")
+            sources.append(j)
+        return cls([context.shapes[j] for j in sources], sources)
+
     def resize(self, in_shapes):
         in_shapes = [tuple(int(v) for v in s) for s in in_shapes]
         hw = {s[1:] for s in in_shapes}

@@ -1,8 +1,9 @@
 """Read darknet `.cfg` files: `[section]` headers and `key=value` options.
 
 Every option remembers its line so that any later complaint (a bad value, a layer that cannot
-be built) points at file:line. Bundled models are found by name (`yolov2-voc`) in
-yolo9000/models.
+be built, a key no layer reads) points at file:line. Bundled models are found by name
+(`yolov2-voc`) in yolo9000/model/bundled. Which sections name which layers is the layer
+registry's business (model/registry.py), not the parser's.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +13,6 @@ import numpy as np
 from ..errors import UserError
 from .zoo import bundled_file, bundled_models
 
-KNOWN_SECTIONS = {"net", "network", "convolutional", "conv", "maxpool", "max", "route", "reorg",
-                  "region", "avgpool", "avg", "softmax", "soft", "cost", "batchnorm"}
-
 
 @dataclass
 class Section:
@@ -22,17 +20,20 @@ class Section:
     line: int                                   # line of the [header]
     options: dict = field(default_factory=dict)  # key -> raw string value
     lines: dict = field(default_factory=dict)    # key -> line number
-    used: set = field(default_factory=set)
+    used: set = field(default_factory=set)       # keys something has read (or knowingly ignores)
+    source: str = None                           # the cfg's file path or label, for messages
 
     # -- typed getters; a bad value is a UserError at the option's line -------------------
-    def _error(self, key, message, source):
-        return UserError(message, path=source, line=self.lines.get(key, self.line))
+    def error(self, message, key=None):
+        """A UserError "[type] message" at `key`'s line, or at the section header."""
+        return UserError(f"[{self.type}] {message}", path=self.source,
+                         line=self.lines.get(key, self.line))
 
     def get_str(self, key, default=None):
         self.used.add(key)
         return self.options.get(key, default)
 
-    def get_int(self, key, default=None, source=None):
+    def get_int(self, key, default=None):
         self.used.add(key)
         if key not in self.options:
             return default
@@ -43,22 +44,21 @@ class Section:
             try:
                 value = float(raw)
             except ValueError:
-                raise self._error(key, f"[{self.type}] {key}={raw} is not an integer", source) from None
+                raise self.error(f"{key}={raw} is not an integer", key) from None
             if value != int(value):
-                raise self._error(key, f"[{self.type}] {key}={raw} is not an integer", source)
+                raise self.error(f"{key}={raw} is not an integer", key)
             return int(value)
 
-    def get_float(self, key, default=None, source=None):
+    def get_float(self, key, default=None):
         self.used.add(key)
         if key not in self.options:
             return default
         try:
             return float(self.options[key])
         except ValueError:
-            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a number",
-                              source) from None
+            raise self.error(f"{key}={self.options[key]} is not a number", key) from None
 
-    def get_floats(self, key, default=None, source=None):
+    def get_floats(self, key, default=None):
         self.used.add(key)
         if key not in self.options:
             return default
@@ -68,17 +68,37 @@ class Section:
         try:
             return [float(v) for v in raw.split(",") if v.strip() != ""]
         except ValueError:
-            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a list of numbers",
-                              source) from None
+            raise self.error(f"{key}={self.options[key]} is not a list of numbers", key) from None
 
-    def get_ints(self, key, default=None, source=None):
-        values = self.get_floats(key, None, source)
+    def get_ints(self, key, default=None):
+        values = self.get_floats(key, None)
         if values is None:
             return default
         if any(v != int(v) for v in values):
-            raise self._error(key, f"[{self.type}] {key}={self.options[key]} is not a list of integers",
-                              source)
+            raise self.error(f"{key}={self.options[key]} is not a list of integers", key)
         return [int(v) for v in values]
+
+    # -- which keys were read --------------------------------------------------------------
+    def ignore(self, *keys):
+        """Mark darknet options this implementation accepts without acting on them (each
+        caller says why), so that they do not count as unread."""
+        self.used.update(keys)
+
+    def expect_default(self, key, default):
+        """A darknet option this implementation does not support: accepted only at darknet's
+        default, where ignoring it builds the same network."""
+        value = self.get_float(key, default)
+        if value != default:
+            raise self.error(f"{key}={self.options[key]} is not supported (only {key}={default:g})",
+                             key)
+
+    def check_all_read(self):
+        """Every key must have been read by the layer (or knowingly ignored): darknet reads no
+        other, so a typo like `filterz=` would silently build another network."""
+        unread = sorted((self.lines[k], k) for k in self.options if k not in self.used)
+        if unread:
+            line, key = unread[0]
+            raise self.error(f"key '{key}' is not a darknet option for this layer", key)
 
 
 @dataclass
@@ -125,10 +145,7 @@ def parse_cfg_text(text, source="<cfg>"):
         if line.startswith("["):
             if not line.endswith("]") or len(line) < 3:
                 raise UserError(f"malformed section header '{line}'", path=source, line=number)
-            kind = line[1:-1].strip().lower()
-            if kind not in KNOWN_SECTIONS:
-                raise UserError(f"unknown section [{kind}]", path=source, line=number)
-            sections.append(Section(kind, number))
+            sections.append(Section(line[1:-1].strip().lower(), number, source=source))
             continue
         if "=" not in line:
             raise UserError(f"expected 'key=value' or '[section]', got '{line}'", path=source, line=number)
@@ -139,8 +156,17 @@ def parse_cfg_text(text, source="<cfg>"):
         value = value.split("#")[0].strip()
         if not key:
             raise UserError(f"option with no name: '{line}'", path=source, line=number)
-        sections[-1].options[key] = value
-        sections[-1].lines[key] = number
+        section = sections[-1]
+        if key in section.options:
+            # darknet reads the first of repeated keys; a repeat with another value is a
+            # mistake that would build something other than what the later line says
+            if value != section.options[key]:
+                raise UserError(f"[{section.type}] {key}={value} repeats {key}={section.options[key]} "
+                                f"of line {section.lines[key]} with another value (darknet reads "
+                                "only the first)", path=source, line=number)
+            continue
+        section.options[key] = value
+        section.lines[key] = number
     if not sections:
         raise UserError("no sections found (is this a darknet cfg?)", path=source)
     if sections[0].type not in ("net", "network"):
@@ -154,6 +180,28 @@ def parse_cfg_text(text, source="<cfg>"):
 def load_cfg(cfg):
     text, source = resolve_cfg(cfg)
     return parse_cfg_text(text, source)
+
+
+def cut_cfg_text(config, layers):
+    """The text of [net] and the first `layers` layers, comments kept (darknet's `partial`
+    keeps that many layers' weights; this is the cfg that fits them)."""
+    last = config.sections[layers]          # sections[0] is [net]
+    end = max([last.line, *last.lines.values()])
+    return "\n".join(config.text.splitlines()[:end]) + "\n"
+
+
+def set_net_options(config, **values):
+    """The cfg text with these [net] options set, every other line (comments too) unchanged."""
+    lines = config.text.splitlines()
+    end = config.sections[1].line - 1       # the [net] section's lines: up to the first layer
+    missing = dict(values)
+    for i in range(config.net.line, end):
+        key = lines[i].split("=", 1)[0].strip()
+        if "=" in lines[i] and key in values and not lines[i].lstrip().startswith(("#", ";")):
+            lines[i] = f"{key}={values[key]}"      # a repeated key too, so the repeat agrees
+            missing.pop(key, None)
+    lines[config.net.line:config.net.line] = [f"{k}={v}" for k, v in missing.items()]
+    return "\n".join(lines) + "\n"
 
 
 def dump_cfg(config):

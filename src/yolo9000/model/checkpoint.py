@@ -105,33 +105,55 @@ def read_optimizer_state(path):
         return _read_tree(f["optimizer"]) if "optimizer" in f else None
 
 
-def load_checkpoint_into(net, path):
+def load_checkpoint_into(net, path, cutoff=None):
+    """The checkpoint's parameters into `net` (all layers, or the first `cutoff`), after
+    checking every shape: a refused file leaves the network as it was."""
     try:
-        _load_parameters(net, path)
+        _load_parameters(net, path, cutoff)
     finally:     # also after a partial load: whatever was cached from the old weights is stale
         net.weights_changed()
 
 
-def _load_parameters(net, path):
+def _check_shapes(net, layers, stored, path, cutoff):
+    from .darknet_weights import describe_layer
+    hint = "; was it saved from a different cfg?"
+    for i, layer in enumerate(layers):
+        key = f"{i:03d}"
+        where = describe_layer(net, i)
+        if key not in stored:
+            if layer.params:
+                raise UserError(f"checkpoint has no parameters for {where}{hint}", path=path)
+            continue
+        group = stored[key]
+        for name, p in layer.params.items():
+            found = group[name].shape if name in group else "nothing"
+            if found != p.shape:
+                raise UserError(f"{where} {name}: the network needs shape {p.shape}, the "
+                                f"checkpoint holds {found}{hint}", path=path)
+        extra = sorted(set(group) - set(layer.params))
+        if extra:
+            raise UserError(f"{where}: the checkpoint holds {', '.join(extra)}, which this "
+                            f"layer does not have{hint}", path=path)
+    if cutoff is None:
+        beyond = sorted(int(k) for k in stored if int(k) >= len(net.layers))
+        if beyond:
+            raise UserError(f"checkpoint holds parameters for layer {beyond[0]}, beyond the "
+                            f"{len(net.layers)} layers of {net.source}{hint}", path=path)
+
+
+def _load_parameters(net, path, cutoff):
+    layers = net.layers if cutoff is None else net.layers[:cutoff]
     with _open(path) as f:
-        layers = f["layers"]
-        for i, layer in enumerate(net.layers):
-            key = f"{i:03d}"
-            if not layer.params:
-                continue
-            if key not in layers:
-                raise UserError(f"checkpoint has no parameters for layer {i} ({layer.kind}); "
-                                "was it saved from a different cfg?", path=path)
-            g = layers[key]
+        stored = f["layers"]
+        _check_shapes(net, layers, stored, path, cutoff)
+        for i, layer in enumerate(layers):
             for name, p in layer.params.items():
-                if name not in g or g[name].shape != p.shape:
-                    found = g[name].shape if name in g else "nothing"
-                    raise UserError(f"layer {i} {name}: expected shape {p.shape}, found {found}; "
-                                    "was it saved from a different cfg?", path=path)
-                p[...] = g[name][()]
+                p[...] = stored[f"{i:03d}"][name][()]
         net.seen = int(f.attrs["seen"])
         if "weights_header" in f.attrs:
             net.weights_header = tuple(int(v) for v in f.attrs["weights_header"])
+        if len(layers) < len(net.layers):
+            return      # the names and the rest describe the head that was not loaded
         names = json.loads(f.attrs["names"])
         if names is not None:
             net.names = names

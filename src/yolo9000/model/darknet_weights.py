@@ -12,35 +12,88 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_open
+
+
+# the arrays of a layer in file order, by parameter name (layers not listed have none on file;
+# a [batchnorm] layer's biases are not saved by darknet)
+FILE_ORDER = {"conv": ("biases", "scales", "rolling_mean", "rolling_variance", "weights"),
+              "batchnorm": ("scales", "rolling_mean", "rolling_variance")}
 
 
 def _layer_arrays(layer):
     """The arrays of one layer in file order (empty for layers without weights)."""
-    if layer.kind == "conv":
-        arrays = [layer.biases]
-        if layer.bn is not None:
-            arrays += [layer.bn.scales, layer.bn.rolling_mean, layer.bn.rolling_variance]
-        return arrays + [layer.weights]
-    if layer.kind == "batchnorm":
-        return [layer.bn.scales, layer.bn.rolling_mean, layer.bn.rolling_variance]
-    return []
+    return [layer.params[name] for name in FILE_ORDER.get(layer.kind, ()) if name in layer.params]
+
+
+def _layers_upto(net, cutoff):
+    return net.layers if cutoff is None else net.layers[:cutoff]
 
 
 def expected_floats(net, cutoff=None):
-    layers = net.layers if cutoff is None else net.layers[:cutoff]
-    return sum(a.size for layer in layers for a in _layer_arrays(layer))
+    return sum(a.size for layer in _layers_upto(net, cutoff) for a in _layer_arrays(layer))
 
 
 def _header_size(major, minor):
     return 12 + (8 if major * 10 + minor >= 2 and major < 1000 and minor < 1000 else 4)
 
 
+def describe_layer(net, index):
+    """'layer 13 [convolutional] (cfg line 85)', for messages about a layer's weights."""
+    section = net.sections[index]
+    return f"layer {index} [{section.type}] (cfg line {section.line})"
+
+
+def _array_list(layer):
+    return ", ".join(f"{name} {'x'.join(map(str, layer.params[name].shape))}"
+                     for name in FILE_ORDER.get(layer.kind, ()) if name in layer.params)
+
+
+def check_weights_fit(net, found, cutoff, path):
+    """A .weights file has no shapes, only floats in layer order: a file made for another cfg
+    is read misaligned without any error. So the count must be exactly what the layers to be
+    filled need, or with a cutoff (darknet ignores the rest of the file) what the whole
+    network needs. Otherwise the UserError names the first layer the file cannot fill, or
+    the floats left over after the last one."""
+    needed = expected_floats(net, cutoff)
+    if found == needed or (cutoff is not None and found == expected_floats(net)):
+        return
+    layers = _layers_upto(net, cutoff)
+    if len(layers) < len(net.layers):
+        what = f"the first {len(layers)} layers of {net.source}"
+    elif cutoff is not None:
+        what = f"{net.source} (all its {len(net.layers)} layers; the cutoff {cutoff} is more)"
+    else:
+        what = net.source
+    head = f"wrong size: expected {needed} floats, found {found}, for {what}"
+    if found < needed:
+        remaining = found
+        for index, layer in enumerate(layers):
+            size = sum(a.size for a in _layer_arrays(layer))
+            if size > remaining:
+                break
+            remaining -= size
+        short = f"only {remaining} remain" if remaining else "the file ends before it"
+        raise UserError(f"{head}: {describe_layer(net, index)} needs {size} floats "
+                        f"({_array_list(layer)}) but {short}; the file was made for another "
+                        "cfg, or is cut short", path=path)
+    filled = [i for i, layer in enumerate(layers) if _layer_arrays(layer)]
+    after = describe_layer(net, filled[-1]) + ", the last layer to fill" if filled else "the header"
+    left = found - needed
+    whole = (f" (a complete file for it holds {expected_floats(net)})"
+             if cutoff is not None and len(layers) < len(net.layers) else "")
+    raise UserError(f"{head}{whole}: {left} floats ({4 * left} bytes) left over after "
+                    f"{after}; the file was made "
+                    "for another cfg (to keep only the first N layers of a file, cut it with "
+                    "`yolo9000 convert FILE --cfg ITS_CFG --cutoff N`)", path=path)
+
+
 def read_darknet_weights(net, path, cutoff=None):
     """Load weights into `net` (all layers, or the first `cutoff`). Returns the float count.
 
-    Read array by array straight into the layers' buffers, so loading never holds a second
-    copy of a large file in memory."""
+    The size is checked against the layers first (check_weights_fit), then the file is read
+    array by array straight into the layers' buffers, so loading never holds a second copy of
+    a large file in memory."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -67,15 +120,10 @@ def read_darknet_weights(net, path, cutoff=None):
         if body % 4:
             raise UserError(f"size {size} bytes is not a header plus whole float32 values", path=path)
         found = body // 4
-        expected = expected_floats(net, cutoff)
-        if found < expected or (cutoff is None and found != expected):
-            what = f"the first {cutoff} layers of " if cutoff is not None else ""
-            raise UserError(f"wrong size for {what}{net.source}: expected {expected} floats, "
-                            f"found {found}", path=path)
+        check_weights_fit(net, found, cutoff, path)
         f.seek(header)
-        layers = net.layers if cutoff is None else net.layers[:cutoff]
         try:
-            for layer in layers:
+            for layer in _layers_upto(net, cutoff):
                 for a in _layer_arrays(layer):
                     values = np.fromfile(f, dtype="<f4", count=a.size)
                     a[...] = values.reshape(a.shape)
@@ -86,20 +134,23 @@ def read_darknet_weights(net, path, cutoff=None):
     return found
 
 
-def darknet_weights_bytes(net, cutoff=None):
+def _write_weights(net, f, cutoff):
     major, minor, revision = net.weights_header
-    buf = io.BytesIO()
-    buf.write(np.array([major, minor, revision], "<i4").tobytes())
-    if _header_size(major, minor) == 20:
-        buf.write(np.array([net.seen], "<u8").tobytes())
-    else:
-        buf.write(np.array([net.seen], "<u4").tobytes())
-    layers = net.layers if cutoff is None else net.layers[:cutoff]
-    for layer in layers:
+    f.write(np.array([major, minor, revision], "<i4").tobytes())
+    seen_type = "<u8" if _header_size(major, minor) == 20 else "<u4"
+    f.write(np.array([net.seen], seen_type).tobytes())
+    for layer in _layers_upto(net, cutoff):
         for a in _layer_arrays(layer):
-            buf.write(np.ascontiguousarray(a, "<f4").tobytes())
+            f.write(np.ascontiguousarray(a, "<f4").tobytes())
+
+
+def darknet_weights_bytes(net, cutoff=None):
+    buf = io.BytesIO()
+    _write_weights(net, buf, cutoff)
     return buf.getvalue()
 
 
 def write_darknet_weights(net, path, cutoff=None):
-    atomic_write_bytes(path, darknet_weights_bytes(net, cutoff))
+    """Written array by array into a temporary file renamed over `path` at the end."""
+    with atomic_open(path) as f:
+        _write_weights(net, f, cutoff)

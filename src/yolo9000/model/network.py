@@ -6,19 +6,15 @@
     net.resize(width, height)                   # new input size, same weights (multi-scale)
 """
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
-from .zoo import bundled_file
-from ..layers.batchnorm import BatchNormLayer
-from ..layers.classify import AvgpoolLayer, CostLayer, SoftmaxLayer
+from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
-from ..layers.maxpool import MaxpoolLayer
-from ..layers.reorg import ReorgLayer
 from ..layers.route import RouteLayer
+from .registry import build_layer
 
 
 OBJECTNESS_PRIOR = 0.01
@@ -47,120 +43,47 @@ class NetOptions:
     policy: str = "constant"
     steps: list = field(default_factory=list)
     scales: list = field(default_factory=list)
+    gamma: float = 1.0               # the `exp` policy's factor per iteration
     hue: float = 0.0
     saturation: float = 1.0
     exposure: float = 1.0
     angle: float = 0.0
 
     @classmethod
-    def from_section(cls, s, source):
+    def from_section(cls, s):
         o = cls()
-        o.width = s.get_int("width", 416, source)
-        o.height = s.get_int("height", 416, source)
-        o.channels = s.get_int("channels", 3, source)
-        o.batch = s.get_int("batch", 1, source)
-        o.subdivisions = s.get_int("subdivisions", 1, source)
-        o.learning_rate = s.get_float("learning_rate", 0.001, source)
-        o.momentum = s.get_float("momentum", 0.9, source)
-        o.decay = s.get_float("decay", 0.0005, source)
-        o.burn_in = s.get_int("burn_in", 0, source)
-        o.power = s.get_float("power", 4.0, source)
-        o.max_batches = s.get_int("max_batches", 0, source)
+        o.width = s.get_int("width", 416)
+        o.height = s.get_int("height", 416)
+        o.channels = s.get_int("channels", 3)
+        o.batch = s.get_int("batch", 1)
+        o.subdivisions = s.get_int("subdivisions", 1)
+        o.learning_rate = s.get_float("learning_rate", 0.001)
+        o.momentum = s.get_float("momentum", 0.9)
+        o.decay = s.get_float("decay", 0.0005)
+        o.burn_in = s.get_int("burn_in", 0)
+        o.power = s.get_float("power", 4.0)
+        o.max_batches = s.get_int("max_batches", 0)
         o.policy = (s.get_str("policy", "constant") or "constant").strip()
-        o.steps = s.get_ints("steps", [], source)
-        o.scales = s.get_floats("scales", [], source)
-        o.hue = s.get_float("hue", 0.0, source)
-        o.saturation = s.get_float("saturation", 1.0, source)
-        o.exposure = s.get_float("exposure", 1.0, source)
-        o.angle = s.get_float("angle", 0.0, source)
+        o.steps = s.get_ints("steps", [])
+        o.scales = s.get_floats("scales", [])
+        o.gamma = s.get_float("gamma", 1.0)
+        o.hue = s.get_float("hue", 0.0)
+        o.saturation = s.get_float("saturation", 1.0)
+        o.exposure = s.get_float("exposure", 1.0)
+        o.angle = s.get_float("angle", 0.0)
+        # darknet's other [net] options: classifier crops and aspect, recurrent time steps,
+        # its own Adam switch, gradient clipping, the `step` policy (which the trainer
+        # refuses by name). None changes the network; they only steer darknet's training.
+        s.ignore("time_steps", "notruth", "random", "adam", "B1", "B2", "eps", "inputs",
+                 "max_crop", "min_crop", "max_ratio", "min_ratio", "center", "clip", "aspect",
+                 "step", "scale")
         for key in ("width", "height", "channels"):
             if getattr(o, key) <= 0:
-                raise UserError(f"[net] {key} must be positive", path=source, line=s.lines.get(key, s.line))
+                raise s.error(f"{key} must be positive", key)
         if o.policy == "steps" and len(o.steps) != len(o.scales):
-            raise UserError("[net] steps and scales must have the same length", path=source,
-                            line=s.lines.get("scales", s.line))
+            raise s.error("steps and scales must have the same length", "scales")
+        s.check_all_read()
         return o
-
-
-def _resolve_tree(value, source):
-    """A region `tree=` or `map=` path: as given, next to the cfg, or the bundled file of that
-    name."""
-    candidates = [Path(value)]
-    if source and Path(source).exists():
-        candidates.append(Path(source).parent / value)
-    for p in candidates:
-        if p.is_file():
-            return str(p)
-    bundled = bundled_file(value)
-    if bundled is not None:
-        return str(bundled)
-    return None
-
-
-def _build_layer(section, in_shape, index, shapes, source, rng):
-    s, src = section, source
-    t = s.type
-    if t in ("convolutional", "conv"):
-        return ConvolutionalLayer(
-            in_shape, filters=s.get_int("filters", 1, src), size=s.get_int("size", 1, src),
-            stride=s.get_int("stride", 1, src), pad=s.get_int("pad", 0, src),
-            padding=s.get_int("padding", 0, src),
-            batch_normalize=bool(s.get_int("batch_normalize", 0, src)),
-            activation=(s.get_str("activation", "logistic") or "logistic").strip(),
-            groups=s.get_int("groups", 1, src), rng=rng)
-    if t in ("maxpool", "max"):
-        size = s.get_int("size", 1, src)
-        return MaxpoolLayer(in_shape, size=size, stride=s.get_int("stride", 1, src),
-                            padding=s.get_int("padding", size - 1, src))
-    if t == "reorg":
-        return ReorgLayer(in_shape, stride=s.get_int("stride", 1, src),
-                          reverse=bool(s.get_int("reverse", 0, src)))
-    if t == "route":
-        refs = s.get_ints("layers", None, src)
-        if not refs:
-            raise ValueError("route needs layers=")
-        sources = []
-        for r in refs:
-            j = index + r if r < 0 else r
-            if not 0 <= j < index:
-                raise ValueError(f"route refers to layer {r}, which is not an earlier layer")
-            sources.append(j)
-        return RouteLayer([shapes[j] for j in sources], sources)
-    if t == "region":
-        from ..layers.region import RegionLayer
-        tree = s.get_str("tree")
-        if tree:
-            resolved = _resolve_tree(tree, source)
-            if resolved is None:
-                raise ValueError(f"tree file '{tree}' not found")
-            tree = resolved
-        class_map = s.get_str("map")
-        if class_map:     # YOLO9000: dataset class -> WordTree node (e.g. data/coco9k.map)
-            resolved = _resolve_tree(class_map, source)
-            if resolved is None:
-                raise ValueError(f"class map file '{class_map}' not found")
-            class_map = resolved
-        return RegionLayer(
-            in_shape, anchors=s.get_floats("anchors", [], src), classes=s.get_int("classes", 20, src),
-            coords=s.get_int("coords", 4, src), num=s.get_int("num", 1, src),
-            softmax=bool(s.get_int("softmax", 0, src)),
-            object_scale=s.get_float("object_scale", 1, src),
-            noobject_scale=s.get_float("noobject_scale", 1, src),
-            class_scale=s.get_float("class_scale", 1, src),
-            coord_scale=s.get_float("coord_scale", 1, src), thresh=s.get_float("thresh", .5, src),
-            rescore=bool(s.get_int("rescore", 0, src)), bias_match=bool(s.get_int("bias_match", 0, src)),
-            jitter=s.get_float("jitter", .2, src), random=bool(s.get_int("random", 0, src)),
-            absolute=bool(s.get_int("absolute", 0, src)), tree=tree, map=class_map or None)
-    if t in ("avgpool", "avg"):
-        return AvgpoolLayer(in_shape)
-    if t in ("softmax", "soft"):
-        return SoftmaxLayer(in_shape, groups=s.get_int("groups", 1, src),
-                            temperature=s.get_float("temperature", 1.0, src))
-    if t == "cost":
-        return CostLayer(in_shape)
-    if t == "batchnorm":
-        return BatchNormLayer(in_shape)
-    raise ValueError(f"layer type [{t}] is not supported")
 
 
 class Network:
@@ -169,7 +92,7 @@ class Network:
         initialisation (He normal), reproducible through `seed`."""
         self.config = config
         self.source = config.source
-        self.options = NetOptions.from_section(config.net, config.source)
+        self.options = NetOptions.from_section(config.net)
         if width is not None:
             self.options.width = int(width)
         if height is not None:
@@ -181,19 +104,12 @@ class Network:
         self.names = None      # class names, when a checkpoint carries them
         self.meta = {}         # everything else a checkpoint carries
         shape = (self.options.channels, self.options.height, self.options.width)
-        shapes = []
-        rng = np.random.default_rng(seed)
-        for index, section in enumerate(self.sections):
-            try:
-                layer = _build_layer(section, shape, index, shapes, config.source, rng)
-            except UserError:
-                raise
-            except (ValueError, TypeError) as e:
-                raise UserError(f"[{section.type}] layer {index}: {e}", path=config.source,
-                                line=section.line) from None
+        context = BuildContext(config.source, np.random.default_rng(seed))
+        for section in self.sections:
+            layer = build_layer(section, shape, context)
             self.layers.append(layer)
             shape = layer.out_shape
-            shapes.append(shape)
+            context.shapes.append(shape)
         self._init_objectness_prior()
         self._plan_memory()
         self._plan_winograd()
@@ -399,11 +315,16 @@ class Network:
 
     # -- files -----------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None):
-        """darknet .weights or an .h5 checkpoint, told apart by content."""
+        """darknet .weights or an .h5 checkpoint, told apart by content; with `cutoff`, only
+        the first `cutoff` layers (a backbone). The file must fit the layers it fills (shapes
+        for a checkpoint, the float count for .weights), or it is a UserError naming the
+        first layer that does not."""
         from .checkpoint import is_hdf5, load_checkpoint_into
         from .darknet_weights import read_darknet_weights
+        if cutoff is not None and cutoff < 1:
+            raise UserError(f"cutoff {cutoff}: give a number of layers, at least 1", path=path)
         if is_hdf5(path):
-            load_checkpoint_into(self, path)
+            load_checkpoint_into(self, path, cutoff=cutoff)
         else:
             read_darknet_weights(self, path, cutoff=cutoff)
         return self

@@ -17,6 +17,18 @@ def bundled_file(name):
     return path if path.is_file() else None
 
 
+def find_cfg_file(value, cfg_source=None):
+    """A file a cfg names (region `tree=`, `map=`): as given, next to the cfg, or the bundled
+    file of that name; None when none exists."""
+    candidates = [Path(value)]
+    if cfg_source and Path(cfg_source).exists():
+        candidates.append(Path(cfg_source).parent / value)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return bundled_file(value)
+
+
 def bundled_models():
     """Names of the network definitions shipped with the package."""
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.cfg"))
