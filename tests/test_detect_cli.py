@@ -47,7 +47,8 @@ def _inside(box, w, h):
 def test_outputs_json_labels_and_images(images, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, stderr = run([*images, *MINI, *run_folder_args(out), "--save-json", out / "dets.json",
-                                "--thresh", 0.2, "--save-txt", "--batch", 2], capsys)
+                                "--thresh", 0.2, "--save-txt", "--save-conf", "--batch", 2],
+                               capsys)
     assert code == 0, stderr
     records = json.loads((out / "dets.json").read_text())
     assert [r["path"] for r in records] == [str(p) for p in images]
