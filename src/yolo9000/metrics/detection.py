@@ -145,6 +145,12 @@ def box_iou(a, b) -> np.ndarray:
 
 # -- VOC -----------------------------------------------------------------------------------
 
+def precision_envelope(precision) -> np.ndarray:
+    """Precision made monotone non-increasing: at each rank, the best precision at that recall
+    or any higher one (the curve all-point AP integrates)."""
+    return np.maximum.accumulate(np.asarray(precision, dtype=np.float64)[::-1])[::-1]
+
+
 def voc_ap(recall, precision, use_07_metric=False) -> float:
     """Area under a precision/recall curve, the PASCAL VOC way.
 
@@ -161,7 +167,7 @@ def voc_ap(recall, precision, use_07_metric=False) -> float:
         return float(ap)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.concatenate([[0.0], prec, [0.0]])
-    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    mpre = precision_envelope(mpre)
     steps = np.flatnonzero(mrec[1:] != mrec[:-1])
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
