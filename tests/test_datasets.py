@@ -97,12 +97,18 @@ def test_yolo_list_file_and_data_file(tmp_path):
     np.testing.assert_allclose(valid.records[0].boxes[0], [0.5, 0.5, 0.3, 0.2], atol=1e-6)
 
 
+def one_labelled_image(root, label_text):
+    """root/images/a.jpg (10x10) with root/labels/a.txt holding label_text; -> the label path."""
+    make_image(root / "images" / "a.jpg", 10, 10)
+    (root / "labels").mkdir()
+    label = root / "labels" / "a.txt"
+    label.write_text(label_text)
+    return label
+
+
 def test_yolo_malformed_lines_skipped_or_strict(tmp_path):
-    make_image(tmp_path / "images" / "a.jpg", 10, 10)
-    (tmp_path / "labels").mkdir()
-    label = tmp_path / "labels" / "a.txt"
-    label.write_text("0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n1 0.5 0.5\n"
-                     "0 0.5 0.5 0 0.3\n0 0.5 0.5 -0.1 0.3\n")
+    label = one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n1 0.5 0.5\n"
+                                         "0 0.5 0.5 0 0.3\n0 0.5 0.5 -0.1 0.3\n")
     ds = load_dataset(tmp_path)
     assert ds.num_boxes == 1 and ds.skipped_lines == 2 and ds.dropped_boxes == 2
     assert any(w.startswith(f"{label}:2:") for w in ds.warnings)
@@ -113,11 +119,9 @@ def test_yolo_malformed_lines_skipped_or_strict(tmp_path):
 
 
 def test_yolo_sixth_column_is_a_score_and_ignored(tmp_path):
-    make_image(tmp_path / "images" / "a.jpg", 10, 10)
-    (tmp_path / "labels").mkdir()
-    label = tmp_path / "labels" / "a.txt"
-    label.write_text("0 0.5 0.5 0.2 0.2 0.875\n1 0.25 0.25 0.1 0.1\n"
-                     "0 0.5 0.5 0.2 0.2 high\n0 0.5 0.5 0.2 0.2 0.5 7\ninf 0.5 0.5 0.2 0.2\n")
+    label = one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2 0.875\n1 0.25 0.25 0.1 0.1\n"
+                                         "0 0.5 0.5 0.2 0.2 high\n0 0.5 0.5 0.2 0.2 0.5 7\n"
+                                         "inf 0.5 0.5 0.2 0.2\n")
     ds = load_dataset(tmp_path)
     (record,) = ds.records
     assert record.classes.tolist() == [0, 1]
@@ -130,9 +134,7 @@ def test_yolo_sixth_column_is_a_score_and_ignored(tmp_path):
 
 
 def test_yolo_class_id_out_of_range_of_names(tmp_path):
-    make_image(tmp_path / "images" / "a.jpg", 10, 10)
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n")
+    one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n")
     (tmp_path / "x.names").write_text("only\n")
     ds = load_dataset(tmp_path)
     assert ds.num_boxes == 1 and ds.skipped_lines == 1
