@@ -184,9 +184,9 @@ def _check_size(ctx, param, value):
 @click.option("--save-json", "json_path", metavar="FILE",
               help="Write detections as JSON to FILE ('-' = stdout).")
 @deprecated_option("--json", "--save-json", lambda v: {"json_path": v})
-@json_format_option("yolo9000", "with image_id = the image's position (from 0) among the "
-                    "inputs, folders and patterns expanded, as printed, and category_id = the "
-                    "class index (from 0)")
+@json_format_option("yolo9000", "with image_id = the image's position (from 0) in the input "
+                    "list with folders and patterns expanded (the order detect prints), and "
+                    "category_id = the class index (from 0)")
 @click.option("--save-txt", is_flag=True,
               help="Also write YOLO label files (RUN/labels/*.txt: class cx cy w h, normalised), "
                    "readable as a YOLO dataset.")

@@ -261,7 +261,10 @@ def _check_size(ctx, param, value):
                    type=click.Path(dir_okay=False))
 def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, nms_thresh,
             batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format):
-    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a model on a labelled dataset."""
+    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a model on a labelled dataset.
+
+    The metrics (metrics.json) and precision-recall curves (pr_curve.png) go to a run folder.
+    """
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
     if json_path == "-" and dets_path == "-":
