@@ -97,12 +97,18 @@ def test_yolo_list_file_and_data_file(tmp_path):
     np.testing.assert_allclose(valid.records[0].boxes[0], [0.5, 0.5, 0.3, 0.2], atol=1e-6)
 
 
+def one_labelled_image(root, label_text):
+    """root/images/a.jpg (10x10) with root/labels/a.txt holding label_text; -> the label path."""
+    make_image(root / "images" / "a.jpg", 10, 10)
+    (root / "labels").mkdir()
+    label = root / "labels" / "a.txt"
+    label.write_text(label_text)
+    return label
+
+
 def test_yolo_malformed_lines_skipped_or_strict(tmp_path):
-    make_image(tmp_path / "images" / "a.jpg", 10, 10)
-    (tmp_path / "labels").mkdir()
-    label = tmp_path / "labels" / "a.txt"
-    label.write_text("0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n1 0.5 0.5\n"
-                     "0 0.5 0.5 0 0.3\n0 0.5 0.5 -0.1 0.3\n")
+    label = one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n1 0.5 0.5\n"
+                                         "0 0.5 0.5 0 0.3\n0 0.5 0.5 -0.1 0.3\n")
     ds = load_dataset(tmp_path)
     assert ds.num_boxes == 1 and ds.skipped_lines == 2 and ds.dropped_boxes == 2
     assert any(w.startswith(f"{label}:2:") for w in ds.warnings)
@@ -112,10 +118,23 @@ def test_yolo_malformed_lines_skipped_or_strict(tmp_path):
     assert err.value.path == str(label) and err.value.line == 2
 
 
+def test_yolo_sixth_column_is_a_score_and_ignored(tmp_path):
+    label = one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2 0.875\n1 0.25 0.25 0.1 0.1\n"
+                                         "0 0.5 0.5 0.2 0.2 high\n0 0.5 0.5 0.2 0.2 0.5 7\n"
+                                         "inf 0.5 0.5 0.2 0.2\n")
+    ds = load_dataset(tmp_path)
+    (record,) = ds.records
+    assert record.classes.tolist() == [0, 1]
+    assert record.image_id is None and ds.category_ids is None    # no ids of its own
+    np.testing.assert_allclose(record.boxes, [[0.5, 0.5, 0.2, 0.2], [0.25, 0.25, 0.1, 0.1]])
+    assert ds.skipped_lines == 3
+    assert any(w.startswith(f"{label}:3: not a number") for w in ds.warnings)
+    assert any(w.startswith(f"{label}:4: expected") and "7 fields" in w for w in ds.warnings)
+    assert any(w.startswith(f"{label}:5: not a finite number") for w in ds.warnings)
+
+
 def test_yolo_class_id_out_of_range_of_names(tmp_path):
-    make_image(tmp_path / "images" / "a.jpg", 10, 10)
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n")
+    one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n")
     (tmp_path / "x.names").write_text("only\n")
     ds = load_dataset(tmp_path)
     assert ds.num_boxes == 1 and ds.skipped_lines == 1
@@ -235,6 +254,22 @@ def test_coco_reader_remaps_categories(tmp_path):
     assert load_dataset(tmp_path, use_difficult=False).num_boxes == 1
     same = load_dataset(tmp_path / "annotations" / "instances_val2017.json")
     assert same.num_boxes == ds.num_boxes
+
+
+def test_coco_reader_keeps_the_files_own_ids(tmp_path):
+    make_image(tmp_path / "val2017" / "a.jpg", 200, 100)
+    path = coco_json(tmp_path / "annotations" / "instances_val2017.json", [
+        {"image_id": 9, "category_id": 90, "bbox": [10, 20, 40, 60]},
+        {"image_id": 7, "category_id": 1, "bbox": [0, 0, 20, 10]},
+    ])
+    ds = load_dataset(path)
+    assert [r.image_id for r in ds.records] == [7, 9]          # the file's, not 0, 1
+    assert ds.category_ids == [1, 18, 90]                      # class k -> COCO category id
+    assert [ds.category_ids[c] for r in ds.records for c in r.classes] == [1, 90]
+    # with the caller's names, a class no category has gets None
+    named = load_dataset(path, names=["dog", "cat", "person"])
+    assert named.category_ids == [18, None, 1]
+    assert [named.category_ids[c] for r in named.records for c in r.classes] == [1]
 
 
 def test_coco_malformed_json_names_the_file(tmp_path):

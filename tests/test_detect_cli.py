@@ -47,7 +47,8 @@ def _inside(box, w, h):
 def test_outputs_json_labels_and_images(images, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, stderr = run([*images, *MINI, *run_folder_args(out), "--save-json", out / "dets.json",
-                                "--thresh", 0.2, "--save-txt", "--batch", 2], capsys)
+                                "--thresh", 0.2, "--save-txt", "--save-conf", "--batch", 2],
+                               capsys)
     assert code == 0, stderr
     records = json.loads((out / "dets.json").read_text())
     assert [r["path"] for r in records] == [str(p) for p in images]
@@ -78,6 +79,72 @@ def test_outputs_json_labels_and_images(images, tmp_path, capsys):
     assert "images/s" in stdout and str(out) in stdout
     assert stdout.count(" ms") == 3 and "160x90" in stdout
     assert stderr == ""
+
+
+def test_coco_layout_numbers_images_by_input_position(images, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    sources = [images[0], bad, images[1], images[2]]     # the bad one still takes id 1
+    args = [*sources, *MINI, "--thresh", 0.2]
+    code, _, _ = run([*args, *run_folder_args(tmp_path / "a"), "--save-json", tmp_path / "y.json"],
+                     capsys)
+    assert code == 1
+    code, _, _ = run([*args, *run_folder_args(tmp_path / "b"), "--save-json", tmp_path / "c.json",
+                      "--json-format", "coco"], capsys)
+    assert code == 1
+    per_image = json.loads((tmp_path / "y.json").read_text())
+    entries = json.loads((tmp_path / "c.json").read_text())
+    assert all(set(e) == {"image_id", "category_id", "bbox", "score"} for e in entries)
+    expected = []
+    for image_id, record in zip([0, 2, 3], per_image):
+        for d in record["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            expected.append((image_id, d["class"], [x1, y1, x2 - x1, y2 - y1], d["score"]))
+    assert len(entries) == len(expected) and len({e["image_id"] for e in entries}) == 3
+    for e, (image_id, cls, bbox, score) in zip(entries, expected):
+        assert (e["image_id"], e["category_id"], e["score"]) == (image_id, cls, score)
+        np.testing.assert_allclose(e["bbox"], bbox, atol=2e-3)     # both rounded to 1e-3
+
+
+def test_saved_labels_read_back_as_a_dataset_score_ap_1(images, tmp_path, capsys):
+    """detect's label files are training labels: read back, they are the detections again."""
+    from yolo9000.data.datasets import load_dataset
+    from yolo9000.inference.detector import Detector
+    from yolo9000.metrics.detection import (Detections, evaluate_coco, evaluate_voc,
+                                            ground_truth_from_record)
+
+    dataset = tmp_path / "data"
+    (dataset / "images").mkdir(parents=True)
+    for p in images:
+        (dataset / "images" / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    code, _, stderr = run([dataset / "images", *MINI, *run_folder_args(out), "--thresh", 0.2,
+                           "--save-txt"], capsys)
+    assert code == 0, stderr
+    (out / "labels").rename(dataset / "labels")
+    assert all(len(line.split()) == 5 for f in (dataset / "labels").iterdir()
+               for line in f.read_text().splitlines())
+
+    ds = load_dataset(dataset, names=["a", "b", "c"], strict=True)
+    # The same detections through the Python API: the JSON's boxes are rounded to 1/1000 px.
+    # Label files keep 1e-6 of the image size: at thresh 0.2 the thinnest box is 0.16 px wide,
+    # far above that (at 0.1 one is 0.0004 px wide, too thin to keep an IoU of 0.95).
+    detector = Detector(cfg=GOLDEN / "mini.cfg", weights=GOLDEN / "mini.weights", thresh=0.2)
+    found = detector.batch([r.path for r in ds.records])
+    assert ds.num_boxes == sum(len(f) for f in found) > 100
+    gts = {k: ground_truth_from_record(r) for k, r in enumerate(ds.records)}
+    dets = {k: Detections([d.box for d in f], [d.score for d in f], [d.cls for d in f])
+            for k, f in enumerate(found)}
+    voc = evaluate_voc(gts, dets, 3)
+    coco = evaluate_coco(gts, dets, 3, max_dets=1000)
+    assert (voc.num_gt > 0).all()
+    np.testing.assert_array_equal(voc.ap, 1.0)
+    np.testing.assert_array_equal(coco.ap, 1.0)     # even at IoU 0.95
+
+
+def test_save_conf_needs_save_txt(images, capsys):
+    code, _, stderr = run([images[0], *MINI, "--save-conf"], capsys)
+    assert code == 2 and "--save-txt" in stderr
 
 
 def test_json_to_stdout_keeps_stdout_clean(images, tmp_path, capsys):

@@ -4,7 +4,8 @@ import io
 import numpy as np
 import pytest
 
-from yolo9000.metrics.detection import (COCOResult, Detections, GroundTruth, VOCResult, box_iou,
+from yolo9000.metrics.detection import (COCO_STAT_NAMES, COCOResult, Detections, GroundTruth,
+                               VOCResult, box_area, box_iou,
                                evaluate_coco, evaluate_voc, format_table,
                                ground_truth_from_record, voc_ap)
 
@@ -329,3 +330,54 @@ def test_coco_prefers_regular_gt_over_better_ignored_gt():
     assert r.map75 == pytest.approx(1.0)
     stats, _ = pycocotools_eval(gts, dets, 1, difficult_as_ignore=True)
     assert r.map == pytest.approx(stats[0], abs=1e-9)
+
+
+def _assert_stats_match(result, stats):
+    """All twelve COCOeval.summarize() numbers; pycocotools prints -1 where we give nan."""
+    ours = result.stats()
+    assert list(ours) == list(COCO_STAT_NAMES)
+    for name, theirs in zip(COCO_STAT_NAMES, stats):
+        expected = float("nan") if theirs == -1 else theirs
+        assert ours[name] == pytest.approx(expected, abs=1e-9, nan_ok=True), name
+
+
+@pytest.mark.parametrize("seed,with_difficult", [(0, False), (1, False), (3, True)])
+def test_coco_area_ranges_and_recall_match_pycocotools(seed, with_difficult):
+    gts, dets = random_scene(seed, with_difficult=with_difficult)
+    areas = np.concatenate([box_area(g.boxes) for g in gts.values()])
+    # GTs in every COCO size range, so APs/APm/APl and ARs/ARm/ARl are all exercised
+    assert (areas < 32 ** 2).sum() > 3 and (areas > 96 ** 2).sum() > 3
+    assert ((areas > 32 ** 2) & (areas < 96 ** 2)).sum() > 3
+    stats, _ = pycocotools_eval(gts, dets, 4, difficult_as_ignore=with_difficult)
+    r = evaluate_coco(gts, dets, 4)
+    assert len({round(v, 6) for v in r.stats().values()}) > 8    # twelve different figures
+    _assert_stats_match(r, stats)
+
+
+def test_coco_area_ranges_by_hand():
+    # One class. GT s = 20x20 (small), GT m = exactly 32x32 (on the boundary: small AND medium,
+    # as COCOeval's inclusive ranges make it), GT l = 100x100 (large).
+    # Detections: on s (0.9), on l (0.8), a 100x100 false positive (0.7) and one on m (0.6).
+    # small:  GTs s, m; the large FP is outside the range and unmatched -> ignored, so the
+    #         ranking is s TP, m TP: AP 1; l's detection is matched to an ignored GT -> ignored.
+    # medium: GT m only; s's detection (unmatched, 400 px^2 < 32^2) ignored, l's matched to an
+    #         ignored GT, the FP (10000 px^2 > 96^2) ignored: AP 1.
+    # large:  GT l; ranking l TP (0.8), FP (0.7); s's and m's detections are ignored
+    #         (m's 1024 px^2 is outside [96^2, 1e10]): precision 1 up to recall 1, AP 1.
+    # all:    s TP, l TP, FP, m TP: precision 1,1,2/3,3/4 -> monotone 1 up to recall 2/3,
+    #         then 3/4: 101-point AP = (67 * 1 + 34 * 3/4) / 101 (recall thresholds 0..0.66
+    #         are 67, 0.67..1 are 34).
+    gts = {1: GroundTruth([[0, 0, 20, 20], [100, 100, 132, 132], [200, 0, 300, 100]],
+                          [0, 0, 0])}
+    dets = {1: Detections([[0, 0, 20, 20], [200, 0, 300, 100], [0, 200, 100, 300],
+                           [100, 100, 132, 132]], [0.9, 0.8, 0.7, 0.6], [0, 0, 0, 0])}
+    r = evaluate_coco(gts, dets, 1)
+    assert r.map_small == pytest.approx(1.0)
+    assert r.map_medium == pytest.approx(1.0)
+    assert r.map_large == pytest.approx(1.0)
+    assert r.map == pytest.approx((67 + 34 * 0.75) / 101)
+    # AR1 keeps only the best detection (on s): 1 of 3 GTs at every IoU threshold
+    assert (r.ar1, r.ar10, r.ar100) == pytest.approx((1 / 3, 1.0, 1.0))
+    assert (r.ar_small, r.ar_medium, r.ar_large) == pytest.approx((1.0, 1.0, 1.0))
+    stats, _ = pycocotools_eval(gts, dets, 1)
+    _assert_stats_match(r, stats)

@@ -3,6 +3,8 @@
 The ground truth is partly the network's own best detections, so the mAP is strictly between
 0 and 1 and a wrong pipeline (boxes in the wrong space, lost classes) shows up in the figures.
 """
+import contextlib
+import io
 import json
 import struct
 import subprocess
@@ -15,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from yolo9000.cli import cli, main
 from yolo9000.data.datasets import ImageRecord, load_dataset
-from conftest import GOLDEN
+from conftest import GOLDEN, run_folder_args
 
 CFG, WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
 MINI = ["--cfg", str(CFG), "--weights", str(WEIGHTS)]
@@ -76,6 +78,12 @@ def yolo_data(tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True)
+def _run_folders_in_tmp(tmp_path, monkeypatch):
+    # evaluate writes a run folder (runs/evaluate/exp) under the working directory
+    monkeypatch.chdir(tmp_path)
+
+
 def invoke(args):
     result = CliRunner().invoke(cli, ["evaluate", *map(str, args)])
     return result
@@ -100,8 +108,9 @@ def _direct(data, use_07_metric=False, **load):
 # -- results -----------------------------------------------------------------------------------
 def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
     out_json, dets_json = tmp_path / "res" / "r.json", tmp_path / "dets.json"
-    result = invoke(["--data", yolo_data, *MINI, "--metrics-json", out_json, "--save-dets", dets_json,
-                     "--batch", 4])
+    run = tmp_path / "run"
+    result = invoke(["--data", yolo_data, *MINI, "--metrics-json", out_json, "--save-json",
+                     dets_json, "--json-format", "yolo9000", "--batch", 4, *run_folder_args(run)])
     assert result.exit_code == 0, result.output
     stdout = result.stdout
     assert "mAP@0.5 (VOC all-point):" in stdout
@@ -121,6 +130,14 @@ def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
     assert res["AP50"] == pytest.approx(coco.map50, abs=1e-6)
     assert res["AP75"] == pytest.approx(coco.map75, abs=1e-6)
     assert res["images"] == 6 and res["seconds"] > 0 and res["metric"] == "voc all-point"
+    # COCOeval.summarize()'s other numbers (checked against pycocotools in test_evaluate.py)
+    for key, value in coco.stats().items():
+        if key not in ("AP", "AP50", "AP75"):
+            expected = None if np.isnan(value) else pytest.approx(value, abs=1e-6)
+            assert res[key] == expected, key
+    assert 0 < res["APs"] < 1 and 0 < res["AR100"] <= 1
+    small = stdout.split("COCO AP small/medium/large:")[1].split("\n")[0]
+    assert f"{100 * coco.map_small:.1f} / " in small and f"AR@1/10/100: {100 * coco.ar1:.1f}" in small
     assert [c["num_gt"] for c in res["classes"]] == voc.num_gt.tolist()
     for c, entry in enumerate(res["classes"]):
         assert entry["AP"] == pytest.approx(voc.ap[c], abs=1e-6)
@@ -131,6 +148,117 @@ def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
     assert [r["path"] for r in saved] == [r.path for r in ds.records]
     assert sum(len(r["detections"]) for r in saved) == int(voc.num_det.sum())
     assert not list(out_json.parent.glob(".*.tmp"))   # atomic write left no temp file
+
+    # the run folder: the same metrics, and the PR curves
+    assert f"results: {run} (metrics.json, pr_curve.png)" in stdout
+    assert json.loads((run / "metrics.json").read_text()) == res
+    with Image.open(run / "pr_curve.png") as im:
+        assert im.format == "PNG" and im.width > 300
+
+
+def test_run_folders_are_numbered_and_plot_is_optional(yolo_data, tmp_path, monkeypatch):
+    first = invoke(["--data", yolo_data, *MINI])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "runs" / "evaluate" / "exp" / "pr_curve.png").is_file()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)      # as if not installed
+    second = invoke(["--data", yolo_data, *MINI])
+    assert second.exit_code == 0, second.output
+    run = tmp_path / "runs" / "evaluate" / "exp2"
+    assert "results: runs/evaluate/exp2 (metrics.json)\n" in second.stdout
+    assert "matplotlib is not installed" in second.stderr
+    assert second.stderr.count("matplotlib") == 1
+    assert (run / "metrics.json").is_file() and not (run / "pr_curve.png").exists()
+
+
+def test_old_save_dets_spelling_writes_the_detect_layout(yolo_data, tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    result = invoke(["--data", yolo_data, *MINI, "--save-dets", old])
+    assert result.exit_code == 0, result.output
+    assert "--save-dets is deprecated" in result.stderr
+    assert "--save-json FILE --json-format yolo9000" in result.stderr
+    again = invoke(["--data", yolo_data, *MINI, "--save-json", new, "--json-format", "yolo9000"])
+    assert again.exit_code == 0, again.output
+    assert old.read_text() == new.read_text()
+    assert set(json.loads(old.read_text())[0]) == {"path", "width", "height", "detections"}
+
+
+# -- COCO results that pycocotools scores the same ---------------------------------------------
+MODEL_NAMES = ["red", "green", "blue"]
+CATEGORY_IDS = {"red": 11, "green": 3, "blue": 7}      # not 0..2, and not in the model's order
+IMAGE_IDS = [904, 17, 5000, 33, 2, 61]
+
+
+def _coco_ground_truth(paths, label_boxes, image_ids, category_of_class):
+    """A COCO instances dict of the test images and boxes, ids chosen by the caller."""
+    images = [{"id": i, "file_name": p.name, "width": w, "height": h}
+              for i, p, (w, h) in zip(image_ids, paths, SIZES)]
+    annotations = []
+    for i, boxes in zip(image_ids, label_boxes):
+        for c, x1, y1, x2, y2 in boxes:
+            annotations.append({"id": len(annotations) + 1, "image_id": i,
+                                "category_id": category_of_class[c],
+                                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    categories = [{"id": category_of_class[c], "name": n} for c, n in enumerate(MODEL_NAMES)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _pycocotools_stats(gt_file, results_file):
+    COCO = pytest.importorskip("pycocotools.coco").COCO
+    COCOeval = pytest.importorskip("pycocotools.cocoeval").COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(gt_file))
+        coco_dt = coco_gt.loadRes(str(results_file))
+        E = COCOeval(coco_gt, coco_dt, "bbox")
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    return E.stats
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_save_json_scored_by_pycocotools_gives_the_printed_map(layout, yolo_data, tmp_path):
+    pytest.importorskip("pycocotools")
+    paths = sorted((yolo_data / "images").glob("*.png"))
+    boxes = _label_boxes(paths)
+    ckpt = tmp_path / "mini.h5"
+    _mini_net().save(str(ckpt), names=MODEL_NAMES)
+    if layout == "coco":
+        # the dataset's own ids: images and categories numbered their way, classes by name
+        data = tmp_path / "coco" / "instances_val.json"
+        data.parent.mkdir()
+        for p in paths:
+            (data.parent / p.name).write_bytes(p.read_bytes())
+        gt = _coco_ground_truth(paths, boxes, IMAGE_IDS,
+                                [CATEGORY_IDS[n] for n in MODEL_NAMES])
+        data.write_text(json.dumps(gt))
+        gt_file = data
+    else:
+        # the documented scheme: image_id = position in the dataset, category_id = class index
+        data = yolo_data
+        gt_file = tmp_path / "gt.json"
+        gt_file.write_text(json.dumps(_coco_ground_truth(paths, boxes, range(6), [0, 1, 2])))
+    results, metrics = tmp_path / "results.json", tmp_path / "metrics.json"
+    run = invoke(["--data", data, "--weights", ckpt, "--save-json", results,
+                  "--metrics-json", metrics])
+    assert run.exit_code == 0, run.output
+    entries = json.loads(results.read_text())
+    assert set(entries[0]) == {"image_id", "category_id", "bbox", "score"}
+    expected_images = IMAGE_IDS if layout == "coco" else range(6)
+    expected_categories = CATEGORY_IDS.values() if layout == "coco" else range(3)
+    assert {e["image_id"] for e in entries} == set(expected_images)
+    assert {e["category_id"] for e in entries} <= set(expected_categories)
+
+    stats = _pycocotools_stats(gt_file, results)
+    res = json.loads(metrics.read_text())
+    assert 0.05 < res["mAP50_95"] < 0.95
+    # The file holds boxes to 1/1000 pixel and scores to 1e-6, too little to change a match or
+    # the ranking here: the figures agree up to the 6 decimals metrics.json keeps. (Printed
+    # "mAP@0.5" is VOC's all-point AP; COCO's 101-point AP50 is the one pycocotools gives.)
+    for k, key in enumerate(["mAP50_95", "AP50", "AP75", "APs", "APm", "APl",
+                             "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]):
+        expected = None if stats[k] == -1 else pytest.approx(stats[k], abs=1e-6)
+        assert res[key] == expected, key
 
 
 def test_voc07_metric(yolo_data, tmp_path):
@@ -151,6 +279,12 @@ def test_json_to_stdout_keeps_stdout_pure(yolo_data):
     res = json.loads(result.stdout)
     assert res["images"] == 6
     assert "mAP@0.5" in result.stderr
+    dets = invoke(["--data", yolo_data, *MINI, "--save-json", "-"])
+    assert dets.exit_code == 0, dets.output
+    assert {e["image_id"] for e in json.loads(dets.stdout)} <= set(range(6))
+    assert "mAP@0.5" in dets.stderr and "results:" in dets.stderr
+    both = invoke(["--data", yolo_data, *MINI, "--save-json", "-", "--metrics-json", "-"])
+    assert both.exit_code == 2 and "cannot both write to stdout" in both.output
 
 
 def test_h5_checkpoint_without_cfg(yolo_data, tmp_path):

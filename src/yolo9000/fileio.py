@@ -2,6 +2,7 @@
 leaves a half-written file where a good one was."""
 import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,3 +44,19 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_output(path, text, what):
+    """Write a command's result text to `path` atomically, or to standard output for '-'.
+
+    `what` names the result in the one-line error when the file cannot be written.
+    """
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from .errors import UserError
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise UserError(f"cannot write the {what}: {e.strerror or e}", path=path) from None

@@ -1,5 +1,7 @@
 """`yolo9000 detect SOURCE...`: annotated images, JSON records and YOLO label files.
 
+The layouts of the JSON and label files are inference/export.py's.
+
 Images are decoded and letterboxed in a background thread (Pillow and NumPy release the GIL)
 while the network runs on the previous batch. A bad input is reported on one stderr line and
 skipped; the exit code is 1 at the end if any input failed.
@@ -7,10 +9,8 @@ skipped; the exit code is 1 at the end if any input failed.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import queue
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,7 +20,8 @@ import click
 
 from ..errors import UserError
 from ..runs import new_run_dir
-from .options import deprecated_option, out_folder_as_run_folder, run_folder_options
+from .options import (deprecated_option, json_format_option, out_folder_as_run_folder,
+                      run_folder_options)
 
 GLOB_CHARS = set("*?[")
 # Annotated images keep their format when Pillow writes it losslessly or as the user expects.
@@ -142,16 +143,6 @@ def save_image(image, path):
         raise UserError(f"cannot write the annotated image: {e}", path=path) from None
 
 
-def label_lines(detections, width, height):
-    """YOLO label format plus the score: class cx cy w h score, coordinates normalised."""
-    lines = []
-    for d in detections:
-        x1, y1, x2, y2 = d.box
-        lines.append(f"{d.cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                     f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f} {d.score:.6f}")
-    return "".join(line + "\n" for line in lines)
-
-
 def summarise(detections, top=3):
     if not detections:
         return "no detections"
@@ -193,14 +184,24 @@ def _check_size(ctx, param, value):
 @click.option("--save-json", "json_path", metavar="FILE",
               help="Write detections as JSON to FILE ('-' = stdout).")
 @deprecated_option("--json", "--save-json", lambda v: {"json_path": v})
-@click.option("--save-txt", is_flag=True, help="Also write YOLO label files (RUN/labels/*.txt).")
+@json_format_option("yolo9000", "with image_id = the image's position (from 0) in the input "
+                    "list with folders and patterns expanded (the order detect prints), and "
+                    "category_id = the class index (from 0)")
+@click.option("--save-txt", is_flag=True,
+              help="Also write YOLO label files (RUN/labels/*.txt: class cx cy w h, normalised), "
+                   "readable as a YOLO dataset.")
+@click.option("--save-conf", is_flag=True,
+              help="With --save-txt: append each box's score as a 6th column.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per forward pass.")
 def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, project, name, exist_ok,
-            json_path, save_txt, batch):
+            json_path, json_format, save_txt, save_conf, batch):
     """Detect objects in images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
+    if save_conf and not save_txt:
+        raise click.UsageError("--save-conf adds a column to the --save-txt label files: "
+                               "give --save-txt too")
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     progress_err = json_path == "-"
 
@@ -220,8 +221,10 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
         fail("no images to process")
         return 1
 
+    from ..fileio import atomic_write_text, write_output
     from ..inference.detector import Detector
     from ..inference.draw import draw_detections
+    from ..inference.export import coco_results, image_entry, json_list_text, yolo_label_text
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh)
@@ -233,36 +236,40 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
     if save_txt:
         labels_dir.mkdir(exist_ok=True)
     namer = OutputNamer()
-    records = []
+    entries = []        # of the --save-json file
     done = 0
     start = time.perf_counter()
 
     def finish(pending):
         nonlocal done
         t0 = time.perf_counter()
-        results = detector.predict([p for _, p in pending])
+        results = detector.predict([p for _, _, p in pending])
         ms = (time.perf_counter() - t0) * 1000 / len(pending)
-        for (path, prepared), dets in zip(pending, results):
+        for (index, path, prepared), dets in zip(pending, results):
             image = prepared.image
             stem, suffix = namer.stem_and_suffix(path)
             scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
             save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
             if save_txt:
-                from ..fileio import atomic_write_text
                 atomic_write_text(labels_dir / f"{stem}.txt",
-                                  label_lines(dets, image.width, image.height))
-            records.append({"path": path, "width": image.width, "height": image.height,
-                            "detections": [d.to_dict() for d in dets]})
+                                  yolo_label_text(dets, image.width, image.height, save_conf))
+            if json_format == "coco":
+                entries.extend(coco_results(index, dets))
+            else:
+                entries.append(image_entry(path, image.width, image.height, dets,
+                                           detector.names))
             done += 1
             say(f"{path} {image.width}x{image.height}: {summarise(dets)}, {ms:.0f} ms")
 
     pending = []
-    for path, prepared, error in prepare_in_background(detector, paths, depth=2 * batch):
+    # the position in `paths` is the image_id of the COCO layout, failed images included
+    for index, (path, prepared, error) in enumerate(
+            prepare_in_background(detector, paths, depth=2 * batch)):
         if error is not None:
             fail(error)
             failures += 1
             continue
-        pending.append((path, prepared))
+        pending.append((index, path, prepared))
         if len(pending) == batch:
             finish(pending)
             pending = []
@@ -271,14 +278,7 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
 
     elapsed = time.perf_counter() - start
     if json_path is not None:
-        # one record per line: valid JSON that still reads (and diffs) well
-        text = "[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n"
-        if json_path == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            from ..fileio import atomic_write_text
-            atomic_write_text(json_path, text)
+        write_output(json_path, json_list_text(entries), "detections")
     rate = done / elapsed if elapsed > 0 else 0.0
     say(f"{done} image{'s' if done != 1 else ''} in {elapsed:.2f} s ({rate:.2f} images/s)")
     say(f"annotated images: {out_dir}")

@@ -2,9 +2,14 @@
 
 The network runs over every image (letterbox, forward, decode, NMS — `validate.py`, the code
 `train --val` uses), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
-all-point or `--voc07` 11-point, per class) and the COCO protocol (AP@[.5:.95], AP50, AP75).
-VOC `difficult` (COCO `iscrowd`) objects are ignored by both: finding them is not rewarded,
-missing them is not penalised.
+all-point or `--voc07` 11-point, per class) and the COCO protocol (AP@[.5:.95], AP50, AP75, AP
+by object size, AR@1/10/100: COCOeval.summarize()'s numbers). VOC `difficult` (COCO `iscrowd`)
+objects are ignored by both: finding them is not rewarded, missing them is not penalised.
+
+The run folder (runs/evaluate/exp, exp2, ...) gets metrics.json and pr_curve.png (precision-
+recall at IoU 0.5 per class; needs matplotlib). `--save-json` writes the detections in COCO's
+results layout by default (inference/export.py), in the dataset's own ids for a COCO dataset,
+so that pycocotools can score them.
 
 Class ids: the model's classes and the dataset's must be the same list. When both sides have
 names they are compared: VOC/COCO datasets (whose ids come from names) are mapped onto the
@@ -22,7 +27,7 @@ from dataclasses import replace
 import click
 
 from ..errors import UserError
-from .options import deprecated_option
+from .options import deprecated_option, json_format_option, run_folder_options
 
 # How many dataset reader warnings to show before summarising the rest.
 SHOWN_WARNINGS = 5
@@ -55,7 +60,12 @@ def _remap_by_name(dataset, model_names):
     index = {n: i for i, n in enumerate(model_names)}
     table = np.array([index[n] for n in dataset.names], np.int64)
     records = [replace(r, classes=table[r.classes]) for r in dataset.records]
-    return replace(dataset, records=records, names=list(model_names))
+    category_ids = None
+    if dataset.category_ids is not None:
+        # COCO results keep the file's category ids: the model's classes take them by name
+        by_name = dict(zip(dataset.names, dataset.category_ids))
+        category_ids = [by_name.get(n) for n in model_names]
+    return replace(dataset, records=records, names=list(model_names), category_ids=category_ids)
 
 
 def reconcile_classes(dataset, num_classes, model_names=None, model_source=None, data_path=None):
@@ -112,7 +122,7 @@ def _pct(value):
 
 
 def result_dict(voc, coco, names, images, seconds, **info):
-    """The machine-readable result written by --json."""
+    """The machine-readable result: RUN/metrics.json and --metrics-json."""
     classes = [{"id": c, "name": names[c], "num_gt": int(voc.num_gt[c]),
                 "num_det": int(voc.num_det[c]), "AP": _number(voc.ap[c]),
                 "recall": _number(voc.recall[c]) if voc.num_gt[c] else None,
@@ -122,6 +132,7 @@ def result_dict(voc, coco, names, images, seconds, **info):
             "metric": "voc07 11-point" if voc.use_07_metric else "voc all-point",
             "mAP50": _number(voc.map), "mAP50_95": _number(coco.map),
             "AP50": _number(coco.map50), "AP75": _number(coco.map75),
+            **{k: _number(v) for k, v in coco.stats().items() if k not in ("AP", "AP50", "AP75")},
             "images": int(images), "seconds": round(float(seconds), 3),
             "images_per_second": round(images / seconds, 3) if seconds > 0 else None,
             "classes": classes}
@@ -131,29 +142,73 @@ def summary_lines(voc, coco):
     metric = "VOC2007 11-point" if voc.use_07_metric else "VOC all-point"
     return [f"mAP@0.5 ({metric}): {_pct(voc.map)}",
             f"COCO mAP@[.5:.95]: {_pct(coco.map)}   AP50: {_pct(coco.map50)}   "
-            f"AP75: {_pct(coco.map75)}"]
+            f"AP75: {_pct(coco.map75)}",
+            f"COCO AP small/medium/large: {_pct(coco.map_small)} / {_pct(coco.map_medium)} / "
+            f"{_pct(coco.map_large)}   AR@1/10/100: {_pct(coco.ar1)} / {_pct(coco.ar10)} / "
+            f"{_pct(coco.ar100)}"]
 
 
-def detection_records(records, dets, names):
-    """Per-image detections in the layout `yolo9000 detect --json` writes."""
-    out = []
+def detections_json(records, dets, names, json_format, category_ids=None):
+    """(--save-json text, number of detections left out of it).
+
+    COCO layout: a record's own image id (COCO datasets), else its position in the dataset;
+    detections of a class with no category id in a COCO dataset are left out.
+    """
+    from ..inference.export import coco_results, image_entry, json_list_text
+
+    if json_format == "yolo9000":
+        entries = [image_entry(r.path, r.width, r.height, dets[k], names)
+                   for k, r in enumerate(records)]
+        return json_list_text(entries), 0
+    entries = []
     for k, r in enumerate(records):
-        d = dets[k]
-        out.append({"path": r.path, "width": r.width, "height": r.height,
-                    "detections": [{"class": int(c), "name": names[int(c)],
-                                    "score": round(float(s), 6),
-                                    "box": [round(float(v), 3) for v in b]}
-                                   for b, s, c in zip(d.boxes, d.scores, d.classes)]})
-    return out
+        entries += coco_results(k if r.image_id is None else r.image_id, dets[k], category_ids)
+    total = sum(len(dets[k].scores) for k in range(len(records)))
+    return json_list_text(entries), total - len(entries)
 
 
-def _write_json(path, text, what):
-    from ..fileio import atomic_write_text
+def plot_pr_curves(voc, names, path):
+    """One PNG of every class's precision-recall curve (IoU 0.5), AP in the legend.
 
+    The curves are the interpolated ones (precision_envelope) drawn as steps, so the area under
+    each is its all-point AP.
+
+    Returns False, writing nothing, when matplotlib is not installed.
+    """
     try:
-        atomic_write_text(path, text)
-    except OSError as e:
-        raise UserError(f"cannot write the {what}: {e.strerror or e}", path=path) from None
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    import numpy as np
+
+    from ..fileio import atomic_path
+    from ..metrics.detection import precision_envelope
+
+    shown = [c for c in range(len(voc.ap)) if voc.num_gt[c] > 0]
+    columns = 1 + len(shown) // 25       # long legends (COCO's 80 classes) in columns
+    fig, ax = plt.subplots(figsize=(6 + 2.2 * columns, 5.5))
+    colours = plt.cm.tab20.colors
+    for i, c in enumerate(shown):
+        recall, precision = voc.curves[c]
+        if recall.size == 0:                # no detections of the class: a point at (0, 0)
+            recall, precision = np.zeros(1), np.zeros(1)
+        envelope = precision_envelope(precision)
+        ax.plot(np.concatenate([[0.0], recall]), np.concatenate([envelope[:1], envelope]),
+                drawstyle="steps-pre", lw=1.2, color=colours[i % len(colours)],
+                label=f"{names[c]} {voc.ap[c]:.3f}")
+    metric = "VOC2007 11-point" if voc.use_07_metric else "VOC all-point"
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision (interpolated)",
+           title=f"precision-recall at IoU 0.5: mAP {voc.map:.3f} ({metric})")
+    ax.grid(alpha=0.3)
+    ax.legend(title="class  AP", loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns,
+              fontsize="small" if len(shown) <= 25 else "x-small", frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return True
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -192,18 +247,30 @@ def _check_size(ctx, param, value):
 @click.option("--no-difficult", is_flag=True,
               help="Drop VOC difficult / COCO crowd objects from the ground truth, so detections "
                    "of them count as false positives [default: ignore them, as VOC does].")
+@run_folder_options("evaluate")
 @click.option("--metrics-json", "json_path", metavar="FILE",
-              help="Write the metrics as JSON to FILE ('-' = stdout).")
+              help="Also write the metrics (RUN/metrics.json) to FILE ('-' = stdout).")
 @deprecated_option("--json", "--metrics-json", lambda v: {"json_path": v})
-@click.option("--save-dets", type=click.Path(dir_okay=False),
-              help="Write every detection as JSON (the `detect --json` layout) to FILE.")
+@click.option("--save-json", "dets_path", metavar="FILE",
+              help="Write every detection as JSON to FILE ('-' = stdout).")
+@json_format_option("coco", "in the dataset's own image and category ids for a COCO dataset, "
+                            "else image_id = the image's position (from 0) in the dataset and "
+                            "category_id = the class index (from 0)")
+@deprecated_option("--save-dets", "--save-json FILE --json-format yolo9000",
+                   lambda v: {"dets_path": v, "json_format": "yolo9000"},
+                   type=click.Path(dir_okay=False))
 def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, nms_thresh,
-            batch, no_difficult, json_path, save_dets):
-    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a model on a labelled dataset."""
+            batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format):
+    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a model on a labelled dataset.
+
+    The metrics (metrics.json) and precision-recall curves (pr_curve.png) go to a run folder.
+    """
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
+    if json_path == "-" and dets_path == "-":
+        raise click.UsageError("--metrics-json and --save-json cannot both write to stdout")
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
-    to_err = json_path == "-"
+    to_err = "-" in (json_path, dets_path)
 
     def say(msg=""):
         click.echo(msg, err=to_err)
@@ -212,7 +279,9 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         click.echo(f"warning: {msg}", err=True)
 
     from ..data.datasets import load_dataset
+    from ..fileio import write_output
     from ..inference.detector import build_network, read_names
+    from ..runs import new_run_dir
     from ..progress import Progress
     from ..inference.validate import evaluate_records
 
@@ -254,6 +323,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     say(f"model: {cfg or model or 'stored cfg'} + {weights_used} "
         f"({net.width}x{net.height}), thresh {thresh:g}, nms {nms_thresh:g}")
 
+    run_dir = new_run_dir(project, name, exist_ok)
     progress = Progress(len(records), desc="evaluating", unit="img", stream=sys.stderr)
     start = time.perf_counter()
     voc, coco, dets = evaluate_records(net, records, num_classes, thresh=thresh, nms=nms_thresh,
@@ -270,22 +340,32 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     say(f"{len(records)} image{'s' if len(records) != 1 else ''} in {seconds:.2f} s "
         f"({rate:.2f} images/s)")
 
-    if save_dets is not None:
-        text = "[\n" + ",\n".join(json.dumps(r) for r in
-                                  detection_records(records, dets, class_names)) + "\n]\n"
-        _write_json(save_dets, text, "detections")
-        say(f"detections: {save_dets}")
+    result = result_dict(voc, coco, class_names, len(records), seconds,
+                         data=str(data), format=dataset.format, split=split,
+                         weights=str(weights_used), cfg=cfg, model=model,
+                         size=[int(net.width), int(net.height)], thresh=thresh,
+                         nms=nms_thresh, difficult="dropped" if no_difficult else "ignored")
+    metrics_text = json.dumps(result, indent=1) + "\n"
+    write_output(run_dir / "metrics.json", metrics_text, "metrics")
+    written = ["metrics.json"]
+    if plot_pr_curves(voc, class_names, run_dir / "pr_curve.png"):
+        written.append("pr_curve.png")
+    else:
+        click.echo("note: matplotlib is not installed: pr_curve.png skipped "
+                   "(pip install 'yolo9000[plot]')", err=True)
+    say(f"results: {run_dir} ({', '.join(written)})")
+
+    if dets_path is not None:
+        text, left_out = detections_json(records, dets, class_names, json_format,
+                                         dataset.category_ids)
+        if left_out:
+            click.echo(f"note: {left_out} detections of classes with no category in {data} "
+                       f"left out of {dets_path}", err=True)
+        write_output(dets_path, text, "detections")
+        if dets_path != "-":
+            say(f"detections: {dets_path}")
     if json_path is not None:
-        result = result_dict(voc, coco, class_names, len(records), seconds,
-                             data=str(data), format=dataset.format, split=split,
-                             weights=str(weights_used), cfg=cfg, model=model,
-                             size=[int(net.width), int(net.height)], thresh=thresh,
-                             nms=nms_thresh, difficult="dropped" if no_difficult else "ignored")
-        text = json.dumps(result, indent=1) + "\n"
-        if json_path == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            _write_json(json_path, text, "results")
+        write_output(json_path, metrics_text, "metrics")
+        if json_path != "-":
             say(f"json: {json_path}")
     return 0

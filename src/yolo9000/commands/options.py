@@ -4,6 +4,7 @@
 | --- | --- |
 | --project DIR, --name NAME, --exist-ok | the run folder (DIR/NAME, NAME2, ...) of a command that writes several files |
 | --save-json FILE | write the command's results as JSON to FILE ('-' = standard output) |
+| --json-format | the layout of the detections --save-json writes (yolo9000, coco; inference/export.py) |
 | --data-format | the format of a dataset read (yolo, voc, coco) |
 | --train-images, --val-images | how many images to generate |
 
@@ -27,6 +28,19 @@ def run_folder_options(command):
                          help="Folder of run folders.")(f)
         return f
     return decorate
+
+
+JSON_FORMATS = ("yolo9000", "coco")
+
+
+def json_format_option(default, coco_ids):
+    """--json-format for a command whose --save-json writes detections; coco_ids says how the
+    COCO layout numbers images and categories for this command."""
+    return click.option(
+        "--json-format", type=click.Choice(JSON_FORMATS), default=default, show_default=True,
+        help="Layout of --save-json: yolo9000 = one object per image (path, size, detections "
+             "with pixel corner boxes); coco = COCO results [{image_id, category_id, bbox "
+             f"[x, y, w, h] in pixels, score}}] as pycocotools reads them, {coco_ids}.")
 
 
 def deprecated_option(old, replacement, translate, **option_kwargs):

@@ -9,7 +9,8 @@
 
 Layouts understood (the format is detected from the path; ``format=`` forces one):
 
-* ``yolo`` — darknet labels, one ``class cx cy w h`` line per box (normalised). The path may be
+* ``yolo`` — darknet labels, one ``class cx cy w h`` line per box (normalised); a 6th number (the
+  score ``yolo9000 detect --save-txt --save-conf`` appends) is accepted and ignored. The path may be
   a folder of images, a list file with one image path per line, or a darknet ``.data`` file
   (``train=``, ``valid=``, ``names=``). Each image's label file is found the way darknet finds
   it — the folder ``images`` or ``JPEGImages`` replaced by ``labels``, extension by ``.txt`` —
@@ -18,8 +19,10 @@ Layouts understood (the format is detected from the path; ``format=`` forces one
 * ``voc`` — ``Annotations/*.xml`` (``<size>``, ``<object>`` with ``<difficult>``), images in
   ``JPEGImages/``, an optional ``ImageSets/Main/<split>.txt`` chooses the images.
 * ``coco`` — an ``instances_*.json`` file (bbox ``[x, y, w, h]`` in pixels). Category ids are
-  remapped to 0..K-1 in sorted id order; ``iscrowd`` boxes are flagged ``difficult`` so that
-  evaluation can ignore them the way it ignores VOC's difficult objects.
+  remapped to class ids 0..K-1 in sorted id order; ``iscrowd`` boxes are flagged ``difficult`` so
+  that evaluation can ignore them the way it ignores VOC's difficult objects. The file's own ids
+  are kept (``ImageRecord.image_id``, ``Dataset.category_ids``) so that results can be written
+  back in COCO's numbering.
 
 Pixel convention: a box with continuous 0-based pixel corners (x1, y1, x2, y2) has
 cx = (x1 + x2) / 2 / W and w = (x2 - x1) / W. VOC coordinates are 1-based inclusive, so
@@ -68,6 +71,7 @@ class ImageRecord:
     boxes: np.ndarray         # (n, 4) float32, normalised [cx, cy, w, h] in [0, 1]
     classes: np.ndarray       # (n,) int64 class ids
     difficult: np.ndarray     # (n,) bool (VOC 'difficult', COCO 'iscrowd'; False elsewhere)
+    image_id: object = None   # the annotation file's own image id (COCO 'id'); None elsewhere
 
     @property
     def num_boxes(self) -> int:
@@ -92,6 +96,8 @@ class Dataset:
     skipped_lines: int = 0    # malformed label lines / annotation entries skipped
     dropped_boxes: int = 0    # boxes of zero or negative size (after clipping) dropped
     warnings: list[str] = field(default_factory=list)
+    # COCO: the file's category id of each class (None for a class no category has); else None
+    category_ids: list | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -341,12 +347,13 @@ def _absolute(path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def _make_record(path, width, height, boxes, classes, difficult):
+def _make_record(path, width, height, boxes, classes, difficult, image_id=None):
     return ImageRecord(
         path=str(path), width=int(width), height=int(height),
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
         classes=np.asarray(classes, np.int64).reshape(-1),
         difficult=np.asarray(difficult, bool).reshape(-1),
+        image_id=image_id,
     )
 
 
@@ -504,6 +511,9 @@ def _load_coco(json_path: Path, names, report):
     else:
         index = {n: i for i, n in enumerate(names)}
         category_to_class = {cid: index[n] for cid, n in category_names.items() if n in index}
+    category_ids = [None] * len(names)
+    for cid in sorted(category_to_class, reverse=True):   # a name used twice: the lower id
+        category_ids[category_to_class[cid]] = cid
 
     images = data["images"]
     image_dir = _absolute(_coco_image_dir(json_path, images))
@@ -552,9 +562,9 @@ def _load_coco(json_path: Path, names, report):
         boxes, keep = _normalise_corners(corners, width, height, report, json_path)
         records.append(_make_record(image_path, width, height, boxes[keep],
                                     np.array(classes, np.int64)[keep] if classes else [],
-                                    np.array(crowd, bool)[keep] if crowd else []))
+                                    np.array(crowd, bool)[keep] if crowd else [], image_id))
     return Dataset(records=records, names=list(names), format="coco",
-                   root=str(_absolute(json_path)))
+                   root=str(_absolute(json_path)), category_ids=category_ids)
 
 
 # -- YOLO / darknet --------------------------------------------------------------------------
@@ -666,16 +676,17 @@ def _parse_label_file(label_path: Path, n_names, report):
         if not tokens:
             continue
         problem = None
-        if len(tokens) != 5:
-            problem = f"expected 'class cx cy w h' (5 numbers), got {len(tokens)} fields"
+        if len(tokens) not in (5, 6):
+            problem = (f"expected 'class cx cy w h' (5 numbers, or 6 with a score), "
+                       f"got {len(tokens)} fields")
         else:
             try:
-                cls_value = float(tokens[0])
-                values = [float(t) for t in tokens[1:]]
+                numbers = [float(t) for t in tokens]     # a 6th, the score, is read, not kept
+                cls_value, values = numbers[0], numbers[1:5]
             except ValueError:
                 problem = f"not a number in {line.strip()!r}"
             else:
-                if not all(math.isfinite(v) for v in values):
+                if not all(math.isfinite(v) for v in numbers):
                     problem = f"not a finite number in {line.strip()!r}"
                 elif cls_value != int(cls_value) or cls_value < 0:
                     problem = f"class id {tokens[0]!r} is not a non-negative integer"

@@ -23,6 +23,7 @@ from ..model.checkpoint import is_hdf5
 from ..data.datasets import read_names
 from ..errors import UserError
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
+from .export import detection_dict
 from .postprocess import postprocess
 from .preprocess import LetterboxInfo, LoadedImage, letterbox, load_image
 
@@ -46,8 +47,8 @@ class Detection:
     score: float
 
     def to_dict(self) -> dict:
-        return {"class": self.cls, "name": self.name, "score": round(self.score, 6),
-                "box": [round(v, 3) for v in self.box]}
+        """The detection as `yolo9000 detect --save-json` writes it (inference/export.py)."""
+        return detection_dict(self.box, self.cls, self.name, self.score)
 
 
 @dataclass

@@ -21,10 +21,13 @@ VOC protocol (`evaluate_voc`), as in the VOCdevkit MATLAB code:
     otherwise it is an FP;
   * AP from the resulting precision/recall curve, all-point (VOC2010+) or 11-point (VOC2007).
 
-COCO protocol (`evaluate_coco`) reproduces pycocotools' COCOeval for iouType='bbox', area range
-'all', maxDets=100: per image and class the top-100 detections by score are greedily matched
-(descending score) to the best-IoU free GT at each of the 10 IoU thresholds 0.50:0.05:0.95;
-precision is sampled at 101 recall points after making it monotone.
+COCO protocol (`evaluate_coco`) reproduces pycocotools' COCOeval for iouType='bbox' and the twelve
+numbers of its summarize(): per image and class the top-100 detections by score are greedily
+matched (descending score) to the best-IoU free GT at each of the 10 IoU thresholds
+0.50:0.05:0.95; precision is sampled at 101 recall points after making it monotone. For the
+small/medium/large figures a GT outside the area range is ignored like a crowd-free ignored GT,
+and so is an unmatched detection outside it; AR1/AR10/AR100 keep the top 1/10/100 detections
+per image and class.
 Difficult GTs are treated as pycocotools treats a GT whose ignore flag is set (`_ignore`, with
 iscrowd=0): they do not count as positives, are matched only when no regular GT is available,
 can be matched once per threshold, and a detection matched to one is ignored. (pycocotools
@@ -121,6 +124,12 @@ def _normalise_inputs(gts, dets, num_classes):
 
 # -- geometry ------------------------------------------------------------------------------
 
+def box_area(boxes) -> np.ndarray:
+    """(n,) areas (x2-x1)*(y2-y1) of xyxy boxes, no +1."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
 def box_iou(a, b) -> np.ndarray:
     """IoU matrix (len(a), len(b)) of xyxy boxes; areas (x2-x1)*(y2-y1), no +1."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
@@ -128,15 +137,19 @@ def box_iou(a, b) -> np.ndarray:
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
     return iou
 
 
 # -- VOC -----------------------------------------------------------------------------------
+
+def precision_envelope(precision) -> np.ndarray:
+    """Precision made monotone non-increasing: at each rank, the best precision at that recall
+    or any higher one (the curve all-point AP integrates)."""
+    return np.maximum.accumulate(np.asarray(precision, dtype=np.float64)[::-1])[::-1]
+
 
 def voc_ap(recall, precision, use_07_metric=False) -> float:
     """Area under a precision/recall curve, the PASCAL VOC way.
@@ -154,7 +167,7 @@ def voc_ap(recall, precision, use_07_metric=False) -> float:
         return float(ap)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.concatenate([[0.0], prec, [0.0]])
-    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    mpre = precision_envelope(mpre)
     steps = np.flatnonzero(mrec[1:] != mrec[:-1])
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
@@ -254,6 +267,16 @@ def evaluate_voc(gts, dets, num_classes, iou_thresh=0.5, use_07_metric=False) ->
 
 # -- COCO ----------------------------------------------------------------------------------
 
+# COCOeval's area ranges in square pixels. Both ends are inclusive because COCOeval leaves a box
+# out of a range only when `area < lo or area > hi`: a box of exactly 32x32 is small and medium.
+COCO_AREA_RANGES = {"all": (0.0, 1e5 ** 2), "small": (0.0, 32.0 ** 2),
+                    "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e5 ** 2)}
+COCO_AR_MAX_DETS = (1, 10)          # AR is also reported at these per-image caps (and max_dets)
+# COCOeval.summarize()'s twelve numbers, in its order (stats[0] .. stats[11]).
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
+                   "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
 @dataclass
 class COCOResult:
     ap: np.ndarray          # (K,) AP@[.5:.95] per class; nan when no non-difficult GT
@@ -266,7 +289,23 @@ class COCOResult:
     map: float              # mean of ap over classes with GT (pycocotools stats[0])
     map50: float            # stats[1]
     map75: float            # stats[2]
+    map_small: float        # stats[3..5]: AP@[.5:.95] of GTs (and unmatched detections) in
+    map_medium: float       #   each COCO_AREA_RANGES range; nan when no class has such a GT
+    map_large: float
+    ar1: float              # stats[6..8]: recall averaged over IoU thresholds and classes,
+    ar10: float             #   with at most 1, 10, 100 detections per image and class
+    ar100: float
+    ar_small: float         # stats[9..11]: AR100 per area range
+    ar_medium: float
+    ar_large: float
     iou_thresholds: np.ndarray = field(default_factory=lambda: COCO_IOU_THRESHOLDS.copy())
+
+    def stats(self) -> dict:
+        """COCO_STAT_NAMES -> value, COCOeval.summarize()'s numbers (nan where it prints -1)."""
+        values = (self.map, self.map50, self.map75, self.map_small, self.map_medium,
+                  self.map_large, self.ar1, self.ar10, self.ar100, self.ar_small,
+                  self.ar_medium, self.ar_large)
+        return {name: float(v) for name, v in zip(COCO_STAT_NAMES, values)}
 
 
 def _coco_match_image(det_boxes, gt_boxes, gt_ignore, iou_thrs):
@@ -306,19 +345,50 @@ def _coco_match_image(det_boxes, gt_boxes, gt_ignore, iou_thrs):
     return matched, ignored
 
 
+def _coco_accumulate(parts, num_gt, max_det, rec_thrs):
+    """(precision (T, R), recall (T,)) of one class in one area range, as COCOeval.accumulate.
+
+    parts: per image (scores, matched, ignored), each image's detections ordered by score;
+    only the first max_det of each image count.
+    """
+    scores = np.concatenate([p[0][:max_det] for p in parts])
+    order = np.argsort(-scores, kind="mergesort")
+    matched = np.concatenate([p[1][:, :max_det] for p in parts], axis=1)[:, order]
+    ignored = np.concatenate([p[2][:, :max_det] for p in parts], axis=1)[:, order]
+    T, nd = matched.shape
+    if nd == 0:
+        return np.zeros((T, len(rec_thrs))), np.zeros(T)
+    tp = np.cumsum(matched & ~ignored, axis=1).astype(np.float64)
+    fp = np.cumsum(~matched & ~ignored, axis=1).astype(np.float64)
+    rc = tp / num_gt
+    pr = tp / (fp + tp + np.spacing(1))
+    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    precision = np.zeros((T, len(rec_thrs)))
+    for t in range(T):
+        idx = np.searchsorted(rc[t], rec_thrs, side="left")
+        precision[t] = np.where(idx < nd, pr[t, np.minimum(idx, nd - 1)], 0.0)
+    return precision, rc[:, -1]
+
+
 def evaluate_coco(gts, dets, num_classes, max_dets=COCO_MAX_DETS) -> COCOResult:
-    """COCO bbox mAP@[.5:.95], AP50 and AP75 with pycocotools' semantics (module docstring)."""
+    """COCO bbox AP, AP50, AP75, AP and AR by area, AR@1/10/100 with pycocotools' semantics.
+
+    Areas are box areas (w*h in pixels) for GTs and detections alike; COCO's own annotation
+    files carry segmentation areas, which pycocotools uses for GTs instead, so on real COCO the
+    small/medium/large figures can differ slightly from pycocotools'.
+    """
     ids, gts, dets = _normalise_inputs(gts, dets, num_classes)
     iou_thrs = COCO_IOU_THRESHOLDS
     rec_thrs = COCO_RECALL_THRESHOLDS
-    T, R, K = len(iou_thrs), len(rec_thrs), num_classes
+    ranges = list(COCO_AREA_RANGES.values())
+    T, R, K, A = len(iou_thrs), len(rec_thrs), num_classes, len(ranges)
+    caps = [*COCO_AR_MAX_DETS, max_dets]
 
-    per_class = [[] for _ in range(K)]          # (scores, matched, ignored) per image
-    num_gt = np.zeros(K, np.int64)
+    per_class = [[[] for _ in range(K)] for _ in range(A)]   # (scores, matched, ignored)
+    num_gt = np.zeros((A, K), np.int64)
     for image_id in ids:
         g = gts[image_id]
         d = dets.get(image_id)
-        num_gt += np.bincount(g.classes[~g.difficult], minlength=K)
         classes_here = set(g.classes.tolist())
         if d is not None:
             classes_here |= set(d.classes.tolist())
@@ -330,53 +400,55 @@ def evaluate_coco(gts, dets, num_classes, max_dets=COCO_MAX_DETS) -> COCOResult:
                 dboxes, dscores = d.boxes[dsel], d.scores[dsel]
             else:
                 dboxes, dscores = np.zeros((0, 4)), np.zeros(0)
-            matched, ignored = _coco_match_image(dboxes, g.boxes[gsel], g.difficult[gsel],
-                                                 iou_thrs)
-            per_class[c].append((dscores, matched, ignored))
+            gboxes, gdifficult = g.boxes[gsel], g.difficult[gsel]
+            g_area, d_area = box_area(gboxes), box_area(dboxes)
+            matches = {}        # the matching depends only on which GTs are ignored
+            for a, (lo, hi) in enumerate(ranges):
+                gt_ignore = gdifficult | (g_area < lo) | (g_area > hi)
+                key = gt_ignore.tobytes()
+                if key not in matches:
+                    matches[key] = _coco_match_image(dboxes, gboxes, gt_ignore, iou_thrs)
+                matched, ignored = matches[key]
+                # an unmatched detection outside the range is no false positive of that range
+                ignored = ignored | (~matched & ((d_area < lo) | (d_area > hi)))
+                per_class[a][c].append((dscores, matched, ignored))
+                num_gt[a, c] += int(np.count_nonzero(~gt_ignore))
 
-    precision = -np.ones((T, R, K))
-    recall = np.full((T, K), np.nan)
-    num_det = np.zeros(K, np.int64)
-    for c in range(K):
-        parts = per_class[c]
-        scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
-        num_det[c] = len(scores)
-        if num_gt[c] == 0:
-            continue
-        order = np.argsort(-scores, kind="mergesort")
-        matched = np.concatenate([p[1] for p in parts], axis=1)[:, order] if parts \
-            else np.zeros((T, 0), bool)
-        ignored = np.concatenate([p[2] for p in parts], axis=1)[:, order] if parts \
-            else np.zeros((T, 0), bool)
-        tp = np.cumsum(matched & ~ignored, axis=1).astype(np.float64)
-        fp = np.cumsum(~matched & ~ignored, axis=1).astype(np.float64)
-        nd = tp.shape[1]
-        rc = tp / num_gt[c]
-        pr = tp / (fp + tp + np.spacing(1))
-        recall[:, c] = rc[:, -1] if nd else 0.0
-        if nd == 0:
-            precision[:, :, c] = 0.0
-            continue
-        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-        for t in range(T):
-            idx = np.searchsorted(rc[t], rec_thrs, side="left")
-            precision[t, :, c] = np.where(idx < nd, pr[t, np.minimum(idx, nd - 1)], 0.0)
+    precision = -np.ones((A, T, R, K))
+    recall = np.full((A, len(caps), T, K), np.nan)
+    for a in range(A):
+        for c in range(K):
+            if num_gt[a, c] == 0:
+                continue
+            for m, cap in enumerate(caps):
+                pr, rc = _coco_accumulate(per_class[a][c], num_gt[a, c], cap, rec_thrs)
+                recall[a, m, :, c] = rc
+                if cap == max_dets:
+                    precision[a, :, :, c] = pr
+    num_det = np.array([sum(len(p[0]) for p in per_class[0][c]) for c in range(K)], np.int64)
 
-    valid = num_gt > 0
-    ap = np.full(K, np.nan)
-    ap50 = np.full(K, np.nan)
-    ap75 = np.full(K, np.nan)
-    ap[valid] = precision[:, :, valid].mean(axis=(0, 1))
-    ap50[valid] = precision[0, :, valid].mean(axis=-1)
+    def class_mean(values, a=0):
+        """Mean over classes with GT in area range a (COCOeval skips the -1 entries)."""
+        valid = num_gt[a] > 0
+        return float(np.mean(values[..., valid])) if valid.any() else float("nan")
+
+    valid = num_gt[0] > 0
+    ap, ap50, ap75 = (np.full(K, np.nan) for _ in range(3))
     i75 = int(np.argmin(np.abs(iou_thrs - 0.75)))
-    ap75[valid] = precision[i75, :, valid].mean(axis=-1)
-
-    def mean(v):
-        return float(np.mean(v[valid])) if valid.any() else float("nan")
-
-    return COCOResult(ap=ap, ap50=ap50, ap75=ap75, recall=recall, precision=precision,
-                      num_gt=num_gt, num_det=num_det, map=mean(ap), map50=mean(ap50),
-                      map75=mean(ap75))
+    ap[valid] = precision[0][:, :, valid].mean(axis=(0, 1))
+    ap50[valid] = precision[0][0, :, valid].mean(axis=-1)
+    ap75[valid] = precision[0][i75, :, valid].mean(axis=-1)
+    ar_all = [class_mean(recall[0, m]) for m in range(len(caps))]
+    return COCOResult(ap=ap, ap50=ap50, ap75=ap75, recall=recall[0, -1],
+                      precision=precision[0], num_gt=num_gt[0], num_det=num_det,
+                      map=class_mean(ap), map50=class_mean(ap50), map75=class_mean(ap75),
+                      map_small=class_mean(precision[1], 1),
+                      map_medium=class_mean(precision[2], 2),
+                      map_large=class_mean(precision[3], 3),
+                      ar1=ar_all[0], ar10=ar_all[1], ar100=ar_all[2],
+                      ar_small=class_mean(recall[1, -1], 1),
+                      ar_medium=class_mean(recall[2, -1], 2),
+                      ar_large=class_mean(recall[3, -1], 3))
 
 
 # -- report --------------------------------------------------------------------------------

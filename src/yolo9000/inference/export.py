@@ -1,0 +1,105 @@
+"""Every layout yolo9000 writes detections in, in one place, so that `detect`, `evaluate` and
+the Python API (`Detection.to_dict`) write the same thing.
+
+yolo9000 JSON (`--json-format yolo9000`, detect's default): a list with one object per image,
+    {"path", "width", "height",
+     "detections": [{"class", "name", "score", "box": [x1, y1, x2, y2]}, ...]}
+    box: pixel corners in the original image (continuous, 0-based, 3 decimals); score 6 decimals.
+
+COCO results JSON (`--json-format coco`, evaluate's default): what pycocotools' COCO.loadRes
+    reads, one entry per detection,
+    {"image_id", "category_id", "bbox": [x, y, w, h], "score"}
+    bbox in pixels, (x, y) its top-left corner. Ids: on a COCO dataset (`evaluate`) the
+    annotation file's own image and category ids. Otherwise image_id is the image's position
+    in the input order, from 0 (`detect`: after folders and patterns are expanded, the order
+    it prints; `evaluate`: the dataset's order), and category_id is the class index, from 0
+    (line k of the names file is class k).
+
+YOLO label files (`detect --save-txt`): per image, a line `class cx cy w h` per box, normalised
+    to the image size (darknet's training label format, which `load_dataset` reads back); with
+    `--save-conf` the score is appended as a 6th column (the reader accepts and ignores it).
+
+Detections may be given as a list of `inference.detector.Detection` or as a
+`metrics.detection.Detections` (arrays), the two forms the pipeline produces.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .postprocess import xyxy_to_cxcywh
+
+BOX_DECIMALS = 3        # a thousandth of a pixel: finer than any detector's accuracy
+SCORE_DECIMALS = 6
+
+
+def detection_columns(detections):
+    """(boxes (n, 4) xyxy pixels, scores (n,), classes (n,) int) of either detection form."""
+    if hasattr(detections, "boxes"):
+        return (np.asarray(detections.boxes, np.float64).reshape(-1, 4),
+                np.asarray(detections.scores, np.float64).reshape(-1),
+                np.asarray(detections.classes, np.int64).reshape(-1))
+    detections = list(detections)
+    return (np.array([d.box for d in detections], np.float64).reshape(-1, 4),
+            np.array([d.score for d in detections], np.float64),
+            np.array([d.cls for d in detections], np.int64))
+
+
+def _round(values, decimals):
+    return [round(float(v), decimals) for v in values]
+
+
+# -- yolo9000 JSON -----------------------------------------------------------------------------
+def detection_dict(box, cls, name, score) -> dict:
+    """One detection in the yolo9000 layout."""
+    return {"class": int(cls), "name": str(name), "score": round(float(score), SCORE_DECIMALS),
+            "box": _round(box, BOX_DECIMALS)}
+
+
+def image_entry(path, width, height, detections, names) -> dict:
+    """One image's detections in the yolo9000 layout; names[k] is the name of class k."""
+    boxes, scores, classes = detection_columns(detections)
+    return {"path": str(path), "width": int(width), "height": int(height),
+            "detections": [detection_dict(b, c, names[c], s)
+                           for b, s, c in zip(boxes, scores, classes)]}
+
+
+# -- COCO results JSON -------------------------------------------------------------------------
+def coco_results(image_id, detections, category_ids=None) -> list[dict]:
+    """One image's detections as COCO result entries.
+
+    category_ids[k] is the category id of class k (None: class k has no category, and its
+    detections are left out, as no ground truth could match them); without category_ids the
+    category id is the class index.
+    """
+    boxes, scores, classes = detection_columns(detections)
+    sizes = xyxy_to_cxcywh(boxes)[:, 2:]
+    entries = []
+    for box, size, score, cls in zip(boxes, sizes, scores, classes):
+        category = int(cls) if category_ids is None else category_ids[cls]
+        if category is None:
+            continue
+        entries.append({"image_id": image_id, "category_id": category,
+                        "bbox": _round([box[0], box[1], size[0], size[1]], BOX_DECIMALS),
+                        "score": round(float(score), SCORE_DECIMALS)})
+    return entries
+
+
+def json_list_text(entries) -> str:
+    """A JSON list with one entry per line: valid JSON that still reads (and diffs) well."""
+    if not entries:
+        return "[]\n"
+    return "[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n"
+
+
+# -- YOLO label files --------------------------------------------------------------------------
+def yolo_label_text(detections, width, height, with_score=False) -> str:
+    """`class cx cy w h` lines normalised to a width x height image (+ ` score` with_score)."""
+    boxes, scores, classes = detection_columns(detections)
+    normalised = xyxy_to_cxcywh(boxes) / np.array([width, height, width, height], np.float64)
+    lines = []
+    for cls, (cx, cy, w, h), score in zip(classes, normalised, scores):
+        line = f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+        lines.append(line + (f" {score:.6f}" if with_score else ""))
+    return "".join(line + "\n" for line in lines)
