@@ -142,13 +142,13 @@ def test_regenerating_removes_stale_images_and_refuses_foreign_folders(tmp_path)
 def test_cli_make_shapes_writes_and_says_where(tmp_path):
     out = tmp_path / "shapes"
     result = CliRunner().invoke(cli, ["make-shapes", str(out), "--train-images", "6", "--val-images", "2",
-                                      "--size", "48", "--seed", "3", "--workers", "1"])
+                                      "--image-size", "48", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 6 train + 2 val images" in result.output
     assert str(out.resolve() / "shapes.data") in result.output
     assert len((out / "train.txt").read_text().splitlines()) == 6
     assert len(list((out / "labels" / "val").glob("*.txt"))) == 2
-    bad = CliRunner().invoke(cli, ["make-shapes", str(out), "--size", "8"])
+    bad = CliRunner().invoke(cli, ["make-shapes", str(out), "--image-size", "8"])
     assert bad.exit_code == 2
 
 

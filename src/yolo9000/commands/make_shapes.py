@@ -16,8 +16,10 @@ from .options import deprecated_option
               help="Number of validation images.")
 @deprecated_option("--train", "--train-images", lambda v: {"n_train": v}, type=click.IntRange(min=0))
 @deprecated_option("--val", "--val-images", lambda v: {"n_val": v}, type=click.IntRange(min=0))
-@click.option("--size", type=click.IntRange(min=32, max=4096), default=160, show_default=True,
-              help="Image side in pixels (images are square).")
+@click.option("--image-size", "size", type=click.IntRange(min=32, max=4096), default=160,
+              show_default=True, help="Image side in pixels (images are square).")
+@deprecated_option("--size", "--image-size", lambda v: {"size": v},
+                   type=click.IntRange(min=32, max=4096))
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; the same seed gives identical files.")
 @click.option("--image-format", type=click.Choice(["jpg", "png"]), default="jpg",
