@@ -1,17 +1,15 @@
 """`yolo9000 detect SOURCE...`: annotated images, JSON records and YOLO label files.
 
-Images are decoded and letterboxed in a background thread (Pillow and NumPy release the GIL)
-while the network runs on the previous batch. A bad input is reported on one stderr line and
-skipped; the exit code is 1 at the end if any input failed.
+The images go through `Detector.stream` (decoded ahead in background threads while the network
+runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
+any input failed.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
-import queue
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -69,47 +67,6 @@ def expand_sources(sources):
         else:
             errors.append(f"{s}: no such file or directory")
     return paths, errors, notes
-
-
-def prepare_in_background(detector, paths, depth):
-    """Yield (path, PreparedImage or None, error or None) in order, decoding ahead in a thread."""
-    q = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    done = object()
-
-    def put(item):
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def work():
-        try:
-            for path in paths:
-                if stop.is_set():
-                    return
-                try:
-                    put((path, detector.prepare(path), None))
-                except UserError as e:
-                    put((path, None, str(e)))
-                except Exception as e:  # one odd file must not stop a folder of images
-                    put((path, None, f"{path}: cannot read image: {type(e).__name__}: {e}"))
-        finally:
-            put(done)   # whatever happens, the consumer is never left waiting
-
-    worker = threading.Thread(target=work, name="yolo9000-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -237,37 +194,24 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
     done = 0
     start = time.perf_counter()
 
-    def finish(pending):
-        nonlocal done
-        t0 = time.perf_counter()
-        results = detector.predict([p for _, p in pending])
-        ms = (time.perf_counter() - t0) * 1000 / len(pending)
-        for (path, prepared), dets in zip(pending, results):
-            image = prepared.image
-            stem, suffix = namer.stem_and_suffix(path)
-            scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
-            save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
-            if save_txt:
-                from ..fileio import atomic_write_text
-                atomic_write_text(labels_dir / f"{stem}.txt",
-                                  label_lines(dets, image.width, image.height))
-            records.append({"path": path, "width": image.width, "height": image.height,
-                            "detections": [d.to_dict() for d in dets]})
-            done += 1
-            say(f"{path} {image.width}x{image.height}: {summarise(dets)}, {ms:.0f} ms")
-
-    pending = []
-    for path, prepared, error in prepare_in_background(detector, paths, depth=2 * batch):
-        if error is not None:
-            fail(error)
+    for result in detector.stream(paths, batch_size=batch, skip_errors=True):
+        if result.error is not None:
+            fail(result.error)
             failures += 1
             continue
-        pending.append((path, prepared))
-        if len(pending) == batch:
-            finish(pending)
-            pending = []
-    if pending:
-        finish(pending)
+        path, image, dets = result.source, result.image, result.detections
+        stem, suffix = namer.stem_and_suffix(path)
+        scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
+        save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
+        if save_txt:
+            from ..fileio import atomic_write_text
+            atomic_write_text(labels_dir / f"{stem}.txt",
+                              label_lines(dets, image.width, image.height))
+        records.append({"path": path, "width": image.width, "height": image.height,
+                        "detections": [d.to_dict() for d in dets]})
+        done += 1
+        say(f"{path} {image.width}x{image.height}: {summarise(dets)}, "
+            f"{result.seconds * 1000:.0f} ms")
 
     elapsed = time.perf_counter() - start
     if json_path is not None:
