@@ -150,6 +150,12 @@ class Trainer:
         from ..data.augment import AugmentConfig
         self.augment = AugmentConfig(jitter=region.jitter, hue=o.hue, saturation=o.saturation,
                                      exposure=o.exposure, flip=True, enabled=s.augment)
+        self.validator = None
+        if self.val_set is not None:
+            from ..inference.detector import Detector
+            # Built now, so a class list the evaluation cannot use stops the run before training.
+            self.validator = Detector.from_network(self.net, thresh=s.eval_thresh, nms=s.nms,
+                                                   evaluation=True)
         return self
 
     def resume(self):
@@ -359,8 +365,7 @@ class Trainer:
         train_size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         t0 = time.perf_counter()
-        voc, coco, _ = evaluate_records(net, self.val_set.records, len(self.names),
-                                        thresh=self.s.eval_thresh, nms=self.s.nms,
+        voc, coco, _ = evaluate_records(self.validator, self.val_set.records,
                                         batch=self.s.eval_batch)
         net.resize(*train_size)
         row = {"iteration": self.iteration, "seen": net.seen, "mAP50": f"{voc.map:.4f}",
