@@ -18,7 +18,7 @@ import click
 
 from ..errors import UserError
 from ..runs import new_run_dir
-from .options import deprecated_option, out_folder_as_run_folder, run_folder_options
+from .options import check_size_option, deprecated_option, out_folder_as_run_folder, run_folder_options
 
 GLOB_CHARS = set("*?[")
 # Annotated images keep their format when Pillow writes it losslessly or as the user expects.
@@ -125,12 +125,6 @@ def summarise(detections, top=3):
 
 
 # -- the command -------------------------------------------------------------------------------
-def _check_size(ctx, param, value):
-    if value is not None and (value <= 0 or value % 32):
-        raise click.BadParameter(f"must be a positive multiple of 32, got {value}")
-    return value
-
-
 @click.command("detect")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--model", help="Bundled model name (e.g. yolov2-voc, yolov2, yolov2-tiny-voc).")
@@ -138,7 +132,7 @@ def _check_size(ctx, param, value):
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Darknet .weights or .h5 checkpoint (an .h5 carries its own cfg and names).")
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names, one per line.")
-@click.option("--size", type=int, callback=_check_size,
+@click.option("--size", type=int, callback=check_size_option,
               help="Network input size, a multiple of 32 [default: from the cfg].")
 @click.option("--thresh", type=click.FloatRange(0, 1, min_open=True), default=0.5,
               show_default=True, help="Keep detections whose score (objectness x class) >= this.")

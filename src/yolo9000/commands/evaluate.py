@@ -21,7 +21,7 @@ import time
 import click
 
 from ..errors import UserError
-from .options import deprecated_option
+from .options import check_size_option, deprecated_option
 
 # How many dataset reader warnings to show before summarising the rest.
 SHOWN_WARNINGS = 5
@@ -85,12 +85,6 @@ def _write_json(path, text, what):
 
 
 # -- the command -------------------------------------------------------------------------------
-def _check_size(ctx, param, value):
-    if value is not None and (value <= 0 or value % 32):
-        raise click.BadParameter(f"must be a positive multiple of 32, got {value}")
-    return value
-
-
 @click.command("evaluate")
 @click.option("--data", required=True,
               help="Validation set: a YOLO folder, list or .data file, a VOC folder or a COCO json.")
@@ -102,7 +96,7 @@ def _check_size(ctx, param, value):
 @click.option("--names", type=click.Path(dir_okay=False),
               help="Class names, one per line, for the model and the dataset (VOC/COCO objects "
                    "are mapped by name).")
-@click.option("--size", type=int, callback=_check_size,
+@click.option("--size", type=int, callback=check_size_option,
               help="Network input size, a multiple of 32 [default: the cfg's / checkpoint's].")
 @click.option("--split", help="VOC ImageSets split, COCO instances_<split>.json, .data key or "
                               "YOLO sub-folder.")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.cfg import check_input_size
 from ..model.checkpoint import is_hdf5
 from ..data.datasets import read_names
 from ..errors import UserError
@@ -111,12 +112,7 @@ def default_class_names(net, num_classes, class_nodes=None):
 
 
 def _check_size(size):
-    if size is None:
-        return None
-    size = int(size)
-    if size <= 0 or size % 32:
-        raise UserError(f"size must be a positive multiple of 32, got {size}")
-    return size
+    return None if size is None else check_input_size(int(size))
 
 
 def build_network(model=None, cfg=None, weights=None, size=None):
