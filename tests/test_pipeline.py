@@ -227,6 +227,9 @@ def test_training_validation_goes_through_the_tree(tree_data, tmp_path):
     np.testing.assert_array_equal(got.num_det, want.num_det)
     np.testing.assert_allclose(got.ap, want.ap, atol=1e-6)
     assert not np.array_equal(got.num_det, flat.num_det)     # the flat reading is not used
+    results = (tmp_path / "run" / "results.csv").read_text().splitlines()
+    assert results[0] == "iteration,seen,mAP50,mAP50_95,eval_seconds"
+    assert results[1].split(",")[:3] == ["2", "4", f"{want.map:.4f}"] and len(results) == 2
 
 
 # -- yolo9000 evaluate ----------------------------------------------------------------------------
