@@ -1,5 +1,5 @@
 """One inference pipeline: a word-tree (YOLO9000) model is scored through its tree wherever it is
-evaluated (`evaluate_records`, `train --val`, `yolo9000 evaluate`), and the background image
+evaluated (`predict_records`, `train --val`, `yolo9000 evaluate`), and the background image
 loading keeps order and reports bad inputs in place.
 
 The expected detections are computed without the package's decoding: the region input comes
@@ -7,7 +7,6 @@ from the network's convolution, then the tree's grouped softmax, the products up
 the loop-based decode + NMS of test_detector.py are written out by hand.
 """
 import json
-import math
 import shutil
 
 import numpy as np
@@ -19,7 +18,7 @@ from test_detector import _independent_letterbox, assert_same_detections, refere
 from yolo9000.errors import UserError
 from yolo9000.inference.detector import Detector
 from yolo9000.inference.prefetch import prefetch
-from yolo9000.inference.validate import evaluate_records, predict_records
+from yolo9000.inference.validate import predict_records
 from yolo9000.metrics.detection import evaluate_voc, ground_truth_from_record
 from yolo9000.model.network import Network
 
@@ -124,6 +123,19 @@ def expected_detections(net, path, class_nodes, thresh, nms, conditional=False):
                                 w, h, NET_SIZE, NET_SIZE, thresh, nms), (w, h)
 
 
+def expected_voc(net, records, thresh, conditional=False):
+    """VOC result of the hand-computed detections (scored by metrics/detection.py)."""
+    nodes = range(len(PARENTS))
+    dets = {}
+    for k, r in enumerate(records):
+        found, _ = expected_detections(net, r.path, nodes, thresh, 0.45, conditional)
+        dets[k] = {"boxes": np.array([b for _, _, b in found], np.float32).reshape(-1, 4),
+                   "scores": np.array([s for _, s, _ in found], np.float32),
+                   "classes": np.array([c for c, _, _ in found], np.int64)}
+    gts = {k: ground_truth_from_record(r) for k, r in enumerate(records)}
+    return evaluate_voc(gts, dets, len(PARENTS))
+
+
 def records_for(paths):
     from yolo9000.data.datasets import ImageRecord
     records = []
@@ -210,19 +222,8 @@ def test_training_validation_goes_through_the_tree(tree_data, tmp_path):
     trainer = Trainer(settings, echo=lambda *_: None).setup()
     trainer.train()
     records = load_dataset(str(val)).records
-    nodes = list(range(len(PARENTS)))
-    gts = {k: ground_truth_from_record(r) for k, r in enumerate(records)}
-
-    def voc_of(conditional):
-        dets = {}
-        for k, r in enumerate(records):
-            found, _ = expected_detections(trainer.net, r.path, nodes, 0.001, 0.45, conditional)
-            dets[k] = {"boxes": np.array([b for _, _, b in found], np.float32).reshape(-1, 4),
-                       "scores": np.array([s for _, s, _ in found], np.float32),
-                       "classes": np.array([c for c, _, _ in found], np.int64)}
-        return evaluate_voc(gts, dets, len(PARENTS))
-
-    want, flat = voc_of(False), voc_of(True)
+    want = expected_voc(trainer.net, records, 0.001)
+    flat = expected_voc(trainer.net, records, 0.001, conditional=True)
     got = trainer.last_voc
     np.testing.assert_array_equal(got.num_det, want.num_det)
     np.testing.assert_allclose(got.ap, want.ap, atol=1e-6)
@@ -248,15 +249,7 @@ def test_evaluate_command_scores_a_word_tree_model(tree_data, tmp_path, capsys):
     assert e.value.code == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
     assert [c["name"] for c in result["classes"]] == NODE_NAMES
-    records = load_dataset(str(val)).records
-    dets = {}
-    for k, r in enumerate(records):
-        found, _ = expected_detections(net, r.path, range(len(PARENTS)), 0.01, 0.45)
-        dets[k] = {"boxes": np.array([b for _, _, b in found], np.float32).reshape(-1, 4),
-                   "scores": np.array([s for _, s, _ in found], np.float32),
-                   "classes": np.array([c for c, _, _ in found], np.int64)}
-    want = evaluate_voc({k: ground_truth_from_record(r) for k, r in enumerate(records)}, dets,
-                        len(PARENTS))
+    want = expected_voc(net, load_dataset(str(val)).records, 0.01)
     assert [c["num_det"] for c in result["classes"]] == [int(n) for n in want.num_det]
     assert result["mAP50"] == pytest.approx(float(want.map), abs=1e-6)
 
