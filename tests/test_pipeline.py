@@ -291,6 +291,7 @@ def test_stream_skips_or_raises_unreadable_images(tmp_path):
     detector = Detector.from_network(net, thresh=0.3)
     results = list(detector.stream([good[0], bad, good[1]], batch_size=2, skip_errors=True))
     assert [r.source for r in results] == [bad, good[0], good[1]]   # the error comes at once
+    assert [r.index for r in results] == [1, 0, 2]                  # positions in the input
     assert str(bad) in results[0].error and results[0].boxes is None
     assert all(r.error is None and r.image is not None for r in results[1:])
     with pytest.raises(UserError, match="broken.png"):

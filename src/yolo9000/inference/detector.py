@@ -75,6 +75,7 @@ class PreparedImage:
 class ImageResult:
     """One source through the pipeline: its detections as arrays, or why it failed."""
     source: object
+    index: int = None             # the source's position in the input of Detector.stream
     image: LoadedImage = None
     boxes: np.ndarray = None      # (n, 4) float32 x1, y1, x2, y2 in original pixels
     scores: np.ndarray = None     # (n,) float32, decreasing
@@ -262,10 +263,10 @@ class Detector:
         flat = np.concatenate([per_anchor[:, :lead], absolute[:, self.class_nodes]], axis=1)
         return flat.reshape(-1, *output.shape[1:])
 
-    def _result(self, source, prepared, arrays, seconds=0.0):
+    def _result(self, source, prepared, arrays, seconds=0.0, index=None):
         boxes, scores, classes = arrays
-        return ImageResult(source, prepared.image if prepared else None, boxes, scores, classes,
-                           self.names, seconds)
+        return ImageResult(source, index, prepared.image if prepared else None, boxes, scores,
+                           classes, self.names, seconds)
 
     def stream(self, sources, batch_size=1, skip_errors=False):
         """An ImageResult per source, in order, ``batch_size`` images per forward pass; images
@@ -276,13 +277,14 @@ class Detector:
         """
         batch_size = max(1, int(batch_size))
         pending = []
-        for source, prepared, exc in prefetch(self.prepare, sources, depth=2 * batch_size):
+        loaded = prefetch(self.prepare, sources, depth=2 * batch_size)
+        for index, (source, prepared, exc) in enumerate(loaded):
             if exc is not None:
                 if not skip_errors:
                     raise exc
-                yield ImageResult(source, error=failure_message(source, exc))
+                yield ImageResult(source, index, error=failure_message(source, exc))
                 continue
-            pending.append((source, prepared))
+            pending.append((index, source, prepared))
             if len(pending) == batch_size:
                 yield from self._run(pending)
                 pending = []
@@ -291,10 +293,10 @@ class Detector:
 
     def _run(self, pending):
         start = time.perf_counter()
-        decoded = self._decode([p for _, p in pending])
+        decoded = self._decode([p for _, _, p in pending])
         share = (time.perf_counter() - start) / len(pending)
-        for (source, prepared), arrays in zip(pending, decoded):
-            yield self._result(source, prepared, arrays, share)
+        for (index, source, prepared), arrays in zip(pending, decoded):
+            yield self._result(source, prepared, arrays, share, index)
 
     # -- convenience -----------------------------------------------------------------------
     def __call__(self, source) -> list[Detection]:
