@@ -44,6 +44,7 @@ def test_table_and_cfg_line(tmp_path, capsys):
     code, out, err = run(capsys, yolo_dataset(tmp_path / "d"), "-k", 3, "--seed", 1)
     assert code == 0, err
     line = next(l for l in out.splitlines() if l.startswith("anchors = "))
+    assert re.fullmatch(r"anchors = \d+\.\d\d,\d+\.\d\d(,  \d+\.\d\d,\d+\.\d\d){2}", line), line
     values = [float(v) for v in line[len("anchors = "):].replace(" ", "").split(",")]
     assert len(values) == 6
     assert re.search(r"average IoU: \d+\.\d\d%", out)

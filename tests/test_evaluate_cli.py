@@ -30,6 +30,12 @@ def _mini_net():
     return Network.from_cfg(str(CFG)).load_weights(str(WEIGHTS))
 
 
+def _mini_detector():
+    """The pipeline `evaluate` runs, at its default thresholds."""
+    from yolo9000.inference.detector import Detector
+    return Detector.from_network(_mini_net(), thresh=0.005, nms=0.45, evaluation=True)
+
+
 def _draw_images(folder):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -53,7 +59,7 @@ def _label_boxes(paths):
 
     records = [ImageRecord(str(p), w, h, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                            np.zeros(0, bool)) for p, (w, h) in zip(paths, SIZES)]
-    dets = predict_records(_mini_net(), records, thresh=0.005)
+    dets = predict_records(_mini_detector(), records)
     out = []
     for k, (w, h) in enumerate(SIZES):
         d = dets[k]
@@ -101,7 +107,7 @@ def _direct(data, use_07_metric=False, **load):
     from yolo9000.inference.validate import evaluate_records
 
     ds = load_dataset(data, **load)
-    voc, coco, dets = evaluate_records(_mini_net(), ds.records, 3, use_07_metric=use_07_metric)
+    voc, coco, dets = evaluate_records(_mini_detector(), ds.records, use_07_metric=use_07_metric)
     return ds, voc, coco, dets
 
 
@@ -341,7 +347,7 @@ def test_voc_names_mapped_to_checkpoint_and_difficult_reaches_metrics(yolo_data,
     # The same figures with the flags as read from the XML, computed directly...
     from yolo9000.inference.validate import evaluate_records
     ds = load_dataset(voc_root, names=model_names)
-    voc, _, _ = evaluate_records(_mini_net(), ds.records, 3)
+    voc, _, _ = evaluate_records(_mini_detector(), ds.records)
     assert res["mAP50"] == pytest.approx(voc.map, abs=1e-6)
 
     # ...and --no-difficult drops those objects: the detections on them become false positives.

@@ -145,6 +145,7 @@ def test_cli_make_shapes_writes_and_says_where(tmp_path):
                                       "--image-size", "48", "--seed", "3", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 6 train + 2 val images" in result.output
+    assert "rendering 8 images 8/8 [" in result.output        # the package's progress bar
     assert str(out.resolve() / "shapes.data") in result.output
     assert len((out / "train.txt").read_text().splitlines()) == 6
     assert len(list((out / "labels" / "val").glob("*.txt"))) == 2

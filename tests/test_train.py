@@ -57,6 +57,10 @@ def test_resume_is_exact(shapes, tmp_path):
     assert resumed.net.seen == straight.net.seen == 6 * 4
     rows = (tmp_path / "b" / "train_log.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 6   # header + one row per iteration, none duplicated by the resume
+    assert b"\r" not in (tmp_path / "b" / "train_log.csv").read_bytes()   # one line ending
+    assert len({len(r.split(",")) for r in rows}) == 1
+    assert (tmp_path / "a" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p.name for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp
 
 
 @pytest.mark.parametrize("subdivisions", [2, 3])
@@ -232,3 +236,49 @@ def test_trainer_learns_a_single_batch(shapes, tmp_path):
     rows = (tmp_path / "c" / "train_log.csv").read_text().strip().splitlines()[1:]
     losses = [float(r.split(",")[4]) for r in rows]
     assert np.mean(losses[-5:]) < 0.2 * np.mean(losses[:3])
+
+
+def test_anchors_txt_is_the_line_written_into_the_cfg(shapes, tmp_path):
+    s = settings(shapes, tmp_path / "r", anchors=[1.23456, 2.5, 3, 4.25])
+    Trainer(s, echo=lambda *_: None).setup()
+    line = (tmp_path / "r" / "anchors.txt").read_text()
+    assert line == "anchors = 1.2346,2.5000,  3.0000,4.2500\n"
+    cfg = (tmp_path / "r" / "model.cfg").read_text().splitlines()
+    assert "anchors=" + line[len("anchors = "):].strip() in cfg
+
+
+def test_input_size_not_a_multiple_of_32(shapes, tmp_path):
+    from yolo9000.errors import UserError
+    with pytest.raises(UserError, match="^input size must be a positive multiple of 32, got 100$"):
+        Trainer(settings(shapes, tmp_path / "r", size=100), echo=lambda *_: None).setup()
+    cfg = tmp_path / "odd.cfg"
+    cfg.write_text("[net]\nwidth=96\nheight=80\nchannels=3\nbatch=2\nmax_batches=1\n\n"
+                   "[convolutional]\nfilters=50\nsize=1\nstride=32\nactivation=linear\n\n"
+                   "[region]\nanchors=1,1, 2,2\nnum=2\nclasses=5\ncoords=4\n")
+    with pytest.raises(UserError, match="odd.cfg: input height must be a positive multiple of "
+                                        "32, got 80"):
+        Trainer(settings(shapes, tmp_path / "q", cfg=str(cfg), size=None),
+                echo=lambda *_: None).setup()
+
+
+def test_resume_reads_old_run_folders_and_names_unknown_settings(shapes, tmp_path, capsys):
+    import json
+    from yolo9000.cli import main
+    run = tmp_path / "r"
+    Trainer(settings(shapes, run, max_batches=1, multiscale=False),
+            echo=lambda *_: None).setup().train()
+    args = json.loads((run / "args.json").read_text())
+    assert "extra" not in args
+    args["extra"] = {}                        # what 0.1.0 wrote
+    (run / "args.json").write_text(json.dumps(args))
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(run)])
+    assert e.value.code == 0, capsys.readouterr().err
+    args["colour"] = "blue"
+    (run / "args.json").write_text(json.dumps(args))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and err == [f"error: {run / 'args.json'}: unknown training "
+                                         "settings: colour"]

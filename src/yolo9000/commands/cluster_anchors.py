@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from .options import deprecated_option
+from .options import check_size_option, deprecated_option
 
 _MAX_WARNINGS_SHOWN = 20
 
@@ -49,11 +49,6 @@ def _parse_anchors(value):
     return np.array(numbers, np.float64).reshape(-1, 2)
 
 
-def cfg_line(anchors_grid) -> str:
-    """A darknet ``anchors = ...`` line (2 decimals, pairs separated by two spaces)."""
-    return "anchors = " + ",  ".join(f"{w:.2f},{h:.2f}" for w, h in anchors_grid)
-
-
 def _check_matplotlib():
     try:
         import matplotlib  # noqa: F401
@@ -75,6 +70,7 @@ def _print_warnings(ds):
 
 def _result_dict(result, wh, grid, size):
     from ..data.anchors import cluster_iou
+    from ..model.cfg import anchors_line
 
     anchors = result.centroids * grid
     return {
@@ -88,7 +84,7 @@ def _result_dict(result, wh, grid, size):
                         for v in cluster_iou(wh, result)],
         "avg_iou": round(result.avg_iou, 6),
         "iterations": result.iterations,
-        "cfg_line": cfg_line(anchors),
+        "cfg_line": anchors_line(anchors, decimals=2),
     }
 
 
@@ -143,6 +139,7 @@ def _plot(path, sweep_rows, centroids, k, size):
 @click.option("-k", "--clusters", "k", type=click.IntRange(min=1), default=5, show_default=True,
               help="Number of anchors.")
 @click.option("--size", type=click.IntRange(min=32), default=416, show_default=True,
+              callback=check_size_option,
               help="Network input size; anchors are in grid cells of size/32.")
 @click.option("--metric", type=click.Choice(["iou", "euclidean"]), default="iou",
               show_default=True, help="k-means distance: 1 - IoU, or Euclidean (the baseline).")
@@ -180,8 +177,6 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     from ..data.anchors import avg_iou, box_wh, kmeans_anchors
     from ..data.datasets import load_dataset
 
-    if size % 32:
-        raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")
     ks = _parse_sweep(sweep)
     given = _parse_anchors(compare) if compare is not None else None
     if plot is not None:

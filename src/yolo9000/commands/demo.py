@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .options import deprecated_option, out_folder_as_run_folder, run_folder_options
+from .options import (check_size_option, deprecated_option, out_folder_as_run_folder,
+                      run_folder_options)
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
 DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=3600, batch=8, lr=0.004)
@@ -30,7 +31,7 @@ SUBDIVISIONS = 2
 @deprecated_option("--train", "--train-images", lambda v: {"n_train": v}, type=click.IntRange(min=16))
 @deprecated_option("--val", "--val-images", lambda v: {"n_val": v}, type=click.IntRange(min=1))
 @click.option("--size", type=click.IntRange(min=64), default=DEFAULTS["size"], show_default=True,
-              help="Image and network input size (a multiple of 32).")
+              callback=check_size_option, help="Image and network input size (a multiple of 32).")
 @click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS["iterations"], show_default=True,
               help="Training iterations (weight updates).")
 @click.option("--batch", type=click.IntRange(min=1), default=DEFAULTS["batch"], show_default=True)
@@ -44,8 +45,6 @@ def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr
             detect_images):
     from ..errors import UserError
     from ..runs import new_run_dir
-    if size % 32:
-        raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--size")
     root = new_run_dir(project, name, exist_ok)
     if any(root.iterdir()):
         # the demo makes a dataset and a training run here; another run's files would mix in
@@ -65,17 +64,18 @@ def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr
     # 2. anchors -----------------------------------------------------------------------------
     from ..data.anchors import box_wh, kmeans_anchors
     from ..data.datasets import load_dataset
-    from ..model.network import Network
+    from ..fileio import atomic_write_text
+    from ..model.cfg import anchors_line
     train_set = load_dataset(paths["train"])
     grid = size // _stride_of_shapes_model(size)
     t0 = time.perf_counter()
     result = kmeans_anchors(box_wh(train_set), 5, restarts=10, seed=seed)
     anchors = result.centroids * grid
-    line = ",  ".join(f"{w:.2f},{h:.2f}" for w, h in anchors)
-    (root / "anchors.txt").write_text(f"anchors = {line}\n")
+    line = anchors_line(anchors, decimals=2)
+    atomic_write_text(root / "anchors.txt", line + "\n")
     click.echo(f"[2/5] dimension clusters (k-means, d = 1 - IoU, k=5) on {len(box_wh(train_set))} boxes "
                f"in {time.perf_counter() - t0:.1f} s: avg IoU {100 * result.avg_iou:.1f}%")
-    click.echo(f"      anchors = {line}   ({grid}x{grid} grid) -> {root / 'anchors.txt'}")
+    click.echo(f"      {line}   ({grid}x{grid} grid) -> {root / 'anchors.txt'}")
 
     # 3. training ----------------------------------------------------------------------------
     from ..kernels.threads import current_threads

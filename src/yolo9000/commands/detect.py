@@ -2,16 +2,14 @@
 
 The layouts of the JSON and label files are inference/export.py's.
 
-Images are decoded and letterboxed in a background thread (Pillow and NumPy release the GIL)
-while the network runs on the previous batch. A bad input is reported on one stderr line and
-skipped; the exit code is 1 at the end if any input failed.
+The images go through `Detector.stream` (decoded ahead in background threads while the network
+runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
+any input failed.
 """
 from __future__ import annotations
 
 import glob
 import os
-import queue
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,8 +18,8 @@ import click
 
 from ..errors import UserError
 from ..runs import new_run_dir
-from .options import (deprecated_option, json_format_option, out_folder_as_run_folder,
-                      run_folder_options)
+from .options import (check_size_option, deprecated_option, json_format_option,
+                      out_folder_as_run_folder, run_folder_options)
 
 GLOB_CHARS = set("*?[")
 # Annotated images keep their format when Pillow writes it losslessly or as the user expects.
@@ -72,47 +70,6 @@ def expand_sources(sources):
     return paths, errors, notes
 
 
-def prepare_in_background(detector, paths, depth):
-    """Yield (path, PreparedImage or None, error or None) in order, decoding ahead in a thread."""
-    q = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    done = object()
-
-    def put(item):
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def work():
-        try:
-            for path in paths:
-                if stop.is_set():
-                    return
-                try:
-                    put((path, detector.prepare(path), None))
-                except UserError as e:
-                    put((path, None, str(e)))
-                except Exception as e:  # one odd file must not stop a folder of images
-                    put((path, None, f"{path}: cannot read image: {type(e).__name__}: {e}"))
-        finally:
-            put(done)   # whatever happens, the consumer is never left waiting
-
-    worker = threading.Thread(target=work, name="yolo9000-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
-
-
 # -- outputs -----------------------------------------------------------------------------------
 class OutputNamer:
     """One output stem per input; inputs with the same file name get _2, _3, ..."""
@@ -159,12 +116,6 @@ def summarise(detections, top=3):
 
 
 # -- the command -------------------------------------------------------------------------------
-def _check_size(ctx, param, value):
-    if value is not None and (value <= 0 or value % 32):
-        raise click.BadParameter(f"must be a positive multiple of 32, got {value}")
-    return value
-
-
 @click.command("detect")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--model", help="Bundled model name (e.g. yolov2-voc, yolov2, yolov2-tiny-voc).")
@@ -172,7 +123,7 @@ def _check_size(ctx, param, value):
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Darknet .weights or .h5 checkpoint (an .h5 carries its own cfg and names).")
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names, one per line.")
-@click.option("--size", type=int, callback=_check_size,
+@click.option("--size", type=int, callback=check_size_option,
               help="Network input size, a multiple of 32 [default: from the cfg].")
 @click.option("--thresh", type=click.FloatRange(0, 1, min_open=True), default=0.5,
               show_default=True, help="Keep detections whose score (objectness x class) >= this.")
@@ -240,41 +191,27 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
     done = 0
     start = time.perf_counter()
 
-    def finish(pending):
-        nonlocal done
-        t0 = time.perf_counter()
-        results = detector.predict([p for _, _, p in pending])
-        ms = (time.perf_counter() - t0) * 1000 / len(pending)
-        for (index, path, prepared), dets in zip(pending, results):
-            image = prepared.image
-            stem, suffix = namer.stem_and_suffix(path)
-            scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
-            save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
-            if save_txt:
-                atomic_write_text(labels_dir / f"{stem}.txt",
-                                  yolo_label_text(dets, image.width, image.height, save_conf))
-            if json_format == "coco":
-                entries.extend(coco_results(index, dets))
-            else:
-                entries.append(image_entry(path, image.width, image.height, dets,
-                                           detector.names))
-            done += 1
-            say(f"{path} {image.width}x{image.height}: {summarise(dets)}, {ms:.0f} ms")
-
-    pending = []
-    # the position in `paths` is the image_id of the COCO layout, failed images included
-    for index, (path, prepared, error) in enumerate(
-            prepare_in_background(detector, paths, depth=2 * batch)):
-        if error is not None:
-            fail(error)
+    # result.index, the position in `paths`, is the image_id of the COCO layout (failed images
+    # keep their numbers)
+    for result in detector.stream(paths, batch_size=batch, skip_errors=True):
+        if result.error is not None:
+            fail(result.error)
             failures += 1
             continue
-        pending.append((index, path, prepared))
-        if len(pending) == batch:
-            finish(pending)
-            pending = []
-    if pending:
-        finish(pending)
+        path, image, dets = result.source, result.image, result.detections
+        stem, suffix = namer.stem_and_suffix(path)
+        scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
+        save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
+        if save_txt:
+            atomic_write_text(labels_dir / f"{stem}.txt",
+                              yolo_label_text(dets, image.width, image.height, save_conf))
+        if json_format == "coco":
+            entries.extend(coco_results(result.index, dets))
+        else:
+            entries.append(image_entry(path, image.width, image.height, dets, detector.names))
+        done += 1
+        say(f"{path} {image.width}x{image.height}: {summarise(dets)}, "
+            f"{result.seconds * 1000:.0f} ms")
 
     elapsed = time.perf_counter() - start
     if json_path is not None:

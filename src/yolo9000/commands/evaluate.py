@@ -1,7 +1,7 @@
 """`yolo9000 evaluate --data VAL --weights W`: VOC and COCO mAP of a model on a dataset.
 
-The network runs over every image (letterbox, forward, decode, NMS — `validate.py`, the code
-`train --val` uses), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
+The network runs over every image (the Detector pipeline `detect` and `train --val` use, through
+`validate.py`), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
 all-point or `--voc07` 11-point, per class) and the COCO protocol (AP@[.5:.95], AP50, AP75, AP
 by object size, AR@1/10/100: COCOeval.summarize()'s numbers). VOC `difficult` (COCO `iscrowd`)
 objects are ignored by both: finding them is not rewarded, missing them is not penalised.
@@ -11,9 +11,9 @@ recall at IoU 0.5 per class; needs matplotlib). `--save-json` writes the detecti
 results layout by default (inference/export.py), in the dataset's own ids for a COCO dataset,
 so that pycocotools can score them.
 
-Class ids: the model's classes and the dataset's must be the same list. When both sides have
-names they are compared: VOC/COCO datasets (whose ids come from names) are mapped onto the
-model's names; for YOLO datasets (whose ids are the truth) differing names only warn.
+Class ids: the model's classes and the dataset's must be the same list (data/classes.py
+reconciles them). A word-tree (YOLO9000) model's classes are the entries of its cfg's map=
+(every tree node without one), each scored with its absolute probability in the tree.
 """
 from __future__ import annotations
 
@@ -22,91 +22,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
 
 import click
 
 from ..errors import UserError
-from .options import deprecated_option, json_format_option, run_folder_options
+from .options import check_size_option, deprecated_option, json_format_option, run_folder_options
 
 # How many dataset reader warnings to show before summarising the rest.
 SHOWN_WARNINGS = 5
-
-
-# -- classes -----------------------------------------------------------------------------------
-def model_class_names(net):
-    """(names or None, where they came from): the checkpoint's, else bundled ones by class count."""
-    from ..data.datasets import read_names
-    from ..model.zoo import bundled_names_for
-
-    if getattr(net, "names", None):
-        return [str(n) for n in net.names], "the checkpoint"
-    bundled = bundled_names_for(int(net.region.classes))
-    if bundled is not None:
-        return read_names(bundled), f"bundled {bundled.name}"
-    return None, None
-
-
-def _is_generated_names(dataset):
-    """True when a YOLO dataset had no names file and load_dataset made class0..classN up."""
-    n = len(dataset.names)
-    return dataset.format == "yolo" and dataset.names == [f"class{i}" for i in range(n)]
-
-
-def _remap_by_name(dataset, model_names):
-    """The dataset with class ids renumbered to the model's list (every name must be in it)."""
-    import numpy as np
-
-    index = {n: i for i, n in enumerate(model_names)}
-    table = np.array([index[n] for n in dataset.names], np.int64)
-    records = [replace(r, classes=table[r.classes]) for r in dataset.records]
-    category_ids = None
-    if dataset.category_ids is not None:
-        # COCO results keep the file's category ids: the model's classes take them by name
-        by_name = dict(zip(dataset.names, dataset.category_ids))
-        category_ids = [by_name.get(n) for n in model_names]
-    return replace(dataset, records=records, names=list(model_names), category_ids=category_ids)
-
-
-def reconcile_classes(dataset, num_classes, model_names=None, model_source=None, data_path=None):
-    """Make the dataset's class ids the model's. Returns (dataset, names, notes).
-
-    Raises UserError when the class counts cannot be reconciled.
-    """
-    names_d = list(dataset.names)
-    count_d = len(names_d)
-    generic = [f"class{i}" for i in range(num_classes)]
-    if model_names is not None and names_d == list(model_names):
-        return dataset, names_d, []
-    if (model_names is not None and dataset.format in ("voc", "coco")
-            and set(names_d) <= set(model_names)):
-        # VOC/COCO class ids only stand for names, so the model's numbering can be used as is.
-        return (_remap_by_name(dataset, model_names), list(model_names),
-                [f"mapped the dataset's {count_d} class names onto the model's "
-                 f"{len(model_names)} ({model_source}) by name"])
-    if _is_generated_names(dataset) and count_d <= num_classes:
-        # No names file: the dataset's ids are all there is, and they fit the model.
-        return dataset, list(model_names) if model_names is not None else generic, []
-    if count_d != num_classes:
-        origin = f" ({model_source})" if model_source else ""
-        hint = ("labels use class ids up to " + str(count_d - 1)) if _is_generated_names(dataset) \
-            else f"class names: {_preview(names_d)}"
-        raise UserError(f"the model predicts {num_classes} classes{origin} but the dataset has "
-                        f"{count_d} ({hint}); evaluate on data labelled with the model's classes "
-                        "or give --names", path=data_path)
-    notes = []
-    if model_names is not None:
-        differ = [i for i, (a, b) in enumerate(zip(model_names, names_d)) if a != b]
-        i = differ[0]
-        notes.append(f"class names differ between the model ({model_source}) and the dataset "
-                     f"in {len(differ)} of {count_d} classes (e.g. id {i}: {model_names[i]!r} vs "
-                     f"{names_d[i]!r}); scoring by class id with the dataset's names")
-    return dataset, names_d, notes
-
-
-def _preview(names, limit=4):
-    shown = ", ".join(names[:limit])
-    return shown + (", ..." if len(names) > limit else "")
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -212,12 +135,6 @@ def plot_pr_curves(voc, names, path):
 
 
 # -- the command -------------------------------------------------------------------------------
-def _check_size(ctx, param, value):
-    if value is not None and (value <= 0 or value % 32):
-        raise click.BadParameter(f"must be a positive multiple of 32, got {value}")
-    return value
-
-
 @click.command("evaluate")
 @click.option("--data", required=True,
               help="Validation set: a YOLO folder, list or .data file, a VOC folder or a COCO json.")
@@ -229,7 +146,7 @@ def _check_size(ctx, param, value):
 @click.option("--names", type=click.Path(dir_okay=False),
               help="Class names, one per line, for the model and the dataset (VOC/COCO objects "
                    "are mapped by name).")
-@click.option("--size", type=int, callback=_check_size,
+@click.option("--size", type=int, callback=check_size_option,
               help="Network input size, a multiple of 32 [default: the cfg's / checkpoint's].")
 @click.option("--split", help="VOC ImageSets split, COCO instances_<split>.json, .data key or "
                               "YOLO sub-folder.")
@@ -278,31 +195,23 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     def warn(msg):
         click.echo(f"warning: {msg}", err=True)
 
+    from ..data.classes import reconcile_classes
     from ..data.datasets import load_dataset
     from ..fileio import write_output
-    from ..inference.detector import build_network, read_names
+    from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress
     from ..inference.validate import evaluate_records
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)
-    net, notice = build_network(model=model, cfg=cfg, weights=weights, size=size)
-    if notice:
-        click.echo(f"note: {notice}", err=True)
-    region = net.region
-    if getattr(region, "tree", None) is not None:
-        raise UserError("evaluating a word-tree (YOLO9000) model is not supported: its classes "
-                        "are tree nodes, not a flat list", path=cfg or model or weights)
-    num_classes = int(region.classes)
-
-    if names is not None:
-        model_names, model_source = read_names(names), str(names)
-        if len(model_names) != num_classes:
-            raise UserError(f"{len(model_names)} class names but the network predicts "
-                            f"{num_classes} classes", path=names)
-    else:
-        model_names, model_source = model_class_names(net)
+    detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
+                        thresh=thresh, nms=nms_thresh, evaluation=True)
+    if detector.notice:
+        click.echo(f"note: {detector.notice}", err=True)
+    net = detector.net
+    num_classes = detector.num_classes
+    model_names = detector.names if detector.names_source else None
 
     dataset = load_dataset(data, format=data_format, names=names, split=split,
                            use_difficult=not no_difficult)
@@ -311,7 +220,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     if len(dataset.warnings) > SHOWN_WARNINGS:
         warn(f"... and {len(dataset.warnings) - SHOWN_WARNINGS} more dataset problems")
     dataset, class_names, notes = reconcile_classes(dataset, num_classes, model_names,
-                                                    model_source, data_path=data)
+                                                    detector.names_source, data_path=data)
     for n in notes:
         click.echo(f"note: {n}", err=True)
 
@@ -326,8 +235,8 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     run_dir = new_run_dir(project, name, exist_ok)
     progress = Progress(len(records), desc="evaluating", unit="img", stream=sys.stderr)
     start = time.perf_counter()
-    voc, coco, dets = evaluate_records(net, records, num_classes, thresh=thresh, nms=nms_thresh,
-                                       batch=batch, progress=progress, use_07_metric=voc07)
+    voc, coco, dets = evaluate_records(detector, records, batch=batch, progress=progress,
+                                       use_07_metric=voc07)
     seconds = time.perf_counter() - start
     progress.close()
 

@@ -1,5 +1,4 @@
 """`yolo9000 make-shapes OUT`: write the synthetic shapes detection dataset."""
-import contextlib
 import os
 import time
 
@@ -37,24 +36,27 @@ def command(out, n_train, n_val, size, seed, image_format, difficulty, workers):
     OUT/val.txt (image paths relative to OUT), OUT/classes.names and OUT/shapes.data.
     """
     from ..data.synthetic_shapes import CLASS_NAMES, DEMO, STANDARD, make_shapes
+    from ..progress import Progress
 
     workers = workers or os.cpu_count() or 1
     total = n_train + n_val
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        bar = None
+    bar = None
 
-        def progress(done, _total):
-            # Opened on the first image, so a refused output folder prints only the error.
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(click.progressbar(
-                    length=total, label=f"rendering {total} images", show_pos=True))
-            bar.update(done - bar.pos)
+    def progress(done, _total):
+        # Opened on the first image, so a refused output folder prints only the error.
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, desc=f"rendering {total} images", unit="img")
+        bar.update(done - bar.n)
 
+    try:
         paths = make_shapes(out, n_train=n_train, n_val=n_val, size=size, seed=seed,
                             image_format=image_format, workers=workers, progress=progress,
                             difficulty=DEMO if difficulty == "demo" else STANDARD)
+    finally:
+        if bar is not None:
+            bar.close()
     elapsed = time.perf_counter() - start
     root = paths["root"]
     click.echo(f"wrote {n_train} train + {n_val} val images ({size}x{size} {image_format}, "

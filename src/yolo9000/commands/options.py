@@ -64,6 +64,16 @@ def deprecated_option(old, replacement, translate, **option_kwargs):
     return decorate
 
 
+def check_size_option(ctx, param, value):
+    """click callback of a --size option: a network input side (a positive multiple of 32)."""
+    if value is not None:
+        from ..model.cfg import input_size_problem   # NumPy loads only after --threads is set
+        problem = input_size_problem(value)
+        if problem:
+            raise click.BadParameter(problem, ctx=ctx, param=param)
+    return value
+
+
 def out_folder_as_run_folder(value):
     """The old `--out DIR` (a folder for results): that folder itself, as the run folder."""
     from pathlib import Path

@@ -1,10 +1,11 @@
 """`yolo9000 train`: darknet's train_detector with a run folder, progress and exact resume."""
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from .options import run_folder_options
+from .options import check_size_option, run_folder_options
 
 
 def _floats(text):
@@ -30,7 +31,8 @@ def _ints(text):
                    "for yolov2-voc with --cutoff 23). The file must hold exactly those layers' "
                    "weights, or the whole network's.")
 @click.option("--anchors", help="Anchors in grid units, 'w1,h1, w2,h2, ...' (e.g. from cluster-anchors).")
-@click.option("--size", type=int, help="Base input size, a multiple of 32 (default: the cfg's).")
+@click.option("--size", type=int, callback=check_size_option,
+              help="Base input size, a multiple of 32 (default: the cfg's).")
 @click.option("--max-batches", type=int, help="Iterations (weight updates) to train for.")
 @click.option("--batch", type=int, help="Images per iteration.")
 @click.option("--subdivisions", type=int, help="Mini-batches per iteration (gradient accumulation).")
@@ -71,6 +73,10 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             stored = json.loads(args_path.read_text())
         except ValueError:
             raise UserError("args.json is not valid JSON", path=args_path) from None
+        stored.pop("extra", None)   # written (always empty) by 0.1.0 runs; no longer a setting
+        unknown = sorted(set(stored) - {f.name for f in fields(TrainSettings)})
+        if unknown:
+            raise UserError(f"unknown training settings: {', '.join(unknown)}", path=args_path)
         settings = TrainSettings(**stored)
         settings.out = str(run)
         if max_batches:
@@ -80,8 +86,6 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
     else:
         if not data:
             raise click.UsageError("--data is required (or --resume RUN_DIR)")
-        if size is not None and (size <= 0 or size % 32):
-            raise click.BadParameter(f"{size} is not a positive multiple of 32", param_hint="--size")
         anchor_values = _floats(anchors)
         if anchor_values is not None and (len(anchor_values) % 2 or not anchor_values):
             raise click.BadParameter("give pairs w,h", param_hint="--anchors")

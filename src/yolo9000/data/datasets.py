@@ -317,7 +317,8 @@ def _read_names_argument(names):
     return names
 
 
-def _default_names(n_classes):
+def default_names(n_classes):
+    """The names a dataset without a names file gets: class0, class1, ..."""
     return [f"class{i}" for i in range(n_classes)]
 
 
@@ -730,7 +731,7 @@ def _load_yolo(path: Path, split, names, report):
                                     np.zeros(len(classes), bool)))
     if names is None:
         n_classes = max((int(r.classes.max()) + 1 for r in records if r.num_boxes), default=0)
-        names = _default_names(n_classes)
+        names = default_names(n_classes)
     ds = Dataset(records=records, names=list(names), format="yolo", root=str(_absolute(root)))
     if labelled == 0 and images:
         report.warnings.append(f"{path}: none of the {len(images)} images has a label file")

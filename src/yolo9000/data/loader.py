@@ -206,7 +206,6 @@ class BatchLoader:
         self.workers = int(workers)
         self.shuffle = bool(shuffle)
         self.prefetch = max(1, int(prefetch) if prefetch is not None else 2 * max(workers, 1))
-        self.wait_seconds = 0.0   # time the consumer spent waiting for workers (diagnostics)
         augment = augment if augment is not None else AugmentConfig()
         self._maker = _SampleMaker(records, augment, self.seed, max_boxes, cache_images,
                                    cache_bytes)
@@ -290,7 +289,6 @@ class BatchLoader:
 
     def _receive(self, gen: int, index: int) -> Batch:
         worker = self._workers[index % len(self._workers)]
-        started = time.monotonic()
         while True:
             if self._generation.value != gen:
                 raise RuntimeError("this BatchLoader iterator was replaced by a newer iterate()")
@@ -307,7 +305,6 @@ class BatchLoader:
                                        f"while waiting for {index}")
             elif ready:   # only the sentinel: the worker exited without sending
                 self._worker_died(worker)
-        self.wait_seconds += time.monotonic() - started
         if kind == "ok":
             return payload
         if kind == "user":

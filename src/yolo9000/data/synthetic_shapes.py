@@ -23,9 +23,7 @@ pixel and label byte regardless of worker count.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
+from ..fileio import atomic_write_text
 
 CLASS_NAMES = ("circle", "square", "triangle", "star", "cross")
 MIN_SIZE, MAX_SIZE = 0.08, 0.60      # shape box side as a fraction of the image side
@@ -281,18 +280,6 @@ def label_text(boxes, classes) -> str:
 
 # -- the dataset on disk -------------------------------------------------------------------
 
-def _write_atomic(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_one(args):
     out_dir, split, index, size, seed, image_format, difficulty = args
     image, boxes, classes = render_sample(sample_rng(seed, split, index), size,
@@ -363,11 +350,11 @@ def make_shapes(out_dir, n_train=2000, n_val=200, size=160, seed=0, image_format
     for split, n in (("train", n_train), ("val", n_val)):
         listing = "".join(f"images/{split}/{i:06d}.{image_format}\n" for i in range(n))
         paths[split] = out_dir / f"{split}.txt"
-        _write_atomic(paths[split], listing)
+        atomic_write_text(paths[split], listing)
     paths["names"] = out_dir / "classes.names"
-    _write_atomic(paths["names"], "".join(f"{n}\n" for n in CLASS_NAMES))
+    atomic_write_text(paths["names"], "".join(f"{n}\n" for n in CLASS_NAMES))
     paths["data"] = out_dir / "shapes.data"
-    _write_atomic(paths["data"], f"classes = {len(CLASS_NAMES)}\ntrain = train.txt\n"
+    atomic_write_text(paths["data"], f"classes = {len(CLASS_NAMES)}\ntrain = train.txt\n"
                                  f"valid = val.txt\nnames = classes.names\n")
     paths["objects"] = total_objects
     return paths

@@ -5,26 +5,39 @@
     for d in det("dog.jpg"):
         print(d.name, d.score, d.box)          # box = (x1, y1, x2, y2) in original pixels
     results = det.batch(["a.jpg", "b.png"])     # one list of Detection per image
+    for r in det.stream(paths, batch_size=8):   # images decoded ahead in background threads
+        print(r.source, r.detections)
 
 Images: a path, a PIL image or an (h, w[, 3|4]) array (uint8, uint16 or float in [0, 1]).
 The detector only needs the public Network API (from_cfg / load / load_weights / forward /
 resize / region / names), so any network that keeps that contract can be wrapped with
 ``Detector.from_network``.
+
+This is the one inference pipeline (letterbox -> network -> decode -> NMS -> boxes in original
+pixels): `detect`, `evaluate` and the validation of `train --val` all run it. With
+``evaluation=True`` a word-tree (YOLO9000) model is scored as darknet's validation does: one
+class per entry of the cfg's ``map=`` (every tree node without one), each box scored for each
+class with objectness x the node's absolute probability (the product of the conditional
+probabilities up the tree). Detection instead reports the one deepest node the tree descent is
+sure of, as darknet's `detector test` does.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..model.cfg import check_input_size
 from ..model.checkpoint import is_hdf5
 from ..data.datasets import read_names
 from ..errors import UserError
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
 from .export import detection_dict
 from .postprocess import postprocess
+from .prefetch import prefetch
 from .preprocess import LetterboxInfo, LoadedImage, letterbox, load_image
 
 
@@ -59,13 +72,49 @@ class PreparedImage:
     info: LetterboxInfo
 
 
+@dataclass
+class ImageResult:
+    """One source through the pipeline: its detections as arrays, or why it failed."""
+    source: object
+    index: int = None             # the source's position in the input of Detector.stream
+    image: LoadedImage = None
+    boxes: np.ndarray = None      # (n, 4) float32 x1, y1, x2, y2 in original pixels
+    scores: np.ndarray = None     # (n,) float32, decreasing
+    classes: np.ndarray = None    # (n,) int64
+    names: list = None
+    seconds: float = 0.0          # this image's share of its batch's network + decoding time
+    error: str = None             # set (and nothing else) when the source could not be read
+
+    @property
+    def detections(self) -> list[Detection]:
+        return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s))
+                for b, s, c in zip(self.boxes, self.scores, self.classes)]
+
+
+def failure_message(source, exc) -> str:
+    """One line saying why a source could not be read."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    return f"{source}: cannot read image: {type(exc).__name__}: {exc}"
+
+
+def default_class_names(net, num_classes, class_nodes=None):
+    """(names, where they came from) of a network's classes when none are given: the
+    checkpoint's, else bundled ones chosen by class count, else (word-tree classes) the tree
+    nodes' names; (None, None) when nothing names them."""
+    if getattr(net, "names", None):
+        return [str(n) for n in net.names], "the checkpoint"
+    bundled = bundled_names_for(num_classes)
+    if bundled is not None:
+        return read_names(bundled), f"bundled {bundled.name}"
+    if class_nodes is not None:
+        tree = net.region.tree
+        return [str(tree.names[int(n)]) for n in class_nodes], f"the word tree {tree.source}"
+    return None, None
+
+
 def _check_size(size):
-    if size is None:
-        return None
-    size = int(size)
-    if size <= 0 or size % 32:
-        raise UserError(f"size must be a positive multiple of 32, got {size}")
-    return size
+    return None if size is None else check_input_size(int(size))
 
 
 def build_network(model=None, cfg=None, weights=None, size=None):
@@ -104,51 +153,64 @@ def build_network(model=None, cfg=None, weights=None, size=None):
 
 
 class Detector:
-    """Detect objects in images with a YOLOv2 network."""
+    """Detect objects in images with a YOLOv2 network (see the module docstring)."""
 
     def __init__(self, model=None, cfg=None, weights=None, names=None, size=None, thresh=0.5,
-                 nms=0.45):
+                 nms=0.45, evaluation=False):
         net, self.notice = build_network(model, cfg, weights, size)
-        self._setup(net, names, thresh, nms)
+        self._setup(net, names, thresh, nms, evaluation)
 
     @classmethod
-    def from_network(cls, network, names=None, thresh=0.5, nms=0.45):
+    def from_network(cls, network, names=None, thresh=0.5, nms=0.45, evaluation=False):
         """Wrap an already built network (with its weights loaded)."""
         self = cls.__new__(cls)
         self.notice = None
-        self._setup(network, names, thresh, nms)
+        self._setup(network, names, thresh, nms, evaluation)
         return self
 
-    def _setup(self, net, names, thresh, nms):
-        if not 0.0 < float(thresh) <= 1.0:
-            raise UserError(f"thresh must be in (0, 1], got {thresh}")
+    def _setup(self, net, names, thresh, nms, evaluation):
+        # Evaluation may keep every candidate (thresh 0): the whole precision-recall curve counts.
+        if not (0.0 <= float(thresh) <= 1.0 if evaluation else 0.0 < float(thresh) <= 1.0):
+            raise UserError(f"thresh must be in {'[0, 1]' if evaluation else '(0, 1]'}, "
+                            f"got {thresh}")
         if not 0.0 <= float(nms) <= 1.0:
             raise UserError(f"nms must be in [0, 1], got {nms}")
         self.net = net
         self.thresh = float(thresh)
         self.nms = float(nms)
+        self.evaluation = bool(evaluation)
         # YOLO9000 only: how sure the descent through the word tree must stay (darknet's .5)
         self.hier_thresh = 0.5
         region = net.region
-        self.num_classes = int(region.classes)
+        self.tree = getattr(region, "tree", None)
+        # Word tree, evaluation: the tree node behind each class (darknet's map=, else all).
+        self.class_nodes = None
+        if self.tree is not None and self.evaluation:
+            class_map = getattr(region, "class_map", None)
+            self.class_nodes = (np.arange(self.tree.n) if class_map is None
+                                else np.asarray(class_map, np.int64))
+            self.num_classes = int(self.class_nodes.size)
+        else:
+            self.num_classes = int(region.classes)
         self.names = self._resolve_names(names, net)
 
     # -- configuration ---------------------------------------------------------------------
     def _resolve_names(self, names, net):
-        source = None
+        """The class names; sets names_source (where they came from, None when numbered)."""
+        path = None
         if names is None:
-            names = getattr(net, "names", None)
-            if names is None and bundled_names_for(self.num_classes) is not None:
-                names = read_names(bundled_names_for(self.num_classes))
+            names, self.names_source = default_class_names(net, self.num_classes, self.class_nodes)
         elif isinstance(names, (str, os.PathLike)):
-            source = names
+            path = self.names_source = str(names)
             names = read_names(names)
+        else:
+            self.names_source = "the names given"
         if names is None:
             return [str(i) for i in range(self.num_classes)]
         names = [str(n) for n in names]
         if len(names) != self.num_classes:
             raise UserError(f"{len(names)} class names but the network predicts "
-                            f"{self.num_classes} classes", path=source)
+                            f"{self.num_classes} classes", path=path)
         return names
 
     @property
@@ -159,7 +221,7 @@ class Detector:
         size = _check_size(size)
         self.net.resize(size, size)
 
-    # -- pipeline stages (the CLI runs prepare in a background thread) ---------------------
+    # -- pipeline stages ---------------------------------------------------------------------
     def prepare(self, source) -> PreparedImage:
         """Decode and letterbox one image (path, PIL image, array or LoadedImage)."""
         net_size = self.size
@@ -169,21 +231,73 @@ class Detector:
 
     def predict(self, prepared) -> list[list[Detection]]:
         """Run the network on prepared images (one forward pass) and post-process."""
+        return [self._result(None, p, arrays).detections
+                for p, arrays in zip(prepared, self._decode(prepared))]
+
+    def _decode(self, prepared):
+        """(boxes, scores, classes) per prepared image, from one forward pass."""
         if not prepared:
             return []
-        x = np.stack([p.tensor for p in prepared])
-        y = self.net.forward(x)
-        return [self.detections_from_output(y[i], p.info) for i, p in enumerate(prepared)]
+        y = self.net.forward(np.stack([p.tensor for p in prepared]))
+        return [self._arrays_from_output(y[i], p.info) for i, p in enumerate(prepared)]
 
     def detections_from_output(self, output, info: LetterboxInfo) -> list[Detection]:
         """Region output of one image (C, H, W) -> detections in original pixels."""
+        return self._result(None, None, self._arrays_from_output(output, info)).detections
+
+    def _arrays_from_output(self, output, info):
         region = self.net.region
-        boxes, scores, classes = postprocess(output, region.anchors, self.num_classes, info,
-                                             self.thresh, self.nms, coords=int(region.coords),
-                                             tree=getattr(region, "tree", None),
-                                             hier_thresh=self.hier_thresh)
-        return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s))
-                for b, s, c in zip(boxes, scores, classes)]
+        coords = int(region.coords)
+        if self.class_nodes is not None:
+            return postprocess(self._class_probabilities(output), region.anchors,
+                               self.num_classes, info, self.thresh, self.nms, coords=coords)
+        return postprocess(output, region.anchors, self.num_classes, info, self.thresh, self.nms,
+                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh)
+
+    def _class_probabilities(self, output):
+        """A word-tree region output rewritten as a flat one whose class channels hold each
+        class node's absolute probability, so the flat decoding scores it class by class."""
+        region = self.net.region
+        lead = int(region.coords) + 1
+        per_anchor = output.reshape(int(region.num), lead + self.tree.n, *output.shape[1:])
+        absolute = self.tree.hierarchy_predictions(per_anchor[:, lead:], axis=1)
+        flat = np.concatenate([per_anchor[:, :lead], absolute[:, self.class_nodes]], axis=1)
+        return flat.reshape(-1, *output.shape[1:])
+
+    def _result(self, source, prepared, arrays, seconds=0.0, index=None):
+        boxes, scores, classes = arrays
+        return ImageResult(source, index, prepared.image if prepared else None, boxes, scores,
+                           classes, self.names, seconds)
+
+    def stream(self, sources, batch_size=1, skip_errors=False):
+        """An ImageResult per source, in order, ``batch_size`` images per forward pass; images
+        are decoded and letterboxed ahead in background threads while the network runs.
+
+        A source that cannot be read raises its error, or with ``skip_errors`` comes out at
+        once as a result with ``error`` set (its batch is filled with the next images).
+        """
+        batch_size = max(1, int(batch_size))
+        pending = []
+        loaded = prefetch(self.prepare, sources, depth=2 * batch_size)
+        for index, (source, prepared, exc) in enumerate(loaded):
+            if exc is not None:
+                if not skip_errors:
+                    raise exc
+                yield ImageResult(source, index, error=failure_message(source, exc))
+                continue
+            pending.append((index, source, prepared))
+            if len(pending) == batch_size:
+                yield from self._run(pending)
+                pending = []
+        if pending:
+            yield from self._run(pending)
+
+    def _run(self, pending):
+        start = time.perf_counter()
+        decoded = self._decode([p for _, _, p in pending])
+        share = (time.perf_counter() - start) / len(pending)
+        for (index, source, prepared), arrays in zip(pending, decoded):
+            yield self._result(source, prepared, arrays, share, index)
 
     # -- convenience -----------------------------------------------------------------------
     def __call__(self, source) -> list[Detection]:
@@ -191,9 +305,4 @@ class Detector:
 
     def batch(self, sources, batch_size=8) -> list[list[Detection]]:
         """Detections for many images, ``batch_size`` images per forward pass."""
-        sources = list(sources)
-        results = []
-        for start in range(0, len(sources), max(1, int(batch_size))):
-            chunk = sources[start:start + max(1, int(batch_size))]
-            results.extend(self.predict([self.prepare(s) for s in chunk]))
-        return results
+        return [r.detections for r in self.stream(sources, batch_size)]

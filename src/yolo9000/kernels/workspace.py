@@ -20,8 +20,3 @@ def borrow(shape):
     if buffer is None or buffer.size < n:
         buffer = _local.buffer = np.empty(n, np.float32)
     return buffer[:n].reshape(shape)
-
-
-def release():
-    """Free this thread's buffer (it grows again on the next borrow)."""
-    _local.buffer = None

@@ -13,6 +13,35 @@ import numpy as np
 from ..errors import UserError
 from .zoo import bundled_file, bundled_models
 
+# YOLOv2 halves its input five times, so an input side must be a multiple of this.
+INPUT_STRIDE = 32
+
+
+def input_size_problem(size):
+    """Why `size` cannot be a network input side (None when it can)."""
+    if size <= 0 or size % INPUT_STRIDE:
+        return f"must be a positive multiple of {INPUT_STRIDE}, got {size}"
+    return None
+
+
+def check_input_size(size, what="size", path=None):
+    """Raise a UserError unless `size` can be a network input side."""
+    problem = input_size_problem(size)
+    if problem:
+        raise UserError(f"{what} {problem}", path=path)
+    return size
+
+
+def format_anchors(anchors, decimals=4):
+    """Anchors (w, h pairs in grid cells) as a darknet cfg value: 'w,h,  w,h, ...'."""
+    pairs = np.asarray(anchors, dtype=float).reshape(-1, 2)
+    return ",  ".join(f"{w:.{decimals}f},{h:.{decimals}f}" for w, h in pairs)
+
+
+def anchors_line(anchors, decimals=4):
+    """The darknet ``anchors = ...`` line, to paste into a cfg's [region] section."""
+    return f"anchors = {format_anchors(anchors, decimals)}"
+
 
 @dataclass
 class Section:
@@ -232,10 +261,10 @@ def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source=
     conv = config.sections[r - 1]
     changes = []
     if anchors is not None:
-        flat = [float(v) for v in np.asarray(anchors, dtype=float).reshape(-1)]
-        region.options["anchors"] = ", ".join(f"{v:.4f}".rstrip("0").rstrip(".") for v in flat)
-        region.options["num"] = str(len(flat) // 2)
-        changes.append(f"anchors = {region.options['anchors']} ({len(flat) // 2} anchors)")
+        count = np.asarray(anchors).size // 2
+        region.options["anchors"] = format_anchors(anchors)
+        region.options["num"] = str(count)
+        changes.append(f"{anchors_line(anchors)} ({count} anchors)")
     if classes is not None and str(classes) != region.options.get("classes"):
         changes.append(f"classes {region.options.get('classes', '?')} -> {classes}")
         region.options["classes"] = str(int(classes))

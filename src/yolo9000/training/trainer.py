@@ -12,19 +12,19 @@ Run folder (runs/train/NAME):
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
 """
 import csv
+import io
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..model.cfg import adapt_cfg, parse_cfg_text, resolve_cfg
+from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from ..errors import UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from ..fileio import atomic_write_text
+from ..fileio import atomic_path, atomic_write_text
 from ..model.network import Network
 from .optim import learning_rate, make_optimizer
 from ..progress import Progress
@@ -32,12 +32,26 @@ from ..progress import Progress
 PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
 MULTISCALE_EVERY = 10                     # darknet: a new input size every 10 batches
 MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, scaled for others
+LOG_FIELDS = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
+              "avg_iou", "recall50", "images_per_s"]
+RESULT_FIELDS = ["iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"]
 
 
 def multiscale_sizes(base):
     lo = max(1, math.ceil(base * MULTISCALE_RANGE[0] / 32 - 1e-9))
     hi = max(lo, math.floor(base * MULTISCALE_RANGE[1] / 32 + 1e-9))
     return [k * 32 for k in range(lo, hi + 1)]
+
+
+def csv_lines(fields, rows, header=True):
+    """Rows (dicts) as CSV text: the one format of train_log.csv and results.csv."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, restval="", extrasaction="ignore",
+                            lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def size_for_iteration(iteration, base, seed, multiscale):
@@ -83,7 +97,6 @@ class TrainSettings:
     eval_batch: int = 8
     max_boxes: int = 30
     log: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 class Trainer:
@@ -100,6 +113,8 @@ class Trainer:
     def setup(self, resume=False):
         from ..data.datasets import load_dataset
         s = self.s
+        if s.size is not None:
+            check_input_size(s.size, "input size")
         self.train_set = load_dataset(s.data, names=s.names)
         self.val_set = load_dataset(s.val, names=s.names) if s.val else None
         self.names = list(self.train_set.names)
@@ -124,8 +139,8 @@ class Trainer:
             raise UserError("max_batches must be positive (set it in the cfg or with --max-batches)")
         self.mini_batch = o.batch // o.subdivisions
         self.base_size = o.width
-        if o.width % 32 or o.height % 32:
-            raise UserError(f"input size {o.width}x{o.height} is not a multiple of 32")
+        check_input_size(o.width, "input width", path=s.cfg)
+        check_input_size(o.height, "input height", path=s.cfg)
         region = self.net.region
         if region is None:
             raise UserError("the cfg has no [region] layer; only detection training is supported",
@@ -137,8 +152,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "model.cfg", cfg_text)
             atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
-            anchors = ", ".join(f"{a:.4f},{b:.4f}" for a, b in region.anchors)
-            atomic_write_text(self.run_dir / "anchors.txt", f"anchors = {anchors}\n")
+            atomic_write_text(self.run_dir / "anchors.txt", anchors_line(region.anchors) + "\n")
             settings = {k: v for k, v in asdict(s).items()}
             atomic_write_text(self.run_dir / "args.json", json.dumps(settings, indent=2) + "\n")
             if s.weights:
@@ -150,6 +164,12 @@ class Trainer:
         from ..data.augment import AugmentConfig
         self.augment = AugmentConfig(jitter=region.jitter, hue=o.hue, saturation=o.saturation,
                                      exposure=o.exposure, flip=True, enabled=s.augment)
+        self.validator = None
+        if self.val_set is not None:
+            from ..inference.detector import Detector
+            # Built now, so a class list the evaluation cannot use stops the run before training.
+            self.validator = Detector.from_network(self.net, thresh=s.eval_thresh, nms=s.nms,
+                                                   evaluation=True)
         return self
 
     def resume(self):
@@ -199,11 +219,8 @@ class Trainer:
             return self.summary()
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.run_dir / "train_log.csv"
-        log_fields = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
-                      "avg_iou", "recall50", "images_per_s"]
-        self._truncate_log(log_path, log_fields)
+        self._truncate_log(log_path)
         log = open(log_path, "a", newline="") if self.s.log else None
-        writer = csv.DictWriter(log, fieldnames=log_fields) if log else None
         loader = BatchLoader(self.train_set, self.mini_batch, self.augment, seed=self.s.seed,
                              workers=self.s.workers, max_boxes=self.s.max_boxes)
         bar = Progress(stop, desc="train", unit="it", start=self.iteration)
@@ -211,7 +228,6 @@ class Trainer:
         batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
                                  self.size_of_minibatch)
         pool = self._replica_pool()
-        t_start = time.perf_counter()
         try:
             while self.iteration < stop:
                 t0 = time.perf_counter()
@@ -235,8 +251,8 @@ class Trainer:
                 if not all(math.isfinite(parts.get(k, 0.0)) for k in ("loss",)):
                     raise UserError(f"training diverged at iteration {self.iteration} (loss "
                                     f"{parts.get('loss')}); lower the learning rate")
-                if writer:
-                    writer.writerow(row)
+                if log:
+                    log.write(csv_lines(LOG_FIELDS, [row], header=False))
                     log.flush()
                 bar.update(1, postfix=(f"loss {parts['loss']:.3f} (xy/wh {parts.get('coord', 0):.2f} "
                                        f"obj {parts.get('obj', 0):.2f} noobj {parts.get('noobj', 0):.2f} "
@@ -261,7 +277,6 @@ class Trainer:
         if self.val_set is not None and (not self.history or
                                          int(self.history[-1]["iteration"]) != self.iteration):
             self.evaluate_and_record(None, keep_statistics=True)
-        self.train_seconds = time.perf_counter() - t_start
         self.plot()
         return self.summary()
 
@@ -301,15 +316,13 @@ class Trainer:
                 "noobj": stats.get("noobj", 0.0), "class": stats.get("class", 0.0),
                 "avg_iou": stats.get("avg_iou", 0.0), "recall50": stats.get("recall50", 0.0)}
 
-    def _truncate_log(self, path, fields):
+    def _truncate_log(self, path):
         """On resume, drop log rows past the checkpoint so the log reads as one clean run."""
-        if not path.exists() or self.iteration == 0:
-            atomic_write_text(path, ",".join(fields) + "\n")
-            return
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
-        lines = [",".join(fields)] + [",".join(str(r.get(k, "")) for k in fields) for r in rows]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+        rows = []
+        if path.exists() and self.iteration > 0:
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
+        atomic_write_text(path, csv_lines(LOG_FIELDS, rows))
 
     # -- evaluation ------------------------------------------------------------------------
     def batchnorm_layers(self):
@@ -359,17 +372,13 @@ class Trainer:
         train_size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         t0 = time.perf_counter()
-        voc, coco, _ = evaluate_records(net, self.val_set.records, len(self.names),
-                                        thresh=self.s.eval_thresh, nms=self.s.nms,
+        voc, coco, _ = evaluate_records(self.validator, self.val_set.records,
                                         batch=self.s.eval_batch)
         net.resize(*train_size)
         row = {"iteration": self.iteration, "seen": net.seen, "mAP50": f"{voc.map:.4f}",
                "mAP50_95": f"{coco.map:.4f}", "eval_seconds": f"{time.perf_counter() - t0:.1f}"}
         self.history.append(row)
-        lines = ["iteration,seen,mAP50,mAP50_95,eval_seconds"] + [
-            ",".join(str(r[k]) for k in ("iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"))
-            for r in self.history]
-        atomic_write_text(self.run_dir / "results.csv", "\n".join(lines) + "\n")
+        atomic_write_text(self.run_dir / "results.csv", csv_lines(RESULT_FIELDS, self.history))
         message = (f"iteration {self.iteration}: mAP@0.5 {voc.map:.4f}  mAP@[.5:.95] {coco.map:.4f}")
         if voc.map > self.best_map:
             self.best_map = float(voc.map)
@@ -421,10 +430,9 @@ class Trainer:
         ax.set_title("validation")
         fig.tight_layout()
         out = self.run_dir / "results.png"
-        tmp = self.run_dir / ".results.png.tmp.png"
-        fig.savefig(tmp, dpi=110)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        os.replace(tmp, out)
         return out
 
     def summary(self):
