@@ -64,7 +64,7 @@ def test_chunked_assignment_matches_dense():
 
 def test_cells_path_is_exact_on_many_boxes():
     """Lloyd on cells must give the same centroids as Lloyd on every box (no approximation)."""
-    from yolo9000 import anchors as A
+    from yolo9000.data import anchors as A
 
     wh = lognormal_boxes(30_000, seed=5)
     boxes = A._Boxes(wh)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from yolo9000 import preprocess
+from yolo9000.inference import preprocess
 from yolo9000.data.augment import (
     PAD_VALUE, AugmentConfig, BoxTransform, clip_boxes, distort_image, distort_planes,
     hsv_to_rgb, letterbox_boxes, letterbox_image, make_training_sample, place_window,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from yolo9000 import loader as loader_module
+from yolo9000.data import loader as loader_module
 from yolo9000.data.augment import AugmentConfig
 from yolo9000.errors import UserError
 from yolo9000.data.loader import Batch, BatchLoader
@@ -249,7 +249,7 @@ def test_voc_sample_batches(tmp_path):
     voc = VOC_SAMPLE
     if not voc.exists():
         pytest.skip(f"the VOC 2007 sample is not at {VOC_SAMPLE}")
-    from yolo9000 import datasets
+    from yolo9000.data import datasets
     ds = datasets.load_dataset(voc, format="voc")
     with BatchLoader(ds, 4, AugmentConfig(enabled=False), workers=0, shuffle=False) as plain:
         batch = plain.get(0, 128, 128)

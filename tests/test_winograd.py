@@ -6,7 +6,7 @@ import pytest
 from gradcheck import check_layer
 from yolo9000 import Network
 from yolo9000 import _kernels
-from yolo9000.layers import gemm, winograd
+from yolo9000.kernels import gemm, winograd
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
 from yolo9000.training.optim import SGD
