@@ -4,8 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
+from ..data.images import letterbox, load_image
 from .postprocess import postprocess
-from .preprocess import letterbox, load_image
 
 
 def _prepare(record, width, height):
