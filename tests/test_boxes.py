@@ -7,17 +7,7 @@ from yolo9000.boxes import (clip_xyxy, cxcywh_to_xyxy, image_to_network, iou_cxc
                             iou_one_to_many, iou_wh, letterbox_info, letterbox_size,
                             network_to_image, normalised_to_pixels, pairwise_iou,
                             pixels_to_normalised, visible_region, xyxy_to_cxcywh)
-
-
-def _scalar_iou(a, b):
-    """xyxy IoU of two boxes, plain Python."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
+from conftest import scalar_iou
 
 
 # -- IoU ---------------------------------------------------------------------------------------
@@ -37,7 +27,7 @@ def test_pairwise_iou_matches_scalar_formula():
     b = np.concatenate([b, b + rng.random((5, 2)) * 5], axis=1)
     got = pairwise_iou(a, b)
     assert got.shape == (7, 5)
-    np.testing.assert_allclose(got, [[_scalar_iou(x, y) for y in b] for x in a], atol=1e-12)
+    np.testing.assert_allclose(got, [[scalar_iou(x, y) for y in b] for x in a], atol=1e-12)
 
 
 def test_zero_area_boxes_give_zero_not_nan():
@@ -100,7 +90,7 @@ def test_iou_wh_is_iou_of_boxes_sharing_a_centre():
     rng = np.random.default_rng(3)
     wh = rng.random((20, 2)) + 0.1
     corners = [[-w / 2, -h / 2, w / 2, h / 2] for w, h in wh]
-    ref = [[_scalar_iou(a, b) for b in corners] for a in corners]
+    ref = [[scalar_iou(a, b) for b in corners] for a in corners]
     got = iou_wh(wh[:, None, 0], wh[:, None, 1], wh[None, :, 0], wh[None, :, 1])
     np.testing.assert_allclose(got, ref, atol=1e-12)
 
@@ -200,6 +190,16 @@ def test_window_maps_round_trip_and_by_hand():
                                [[40, 30, 150, 110]], atol=1e-4)
     # the image shows from input column 50 and row 20 to the right/bottom edges
     assert visible_region(info) == pytest.approx((50 / 290, 20 / 220, 1.0, 1.0))
+
+
+def test_visible_region_stops_at_the_image_edges():
+    # window (-30, -20)-(330, 220) around a 300 x 200 image, placed 1:1 in 360 x 240: the image
+    # covers input columns 30 .. 330 and rows 20 .. 220
+    info = letterbox_info(300, 200, 360, 240, window=(-30, -20, 330, 220))
+    assert visible_region(info) == pytest.approx((30 / 360, 20 / 240, 330 / 360, 220 / 240))
+    # the same window placed at half size in 180 x 120
+    half = letterbox_info(300, 200, 180, 120, window=(-30, -20, 330, 220))
+    assert visible_region(half) == pytest.approx((15 / 180, 10 / 120, 165 / 180, 110 / 120))
 
 
 def test_visible_region_of_a_plain_letterbox_is_the_placed_image():

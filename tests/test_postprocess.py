@@ -6,6 +6,7 @@ import pytest
 
 from yolo9000.boxes import letterbox_info
 from yolo9000.inference.postprocess import decode_region, nms, postprocess
+from conftest import scalar_iou
 
 
 def _sigmoid(v):
@@ -89,16 +90,6 @@ def test_decode_matches_loops_on_random_tensor():
 
 
 # -- NMS ---------------------------------------------------------------------------------------
-def _iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _nms_brute(boxes, scores, classes, thresh):
     """darknet do_nms_sort: per class, by decreasing score, zero anything overlapping a survivor."""
     alive = [True] * len(boxes)
@@ -107,7 +98,7 @@ def _nms_brute(boxes, scores, classes, thresh):
         if not alive[i]:
             continue
         for j in order[pos + 1:]:
-            if classes[j] == classes[i] and _iou(boxes[i], boxes[j]) > thresh:
+            if classes[j] == classes[i] and scalar_iou(boxes[i], boxes[j]) > thresh:
                 alive[j] = False
     return sorted((i for i in range(len(boxes)) if alive[i]), key=lambda i: -scores[i])
 
