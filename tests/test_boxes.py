@@ -3,7 +3,7 @@ the letterbox map. Expected values are worked out by hand in the comments."""
 import numpy as np
 import pytest
 
-from yolo9000.boxes import (clip_xyxy, cxcywh_to_xyxy, image_to_network, iou_cxcywh,
+from yolo9000.boxes import (box_area, clip_xyxy, cxcywh_to_xyxy, image_to_network, iou_cxcywh,
                             iou_one_to_many, iou_wh, letterbox_info, letterbox_size,
                             network_to_image, normalised_to_pixels, pairwise_iou,
                             pixels_to_normalised, visible_region, xyxy_to_cxcywh)
@@ -54,11 +54,15 @@ def test_float32_stays_float32_and_float64_stays_float64():
 
 
 def test_one_to_many_is_one_row():
-    # [0,4]x[0,4] vs [2,6]x[0,4]: 8 / (16 + 16 - 8) = 1/3; vs [0,2]x[0,2]: 4/16; vs far: 0
-    got = iou_one_to_many(np.array([0, 0, 4, 4], np.float32),
-                          np.array([[2, 0, 6, 4], [0, 0, 2, 2], [9, 9, 10, 10]], np.float32))
-    np.testing.assert_allclose(got, [1 / 3, 0.25, 0.0], rtol=1e-6)
+    # [0,4]x[0,2] vs [2,6]x[0,3]: 2x2 = 4 / (8 + 12 - 4) = 1/4; vs [0,2]x[0,2]: 4 / 8; vs far: 0
+    got = iou_one_to_many(np.array([0, 0, 4, 2], np.float32),
+                          np.array([[2, 0, 6, 3], [0, 0, 2, 2], [9, 9, 10, 10]], np.float32))
+    np.testing.assert_allclose(got, [0.25, 0.5, 0.0], rtol=1e-6)
     assert got.shape == (3,) and got.dtype == np.float32
+
+
+def test_box_area_no_plus_one():
+    np.testing.assert_array_equal(box_area([[0, 0, 4, 2], [1, 1, 1, 5], [2, 3, 7, 9]]), [8, 0, 30])
 
 
 def test_iou_cxcywh_by_hand_and_broadcasting():

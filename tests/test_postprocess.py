@@ -137,20 +137,6 @@ def test_nms_matches_brute_force(seed):
     assert got == _nms_brute(boxes.tolist(), scores.tolist(), classes.tolist(), thresh)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_nms_one_row_at_a_time_path_matches_brute_force(seed, monkeypatch):
-    # the path taken above _MATRIX_NMS_MAX candidates of a class (one IoU row per kept box)
-    from yolo9000.inference import postprocess as postprocess_module
-    monkeypatch.setattr(postprocess_module, "_MATRIX_NMS_MAX", 0)
-    rng = np.random.default_rng(seed)
-    xy = rng.random((150, 2)) * 100
-    boxes = np.concatenate([xy, xy + rng.random((150, 2)) * 40 + 1], axis=1).astype(np.float32)
-    scores = rng.permutation(150).astype(np.float32) / 150 + 0.001
-    classes = rng.integers(0, 3, 150)
-    got = nms(boxes, scores, classes, 0.45).tolist()
-    assert got == _nms_brute(boxes.tolist(), scores.tolist(), classes.tolist(), 0.45)
-
-
 def test_postprocess_boxes_inside_image_and_sorted():
     rng = np.random.default_rng(6)
     anchors = np.array([[1.08, 1.19], [3.42, 4.41], [6.63, 11.38], [9.42, 5.11],

@@ -70,6 +70,12 @@ def _overlap_area(inter_w, inter_h):
     return inter
 
 
+def box_area(boxes) -> np.ndarray:
+    """(n,) areas ``(x2 - x1) * (y2 - y1)`` of xyxy boxes (n, 4)."""
+    boxes = _boxes(boxes)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
 def pairwise_iou(a, b) -> np.ndarray:
     """(n, m) IoU of every xyxy box of ``a`` (n, 4) with every xyxy box of ``b`` (m, 4)."""
     a, b = _boxes(a), _boxes(b)
@@ -80,8 +86,7 @@ def pairwise_iou(a, b) -> np.ndarray:
     inter_w -= np.maximum.outer(ax1, bx1)
     inter_h = np.minimum.outer(ay2, by2)
     inter_h -= np.maximum.outer(ay1, by1)
-    return _iou(_overlap_area(inter_w, inter_h),
-                np.add.outer((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1)))
+    return _iou(_overlap_area(inter_w, inter_h), np.add.outer(box_area(a), box_area(b)))
 
 
 def iou_one_to_many(box, boxes) -> np.ndarray:
@@ -92,9 +97,7 @@ def iou_one_to_many(box, boxes) -> np.ndarray:
     inter_w -= np.maximum(box[0], boxes[:, 0])
     inter_h = np.minimum(box[3], boxes[:, 3])
     inter_h -= np.maximum(box[1], boxes[:, 1])
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return _iou(_overlap_area(inter_w, inter_h),
-                area + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return _iou(_overlap_area(inter_w, inter_h), box_area(box)[0] + box_area(boxes))
 
 
 def iou_cxcywh(a, b) -> np.ndarray:
