@@ -19,3 +19,14 @@ def run_folder_args(folder):
     """--project/--name options that make a command write into exactly `folder`."""
     folder = Path(folder)
     return ["--project", str(folder.parent), "--name", folder.name]
+
+
+def scalar_iou(a, b):
+    """IoU of two xyxy boxes in plain Python: the independent reference for the array code."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

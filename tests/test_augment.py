@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from yolo9000.inference import preprocess
+from yolo9000.boxes import image_to_network, network_to_image
 from yolo9000.data.augment import (
-    PAD_VALUE, AugmentConfig, BoxTransform, clip_boxes, distort_image, distort_planes,
-    hsv_to_rgb, letterbox_boxes, letterbox_image, make_training_sample, place_window,
-    rand_scale, random_flip, random_hsv, random_place, rgb_to_hsv,
+    AugmentConfig, distort_image, distort_planes, hsv_to_rgb, letterbox_sample,
+    make_training_sample, rand_scale, random_flip, random_hsv, random_place, rgb_to_hsv,
+    visible_boxes,
 )
+from yolo9000.data.images import letterbox, load_image
 from yolo9000.errors import UserError
 from conftest import IMAGES
 
@@ -46,57 +47,33 @@ def box_to_pixels(box, width, height):
 
 # --------------------------------------------------------------------------- letterbox
 
-@pytest.mark.parametrize("src, net, new, offset", [
-    ((200, 100), (416, 416), (416, 208), (0, 104)),   # wide: width fits
-    ((100, 200), (416, 416), (208, 416), (104, 0)),   # tall: height fits
-    ((768, 576), (416, 320), (416, 312), (0, 4)),     # width/w < height/h, rounding down
-    ((333, 100), (128, 96), (128, 38), (0, 29)),      # 100*128/333 = 38.4 -> 38
-])
-def test_letterbox_geometry(src, net, new, offset):
-    w, h = src
-    img = np.full((h, w, 3), 200, np.uint8)
-    out, transform = letterbox_image(img, *net)
-    assert out.shape == (net[1], net[0], 3) and out.dtype == np.float32
-    inside = np.zeros(out.shape[:2], bool)
-    inside[offset[1]:offset[1] + new[1], offset[0]:offset[0] + new[0]] = True
-    assert np.allclose(out[inside], 200 / 255)
-    assert np.all(out[~inside] == PAD_VALUE)
-    # the whole image maps onto the placed rectangle
-    full = letterbox_boxes(np.array([[0.5, 0.5, 1.0, 1.0]]), transform)[0]
-    x1, y1, x2, y2 = box_to_pixels(full, *net)
-    assert (x1, y1, x2, y2) == pytest.approx(
-        (offset[0], offset[1], offset[0] + new[0], offset[1] + new[1]), abs=1e-3)
-
-
-def test_letterbox_matches_detect_preprocessing():
-    rng = np.random.default_rng(5)
-    img = rng.integers(0, 256, size=(123, 171, 3), dtype=np.uint8)
-    for net in [(416, 416), (320, 160), (96, 288)]:
-        ours, _ = letterbox_image(img, *net)
-        theirs, _ = preprocess.letterbox(img, *net)
-        assert np.array_equal(ours.transpose(2, 0, 1), theirs)
-
-
-def test_transform_inverse_round_trip():
-    t = BoxTransform(0.8, 0.6, 0.1, 0.2)
-    boxes = np.array([[0.3, 0.4, 0.2, 0.1], [0.9, 0.1, 0.05, 0.3]], np.float32)
-    assert np.allclose(letterbox_boxes(letterbox_boxes(boxes, t), t.inverse()), boxes, atol=1e-6)
-
-
-def test_window_outside_image_is_grey_and_boxes_follow():
-    img, boxes, classes = synthetic_scene()
-    # window starting 50 px left of and 20 px above the image, cropping 60 px on the right
-    out, transform = place_window(img, (-50, -20, 240, 200), 290, 220)
-    assert transform.offset_x > 0 and transform.offset_y > 0
-    assert np.all(out[:, :45] == PAD_VALUE)        # left margin of the window is grey
-    red = letterbox_boxes(boxes[:1], transform)[0]
-    x1, y1, x2, y2 = box_to_pixels(red, 290, 220)
-    assert (x1, y1, x2, y2) == pytest.approx((90, 50, 200, 130), abs=1e-3)
+def test_training_and_inference_put_a_box_at_the_same_place():
+    """A white rectangle, labelled, through the training sample (no augmentation) and through
+    the detector's preparation (load_image + letterbox, as Detector.prepare): same pixels, the
+    truth box where the white pixels are, and the detector's inverse map brings it back."""
+    img = np.zeros((300, 500, 3), np.uint8)
+    img[60:210, 120:380] = 255                     # corners (120, 60)-(380, 210)
+    label = np.array([[0.5, 0.45, 0.52, 0.5]], np.float32)   # the same corners, normalised
+    train_chw, truth = make_training_sample(img, label, [0], 128, 96,
+                                            AugmentConfig(enabled=False),
+                                            np.random.default_rng(0))
+    loaded = load_image(img)
+    detect_chw, info = letterbox(loaded.rgb, 128, 96, orig_size=(loaded.width, loaded.height))
+    assert np.array_equal(train_chw, detect_chw)
+    # by hand: 500x300 -> 128x76 (128/500 is the tighter scale), 10 rows of padding on top;
+    # x = 120 * .256 = 30.72 .. 380 * .256 = 97.28, y = 10 + 60 * 76/300 = 25.2 .. 63.2
+    np.testing.assert_allclose(truth[0], [64 / 128, 44.2 / 96, 66.56 / 128, 38 / 96, 0],
+                               atol=1e-6)
+    ys, xs = np.nonzero(train_chw[0] > 0.75)
+    np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
+                               [30.72, 25.2, 97.28, 63.2], atol=1.0)
+    np.testing.assert_allclose(network_to_image(truth[:, :4], info), [[120, 60, 380, 210]],
+                               atol=1e-3)
 
 
 # --------------------------------------------------------------------------- boxes
 
-def test_clip_boxes_clips_and_drops():
+def test_visible_boxes_clips_and_drops():
     boxes = np.array([
         [0.5, 0.5, 0.2, 0.2],       # inside: kept unchanged
         [0.95, 0.5, 0.2, 0.2],      # half outside: clipped to [0.85, 1]
@@ -104,7 +81,7 @@ def test_clip_boxes_clips_and_drops():
         [0.5, 0.5, 0.003, 0.2],     # too thin: dropped
         [-0.5, 0.5, 0.2, 0.2],      # entirely outside: dropped
     ], np.float32)
-    kept, classes = clip_boxes(boxes, np.arange(5))
+    kept, classes = visible_boxes(boxes, np.arange(5))
     assert classes.tolist() == [0, 1]
     assert np.allclose(kept[0], boxes[0])
     assert np.allclose(kept[1], [0.925, 0.5, 0.15, 0.2])
@@ -112,12 +89,13 @@ def test_clip_boxes_clips_and_drops():
 
 def test_flip_moves_boxes_with_pixels():
     img, boxes, _ = synthetic_scene()
+    chw = np.ascontiguousarray(img.transpose(2, 0, 1))
     flips = 0
     for seed in range(8):
-        out, fb = random_flip(img, boxes, np.random.default_rng(seed))
-        if not np.array_equal(out, img):
+        out, fb = random_flip(chw, boxes, np.random.default_rng(seed))
+        if not np.array_equal(out, chw):
             flips += 1
-            assert np.array_equal(out, img[:, ::-1])
+            assert np.array_equal(out, img[:, ::-1].transpose(2, 0, 1))
             assert np.allclose(fb[:, 0], 1 - boxes[:, 0]) and np.allclose(fb[:, 1:], boxes[:, 1:])
         else:
             assert np.array_equal(fb, boxes)
@@ -140,7 +118,7 @@ def test_augmented_boxes_enclose_their_pixels_tightly(size):
         for cls, channel in ((0, 0), (1, 2)):
             mask = colour_mask(chw, channel)
             rows = truth[truth[:, 4] == cls]
-            if len(rows) == 0:  # cropped away (the drop rule is tested by test_clip_boxes)
+            if len(rows) == 0:  # cropped away (the drop rule is tested by test_visible_boxes)
                 continue
             x1, y1, x2, y2 = box_to_pixels(rows[0], width, height)
             ys, xs = np.nonzero(mask)
@@ -163,9 +141,9 @@ def test_augmented_boxes_enclose_their_pixels_tightly(size):
 def test_random_place_without_jitter_is_letterbox():
     img, boxes, classes = synthetic_scene()
     out, b, c = random_place(img, boxes, classes, 320, 320, 0.0, np.random.default_rng(0))
-    ref, transform = letterbox_image(img, 320, 320)
-    assert np.array_equal(out, ref)
-    assert np.allclose(b, letterbox_boxes(boxes, transform)) and c.tolist() == [0, 1]
+    ref, ref_boxes, ref_classes = letterbox_sample(img, boxes, classes, 320, 320)
+    assert np.array_equal(out, ref) and np.array_equal(b, ref_boxes)
+    assert c.tolist() == ref_classes.tolist() == [0, 1]
 
 
 def test_random_place_jitter_changes_window_within_bounds():
@@ -264,9 +242,9 @@ def test_disabled_augmentation_is_plain_letterbox():
     a, ta = make_training_sample(img, boxes, classes, 256, 192, config, np.random.default_rng(1))
     b, tb = make_training_sample(img, boxes, classes, 256, 192, config, np.random.default_rng(2))
     assert np.array_equal(a, b) and np.array_equal(ta, tb)
-    ref, transform = letterbox_image(img, 256, 192)
-    assert np.array_equal(a, ref.transpose(2, 0, 1))
-    assert np.allclose(ta[:, :4], letterbox_boxes(boxes, transform)) and ta[:, 4].tolist() == [0, 1]
+    ref, info = letterbox(img, 256, 192)
+    assert np.array_equal(a, ref)
+    assert np.allclose(ta[:, :4], image_to_network(boxes, info)) and ta[:, 4].tolist() == [0, 1]
 
 
 def test_max_boxes_keeps_a_seeded_subset():

@@ -8,7 +8,8 @@ from PIL import Image
 
 from yolo9000.inference.detector import Detection, Detector, PreparedImage, build_network
 from yolo9000.errors import UserError
-from yolo9000.inference.preprocess import LoadedImage, letterbox_info
+from yolo9000.boxes import letterbox_info
+from yolo9000.data.images import LoadedImage
 from conftest import GOLDEN, IMAGES
 
 MINI_CFG, MINI_WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"

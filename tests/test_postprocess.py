@@ -1,13 +1,12 @@
-"""decode_region, nms and (un)letterboxing of boxes, each on its own."""
+"""decode_region, nms and postprocess, each on its own (the box maths: test_boxes.py)."""
 import math
 
 import numpy as np
 import pytest
 
-from yolo9000.inference.postprocess import (clip_boxes, cxcywh_to_xyxy, decode_region, letterbox_boxes,
-                                  nms, pairwise_iou, postprocess, unletterbox_boxes,
-                                  xyxy_to_cxcywh)
-from yolo9000.inference.preprocess import letterbox_info
+from yolo9000.boxes import letterbox_info
+from yolo9000.inference.postprocess import decode_region, nms, postprocess
+from conftest import scalar_iou
 
 
 def _sigmoid(v):
@@ -91,16 +90,6 @@ def test_decode_matches_loops_on_random_tensor():
 
 
 # -- NMS ---------------------------------------------------------------------------------------
-def _iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _nms_brute(boxes, scores, classes, thresh):
     """darknet do_nms_sort: per class, by decreasing score, zero anything overlapping a survivor.
 
@@ -186,57 +175,6 @@ def test_nms_fallback_keeps_a_box_whose_iou_equals_the_threshold():
     classes = np.zeros(len(boxes), np.int64)
     assert len(nms(boxes, scores, classes, 0.5)) == len(boxes)
     assert 1 not in nms(boxes, scores, classes, 0.49).tolist()
-
-
-def test_pairwise_iou_matches_scalar_formula():
-    rng = np.random.default_rng(9)
-    a = rng.random((7, 2)) * 10
-    a = np.concatenate([a, a + rng.random((7, 2)) * 5], axis=1)
-    b = rng.random((5, 2)) * 10
-    b = np.concatenate([b, b + rng.random((5, 2)) * 5], axis=1)
-    ref = [[_iou(x, y) for y in b] for x in a]
-    np.testing.assert_allclose(pairwise_iou(a, b), ref, atol=1e-6)
-    assert pairwise_iou([[1, 1, 1, 1]], [[1, 1, 1, 1]])[0, 0] == 0   # empty union -> 0, no NaN
-
-
-# -- boxes through the letterbox ---------------------------------------------------------------
-def test_box_format_round_trip():
-    b = np.array([[10, 20, 30, 60], [0, 0, 1, 1]], np.float32)
-    np.testing.assert_allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(b)), b)
-
-
-def test_unletterbox_full_network_box_is_whole_image():
-    info = letterbox_info(768, 576, 416, 416)          # image occupies rows 52..364
-    full = [[0.5, 0.5, 1.0, 312 / 416]]
-    np.testing.assert_allclose(unletterbox_boxes(full, info), [[0, 0, 768, 576]], atol=1e-3)
-
-
-@pytest.mark.parametrize("img, net", [((768, 576), (416, 416)), ((333, 1001), (320, 608)),
-                                      ((64, 64), (64, 64)), ((1920, 1080), (608, 608))])
-def test_letterbox_unletterbox_round_trip(img, net):
-    rng = np.random.default_rng(5)
-    W, H = img
-    xy = rng.random((50, 2)) * [W * 0.8, H * 0.8]
-    boxes = np.concatenate([xy, xy + rng.random((50, 2)) * [W * 0.2, H * 0.2] + 1], axis=1)
-    info = letterbox_info(W, H, *net)
-    back = unletterbox_boxes(letterbox_boxes(boxes, info), info)
-    np.testing.assert_allclose(back, boxes, atol=1e-3 * max(W, H))
-
-
-def test_unletterbox_uses_original_size_of_reduced_image():
-    full = letterbox_info(4800, 3200, 416, 416)
-    reduced = letterbox_info(1200, 800, 416, 416, orig_size=(4800, 3200))
-    box = [[0.3, 0.4, 0.2, 0.1]]
-    np.testing.assert_allclose(unletterbox_boxes(box, reduced), unletterbox_boxes(box, full))
-
-
-def test_unletterbox_clips_to_image():
-    info = letterbox_info(100, 50, 64, 64)
-    out = unletterbox_boxes([[0.0, 0.5, 0.5, 2.0]], info)
-    assert out.min() >= 0 and out[0, 2] <= 100 and out[0, 3] <= 50
-    raw = unletterbox_boxes([[0.0, 0.5, 0.5, 2.0]], info, clip=False)
-    assert raw[0, 0] < 0 and raw[0, 3] > 50
-    np.testing.assert_allclose(clip_boxes(raw.copy(), 100, 50), out)
 
 
 def test_postprocess_boxes_inside_image_and_sorted():

@@ -110,7 +110,7 @@ def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr
     # 5. detections --------------------------------------------------------------------------
     from ..inference.detector import Detector
     from ..inference.draw import draw_detections
-    from ..inference.preprocess import load_image
+    from ..data.images import load_image
     from PIL import Image
     det = Detector.from_network(trainer.net, names=trainer.names, thresh=0.5)
     out_dir = root / "detections"

@@ -34,7 +34,7 @@ def expand_sources(sources):
     Explicitly named files are always tried (whatever their suffix); inside directories and
     glob matches only files with an image suffix are taken, others are counted in a note.
     """
-    from ..inference.preprocess import is_image_name
+    from ..data.images import is_image_name
 
     paths, errors, notes, seen = [], [], [], set()
 

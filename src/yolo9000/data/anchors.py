@@ -1,7 +1,8 @@
 """Anchor boxes by k-means on box shapes, as in YOLOv2 (Redmon & Farhadi 2017, section 2).
 
 Boxes are compared by shape only: both are centred at the origin, so the IoU of boxes (w1, h1)
-and (w2, h2) is min(w1, w2)·min(h1, h2) / (w1·h1 + w2·h2 − intersection), and the distance is
+and (w2, h2) is min(w1, w2)·min(h1, h2) / (w1·h1 + w2·h2 − intersection) (``boxes.iou_wh``),
+and the distance is
 d = 1 − IoU, which, unlike the Euclidean distance, does not favour large boxes. ``metric=
 'euclidean'`` is the paper's baseline (plain k-means on (w, h)); both are scored by the same
 figure, the average over boxes of the IoU with their closest centroid.
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..boxes import iou_wh
 
 METRICS = ("iou", "euclidean")
 _CHUNK = 16384        # boxes per chunk: ~10 float32 buffers of this size stay in L2
@@ -51,15 +54,6 @@ def box_wh(dataset, use_difficult=True) -> np.ndarray:
     if not parts:
         return np.zeros((0, 2), np.float32)
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-
-
-def iou_wh(wh_a, wh_b) -> np.ndarray:
-    """(n, m) IoU of boxes aligned at a common centre; small inputs only (no chunking)."""
-    a = np.asarray(wh_a, np.float64).reshape(-1, 2)
-    b = np.asarray(wh_b, np.float64).reshape(-1, 2)
-    inter = np.minimum(a[:, None, 0], b[None, :, 0]) * np.minimum(a[:, None, 1], b[None, :, 1])
-    union = (a[:, 0] * a[:, 1])[:, None] + (b[:, 0] * b[:, 1])[None, :] - inter
-    return inter / union
 
 
 def best_iou(wh, centroids) -> tuple[np.ndarray, np.ndarray]:
@@ -251,18 +245,13 @@ def _exact_assign(boxes: _Boxes, centroids, metric):
     return idx, score
 
 
-def _distance(w, h, cw, ch, metric):
-    """Distance of boxes (w, h) to one box (cw, ch): 1 − IoU, or Euclidean (not squared)."""
+def _distance(w, h, cw, ch, metric, area=None):
+    """Distance of boxes (w, h) (of areas ``area``, when known) to one box (cw, ch): 1 − IoU,
+    or Euclidean (not squared)."""
     cw, ch = np.float32(cw), np.float32(ch)
     if metric == "iou":
-        inter = np.minimum(w, cw)
-        inter *= np.minimum(h, ch)
-        union = w * h
-        union += cw * ch
-        union -= inter
-        d = np.divide(inter, union, out=inter)
-        np.subtract(1.0, d, out=d)
-        return d
+        d = iou_wh(w, h, cw, ch, area_a=area)
+        return np.subtract(1.0, d, out=d)
     d = w - cw
     d *= d
     dh = h - ch
@@ -303,9 +292,10 @@ class _Cells:
         self.sum_h = np.add.reduceat(self.h64, starts)
         self.rep_w = (self.sum_w / self.counts).astype(np.float32)
         self.rep_h = (self.sum_h / self.counts).astype(np.float32)
+        self.rep_area = self.rep_w * self.rep_h
         cell_of_box = np.repeat(np.arange(self.m), self.counts)
         rw, rh = self.rep_w[cell_of_box], self.rep_h[cell_of_box]
-        d = _pairwise_distance(self.w, self.h, rw, rh, metric)
+        d = _pairwise_distance(self.w, self.h, rw, rh, metric, self.area)
         # float32 rounding of the distances themselves is covered by a small margin
         self.radius = np.maximum.reduceat(d, starts) + np.float32(1e-5)
         # within-cell sum of squared deviations: makes the Euclidean SSE exact per cell
@@ -322,12 +312,11 @@ class _Cells:
         return offsets + np.arange(total)
 
 
-def _pairwise_distance(w, h, cw, ch, metric):
-    """Element-wise distance between boxes (w, h) and boxes (cw, ch) of the same length."""
+def _pairwise_distance(w, h, cw, ch, metric, area=None):
+    """Element-wise distance between boxes (w, h) (of areas ``area``, when known) and boxes
+    (cw, ch) of the same length."""
     if metric == "iou":
-        inter = np.minimum(w, cw) * np.minimum(h, ch)
-        union = w * h + cw * ch - inter
-        return (1.0 - inter / union).astype(np.float32)
+        return (1.0 - iou_wh(w, h, cw, ch, area_a=area)).astype(np.float32)
     return np.sqrt((w - cw) ** 2 + (h - ch) ** 2).astype(np.float32)
 
 
@@ -338,7 +327,7 @@ def _nearest_two(cells: _Cells, centroids, metric):
     j1 = np.zeros(cells.m, np.int64)
     closer = np.empty(cells.m, bool)
     for j, (cw, ch) in enumerate(centroids):
-        d = _distance(cells.rep_w, cells.rep_h, cw, ch, metric)
+        d = _distance(cells.rep_w, cells.rep_h, cw, ch, metric, cells.rep_area)
         np.minimum(d2, np.maximum(d1, d), out=d2)
         np.less(d, d1, out=closer)
         np.copyto(j1, j, where=closer)
@@ -357,7 +346,8 @@ def _seed_plus_plus(cells: _Cells, k, metric, rng):
     first = int(np.searchsorted(np.cumsum(weights), rng.random() * cells.n, side="right"))
     first = min(first, cells.m - 1)
     centroids[0] = cells.rep_w[first], cells.rep_h[first]
-    closest = _distance(cells.rep_w, cells.rep_h, *centroids[0], metric).astype(np.float64)
+    closest = _distance(cells.rep_w, cells.rep_h, *centroids[0], metric,
+                        cells.rep_area).astype(np.float64)
     for j in range(1, k):
         cumulative = np.cumsum(weights * closest * closest)
         total = cumulative[-1]
@@ -369,7 +359,8 @@ def _seed_plus_plus(cells: _Cells, k, metric, rng):
                                     cells.m - 1)
         best_closest, best_potential, best_c = closest, np.inf, candidates[0]
         for c in candidates:
-            d = _distance(cells.rep_w, cells.rep_h, cells.rep_w[c], cells.rep_h[c], metric)
+            d = _distance(cells.rep_w, cells.rep_h, cells.rep_w[c], cells.rep_h[c], metric,
+                          cells.rep_area)
             trial = np.minimum(closest, d)
             potential = float((weights * trial * trial).sum())
             if potential < best_potential:
@@ -456,5 +447,4 @@ def _lloyd(cells: _Cells, k, metric, rng, max_iter, tol):
 
 def _iou_with_assigned(boxes: _Boxes, centroids, assignments):
     c = np.asarray(centroids, np.float32)[assignments]
-    inter = np.minimum(boxes.w, c[:, 0]) * np.minimum(boxes.h, c[:, 1])
-    return (inter / (boxes.area + c[:, 0] * c[:, 1] - inter)).astype(np.float64)
+    return iou_wh(boxes.w, boxes.h, c[:, 0], c[:, 1], area_a=boxes.area).astype(np.float64)

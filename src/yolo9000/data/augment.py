@@ -1,14 +1,13 @@
 """darknet-style data augmentation for YOLOv2 detection training.
 
-Images are HWC RGB numpy arrays: uint8 (as decoded) or float32 in [0, 1]. Every function returns float32 in [0, 1].
-Boxes are normalised [cx, cy, w, h] rows (float32, shape (n, 4)) with a parallel (n,) class
-array. All randomness comes from the numpy Generator passed in, so a sample is a pure function
-of (image, boxes, config, rng seed).
+Images come in as HWC RGB numpy arrays, uint8 (as decoded) or float32 in [0, 1], and leave as
+the network's (3, H, W) float32 in [0, 1]. Boxes are normalised [cx, cy, w, h] rows (float32,
+shape (n, 4)) with a parallel (n,) class array. All randomness comes from the numpy Generator
+passed in, so a sample is a pure function of (image, boxes, config, rng seed).
 
-Geometry: a box's corners are continuous pixel coordinates (x1 = (cx - w/2) * W) and
-boxes follow the proportional map of a resize (x * new_w / w), as in darknet. Decoding and
-resizing are the detect pipeline's (preprocess.py), so a non-augmented training input has
-exactly the pixels the detector sees.
+Geometry: the jittered crop window is letterboxed by the detector's own code
+(``data.images.letterbox``, so a non-augmented training input has exactly the pixels the
+detector sees) and the boxes follow through the one letterbox map (``boxes.image_to_network``).
 """
 from __future__ import annotations
 
@@ -16,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..boxes import clip_xyxy, cxcywh_to_xyxy, image_to_network, visible_region, xyxy_to_cxcywh
 from ..errors import UserError
-from ..inference.preprocess import letterbox_size, open_image, resize_bilinear
-
-PAD_VALUE = 0.5  # darknet fills letterbox borders and out-of-image crop regions with grey .5
+from .images import letterbox, load_image, to_float
 
 # A box is dropped when, after cropping and clipping to the image, its width or height is
 # below this fraction of the image (it would be a sliver the network cannot localise) ...
@@ -29,133 +27,29 @@ MIN_BOX_SIDE = 0.005
 MIN_VISIBLE_FRACTION = 0.2
 
 
-# --------------------------------------------------------------------------- image decoding
-
-def load_image(path) -> np.ndarray:
-    """Decode an image file to a uint8 HWC RGB array, exactly as the detect pipeline does
-    (EXIF orientation applied, alpha composited on grey, ...: see preprocess.open_image).
-    Raises UserError naming the file when it is missing or unreadable."""
-    return open_image(path).rgb
-
-
-def to_float(img: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 in [0, 1], scaled like the detect pre-processing."""
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) * np.float32(1.0 / 255.0)
-    return np.asarray(img, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------- geometry
-
-@dataclass(frozen=True)
-class BoxTransform:
-    """Maps normalised coordinates of the source image to normalised output coordinates:
-    x_out = x_in * scale_x + offset_x (same for y; widths are multiplied by the scale).
-    ``visible`` = (x0, y0, x1, y1): the normalised output region that shows source pixels
-    (boxes are clipped to it)."""
-
-    scale_x: float
-    scale_y: float
-    offset_x: float
-    offset_y: float
-    visible: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
-
-    def inverse(self) -> "BoxTransform":
-        """The map from output coordinates back to the source image (e.g. for detections)."""
-        return BoxTransform(1.0 / self.scale_x, 1.0 / self.scale_y,
-                            -self.offset_x / self.scale_x, -self.offset_y / self.scale_y)
-
-
-def _crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    """img[y0:y1, x0:x1] where the window may leave the image; outside pixels are PAD_VALUE.
-
-    A window inside the image stays a (uint8) view, so the plain letterbox resizes the very
-    same array as the detect pipeline and gets the same pixels.
-    """
-    src_h, src_w = img.shape[:2]
-    if x0 >= 0 and y0 >= 0 and x1 <= src_w and y1 <= src_h:
-        return img[y0:y1, x0:x1]
-    crop = np.full((y1 - y0, x1 - x0, 3), PAD_VALUE, dtype=np.float32)
-    vx0, vx1 = max(x0, 0), min(x1, src_w)
-    vy0, vy1 = max(y0, 0), min(y1, src_h)
-    if vx1 > vx0 and vy1 > vy0:
-        crop[vy0 - y0:vy1 - y0, vx0 - x0:vx1 - x0] = to_float(img[vy0:vy1, vx0:vx1])
-    return crop
-
-
-def place_window(img: np.ndarray, window: tuple[int, int, int, int],
-                 width: int, height: int) -> tuple[np.ndarray, BoxTransform]:
-    """darknet's crop_image + letterbox_image: the integer pixel window (x0, y0, x1, y1) of
-    img (it may extend beyond the image: those parts are PAD_VALUE grey) is resized keeping
-    its aspect ratio and centred in a (height, width) canvas padded with PAD_VALUE.
-
-    The resize is preprocess.resize_bilinear (darknet's sampling grid), shared with the
-    detect pipeline. Returns the float32 HWC image and the BoxTransform mapping normalised
-    coordinates of the whole source image to normalised output coordinates.
-    """
-    src_h, src_w = img.shape[:2]
-    x0, y0, x1, y1 = window
-    win_w, win_h = x1 - x0, y1 - y0
-    new_w, new_h = letterbox_size(win_w, win_h, width, height)
-    off_x, off_y = (width - new_w) // 2, (height - new_h) // 2
-
-    crop = _crop(img, x0, y0, x1, y1)
-    resized = resize_bilinear(crop, new_w, new_h)
-    if crop.dtype == np.uint8:
-        resized *= np.float32(1.0 / 255.0)
-    np.clip(resized, 0.0, 1.0, out=resized)
-    canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.float32)
-    canvas[off_y:off_y + new_h, off_x:off_x + new_w] = resized
-
-    sx, sy = new_w / win_w, new_h / win_h
-    # the source pixels inside the window, in normalised output coordinates
-    visible = ((off_x + (max(x0, 0) - x0) * sx) / width,
-               (off_y + (max(y0, 0) - y0) * sy) / height,
-               (off_x + (min(x1, src_w) - x0) * sx) / width,
-               (off_y + (min(y1, src_h) - y0) * sy) / height)
-    transform = BoxTransform(
-        scale_x=src_w * sx / width, scale_y=src_h * sy / height,
-        offset_x=(off_x - x0 * sx) / width, offset_y=(off_y - y0 * sy) / height,
-        visible=visible)
-    return canvas, transform
-
-
-def letterbox_image(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, BoxTransform]:
-    """darknet's letterbox_image: keep the aspect ratio, bilinear resize, centre, pad with .5."""
-    src_h, src_w = img.shape[:2]
-    return place_window(img, (0, 0, src_w, src_h), width, height)
-
-
-def letterbox_boxes(boxes: np.ndarray, transform: BoxTransform) -> np.ndarray:
-    """Map normalised [cx, cy, w, h] boxes through a transform (no clipping)."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    scale = np.array([transform.scale_x, transform.scale_y,
-                      transform.scale_x, transform.scale_y], dtype=np.float32)
-    offset = np.array([transform.offset_x, transform.offset_y, 0, 0], dtype=np.float32)
-    return boxes * scale + offset
-
-
-def clip_boxes(boxes: np.ndarray, classes: np.ndarray,
-               region=(0.0, 0.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Clip boxes to region (x0, y0, x1, y1), normalised, and drop the ones that became too
-    thin or mostly invisible (see MIN_BOX_SIDE and MIN_VISIBLE_FRACTION)."""
+def visible_boxes(boxes: np.ndarray, classes: np.ndarray,
+                  region=(0.0, 0.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Clip normalised cxcywh boxes to region (x0, y0, x1, y1), normalised, and drop the ones
+    that became too thin or mostly invisible (see MIN_BOX_SIDE and MIN_VISIBLE_FRACTION)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     classes = np.asarray(classes).reshape(-1)
-    x1 = boxes[:, 0] - boxes[:, 2] / 2
-    x2 = boxes[:, 0] + boxes[:, 2] / 2
-    y1 = boxes[:, 1] - boxes[:, 3] / 2
-    y2 = boxes[:, 1] + boxes[:, 3] / 2
-    area = (x2 - x1) * (y2 - y1)
-    rx0, ry0, rx1, ry1 = (max(0.0, region[0]), max(0.0, region[1]),
-                          min(1.0, region[2]), min(1.0, region[3]))
-    cx1, cx2 = np.clip(x1, rx0, rx1), np.clip(x2, rx0, rx1)
-    cy1, cy2 = np.clip(y1, ry0, ry1), np.clip(y2, ry0, ry1)
-    w, h = cx2 - cx1, cy2 - cy1
+    corners = cxcywh_to_xyxy(boxes)
+    area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    bounds = (max(0.0, region[0]), max(0.0, region[1]), min(1.0, region[2]), min(1.0, region[3]))
+    out = xyxy_to_cxcywh(clip_xyxy(corners, bounds))
+    w, h = out[:, 2], out[:, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
         visible = np.where(area > 0, (w * h) / area, 0.0)
     keep = (w >= MIN_BOX_SIDE) & (h >= MIN_BOX_SIDE) & (visible >= MIN_VISIBLE_FRACTION)
-    out = np.stack([(cx1 + cx2) / 2, (cy1 + cy2) / 2, w, h], axis=1).astype(np.float32)
     return out[keep], classes[keep]
+
+
+def letterbox_sample(img, boxes, classes, width, height, window=None):
+    """Letterbox img (or a pixel window of it) into (3, height, width) and map its boxes along,
+    clipped to the part that shows the image and filtered by visible_boxes."""
+    out, info = letterbox(img, width, height, window=window)
+    boxes, classes = visible_boxes(image_to_network(boxes, info), classes, visible_region(info))
+    return out, boxes, classes
 
 
 # --------------------------------------------------------------------------- augmentations
@@ -166,8 +60,8 @@ def random_place(img, boxes, classes, width, height, jitter, rng):
 
     Positive offsets crop into the image, negative ones add .5 grey margins, so the objects
     shift, zoom and change aspect by up to the jitter. Boxes are clipped to the part of the
-    output that shows image pixels (a box cut by the crop ends at the cut). Returns (image float32 (H, W, 3),
-    boxes (m, 4), classes (m,)) with boxes clipped and filtered by clip_boxes.
+    output that shows image pixels (a box cut by the crop ends at the cut). Returns (image
+    float32 (3, H, W), boxes (m, 4), classes (m,)) as letterbox_sample.
     """
     src_h, src_w = img.shape[:2]
     dw, dh = jitter * src_w, jitter * src_h
@@ -180,19 +74,17 @@ def random_place(img, boxes, classes, width, height, jitter, rng):
         x1 = x0 + 1
     if y1 - y0 < 1:
         y1 = y0 + 1
-    out, transform = place_window(img, (x0, y0, x1, y1), width, height)
-    boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes, transform.visible)
-    return out, boxes, classes
+    return letterbox_sample(img, boxes, classes, width, height, window=(x0, y0, x1, y1))
 
 
-def random_flip(img, boxes, rng):
-    """Mirror the image left-right with probability .5 (boxes follow)."""
+def random_flip(chw, boxes, rng):
+    """Mirror a (3, H, W) image left-right with probability .5 (boxes follow)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     if rng.random() < 0.5:
         boxes = boxes.copy()
         boxes[:, 0] = 1.0 - boxes[:, 0]
-        return np.ascontiguousarray(img[:, ::-1]), boxes
-    return img, boxes
+        return np.ascontiguousarray(chw[:, :, ::-1]), boxes
+    return chw, boxes
 
 
 def rand_scale(s: float, rng) -> float:
@@ -367,7 +259,7 @@ def make_training_sample(record_or_image, boxes, classes, width, height, config,
     if isinstance(record_or_image, np.ndarray):
         img = record_or_image
     else:
-        img = load_image(record_or_image.path)
+        img = load_image(record_or_image.path).rgb
         if boxes is None:
             boxes = record_or_image.boxes
         if classes is None:
@@ -378,16 +270,13 @@ def make_training_sample(record_or_image, boxes, classes, width, height, config,
         raise ValueError(f"{len(boxes)} boxes but {len(classes)} classes")
 
     if config.enabled:
-        out, boxes, classes = random_place(img, boxes, classes, width, height, config.jitter, rng)
+        chw, boxes, classes = random_place(img, boxes, classes, width, height, config.jitter, rng)
         if config.flip:
-            out, boxes = random_flip(out, boxes, rng)
+            chw, boxes = random_flip(chw, boxes, rng)
         distortion = sample_distortion(config.hue, config.saturation, config.exposure, rng)
-        chw = distort_planes(out.transpose(2, 0, 1), *distortion)
+        chw = distort_planes(chw, *distortion)
     else:
-        out, transform = letterbox_image(img, width, height)
-        boxes, classes = clip_boxes(letterbox_boxes(boxes, transform), classes,
-                                    transform.visible)
-        chw = np.ascontiguousarray(out.transpose(2, 0, 1))
+        chw, boxes, classes = letterbox_sample(img, boxes, classes, width, height)
     boxes, classes = select_boxes(boxes, classes, max_boxes, rng, shuffle=config.enabled)
 
     truth = np.empty((len(classes), 5), dtype=np.float32)

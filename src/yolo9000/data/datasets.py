@@ -14,7 +14,8 @@ Layouts understood (the format is detected from the path; ``format=`` forces one
   a folder of images, a list file with one image path per line, or a darknet ``.data`` file
   (``train=``, ``valid=``, ``names=``). Each image's label file is found the way darknet finds
   it — the folder ``images`` or ``JPEGImages`` replaced by ``labels``, extension by ``.txt`` —
-  or else next to the image. Image sizes come from the image header (Pillow, no decode).
+  or else next to the image. Image sizes come from the image header (no decode), EXIF
+  orientation applied as when the image is loaded.
   An image without a label file is kept as a background image (no boxes), as darknet does.
 * ``voc`` — ``Annotations/*.xml`` (``<size>``, ``<object>`` with ``<difficult>``), images in
   ``JPEGImages/``, an optional ``ImageSets/Main/<split>.txt`` chooses the images.
@@ -48,10 +49,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boxes import (clip_xyxy, cxcywh_to_xyxy, normalised_to_pixels, pixels_to_normalised,
+                     xyxy_to_cxcywh)
 from ..errors import UserError
+from .images import image_size, is_image_name
 
 FORMATS = ("yolo", "voc", "coco")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -78,11 +81,9 @@ class ImageRecord:
         return int(self.boxes.shape[0])
 
     def pixel_corners(self) -> np.ndarray:
-        """(n, 4) float32 [x1, y1, x2, y2] in continuous 0-based pixel coordinates."""
-        size = np.array([self.width, self.height, self.width, self.height], np.float32)
-        cx, cy, w, h = self.boxes.T
-        corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        return (corners * size).astype(np.float32)
+        """(n, 4) float64 [x1, y1, x2, y2] in continuous 0-based pixel coordinates."""
+        corners = cxcywh_to_xyxy(np.asarray(self.boxes, np.float64))
+        return normalised_to_pixels(corners, self.width, self.height)
 
 
 @dataclass
@@ -189,19 +190,6 @@ def read_names(path) -> list[str]:
     return names
 
 
-def image_size(path) -> tuple[int, int]:
-    """(width, height) from the image header; Pillow reads no pixel data for this."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise UserError("image not found", path=path) from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read image header: {e}", path=path) from None
-
-
 # -- problems --------------------------------------------------------------------------------
 
 class _Report:
@@ -299,7 +287,7 @@ def _choose_coco_json(path: Path, jsons, split):
 
 def _has_images(path: Path):
     for _, _, files in os.walk(path):
-        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+        if any(is_image_name(f) for f in files):
             return True
     return False
 
@@ -333,14 +321,10 @@ def _voc_names(found):
 def _normalise_corners(corners, width, height, report, where):
     """Pixel corners (n, 4) -> normalised [cx, cy, w, h], clipped; empty boxes dropped."""
     corners = np.asarray(corners, np.float64).reshape(-1, 4)
-    size = np.array([width, height, width, height], np.float64)
-    clipped = np.clip(corners / size, 0.0, 1.0)
+    clipped = clip_xyxy(pixels_to_normalised(corners, width, height), (0.0, 0.0, 1.0, 1.0))
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     report.dropped += int((~keep).sum())
-    c = clipped
-    boxes = np.stack([(c[:, 0] + c[:, 2]) / 2, (c[:, 1] + c[:, 3]) / 2,
-                      c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]], axis=1)
-    return boxes.astype(np.float32), keep
+    return xyxy_to_cxcywh(clipped).astype(np.float32), keep
 
 
 def _absolute(path) -> Path:
@@ -623,7 +607,7 @@ def _scan_images(folder: Path):
     for dirpath, dirnames, files in os.walk(folder):
         # Never descend into label folders or hidden ones; keep the walk order stable.
         dirnames[:] = sorted(d for d in dirnames if d != "labels" and not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        found += [Path(dirpath) / f for f in sorted(files) if is_image_name(f)]
     return found
 
 
@@ -700,8 +684,7 @@ def _parse_label_file(label_path: Path, n_names, report):
         classes.append(int(cls_value))
     if not rows:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    cx, cy, w, h = np.array(rows, np.float64).T
-    corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    corners = cxcywh_to_xyxy(np.array(rows, np.float64))
     # Degenerate boxes (w or h <= 0) have x2 <= x1 and are dropped with the clipped-away ones.
     boxes, keep = _normalise_corners(corners, 1.0, 1.0, report, label_path)
     return boxes[keep], np.array(classes, np.int64)[keep]

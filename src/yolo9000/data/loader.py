@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .augment import AugmentConfig, load_image, make_training_sample
+from .augment import AugmentConfig, make_training_sample
+from .images import load_image
 from ..errors import UserError
 
 _POLL_SECONDS = 0.2            # how often a waiting consumer checks that workers are alive
@@ -75,7 +76,7 @@ class _SampleMaker:
     def image(self, k: int) -> np.ndarray:
         img = self._cache.get(k)
         if img is None:
-            img = load_image(self.records[k].path)
+            img = load_image(self.records[k].path).rgb
             if self.cache_images and self._cached_bytes + img.nbytes <= self.cache_bytes:
                 self._cache[k] = img
                 self._cached_bytes += img.nbytes

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..boxes import clip_xyxy, xyxy_to_cxcywh
 from ..errors import UserError
 from ..fileio import atomic_write_text
 
@@ -254,10 +255,9 @@ def render_sample(rng, size=160, return_masks=False, difficulty=STANDARD):
     img += 0.5
     image = Image.fromarray(np.clip(img, 0, 255, out=img).astype(np.uint8), "RGB")
 
-    boxes = np.zeros((len(polys), 4), np.float32)
-    for i, poly in enumerate(polys):
-        lo, hi = np.clip(poly.min(0), 0, size), np.clip(poly.max(0), 0, size)
-        boxes[i] = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1]]
+    corners = np.array([np.concatenate([poly.min(0), poly.max(0)]) for poly in polys],
+                       np.float64).reshape(-1, 4)
+    boxes = xyxy_to_cxcywh(clip_xyxy(corners, (0, 0, size, size))).astype(np.float32)
     boxes /= size
     classes = np.array(classes, np.int64)
     if not return_masks:

@@ -35,10 +35,11 @@ from ..model.checkpoint import is_hdf5
 from ..data.datasets import read_names
 from ..errors import UserError
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
+from ..boxes import LetterboxInfo
+from ..data.images import LoadedImage, letterbox, load_image
 from .export import detection_dict
 from .postprocess import postprocess
 from .prefetch import prefetch
-from .preprocess import LetterboxInfo, LoadedImage, letterbox, load_image
 
 
 NO_WEIGHTS_MESSAGE = (

@@ -28,7 +28,7 @@ import json
 
 import numpy as np
 
-from .postprocess import xyxy_to_cxcywh
+from ..boxes import pixels_to_normalised, xyxy_to_cxcywh
 
 BOX_DECIMALS = 3        # a thousandth of a pixel: finer than any detector's accuracy
 SCORE_DECIMALS = 6
@@ -97,7 +97,7 @@ def json_list_text(entries) -> str:
 def yolo_label_text(detections, width, height, with_score=False) -> str:
     """`class cx cy w h` lines normalised to a width x height image (+ ` score` with_score)."""
     boxes, scores, classes = detection_columns(detections)
-    normalised = xyxy_to_cxcywh(boxes) / np.array([width, height, width, height], np.float64)
+    normalised = pixels_to_normalised(xyxy_to_cxcywh(np.asarray(boxes, np.float64)), width, height)
     lines = []
     for cls, (cx, cy, w, h), score in zip(classes, normalised, scores):
         line = f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"

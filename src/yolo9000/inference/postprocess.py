@@ -4,7 +4,9 @@ Three separate verbs, each vectorised and tested on its own:
 
     boxes, scores, classes = decode_region(output, anchors, num_classes, thresh)  # network space
     keep = nms(cxcywh_to_xyxy(boxes), scores, classes, iou_thresh)               # per class
-    xyxy = unletterbox_boxes(boxes[keep], info)                                  # original pixels
+    xyxy = network_to_image(boxes[keep], info)                                   # original pixels
+
+(the box maths, IoU and the letterbox map, are ``yolo9000.boxes``'s).
 
 ``postprocess`` chains them. NMS runs before the boxes are mapped back and clipped: mapping
 through the letterbox is an affine map per axis, which leaves IoU unchanged, and darknet
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .preprocess import LetterboxInfo
+from ..boxes import (LetterboxInfo, cxcywh_to_xyxy, iou_one_to_many, network_to_image,
+                     pairwise_iou)
 
 
 def _region_view(output, anchors, num_classes, coords):
@@ -88,47 +91,6 @@ def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4)
             objectness[anchor, row, col].astype(np.float32), classes)
 
 
-def cxcywh_to_xyxy(boxes):
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    half = boxes[:, 2:] * np.float32(0.5)
-    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
-
-
-def xyxy_to_cxcywh(boxes):
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) * np.float32(0.5),
-                           boxes[:, 2:] - boxes[:, :2]], axis=1)
-
-
-def iou_one_to_many(box, boxes):
-    """IoU of one xyxy box with each row of ``boxes`` (0 where the union is empty)."""
-    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
-    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def pairwise_iou(a, b):
-    """(n, m) IoU between two sets of xyxy boxes (0 where the union is empty)."""
-    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)
-    ax1, ay1, ax2, ay2 = (np.ascontiguousarray(a[:, i]) for i in range(4))
-    bx1, by1, bx2, by2 = (np.ascontiguousarray(b[:, i]) for i in range(4))
-    inter = np.minimum.outer(ax2, bx2)
-    inter -= np.maximum.outer(ax1, bx1)
-    np.maximum(inter, 0, out=inter)
-    ih = np.minimum.outer(ay2, by2)
-    ih -= np.maximum.outer(ay1, by1)
-    np.maximum(ih, 0, out=ih)
-    inter *= ih
-    union = np.add.outer((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
-    union -= inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 # Above this many candidates of one class the (m, m) overlap matrix gets too big; fall back to
 # one IoU row per kept box.
 _MATRIX_NMS_MAX = 2048
@@ -184,40 +146,6 @@ def nms(boxes_xyxy, scores, classes, iou_thresh):
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
-def unletterbox_boxes(boxes, info: LetterboxInfo, clip=True):
-    """[cx, cy, w, h] normalised to the network input -> xyxy pixels of the original image."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    sx = np.float32(info.orig_w / info.new_w)   # original pixels per network pixel
-    sy = np.float32(info.orig_h / info.new_h)
-    cx = (boxes[:, 0] * np.float32(info.net_w) - np.float32(info.dx)) * sx
-    cy = (boxes[:, 1] * np.float32(info.net_h) - np.float32(info.dy)) * sy
-    hw = boxes[:, 2] * np.float32(info.net_w) * sx * np.float32(0.5)
-    hh = boxes[:, 3] * np.float32(info.net_h) * sy * np.float32(0.5)
-    out = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
-    if clip:
-        clip_boxes(out, info.orig_w, info.orig_h)
-    return out
-
-
-def letterbox_boxes(boxes_xyxy, info: LetterboxInfo):
-    """Inverse of ``unletterbox_boxes`` (unclipped): original xyxy pixels -> network [cx,cy,w,h]."""
-    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    sx = info.new_w / info.orig_w
-    sy = info.new_h / info.orig_h
-    cx = ((b[:, 0] + b[:, 2]) * 0.5 * sx + info.dx) / info.net_w
-    cy = ((b[:, 1] + b[:, 3]) * 0.5 * sy + info.dy) / info.net_h
-    w = (b[:, 2] - b[:, 0]) * sx / info.net_w
-    h = (b[:, 3] - b[:, 1]) * sy / info.net_h
-    return np.stack([cx, cy, w, h], axis=1).astype(np.float32)
-
-
-def clip_boxes(boxes_xyxy, width, height):
-    """Clip xyxy boxes to [0, width] x [0, height] in place; returns them."""
-    np.clip(boxes_xyxy[:, 0::2], 0, width, out=boxes_xyxy[:, 0::2])
-    np.clip(boxes_xyxy[:, 1::2], 0, height, out=boxes_xyxy[:, 1::2])
-    return boxes_xyxy
-
-
 def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
                 coords=4, tree=None, hier_thresh=0.5):
     """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes).
@@ -234,7 +162,7 @@ def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, n
         keep = nms(cxcywh_to_xyxy(boxes), scores, classes, nms_thresh)
     else:
         keep = np.argsort(-scores, kind="stable")
-    xyxy = unletterbox_boxes(boxes[keep], info)
+    xyxy = network_to_image(boxes[keep], info)
     # A box entirely in the letterbox padding clips to nothing; it marks no part of the image.
     inside = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     return xyxy[inside], scores[keep][inside], classes[keep][inside]

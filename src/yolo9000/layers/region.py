@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..boxes import iou_cxcywh, iou_wh
 from .base import Layer, as_f32
 
 #: darknet pulls every prediction towards its anchor prior while net.seen < this many images
@@ -43,17 +44,6 @@ def softmax(x, axis):
 def log_softmax(x, axis):
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def box_iou(ax, ay, aw, ah, bx, by, bw, bh):
-    """IoU of centre/size boxes, broadcasting (darknet's box_iou: no overlap -> 0)."""
-    half = ax.dtype.type(0.5) if hasattr(ax, "dtype") else 0.5
-    iw = np.minimum(ax + aw * half, bx + bw * half) - np.maximum(ax - aw * half, bx - bw * half)
-    ih = np.minimum(ay + ah * half, by + bh * half) - np.maximum(ay - ah * half, by - bh * half)
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    union = aw * ah + bw * bh - inter
-    safe = np.where(union > 0, union, 1)
-    return np.where(union > 0, inter / safe, 0)
 
 
 def overlaps_above(px, py, pw, ph, truth, thresh):
@@ -378,11 +368,12 @@ class RegionLayer(Layer):
             else:
                 cw = pw[bi, :, row, col]
                 ch = ph[bi, :, row, col]
-            zero = np.zeros((), dt)
-            shape_iou = box_iou(zero, zero, cw, ch, zero, zero, tw[:, None], th[:, None])
+            # darknet compares shapes by shifting both boxes to the origin
+            shape_iou = iou_wh(cw, ch, tw[:, None], th[:, None])
             best_n = np.argmax(shape_iou, axis=1)   # first best on ties, like darknet's '>'
             at = (bi, best_n, row, col)
-            iou = box_iou(px[at], py[at], pw[at], ph[at], tx, ty, tw, th)
+            iou = iou_cxcywh(np.stack([px[at], py[at], pw[at], ph[at]], axis=-1),
+                             truth[bi, ti, :4])
 
             # two truths on one prediction: the later one wins, as darknet overwrites
             flat = np.ravel_multi_index(at, (n, a, h, w))

@@ -9,7 +9,8 @@ when they are mutually comparable, else in insertion order):
     dets[image_id] = Detections(boxes (m,4), scores (m,), classes (m,))
 
 A plain dict with the same keys ('boxes', 'classes', 'difficult' / 'scores') works too.
-Boxes are xyxy in pixels, continuous coordinates, no "+1" (area = (x2-x1)*(y2-y1)).
+Boxes are xyxy in pixels, continuous coordinates, no "+1" (area = (x2-x1)*(y2-y1)); their IoU
+is ``yolo9000.boxes.pairwise_iou``.
 Every image of the evaluation set must appear in `gts` (even with no boxes); an image id in
 `dets` that is not in `gts` is a ValueError, as in pycocotools' loadRes.
 
@@ -45,6 +46,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..boxes import box_area, pairwise_iou
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)     # pycocotools builds them the same way
 COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -85,10 +88,7 @@ class Detections:
 
 def ground_truth_from_record(record) -> GroundTruth:
     """GroundTruth in pixels from an ImageRecord (normalised cx, cy, w, h)."""
-    b = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4)
-    scale = np.array([record.width, record.height, record.width, record.height], np.float64)
-    xyxy = np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1) * scale
-    return GroundTruth(xyxy, record.classes, record.difficult)
+    return GroundTruth(record.pixel_corners(), record.classes, record.difficult)
 
 
 def _as_gt(value) -> GroundTruth:
@@ -120,27 +120,6 @@ def _normalise_inputs(gts, dets, num_classes):
                 raise ValueError(f"{name} class id out of range [0, {num_classes}) "
                                  f"in image {k!r}")
     return ids, gts, dets
-
-
-# -- geometry ------------------------------------------------------------------------------
-
-def box_area(boxes) -> np.ndarray:
-    """(n,) areas (x2-x1)*(y2-y1) of xyxy boxes, no +1."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-
-
-def box_iou(a, b) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes; areas (x2-x1)*(y2-y1), no +1."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    return iou
 
 
 # -- VOC -----------------------------------------------------------------------------------
@@ -196,7 +175,7 @@ def _voc_match_all(ids, gts, dets, iou_thresh):
         d = dets.get(image_id)
         difficult_all.append(g.difficult)
         if d is not None and len(d.scores):
-            iou = box_iou(d.boxes, g.boxes)
+            iou = pairwise_iou(d.boxes, g.boxes)
             iou[d.classes[:, None] != g.classes[None, :]] = -1.0
             if iou.shape[1]:
                 best = iou.argmax(axis=1)
@@ -322,7 +301,7 @@ def _coco_match_image(det_boxes, gt_boxes, gt_ignore, iou_thrs):
         return matched, ignored
     gt_order = np.argsort(gt_ignore, kind="mergesort")      # regular GTs first, like COCOeval
     gt_ignore = gt_ignore[gt_order]
-    ious = box_iou(det_boxes, gt_boxes[gt_order])
+    ious = pairwise_iou(det_boxes, gt_boxes[gt_order])
     thr = np.minimum(iou_thrs, 1 - 1e-10)[:, None]
     taken = np.zeros((T, G), bool)
     # Detections that reach no GT at the lowest threshold are unmatched at all of them.

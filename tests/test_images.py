@@ -1,28 +1,37 @@
-"""Image loading (modes, EXIF, bad files, large images) and darknet's letterbox."""
+"""data/images.py: which files are images, loading (modes, EXIF, bad files, large images) and
+darknet's letterbox pixels (whole image and training windows)."""
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from yolo9000.boxes import image_to_network
+from yolo9000.data.images import (IMAGE_SUFFIXES, PAD_VALUE, LoadedImage, image_size,
+                                  is_image_name, letterbox, load_image, pil_to_rgb,
+                                  resize_bilinear)
 from yolo9000.errors import UserError
-from yolo9000.inference.postprocess import letterbox_boxes
-from yolo9000.inference.preprocess import (LoadedImage, letterbox, letterbox_info, letterbox_size,
-                                 load_image, open_image, pil_to_rgb, resize_bilinear)
+
+
+# -- names -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["a.jpg", "b.JPEG", "c.Png", "d.bmp", "e.gif", "f.tif",
+                                  "g.TIFF", "h.webp", "i.ppm", "j.pgm", "k.pbm", "l.pnm",
+                                  "m.jfif", "n.jpe", "o.tga", "p.ico", "dir.v2/q.jpg"])
+def test_image_names(name):
+    assert is_image_name(name)
+
+
+@pytest.mark.parametrize("name", ["a.txt", "b.xml", "c.jpg.txt", "jpg", "d.json", "e.npy",
+                                  "f.data", "g"])
+def test_not_image_names(name):
+    assert not is_image_name(name)
+
+
+def test_suffixes_are_lower_case_with_a_dot():
+    assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
 
 
 # -- letterbox ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("img, net, expected", [
-    ((768, 576), (416, 416), (416, 312)),     # landscape: width fills
-    ((576, 768), (416, 416), (312, 416)),     # portrait: height fills
-    ((500, 500), (416, 416), (416, 416)),
-    ((640, 424), (608, 320), (483, 320)),     # 608/640 > 320/424: height is the tighter one
-    ((1001, 333), (416, 416), (416, 138)),    # integer truncation as in darknet
-])
-def test_letterbox_size_follows_darknet(img, net, expected):
-    assert letterbox_size(*img, *net) == expected
-
-
 def test_letterbox_places_image_centred_on_grey():
     img = np.full((576, 768, 3), 200, np.uint8)
     chw, info = letterbox(img, 416, 416)
@@ -76,23 +85,69 @@ def test_resize_matches_darknet_loops(src, dst):
 
 
 def test_letterbox_pixels_agree_with_box_mapping():
-    """A white rectangle lands where letterbox_boxes says it does (within one network pixel)."""
+    """A white rectangle lands where image_to_network says it does (within one network pixel)."""
     img = np.zeros((300, 500, 3), np.uint8)
     x1, y1, x2, y2 = 120, 60, 380, 210
     img[y1:y2, x1:x2] = 255
     chw, info = letterbox(img, 128, 96)
     ys, xs = np.nonzero(chw[0] > 0.75)
     found = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
-    cx, cy, w, h = letterbox_boxes([[x1, y1, x2, y2]], info)[0]
+    normalised = [[(x1 + x2) / 2 / 500, (y1 + y2) / 2 / 300, (x2 - x1) / 500, (y2 - y1) / 300]]
+    cx, cy, w, h = image_to_network(normalised, info)[0]
     expected = np.array([(cx - w / 2) * 128, (cy - h / 2) * 96, (cx + w / 2) * 128,
                          (cy + h / 2) * 96])
     np.testing.assert_allclose(found, expected, atol=1.0)
 
 
-def test_letterbox_info_keeps_original_size_for_reduced_decodes():
-    info = letterbox_info(1200, 800, 416, 416, orig_size=(4800, 3200))
-    assert (info.orig_w, info.orig_h) == (4800, 3200)
-    assert (info.new_w, info.new_h) == letterbox_size(4800, 3200, 416, 416)
+def _box_to_pixels(box, width, height):
+    cx, cy, bw, bh = box[:4]
+    return ((cx - bw / 2) * width, (cy - bh / 2) * height,
+            (cx + bw / 2) * width, (cy + bh / 2) * height)
+
+
+@pytest.mark.parametrize("src, net, new, offset", [
+    ((200, 100), (416, 416), (416, 208), (0, 104)),   # wide: width fits
+    ((100, 200), (416, 416), (208, 416), (104, 0)),   # tall: height fits
+    ((768, 576), (416, 320), (416, 312), (0, 4)),     # width/w < height/h, rounding down
+    ((333, 100), (128, 96), (128, 38), (0, 29)),      # 100*128/333 = 38.4 -> 38
+])
+def test_letterbox_geometry(src, net, new, offset):
+    w, h = src
+    img = np.full((h, w, 3), 200, np.uint8)
+    out, info = letterbox(img, *net)
+    assert out.shape == (3, net[1], net[0]) and out.dtype == np.float32
+    inside = np.zeros(out.shape[1:], bool)
+    inside[offset[1]:offset[1] + new[1], offset[0]:offset[0] + new[0]] = True
+    assert np.allclose(out[:, inside], 200 / 255)
+    assert np.all(out[:, ~inside] == PAD_VALUE)
+    # the whole image maps onto the placed rectangle
+    full = image_to_network(np.array([[0.5, 0.5, 1.0, 1.0]]), info)[0]
+    assert _box_to_pixels(full, *net) == pytest.approx(
+        (offset[0], offset[1], offset[0] + new[0], offset[1] + new[1]), abs=1e-3)
+
+
+def test_window_inside_the_image_is_the_letterboxed_crop():
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, size=(123, 171, 3), dtype=np.uint8)
+    for net in [(416, 416), (320, 160), (96, 288)]:
+        windowed, info = letterbox(img, *net, window=(20, 10, 150, 100))
+        cropped, _ = letterbox(np.ascontiguousarray(img[10:100, 20:150]), *net)
+        assert np.array_equal(windowed, cropped)
+        assert info.placed_window == (20, 10, 150, 100) and (info.orig_w, info.orig_h) == (171, 123)
+
+
+def test_window_outside_image_is_grey_and_boxes_follow():
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[30:110, 40:150] = (255, 0, 0)                 # corners (40, 30)-(150, 110)
+    red = [[95 / 300, 70 / 200, 110 / 300, 80 / 200]]
+    # window starting 50 px left of and 20 px above the image, cropping 60 px on the right:
+    # 290 x 220 px placed 1:1 in a 290 x 220 input, so the red box moves by (+50, +20)
+    out, info = letterbox(img, 290, 220, window=(-50, -20, 240, 200))
+    assert np.all(out[:, :, :50] == PAD_VALUE) and np.all(out[:, :20] == PAD_VALUE)
+    moved = image_to_network(red, info)[0]
+    assert _box_to_pixels(moved, 290, 220) == pytest.approx((90, 50, 200, 130), abs=1e-3)
+    ys, xs = np.nonzero(out[0] - out[1] > 0.5)
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (90, 50, 200, 130)
 
 
 # -- conversions -------------------------------------------------------------------------------
@@ -170,6 +225,7 @@ def test_exif_orientation_honoured(tmp_path):
     img.save(path, exif=exif)
     loaded = load_image(path)
     assert (loaded.width, loaded.height) == (20, 40)
+    assert image_size(path) == (20, 40)              # the header read agrees, no decode
     assert loaded.rgb.shape == (40, 20, 3)
     assert tuple(loaded.rgb[5, 10]) == (255, 0, 0)    # the left half went to the top
     assert tuple(loaded.rgb[35, 10]) == (0, 0, 255)
@@ -193,7 +249,7 @@ def _jpeg_bytes(w=32, h=24, quality=90):
 
 def _assert_user_error(path, *words):
     with pytest.raises(UserError) as e:
-        open_image(path)
+        load_image(path)
     msg = str(e.value)
     assert str(path) in msg and "\n" not in msg
     for w in words:
@@ -203,6 +259,16 @@ def _assert_user_error(path, *words):
 
 def test_missing_file(tmp_path):
     _assert_user_error(tmp_path / "nope.jpg", "no such file")
+    with pytest.raises(UserError, match="image not found"):
+        image_size(tmp_path / "nope.jpg")
+
+
+def test_image_size_of_a_text_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is not a picture\n")
+    with pytest.raises(UserError) as e:
+        image_size(p)
+    assert str(p) in str(e.value) and "cannot read image header" in str(e.value)
 
 
 def test_empty_file(tmp_path):
@@ -249,7 +315,7 @@ def test_large_jpeg_decoded_at_reduced_size(tmp_path):
     img = np.broadcast_to(grad, (h, w, 3)).astype(np.uint8)
     p = tmp_path / "big.jpg"
     Image.fromarray(img).save(p, quality=80)
-    loaded = open_image(p, net_size=(416, 416))
+    loaded = load_image(p, net_size=(416, 416))
     assert (loaded.width, loaded.height) == (w, h)           # original size is kept
     assert loaded.reduced and loaded.rgb.shape[1] < w
     rh, rw = loaded.rgb.shape[:2]
@@ -257,7 +323,7 @@ def test_large_jpeg_decoded_at_reduced_size(tmp_path):
     # the content is the same picture, just smaller: a horizontal ramp
     row = loaded.rgb[rh // 2, :, 0].astype(np.float32)
     np.testing.assert_allclose(row, np.linspace(0, 255, rw), atol=4)
-    full = open_image(p)                                       # without a net size: full decode
+    full = load_image(p)                                       # without a net size: full decode
     assert full.rgb.shape == (h, w, 3)
 
 
@@ -267,7 +333,7 @@ def test_large_png_reduced_with_box_filter(tmp_path):
     img[:, w // 2:] = 255
     p = tmp_path / "big.png"
     Image.fromarray(img).save(p, compress_level=1)
-    loaded = open_image(p, net_size=(416, 416))
+    loaded = load_image(p, net_size=(416, 416))
     assert (loaded.width, loaded.height) == (w, h) and loaded.reduced
     rh, rw = loaded.rgb.shape[:2]
     assert loaded.rgb[rh // 2, rw // 4, 0] == 0 and loaded.rgb[rh // 2, 3 * rw // 4, 0] == 255

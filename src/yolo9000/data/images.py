@@ -1,12 +1,13 @@
-"""Image loading and darknet's letterbox.
+"""Images, in one place: which files are images, decoding to RGB, and the letterbox pixels.
 
-Pipeline: ``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the
-original size), ``letterbox`` resizes it into the network input keeping the aspect ratio, and
-``LetterboxInfo`` remembers the placement so that boxes can be mapped back
-(``yolo9000.inference.postprocess.unletterbox_boxes``).
+``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the original
+size); ``letterbox`` resizes it (or a pixel window of it) into the network input keeping the
+aspect ratio, for the detector and for training alike, and returns the placement
+(``yolo9000.boxes.LetterboxInfo``) through which boxes are mapped both ways.
 
 Conversion choices (all images end up 8-bit RGB, as darknet's stb_image loader does):
-- EXIF orientation is applied first, so sizes and boxes refer to the image as it is displayed.
+- EXIF orientation is applied first, so sizes and boxes refer to the image as it is displayed
+  (``image_size`` reports that size too, without decoding).
 - Greyscale / bilevel: replicated to three channels.
 - Alpha (RGBA, LA, PA, palette with transparency): composited on 50 % grey, the letterbox
   padding colour, so transparent areas look like "nothing" to the network instead of whatever
@@ -31,10 +32,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..boxes import letterbox_info, letterbox_size
 from ..errors import UserError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                  ".ppm", ".pgm", ".pbm", ".pnm", ".jfif", ".jpe", ".tga", ".ico"}
+# The files taken for images when a folder is scanned (detect, datasets); compared lower-cased.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif",
+                            ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"})
+# darknet fills letterbox borders and out-of-image crop regions with grey .5
 PAD_VALUE = 0.5
 # Below this long side an image is never decoded at reduced size, so ordinary photos keep their
 # full resolution (and annotated outputs look like the input).
@@ -42,6 +46,11 @@ REDUCE_ABOVE = 2048
 
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def is_image_name(path) -> bool:
+    """Whether a file name has one of the image suffixes (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 @dataclass
@@ -57,40 +66,7 @@ class LoadedImage:
         return self.rgb.shape[1] != self.width or self.rgb.shape[0] != self.height
 
 
-@dataclass(frozen=True)
-class LetterboxInfo:
-    """Where the resized image sits inside the network input (darknet's letterbox_image)."""
-    net_w: int
-    net_h: int
-    new_w: int     # size of the resized image inside the network input
-    new_h: int
-    dx: int        # left / top offset of the resized image (integer, as darknet embeds it)
-    dy: int
-    orig_w: int    # the original image size that boxes are mapped back to
-    orig_h: int
-
-
-def is_image_name(path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-# -- letterbox ----------------------------------------------------------------------------------
-def letterbox_size(img_w: int, img_h: int, net_w: int, net_h: int) -> tuple[int, int]:
-    """darknet: fit the width if it is the tighter constraint, else the height (integer sizes)."""
-    if net_w / img_w < net_h / img_h:
-        new_w, new_h = net_w, (img_h * net_w) // img_w
-    else:
-        new_w, new_h = (img_w * net_h) // img_h, net_h
-    return max(new_w, 1), max(new_h, 1)
-
-
-def letterbox_info(img_w, img_h, net_w, net_h, orig_size=None) -> LetterboxInfo:
-    new_w, new_h = letterbox_size(img_w, img_h, net_w, net_h)
-    orig_w, orig_h = orig_size if orig_size is not None else (img_w, img_h)
-    return LetterboxInfo(int(net_w), int(net_h), new_w, new_h, (net_w - new_w) // 2,
-                         (net_h - new_h) // 2, int(orig_w), int(orig_h))
-
-
+# -- letterbox pixels -------------------------------------------------------------------------
 def _lerp_axis(n_in: int, n_out: int):
     """Source index and weight for each output position, corners aligned (darknet resize_image)."""
     if n_in == 1 or n_out == 1:
@@ -117,18 +93,47 @@ def resize_bilinear(img: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
     return top + (cols[y1] - top) * fy
 
 
-def letterbox(img: np.ndarray, width: int, height: int, orig_size=None):
-    """Letterbox an (h, w, 3) RGB image into a (3, height, width) float32 array in [0, 1].
+def to_float(img: np.ndarray) -> np.ndarray:
+    """uint8 (0..255) -> float32 in [0, 1]; float input is taken as [0, 1] already."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.asarray(img, dtype=np.float32)
 
-    ``img`` is uint8 (0..255) or float (0..1). ``orig_size`` = (w, h) of the original image when
-    ``img`` is a reduced decode of it, so the returned info maps boxes to original pixels.
+
+def _crop(img: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """img[y0:y1, x0:x1] where the window may leave the image; outside pixels are PAD_VALUE.
+
+    A window inside the image stays a (uint8) view, so a training input without jitter is
+    resized from the very same array as the detector's and gets the same pixels.
+    """
+    src_h, src_w = img.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= src_w and y1 <= src_h:
+        return img[y0:y1, x0:x1]
+    crop = np.full((y1 - y0, x1 - x0, 3), PAD_VALUE, dtype=np.float32)
+    vx0, vx1 = max(x0, 0), min(x1, src_w)
+    vy0, vy1 = max(y0, 0), min(y1, src_h)
+    if vx1 > vx0 and vy1 > vy0:
+        crop[vy0 - y0:vy1 - y0, vx0 - x0:vx1 - x0] = to_float(img[vy0:vy1, vx0:vx1])
+    return crop
+
+
+def letterbox(img: np.ndarray, width: int, height: int, orig_size=None, window=None):
+    """darknet's letterbox_image: an (h, w, 3) RGB image into a (3, height, width) float32
+    array in [0, 1], resized keeping its aspect ratio, centred, padded with PAD_VALUE.
+
+    ``img`` is uint8 (0..255) or float (0..1). ``orig_size`` = (w, h) of the original image
+    when ``img`` is a reduced decode of it, so the returned info maps boxes to original pixels.
+    ``window`` = (x0, y0, x1, y1): place this integer pixel window of ``img`` instead of the
+    whole image (darknet's crop for training jitter); parts beyond the image are PAD_VALUE.
+    Returns (array, ``yolo9000.boxes.LetterboxInfo``).
     """
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an (h, w, 3) image, got shape {img.shape}")
     h, w = img.shape[:2]
-    info = letterbox_info(w, h, width, height, orig_size)
-    resized = resize_bilinear(img, info.new_w, info.new_h)
-    if img.dtype == np.uint8:
+    info = letterbox_info(w, h, width, height, orig_size=orig_size, window=window)
+    source = img if window is None else _crop(img, *info.placed_window)
+    resized = resize_bilinear(source, info.new_w, info.new_h)
+    if source.dtype == np.uint8:
         resized *= np.float32(1.0 / 255.0)
     np.clip(resized, 0.0, 1.0, out=resized)
     out = np.full((3, height, width), PAD_VALUE, dtype=np.float32)
@@ -211,7 +216,7 @@ def _reduce_target(w: int, h: int, net_size) -> tuple[int, int] | None:
     return max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))
 
 
-def open_image(path, net_size=None) -> LoadedImage:
+def _open_path(path, net_size=None) -> LoadedImage:
     """Read an image file; every failure becomes a one-line UserError naming the file."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -259,7 +264,8 @@ def load_image(source, net_size=None) -> LoadedImage:
     """Path, PIL image or numpy array -> LoadedImage.
 
     ``net_size`` (w, h) lets large images be decoded at reduced size (see module docstring).
-    Arrays are taken as RGB (uint8 0..255, uint16 0..65535 or float 0..1).
+    Arrays are taken as RGB (uint8 0..255, uint16 0..65535 or float 0..1). A file that is
+    missing or cannot be decoded is a one-line UserError naming it.
     """
     if isinstance(source, LoadedImage):
         return source
@@ -271,5 +277,17 @@ def load_image(source, net_size=None) -> LoadedImage:
         rgb = array_to_rgb(source)
         return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0])
     if isinstance(source, (str, os.PathLike)):
-        return open_image(source, net_size)
+        return _open_path(source, net_size)
     raise UserError(f"cannot read an image from a {type(source).__name__}")
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image file as ``load_image`` returns it (EXIF orientation applied),
+    read from the header without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            return _oriented_size(img)
+    except FileNotFoundError:
+        raise UserError("image not found", path=path) from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read image header: {e}", path=path) from None
