@@ -220,15 +220,6 @@ def test_rand_scale_range_and_inversion():
 
 # --------------------------------------------------------------------------- config, sample
 
-def test_config_from_cfg_reads_darknet_keys():
-    cfg = AugmentConfig.from_cfg({"hue": ".05", "saturation": "1.2", "exposure": "1.3",
-                                  "batch": "64"}, {"jitter": ".3", "classes": "20"})
-    assert (cfg.jitter, cfg.hue, cfg.saturation, cfg.exposure, cfg.flip, cfg.enabled) == \
-        (0.3, 0.05, 1.2, 1.3, True, True)
-    assert AugmentConfig.from_cfg({"flip": "0"}, None).flip is False
-    assert AugmentConfig.from_cfg({}, {}) == AugmentConfig()
-
-
 def test_config_rejects_bad_values():
     with pytest.raises(UserError):
         AugmentConfig(jitter=0.6)

@@ -55,7 +55,7 @@ def _draw_images(folder):
 
 def _label_boxes(paths):
     """Per image: [(class, x1, y1, x2, y2)] — the network's top detection plus a made-up box."""
-    from yolo9000.inference.validate import predict_records
+    from yolo9000.inference.evaluation import predict_records
 
     records = [ImageRecord(str(p), w, h, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                            np.zeros(0, bool)) for p, (w, h) in zip(paths, SIZES)]
@@ -104,7 +104,7 @@ def run_main(argv, capsys):
 
 
 def _direct(data, use_07_metric=False, **load):
-    from yolo9000.inference.validate import evaluate_records
+    from yolo9000.inference.evaluation import evaluate_records
 
     ds = load_dataset(data, **load)
     voc, coco, dets = evaluate_records(_mini_detector(), ds.records, use_07_metric=use_07_metric)
@@ -345,7 +345,7 @@ def test_voc_names_mapped_to_checkpoint_and_difficult_reaches_metrics(yolo_data,
     assert [c["name"] for c in res["classes"]] == model_names
 
     # The same figures with the flags as read from the XML, computed directly...
-    from yolo9000.inference.validate import evaluate_records
+    from yolo9000.inference.evaluation import evaluate_records
     ds = load_dataset(voc_root, names=model_names)
     voc, _, _ = evaluate_records(_mini_detector(), ds.records)
     assert res["mAP50"] == pytest.approx(voc.map, abs=1e-6)

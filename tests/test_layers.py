@@ -4,7 +4,8 @@ import pytest
 
 from gradcheck import check_layer
 from yolo9000.layers.batchnorm import BatchNormLayer
-from yolo9000.layers.classify import AvgpoolLayer, SoftmaxLayer
+from yolo9000.layers.avgpool import AvgpoolLayer
+from yolo9000.layers.softmax import SoftmaxLayer
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
 from yolo9000.layers.reorg import ReorgLayer

@@ -18,7 +18,7 @@ from test_detector import _independent_letterbox, assert_same_detections, refere
 from yolo9000.errors import UserError
 from yolo9000.inference.detector import Detector
 from yolo9000.inference.prefetch import prefetch
-from yolo9000.inference.validate import predict_records
+from yolo9000.inference.evaluation import predict_records
 from yolo9000.metrics.detection import evaluate_voc, ground_truth_from_record
 from yolo9000.model.network import Network
 

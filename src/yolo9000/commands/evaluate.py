@@ -1,7 +1,7 @@
 """`yolo9000 evaluate --data VAL --weights W`: VOC and COCO mAP of a model on a dataset.
 
 The network runs over every image (the Detector pipeline `detect` and `train --val` use, through
-`validate.py`), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
+`inference/evaluation.py`), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
 all-point or `--voc07` 11-point, per class) and the COCO protocol (AP@[.5:.95], AP50, AP75, AP
 by object size, AR@1/10/100: COCOeval.summarize()'s numbers). VOC `difficult` (COCO `iscrowd`)
 objects are ignored by both: finding them is not rewarded, missing them is not penalised.
@@ -201,7 +201,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress
-    from ..inference.validate import evaluate_records
+    from ..inference.evaluation import evaluate_records
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)

@@ -211,22 +211,6 @@ class AugmentConfig:
         if self.saturation <= 0 or self.exposure <= 0:
             raise UserError("saturation and exposure must be positive")
 
-    @classmethod
-    def from_cfg(cls, net_options: dict, region_options: dict | None = None,
-                 enabled: bool = True) -> "AugmentConfig":
-        """Read darknet keys: hue, saturation, exposure (and flip, when present) from [net];
-        jitter from [region]. Values may be strings as read from a .cfg file."""
-        net_options = net_options or {}
-        region_options = region_options or {}
-        default = cls()
-        return cls(
-            jitter=float(region_options.get("jitter", default.jitter)),
-            hue=float(net_options.get("hue", default.hue)),
-            saturation=float(net_options.get("saturation", default.saturation)),
-            exposure=float(net_options.get("exposure", default.exposure)),
-            flip=bool(int(float(net_options.get("flip", 1)))),
-            enabled=enabled,
-        )
 
 
 # --------------------------------------------------------------------------- one sample

@@ -6,10 +6,12 @@ key neither it nor the network read is an error at its line (see Section.check_a
 """
 from ..errors import UserError
 from ..layers.batchnorm import BatchNormLayer
-from ..layers.classify import AvgpoolLayer, CostLayer, SoftmaxLayer
+from ..layers.avgpool import AvgpoolLayer
+from ..layers.cost import CostLayer
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.maxpool import MaxpoolLayer
 from ..layers.region import RegionLayer
+from ..layers.softmax import SoftmaxLayer
 from ..layers.reorg import ReorgLayer
 from ..layers.route import RouteLayer
 

@@ -366,7 +366,7 @@ class Trainer:
         """Evaluate on the validation set with precise BN statistics. The training run's own
         rolling statistics are restored afterwards (so resuming stays exact) unless
         keep_statistics (the final evaluation: the model then carries the evaluated stats)."""
-        from ..inference.validate import evaluate_records
+        from ..inference.evaluation import evaluate_records
         net = self.net
         previous = self.precise_batchnorm()
         train_size = (net.width, net.height)

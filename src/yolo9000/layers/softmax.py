@@ -1,29 +1,7 @@
-"""Classification heads of Darknet-19: global average pool, softmax, cost (identity)."""
+"""Softmax over channels (or over each WordTree group): the classifier's probabilities."""
 import numpy as np
 
 from .base import Layer
-
-
-class AvgpoolLayer(Layer):
-    """Global average pooling: (C, H, W) -> (C, 1, 1)."""
-    kind = "avg"
-
-    def resize(self, in_shape):
-        self.in_shape = tuple(int(v) for v in in_shape)
-        self.out_shape = (self.in_shape[0], 1, 1)
-
-    def __init__(self, in_shape):
-        super().__init__(in_shape)
-        self.resize(in_shape)
-
-    def forward(self, x, train=False):
-        return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
-
-    def backward(self, dy):
-        c, h, w = self.in_shape
-        dx = np.empty((dy.shape[0], c, h, w), np.float32)
-        dx[...] = dy / np.float32(h * w)
-        return dx
 
 
 class SoftmaxLayer(Layer):
@@ -68,20 +46,3 @@ class SoftmaxLayer(Layer):
 
     def describe(self):
         return f"groups {self.groups}" if self.groups > 1 else ""
-
-
-class CostLayer(Layer):
-    """darknet's [cost]: passes its input through (the loss is computed outside)."""
-    kind = "cost"
-
-    @classmethod
-    def from_section(cls, s, in_shape, context):
-        # darknet's loss settings for training a classifier; this layer only passes through
-        s.ignore("type", "scale", "ratio", "noobj", "thresh")
-        return cls(in_shape)
-
-    def forward(self, x, train=False):
-        return x
-
-    def backward(self, dy):
-        return dy
