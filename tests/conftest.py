@@ -1,15 +1,18 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))   # gradcheck.py, torch_darknet.py
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))   # conftest, gradcheck, detection_reference, torch_darknet
 
-# Fixtures every clone has (see data/README.md).
-DATA = TESTS / "data"
-GOLDEN = DATA / "golden"           # darknet's own numbers on the miniature YOLOv2
-REFERENCE_CFG = DATA / "cfg"       # darknet's published cfgs
-REFERENCE_NAMES = DATA / "names"   # voc/coco names, the 9k WordTree
-IMAGES = DATA / "images"           # real photographs
+# Fixtures every clone has (see fixtures/README.md).
+FIXTURES = TESTS / "fixtures"
+GOLDEN = FIXTURES / "golden"           # darknet's own numbers on the miniature YOLOv2
+REFERENCE_CFG = FIXTURES / "cfg"       # darknet's published cfgs
+REFERENCE_NAMES = FIXTURES / "names"   # voc/coco names, the 9k WordTree
+IMAGES = FIXTURES / "images"           # real photographs
 
 # Only the VOC sample stays outside the repository; tests that need it skip with a reason.
 VOC_SAMPLE = TESTS.parents[1] / "shared" / "voc2007-sample"
@@ -30,3 +33,19 @@ def scalar_iou(a, b):
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+# the console script pip writes next to the interpreter (tests run it, never `python -m`)
+INSTALLED_SCRIPT = Path(sys.executable).with_name("yolo9000")
+
+
+def run_installed(*args, cwd, timeout=300, env=None):
+    """Run the script; `env` adds variables to the clean environment (None values remove)."""
+    assert INSTALLED_SCRIPT.is_file(), (f"no console script at {INSTALLED_SCRIPT}: install the package "
+                              "(pip install .) into this interpreter's environment")
+    clean = {"PATH": f"{INSTALLED_SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+             "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
+    clean.update(env or {})
+    env = {k: v for k, v in clean.items() if v is not None}
+    return subprocess.run([str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)

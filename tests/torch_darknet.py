@@ -427,7 +427,7 @@ class DarknetNet(nn.Module):
 def _find_tree(cfg_path: Path, value: str):
     candidates = [cfg_path.parent / value, cfg_path.parent.parent / value,
                   cfg_path.parent.parent / "data" / Path(value).name,
-                  cfg_path.parent.parent / "names" / Path(value).name]   # tests/data layout
+                  cfg_path.parent.parent / "names" / Path(value).name]   # tests/fixtures layout
     for c in candidates:
         if c.is_file():
             return c

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import GOLDEN
-from test_detector import _independent_letterbox, assert_same_detections, reference_detections
+from detection_reference import independent_letterbox, assert_same_detections, reference_detections
 from yolo9000.errors import UserError
 from yolo9000.inference.detector import Detector
 from yolo9000.inference.prefetch import prefetch
@@ -105,7 +105,7 @@ def expected_detections(net, path, class_nodes, thresh, nms, conditional=False):
     conditional=True, the flat reading: objectness x P(node | parent))."""
     rgb = np.asarray(Image.open(path).convert("RGB"))
     h, w = rgb.shape[:2]
-    x = _independent_letterbox(rgb, NET_SIZE, NET_SIZE)
+    x = independent_letterbox(rgb, NET_SIZE, NET_SIZE)
     raw = net.forward_all(x)[-2][0].astype(np.float64)      # the region's input
     entries = 5 + len(PARENTS)
     raw = raw.reshape(NUM_ANCHORS, entries, *raw.shape[1:])

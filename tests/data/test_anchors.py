@@ -7,13 +7,13 @@ import pytest
 from yolo9000.boxes import iou_wh
 from yolo9000.data.anchors import avg_iou, best_iou, box_wh, kmeans_anchors
 from yolo9000.data.datasets import load_dataset
-from conftest import VOC_SAMPLE
+from conftest import REPO, VOC_SAMPLE
 
 
 
 def _bench_anchors_module():
     import importlib.util
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_anchors.py"
+    path = REPO / "scripts" / "bench_anchors.py"
     spec = importlib.util.spec_from_file_location("bench_anchors", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -103,7 +103,7 @@ def test_unknown_sections(tmp_path, text, line, message):
 @pytest.mark.parametrize("cfg", [GOLDEN / "mini.cfg", GOLDEN / "tree.cfg"] + [
     name for name in bundled_models() if not (REFERENCE_CFG / f"{name}.cfg").exists()])
 def test_every_shipped_cfg_loads_cleanly(cfg):
-    """The published ones (tests/data/cfg, and the bundled copies by name) are built by
+    """The published ones (tests/fixtures/cfg, and the bundled copies by name) are built by
     test_network.test_reference_cfgs_parse_with_right_shapes; these are the others."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -112,7 +112,7 @@ def test_every_shipped_cfg_loads_cleanly(cfg):
 
 
 def test_every_reference_cfg_section_is_fully_read():
-    """Each of darknet's published cfgs in tests/data/cfg, at a small input size (the layers'
+    """Each of darknet's published cfgs in tests/fixtures/cfg, at a small input size (the layers'
     keys do not depend on it): every key of every section is read or knowingly ignored."""
     for path in sorted(REFERENCE_CFG.glob("*.cfg")):
         with warnings.catch_warnings():

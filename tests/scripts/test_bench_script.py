@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import GOLDEN
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 SCRIPT = REPO / "scripts" / "bench.py"
 
 

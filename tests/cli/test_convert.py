@@ -10,7 +10,7 @@ from yolo9000 import Network
 from yolo9000.cli import cli, main
 from yolo9000.model.checkpoint import read_checkpoint_info
 from conftest import GOLDEN, REFERENCE_NAMES
-from test_console_script import run_installed
+from conftest import REPO, run_installed
 
 MINI_CFG = GOLDEN / "mini.cfg"
 MINI_WEIGHTS = GOLDEN / "mini.weights"

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 import pytest
 
-from test_console_script import run_installed
+from conftest import REPO, run_installed
 from yolo9000.cli import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 
 
 def readme_commands():

@@ -15,22 +15,7 @@ import pytest
 
 import yolo9000
 from yolo9000.cli import COMMANDS
-from conftest import run_folder_args
-
-SCRIPT = Path(sys.executable).with_name("yolo9000")
-
-
-def run_installed(*args, cwd, timeout=300, env=None):
-    """Run the script; `env` adds variables to the clean environment (None values remove)."""
-    assert SCRIPT.is_file(), (f"no console script at {SCRIPT}: install the package "
-                              "(pip install .) into this interpreter's environment")
-    clean = {"PATH": f"{SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
-             "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
-    clean.update(env or {})
-    env = {k: v for k, v in clean.items() if v is not None}
-    return subprocess.run([str(SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
+from conftest import INSTALLED_SCRIPT, run_folder_args, run_installed
 
 def test_help_lists_every_command(tmp_path):
     proc = run_installed("--help", cwd=tmp_path)

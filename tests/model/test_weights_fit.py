@@ -8,7 +8,7 @@ import pytest
 
 from yolo9000 import Network, UserError
 from yolo9000.cli import main
-from conftest import GOLDEN
+from conftest import GOLDEN, REPO
 
 MINI_CFG = GOLDEN / "mini.cfg"
 MINI_WEIGHTS = GOLDEN / "mini.weights"
@@ -123,7 +123,7 @@ def darknet19_conv23_floats():
 
 def readme_backbone_cfg():
     """The --cfg of the README's `train ... --weights darknet19_448.conv.23 --cutoff 23`."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\\\n", " ")
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
     commands = [line for line in text.splitlines()
                 if "yolo9000 train" in line and "darknet19_448.conv.23 --cutoff 23" in line]
     assert len(commands) == 1, commands

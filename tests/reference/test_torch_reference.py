@@ -13,7 +13,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_darknet as td  # noqa: E402
 from conftest import GOLDEN, REFERENCE_CFG, REFERENCE_NAMES
 
