@@ -8,7 +8,8 @@ from yolo9000.model.cfg import check_input_size
 
 
 @pytest.mark.parametrize("argv", [["detect", "x.jpg"], ["evaluate", "--data", "x"],
-                                  ["train", "--data", "x"], ["cluster-anchors", "x"], ["demo"]])
+                                  ["train", "--data", "x"], ["cluster-anchors", "x"], ["demo"],
+                                  ["summary", "yolov2-voc"]])
 @pytest.mark.parametrize("size", ["100", "80"])
 def test_size_must_be_a_positive_multiple_of_32(argv, size, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)           # nothing may be written if the option is refused
