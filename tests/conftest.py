@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))   # conftest, gradcheck, detection_reference, torch_darknet
@@ -49,3 +51,10 @@ def run_installed(*args, cwd, timeout=300, env=None):
     env = {k: v for k, v in clean.items() if v is not None}
     return subprocess.run([str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path, monkeypatch):
+    """Commands write run folders (runs/<command>/exp) under the current folder: keep every
+    test's outputs in its own temporary folder, never in the repository."""
+    monkeypatch.chdir(tmp_path)

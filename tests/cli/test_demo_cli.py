@@ -1,5 +1,6 @@
 """`yolo9000 demo` end to end at a toy size: every step runs and writes what it says."""
 import json
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -29,7 +30,7 @@ def test_demo_runs_every_step_and_writes_its_results(tmp_path):
     assert args["optimizer"] == "adam" and args["max_batches"] == 4
     # the figures stored with the model are the model's own: `evaluate` finds them again
     scored = CliRunner().invoke(cli, ["evaluate", "--data", str(out / "data" / "val.txt"),
-                                      "--weights", str(out / "shapes.h5"), "--json", "-"])
+                                      "--weights", str(out / "shapes.h5"), "--metrics-json", "-"])
     assert scored.exit_code == 0, scored.output
     scores = json.loads(scored.stdout)
     assert scores["size"] == [64, 64]
@@ -66,3 +67,15 @@ def test_shipped_shapes_model_finds_fresh_shapes(tmp_path):
     assert [c["name"] for c in scores["classes"]] == list(CLASS_NAMES)
     assert scores["mAP50"] >= 0.8, scores
     assert scores["mAP50_95"] >= 0.5, scores
+
+
+def test_demo_names_only_files_it_wrote(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # as if the [plot] extra were absent
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", *run_folder_args(out), "--train-images", "16",
+                                      "--val-images", "2", "--size", "64", "--iterations", "2",
+                                      "--batch", "2", "--workers", "0", "--detect-images", "1"])
+    assert result.exit_code == 0, result.output
+    assert "results.png skipped" in result.output
+    assert not (out / "train" / "results.png").exists()
+    assert "loss curves" not in result.output

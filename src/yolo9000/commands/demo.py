@@ -94,8 +94,9 @@ def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr
     t0 = time.perf_counter()
     trainer = Trainer(settings, echo=click.echo).setup()
     trainer.train()
-    click.echo(f"      trained in {time.perf_counter() - t0:.0f} s: {trainer.weights_dir / 'last.h5'}; "
-               f"loss curves {trainer.run_dir / 'results.png'}")
+    curves = trainer.run_dir / "results.png"
+    click.echo(f"      trained in {time.perf_counter() - t0:.0f} s: {trainer.weights_dir / 'last.h5'}"
+               + (f"; loss curves {curves}" if curves.is_file() else ""))
 
     # 4. evaluation --------------------------------------------------------------------------
     from ..metrics.detection import format_table

@@ -111,5 +111,5 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
     click.echo(f"weights: {result['last']}" + (f", best: {result['best']}" if "best" in result else ""))
     if "mAP50" in result:
         click.echo(f"validation mAP@0.5 {result['mAP50']:.4f}, mAP@[.5:.95] {result['mAP50_95']:.4f}")
-    click.echo(f"logs: {trainer.run_dir / 'train_log.csv'}, {trainer.run_dir / 'results.csv'}, "
-               f"{trainer.run_dir / 'results.png'}")
+    logs = [trainer.run_dir / name for name in ("train_log.csv", "results.csv", "results.png")]
+    click.echo("logs: " + ", ".join(str(path) for path in logs if path.is_file()))
