@@ -282,3 +282,16 @@ def test_resume_reads_old_run_folders_and_names_unknown_settings(shapes, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 1 and err == [f"error: {run / 'args.json'}: unknown training "
                                          "settings: colour"]
+
+
+def test_checkpoints_keep_the_base_size_whatever_the_multiscale_size(shapes, tmp_path):
+    from yolo9000.model.checkpoint import read_checkpoint_cfg
+    # a seed whose last multi-scale size (iterations 10..11) is not the base size 96
+    seed = next(s for s in range(100) if size_for_iteration(11, 96, s, True) != 96)
+    run = Trainer(settings(shapes, tmp_path / "r", max_batches=12, val=str(shapes["val"]),
+                           eval_every=12, seed=seed), echo=lambda *_: None).setup()
+    run.train()
+    assert run.net.width != 96                       # the network ended at another size
+    for name in ("last.h5", "best.h5"):
+        _, size = read_checkpoint_cfg(tmp_path / "r" / "weights" / name)
+        assert tuple(size) == (96, 96), name

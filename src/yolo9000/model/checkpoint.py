@@ -60,7 +60,9 @@ def _read_tree(group):
     return out
 
 
-def save_checkpoint(net, path, names=None, optimizer=None, meta=None):
+def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size=None):
+    """input_size: (width, height) the checkpoint is meant to run at (default: the network's
+    current size, which during multi-scale training is not the run's base size)."""
     import h5py
     region = net.region
     with atomic_path(path) as tmp:
@@ -69,7 +71,7 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None):
             f.attrs["version"] = __version__
             f.attrs["cfg"] = net.config.text
             f.attrs["seen"] = int(net.seen)
-            f.attrs["input_size"] = np.array([net.width, net.height], np.int32)
+            f.attrs["input_size"] = np.array(input_size or (net.width, net.height), np.int32)
             f.attrs["weights_header"] = np.array(net.weights_header, np.int32)
             f.attrs["names"] = json.dumps(list(names) if names is not None else None)
             f.attrs["anchors"] = json.dumps(region.anchors.tolist() if region is not None else None)

@@ -333,10 +333,10 @@ class Network:
         from .darknet_weights import write_darknet_weights
         write_darknet_weights(self, path, cutoff=cutoff)
 
-    def save(self, path, names=None, optimizer=None, **meta):
+    def save(self, path, names=None, optimizer=None, input_size=None, **meta):
         from .checkpoint import save_checkpoint
         save_checkpoint(self, path, names=names if names is not None else self.names,
-                        optimizer=optimizer, meta=meta)
+                        optimizer=optimizer, meta=meta, input_size=input_size)
 
     # -- display ---------------------------------------------------------------------------
     def summary(self):

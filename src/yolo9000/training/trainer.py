@@ -198,7 +198,10 @@ class Trainer:
         state["iteration"] = np.int64(self.iteration)
         state["best_map"] = np.float64(self.best_map)
         state["seed"] = np.int64(self.s.seed)
+        # the base size, not the multi-scale size of the moment: detect and evaluate run the
+        # checkpoint at the size it was validated at
         self.net.save(path, names=self.names, optimizer=state,
+                      input_size=(self.base_size, self.base_size),
                       description="trained with yolo9000 train", iteration=self.iteration)
 
     # -- the loop --------------------------------------------------------------------------
