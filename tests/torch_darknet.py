@@ -221,6 +221,7 @@ class DarknetConv(nn.Module):
         # darknet decides BN statistics from net.train, not per layer; see set_train_mode_bn
         self.bn_batch_stats = False
         self.update_rolling = False
+        self.idiomatic_bn = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, self.weight, None, self.stride, self.padding)
@@ -230,6 +231,11 @@ class DarknetConv(nn.Module):
         return _activate(y + self.bias.view(1, -1, 1, 1), self.activation)
 
     def _normalize(self, y: torch.Tensor) -> torch.Tensor:
+        if self.bn_batch_stats and self.idiomatic_bn:
+            # what nn.BatchNorm2d runs: one fused op (biased variance, eps inside the sqrt), for
+            # timing; not darknet's numbers to the last digit
+            return F.batch_norm(y, self.rolling_mean, self.rolling_var, training=True,
+                                momentum=0.01 if self.update_rolling else 0.0, eps=1e-5)
         if self.bn_batch_stats:
             # darknet forward_batchnorm_layer with net.train: mean_cpu / variance_cpu over
             # (batch, spatial); variance_cpu divides by batch*spatial - 1 (unbiased).
@@ -467,7 +473,8 @@ def build_torch_net(cfg_path, width=None, height=None, return_all=True, tree_pat
     return DarknetNet(plans, layers, return_all)
 
 
-def set_train_mode_bn(model: DarknetNet, train: bool = True, update_rolling: bool = False) -> None:
+def set_train_mode_bn(model: DarknetNet, train: bool = True, update_rolling: bool = False,
+                      idiomatic: bool = False) -> None:
     """Batch norm with batch statistics, as darknet's forward with net.train=1.
 
     Found in pjreddie blas.c: mean_cpu averages over batch*spatial, variance_cpu
@@ -477,10 +484,15 @@ def set_train_mode_bn(model: DarknetNet, train: bool = True, update_rolling: boo
     Gradients from autograd are the exact gradients of this forward; darknet's own
     backward (variance_delta_cpu/normalize_delta_cpu) uses var + 1e-5 instead, so
     it differs slightly from them.
+
+    idiomatic=True normalises with F.batch_norm (what nn.BatchNorm2d runs in training) instead of
+    darknet's formula written out in five autograd nodes: the PyTorch a user would write, for
+    benchmarks; the equality tests keep the darknet-exact form.
     """
     for conv in model.conv_layers():
         conv.bn_batch_stats = train
         conv.update_rolling = train and update_rolling
+        conv.idiomatic_bn = idiomatic
 
 
 # --------------------------------------------------------------------- weights

@@ -73,6 +73,24 @@ def test_training_mode_batch_norm_matches_darknet(mini_model):
     assert np.abs(golden["raw"] - inference).max() > 1e-2
 
 
+def test_idiomatic_batch_norm_is_batch_norm_too(mini_model):
+    """The benchmark's F.batch_norm path normalises with the batch's statistics like darknet's
+    formula (biased variance, eps inside the sqrt: about 1% apart here, the n/(n-1) of the
+    variance on 8x8 maps of one image; darknet's own numbers are not its purpose)."""
+    model, _, x = mini_model
+    golden = np.load(GOLDEN / "region_seen0.npz")
+    td.set_train_mode_bn(model, idiomatic=True)
+    try:
+        with torch.no_grad():
+            raw = model(x)[14].numpy()
+    finally:
+        td.set_train_mode_bn(model, train=False)
+    scale = np.abs(golden["raw"]).max()
+    assert np.abs(raw - golden["raw"]).max() < 2e-2 * scale
+    inference = np.load(GOLDEN / "forward.npz")["layer14"]
+    assert np.abs(raw - inference).max() > 1e-2          # batch statistics, not the rolling ones
+
+
 def test_train_mode_can_update_rolling_statistics(tmp_path):
     model = td.build_torch_net(GOLDEN / "mini.cfg")
     td.load_darknet_weights(model, GOLDEN / "mini.weights")

@@ -43,7 +43,7 @@ def test_timing_rows(report):
     rows = data["results"]
     whats = [r["what"] for r in rows]
     assert whats == ["forward mini 64 b1", "forward mini 64 b2", "train iter mini 64 b2",
-                     "fwd+bwd mini 64 b1"]
+                     "fwd+bwd mini 64 b2", "fwd+bwd mini 64 b1"]
     torch_side = data["settings"]["torch"]
     for r in rows:
         assert positive(r["ours_ms"]) and positive(r["gflops"])
