@@ -176,6 +176,10 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     """
     from ..data.anchors import avg_iou, box_wh, kmeans_anchors
     from ..data.datasets import load_dataset
+    from ..fileio import check_output_path, write_output
+
+    check_output_path(json_path, "anchors")
+    check_output_path(plot, "plot")
 
     ks = _parse_sweep(sweep)
     given = _parse_anchors(compare) if compare is not None else None
@@ -229,9 +233,7 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
         click.echo(text)
         return
     if json_path is not None:
-        from ..fileio import atomic_write_text
-
-        atomic_write_text(json_path, text + "\n")
+        write_output(json_path, text + "\n", "anchors")
     _print_human(report, ds, plot, json_path)
 
 

@@ -61,6 +61,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
+    from ..fileio import check_output_path
     from ..runs import new_run_dir
     from ..training.trainer import Trainer, TrainSettings
 
@@ -69,6 +70,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         args_path = run / "args.json"
         if not args_path.exists():
             raise UserError("not a training run folder (no args.json)", path=run)
+        check_output_path(run, "training run", folder=True)
         try:
             stored = json.loads(args_path.read_text())
         except ValueError:

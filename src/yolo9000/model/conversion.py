@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_output_path
 from .cfg import cut_cfg_text, parse_cfg_text, set_net_options
 from .checkpoint import is_hdf5
 from .network import NetOptions, Network
@@ -73,6 +73,7 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
             if _same_file(target, given):
                 raise UserError(f"the output would overwrite the input {given}; choose another "
                                 "--output", path=target)
+        check_output_path(target, "converted weights")
 
     if from_checkpoint:
         net = Network.load(source)
