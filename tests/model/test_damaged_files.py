@@ -1,5 +1,5 @@
-"""Damaged checkpoints: one error line naming the file and what is wrong, never a traceback
-(issue 15 item 5)."""
+"""Damaged, crafted or foreign weight files: one error line naming the file and what is wrong,
+never a traceback, and never a read outside the file (issue 15 items 5 and 8)."""
 import json
 import shutil
 
@@ -76,3 +76,51 @@ def replace_dataset(f, key, data):
 ])
 def test_damaged_checkpoint_is_one_line(good, name, change, fragments):
     refused(damaged(good, name, change), "damaged checkpoint", *fragments)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """Another HDF5 file holding arrays of the shapes a crafted link would borrow."""
+    path = tmp_path / "elsewhere" / "secret.h5"
+    path.parent.mkdir()
+    with h5py.File(path, "w") as f:
+        f["biases"] = np.full(8, 7.0, np.float32)
+    return path
+
+
+def test_external_link_is_refused(good, outside):
+    def link(f):
+        del f["layers/000/biases"]
+        f["layers/000/biases"] = h5py.ExternalLink(str(outside), "/biases")
+    path = damaged(good, "external.h5", link)
+    with h5py.File(path, "r") as f:        # h5py itself would follow it
+        assert f["layers/000/biases"][0] == 7.0
+    refused(path, "/layers/000/biases is an external link")
+
+
+def test_external_raw_storage_is_refused(good, outside):
+    def external(f):
+        del f["layers/000/biases"]
+        f.create_dataset("layers/000/biases", shape=(8,), dtype="<f4",
+                         external=[(str(outside), 0, 32)])
+    refused(damaged(good, "raw.h5", external), "/layers/000/biases keeps its data in other files")
+
+
+def test_soft_link_is_refused(good):
+    def soft(f):
+        del f["layers/000/biases"]
+        f["layers/000/biases"] = h5py.SoftLink("/layers/000/weights")
+    # even one pointing inside the file: the writer never makes links
+    refused(damaged(good, "soft.h5", soft), "/layers/000/biases is a soft link")
+
+
+def test_random_bytes_are_named_by_what_they_are_not(tmp_path):
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    (tmp_path / "noise.h5").write_bytes(noise)
+    refused(tmp_path / "noise.h5", "not an HDF5 checkpoint", cfg=True)
+    # the same bytes under a darknet name: the header's first int32 is no darknet version
+    header = np.frombuffer(noise[:12], "<i4")
+    assert header.min() < 0 or header.max() >= 1 << 16
+    (tmp_path / "noise.weights").write_bytes(noise)
+    refused(tmp_path / "noise.weights", "not a darknet .weights file", cfg=True)

@@ -26,6 +26,18 @@ def is_hdf5(path):
         return False
 
 
+def check_weights_format(path):
+    """True for an HDF5 checkpoint, False for darknet .weights, told by content; a file named
+    .h5 without the HDF5 signature is refused here (read as darknet floats it would only give
+    a puzzling float-count mismatch)."""
+    if is_hdf5(path):
+        return True
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        raise UserError("not an HDF5 checkpoint: the file does not start with the HDF5 "
+                        "signature (damaged, truncated, or not a checkpoint)", path=path)
+    return False
+
+
 def _open(path):
     import h5py
     path = Path(path)
@@ -38,10 +50,33 @@ def _open(path):
     try:
         if f.attrs.get("format") != FORMAT:
             raise UserError("HDF5 file is not a yolo9000 checkpoint", path=path)
+        _refuse_links(f, path)
     except BaseException:
         f.close()
         raise
     return f
+
+
+def _refuse_links(group, path, seen=None):
+    """Checkpoints hold only their own data. A crafted file could name other files through
+    external links, external raw storage or virtual datasets, and make loading one read
+    anything on disk; soft links and hard-link cycles are never written either."""
+    import h5py
+    seen = set() if seen is None else seen
+    for name in group:
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            raise UserError(f"refused: {group.name.rstrip('/')}/{name} is {kind}; a checkpoint "
+                            "holds only its own data", path=path)
+        item = group[name]
+        if isinstance(item, h5py.Dataset):
+            if item.is_virtual or item.id.get_create_plist().get_external_count():
+                raise UserError(f"refused: {item.name} keeps its data in other files; a "
+                                "checkpoint holds only its own data", path=path)
+        elif item.id not in seen:
+            seen.add(item.id)
+            _refuse_links(item, path, seen)
 
 
 def _write_tree(group, data):
