@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from yolo9000 import Network, UserError
-from conftest import GOLDEN
+from yolo9000.cli import main
+from conftest import GOLDEN, IMAGES
 
 MINI_CFG = GOLDEN / "mini.cfg"
 
@@ -76,6 +77,34 @@ def replace_dataset(f, key, data):
 ])
 def test_damaged_checkpoint_is_one_line(good, name, change, fragments):
     refused(damaged(good, name, change), "damaged checkpoint", *fragments)
+
+
+def test_non_finite_weights_are_refused_naming_the_layer(good, tmp_path):
+    def poison(f):
+        f["layers/000/biases"][1] = np.inf
+    path = damaged(good, "diverged.h5", poison)
+    refused(path, "layer 0 [convolutional] (cfg line", "biases", "1 of 8 values are NaN or "
+            "infinite")
+    # the same rule for darknet .weights: the header (20 bytes), then layer 0's 8 biases
+    raw = bytearray((GOLDEN / "mini.weights").read_bytes())
+    raw[20 + 4 * 5:20 + 4 * 6] = np.array([np.nan], "<f4").tobytes()
+    weights = tmp_path / "nan.weights"
+    weights.write_bytes(bytes(raw))
+    refused(weights, "layer 0 [convolutional]", "biases: 1 of 8 values", cfg=True)
+
+
+def test_detect_with_nan_weights_exits_1_without_output(tmp_path, capsys):
+    raw = bytearray((GOLDEN / "mini.weights").read_bytes())
+    raw[-4:] = np.array([np.nan], "<f4").tobytes()
+    weights = tmp_path / "nan.weights"
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(SystemExit) as e:
+        main(["detect", str(IMAGES / "dog.jpg"), "--cfg", str(MINI_CFG), "--weights",
+              str(weights)])
+    out, err = capsys.readouterr()
+    assert e.value.code == 1 and out == "", out
+    assert err.startswith(f"error: {weights}: layer ") and "NaN or infinite" in err, err
+    assert err.count("\n") == 1
 
 
 @pytest.fixture

@@ -92,6 +92,18 @@ def check_weights_fit(net, found, cutoff, path):
                     "`yolo9000 convert FILE --cfg ITS_CFG --cutoff N`)", path=path)
 
 
+def check_finite_weights(net, path, cutoff=None):
+    """NaN or infinite weights (a damaged file, or one saved from a diverged run) would make
+    every output NaN without a word: refuse them, naming the first layer that holds any."""
+    for index, layer in enumerate(_layers_upto(net, cutoff)):
+        for name, p in layer.params.items():
+            bad = p.size - int(np.count_nonzero(np.isfinite(p)))
+            if bad:
+                raise UserError(f"{describe_layer(net, index)} {name}: {bad} of {p.size} values "
+                                "are NaN or infinite; the file is damaged or was saved from a "
+                                "diverged training run", path=path)
+
+
 def read_darknet_weights(net, path, cutoff=None):
     """Load weights into `net` (all layers, or the first `cutoff`). Returns the float count.
 

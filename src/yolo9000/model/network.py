@@ -320,13 +320,14 @@ class Network:
         for a checkpoint, the float count for .weights), or it is a UserError naming the
         first layer that does not."""
         from .checkpoint import check_weights_format, load_checkpoint_into
-        from .darknet_weights import read_darknet_weights
+        from .darknet_weights import check_finite_weights, read_darknet_weights
         if cutoff is not None and cutoff < 1:
             raise UserError(f"cutoff {cutoff}: give a number of layers, at least 1", path=path)
         if check_weights_format(path):
             load_checkpoint_into(self, path, cutoff=cutoff)
         else:
             read_darknet_weights(self, path, cutoff=cutoff)
+        check_finite_weights(self, path, cutoff)
         return self
 
     def save_weights(self, path, cutoff=None):
