@@ -60,3 +60,39 @@ def write_output(path, text, what):
         atomic_write_text(path, text)
     except OSError as e:
         raise UserError(f"cannot write the {what}: {e.strerror or e}", path=path) from None
+
+
+def output_path_problem(path, folder=False):
+    """Why `path` cannot be written as a file (or created as a folder), or None if it can.
+
+    Checked before a command starts its work, so that a mistyped output path costs nothing:
+    the nearest existing ancestor must be a writable folder, and the target itself must be a
+    file (or, with folder, a folder) or not exist yet.
+    """
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            return "exists and is not a folder"
+        if not folder and path.is_dir():
+            return "is a folder; give a file name"
+        if folder:
+            return None if os.access(path, os.W_OK | os.X_OK) else "no permission to write in it"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"no permission to write in {ancestor}"
+    return None
+
+
+def check_output_path(path, what, folder=False):
+    """UserError naming `path` when the command could not write its `what` there ('-', standard
+    output, always can)."""
+    if path is None or str(path) == "-":
+        return
+    problem = output_path_problem(path, folder)
+    if problem:
+        from .errors import UserError
+        raise UserError(f"cannot write the {what}: {problem}", path=path)

@@ -6,6 +6,7 @@ started at the same moment never share a folder and an old run's files are never
 from pathlib import Path
 
 from .errors import UserError
+from .fileio import check_output_path
 
 
 def new_run_dir(project, name="exp", exist_ok=False):
@@ -13,6 +14,7 @@ def new_run_dir(project, name="exp", exist_ok=False):
 
     With exist_ok, project/name itself is used even when it exists (files in it may be replaced).
     """
+    check_output_path(project, "run folder", folder=True)
     project = Path(project)
     try:
         project.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,21 @@ def test_json_and_out_file(tmp_path, capsys):
     assert json.loads(out2) == printed                          # --seed reproduces
 
 
+def test_default_seed_is_0_printed_and_reproducible(tmp_path, capsys):
+    """Like train and make-shapes: without --seed the result is that of --seed 0, every time,
+    and the seed used is printed and stored."""
+    data = yolo_dataset(tmp_path / "d", n_images=20, seed=5)
+    runs = [run(capsys, data, "-k", 5, "--restarts", 1, "--save-json", "-") for _ in range(3)]
+    assert [code for code, _, _ in runs] == [0, 0, 0]
+    first = json.loads(runs[0][1])
+    assert first["seed"] == 0
+    assert all(json.loads(out) == first for _, out, _ in runs[1:])
+    code, out, _ = run(capsys, data, "-k", 5, "--restarts", 1, "--save-json", "-", "--seed", 0)
+    assert json.loads(out) == first
+    code, out, err = run(capsys, data, "-k", 5, "--restarts", 1)
+    assert code == 0 and ", seed 0, " in out, out
+
+
 def test_old_option_spellings_still_work_with_a_warning(tmp_path, capsys):
     data = yolo_dataset(tmp_path / "d")
     out_file = tmp_path / "anchors.json"

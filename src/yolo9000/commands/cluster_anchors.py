@@ -145,7 +145,8 @@ def _plot(path, sweep_rows, centroids, k, size):
               show_default=True, help="k-means distance: 1 - IoU, or Euclidean (the baseline).")
 @click.option("--restarts", type=click.IntRange(min=1), default=10, show_default=True,
               help="k-means++ restarts; the best is kept.")
-@click.option("--seed", type=int, default=None, help="Random seed (reproducible results).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the k-means++ starts; the same seed gives the same anchors.")
 @click.option("--max-iter", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--data-format", "fmt", type=click.Choice(["yolo", "voc", "coco"]), default=None,
               help="Dataset format (default: detected from the path).")
@@ -176,6 +177,10 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     """
     from ..data.anchors import avg_iou, box_wh, kmeans_anchors
     from ..data.datasets import load_dataset
+    from ..fileio import check_output_path, write_output
+
+    check_output_path(json_path, "anchors")
+    check_output_path(plot, "plot")
 
     ks = _parse_sweep(sweep)
     given = _parse_anchors(compare) if compare is not None else None
@@ -229,9 +234,7 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
         click.echo(text)
         return
     if json_path is not None:
-        from ..fileio import atomic_write_text
-
-        atomic_write_text(json_path, text + "\n")
+        write_output(json_path, text + "\n", "anchors")
     _print_human(report, ds, plot, json_path)
 
 
@@ -239,9 +242,8 @@ def _print_human(report, ds, plot, out):
     metric_name = "1 - IoU" if report["metric"] == "iou" else "Euclidean"
     click.echo(f"dataset: {report['dataset']} ({report['format']}, {report['images']} images, "
                f"{report['boxes']} boxes, {report['classes']} classes)")
-    seed = "none" if report["seed"] is None else report["seed"]
     click.echo(f"k-means ({metric_name}), k = {report['k']}, {report['restarts']} restarts, "
-               f"seed {seed}, network {report['size']} -> {report['size'] // 32}x"
+               f"seed {report['seed']}, network {report['size']} -> {report['size'] // 32}x"
                f"{report['size'] // 32} grid")
     click.echo("")
     click.echo(_table(report, report["size"]))

@@ -153,6 +153,9 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
     if save_conf and not save_txt:
         raise click.UsageError("--save-conf adds a column to the --save-txt label files: "
                                "give --save-txt too")
+    from ..fileio import atomic_write_text, check_output_path, write_output
+    check_output_path(project, "run folder", folder=True)
+    check_output_path(json_path, "detections")
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     progress_err = json_path == "-"
 
@@ -172,7 +175,6 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
         fail("no images to process")
         return 1
 
-    from ..fileio import atomic_write_text, write_output
     from ..inference.detector import Detector
     from ..inference.draw import draw_detections
     from ..inference.export import coco_results, image_entry, json_list_text, yolo_label_text

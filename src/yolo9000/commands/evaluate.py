@@ -186,6 +186,10 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         raise click.UsageError("give --model or --cfg, not both")
     if json_path == "-" and dets_path == "-":
         raise click.UsageError("--metrics-json and --save-json cannot both write to stdout")
+    from ..fileio import check_output_path, write_output
+    check_output_path(project, "run folder", folder=True)
+    check_output_path(json_path, "metrics")
+    check_output_path(dets_path, "detections")
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     to_err = "-" in (json_path, dets_path)
 
@@ -197,7 +201,6 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
 
     from ..data.classes import reconcile_classes
     from ..data.datasets import load_dataset
-    from ..fileio import write_output
     from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress

@@ -1,6 +1,4 @@
 """`yolo9000 train`: darknet's train_detector with a run folder, progress and exact resume."""
-import json
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -61,23 +59,17 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
+    from ..fileio import check_output_path
     from ..runs import new_run_dir
-    from ..training.trainer import Trainer, TrainSettings
+    from ..training.trainer import Trainer, TrainSettings, load_settings
 
     if resume_dir:
         run = Path(resume_dir)
         args_path = run / "args.json"
         if not args_path.exists():
             raise UserError("not a training run folder (no args.json)", path=run)
-        try:
-            stored = json.loads(args_path.read_text())
-        except ValueError:
-            raise UserError("args.json is not valid JSON", path=args_path) from None
-        stored.pop("extra", None)   # written (always empty) by 0.1.0 runs; no longer a setting
-        unknown = sorted(set(stored) - {f.name for f in fields(TrainSettings)})
-        if unknown:
-            raise UserError(f"unknown training settings: {', '.join(unknown)}", path=args_path)
-        settings = TrainSettings(**stored)
+        check_output_path(run, "training run", folder=True)
+        settings = load_settings(args_path)
         settings.out = str(run)
         if max_batches:
             settings.max_batches = max_batches

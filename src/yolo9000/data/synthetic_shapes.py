@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..boxes import clip_xyxy, xyxy_to_cxcywh
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_output_path
 
 CLASS_NAMES = ("circle", "square", "triangle", "star", "cross")
 MIN_SIZE, MAX_SIZE = 0.08, 0.60      # shape box side as a fraction of the image side
@@ -296,8 +296,7 @@ def _write_one(args):
 
 
 def _prepare_out_dir(out_dir: Path):
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError("exists and is not a folder", path=out_dir)
+    check_output_path(out_dir, "dataset", folder=True)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "shapes.data").is_file():
         raise UserError("folder is not empty and holds no earlier shapes dataset "
                         "(no shapes.data); choose a new or empty folder", path=out_dir)

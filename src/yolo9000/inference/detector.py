@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.cfg import check_input_size
-from ..model.checkpoint import is_hdf5
+from ..model.checkpoint import check_weights_format
 from ..data.datasets import read_names
 from ..errors import UserError
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
@@ -140,7 +140,7 @@ def build_network(model=None, cfg=None, weights=None, size=None):
         raise UserError("weights file not found", path=weights)
     spec = cfg if cfg is not None else model
     if spec is None:
-        if not is_hdf5(weights):
+        if not check_weights_format(weights):
             raise UserError("darknet .weights files do not say which network they belong to; "
                             "give --model NAME or --cfg FILE", path=weights)
         net = Network.load(weights, width=size, height=size)

@@ -26,6 +26,18 @@ def is_hdf5(path):
         return False
 
 
+def check_weights_format(path):
+    """True for an HDF5 checkpoint, False for darknet .weights, told by content; a file named
+    .h5 without the HDF5 signature is refused here (read as darknet floats it would only give
+    a puzzling float-count mismatch)."""
+    if is_hdf5(path):
+        return True
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        raise UserError("not an HDF5 checkpoint: the file does not start with the HDF5 "
+                        "signature (damaged, truncated, or not a checkpoint)", path=path)
+    return False
+
+
 def _open(path):
     import h5py
     path = Path(path)
@@ -35,10 +47,36 @@ def _open(path):
         f = h5py.File(path, "r")
     except OSError as e:
         raise UserError(f"not a readable HDF5 checkpoint ({e})", path=path) from None
-    if f.attrs.get("format") != FORMAT:
+    try:
+        if f.attrs.get("format") != FORMAT:
+            raise UserError("HDF5 file is not a yolo9000 checkpoint", path=path)
+        _refuse_links(f, path)
+    except BaseException:
         f.close()
-        raise UserError("HDF5 file is not a yolo9000 checkpoint", path=path)
+        raise
     return f
+
+
+def _refuse_links(group, path, seen=None):
+    """Checkpoints hold only their own data. A crafted file could name other files through
+    external links, external raw storage or virtual datasets, and make loading one read
+    anything on disk; soft links and hard-link cycles are never written either."""
+    import h5py
+    seen = set() if seen is None else seen
+    for name in group:
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            raise UserError(f"refused: {group.name.rstrip('/')}/{name} is {kind}; a checkpoint "
+                            "holds only its own data", path=path)
+        item = group[name]
+        if isinstance(item, h5py.Dataset):
+            if item.is_virtual or item.id.get_create_plist().get_external_count():
+                raise UserError(f"refused: {item.name} keeps its data in other files; a "
+                                "checkpoint holds only its own data", path=path)
+        elif item.id not in seen:
+            seen.add(item.id)
+            _refuse_links(item, path, seen)
 
 
 def _write_tree(group, data):
@@ -87,19 +125,73 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size
                 _write_tree(f.create_group("optimizer"), optimizer)
 
 
+def _damaged(path, what):
+    return UserError(f"damaged checkpoint: {what}", path=path)
+
+
+def _text_attr(f, key, path):
+    value = f.attrs.get(key)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise _damaged(path, f"attribute '{key}' is " + ("missing" if value is None else
+                                                        "not text"))
+    return value
+
+
+def _json_attr(f, key, path, expected, description):
+    """A JSON attribute whose value must be one of `expected` types (None allowed)."""
+    text = _text_attr(f, key, path)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _damaged(path, f"attribute '{key}' is not valid JSON") from None
+    if value is not None and not isinstance(value, expected):
+        raise _damaged(path, f"attribute '{key}' should be {description}")
+    return value
+
+
+def _int_attr(f, key, path, count=None, required=True):
+    """An integer attribute (count=None) or a vector of `count` integers; None if absent and
+    not required."""
+    if key not in f.attrs:
+        if required:
+            raise _damaged(path, f"attribute '{key}' is missing")
+        return None
+    value = np.asarray(f.attrs[key])
+    if value.dtype.kind not in "iu" or value.shape != (() if count is None else (count,)):
+        raise _damaged(path, f"attribute '{key}' should be "
+                       + ("an integer" if count is None else f"{count} integers"))
+    return int(value) if count is None else tuple(int(v) for v in value)
+
+
+def _header(f, path):
+    """Every attribute, checked: a damaged file is a UserError naming what is wrong."""
+    names = _json_attr(f, "names", path, list, "a list of class names")
+    if names is not None and not all(isinstance(n, str) for n in names):
+        raise _damaged(path, "attribute 'names' should be a list of class names")
+    return {"cfg": _text_attr(f, "cfg", path),
+            "version": _text_attr(f, "version", path),
+            "seen": _int_attr(f, "seen", path),
+            "input_size": _int_attr(f, "input_size", path, count=2, required=False),
+            "weights_header": _int_attr(f, "weights_header", path, count=3, required=False),
+            "names": names,
+            "anchors": _json_attr(f, "anchors", path, list, "a list of numbers"),
+            "meta": _json_attr(f, "meta", path, dict, "a JSON object")}
+
+
 def read_checkpoint_cfg(path):
     """(cfg text, (width, height) the network had when saved)."""
     with _open(path) as f:
-        size = tuple(int(v) for v in f.attrs["input_size"]) if "input_size" in f.attrs else (None, None)
-        return str(f.attrs["cfg"]), size
+        header = _header(f, path)
+        return header["cfg"], header["input_size"] or (None, None)
 
 
 def read_checkpoint_info(path):
     """Everything but the parameters: names, anchors, seen, version, meta, cfg."""
     with _open(path) as f:
-        return {"names": json.loads(f.attrs["names"]), "anchors": json.loads(f.attrs["anchors"]),
-                "seen": int(f.attrs["seen"]), "version": str(f.attrs["version"]),
-                "meta": json.loads(f.attrs["meta"]), "cfg": str(f.attrs["cfg"])}
+        header = _header(f, path)
+        return {key: header[key] for key in ("names", "anchors", "seen", "version", "meta", "cfg")}
 
 
 def read_optimizer_state(path):
@@ -117,6 +209,8 @@ def load_checkpoint_into(net, path, cutoff=None):
 
 
 def _check_shapes(net, layers, stored, path, cutoff):
+    import h5py
+
     from .darknet_weights import describe_layer
     hint = "; was it saved from a different cfg?"
     for i, layer in enumerate(layers):
@@ -127,8 +221,13 @@ def _check_shapes(net, layers, stored, path, cutoff):
                 raise UserError(f"checkpoint has no parameters for {where}{hint}", path=path)
             continue
         group = stored[key]
+        if not isinstance(group, h5py.Group):
+            raise _damaged(path, f"/layers/{key} should be a group of parameter arrays")
         for name, p in layer.params.items():
-            found = group[name].shape if name in group else "nothing"
+            array = group.get(name)
+            if isinstance(array, h5py.Dataset) and array.dtype.kind not in "fiu":
+                raise _damaged(path, f"{where} {name} holds {array.dtype} values, not numbers")
+            found = array.shape if isinstance(array, h5py.Dataset) else "nothing"
             if found != p.shape:
                 raise UserError(f"{where} {name}: the network needs shape {p.shape}, the "
                                 f"checkpoint holds {found}{hint}", path=path)
@@ -137,6 +236,9 @@ def _check_shapes(net, layers, stored, path, cutoff):
             raise UserError(f"{where}: the checkpoint holds {', '.join(extra)}, which this "
                             f"layer does not have{hint}", path=path)
     if cutoff is None:
+        misnamed = sorted(k for k in stored if not (len(k) == 3 and k.isdigit()))
+        if misnamed:
+            raise _damaged(path, f"/layers/{misnamed[0]} is not a layer number")
         beyond = sorted(int(k) for k in stored if int(k) >= len(net.layers))
         if beyond:
             raise UserError(f"checkpoint holds parameters for layer {beyond[0]}, beyond the "
@@ -144,20 +246,23 @@ def _check_shapes(net, layers, stored, path, cutoff):
 
 
 def _load_parameters(net, path, cutoff):
+    import h5py
     layers = net.layers if cutoff is None else net.layers[:cutoff]
     with _open(path) as f:
-        stored = f["layers"]
+        header = _header(f, path)
+        stored = f.get("layers")
+        if not isinstance(stored, h5py.Group):
+            raise _damaged(path, "no 'layers' group of parameters")
         _check_shapes(net, layers, stored, path, cutoff)
         for i, layer in enumerate(layers):
             for name, p in layer.params.items():
                 p[...] = stored[f"{i:03d}"][name][()]
-        net.seen = int(f.attrs["seen"])
-        if "weights_header" in f.attrs:
-            net.weights_header = tuple(int(v) for v in f.attrs["weights_header"])
+        net.seen = header["seen"]
+        if header["weights_header"] is not None:
+            net.weights_header = header["weights_header"]
         if len(layers) < len(net.layers):
             return      # the names and the rest describe the head that was not loaded
-        names = json.loads(f.attrs["names"])
-        if names is not None:
-            net.names = names
-        net.meta = json.loads(f.attrs["meta"])
-        net.meta["version"] = str(f.attrs["version"])
+        if header["names"] is not None:
+            net.names = header["names"]
+        net.meta = header["meta"]
+        net.meta["version"] = header["version"]

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_output_path
 from .cfg import cut_cfg_text, parse_cfg_text, set_net_options
-from .checkpoint import is_hdf5
+from .checkpoint import check_weights_format
 from .network import NetOptions, Network
 
 
@@ -57,7 +57,7 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
     source, output = Path(source), Path(output)
     if not source.is_file():
         raise UserError("input file not found", path=source)
-    from_checkpoint = is_hdf5(source)
+    from_checkpoint = check_weights_format(source)
     if from_checkpoint and cfg is not None:
         raise UserError("a checkpoint carries its own cfg; --cfg is for darknet .weights inputs",
                         path=source)
@@ -73,6 +73,7 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
             if _same_file(target, given):
                 raise UserError(f"the output would overwrite the input {given}; choose another "
                                 "--output", path=target)
+        check_output_path(target, "converted weights")
 
     if from_checkpoint:
         net = Network.load(source)

@@ -20,6 +20,10 @@ from ..fileio import atomic_open
 FILE_ORDER = {"conv": ("biases", "scales", "rolling_mean", "rolling_variance", "weights"),
               "batchnorm": ("scales", "rolling_mean", "rolling_variance")}
 
+# A version number in the header above this is not darknet's: random bytes give one almost
+# always (darknet itself has used 0.1.0 and 0.2.0; 1000 is a case its loader provides for).
+MAX_HEADER_NUMBER = 1 << 16
+
 
 def _layer_arrays(layer):
     """The arrays of one layer in file order (empty for layers without weights)."""
@@ -88,6 +92,18 @@ def check_weights_fit(net, found, cutoff, path):
                     "`yolo9000 convert FILE --cfg ITS_CFG --cutoff N`)", path=path)
 
 
+def check_finite_weights(net, path, cutoff=None):
+    """NaN or infinite weights (a damaged file, or one saved from a diverged run) would make
+    every output NaN without a word: refuse them, naming the first layer that holds any."""
+    for index, layer in enumerate(_layers_upto(net, cutoff)):
+        for name, p in layer.params.items():
+            bad = p.size - int(np.count_nonzero(np.isfinite(p)))
+            if bad:
+                raise UserError(f"{describe_layer(net, index)} {name}: {bad} of {p.size} values "
+                                "are NaN or infinite; the file is damaged or was saved from a "
+                                "diverged training run", path=path)
+
+
 def read_darknet_weights(net, path, cutoff=None):
     """Load weights into `net` (all layers, or the first `cutoff`). Returns the float count.
 
@@ -109,6 +125,10 @@ def read_darknet_weights(net, path, cutoff=None):
         if len(head) < 16:
             raise UserError(f"too short to be a darknet .weights file ({size} bytes)", path=path)
         major, minor, revision = (int(v) for v in np.frombuffer(head[:12], "<i4"))
+        if not all(0 <= v < MAX_HEADER_NUMBER for v in (major, minor, revision)):
+            raise UserError(f"not a darknet .weights file: its header gives version {major}."
+                            f"{minor}.{revision} (darknet's are small numbers such as 0.2.0)",
+                            path=path)
         header = _header_size(major, minor)
         if header == 20:
             if len(head) < 20:

@@ -319,14 +319,15 @@ class Network:
         the first `cutoff` layers (a backbone). The file must fit the layers it fills (shapes
         for a checkpoint, the float count for .weights), or it is a UserError naming the
         first layer that does not."""
-        from .checkpoint import is_hdf5, load_checkpoint_into
-        from .darknet_weights import read_darknet_weights
+        from .checkpoint import check_weights_format, load_checkpoint_into
+        from .darknet_weights import check_finite_weights, read_darknet_weights
         if cutoff is not None and cutoff < 1:
             raise UserError(f"cutoff {cutoff}: give a number of layers, at least 1", path=path)
-        if is_hdf5(path):
+        if check_weights_format(path):
             load_checkpoint_into(self, path, cutoff=cutoff)
         else:
             read_darknet_weights(self, path, cutoff=cutoff)
+        check_finite_weights(self, path, cutoff)
         return self
 
     def save_weights(self, path, cutoff=None):

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,55 @@ class TrainSettings:
     eval_batch: int = 8
     max_boxes: int = 30
     log: bool = True
+
+
+def _setting_problem(value, kind):
+    """Why `value` cannot be a setting of type `kind` (None is every optional setting's
+    'not given'), or None."""
+    def number(v, integer=False):
+        return (isinstance(v, int) or (isinstance(v, float) and not integer)) and \
+            not isinstance(v, bool)
+    if kind is bool:
+        return None if isinstance(value, bool) else "should be true or false"
+    if kind is int:
+        return None if number(value, integer=True) else "should be a whole number"
+    if kind is float:
+        return None if number(value) else "should be a number"
+    if kind is list:
+        ok = isinstance(value, list) and all(number(v) for v in value)
+        return None if ok else "should be a list of numbers"
+    return None if isinstance(value, kind) else "should be text"
+
+
+def load_settings(path):
+    """The TrainSettings a run stored in its args.json, checked key by key: a hand-edited or
+    damaged file is a UserError naming the setting, not a TypeError deep in training."""
+    try:
+        stored = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserError("args.json is not valid JSON", path=path) from None
+    except OSError as e:
+        raise UserError(f"cannot read args.json: {e.strerror}", path=path) from None
+    if not isinstance(stored, dict):
+        raise UserError("args.json should hold a JSON object of settings", path=path)
+    stored.pop("extra", None)   # written (always empty) by 0.1.0 runs; no longer a setting
+    known = {f.name: f for f in fields(TrainSettings)}
+    unknown = sorted(set(stored) - set(known))
+    if unknown:
+        raise UserError(f"unknown training settings: {', '.join(unknown)}", path=path)
+    for name, f in known.items():
+        required = f.default is MISSING
+        if name not in stored:
+            if required:
+                raise UserError(f"setting '{name}' is missing", path=path)
+            continue
+        value = stored[name]
+        if value is None and not required:
+            continue
+        problem = _setting_problem(value, f.type)
+        if problem:
+            raise UserError(f"setting '{name}' {problem}, not {json.dumps(value)}", path=path)
+    return TrainSettings(**stored)
 
 
 class Trainer:
@@ -182,9 +231,13 @@ class Trainer:
         state = read_optimizer_state(last)
         if state is None:
             raise UserError("checkpoint has no optimiser state", path=last)
-        self.optimizer.load_state(state)
-        self.iteration = int(state["iteration"])
-        self.best_map = float(state.get("best_map", -1.0))
+        try:
+            self.optimizer.load_state(state)
+            self.iteration = int(state["iteration"])
+            self.best_map = float(state.get("best_map", -1.0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"damaged checkpoint: its optimiser state does not fit this run "
+                            f"({e})", path=last) from None
         results = self.run_dir / "results.csv"
         if results.exists():
             with open(results, newline="") as f:
