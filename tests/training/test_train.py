@@ -295,3 +295,83 @@ def test_checkpoints_keep_the_base_size_whatever_the_multiscale_size(shapes, tmp
     for name in ("last.h5", "best.h5"):
         _, size = read_checkpoint_cfg(tmp_path / "r" / "weights" / name)
         assert tuple(size) == (96, 96), name
+
+
+def checkpoint_arrays(path):
+    """Every parameter and optimiser array of a checkpoint, read with h5py directly."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: out.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+DIVERGING = dict(learning_rate=1e6, burn_in=0, save_every=1, multiscale=False, max_batches=8)
+
+
+@pytest.mark.parametrize("optimizer, parallel", [("sgd", 1), ("adam", 1), ("sgd", 2)])
+def test_divergence_keeps_the_last_good_step(shapes, tmp_path, optimizer, parallel):
+    import re
+    import warnings
+    from yolo9000.errors import UserError
+    kw = dict(DIVERGING, optimizer=optimizer, parallel=parallel)
+    run = Trainer(settings(shapes, tmp_path / "d", **kw), echo=lambda *_: None).setup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # no NumPy RuntimeWarning on the way
+        with pytest.raises(UserError, match="try a lower --lr") as e:
+            run.train()
+    failed = int(re.search(r"diverged at iteration (\d+)", str(e.value)).group(1))
+    assert f"last.h5 holds iteration {failed - 1}" in str(e.value)
+    stored = checkpoint_arrays(tmp_path / "d" / "weights" / "last.h5")
+    assert all(np.isfinite(v).all() for v in stored.values())
+    # the same run stopped by --iterations just before the failure, no guard involved
+    good = Trainer(settings(shapes, tmp_path / "g", **kw), echo=lambda *_: None).setup()
+    good.train(iterations=failed - 1)
+    expected = checkpoint_arrays(tmp_path / "g" / "weights" / "last.h5")
+    assert stored.keys() == expected.keys()
+    for key in expected:
+        assert np.array_equal(stored[key], expected[key]), key
+
+
+def test_max_bad_steps_skips_batches_without_a_trace(shapes, tmp_path, capsys):
+    from yolo9000.errors import UserError
+    stopped = Trainer(settings(shapes, tmp_path / "a", **DIVERGING), echo=lambda *_: None).setup()
+    with pytest.raises(UserError, match=r"diverged at iteration (\d+)") as first:
+        stopped.train()
+    failed = stopped.iteration + 1
+    skipping = Trainer(settings(shapes, tmp_path / "b", max_bad_steps=2, **DIVERGING),
+                       echo=lambda *_: None).setup()
+    with pytest.raises(UserError, match=f"diverged at iteration {failed + 2} "):
+        skipping.train()
+    err = capsys.readouterr().err
+    assert f"iteration {failed}: " in err and "batch skipped (2 of at most 2)" in err
+    a = checkpoint_arrays(tmp_path / "a" / "weights" / "last.h5")
+    b = checkpoint_arrays(tmp_path / "b" / "weights" / "last.h5")
+    for key in a:                    # skipped batches changed no weight, statistic or buffer
+        if key.startswith("layers/") or key.startswith("optimizer/velocity"):
+            assert np.array_equal(a[key], b[key]), key
+    assert b["optimizer/iteration"] == failed + 1 and b["optimizer/bad_steps"] == 2
+
+
+def test_resume_a_diverged_run_with_a_lower_lr(shapes, tmp_path):
+    from conftest import run_installed
+    from yolo9000.errors import UserError
+    run = tmp_path / "r"
+    # 1e39 overflows float32: the very first update is refused, last.h5 is the initial model
+    trainer = Trainer(settings(shapes, run, **dict(DIVERGING, learning_rate=1e39, max_batches=3)),
+                      echo=lambda *_: None).setup()
+    initial = parameters(trainer.net)
+    with pytest.raises(UserError, match="diverged at iteration 1 .*holds iteration 0"):
+        trainer.train()
+    stored = checkpoint_arrays(run / "weights" / "last.h5")
+    for key, value in initial.items():
+        i, name = key.split("/")
+        assert np.array_equal(stored[f"layers/{int(i):03d}/{name}"], value), key
+    result = run_installed("train", "--resume", run, "--lr", "0.005", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "lr 0.005" in result.stdout
+    resumed = checkpoint_arrays(run / "weights" / "last.h5")
+    assert resumed["optimizer/iteration"] == 3
+    assert all(np.isfinite(v).all() for v in resumed.values())
+    assert '"learning_rate": 0.005' in (run / "args.json").read_text()   # kept for the next resume
