@@ -375,3 +375,53 @@ def test_resume_a_diverged_run_with_a_lower_lr(shapes, tmp_path):
     assert resumed["optimizer/iteration"] == 3
     assert all(np.isfinite(v).all() for v in resumed.values())
     assert '"learning_rate": 0.005' in (run / "args.json").read_text()   # kept for the next resume
+
+
+def start_installed(*args, cwd):
+    """The installed script in the background, with run_installed's clean environment."""
+    from conftest import INSTALLED_SCRIPT
+    env = {"PATH": f"{INSTALLED_SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+           "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
+    return subprocess.Popen([str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def wait_for_iterations(run, count, proc, timeout=60):
+    """Until train_log.csv has `count` rows (the trainer flushes one per iteration)."""
+    log = run / "train_log.csv"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} iterations: {proc.poll()} {proc.communicate()}")
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 0), (signal.SIGINT, 2),
+                                          (signal.SIGTERM, 0)])
+def test_a_signal_saves_last_h5_and_exits_130(shapes, tmp_path, sig, workers):
+    from conftest import run_folder_args, run_installed
+    run = tmp_path / "runs" / "r"
+    proc = start_installed("train", "--cfg", "yolov2-shapes", "--data", shapes["train"],
+                           "--size", 64, "--batch", 2, "--max-batches", 1000, "--save-every", 0,
+                           "--workers", workers, "--no-multiscale", *run_folder_args(run),
+                           cwd=tmp_path)
+    try:
+        wait_for_iterations(run, 3, proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    last_line = err.strip().splitlines()[-1]
+    stopped = int(checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"])
+    assert stopped >= 3
+    assert last_line == f"interrupted at iteration {stopped}; resume with --resume {run}"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    resumed = run_installed("train", "--resume", run, "--iterations", 1, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at iteration {stopped}" in resumed.stdout
+    assert checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"] == stopped + 1

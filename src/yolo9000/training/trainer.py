@@ -11,10 +11,13 @@ Run folder (runs/train/NAME):
     weights/last.h5, weights/best.h5          (atomic writes)
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
 """
+import contextlib
 import csv
 import io
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_path, atomic_write_text
 from ..model.network import Network
@@ -35,6 +38,31 @@ MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, 
 LOG_FIELDS = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
               "avg_iou", "recall50", "images_per_s"]
 RESULT_FIELDS = ["iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"]
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While active, SIGINT and SIGTERM only append to the yielded list, which the training
+    loop checks between steps. A KeyboardInterrupt raised wherever the signal lands can be
+    swallowed (inside a weakref callback it is only printed as "Exception ignored"); a flag
+    cannot. A second signal raises KeyboardInterrupt: the user insists on stopping at once."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received           # only the main thread may install handlers
+        return
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            if old is not None:  # None: installed from C, cannot be put back from Python
+                signal.signal(sig, old)
 
 
 def multiscale_sizes(base):
@@ -216,8 +244,8 @@ class Trainer:
         return size, size
 
     def train(self, iterations=None):
-        """Train until max_batches (or for `iterations` more). Returns the final summary dict."""
-        from ..data.loader import BatchLoader
+        """Train until max_batches (or for `iterations` more). Returns the final summary dict.
+        SIGINT/SIGTERM end the step at hand, write last.h5 and raise Interrupted."""
         from ..kernels.threads import keep_freed_memory
         keep_freed_memory()
         o = self.net.options
@@ -226,6 +254,28 @@ class Trainer:
             self.echo(f"already at iteration {self.iteration} of {o.max_batches}: nothing to do")
             return self.summary()
         self.weights_dir.mkdir(parents=True, exist_ok=True)
+        with stop_requests() as stop_signals:
+            diverged = self._train_until(stop, stop_signals)
+            self.save(self.weights_dir / "last.h5")
+        if diverged:
+            raise UserError(diverged)
+        if stop_signals:
+            raise Interrupted(f"interrupted at iteration {self.iteration}; "
+                              f"resume with --resume {self.run_dir}")
+        if self.bad_steps:
+            self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
+                      f"(--max-bad-steps {self.s.max_bad_steps})")
+        if self.val_set is not None and (not self.history or
+                                         int(self.history[-1]["iteration"]) != self.iteration):
+            self.evaluate_and_record(None, keep_statistics=True)
+        self.plot()
+        return self.summary()
+
+    def _train_until(self, stop, stop_signals):
+        """The loop: up to iteration `stop`, or until a signal arrives or training diverges
+        (returns the one-line reason then)."""
+        from ..data.loader import BatchLoader
+        o = self.net.options
         log_path = self.run_dir / "train_log.csv"
         self._truncate_log(log_path)
         log = open(log_path, "a", newline="") if self.s.log else None
@@ -238,7 +288,7 @@ class Trainer:
         pool = self._replica_pool()
         diverged = None
         try:
-            while self.iteration < stop:
+            while self.iteration < stop and not stop_signals:
                 t0 = time.perf_counter()
                 lr = learning_rate(o, self.iteration)
                 self.net.zero_grads()
@@ -289,17 +339,7 @@ class Trainer:
             if log:
                 log.close()
             bar.close()
-        self.save(self.weights_dir / "last.h5")
-        if diverged:
-            raise UserError(diverged)
-        if self.bad_steps:
-            self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
-                      f"(--max-bad-steps {self.s.max_bad_steps})")
-        if self.val_set is not None and (not self.history or
-                                         int(self.history[-1]["iteration"]) != self.iteration):
-            self.evaluate_and_record(None, keep_statistics=True)
-        self.plot()
-        return self.summary()
+        return diverged
 
     def _snapshot(self):
         """Everything a step changes: `seen`, every parameter (batch-norm statistics move in
