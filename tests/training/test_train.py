@@ -425,3 +425,75 @@ def test_a_signal_saves_last_h5_and_exits_130(shapes, tmp_path, sig, workers):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run} at iteration {stopped}" in resumed.stdout
     assert checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"] == stopped + 1
+
+
+def temp_files(folder):
+    return sorted(p.name for p in folder.glob(".*.tmp"))
+
+
+def test_stale_checkpoint_temps_are_removed_at_start_and_resume(shapes, tmp_path):
+    run = tmp_path / "r"
+    weights = run / "weights"
+    planted = [".last.h5.k9x2_a.tmp", ".best.h5.0q1w.tmp"]
+
+    def plant():
+        weights.mkdir(parents=True, exist_ok=True)
+        for name in planted:
+            (weights / name).write_bytes(b"\x89HDF\r\n\x1a\n partial")
+        (weights / ".notes.txt.ab12.tmp").write_text("not a checkpoint of ours")
+
+    plant()
+    messages = []
+    trainer = Trainer(settings(shapes, run, max_batches=1, multiscale=False),
+                      echo=messages.append).setup()
+    assert temp_files(weights) == [".notes.txt.ab12.tmp"]
+    assert sum("removed an unfinished checkpoint" in m for m in messages) == 2
+    trainer.train()
+    plant()
+    Trainer(settings(shapes, run, max_batches=1, multiscale=False),
+            echo=lambda *_: None).setup(resume=True).resume()
+    assert temp_files(weights) == [".notes.txt.ab12.tmp"]
+
+
+def test_checkpoints_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", str(source)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    Network.from_cfg("yolov2-shapes", width=64, height=64).save(tmp_path / "last.h5")
+    renamed = next(i for i, (kind, _) in enumerate(events) if kind == "replace")
+    assert ("fsync", events[renamed][1]) in events[:renamed]
+
+
+def test_kill_9_loop_leaves_no_temp_files_and_resumes(shapes, tmp_path):
+    from conftest import run_folder_args, run_installed
+    run = tmp_path / "runs" / "r"
+    weights = run / "weights"
+    rng = np.random.default_rng(7)
+    proc = start_installed("train", "--cfg", "yolov2-shapes", "--data", shapes["train"],
+                           "--size", 64, "--batch", 2, "--max-batches", 1000, "--save-every", 1,
+                           "--workers", 0, "--no-multiscale", *run_folder_args(run), cwd=tmp_path)
+    iteration = 0
+    for kill in range(3):
+        try:
+            wait_for_iterations(run, iteration + 2, proc)
+            time.sleep(float(rng.uniform(0.0, 0.3)))
+        finally:
+            proc.kill()
+            proc.communicate()
+        resumed = run_installed("train", "--resume", run, "--iterations", 1, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert temp_files(weights) == []
+        iteration = int(checkpoint_arrays(weights / "last.h5")["optimizer/iteration"])
+        proc = start_installed("train", "--resume", run, cwd=tmp_path)
+    proc.kill()
+    proc.communicate()

@@ -27,7 +27,7 @@ import numpy as np
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
 from ..model.network import Network
 from .optim import learning_rate, make_optimizer
 from ..progress import Progress
@@ -185,6 +185,7 @@ class Trainer:
             atomic_write_text(self.run_dir / "anchors.txt", anchors_line(region.anchors) + "\n")
         # on resume too: a run resumed with a lower --lr keeps it when resumed again
         atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
+        self._remove_stale_checkpoint_temps()
         if not resume:
             if s.weights:
                 self.net.load_weights(s.weights, cutoff=s.cutoff)
@@ -225,6 +226,13 @@ class Trainer:
         self.echo(f"resuming {self.run_dir} at iteration {self.iteration}, {self.net.seen} images seen")
 
     # -- checkpoints -----------------------------------------------------------------------
+    def _remove_stale_checkpoint_temps(self):
+        """A run killed while writing a checkpoint (kill -9, power loss) leaves a hidden partial
+        temp file, as large as a checkpoint, that nothing else would ever remove."""
+        for name in ("last.h5", "best.h5"):
+            for stale in remove_stale_temps(self.weights_dir / name):
+                self.echo(f"removed an unfinished checkpoint: {stale}")
+
     def save(self, path):
         state = self.optimizer.state()
         state["iteration"] = np.int64(self.iteration)
