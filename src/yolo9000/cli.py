@@ -10,7 +10,7 @@ import sys
 import click
 
 from ._version import __version__
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 # name -> (module under yolo9000.commands, one-line help shown by `yolo9000 --help`)
 COMMANDS = {
@@ -67,6 +67,9 @@ def main(argv=None):
     except UserError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+    except Interrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(130)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

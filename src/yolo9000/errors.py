@@ -16,3 +16,8 @@ class UserError(Exception):
         elif self.path is not None:
             message = f"{self.path}: {message}"
         super().__init__(message)
+
+
+class Interrupted(Exception):
+    """Stopped by SIGINT/SIGTERM after saving what resumes the work; the CLI prints the message
+    (which says how to resume) and exits 130, the shell's code for Ctrl-C."""

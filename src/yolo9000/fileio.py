@@ -1,21 +1,32 @@
 """Atomic file writing: a temp file in the same folder, then rename, so a crash mid-write never
 leaves a half-written file where a good one was."""
 import contextlib
+import glob
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 
+def _temp_prefix(path):
+    return f".{path.name}."
+
+
+TEMP_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yields a temporary path next to `path`; on success it replaces `path` in one rename."""
+    """Yields a temporary path next to `path`; on success it replaces `path` in one rename,
+    after the data reached the disk (a power loss then leaves the old file or the new one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         yield tmp
+        with open(tmp, "rb") as written:    # whoever wrote it (h5py, savefig) did not fsync
+            os.fsync(written.fileno())
         # mkstemp makes the file private (0600); give it the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
@@ -25,6 +36,30 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder):
+    """Make a rename in `folder` durable; not every system can open a folder (then skip)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_temps(path):
+    """Delete the temp files atomic_path left next to `path` when its process was killed
+    mid-write (kill -9 cannot be cleaned up after). Only for a path no other process is writing
+    at the moment. Returns the removed paths."""
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(glob.escape(_temp_prefix(path)) + "*" + TEMP_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager
@@ -33,8 +68,6 @@ def atomic_open(path):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def atomic_write_bytes(path, data):

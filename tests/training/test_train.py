@@ -295,3 +295,205 @@ def test_checkpoints_keep_the_base_size_whatever_the_multiscale_size(shapes, tmp
     for name in ("last.h5", "best.h5"):
         _, size = read_checkpoint_cfg(tmp_path / "r" / "weights" / name)
         assert tuple(size) == (96, 96), name
+
+
+def checkpoint_arrays(path):
+    """Every parameter and optimiser array of a checkpoint, read with h5py directly."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: out.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+DIVERGING = dict(learning_rate=1e6, burn_in=0, save_every=1, multiscale=False, max_batches=8)
+
+
+@pytest.mark.parametrize("optimizer, parallel", [("sgd", 1), ("adam", 1), ("sgd", 2)])
+def test_divergence_keeps_the_last_good_step(shapes, tmp_path, optimizer, parallel):
+    import re
+    import warnings
+    from yolo9000.errors import UserError
+    kw = dict(DIVERGING, optimizer=optimizer, parallel=parallel)
+    run = Trainer(settings(shapes, tmp_path / "d", **kw), echo=lambda *_: None).setup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # no NumPy RuntimeWarning on the way
+        with pytest.raises(UserError, match="try a lower --lr") as e:
+            run.train()
+    failed = int(re.search(r"diverged at iteration (\d+)", str(e.value)).group(1))
+    assert f"last.h5 holds iteration {failed - 1}" in str(e.value)
+    stored = checkpoint_arrays(tmp_path / "d" / "weights" / "last.h5")
+    assert all(np.isfinite(v).all() for v in stored.values())
+    # the same run stopped by --iterations just before the failure, no guard involved
+    good = Trainer(settings(shapes, tmp_path / "g", **kw), echo=lambda *_: None).setup()
+    good.train(iterations=failed - 1)
+    expected = checkpoint_arrays(tmp_path / "g" / "weights" / "last.h5")
+    assert stored.keys() == expected.keys()
+    for key in expected:
+        assert np.array_equal(stored[key], expected[key]), key
+
+
+def test_max_bad_steps_skips_batches_without_a_trace(shapes, tmp_path, capsys):
+    from yolo9000.errors import UserError
+    stopped = Trainer(settings(shapes, tmp_path / "a", **DIVERGING), echo=lambda *_: None).setup()
+    with pytest.raises(UserError, match=r"diverged at iteration (\d+)") as first:
+        stopped.train()
+    failed = stopped.iteration + 1
+    skipping = Trainer(settings(shapes, tmp_path / "b", max_bad_steps=2, **DIVERGING),
+                       echo=lambda *_: None).setup()
+    with pytest.raises(UserError, match=f"diverged at iteration {failed + 2} "):
+        skipping.train()
+    err = capsys.readouterr().err
+    assert f"iteration {failed}: " in err and "batch skipped (2 of at most 2)" in err
+    a = checkpoint_arrays(tmp_path / "a" / "weights" / "last.h5")
+    b = checkpoint_arrays(tmp_path / "b" / "weights" / "last.h5")
+    for key in a:                    # skipped batches changed no weight, statistic or buffer
+        if key.startswith("layers/") or key.startswith("optimizer/velocity"):
+            assert np.array_equal(a[key], b[key]), key
+    assert b["optimizer/iteration"] == failed + 1 and b["optimizer/bad_steps"] == 2
+
+
+def test_resume_a_diverged_run_with_a_lower_lr(shapes, tmp_path):
+    from conftest import run_installed
+    from yolo9000.errors import UserError
+    run = tmp_path / "r"
+    # 1e39 overflows float32: the very first update is refused, last.h5 is the initial model
+    trainer = Trainer(settings(shapes, run, **dict(DIVERGING, learning_rate=1e39, max_batches=3)),
+                      echo=lambda *_: None).setup()
+    initial = parameters(trainer.net)
+    with pytest.raises(UserError, match="diverged at iteration 1 .*holds iteration 0"):
+        trainer.train()
+    stored = checkpoint_arrays(run / "weights" / "last.h5")
+    for key, value in initial.items():
+        i, name = key.split("/")
+        assert np.array_equal(stored[f"layers/{int(i):03d}/{name}"], value), key
+    result = run_installed("train", "--resume", run, "--lr", "0.005", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "lr 0.005" in result.stdout
+    resumed = checkpoint_arrays(run / "weights" / "last.h5")
+    assert resumed["optimizer/iteration"] == 3
+    assert all(np.isfinite(v).all() for v in resumed.values())
+    assert '"learning_rate": 0.005' in (run / "args.json").read_text()   # kept for the next resume
+
+
+def start_installed(*args, cwd):
+    """The installed script in the background, with run_installed's clean environment."""
+    from conftest import INSTALLED_SCRIPT
+    env = {"PATH": f"{INSTALLED_SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+           "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
+    return subprocess.Popen([str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def wait_for_iterations(run, count, proc, timeout=60):
+    """Until train_log.csv has `count` rows (the trainer flushes one per iteration)."""
+    log = run / "train_log.csv"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} iterations: {proc.poll()} {proc.communicate()}")
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 0), (signal.SIGINT, 2),
+                                          (signal.SIGTERM, 0)])
+def test_a_signal_saves_last_h5_and_exits_130(shapes, tmp_path, sig, workers):
+    from conftest import run_folder_args, run_installed
+    run = tmp_path / "runs" / "r"
+    proc = start_installed("train", "--cfg", "yolov2-shapes", "--data", shapes["train"],
+                           "--size", 64, "--batch", 2, "--max-batches", 1000, "--save-every", 0,
+                           "--workers", workers, "--no-multiscale", *run_folder_args(run),
+                           cwd=tmp_path)
+    try:
+        wait_for_iterations(run, 3, proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    last_line = err.strip().splitlines()[-1]
+    stopped = int(checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"])
+    assert stopped >= 3
+    assert last_line == f"interrupted at iteration {stopped}; resume with --resume {run}"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    resumed = run_installed("train", "--resume", run, "--iterations", 1, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at iteration {stopped}" in resumed.stdout
+    assert checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"] == stopped + 1
+
+
+def temp_files(folder):
+    return sorted(p.name for p in folder.glob(".*.tmp"))
+
+
+def test_stale_checkpoint_temps_are_removed_at_start_and_resume(shapes, tmp_path):
+    run = tmp_path / "r"
+    weights = run / "weights"
+    planted = [".last.h5.k9x2_a.tmp", ".best.h5.0q1w.tmp"]
+
+    def plant():
+        weights.mkdir(parents=True, exist_ok=True)
+        for name in planted:
+            (weights / name).write_bytes(b"\x89HDF\r\n\x1a\n partial")
+        (weights / ".notes.txt.ab12.tmp").write_text("not a checkpoint of ours")
+
+    plant()
+    messages = []
+    trainer = Trainer(settings(shapes, run, max_batches=1, multiscale=False),
+                      echo=messages.append).setup()
+    assert temp_files(weights) == [".notes.txt.ab12.tmp"]
+    assert sum("removed an unfinished checkpoint" in m for m in messages) == 2
+    trainer.train()
+    plant()
+    Trainer(settings(shapes, run, max_batches=1, multiscale=False),
+            echo=lambda *_: None).setup(resume=True).resume()
+    assert temp_files(weights) == [".notes.txt.ab12.tmp"]
+
+
+def test_checkpoints_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", str(source)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    Network.from_cfg("yolov2-shapes", width=64, height=64).save(tmp_path / "last.h5")
+    renamed = next(i for i, (kind, _) in enumerate(events) if kind == "replace")
+    assert ("fsync", events[renamed][1]) in events[:renamed]
+
+
+def test_kill_9_loop_leaves_no_temp_files_and_resumes(shapes, tmp_path):
+    from conftest import run_folder_args, run_installed
+    run = tmp_path / "runs" / "r"
+    weights = run / "weights"
+    rng = np.random.default_rng(7)
+    proc = start_installed("train", "--cfg", "yolov2-shapes", "--data", shapes["train"],
+                           "--size", 64, "--batch", 2, "--max-batches", 1000, "--save-every", 1,
+                           "--workers", 0, "--no-multiscale", *run_folder_args(run), cwd=tmp_path)
+    iteration = 0
+    for kill in range(3):
+        try:
+            wait_for_iterations(run, iteration + 2, proc)
+            time.sleep(float(rng.uniform(0.0, 0.3)))
+        finally:
+            proc.kill()
+            proc.communicate()
+        resumed = run_installed("train", "--resume", run, "--iterations", 1, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert temp_files(weights) == []
+        iteration = int(checkpoint_arrays(weights / "last.h5")["optimizer/iteration"])
+        proc = start_installed("train", "--resume", run, cwd=tmp_path)
+    proc.kill()
+    proc.communicate()

@@ -34,7 +34,8 @@ def _ints(text):
 @click.option("--max-batches", type=int, help="Iterations (weight updates) to train for.")
 @click.option("--batch", type=int, help="Images per iteration.")
 @click.option("--subdivisions", type=int, help="Mini-batches per iteration (gradient accumulation).")
-@click.option("--lr", "learning_rate", type=float, help="Learning rate.")
+@click.option("--lr", "learning_rate", type=float,
+              help="Learning rate (also with --resume: continue a diverged run at a lower rate).")
 @click.option("--momentum", type=float)
 @click.option("--decay", type=float, help="Weight decay (conv weights only).")
 @click.option("--burn-in", type=int, help="Iterations of lr·(i/burn_in)^4 warm-up.")
@@ -51,13 +52,16 @@ def _ints(text):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=int, default=0, help="Evaluate on --val every N iterations (0: at the end).")
 @click.option("--save-every", type=int, default=100, show_default=True, help="Write weights/last.h5 every N iterations.")
+@click.option("--max-bad-steps", type=click.IntRange(min=0),
+              help="Skip up to K batches whose loss or gradient is not finite before stopping "
+                   "(default 0: stop at the first, keeping the last good weights).")
 @run_folder_options("train")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this folder exactly where it stopped.")
 @click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
 def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
-            workers, parallel, seed, eval_every, save_every, project, name, exist_ok, resume_dir, iterations):
+            workers, parallel, seed, eval_every, save_every, max_bad_steps, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
     from ..fileio import check_output_path
     from ..runs import new_run_dir
@@ -73,6 +77,10 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         settings.out = str(run)
         if max_batches:
             settings.max_batches = max_batches
+        if learning_rate is not None:
+            settings.learning_rate = learning_rate
+        if max_bad_steps is not None:
+            settings.max_bad_steps = max_bad_steps
         trainer = Trainer(settings, echo=click.echo).setup(resume=True)
         trainer.resume()
     else:
@@ -88,7 +96,8 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             learning_rate=learning_rate, momentum=momentum, decay=decay, burn_in=burn_in,
             policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
             size=size, optimizer=optimizer, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
-            workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every)
+            workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every,
+            max_bad_steps=max_bad_steps or 0)
         trainer = Trainer(settings, echo=click.echo).setup()
     o = trainer.net.options
     click.echo(f"run folder: {trainer.run_dir}")

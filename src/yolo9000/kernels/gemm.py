@@ -8,6 +8,7 @@ than on one. Here each thread takes whole pieces (one of the 16 Winograd planes,
 columns) from a shared counter and multiplies them with single-threaded BLAS: one hand-over per
 call, and a thread that is late simply leaves its pieces to the others.
 """
+import contextvars
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +63,10 @@ def _run_locked(tasks, threads, setter, getter):
     saved = getter()
     setter(1)
     try:
-        futures = [_workers(threads - 1).submit(drain) for _ in range(helpers)]
+        # each helper runs in a copy of the caller's context, so NumPy's error state (an
+        # np.errstate around the call) holds for its pieces too
+        futures = [_workers(threads - 1).submit(contextvars.copy_context().run, drain)
+                   for _ in range(helpers)]
         drain()
         for f in futures:
             f.result()

@@ -11,10 +11,13 @@ Run folder (runs/train/NAME):
     weights/last.h5, weights/best.h5          (atomic writes)
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
 """
+import contextlib
 import csv
 import io
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -22,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from ..fileio import atomic_path, atomic_write_text
+from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
 from ..model.network import Network
 from .optim import learning_rate, make_optimizer
 from ..progress import Progress
@@ -35,6 +38,31 @@ MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, 
 LOG_FIELDS = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
               "avg_iou", "recall50", "images_per_s"]
 RESULT_FIELDS = ["iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"]
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """While active, SIGINT and SIGTERM only append to the yielded list, which the training
+    loop checks between steps. A KeyboardInterrupt raised wherever the signal lands can be
+    swallowed (inside a weakref callback it is only printed as "Exception ignored"); a flag
+    cannot. A second signal raises KeyboardInterrupt: the user insists on stopping at once."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received           # only the main thread may install handlers
+        return
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            if old is not None:  # None: installed from C, cannot be put back from Python
+                signal.signal(sig, old)
 
 
 def multiscale_sizes(base):
@@ -97,6 +125,7 @@ class TrainSettings:
     eval_batch: int = 8
     max_boxes: int = 30
     log: bool = True
+    max_bad_steps: int = 0           # non-finite batches skipped before training stops
 
 
 def _setting_problem(value, kind):
@@ -156,6 +185,7 @@ class Trainer:
         self.weights_dir = self.run_dir / "weights"
         self.best_map = -1.0
         self.iteration = 0
+        self.bad_steps = 0       # batches skipped for a non-finite loss or gradient
         self.history = []        # evaluation rows
 
     # -- set-up ----------------------------------------------------------------------------
@@ -202,8 +232,10 @@ class Trainer:
             atomic_write_text(self.run_dir / "model.cfg", cfg_text)
             atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
             atomic_write_text(self.run_dir / "anchors.txt", anchors_line(region.anchors) + "\n")
-            settings = {k: v for k, v in asdict(s).items()}
-            atomic_write_text(self.run_dir / "args.json", json.dumps(settings, indent=2) + "\n")
+        # on resume too: a run resumed with a lower --lr keeps it when resumed again
+        atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
+        self._remove_stale_checkpoint_temps()
+        if not resume:
             if s.weights:
                 self.net.load_weights(s.weights, cutoff=s.cutoff)
                 self.net.seen = 0
@@ -235,6 +267,7 @@ class Trainer:
             self.optimizer.load_state(state)
             self.iteration = int(state["iteration"])
             self.best_map = float(state.get("best_map", -1.0))
+            self.bad_steps = int(state.get("bad_steps", 0))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"damaged checkpoint: its optimiser state does not fit this run "
                             f"({e})", path=last) from None
@@ -246,11 +279,19 @@ class Trainer:
         self.echo(f"resuming {self.run_dir} at iteration {self.iteration}, {self.net.seen} images seen")
 
     # -- checkpoints -----------------------------------------------------------------------
+    def _remove_stale_checkpoint_temps(self):
+        """A run killed while writing a checkpoint (kill -9, power loss) leaves a hidden partial
+        temp file, as large as a checkpoint, that nothing else would ever remove."""
+        for name in ("last.h5", "best.h5"):
+            for stale in remove_stale_temps(self.weights_dir / name):
+                self.echo(f"removed an unfinished checkpoint: {stale}")
+
     def save(self, path):
         state = self.optimizer.state()
         state["iteration"] = np.int64(self.iteration)
         state["best_map"] = np.float64(self.best_map)
         state["seed"] = np.int64(self.s.seed)
+        state["bad_steps"] = np.int64(self.bad_steps)
         # the base size, not the multi-scale size of the moment: detect and evaluate run the
         # checkpoint at the size it was validated at
         self.net.save(path, names=self.names, optimizer=state,
@@ -264,8 +305,8 @@ class Trainer:
         return size, size
 
     def train(self, iterations=None):
-        """Train until max_batches (or for `iterations` more). Returns the final summary dict."""
-        from ..data.loader import BatchLoader
+        """Train until max_batches (or for `iterations` more). Returns the final summary dict.
+        SIGINT/SIGTERM end the step at hand, write last.h5 and raise Interrupted."""
         from ..kernels.threads import keep_freed_memory
         keep_freed_memory()
         o = self.net.options
@@ -274,6 +315,28 @@ class Trainer:
             self.echo(f"already at iteration {self.iteration} of {o.max_batches}: nothing to do")
             return self.summary()
         self.weights_dir.mkdir(parents=True, exist_ok=True)
+        with stop_requests() as stop_signals:
+            diverged = self._train_until(stop, stop_signals)
+            self.save(self.weights_dir / "last.h5")
+        if diverged:
+            raise UserError(diverged)
+        if stop_signals:
+            raise Interrupted(f"interrupted at iteration {self.iteration}; "
+                              f"resume with --resume {self.run_dir}")
+        if self.bad_steps:
+            self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
+                      f"(--max-bad-steps {self.s.max_bad_steps})")
+        if self.val_set is not None and (not self.history or
+                                         int(self.history[-1]["iteration"]) != self.iteration):
+            self.evaluate_and_record(None, keep_statistics=True)
+        self.plot()
+        return self.summary()
+
+    def _train_until(self, stop, stop_signals):
+        """The loop: up to iteration `stop`, or until a signal arrives or training diverges
+        (returns the one-line reason then)."""
+        from ..data.loader import BatchLoader
+        o = self.net.options
         log_path = self.run_dir / "train_log.csv"
         self._truncate_log(log_path)
         log = open(log_path, "a", newline="") if self.s.log else None
@@ -284,11 +347,13 @@ class Trainer:
         batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
                                  self.size_of_minibatch)
         pool = self._replica_pool()
+        diverged = None
         try:
-            while self.iteration < stop:
+            while self.iteration < stop and not stop_signals:
                 t0 = time.perf_counter()
                 lr = learning_rate(o, self.iteration)
                 self.net.zero_grads()
+                before = self._snapshot()
                 parts = {}
                 done = 0
                 while done < subdivisions:
@@ -297,16 +362,22 @@ class Trainer:
                     for stats in pool.run(group, lambda net, b: self.train_minibatch(b, net)):
                         for k, v in stats.items():
                             parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
-                self.optimizer.step(lr, o.batch)
+                problem = self._non_finite_step(parts)
+                if problem is None:
+                    with np.errstate(all="ignore"):     # overflow is checked right after
+                        self.optimizer.step(lr, o.batch)
+                    problem = self._non_finite_update()
+                if problem:
+                    diverged = self._reject_step(problem, before, bar)
+                    if diverged:
+                        break
+                    continue
                 self.iteration += 1
                 dt = time.perf_counter() - t0
                 row = {"iteration": self.iteration, "seen": self.net.seen, "size": self.net.width,
                        "lr": f"{lr:.6g}", "images_per_s": f"{o.batch / dt:.2f}"}
                 for k in ("loss", "coord", "obj", "noobj", "class", "avg_iou", "recall50"):
                     row[k] = f"{parts.get(k, 0.0):.5g}"
-                if not all(math.isfinite(parts.get(k, 0.0)) for k in ("loss",)):
-                    raise UserError(f"training diverged at iteration {self.iteration} (loss "
-                                    f"{parts.get('loss')}); lower the learning rate")
                 if log:
                     log.write(csv_lines(LOG_FIELDS, [row], header=False))
                     log.flush()
@@ -329,12 +400,61 @@ class Trainer:
             if log:
                 log.close()
             bar.close()
-        self.save(self.weights_dir / "last.h5")
-        if self.val_set is not None and (not self.history or
-                                         int(self.history[-1]["iteration"]) != self.iteration):
-            self.evaluate_and_record(None, keep_statistics=True)
-        self.plot()
-        return self.summary()
+        return diverged
+
+    def _snapshot(self):
+        """Everything a step changes: `seen`, every parameter (batch-norm statistics move in
+        the forward pass) and the optimiser state. Copied before each step so that a rejected
+        step leaves no trace; the copy is small next to a step's forward and backward passes."""
+        return (self.net.seen, [p.copy() for _, _, p, _ in self.net.parameters()],
+                _copy_tree(self.optimizer.state()))
+
+    def _restore(self, snapshot):
+        seen, parameters, state = snapshot
+        for (_, _, p, _), saved in zip(self.net.parameters(), parameters):
+            np.copyto(p, saved)
+        self.optimizer.load_state(state)
+        self.net.seen = seen
+        self.net.zero_grads()
+        self.net.weights_changed()
+
+    def _non_finite_step(self, parts):
+        """Why the step's loss or summed gradient (replicas included) cannot be applied, or None."""
+        if not math.isfinite(parts.get("loss", 0.0)):
+            return f"loss {parts.get('loss')}"
+        for i, name, _, g in self.net.parameters():
+            if g is not None and not np.isfinite(g).all():
+                return f"non-finite gradient of layer {i} {name}"
+        return None
+
+    def _non_finite_update(self):
+        """A finite but huge gradient can still overflow the update (weights or Adam's
+        squared-gradient average): why the updated state is unusable, or None."""
+        for i, name, p, _ in self.net.parameters():
+            if not np.isfinite(p).all():
+                return f"the update made layer {i} {name} non-finite"
+        if not all(np.isfinite(a).all() for a in _tree_arrays(self.optimizer.state())):
+            return "the update made the optimiser state non-finite"
+        return None
+
+    def _reject_step(self, problem, before, bar):
+        """Undo the batch's effects; skip it (within --max-bad-steps) or return the one-line
+        reason to stop with."""
+        self._restore(before)
+        seen = self.net.seen
+        failed = self.iteration + 1
+        if self.bad_steps >= self.s.max_bad_steps:
+            return (f"training diverged at iteration {failed} ({problem}); the step was not "
+                    f"applied and weights/last.h5 holds iteration {self.iteration}; try a lower "
+                    f"--lr (--resume {self.run_dir} --lr ...)")
+        self.bad_steps += 1
+        # the batch is skipped, not retried: the data of every later iteration stays the same
+        self.iteration = failed
+        self.net.seen = seen + self.net.options.batch
+        bar.update(1)
+        bar.write(f"iteration {failed}: {problem}; batch skipped ({self.bad_steps} of at most "
+                  f"{self.s.max_bad_steps})")
+        return None
 
     def _replica_pool(self):
         """Parallel subdivisions (parallel.py): each mini-batch then runs single-threaded."""
@@ -359,7 +479,12 @@ class Trainer:
         return previous
 
     def train_minibatch(self, batch, net=None):
-        net = self.net if net is None else net
+        # a diverging batch is reported once by the guard in train(), not by NumPy warnings;
+        # here, not around the caller: replicas run this in their own threads
+        with np.errstate(all="ignore"):
+            return self._train_minibatch(batch, self.net if net is None else net)
+
+    def _train_minibatch(self, batch, net):
         images = batch.images
         if net.width != images.shape[3] or net.height != images.shape[2]:
             net.resize(images.shape[3], images.shape[2])
@@ -501,3 +626,15 @@ class Trainer:
             out["best"] = str(self.weights_dir / "best.h5")
         return out
 
+
+def _tree_arrays(tree):
+    """Every array in a nested dict of optimiser state."""
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield from _tree_arrays(value)
+        elif isinstance(value, np.ndarray):
+            yield value
+
+
+def _copy_tree(tree):
+    return {k: _copy_tree(v) if isinstance(v, dict) else np.copy(v) for k, v in tree.items()}
