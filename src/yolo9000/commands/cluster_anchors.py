@@ -89,7 +89,6 @@ def _result_dict(result, wh, grid, size):
 
 
 def _table(res, size):
-    grid = size / 32
     lines = [f"{'#':>2}  {'w (cells)':>9}  {'h (cells)':>9}  {'w (px)':>7}  {'h (px)':>7}  "
              f"{'boxes':>7}  {'avg IoU':>7}"]
     for i, ((w, h), (pw, ph), pop, ciou) in enumerate(
