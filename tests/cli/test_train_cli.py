@@ -135,3 +135,15 @@ def test_weights_cutoff_and_anchors(shapes, backbone, tmp_path):
             np.testing.assert_array_equal(trained.layers[i].weights, fresh.layers[i].weights)
     np.testing.assert_allclose(trained.region.anchors, anchors)
     assert trained.output_shape == (3 * (4 + 1 + 5), 4, 4)     # 3 anchors, 5 classes, stride 16
+
+
+def test_a_refused_start_leaves_no_run_folder(shapes, backbone, tmp_path):
+    _, weights = backbone
+    bad = CliRunner().invoke(cli, ["train", *map(str, TOY), "--data", str(shapes["train"]),
+                                   "--weights", str(weights), "--cutoff", "3",
+                                   "--project", str(tmp_path / "runs"), "--name", "x"])
+    assert bad.exit_code == 1 and "wrong size" in str(bad.exception)
+    assert not (tmp_path / "runs" / "x").exists()
+    missing = CliRunner().invoke(cli, ["train", *map(str, TOY), "--data", str(tmp_path / "nope"),
+                                       "--project", str(tmp_path / "runs"), "--name", "y"])
+    assert missing.exit_code == 1 and not (tmp_path / "runs" / "y").exists()

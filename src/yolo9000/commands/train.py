@@ -98,7 +98,15 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             size=size, optimizer=optimizer, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
             workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every,
             max_bad_steps=max_bad_steps or 0)
-        trainer = Trainer(settings, echo=click.echo).setup()
+        try:
+            trainer = Trainer(settings, echo=click.echo).setup()
+        except BaseException:
+            # nothing was trained: a bad --data, --weights or cfg leaves no half-made run behind
+            # (the folder is this run's own unless --exist-ok reused one)
+            if not exist_ok:
+                import shutil
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     o = trainer.net.options
     click.echo(f"run folder: {trainer.run_dir}")
     click.echo(f"data: {len(trainer.train_set.records)} training images, {len(trainer.names)} classes"
