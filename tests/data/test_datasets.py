@@ -33,6 +33,7 @@ def make_voc(root, entries, split=None):
     (root / "JPEGImages").mkdir()
     for stem, (w, h, objects) in entries.items():
         (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", w, h, objects))
+        make_image(root / "JPEGImages" / f"{stem}.jpg", w, h)   # readers check it exists
     if split:
         (root / "ImageSets" / "Main").mkdir(parents=True)
         for name, ids in split.items():
@@ -239,6 +240,7 @@ def coco_json(path, annotations, images=None, categories=None):
 
 def test_coco_reader_remaps_categories(tmp_path):
     make_image(tmp_path / "val2017" / "a.jpg", 200, 100)
+    make_image(tmp_path / "val2017" / "b.jpg", 50, 50)
     coco_json(tmp_path / "annotations" / "instances_val2017.json", [
         {"image_id": 7, "category_id": 90, "bbox": [10, 20, 40, 60], "iscrowd": 0},
         {"image_id": 7, "category_id": 1, "bbox": [0, 0, 200, 100], "iscrowd": 1},
@@ -258,6 +260,7 @@ def test_coco_reader_remaps_categories(tmp_path):
 
 def test_coco_reader_keeps_the_files_own_ids(tmp_path):
     make_image(tmp_path / "val2017" / "a.jpg", 200, 100)
+    make_image(tmp_path / "val2017" / "b.jpg", 50, 50)
     path = coco_json(tmp_path / "annotations" / "instances_val2017.json", [
         {"image_id": 9, "category_id": 90, "bbox": [10, 20, 40, 60]},
         {"image_id": 7, "category_id": 1, "bbox": [0, 0, 20, 10]},
@@ -281,6 +284,8 @@ def test_coco_malformed_json_names_the_file(tmp_path):
 
 
 def test_coco_bad_annotation_skipped_or_strict(tmp_path):
+    make_image(tmp_path / "a.jpg", 200, 100)
+    make_image(tmp_path / "b.jpg", 50, 50)
     path = coco_json(tmp_path / "instances_t.json", [
         {"image_id": 7, "category_id": 1, "bbox": [10, 20, 40, 60]},
         {"image_id": 7, "category_id": 1, "bbox": [10, 20]},

@@ -26,10 +26,9 @@ import time
 import click
 
 from ..errors import UserError
-from .options import check_size_option, deprecated_option, json_format_option, run_folder_options
+from .options import (check_size_option, deprecated_option, echo_dataset_report,
+                      json_format_option, run_folder_options)
 
-# How many dataset reader warnings to show before summarising the rest.
-SHOWN_WARNINGS = 5
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -192,9 +191,6 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     def say(msg=""):
         click.echo(msg, err=to_err)
 
-    def warn(msg):
-        click.echo(f"warning: {msg}", err=True)
-
     from ..data.classes import reconcile_classes
     from ..data.datasets import load_dataset
     from ..fileio import write_output
@@ -215,10 +211,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
 
     dataset = load_dataset(data, format=data_format, names=names, split=split,
                            use_difficult=not no_difficult)
-    for w in dataset.warnings[:SHOWN_WARNINGS]:
-        warn(w)
-    if len(dataset.warnings) > SHOWN_WARNINGS:
-        warn(f"... and {len(dataset.warnings) - SHOWN_WARNINGS} more dataset problems")
+    echo_dataset_report(dataset)
     dataset, class_names, notes = reconcile_classes(dataset, num_classes, model_names,
                                                     detector.names_source, data_path=data)
     for n in notes:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .options import check_size_option, run_folder_options
+from .options import check_size_option, echo_to_stderr, run_folder_options
 
 
 def _floats(text):
@@ -81,7 +81,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         settings.out = str(run)
         if max_batches:
             settings.max_batches = max_batches
-        trainer = Trainer(settings, echo=click.echo).setup(resume=True)
+        trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup(resume=True)
         trainer.resume()
     else:
         if not data:
@@ -97,7 +97,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
             size=size, optimizer=optimizer, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
             workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every)
-        trainer = Trainer(settings, echo=click.echo).setup()
+        trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup()
     o = trainer.net.options
     click.echo(f"run folder: {trainer.run_dir}")
     click.echo(f"data: {len(trainer.train_set.records)} training images, {len(trainer.names)} classes"
