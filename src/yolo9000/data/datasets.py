@@ -636,8 +636,12 @@ def _resolve(entry: str, bases):
 
 def _read_data_file(data_path: Path):
     """key=value pairs of a darknet .data file."""
+    try:
+        text = data_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read .data file: {e}", path=data_path) from None
     values = {}
-    for n, line in enumerate(data_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -646,6 +650,12 @@ def _read_data_file(data_path: Path):
         key, value = line.split("=", 1)
         values[key.strip()] = value.strip()
     return values
+
+
+def evaluation_list_key(data_path) -> str:
+    """The list of a darknet ``.data`` file that evaluation reads when no split is given:
+    ``valid``, as darknet's validator does, or ``train`` when the file has no ``valid =``."""
+    return "valid" if "valid" in _read_data_file(Path(data_path)) else "train"
 
 
 def _read_list_file(list_path: Path, bases):
