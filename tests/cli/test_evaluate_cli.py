@@ -559,3 +559,24 @@ def test_detections_land_on_hand_mapped_boxes_and_score_perfectly(known_data, tm
     res = json.loads(out_json.read_text())
     assert res["mAP50"] == pytest.approx(1.0) and res["mAP50_95"] == pytest.approx(1.0)
     assert [c["num_gt"] for c in res["classes"]] == [4, 3]
+
+
+def test_data_file_evaluates_its_valid_list_and_says_so(yolo_data, tmp_path):
+    images = sorted((yolo_data / "images").iterdir())
+    (tmp_path / "train.txt").write_text("".join(f"{p}\n" for p in images[:2]))
+    (tmp_path / "valid.txt").write_text("".join(f"{p}\n" for p in images[2:]))
+    data = tmp_path / "set.data"
+    data.write_text("classes = 3\ntrain = train.txt\nvalid = valid.txt\n")
+    result = invoke(["--data", data, *MINI])
+    assert result.exit_code == 0, result.output
+    assert f"note: evaluating the 'valid' list of {data}" in result.stderr
+    assert f"(yolo, {len(images) - 2} images" in result.stdout
+
+    chosen = invoke(["--data", data, *MINI, "--split", "train"])
+    assert "evaluating the 'train' list" in chosen.stderr and "(yolo, 2 images" in chosen.stdout
+
+    data.write_text("classes = 3\ntrain = train.txt\n")
+    no_valid = invoke(["--data", data, *MINI])
+    assert no_valid.exit_code == 0, no_valid.output
+    assert "evaluating the 'train' list" in no_valid.stderr and "no 'valid =' entry" in no_valid.stderr
+    assert "(yolo, 2 images" in no_valid.stdout

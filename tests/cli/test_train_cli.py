@@ -147,3 +147,36 @@ def test_a_refused_start_leaves_no_run_folder(shapes, backbone, tmp_path):
     missing = CliRunner().invoke(cli, ["train", *map(str, TOY), "--data", str(tmp_path / "nope"),
                                        "--project", str(tmp_path / "runs"), "--name", "y"])
     assert missing.exit_code == 1 and not (tmp_path / "runs" / "y").exists()
+
+
+def test_train_reports_bad_labels_and_unreadable_images_with_file_line(tmp_path):
+    """The training and --val sets go through the same data report as evaluate and
+    cluster-anchors: each problem with its file:line, then a summary per set."""
+    from yolo9000.data.synthetic_shapes import make_shapes
+    paths = make_shapes(tmp_path / "data", n_train=4, n_val=2, size=64, seed=5)
+    root = paths["root"]
+    train_label = root / "labels" / "train" / "000002.txt"
+    lines_before = len(train_label.read_text().splitlines())
+    with open(train_label, "a") as f:
+        f.write("0 0.5 0.5 0.2\n")                       # 4 fields: malformed
+    (root / "images" / "train" / "broken.jpg").write_bytes(b"not an image at all")
+    with open(paths["train"], "a") as f:
+        f.write("images/train/broken.jpg\n")
+    val_label = root / "labels" / "val" / "000001.txt"
+    with open(val_label, "a") as f:
+        f.write("7 0.5 0.5 0.2 0.2\n")                   # class 7 of 3 names
+    val_line = len(val_label.read_text().splitlines())
+
+    result = CliRunner().invoke(cli, ["train", *map(str, TOY), "--data", paths["train"],
+                                      "--val", paths["val"], "--batch", 2, "--max-batches", 1,
+                                      "--save-every", 0, "--project", tmp_path / "runs"])
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert f"warning: {train_label}:{lines_before + 1}: expected 'class cx cy w h'" in err
+    assert f"warning: {root / 'images' / 'train' / 'broken.jpg'}: " in err
+    assert "(image skipped)" in err
+    assert f"warning: {val_label}:{val_line}: class id 7 out of range" in err
+    assert "train data" in err and "skipped 1 malformed" in err \
+        and "skipped 1 missing or unreadable image" in err
+    assert "val data" in err
+    assert "data: 4 training images" in result.stdout        # the broken one left out

@@ -33,6 +33,8 @@ def make_voc(root, entries, split=None):
     (root / "JPEGImages").mkdir()
     for stem, (w, h, objects) in entries.items():
         (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", w, h, objects))
+        if w > 0 and h > 0:
+            make_image(root / "JPEGImages" / f"{stem}.jpg", w, h)   # readers check it exists
     if split:
         (root / "ImageSets" / "Main").mkdir(parents=True)
         for name, ids in split.items():
@@ -239,6 +241,7 @@ def coco_json(path, annotations, images=None, categories=None):
 
 def test_coco_reader_remaps_categories(tmp_path):
     make_image(tmp_path / "val2017" / "a.jpg", 200, 100)
+    make_image(tmp_path / "val2017" / "b.jpg", 50, 50)
     coco_json(tmp_path / "annotations" / "instances_val2017.json", [
         {"image_id": 7, "category_id": 90, "bbox": [10, 20, 40, 60], "iscrowd": 0},
         {"image_id": 7, "category_id": 1, "bbox": [0, 0, 200, 100], "iscrowd": 1},
@@ -258,6 +261,7 @@ def test_coco_reader_remaps_categories(tmp_path):
 
 def test_coco_reader_keeps_the_files_own_ids(tmp_path):
     make_image(tmp_path / "val2017" / "a.jpg", 200, 100)
+    make_image(tmp_path / "val2017" / "b.jpg", 50, 50)
     path = coco_json(tmp_path / "annotations" / "instances_val2017.json", [
         {"image_id": 9, "category_id": 90, "bbox": [10, 20, 40, 60]},
         {"image_id": 7, "category_id": 1, "bbox": [0, 0, 20, 10]},
@@ -281,6 +285,8 @@ def test_coco_malformed_json_names_the_file(tmp_path):
 
 
 def test_coco_bad_annotation_skipped_or_strict(tmp_path):
+    make_image(tmp_path / "a.jpg", 200, 100)
+    make_image(tmp_path / "b.jpg", 50, 50)
     path = coco_json(tmp_path / "instances_t.json", [
         {"image_id": 7, "category_id": 1, "bbox": [10, 20, 40, 60]},
         {"image_id": 7, "category_id": 1, "bbox": [10, 20]},
@@ -330,3 +336,74 @@ def test_split_and_subset(tmp_path):
     assert len(a) == 7 and len(b) == 3
     assert sorted(r.path for r in a.records + b.records) == sorted(r.path for r in ds.records)
     assert [r.path for r in ds.split(0.7, seed=1)[0].records] == [r.path for r in a.records]
+
+
+# -- images checked at load time, box problems named ----------------------------------------
+
+def test_voc_missing_image_skipped_at_load_or_strict(tmp_path):
+    make_voc(tmp_path, {"a": (10, 10, [("dog", (1, 1, 9, 9), False)]),
+                        "b": (10, 10, [("cat", (2, 2, 8, 8), False)])})
+    missing = tmp_path / "JPEGImages" / "b.jpg"
+    missing.unlink()
+    ds = load_dataset(tmp_path)
+    assert [Path(r.path).name for r in ds.records] == ["a.jpg"]
+    assert ds.skipped_images == 1
+    assert ds.warnings == [f"{missing.absolute()}: image not found (image skipped)"]
+    with pytest.raises(UserError) as err:
+        load_dataset(tmp_path, strict=True)
+    assert err.value.path == str(missing.absolute())
+
+
+def test_voc_without_size_reads_the_header_and_skips_an_unreadable_image(tmp_path):
+    make_voc(tmp_path, {"a": (0, 0, [("dog", (1, 1, 9, 9), False)]),
+                        "b": (0, 0, [("cat", (2, 2, 8, 8), False)])})
+    make_image(tmp_path / "JPEGImages" / "a.jpg", 20, 10)
+    (tmp_path / "JPEGImages" / "b.jpg").write_bytes(b"garbage")
+    ds = load_dataset(tmp_path)
+    assert [(r.width, r.height) for r in ds.records] == [(20, 10)]
+    assert ds.skipped_images == 1 and "b.jpg" in ds.warnings[0]
+
+
+def test_coco_missing_image_skipped_at_load_or_strict(tmp_path):
+    make_image(tmp_path / "a.jpg", 200, 100)           # b.jpg never written
+    path = coco_json(tmp_path / "instances_t.json", [
+        {"image_id": 7, "category_id": 1, "bbox": [10, 20, 40, 60]},
+        {"image_id": 9, "category_id": 1, "bbox": [1, 1, 20, 20]},
+    ])
+    ds = load_dataset(path)
+    assert [r.image_id for r in ds.records] == [7] and ds.skipped_images == 1
+    assert ds.warnings == [f"{(tmp_path / 'b.jpg').absolute()}: image not found (image skipped)"]
+    with pytest.raises(UserError, match="b.jpg: image not found"):
+        load_dataset(path, strict=True)
+
+
+def test_each_box_problem_named_with_its_line(tmp_path):
+    # line 1 fine; 2 zero width; 3 wholly right of the image; 4 sticks out left (clipped);
+    # 5 off the border by 1e-4 only (rounding: clipped quietly)
+    label = one_labelled_image(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0 0.3\n"
+                                         "0 1.5 0.5 0.2 0.2\n0 0.05 0.5 0.2 0.2\n"
+                                         "0 0.9001 0.5 0.2 0.2\n")
+    ds = load_dataset(tmp_path)
+    assert ds.warnings == [f"{label}:2: box of zero or negative size dropped",
+                           f"{label}:3: box wholly outside the image dropped",
+                           f"{label}:4: box partly outside the image clipped to it"]
+    assert ds.dropped_boxes == 2 and ds.clipped_boxes == 1 and ds.num_boxes == 3
+    np.testing.assert_allclose(ds.records[0].boxes[1], [0.075, 0.5, 0.15, 0.2], atol=1e-6)
+
+
+def test_voc_and_coco_box_problems_name_the_entry(tmp_path):
+    make_voc(tmp_path / "voc", {"a": (10, 10, [("dog", (1, 1, 9, 9), False),
+                                               ("dog", (5, 5, 4, 9), False),
+                                               ("dog", (12, 1, 20, 9), False)])})
+    voc = load_dataset(tmp_path / "voc")
+    xml = tmp_path / "voc" / "Annotations" / "a.xml"
+    assert voc.warnings == [f"{xml}: object 2: box of zero or negative size dropped",
+                            f"{xml}: object 3: box wholly outside the image dropped"]
+    make_image(tmp_path / "coco" / "a.jpg", 200, 100)
+    make_image(tmp_path / "coco" / "b.jpg", 50, 50)
+    path = coco_json(tmp_path / "coco" / "instances_t.json", [
+        {"image_id": 7, "category_id": 1, "bbox": [10, 20, 40, 60]},
+        {"image_id": 7, "category_id": 1, "bbox": [180, 20, 40, 60]},
+    ])
+    coco = load_dataset(path)
+    assert coco.warnings == [f"{path}: annotations[1]: box partly outside the image clipped to it"]

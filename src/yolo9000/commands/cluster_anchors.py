@@ -8,9 +8,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from .options import check_size_option, deprecated_option
-
-_MAX_WARNINGS_SHOWN = 20
+from .options import check_size_option, deprecated_option, echo_dataset_report
 
 
 def _parse_sweep(value):
@@ -57,15 +55,6 @@ def _check_matplotlib():
                         "pip install 'yolo9000[plot]'") from None
 
 
-def _print_warnings(ds):
-    for w in ds.warnings[:_MAX_WARNINGS_SHOWN]:
-        click.echo(f"warning: {w}", err=True)
-    if len(ds.warnings) > _MAX_WARNINGS_SHOWN:
-        click.echo(f"warning: ... and {len(ds.warnings) - _MAX_WARNINGS_SHOWN} more", err=True)
-    if ds.skipped_lines:
-        click.echo(f"skipped {ds.skipped_lines} malformed label line(s)/entries", err=True)
-    if ds.dropped_boxes:
-        click.echo(f"dropped {ds.dropped_boxes} box(es) of zero or negative size", err=True)
 
 
 def _result_dict(result, wh, grid, size):
@@ -190,7 +179,7 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
 
     ds = load_dataset(dataset, format=fmt, names=names, split=split, strict=strict,
                       use_difficult=not no_difficult)
-    _print_warnings(ds)
+    echo_dataset_report(ds)
     wh = box_wh(ds)
     grid = size / 32
     needed = max([k] + (ks or []))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from .options import (check_size_option, deprecated_option, out_folder_as_run_folder,
-                      run_folder_options)
+from .options import (check_size_option, deprecated_option, echo_to_stderr,
+                      out_folder_as_run_folder, run_folder_options)
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
 DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=3600, batch=8, lr=0.004)
@@ -92,7 +92,7 @@ def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr
     click.echo(f"[3/5] training yolov2-shapes (passthrough, batch norm, anchors, multi-scale) for "
                f"{iterations} iterations of {batch} images with Adam ...")
     t0 = time.perf_counter()
-    trainer = Trainer(settings, echo=click.echo).setup()
+    trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup()
     trainer.train()
     curves = trainer.run_dir / "results.png"
     click.echo(f"      trained in {time.perf_counter() - t0:.0f} s: {trainer.weights_dir / 'last.h5'}"

@@ -22,14 +22,14 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from ..errors import UserError
-from .options import check_size_option, deprecated_option, json_format_option, run_folder_options
+from .options import (check_size_option, deprecated_option, echo_dataset_report,
+                      json_format_option, run_folder_options)
 
-# How many dataset reader warnings to show before summarising the rest.
-SHOWN_WARNINGS = 5
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -148,8 +148,8 @@ def plot_pr_curves(voc, names, path):
                    "are mapped by name).")
 @click.option("--size", type=int, callback=check_size_option,
               help="Network input size, a multiple of 32 [default: the cfg's / checkpoint's].")
-@click.option("--split", help="VOC ImageSets split, COCO instances_<split>.json, .data key or "
-                              "YOLO sub-folder.")
+@click.option("--split", help="VOC ImageSets split, COCO instances_<split>.json, .data key "
+                              "[default for a .data file: valid, as darknet] or YOLO sub-folder.")
 @click.option("--data-format", type=click.Choice(["yolo", "voc", "coco"]),
               help="Dataset format [default: detected].")
 @deprecated_option("--format", "--data-format", lambda v: {"data_format": v},
@@ -196,11 +196,8 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     def say(msg=""):
         click.echo(msg, err=to_err)
 
-    def warn(msg):
-        click.echo(f"warning: {msg}", err=True)
-
     from ..data.classes import reconcile_classes
-    from ..data.datasets import load_dataset
+    from ..data.datasets import evaluation_list_key, load_dataset
     from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress
@@ -216,12 +213,17 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     num_classes = detector.num_classes
     model_names = detector.names if detector.names_source else None
 
+    if Path(data).suffix.lower() == ".data" and Path(data).is_file():
+        # A .data file names several lists; evaluating the training one by accident looks
+        # like a great model, so the list used is always said.
+        chosen = split or evaluation_list_key(data)
+        click.echo(f"note: evaluating the {chosen!r} list of {data}"
+                   + (" (it has no 'valid =' entry)" if split is None and chosen == "train"
+                      else ""), err=True)
+        split = chosen
     dataset = load_dataset(data, format=data_format, names=names, split=split,
                            use_difficult=not no_difficult)
-    for w in dataset.warnings[:SHOWN_WARNINGS]:
-        warn(w)
-    if len(dataset.warnings) > SHOWN_WARNINGS:
-        warn(f"... and {len(dataset.warnings) - SHOWN_WARNINGS} more dataset problems")
+    echo_dataset_report(dataset)
     dataset, class_names, notes = reconcile_classes(dataset, num_classes, model_names,
                                                     detector.names_source, data_path=data)
     for n in notes:

@@ -79,3 +79,14 @@ def out_folder_as_run_folder(value):
     from pathlib import Path
     path = Path(value)
     return {"project": str(path.parent), "name": path.name, "exist_ok": True}
+
+
+def echo_to_stderr(message):
+    click.echo(message, err=True)
+
+
+def echo_dataset_report(dataset, label=None):
+    """Every command that loads a dataset tells its problems this way (data/report.py)."""
+    from ..data.report import dataset_report
+    for line in dataset_report(dataset, label):
+        echo_to_stderr(line)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from .options import check_size_option, run_folder_options
+from .options import check_size_option, echo_to_stderr, run_folder_options
 
 
 def _floats(text):
@@ -81,7 +81,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             settings.learning_rate = learning_rate
         if max_bad_steps is not None:
             settings.max_bad_steps = max_bad_steps
-        trainer = Trainer(settings, echo=click.echo).setup(resume=True)
+        trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup(resume=True)
         trainer.resume()
     else:
         if not data:
@@ -99,7 +99,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
             workers=workers, parallel=parallel, seed=seed, eval_every=eval_every, save_every=save_every,
             max_bad_steps=max_bad_steps or 0)
         try:
-            trainer = Trainer(settings, echo=click.echo).setup()
+            trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup()
         except BaseException:
             # nothing was trained: a bad --data, --weights or cfg leaves no half-made run behind
             # (the folder is this run's own unless --exist-ok reused one)

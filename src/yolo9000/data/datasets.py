@@ -27,10 +27,14 @@ Layouts understood (the format is detected from the path; ``format=`` forces one
 
 Pixel convention: a box with continuous 0-based pixel corners (x1, y1, x2, y2) has
 cx = (x1 + x2) / 2 / W and w = (x2 - x1) / W. VOC coordinates are 1-based inclusive, so
-xmin..xmax maps to x1 = xmin - 1, x2 = xmax. Boxes are clipped to the image; boxes of zero or
-negative size are dropped and counted (``Dataset.dropped_boxes``). Malformed label lines or
-annotation entries are skipped with a ``file:line: message`` warning (``Dataset.warnings``,
-counted in ``Dataset.skipped_lines``), or raise :class:`UserError` when ``strict=True``.
+xmin..xmax maps to x1 = xmin - 1, x2 = xmax. Boxes partly outside the image are clipped to it
+(``Dataset.clipped_boxes``); boxes of zero or negative size and boxes wholly outside the image
+are dropped (``Dataset.dropped_boxes``); each gets a ``file:line`` warning. Malformed label lines
+or annotation entries are skipped with a ``file:line: message`` warning (``Dataset.warnings``,
+counted in ``Dataset.skipped_lines``), or raise :class:`UserError` when ``strict=True``. Every
+format checks at load time that each image exists (YOLO, and VOC without ``<size>``, read its
+header): a missing or unreadable image is skipped with a warning (``Dataset.skipped_images``),
+or raises with ``strict=True``, so training never meets it halfway through.
 
 Class names: an explicit ``names=`` (list or names file) wins; for VOC and COCO objects are then
 mapped to it by name. Otherwise VOC uses the sorted set of names found — or the standard VOC
@@ -62,6 +66,8 @@ VOC_CLASSES = (
 )
 # Folder names darknet swaps for "labels" to find an image's label file.
 _IMAGE_DIR_NAMES = ("images", "JPEGImages")
+# How far (fraction of the image) a box edge may stick out before its clipping is reported.
+_CLIP_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -95,7 +101,9 @@ class Dataset:
     format: str               # 'yolo' | 'voc' | 'coco'
     root: str
     skipped_lines: int = 0    # malformed label lines / annotation entries skipped
-    dropped_boxes: int = 0    # boxes of zero or negative size (after clipping) dropped
+    dropped_boxes: int = 0    # boxes of zero or negative size, or wholly outside, dropped
+    clipped_boxes: int = 0    # boxes partly outside the image, clipped to it
+    skipped_images: int = 0   # images missing or unreadable at load time
     warnings: list[str] = field(default_factory=list)
     # COCO: the file's category id of each class (None for a class no category has); else None
     category_ids: list | None = None
@@ -165,6 +173,8 @@ def load_dataset(path, format=None, names=None, split=None, strict=False,
         ds.records = [_without_difficult(r) for r in ds.records]
     ds.skipped_lines = report.skipped
     ds.dropped_boxes = report.dropped
+    ds.clipped_boxes = report.clipped
+    ds.skipped_images = report.skipped_images
     ds.warnings = report.warnings
     if ds.num_boxes == 0:
         raise UserError(f"no boxes found (read as {format}: {len(ds.records)} images, "
@@ -199,6 +209,8 @@ class _Report:
         self.strict = strict
         self.skipped = 0
         self.dropped = 0
+        self.clipped = 0
+        self.skipped_images = 0
         self.warnings = []
 
     def malformed(self, message, path, line=None):
@@ -213,6 +225,26 @@ class _Report:
         if self.strict:
             raise UserError(message, path=path)
         self.warnings.append(f"{path}: {message}")
+
+    def box(self, message, where):
+        """A box that was dropped or changed; never fatal (the label itself is well formed)."""
+        self.warnings.append(f"{where}: {message}")
+
+    def image_size(self, image_path, width=None, height=None):
+        """(width, height) of an image that exists, or None after reporting it as skipped.
+
+        A known size (VOC <size>, COCO width/height) spares reading the header; existence is
+        checked either way so a missing image never surfaces mid-training."""
+        try:
+            if width is not None and height is not None and width > 0 and height > 0:
+                if not Path(image_path).is_file():
+                    raise UserError("image not found", path=image_path)
+                return width, height
+            return image_size(image_path)
+        except UserError as e:
+            self.note(e.detail + " (image skipped)", image_path)
+            self.skipped_images += 1
+            return None
 
 
 # -- format detection ------------------------------------------------------------------------
@@ -318,11 +350,26 @@ def _voc_names(found):
 
 # -- boxes -----------------------------------------------------------------------------------
 
-def _normalise_corners(corners, width, height, report, where):
-    """Pixel corners (n, 4) -> normalised [cx, cy, w, h], clipped; empty boxes dropped."""
+def _normalise_corners(corners, width, height, report, wheres):
+    """Pixel corners (n, 4) -> normalised [cx, cy, w, h], clipped; empty boxes dropped.
+
+    wheres: the ``file:line`` (or ``file: entry``) of each box, for its warning."""
     corners = np.asarray(corners, np.float64).reshape(-1, 4)
-    clipped = clip_xyxy(pixels_to_normalised(corners, width, height), (0.0, 0.0, 1.0, 1.0))
+    normalised = pixels_to_normalised(corners, width, height)
+    clipped = clip_xyxy(normalised, (0.0, 0.0, 1.0, 1.0))
+    empty = (normalised[:, 2] <= normalised[:, 0]) | (normalised[:, 3] <= normalised[:, 1])
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    # Rounding in label writers leaves edges a hair past the border: not worth a warning.
+    changed = np.abs(clipped - normalised).max(axis=1, initial=0.0) > _CLIP_TOLERANCE \
+        if len(corners) else np.zeros(0, bool)
+    for j, where in enumerate(wheres):
+        if empty[j]:
+            report.box("box of zero or negative size dropped", where)
+        elif not keep[j]:
+            report.box("box wholly outside the image dropped", where)
+        elif changed[j]:
+            report.box("box partly outside the image clipped to it", where)
+            report.clipped += 1
     report.dropped += int((~keep).sum())
     return xyxy_to_cxcywh(clipped).astype(np.float32), keep
 
@@ -384,7 +431,8 @@ def _xml_number(node, tag):
 
 
 def _parse_voc_xml(xml_path: Path, root: Path, report):
-    """-> (image path, width, height, pixel corners, object names, difficult flags)."""
+    """-> (image path, width, height, pixel corners, object names, difficult flags, object
+    numbers); width and height are 0 when <size> does not give them."""
     try:
         tree = ET.parse(xml_path)
     except ET.ParseError as e:
@@ -402,11 +450,8 @@ def _parse_voc_xml(xml_path: Path, root: Path, report):
             width, height = int(_xml_number(size, "width")), int(_xml_number(size, "height"))
         except ValueError:
             width = height = 0
-    if width <= 0 or height <= 0:
-        # Some VOC-style exports leave <size> empty; the image header knows.
-        width, height = image_size(image_path)
 
-    corners, labels, difficult = [], [], []
+    corners, labels, difficult, numbers = [], [], [], []
     for i, obj in enumerate(ann.iter("object"), start=1):
         name = (obj.findtext("name") or "").strip()
         box = obj.find("bndbox")
@@ -424,7 +469,8 @@ def _parse_voc_xml(xml_path: Path, root: Path, report):
         corners.append((xmin - 1.0, ymin - 1.0, xmax, ymax))
         labels.append(name)
         difficult.append(is_difficult)
-    return image_path, width, height, corners, labels, difficult
+        numbers.append(i)
+    return image_path, width, height, corners, labels, difficult, numbers
 
 
 def _load_voc(root: Path, split, names, report):
@@ -441,13 +487,18 @@ def _load_voc(root: Path, split, names, report):
     index = {n: i for i, n in enumerate(names)}
 
     records = []
-    for xml_path, (image_path, width, height, corners, labels, difficult) in parsed:
+    for xml_path, (image_path, width, height, corners, labels, difficult, numbers) in parsed:
+        # Some VOC-style exports leave <size> empty; the image header knows.
+        size = report.image_size(image_path, width, height)
+        if size is None:
+            continue
+        width, height = size
         known = [j for j, n in enumerate(labels) if n in index]
         for j, n in enumerate(labels):
             if n not in index:
                 report.malformed(f"class {n!r} is not in the class names", xml_path)
-        boxes, keep = _normalise_corners([corners[j] for j in known], width, height,
-                                         report, xml_path)
+        boxes, keep = _normalise_corners([corners[j] for j in known], width, height, report,
+                                         [f"{xml_path}: object {numbers[j]}" for j in known])
         classes = np.array([index[labels[j]] for j in known], np.int64)
         flags = np.array([difficult[j] for j in known], bool)
         records.append(_make_record(image_path, width, height, boxes[keep], classes[keep],
@@ -516,7 +567,7 @@ def _load_coco(json_path: Path, names, report):
         if width <= 0 or height <= 0:
             report.malformed(f"images[{i}]: size {width}x{height} is not positive", json_path)
             continue
-        by_id[image_id] = (image_dir / file_name, width, height, [], [], [])
+        by_id[image_id] = (image_dir / file_name, width, height, [], [], [], [])
         order.append(image_id)
 
     for i, ann in enumerate(data["annotations"]):
@@ -540,11 +591,14 @@ def _load_coco(json_path: Path, names, report):
         entry[3].append((x, y, x + w, y + h))
         entry[4].append(category_to_class[category])
         entry[5].append(bool(ann.get("iscrowd", 0)))
+        entry[6].append(f"{json_path}: annotations[{i}]")
 
     records = []
     for image_id in order:
-        image_path, width, height, corners, classes, crowd = by_id[image_id]
-        boxes, keep = _normalise_corners(corners, width, height, report, json_path)
+        image_path, width, height, corners, classes, crowd, wheres = by_id[image_id]
+        if report.image_size(image_path, width, height) is None:
+            continue
+        boxes, keep = _normalise_corners(corners, width, height, report, wheres)
         records.append(_make_record(image_path, width, height, boxes[keep],
                                     np.array(classes, np.int64)[keep] if classes else [],
                                     np.array(crowd, bool)[keep] if crowd else [], image_id))
@@ -582,8 +636,12 @@ def _resolve(entry: str, bases):
 
 def _read_data_file(data_path: Path):
     """key=value pairs of a darknet .data file."""
+    try:
+        text = data_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read .data file: {e}", path=data_path) from None
     values = {}
-    for n, line in enumerate(data_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -592,6 +650,12 @@ def _read_data_file(data_path: Path):
         key, value = line.split("=", 1)
         values[key.strip()] = value.strip()
     return values
+
+
+def evaluation_list_key(data_path) -> str:
+    """The list of a darknet ``.data`` file that evaluation reads when no split is given:
+    ``valid``, as darknet's validator does, or ``train`` when the file has no ``valid =``."""
+    return "valid" if "valid" in _read_data_file(Path(data_path)) else "train"
 
 
 def _read_list_file(list_path: Path, bases):
@@ -655,7 +719,7 @@ def _parse_label_file(label_path: Path, n_names, report):
     except (OSError, UnicodeDecodeError) as e:
         report.note(f"cannot read label file: {e}", label_path)
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    rows, classes = [], []
+    rows, classes, line_numbers = [], [], []
     for n, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
@@ -682,11 +746,13 @@ def _parse_label_file(label_path: Path, n_names, report):
             continue
         rows.append(values)
         classes.append(int(cls_value))
+        line_numbers.append(n)
     if not rows:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     corners = cxcywh_to_xyxy(np.array(rows, np.float64))
     # Degenerate boxes (w or h <= 0) have x2 <= x1 and are dropped with the clipped-away ones.
-    boxes, keep = _normalise_corners(corners, 1.0, 1.0, report, label_path)
+    boxes, keep = _normalise_corners(corners, 1.0, 1.0, report,
+                                     [f"{label_path}:{n}" for n in line_numbers])
     return boxes[keep], np.array(classes, np.int64)[keep]
 
 
@@ -705,11 +771,10 @@ def _load_yolo(path: Path, split, names, report):
         else:
             labelled += 1
             boxes, classes = _parse_label_file(label_path, len(names) if names else None, report)
-        try:
-            width, height = image_size(image_path)
-        except UserError as e:
-            report.note(e.detail + " (image skipped)", image_path)
+        size = report.image_size(image_path)
+        if size is None:
             continue
+        width, height = size
         records.append(_make_record(_absolute(image_path), width, height, boxes, classes,
                                     np.zeros(len(classes), bool)))
     if names is None:

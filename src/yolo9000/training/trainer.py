@@ -185,9 +185,10 @@ MAX_UPDATE_RATIO = 10.0
 
 
 class Trainer:
-    def __init__(self, settings: TrainSettings, echo=print):
+    def __init__(self, settings: TrainSettings, echo=print, warn=None):
         self.s = settings
         self.echo = echo
+        self.warn = warn or echo      # dataset problems; the CLI sends them to stderr
         self.run_dir = Path(settings.out)
         self.weights_dir = self.run_dir / "weights"
         self.best_map = -1.0
@@ -198,11 +199,15 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------------
     def setup(self, resume=False):
         from ..data.datasets import load_dataset
+        from ..data.report import dataset_report
         s = self.s
         if s.size is not None:
             check_input_size(s.size, "input size")
         self.train_set = load_dataset(s.data, names=s.names)
         self.val_set = load_dataset(s.val, names=s.names) if s.val else None
+        for label, dataset in (("train", self.train_set), ("val", self.val_set)):
+            for line in dataset_report(dataset, label) if dataset is not None else []:
+                self.warn(line)
         self.names = list(self.train_set.names)
         if resume:
             cfg_text = (self.run_dir / "model.cfg").read_text()
