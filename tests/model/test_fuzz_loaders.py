@@ -1,6 +1,7 @@
 """Property-based fuzzing of the model loaders: any cfg text, darknet .weights or .h5 file
 gives a network or a UserError (one line naming the file), never another exception."""
-import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,15 +98,11 @@ def test_darknet_weights(tiny, tmp_path, content):
 
 
 def _checkpoint_bytes():
-    buffer = tmp = None
-    import tempfile
-    from pathlib import Path
     with tempfile.TemporaryDirectory() as folder:
-        tmp = Path(folder) / "tiny.h5"
-        net = Network.from_cfg(TINY_CFG)
-        save_checkpoint(net, tmp, names=["thing"], optimizer={"step": 3, "m": {"0": np.ones(3)}})
-        buffer = tmp.read_bytes()
-    return buffer
+        path = Path(folder) / "tiny.h5"
+        save_checkpoint(Network.from_cfg(TINY_CFG), path, names=["thing"],
+                        optimizer={"step": 3, "m": {"0": np.ones(3)}})
+        return path.read_bytes()
 
 
 CHECKPOINT = _checkpoint_bytes()
