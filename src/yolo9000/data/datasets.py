@@ -508,13 +508,13 @@ def _load_voc(root: Path, split, names, report):
 
 # -- COCO ------------------------------------------------------------------------------------
 
-def _coco_image_dir(json_path: Path, images):
-    """Where the images of a COCO json live: try the usual layouts, else the json's folder."""
+def _coco_image_dir(json_path: Path, probe):
+    """Where the images of a COCO json live: try the usual layouts, else the json's folder.
+    probe: the file name of one image (None when there is none)."""
     split = json_path.stem[len("instances_"):] if json_path.stem.startswith("instances_") else ""
     base, parent = json_path.parent, json_path.parent.parent
     candidates = [parent / split, parent / "images" / split, base / split, base / "images" / split,
                   parent / "images", base / "images", parent, base]
-    probe = images[0].get("file_name") if images else None
     if probe:
         for c in candidates:
             if (c / probe).is_file():
@@ -538,7 +538,7 @@ def _load_coco(json_path: Path, names, report):
     try:
         categories = sorted(data.get("categories") or [], key=lambda c: int(c["id"]))
         category_names = {int(c["id"]): str(c.get("name", f"class{c['id']}")) for c in categories}
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise UserError("malformed 'categories' (each needs an integer 'id')",
                         path=json_path) from None
     if names is None:
@@ -551,21 +551,32 @@ def _load_coco(json_path: Path, names, report):
     for cid in sorted(category_to_class, reverse=True):   # a name used twice: the lower id
         category_ids[category_to_class[cid]] = cid
 
-    images = data["images"]
-    image_dir = _absolute(_coco_image_dir(json_path, images))
-    by_id = {}
-    order = []
-    for i, img in enumerate(images):
+    images = []
+    for i, img in enumerate(data["images"]):
         try:
             image_id = img["id"]
+            # ids key a dict and come back in results: a number or a string, nothing else
+            if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+                raise TypeError
             width, height = int(img["width"]), int(img["height"])
-            file_name = str(img["file_name"])
-        except (KeyError, TypeError, ValueError):
-            report.malformed(f"images[{i}]: needs 'id', 'file_name', 'width' and 'height'",
-                             json_path)
+            file_name = img["file_name"]
+            if not isinstance(file_name, str) or not file_name:
+                raise TypeError
+        except (KeyError, TypeError, ValueError, OverflowError):
+            report.malformed(f"images[{i}]: needs an 'id', a 'file_name' string and integer "
+                             "'width' and 'height'", json_path)
             continue
         if width <= 0 or height <= 0:
             report.malformed(f"images[{i}]: size {width}x{height} is not positive", json_path)
+            continue
+        images.append((image_id, file_name, width, height))
+    image_dir = _absolute(_coco_image_dir(json_path, images[0][1] if images else None))
+    by_id = {}
+    order = []
+    for image_id, file_name, width, height in images:
+        if image_id in by_id:
+            report.malformed(f"image id {image_id!r} is used twice (the first is kept)",
+                             json_path)
             continue
         by_id[image_id] = (image_dir / file_name, width, height, [], [], [], [])
         order.append(image_id)
@@ -577,7 +588,7 @@ def _load_coco(json_path: Path, names, report):
             x, y, w, h = (float(v) for v in ann["bbox"])
             if not all(math.isfinite(v) for v in (x, y, w, h)):
                 raise ValueError
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             report.malformed(f"annotations[{i}]: needs 'image_id', 'category_id' and a bbox "
                              "of 4 numbers", json_path)
             continue

@@ -5,6 +5,7 @@ Layout:  attrs: format, version, cfg, seen, names (json), anchors (json), meta (
          /layers/NNN/<param>          parameter arrays, NNN = layer index
          /optimizer/...               free-form arrays and attrs written by the trainer
 """
+import contextlib
 import json
 from pathlib import Path
 
@@ -38,23 +39,35 @@ def check_weights_format(path):
     return False
 
 
+@contextlib.contextmanager
 def _open(path):
+    """The checkpoint, open for reading. A damaged file can make h5py or libhdf5 raise almost
+    anything (OSError, RuntimeError, KeyError, ValueError, ...) at any attribute or dataset
+    read: inside this block every such error becomes one UserError naming the file."""
     import h5py
     path = Path(path)
     if not path.exists():
         raise UserError("checkpoint not found", path=path)
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
-        raise UserError(f"not a readable HDF5 checkpoint ({e})", path=path) from None
+    except Exception as e:      # noqa: BLE001 - see the docstring
+        raise UserError(f"not a readable HDF5 checkpoint ({_one_line(e)})", path=path) from None
     try:
-        if f.attrs.get("format") != FORMAT:
-            raise UserError("HDF5 file is not a yolo9000 checkpoint", path=path)
-        _refuse_links(f, path)
-    except BaseException:
-        f.close()
+        with f:
+            fmt = f.attrs.get("format")
+            if not isinstance(fmt, (str, bytes)) or fmt not in (FORMAT, FORMAT.encode()):
+                raise UserError("HDF5 file is not a yolo9000 checkpoint", path=path)
+            _refuse_links(f, path)
+            yield f
+    except UserError:
         raise
-    return f
+    except Exception as e:      # noqa: BLE001 - see the docstring
+        raise UserError(f"damaged checkpoint ({type(e).__name__}: {_one_line(e)})",
+                        path=path) from None
+
+
+def _one_line(error):
+    return " ".join(str(error).split())
 
 
 def _refuse_links(group, path, seen=None):
