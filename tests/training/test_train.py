@@ -507,3 +507,24 @@ def test_kill_9_loop_leaves_no_temp_files_and_resumes(shapes, tmp_path):
         proc = start_installed("train", "--resume", run, cwd=tmp_path)
     proc.kill()
     proc.communicate()
+
+
+def test_a_refused_step_after_good_ones_restores_the_step_before(shapes, tmp_path, monkeypatch):
+    """The snapshot buffers are refreshed every step: refusing step 3 puts back the state after
+    step 2 (weights, batch-norm statistics, optimiser state), not an older one."""
+    from yolo9000.errors import UserError
+    kw = dict(optimizer="adam", save_every=1, multiscale=False, max_batches=6)
+    run = Trainer(settings(shapes, tmp_path / "d", **kw), echo=lambda *_: None).setup()
+    real = Trainer._non_finite_step
+    monkeypatch.setattr(Trainer, "_non_finite_step", lambda self, parts: (
+        "refused for the test" if self.iteration == 2 else real(self, parts)))
+    with pytest.raises(UserError, match="diverged at iteration 3 .*holds iteration 2"):
+        run.train()
+    monkeypatch.undo()
+    good = Trainer(settings(shapes, tmp_path / "g", **kw), echo=lambda *_: None).setup()
+    good.train(iterations=2)
+    stored = checkpoint_arrays(tmp_path / "d" / "weights" / "last.h5")
+    expected = checkpoint_arrays(tmp_path / "g" / "weights" / "last.h5")
+    assert stored.keys() == expected.keys()
+    for key in expected:
+        assert np.array_equal(stored[key], expected[key]), key

@@ -194,6 +194,7 @@ class Trainer:
         self.best_map = -1.0
         self.iteration = 0
         self.bad_steps = 0       # batches skipped for a non-finite loss or gradient
+        self._saved = None       # the buffers _snapshot copies a step's starting state into
         self.history = []        # evaluation rows
 
     # -- set-up ----------------------------------------------------------------------------
@@ -416,10 +417,18 @@ class Trainer:
 
     def _snapshot(self):
         """Everything a step changes: `seen`, every parameter (batch-norm statistics move in
-        the forward pass) and the optimiser state. Copied before each step so that a rejected
-        step leaves no trace; the copy is small next to a step's forward and backward passes."""
-        return (self.net.seen, [p.copy() for _, _, p, _ in self.net.parameters()],
-                _copy_tree(self.optimizer.state()))
+        the forward pass) and the optimiser state, copied before each step so that a rejected
+        step leaves no trace. The copies go into buffers kept from step to step: allocating
+        them anew every iteration cost as much again as copying."""
+        params = [p for _, _, p, _ in self.net.parameters()]
+        state = self.optimizer.state()
+        if self._saved is None:
+            self._saved = ([p.copy() for p in params], _copy_tree(state))
+        else:
+            for p, saved in zip(params, self._saved[0]):
+                np.copyto(saved, p)
+            _copy_tree_into(state, self._saved[1])
+        return (self.net.seen, *self._saved)
 
     def _restore(self, snapshot):
         seen, parameters, state = snapshot
@@ -449,12 +458,16 @@ class Trainer:
                 return f"the update made layer {i} {name} non-finite"
         if not all(np.isfinite(a).all() for a in _tree_arrays(self.optimizer.state())):
             return "the update made the optimiser state non-finite"
+        # |p - s|^2 = p.p - 2 p.s + s.s by three BLAS dot products, without a temporary per
+        # parameter: the cancellation that loses small changes cannot hide a ratio near 10
         change = size = 0.0
         for (_, _, p, g), saved in zip(self.net.parameters(), before[1]):
             if g is not None:        # trained by the optimiser (not batch-norm statistics)
-                change += float(np.square(p - saved, dtype=np.float64).sum())
-                size += float(np.square(saved, dtype=np.float64).sum())
-        ratio = math.sqrt(change / size) if size > 0 else 0.0
+                a, b = p.reshape(-1), saved.reshape(-1)
+                ss = float(np.dot(b, b))
+                change += float(np.dot(a, a)) - 2.0 * float(np.dot(a, b)) + ss
+                size += ss
+        ratio = math.sqrt(max(change, 0.0) / size) if size > 0 else 0.0
         if ratio > MAX_UPDATE_RATIO:
             return f"the update is {ratio:.3g} times the size of the weights"
         return None
@@ -660,3 +673,14 @@ def _tree_arrays(tree):
 
 def _copy_tree(tree):
     return {k: _copy_tree(v) if isinstance(v, dict) else np.copy(v) for k, v in tree.items()}
+
+
+def _copy_tree_into(tree, copy):
+    """Refresh `copy` (made by _copy_tree from a tree of the same layout) in place."""
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            _copy_tree_into(v, copy[k])
+        elif isinstance(v, np.ndarray) and v.ndim:
+            np.copyto(copy[k], v)
+        else:
+            copy[k] = np.copy(v)
