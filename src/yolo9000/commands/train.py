@@ -6,6 +6,23 @@ import click
 from .options import check_size_option, echo_to_stderr, run_folder_options
 
 
+DEFAULT_VAL_FRACTION = 0.1
+
+
+def _is_classifier(cfg):
+    """Whether --cfg names a classifier (read quietly: a bad cfg is reported by the trainer)."""
+    from ..errors import UserError
+    from ..model.cfg import classifier_section, parse_cfg_text
+    from ..training.trainer import training_cfg
+    try:
+        text, source = training_cfg(cfg)
+        config = parse_cfg_text(text, source)
+    except UserError:
+        return False
+    return classifier_section(config) is not None and \
+        not any(s.type == "region" for s in config.sections)
+
+
 def _floats(text):
     return [float(v) for v in text.replace(" ", "").split(",") if v] if text else None
 
@@ -14,13 +31,20 @@ def _ints(text):
     return [int(float(v)) for v in text.replace(" ", "").split(",") if v] if text else None
 
 
-@click.command(help="Train a YOLOv2 detector. The cfg's [net] section gives the schedule; "
+@click.command(help="Train a YOLOv2 detector or a Darknet-19-style classifier (a cfg ending in "
+                    "[softmax]). The cfg's [net] section gives the schedule and augmentation; "
                     "every option below overrides it.")
-@click.option("--cfg", default="yolov2-tiny-voc", show_default=True,
-              help="Network cfg: a .cfg path or a bundled model name. Its region classes and "
-                   "last filters are adapted to the dataset.")
-@click.option("--data", help="Training data: YOLO folder/list/.data, VOC folder or COCO json.")
+@click.option("--cfg", help="Network cfg: a .cfg path, a bundled model name (yolov2-voc, "
+                            "darknet19, darknet-mini, yolov2-mini, ...) or an .h5 checkpoint "
+                            "(its cfg). Its classes are adapted to the dataset. [default: the "
+                            "--weights checkpoint's cfg, else yolov2-tiny-voc]")
+@click.option("--data", help="Training data. Detector: YOLO folder/list/.data, VOC folder or "
+                             "COCO json. Classifier: a folder of class folders, or darknet's "
+                             "image list / .data file with a labels file.")
 @click.option("--val", help="Validation data (same formats); evaluated every --eval-every iterations.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Classifier without --val: hold out this share of --data for validation "
+                   "(deterministic for --seed; crops of one photo stay together). [default 0.1]")
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names file overriding the dataset's.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Initial weights: darknet .weights (see --cutoff) or an .h5 checkpoint.")
@@ -32,6 +56,8 @@ def _ints(text):
 @click.option("--size", type=int, callback=check_size_option,
               help="Base input size, a multiple of 32 (default: the cfg's).")
 @click.option("--max-batches", type=int, help="Iterations (weight updates) to train for.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True),
+              help="Instead of --max-batches: passes over the training set.")
 @click.option("--batch", type=int, help="Images per iteration.")
 @click.option("--subdivisions", type=int, help="Mini-batches per iteration (gradient accumulation).")
 @click.option("--lr", "learning_rate", type=float,
@@ -59,7 +85,8 @@ def _ints(text):
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this folder exactly where it stopped.")
 @click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
-def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, batch, subdivisions,
+def command(cfg, data, val, val_fraction, names, weights, cutoff, anchors, size, max_batches, epochs,
+            batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, max_bad_steps, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
@@ -77,6 +104,9 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         settings.out = str(run)
         if max_batches:
             settings.max_batches = max_batches
+        if epochs:
+            raise click.UsageError("--epochs sets the length of a new run; extend a resumed "
+                                   "one with --max-batches")
         if learning_rate is not None:
             settings.learning_rate = learning_rate
         if max_bad_steps is not None:
@@ -89,10 +119,17 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         anchor_values = _floats(anchors)
         if anchor_values is not None and (len(anchor_values) % 2 or not anchor_values):
             raise click.BadParameter("give pairs w,h", param_hint="--anchors")
+        if max_batches and epochs:
+            raise click.UsageError("give --max-batches or --epochs, not both")
+        if cfg is None:
+            from ..model.checkpoint import is_hdf5
+            cfg = weights if weights and is_hdf5(weights) else "yolov2-tiny-voc"
+        if val_fraction is None and not val:
+            val_fraction = DEFAULT_VAL_FRACTION if _is_classifier(cfg) else None
         out = new_run_dir(project, name, exist_ok)
         settings = TrainSettings(
             cfg=cfg, data=data, val=val, names=names, weights=weights, cutoff=cutoff, out=str(out),
-            max_batches=max_batches, batch=batch, subdivisions=subdivisions,
+            max_batches=max_batches, epochs=epochs, val_fraction=val_fraction, batch=batch, subdivisions=subdivisions,
             learning_rate=learning_rate, momentum=momentum, decay=decay, burn_in=burn_in,
             policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
             size=size, optimizer=optimizer, multiscale=not no_multiscale, augment=not no_augment, anchors=anchor_values,
@@ -113,12 +150,15 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
                + (f"; {len(trainer.val_set.records)} validation images" if trainer.val_set else ""))
     click.echo(f"schedule: {o.max_batches} iterations of {o.batch} images ({o.subdivisions} "
                f"mini-batches), lr {o.learning_rate} (burn-in {o.burn_in}, {o.policy} "
-               f"{o.steps} x {o.scales}), momentum {o.momentum}, decay {o.decay}")
+               + (f"power {o.power:g}" if o.policy == "poly" else f"{o.steps} x {o.scales}")
+               + f"), momentum {o.momentum}, decay {o.decay}")
     click.echo(f"input {o.width}x{o.height}" + (", multi-scale every 10 iterations" if trainer.multiscale else "")
                + ("" if trainer.augment.enabled else ", no augmentation"))
     result = trainer.train(iterations=iterations)
     click.echo(f"weights: {result['last']}" + (f", best: {result['best']}" if "best" in result else ""))
     if "mAP50" in result:
         click.echo(f"validation mAP@0.5 {result['mAP50']:.4f}, mAP@[.5:.95] {result['mAP50_95']:.4f}")
+    if "top1" in result:
+        click.echo(f"validation top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
     logs = [trainer.run_dir / name for name in ("train_log.csv", "results.csv", "results.png")]
     click.echo("logs: " + ", ".join(str(path) for path in logs if path.is_file()))

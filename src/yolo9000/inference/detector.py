@@ -118,14 +118,18 @@ def _check_size(size):
     return None if size is None else check_input_size(int(size))
 
 
-def build_network(model=None, cfg=None, weights=None, size=None):
-    """Build the network and load its weights. Returns (network, notice or None)."""
+def build_network(model=None, cfg=None, weights=None, size=None, classifier=False):
+    """Build the network (a detector, or with `classifier` a classifier) and load its
+    weights. Returns (network, notice or None)."""
     from ..model.network import Network
 
     if model is not None and cfg is not None:
         raise UserError("give either a model name or a cfg file, not both")
     size = _check_size(size)
     notice = None
+    if weights is None and classifier:
+        raise UserError("a classifier needs --weights: an .h5 checkpoint from `yolo9000 train` "
+                        "(it carries its cfg and class names) or darknet .weights with --cfg")
     if weights is None:
         # The bundled checkpoint carries its own cfg: it stands in only when no network was named.
         if model is not None or cfg is not None:
@@ -147,8 +151,13 @@ def build_network(model=None, cfg=None, weights=None, size=None):
     else:
         net = Network.from_cfg(os.fspath(spec), width=size, height=size)
         net.load_weights(weights)
-    if net.region is None:
-        raise UserError("this network has no region layer, so it is not a detector",
+    if classifier and net.classifier is None:
+        raise UserError("this network does not end in [softmax], so it is not a classifier "
+                        "(use `yolo9000 detect` for a detector)", path=spec or weights)
+    if not classifier and net.region is None:
+        hint = (" but a classifier: use `yolo9000 classify`" if net.classifier is not None
+                else "")
+        raise UserError(f"this network has no region layer, so it is not a detector{hint}",
                         path=spec or weights)
     return net, notice
 

@@ -243,16 +243,70 @@ def dump_cfg(config):
     return "\n".join(out)
 
 
+def classifier_section(config):
+    """The index of the [softmax] section that ends a classifier cfg (followed by nothing or
+    only [cost]), or None."""
+    i = len(config.sections) - 1
+    while i > 0 and config.sections[i].type == "cost":
+        i -= 1
+    return i if config.sections[i].type in ("softmax", "soft") else None
+
+
+def _adapt_classifier(config, s, classes, source):
+    """A classifier's class count is the filters of its last convolution (darknet19: 1x1
+    conv -> [avgpool] -> [softmax]); only layers that keep the channels may come between."""
+    convs = [i for i in range(1, s) if config.sections[i].type in ("convolutional", "conv")]
+    between = {config.sections[i].type for i in range((convs or [0])[-1] + 1, s)}
+    if not convs or not between <= {"avgpool", "avg", "maxpool", "max", "dropout"}:
+        raise UserError("a classifier's [softmax] must follow its last [convolutional] layer "
+                        "(through [avgpool] or [maxpool] only), whose filters are the classes",
+                        path=source, line=config.sections[s].line)
+    if int(config.sections[s].options.get("groups", 1)) != 1:
+        raise UserError("a classifier's [softmax] must have groups=1", path=source,
+                        line=config.sections[s].line)
+    conv = config.sections[convs[-1]]
+    before = conv.options.get("filters")
+    if classes is not None and before != str(int(classes)):
+        conv.options["filters"] = str(int(classes))
+        return [f"classes (filters of the last convolution) {before} -> {classes}"]
+    return []
+
+
 def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source="<cfg>"):
-    """Rewrite a detection cfg for a dataset: the region's classes and anchors, the filters of
-    the convolution feeding it (num·(coords + 1 + classes)), and optionally the input size.
+    """Rewrite a cfg for a dataset. A detector: the region's classes and anchors and the
+    filters of the convolution feeding it (num·(coords + 1 + classes)); a classifier: the
+    filters of its last convolution. Optionally the input size.
 
     Returns (new text, list of human-readable changes)."""
     config = parse_cfg_text(text, source)
     regions = [i for i, s in enumerate(config.sections) if s.type == "region"]
-    if not regions:
-        raise UserError("the cfg has no [region] layer, so it is not a detection network", path=source)
-    r = regions[-1]
+    if regions:
+        changes = _adapt_detector(config, regions[-1], classes, anchors, source)
+    elif classifier_section(config) is not None:
+        if anchors is not None:
+            raise UserError("anchors belong to a detector; this cfg is a classifier", path=source)
+        changes = _adapt_classifier(config, classifier_section(config), classes, source)
+    else:
+        raise UserError("the cfg is neither a detector (a [region] layer) nor a classifier "
+                        "(ending in [softmax])", path=source)
+    net = config.sections[0]
+    old_width = int(net.options.get("width", 416))
+    if width is not None and int(width) != old_width:
+        # a classifier's crop sizes are sizes at the cfg's resolution: they follow it (64 px
+        # crops of 64-80 px become 128-160 px ones at 128)
+        for key in ("min_crop", "max_crop"):
+            if key in net.options:
+                scaled = round(int(net.options[key]) * int(width) / old_width)
+                changes.append(f"{key} {net.options[key]} -> {scaled} (follows the input size)")
+                net.options[key] = str(scaled)
+    if width is not None:
+        net.options["width"] = str(int(width))
+    if height is not None:
+        net.options["height"] = str(int(height))
+    return dump_cfg(config), changes
+
+
+def _adapt_detector(config, r, classes, anchors, source):
     region = config.sections[r]
     convs = [i for i in range(r) if config.sections[i].type in ("convolutional", "conv")]
     if not convs or convs[-1] != r - 1:
@@ -275,9 +329,4 @@ def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source=
     if conv.options.get("filters") != filters:
         changes.append(f"filters of the last convolution {conv.options.get('filters')} -> {filters}")
         conv.options["filters"] = filters
-    net = config.sections[0]
-    if width is not None:
-        net.options["width"] = str(int(width))
-    if height is not None:
-        net.options["height"] = str(int(height))
-    return dump_cfg(config), changes
+    return changes

@@ -48,6 +48,13 @@ class NetOptions:
     saturation: float = 1.0
     exposure: float = 1.0
     angle: float = 0.0
+    # classifier training crops (darknet's load_data_augment): a random short side in
+    # [min_crop, max_crop] (0: darknet's defaults, width and 2·width), aspect jitter, or the
+    # centre crop only
+    min_crop: int = 0
+    max_crop: int = 0
+    aspect: float = 1.0
+    center: int = 0
 
     @classmethod
     def from_section(cls, s):
@@ -71,12 +78,15 @@ class NetOptions:
         o.saturation = s.get_float("saturation", 1.0)
         o.exposure = s.get_float("exposure", 1.0)
         o.angle = s.get_float("angle", 0.0)
-        # darknet's other [net] options: classifier crops and aspect, recurrent time steps,
-        # its own Adam switch, gradient clipping, the `step` policy (which the trainer
-        # refuses by name). None changes the network; they only steer darknet's training.
+        o.min_crop = s.get_int("min_crop", 0)
+        o.max_crop = s.get_int("max_crop", 0)
+        o.aspect = s.get_float("aspect", 1.0)
+        o.center = s.get_int("center", 0)
+        # darknet's other [net] options: recurrent time steps, its own Adam switch, gradient
+        # clipping, the `step` policy (which the trainer refuses by name). None changes the
+        # network; they only steer darknet's training.
         s.ignore("time_steps", "notruth", "random", "adam", "B1", "B2", "eps", "inputs",
-                 "max_crop", "min_crop", "max_ratio", "min_ratio", "center", "clip", "aspect",
-                 "step", "scale")
+                 "max_ratio", "min_ratio", "clip", "step", "scale")
         for key in ("width", "height", "channels"):
             if getattr(o, key) <= 0:
                 raise s.error(f"{key} must be positive", key)
@@ -207,6 +217,15 @@ class Network:
         """The final region layer, or None for a classifier."""
         last = self.layers[-1]
         return last if last.kind == "region" else None
+
+    @property
+    def classifier(self):
+        """The index of the softmax layer whose probabilities are a classifier's output (the
+        last layer, or followed only by [cost] layers), or None for a detector."""
+        i = len(self.layers) - 1
+        while i > 0 and self.layers[i].kind == "cost":
+            i -= 1
+        return i if self.layers[i].kind == "softmax" else None
 
     # -- the verbs -------------------------------------------------------------------------
     def _check_input(self, x):

@@ -1,4 +1,6 @@
-"""Training a YOLOv2 detector: darknet's train_detector loop, with checkpoints that resume exactly.
+"""Training a YOLOv2 detector or a Darknet-19-style classifier: darknet's train_detector and
+train_classifier loop, with checkpoints that resume exactly. What differs between the two
+(data, augmentation, loss, evaluation) is the task's (tasks.py); the cfg says which it is.
 
 One iteration = one weight update = `batch` images, processed as `subdivisions` mini-batches
 whose gradients accumulate. Everything random is a pure function of (seed, index): which images
@@ -10,6 +12,7 @@ Run folder (runs/train/NAME):
     model.cfg, classes.names, anchors.txt, args.json
     weights/last.h5, weights/best.h5          (atomic writes)
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
+    (a classifier's run has no anchors.txt; its results are loss, top-1 and top-5)
 """
 import contextlib
 import csv
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
+from .tasks import task_for
 from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
@@ -35,9 +39,16 @@ from ..progress import Progress
 PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
 MULTISCALE_EVERY = 10                     # darknet: a new input size every 10 batches
 MULTISCALE_RANGE = (320 / 416, 608 / 416)  # {320, ..., 608} for a 416 network, scaled for others
-LOG_FIELDS = ["iteration", "seen", "size", "lr", "loss", "coord", "obj", "noobj", "class",
-              "avg_iou", "recall50", "images_per_s"]
-RESULT_FIELDS = ["iteration", "seen", "mAP50", "mAP50_95", "eval_seconds"]
+
+
+def log_fields(task):
+    """train_log.csv's columns: one row per iteration."""
+    return ["iteration", "seen", "size", "lr", *task.log_fields, "images_per_s"]
+
+
+def result_fields(task):
+    """results.csv's columns: one row per evaluation."""
+    return ["iteration", "seen", *task.result_fields, "eval_seconds"]
 
 
 @contextlib.contextmanager
@@ -82,6 +93,15 @@ def csv_lines(fields, rows, header=True):
     return out.getvalue()
 
 
+def training_cfg(cfg):
+    """(cfg text, source) of --cfg: a cfg file, a bundled model name, or an .h5 checkpoint
+    whose stored cfg it is (a classifier continued at a new size needs nothing else)."""
+    from ..model.checkpoint import is_hdf5, read_checkpoint_cfg
+    if cfg is not None and Path(str(cfg)).is_file() and is_hdf5(cfg):
+        return read_checkpoint_cfg(cfg)[0], f"{cfg} (stored cfg)"
+    return resolve_cfg(cfg)
+
+
 def size_for_iteration(iteration, base, seed, multiscale):
     """The square input size used at `iteration` (a function of the index only)."""
     if not multiscale:
@@ -93,7 +113,7 @@ def size_for_iteration(iteration, base, seed, multiscale):
 
 @dataclass
 class TrainSettings:
-    cfg: str                         # cfg path or bundled name (as given)
+    cfg: str                         # cfg path, bundled name or .h5 checkpoint (its cfg)
     data: str                        # training dataset path
     val: str = None                  # validation dataset path
     names: str = None                # names file overriding the dataset's
@@ -101,6 +121,8 @@ class TrainSettings:
     cutoff: int = None
     out: str = None                  # run folder
     max_batches: int = None
+    epochs: float = None             # instead of max_batches: passes over the training set
+    val_fraction: float = None       # classification: share of --data held out for validation
     batch: int = None
     subdivisions: int = None
     learning_rate: float = None
@@ -199,26 +221,24 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self, resume=False):
-        from ..data.datasets import load_dataset
-        from ..data.report import dataset_report
         s = self.s
         if s.size is not None:
             check_input_size(s.size, "input size")
-        self.train_set = load_dataset(s.data, names=s.names)
-        self.val_set = load_dataset(s.val, names=s.names) if s.val else None
-        for label, dataset in (("train", self.train_set), ("val", self.val_set)):
-            for line in dataset_report(dataset, label) if dataset is not None else []:
-                self.warn(line)
+        if resume:
+            text, source = (self.run_dir / "model.cfg").read_text(), str(self.run_dir / "model.cfg")
+        else:
+            text, source = training_cfg(s.cfg)
+        self.task = task_for(parse_cfg_text(text, source))
+        self.train_set, self.val_set = self.task.load_data(s, self.warn)
         self.names = list(self.train_set.names)
         if resume:
-            cfg_text = (self.run_dir / "model.cfg").read_text()
-            changes = []
+            cfg_text, changes = text, []
         else:
-            text, source = resolve_cfg(s.cfg)
             cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=s.anchors,
                                           width=s.size, height=s.size, source=source)
         self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")), seed=s.seed)
         self.net.names = self.names
+        self.task.check(self.net, s.cfg)
         o = self.net.options
         for key in ("max_batches", "batch", "subdivisions", "learning_rate", "momentum", "decay",
                     "burn_in", "policy", "steps", "scales"):
@@ -227,24 +247,26 @@ class Trainer:
                 setattr(o, key, value)
         if o.batch % o.subdivisions:
             raise UserError(f"batch {o.batch} is not divisible by subdivisions {o.subdivisions}")
+        if s.epochs is not None and s.max_batches is None:
+            if s.epochs <= 0:
+                raise UserError(f"--epochs must be positive, got {s.epochs:g}")
+            o.max_batches = max(1, math.ceil(s.epochs * len(self.train_set.records) / o.batch))
         if o.max_batches <= 0:
-            raise UserError("max_batches must be positive (set it in the cfg or with --max-batches)")
+            raise UserError("max_batches must be positive (set it in the cfg, with --max-batches "
+                            "or with --epochs)")
         self.mini_batch = o.batch // o.subdivisions
         self.base_size = o.width
         check_input_size(o.width, "input width", path=s.cfg)
         check_input_size(o.height, "input height", path=s.cfg)
-        region = self.net.region
-        if region is None:
-            raise UserError("the cfg has no [region] layer; only detection training is supported",
-                            path=s.cfg)
-        self.multiscale = s.multiscale and region.random
-        self.region_index = len(self.net.layers) - 1
+        self.multiscale = s.multiscale and self.task.multiscale(self.net)
         self.optimizer = make_optimizer(s.optimizer, self.net, o)
         if not resume:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "model.cfg", cfg_text)
             atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
-            atomic_write_text(self.run_dir / "anchors.txt", anchors_line(region.anchors) + "\n")
+            if self.net.region is not None:
+                atomic_write_text(self.run_dir / "anchors.txt",
+                                  anchors_line(self.net.region.anchors) + "\n")
         # on resume too: a run resumed with a lower --lr keeps it when resumed again
         atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
         self._remove_stale_checkpoint_temps()
@@ -255,15 +277,11 @@ class Trainer:
                 self.echo(f"initial weights: {s.weights}" + (f" (first {s.cutoff} layers)" if s.cutoff else ""))
             for line in changes:
                 self.echo(f"cfg adapted to the dataset: {line}")
-        from ..data.augment import AugmentConfig
-        self.augment = AugmentConfig(jitter=region.jitter, hue=o.hue, saturation=o.saturation,
-                                     exposure=o.exposure, flip=True, enabled=s.augment)
+        self.augment = self.task.augment(self.net, s.augment)
         self.validator = None
         if self.val_set is not None:
-            from ..inference.detector import Detector
             # Built now, so a class list the evaluation cannot use stops the run before training.
-            self.validator = Detector.from_network(self.net, thresh=s.eval_thresh, nms=s.nms,
-                                                   evaluation=True)
+            self.validator = self.task.make_validator(self)
         return self
 
     def resume(self):
@@ -389,15 +407,12 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 row = {"iteration": self.iteration, "seen": self.net.seen, "size": self.net.width,
                        "lr": f"{lr:.6g}", "images_per_s": f"{o.batch / dt:.2f}"}
-                for k in ("loss", "coord", "obj", "noobj", "class", "avg_iou", "recall50"):
+                for k in self.task.log_fields:
                     row[k] = f"{parts.get(k, 0.0):.5g}"
                 if log:
-                    log.write(csv_lines(LOG_FIELDS, [row], header=False))
+                    log.write(csv_lines(log_fields(self.task), [row], header=False))
                     log.flush()
-                bar.update(1, postfix=(f"loss {parts['loss']:.3f} (xy/wh {parts.get('coord', 0):.2f} "
-                                       f"obj {parts.get('obj', 0):.2f} noobj {parts.get('noobj', 0):.2f} "
-                                       f"cls {parts.get('class', 0):.2f}) iou {parts.get('avg_iou', 0):.2f} "
-                                       f"R {parts.get('recall50', 0):.2f} {self.net.width}px "
+                bar.update(1, postfix=(f"{self.task.postfix(parts)} {self.net.width}px "
                                        f"{o.batch / dt:.1f} img/s"))
                 if self.s.save_every and self.iteration % self.s.save_every == 0:
                     self.save(self.weights_dir / "last.h5")
@@ -523,14 +538,9 @@ class Trainer:
         images = batch.images
         if net.width != images.shape[3] or net.height != images.shape[2]:
             net.resize(images.shape[3], images.shape[2])
-        net.forward(images, train=True)
-        region = net.layers[self.region_index]
-        loss, grad_raw, stats = region.loss(batch.truths, net.seen)
-        net.backward(grad_raw, start=self.region_index - 1, input_grad=False)
+        stats = self.task.train_minibatch(net, batch)
         net.seen += images.shape[0]
-        return {"loss": loss, "coord": stats.get("coord", 0.0), "obj": stats.get("obj", 0.0),
-                "noobj": stats.get("noobj", 0.0), "class": stats.get("class", 0.0),
-                "avg_iou": stats.get("avg_iou", 0.0), "recall50": stats.get("recall50", 0.0)}
+        return stats
 
     def _truncate_log(self, path):
         """On resume, drop log rows past the checkpoint so the log reads as one clean run."""
@@ -538,7 +548,7 @@ class Trainer:
         if path.exists() and self.iteration > 0:
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
-        atomic_write_text(path, csv_lines(LOG_FIELDS, rows))
+        atomic_write_text(path, csv_lines(log_fields(self.task), rows))
 
     # -- evaluation ------------------------------------------------------------------------
     def batchnorm_layers(self):
@@ -551,14 +561,13 @@ class Trainer:
         darknet's rolling average (.99·old + .01·batch) lags ~100 iterations behind the weights,
         which ruins evaluations early in a short run; the average is exact for the weights at
         hand. Returns the previous statistics so that the caller can restore them."""
-        from ..data.augment import AugmentConfig
         from ..data.loader import BatchLoader
         bns = self.batchnorm_layers()
         previous = [(bn.rolling_mean.copy(), bn.rolling_variance.copy()) for bn in bns]
         net = self.net
         size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
-        plain = AugmentConfig(jitter=0.0, hue=0.0, saturation=1.0, exposure=1.0, flip=False, enabled=False)
+        plain = self.task.plain_augment(net)
         loader = BatchLoader(self.train_set, self.mini_batch, plain, seed=self.s.seed + 1, workers=0)
         try:
             n = min(batches, max(1, len(self.train_set.records) // self.mini_batch))
@@ -582,29 +591,27 @@ class Trainer:
         """Evaluate on the validation set with precise BN statistics. The training run's own
         rolling statistics are restored afterwards (so resuming stays exact) unless
         keep_statistics (the final evaluation: the model then carries the evaluated stats)."""
-        from ..inference.evaluation import evaluate_records
         net = self.net
         previous = self.precise_batchnorm()
         train_size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         t0 = time.perf_counter()
-        voc, coco, _ = evaluate_records(self.validator, self.val_set.records,
-                                        batch=self.s.eval_batch)
+        values, message, score = self.task.evaluate(self)
         net.resize(*train_size)
-        row = {"iteration": self.iteration, "seen": net.seen, "mAP50": f"{voc.map:.4f}",
-               "mAP50_95": f"{coco.map:.4f}", "eval_seconds": f"{time.perf_counter() - t0:.1f}"}
+        row = {"iteration": self.iteration, "seen": net.seen, **values,
+               "eval_seconds": f"{time.perf_counter() - t0:.1f}"}
         self.history.append(row)
-        atomic_write_text(self.run_dir / "results.csv", csv_lines(RESULT_FIELDS, self.history))
-        message = (f"iteration {self.iteration}: mAP@0.5 {voc.map:.4f}  mAP@[.5:.95] {coco.map:.4f}")
-        if voc.map > self.best_map:
-            self.best_map = float(voc.map)
+        atomic_write_text(self.run_dir / "results.csv",
+                          csv_lines(result_fields(self.task), self.history))
+        message = f"iteration {self.iteration}: {message}"
+        if score > self.best_map:
+            self.best_map = float(score)
             self.save(self.weights_dir / "best.h5")
             message += "  (best so far: weights/best.h5)"
         if not keep_statistics:
             self.restore_batchnorm(previous)
         (bar.write if bar else self.echo)(message)
-        self.last_voc, self.last_coco = voc, coco
-        return voc, coco
+        return row
 
     def plot(self):
         """results.png: loss parts per iteration and mAP per evaluation (needs matplotlib)."""
@@ -621,9 +628,10 @@ class Trainer:
         if not rows:
             return None
         it = np.array([int(r["iteration"]) for r in rows])
+        loss_keys, log_scale, result_lines = self.task.plot_panels()
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         ax = axes[0]
-        for key in ("loss", "coord", "obj", "noobj", "class"):
+        for key in loss_keys:
             v = np.array([float(r[key]) for r in rows])
             x = it
             if len(v) > 20:    # a trailing running mean makes the trend readable, no edge dips
@@ -631,15 +639,16 @@ class Trainer:
                 v = np.convolve(v, np.ones(k) / k, mode="valid")
                 x = it[k - 1:]
             ax.plot(x, v, label=key, lw=1.2 if key == "loss" else 0.9)
-        ax.set_yscale("log")
+        if log_scale:
+            ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.set_title("training loss (per batch, smoothed)")
         ax.legend()
         ax = axes[1]
         if self.history:
             hi = [int(r["iteration"]) for r in self.history]
-            ax.plot(hi, [float(r["mAP50"]) for r in self.history], "o-", label="mAP@0.5")
-            ax.plot(hi, [float(r["mAP50_95"]) for r in self.history], "s-", label="mAP@[.5:.95]")
+            for key, style, label in result_lines:
+                ax.plot(hi, [float(r[key]) for r in self.history], style, label=label)
             ax.set_ylim(0, 1)
             ax.legend()
         ax.set_xlabel("iteration")
@@ -655,9 +664,9 @@ class Trainer:
         out = {"run_dir": str(self.run_dir), "iteration": self.iteration, "seen": self.net.seen,
                "last": str(self.weights_dir / "last.h5")}
         if self.history:
-            out["mAP50"] = float(self.history[-1]["mAP50"])
-            out["mAP50_95"] = float(self.history[-1]["mAP50_95"])
-            out["best_mAP50"] = self.best_map
+            for key in self.task.result_fields:
+                out[key] = float(self.history[-1][key])
+            out["best_score"] = self.best_map
             out["best"] = str(self.weights_dir / "best.h5")
         return out
 

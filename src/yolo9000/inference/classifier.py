@@ -1,0 +1,134 @@
+"""The Python classification API: a classifier cfg (ending in [softmax]) run on images.
+
+    from yolo9000.inference.classifier import Classifier
+    clf = Classifier(weights="runs/train/exp/weights/best.h5")
+    for r in clf.stream(["cat.jpg", "dog.png"], batch_size=8):
+        print(r.source, r.top(5))              # [(name, probability), ...] best first
+
+The pipeline: centre crop (data/images.center_crop, darknet's validate_classifier_single) ->
+network -> the softmax's probabilities. `classify`, `evaluate` on a classifier and the
+validation of `train` on a classifier all run it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.images import center_crop, load_image
+from ..errors import UserError
+from .detector import build_network, default_class_names, failure_message, _check_size
+from .prefetch import prefetch
+from ..data.datasets import read_names
+
+
+@dataclass
+class ClassResult:
+    source: object
+    index: int | None = None
+    width: int = 0                      # the original image's size
+    height: int = 0
+    probabilities: np.ndarray | None = None   # (K,) float32
+    names: list | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    def top(self, k=5):
+        """[(name, probability)] of the k most probable classes, best first (ties: lower id)."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(self.names[i], float(self.probabilities[i])) for i in order]
+
+
+class Classifier:
+    def __init__(self, model=None, cfg=None, weights=None, names=None, size=None):
+        net, self.notice = build_network(model, cfg, weights, size, classifier=True)
+        self._setup(net, names)
+
+    @classmethod
+    def from_network(cls, network, names=None):
+        self = cls.__new__(cls)
+        self.notice = None
+        self._setup(network, names)
+        return self
+
+    def _setup(self, net, names):
+        self.net = net
+        self.num_classes = int(np.prod(net.layers[net.classifier].out_shape))
+        path = None
+        if names is None:
+            names, self.names_source = default_class_names(net, self.num_classes)
+        elif isinstance(names, (list, tuple)):
+            self.names_source = "the names given"
+        else:
+            path = self.names_source = str(names)
+            names = read_names(names)
+        if names is not None and len(names) != self.num_classes:
+            raise UserError(f"{len(names)} class names but the network predicts "
+                            f"{self.num_classes} classes", path=path)
+        self.names = ([str(n) for n in names] if names is not None
+                      else [str(i) for i in range(self.num_classes)])
+
+    @property
+    def size(self):
+        return int(self.net.width), int(self.net.height)
+
+    def resize(self, size):
+        size = _check_size(size)
+        self.net.resize(size, size)
+
+    def prepare(self, source):
+        """(decoded image, network input) of one image."""
+        image = load_image(source, net_size=self.size)
+        return image, center_crop(image.rgb, *self.size)
+
+    def probabilities(self, tensors):
+        """(N, K) class probabilities of prepared inputs (N, 3, H, W), one forward pass."""
+        if len(tensors) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        out = self.net.forward(np.stack(tensors))     # [cost] layers after the softmax pass it on
+        return np.asarray(out, np.float32).reshape(len(tensors), -1)
+
+    def stream(self, sources, batch_size=1, skip_errors=False):
+        """A ClassResult per source, in order (images decoded ahead in background threads).
+        An unreadable source raises, or with skip_errors comes out as a result with `error`."""
+        batch_size = max(1, int(batch_size))
+        pending = []
+        for index, (source, prepared, exc) in enumerate(
+                prefetch(self.prepare, sources, depth=2 * batch_size)):
+            if exc is not None:
+                if not skip_errors:
+                    raise exc
+                yield ClassResult(source, index, error=failure_message(source, exc))
+                continue
+            pending.append((index, source, prepared))
+            if len(pending) == batch_size:
+                yield from self._run(pending)
+                pending = []
+        if pending:
+            yield from self._run(pending)
+
+    def _run(self, pending):
+        start = time.perf_counter()
+        probs = self.probabilities([tensor for _, _, (_, tensor) in pending])
+        share = (time.perf_counter() - start) / len(pending)
+        for (index, source, (image, _)), p in zip(pending, probs):
+            yield ClassResult(source, index, image.width, image.height, p, self.names, share)
+
+
+def predict_records(classifier, records, batch=32, progress=None):
+    """(N, K) probabilities of the records' images (records have .path), in order."""
+    out = []
+    for result in classifier.stream([r.path for r in records], batch_size=batch):
+        out.append(result.probabilities)
+        if progress is not None:
+            progress.update(1)
+    return np.stack(out) if out else np.zeros((0, classifier.num_classes), np.float32)
+
+
+def evaluate_classifier(classifier, records, batch=32, progress=None):
+    """ClassificationResult (metrics/classification.py) of the records (.path, .label)."""
+    from ..metrics.classification import classification_metrics
+    probs = predict_records(classifier, records, batch, progress)
+    labels = np.array([r.label for r in records], np.int64)
+    return classification_metrics(probs, labels, classifier.num_classes)

@@ -1,0 +1,189 @@
+"""What differs between training a detector and training a classifier, behind one interface.
+
+The trainer (trainer.py) owns the loop, the schedule, checkpoints, resume and the run folder;
+a task owns the data, the loss and the evaluation:
+
+    task = task_for(config)                    # from the cfg: [region] or a final [softmax]
+    train_set, val_set = task.load_data(settings, warn)
+    task.augment(net, settings)                # the training augmentation of the cfg's [net]
+    stats = task.train_minibatch(net, batch)   # forward, loss, backward; the loss parts
+    row, message, score = task.evaluate(trainer)   # on val_set; score picks best.h5
+"""
+import math
+
+import numpy as np
+
+from ..errors import UserError
+from ..model.cfg import classifier_section
+
+
+def task_for(config, source=None):
+    if any(s.type == "region" for s in config.sections):
+        return DetectionTask()
+    if classifier_section(config) is not None:
+        return ClassificationTask()
+    raise UserError("the cfg is neither a detector (a [region] layer) nor a classifier "
+                    "(ending in [softmax]); nothing to train", path=source or config.source)
+
+
+class DetectionTask:
+    kind = "detection"
+    log_fields = ["loss", "coord", "obj", "noobj", "class", "avg_iou", "recall50"]
+    result_fields = ["mAP50", "mAP50_95"]
+    score_name = "mAP@0.5"
+
+    def load_data(self, s, warn):
+        from ..data.datasets import load_dataset
+        from ..data.report import dataset_report
+        if s.val_fraction:
+            raise UserError("--val-fraction holds out part of a classification set; give a "
+                            "detector its validation set with --val")
+        train_set = load_dataset(s.data, names=s.names)
+        val_set = load_dataset(s.val, names=s.names) if s.val else None
+        for label, dataset in (("train", train_set), ("val", val_set)):
+            for line in dataset_report(dataset, label) if dataset is not None else []:
+                warn(line)
+        return train_set, val_set
+
+    def check(self, net, source):
+        if net.region is None:
+            raise UserError("the cfg has no [region] layer", path=source)
+        self.region_index = len(net.layers) - 1
+
+    def multiscale(self, net):
+        return net.region.random
+
+    def augment(self, net, enabled):
+        from ..data.augment import AugmentConfig
+        o = net.options
+        return AugmentConfig(jitter=net.region.jitter, hue=o.hue, saturation=o.saturation,
+                             exposure=o.exposure, flip=True, enabled=enabled)
+
+    def plain_augment(self, net):
+        from ..data.augment import AugmentConfig
+        return AugmentConfig(jitter=0.0, hue=0.0, saturation=1.0, exposure=1.0, flip=False,
+                             enabled=False)
+
+    def make_validator(self, trainer):
+        from ..inference.detector import Detector
+        return Detector.from_network(trainer.net, thresh=trainer.s.eval_thresh, nms=trainer.s.nms,
+                                     evaluation=True)
+
+    def train_minibatch(self, net, batch):
+        net.forward(batch.images, train=True)
+        region = net.layers[self.region_index]
+        loss, grad_raw, stats = region.loss(batch.truths, net.seen)
+        net.backward(grad_raw, start=self.region_index - 1, input_grad=False)
+        return {"loss": loss, **{k: stats.get(k, 0.0) for k in self.log_fields[1:]}}
+
+    def postfix(self, parts):
+        return (f"loss {parts['loss']:.3f} (xy/wh {parts.get('coord', 0):.2f} "
+                f"obj {parts.get('obj', 0):.2f} noobj {parts.get('noobj', 0):.2f} "
+                f"cls {parts.get('class', 0):.2f}) iou {parts.get('avg_iou', 0):.2f} "
+                f"R {parts.get('recall50', 0):.2f}")
+
+    def evaluate(self, trainer):
+        """(results.csv row, message, score for best.h5)."""
+        from ..inference.evaluation import evaluate_records
+        voc, coco, _ = evaluate_records(trainer.validator, trainer.val_set.records,
+                                        batch=trainer.s.eval_batch)
+        trainer.last_voc, trainer.last_coco = voc, coco
+        row = {"mAP50": f"{voc.map:.4f}", "mAP50_95": f"{coco.map:.4f}"}
+        return row, f"mAP@0.5 {voc.map:.4f}  mAP@[.5:.95] {coco.map:.4f}", float(voc.map)
+
+    def plot_panels(self):
+        return (["loss", "coord", "obj", "noobj", "class"], True,
+                [("mAP50", "o-", "mAP@0.5"), ("mAP50_95", "s-", "mAP@[.5:.95]")])
+
+
+class ClassificationTask:
+    kind = "classification"
+    log_fields = ["loss", "top1", "top5"]
+    result_fields = ["loss", "top1", "top5"]
+    score_name = "top-1"
+
+    def load_data(self, s, warn):
+        from ..data.classification import classification_report, load_classification_dataset
+        train_set = load_classification_dataset(s.data, names=s.names)
+        val_set = None
+        if s.val:
+            val_set = load_classification_dataset(s.val, names=train_set.names)
+        elif s.val_fraction:
+            if not 0 < s.val_fraction < 1:
+                raise UserError(f"--val-fraction must be between 0 and 1, got {s.val_fraction}")
+            train_set, val_set = train_set.split(s.val_fraction, seed=s.seed)
+            warn(f"validation: {len(val_set)} images held out of {s.data} "
+                 f"(--val-fraction {s.val_fraction:g}, seed {s.seed}; crops of one photo "
+                 f"stay on one side)")
+        for label, dataset in (("train", train_set), ("val", val_set)):
+            for line in classification_report(dataset, label) if dataset is not None else []:
+                warn(line)
+        return train_set, val_set
+
+    def check(self, net, source):
+        index = net.classifier
+        if index is None:
+            raise UserError("the cfg does not end in [softmax]", path=source)
+        if net.layers[index].groups != 1:
+            raise UserError("a classifier's [softmax] must have groups=1", path=source)
+        self.softmax_index = index
+        costs = [layer for layer in net.layers[index + 1:] if layer.kind == "cost"]
+        self.scale = float(np.prod([c.scale for c in costs])) if costs else 1.0
+
+    def multiscale(self, net):
+        return False       # darknet trains classifiers at one size, with random crops
+
+    def crops(self, net):
+        """(min_crop, max_crop) short sides: the cfg's, else darknet's width and 2·width."""
+        o = net.options
+        low = o.min_crop or o.width
+        high = o.max_crop or 2 * o.width
+        return low, max(low, high)
+
+    def augment(self, net, enabled):
+        from ..data.classification_augment import CropAugmentConfig
+        o = net.options
+        low, high = self.crops(net)
+        if o.center:
+            enabled = False
+        return CropAugmentConfig(min_crop=low, max_crop=high, aspect=o.aspect, angle=o.angle,
+                                 hue=o.hue, saturation=o.saturation, exposure=o.exposure,
+                                 flip=True, enabled=enabled)
+
+    def plain_augment(self, net):
+        from ..data.classification_augment import CropAugmentConfig
+        low, high = self.crops(net)
+        return CropAugmentConfig(min_crop=low, max_crop=high, enabled=False)
+
+    def make_validator(self, trainer):
+        from ..inference.classifier import Classifier
+        return Classifier.from_network(trainer.net, names=trainer.names)
+
+    def train_minibatch(self, net, batch):
+        from ..layers.cost import softmax_cross_entropy
+        probabilities = net.forward(batch.images, train=True)
+        loss, grad, stats = softmax_cross_entropy(probabilities, batch.labels)
+        if self.scale != 1.0:
+            grad *= np.float32(self.scale)
+        # darknet's [softmax] passes the cost's delta through: it is the gradient at the
+        # softmax's input (layers/cost.py)
+        net.backward(grad, start=self.softmax_index - 1, input_grad=False)
+        return stats
+
+    def postfix(self, parts):
+        return (f"loss {parts['loss']:.3f} top-1 {100 * parts.get('top1', 0):.1f}% "
+                f"top-5 {100 * parts.get('top5', 0):.1f}%")
+
+    def evaluate(self, trainer):
+        from ..inference.classifier import evaluate_classifier
+        result = evaluate_classifier(trainer.validator, trainer.val_set.records,
+                                     batch=max(trainer.s.eval_batch, 32))
+        loss = result.loss if math.isfinite(result.loss) else float("nan")
+        row = {"loss": f"{loss:.4f}", "top1": f"{result.top1:.4f}", "top5": f"{result.top5:.4f}"}
+        message = (f"top-1 {100 * result.top1:.1f}%  top-5 {100 * result.top5:.1f}%  "
+                   f"loss {loss:.3f} ({result.images} images)")
+        trainer.last_classification = result
+        return row, message, float(result.top1)
+
+    def plot_panels(self):
+        return (["loss"], True, [("top1", "o-", "top-1"), ("top5", "s-", "top-5")])
