@@ -15,8 +15,9 @@ from .errors import Interrupted, UserError
 # name -> (module under yolo9000.commands, one-line help shown by `yolo9000 --help`)
 COMMANDS = {
     "detect": ("detect", "Detect objects in images; write annotated images and JSON."),
-    "train": ("train", "Train a detector from a darknet cfg on a dataset."),
-    "evaluate": ("evaluate", "Compute VOC and COCO mAP of a model on a dataset."),
+    "classify": ("classify", "Classify images with a classifier; print the top classes."),
+    "train": ("train", "Train a detector or a classifier from a darknet cfg on a dataset."),
+    "evaluate": ("evaluate", "Compute a detector's mAP or a classifier's top-1/top-5 on a dataset."),
     "cluster-anchors": ("cluster_anchors", "Cluster box sizes into anchors (k-means, d = 1 - IoU)."),
     "make-shapes": ("make_shapes", "Generate a synthetic shapes detection dataset."),
     "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),

@@ -1,4 +1,8 @@
-"""`yolo9000 evaluate --data VAL --weights W`: VOC and COCO mAP of a model on a dataset.
+"""`yolo9000 evaluate --data VAL --weights W`: VOC and COCO mAP of a detector on a dataset, or
+top-1 / top-5 accuracy of a classifier (a cfg ending in [softmax]) on a classification set.
+
+A classifier's run folder gets metrics.json (top1, top5 as fractions, per-class accuracy, the
+confusion matrix) and confusion_matrix.png; `--save-json` writes each image's top-5 classes.
 
 The network runs over every image (the Detector pipeline `detect` and `train --val` use, through
 `inference/evaluation.py`), then the detections are scored with the PASCAL VOC protocol (AP at IoU 0.5,
@@ -134,10 +138,85 @@ def plot_pr_curves(voc, names, path):
     return True
 
 
+def classifier_result_dict(result, names, seconds, **info):
+    """A classifier's metrics.json: top-1 and top-5 as fractions, per-class accuracy and the
+    confusion matrix (rows: true class, columns: top-1 prediction)."""
+    accuracy = result.class_accuracy
+    return {**info, "task": "classification",
+            "top1": _number(result.top1), "top5": _number(result.top5),
+            "loss": _number(result.loss), "mean_class_accuracy": _number(result.mean_class_accuracy),
+            "images": result.images, "seconds": round(float(seconds), 3),
+            "classes": [{"id": c, "name": names[c], "images": int(result.class_totals[c]),
+                         "top1": _number(accuracy[c])} for c in range(len(names))],
+            "confusion": result.confusion.tolist()}
+
+
+def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, split, project,
+                                name, exist_ok, json_path, dets_path, say):
+    """`evaluate` of a classifier: top-1 / top-5, a per-class table, confusion_matrix.png."""
+    from ..data.classification import classification_report, load_classification_dataset
+    from ..fileio import write_output
+    from ..inference.classifier import Classifier, evaluate_classifier
+    from ..inference.export import classification_entry, json_list_text
+    from ..metrics.classification import format_table, plot_confusion
+    from ..progress import Progress
+    from ..runs import new_run_dir
+
+    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size)
+    if classifier.names_source is None:
+        raise UserError("the classifier's classes have no names (give --names) so its outputs "
+                        "cannot be matched to the dataset's class folders", path=weights)
+    dataset = load_classification_dataset(data, names=classifier.names,
+                                          **({"split": split} if split else {}))
+    for line in classification_report(dataset, "evaluation"):
+        click.echo(line, err=True)
+    records = dataset.records
+    say(f"data: {data} ({len(records)} images, {len(dataset.names)} classes)")
+    say(f"model: {cfg or model or 'stored cfg'} + {weights} ({classifier.net.width}x"
+        f"{classifier.net.height}, classifier)")
+    run_dir = new_run_dir(project, name, exist_ok)
+    progress = Progress(len(records), desc="evaluating", unit="img", stream=sys.stderr)
+    start = time.perf_counter()
+    result = evaluate_classifier(classifier, records, batch=max(batch, 32), progress=progress)
+    seconds = time.perf_counter() - start
+    progress.close()
+    say(format_table(result, classifier.names))
+    say()
+    say(f"top-1: {_pct(result.top1)}   top-5: {_pct(result.top5)}   mean per-class top-1: "
+        f"{_pct(result.mean_class_accuracy)}   loss: {result.loss:.4f}")
+    say(f"{len(records)} image{'s' if len(records) != 1 else ''} in {seconds:.2f} s "
+        f"({len(records) / seconds if seconds > 0 else 0.0:.2f} images/s)")
+    metrics = classifier_result_dict(result, classifier.names, seconds, data=str(data),
+                                     weights=str(weights), cfg=cfg, model=model,
+                                     size=[int(classifier.net.width), int(classifier.net.height)])
+    metrics_text = json.dumps(metrics, indent=1) + "\n"
+    write_output(run_dir / "metrics.json", metrics_text, "metrics")
+    written = ["metrics.json"]
+    if plot_confusion(result, classifier.names, run_dir / "confusion_matrix.png"):
+        written.append("confusion_matrix.png")
+    else:
+        click.echo("note: matplotlib is not installed: confusion_matrix.png skipped "
+                   "(pip install 'yolo9000[plot]')", err=True)
+    say(f"results: {run_dir} ({', '.join(written)})")
+    if dets_path is not None:
+        entries = []
+        for record, p, (width, height) in zip(records, result.probabilities, result.sizes):
+            order = [int(i) for i in (-p).argsort(kind="stable")[:5]]
+            entries.append(classification_entry(record.path, width, height, [
+                (i, classifier.names[i], p[i]) for i in order]))
+        write_output(dets_path, json_list_text(entries), "classifications")
+    if json_path is not None:
+        write_output(json_path, metrics_text, "metrics")
+        if json_path != "-":
+            say(f"json: {json_path}")
+    return 0
+
+
 # -- the command -------------------------------------------------------------------------------
 @click.command("evaluate")
 @click.option("--data", required=True,
-              help="Validation set: a YOLO folder, list or .data file, a VOC folder or a COCO json.")
+              help="Validation set: a YOLO folder, list or .data file, a VOC folder or a COCO "
+                   "json; for a classifier, a folder of class folders or darknet's list/.data.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Darknet .weights (needs --cfg or --model) or an .h5 checkpoint (carries its "
                    "cfg, names and input size).")
@@ -178,9 +257,11 @@ def plot_pr_curves(voc, names, path):
                    type=click.Path(dir_okay=False))
 def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, nms_thresh,
             batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format):
-    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a model on a labelled dataset.
+    """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a detector, or top-1 / top-5 accuracy
+    of a classifier, on a labelled dataset.
 
-    The metrics (metrics.json) and precision-recall curves (pr_curve.png) go to a run folder.
+    The metrics (metrics.json) and precision-recall curves (pr_curve.png; a classifier's
+    confusion_matrix.png) go to a run folder.
     """
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
@@ -205,6 +286,10 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)
+    from ..inference.classifier import is_classifier_model
+    if is_classifier_model(model, cfg, weights):
+        return evaluate_classifier_command(data, weights, cfg, model, names, size, batch, split,
+                                           project, name, exist_ok, json_path, dets_path, say)
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, evaluation=True)
     if detector.notice:

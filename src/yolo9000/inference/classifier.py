@@ -3,7 +3,7 @@
     from yolo9000.inference.classifier import Classifier
     clf = Classifier(weights="runs/train/exp/weights/best.h5")
     for r in clf.stream(["cat.jpg", "dog.png"], batch_size=8):
-        print(r.source, r.top(5))              # [(name, probability), ...] best first
+        print(r.source, r.top(5))              # [(id, name, probability), ...] best first
 
 The pipeline: centre crop (data/images.center_crop, darknet's validate_classifier_single) ->
 network -> the softmax's probabilities. `classify`, `evaluate` on a classifier and the
@@ -35,9 +35,10 @@ class ClassResult:
     error: str | None = None
 
     def top(self, k=5):
-        """[(name, probability)] of the k most probable classes, best first (ties: lower id)."""
+        """[(class id, name, probability)] of the k most probable classes, best first (ties:
+        lower id first)."""
         order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(self.names[i], float(self.probabilities[i])) for i in order]
+        return [(int(i), self.names[i], float(self.probabilities[i])) for i in order]
 
 
 class Classifier:
@@ -116,19 +117,44 @@ class Classifier:
             yield ClassResult(source, index, image.width, image.height, p, self.names, share)
 
 
+def is_classifier_model(model=None, cfg=None, weights=None):
+    """Whether the network a command is given is a classifier (its cfg ends in [softmax] and
+    has no [region]). Problems with the files are left to the command that builds it."""
+    from ..model.cfg import classifier_section, load_cfg, parse_cfg_text
+    from ..model.checkpoint import is_hdf5, read_checkpoint_cfg
+    try:
+        if cfg is not None or model is not None:
+            config = load_cfg(cfg if cfg is not None else model)
+        elif weights is not None and is_hdf5(weights):
+            config = parse_cfg_text(read_checkpoint_cfg(weights)[0], str(weights))
+        else:
+            return False
+    except (UserError, OSError):
+        return False
+    return (classifier_section(config) is not None
+            and not any(s.type == "region" for s in config.sections))
+
+
 def predict_records(classifier, records, batch=32, progress=None):
-    """(N, K) probabilities of the records' images (records have .path), in order."""
-    out = []
+    """((N, K) probabilities, [(width, height)] image sizes) of the records' images (records
+    have .path), in order."""
+    probabilities, sizes = [], []
     for result in classifier.stream([r.path for r in records], batch_size=batch):
-        out.append(result.probabilities)
+        probabilities.append(result.probabilities)
+        sizes.append((result.width, result.height))
         if progress is not None:
             progress.update(1)
-    return np.stack(out) if out else np.zeros((0, classifier.num_classes), np.float32)
+    if not probabilities:
+        return np.zeros((0, classifier.num_classes), np.float32), sizes
+    return np.stack(probabilities), sizes
 
 
 def evaluate_classifier(classifier, records, batch=32, progress=None):
-    """ClassificationResult (metrics/classification.py) of the records (.path, .label)."""
+    """ClassificationResult (metrics/classification.py) of the records (.path, .label), with
+    the per-image `probabilities` and image `sizes` attached for the caller's outputs."""
     from ..metrics.classification import classification_metrics
-    probs = predict_records(classifier, records, batch, progress)
+    probabilities, sizes = predict_records(classifier, records, batch, progress)
     labels = np.array([r.label for r in records], np.int64)
-    return classification_metrics(probs, labels, classifier.num_classes)
+    result = classification_metrics(probabilities, labels, classifier.num_classes)
+    result.probabilities, result.sizes = probabilities, sizes
+    return result

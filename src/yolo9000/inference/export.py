@@ -19,6 +19,10 @@ YOLO label files (`detect --save-txt`): per image, a line `class cx cy w h` per 
     to the image size (darknet's training label format, which `load_dataset` reads back); with
     `--save-conf` the score is appended as a 6th column (the reader accepts and ignores it).
 
+Classifications (`classify --save-json`): a list with one object per image,
+    {"path", "width", "height", "top": [{"class", "name", "probability"}, ...]}
+    the `--top` most probable classes, best first; probability 6 decimals.
+
 Detections may be given as a list of `inference.detector.Detection` or as a
 `metrics.detection.Detections` (arrays), the two forms the pipeline produces.
 """
@@ -91,6 +95,13 @@ def json_list_text(entries) -> str:
     if not entries:
         return "[]\n"
     return "[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n"
+
+
+def classification_entry(path, width, height, top) -> dict:
+    """One image's classification: `top` is [(class id, name, probability)], best first."""
+    return {"path": str(path), "width": int(width), "height": int(height),
+            "top": [{"class": int(c), "name": str(name),
+                     "probability": round(float(p), SCORE_DECIMALS)} for c, name, p in top]}
 
 
 # -- YOLO label files --------------------------------------------------------------------------
