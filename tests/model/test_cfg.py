@@ -156,3 +156,60 @@ def test_exp_policy_reads_gamma(tmp_path):
     options = Network.from_cfg(path).options
     assert isinstance(options, NetOptions)
     assert learning_rate(options, 3) == pytest.approx(0.1 * 0.125)
+
+
+# -- classifier cfgs ---------------------------------------------------------------------------
+def _sections_of(text):
+    from yolo9000.model.cfg import parse_cfg_text
+    return parse_cfg_text(text, "adapted").sections
+
+
+def test_adapting_a_classifier_sets_its_last_convolution_to_the_class_count():
+    from yolo9000.model.cfg import adapt_cfg
+    from yolo9000.model.zoo import bundled_file
+    text = bundled_file("darknet19.cfg").read_text()
+    adapted, changes = adapt_cfg(text, classes=7, source="darknet19.cfg")
+    sections = _sections_of(adapted)
+    convs = [s for s in sections if s.type == "convolutional"]
+    assert convs[-1].options["filters"] == "7"
+    # every other convolution is untouched (the 1000 of ImageNet was only in the last one)
+    original = [s for s in _sections_of(text) if s.type == "convolutional"]
+    assert [s.options["filters"] for s in convs[:-1]] == [s.options["filters"] for s in original[:-1]]
+    assert changes == ["classes (filters of the last convolution) 1000 -> 7"]
+
+
+def test_a_classifier_cfg_with_a_new_size_scales_its_crop_sizes():
+    from yolo9000.model.cfg import adapt_cfg
+    from yolo9000.model.zoo import bundled_file
+    adapted, changes = adapt_cfg(bundled_file("darknet-mini.cfg").read_text(), classes=20,
+                                 width=128, height=128)
+    net = _sections_of(adapted)[0].options
+    assert (net["width"], net["min_crop"], net["max_crop"]) == ("128", "128", "160")
+    assert "min_crop 64 -> 128 (follows the input size)" in changes
+
+
+def test_classifier_cfgs_that_cannot_be_adapted_say_why():
+    from yolo9000.model.cfg import adapt_cfg
+    base = ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=4\nsize=1\n"
+            "activation=linear\n{between}[softmax]\n{groups}")
+    with pytest.raises(UserError, match="groups=1"):
+        adapt_cfg(base.format(between="[avgpool]\n", groups="groups=2\n"), classes=3)
+    with pytest.raises(UserError, match="must follow its last"):
+        adapt_cfg(base.format(between="[avgpool]\n[route]\nlayers=-1\n", groups=""), classes=3)
+    with pytest.raises(UserError, match="anchors belong to a detector"):
+        adapt_cfg(base.format(between="[avgpool]\n", groups=""), classes=3, anchors=[1, 1])
+    with pytest.raises(UserError, match="neither a detector"):
+        adapt_cfg("[net]\nwidth=32\nheight=32\n[maxpool]\nsize=2\nstride=2\n", classes=3)
+
+
+def test_bundled_mini_cfgs_share_their_first_eleven_layers():
+    """The backbone transfer `--cutoff 11` from darknet-mini to yolov2-mini relies on it."""
+    from yolo9000.model.network import Network
+    mini = Network.from_cfg("darknet-mini")
+    detector = Network.from_cfg("yolov2-mini")
+    assert mini.classifier == 13 and detector.region is not None
+    for a, b in zip(mini.layers[:11], detector.layers[:11]):
+        assert a.kind == b.kind
+        assert {k: v.shape for k, v in a.params.items()} == {k: v.shape for k, v in b.params.items()}
+    assert mini.layers[11].kind == "conv" and mini.layers[11].filters == 20
+    assert detector.layers[11].kind == "conv" and detector.layers[11].filters == 512
