@@ -88,8 +88,9 @@ def make_classification_sample(img, width, height, config: CropAugmentConfig, rn
     short_side = int(rng.integers(config.min_crop, config.max_crop + 1))
     scale = short_side / min(src_h, src_w / aspect)
     angle = math.radians(rng.uniform(-config.angle, config.angle))
-    slack_x = (src_w * scale / aspect - width) / 2
-    slack_y = (src_h * scale - height) / 2
+    # negative when the scaled image is smaller than the window: then it moves inside it
+    slack_x = abs(src_w * scale / aspect - width) / 2
+    slack_y = abs(src_h * scale - height) / 2
     dx = rng.uniform(-slack_x, slack_x)
     dy = rng.uniform(-slack_y, slack_y)
     chw = rotate_crop(img, width, height, scale, angle, dx, dy, aspect)
