@@ -211,6 +211,10 @@ class AugmentConfig:
         if self.saturation <= 0 or self.exposure <= 0:
             raise UserError("saturation and exposure must be positive")
 
+    def make_sample(self, image, record, width, height, rng, max_boxes=None):
+        """The batch loader's entry point: (image (3, height, width) float32, truth (n, 5))."""
+        return make_training_sample(image, record.boxes, record.classes, width, height, self,
+                                    rng, max_boxes=max_boxes)
 
 
 # --------------------------------------------------------------------------- one sample

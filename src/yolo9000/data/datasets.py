@@ -663,18 +663,39 @@ def _read_data_file(data_path: Path):
     return values
 
 
+def data_split_key(split) -> str:
+    """The key of a darknet ``.data`` file that names the list of ``split`` (default train;
+    'val' and 'validation' mean darknet's ``valid``)."""
+    key = split or "train"
+    return {"val": "valid", "validation": "valid"}.get(key, key)
+
+
+def _data_file_path(data_path: Path, values, key, what) -> Path:
+    """The path a ``.data`` file's ``key =`` entry names, resolved against the file's own
+    folder first (then the working folder and the folder above, darknet's usual root)."""
+    resolved = _resolve(values[key], [data_path.parent, Path.cwd(), data_path.parent.parent])
+    if not resolved.exists():
+        raise UserError(f"{what} {values[key]!r} does not exist", path=data_path)
+    return resolved
+
+
 def evaluation_list_key(data_path) -> str:
     """The list of a darknet ``.data`` file that evaluation reads when no split is given:
     ``valid``, as darknet's validator does, or ``train`` when the file has no ``valid =``."""
     return "valid" if "valid" in _read_data_file(Path(data_path)) else "train"
 
 
-def _read_list_file(list_path: Path, bases):
+def _read_list_entries(list_path: Path) -> list[str]:
+    """The image paths of a list file as written (one per line, blank lines skipped)."""
     try:
         text = list_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read image list: {e}", path=list_path) from None
-    return [_resolve(line.strip(), bases) for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _read_list_file(list_path: Path, bases):
+    return [_resolve(entry, bases) for entry in _read_list_entries(list_path)]
 
 
 def _scan_images(folder: Path):
@@ -690,18 +711,14 @@ def _yolo_sources(path: Path, split):
     """-> (image paths, dataset root, names file or None)."""
     if path.is_file() and path.suffix.lower() == ".data":
         values = _read_data_file(path)
-        key = {"val": "valid", "validation": "valid"}.get(split or "train", split or "train")
+        key = data_split_key(split)
         if key not in values:
             raise UserError(f"no '{key} =' entry", path=path)
-        bases = [path.parent, Path.cwd(), path.parent.parent]   # the file's own folder first
-        list_path = _resolve(values[key], bases)
-        if not list_path.exists():
-            raise UserError(f"the {key} list {values[key]!r} does not exist", path=path)
+        list_path = _data_file_path(path, values, key, f"the {key} list")
         images = _scan_images(list_path) if list_path.is_dir() else \
             _read_list_file(list_path, [list_path.parent, Path.cwd()])
-        names_file = _resolve(values["names"], bases) if "names" in values else None
-        if names_file is not None and not names_file.is_file():
-            raise UserError(f"names file {values['names']!r} does not exist", path=path)
+        names_file = _data_file_path(path, values, "names", "names file") \
+            if "names" in values else None
         return images, list_path.parent if list_path.is_file() else list_path, names_file
     if path.is_file():
         return _read_list_file(path, [path.parent, Path.cwd()]), path.parent, None

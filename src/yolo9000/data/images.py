@@ -312,3 +312,47 @@ def image_size(path) -> tuple[int, int]:
         raise UserError("image not found", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"cannot read image header: {e}", path=path) from None
+
+
+# How far from the end of a JPEG/PNG file its end marker is looked for: a writer may append a
+# little data after it, and the tail read stays cheap next to a decode.
+_END_MARKER_WINDOW = 64 * 1024
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def check_image_file(path) -> tuple[int, int]:
+    """(width, height) of an image file, after a check that costs no decode: Pillow must
+    recognise the header and find a positive size, and a JPEG or PNG must still hold its
+    end-of-image marker near its end. A file cut short (an interrupted download or copy)
+    fails that last test, so it is refused when a dataset is read rather than when training
+    first decodes it. Raises a one-line UserError naming the file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError("is a directory, not an image", path=path)
+    try:
+        if os.path.getsize(path) == 0:
+            raise UserError("empty file, not an image", path=path)
+        with warnings.catch_warnings():
+            # between 1x and 2x Pillow's pixel limit: loadable, load_image decodes it reduced
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = _oriented_size(img)
+                image_format = img.format
+        if width <= 0 or height <= 0:
+            raise UserError(f"image size {width}x{height} is not positive", path=path)
+        marker = _END_MARKERS.get(image_format)
+        if marker is not None:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.path.getsize(path) - _END_MARKER_WINDOW))
+                if marker not in f.read():
+                    raise UserError(f"{image_format} file has no end-of-image marker "
+                                    "(truncated?)", path=path)
+    except FileNotFoundError:
+        raise UserError("image not found", path=path) from None
+    except UnidentifiedImageError:
+        raise UserError("not an image (unrecognised format)", path=path) from None
+    except Image.DecompressionBombError as e:
+        raise UserError(f"image too large to decode safely ({e})", path=path) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise UserError(f"cannot read image header: {e}", path=path) from None
+    return width, height

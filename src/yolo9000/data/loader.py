@@ -1,4 +1,4 @@
-"""Deterministic, prefetching batch loader for detection training.
+"""Deterministic, prefetching batch loader for detection and classification training.
 
 Which images form batch ``i`` and how each is augmented depend only on (seed, i): image slot
 p = i*batch_size + j belongs to epoch p // N (N images), whose order is a permutation drawn
@@ -9,6 +9,11 @@ processes, whether it was prefetched or not, and after a resume (``iterate(k, ..
     with BatchLoader(dataset, batch_size=16, augment=AugmentConfig(), seed=1) as loader:
         for index, batch in loader.iterate(start, stop, lambda i: (416, 416)):
             batch.images, batch.truths   # (B, 3, H, W) float32, B x (n_i, 5) float32
+
+Classification: records with a ``.label`` (``data.classification``) and a
+``CropAugmentConfig``; then ``batch.labels`` is the (B,) int64 class ids and ``batch.truths``
+is empty. The augment config makes each sample (its ``make_sample``), so the loader itself
+knows nothing of either task.
 
 Worker processes build whole batches ahead of the consumer (a bounded number in flight);
 ``workers=0`` builds them in the calling process. Decoded images are cached (uint8) per
@@ -29,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .augment import AugmentConfig, make_training_sample
+from .augment import AugmentConfig
+from .classification_augment import CropAugmentConfig
 from .images import load_image
 from ..errors import UserError
 
@@ -41,9 +47,10 @@ _SHUTDOWN_SECONDS = 5.0        # grace period for workers to exit before they ar
 class Batch:
     index: int
     images: np.ndarray            # (B, 3, H, W) float32
-    truths: list[np.ndarray]      # B arrays (n_i, 5) float32: [cx, cy, w, h, class]
-    paths: list[str]
+    truths: list[np.ndarray]      # B arrays (n_i, 5) float32: [cx, cy, w, h, class]; [] when
+    paths: list[str]              # classifying
     record_indices: list[int]     # positions of the images in the dataset
+    labels: np.ndarray | None = None   # (B,) int64 class ids when classifying, else None
 
     @property
     def width(self) -> int:
@@ -84,16 +91,17 @@ class _SampleMaker:
 
     def build(self, index: int, members: list[int], width: int, height: int) -> Batch:
         images = np.empty((len(members), 3, height, width), dtype=np.float32)
-        truths = []
+        targets = []
         for j, k in enumerate(members):
-            rec = self.records[k]
             rng = np.random.default_rng([self.seed, index, j])
-            images[j], truth = make_training_sample(
-                self.image(k), rec.boxes, rec.classes, width, height, self.augment, rng,
-                max_boxes=self.max_boxes)
-            truths.append(truth)
-        return Batch(index, images, truths, [self.records[k].path for k in members],
-                     list(members))
+            images[j], target = self.augment.make_sample(
+                self.image(k), self.records[k], width, height, rng, max_boxes=self.max_boxes)
+            targets.append(target)
+        paths = [self.records[k].path for k in members]
+        if isinstance(self.augment, CropAugmentConfig):
+            return Batch(index, images, [], paths, list(members),
+                         labels=np.array(targets, dtype=np.int64))
+        return Batch(index, images, targets, paths, list(members))
 
 
 def _worker_loop(maker: _SampleMaker, tasks, results, generation, parent_pid: int,
@@ -189,14 +197,20 @@ def _context():
 class BatchLoader:
     """Batches of augmented training images, reproducible from (seed, batch index)."""
 
-    def __init__(self, dataset, batch_size, augment: AugmentConfig | None = None, seed=0,
-                 workers=2, max_boxes=30, shuffle=True, cache_images=True, prefetch=None,
+    def __init__(self, dataset, batch_size,
+                 augment: AugmentConfig | CropAugmentConfig | None = None, seed=0, workers=2,
+                 max_boxes=30, shuffle=True, cache_images=True, prefetch=None,
                  cache_bytes=512 * 2**20):
         """dataset: a Dataset (its .records) or a sequence of records with .path, .boxes and
-        .classes. prefetch: batches requested ahead of the consumer (default 2 per worker)."""
+        .classes; or, with a CropAugmentConfig, a ClassificationDataset or records with .path
+        and .label. prefetch: batches requested ahead of the consumer (default 2 per worker)."""
         records = list(getattr(dataset, "records", dataset))
         if not records:
             raise UserError("the training set has no images")
+        classifying = hasattr(records[0], "label")
+        if classifying != isinstance(augment, CropAugmentConfig):
+            raise TypeError("classification records (with .label) need a CropAugmentConfig, "
+                            "detection records an AugmentConfig")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if workers < 0:
