@@ -224,7 +224,8 @@ def test_split_keeps_photos_together_and_holds_out_about_the_fraction():
     held_photos = {photo(r) for r in held.records}
     assert not train_photos & held_photos
     assert len(train) + len(held) == len(ds)
-    assert sorted(r.path for r in train.records + held.records) == sorted(r.path for r in ds.records)
+    assert sorted(r.path for r in train.records + held.records) == \
+        sorted(r.path for r in ds.records)
     assert abs(len(held) / len(ds) - 0.2) < 0.03
     for c in range(4):    # every class held out roughly in proportion
         assert abs(held.class_counts()[c] / ds.class_counts()[c] - 0.2) < 0.08
