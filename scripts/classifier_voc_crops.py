@@ -158,7 +158,8 @@ def torch_run(train_dir, val_dir, epochs, size, lr, batch, model=None, seed=0, t
 def torch_accuracy(model, val, size):
     import numpy as np
     import torch
-    from yolo9000.data.images import center_crop, load_image
+    from yolo9000.data.classification_augment import center_crop
+    from yolo9000.data.images import load_image
     model.eval()
     correct1 = correct5 = 0
     with torch.no_grad():

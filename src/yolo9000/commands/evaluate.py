@@ -166,8 +166,11 @@ def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, s
     if classifier.names_source is None:
         raise UserError("the classifier's classes have no names (give --names) so its outputs "
                         "cannot be matched to the dataset's class folders", path=weights)
-    dataset = load_classification_dataset(data, names=classifier.names,
-                                          **({"split": split} if split else {}))
+    if Path(data).suffix.lower() == ".data" and Path(data).is_file() and split is None:
+        from ..data.datasets import evaluation_list_key
+        split = evaluation_list_key(data)       # darknet's valid= list, as for a detector
+        click.echo(f"note: evaluating the {split!r} list of {data}", err=True)
+    dataset = load_classification_dataset(data, names=classifier.names, split=split)
     for line in classification_report(dataset, "evaluation"):
         click.echo(line, err=True)
     records = dataset.records

@@ -141,27 +141,6 @@ def letterbox(img: np.ndarray, width: int, height: int, orig_size=None, window=N
     return out, info
 
 
-def center_crop(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """darknet's classifier input (validate_classifier_single): the image resized so that its
-    short side is the network's larger side (keeping its aspect ratio), then the centre
-    width x height window. An (h, w, 3) uint8 or [0, 1] float image -> (3, height, width)
-    float32 in [0, 1]."""
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an (h, w, 3) image, got shape {img.shape}")
-    h, w = img.shape[:2]
-    side = max(int(width), int(height))
-    if w < h:
-        new_w, new_h = side, max(side, (h * side) // w)
-    else:
-        new_w, new_h = max(side, (w * side) // h), side
-    resized = resize_bilinear(img, new_w, new_h)
-    if img.dtype == np.uint8:
-        resized *= np.float32(1.0 / 255.0)
-    x0, y0 = (new_w - width) // 2, (new_h - height) // 2
-    window = resized[y0:y0 + height, x0:x0 + width]
-    return np.ascontiguousarray(np.clip(window, 0.0, 1.0).transpose(2, 0, 1), np.float32)
-
-
 # -- loading ------------------------------------------------------------------------------------
 def pil_to_rgb(img: Image.Image) -> np.ndarray:
     """Any Pillow image -> uint8 (h, w, 3) RGB array, following the module's conversion rules."""

@@ -5,7 +5,8 @@
     for r in clf.stream(["cat.jpg", "dog.png"], batch_size=8):
         print(r.source, r.top(5))              # [(id, name, probability), ...] best first
 
-The pipeline: centre crop (data/images.center_crop, darknet's validate_classifier_single) ->
+The pipeline: centre crop (data/classification_augment.center_crop, darknet's
+validate_classifier_single) ->
 network -> the softmax's probabilities. `classify`, `evaluate` on a classifier and the
 validation of `train` on a classifier all run it.
 """
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.images import center_crop, load_image
+from ..data.classification_augment import center_crop
+from ..data.images import load_image
 from ..errors import UserError
 from .detector import build_network, default_class_names, failure_message, _check_size
 from .prefetch import prefetch

@@ -150,16 +150,21 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
         net = Network.load(weights, width=size, height=size)
     else:
         net = Network.from_cfg(os.fspath(spec), width=size, height=size)
+        _check_kind(net, classifier, spec)      # before the weights: a clearer first problem
         net.load_weights(weights)
+    _check_kind(net, classifier, spec or weights)
+    return net, notice
+
+
+def _check_kind(net, classifier, source):
     if classifier and net.classifier is None:
         raise UserError("this network does not end in [softmax], so it is not a classifier "
-                        "(use `yolo9000 detect` for a detector)", path=spec or weights)
+                        "(use `yolo9000 detect` for a detector)", path=source)
     if not classifier and net.region is None:
         hint = (" but a classifier: use `yolo9000 classify`" if net.classifier is not None
                 else "")
         raise UserError(f"this network has no region layer, so it is not a detector{hint}",
-                        path=spec or weights)
-    return net, notice
+                        path=source)
 
 
 class Detector:
