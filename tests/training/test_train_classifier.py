@@ -191,3 +191,41 @@ def test_a_classifier_backbone_starts_a_detector(colours, tmp_path):
         Trainer(TrainSettings(cfg="yolov2-mini", data=str(shapes["train"]),
                               out=str(tmp_path / "det2"), weights=str(weights), cutoff=12,
                               size=64, max_batches=1, batch=2, subdivisions=1, workers=0), echo=quiet).setup()
+
+
+def test_darknet19_trains_fine_tunes_as_darknet19_448_and_classifies(colours, tmp_path):
+    """The published Darknet-19 cfgs go through the same path (at a toy size): train
+    `darknet19`, continue with `darknet19_448`'s cfg at a larger size from its weights, and
+    classify with the result."""
+    from yolo9000.inference.classifier import Classifier
+    first = Trainer(settings(colours, tmp_path / "d19", cfg="darknet19", size=64, max_batches=1,
+                             batch=3, subdivisions=1, val=None), echo=quiet).setup()
+    assert first.net.layers[first.net.classifier - 2].filters == 3     # 1000 -> the 3 classes
+    first.train()
+    weights = tmp_path / "d19" / "weights" / "last.h5"
+    second = Trainer(settings(colours, tmp_path / "d448", cfg="darknet19_448", weights=str(weights),
+                              size=96, max_batches=1, batch=3, subdivisions=1, val=None),
+                     echo=quiet).setup()
+    assert (second.net.width, second.augment.min_crop) == (96, 96)
+    second.train()
+    clf = Classifier(weights=tmp_path / "d448" / "weights" / "last.h5")
+    result = next(clf.stream([next((colours / "val" / "red").glob("*.png"))]))
+    assert clf.size == (96, 96) and result.probabilities.shape == (3,)
+    assert result.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert [name for _, name, _ in result.top(3)] != [] and clf.names == sorted(COLOURS)
+
+
+def test_a_darknet_partial_file_of_a_classifier_starts_a_detector(colours, tmp_path):
+    """`convert --cutoff 11` writes darknet's `partial` file of a darknet-mini classifier; it
+    loads into yolov2-mini with `--cutoff 11` and carries the same numbers."""
+    from yolo9000.model.conversion import convert
+    classifier = Trainer(settings(colours, tmp_path / "cls", cfg="darknet-mini", size=64,
+                                  max_batches=1, val=None, batch=2, subdivisions=1),
+                         echo=quiet).setup()
+    classifier.train()
+    partial = tmp_path / "mini.conv.11"
+    convert(tmp_path / "cls" / "weights" / "last.h5", partial, cutoff=11)
+    detector = Network.from_cfg("yolov2-mini", width=64, height=64).load_weights(partial, cutoff=11)
+    for a, b in zip(classifier.net.layers[:11], detector.layers[:11]):
+        for name in a.params:
+            np.testing.assert_array_equal(a.params[name], b.params[name])
