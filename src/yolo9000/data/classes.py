@@ -70,3 +70,42 @@ def reconcile_classes(dataset, num_classes, model_names=None, model_source=None,
                      f"in {len(differ)} of {count_d} classes (e.g. id {i}: {model_names[i]!r} vs "
                      f"{names_d[i]!r}); scoring by class id with the dataset's names")
     return dataset, names_d, notes
+
+
+# -- word-tree (YOLO9000) models: dataset classes are tree nodes ---------------------------------
+def tree_nodes(names, tree, class_map=None, path=None):
+    """The tree node of each dataset class name, as an int64 array.
+
+    With a cfg's `map=` (class_map: dataset class index -> node, e.g. coco9k.map) the dataset's
+    classes are taken by position, and their count must be the map's. Otherwise each name is
+    looked up as a WordNet id (e.g. a class folder `n02084071`), then as a node name (exact,
+    then ignoring case); a name the tree lacks, or that names several nodes, is an error naming
+    it (the ids of the candidates say which to use instead)."""
+    names = [str(n) for n in names]
+    if class_map is not None:
+        class_map = np.asarray(class_map, np.int64)
+        if len(names) != class_map.size:
+            raise UserError(f"the cfg's map= takes a dataset of {class_map.size} classes (by "
+                            f"position) but the dataset has {len(names)}", path=path)
+        return class_map.copy()
+    by_wnid = {w: i for i, w in enumerate(tree.wnids)}
+    by_name, by_lower = {}, {}
+    for i, n in enumerate(tree.names):
+        by_name.setdefault(n, []).append(i)
+        by_lower.setdefault(n.lower(), []).append(i)
+    nodes = []
+    for n in names:
+        if n in by_wnid:
+            nodes.append(by_wnid[n])
+            continue
+        found = by_name.get(n) or by_lower.get(n.lower()) or []
+        if len(found) == 1:
+            nodes.append(found[0])
+        elif not found:
+            raise UserError(f"class {n!r} is not a node of the word tree {tree.source} (give "
+                            "classes by a node's name or WordNet id)", path=path)
+        else:
+            ids = ", ".join(tree.wnids[i] for i in found[:6])
+            raise UserError(f"class {n!r} names {len(found)} nodes of the word tree ({ids}); "
+                            "name the class by its WordNet id instead", path=path)
+    return np.array(nodes, np.int64)

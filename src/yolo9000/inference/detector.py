@@ -42,6 +42,7 @@ from .postprocess import postprocess
 from .prefetch import prefetch
 
 
+TREE_WALKS = ("paper", "darknet")   # see WordTree.top_prediction
 NO_WEIGHTS_MESSAGE = (
     "no weights given and no bundled default model is installed. Pass --weights FILE: darknet "
     "YOLOv2 weights from the darknet project (https://pjreddie.com/darknet/yolov2/, e.g. "
@@ -104,7 +105,10 @@ def default_class_names(net, num_classes, class_nodes=None):
     checkpoint's, else bundled ones chosen by class count, else (word-tree classes) the tree
     nodes' names; (None, None) when nothing names them."""
     if getattr(net, "names", None):
-        return [str(n) for n in net.names], "the checkpoint"
+        names = [str(n) for n in net.names]
+        if class_nodes is not None and len(names) == net.region.tree.n:
+            names = [names[int(k)] for k in class_nodes]     # a tree model's: node names
+        return names, "the checkpoint"
     bundled = bundled_names_for(num_classes)
     if bundled is not None:
         return read_names(bundled), f"bundled {bundled.name}"
@@ -171,19 +175,22 @@ class Detector:
     """Detect objects in images with a YOLOv2 network (see the module docstring)."""
 
     def __init__(self, model=None, cfg=None, weights=None, names=None, size=None, thresh=0.5,
-                 nms=0.45, evaluation=False):
+                 nms=0.45, evaluation=False, hier_thresh=0.5, tree_walk="paper"):
         net, self.notice = build_network(model, cfg, weights, size)
-        self._setup(net, names, thresh, nms, evaluation)
+        self._setup(net, names, thresh, nms, evaluation, None, hier_thresh, tree_walk)
 
     @classmethod
-    def from_network(cls, network, names=None, thresh=0.5, nms=0.45, evaluation=False):
-        """Wrap an already built network (with its weights loaded)."""
+    def from_network(cls, network, names=None, thresh=0.5, nms=0.45, evaluation=False,
+                     class_nodes=None, hier_thresh=0.5, tree_walk="paper"):
+        """Wrap an already built network (with its weights loaded). class_nodes: for a
+        word-tree model in evaluation, the tree node each evaluated class stands for."""
         self = cls.__new__(cls)
         self.notice = None
-        self._setup(network, names, thresh, nms, evaluation)
+        self._setup(network, names, thresh, nms, evaluation, class_nodes, hier_thresh, tree_walk)
         return self
 
-    def _setup(self, net, names, thresh, nms, evaluation):
+    def _setup(self, net, names, thresh, nms, evaluation, class_nodes=None, hier_thresh=0.5,
+               tree_walk="paper"):
         # Evaluation may keep every candidate (thresh 0): the whole precision-recall curve counts.
         if not (0.0 <= float(thresh) <= 1.0 if evaluation else 0.0 < float(thresh) <= 1.0):
             raise UserError(f"thresh must be in {'[0, 1]' if evaluation else '(0, 1]'}, "
@@ -194,20 +201,38 @@ class Detector:
         self.thresh = float(thresh)
         self.nms = float(nms)
         self.evaluation = bool(evaluation)
-        # YOLO9000 only: how sure the descent through the word tree must stay (darknet's .5)
-        self.hier_thresh = 0.5
+        # YOLO9000 only: how sure the descent through the word tree must stay (darknet's .5),
+        # and which descent: the paper's conditional probabilities or darknet's
+        if not 0.0 <= float(hier_thresh) <= 1.0:
+            raise UserError(f"hier_thresh must be in [0, 1], got {hier_thresh}")
+        if tree_walk not in TREE_WALKS:
+            raise UserError(f"tree walk must be one of {', '.join(TREE_WALKS)}, got {tree_walk!r}")
+        self.hier_thresh = float(hier_thresh)
+        self.tree_walk = tree_walk
         region = net.region
         self.tree = getattr(region, "tree", None)
-        # Word tree, evaluation: the tree node behind each class (darknet's map=, else all).
         self.class_nodes = None
+        self._set_classes(names, class_nodes)
+
+    def _set_classes(self, names, class_nodes=None):
+        """Word tree, evaluation: the tree node behind each class (given, else darknet's map=,
+        else every node)."""
+        region = self.net.region
         if self.tree is not None and self.evaluation:
             class_map = getattr(region, "class_map", None)
-            self.class_nodes = (np.arange(self.tree.n) if class_map is None
-                                else np.asarray(class_map, np.int64))
+            if class_nodes is None:
+                class_nodes = np.arange(self.tree.n) if class_map is None else class_map
+            self.class_nodes = np.asarray(class_nodes, np.int64)
             self.num_classes = int(self.class_nodes.size)
         else:
             self.num_classes = int(region.classes)
-        self.names = self._resolve_names(names, net)
+        self.names = self._resolve_names(names, self.net)
+
+    def score_classes(self, class_nodes, names):
+        """Evaluate a word-tree model on these classes: class k is tree node class_nodes[k],
+        scored with its absolute probability (which holds the probability of every node
+        below it, so a box named by a descendant counts for the class)."""
+        self._set_classes(list(names), class_nodes)
 
     # -- configuration ---------------------------------------------------------------------
     def _resolve_names(self, names, net):
@@ -266,8 +291,9 @@ class Detector:
         if self.class_nodes is not None:
             return postprocess(self._class_probabilities(output), region.anchors,
                                self.num_classes, info, self.thresh, self.nms, coords=coords)
+        walk = {} if self.tree_walk == "paper" else {"tree_walk": self.tree_walk}
         return postprocess(output, region.anchors, self.num_classes, info, self.thresh, self.nms,
-                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh)
+                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh, **walk)
 
     def _class_probabilities(self, output):
         """A word-tree region output rewritten as a flat one whose class channels hold each

@@ -274,8 +274,9 @@ def _adapt_classifier(config, s, classes, source):
 
 def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source="<cfg>"):
     """Rewrite a cfg for a dataset. A detector: the region's classes and anchors and the
-    filters of the convolution feeding it (num·(coords + 1 + classes)); a classifier: the
-    filters of its last convolution. Optionally the input size.
+    filters of the convolution feeding it (num·(coords + 1 + classes)); a word-tree (YOLO9000)
+    region keeps its classes (the tree's nodes); a classifier: the filters of its last
+    convolution. Optionally the input size.
 
     Returns (new text, list of human-readable changes)."""
     config = parse_cfg_text(text, source)
@@ -314,12 +315,24 @@ def _adapt_detector(config, r, classes, anchors, source):
                         line=region.line)
     conv = config.sections[r - 1]
     changes = []
+    for key in ("tree", "map"):
+        # the adapted cfg is written elsewhere (a run folder, a checkpoint): a file named
+        # relative to the original cfg is named by its absolute path there (bundled files
+        # are found by name anywhere)
+        value = region.options.get(key)
+        if value:
+            from .zoo import BUNDLED_DIR, find_cfg_file
+            found = find_cfg_file(value, source)
+            if found is not None and Path(found).resolve().parent != BUNDLED_DIR:
+                region.options[key] = str(Path(found).resolve())
     if anchors is not None:
         count = np.asarray(anchors).size // 2
         region.options["anchors"] = format_anchors(anchors)
         region.options["num"] = str(count)
         changes.append(f"{anchors_line(anchors)} ({count} anchors)")
-    if classes is not None and str(classes) != region.options.get("classes"):
+    # a word tree's classes are its nodes: the dataset's classes become nodes, not channels
+    if (classes is not None and "tree" not in region.options
+            and str(classes) != region.options.get("classes")):
         changes.append(f"classes {region.options.get('classes', '?')} -> {classes}")
         region.options["classes"] = str(int(classes))
     num = int(region.options.get("num", 1))

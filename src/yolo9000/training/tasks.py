@@ -17,6 +17,9 @@ from ..errors import UserError
 from ..model.cfg import classifier_section
 
 
+DEFAULT_CLASSIFICATION_SHARE = 0.25     # of each mini-batch, in joint (YOLO9000) training
+
+
 def task_for(config, source=None):
     if any(s.type == "region" for s in config.sections):
         return DetectionTask()
@@ -43,12 +46,69 @@ class DetectionTask:
         for label, dataset in (("train", train_set), ("val", val_set)):
             for line in dataset_report(dataset, label) if dataset is not None else []:
                 warn(line)
+        self.classification_set = None
+        if s.classification_data:
+            from ..data.classification import classification_report, load_classification_dataset
+            self.classification_set = load_classification_dataset(s.classification_data)
+            for line in classification_report(self.classification_set, "classification"):
+                warn(line)
+        self.share = s.classification_ratio if s.classification_ratio is not None else \
+            DEFAULT_CLASSIFICATION_SHARE
         return train_set, val_set
 
     def check(self, net, source):
         if net.region is None:
             raise UserError("the cfg has no [region] layer", path=source)
         self.region_index = len(net.layers) - 1
+        self.val_nodes = None
+
+    def bind(self, trainer):
+        """A word-tree (YOLO9000) region: the datasets' classes become tree nodes (the
+        training truths carry nodes; the validation keeps its classes, each scored as its
+        node) and the run's class names are the tree's."""
+        region = trainer.net.region
+        s = trainer.s
+        if region.tree is None:
+            if self.classification_set is not None:
+                raise UserError("joint training with --classification-data needs a word-tree "
+                                "region (a [region] with tree=, e.g. --cfg yolo9000)", path=s.cfg)
+            return
+        from dataclasses import replace
+
+        from ..data.classes import tree_nodes
+        tree = region.tree
+        train = trainer.train_set
+        nodes = tree_nodes(train.names, tree, self._class_map(region, train), path=s.data)
+        trainer.train_set = replace(train, records=[replace(r, classes=nodes[r.classes])
+                                                    for r in train.records])
+        if trainer.val_set is not None:
+            self.val_nodes = tree_nodes(trainer.val_set.names, tree,
+                                        self._class_map(region, trainer.val_set), path=s.val)
+        if self.classification_set is not None:
+            cls = self.classification_set
+            cls_nodes = tree_nodes(cls.names, tree, path=s.classification_data)
+            self.classification_set = replace(cls, records=[
+                replace(r, label=int(cls_nodes[r.label])) for r in cls.records])
+        trainer.names = list(tree.names)
+
+    @staticmethod
+    def _class_map(region, dataset):
+        """A cfg's map= (COCO class index -> node) applies to a dataset of that many classes;
+        other datasets' classes are found in the tree by name or WordNet id."""
+        class_map = region.class_map
+        return class_map if class_map is not None and len(dataset.names) == len(class_map) \
+            else None
+
+    def loader(self, trainer, augment, seed, workers, joint=True):
+        """The training batches: detection images, and (joint training) classification ones."""
+        from ..data.loader import BatchLoader
+        if joint and self.classification_set is not None:
+            from ..data.joint import JointAugment, MixedBatchLoader
+            return MixedBatchLoader(trainer.train_set, self.classification_set, self.share,
+                                    trainer.mini_batch, JointAugment(augment), seed=seed,
+                                    workers=workers, max_boxes=trainer.s.max_boxes)
+        return BatchLoader(trainer.train_set, trainer.mini_batch, augment, seed=seed,
+                           workers=workers, max_boxes=trainer.s.max_boxes)
 
     def multiscale(self, net):
         return net.region.random
@@ -66,8 +126,10 @@ class DetectionTask:
 
     def make_validator(self, trainer):
         from ..inference.detector import Detector
-        return Detector.from_network(trainer.net, thresh=trainer.s.eval_thresh, nms=trainer.s.nms,
-                                     evaluation=True)
+        names = trainer.val_set.names if self.val_nodes is not None else None
+        return Detector.from_network(trainer.net, names=names, thresh=trainer.s.eval_thresh,
+                                     nms=trainer.s.nms, evaluation=True,
+                                     class_nodes=self.val_nodes)
 
     def train_minibatch(self, net, batch):
         net.forward(batch.images, train=True)
@@ -101,6 +163,14 @@ class ClassificationTask:
     log_fields = ["loss", "top1", "top5"]
     result_fields = ["loss", "top1", "top5"]
     score_name = "top-1"
+
+    def bind(self, trainer):
+        pass
+
+    def loader(self, trainer, augment, seed, workers, joint=True):
+        from ..data.loader import BatchLoader
+        return BatchLoader(trainer.train_set, trainer.mini_batch, augment, seed=seed,
+                           workers=workers)
 
     def load_data(self, s, warn):
         from ..data.classification import classification_report, load_classification_dataset

@@ -116,6 +116,8 @@ class TrainSettings:
     cfg: str                         # cfg path, bundled name or .h5 checkpoint (its cfg)
     data: str                        # training dataset path
     val: str = None                  # validation dataset path
+    classification_data: str = None  # YOLO9000 joint training: classification images
+    classification_ratio: float = None   # their share of each mini-batch
     names: str = None                # names file overriding the dataset's
     weights: str = None              # initial weights (.weights, with cutoff, or .h5)
     cutoff: int = None
@@ -237,8 +239,9 @@ class Trainer:
             cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=s.anchors,
                                           width=s.size, height=s.size, source=source)
         self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")), seed=s.seed)
-        self.net.names = self.names
         self.task.check(self.net, s.cfg)
+        self.task.bind(self)
+        self.net.names = self.names
         o = self.net.options
         for key in ("max_batches", "batch", "subdivisions", "learning_rate", "momentum", "decay",
                     "burn_in", "policy", "steps", "scales"):
@@ -366,13 +369,11 @@ class Trainer:
     def _train_until(self, stop, stop_signals):
         """The loop: up to iteration `stop`, or until a signal arrives or training diverges
         (returns the one-line reason then)."""
-        from ..data.loader import BatchLoader
         o = self.net.options
         log_path = self.run_dir / "train_log.csv"
         self._truncate_log(log_path)
         log = open(log_path, "a", newline="") if self.s.log else None
-        loader = BatchLoader(self.train_set, self.mini_batch, self.augment, seed=self.s.seed,
-                             workers=self.s.workers, max_boxes=self.s.max_boxes)
+        loader = self.task.loader(self, self.augment, seed=self.s.seed, workers=self.s.workers)
         bar = Progress(stop, desc="train", unit="it", start=self.iteration)
         subdivisions = o.subdivisions
         batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
@@ -561,14 +562,13 @@ class Trainer:
         darknet's rolling average (.99·old + .01·batch) lags ~100 iterations behind the weights,
         which ruins evaluations early in a short run; the average is exact for the weights at
         hand. Returns the previous statistics so that the caller can restore them."""
-        from ..data.loader import BatchLoader
         bns = self.batchnorm_layers()
         previous = [(bn.rolling_mean.copy(), bn.rolling_variance.copy()) for bn in bns]
         net = self.net
         size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         plain = self.task.plain_augment(net)
-        loader = BatchLoader(self.train_set, self.mini_batch, plain, seed=self.s.seed + 1, workers=0)
+        loader = self.task.loader(self, plain, seed=self.s.seed + 1, workers=0, joint=False)
         try:
             n = min(batches, max(1, len(self.train_set.records) // self.mini_batch))
             for k in range(n):
