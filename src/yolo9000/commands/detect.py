@@ -18,7 +18,7 @@ import click
 
 from ..errors import UserError
 from ..runs import new_run_dir
-from .options import (check_size_option, deprecated_option, json_format_option,
+from .options import (check_size_option, tree_options, deprecated_option, json_format_option,
                       out_folder_as_run_folder, run_folder_options)
 
 GLOB_CHARS = set("*?[")
@@ -127,6 +127,7 @@ def summarise(detections, top=3):
               help="Network input size, a multiple of 32 [default: from the cfg].")
 @click.option("--thresh", type=click.FloatRange(0, 1, min_open=True), default=0.5,
               show_default=True, help="Keep detections whose score (objectness x class) >= this.")
+@tree_options
 @click.option("--nms", "nms_thresh", type=click.FloatRange(0, 1), default=0.45, show_default=True,
               help="Suppress a box whose IoU with a better box of its class exceeds this.")
 @run_folder_options("detect")
@@ -145,7 +146,8 @@ def summarise(detections, top=3):
               help="With --save-txt: append each box's score as a 6th column.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per forward pass.")
-def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, project, name, exist_ok,
+def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk, nms_thresh,
+            project, name, exist_ok,
             json_path, json_format, save_txt, save_conf, batch):
     """Detect objects in images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
@@ -180,7 +182,8 @@ def command(sources, model, cfg, weights, names, size, thresh, nms_thresh, proje
     from ..inference.export import coco_results, image_entry, json_list_text, yolo_label_text
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
-                        thresh=thresh, nms=nms_thresh)
+                        thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
+                        tree_walk=tree_walk)
     if detector.notice:
         click.echo(f"note: {detector.notice}", err=True)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import (check_size_option, deprecated_option, echo_dataset_report,
+from .options import (check_size_option, tree_options, deprecated_option, echo_dataset_report,
                       json_format_option, run_folder_options)
 
 
@@ -239,6 +239,7 @@ def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, s
 @click.option("--voc07", is_flag=True, help="VOC2007 11-point AP instead of all-point AP.")
 @click.option("--thresh", type=click.FloatRange(0, 1), default=0.005, show_default=True,
               help="Keep detections whose score >= this (low, so the whole PR curve counts).")
+@tree_options
 @click.option("--nms", "nms_thresh", type=click.FloatRange(0, 1), default=0.45, show_default=True,
               help="NMS IoU threshold.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True,
@@ -258,7 +259,8 @@ def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, s
 @deprecated_option("--save-dets", "--save-json FILE --json-format yolo9000",
                    lambda v: {"dets_path": v, "json_format": "yolo9000"},
                    type=click.Path(dir_okay=False))
-def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, nms_thresh,
+def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, hier_thresh,
+            tree_walk, nms_thresh,
             batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format):
     """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a detector, or top-1 / top-5 accuracy
     of a classifier, on a labelled dataset.
@@ -294,7 +296,8 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         return evaluate_classifier_command(data, weights, cfg, model, names, size, batch, split,
                                            project, name, exist_ok, json_path, dets_path, say)
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
-                        thresh=thresh, nms=nms_thresh, evaluation=True)
+                        thresh=thresh, nms=nms_thresh, evaluation=True, hier_thresh=hier_thresh,
+                        tree_walk=tree_walk)
     if detector.notice:
         click.echo(f"note: {detector.notice}", err=True)
     net = detector.net
@@ -312,10 +315,21 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     dataset = load_dataset(data, format=data_format, names=names, split=split,
                            use_difficult=not no_difficult)
     echo_dataset_report(dataset)
-    dataset, class_names, notes = reconcile_classes(dataset, num_classes, model_names,
-                                                    detector.names_source, data_path=data)
-    for n in notes:
-        click.echo(f"note: {n}", err=True)
+    if detector.tree is not None:
+        # a word-tree model scores each dataset class as its tree node (by name or WordNet
+        # id; through the cfg's map= for a dataset of the map's size, e.g. COCO)
+        from ..data.classes import tree_nodes
+        class_map = net.region.class_map
+        if class_map is not None and len(dataset.names) != len(class_map):
+            class_map = None
+        detector.score_classes(tree_nodes(dataset.names, detector.tree, class_map, path=data),
+                               dataset.names)
+        class_names, num_classes = list(dataset.names), len(dataset.names)
+    else:
+        dataset, class_names, notes = reconcile_classes(dataset, num_classes, model_names,
+                                                        detector.names_source, data_path=data)
+        for n in notes:
+            click.echo(f"note: {n}", err=True)
 
     records = dataset.records
     n_difficult = sum(int(r.difficult.sum()) for r in records)

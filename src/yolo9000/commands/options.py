@@ -90,3 +90,16 @@ def echo_dataset_report(dataset, label=None):
     from ..data.report import dataset_report
     for line in dataset_report(dataset, label):
         echo_to_stderr(line)
+
+
+def tree_options(command):
+    """--hier-thresh and --tree-walk: how a word-tree (YOLO9000) model names a box."""
+    command = click.option(
+        "--tree-walk", type=click.Choice(["paper", "darknet"]), default="paper", show_default=True,
+        help="Word-tree models: descend the tree by conditional probabilities (the paper) or "
+             "as darknet does (absolute probabilities compounded; gives darknet's labels with "
+             "the published yolo9000.weights).")(command)
+    return click.option(
+        "--hier-thresh", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+        help="Word-tree models: descend to a child only while the path probability stays "
+             "above this.")(command)

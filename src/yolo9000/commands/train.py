@@ -42,6 +42,12 @@ def _ints(text):
                              "COCO json. Classifier: a folder of class folders, or darknet's "
                              "image list / .data file with a labels file.")
 @click.option("--val", help="Validation data (same formats); evaluated every --eval-every iterations.")
+@click.option("--classification-data", type=click.Path(exists=True),
+              help="YOLO9000 joint training (a word-tree cfg, e.g. yolo9000): classification "
+                   "images (class folders named by tree node names or WordNet ids) mixed into "
+                   "every mini-batch; they teach classes, not boxes.")
+@click.option("--classification-ratio", type=click.FloatRange(0, 1, max_open=True),
+              help="The share of each mini-batch taken from --classification-data. [default 0.25]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Classifier without --val: hold out this share of --data for validation "
                    "(deterministic for --seed; crops of one photo stay together). [default 0.1]")
@@ -85,7 +91,7 @@ def _ints(text):
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this folder exactly where it stopped.")
 @click.option("--iterations", type=int, help="Stop after this many more iterations (the run can be resumed).")
-def command(cfg, data, val, val_fraction, names, weights, cutoff, anchors, size, max_batches, epochs,
+def command(cfg, data, val, classification_data, classification_ratio, val_fraction, names, weights, cutoff, anchors, size, max_batches, epochs,
             batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, max_bad_steps, project, name, exist_ok, resume_dir, iterations):
@@ -128,7 +134,8 @@ def command(cfg, data, val, val_fraction, names, weights, cutoff, anchors, size,
             val_fraction = DEFAULT_VAL_FRACTION if _is_classifier(cfg) else None
         out = new_run_dir(project, name, exist_ok)
         settings = TrainSettings(
-            cfg=cfg, data=data, val=val, names=names, weights=weights, cutoff=cutoff, out=str(out),
+            cfg=cfg, data=data, val=val, classification_data=classification_data,
+            classification_ratio=classification_ratio, names=names, weights=weights, cutoff=cutoff, out=str(out),
             max_batches=max_batches, epochs=epochs, val_fraction=val_fraction, batch=batch, subdivisions=subdivisions,
             learning_rate=learning_rate, momentum=momentum, decay=decay, burn_in=burn_in,
             policy="steps" if steps else None, steps=_ints(steps), scales=_floats(scales),
@@ -146,8 +153,13 @@ def command(cfg, data, val, val_fraction, names, weights, cutoff, anchors, size,
             raise
     o = trainer.net.options
     click.echo(f"run folder: {trainer.run_dir}")
+    joint = getattr(trainer.task, "classification_set", None)
     click.echo(f"data: {len(trainer.train_set.records)} training images, {len(trainer.names)} classes"
-               + (f"; {len(trainer.val_set.records)} validation images" if trainer.val_set else ""))
+               + (f" (word-tree nodes)" if trainer.net.region is not None and
+                  trainer.net.region.tree is not None else "")
+               + (f"; {len(trainer.val_set.records)} validation images" if trainer.val_set else "")
+               + (f"; {len(joint.records)} classification images, {trainer.task.share:g} of each "
+                  "mini-batch" if joint is not None else ""))
     click.echo(f"schedule: {o.max_batches} iterations of {o.batch} images ({o.subdivisions} "
                f"mini-batches), lr {o.learning_rate} (burn-in {o.burn_in}, {o.policy} "
                + (f"power {o.power:g}" if o.policy == "poly" else f"{o.steps} x {o.scales}")
