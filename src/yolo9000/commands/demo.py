@@ -14,6 +14,7 @@ from .options import (check_size_option, deprecated_option, echo_to_stderr,
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
 DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=3600, batch=8, lr=0.004)
+WORDTREE_DEFAULTS = dict(n_train=1500, iterations=1500)
 # Each batch is two mini-batches (darknet's subdivisions), computed side by side on two cores
 # (parallel.py); the numbers are the same on one core, only slower.
 SUBDIVISIONS = 2
@@ -41,14 +42,34 @@ SUBDIVISIONS = 2
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--detect-images", type=click.IntRange(min=0), default=12, show_default=True,
               help="Validation images to draw detections on.")
-def command(project, name, exist_ok, n_train, n_val, size, iterations, batch, lr, workers, seed,
-            detect_images):
+@click.option("--wordtree", is_flag=True,
+              help="YOLO9000's joint training instead: a word tree of shapes, boxes that name "
+                   "mostly coarse nodes, classification crops of every shape; detects shapes "
+                   "that never had a box, against a detection-only baseline. Its own defaults: "
+                   f"--train-images {WORDTREE_DEFAULTS['n_train']} --iterations "
+                   f"{WORDTREE_DEFAULTS['iterations']}.")
+@click.option("--crops-per-class", type=click.IntRange(min=1), default=200, show_default=True,
+              help="--wordtree: classification crops of each fine shape.")
+@click.option("--classification-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.5, show_default=True,
+              help="--wordtree: share of each mini-batch taken from the crops.")
+@click.pass_context
+def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batch, lr, workers, seed,
+            detect_images, wordtree, crops_per_class, classification_ratio):
     from ..errors import UserError
     from ..runs import new_run_dir
     root = new_run_dir(project, name, exist_ok)
     if any(root.iterdir()):
         # the demo makes a dataset and a training run here; another run's files would mix in
         raise UserError("run folder is not empty; choose another --name", path=root)
+    if wordtree:
+        from . import demo_wordtree
+        given = {k: v for k, v in dict(n_train=n_train, iterations=iterations).items()
+                 if ctx.get_parameter_source(k).name != "DEFAULT"}
+        options = {**WORDTREE_DEFAULTS, **given}
+        return demo_wordtree.run(root, options["n_train"], n_val, size, options["iterations"],
+                                 batch, lr, workers, seed, detect_images, crops_per_class,
+                                 classification_ratio)
     t_start = time.perf_counter()
     click.echo(f"yolo9000 demo: everything goes to {root}")
 

@@ -35,6 +35,9 @@ from ..errors import UserError
 from ..fileio import atomic_write_text, check_output_path
 
 CLASS_NAMES = ("circle", "square", "triangle", "star", "cross")
+# more shapes, for the word-tree demo's hierarchy (data/synthetic_hierarchy.py)
+REGULAR_POLYGONS = {"pentagon": 5, "hexagon": 6}
+SHAPE_NAMES = CLASS_NAMES + ("pentagon", "hexagon", "ellipse", "ring")
 MIN_SIZE, MAX_SIZE = 0.08, 0.60      # shape box side as a fraction of the image side
 MAX_OBJECTS = 6
 MIN_VISIBLE = 0.6                    # fraction of a shape's area that must stay uncovered
@@ -65,9 +68,22 @@ _OUR_FILE = re.compile(r"^\d{6}\.(jpg|png|txt)$")
 
 # -- geometry ------------------------------------------------------------------------------
 
-def _unit_polygon(cls: int, rng) -> np.ndarray:
-    """Vertices (k, 2) of a shape centred on 0 with circumradius 1."""
-    name = CLASS_NAMES[cls]
+def _unit_polygon(name: str, rng) -> np.ndarray:
+    """Vertices (k, 2) of a shape centred on 0 with circumradius 1 (a ring is one polygon
+    running round the outer circle and back round the inner one, which Pillow fills as a
+    ring)."""
+    if name in REGULAR_POLYGONS:
+        k = REGULAR_POLYGONS[name]
+        a = -np.pi / 2 + np.arange(k) * 2 * np.pi / k
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if name == "ellipse":
+        a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        return np.stack([np.cos(a), rng.uniform(0.45, 0.62) * np.sin(a)], 1)
+    if name == "ring":
+        a = np.linspace(0, 2 * np.pi, 65)
+        inner = rng.uniform(0.5, 0.62)
+        outer = np.stack([np.cos(a), np.sin(a)], 1)
+        return np.concatenate([outer, inner * outer[::-1]])
     if name == "circle":
         a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
         return np.stack([np.cos(a), np.sin(a)], 1)
@@ -86,12 +102,12 @@ def _unit_polygon(cls: int, rng) -> np.ndarray:
         w = rng.uniform(0.26, 0.36)     # half-width of an arm, arms reach 1
         return np.array([[w, -1], [w, -w], [1, -w], [1, w], [w, w], [w, 1],
                          [-w, 1], [-w, w], [-1, w], [-1, -w], [-w, -w], [-w, -1]], float)
-    raise ValueError(cls)
+    raise ValueError(name)
 
 
-def _random_shape(cls: int, size: int, rng, difficulty=STANDARD) -> np.ndarray:
+def _random_shape(name: str, size: int, rng, difficulty=STANDARD) -> np.ndarray:
     """Polygon (k, 2) in pixel coordinates, rotated, scaled and placed inside the image."""
-    poly = _unit_polygon(cls, rng)
+    poly = _unit_polygon(name, rng)
     theta = rng.uniform(0, 2 * np.pi)
     c, s = np.cos(theta), np.sin(theta)
     poly = poly @ np.array([[c, s], [-s, c]])
@@ -197,8 +213,8 @@ def _shape_color(img, alpha, x0, y0, rng, overlapped=()):
 
 # -- one sample ----------------------------------------------------------------------------
 
-def render_sample(rng, size=160, return_masks=False, difficulty=STANDARD):
-    """Render one image.
+def render_sample(rng, size=160, return_masks=False, difficulty=STANDARD, class_names=CLASS_NAMES):
+    """Render one image of shapes drawn from `class_names` (any of SHAPE_NAMES).
 
     rng: a numpy Generator (the only source of randomness). Returns
     (PIL RGB image, boxes (n, 4) float32 normalised [cx, cy, w, h], classes (n,) int64),
@@ -215,8 +231,8 @@ def render_sample(rng, size=160, return_masks=False, difficulty=STANDARD):
     polys, classes = [], []
     for _ in range(n_wanted):
         for _attempt in range(20):
-            cls = int(rng.integers(len(CLASS_NAMES)))
-            poly = _random_shape(cls, size, rng, difficulty)
+            cls = int(rng.integers(len(class_names)))
+            poly = _random_shape(class_names[cls], size, rng, difficulty)
             alpha, x0, y0 = _rasterise(poly, size)
             h, w = alpha.shape
             if alpha.sum() < 4:         # a sliver too thin to see; draw another

@@ -1,0 +1,143 @@
+"""`yolo9000 demo --wordtree`: YOLO9000's joint training, in miniature, end to end.
+
+The paper trained on COCO boxes and ImageNet labels together and then detected ImageNet classes
+that never had a box (16.0 mAP on 156 of them). Here (data/synthetic_hierarchy.py): detection
+images whose boxes mostly name only the coarse node (polygon / round / spiky), a few fine
+shapes boxed too, and classification crops of all nine fine shapes. A word-tree YOLOv2
+(`yolov2-shapes-tree`) trains on both; the same model trained on the detection set alone is the
+baseline. Both are scored on validation images labelled with fine classes: fine classes with
+boxes, fine classes that never had a box, and the coarse nodes.
+"""
+import time
+
+import click
+import numpy as np
+
+from .options import echo_to_stderr
+
+
+def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect_images,
+        crops_per_class, classification_ratio):
+    from ..data.anchors import box_wh, kmeans_anchors
+    from ..data.datasets import load_dataset
+    from ..data.synthetic_hierarchy import (BOXED_FINE, COARSE, FINE, HIERARCHY, NEVER_BOXED,
+                                            coarse_view, make_hierarchy_data)
+    from ..fileio import atomic_write_text
+    from ..model.cfg import anchors_line
+    from ..progress import Progress
+    t_start = time.perf_counter()
+    click.echo(f"yolo9000 demo --wordtree: everything goes to {root}")
+    click.echo("      the tree: " + "; ".join(f"{c} -> {', '.join(kids)}"
+                                             for c, kids in HIERARCHY.items()))
+
+    # 1. data ------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    total = n_train + n_val + crops_per_class * len(FINE)
+    click.echo(f"[1/5] rendering {n_train} detection images (boxes named {', '.join(COARSE)}, "
+               f"and {', '.join(BOXED_FINE)}), {crops_per_class} classification crops of each "
+               f"of the {len(FINE)} shapes, {n_val} validation images with fine labels ...")
+    bar = Progress(total, desc="render", unit="img")
+    paths = make_hierarchy_data(root / "data", n_train, n_val, crops_per_class, size, seed=seed,
+                                progress=lambda done, _: bar.update(done - bar.n))
+    bar.close()
+    click.echo(f"      in {time.perf_counter() - t0:.1f} s: {root / 'data'}")
+
+    # 2. anchors -----------------------------------------------------------------------------
+    train_set = load_dataset(paths["detection"])
+    grid = size // 16
+    clusters = kmeans_anchors(box_wh(train_set), 5, restarts=10, seed=seed)
+    anchors = [float(v) for v in (clusters.centroids * grid).reshape(-1)]
+    atomic_write_text(root / "anchors.txt", anchors_line(anchors, decimals=2) + "\n")
+    click.echo(f"[2/5] dimension clusters: {anchors_line(anchors, decimals=2)} "
+               f"(avg IoU {100 * clusters.avg_iou:.1f}%)")
+
+    # 3. two trainings -----------------------------------------------------------------------
+    trainers = {}
+    for step, (label, joint) in enumerate((("joint", True), ("detection-only", False))):
+        trainers[label] = _train(root / f"train_{label}", paths, joint, size, iterations, batch,
+                                 lr, workers, seed, anchors, classification_ratio,
+                                 f"[3/5] ({step + 1}/2)")
+
+    # 4. the paper's experiment --------------------------------------------------------------
+    val = load_dataset(paths["val"])
+    rows = {}
+    for label, trainer in trainers.items():
+        fine_ap = _class_aps(trainer.net, val)
+        coarse_ap = _class_aps(trainer.net, coarse_view(val))
+        rows[label] = (np.mean([fine_ap[n] for n in BOXED_FINE]),
+                       np.mean([fine_ap[n] for n in NEVER_BOXED]),
+                       np.mean([coarse_ap[n] for n in COARSE]), fine_ap)
+    click.echo(f"[4/5] validation on {n_val} images labelled with fine classes, mAP@0.5:")
+    click.echo(f"      {'model':16s} {'fine, boxed':>12s} {'fine, never boxed':>18s} {'coarse nodes':>13s}")
+    for label, (boxed, never, coarse, _) in rows.items():
+        click.echo(f"      {label:16s} {boxed:12.3f} {never:18.3f} {coarse:13.3f}")
+    click.echo("      per fine class (joint / detection-only): " + ", ".join(
+        f"{n} {rows['joint'][3][n]:.2f}/{rows['detection-only'][3][n]:.2f}" for n in FINE))
+    atomic_write_text(root / "results.txt", "".join(
+        f"{label} fine_boxed {boxed:.4f} fine_never_boxed {never:.4f} coarse {coarse:.4f}\n"
+        for label, (boxed, never, coarse, _) in rows.items()))
+
+    # 5. detections, named by their path in the tree ------------------------------------------
+    out_dir = _draw(trainers["joint"], val, root / "detections", detect_images)
+    model_path = root / "shapes-tree.h5"
+    net = trainers["joint"].net
+    net.resize(size, size)
+    net.save(model_path, names=trainers["joint"].names,
+             description="yolo9000 demo --wordtree: joint training on shapes")
+    click.echo(f"[5/5] detections of the jointly trained model, named by their tree path: {out_dir}")
+    click.echo(f"done in {time.perf_counter() - t_start:.0f} s. Model: {model_path} "
+               f"(yolo9000 detect IMAGES --weights {model_path})")
+
+
+def _train(out, paths, joint, size, iterations, batch, lr, workers, seed, anchors, ratio, step):
+    from ..kernels.threads import current_threads
+    from ..training.trainer import Trainer, TrainSettings
+    subdivisions = 2 if batch % 2 == 0 else 1
+    settings = TrainSettings(
+        cfg="yolov2-shapes-tree", data=str(paths["detection"]), val=str(paths["val"]),
+        classification_data=str(paths["crops"]) if joint else None,
+        classification_ratio=ratio if joint else None, out=str(out), max_batches=iterations,
+        batch=batch, subdivisions=subdivisions, learning_rate=lr,
+        burn_in=min(50, iterations // 5), policy="steps",
+        steps=[int(iterations * 0.8), int(iterations * 0.93)], scales=[0.1, 0.1], size=size,
+        anchors=anchors, workers=workers, seed=seed, optimizer="adam",
+        parallel=min(subdivisions, current_threads()), save_every=max(50, iterations // 4))
+    what = ("jointly on boxes and classification crops" if joint
+            else "on the detection set alone (the baseline)")
+    click.echo(f"{step} training yolov2-shapes-tree {what}: {iterations} iterations of {batch} "
+               "images with Adam ...")
+    t0 = time.perf_counter()
+    trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup()
+    trainer.train()
+    click.echo(f"      trained in {time.perf_counter() - t0:.0f} s: {trainer.weights_dir / 'last.h5'}")
+    return trainer
+
+
+def _class_aps(net, dataset):
+    """{class name: VOC AP@0.5} of a word-tree network on a dataset, each class scored as its
+    tree node."""
+    from ..data.classes import tree_nodes
+    from ..inference.detector import Detector
+    from ..inference.evaluation import evaluate_records
+    detector = Detector.from_network(net, names=dataset.names, thresh=0.005, evaluation=True,
+                                     class_nodes=tree_nodes(dataset.names, net.region.tree))
+    voc, _, _ = evaluate_records(detector, dataset.records, batch=16)
+    return {name: float(voc.ap[k]) for k, name in enumerate(dataset.names)}
+
+
+def _draw(trainer, val, out_dir, count):
+    from PIL import Image
+
+    from ..data.images import load_image
+    from ..inference.detector import Detector
+    from ..inference.draw import draw_detections
+    out_dir.mkdir(exist_ok=True)
+    tree = trainer.net.region.tree
+    # each node labelled by its path from the root, e.g. "round > ellipse"
+    labels = [" > ".join(tree.names[k] for k in reversed(tree.path(node)))
+              for node in range(tree.n)]
+    det = Detector.from_network(trainer.net, names=labels, thresh=0.4)
+    for record in val.records[:count]:
+        image = Image.fromarray(load_image(record.path).rgb)
+        draw_detections(image, det(record.path)).save(out_dir / f"{record.path.rsplit('/', 1)[-1][:-4]}.png")
+    return out_dir
