@@ -65,6 +65,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
     from ..errors import UserError
     from ..fileio import check_output_path
     from ..runs import new_run_dir
+    from ..training.distributed import world
     from ..training.trainer import Trainer, TrainSettings, load_settings
 
     if resume_dir:
@@ -89,7 +90,8 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         anchor_values = _floats(anchors)
         if anchor_values is not None and (len(anchor_values) % 2 or not anchor_values):
             raise click.BadParameter("give pairs w,h", param_hint="--anchors")
-        out = new_run_dir(project, name, exist_ok)
+        ranks = world()
+        out = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
         settings = TrainSettings(
             cfg=cfg, data=data, val=val, names=names, weights=weights, cutoff=cutoff, out=str(out),
             max_batches=max_batches, batch=batch, subdivisions=subdivisions,
@@ -103,7 +105,7 @@ def command(cfg, data, val, names, weights, cutoff, anchors, size, max_batches, 
         except BaseException:
             # nothing was trained: a bad --data, --weights or cfg leaves no half-made run behind
             # (the folder is this run's own unless --exist-ok reused one)
-            if not exist_ok:
+            if not exist_ok and ranks.is_main:
                 import shutil
                 shutil.rmtree(out, ignore_errors=True)
             raise
