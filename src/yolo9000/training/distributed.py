@@ -34,6 +34,8 @@ RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 # how long a failing rank waits for the others to fail at the same point (a bad option, a
 # missing file: every rank sees it) before it stops them all with MPI_Abort
 AGREE_SECONDS = 3.0
+# the launcher stops forwarding a rank's output when it aborts: time to pass the message on
+FORWARD_SECONDS = 0.5
 INSTALL_HINT = 'pip install "yolo9000[mpi]"'
 
 
@@ -283,6 +285,7 @@ def _fail_together(ranks, code, message):
     while not request.Test():
         if time.monotonic() > deadline:
             _say(f"rank {ranks.rank} of {ranks.size} failed, stopping all ranks: {message}")
+            time.sleep(FORWARD_SECONDS)
             ranks.comm.Abort(code or 1)
         time.sleep(0.02)
     messages = ranks.exit_comm.gather((code, message), root=0)
@@ -310,6 +313,6 @@ def _say(text):
 def _silence():
     """Ranks other than 0 print nothing (their messages about failures go to the real stderr)."""
     global _real_stderr
-    _real_stderr = None     # a silenced rank's own stderr
+    _real_stderr = sys.stderr
     devnull = open(os.devnull, "w")
     sys.stdout = sys.stderr = devnull
