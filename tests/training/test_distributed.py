@@ -277,3 +277,29 @@ def test_without_mpi4py_a_launched_run_says_what_to_install(tmp_path):
     plain = run_installed("summary", "yolov2-shapes", cwd=tmp_path,
                           env={"PYTHONPATH": str(hidden)})
     assert plain.returncode == 0, plain.stderr
+
+
+@needs_mpi
+def test_two_ranks_detect_like_one_process(shapes, tmp_path):
+    """9 images and a broken one shared over two ranks: the same files, JSON, report lines in
+    input order and exit code as one process."""
+    images = tmp_path / "images"
+    shutil.copytree(shapes["val"].parent / "images" / "val", images)
+    (images / "broken.jpg").write_text("not an image")
+    args = ("detect", images, "--save-txt", "--project", "runs")
+    one = run_installed(*args, "--name", "one", "--save-json", "one.json", cwd=tmp_path)
+    two = run_installed(*args, "--name", "two", "--save-json", "two.json", cwd=tmp_path,
+                        launcher=TWO_RANKS)
+    assert one.returncode == two.returncode == 1      # the broken image
+
+    def image_lines(result):
+        return [line.rsplit(", ", 1)[0] for line in result.stdout.splitlines()
+                if line.startswith(str(images))]
+    assert len(image_lines(one)) == 9 and image_lines(two) == image_lines(one)
+    assert two.stderr.count("broken.jpg") == 1
+    assert (tmp_path / "one.json").read_text() == (tmp_path / "two.json").read_text()
+    files = {}
+    for run in ("one", "two"):
+        root = tmp_path / "runs" / run
+        files[run] = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert len(files["one"]) == 18 and files["one"] == files["two"]
