@@ -24,6 +24,8 @@ COMMANDS = {
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
 }
+# the commands that share their work over the ranks of `mpiexec -n N` (training/distributed.py)
+MPI_COMMANDS = ("train", "evaluate", "detect")
 
 
 class LazyGroup(click.Group):
@@ -50,6 +52,11 @@ class LazyGroup(click.Group):
               help="Threads for BLAS and the OpenMP kernels (default: all cores).")
 def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
+    from .training.distributed import launched_size
+    command = click.get_current_context().invoked_subcommand
+    if launched_size() > 1 and command not in MPI_COMMANDS:
+        raise UserError(f"{command} does not run on several MPI ranks (only "
+                        f"{', '.join(MPI_COMMANDS)} do): run it without mpiexec")
     if threads:
         # before NumPy is imported (commands import it lazily), so BLAS starts with this count
         for var in ("YOLO9000_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -303,3 +303,42 @@ def test_two_ranks_detect_like_one_process(shapes, tmp_path):
         root = tmp_path / "runs" / run
         files[run] = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert len(files["one"]) == 18 and files["one"] == files["two"]
+
+
+def test_a_rank_takes_its_block_of_each_iteration_and_counts_seen_from_it():
+    """Rank 1 of 2 with 4 subdivisions of 3 images: mini-batches 2, 3 of iteration 0, 6, 7 of
+    iteration 1, ...; its first mini-batch sees `seen` as one process would (2 · 3 later)."""
+    from yolo9000 import Network
+    from yolo9000.training.distributed import RankSteps
+
+    class SecondOfTwo:
+        rank, size = 1, 2
+    net = Network.from_cfg("yolov2-shapes", width=64, height=64)
+    net.seen = 40
+    steps = RankSteps(SecondOfTwo(), net, subdivisions=4, mini_batch=3)
+    assert steps.local_subdivisions == 2
+    assert [steps.minibatch_index(p) for p in range(6)] == [2, 3, 6, 7, 10, 11]
+    steps.begin(net)
+    assert net.seen == 46
+
+
+def test_ranks_on_one_host_share_its_cores(monkeypatch):
+    from yolo9000.kernels.threads import default_threads
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("YOLO9000_THREADS", raising=False)
+    assert default_threads() == cores
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")             # mpiexec -n 2 on this host
+    assert default_threads() == max(1, cores // 2)
+    monkeypatch.setenv("MPI_LOCALNRANKS", str(4 * cores))  # more ranks than cores: one each
+    assert default_threads() == 1
+    monkeypatch.setenv("YOLO9000_THREADS", "3")            # the user's choice wins
+    assert default_threads() == 3
+
+
+@needs_mpi
+def test_commands_that_do_not_share_their_work_refuse_several_ranks(tmp_path):
+    result = run_installed("summary", "yolov2-shapes", cwd=tmp_path, launcher=TWO_RANKS)
+    assert result.returncode == 1 and result.stdout == ""
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        "error: summary does not run on several MPI ranks (only train, evaluate, detect do): "
+        "run it without mpiexec"], result.stderr
