@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import INSTALLED_SCRIPT, installed_env, run_folder_args, run_installed
-from test_train import checkpoint_arrays
+from test_train import checkpoint_arrays, wait_for_iterations
 
 MPIEXEC = shutil.which("mpiexec", path=installed_env(".")["PATH"])
 needs_mpi = pytest.mark.skipif(
@@ -96,12 +96,12 @@ def test_two_ranks_train_what_one_process_trains(shapes, two_rank_run, tmp_path)
 @needs_mpi
 def test_parallel_replicas_combine_with_ranks(shapes, two_rank_run, tmp_path):
     """Two ranks with --parallel 2 and 4 subdivisions: each rank runs its two mini-batches
-    side by side; still one process's weights."""
+    side by side, loaded by worker processes; still one process's weights."""
     kw = ("--max-batches", 3, "--batch", 8, "--subdivisions", 4)
     one = tmp_path / "one"
     train(shapes, one, *kw, cwd=tmp_path)
     both = tmp_path / "both"
-    train(shapes, both, *kw, "--parallel", 2, launcher=TWO_RANKS, cwd=tmp_path)
+    train(shapes, both, *kw, "--parallel", 2, "--workers", 2, launcher=TWO_RANKS, cwd=tmp_path)
     assert_same_weights(one / "weights" / "last.h5", both / "weights" / "last.h5", rtol=2e-5)
 
 
@@ -138,16 +138,6 @@ def start_two_ranks(*args, cwd):
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
-def wait_for_log(run, rows, proc, timeout=60):
-    log = run / "train_log.csv"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) > rows:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"no {rows} iterations: {proc.poll()} {proc.communicate()}")
-
-
 def long_run(shapes, run, cwd):
     return start_two_ranks(*TRAIN, "--data", shapes["train"], "--max-batches", 100000,
                            "--save-every", 1, "--no-multiscale", *run_folder_args(run), cwd=cwd)
@@ -168,7 +158,7 @@ def test_sigkill_of_one_rank_ends_every_rank(shapes, tmp_path, victim):
         first = proc.stderr.readline()
         pids = rank_pids(first)
         assert sorted(pids) == [0, 1], first
-        wait_for_log(run, 3, proc)
+        wait_for_iterations(run, 3, proc)
         os.kill(pids[victim], signal.SIGKILL)
         killed = time.monotonic()
         out, err = proc.communicate(timeout=30)
@@ -197,7 +187,7 @@ def test_ctrl_c_stops_every_rank_at_the_same_step(shapes, tmp_path):
     run = tmp_path / "runs" / "r"
     proc = long_run(shapes, run, tmp_path)
     try:
-        wait_for_log(run, 3, proc)
+        wait_for_iterations(run, 3, proc)
         proc.send_signal(signal.SIGINT)      # the launcher passes it to every rank
         _, err = proc.communicate(timeout=30)
     finally:
