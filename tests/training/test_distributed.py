@@ -183,12 +183,19 @@ def test_sigkill_of_one_rank_ends_every_rank(shapes, tmp_path, victim):
 
 
 @needs_mpi
-def test_ctrl_c_stops_every_rank_at_the_same_step(shapes, tmp_path):
+@pytest.mark.parametrize("to_rank", [None, 1])
+def test_a_stop_signal_stops_every_rank_at_the_same_step(shapes, tmp_path, to_rank):
+    """Ctrl-C on the launcher (it passes SIGINT to every rank), or SIGTERM to rank 1 alone
+    (the ranks agree on stopping in the step's Allreduce)."""
     run = tmp_path / "runs" / "r"
     proc = long_run(shapes, run, tmp_path)
     try:
+        pids = rank_pids(proc.stderr.readline())
         wait_for_iterations(run, 3, proc)
-        proc.send_signal(signal.SIGINT)      # the launcher passes it to every rank
+        if to_rank is None:
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.kill(pids[to_rank], signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
