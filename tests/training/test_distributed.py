@@ -339,3 +339,18 @@ def test_commands_that_do_not_share_their_work_refuse_several_ranks(tmp_path):
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
         "error: summary does not run on several MPI ranks (only train, evaluate, detect do): "
         "run it without mpiexec"], result.stderr
+
+
+@needs_mpi
+def test_ranks_refuse_a_diverging_step_together(shapes, tmp_path):
+    """The non-finite check reads the summed gradient, the same on every rank: all stop at the
+    same step with one message (a rank deciding alone would leave the other waiting)."""
+    run = tmp_path / "r"
+    result = run_installed(*TRAIN, "--data", shapes["train"], "--lr", 1e39, "--burn-in", 0,
+                           "--max-batches", 3, *run_folder_args(run), cwd=tmp_path,
+                           launcher=TWO_RANKS)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "training diverged at iteration 1" in errors[0], result.stderr
+    assert "failed, stopping all ranks" not in result.stderr
+    assert checkpoint_arrays(run / "weights" / "last.h5")["optimizer/iteration"] == 0
