@@ -1,4 +1,4 @@
-"""Data parallelism over MPI: `mpiexec -n N yolo9000 train|evaluate ...`.
+"""Data parallelism over MPI: `mpiexec -n N yolo9000 train|evaluate|detect ...`.
 
 Every rank holds the whole network. An iteration's `subdivisions` mini-batches are spread over
 the ranks in contiguous blocks (rank r runs mini-batches r·L ... r·L + L − 1 of the iteration,
