@@ -41,16 +41,22 @@ def scalar_iou(a, b):
 INSTALLED_SCRIPT = Path(sys.executable).with_name("yolo9000")
 
 
-def run_installed(*args, cwd, timeout=300, env=None):
-    """Run the script; `env` adds variables to the clean environment (None values remove)."""
-    assert INSTALLED_SCRIPT.is_file(), (f"no console script at {INSTALLED_SCRIPT}: install the package "
-                              "(pip install .) into this interpreter's environment")
+def installed_env(cwd, env=None):
+    """The clean environment the installed script runs in; `env` adds variables (None values
+    remove)."""
     clean = {"PATH": f"{INSTALLED_SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
              "HOME": str(cwd), "LANG": "C.UTF-8", "YOLO9000_THREADS": "1"}
     clean.update(env or {})
-    env = {k: v for k, v in clean.items() if v is not None}
-    return subprocess.run([str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return {k: v for k, v in clean.items() if v is not None}
+
+
+def run_installed(*args, cwd, timeout=300, env=None, launcher=()):
+    """Run the script (under `launcher`, e.g. ("mpiexec", "-n", "2")) in installed_env."""
+    assert INSTALLED_SCRIPT.is_file(), (f"no console script at {INSTALLED_SCRIPT}: install the package "
+                              "(pip install .) into this interpreter's environment")
+    return subprocess.run([*map(str, launcher), str(INSTALLED_SCRIPT), *map(str, args)], cwd=cwd,
+                          env=installed_env(cwd, env), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ Each sub-command lives in its own module under `yolo9000.commands` and is import
 it is run, so `yolo9000 --help` stays fast and one command's dependencies never slow another.
 """
 import importlib
+import io
 import os
 import sys
 
@@ -24,6 +25,8 @@ COMMANDS = {
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
 }
+# the commands that share their work over the ranks of `mpiexec -n N` (training/distributed.py)
+MPI_COMMANDS = ("train", "evaluate", "detect")
 
 
 class LazyGroup(click.Group):
@@ -50,6 +53,11 @@ class LazyGroup(click.Group):
               help="Threads for BLAS and the OpenMP kernels (default: all cores).")
 def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
+    from .training.distributed import launched_size
+    command = click.get_current_context().invoked_subcommand
+    if launched_size() > 1 and command not in MPI_COMMANDS:
+        raise UserError(f"{command} does not run on several MPI ranks (only "
+                        f"{', '.join(MPI_COMMANDS)} do): run it without mpiexec")
     if threads:
         # before NumPy is imported (commands import it lazily), so BLAS starts with this count
         for var in ("YOLO9000_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -59,27 +67,40 @@ def cli(threads):
             set_threads(threads)
 
 
+def outcome(error):
+    """(exit code, message for stderr) for an exception a command raised, or None for one that
+    is not the user's to fix (a bug: its traceback is shown)."""
+    if isinstance(error, UserError):
+        return 1, f"error: {error}"
+    if isinstance(error, Interrupted):
+        return 130, str(error)
+    if isinstance(error, click.exceptions.Abort):
+        return 130, "aborted"
+    if isinstance(error, click.ClickException):
+        shown = io.StringIO()
+        error.show(file=shown)
+        return error.exit_code, shown.getvalue().rstrip("\n")
+    if isinstance(error, KeyboardInterrupt):
+        return 130, "interrupted"
+    return None
+
+
 def main(argv=None):
-    """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 1, never a traceback.
+    Under an MPI launcher every rank runs the command (training/distributed.py)."""
     from .kernels.threads import keep_freed_memory
+    from .training.distributed import run_command
     keep_freed_memory()
     try:
-        rv = cli.main(args=argv, prog_name="yolo9000", standalone_mode=False)
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except Interrupted as e:
-        click.echo(str(e), err=True)
-        sys.exit(130)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        rv = run_command(lambda: cli.main(args=argv, prog_name="yolo9000", standalone_mode=False),
+                         outcome)
+    except BaseException as error:
+        result = outcome(error)
+        if result is None:
+            raise
+        code, message = result
+        click.echo(message, err=True)
+        sys.exit(code)
     if isinstance(rv, int) and rv != 0:
         sys.exit(rv)
     sys.exit(0)

@@ -187,36 +187,64 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     if detector.notice:
         click.echo(f"note: {detector.notice}", err=True)
 
-    out_dir = new_run_dir(project, name, exist_ok)
+    from ..training.distributed import world
+    ranks = world()
+    out_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
     labels_dir = out_dir / "labels"
-    if save_txt:
+    if save_txt and ranks.is_main:
         labels_dir.mkdir(exist_ok=True)
     namer = OutputNamer()
-    entries = []        # of the --save-json file
-    done = 0
-    start = time.perf_counter()
+    # named before any image runs: the same names however the images are shared over ranks
+    outputs = [namer.stem_and_suffix(path) for path in paths]
+    mine = ranks.shard(len(paths))
+    # under MPI the ranks' reports are printed by rank 0, in input order, once all are done
+    live = ranks.size == 1
 
-    # result.index, the position in `paths`, is the image_id of the COCO layout (failed images
-    # keep their numbers)
-    for result in detector.stream(paths, batch_size=batch, skip_errors=True):
-        if result.error is not None:
-            fail(result.error)
-            failures += 1
-            continue
-        path, image, dets = result.source, result.image, result.detections
-        stem, suffix = namer.stem_and_suffix(path)
-        scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
-        save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
-        if save_txt:
-            atomic_write_text(labels_dir / f"{stem}.txt",
-                              yolo_label_text(dets, image.width, image.height, save_conf))
-        if json_format == "coco":
-            entries.extend(coco_results(result.index, dets))
+    def detect_mine(mine_paths):
+        reports = {}     # position among mine_paths -> (error or None, stdout line, entries)
+        # result.index (in `paths`), the image_id of the COCO layout: failed images keep
+        # their numbers
+        for result in detector.stream(mine_paths, batch_size=batch, skip_errors=True):
+            index = mine[result.index]
+            if result.error is not None:
+                report = (result.error, None, [])
+            else:
+                path, image, dets = result.source, result.image, result.detections
+                stem, suffix = outputs[index]
+                scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
+                save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
+                if save_txt:
+                    atomic_write_text(labels_dir / f"{stem}.txt",
+                                      yolo_label_text(dets, image.width, image.height, save_conf))
+                if json_format == "coco":
+                    entries = coco_results(index, dets)
+                else:
+                    entries = [image_entry(path, image.width, image.height, dets, detector.names)]
+                report = (None, f"{path} {image.width}x{image.height}: {summarise(dets)}, "
+                                f"{result.seconds * 1000:.0f} ms", entries)
+            if live:
+                show(report)
+            reports[result.index] = report
+        return reports
+
+    def show(report):
+        error, line, _ = report
+        if error is not None:
+            fail(error)
         else:
-            entries.append(image_entry(path, image.width, image.height, dets, detector.names))
-        done += 1
-        say(f"{path} {image.width}x{image.height}: {summarise(dets)}, "
-            f"{result.seconds * 1000:.0f} ms")
+            say(line)
+
+    start = time.perf_counter()
+    reports = ranks.map_sharded(paths, detect_mine)
+    if not ranks.is_main:
+        return 0
+    entries = []        # of the --save-json file
+    for report in reports.values():
+        if not live:
+            show(report)
+        entries.extend(report[2])
+    done = sum(error is None for error, _, _ in reports.values())
+    failures += len(reports) - done
 
     elapsed = time.perf_counter() - start
     if json_path is not None:

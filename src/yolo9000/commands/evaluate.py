@@ -288,6 +288,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     from ..runs import new_run_dir
     from ..progress import Progress
     from ..inference.evaluation import evaluate_records
+    from ..training.distributed import world
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)
@@ -339,13 +340,16 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     say(f"model: {cfg or model or 'stored cfg'} + {weights_used} "
         f"({net.width}x{net.height}), thresh {thresh:g}, nms {nms_thresh:g}")
 
-    run_dir = new_run_dir(project, name, exist_ok)
+    ranks = world()
+    run_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
     progress = Progress(len(records), desc="evaluating", unit="img", stream=sys.stderr)
     start = time.perf_counter()
     voc, coco, dets = evaluate_records(detector, records, batch=batch, progress=progress,
                                        use_07_metric=voc07)
     seconds = time.perf_counter() - start
     progress.close()
+    if not ranks.is_main:       # the images were shared out; rank 0 reports and writes
+        return 0
 
     from ..metrics.detection import format_table
     say(format_table(voc, class_names))

@@ -98,6 +98,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
     from ..errors import UserError
     from ..fileio import check_output_path
     from ..runs import new_run_dir
+    from ..training.distributed import world
     from ..training.trainer import Trainer, TrainSettings, load_settings
 
     if resume_dir:
@@ -132,7 +133,8 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
             cfg = weights if weights and is_hdf5(weights) else "yolov2-tiny-voc"
         if val_fraction is None and not val:
             val_fraction = DEFAULT_VAL_FRACTION if _is_classifier(cfg) else None
-        out = new_run_dir(project, name, exist_ok)
+        ranks = world()
+        out = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
         settings = TrainSettings(
             cfg=cfg, data=data, val=val, classification_data=classification_data,
             classification_ratio=classification_ratio, names=names, weights=weights, cutoff=cutoff, out=str(out),
@@ -147,7 +149,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
         except BaseException:
             # nothing was trained: a bad --data, --weights or cfg leaves no half-made run behind
             # (the folder is this run's own unless --exist-ok reused one)
-            if not exist_ok:
+            if not exist_ok and ranks.is_main:
                 import shutil
                 shutil.rmtree(out, ignore_errors=True)
             raise

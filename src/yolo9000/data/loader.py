@@ -262,48 +262,53 @@ class BatchLoader:
         self._check_open()
         return self._maker.build(index, self.members(index), int(width), int(height))
 
-    def iterate(self, start: int, stop: int | None, size_fn):
+    def iterate(self, start: int, stop: int | None, size_fn, index_of=None):
         """Yield (index, Batch) for index in [start, stop) (stop None: without end).
 
         size_fn(index) -> (width, height) is called up to ``prefetch`` batches before the
         batch is consumed, so it must depend on the index only (as darknet's multi-scale
         schedule does when drawn from a seeded generator per index). Starting a new
-        iterate() abandons the previous iterator.
+        iterate() abandons the previous iterator. With ``index_of``, [start, stop) are
+        positions and batch index_of(position) is built at each (an MPI rank's share of the
+        batches, training/distributed.py).
         """
         self._check_open()
+        index_of = index_of or (lambda position: position)
         if self.workers == 0:
-            return self._iterate_inline(start, stop, size_fn)
-        return self._iterate_workers(start, stop, size_fn)
+            return self._iterate_inline(start, stop, size_fn, index_of)
+        return self._iterate_workers(start, stop, size_fn, index_of)
 
-    def _iterate_inline(self, start, stop, size_fn):
-        index = start
-        while stop is None or index < stop:
+    def _iterate_inline(self, start, stop, size_fn, index_of):
+        position = start
+        while stop is None or position < stop:
+            index = index_of(position)
             yield index, self.get(index, *size_fn(index))
-            index += 1
+            position += 1
 
-    def _iterate_workers(self, start, stop, size_fn):
+    def _iterate_workers(self, start, stop, size_fn, index_of):
         self._start_workers()
         with self._generation.get_lock():
             self._generation.value += 1
             gen = self._generation.value
-        submitted = index = start
-        while stop is None or index < stop:
-            limit = index + self.prefetch if stop is None else min(stop, index + self.prefetch)
+        submitted = position = start
+        while stop is None or position < stop:
+            limit = position + self.prefetch if stop is None else min(stop, position + self.prefetch)
             while submitted < limit:
-                width, height = size_fn(submitted)
-                # batch i always goes to worker i mod W: results come back in order per pipe
+                index = index_of(submitted)
+                width, height = size_fn(index)
+                # position p always goes to worker p mod W: results come back in order per pipe
                 worker = self._workers[submitted % len(self._workers)]
                 try:
-                    worker.tasks.send((gen, submitted, self.members(submitted), int(width),
+                    worker.tasks.send((gen, index, self.members(index), int(width),
                                        int(height)))
                 except OSError:   # broken pipe: the worker is gone
                     self._worker_died(worker)
                 submitted += 1
-            yield index, self._receive(gen, index)
-            index += 1
+            yield index_of(position), self._receive(gen, index_of(position), position)
+            position += 1
 
-    def _receive(self, gen: int, index: int) -> Batch:
-        worker = self._workers[index % len(self._workers)]
+    def _receive(self, gen: int, index: int, position: int) -> Batch:
+        worker = self._workers[position % len(self._workers)]
         while True:
             if self._generation.value != gen:
                 raise RuntimeError("this BatchLoader iterator was replaced by a newer iterate()")

@@ -1,20 +1,27 @@
 """Score a detector on a dataset: the piece `train --val` and `evaluate` share.
 
 The detections come from `Detector.stream` (the same pipeline `detect` runs); build the
-detector with ``evaluation=True`` so that a word-tree model is scored class by class.
+detector with ``evaluation=True`` so that a word-tree model is scored class by class. Under
+MPI (training/distributed.py) each rank predicts its share of the images and every rank gets
+all the detections, so the scores are one process's.
 """
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
 
 
 def predict_records(detector, records, batch=8, progress=None):
     """Detections (original pixels) for every record, keyed by record index."""
-    results = {}
-    stream = detector.stream((r.path for r in records), batch_size=batch)
-    for k, result in enumerate(stream):
-        results[k] = Detections(result.boxes, result.scores, result.classes)
-        if progress is not None:
-            progress.update(1)
-    return results
+    from ..training.distributed import world
+    ranks = world()
+
+    def predict(mine):
+        results = {}
+        stream = detector.stream((r.path for r in mine), batch_size=batch)
+        for k, result in enumerate(stream):
+            results[k] = Detections(result.boxes, result.scores, result.classes)
+            if progress is not None:
+                progress.update(ranks.size)     # rank 0's bar stands for all ranks
+        return results
+    return ranks.map_sharded(records, predict)
 
 
 def evaluate_records(detector, records, batch=8, progress=None, use_07_metric=False):

@@ -16,6 +16,11 @@ _OPENBLAS_NAMES = (("scipy_openblas", "64_"), ("scipy_openblas", "_64_"), ("scip
 _blas_functions = None     # cached blas_thread_functions()
 
 
+# what MPI launchers (MPICH/hydra, Open MPI, MVAPICH) tell each rank: ranks on this host
+LOCAL_RANKS_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                         "MV2_COMM_WORLD_LOCAL_SIZE")
+
+
 def default_threads():
     value = os.environ.get("YOLO9000_THREADS")
     if value:
@@ -23,7 +28,11 @@ def default_threads():
             return max(1, int(value))
         except ValueError:
             pass
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # ranks that `mpiexec` started on one host share its cores rather than each taking them all
+    local_ranks = next((int(os.environ[v]) for v in LOCAL_RANKS_VARIABLES
+                        if os.environ.get(v, "").strip().isdigit()), 1)
+    return max(1, cores // max(1, local_ranks))
 
 
 def _blas_libraries():

@@ -33,6 +33,7 @@ from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
 from ..model.network import Network
+from .distributed import world
 from .optim import learning_rate, make_optimizer
 from ..progress import Progress
 
@@ -220,6 +221,7 @@ class Trainer:
         self.bad_steps = 0       # batches skipped for a non-finite loss or gradient
         self._saved = None       # the buffers _snapshot copies a step's starting state into
         self.history = []        # evaluation rows
+        self.world = world()     # MPI ranks (distributed.py); rank 0 alone writes files
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self, resume=False):
@@ -258,21 +260,23 @@ class Trainer:
             raise UserError("max_batches must be positive (set it in the cfg, with --max-batches "
                             "or with --epochs)")
         self.mini_batch = o.batch // o.subdivisions
+        self.steps = self.world.step_sync(self.net, o.subdivisions, self.mini_batch)
         self.base_size = o.width
         check_input_size(o.width, "input width", path=s.cfg)
         check_input_size(o.height, "input height", path=s.cfg)
         self.multiscale = s.multiscale and self.task.multiscale(self.net)
         self.optimizer = make_optimizer(s.optimizer, self.net, o)
-        if not resume:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "model.cfg", cfg_text)
-            atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
-            if self.net.region is not None:
-                atomic_write_text(self.run_dir / "anchors.txt",
-                                  anchors_line(self.net.region.anchors) + "\n")
-        # on resume too: a run resumed with a lower --lr keeps it when resumed again
-        atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
-        self._remove_stale_checkpoint_temps()
+        if self.world.is_main:
+            if not resume:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(self.run_dir / "model.cfg", cfg_text)
+                atomic_write_text(self.run_dir / "classes.names", "\n".join(self.names) + "\n")
+                if self.net.region is not None:
+                    atomic_write_text(self.run_dir / "anchors.txt",
+                                      anchors_line(self.net.region.anchors) + "\n")
+            # on resume too: a run resumed with a lower --lr keeps it when resumed again
+            atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
+            self._remove_stale_checkpoint_temps()
         if not resume:
             if s.weights:
                 self.net.load_weights(s.weights, cutoff=s.cutoff)
@@ -321,6 +325,8 @@ class Trainer:
                 self.echo(f"removed an unfinished checkpoint: {stale}")
 
     def save(self, path):
+        if not self.world.is_main:
+            return
         state = self.optimizer.state()
         state["iteration"] = np.int64(self.iteration)
         state["best_map"] = np.float64(self.best_map)
@@ -372,28 +378,33 @@ class Trainer:
         o = self.net.options
         log_path = self.run_dir / "train_log.csv"
         self._truncate_log(log_path)
-        log = open(log_path, "a", newline="") if self.s.log else None
+        log = open(log_path, "a", newline="") if self.s.log and self.world.is_main else None
         loader = self.task.loader(self, self.augment, seed=self.s.seed, workers=self.s.workers)
         bar = Progress(stop, desc="train", unit="it", start=self.iteration)
         subdivisions = o.subdivisions
-        batches = loader.iterate(self.iteration * subdivisions, stop * subdivisions,
-                                 self.size_of_minibatch)
+        steps = self.steps
+        local = steps.local_subdivisions       # this rank's mini-batches of an iteration
+        batches = loader.iterate(self.iteration * local, stop * local, self.size_of_minibatch,
+                                 index_of=steps.minibatch_index)
         pool = self._replica_pool()
         diverged = None
         try:
-            while self.iteration < stop and not stop_signals:
+            while self.iteration < stop and not steps.stopping(stop_signals):
                 t0 = time.perf_counter()
                 lr = learning_rate(o, self.iteration)
                 self.net.zero_grads()
                 before = self._snapshot()
+                steps.begin(self.net)
                 parts = {}
                 done = 0
-                while done < subdivisions:
-                    group = [next(batches)[1] for _ in range(min(pool.count, subdivisions - done))]
+                while done < local:
+                    group = [next(batches)[1] for _ in range(min(pool.count, local - done))]
                     done += len(group)
                     for stats in pool.run(group, lambda net, b: self.train_minibatch(b, net)):
                         for k, v in stats.items():
                             parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
+                # the other ranks' sums: every rank then takes the same decisions below
+                steps.finish(self.net, parts, stop_signals)
                 problem = self._non_finite_step(parts)
                 if problem is None:
                     with np.errstate(all="ignore"):     # overflow is checked right after
@@ -422,6 +433,7 @@ class Trainer:
                     training_threads = self._set_threads(self._threads)
                     self.evaluate_and_record(bar)
                     self._set_threads(training_threads)
+            steps.settle(stop_signals)
         finally:
             pool.close()
             self._restore_threads()
@@ -545,6 +557,8 @@ class Trainer:
 
     def _truncate_log(self, path):
         """On resume, drop log rows past the checkpoint so the log reads as one clean run."""
+        if not self.world.is_main:
+            return
         rows = []
         if path.exists() and self.iteration > 0:
             with open(path, newline="") as f:
@@ -601,8 +615,9 @@ class Trainer:
         row = {"iteration": self.iteration, "seen": net.seen, **values,
                "eval_seconds": f"{time.perf_counter() - t0:.1f}"}
         self.history.append(row)
-        atomic_write_text(self.run_dir / "results.csv",
-                          csv_lines(result_fields(self.task), self.history))
+        if self.world.is_main:
+            atomic_write_text(self.run_dir / "results.csv",
+                              csv_lines(result_fields(self.task), self.history))
         message = f"iteration {self.iteration}: {message}"
         if score > self.best_map:
             self.best_map = float(score)
@@ -615,6 +630,8 @@ class Trainer:
 
     def plot(self):
         """results.png: loss parts per iteration and mAP per evaluation (needs matplotlib)."""
+        if not self.world.is_main:
+            return None
         try:
             import matplotlib
             matplotlib.use("Agg")
