@@ -164,16 +164,10 @@ class RegionLayer(Layer):
 
     @classmethod
     def from_section(cls, s, in_shape, context):
-        from ..model.zoo import find_cfg_file
-        files = {}
-        for key, what in (("tree", "tree"), ("map", "class map")):
-            # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
-            value = s.get_str(key)
-            if value:
-                found = find_cfg_file(value, context.source)
-                if found is None:
-                    raise ValueError(f"{what} file '{value}' not found")
-                files[key] = str(found)
+        from ..model.zoo import cfg_file_option
+        tree = cfg_file_option(s, "tree", "tree", context.source)
+        # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
+        class_map = cfg_file_option(s, "map", "class map", context.source)
         s.expect_default("background", 0)     # changes the objectness output
         # darknet reads these without using them in a YOLOv2 region (log, sqrt, classfix),
         # for coords > 4 only (mask_scale), or to size its training truth buffer (max)
@@ -187,7 +181,7 @@ class RegionLayer(Layer):
             thresh=s.get_float("thresh", .5), rescore=bool(s.get_int("rescore", 0)),
             bias_match=bool(s.get_int("bias_match", 0)), jitter=s.get_float("jitter", .2),
             random=bool(s.get_int("random", 0)), absolute=bool(s.get_int("absolute", 0)),
-            tree=files.get("tree"), map=files.get("map"))
+            tree=tree, map=class_map)
 
     def _load_class_map(self, spec):
         """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""
