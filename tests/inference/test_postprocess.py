@@ -216,6 +216,30 @@ def test_tree_decoding_descends_while_confident():
     assert cls.tolist() == [4, 4] and len(xyxy) == 2
 
 
+def test_tree_walk_option_reaches_decoding():
+    from yolo9000.inference.postprocess import decode_region_tree
+    from yolo9000.model.wordtree import WordTree
+    # roots A(0), B(1); A -> C(2), D(3); C -> E(4), F(5); one confident box
+    tree = WordTree([-1, -1, 0, 0, 2, 2])
+    anchors = np.array([[1.0, 1.0]], np.float32)
+    out = np.zeros((1, 5 + 6, 1, 1), np.float32)
+    out[0, 5:, 0, 0] = [0.9, 0.1, 0.8, 0.2, 0.9, 0.1]
+    out[0, 0:2], out[0, 4] = 0.5, 0.8
+    out = out.reshape(-1, 1, 1)
+    # conditional walk: .9, .72, .648 all > .5 -> E (4); darknet's compounds the absolute
+    # probabilities .9, .72, .648 into .9, .648, .42 -> stops at C (2)
+    assert decode_region_tree(out, anchors, tree, 0.5, 0.5)[2].tolist() == [4]
+    assert decode_region_tree(out, anchors, tree, 0.5, 0.5, walk="darknet")[2].tolist() == [2]
+    info = letterbox_info(32, 32, 32, 32)
+    assert postprocess(out, anchors, 6, info, 0.5, 0.45, tree=tree)[2].tolist() == [4]
+    assert postprocess(out, anchors, 6, info, 0.5, 0.45, tree=tree,
+                       tree_walk="darknet")[2].tolist() == [2]
+    assert postprocess(out, anchors, 6, info, 0.5, 0.45, tree=tree, hier_thresh=0.4,
+                       tree_walk="darknet")[2].tolist() == [4]
+    with pytest.raises(ValueError, match="walk"):      # even when no box passes thresh
+        postprocess(out, anchors, 6, info, 0.9, 0.45, tree=tree, tree_walk="Darknet")
+
+
 def test_postprocess_drops_boxes_entirely_in_padding():
     # a wide image leaves padding bands above and below; a box inside the top band vanishes
     info = letterbox_info(200, 50, 64, 64)              # image rows 24..40 of the input

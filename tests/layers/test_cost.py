@@ -138,3 +138,102 @@ def test_cost_scale_multiplies_the_training_gradient():
     task = ClassificationTask()
     task.check(net, "cfg")
     assert task.scale == 2.5
+
+
+# -- a WordTree classifier ([softmax] tree=) --------------------------------------------------
+# roots A(0), B(1); A -> C(2), D(3); C -> E(4), F(5), G(6)
+TREE_PARENTS = [-1, -1, 0, 0, 2, 2, 2]
+
+
+def test_tree_loss_and_accuracy_by_hand():
+    from yolo9000.layers.cost import tree_cross_entropy
+    from yolo9000.model.wordtree import WordTree
+    tree = WordTree(TREE_PARENTS)
+    # conditional probabilities, each group summing to 1
+    p = np.array([[0.8, 0.2, 0.75, 0.25, 0.6, 0.3, 0.1],     # walk: A .8, C .6, E .36 < .5: C
+                  [0.3, 0.7, 0.5, 0.5, 0.2, 0.2, 0.6]],      # walk: B .7, a leaf
+                 np.float32)
+    loss, grad, stats = tree_cross_entropy(p.reshape(2, 7, 1, 1), [5, 0], tree)
+    # image 0, label F: -log P(F|C) - log P(C|A) - log P(A); image 1, label A: -log P(A)
+    assert loss == pytest.approx(-math.log(0.3 * 0.75 * 0.8) - math.log(0.3), rel=1e-6)
+    assert stats["loss"] == pytest.approx(loss / 2)
+    expected = np.array([[0.8 - 1, 0.2, 0.75 - 1, 0.25, 0.6, 0.3 - 1, 0.1],
+                         [0.3 - 1, 0.7, 0, 0, 0, 0, 0]], np.float32)
+    np.testing.assert_allclose(grad.reshape(2, 7), expected, atol=1e-7)
+    assert grad.shape == (2, 7, 1, 1)
+    # top-1: image 0 stops at C, coarser than its label F: wrong; image 1 says B, label A: wrong
+    assert stats["top1"] == 0.0
+    # absolute probabilities: A .8 B .2 C .6 D .2 E .36 F .18 G .06 for image 0; without F's
+    # ancestors A and C, F ranks behind E, B, D (tie counts against it): 4th, in the top 5.
+    # image 1: A .3 is second behind B .7
+    assert stats["top5"] == 1.0
+    _, _, stats = tree_cross_entropy(p, [2, 1], tree)
+    # C: the walk stopped at C itself; B: the walk reached B
+    assert stats["top1"] == 1.0
+    _, _, stats = tree_cross_entropy(p, [0, 6], tree)
+    # A is an ancestor of the answer C (right); for G the walk says B (wrong)
+    assert stats["top1"] == 0.5
+
+
+def test_tree_top5_does_not_count_the_labels_ancestors():
+    from yolo9000.layers.cost import tree_cross_entropy
+    from yolo9000.model.wordtree import WordTree
+    # a chain six deep, every node with one sibling: 0|1 -> 2|3 -> 4|5 -> ... -> 10|11
+    tree = WordTree([-1, -1, 0, 0, 2, 2, 4, 4, 6, 6, 8, 8])
+    p = np.tile([0.9, 0.1], 6).astype(np.float32)[None]
+    # leaf 10: absolute .9**6 = .53; its five ancestors (.9 ... .59) all score higher, and
+    # would push it to 6th; every other node scores at most .1
+    _, _, stats = tree_cross_entropy(p, [10], tree)
+    assert stats["top5"] == 1.0 and stats["top1"] == 1.0      # the walk: .9**6 > .5 -> 10
+    _, _, stats = tree_cross_entropy(p, [11], tree)
+    # 11 (.059): behind 10 (.53) and the siblings 1 (.1), 3 (.09), 5 (.081), 7 (.073) and
+    # 9 (.066): 7th
+    assert stats["top5"] == 0.0 and stats["top1"] == 0.0
+
+
+def test_one_level_tree_is_the_flat_classifier():
+    from yolo9000.layers.cost import tree_cross_entropy
+    from yolo9000.model.wordtree import WordTree
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(9), size=40).astype(np.float32)
+    labels = rng.integers(0, 9, 40)
+    flat = softmax_cross_entropy(p, labels)
+    tree = tree_cross_entropy(p, labels, WordTree([-1] * 9))
+    assert tree[0] == pytest.approx(flat[0], rel=1e-12)
+    np.testing.assert_array_equal(tree[1], flat[1])
+    assert tree[2] == pytest.approx(flat[2])
+    assert 0 < flat[2]["top5"] < 1 and 0 < flat[2]["top1"] < 1
+
+
+def test_tree_cross_entropy_gradient_through_the_tree_softmax():
+    """dL/d(softmax input) against finite differences of Σ −log P along each label's path, the
+    softmax a [softmax] tree= layer (odd 2-3-3-1 groups, labels at every depth)."""
+    from yolo9000.layers.cost import tree_cross_entropy
+    from yolo9000.model.wordtree import WordTree
+    tree = WordTree(TREE_PARENTS + [5])          # H(7) the single child of F: a singleton group
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((5, 8, 1, 1)).astype(np.float32) * 2
+    labels = np.array([7, 4, 2, 1, 3])
+    softmax = SoftmaxLayer((8, 1, 1), tree=tree)
+    _, grad, _ = tree_cross_entropy(softmax.forward(z), labels, tree)
+
+    def loss():
+        return tree_cross_entropy(softmax.forward(z), labels, tree)[0]
+
+    numeric = numeric_grad(loss, z, np.arange(z.size), eps=1e-2)
+    np.testing.assert_allclose(grad.reshape(-1), numeric, rtol=2e-2, atol=2e-3)
+    # groups off every path get nothing: image 3 (label B) touches only the roots
+    assert np.all(grad[3, 2:] == 0) and np.any(numeric.reshape(5, 8)[0, 2:7] != 0)
+
+
+def test_tree_cross_entropy_refuses_bad_input():
+    from yolo9000.layers.cost import tree_cross_entropy
+    from yolo9000.model.wordtree import WordTree
+    tree = WordTree(TREE_PARENTS)
+    p = np.full((2, 7), 0.5, np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        tree_cross_entropy(p, [0, 7], tree)
+    with pytest.raises(ValueError, match="tree of 7 nodes"):
+        tree_cross_entropy(p[:, :6], [0, 1], tree)
+    with pytest.raises(ValueError, match="1 labels for 2"):
+        tree_cross_entropy(p, [0], tree)

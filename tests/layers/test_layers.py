@@ -195,6 +195,24 @@ def test_avgpool_and_softmax_gradients():
     check_layer(SoftmaxLayer((6, 3, 1), groups=2), rng.standard_normal((2, 6, 3, 1)), eps=1e-2)
 
 
+def test_tree_softmax_values_and_gradient():
+    from yolo9000.model.wordtree import WordTree
+    # groups of sizes 2 (roots), 3, 1 (a singleton: always 1), 2 along the channels
+    tree = WordTree([-1, -1, 0, 0, 0, 1, 2, 2])
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 8, 3, 1)).astype(np.float32) * 2
+    for temperature in (1.0, 2.5):
+        layer = SoftmaxLayer((8, 3, 1), temperature=temperature, tree=tree)
+        y = layer.forward(x)
+        for lo, hi in ((0, 2), (2, 5), (6, 8)):
+            e = np.exp(x[:, lo:hi].astype(np.float64) / temperature)
+            np.testing.assert_allclose(y[:, lo:hi], e / e.sum(axis=1, keepdims=True), rtol=1e-5)
+        np.testing.assert_array_equal(y[:, 5], 1)
+        check_layer(layer, x, eps=1e-2)
+    with pytest.raises(ValueError, match="tree has 8 nodes but the input has 9 channels"):
+        SoftmaxLayer((9, 1, 1), tree=tree)
+
+
 def test_resize_keeps_weights():
     layer = ConvolutionalLayer((3, 32, 32), filters=4, size=3, stride=2, pad=1, batch_normalize=True)
     w = layer.weights

@@ -64,7 +64,6 @@ def test_darknet_options_without_effect_are_accepted(tmp_path):
     # change what the layer computes
     ("[convolutional]\nfilters=4\n", "xnor=1", "xnor=0", "xnor=1 is not supported"),
     (CONV + "[reorg]\nstride=2\n", "extra=3", "extra=0", "[reorg] extra=3 is not supported"),
-    (CONV + "[softmax]\n", "tree=data/9k.tree", "", "[softmax] tree= (a hierarchical softmax"),
 ])
 def test_unsupported_darknet_options_are_errors_unless_default(tmp_path, body, option, default,
                                                                message):
@@ -76,6 +75,24 @@ def test_unsupported_darknet_options_are_errors_unless_default(tmp_path, body, o
     # at darknet's default the option changes nothing, so it is accepted
     _, make = build(tmp_path, HEAD + body + default + "\n")
     make()
+
+
+def test_softmax_tree_builds_a_hierarchical_classifier(tmp_path):
+    """[softmax] tree= (the WordTree classifier): found next to the cfg; a tree whose size
+    does not match the channels, or a missing file, is an error at the section's line."""
+    (tmp_path / "small.tree").write_text((GOLDEN / "small.tree").read_text())
+    conv10 = CONV.replace("filters=4", "filters=10")
+    _, make = build(tmp_path, HEAD + conv10 + "[avgpool]\n[softmax]\ntree=small.tree\n")
+    net = make()
+    softmax = net.layers[net.classifier]
+    assert softmax.tree.n == 10 and softmax.tree.parent.tolist()[-2:] == [2, 2]
+    path, make = build(tmp_path, HEAD + CONV + "[avgpool]\n[softmax]\ntree=small.tree\n")
+    with pytest.raises(UserError) as e:
+        make()
+    assert str(e.value).startswith(f"{path}:12: [softmax]") and "filters=10" in str(e.value)
+    path, make = build(tmp_path, HEAD + conv10 + "[avgpool]\n[softmax]\ntree=nope.tree\n")
+    with pytest.raises(UserError, match=r"net\.cfg:12: .*tree file 'nope\.tree' not found"):
+        make()
 
 
 def test_repeated_key_with_another_value_is_an_error(tmp_path):

@@ -115,6 +115,68 @@ def test_top_prediction_descends_while_confident():
     assert tree.top_prediction(probs, 0.95) == 0       # root group: best root regardless
 
 
+# -- naming a box: the paper's walk and darknet's ------------------------------------------------
+# roots A(0), B(1); A -> C(2), D(3); C -> E(4), F(5)
+WALK_PARENTS = [-1, -1, 0, 0, 2, 2]
+WALK_PROBS = np.array([0.9, 0.1, 0.8, 0.2, 0.9, 0.1])     # conditional: each group sums to 1
+
+
+def test_paper_and_darknet_walks_name_different_nodes():
+    tree = WordTree(WALK_PARENTS)
+    # paper: .9 > .5 -> A; .9*.8 = .72 > .5 -> C; .72*.9 = .648 > .5 -> E, a leaf
+    assert tree.top_prediction(WALK_PROBS, 0.5) == 4
+    assert tree.top_prediction(WALK_PROBS, 0.5, walk="paper") == 4
+    # darknet: absolute probabilities A .9, C .72, E .648; it multiplies those again:
+    # .9 > .5 -> A; .9*.72 = .648 > .5 -> C; .648*.648 = .42 < .5 -> stop at C
+    assert tree.top_prediction(WALK_PROBS, 0.5, walk="darknet") == 2
+    # at .4 darknet's product .42 passes too, and both reach E
+    assert tree.top_prediction(WALK_PROBS, 0.4, walk="darknet") == 4
+    with pytest.raises(ValueError, match="paper, darknet"):
+        tree.top_prediction(WALK_PROBS, 0.5, walk="greedy")
+
+
+def test_path_probabilities_root_first():
+    tree = WordTree(WALK_PARENTS)
+    path = tree.path_probabilities(WALK_PROBS, 4)
+    assert [node for node, _, _ in path] == [0, 2, 4]
+    np.testing.assert_allclose([cond for _, cond, _ in path], [0.9, 0.8, 0.9])
+    np.testing.assert_allclose([absolute for _, _, absolute in path], [0.9, 0.72, 0.648])
+    assert tree.path_probabilities(WALK_PROBS, 1) == [(1, pytest.approx(0.1), pytest.approx(0.1))]
+
+
+def golden_tree_outputs():
+    from conftest import GOLDEN
+    tree = WordTree.load(GOLDEN / "small.tree")
+    cases = [np.load(GOLDEN / f"wordtree_region_{c}.npz") for c in ("seen0", "seen100000")]
+    return tree, cases
+
+
+def test_golden_absolute_probabilities_are_darknets():
+    tree, cases = golden_tree_outputs()
+    for d in cases:
+        probs = d["output"].reshape(3, 3, 15, 8, 8)[:, :, 5:]
+        absolute = tree.hierarchy_predictions(probs, axis=2)
+        assert absolute.dtype == np.float32
+        np.testing.assert_allclose(absolute, d["absprob"], rtol=0, atol=1e-7)
+        assert not np.allclose(probs, d["absprob"], atol=1e-3)     # the product is not a no-op
+
+
+def test_golden_darknet_walk_reproduces_top50():
+    tree, cases = golden_tree_outputs()
+    for d in cases:
+        probs = d["output"].reshape(3, 3, 15, 8, 8)[:, :, 5:]
+        predictions = np.ndindex(3, 3, 8, 8)
+        darknet = np.array([tree.top_prediction(probs[b, a, :, r, c], 0.5, walk="darknet")
+                            for b, a, r, c in predictions]).reshape(3, 3, 8, 8)
+        np.testing.assert_array_equal(darknet, d["top50"])
+        paper = np.array([tree.top_prediction(probs[b, a, :, r, c], 0.5)
+                          for b, a, r, c in np.ndindex(3, 3, 8, 8)]).reshape(3, 3, 8, 8)
+        # the files tell the walks apart: the paper's goes deeper on some predictions
+        differ = paper != d["top50"]
+        assert differ.any()
+        assert np.all(tree.depth[paper[differ]] > tree.depth[d["top50"][differ]])
+
+
 def test_region_layer_with_tree_forward_and_backward():
     tree = WordTree(SMALL_PARENTS)
     anchors = [1, 1, 2, 2]

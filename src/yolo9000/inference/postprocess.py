@@ -74,18 +74,20 @@ def _region_boxes(out, anchors, anchor, row, col):
     return boxes
 
 
-def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4):
+def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4, walk="paper"):
     """YOLO9000 (softmax tree) decoding, as darknet without a class map: one class per box.
 
     The class channels hold P(node | parent) per softmax group. A box whose objectness is
-    >= thresh gets the deepest node reached by descending the tree through the most likely
-    child while the path probability stays above ``hier_thresh`` (``tree.top_prediction``);
-    its score is the objectness, as in darknet. Same return values as ``decode_region``.
+    >= thresh gets the deepest node the tree walk reaches at ``hier_thresh``
+    (``tree.top_prediction``; walk "paper" descends on conditional probabilities, "darknet"
+    runs darknet's hierarchy_top_prediction on absolute ones); its score is the objectness, as
+    in darknet. Same return values as ``decode_region``.
     """
+    tree.check_walk(walk)      # before any box: a bad walk fails even on an empty image
     out, anchors = _region_view(output, anchors, tree.n, coords)
     objectness = out[:, coords]
     anchor, row, col = np.nonzero(objectness >= np.float32(thresh))
-    classes = np.array([tree.top_prediction(out[a, coords + 1:, r, c], hier_thresh)
+    classes = np.array([tree.top_prediction(out[a, coords + 1:, r, c], hier_thresh, walk)
                         for a, r, c in zip(anchor, row, col)], dtype=np.int64)
     return (_region_boxes(out, anchors, anchor, row, col),
             objectness[anchor, row, col].astype(np.float32), classes)
@@ -147,15 +149,16 @@ def nms(boxes_xyxy, scores, classes, iou_thresh):
 
 
 def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
-                coords=4, tree=None, hier_thresh=0.5):
+                coords=4, tree=None, hier_thresh=0.5, tree_walk="paper"):
     """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes).
 
     Sorted by decreasing score; boxes left with zero area by clipping (entirely outside the
-    image, in the letterbox padding) are dropped. ``tree``: a WordTree for YOLO9000 outputs.
+    image, in the letterbox padding) are dropped. ``tree``: a WordTree for YOLO9000 outputs,
+    decoded with ``hier_thresh`` and ``tree_walk`` (see ``decode_region_tree``).
     """
     if tree is not None:
         boxes, scores, classes = decode_region_tree(output, anchors, tree, thresh, hier_thresh,
-                                                    coords)
+                                                    coords, walk=tree_walk)
     else:
         boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
     if nms_thresh is not None and len(scores):

@@ -27,6 +27,23 @@ from .base import Layer, as_f32
 WARMUP_SEEN = 12800
 WARMUP_SCALE = 0.01
 
+#: darknet's marker for a classification-only image (YOLO9000 joint training): a truth row whose
+#: x and y both exceed 100000 names a tree node for the whole image, with no box
+CLASSIFICATION_ONLY = 100001.0
+_CLASSIFICATION_MARK = 100000.0
+
+
+def classification_truth(node):
+    """The (1, 5) float32 truth row darknet reads as "this image shows a `node`, box unknown".
+
+    node is a WordTree node index, never a dataset class: like darknet, the region's map= (a
+    dataset class -> node table for detection labels) is not applied to these rows. w and h are
+    1 so the row is not mistaken for padding."""
+    node = int(node)
+    if node < 0:
+        raise ValueError(f"classification truth: node {node} is negative")
+    return np.array([[CLASSIFICATION_ONLY, CLASSIFICATION_ONLY, 1.0, 1.0, node]], dtype=np.float32)
+
 
 # -- small numeric helpers (dtype preserving, so the loss can be checked in float64) -------------
 def sigmoid(x):
@@ -99,6 +116,8 @@ class RegionTargets:
     # with a WordTree: one cross-entropy term per (prediction, softmax group) on a truth's path,
     # arrays (b, a, row, col, group, node, scale)
     tree_terms: tuple = None
+    # per image: the node of its classification-only label, -1 for a detection image
+    class_only: np.ndarray = None
 
 
 class RegionLayer(Layer):
@@ -145,16 +164,10 @@ class RegionLayer(Layer):
 
     @classmethod
     def from_section(cls, s, in_shape, context):
-        from ..model.zoo import find_cfg_file
-        files = {}
-        for key, what in (("tree", "tree"), ("map", "class map")):
-            # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
-            value = s.get_str(key)
-            if value:
-                found = find_cfg_file(value, context.source)
-                if found is None:
-                    raise ValueError(f"{what} file '{value}' not found")
-                files[key] = str(found)
+        from ..model.zoo import cfg_file_option
+        tree = cfg_file_option(s, "tree", "tree", context.source)
+        # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
+        class_map = cfg_file_option(s, "map", "class map", context.source)
         s.expect_default("background", 0)     # changes the objectness output
         # darknet reads these without using them in a YOLOv2 region (log, sqrt, classfix),
         # for coords > 4 only (mask_scale), or to size its training truth buffer (max)
@@ -168,7 +181,7 @@ class RegionLayer(Layer):
             thresh=s.get_float("thresh", .5), rescore=bool(s.get_int("rescore", 0)),
             bias_match=bool(s.get_int("bias_match", 0)), jitter=s.get_float("jitter", .2),
             random=bool(s.get_int("random", 0)), absolute=bool(s.get_int("absolute", 0)),
-            tree=files.get("tree"), map=files.get("map"))
+            tree=tree, map=class_map)
 
     def _load_class_map(self, spec):
         """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""
@@ -273,7 +286,9 @@ class RegionLayer(Layer):
         """(loss, grad_raw, stats) of darknet's region loss at the last forward's input.
 
         truths: list (len N) of (n_i, 5) arrays [cx, cy, w, h, class], normalised to [0, 1]
-        (or one (N, T, 5) array); rows with w <= 0 or h <= 0 are padding and skipped.
+        (or one (N, T, 5) array); rows with w <= 0 or h <= 0 are padding and skipped. With a
+        WordTree, an image holding a ``classification_truth(node)`` row is classification-only
+        (``_classification_only_targets``): its other rows are ignored, as in darknet.
         seen: images seen so far (darknet's *net->seen), drives the anchor-prior warm-up.
         """
         if self._raw is None:
@@ -288,6 +303,8 @@ class RegionLayer(Layer):
         return self.loss_given_targets(raw, targets, out=out)
 
     def _pad_truths(self, truths, n, dtype):
+        """(padded (n, T, 5), valid detection rows, their classes (mapped to nodes), count of
+        rows ignored, per-image classification-only node or -1)."""
         if isinstance(truths, np.ndarray) and truths.ndim == 3:
             rows = [truths[i] for i in range(truths.shape[0])]
         elif isinstance(truths, np.ndarray) and truths.ndim == 2 and n == 1:
@@ -303,9 +320,26 @@ class RegionLayer(Layer):
             padded[i, :len(r)] = r
         x, y, w, h, c = np.moveaxis(padded, -1, 0)
         finite = np.all(np.isfinite(padded), axis=-1)
+        marked = finite & (x > _CLASSIFICATION_MARK) & (y > _CLASSIFICATION_MARK)
+        class_only = np.full(n, -1, dtype=np.int64)
+        used = np.zeros(marked.shape, dtype=bool)
+        if marked.any():
+            if self.tree is None:
+                raise ValueError("region: a classification-only truth (x, y > 100000) needs a "
+                                 "WordTree region (tree=)")
+            nodes = c[marked]
+            if np.any((nodes < 0) | (nodes >= self.tree.n) | (nodes != np.round(nodes))):
+                bad = nodes[(nodes < 0) | (nodes >= self.tree.n) | (nodes != np.round(nodes))][0]
+                raise ValueError(f"region: classification-only truth node {bad:g} outside "
+                                 f"[0, {self.tree.n})")
+            # darknet takes an image's first such row and skips everything else in it
+            images = np.flatnonzero(marked.any(axis=1))
+            first = np.argmax(marked[images], axis=1)
+            class_only[images] = c[images, first].astype(np.int64)
+            used[images, first] = True
         present = finite & (w > 0) & (h > 0)
         inside = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
-        valid = present & inside
+        valid = present & inside & (class_only < 0)[:, None]
         cls = np.where(valid, c, 0).astype(np.int64)
         limit = self.classes if self.class_map is None else len(self.class_map)
         if np.any(valid & ((cls < 0) | (cls >= limit))):
@@ -313,8 +347,8 @@ class RegionLayer(Layer):
             raise ValueError(f"region: truth class {bad} outside [0, {limit})")
         if self.class_map is not None:
             cls = self.class_map[cls]
-        ignored = int(np.count_nonzero((padded != 0).any(axis=-1) & ~valid))
-        return padded.astype(dtype), valid, cls, ignored
+        ignored = int(np.count_nonzero((padded != 0).any(axis=-1) & ~(used | valid)))
+        return padded.astype(dtype), valid, cls, ignored, class_only
 
     def build_targets(self, raw, truths, seen, out=None):
         """Darknet's per-prediction targets and scales for one batch (see RegionTargets)."""
@@ -325,7 +359,8 @@ class RegionLayer(Layer):
         n, a, _, h, w = v.shape
         aw = self.anchors[:, 0].astype(dt)
         ah = self.anchors[:, 1].astype(dt)
-        truth, valid, cls, ignored = self._pad_truths(truths, n, dt)
+        truth, valid, cls, ignored, class_only = self._pad_truths(truths, n, dt)
+        detection_image = class_only < 0
 
         # every prediction's box, normalised to the image
         cols = np.arange(w, dtype=dt)[None, None, None, :]
@@ -342,11 +377,11 @@ class RegionLayer(Layer):
         obj_t = np.zeros_like(px)
 
         coord_t = np.zeros((n, a, 4, h, w), dtype=dt)
+        coord_s = np.zeros((n, a, h, w), dtype=dt)
         if seen < WARMUP_SEEN:
-            coord_s = np.full((n, a, h, w), WARMUP_SCALE, dtype=dt)
+            # a classification-only image leaves darknet's loop before the warm-up
+            coord_s[detection_image] = WARMUP_SCALE
             coord_t[:, :, 0:2] = 0.5   # the cell centre; w,h target 0 = the anchor itself
-        else:
-            coord_s = np.zeros((n, a, h, w), dtype=dt)
         cls_t = np.full((n, a, h, w), -1, dtype=np.int64)
         cls_s = np.zeros((n, a, h, w), dtype=dt)
         responsible = np.zeros((n, a, h, w), dtype=bool)
@@ -355,7 +390,8 @@ class RegionLayer(Layer):
         # truths in darknet's order: image by image, then as listed
         bi, ti = np.nonzero(valid)
         k = len(bi)
-        stats = {"count": k, "ignored_truths": ignored}
+        stats = {"count": k, "ignored_truths": ignored,
+                 "classification_count": int(np.count_nonzero(~detection_image))}
         if k:
             tx, ty, tw, th = (truth[bi, ti, j] for j in range(4))
             tc = cls[bi, ti]
@@ -400,13 +436,48 @@ class RegionLayer(Layer):
             obj_at = o[at[0], at[1], 4, at[2], at[3]]
             stats.update(avg_iou=float(iou.mean(dtype=np.float64)),
                          recall50=float(np.mean(iou > 0.5)),
-                         avg_obj=float(obj_at.mean(dtype=np.float64)),
-                         avg_cat=float(p_true.mean(dtype=np.float64)))
+                         avg_obj=float(obj_at.mean(dtype=np.float64)))
         else:
-            stats.update(avg_iou=0.0, recall50=0.0, avg_obj=0.0, avg_cat=0.0)
+            p_true = np.zeros(0, dtype=dt)
+            stats.update(avg_iou=0.0, recall50=0.0, avg_obj=0.0)
+        if not detection_image.all():
+            at_cls, p_cls = self._classification_only_targets(o, class_only)
+            obj_s[at_cls] = 0
+            cls_t[at_cls] = class_only[at_cls[0]]
+            more = self._tree_class_terms(at_cls, class_only[at_cls[0]], dt)
+            tree_terms = more if tree_terms is None else tuple(
+                np.concatenate([x, y]) for x, y in zip(tree_terms, more))
+            p_true = np.concatenate([p_true, p_cls])
+        stats["avg_cat"] = float(p_true.mean(dtype=np.float64)) if len(p_true) else 0.0
         stats["avg_noobj"] = float(o[:, :, 4].mean(dtype=np.float64))
         return RegionTargets(coord_t, coord_s, obj_t, obj_s, responsible, cls_t, cls_s, stats,
-                             tree_terms)
+                             tree_terms, class_only)
+
+    def _classification_only_targets(self, o, class_only):
+        """darknet's joint-training rule for the images labelled only with a tree node.
+
+        The prediction with the largest objectness x P(node) (first one on ties, predictions in
+        darknet's anchor, row, column order) takes the class loss along the node's path; the
+        objectness keeps the no-object pull everywhere, except at that prediction, where it is
+        zero. The paper says to assume an IoU of at least .3 there; darknet's
+        forward_region_layer computes that .3 target and then overwrites it with 0, and the
+        published YOLO9000 was trained that way, so this follows darknet.
+        Returns the chosen (b, a, row, col) arrays and P(node) there."""
+        images = np.flatnonzero(class_only >= 0)
+        n_img = len(images)
+        _, a, _, h, w = o.shape
+        best = np.empty((4, n_img), dtype=np.int64)
+        p_node = np.empty(n_img, dtype=o.dtype)
+        for i, b in enumerate(images.tolist()):
+            path = self.tree.path(class_only[b])
+            # darknet's get_hierarchy_probability multiplies from the node up to its root
+            p = o[b, :, 5 + path[0]]
+            for k in path[1:]:
+                p = p * o[b, :, 5 + k]
+            flat = int(np.argmax((o[b, :, 4] * p).reshape(-1)))
+            best[:, i] = (b, *np.unravel_index(flat, (a, h, w)))
+            p_node[i] = p.reshape(-1)[flat]
+        return tuple(best), p_node
 
     def _tree_class_terms(self, at, nodes, dt):
         """darknet's hierarchical delta_region_class, as loss terms.

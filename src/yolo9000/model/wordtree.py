@@ -208,16 +208,45 @@ class WordTree:
             out[..., nodes] *= out[..., self.parent[nodes]]
         return np.moveaxis(out, -1, axis)
 
-    def top_prediction(self, probs, thresh):
-        """darknet's hierarchy_top_prediction for one 1-D vector of conditional probabilities:
-        descend from the root group through the most likely child while the path probability
-        stays above thresh; returns the deepest node reached."""
-        probs = np.asarray(probs).reshape(-1)
-        p, group = 1.0, 0
+    #: the two ways of naming a box's class (``top_prediction``'s ``walk``)
+    WALKS = ("paper", "darknet")
+
+    def top_prediction(self, probs, thresh, walk="paper"):
+        """The deepest node one 1-D vector of conditional probabilities (a group softmax's
+        output) is confident about.
+
+        walk="paper": descend from the root group through the most likely child while the
+        product of the conditional probabilities along the path stays above thresh (the
+        paper's rule). walk="darknet": darknet's detector, which first turns the vector into
+        absolute probabilities (``hierarchy_predictions``) and then runs the same descent on
+        them (``hierarchy_top_prediction``), so it multiplies already-multiplied numbers and
+        stops earlier; published yolo9000.weights name their boxes this way."""
+        self.check_walk(walk)
+        if walk == "darknet":
+            probs = self.hierarchy_predictions(np.asarray(probs).reshape(-1))
+        return self.hierarchy_top_prediction(probs, thresh)
+
+    @classmethod
+    def check_walk(cls, walk):
+        if walk not in cls.WALKS:
+            raise ValueError(f"tree walk must be one of {', '.join(cls.WALKS)}, not {walk!r}")
+
+    def hierarchy_top_prediction(self, values, thresh):
+        """darknet's hierarchy_top_prediction on one 1-D vector, whatever it holds: descend from
+        the root group through each group's largest value while the running product of those
+        values stays above thresh; return the deepest node reached (the root group's best node
+        even below thresh; else the parent of the group where the descent stopped)."""
+        values = np.asarray(values).reshape(-1)
+        if not np.issubdtype(values.dtype, np.floating):
+            values = values.astype(np.float64)
+        # in the values' own precision, as darknet's float arithmetic, so a product on the
+        # threshold falls the same side
+        real = values.dtype.type
+        p, group, thresh = real(1), 0, real(thresh)
         while True:
             start, size = int(self.group_offset[group]), int(self.group_size[group])
-            best = start + int(np.argmax(probs[start:start + size]))
-            top = float(probs[best])
+            best = start + int(np.argmax(values[start:start + size]))
+            top = values[best]
             if p * top > thresh:
                 p *= top
                 group = int(self.child[best])
@@ -227,6 +256,18 @@ class WordTree:
                 return best
             else:
                 return int(self.parent[start])
+
+    def path_probabilities(self, probs, node):
+        """[(node, P(node | parent), P(node)), ...] from node's root down to node, for one 1-D
+        vector of conditional probabilities: each node of the path with its conditional and
+        its absolute probability (the running product from the root)."""
+        probs = np.asarray(probs).reshape(-1)
+        out, absolute = [], 1.0
+        for k in reversed(self.path(node)):
+            conditional = float(probs[k])
+            absolute *= conditional
+            out.append((k, conditional, absolute))
+        return out
 
     def __repr__(self):
         return f"WordTree({self.n} nodes, {len(self.group_offset)} groups, source={self.source!r})"

@@ -29,6 +29,18 @@ def find_cfg_file(value, cfg_source=None):
     return bundled_file(value)
 
 
+def cfg_file_option(section, key, what, cfg_source=None):
+    """The file a cfg section's `key=` names (found as find_cfg_file does), None without the key;
+    a ValueError naming the value when there is no such file."""
+    value = section.get_str(key)
+    if not value:
+        return None
+    found = find_cfg_file(value, cfg_source)
+    if found is None:
+        raise ValueError(f"{what} file '{value}' not found")
+    return str(found)
+
+
 def bundled_models():
     """Names of the network definitions shipped with the package."""
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.cfg"))
