@@ -36,11 +36,15 @@ class ClassResult:
     seconds: float = 0.0
     error: str | None = None
 
+    tree: object = None
+
     def top(self, k=5):
         """[(class id, name, probability)] of the k most probable classes, best first (ties:
-        lower id first)."""
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(int(i), self.names[i], float(self.probabilities[i])) for i in order]
+        lower id first); for a WordTree classifier, the nodes of highest absolute probability."""
+        p = self.probabilities if self.tree is None else \
+            self.tree.hierarchy_predictions(self.probabilities)
+        order = np.argsort(-p, kind="stable")[:k]
+        return [(int(i), self.names[i], float(p[i])) for i in order]
 
 
 class Classifier:
@@ -58,6 +62,8 @@ class Classifier:
     def _setup(self, net, names):
         self.net = net
         self.num_classes = int(np.prod(net.layers[net.classifier].out_shape))
+        # a WordTree classifier's outputs are P(node | parent) (tree_probabilities: absolute)
+        self.tree = net.layers[net.classifier].tree
         path = None
         if names is None:
             names, self.names_source = default_class_names(net, self.num_classes)
@@ -116,7 +122,8 @@ class Classifier:
         probs = self.probabilities([tensor for _, _, (_, tensor) in pending])
         share = (time.perf_counter() - start) / len(pending)
         for (index, source, (image, _)), p in zip(pending, probs):
-            yield ClassResult(source, index, image.width, image.height, p, self.names, share)
+            yield ClassResult(source, index, image.width, image.height, p, self.names, share,
+                              tree=self.tree)
 
 
 def is_classifier_model(model=None, cfg=None, weights=None):
@@ -157,6 +164,30 @@ def evaluate_classifier(classifier, records, batch=32, progress=None):
     from ..metrics.classification import classification_metrics
     probabilities, sizes = predict_records(classifier, records, batch, progress)
     labels = np.array([r.label for r in records], np.int64)
-    result = classification_metrics(probabilities, labels, classifier.num_classes)
+    tree = classifier.tree
+    if tree is None:
+        result = classification_metrics(probabilities, labels, classifier.num_classes)
+    else:
+        result = _tree_metrics(probabilities, labels, tree)
     result.probabilities, result.sizes = probabilities, sizes
     return result
+
+
+def _tree_metrics(probabilities, labels, tree):
+    """A word-tree classifier's figures (labels are tree nodes): top-1, top-5 and the loss as
+    its training counts them (layers/cost.tree_cross_entropy: the deepest confident node is
+    the label or below it); the confusion matrix over the labels' own nodes, each image
+    predicted as the one of them with the highest absolute probability."""
+    from ..layers.cost import tree_cross_entropy
+    from ..metrics.classification import ClassificationResult
+    n = len(labels)
+    if n == 0:
+        return classification_metrics(probabilities, labels, tree.n)
+    loss, _, stats = tree_cross_entropy(probabilities, labels, tree)
+    classes = np.unique(labels)
+    absolute = tree.hierarchy_predictions(np.asarray(probabilities, np.float64), axis=1)
+    predicted = classes[absolute[:, classes].argmax(axis=1)]
+    confusion = np.zeros((tree.n, tree.n), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    return ClassificationResult(top1=stats["top1"], top5=stats["top5"], loss=loss / n, images=n,
+                                confusion=confusion)

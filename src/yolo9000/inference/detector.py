@@ -34,6 +34,7 @@ from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
 from ..data.datasets import read_names
 from ..errors import UserError
+from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
 from ..boxes import LetterboxInfo
 from ..data.images import LoadedImage, letterbox, load_image
@@ -42,7 +43,6 @@ from .postprocess import postprocess
 from .prefetch import prefetch
 
 
-TREE_WALKS = ("paper", "darknet")   # see WordTree.top_prediction
 NO_WEIGHTS_MESSAGE = (
     "no weights given and no bundled default model is installed. Pass --weights FILE: darknet "
     "YOLOv2 weights from the darknet project (https://pjreddie.com/darknet/yolov2/, e.g. "
@@ -205,8 +205,8 @@ class Detector:
         # and which descent: the paper's conditional probabilities or darknet's
         if not 0.0 <= float(hier_thresh) <= 1.0:
             raise UserError(f"hier_thresh must be in [0, 1], got {hier_thresh}")
-        if tree_walk not in TREE_WALKS:
-            raise UserError(f"tree walk must be one of {', '.join(TREE_WALKS)}, got {tree_walk!r}")
+        if tree_walk not in WordTree.WALKS:
+            raise UserError(f"tree walk must be one of {', '.join(WordTree.WALKS)}, got {tree_walk!r}")
         self.hier_thresh = float(hier_thresh)
         self.tree_walk = tree_walk
         region = net.region
@@ -291,9 +291,9 @@ class Detector:
         if self.class_nodes is not None:
             return postprocess(self._class_probabilities(output), region.anchors,
                                self.num_classes, info, self.thresh, self.nms, coords=coords)
-        walk = {} if self.tree_walk == "paper" else {"tree_walk": self.tree_walk}
         return postprocess(output, region.anchors, self.num_classes, info, self.thresh, self.nms,
-                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh, **walk)
+                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh,
+                           tree_walk=self.tree_walk)
 
     def _class_probabilities(self, output):
         """A word-tree region output rewritten as a flat one whose class channels hold each

@@ -165,7 +165,20 @@ class ClassificationTask:
     score_name = "top-1"
 
     def bind(self, trainer):
-        pass
+        """A word-tree classifier ([softmax] tree=): the labels become tree nodes (class
+        folders named by node names or WordNet ids) and the run's class names the tree's."""
+        if self.tree is None:
+            return
+        from dataclasses import replace
+
+        from ..data.classes import tree_nodes
+        for attr, source in (("train_set", trainer.s.data), ("val_set", trainer.s.val)):
+            dataset = getattr(trainer, attr)
+            if dataset is not None:
+                nodes = tree_nodes(dataset.names, self.tree, path=source)
+                setattr(trainer, attr, replace(dataset, records=[
+                    replace(r, label=int(nodes[r.label])) for r in dataset.records]))
+        trainer.names = list(self.tree.names)
 
     def loader(self, trainer, augment, seed, workers, joint=True):
         from ..data.loader import BatchLoader
@@ -197,6 +210,7 @@ class ClassificationTask:
         if net.layers[index].groups != 1:
             raise UserError("a classifier's [softmax] must have groups=1", path=source)
         self.softmax_index = index
+        self.tree = net.layers[index].tree          # a WordTree classifier, or None
         costs = [layer for layer in net.layers[index + 1:] if layer.kind == "cost"]
         self.scale = float(np.prod([c.scale for c in costs])) if costs else 1.0
 
@@ -230,9 +244,12 @@ class ClassificationTask:
         return Classifier.from_network(trainer.net, names=trainer.names)
 
     def train_minibatch(self, net, batch):
-        from ..layers.cost import softmax_cross_entropy
+        from ..layers.cost import softmax_cross_entropy, tree_cross_entropy
         probabilities = net.forward(batch.images, train=True)
-        loss, grad, stats = softmax_cross_entropy(probabilities, batch.labels)
+        if self.tree is not None:       # the labels are tree nodes (bind)
+            loss, grad, stats = tree_cross_entropy(probabilities, batch.labels, self.tree)
+        else:
+            loss, grad, stats = softmax_cross_entropy(probabilities, batch.labels)
         if self.scale != 1.0:
             grad *= np.float32(self.scale)
         # darknet's [softmax] passes the cost's delta through: it is the gradient at the
