@@ -60,10 +60,12 @@ class Detection:
     cls: int
     name: str
     score: float
+    # a word-tree model's: ((node, wnid, name, P(node | parent), P(node)), ...) root first
+    path: tuple = None
 
     def to_dict(self) -> dict:
         """The detection as `yolo9000 detect --save-json` writes it (inference/export.py)."""
-        return detection_dict(self.box, self.cls, self.name, self.score)
+        return detection_dict(self.box, self.cls, self.name, self.score, self.path)
 
 
 @dataclass
@@ -86,11 +88,13 @@ class ImageResult:
     names: list = None
     seconds: float = 0.0          # this image's share of its batch's network + decoding time
     error: str = None             # set (and nothing else) when the source could not be read
+    paths: list = None            # word tree: each box's path from the root (Detection.path)
 
     @property
     def detections(self) -> list[Detection]:
-        return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s))
-                for b, s, c in zip(self.boxes, self.scores, self.classes)]
+        paths = self.paths if self.paths is not None else [None] * len(self.scores)
+        return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s), p)
+                for b, s, c, p in zip(self.boxes, self.scores, self.classes, paths)]
 
 
 def failure_message(source, exc) -> str:
@@ -109,12 +113,13 @@ def default_class_names(net, num_classes, class_nodes=None):
         if class_nodes is not None and len(names) == net.region.tree.n:
             names = [names[int(k)] for k in class_nodes]     # a tree model's: node names
         return names, "the checkpoint"
+    tree = getattr(net.region, "tree", None)
+    if tree is not None:
+        nodes = class_nodes if class_nodes is not None else range(tree.n)
+        return [str(tree.names[int(n)]) for n in nodes], f"the word tree {tree.source}"
     bundled = bundled_names_for(num_classes)
     if bundled is not None:
         return read_names(bundled), f"bundled {bundled.name}"
-    if class_nodes is not None:
-        tree = net.region.tree
-        return [str(tree.names[int(n)]) for n in class_nodes], f"the word tree {tree.source}"
     return None, None
 
 
@@ -291,9 +296,27 @@ class Detector:
         if self.class_nodes is not None:
             return postprocess(self._class_probabilities(output), region.anchors,
                                self.num_classes, info, self.thresh, self.nms, coords=coords)
-        return postprocess(output, region.anchors, self.num_classes, info, self.thresh, self.nms,
-                           coords=coords, tree=self.tree, hier_thresh=self.hier_thresh,
-                           tree_walk=self.tree_walk)
+        if self.tree is None:
+            return postprocess(output, region.anchors, self.num_classes, info, self.thresh,
+                               self.nms, coords=coords)
+        *arrays, index = postprocess(output, region.anchors, self.num_classes, info, self.thresh,
+                                     self.nms, coords=coords, tree=self.tree,
+                                     hier_thresh=self.hier_thresh, tree_walk=self.tree_walk,
+                                     return_index=True)
+        return (*arrays, self._tree_paths(output, index, arrays[2]))
+
+    def _tree_paths(self, output, index, nodes):
+        """Each box's path from the root: (node, wnid, name, P(node | parent), P(node))."""
+        region, tree = self.net.region, self.tree
+        lead = int(region.coords) + 1
+        per_anchor = output.reshape(int(region.num), lead + tree.n, -1)
+        paths = []
+        for k, node in zip(index, nodes):
+            anchor, cell = divmod(int(k), per_anchor.shape[2])
+            probs = per_anchor[anchor, lead:, cell]
+            paths.append(tuple((n, tree.wnids[n], tree.names[n], round(c, 6), round(a, 6))
+                               for n, c, a in tree.path_probabilities(probs, int(node))))
+        return paths
 
     def _class_probabilities(self, output):
         """A word-tree region output rewritten as a flat one whose class channels hold each
@@ -306,9 +329,9 @@ class Detector:
         return flat.reshape(-1, *output.shape[1:])
 
     def _result(self, source, prepared, arrays, seconds=0.0, index=None):
-        boxes, scores, classes = arrays
+        boxes, scores, classes, *paths = arrays
         return ImageResult(source, index, prepared.image if prepared else None, boxes, scores,
-                           classes, self.names, seconds)
+                           classes, self.names, seconds, paths=paths[0] if paths else None)
 
     def stream(self, sources, batch_size=1, skip_errors=False):
         """An ImageResult per source, in order, ``batch_size`` images per forward pass; images

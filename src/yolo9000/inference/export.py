@@ -5,6 +5,9 @@ yolo9000 JSON (`--json-format yolo9000`, detect's default): a list with one obje
     {"path", "width", "height",
      "detections": [{"class", "name", "score", "box": [x1, y1, x2, y2]}, ...]}
     box: pixel corners in the original image (continuous, 0-based, 3 decimals); score 6 decimals.
+    A word-tree (YOLO9000) model's detection also has "wnid" and "path": the nodes from the
+    root down to the detected one, each {"node", "wnid", "name", "probability" (P(node |
+    parent)), "absolute" (P(node))}.
 
 COCO results JSON (`--json-format coco`, evaluate's default): what pycocotools' COCO.loadRes
     reads, one entry per detection,
@@ -55,18 +58,27 @@ def _round(values, decimals):
 
 
 # -- yolo9000 JSON -----------------------------------------------------------------------------
-def detection_dict(box, cls, name, score) -> dict:
-    """One detection in the yolo9000 layout."""
-    return {"class": int(cls), "name": str(name), "score": round(float(score), SCORE_DECIMALS),
-            "box": _round(box, BOX_DECIMALS)}
+def detection_dict(box, cls, name, score, path=None) -> dict:
+    """One detection in the yolo9000 layout; a word-tree model's also names its node's WordNet
+    id and its path from the root, each node with P(node | parent) and P(node)."""
+    entry = {"class": int(cls), "name": str(name), "score": round(float(score), SCORE_DECIMALS),
+             "box": _round(box, BOX_DECIMALS)}
+    if path:
+        entry["wnid"] = str(path[-1][1])
+        entry["path"] = [{"node": int(n), "wnid": str(w), "name": str(nm),
+                          "probability": round(float(c), SCORE_DECIMALS),
+                          "absolute": round(float(a), SCORE_DECIMALS)} for n, w, nm, c, a in path]
+    return entry
 
 
 def image_entry(path, width, height, detections, names) -> dict:
     """One image's detections in the yolo9000 layout; names[k] is the name of class k."""
-    boxes, scores, classes = detection_columns(detections)
-    return {"path": str(path), "width": int(width), "height": int(height),
-            "detections": [detection_dict(b, c, names[c], s)
-                           for b, s, c in zip(boxes, scores, classes)]}
+    if isinstance(detections, list) and detections and detections[0].path is not None:
+        listed = [d.to_dict() for d in detections]      # word-tree detections keep their paths
+    else:
+        boxes, scores, classes = detection_columns(detections)
+        listed = [detection_dict(b, c, names[c], s) for b, s, c in zip(boxes, scores, classes)]
+    return {"path": str(path), "width": int(width), "height": int(height), "detections": listed}
 
 
 # -- COCO results JSON -------------------------------------------------------------------------

@@ -74,14 +74,16 @@ def _region_boxes(out, anchors, anchor, row, col):
     return boxes
 
 
-def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4, walk="paper"):
+def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4, walk="paper",
+                       return_index=False):
     """YOLO9000 (softmax tree) decoding, as darknet without a class map: one class per box.
 
     The class channels hold P(node | parent) per softmax group. A box whose objectness is
     >= thresh gets the deepest node the tree walk reaches at ``hier_thresh``
     (``tree.top_prediction``; walk "paper" descends on conditional probabilities, "darknet"
     runs darknet's hierarchy_top_prediction on absolute ones); its score is the objectness, as
-    in darknet. Same return values as ``decode_region``.
+    in darknet. Same return values as ``decode_region``; with return_index, also each box's
+    prediction (anchor, row, column) as a flat index into the (anchors, rows, columns) grid.
     """
     tree.check_walk(walk)      # before any box: a bad walk fails even on an empty image
     out, anchors = _region_view(output, anchors, tree.n, coords)
@@ -89,8 +91,12 @@ def decode_region_tree(output, anchors, tree, thresh, hier_thresh=0.5, coords=4,
     anchor, row, col = np.nonzero(objectness >= np.float32(thresh))
     classes = np.array([tree.top_prediction(out[a, coords + 1:, r, c], hier_thresh, walk)
                         for a, r, c in zip(anchor, row, col)], dtype=np.int64)
-    return (_region_boxes(out, anchors, anchor, row, col),
-            objectness[anchor, row, col].astype(np.float32), classes)
+    decoded = (_region_boxes(out, anchors, anchor, row, col),
+               objectness[anchor, row, col].astype(np.float32), classes)
+    if return_index:
+        h, w = out.shape[2:]
+        return decoded + (((anchor * h + row) * w + col).astype(np.int64),)
+    return decoded
 
 
 # Above this many candidates of one class the (m, m) overlap matrix gets too big; fall back to
@@ -149,16 +155,18 @@ def nms(boxes_xyxy, scores, classes, iou_thresh):
 
 
 def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, nms_thresh=0.45,
-                coords=4, tree=None, hier_thresh=0.5, tree_walk="paper"):
+                coords=4, tree=None, hier_thresh=0.5, tree_walk="paper", return_index=False):
     """decode -> per-class NMS -> map back and clip. Returns (xyxy px, scores, classes).
 
     Sorted by decreasing score; boxes left with zero area by clipping (entirely outside the
     image, in the letterbox padding) are dropped. ``tree``: a WordTree for YOLO9000 outputs,
     decoded with ``hier_thresh`` and ``tree_walk`` (see ``decode_region_tree``).
     """
+    index = None
     if tree is not None:
-        boxes, scores, classes = decode_region_tree(output, anchors, tree, thresh, hier_thresh,
-                                                    coords, walk=tree_walk)
+        boxes, scores, classes, index = decode_region_tree(output, anchors, tree, thresh,
+                                                           hier_thresh, coords, walk=tree_walk,
+                                                           return_index=True)
     else:
         boxes, scores, classes = decode_region(output, anchors, num_classes, thresh, coords)
     if nms_thresh is not None and len(scores):
@@ -168,4 +176,7 @@ def postprocess(output, anchors, num_classes, info: LetterboxInfo, thresh=0.5, n
     xyxy = network_to_image(boxes[keep], info)
     # A box entirely in the letterbox padding clips to nothing; it marks no part of the image.
     inside = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    return xyxy[inside], scores[keep][inside], classes[keep][inside]
+    kept = (xyxy[inside], scores[keep][inside], classes[keep][inside])
+    if return_index:    # (a word tree's: the prediction behind each box, for its tree path)
+        return kept + (None if index is None else index[keep][inside],)
+    return kept

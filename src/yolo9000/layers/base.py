@@ -27,6 +27,7 @@ class BuildContext:
     source: str                    # the cfg's path or label (files a cfg names are relative to it)
     rng: np.random.Generator       # darknet-style random initial weights, reproducible
     shapes: list = field(default_factory=list)    # output shapes of the layers built so far
+    files: dict = field(default_factory=dict)     # files the cfg names, carried as text
 
     @property
     def index(self):

@@ -165,9 +165,9 @@ class RegionLayer(Layer):
     @classmethod
     def from_section(cls, s, in_shape, context):
         from ..model.zoo import cfg_file_option
-        tree = cfg_file_option(s, "tree", "tree", context.source)
+        tree = cfg_file_option(s, "tree", "tree", context.source, context.files)
         # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
-        class_map = cfg_file_option(s, "map", "class map", context.source)
+        class_map = cfg_file_option(s, "map", "class map", context.source, context.files)
         s.expect_default("background", 0)     # changes the objectness output
         # darknet reads these without using them in a YOLOv2 region (log, sqrt, classfix),
         # for coords > 4 only (mask_scale), or to size its training truth buffer (max)

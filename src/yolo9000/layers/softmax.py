@@ -36,7 +36,7 @@ class SoftmaxLayer(Layer):
         s.ignore("noloss")      # training only
         return cls(in_shape, groups=s.get_int("groups", 1),
                    temperature=s.get_float("temperature", 1.0),
-                   tree=cfg_file_option(s, "tree", "tree", context.source))
+                   tree=cfg_file_option(s, "tree", "tree", context.source, context.files))
 
     def _grouped(self, x):
         n, c, h, w = x.shape

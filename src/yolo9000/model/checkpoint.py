@@ -127,6 +127,7 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size
             f.attrs["names"] = json.dumps(list(names) if names is not None else None)
             f.attrs["anchors"] = json.dumps(region.anchors.tolist() if region is not None else None)
             f.attrs["meta"] = json.dumps(meta or {})
+            f.attrs["files"] = json.dumps(getattr(net, "files", None) or {})
             layers = f.create_group("layers")
             for i, layer in enumerate(net.layers):
                 if layer.params:
@@ -198,6 +199,17 @@ def read_checkpoint_cfg(path):
     with _open(path) as f:
         header = _header(f, path)
         return header["cfg"], header["input_size"] or (None, None)
+
+
+def read_checkpoint_files(path):
+    """{cfg value: text} of the files (word tree, class map) the checkpoint carries."""
+    with _open(path) as f:
+        if "files" not in f.attrs:
+            return {}       # written before checkpoints carried files
+        files = _json_attr(f, "files", path, dict, "a JSON object")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise _damaged(path, "attribute 'files' should map cfg values to file texts")
+        return files
 
 
 def read_checkpoint_info(path):

@@ -97,7 +97,7 @@ class NetOptions:
 
 
 class Network:
-    def __init__(self, config: Config, width=None, height=None, seed=0):
+    def __init__(self, config: Config, width=None, height=None, seed=0, files=None):
         """Layers built from `config`; convolution weights start as darknet's random
         initialisation (He normal), reproducible through `seed`."""
         self.config = config
@@ -114,7 +114,10 @@ class Network:
         self.names = None      # class names, when a checkpoint carries them
         self.meta = {}         # everything else a checkpoint carries
         shape = (self.options.channels, self.options.height, self.options.width)
-        context = BuildContext(config.source, np.random.default_rng(seed))
+        from .zoo import referenced_files
+        # the tree= / map= files, carried into checkpoints (zoo.cfg_file_option)
+        self.files = dict(files) if files else referenced_files(config)
+        context = BuildContext(config.source, np.random.default_rng(seed), files=self.files)
         for section in self.sections:
             layer = build_layer(section, shape, context)
             self.layers.append(layer)
@@ -152,10 +155,11 @@ class Network:
     @classmethod
     def load(cls, path, width=None, height=None):
         """A network built from the cfg stored in an .h5 checkpoint, with its weights."""
-        from .checkpoint import read_checkpoint_cfg
+        from .checkpoint import read_checkpoint_cfg, read_checkpoint_files
         text, (saved_w, saved_h) = read_checkpoint_cfg(path)
         net = cls(parse_cfg_text(text, f"{path} (stored cfg)"),
-                  width if width is not None else saved_w, height if height is not None else saved_h)
+                  width if width is not None else saved_w, height if height is not None else saved_h,
+                  files=read_checkpoint_files(path))
         net.load_weights(path)
         return net
 

@@ -29,16 +29,50 @@ def find_cfg_file(value, cfg_source=None):
     return bundled_file(value)
 
 
-def cfg_file_option(section, key, what, cfg_source=None):
-    """The file a cfg section's `key=` names (found as find_cfg_file does), None without the key;
-    a ValueError naming the value when there is no such file."""
+# files a cfg names (tree=, map=) by their value in the cfg, kept inside a checkpoint so that
+# it runs anywhere: its cfg's `tree=shapes/my.tree` need not exist where it is loaded
+FILE_KEYS = ("tree", "map")
+
+
+def cfg_file_option(section, key, what, cfg_source=None, files=None):
+    """The file a cfg section's `key=` names (one carried in `files`, e.g. by a checkpoint,
+    else found as find_cfg_file does), None without the key; a ValueError naming the value
+    when there is no such file."""
     value = section.get_str(key)
     if not value:
         return None
+    if files and value in files:
+        return str(carried_file(value, files[value]))
     found = find_cfg_file(value, cfg_source)
     if found is None:
         raise ValueError(f"{what} file '{value}' not found")
     return str(found)
+
+
+def carried_file(value, text):
+    """A file carried as text (in a checkpoint), written once per content to a cache folder so
+    that code reading files by path reads it."""
+    import hashlib
+    import tempfile
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "yolo9000-carried" / digest / Path(value).name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from ..fileio import atomic_write_text
+        atomic_write_text(path, text)
+    return path
+
+
+def referenced_files(config):
+    """{value: text} of the non-bundled files a cfg's sections name with tree= or map=."""
+    files = {}
+    for section in config.sections:
+        for key in FILE_KEYS:
+            value = section.options.get(key)
+            found = find_cfg_file(value, config.source) if value else None
+            if found is not None and Path(found).resolve().parent != BUNDLED_DIR:
+                files[value] = Path(found).read_text(encoding="utf-8")
+    return files
 
 
 def bundled_models():
