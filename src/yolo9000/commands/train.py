@@ -42,7 +42,7 @@ def _ints(text):
                              "COCO json. Classifier: a folder of class folders, or darknet's "
                              "image list / .data file with a labels file.")
 @click.option("--val", help="Validation data (same formats); evaluated every --eval-every iterations.")
-@click.option("--classification-data", type=click.Path(exists=True),
+@click.option("--classification-data",
               help="YOLO9000 joint training (a word-tree cfg, e.g. yolo9000): classification "
                    "images (class folders named by tree node names or WordNet ids) mixed into "
                    "every mini-batch; they teach classes, not boxes.")

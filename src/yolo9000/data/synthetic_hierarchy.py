@@ -36,8 +36,10 @@ PARENT = {fine: coarse for coarse, group in HIERARCHY.items() for fine in group}
 BOXED_FINE = ("square", "circle", "star")
 NEVER_BOXED = tuple(name for name in FINE if name not in BOXED_FINE)
 DETECTION_NAMES = COARSE + BOXED_FINE
-# a classification image: one shape filling most of the crop
-CROP = Difficulty(min_size=0.55, max_size=0.9, max_objects=1, noise=(2.0, 8.0))
+# a classification image: one shape, on the same backgrounds and at the same scales as the
+# detection images (so that the prediction darknet's rule picks for its class, the one most
+# sure of an object, is the shape's own once the detector finds shapes at all)
+CROP = Difficulty(min_size=0.25, max_size=0.6, max_objects=1, noise=(2.0, 8.0))
 _STREAMS = {"detection": 10, "val": 11, "crops": 12}
 
 
@@ -71,7 +73,7 @@ def _detection_set(root, split, count, size, seed, names, label_of):
 
 
 def make_hierarchy_data(out_dir, n_detection=1500, n_val=200, crops_per_class=150, size=128,
-                        crop_size=64, seed=0, progress=None):
+                        crop_size=None, seed=0, progress=None):
     """Write the three datasets under out_dir; returns their paths ('detection', 'val':
     YOLO list files; 'crops': the class-folder root)."""
     out = Path(out_dir)
@@ -91,6 +93,7 @@ def make_hierarchy_data(out_dir, n_detection=1500, n_val=200, crops_per_class=15
     paths["val"] = _detection_set(out / "val", "val", n_val, size, seed, list(FINE), str)
     tick(n_val)
     crops = out / "crops"
+    crop_size = crop_size or size
     for k, fine in enumerate(FINE):
         (crops / fine).mkdir(parents=True, exist_ok=True)
         for i in range(crops_per_class):
