@@ -138,6 +138,22 @@ def plot_pr_curves(voc, names, path):
     return True
 
 
+def write_run_results(run_dir, metrics, plot_name, plot, say):
+    """metrics.json and the plot (plot(path) -> False without matplotlib) in the run folder;
+    returns the metrics' JSON text."""
+    from ..fileio import write_output
+    metrics_text = json.dumps(metrics, indent=1) + "\n"
+    write_output(run_dir / "metrics.json", metrics_text, "metrics")
+    written = ["metrics.json"]
+    if plot(run_dir / plot_name):
+        written.append(plot_name)
+    else:
+        click.echo(f"note: matplotlib is not installed: {plot_name} skipped "
+                   "(pip install 'yolo9000[plot]')", err=True)
+    say(f"results: {run_dir} ({', '.join(written)})")
+    return metrics_text
+
+
 def classifier_result_dict(result, names, seconds, **info):
     """A classifier's metrics.json: top-1 and top-5 as fractions, per-class accuracy and the
     confusion matrix (rows: true class, columns: top-1 prediction)."""
@@ -192,15 +208,9 @@ def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, s
     metrics = classifier_result_dict(result, classifier.names, seconds, data=str(data),
                                      weights=str(weights), cfg=cfg, model=model,
                                      size=[int(classifier.net.width), int(classifier.net.height)])
-    metrics_text = json.dumps(metrics, indent=1) + "\n"
-    write_output(run_dir / "metrics.json", metrics_text, "metrics")
-    written = ["metrics.json"]
-    if plot_confusion(result, classifier.names, run_dir / "confusion_matrix.png"):
-        written.append("confusion_matrix.png")
-    else:
-        click.echo("note: matplotlib is not installed: confusion_matrix.png skipped "
-                   "(pip install 'yolo9000[plot]')", err=True)
-    say(f"results: {run_dir} ({', '.join(written)})")
+    metrics_text = write_run_results(run_dir, metrics, "confusion_matrix.png",
+                                     lambda path: plot_confusion(result, classifier.names, path),
+                                     say)
     if dets_path is not None:
         entries = []
         for record, p, (width, height) in zip(records, result.probabilities, result.sizes):
@@ -365,15 +375,8 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
                          weights=str(weights_used), cfg=cfg, model=model,
                          size=[int(net.width), int(net.height)], thresh=thresh,
                          nms=nms_thresh, difficult="dropped" if no_difficult else "ignored")
-    metrics_text = json.dumps(result, indent=1) + "\n"
-    write_output(run_dir / "metrics.json", metrics_text, "metrics")
-    written = ["metrics.json"]
-    if plot_pr_curves(voc, class_names, run_dir / "pr_curve.png"):
-        written.append("pr_curve.png")
-    else:
-        click.echo("note: matplotlib is not installed: pr_curve.png skipped "
-                   "(pip install 'yolo9000[plot]')", err=True)
-    say(f"results: {run_dir} ({', '.join(written)})")
+    metrics_text = write_run_results(run_dir, result, "pr_curve.png",
+                                     lambda path: plot_pr_curves(voc, class_names, path), say)
 
     if dets_path is not None:
         text, left_out = detections_json(records, dets, class_names, json_format,

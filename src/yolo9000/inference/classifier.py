@@ -21,7 +21,7 @@ from ..data.classification_augment import center_crop
 from ..data.images import load_image
 from ..errors import UserError
 from .detector import build_network, default_class_names, failure_message, _check_size
-from .prefetch import prefetch
+from .prefetch import run_in_batches
 from ..data.datasets import read_names
 
 
@@ -101,21 +101,9 @@ class Classifier:
     def stream(self, sources, batch_size=1, skip_errors=False):
         """A ClassResult per source, in order (images decoded ahead in background threads).
         An unreadable source raises, or with skip_errors comes out as a result with `error`."""
-        batch_size = max(1, int(batch_size))
-        pending = []
-        for index, (source, prepared, exc) in enumerate(
-                prefetch(self.prepare, sources, depth=2 * batch_size)):
-            if exc is not None:
-                if not skip_errors:
-                    raise exc
-                yield ClassResult(source, index, error=failure_message(source, exc))
-                continue
-            pending.append((index, source, prepared))
-            if len(pending) == batch_size:
-                yield from self._run(pending)
-                pending = []
-        if pending:
-            yield from self._run(pending)
+        def failed(source, index, exc):
+            return ClassResult(source, index, error=failure_message(source, exc))
+        return run_in_batches(self.prepare, sources, batch_size, self._run, failed, skip_errors)
 
     def _run(self, pending):
         start = time.perf_counter()

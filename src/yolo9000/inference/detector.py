@@ -40,7 +40,7 @@ from ..boxes import LetterboxInfo
 from ..data.images import LoadedImage, letterbox, load_image
 from .export import detection_dict
 from .postprocess import postprocess
-from .prefetch import prefetch
+from .prefetch import run_in_batches
 
 
 NO_WEIGHTS_MESSAGE = (
@@ -95,6 +95,10 @@ class ImageResult:
         paths = self.paths if self.paths is not None else [None] * len(self.scores)
         return [Detection(tuple(float(v) for v in b), int(c), self.names[int(c)], float(s), p)
                 for b, s, c, p in zip(self.boxes, self.scores, self.classes, paths)]
+
+
+def _failed(source, index, exc):
+    return ImageResult(source, index, error=failure_message(source, exc))
 
 
 def failure_message(source, exc) -> str:
@@ -340,21 +344,7 @@ class Detector:
         A source that cannot be read raises its error, or with ``skip_errors`` comes out at
         once as a result with ``error`` set (its batch is filled with the next images).
         """
-        batch_size = max(1, int(batch_size))
-        pending = []
-        loaded = prefetch(self.prepare, sources, depth=2 * batch_size)
-        for index, (source, prepared, exc) in enumerate(loaded):
-            if exc is not None:
-                if not skip_errors:
-                    raise exc
-                yield ImageResult(source, index, error=failure_message(source, exc))
-                continue
-            pending.append((index, source, prepared))
-            if len(pending) == batch_size:
-                yield from self._run(pending)
-                pending = []
-        if pending:
-            yield from self._run(pending)
+        return run_in_batches(self.prepare, sources, batch_size, self._run, _failed, skip_errors)
 
     def _run(self, pending):
         start = time.perf_counter()

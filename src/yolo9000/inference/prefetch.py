@@ -42,3 +42,26 @@ def prefetch(func, items, depth, workers=DECODE_THREADS):
                 yield item, value, None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_in_batches(prepare, sources, batch_size, run, failed, skip_errors=False):
+    """The batched inference loop of the detector and the classifier: each source prepared
+    ahead (prefetch), `run([(index, source, prepared), ...])` on every `batch_size` of them,
+    yielding what it yields. A source that cannot be prepared raises its error, or with
+    skip_errors comes out at once as `failed(source, index, exception)` (its batch is filled
+    with the next sources)."""
+    batch_size = max(1, int(batch_size))
+    pending = []
+    for index, (source, prepared, exc) in enumerate(prefetch(prepare, sources,
+                                                             depth=2 * batch_size)):
+        if exc is not None:
+            if not skip_errors:
+                raise exc
+            yield failed(source, index, exc)
+            continue
+        pending.append((index, source, prepared))
+        if len(pending) == batch_size:
+            yield from run(pending)
+            pending = []
+    if pending:
+        yield from run(pending)
