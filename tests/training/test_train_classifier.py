@@ -229,3 +229,27 @@ def test_a_darknet_partial_file_of_a_classifier_starts_a_detector(colours, tmp_p
     for a, b in zip(classifier.net.layers[:11], detector.layers[:11]):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_a_wordtree_classifier_trains_on_tree_node_labels(tmp_path):
+    """[softmax] tree=: class folders named by tree nodes become node labels, the outputs stay
+    the tree's nodes, and the loss is the tree's (layers/cost.tree_cross_entropy)."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for name in ("circle", "square", "star"):          # nodes of the bundled shapes.tree
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / name / f"{k}.png")
+    cfg = tmp_path / "tree.cfg"
+    cfg.write_text(TINY_CLASSIFIER.replace("filters=3\n", "filters=12\n")
+                   .replace("[softmax]\ngroups=1", "[softmax]\ngroups=1\ntree=shapes.tree"))
+    trainer = Trainer(TrainSettings(cfg=str(cfg), data=str(tmp_path / "data"), out=str(tmp_path / "run"),
+                                    max_batches=3, workers=0, save_every=0), echo=quiet).setup()
+    assert trainer.net.output_shape == (12, 1, 1) and trainer.task.tree is not None
+    assert sorted({r.label for r in trainer.train_set.records}) == [4, 7, 10]
+    trainer.train()
+    with open(tmp_path / "run" / "train_log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert len((tmp_path / "run" / "classes.names").read_text().split()) == 12

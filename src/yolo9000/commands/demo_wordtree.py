@@ -9,6 +9,7 @@ baseline. Both are scored on validation images labelled with fine classes: fine 
 boxes, fine classes that never had a box, and the coarse nodes.
 """
 import time
+from pathlib import Path
 
 import click
 import numpy as np
@@ -51,19 +52,28 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
     click.echo(f"[2/5] dimension clusters: {anchors_line(anchors, decimals=2)} "
                f"(avg IoU {100 * clusters.avg_iou:.1f}%)")
 
-    # 3. two trainings -----------------------------------------------------------------------
-    trainers = {}
-    for step, (label, joint) in enumerate((("joint", True), ("detection-only", False))):
-        trainers[label] = _train(root / f"train_{label}", paths, joint, size, iterations, batch,
-                                 lr, workers, seed, anchors, classification_ratio,
-                                 f"[3/5] ({step + 1}/2)")
+    # 3. two trainings, side by side: one core each ----------------------------------------
+    from ..model.network import Network
+    runs = {label: _settings(root / f"train_{label}", paths, joint, size, iterations, batch, lr,
+                             seed, anchors, classification_ratio, workers)
+            for label, joint in (("joint", True), ("detection-only", False))}
+    click.echo(f"[3/5] training yolov2-shapes-tree twice, {iterations} iterations of {batch} "
+               "images with Adam, one core each: jointly on boxes and classification crops "
+               f"(progress below), and on the boxes alone (log: {runs['detection-only'].out}/"
+               "demo.log) ...")
+    t0 = time.perf_counter()
+    _train_side_by_side(runs["joint"], runs["detection-only"])
+    click.echo(f"      trained in {time.perf_counter() - t0:.0f} s")
+    # each run's final evaluation wrote best.h5 with batch-norm statistics exact for its
+    # final weights, at the base size
+    nets = {label: Network.load(Path(s.out) / "weights" / "best.h5") for label, s in runs.items()}
 
     # 4. the paper's experiment --------------------------------------------------------------
     val = load_dataset(paths["val"])
     rows = {}
-    for label, trainer in trainers.items():
-        fine_ap = _class_aps(trainer.net, val)
-        coarse_ap = _class_aps(trainer.net, coarse_view(val))
+    for label, net in nets.items():
+        fine_ap = _class_aps(net, val)
+        coarse_ap = _class_aps(net, coarse_view(val))
         rows[label] = (np.mean([fine_ap[n] for n in BOXED_FINE]),
                        np.mean([fine_ap[n] for n in NEVER_BOXED]),
                        np.mean([coarse_ap[n] for n in COARSE]), fine_ap)
@@ -78,39 +88,62 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
         for label, (boxed, never, coarse, _) in rows.items()))
 
     # 5. detections, named by their path in the tree ------------------------------------------
-    out_dir = _draw(trainers["joint"], val, root / "detections", detect_images)
+    out_dir = _draw(nets["joint"], val, root / "detections", detect_images)
     model_path = root / "shapes-tree.h5"
-    net = trainers["joint"].net
-    net.resize(size, size)
-    net.save(model_path, names=trainers["joint"].names,
-             description="yolo9000 demo --wordtree: joint training on shapes")
+    nets["joint"].save(model_path, description="yolo9000 demo --wordtree: joint training on shapes")
     click.echo(f"[5/5] detections of the jointly trained model, named by their tree path: {out_dir}")
     click.echo(f"done in {time.perf_counter() - t_start:.0f} s. Model: {model_path} "
                f"(yolo9000 detect IMAGES --weights {model_path})")
 
 
-def _train(out, paths, joint, size, iterations, batch, lr, workers, seed, anchors, ratio, step):
-    from ..kernels.threads import current_threads
-    from ..training.trainer import Trainer, TrainSettings
-    subdivisions = 2 if batch % 2 == 0 else 1
-    settings = TrainSettings(
+def _settings(out, paths, joint, size, iterations, batch, lr, seed, anchors, ratio, workers):
+    from ..training.trainer import TrainSettings
+    return TrainSettings(
         cfg="yolov2-shapes-tree", data=str(paths["detection"]), val=str(paths["val"]),
         classification_data=str(paths["crops"]) if joint else None,
         classification_ratio=ratio if joint else None, out=str(out), max_batches=iterations,
-        batch=batch, subdivisions=subdivisions, learning_rate=lr,
-        burn_in=min(50, iterations // 5), policy="steps",
-        steps=[int(iterations * 0.8), int(iterations * 0.93)], scales=[0.1, 0.1], size=size,
-        anchors=anchors, workers=workers, seed=seed, optimizer="adam",
-        parallel=min(subdivisions, current_threads()), save_every=max(50, iterations // 4))
-    what = ("jointly on boxes and classification crops" if joint
-            else "on the detection set alone (the baseline)")
-    click.echo(f"{step} training yolov2-shapes-tree {what}: {iterations} iterations of {batch} "
-               "images with Adam ...")
-    t0 = time.perf_counter()
-    trainer = Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup()
-    trainer.train()
-    click.echo(f"      trained in {time.perf_counter() - t0:.0f} s: {trainer.weights_dir / 'last.h5'}")
-    return trainer
+        batch=batch, subdivisions=1, learning_rate=lr, burn_in=min(50, iterations // 5),
+        policy="steps", steps=[int(iterations * 0.8), int(iterations * 0.93)],
+        scales=[0.1, 0.1], size=size, anchors=anchors, workers=workers, seed=seed, optimizer="adam",
+        save_every=max(50, iterations // 4))
+
+
+def _train_side_by_side(shown, background):
+    """Train `shown` here (progress on the terminal) and `background` in another process, one
+    thread each: two single-threaded trainings get more done on two cores than one after the
+    other on both (small layers use two threads poorly)."""
+    import multiprocessing
+
+    from ..errors import UserError
+    from ..kernels.threads import current_threads, set_threads
+    from ..training.trainer import Trainer
+    child = multiprocessing.get_context("spawn").Process(target=_train_quietly, args=(background,))
+    child.start()
+    previous = current_threads()
+    set_threads(1)
+    try:
+        Trainer(shown, echo=click.echo, warn=echo_to_stderr).setup().train()
+    finally:
+        set_threads(previous)
+        child.join()
+    if child.exitcode != 0:
+        raise UserError(f"the baseline training failed (exit code {child.exitcode}); see its "
+                        "log", path=Path(background.out) / "demo.log")
+
+
+def _train_quietly(settings):
+    """A training whose messages go to RUN/demo.log (the target of a spawned process)."""
+    import sys
+
+    from ..kernels.threads import set_threads
+    from ..training.trainer import Trainer
+    set_threads(1)
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    with open(Path(settings.out) / "demo.log", "w") as log:
+        sys.stderr = log            # the progress bar
+        def echo(message):
+            print(message, file=log, flush=True)
+        Trainer(settings, echo=echo, warn=echo).setup().train()
 
 
 def _class_aps(net, dataset):
@@ -125,18 +158,18 @@ def _class_aps(net, dataset):
     return {name: float(voc.ap[k]) for k, name in enumerate(dataset.names)}
 
 
-def _draw(trainer, val, out_dir, count):
+def _draw(net, val, out_dir, count):
     from PIL import Image
 
     from ..data.images import load_image
     from ..inference.detector import Detector
     from ..inference.draw import draw_detections
     out_dir.mkdir(exist_ok=True)
-    tree = trainer.net.region.tree
+    tree = net.region.tree
     # each node labelled by its path from the root, e.g. "round > ellipse"
     labels = [" > ".join(tree.names[k] for k in reversed(tree.path(node)))
               for node in range(tree.n)]
-    det = Detector.from_network(trainer.net, names=labels, thresh=0.4)
+    det = Detector.from_network(net, names=labels, thresh=0.4)
     for record in val.records[:count]:
         image = Image.fromarray(load_image(record.path).rgb)
         draw_detections(image, det(record.path)).save(out_dir / f"{record.path.rsplit('/', 1)[-1][:-4]}.png")

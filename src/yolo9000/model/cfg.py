@@ -266,6 +266,8 @@ def _adapt_classifier(config, s, classes, source):
                         line=config.sections[s].line)
     conv = config.sections[convs[-1]]
     before = conv.options.get("filters")
+    if "tree" in config.sections[s].options:
+        return []       # a WordTree classifier's outputs are its tree's nodes, whatever the data
     if classes is not None and before != str(int(classes)):
         conv.options["filters"] = str(int(classes))
         return [f"classes (filters of the last convolution) {before} -> {classes}"]
