@@ -8,7 +8,9 @@ named by WordNet ids, as YOLO9000 mixed COCO and ImageNet.
 The COCO sample is the VOC 2007 sample written as a COCO instances file with COCO's 80
 categories (the VOC classes are among them); the classification sample is the VOC crops of a
 few classes, each folder renamed to its class's WordNet id in the tree. It trains 3 iterations,
-resumes for 2 more, and checks that the resumed run's log continues the first.
+resumes for 2 more, checks that the resumed run's log continues the first, then writes the
+weights as a darknet .weights file and runs `detect --model yolo9000` on it with both tree walks
+(what a holder of darknet's published yolo9000.weights runs).
 """
 import argparse
 import json
@@ -104,6 +106,14 @@ def main():
     log = (run_dir / "train_log.csv").read_text().splitlines()
     print(f"train_log.csv: {len(log) - 1} iterations (3 before the resume, 2 after)")
     print("\n".join(log))
+    # what a holder of darknet's yolo9000.weights runs: the trained weights as a darknet file
+    weights = work / "yolo9000-sample.weights"
+    run("convert", run_dir / "weights" / "last.h5", "--output", weights)
+    photo = ROOT / "tests" / "fixtures" / "images" / "dog.jpg"
+    for walk in ("paper", "darknet"):
+        run("detect", photo, "--model", "yolo9000", "--weights", weights, "--size", args.size,
+            "--thresh", 0.05, "--tree-walk", walk, "--save-json", work / f"dets_{walk}.json",
+            "--project", work, "--name", f"detect_{walk}", "--exist-ok")
     return 0 if len(log) == 6 else 1
 
 

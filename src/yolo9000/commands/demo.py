@@ -14,7 +14,9 @@ from .options import (check_size_option, deprecated_option, echo_to_stderr,
 
 # A model trained to convergence on shapes; the defaults are what the shipped model used.
 DEFAULTS = dict(n_train=2000, n_val=200, size=128, iterations=3600, batch=8, lr=0.004)
-WORDTREE_DEFAULTS = dict(n_train=1500, iterations=2000)
+WORDTREE_DEFAULTS = dict(n_train=1500, iterations=3000)
+# --wordtree: the joint stage continues the boxes-only model for this share of --iterations
+WORDTREE_JOINT_SHARE = 2 / 3
 # Each batch is two mini-batches (darknet's subdivisions), computed side by side on two cores
 # (parallel.py); the numbers are the same on one core, only slower.
 SUBDIVISIONS = 2
@@ -51,7 +53,7 @@ SUBDIVISIONS = 2
 @click.option("--crops-per-class", type=click.IntRange(min=1), default=200, show_default=True,
               help="--wordtree: classification crops of each fine shape.")
 @click.option("--classification-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.25, show_default=True,
+              default=0.4, show_default=True,
               help="--wordtree: share of each mini-batch taken from the crops.")
 @click.pass_context
 def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batch, lr, workers, seed,
@@ -69,7 +71,7 @@ def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batc
         options = {**WORDTREE_DEFAULTS, **given}
         return demo_wordtree.run(root, options["n_train"], n_val, size, options["iterations"],
                                  batch, lr, workers, seed, detect_images, crops_per_class,
-                                 classification_ratio)
+                                 classification_ratio, WORDTREE_JOINT_SHARE)
     t_start = time.perf_counter()
     click.echo(f"yolo9000 demo: everything goes to {root}")
 

@@ -2,7 +2,7 @@
 
 The hierarchy (the bundled `shapes.tree`):
 
-    polygon -> triangle, square, pentagon, hexagon
+    polygon -> triangle, square, hexagon
     round   -> circle, ellipse, ring
     spiky   -> star, cross
 
@@ -26,7 +26,7 @@ import numpy as np
 from ..fileio import atomic_write_text
 from .synthetic_shapes import DEMO, Difficulty, label_text, render_sample
 
-HIERARCHY = {"polygon": ("triangle", "square", "pentagon", "hexagon"),
+HIERARCHY = {"polygon": ("triangle", "square", "hexagon"),
              "round": ("circle", "ellipse", "ring"),
              "spiky": ("star", "cross")}
 COARSE = tuple(HIERARCHY)

@@ -78,7 +78,7 @@ def _unit_polygon(name: str, rng) -> np.ndarray:
         return np.stack([np.cos(a), np.sin(a)], 1)
     if name == "ellipse":
         a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-        return np.stack([np.cos(a), rng.uniform(0.45, 0.62) * np.sin(a)], 1)
+        return np.stack([np.cos(a), rng.uniform(0.35, 0.5) * np.sin(a)], 1)
     if name == "ring":
         a = np.linspace(0, 2 * np.pi, 65)
         inner = rng.uniform(0.5, 0.62)
