@@ -79,3 +79,29 @@ def test_demo_names_only_files_it_wrote(tmp_path, monkeypatch):
     assert "results.png skipped" in result.output
     assert not (out / "train" / "results.png").exists()
     assert "loss curves" not in result.output
+
+
+def test_wordtree_demo_runs_every_step_through_the_installed_command(tmp_path):
+    from conftest import run_installed
+    out = tmp_path / "wt"
+    r = run_installed("demo", "--wordtree", *run_folder_args(out), "--train-images", 24,
+                      "--val-images", 12, "--crops-per-class", 3, "--size", 64, "--iterations", 6,
+                      "--batch", 4, "--workers", 0, "--detect-images", 2, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert step in r.stdout
+    table = [line.split() for line in r.stdout.splitlines()
+             if line.strip().startswith(("joint", "detection-only"))]
+    assert [row[0] for row in table] == ["detection-only", "joint"]
+    # (nan only for a group none of the 12 validation images shows)
+    assert all(len(row) == 4 and all(0.0 <= float(v) <= 1.0 or v == "nan" for v in row[1:])
+               for row in table)
+    results = (out / "results.txt").read_text().splitlines()
+    assert [line.split()[0] for line in results] == ["detection-only", "joint"]
+    # the joint stage starts from the baseline's weights and mixes in the crops
+    args = json.loads((out / "train_joint" / "args.json").read_text())
+    assert args["weights"].endswith("train_detection-only/weights/best.h5")
+    assert args["classification_data"].endswith("crops") and args["max_batches"] == 4
+    assert len(list((out / "detections").glob("*.png"))) == 2
+    info = read_checkpoint_info(out / "shapes-tree.h5")
+    assert len(info["names"]) == 11 and info["names"][:3] == ["polygon", "round", "spiky"]

@@ -90,9 +90,9 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
     for label, net in nets.items():
         fine_ap = _class_aps(net, val)
         coarse_ap = _class_aps(net, coarse_view(val))
-        rows[label] = (np.mean([fine_ap[n] for n in BOXED_FINE]),
-                       np.mean([fine_ap[n] for n in NEVER_BOXED]),
-                       np.mean([coarse_ap[n] for n in COARSE]), fine_ap)
+        rows[label] = (_mean([fine_ap[n] for n in BOXED_FINE]),
+                       _mean([fine_ap[n] for n in NEVER_BOXED]),
+                       _mean([coarse_ap[n] for n in COARSE]), fine_ap)
     click.echo(f"[5/5] validation on {n_val} images labelled with fine classes, mAP@0.5:")
     click.echo(f"      {'model':16s} {'fine, boxed':>12s} {'fine, never boxed':>18s} {'coarse nodes':>13s}")
     for label, (boxed, never, coarse, _) in rows.items():
@@ -126,6 +126,12 @@ def _settings(out, paths, start, size, iterations, batch, lr, seed, anchors, rat
         steps=[int(iterations * 0.8), int(iterations * 0.93)], scales=[0.1, 0.1], size=size,
         anchors=anchors, workers=workers, seed=seed, optimizer="adam",
         parallel=min(2, current_threads()), save_every=max(50, iterations // 4))
+
+
+def _mean(aps):
+    """The mean AP over the classes the validation images have (a class without any is nan)."""
+    aps = [a for a in aps if np.isfinite(a)]
+    return float(np.mean(aps)) if aps else float("nan")
 
 
 def _class_aps(net, dataset):
