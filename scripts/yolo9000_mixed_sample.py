@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 YOLO9000 = str(Path(sys.executable).with_name("yolo9000"))
 # VOC classes whose crops become the classification sample, by a name that is one tree node
-CLASSIFICATION_CLASSES = ("dog", "horse", "sheep", "bicycle")
+CLASSIFICATION_CLASSES = ("dog", "cat", "bird", "bicycle")
 
 
 def coco_sample(voc, out):

@@ -158,6 +158,9 @@ class RegionLayer(Layer):
             if self.tree.n != self.classes:
                 raise ValueError(f"region: tree has {self.tree.n} nodes but classes={self.classes}")
         self.class_map = None if map is None else self._load_class_map(map)
+        # darknet maps each detection truth's class through map= in the loss; a trainer that
+        # gives the truths as tree nodes already (training/tasks.py) turns this off
+        self.map_truths = True
         self._raw = None
         self._out = None
         self.resize(in_shape)
@@ -341,11 +344,12 @@ class RegionLayer(Layer):
         inside = (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
         valid = present & inside & (class_only < 0)[:, None]
         cls = np.where(valid, c, 0).astype(np.int64)
-        limit = self.classes if self.class_map is None else len(self.class_map)
+        mapped = self.class_map is not None and self.map_truths
+        limit = len(self.class_map) if mapped else self.classes
         if np.any(valid & ((cls < 0) | (cls >= limit))):
             bad = int(cls[valid & ((cls < 0) | (cls >= limit))][0])
             raise ValueError(f"region: truth class {bad} outside [0, {limit})")
-        if self.class_map is not None:
+        if mapped:
             cls = self.class_map[cls]
         ignored = int(np.count_nonzero((padded != 0).any(axis=-1) & ~(used | valid)))
         return padded.astype(dtype), valid, cls, ignored, class_only

@@ -61,6 +61,7 @@ class DetectionTask:
             raise UserError("the cfg has no [region] layer", path=source)
         self.region_index = len(net.layers) - 1
         self.val_nodes = None
+        self.truths_are_nodes = False
 
     def bind(self, trainer):
         """A word-tree (YOLO9000) region: the datasets' classes become tree nodes (the
@@ -77,6 +78,7 @@ class DetectionTask:
 
         from ..data.classes import tree_nodes
         tree = region.tree
+        self.truths_are_nodes = True    # the region must not apply map= to them again
         train = trainer.train_set
         nodes = tree_nodes(train.names, tree, self._class_map(region, train), path=s.data)
         trainer.train_set = replace(train, records=[replace(r, classes=nodes[r.classes])
@@ -134,6 +136,7 @@ class DetectionTask:
     def train_minibatch(self, net, batch):
         net.forward(batch.images, train=True)
         region = net.layers[self.region_index]
+        region.map_truths = not self.truths_are_nodes     # (replicas' regions too)
         loss, grad_raw, stats = region.loss(batch.truths, net.seen)
         net.backward(grad_raw, start=self.region_index - 1, input_grad=False)
         return {"loss": loss, **{k: stats.get(k, 0.0) for k in self.log_fields[1:]}}
