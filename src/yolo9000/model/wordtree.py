@@ -116,6 +116,9 @@ class WordTree:
             return spec
         path = Path(str(spec))
         if path.is_file():
+            if bundled_file(path.name) is not None and \
+                    path.resolve() == bundled_file(path.name).resolve():
+                return cls.bundled(path.stem)       # with its names file (9k.names)
             return cls.load(path)
         if path.suffix == ".tree" and bundled_file(path.name) is not None:
             return cls.bundled(path.stem)
