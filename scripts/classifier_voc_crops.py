@@ -3,7 +3,7 @@ the VOC 2007 crops, fine-tune it at a higher resolution, and start a detector fr
 
     python scripts/classifier_voc_crops.py [--crops ../shared/voc2007-crops]
         [--voc ../shared/voc2007-sample] [--work runs/voc_crops] [--phases all]
-        [--no-torch] [--epochs 12] [--finetune-epochs 3] [--detector-iterations 400]
+        [--no-torch] [--epochs 12] [--finetune-epochs 3] [--detector-iterations 300]
 
 Phases (each prints its figures; later ones reuse earlier results in --work):
   classify   64 px, 12 epochs, batch 64, SGD lr 0.1 poly power 4, momentum 0.9, decay 0.0005,
@@ -185,7 +185,7 @@ def main():
     ap.add_argument("--no-torch", action="store_true", help="Skip the PyTorch comparison.")
     ap.add_argument("--epochs", type=float, default=12)
     ap.add_argument("--finetune-epochs", type=float, default=3)
-    ap.add_argument("--detector-iterations", type=int, default=400)
+    ap.add_argument("--detector-iterations", type=int, default=300)
     ap.add_argument("--detector-size", type=int, default=256)
     args = ap.parse_args()
     phases = set(args.phases.split(","))
