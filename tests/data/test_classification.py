@@ -285,3 +285,10 @@ def test_voc2007_crops():
     assert 0.08 < len(held) / len(ds) < 0.12
     held_photos = {photo_key(r.path) for r in held.records}
     assert not held_photos & {photo_key(r.path) for r in train.records}
+
+
+def test_a_detection_dataset_is_not_taken_for_class_folders(tmp_path):
+    from yolo9000.data.synthetic_shapes import make_shapes
+    root = make_shapes(tmp_path / "shapes", n_train=2, n_val=1, size=48, seed=0)["root"]
+    with pytest.raises(UserError, match=r"detection dataset \(darknet/YOLO label files in labels/\)"):
+        load_classification_dataset(root)

@@ -152,6 +152,7 @@ def load_classification_dataset(path, names=None, split=None) -> ClassificationD
             if not (path / split).is_dir():
                 raise UserError(f"no {split!r} folder for split {split!r}", path=path)
             path = path / split
+        _refuse_detection_layout(path)
         ds = _load_image_folder(path, explicit)
     elif path.suffix.lower() == ".data":
         ds = _load_data_file(path, explicit, split)
@@ -167,6 +168,20 @@ def load_classification_dataset(path, names=None, split=None) -> ClassificationD
 
 
 # -- layouts -----------------------------------------------------------------------------------
+
+# the marks of a detection dataset's folder: darknet's labels/ (text files beside images/) or
+# VOC's Annotations/; read as class folders they would train a classifier on "images" and "labels"
+_DETECTION_FOLDERS = {"labels": "darknet/YOLO label files", "Annotations": "VOC annotations"}
+
+
+def _refuse_detection_layout(root: Path):
+    for folder, what in _DETECTION_FOLDERS.items():
+        marks = root / folder
+        if marks.is_dir() and any(f.suffix in (".txt", ".xml") for f in marks.rglob("*")):
+            raise UserError(f"this is a detection dataset ({what} in {folder}/), not class "
+                            "folders: a classifier trains on one folder of images per class",
+                            path=root)
+
 
 def _load_image_folder(root: Path, names) -> ClassificationDataset:
     folders = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
