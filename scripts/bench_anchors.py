@@ -6,7 +6,6 @@ The boxes are synthetic but shaped like detection data: log-normal sizes (median
 image) with a log-normal aspect ratio, clipped to [0.005, 1], drawn with a fixed seed.
 """
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -40,8 +39,13 @@ def bench_anchors(n_boxes=1_000_000, k=9, restarts=10, repeats=5) -> dict:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:5]]
-    r = bench_anchors(*args)
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in (("n_boxes", 1_000_000), ("k", 9), ("restarts", 10), ("repeats", 5)):
+        parser.add_argument(name, type=int, nargs="?", default=default,
+                            help=f"(default {default})")
+    options = parser.parse_args()
+    r = bench_anchors(options.n_boxes, options.k, options.restarts, options.repeats)
     print(f"anchors k-means: {r['n_boxes']} boxes, k = {r['k']}, {r['restarts']} restarts: "
           f"median {r['median_s']:.2f} s over {r['repeats']} runs "
           f"(min {r['min_s']:.2f} s, max {r['max_s']:.2f} s), avg IoU {r['avg_iou']:.4f}")
