@@ -139,9 +139,11 @@ def test_classifier_resume_is_exact(colours, tmp_path):
 
 def test_epochs_set_the_number_of_iterations(colours, tmp_path):
     # 48 training images, batch 8: 2.5 epochs are 120 images, 15 iterations
-    trainer = Trainer(settings(colours, tmp_path / "run", epochs=2.5, val=None), echo=quiet).setup()
-    assert trainer.net.options.max_batches == 15
-    trainer = Trainer(settings(colours, tmp_path / "r2", epochs=0.01, val=None), echo=quiet).setup()
+    trainer = Trainer(settings(colours, tmp_path / "run", epochs=2.5, val=None, val_fraction=0),
+                      echo=quiet).setup()
+    assert trainer.net.options.max_batches == 15 and trainer.val_set is None
+    trainer = Trainer(settings(colours, tmp_path / "r2", epochs=0.01, val=None, val_fraction=0),
+                      echo=quiet).setup()
     assert trainer.net.options.max_batches == 1
 
 
@@ -154,6 +156,9 @@ def test_val_fraction_holds_out_whole_photos(colours, tmp_path, capsys):
     stems = lambda paths: {p.rsplit("_", 1)[0] for p in paths}
     assert not stems(train) & stems(held)        # a photo's two crops stay together
     assert "held out" in capsys.readouterr().out
+    # without --val and --val-fraction a tenth is held out
+    default = Trainer(settings(colours, tmp_path / "d", val=None), echo=quiet, warn=quiet).setup()
+    assert 0 < len(default.val_set.records) < 48 / 4
 
 
 def test_higher_resolution_fine_tune_from_the_checkpoint_alone(colours, tmp_path):
@@ -175,7 +180,7 @@ def test_a_classifier_backbone_starts_a_detector(colours, tmp_path):
     from yolo9000.data.synthetic_shapes import make_shapes
     shapes = make_shapes(tmp_path / "shapes", n_train=4, n_val=0, size=64, seed=1)
     classifier = Trainer(settings(colours, tmp_path / "cls", cfg="darknet-mini", size=64,
-                                  max_batches=2, val=None, batch=4, subdivisions=1),
+                                  max_batches=2, val=None, val_fraction=0, batch=4, subdivisions=1),
                          echo=quiet).setup()
     classifier.train()
     weights = tmp_path / "cls" / "weights" / "last.h5"
@@ -199,12 +204,12 @@ def test_darknet19_trains_fine_tunes_as_darknet19_448_and_classifies(colours, tm
     classify with the result."""
     from yolo9000.inference.classifier import Classifier
     first = Trainer(settings(colours, tmp_path / "d19", cfg="darknet19", size=64, max_batches=1,
-                             batch=3, subdivisions=1, val=None), echo=quiet).setup()
+                             batch=3, subdivisions=1, val=None, val_fraction=0), echo=quiet).setup()
     assert first.net.layers[first.net.classifier - 2].filters == 3     # 1000 -> the 3 classes
     first.train()
     weights = tmp_path / "d19" / "weights" / "last.h5"
     second = Trainer(settings(colours, tmp_path / "d448", cfg="darknet19_448", weights=str(weights),
-                              size=96, max_batches=1, batch=3, subdivisions=1, val=None),
+                              size=96, max_batches=1, batch=3, subdivisions=1, val=None, val_fraction=0),
                      echo=quiet).setup()
     assert (second.net.width, second.augment.min_crop) == (96, 96)
     second.train()
@@ -220,7 +225,7 @@ def test_a_darknet_partial_file_of_a_classifier_starts_a_detector(colours, tmp_p
     loads into yolov2-mini with `--cutoff 11` and carries the same numbers."""
     from yolo9000.model.conversion import convert
     classifier = Trainer(settings(colours, tmp_path / "cls", cfg="darknet-mini", size=64,
-                                  max_batches=1, val=None, batch=2, subdivisions=1),
+                                  max_batches=1, val=None, val_fraction=0, batch=2, subdivisions=1),
                          echo=quiet).setup()
     classifier.train()
     partial = tmp_path / "mini.conv.11"
@@ -245,7 +250,7 @@ def test_a_wordtree_classifier_trains_on_tree_node_labels(tmp_path):
     cfg.write_text(TINY_CLASSIFIER.replace("filters=3\n", "filters=11\n")
                    .replace("[softmax]\ngroups=1", "[softmax]\ngroups=1\ntree=shapes.tree"))
     trainer = Trainer(TrainSettings(cfg=str(cfg), data=str(tmp_path / "data"), out=str(tmp_path / "run"),
-                                    max_batches=3, workers=0, save_every=0), echo=quiet).setup()
+                                    max_batches=3, val_fraction=0, workers=0, save_every=0), echo=quiet).setup()
     assert trainer.net.output_shape == (11, 1, 1) and trainer.task.tree is not None
     assert sorted({r.label for r in trainer.train_set.records}) == [4, 6, 9]
     trainer.train()

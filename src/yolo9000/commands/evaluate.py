@@ -138,6 +138,19 @@ def plot_pr_curves(voc, names, path):
     return True
 
 
+def evaluated_split(data, split):
+    """The list of a .data file to evaluate (the given split, else darknet's valid=), said on
+    stderr: evaluating the training list by accident looks like a great model."""
+    if Path(data).suffix.lower() != ".data" or not Path(data).is_file():
+        return split
+    from ..data.datasets import evaluation_list_key
+    chosen = split or evaluation_list_key(data)
+    click.echo(f"note: evaluating the {chosen!r} list of {data}"
+               + (" (it has no 'valid =' entry)" if split is None and chosen == "train" else ""),
+               err=True)
+    return chosen
+
+
 def write_run_results(run_dir, metrics, plot_name, plot, say):
     """metrics.json and the plot (plot(path) -> False without matplotlib) in the run folder;
     returns the metrics' JSON text."""
@@ -182,10 +195,7 @@ def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, s
     if classifier.names_source is None:
         raise UserError("the classifier's classes have no names (give --names) so its outputs "
                         "cannot be matched to the dataset's class folders", path=weights)
-    if Path(data).suffix.lower() == ".data" and Path(data).is_file() and split is None:
-        from ..data.datasets import evaluation_list_key
-        split = evaluation_list_key(data)       # darknet's valid= list, as for a detector
-        click.echo(f"note: evaluating the {split!r} list of {data}", err=True)
+    split = evaluated_split(data, split)
     dataset = load_classification_dataset(data, names=classifier.names, split=split)
     for line in classification_report(dataset, "evaluation"):
         click.echo(line, err=True)
@@ -293,7 +303,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         click.echo(msg, err=to_err)
 
     from ..data.classes import reconcile_classes
-    from ..data.datasets import evaluation_list_key, load_dataset
+    from ..data.datasets import load_dataset
     from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress
@@ -315,14 +325,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     num_classes = detector.num_classes
     model_names = detector.names if detector.names_source else None
 
-    if Path(data).suffix.lower() == ".data" and Path(data).is_file():
-        # A .data file names several lists; evaluating the training one by accident looks
-        # like a great model, so the list used is always said.
-        chosen = split or evaluation_list_key(data)
-        click.echo(f"note: evaluating the {chosen!r} list of {data}"
-                   + (" (it has no 'valid =' entry)" if split is None and chosen == "train"
-                      else ""), err=True)
-        split = chosen
+    split = evaluated_split(data, split)
     dataset = load_dataset(data, format=data_format, names=names, split=split,
                            use_difficult=not no_difficult)
     echo_dataset_report(dataset)

@@ -6,23 +6,6 @@ import click
 from .options import check_size_option, echo_to_stderr, run_folder_options
 
 
-DEFAULT_VAL_FRACTION = 0.1
-
-
-def _is_classifier(cfg):
-    """Whether --cfg names a classifier (read quietly: a bad cfg is reported by the trainer)."""
-    from ..errors import UserError
-    from ..model.cfg import classifier_section, parse_cfg_text
-    from ..training.trainer import training_cfg
-    try:
-        text, source = training_cfg(cfg)
-        config = parse_cfg_text(text, source)
-    except UserError:
-        return False
-    return classifier_section(config) is not None and \
-        not any(s.type == "region" for s in config.sections)
-
-
 def _floats(text):
     return [float(v) for v in text.replace(" ", "").split(",") if v] if text else None
 
@@ -48,9 +31,10 @@ def _ints(text):
                    "every mini-batch; they teach classes, not boxes.")
 @click.option("--classification-ratio", type=click.FloatRange(0, 1, max_open=True),
               help="The share of each mini-batch taken from --classification-data. [default 0.25]")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True),
               help="Classifier without --val: hold out this share of --data for validation "
-                   "(deterministic for --seed; crops of one photo stay together). [default 0.1]")
+                   "(deterministic for --seed; crops of one photo stay together; 0: none). "
+                   "[default 0.1]")
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names file overriding the dataset's.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Initial weights: darknet .weights (see --cutoff) or an .h5 checkpoint.")
@@ -131,8 +115,6 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
         if cfg is None:
             from ..model.checkpoint import is_hdf5
             cfg = weights if weights and is_hdf5(weights) else "yolov2-tiny-voc"
-        if val_fraction is None and not val:
-            val_fraction = DEFAULT_VAL_FRACTION if _is_classifier(cfg) else None
         ranks = world()
         out = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
         settings = TrainSettings(

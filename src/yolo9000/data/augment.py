@@ -11,6 +11,7 @@ detector sees) and the boxes follow through the one letterbox map (``boxes.image
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,6 +195,16 @@ def random_hsv(img, hue, saturation, exposure, rng):
 
 # --------------------------------------------------------------------------- configuration
 
+def check_colour_options(hue, saturation, exposure):
+    """darknet's HSV distortion settings, as both the detector's and the classifier's
+    augmentation take them: a UserError for a value it cannot use."""
+    if not 0 <= hue <= 1:
+        raise UserError(f"hue must be in [0, 1], got {hue}")
+    if not (math.isfinite(saturation) and saturation > 0
+            and math.isfinite(exposure) and exposure > 0):
+        raise UserError("saturation and exposure must be positive")
+
+
 @dataclass
 class AugmentConfig:
     jitter: float = 0.2
@@ -206,10 +217,7 @@ class AugmentConfig:
     def __post_init__(self):
         if not 0 <= self.jitter < 0.5:
             raise UserError(f"jitter must be in [0, 0.5), got {self.jitter}")
-        if not 0 <= self.hue <= 1:
-            raise UserError(f"hue must be in [0, 1], got {self.hue}")
-        if self.saturation <= 0 or self.exposure <= 0:
-            raise UserError("saturation and exposure must be positive")
+        check_colour_options(self.hue, self.saturation, self.exposure)
 
     def make_sample(self, image, record, width, height, rng, max_boxes=None):
         """The batch loader's entry point: (image (3, height, width) float32, truth (n, 5))."""

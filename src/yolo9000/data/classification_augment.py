@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from .augment import distort_planes, rand_scale, sample_distortion
+from .augment import check_colour_options, distort_planes, rand_scale, sample_distortion
 from .images import PAD_VALUE, resize_bilinear, to_float
 
 FILL_VALUE = PAD_VALUE
@@ -68,11 +68,7 @@ class CropAugmentConfig:
             raise UserError(f"aspect must be positive, got {self.aspect}")
         if not (math.isfinite(self.angle) and 0 <= self.angle <= 180):
             raise UserError(f"angle must be in [0, 180] degrees, got {self.angle}")
-        if not 0 <= self.hue <= 1:
-            raise UserError(f"hue must be in [0, 1], got {self.hue}")
-        if not (math.isfinite(self.saturation) and self.saturation > 0
-                and math.isfinite(self.exposure) and self.exposure > 0):
-            raise UserError("saturation and exposure must be positive")
+        check_colour_options(self.hue, self.saturation, self.exposure)
 
     def make_sample(self, image, record, width, height, rng, max_boxes=None):
         """The batch loader's entry point: (image (3, height, width) float32, class id)."""

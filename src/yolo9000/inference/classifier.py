@@ -20,9 +20,8 @@ import numpy as np
 from ..data.classification_augment import center_crop
 from ..data.images import load_image
 from ..errors import UserError
-from .detector import build_network, default_class_names, failure_message, _check_size
+from .detector import _check_size, build_network, failure_message, resolve_class_names
 from .prefetch import run_in_batches
-from ..data.datasets import read_names
 
 
 @dataclass
@@ -64,19 +63,7 @@ class Classifier:
         self.num_classes = int(np.prod(net.layers[net.classifier].out_shape))
         # a WordTree classifier's outputs are P(node | parent) (tree_probabilities: absolute)
         self.tree = net.layers[net.classifier].tree
-        path = None
-        if names is None:
-            names, self.names_source = default_class_names(net, self.num_classes)
-        elif isinstance(names, (list, tuple)):
-            self.names_source = "the names given"
-        else:
-            path = self.names_source = str(names)
-            names = read_names(names)
-        if names is not None and len(names) != self.num_classes:
-            raise UserError(f"{len(names)} class names but the network predicts "
-                            f"{self.num_classes} classes", path=path)
-        self.names = ([str(n) for n in names] if names is not None
-                      else [str(i) for i in range(self.num_classes)])
+        self.names, self.names_source = resolve_class_names(names, net, self.num_classes)
 
     @property
     def size(self):
@@ -117,7 +104,7 @@ class Classifier:
 def is_classifier_model(model=None, cfg=None, weights=None):
     """Whether the network a command is given is a classifier (its cfg ends in [softmax] and
     has no [region]). Problems with the files are left to the command that builds it."""
-    from ..model.cfg import classifier_section, load_cfg, parse_cfg_text
+    from ..model.cfg import load_cfg, network_kind, parse_cfg_text
     from ..model.checkpoint import is_hdf5, read_checkpoint_cfg
     try:
         if cfg is not None or model is not None:
@@ -128,8 +115,7 @@ def is_classifier_model(model=None, cfg=None, weights=None):
             return False
     except (UserError, OSError):
         return False
-    return (classifier_section(config) is not None
-            and not any(s.type == "region" for s in config.sections))
+    return network_kind(config) == "classification"
 
 
 def predict_records(classifier, records, batch=32, progress=None):

@@ -127,6 +127,27 @@ def default_class_names(net, num_classes, class_nodes=None):
     return None, None
 
 
+def resolve_class_names(names, net, num_classes, class_nodes=None):
+    """(names, where they came from) of a network's classes — the detector's and the
+    classifier's: given as a list or a names file, else default_class_names; numbers, with
+    source None, when nothing names them. A count that does not fit is a UserError."""
+    path = None
+    if names is None:
+        names, source = default_class_names(net, num_classes, class_nodes)
+    elif isinstance(names, (str, os.PathLike)):
+        path = source = str(names)
+        names = read_names(names)
+    else:
+        source = "the names given"
+    if names is None:
+        return [str(i) for i in range(num_classes)], None
+    names = [str(n) for n in names]
+    if len(names) != num_classes:
+        raise UserError(f"{len(names)} class names but the network predicts {num_classes} "
+                        "classes", path=path)
+    return names, source
+
+
 def _check_size(size):
     return None if size is None else check_input_size(int(size))
 
@@ -246,20 +267,8 @@ class Detector:
     # -- configuration ---------------------------------------------------------------------
     def _resolve_names(self, names, net):
         """The class names; sets names_source (where they came from, None when numbered)."""
-        path = None
-        if names is None:
-            names, self.names_source = default_class_names(net, self.num_classes, self.class_nodes)
-        elif isinstance(names, (str, os.PathLike)):
-            path = self.names_source = str(names)
-            names = read_names(names)
-        else:
-            self.names_source = "the names given"
-        if names is None:
-            return [str(i) for i in range(self.num_classes)]
-        names = [str(n) for n in names]
-        if len(names) != self.num_classes:
-            raise UserError(f"{len(names)} class names but the network predicts "
-                            f"{self.num_classes} classes", path=path)
+        names, self.names_source = resolve_class_names(names, net, self.num_classes,
+                                                       self.class_nodes)
         return names
 
     @property

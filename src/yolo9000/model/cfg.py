@@ -252,6 +252,14 @@ def classifier_section(config):
     return i if config.sections[i].type in ("softmax", "soft") else None
 
 
+def network_kind(config):
+    """"detection" (a [region] layer), "classification" (ending in [softmax]) or None: what a
+    cfg is, before any layer is built (train picks its task, evaluate its pipeline by it)."""
+    if any(s.type == "region" for s in config.sections):
+        return "detection"
+    return "classification" if classifier_section(config) is not None else None
+
+
 def _adapt_classifier(config, s, classes, source):
     """A classifier's class count is the filters of its last convolution (darknet19: 1x1
     conv -> [avgpool] -> [softmax]); only layers that keep the channels may come between."""
@@ -282,10 +290,11 @@ def adapt_cfg(text, classes=None, anchors=None, width=None, height=None, source=
 
     Returns (new text, list of human-readable changes)."""
     config = parse_cfg_text(text, source)
-    regions = [i for i, s in enumerate(config.sections) if s.type == "region"]
-    if regions:
+    kind = network_kind(config)
+    if kind == "detection":
+        regions = [i for i, s in enumerate(config.sections) if s.type == "region"]
         changes = _adapt_detector(config, regions[-1], classes, anchors, source)
-    elif classifier_section(config) is not None:
+    elif kind == "classification":
         if anchors is not None:
             raise UserError("anchors belong to a detector; this cfg is a classifier", path=source)
         changes = _adapt_classifier(config, classifier_section(config), classes, source)

@@ -14,16 +14,18 @@ import math
 import numpy as np
 
 from ..errors import UserError
-from ..model.cfg import classifier_section
+from ..model.cfg import network_kind
 
 
 DEFAULT_CLASSIFICATION_SHARE = 0.25     # of each mini-batch, in joint (YOLO9000) training
+DEFAULT_VAL_FRACTION = 0.1              # a classifier without --val: share of --data held out
 
 
 def task_for(config, source=None):
-    if any(s.type == "region" for s in config.sections):
+    kind = network_kind(config)
+    if kind == "detection":
         return DetectionTask()
-    if classifier_section(config) is not None:
+    if kind == "classification":
         return ClassificationTask()
     raise UserError("the cfg is neither a detector (a [region] layer) nor a classifier "
                     "(ending in [softmax]); nothing to train", path=source or config.source)
@@ -38,7 +40,7 @@ class DetectionTask:
     def load_data(self, s, warn):
         from ..data.datasets import load_dataset
         from ..data.report import dataset_report
-        if s.val_fraction:
+        if s.val_fraction is not None:
             raise UserError("--val-fraction holds out part of a classification set; give a "
                             "detector its validation set with --val")
         train_set = load_dataset(s.data, names=s.names)
@@ -192,14 +194,15 @@ class ClassificationTask:
         from ..data.classification import classification_report, load_classification_dataset
         train_set = load_classification_dataset(s.data, names=s.names)
         val_set = None
+        fraction = DEFAULT_VAL_FRACTION if s.val_fraction is None else s.val_fraction
         if s.val:
             val_set = load_classification_dataset(s.val, names=train_set.names)
-        elif s.val_fraction:
-            if not 0 < s.val_fraction < 1:
-                raise UserError(f"--val-fraction must be between 0 and 1, got {s.val_fraction}")
-            train_set, val_set = train_set.split(s.val_fraction, seed=s.seed)
+        elif fraction:
+            if not 0 < fraction < 1:
+                raise UserError(f"--val-fraction must be between 0 and 1, got {fraction}")
+            train_set, val_set = train_set.split(fraction, seed=s.seed)
             warn(f"validation: {len(val_set)} images held out of {s.data} "
-                 f"(--val-fraction {s.val_fraction:g}, seed {s.seed}; crops of one photo "
+                 f"(--val-fraction {fraction:g}, seed {s.seed}; crops of one photo "
                  f"stay on one side)")
         for label, dataset in (("train", train_set), ("val", val_set)):
             for line in classification_report(dataset, label) if dataset is not None else []:
