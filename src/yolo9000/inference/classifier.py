@@ -135,33 +135,12 @@ def predict_records(classifier, records, batch=32, progress=None):
 def evaluate_classifier(classifier, records, batch=32, progress=None):
     """ClassificationResult (metrics/classification.py) of the records (.path, .label), with
     the per-image `probabilities` and image `sizes` attached for the caller's outputs."""
-    from ..metrics.classification import classification_metrics
+    from ..metrics.classification import classification_metrics, tree_classification_metrics
     probabilities, sizes = predict_records(classifier, records, batch, progress)
     labels = np.array([r.label for r in records], np.int64)
-    tree = classifier.tree
-    if tree is None:
+    if classifier.tree is None:
         result = classification_metrics(probabilities, labels, classifier.num_classes)
     else:
-        result = _tree_metrics(probabilities, labels, tree)
+        result = tree_classification_metrics(probabilities, labels, classifier.tree)
     result.probabilities, result.sizes = probabilities, sizes
     return result
-
-
-def _tree_metrics(probabilities, labels, tree):
-    """A word-tree classifier's figures (labels are tree nodes): top-1, top-5 and the loss as
-    its training counts them (layers/cost.tree_cross_entropy: the deepest confident node is
-    the label or below it); the confusion matrix over the labels' own nodes, each image
-    predicted as the one of them with the highest absolute probability."""
-    from ..layers.cost import tree_cross_entropy
-    from ..metrics.classification import ClassificationResult
-    n = len(labels)
-    if n == 0:
-        return classification_metrics(probabilities, labels, tree.n)
-    loss, _, stats = tree_cross_entropy(probabilities, labels, tree)
-    classes = np.unique(labels)
-    absolute = tree.hierarchy_predictions(np.asarray(probabilities, np.float64), axis=1)
-    predicted = classes[absolute[:, classes].argmax(axis=1)]
-    confusion = np.zeros((tree.n, tree.n), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    return ClassificationResult(top1=stats["top1"], top5=stats["top5"], loss=loss / n, images=n,
-                                confusion=confusion)

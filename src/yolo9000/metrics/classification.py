@@ -58,6 +58,25 @@ def classification_metrics(probabilities, labels, num_classes=None):
                                 images=int(n), confusion=confusion)
 
 
+def tree_classification_metrics(probabilities, labels, tree):
+    """A word-tree classifier's figures (labels are tree nodes): top-1, top-5 and the loss as
+    its training counts them (layers/cost.tree_cross_entropy: the deepest confident node is
+    the label or below it); the confusion matrix over the labels' own nodes, each image
+    predicted as the one of them with the highest absolute probability."""
+    from ..layers.cost import tree_cross_entropy
+    n = len(labels)
+    if n == 0:
+        return classification_metrics(probabilities, labels, tree.n)
+    loss, _, stats = tree_cross_entropy(probabilities, labels, tree)
+    classes = np.unique(labels)
+    absolute = tree.hierarchy_predictions(np.asarray(probabilities, np.float64), axis=1)
+    predicted = classes[absolute[:, classes].argmax(axis=1)]
+    confusion = np.zeros((tree.n, tree.n), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    return ClassificationResult(top1=stats["top1"], top5=stats["top5"], loss=loss / n, images=n,
+                                confusion=confusion)
+
+
 def format_table(result, names):
     """Per-class table: images, top-1 accuracy, the class most often predicted instead."""
     width = max([len("class")] + [len(str(n)) for n in names])
