@@ -539,7 +539,30 @@ def bench_profile(opts, store, whats):
         profiles.append(finish_profile(
             f"backward {model_label(model)} {net.width} b{opts.batch}, median of {repeats}",
             profile_backward(net, x, truths, repeats)))
+        profiles.append(finish_profile(
+            f"update {model_label(model)} (SGD step, zeroing the gradients), median of {repeats}",
+            profile_update(net, repeats)))
     return profiles
+
+
+def profile_update(net, repeats):
+    """Median ms of the SGD step and of zero_grads over every parameter (the rest of an
+    iteration after backward); `output` is the number of values each touches."""
+    from yolo9000.training.optim import SGD
+    sgd = SGD(net, momentum=MOMENTUM, decay=DECAY)
+    trained = int(sum(p.size for _, _, p, g in net.parameters() if g is not None))
+    rows = []
+    for index, (what, fn) in enumerate((("sgd", lambda: sgd.step(LEARNING_RATE, 1)),
+                                         ("zero", net.zero_grads))):
+        fn()
+        ts = []
+        for _ in range(max(repeats, 5)):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        rows.append({"index": index, "type": what, "out_shape": [trained],
+                     "ms": 1000 * statistics.median(ts), "flops": None})
+    return rows
 
 
 # -- environment -------------------------------------------------------------------------------

@@ -185,23 +185,6 @@ def scale_bias_activate(float[:, :, ::1] y, const float[::1] scale, const float[
             _affine_activate(&y[nc // C, nc % C, 0], S, scale[nc % C], bias[nc % C], act)
 
 
-def activation_backward(const float[::1] y, float[::1] dy, int act):
-    """In place: dy *= act'(z), written with the activation's output y (z itself is not kept)."""
-    cdef Py_ssize_t n = y.shape[0], i
-    with nogil:
-        if act == ACT_LEAKY:
-            for i in prange(n, schedule="static"):
-                if y[i] <= 0:
-                    dy[i] = 0.1 * dy[i]
-        elif act == ACT_RELU:
-            for i in prange(n, schedule="static"):
-                if y[i] <= 0:
-                    dy[i] = 0
-        elif act == ACT_LOGISTIC:
-            for i in prange(n, schedule="static"):
-                dy[i] = dy[i] * y[i] * (1 - y[i])
-
-
 def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int padding,
                     float[:, :, :, ::1] y, int[:, :, :, ::1] argmax=None):
     """darknet's maxpool: window offset -padding/2, out-of-image taps ignored; argmax is the
@@ -275,9 +258,11 @@ cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y
 
 cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
                        int[:, :, :, ::1] argmax) noexcept nogil:
+    # the winner's position as selects, like _maxpool_2x2_values: branches on the comparisons
+    # of random activations mispredict half the time
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, i, j, best_index
+    cdef int nc, i, j, best_index, base
     cdef float best, v
     cdef const float* plane
     cdef const float* top
@@ -293,31 +278,72 @@ cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
             out = &y[nc // C, nc % C, i, 0]
             arg = &argmax[nc // C, nc % C, i, 0]
             for j in range(out_w):
+                base = 2 * i * W + 2 * j
                 best = top[2 * j]
-                best_index = 2 * i * W + 2 * j
+                best_index = base
                 v = top[2 * j + 1]
-                if v > best:
-                    best = v
-                    best_index = 2 * i * W + 2 * j + 1
+                best_index = base + 1 if v > best else best_index
+                best = v if v > best else best
                 v = bottom[2 * j]
-                if v > best:
-                    best = v
-                    best_index = (2 * i + 1) * W + 2 * j
+                best_index = base + W if v > best else best_index
+                best = v if v > best else best
                 v = bottom[2 * j + 1]
-                if v > best:
-                    best = v
-                    best_index = (2 * i + 1) * W + 2 * j + 1
+                best_index = base + W + 1 if v > best else best_index
+                best = v if v > best else best
                 out[j] = best
                 arg[j] = best_index
 
 
-def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
-                     float[:, :, :, ::1] dx):
-    """Route each output gradient to its argmax; dx (N, C, H, W) must start zeroed."""
+cdef void _maxpool_2x2_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
+                                float[:, :, :, ::1] dx) noexcept nogil:
+    # windows that tile the input: each input position is written once (its window's gradient
+    # or 0), so dx needs no zeroing pass; rows/columns no window covers are zeroed here
     cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
-    cdef int W = dx.shape[3]
+    cdef int H = dx.shape[2], W = dx.shape[3]
+    cdef int nc, i, j, idx, base, r
+    cdef float v
+    cdef float* top
+    cdef float* bottom
+    cdef const float* d
+    cdef const int* arg
+    for nc in prange(N * C, schedule="static"):
+        for i in range(out_h):
+            top = &dx[nc // C, nc % C, 2 * i, 0]
+            bottom = top + W
+            d = &dy[nc // C, nc % C, i, 0]
+            arg = &argmax[nc // C, nc % C, i, 0]
+            for j in range(out_w):
+                v = d[j]
+                idx = arg[j]
+                base = 2 * i * W + 2 * j
+                top[2 * j] = v if idx == base else 0
+                top[2 * j + 1] = v if idx == base + 1 else 0
+                bottom[2 * j] = v if idx == base + W else 0
+                bottom[2 * j + 1] = v if idx == base + W + 1 else 0
+            for j in range(2 * out_w, W):
+                top[j] = 0
+                bottom[j] = 0
+        for r in range(2 * out_h, H):
+            for j in range(W):
+                dx[nc // C, nc % C, r, j] = 0
+
+
+def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
+                     float[:, :, :, ::1] dx, int size, int stride, int padding):
+    """Route each output gradient to its argmax. dx (N, C, H, W) is written whole: the
+    2x2/2 windows that tile the input write every position; otherwise dx is zeroed first."""
+    cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
+    cdef int H = dx.shape[2], W = dx.shape[3]
     cdef int nc, n, c, i, j, idx
+    if size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
+        with nogil:
+            _maxpool_2x2_backward(dy, argmax, dx)
+        return
     with nogil:
+        for nc in prange(N * C, schedule="static"):
+            for i in range(H):
+                for j in range(W):
+                    dx[nc // C, nc % C, i, j] = 0
         for nc in prange(N * C, schedule="static"):
             n = nc // C
             c = nc % C
@@ -351,38 +377,114 @@ def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1]
             var[c] = s / (M - 1) if M > 1 else 0.0
 
 
-def batchnorm_backward(const float[:, :, ::1] xhat, float[:, :, ::1] g, const float[::1] scales,
-                       const float[::1] inv_std, const double[::1] std, float[::1] scale_grad):
-    """In place: g = dL/d(x̂·scale) -> dL/dz for x̂ = (z − μ)/(σ + eps), σ² the unbiased batch
-    variance; adds Σ g·x̂ to scale_grad. Two passes per channel, parallel over channels:
-        dL/dz_i = (s·g_i − mean(s·g))/(σ+eps) − x̂_i · Σ_j(s·g_j x̂_j) / (σ·(M−1))"""
-    cdef int N = g.shape[0], C = g.shape[1], S = g.shape[2]
+cdef inline float _act_grad(float d, float y, int act) noexcept nogil:
+    """d·act'(z) from the activation's output y (darknet's gradients: leaky 0.1 where y <= 0)."""
+    if act == ACT_LEAKY:
+        return d if y > 0 else <float> (0.1 * d)
+    if act == ACT_RELU:
+        return d if y > 0 else 0
+    if act == ACT_LOGISTIC:
+        return d * y * (1 - y)
+    return d
+
+
+def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const float[::1] inv,
+                       const float[::1] scale, const float[::1] bias, int act,
+                       float[:, :, ::1] y):
+    """y = act(scale·x̂ + bias) with x̂ = (z − mean)·inv, per channel: the training forward's
+    normalise, scale, bias and activation in one pass. z (N, C, S) stays as it is: backward
+    recomputes x̂ from it (see conv_output_backward), so no third array is kept."""
+    cdef int N = z.shape[0], C = z.shape[1], S = z.shape[2]
+    cdef int nc, i, c
+    cdef const float* src
+    cdef float* dst
+    cdef float m, k, a, b, v, w
+    if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != S or mean.shape[0] != C
+            or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C):
+        raise ValueError("batchnorm_activate: shapes do not match")
+    with nogil:
+        for nc in prange(N * C, schedule="static"):
+            c = nc % C
+            src = &z[nc // C, c, 0]
+            dst = &y[nc // C, c, 0]
+            m = mean[c]
+            k = inv[c]
+            a = scale[c]
+            b = bias[c]
+            if act == ACT_LEAKY:
+                for i in range(S):
+                    v = a * ((src[i] - m) * k) + b
+                    w = <float> (0.1 * v)
+                    dst[i] = v if v > w else w
+            else:
+                for i in range(S):
+                    dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
+
+
+def conv_output_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
+                         float[:, :, ::1] g, float[::1] bias_grad,
+                         const float[:, :, ::1] z=None, const float[::1] mean=None,
+                         const float[::1] inv=None, const double[::1] std=None,
+                         const float[::1] scales=None, float[::1] scale_grad=None):
+    """g = dL/d(conv output) from dy = dL/dy for y = act(scale·x̂ + bias) (batch norm given by
+    z, mean, inv, std, scales; without them y = act(z + bias)); adds Σ dL/d(pre-activation) to
+    bias_grad and, with batch norm, Σ dL/d(x̂·scale)·x̂ to scale_grad. Two passes per channel,
+    parallel over channels; g may be dy itself. With t = dy·act', x̂ = (z − μ)·inv (as in
+    batchnorm_activate), σ² the unbiased batch variance and M = N·S:
+        g_i = (s·t_i − mean(s·t))·inv − x̂_i · Σ_j(s·t_j x̂_j) / (σ·(M−1))"""
+    cdef int N = dy.shape[0], C = dy.shape[1], S = dy.shape[2]
     cdef long M = <long> N * S
+    cdef bint bn = z is not None
     cdef int c, n, i
-    cdef double sg, sgx, v, coef_x
-    cdef float a, mean_term, cx, inv
+    cdef double st, stx
+    cdef float t, xh, m, k, a, mean_term, cx
+    cdef const float* d
+    cdef const float* yy
+    cdef const float* zz
+    cdef float* out
+    if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != S or g.shape[0] != N
+            or g.shape[1] != C or g.shape[2] != S or bias_grad.shape[0] != C):
+        raise ValueError("conv_output_backward: shapes do not match")
+    if bn and (mean is None or inv is None or std is None or scales is None
+               or scale_grad is None or z.shape[0] != N or z.shape[1] != C or z.shape[2] != S):
+        raise ValueError("conv_output_backward: batch norm needs z, mean, inv, std, scales "
+                         "and scale_grad of matching shapes")
     with nogil:
         for c in prange(C, schedule="static"):
-            sg = 0
-            sgx = 0
+            st = 0
+            stx = 0
+            m = mean[c] if bn else 0
+            k = inv[c] if bn else 1
             for n in range(N):
-                for i in range(S):
-                    v = g[n, c, i]
-                    sg = sg + v
-                    sgx = sgx + v * xhat[n, c, i]
-            scale_grad[c] += <float> sgx
+                d = &dy[n, c, 0]
+                yy = &y[n, c, 0]
+                if bn:
+                    zz = &z[n, c, 0]
+                    for i in range(S):
+                        t = _act_grad(d[i], yy[i], act)
+                        st = st + t
+                        stx = stx + t * ((zz[i] - m) * k)
+                else:
+                    out = &g[n, c, 0]
+                    for i in range(S):
+                        t = _act_grad(d[i], yy[i], act)
+                        st = st + t
+                        out[i] = t
+            bias_grad[c] += <float> st
+            if not bn:
+                continue
+            scale_grad[c] += <float> stx
             a = scales[c]
-            inv = inv_std[c]
-            # with dL/dx̂ = a·g: Σ dL/dx̂ = a·sg, Σ dL/dx̂·x̂ = a·sgx
-            mean_term = <float> (a * sg / M)
-            if M > 1 and std[c] > 0:
-                coef_x = a * sgx / (std[c] * (M - 1))
-            else:
-                coef_x = 0
-            cx = <float> coef_x
+            mean_term = <float> (a * st / M)
+            cx = <float> (a * stx / (std[c] * (M - 1))) if M > 1 and std[c] > 0 else 0
             for n in range(N):
+                d = &dy[n, c, 0]
+                yy = &y[n, c, 0]
+                zz = &z[n, c, 0]
+                out = &g[n, c, 0]
                 for i in range(S):
-                    g[n, c, i] = (a * g[n, c, i] - mean_term) * inv - cx * xhat[n, c, i]
+                    t = _act_grad(d[i], yy[i], act)
+                    out[i] = (a * t - mean_term) * k - cx * ((zz[i] - m) * k)
 
 
 # -- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
@@ -648,6 +750,44 @@ cdef extern from *:
         if (n < 64)
             for (int q = 0; q < n; q++) out[q] = tmp[q];
     }
+    /* acc[t] += sum_q g[q] * tap[t][q] for q < n: the weight gradient of one output row,
+       8 taps at a time so each load of g feeds 8 FMAs */
+    __attribute__((target("avx2,fma")))
+    static void y9k_direct_wgrad_row(const float *const *tap, int taps, const float *g, int n,
+                                     double *acc)
+    {
+        int t = 0;
+        for (; t + 8 <= taps; t += 8) {
+            __m256 s[8];
+            for (int i = 0; i < 8; i++) s[i] = _mm256_setzero_ps();
+            int q = 0;
+            for (; q + 8 <= n; q += 8) {
+                __m256 gv = _mm256_loadu_ps(g + q);
+                for (int i = 0; i < 8; i++)
+                    s[i] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(tap[t + i] + q), s[i]);
+            }
+            for (int i = 0; i < 8; i++) {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, s[i]);
+                float sum = 0;
+                for (int k = 0; k < 8; k++) sum += lanes[k];
+                for (int r = q; r < n; r++) sum += g[r] * tap[t + i][r];
+                acc[t + i] += sum;
+            }
+        }
+        for (; t < taps; t++) {
+            __m256 s0 = _mm256_setzero_ps();
+            int q = 0;
+            for (; q + 8 <= n; q += 8)
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(g + q), _mm256_loadu_ps(tap[t] + q), s0);
+            float lanes[8];
+            _mm256_storeu_ps(lanes, s0);
+            float sum = 0;
+            for (int k = 0; k < 8; k++) sum += lanes[k];
+            for (int r = q; r < n; r++) sum += g[r] * tap[t][r];
+            acc[t] += sum;
+        }
+    }
     static int y9k_direct_available(void)
     {
         __builtin_cpu_init();
@@ -657,12 +797,23 @@ cdef extern from *:
     static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
                                    float a, float b, int act, float *out, int n)
     { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out; (void)n; }
+    static void y9k_direct_wgrad_row(const float *const *tap, int taps, const float *g, int n,
+                                     double *acc)
+    { (void)tap; (void)taps; (void)g; (void)n; (void)acc; }
     static int y9k_direct_available(void) { return 0; }
+    #endif
+    #ifdef _OPENMP
+    static int y9k_thread_num(void) { return omp_get_thread_num(); }
+    #else
+    static int y9k_thread_num(void) { return 0; }
     #endif
     """
     void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
                             float a, float b, int act, float* out, int n) noexcept nogil
+    void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
+                              double* acc) noexcept nogil
     int y9k_direct_available() noexcept nogil
+    int y9k_thread_num() noexcept nogil
 
 
 DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
@@ -716,3 +867,77 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
                                z + f * fstride + x0, n_out)
         if act == ACT_LOGISTIC:
             _affine_activate(z + f * fstride, W, 1, 0, ACT_LOGISTIC)
+
+
+def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, ::1] g,
+                               double[:, ::1] partial):
+    """The weight gradient of conv3x3_direct: partial[t, f·C·9 + k] += Σ g[n, f, y·W + x] ·
+    xp[n, c, y + kh, x + kw] (k = (c·3 + kh)·3 + kw) over the rows thread t took; the caller
+    sums partial over its first axis (one row per OpenMP thread, so no two threads add to
+    the same sums). xp as for conv3x3_direct, g (N, F, H·W)."""
+    cdef int N = g.shape[0], F = g.shape[1]
+    cdef int C = xp.shape[1], H = xp.shape[2] - 2, Wp = xp.shape[3]
+    cdef int W = g.shape[2] // H if H > 0 else 0
+    if not y9k_direct_available():
+        raise RuntimeError("conv3x3_direct_weight_grad needs AVX2 and FMA")
+    if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2 or 9 * C > DIRECT_MAX_TAPS
+            or partial.shape[0] < y9k_max_threads() or partial.shape[1] != F * C * 9):
+        raise ValueError("conv3x3_direct_weight_grad: shapes do not match")
+    cdef int job, n, y
+    with nogil:
+        for job in prange(N * H, schedule="static"):
+            n = job // H
+            y = job % H
+            _direct_wgrad_row(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C,
+                              &g[n, 0, y * W], <Py_ssize_t> H * W, W, F,
+                              &partial[y9k_thread_num(), 0])
+
+
+cdef void _direct_wgrad_row(const float* x, Py_ssize_t cstride, int Wp, int C, const float* g,
+                            Py_ssize_t fstride, int W, int F, double* acc) noexcept nogil:
+    cdef const float* tap[DIRECT_MAX_TAPS]
+    cdef int taps = 9 * C
+    cdef int c, kh, kw, f
+    for c in range(C):
+        for kh in range(3):
+            for kw in range(3):
+                tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
+    for f in range(F):
+        y9k_direct_wgrad_row(tap, taps, g + f * fstride, W, acc + f * taps)
+
+
+# -- optimiser updates: one pass over each parameter array --------------------------------------
+def sgd_update(float[::1] w, const float[::1] grad, float[::1] velocity, float step,
+               float decay, float momentum):
+    """darknet's SGD update, fused: v −= grad + decay·w; w += step·v; v *= momentum."""
+    cdef Py_ssize_t n = w.shape[0], i
+    cdef float v
+    if grad.shape[0] != n or velocity.shape[0] != n:
+        raise ValueError("sgd_update: arrays differ in size")
+    with nogil:
+        for i in prange(n, schedule="static"):
+            v = velocity[i] - grad[i]
+            v = v - decay * w[i]
+            w[i] = w[i] + step * v
+            velocity[i] = momentum * v
+
+
+def adam_update(float[::1] w, const float[::1] grad, float[::1] first, float[::1] second,
+                float inv_batch, float beta1, float beta2, float step, float eps,
+                float decay_step):
+    """Adam with decoupled weight decay, fused: with g = grad·inv_batch,
+    m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², w −= decay_step·w, w −= step·m/(√v + eps)."""
+    cdef Py_ssize_t n = w.shape[0], i
+    cdef float g, m, v, p
+    cdef float c1 = 1 - beta1, c2 = 1 - beta2
+    if grad.shape[0] != n or first.shape[0] != n or second.shape[0] != n:
+        raise ValueError("adam_update: arrays differ in size")
+    with nogil:
+        for i in prange(n, schedule="static"):
+            g = grad[i] * inv_batch
+            m = beta1 * first[i] + c1 * g
+            v = beta2 * second[i] + c2 * (g * g)
+            first[i] = m
+            second[i] = v
+            p = w[i] - decay_step * w[i]
+            w[i] = p - step * m / (sqrtf(v) + eps)

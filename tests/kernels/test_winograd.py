@@ -331,3 +331,55 @@ def test_direct_kernel_for_few_channels(act, c, h, w, batch):
     fast = layer.forward(x, train=True)
     layer.use_direct = False
     assert close(fast, layer.forward(x, train=True).astype(np.float64))
+
+
+def direct_weight_grad(x, g):
+    """dL/dW of a 3x3 stride-1 padding-1 convolution as a literal sum over the taps, float64."""
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + 2, w + 2))
+    xp[:, :, 1:-1, 1:-1] = x
+    dw = np.zeros((g.shape[1], c, 3, 3))
+    for kh in range(3):
+        for kw in range(3):
+            dw[:, :, kh, kw] = np.einsum("nfhw,nchw->fc", g.astype(np.float64),
+                                         xp[:, :, kh:kh + h, kw:kw + w])
+    return dw
+
+
+@pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
+@pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 3), (1, 1, 1, 2), (3, 5, 130, 2),
+                                         (7, 9, 21, 1), (2, 6, 9, 5)])
+def test_direct_kernel_weight_gradient(c, h, w, batch):
+    """The RGB-input layer's weight gradient (per-thread sums of row dot products, 8 taps at
+    a time, and row tails past the last 8) against the literal sum."""
+    rng = np.random.default_rng(15)
+    layer = ConvolutionalLayer((c, h, w), filters=5, size=3, stride=1, pad=1,
+                               activation="linear")
+    assert layer.use_direct
+    randomise(layer, rng)
+    x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+    layer.forward(x, train=True)
+    g = rng.standard_normal((batch, 5, h, w)).astype(np.float32)
+    layer.zero_grads()
+    assert layer.backward(g, need_input_grad=False) is None
+    ref = direct_weight_grad(x, g)
+    assert close(layer.weight_grad, ref)
+    assert close(layer.bias_grad, g.sum(axis=(0, 2, 3)).astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 6), (2, 4, 10)])
+def test_maxpool_backward_writes_every_input_position(shape):
+    """2x2/2 windows that tile the input: backward writes dx whole (its buffer starts as
+    garbage), the window's gradient at the winner and 0 elsewhere."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2,) + shape).astype(np.float32)
+    layer = MaxpoolLayer(shape, 2, 2)
+    y = layer.forward(x, train=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = np.full(x.shape, np.nan, np.float32)
+    _kernels.maxpool_backward(dy, layer._argmax, dx, 2, 2, 1)
+    n, c, h, w = x.shape
+    windows = x.reshape(n, c, h // 2, 2, w // 2, 2)
+    winner = windows == windows.max(axis=(3, 5), keepdims=True)
+    expected = np.where(winner, dy[:, :, :, None, :, None], 0).reshape(x.shape)
+    assert np.array_equal(dx, expected)

@@ -24,42 +24,41 @@ class BatchNorm:
         self.rolling_variance = np.ones(channels, np.float32)
         self.scale_grad = np.zeros(channels, np.float32)
         self.momentum = MOMENTUM    # weight of the new batch in the rolling statistics
-        self._cache = None
 
     def inference_affine(self):
         """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b."""
         a = self.scales / (np.sqrt(self.rolling_variance) + EPS)
         return a.astype(np.float32), (-a * self.rolling_mean).astype(np.float32)
 
-    def forward_train(self, z):
-        """z (N, C, S) float32, normalised in place with batch statistics; returns x̂·scale."""
+    def forward_train(self, z, bias, act, out):
+        """out = act(scale·x̂ + bias) with x̂ = (z − μ)/(σ + eps) from the batch statistics of
+        z (N, C, S) float32 (one fused pass; z itself is kept by the caller for backward) and
+        the rolling statistics updated."""
         n, c, s = z.shape
         mean = np.empty(c, np.float64)
         var = np.empty(c, np.float64)
         core.batchnorm_statistics(z, mean, var)
         std = np.sqrt(var)
-        inv = (1.0 / (std + EPS)).astype(np.float32)
-        # x̂ = (z − μ)·inv, stored in z; y = x̂·scale written by the caller's scale pass
-        core.scale_bias_activate(z, inv, (-mean * inv).astype(np.float32), 0)
-        self._cache = (inv, std.astype(np.float32), n * s)
+        self._mean = mean.astype(np.float32)
+        self._inv = (1.0 / (std + EPS)).astype(np.float32)
         self._std64 = np.ascontiguousarray(std, dtype=np.float64)
+        core.batchnorm_activate(z, self._mean, self._inv, self.scales, bias, act, out)
         m = self.momentum
         self.rolling_mean *= np.float32(1 - m)
         self.rolling_mean += (m * mean).astype(np.float32)
         self.rolling_variance *= np.float32(1 - m)
         self.rolling_variance += (m * var).astype(np.float32)
-        return z
+        return out
 
-    def backward(self, xhat, dxhat_scaled):
-        """Given x̂ (N, C, S) and dL/d(x̂·scale), accumulate dL/dscale and return dL/dz in place.
+    def backward(self, z, y, dy, act, bias_grad, out):
+        """out = dL/dz (N, C, S) for the last forward_train(z, ..., y), given dy = dL/dy;
+        accumulates dL/dbias and dL/dscale (one fused kernel with the activation's backward).
 
         With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps) and g = dL/dx̂:
-            dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))
-        (one fused Cython pass per channel)."""
-        inv, std, m = self._cache
-        g = np.ascontiguousarray(dxhat_scaled, dtype=np.float32)
-        core.batchnorm_backward(xhat, g, self.scales, inv, self._std64, self.scale_grad)
-        return g
+            dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))"""
+        core.conv_output_backward(dy, y, act, out, bias_grad, z, self._mean, self._inv,
+                                  self._std64, self.scales, self.scale_grad)
+        return out
 
 
 class BatchNormLayer(Layer):
@@ -78,21 +77,20 @@ class BatchNormLayer(Layer):
 
     def forward(self, x, train=False):
         n, c, h, w = x.shape
-        y = np.array(x, dtype=np.float32, copy=True).reshape(n, c, h * w)
         if train:
-            self.bn.forward_train(y)
-            self._xhat = y.copy()
-            core.scale_bias_activate(y, self.bn.scales, self.biases, 0)
-        else:
-            a, b = self.bn.inference_affine()
-            core.scale_bias_activate(y, a, b + self.biases, 0)
+            self._z = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c, h * w)
+            self._y = self.bn.forward_train(self._z, self.biases, 0, np.empty_like(self._z))
+            return self._y.reshape(n, c, h, w)
+        y = np.array(x, dtype=np.float32, copy=True).reshape(n, c, h * w)
+        a, b = self.bn.inference_affine()
+        core.scale_bias_activate(y, a, b + self.biases, 0)
         return y.reshape(n, c, h, w)
 
     def backward(self, dy):
         n, c, h, w = dy.shape
-        g = np.array(dy, dtype=np.float32, copy=True).reshape(n, c, h * w)
-        self.bias_grad += g.sum(axis=(0, 2))
-        return self.bn.backward(self._xhat, g).reshape(n, c, h, w)
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, c, h * w)
+        out = np.empty_like(dy)
+        return self.bn.backward(self._z, self._y, dy, 0, self.bias_grad, out).reshape(n, c, h, w)
 
     def flops(self):
         c, h, w = self.in_shape

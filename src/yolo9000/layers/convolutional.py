@@ -19,7 +19,7 @@ import numpy as np
 
 from ..kernels import core
 from ..kernels import gemm, winograd, workspace
-from .activations import activation_backward_inplace, activation_code
+from .activations import activation_code
 from .base import Layer
 from .batchnorm import BatchNorm
 
@@ -213,14 +213,25 @@ class ConvolutionalLayer(Layer):
             a, b = np.ones(self.filters, np.float32), self.biases
         return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
 
-    def _direct(self, x, a, b, act):
+    @staticmethod
+    def _direct_padded(x):
         n, c, h, w = x.shape
         # zero padding of 1, and room for the kernel's last block of 64 outputs to read past
         xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
-        z = np.empty((n,) + self.out_shape, np.float32)
-        core.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
+        return xp
+
+    def _direct(self, x, a, b, act):
+        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+        core.conv3x3_direct(self._direct_padded(x), self.weights.reshape(self.filters, -1), z,
+                            a, b, act)
         return z
+
+    def _direct_weight_grad(self, g):
+        """dL/dW (F, C·9) of the direct kernel's convolution, for g = dL/dz (N, F, H·W)."""
+        partial = np.zeros((core.get_max_threads(), self.weights[0].size * self.filters))
+        core.conv3x3_direct_weight_grad(self._direct_padded(self._x), g, partial)
+        return partial.sum(axis=0).astype(np.float32).reshape(self.filters, -1)
 
     def _convolve_fused(self, x, a, b, act, train):
         """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
@@ -249,15 +260,14 @@ class ConvolutionalLayer(Layer):
         z = self._convolve(x) if z is None else z.reshape(n, self.filters, -1)
         self._x = x
         if self.bn is not None:
-            self.bn.forward_train(z)
-            self._xhat = z.copy()
-            scale = self.bn.scales
+            # z (before batch norm) is what backward needs; y is a new array
+            self._z = z
+            self._y = self.bn.forward_train(z, self.biases, self.act, np.empty_like(z))
         else:
-            self._xhat = None
-            scale = np.ones(self.filters, np.float32)
-        core.scale_bias_activate(z, scale, self.biases, self.act)
-        self._y = z
-        return z.reshape((n,) + self.out_shape)
+            self._z = None
+            core.scale_bias_activate(z, ones, self.biases, self.act)
+            self._y = z
+        return self._y.reshape((n,) + self.out_shape)
 
     def backward(self, dy, need_input_grad=True):
         """dL/dx (None when need_input_grad is False: the network's first layer skips the
@@ -265,13 +275,20 @@ class ConvolutionalLayer(Layer):
         n = dy.shape[0]
         f, oh, ow = self.out_shape
         c, h, w = self.in_shape
-        g = np.array(dy, dtype=np.float32, copy=True).reshape(n, f, oh * ow)
-        activation_backward_inplace(self._y, g, self.act)
-        self.bias_grad += g.sum(axis=(0, 2))
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, f, oh * ow)
+        g = np.empty_like(dy)
         if self.bn is not None:
-            g = self.bn.backward(self._xhat, g)
+            self.bn.backward(self._z, self._y, dy, self.act, self.bias_grad, g)
+        else:
+            core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
         w2d = self.weights.reshape(f, -1)
         dw = np.zeros_like(w2d)
+        weight_grad_done = self.use_direct
+        if weight_grad_done:
+            dw += self._direct_weight_grad(g)
+            if not need_input_grad:
+                self.weight_grad += dw.reshape(self.weights.shape)
+                return None
         dx = np.zeros((n, c, h, w), np.float32) if need_input_grad else None
         s = oh * ow
         for a, b in self._chunks(n):
@@ -280,7 +297,8 @@ class ConvolutionalLayer(Layer):
             col = self._columns(self._x, a, b)
             # through gemm.py like the forward's products (OpenBLAS's own threads were
             # measured to stall for seconds on these shapes on a busy machine)
-            dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
+            if not weight_grad_done:
+                dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
             if not need_input_grad:
                 continue
             dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))

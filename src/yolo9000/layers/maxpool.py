@@ -48,8 +48,9 @@ class MaxpoolLayer(Layer):
         return y
 
     def backward(self, dy):
-        dx = np.zeros((dy.shape[0],) + self.in_shape, np.float32)
-        core.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx)
+        dx = np.empty((dy.shape[0],) + self.in_shape, np.float32)
+        core.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx,
+                              self.size, self.stride, self.padding)
         return dx
 
     def flops(self):

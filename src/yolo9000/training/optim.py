@@ -5,9 +5,12 @@ SGD with momentum and weight decay exactly as darknet's update_convolutional_lay
     w ← w + lr/batch · v
     v ← momentum · v
 where ∇L is summed over the images of the batch (the region loss sums over images), so lr/batch
-turns it into a mean.
+turns it into a mean. Both optimisers update each parameter array in one fused pass (Cython):
+the NumPy form of the same formulas made four passes and two temporaries per array.
 """
 import numpy as np
+
+from ..kernels import core
 
 DECAYED = {"weights"}      # parameter names that get weight decay
 
@@ -22,16 +25,13 @@ class SGD:
                          for i, name, p, g in net.parameters() if g is not None}
 
     def step(self, lr, batch):
-        scale = np.float32(lr / batch)
         for i, name, p, g in self.net.parameters():
             if g is None:
                 continue
             v = self.velocity[f"{i:03d}/{name}"]
-            v -= g
-            if name in DECAYED and self.decay:
-                v -= np.float32(self.decay * batch) * p
-            p += scale * v
-            v *= np.float32(self.momentum)
+            decay = self.decay * batch if name in DECAYED else 0.0
+            core.sgd_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), lr / batch, decay,
+                            self.momentum)
         self.net.weights_changed()
 
     def state(self):
@@ -71,15 +71,10 @@ class Adam:
             if g is None:
                 continue
             key = f"{i:03d}/{name}"
-            m, v = self.first[key], self.second[key]
-            mean_grad = g / np.float32(batch)
-            m *= np.float32(b1)
-            m += np.float32(1 - b1) * mean_grad
-            v *= np.float32(b2)
-            v += np.float32(1 - b2) * np.square(mean_grad)
-            if name in DECAYED and self.decay:
-                p -= np.float32(lr * self.decay) * p
-            p -= np.float32(lr * correction) * m / (np.sqrt(v) + np.float32(self.eps))
+            decay = lr * self.decay if name in DECAYED else 0.0
+            core.adam_update(p.reshape(-1), g.reshape(-1), self.first[key].reshape(-1),
+                             self.second[key].reshape(-1), 1.0 / batch, b1, b2,
+                             lr * correction, self.eps, decay)
         self.net.weights_changed()
 
     def state(self):
