@@ -483,12 +483,13 @@ def profile_backward(net, x, truths, repeats):
             if g is None:
                 continue
             layer = net.layers[i]
+            options = {"dy_is_scratch": i != start} if layer.kind == "conv" else {}
             t = time.perf_counter()
             if i == 0 and layer.kind == "conv":
-                layer.backward(g, need_input_grad=False)
+                layer.backward(g, need_input_grad=False, **options)
                 per_layer[i].append(time.perf_counter() - t)
                 break
-            d = layer.backward(g)
+            d = layer.backward(g, **options)
             per_layer[i].append(time.perf_counter() - t)
             if layer.kind == "route":
                 for j, part in zip(layer.sources, d):

@@ -219,3 +219,17 @@ def test_resize_keeps_weights():
     layer.resize((3, 64, 48))
     assert layer.out_shape == (4, 32, 24)
     assert layer.weights is w
+
+
+def test_batchnorm_statistics_one_pass_keeps_precision():
+    """One pass of shifted sums: a mean far from zero does not cancel the variance away, and
+    channels summed by different threads do not mix (several channels, uneven sizes)."""
+    from yolo9000.kernels import core
+    rng = np.random.default_rng(7)
+    x = (1000 + rng.standard_normal((3, 7, 1001)) * np.arange(1, 8)[None, :, None] * 1e-2)
+    x = x.astype(np.float32)
+    mean, var = np.empty(7), np.empty(7)
+    core.batchnorm_statistics(x, mean, var)
+    ref = x.astype(np.float64).transpose(1, 0, 2).reshape(7, -1)
+    np.testing.assert_allclose(mean, ref.mean(axis=1), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(var, ref.var(axis=1, ddof=1), rtol=1e-6)

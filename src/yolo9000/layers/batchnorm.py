@@ -50,14 +50,15 @@ class BatchNorm:
         self.rolling_variance += (m * var).astype(np.float32)
         return out
 
-    def backward(self, z, y, dy, act, bias_grad, out):
-        """out = dL/dz (N, C, S) for the last forward_train(z, ..., y), given dy = dL/dy;
-        accumulates dL/dbias and dL/dscale (one fused kernel with the activation's backward).
+    def backward(self, z, y, dy, bias, act, bias_grad, out):
+        """out = dL/dz (N, C, S) for the last forward_train(z, bias, act, y), given dy = dL/dy;
+        accumulates dL/dbias and dL/dscale (one fused kernel with the activation's backward;
+        out may be dy itself).
 
         With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps) and g = dL/dx̂:
             dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))"""
         core.conv_output_backward(dy, y, act, out, bias_grad, z, self._mean, self._inv,
-                                  self._std64, self.scales, self.scale_grad)
+                                  self._std64, self.scales, bias, self.scale_grad)
         return out
 
 
@@ -90,7 +91,8 @@ class BatchNormLayer(Layer):
         n, c, h, w = dy.shape
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, c, h * w)
         out = np.empty_like(dy)
-        return self.bn.backward(self._z, self._y, dy, 0, self.bias_grad, out).reshape(n, c, h, w)
+        return self.bn.backward(self._z, self._y, dy, self.biases, 0, self.bias_grad,
+                                out).reshape(n, c, h, w)
 
     def flops(self):
         c, h, w = self.in_shape

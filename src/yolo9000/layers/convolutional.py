@@ -269,16 +269,19 @@ class ConvolutionalLayer(Layer):
             self._y = z
         return self._y.reshape((n,) + self.out_shape)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy, need_input_grad=True, dy_is_scratch=False):
         """dL/dx (None when need_input_grad is False: the network's first layer skips the
-        col2im and the product that only the input gradient needs)."""
+        col2im and the product that only the input gradient needs). dy_is_scratch: the
+        caller will not read dy again, so the gradient at the convolution's output may be
+        written over it (saves an array as large as the layer's output)."""
         n = dy.shape[0]
         f, oh, ow = self.out_shape
         c, h, w = self.in_shape
+        scratch = dy_is_scratch and isinstance(dy, np.ndarray) and dy.dtype == np.float32
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, f, oh * ow)
-        g = np.empty_like(dy)
+        g = dy if scratch else np.empty_like(dy)
         if self.bn is not None:
-            self.bn.backward(self._z, self._y, dy, self.act, self.bias_grad, g)
+            self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:
             core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
         w2d = self.weights.reshape(f, -1)

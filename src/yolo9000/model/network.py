@@ -283,10 +283,12 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
+            # gradients made in this loop are read once: a convolution may overwrite them
+            options = {"dy_is_scratch": i != start} if layer.kind == "conv" else {}
             if i == 0 and not input_grad and layer.kind == "conv":
-                layer.backward(g, need_input_grad=False)
+                layer.backward(g, need_input_grad=False, **options)
                 return None
-            d = layer.backward(g)
+            d = layer.backward(g, **options)
             if isinstance(layer, RouteLayer):
                 for j, part in zip(layer.sources, d):
                     grads[j] = part if grads[j] is None else grads[j] + part
