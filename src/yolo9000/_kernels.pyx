@@ -294,51 +294,12 @@ cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
                 arg[j] = best_index
 
 
-cdef void _maxpool_2x2_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
-                                float[:, :, :, ::1] dx) noexcept nogil:
-    # windows that tile the input: each input position is written once (its window's gradient
-    # or 0), so dx needs no zeroing pass; rows/columns no window covers are zeroed here
-    cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
-    cdef int H = dx.shape[2], W = dx.shape[3]
-    cdef int nc, i, j, idx, base, r
-    cdef float v
-    cdef float* top
-    cdef float* bottom
-    cdef const float* d
-    cdef const int* arg
-    for nc in prange(N * C, schedule="static"):
-        for i in range(out_h):
-            top = &dx[nc // C, nc % C, 2 * i, 0]
-            bottom = top + W
-            d = &dy[nc // C, nc % C, i, 0]
-            arg = &argmax[nc // C, nc % C, i, 0]
-            for j in range(out_w):
-                v = d[j]
-                idx = arg[j]
-                base = 2 * i * W + 2 * j
-                top[2 * j] = v if idx == base else 0
-                top[2 * j + 1] = v if idx == base + 1 else 0
-                bottom[2 * j] = v if idx == base + W else 0
-                bottom[2 * j + 1] = v if idx == base + W + 1 else 0
-            for j in range(2 * out_w, W):
-                top[j] = 0
-                bottom[j] = 0
-        for r in range(2 * out_h, H):
-            for j in range(W):
-                dx[nc // C, nc % C, r, j] = 0
-
-
 def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
-                     float[:, :, :, ::1] dx, int size, int stride, int padding):
-    """Route each output gradient to its argmax. dx (N, C, H, W) is written whole: the
-    2x2/2 windows that tile the input write every position; otherwise dx is zeroed first."""
+                     float[:, :, :, ::1] dx):
+    """Route each output gradient to its argmax; dx (N, C, H, W) is zeroed first."""
     cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
     cdef int H = dx.shape[2], W = dx.shape[3]
     cdef int nc, n, c, i, j, idx
-    if size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
-        with nogil:
-            _maxpool_2x2_backward(dy, argmax, dx)
-        return
     with nogil:
         for nc in prange(N * C, schedule="static"):
             for i in range(H):
@@ -352,6 +313,61 @@ def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argma
                     idx = argmax[n, c, i, j]
                     if idx >= 0:
                         dx[n, c, idx // W, idx % W] += dy[n, c, i, j]
+
+
+def maxpool_tiles(int size, int stride, int padding, int H, int W, int out_h, int out_w):
+    """Whether the windows are darknet's 2x2/2 ones that tile the input exactly (each input
+    value in one window): then maxpool_2x2_backward applies, without argmax."""
+    return size == 2 and stride == 2 and padding == 1 and 2 * out_h == H and 2 * out_w == W
+
+
+def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
+                         const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx):
+    """dx for 2x2/2 windows that tile x (maxpool_tiles), written whole: each window's
+    gradient goes to the first of its four inputs (row by row) equal to the window's maximum
+    y, the winner the forward's strict comparisons pick; the others get 0. Recomputing the
+    winner costs one read of x and saves the forward its argmax array and branches."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int out_h = y.shape[2], out_w = y.shape[3]
+    cdef int nc, i
+    if (2 * out_h != H or 2 * out_w != W or y.shape[0] != N or y.shape[1] != C
+            or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
+            or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
+            or dx.shape[2] != H or dx.shape[3] != W):
+        raise ValueError("maxpool_2x2_backward: shapes do not match")
+    with nogil:
+        for nc in prange(N * C * out_h, schedule="static"):
+            i = nc % out_h
+            y9k_maxpool2_backward_row(&x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
+                                      &y[nc // out_h // C, (nc // out_h) % C, i, 0],
+                                      &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
+                                      &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
+                                      W, out_w)
+
+
+cdef extern from *:
+    """
+    /* one output row of maxpool_2x2_backward; bitwise tests and selects (no && chains, whose
+       branches keep the compiler from vectorising) */
+    static void y9k_maxpool2_backward_row(const float *top, const float *y, const float *dy,
+                                          float *dtop, int W, int out_w)
+    {
+        const float *bottom = top + W;
+        float *dbottom = dtop + W;
+        for (int j = 0; j < out_w; j++) {
+            float best = y[j], g = dy[j];
+            int e0 = top[2 * j] == best, e1 = top[2 * j + 1] == best;
+            int e2 = bottom[2 * j] == best, e3 = bottom[2 * j + 1] == best;
+            int w1 = e1 & !e0, w2 = e2 & !(e0 | e1), w3 = e3 & !(e0 | e1 | e2);
+            dtop[2 * j] = e0 ? g : 0.0f;
+            dtop[2 * j + 1] = w1 ? g : 0.0f;
+            dbottom[2 * j] = w2 ? g : 0.0f;
+            dbottom[2 * j + 1] = w3 ? g : 0.0f;
+        }
+    }
+    """
+    void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
+                                   float* dtop, int W, int out_w) noexcept nogil
 
 
 def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1] var):

@@ -369,17 +369,27 @@ def test_direct_kernel_weight_gradient(c, h, w, batch):
 
 @pytest.mark.parametrize("shape", [(3, 8, 6), (2, 4, 10)])
 def test_maxpool_backward_writes_every_input_position(shape):
-    """2x2/2 windows that tile the input: backward writes dx whole (its buffer starts as
-    garbage), the window's gradient at the winner and 0 elsewhere."""
+    """2x2/2 windows that tile the input: backward finds the winners again and writes dx
+    whole (its buffer starts as garbage), the window's gradient at the winner, 0 elsewhere."""
     rng = np.random.default_rng(16)
     x = rng.standard_normal((2,) + shape).astype(np.float32)
     layer = MaxpoolLayer(shape, 2, 2)
     y = layer.forward(x, train=True)
     dy = rng.standard_normal(y.shape).astype(np.float32)
+    assert layer.tiles and layer._argmax is None
     dx = np.full(x.shape, np.nan, np.float32)
-    _kernels.maxpool_backward(dy, layer._argmax, dx, 2, 2, 1)
+    _kernels.maxpool_2x2_backward(x, y, dy, dx)
     n, c, h, w = x.shape
     windows = x.reshape(n, c, h // 2, 2, w // 2, 2)
     winner = windows == windows.max(axis=(3, 5), keepdims=True)
     expected = np.where(winner, dy[:, :, :, None, :, None], 0).reshape(x.shape)
     assert np.array_equal(dx, expected)
+    # ties: the first of the window's inputs (row by row) wins, as in the forward's
+    # strict comparisons and darknet's
+    x[...] = 1.0
+    dx[...] = np.nan
+    _kernels.maxpool_2x2_backward(x, layer.forward(x, train=True), dy, dx)
+    first = np.zeros((2, 2), bool)
+    first[0, 0] = True
+    expected = np.where(first[None, None, None, :, None, :], dy[:, :, :, None, :, None], 0)
+    assert np.array_equal(dx, expected.reshape(x.shape))

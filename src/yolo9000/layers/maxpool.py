@@ -36,21 +36,33 @@ class MaxpoolLayer(Layer):
         self.in_shape = (c, h, w)
         self.out_shape = (c, out_h, out_w)
 
+    @property
+    def tiles(self):
+        """2x2/2 windows that cover the input exactly once: backward finds each window's
+        winner again from x and y instead of the forward storing its position."""
+        c, h, w = self.in_shape
+        return core.maxpool_tiles(self.size, self.stride, self.padding, h, w,
+                                  self.out_shape[1], self.out_shape[2])
+
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         y = np.empty((n,) + self.out_shape, np.float32)
-        # the winners' positions are only needed by backward
-        argmax = np.empty((n,) + self.out_shape, np.int32) if train else None
+        # the winners' positions are only needed by backward, and not even there for tiles
+        argmax = np.empty((n,) + self.out_shape, np.int32) if train and not self.tiles else None
         core.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
         if train:
             self._argmax = argmax
+            self._x, self._y = (x, y) if self.tiles else (None, None)
         return y
 
     def backward(self, dy):
+        dy = np.ascontiguousarray(dy, dtype=np.float32)
         dx = np.empty((dy.shape[0],) + self.in_shape, np.float32)
-        core.maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx,
-                              self.size, self.stride, self.padding)
+        if self._argmax is None:
+            core.maxpool_2x2_backward(self._x, self._y, dy, dx)
+        else:
+            core.maxpool_backward(dy, self._argmax, dx)
         return dx
 
     def flops(self):
