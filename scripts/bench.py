@@ -13,7 +13,8 @@ anchors  scripts/bench_anchors.py's bench_anchors() (1M boxes, k=9, 10 restarts)
 memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416, batch 1, and
          of the yolov2-tiny-voc batch-8 training iteration, each in a fresh subprocess, next
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
-         inference budget 1.5 x weights + 300 MB.
+         inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
+         the same way (its own fresh process: torch's libraries count, as for its users).
 
 Weights are random (the same file for us and PyTorch: tests/torch_darknet.py's
 write_random_darknet_weights when torch is importable, otherwise numpy-random parameters).
@@ -388,9 +389,13 @@ def current_rss():
 
 
 def memory_child(spec):
-    """Runs in the subprocess: build, load, one inference or two training iterations."""
-    from yolo9000.kernels.threads import set_threads
-    set_threads(spec["threads"])
+    """Runs in the subprocess: build, load, one inference or two training iterations (ours,
+    or with mode "torch-train" PyTorch's, which is then the only network trained there)."""
+    from yolo9000.kernels.threads import keep_freed_memory, set_threads
+    threads = set_threads(spec["threads"])
+    if spec["mode"] == "torch-train":
+        return torch_memory_child(spec, threads)
+    keep_freed_memory()      # as `yolo9000 train` runs: glibc keeps freed blocks for reuse
     base_rss = current_rss()
     size = tuple(spec["size"]) if spec["size"] else None
     from yolo9000.model.network import Network
@@ -416,9 +421,34 @@ def memory_child(spec):
             "weights_from": "file" if spec["weights"] else "numpy-random"}
 
 
+def torch_memory_child(spec, threads):
+    """PyTorch's two training steps (TorchTrainer) in this fresh process: our network is
+    built only for its input shape and weights and deleted before torch allocates anything."""
+    import torch
+    torch.set_num_threads(threads)
+    base_rss = current_rss()
+    size = tuple(spec["size"]) if spec["size"] else None
+    net = build_ours(spec["model"], size, spec["weights"])
+    x = random_input(net, spec["batch"])
+    width, height, weights = net.width, net.height, weights_bytes(net)
+    tnet = build_torch(spec["model"], net, spec["weights"])
+    del net
+    gc.collect()
+    built_rss = current_rss()
+    trainer = TorchTrainer(tnet, x)
+    for _ in range(2):
+        trainer.step()
+    hwm, maxrss = peak_memory()
+    return {"base_rss": base_rss, "built_rss": built_rss, "loaded_hwm": built_rss,
+            "vm_hwm": hwm, "ru_maxrss": maxrss, "weights_bytes": weights, "width": width,
+            "height": height, "weights_from": "file" if spec["weights"] else "numpy-random"}
+
+
 def bench_memory(opts, store):
     jobs = [("inference", opts.cfg or MEMORY_INFERENCE_MODEL, 1),
             ("train", opts.cfg or TRAIN_MODEL, opts.batch)]
+    if opts.torch:
+        jobs.append(("torch-train", opts.cfg or TRAIN_MODEL, opts.batch))
     rows = []
     for mode, model, batch in jobs:
         weights = store.path(model)
@@ -626,13 +656,13 @@ def print_table(rows):
 
 
 def print_memory(rows):
-    header = (f"{'what':<40s} {'peak MB':>8s} {'start MB':>9s} {'built MB':>9s} {'loaded MB':>9s} "
+    header = (f"{'what':<46s} {'peak MB':>8s} {'start MB':>9s} {'built MB':>9s} {'loaded MB':>9s} "
               f"{'weights MB':>10s} {'budget MB':>9s} {'ok':>3s}")
     print(header)
     print("-" * len(header))
     for r in rows:
         ok = "-" if r["within_budget"] is None else ("yes" if r["within_budget"] else "NO")
-        print(f"{r['what']:<40s} {r['peak_mb']:8.0f} {r['base_rss_mb']:9.0f} {r['built_rss_mb']:9.0f} "
+        print(f"{r['what']:<46s} {r['peak_mb']:8.0f} {r['base_rss_mb']:9.0f} {r['built_rss_mb']:9.0f} "
               f"{r['loaded_peak_mb']:9.0f} {r['weights_mb']:10.1f} "
               f"{fmt(r['budget_mb'], '9.0f'):>9s} {ok:>3s}")
     print("(peak = VmHWM of a fresh process; start = RSS after importing numpy and yolo9000; "
