@@ -71,7 +71,8 @@ def test_torch_sees_the_same_network(report):
 def test_memory_and_environment(report):
     data, stdout = report
     mem = data["memory"]
-    assert [m["mode"] for m in mem] == ["inference", "train"]
+    torch_side = ["torch-train"] if data["settings"]["torch"] else []
+    assert [m["mode"] for m in mem] == ["inference", "train"] + torch_side
     for m in mem:
         assert positive(m["peak_mb"]) and positive(m["weights_mb"]) and positive(m["base_rss_mb"])
         assert m["peak_mb"] >= m["base_rss_mb"]
@@ -87,8 +88,9 @@ def test_profile_tables(report, mini_cfg):
     n_layers = len(Network.from_cfg(str(mini_cfg)).layers)
     data, stdout = report
     titles = [p["title"].split(" mini")[0] for p in data["profile"]]
-    assert titles == ["forward", "forward(train=True)", "backward"]
-    fwd, _, bwd = data["profile"]
+    assert titles == ["forward", "forward(train=True)", "backward", "update"]
+    fwd, _, bwd, update = data["profile"]
+    assert [r["type"] for r in update["layers"]] == ["sgd", "zero"]
     assert [r["index"] for r in fwd["layers"]] == list(range(n_layers))
     # backward starts below the region layer and ends at the first convolution
     assert [r["index"] for r in bwd["layers"]] == list(range(n_layers - 1))

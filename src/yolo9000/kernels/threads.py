@@ -92,18 +92,26 @@ def current_threads():
     return _current if _current is not None else default_threads()
 
 
-def keep_freed_memory():
-    """Ask glibc to keep freed memory for reuse instead of returning it to the system.
+# freed memory kept for reuse: glibc's heap below its mmap threshold, our block pool above
+KEEP_FREED_BYTES = 2**30
 
-    Every forward and backward pass allocates the same large arrays again; by default glibc
-    gives each one fresh pages from the kernel, and the page faults cost ~20% of a training
-    step. Keeping up to 1 GB of freed heap (and mmapping only blocks over 32 MB) avoids that.
+
+def keep_freed_memory():
+    """Keep freed memory for reuse instead of returning it to the system.
+
+    Every forward and backward pass allocates the same large arrays again; by default each one
+    gets fresh pages from the kernel, and the page faults cost ~20% of a training step. glibc
+    keeps up to 1 GB of freed heap (and mmaps only blocks over 32 MB, the most it allows); the
+    larger blocks (the activations of a 416 px batch) go through NumPy's allocator to the
+    block pool of kernels/core (use_block_pool), which keeps up to 1 GB of them.
     Process-wide, so it is called by the command line and the trainer, not on import."""
+    from . import core
+    core.use_block_pool(KEEP_FREED_BYTES)
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     ok = libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
-    ok &= libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+    ok &= libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
     return bool(ok)
