@@ -601,6 +601,118 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
                 q[2 * full] = yv[2][full]
 
 
+# -- Winograd backward ---------------------------------------------------------------------------
+# With Y = Aᵀ M A per tile and M[k] = Σ_c U[k] V[k], the weight gradient goes back the same way:
+#     dM = A dY Aᵀ (4x4 per output-gradient tile),  dU[k] = dM[k] @ V[k]ᵀ (BLAS),
+#     dg = Gᵀ dU G (3x3 per filter and channel).
+# Output positions outside the map (the last tile's second row/column on odd sizes) do not
+# exist: their dY is zero.
+#
+#     A = [1  0]
+#         [1  1]
+#         [1 -1]
+#         [0 -1]
+
+def winograd_output_grad(const float[:, :, :, ::1] dz, int n0, int n1, int r0, int r1,
+                         float[:, :, :] dM):
+    """dM[k, f, col] = (A dY Aᵀ)[k // 4, k % 4] for the 2x2 tiles dY of dz (N, F, H, W) of
+    tile rows r0..r1 of images n0..n1, in winograd_input's column order."""
+    cdef int F = dz.shape[1], H = dz.shape[2], W = dz.shape[3]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int rows = r1 - r0, m = n1 - n0
+    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
+    if (dM.shape[0] != 16 or dM.shape[1] != F or dM.shape[2] < cols or n0 < 0
+            or n1 > dz.shape[0] or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
+        raise ValueError("winograd_output_grad: shapes do not match")
+    cdef Py_ssize_t plane = _plane_stride(dM.shape, dM.strides, "winograd_output_grad: dM[k]")
+    # per thread: the tile row's two gradient rows, zero-extended to whole tiles
+    buf = np.zeros((y9k_max_threads(), 2, 2 * tw), np.float32)
+    cdef float[:, :, ::1] rowbuf = buf
+    cdef int job, img, f, ti
+    with nogil:
+        for job in prange(m * F, schedule="static"):
+            img = n0 + job // F
+            f = job % F
+            for ti in range(r0, r1):
+                _output_grad_tile_row(&dz[img, f, 0, 0], H, W, ti,
+                                      &rowbuf[cython.parallel.threadid(), 0, 0],
+                                      &dM[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
+                                      tw, plane)
+
+
+cdef void _output_grad_tile_row(const float* dz, int H, int W, int ti, float* buf, float* out,
+                                int tw, Py_ssize_t plane) noexcept nogil:
+    cdef float* row0 = buf
+    cdef float* row1 = buf + 2 * tw
+    cdef const float* src
+    cdef float a, b, c, d
+    cdef float t[4][2]
+    cdef float* o
+    cdef int r, p, tj, i
+    for r in range(2):
+        o = row0 if r == 0 else row1
+        if 2 * ti + r >= H:
+            for p in range(2 * tw):
+                o[p] = 0
+        else:
+            src = dz + <Py_ssize_t> (2 * ti + r) * W
+            for p in range(W):
+                o[p] = src[p]
+            for p in range(W, 2 * tw):
+                o[p] = 0
+    for tj in range(tw):
+        a = row0[2 * tj]
+        b = row0[2 * tj + 1]
+        c = row1[2 * tj]
+        d = row1[2 * tj + 1]
+        # t = A dY (4x2), then each row of t times Aᵀ
+        t[0][0] = a
+        t[0][1] = b
+        t[1][0] = a + c
+        t[1][1] = b + d
+        t[2][0] = a - c
+        t[2][1] = b - d
+        t[3][0] = -c
+        t[3][1] = -d
+        for i in range(4):
+            o = out + 4 * i * plane + tj
+            o[0] = t[i][0]
+            o[plane] = t[i][0] + t[i][1]
+            o[2 * plane] = t[i][0] - t[i][1]
+            o[3 * plane] = -t[i][1]
+
+
+def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
+    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (16, F, C) as 4x4 per filter and channel)."""
+    cdef int F = dw.shape[0], C = dw.shape[1]
+    cdef int f
+    if dw.shape[2] != 3 or dw.shape[3] != 3 or dU.shape[0] != 16 or dU.shape[1] != F or dU.shape[2] != C:
+        raise ValueError("winograd_filter_grad: shapes do not match")
+    cdef Py_ssize_t plane = _plane_stride(dU.shape, dU.strides, "winograd_filter_grad: dU[k]")
+    with nogil:
+        for f in prange(F, schedule="static"):
+            _filter_grad_row(&dU[0, f, 0], plane, &dw[f, 0, 0, 0], C)
+
+
+cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) noexcept nogil:
+    cdef float s[3][4]
+    cdef float* g
+    cdef const float* u
+    cdef int c, j, i
+    for c in range(C):
+        u = du + c
+        # s = Gᵀ dU (3x4), then dg = s G (3x3)
+        for j in range(4):
+            s[0][j] = u[j * plane] + 0.5 * (u[(4 + j) * plane] + u[(8 + j) * plane])
+            s[1][j] = 0.5 * (u[(4 + j) * plane] - u[(8 + j) * plane])
+            s[2][j] = 0.5 * (u[(4 + j) * plane] + u[(8 + j) * plane]) + u[(12 + j) * plane]
+        g = dw + 9 * c
+        for i in range(3):
+            g[3 * i + 0] += s[i][0] + 0.5 * (s[i][1] + s[i][2])
+            g[3 * i + 1] += 0.5 * (s[i][1] - s[i][2])
+            g[3 * i + 2] += 0.5 * (s[i][1] + s[i][2]) + s[i][3]
+
+
 # -- direct 3x3 convolution for few input channels (the RGB input layer) -----------------------
 # im2col + GEMM has a reduction of only C·9 = 27 there, which BLAS runs at a fraction of its
 # speed. A direct kernel keeps 64 sums of one output row in registers over all 27 taps and
