@@ -445,21 +445,33 @@ cdef Py_ssize_t _plane_stride(Py_ssize_t* shape, Py_ssize_t* strides, str what) 
     return strides[0] // sizeof(float)
 
 
-def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
-                   float[:, :, :] V):
-    """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
-    n0..n1 of x (N, C, H, W); columns run over (image, tile row, tile column)."""
-    cdef int C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
-    cdef int rows = r1 - r0, m = n1 - n0
-    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
-    if (V.shape[0] != 16 or V.shape[1] != C or V.shape[2] < cols or n0 < 0 or n1 > x.shape[0]
-            or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
-        raise ValueError("winograd_input: shapes do not match")
-    cdef Py_ssize_t plane = _plane_stride(V.shape, V.strides, "winograd_input: V[k]")
-    # per thread: the tile row's 4 input rows with one zero column left and 1-2 right, and
-    # their 4 combinations Bᵀ d
-    buf = np.zeros((y9k_max_threads(), 8, 2 * tw + 2), np.float32)
+cdef Py_ssize_t _tile_stack_plane(Py_ssize_t* image_shape, Py_ssize_t* shape, Py_ssize_t* strides,
+                                  int n0, int n1, int r0, int r1, str what) except -1:
+    """The plane stride of a stack (16, channels, cols) of the tiles of tile rows r0..r1 of
+    images n0..n1 of an (N, channels, H, W) array (columns over image, tile row, tile column),
+    after checking that the two match."""
+    cdef Py_ssize_t tw = (image_shape[3] + 1) // 2, th = (image_shape[2] + 1) // 2
+    if (shape[0] != 16 or shape[1] != image_shape[1] or shape[2] < (n1 - n0) * (r1 - r0) * tw
+            or n0 < 0 or n1 > image_shape[0] or r0 < 0 or r1 > th or r1 <= r0 or n1 <= n0):
+        raise ValueError(f"{what}: shapes do not match")
+    return _plane_stride(shape, strides, f"{what}: the stack's planes")
+
+
+ctypedef void (*tile_row_transform)(const float* image, int H, int W, int ti, float* buf,
+                                    float* out, int tw, Py_ssize_t plane) noexcept nogil
+
+
+cdef int _transform_tile_rows(const float[:, :, :, ::1] a, int n0, int n1, int r0, int r1,
+                              float[:, :, :] stack, tile_row_transform transform, int buf_rows,
+                              int buf_width, str what) except -1:
+    """stack[:, c, cols] = the transformed tiles of tile rows r0..r1 of images n0..n1 of a
+    (N, C, H, W), one (image, channel) per parallel job, each tile row through `transform`
+    with a per-thread scratch of buf_rows x buf_width floats."""
+    cdef Py_ssize_t plane = _tile_stack_plane(a.shape, stack.shape, stack.strides, n0, n1, r0,
+                                              r1, what)
+    cdef int C = a.shape[1], H = a.shape[2], W = a.shape[3]
+    cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
+    buf = np.zeros((y9k_max_threads(), buf_rows, buf_width), np.float32)
     cdef float[:, :, ::1] rowbuf = buf
     cdef int job, img, c, ti
     with nogil:
@@ -467,9 +479,20 @@ def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
             img = n0 + job // C
             c = job % C
             for ti in range(r0, r1):
-                _input_tile_row(&x[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
-                                &V[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                tw, plane)
+                transform(&a[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
+                          &stack[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
+                          tw, plane)
+    return 0
+
+
+def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
+                   float[:, :, :] V):
+    """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
+    n0..n1 of x (N, C, H, W); columns run over (image, tile row, tile column)."""
+    # scratch: the tile row's 4 input rows with one zero column left and 1-2 right, and their
+    # 4 combinations Bᵀ d
+    _transform_tile_rows(x, n0, n1, r0, r1, V, _input_tile_row, 8, 2 * ((x.shape[3] + 1) // 2) + 2,
+                         "winograd_input")
 
 
 cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, float* out, int tw,
@@ -524,15 +547,12 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
     """z[n, f, 2i:2i+2, 2j:2j+2] = act(scale[f] · (Aᵀ m A) + bias[f]) for the tiles of tile
     rows r0..r1 of images n0..n1 (laid out in M (16, F, cols) as winograd_input lays out V);
     edge tiles of odd sizes write only their inside part."""
+    cdef Py_ssize_t plane = _tile_stack_plane(z.shape, M.shape, M.strides, n0, n1, r0, r1,
+                                              "winograd_output")
     cdef int F = z.shape[1], H = z.shape[2], W = z.shape[3]
-    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
-    cdef int rows = r1 - r0, m = n1 - n0
-    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
-    if (M.shape[0] != 16 or M.shape[1] != F or M.shape[2] < cols or scale.shape[0] != F
-            or bias.shape[0] != F or n0 < 0 or n1 > z.shape[0] or r0 < 0 or r1 > th
-            or rows <= 0 or m <= 0):
+    cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
+    if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd_output: shapes do not match")
-    cdef Py_ssize_t plane = _plane_stride(M.shape, M.strides, "winograd_output: M[k]")
     cdef int job, img, f, ti
     with nogil:
         for job in prange(m * F, schedule="static"):
@@ -617,27 +637,9 @@ def winograd_output_grad(const float[:, :, :, ::1] dz, int n0, int n1, int r0, i
                          float[:, :, :] dM):
     """dM[k, f, col] = (A dY Aᵀ)[k // 4, k % 4] for the 2x2 tiles dY of dz (N, F, H, W) of
     tile rows r0..r1 of images n0..n1, in winograd_input's column order."""
-    cdef int F = dz.shape[1], H = dz.shape[2], W = dz.shape[3]
-    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
-    cdef int rows = r1 - r0, m = n1 - n0
-    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
-    if (dM.shape[0] != 16 or dM.shape[1] != F or dM.shape[2] < cols or n0 < 0
-            or n1 > dz.shape[0] or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
-        raise ValueError("winograd_output_grad: shapes do not match")
-    cdef Py_ssize_t plane = _plane_stride(dM.shape, dM.strides, "winograd_output_grad: dM[k]")
-    # per thread: the tile row's two gradient rows, zero-extended to whole tiles
-    buf = np.zeros((y9k_max_threads(), 2, 2 * tw), np.float32)
-    cdef float[:, :, ::1] rowbuf = buf
-    cdef int job, img, f, ti
-    with nogil:
-        for job in prange(m * F, schedule="static"):
-            img = n0 + job // F
-            f = job % F
-            for ti in range(r0, r1):
-                _output_grad_tile_row(&dz[img, f, 0, 0], H, W, ti,
-                                      &rowbuf[cython.parallel.threadid(), 0, 0],
-                                      &dM[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                      tw, plane)
+    # scratch: the tile row's two gradient rows, zero-extended to whole tiles
+    _transform_tile_rows(dz, n0, n1, r0, r1, dM, _output_grad_tile_row, 2,
+                         2 * ((dz.shape[3] + 1) // 2), "winograd_output_grad")
 
 
 cdef void _output_grad_tile_row(const float* dz, int H, int W, int ti, float* buf, float* out,
