@@ -134,21 +134,31 @@ def weight_gradient(x, dz, dw):
     dz = dL/dz (N, F, H, W); all float32 C-contiguous.
 
     Per chunk of tiles: V = Bᵀ d B, dM = A dY Aᵀ, dU[k] = dM[k] @ V[k]ᵀ (16 products summing
-    over the chunk's tiles), then dw += Gᵀ dU G."""
+    over the chunk's tiles), then Gᵀ dU G summed into a scratch gradient that is added to dw at
+    the end: the same roundings whether dw starts at zero or holds earlier mini-batches' sum
+    (parallel subdivisions add a replica's gradient to the main network's afterwards)."""
     n, c, h, w = x.shape
     f = dz.shape[1]
     _, tw = tile_grid(h, w)
+    parts = chunks(n, h, w, c, f)
+    cols_max = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in parts)
+    nsum = f * c * 9
     nu = stacked_size(f, c)
-    for n0, n1, r0, r1 in chunks(n, h, w, c, f):
+    tiles_at = nsum + LINE + nu + LINE
+    # all in the shared scratch buffer (a 1024x1024 layer's gradient alone is 36 MB, whose fresh
+    # pages would cost more than zeroing them)
+    buf = workspace.borrow((tiles_at + stacked_size(c, cols_max) + LINE
+                            + stacked_size(f, cols_max),))
+    total = buf[:nsum].reshape(f, c, 3, 3)
+    total.fill(0)
+    du = stacked(f, c, buf[nsum + LINE:])
+    for n0, n1, r0, r1 in parts:
         cols = (n1 - n0) * (r1 - r0) * tw
-        nv = stacked_size(c, cols)
-        nm = stacked_size(f, cols)
-        buf = workspace.borrow((nu + LINE + nv + LINE + nm,))
-        du = stacked(f, c, buf)
-        v = stacked(c, cols, buf[nu + LINE:])
-        dm = stacked(f, cols, buf[nu + LINE + nv + LINE:])
+        v = stacked(c, cols, buf[tiles_at:])
+        dm = stacked(f, cols, buf[tiles_at + stacked_size(c, cols) + LINE:])
         core.winograd_input(x, n0, n1, r0, r1, v)
         core.winograd_output_grad(dz, n0, n1, r0, r1, dm)
         gemm.batched_matmul(dm, v.transpose(0, 2, 1), du)
-        core.winograd_filter_grad(du, dw)
+        core.winograd_filter_grad(du, total)
+    dw += total
     return dw

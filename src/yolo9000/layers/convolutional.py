@@ -308,10 +308,7 @@ class ConvolutionalLayer(Layer):
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
         if winograd_weights:
-            # summed apart, then added: the same roundings whether the mini-batches of a step
-            # run one after another on this layer or side by side on replicas
-            dw = winograd.weight_gradient(self._x, g4, np.zeros(self.weights.shape, np.float32))
-            self.weight_grad += dw
+            winograd.weight_gradient(self._x, g4, self.weight_grad)
         if winograd_input:
             u = self._train_u if self._train_u is not None else winograd.filters(self.weights)
             dx = winograd.input_gradient(g4, u, np.empty((n, c, h, w), np.float32))
