@@ -172,6 +172,20 @@ def test_winograd_backward_chunks_give_the_same_result(monkeypatch, chunk_floats
     assert close(dw, direct_weight_grad(x, dz))
 
 
+def test_winograd_weight_gradient_adds_the_calls_own_sum(monkeypatch):
+    """dw + (this call's sum over all chunks), bit for bit: parallel subdivisions add a
+    replica's gradient to the main network's afterwards and must round as a sequential run."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", 1)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", 1)
+    x, wt, dz = backward_case(2, 3, 4, 9, 8, seed=17)
+    assert len(winograd.chunks(2, 9, 8, 3, 4)) > 2
+    alone = winograd.weight_gradient(x, dz, np.zeros(wt.shape, np.float32))
+    before = np.random.default_rng(2).standard_normal(wt.shape).astype(np.float32)
+    dw = before.copy()
+    winograd.weight_gradient(x, dz, dw)
+    assert np.array_equal(dw, before + alone)
+
+
 def test_winograd_chunks_cover_every_tile_once():
     for n, h, w, c, f in [(1, 416, 416, 32, 64), (8, 13, 13, 1024, 1024), (3, 7, 5, 2, 2)]:
         th, tw = winograd.tile_grid(h, w)
