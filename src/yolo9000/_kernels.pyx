@@ -688,7 +688,8 @@ def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
     """dw[f, c] += Gᵀ dU[:, f, c] G (dU (16, F, C) as 4x4 per filter and channel)."""
     cdef int F = dw.shape[0], C = dw.shape[1]
     cdef int f
-    if dw.shape[2] != 3 or dw.shape[3] != 3 or dU.shape[0] != 16 or dU.shape[1] != F or dU.shape[2] != C:
+    if (dw.shape[2] != 3 or dw.shape[3] != 3 or dU.shape[0] != 16 or dU.shape[1] != F
+            or dU.shape[2] != C):
         raise ValueError("winograd_filter_grad: shapes do not match")
     cdef Py_ssize_t plane = _plane_stride(dU.shape, dU.strides, "winograd_filter_grad: dU[k]")
     with nogil:

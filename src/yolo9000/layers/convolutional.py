@@ -291,8 +291,8 @@ class ConvolutionalLayer(Layer):
             return False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         # the weight gradient needs no U: measured as fast as im2col's at 49 tiles (13x13,
-        # batch 1) and 10-30% faster from 98 tiles on. The input gradient's products sum over the filters, as the forward's over channels;
-        # without the forward's U it has to make one
+        # batch 1) and 10-30% faster from 98 tiles on. The input gradient's products sum over
+        # the filters, as the forward's over channels; without the forward's U it makes one
         inputs = (need_input_grad and self.filters >= WINOGRAD_MIN_CHANNELS
                   and (self._train_u is not None or n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED))
         return True, inputs
