@@ -676,21 +676,33 @@ cdef Py_ssize_t _plane_stride(Py_ssize_t* shape, Py_ssize_t* strides, str what) 
     return strides[0] // sizeof(float)
 
 
-def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
-                   float[:, :, :] V):
-    """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
-    n0..n1 of x (N, C, H, W); columns run over (image, tile row, tile column)."""
-    cdef int C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
-    cdef int rows = r1 - r0, m = n1 - n0
-    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
-    if (V.shape[0] != 16 or V.shape[1] != C or V.shape[2] < cols or n0 < 0 or n1 > x.shape[0]
-            or r0 < 0 or r1 > th or rows <= 0 or m <= 0):
-        raise ValueError("winograd_input: shapes do not match")
-    cdef Py_ssize_t plane = _plane_stride(V.shape, V.strides, "winograd_input: V[k]")
-    # per thread: the tile row's 4 input rows with one zero column left and 1-2 right, and
-    # their 4 combinations Bᵀ d
-    buf = np.zeros((y9k_max_threads(), 8, 2 * tw + 2), np.float32)
+cdef Py_ssize_t _tile_stack_plane(Py_ssize_t* image_shape, Py_ssize_t* shape, Py_ssize_t* strides,
+                                  int n0, int n1, int r0, int r1, str what) except -1:
+    """The plane stride of a stack (16, channels, cols) of the tiles of tile rows r0..r1 of
+    images n0..n1 of an (N, channels, H, W) array (columns over image, tile row, tile column),
+    after checking that the two match."""
+    cdef Py_ssize_t tw = (image_shape[3] + 1) // 2, th = (image_shape[2] + 1) // 2
+    if (shape[0] != 16 or shape[1] != image_shape[1] or shape[2] < (n1 - n0) * (r1 - r0) * tw
+            or n0 < 0 or n1 > image_shape[0] or r0 < 0 or r1 > th or r1 <= r0 or n1 <= n0):
+        raise ValueError(f"{what}: shapes do not match")
+    return _plane_stride(shape, strides, f"{what}: the stack's planes")
+
+
+ctypedef void (*tile_row_transform)(const float* image, int H, int W, int ti, float* buf,
+                                    float* out, int tw, Py_ssize_t plane) noexcept nogil
+
+
+cdef int _transform_tile_rows(const float[:, :, :, ::1] a, int n0, int n1, int r0, int r1,
+                              float[:, :, :] stack, tile_row_transform transform, int buf_rows,
+                              int buf_width, str what) except -1:
+    """stack[:, c, cols] = the transformed tiles of tile rows r0..r1 of images n0..n1 of a
+    (N, C, H, W), one (image, channel) per parallel job, each tile row through `transform`
+    with a per-thread scratch of buf_rows x buf_width floats."""
+    cdef Py_ssize_t plane = _tile_stack_plane(a.shape, stack.shape, stack.strides, n0, n1, r0,
+                                              r1, what)
+    cdef int C = a.shape[1], H = a.shape[2], W = a.shape[3]
+    cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
+    buf = np.zeros((y9k_max_threads(), buf_rows, buf_width), np.float32)
     cdef float[:, :, ::1] rowbuf = buf
     cdef int job, img, c, ti
     with nogil:
@@ -698,9 +710,20 @@ def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
             img = n0 + job // C
             c = job % C
             for ti in range(r0, r1):
-                _input_tile_row(&x[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
-                                &V[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                tw, plane)
+                transform(&a[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
+                          &stack[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
+                          tw, plane)
+    return 0
+
+
+def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
+                   float[:, :, :] V):
+    """V[k, c, col] = (Bᵀ d B)[k // 4, k % 4] for the tiles of tile rows r0..r1 of images
+    n0..n1 of x (N, C, H, W); columns run over (image, tile row, tile column)."""
+    # scratch: the tile row's 4 input rows with one zero column left and 1-2 right, and their
+    # 4 combinations Bᵀ d
+    _transform_tile_rows(x, n0, n1, r0, r1, V, _input_tile_row, 8, 2 * ((x.shape[3] + 1) // 2) + 2,
+                         "winograd_input")
 
 
 cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, float* out, int tw,
@@ -755,15 +778,12 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
     """z[n, f, 2i:2i+2, 2j:2j+2] = act(scale[f] · (Aᵀ m A) + bias[f]) for the tiles of tile
     rows r0..r1 of images n0..n1 (laid out in M (16, F, cols) as winograd_input lays out V);
     edge tiles of odd sizes write only their inside part."""
+    cdef Py_ssize_t plane = _tile_stack_plane(z.shape, M.shape, M.strides, n0, n1, r0, r1,
+                                              "winograd_output")
     cdef int F = z.shape[1], H = z.shape[2], W = z.shape[3]
-    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
-    cdef int rows = r1 - r0, m = n1 - n0
-    cdef Py_ssize_t cols = <Py_ssize_t> m * rows * tw
-    if (M.shape[0] != 16 or M.shape[1] != F or M.shape[2] < cols or scale.shape[0] != F
-            or bias.shape[0] != F or n0 < 0 or n1 > z.shape[0] or r0 < 0 or r1 > th
-            or rows <= 0 or m <= 0):
+    cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
+    if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd_output: shapes do not match")
-    cdef Py_ssize_t plane = _plane_stride(M.shape, M.strides, "winograd_output: M[k]")
     cdef int job, img, f, ti
     with nogil:
         for job in prange(m * F, schedule="static"):
@@ -830,6 +850,120 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
                 q[2 * t + 1] = yv[3][t]
             if full < nb:
                 q[2 * full] = yv[2][full]
+
+
+# -- Winograd backward ---------------------------------------------------------------------------
+# With Y = Aᵀ M A per tile and M[k] = Σ_c U[k] V[k], the weight gradient goes back the same way:
+#     dM = A dY Aᵀ (4x4 per output-gradient tile),  dU[k] = dM[k] @ V[k]ᵀ (BLAS),
+#     dg = Gᵀ dU G (3x3 per filter and channel).
+# Output positions outside the map (the last tile's second row/column on odd sizes) do not
+# exist: their dY is zero.
+#
+#     A = [1  0]
+#         [1  1]
+#         [1 -1]
+#         [0 -1]
+
+def winograd_output_grad(const float[:, :, :, ::1] dz, int n0, int n1, int r0, int r1,
+                         float[:, :, :] dM):
+    """dM[k, f, col] = (A dY Aᵀ)[k // 4, k % 4] for the 2x2 tiles dY of dz (N, F, H, W) of
+    tile rows r0..r1 of images n0..n1, in winograd_input's column order."""
+    # scratch: the tile row's two gradient rows, zero-extended to whole tiles
+    _transform_tile_rows(dz, n0, n1, r0, r1, dM, _output_grad_tile_row, 2,
+                         2 * ((dz.shape[3] + 1) // 2), "winograd_output_grad")
+
+
+cdef void _output_grad_tile_row(const float* dz, int H, int W, int ti, float* buf, float* out,
+                                int tw, Py_ssize_t plane) noexcept nogil:
+    cdef float* row0 = buf
+    cdef float* row1 = buf + 2 * tw
+    cdef const float* src
+    cdef float a, b, c, d
+    cdef float t[4][2]
+    cdef float* o
+    cdef int r, p, tj, i
+    for r in range(2):
+        o = row0 if r == 0 else row1
+        if 2 * ti + r >= H:
+            for p in range(2 * tw):
+                o[p] = 0
+        else:
+            src = dz + <Py_ssize_t> (2 * ti + r) * W
+            for p in range(W):
+                o[p] = src[p]
+            for p in range(W, 2 * tw):
+                o[p] = 0
+    for tj in range(tw):
+        a = row0[2 * tj]
+        b = row0[2 * tj + 1]
+        c = row1[2 * tj]
+        d = row1[2 * tj + 1]
+        # t = A dY (4x2), then each row of t times Aᵀ
+        t[0][0] = a
+        t[0][1] = b
+        t[1][0] = a + c
+        t[1][1] = b + d
+        t[2][0] = a - c
+        t[2][1] = b - d
+        t[3][0] = -c
+        t[3][1] = -d
+        for i in range(4):
+            o = out + 4 * i * plane + tj
+            o[0] = t[i][0]
+            o[plane] = t[i][0] + t[i][1]
+            o[2 * plane] = t[i][0] - t[i][1]
+            o[3 * plane] = -t[i][1]
+
+
+def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
+    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (16, F, C) as 4x4 per filter and channel)."""
+    cdef int F = dw.shape[0], C = dw.shape[1]
+    cdef int f
+    if (dw.shape[2] != 3 or dw.shape[3] != 3 or dU.shape[0] != 16 or dU.shape[1] != F
+            or dU.shape[2] != C):
+        raise ValueError("winograd_filter_grad: shapes do not match")
+    cdef Py_ssize_t plane = _plane_stride(dU.shape, dU.strides, "winograd_filter_grad: dU[k]")
+    with nogil:
+        for f in prange(F, schedule="static"):
+            _filter_grad_row(&dU[0, f, 0], plane, &dw[f, 0, 0, 0], C)
+
+
+DEF FILTER_BLOCK = 64
+
+
+cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) noexcept nogil:
+    # blocks of FILTER_BLOCK channels, each step a plain loop over the block so that the
+    # compiler vectorises it (as in _output_tile_row): s = Gᵀ dU (3x4), dg = s G (3x3), then
+    # the 9 values per channel added into dw's interleaved layout
+    cdef float s[12][FILTER_BLOCK]
+    cdef float dg[9][FILTER_BLOCK]
+    cdef float half = 0.5
+    cdef const float* p0
+    cdef const float* p1
+    cdef const float* p2
+    cdef const float* p3
+    cdef float* o
+    cdef int c0, nb, t, i, j, k
+    for c0 in range(0, C, FILTER_BLOCK):
+        nb = C - c0 if C - c0 < FILTER_BLOCK else FILTER_BLOCK
+        for j in range(4):
+            p0 = du + j * plane + c0
+            p1 = p0 + 4 * plane
+            p2 = p1 + 4 * plane
+            p3 = p2 + 4 * plane
+            for t in range(nb):
+                s[j][t] = p0[t] + half * (p1[t] + p2[t])
+                s[4 + j][t] = half * (p1[t] - p2[t])
+                s[8 + j][t] = half * (p1[t] + p2[t]) + p3[t]
+        for i in range(3):
+            for t in range(nb):
+                dg[3 * i][t] = s[4 * i][t] + half * (s[4 * i + 1][t] + s[4 * i + 2][t])
+                dg[3 * i + 1][t] = half * (s[4 * i + 1][t] - s[4 * i + 2][t])
+                dg[3 * i + 2][t] = half * (s[4 * i + 1][t] + s[4 * i + 2][t]) + s[4 * i + 3][t]
+        o = dw + 9 * c0
+        for t in range(nb):
+            for k in range(9):
+                o[9 * t + k] += dg[k][t]
 
 
 # -- direct 3x3 convolution for few input channels (the RGB input layer) -----------------------

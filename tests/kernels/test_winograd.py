@@ -7,6 +7,7 @@ from gradcheck import check_layer
 from yolo9000 import Network
 from yolo9000 import _kernels
 from yolo9000.kernels import gemm, winograd
+from yolo9000.layers import convolutional
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
 from yolo9000.training.optim import SGD
@@ -104,6 +105,87 @@ def test_winograd_chunks_give_the_same_result(monkeypatch, chunk_floats, min_col
     assert close(z, ref)
 
 
+def direct_input_grad(dz, w):
+    """dL/dx of direct_conv given dL/dz, in float64: every output scatters dz·w back over the
+    9 inputs it read (the adjoint of direct_conv's gather)."""
+    n, f, h, wd = dz.shape
+    dxp = np.zeros((n, w.shape[1], h + 2, wd + 2))
+    for kh in range(3):
+        for kw in range(3):
+            dxp[:, :, kh:kh + h, kw:kw + wd] += np.einsum(
+                "fc,nfhw->nchw", w[:, :, kh, kw].astype(np.float64), dz)
+    return dxp[:, :, 1:-1, 1:-1]
+
+
+def direct_weight_grad(x, dz):
+    """dL/dw of direct_conv given dL/dz, in float64: each tap sums dz times the input it saw."""
+    n, c, h, wd = x.shape
+    xp = np.zeros((n, c, h + 2, wd + 2))
+    xp[:, :, 1:-1, 1:-1] = x
+    dw = np.zeros((dz.shape[1], c, 3, 3))
+    for kh in range(3):
+        for kw in range(3):
+            dw[:, :, kh, kw] = np.einsum("nfhw,nchw->fc", dz, xp[:, :, kh:kh + h, kw:kw + wd])
+    return dw
+
+
+BACKWARD_SHAPES = [(1, 1, 1, 1, 1), (1, 1, 3, 13, 13), (2, 3, 5, 7, 5), (3, 8, 6, 4, 9),
+                   (1, 16, 4, 2, 3), (2, 9, 7, 26, 26), (1, 5, 2, 1, 6), (8, 12, 10, 13, 13)]
+
+
+def backward_case(n, c, f, h, w, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    return x, wt, dz
+
+
+@pytest.mark.parametrize("n,c,f,h,w", BACKWARD_SHAPES)
+def test_winograd_input_gradient_matches_direct_sum(n, c, f, h, w):
+    x, wt, dz = backward_case(n, c, f, h, w, seed=n * 1000 + c * 100 + h)
+    dx = np.full((n, c, h, w), np.nan, np.float32)
+    winograd.input_gradient(dz, winograd.filters(wt), dx)
+    assert close(dx, direct_input_grad(dz, wt))
+
+
+@pytest.mark.parametrize("n,c,f,h,w", BACKWARD_SHAPES)
+def test_winograd_weight_gradient_matches_direct_sum(n, c, f, h, w):
+    """Accumulates: what dw held before is kept."""
+    x, wt, dz = backward_case(n, c, f, h, w, seed=n * 1000 + c * 100 + h + 1)
+    before = np.random.default_rng(1).standard_normal((f, c, 3, 3)).astype(np.float32)
+    dw = before.copy()
+    winograd.weight_gradient(x, dz, dw)
+    assert close(dw - before, direct_weight_grad(x, dz))
+
+
+@pytest.mark.parametrize("chunk_floats,min_columns", [(1, 1), (4000, 8), (10**9, 512)])
+def test_winograd_backward_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", min_columns)
+    x, wt, dz = backward_case(3, 4, 5, 11, 14, seed=15)
+    dx = np.full(x.shape, np.nan, np.float32)
+    winograd.input_gradient(dz, winograd.filters(wt), dx)
+    assert close(dx, direct_input_grad(dz, wt))
+    dw = np.zeros(wt.shape, np.float32)
+    winograd.weight_gradient(x, dz, dw)
+    assert close(dw, direct_weight_grad(x, dz))
+
+
+def test_winograd_weight_gradient_adds_the_calls_own_sum(monkeypatch):
+    """dw + (this call's sum over all chunks), bit for bit: parallel subdivisions add a
+    replica's gradient to the main network's afterwards and must round as a sequential run."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", 1)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", 1)
+    x, wt, dz = backward_case(2, 3, 4, 9, 8, seed=17)
+    assert len(winograd.chunks(2, 9, 8, 3, 4)) > 2
+    alone = winograd.weight_gradient(x, dz, np.zeros(wt.shape, np.float32))
+    before = np.random.default_rng(2).standard_normal(wt.shape).astype(np.float32)
+    dw = before.copy()
+    winograd.weight_gradient(x, dz, dw)
+    assert np.array_equal(dw, before + alone)
+
+
 def test_winograd_chunks_cover_every_tile_once():
     for n, h, w, c, f in [(1, 416, 416, 32, 64), (8, 13, 13, 1024, 1024), (3, 7, 5, 2, 2)]:
         th, tw = winograd.tile_grid(h, w)
@@ -140,16 +222,64 @@ def test_layer_winograd_equals_im2col(bn, act, shape, batch):
         assert close(fast, slow.astype(np.float64)), train
 
 
-def test_winograd_layer_gradients():
-    """Training forward through Winograd, backward through im2col: the same function."""
-    shape = (8, 5, 7)
-    layer = ConvolutionalLayer(shape, filters=3, size=3, stride=1, pad=1, batch_normalize=True,
-                               activation="linear")
+@pytest.mark.parametrize("bn,act,shape,filters,batch", [
+    (True, "linear", (8, 5, 7), 8, 2), (False, "leaky", (9, 6, 6), 10, 1),
+    (True, "logistic", (8, 1, 1), 8, 3),
+])
+def test_winograd_layer_gradients(monkeypatch, bn, act, shape, filters, batch):
+    """Training forward and backward (both gradients) through Winograd: finite differences."""
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    layer = ConvolutionalLayer(shape, filters=filters, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
     assert layer.use_winograd
     rng = np.random.default_rng(5)
     randomise(layer, rng)
-    x = rng.standard_normal((2,) + shape).astype(np.float32)
-    check_layer(layer, x, params=["weights", "biases", "scales"], eps=3e-3)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    layer.forward(x, train=True)
+    assert layer._train_u is not None
+    assert layer._winograd_backward(batch, True) == (True, True)
+    params = ["weights", "biases"] + (["scales"] if bn else [])
+    check_layer(layer, x, params=params, eps=3e-3)
+
+
+@pytest.mark.parametrize("forward_u", [True, False])
+def test_winograd_backward_equals_im2col(monkeypatch, forward_u):
+    """With the forward's U, and with one made in backward (the forward went through im2col)."""
+    shape, batch = (12, 9, 10), 3
+    layer = ConvolutionalLayer(shape, filters=16, size=3, stride=1, pad=1, batch_normalize=True,
+                               activation="leaky")
+    rng = np.random.default_rng(16)
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    dy = rng.standard_normal((batch, 16, 9, 10)).astype(np.float32)
+
+    def gradients(winograd_backward):
+        monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING",
+                            0 if forward_u else 10**9)
+        layer.zero_grads()
+        layer.forward(x, train=True)
+        assert (layer._train_u is not None) == forward_u
+        monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
+        layer.use_winograd = winograd_backward
+        assert layer._winograd_backward(batch, True) == (winograd_backward, winograd_backward)
+        dx = layer.backward(dy)
+        layer.use_winograd = True
+        assert layer._train_u is None            # not kept past the backward
+        return dx, layer.weight_grad.copy(), layer.bias_grad.copy(), layer.bn.scale_grad.copy()
+
+    for fast, slow in zip(gradients(True), gradients(False)):
+        assert close(fast, slow.astype(np.float64))
+    layer.forward(x, train=True)
+    assert layer.backward(dy, need_input_grad=False) is None
+
+
+def test_weights_changed_drops_the_training_filters(monkeypatch):
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    layer = ConvolutionalLayer((8, 30, 30), filters=8, size=3, stride=1, pad=1)
+    layer.forward(np.zeros((1, 8, 30, 30), np.float32), train=True)
+    assert layer._train_u is not None
+    layer.weights_changed()
+    assert layer._train_u is None
 
 
 def test_uncached_winograd_only_when_it_pays():
@@ -160,6 +290,7 @@ def test_uncached_winograd_only_when_it_pays():
     layer.set_winograd_cache(True)
     assert layer._winograd_applies(1, False) == (True, True)
     assert layer._winograd_applies(1, True) == (False, False)        # training: no cache
+    assert layer._winograd_applies(2, True) == (True, False)         # U serves backward too
     assert not ConvolutionalLayer((3, 8, 8), 4, 3, 1, 1).use_winograd          # RGB input
     assert not ConvolutionalLayer((8, 8, 8), 4, 3, 2, 1).use_winograd          # stride 2
     assert not ConvolutionalLayer((8, 8, 8), 4, 1, 1, 0).use_winograd          # 1x1

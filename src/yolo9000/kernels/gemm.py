@@ -76,10 +76,13 @@ def _run_locked(tasks, threads, setter, getter):
 
 
 def batched_matmul(a, b, out):
-    """out[k] = a[k] @ b[k] for stacks of matrices (the planes may be strided)."""
-    tasks = [lambda k=k: np.matmul(a[k], b[k], out=out[k]) for k in range(a.shape[0])]
+    """out[k] = a[k] @ b[k] for stacks of matrices (the planes may be strided); a and b may
+    also be sequences of 2-D views (reordered or transposed planes, which no single strided
+    array can describe)."""
+    tasks = [lambda k=k: np.matmul(a[k], b[k], out=out[k]) for k in range(len(out))]
     if not _run(tasks):
-        np.matmul(a, b, out=out)
+        for task in tasks:
+            task()
     return out
 
 

@@ -2,6 +2,8 @@
 
     U = filters(weights)                       # (16, F, C), once per set of weights
     convolve(x, U, z, scale, bias, act)        # z = act(scale·conv(x) + bias), z (N, F, H, W)
+    input_gradient(dz, U, dx)                  # dx = dL/dx given dz = dL/dz (the same U)
+    weight_gradient(x, dz, dw)                 # dw += dL/dweights
 
 The input is cut into overlapping 4x4 tiles (stride 2), each transformed to V = Bᵀ d B (Cython,
 winograd_input); the sum over channels is then 16 independent matrix products
@@ -89,9 +91,10 @@ def chunks(n, h, w, c, f):
 def convolve(x, u, z, scale, bias, act):
     """z[:] = act(scale[f] · (3x3 'same' convolution of x with the filters behind u) + bias[f]).
 
-    x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters()."""
+    x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), or its 16
+    planes (F, C) as a sequence of 2-D arrays."""
     n, c, h, w = x.shape
-    f = u.shape[1]
+    f = u[0].shape[0]
     _, tw = tile_grid(h, w)
     for n0, n1, r0, r1 in chunks(n, h, w, c, f):
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -105,3 +108,57 @@ def convolve(x, u, z, scale, bias, act):
         gemm.batched_matmul(u, v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
     return z
+
+
+# Backward. The input gradient of a 3x3 "same" convolution is the same convolution of dL/dz
+# with every filter flipped spatially and filters and channels swapped. Flipping g reverses its
+# rows and columns, and G J = P G (J reverses 3 entries, P swaps entries 0 and 3 of 4: rows 1
+# and 2 of G are symmetric, rows 0 and 3 mirror each other), so the flipped filter's transform
+# is G J g J Gᵀ = P U P: each 4x4 U with rows and columns 0 and 3 swapped, i.e. plane k of the
+# new U is plane FLIPPED_PLANE[k] of the old one, transposed to (C, F).
+_SWAP_0_3 = (3, 1, 2, 0)
+FLIPPED_PLANE = tuple(4 * _SWAP_0_3[k // 4] + _SWAP_0_3[k % 4] for k in range(TILES))
+
+
+def input_gradient(dz, u, dx):
+    """dx[:] = dL/dx of the convolution behind u (filters() of (F, C, 3, 3) weights) given
+    dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
+    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
+    planes = [u[FLIPPED_PLANE[k]].T for k in range(TILES)]
+    c = u.shape[2]
+    return convolve(dz, planes, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0)
+
+
+def weight_gradient(x, dz, dw):
+    """dw += dL/dweights (F, C, 3, 3) of the 3x3 'same' convolution of x (N, C, H, W) given
+    dz = dL/dz (N, F, H, W); all float32 C-contiguous.
+
+    Per chunk of tiles: V = Bᵀ d B, dM = A dY Aᵀ, dU[k] = dM[k] @ V[k]ᵀ (16 products summing
+    over the chunk's tiles), then Gᵀ dU G summed into a scratch gradient that is added to dw at
+    the end: the same roundings whether dw starts at zero or holds earlier mini-batches' sum
+    (parallel subdivisions add a replica's gradient to the main network's afterwards)."""
+    n, c, h, w = x.shape
+    f = dz.shape[1]
+    _, tw = tile_grid(h, w)
+    parts = chunks(n, h, w, c, f)
+    cols_max = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in parts)
+    nsum = f * c * 9
+    nu = stacked_size(f, c)
+    tiles_at = nsum + LINE + nu + LINE
+    # all in the shared scratch buffer (a 1024x1024 layer's gradient alone is 36 MB, whose fresh
+    # pages would cost more than zeroing them)
+    buf = workspace.borrow((tiles_at + stacked_size(c, cols_max) + LINE
+                            + stacked_size(f, cols_max),))
+    total = buf[:nsum].reshape(f, c, 3, 3)
+    total.fill(0)
+    du = stacked(f, c, buf[nsum + LINE:])
+    for n0, n1, r0, r1 in parts:
+        cols = (n1 - n0) * (r1 - r0) * tw
+        v = stacked(c, cols, buf[tiles_at:])
+        dm = stacked(f, cols, buf[tiles_at + stacked_size(c, cols) + LINE:])
+        core.winograd_input(x, n0, n1, r0, r1, v)
+        core.winograd_output_grad(dz, n0, n1, r0, r1, dm)
+        gemm.batched_matmul(dm, v.transpose(0, 2, 1), du)
+        core.winograd_filter_grad(du, total)
+    dw += total
+    return dw

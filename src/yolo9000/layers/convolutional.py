@@ -9,8 +9,10 @@ fused pass (a·x + b, then the activation).
 transformed form, U (16/9 the size of the weights). At inference U is cached between calls
 (`cache_winograd`, which the network may switch off to bound memory); the cache belongs to one
 state of the weights, so everything that writes weights calls weights_changed() (the optimisers,
-weight and checkpoint loading). Training never uses the cache. Backward is im2col's, which
-differentiates the same function.
+weight and checkpoint loading). Training never uses the cache; a training forward through
+Winograd keeps its U only until the backward, whose input gradient (a convolution with the
+flipped, transposed filters: U's planes reordered) reuses it. The weight gradient goes through
+Winograd too, from the tiles' transforms; both are the same function as im2col's backward.
 
 The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
 use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
@@ -32,6 +34,10 @@ WINOGRAD_MIN_CHANNELS = 8
 # (measured at 1024x1024 channels), so a call needs several times that to pay: a 13×13 map
 # (49 tiles) only from batch 9 on
 WINOGRAD_MIN_TILES_UNCACHED = 400
+# A training forward's U serves its backward's input gradient too, so it pays on fewer tiles:
+# forward + backward of one layer at 256..1024 channels on 13x13 maps (one thread) lost 5-10%
+# at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on
+WINOGRAD_MIN_TILES_TRAINING = 96
 # the direct kernel's limits (see core.conv3x3_direct)
 DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
@@ -71,6 +77,7 @@ class ConvolutionalLayer(Layer):
         self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
                            and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
                            and core.direct_conv_available())
+        self._train_u = None       # the training forward's U, for its backward's input gradient
         self._u = None             # cached transformed filters, and what they were made from:
         self._u_source = None      # the weights array itself and a sample of its values
         self._u_sample = None
@@ -118,6 +125,7 @@ class ConvolutionalLayer(Layer):
         too (or Network.weights_changed()) before the next inference forward."""
         self._u = None
         self._u_sample = None
+        self._train_u = None
 
     def set_winograd_cache(self, cache):
         """Keep (True) or not (False) the Winograd filters between inference calls."""
@@ -155,7 +163,8 @@ class ConvolutionalLayer(Layer):
         if cache:
             return True, True
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
-        return n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED, False
+        threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
+        return n * th * tw >= threshold, False
 
     @property
     def is_pointwise(self):
@@ -236,12 +245,16 @@ class ConvolutionalLayer(Layer):
     def _convolve_fused(self, x, a, b, act, train):
         """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
         epilogues are fused; None when neither applies to this call."""
+        self._train_u = None
         if self.use_direct:
             return self._direct(x, a, b, act)
         winograd_now, cache = self._winograd_applies(x.shape[0], train)
         if winograd_now:
             z = np.empty((x.shape[0],) + self.out_shape, np.float32)
-            return winograd.convolve(x, self._winograd_filters(cache), z, a, b, act)
+            u = self._winograd_filters(cache)
+            if train:
+                self._train_u = u
+            return winograd.convolve(x, u, z, a, b, act)
         return None
 
     def forward(self, x, train=False):
@@ -284,25 +297,56 @@ class ConvolutionalLayer(Layer):
             self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:
             core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
+        return self._backward_products(g, need_input_grad)
+
+    def _winograd_backward(self, n, need_input_grad):
+        """(weight gradient, input gradient): which of the two go through Winograd."""
+        if not self.use_winograd:
+            return False, False
+        th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
+        # the weight gradient needs no U: measured as fast as im2col's at 49 tiles (13x13,
+        # batch 1) and 10-30% faster from 98 tiles on. The input gradient's products sum over
+        # the filters, as the forward's over channels; without the forward's U it makes one
+        inputs = (need_input_grad and self.filters >= WINOGRAD_MIN_CHANNELS
+                  and (self._train_u is not None or n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED))
+        return True, inputs
+
+    def _backward_products(self, g, need_input_grad):
+        """Accumulate dL/dweights and return dL/dx (None unless need_input_grad) from g, the
+        gradient at the convolution's output (N, F, out_h·out_w)."""
+        n = g.shape[0]
+        f, oh, ow = self.out_shape
+        c, h, w = self.in_shape
+        winograd_weights, winograd_input = self._winograd_backward(n, need_input_grad)
+        dx = None
+        if winograd_weights or winograd_input:
+            g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
+        if winograd_weights:
+            winograd.weight_gradient(self._x, g4, self.weight_grad)
+        if winograd_input:
+            u = self._train_u if self._train_u is not None else winograd.filters(self.weights)
+            dx = winograd.input_gradient(g4, u, np.empty((n, c, h, w), np.float32))
+        self._train_u = None
+        if self.use_direct:
+            self.weight_grad += self._direct_weight_grad(g).reshape(self.weights.shape)
+        im2col_weights = not (winograd_weights or self.use_direct)
+        im2col_input = need_input_grad and not winograd_input
+        if not (im2col_weights or im2col_input):
+            return dx
         w2d = self.weights.reshape(f, -1)
-        dw = np.zeros_like(w2d)
-        weight_grad_done = self.use_direct
-        if weight_grad_done:
-            dw += self._direct_weight_grad(g)
-            if not need_input_grad:
-                self.weight_grad += dw.reshape(self.weights.shape)
-                return None
-        dx = np.zeros((n, c, h, w), np.float32) if need_input_grad else None
+        dw = np.zeros_like(w2d) if im2col_weights else None
+        if im2col_input:
+            dx = np.zeros((n, c, h, w), np.float32)
         s = oh * ow
         for a, b in self._chunks(n):
             m = b - a
             gm = g[a] if m == 1 else np.ascontiguousarray(g[a:b].transpose(1, 0, 2)).reshape(f, m * s)
-            col = self._columns(self._x, a, b)
             # through gemm.py like the forward's products (OpenBLAS's own threads were
             # measured to stall for seconds on these shapes on a busy machine)
-            if not weight_grad_done:
+            if im2col_weights:
+                col = self._columns(self._x, a, b)
                 dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
-            if not need_input_grad:
+            if not im2col_input:
                 continue
             dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))
             if self.is_pointwise:
@@ -310,7 +354,8 @@ class ConvolutionalLayer(Layer):
             else:
                 for j in range(m):
                     core.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
-        self.weight_grad += dw.reshape(self.weights.shape)
+        if im2col_weights:
+            self.weight_grad += dw.reshape(self.weights.shape)
         return dx
 
     def flops(self):
