@@ -199,12 +199,15 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
     if keep and (argmax.shape[0] != N or argmax.shape[1] != C or argmax.shape[2] != out_h
                  or argmax.shape[3] != out_w):
         raise ValueError("maxpool_forward: argmax has the wrong shape")
-    if size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
+    if not keep and size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
         # the common case (every window inside the image): no bounds tests, 4 taps unrolled
-        if keep:
-            _maxpool_2x2(x, y, argmax)
-        else:
-            _maxpool_2x2_values(x, y)
+        _maxpool_2x2_values(x, y)
+        return
+    if not keep and size == 2 and stride == 1 and padding == 1 and out_h == H and out_w == W:
+        # darknet's "same" 2x2 maxpool (the 13x13 one of tiny YOLOv2)
+        with nogil:
+            for nc in prange(N * C, schedule="static"):
+                _maxpool_2x2_s1_plane(&x[nc // C, nc % C, 0, 0], &y[nc // C, nc % C, 0, 0], H, W)
         return
     with nogil:
         for nc in prange(N * C, schedule="static"):
@@ -256,93 +259,76 @@ cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y
                 out[j] = v if v > best else best
 
 
-cdef void _maxpool_2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y,
-                       int[:, :, :, ::1] argmax) noexcept nogil:
-    # the winner's position as selects, like _maxpool_2x2_values: branches on the comparisons
-    # of random activations mispredict half the time
-    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, i, j, best_index, base
-    cdef float best, v
-    cdef const float* plane
+cdef void _maxpool_2x2_s1_plane(const float* x, float* y, int H, int W) noexcept nogil:
+    """y[i, j] = max of x[i..i+1, j..j+1] inside the plane, taps in darknet's order (a later
+    tap wins only if greater): the last row and column have only the taps inside."""
+    cdef int i, j
     cdef const float* top
     cdef const float* bottom
     cdef float* out
-    cdef int* arg
-    for nc in prange(N * C, schedule="static"):
-        # raw pointers: the memoryview index arithmetic per tap cost more than the comparisons
-        plane = &x[nc // C, nc % C, 0, 0]
-        for i in range(out_h):
-            top = plane + 2 * i * W
-            bottom = top + W
-            out = &y[nc // C, nc % C, i, 0]
-            arg = &argmax[nc // C, nc % C, i, 0]
-            for j in range(out_w):
-                base = 2 * i * W + 2 * j
-                best = top[2 * j]
-                best_index = base
-                v = top[2 * j + 1]
-                best_index = base + 1 if v > best else best_index
-                best = v if v > best else best
-                v = bottom[2 * j]
-                best_index = base + W if v > best else best_index
-                best = v if v > best else best
-                v = bottom[2 * j + 1]
-                best_index = base + W + 1 if v > best else best_index
-                best = v if v > best else best
-                out[j] = best
-                arg[j] = best_index
+    cdef float best, v
+    for i in range(H):
+        top = x + i * W
+        bottom = top + W if i + 1 < H else top
+        out = y + i * W
+        for j in range(W - 1):
+            best = top[j]
+            v = top[j + 1]
+            best = v if v > best else best
+            v = bottom[j]
+            best = v if v > best else best
+            v = bottom[j + 1]
+            out[j] = v if v > best else best
+        best = top[W - 1]
+        v = bottom[W - 1]
+        out[W - 1] = v if v > best else best
 
 
-def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
-                     float[:, :, :, ::1] dx):
-    """Route each output gradient to its argmax; dx (N, C, H, W) is zeroed first."""
-    cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
-    cdef int H = dx.shape[2], W = dx.shape[3]
-    cdef int nc, n, c, i, j, idx
-    with nogil:
-        for nc in prange(N * C, schedule="static"):
-            for i in range(H):
-                for j in range(W):
-                    dx[nc // C, nc % C, i, j] = 0
-        for nc in prange(N * C, schedule="static"):
-            n = nc // C
-            c = nc % C
-            for i in range(out_h):
-                for j in range(out_w):
-                    idx = argmax[n, c, i, j]
-                    if idx >= 0:
-                        dx[n, c, idx // W, idx % W] += dy[n, c, i, j]
+def maxpool_same_2x2(int size, int stride, int padding, int H, int W, int out_h, int out_w):
+    """Whether the windows are darknet's 2x2/1 ones that keep the size: then
+    maxpool_2x2_s1_backward applies, without argmax."""
+    return size == 2 and stride == 1 and padding == 1 and out_h == H and out_w == W
 
 
-def maxpool_tiles(int size, int stride, int padding, int H, int W, int out_h, int out_w):
-    """Whether the windows are darknet's 2x2/2 ones that tile the input exactly (each input
-    value in one window): then maxpool_2x2_backward applies, without argmax."""
-    return size == 2 and stride == 2 and padding == 1 and 2 * out_h == H and 2 * out_w == W
-
-
-def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
-                         const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx):
-    """dx for 2x2/2 windows that tile x (maxpool_tiles), written whole: each window's
-    gradient goes to the first of its four inputs (row by row) equal to the window's maximum
-    y, the winner the forward's strict comparisons pick; the others get 0. Recomputing the
-    winner costs one read of x and saves the forward its argmax array and branches."""
+def maxpool_2x2_s1_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
+                            const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx):
+    """dx for 2x2/1 windows that keep the size (maxpool_same_2x2): each window's gradient is
+    added to the first of its taps inside the plane (row by row) equal to the window's
+    maximum y, the winner of the forward's strict comparisons. dx is written whole."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, i
-    if (2 * out_h != H or 2 * out_w != W or y.shape[0] != N or y.shape[1] != C
-            or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
-            or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
-            or dx.shape[2] != H or dx.shape[3] != W):
-        raise ValueError("maxpool_2x2_backward: shapes do not match")
+    cdef int nc
+    if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != H or y.shape[3] != W
+            or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != H or dy.shape[3] != W
+            or dx.shape[0] != N or dx.shape[1] != C or dx.shape[2] != H or dx.shape[3] != W):
+        raise ValueError("maxpool_2x2_s1_backward: shapes do not match")
     with nogil:
-        for nc in prange(N * C * out_h, schedule="static"):
-            i = nc % out_h
-            y9k_maxpool2_backward_row(&x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                                      &y[nc // out_h // C, (nc // out_h) % C, i, 0],
-                                      &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
-                                      &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                                      W, out_w)
+        for nc in prange(N * C, schedule="static"):
+            _maxpool_2x2_s1_backward_plane(&x[nc // C, nc % C, 0, 0], &y[nc // C, nc % C, 0, 0],
+                                           &dy[nc // C, nc % C, 0, 0],
+                                           &dx[nc // C, nc % C, 0, 0], H, W)
+
+
+cdef void _maxpool_2x2_s1_backward_plane(const float* x, const float* y, const float* dy,
+                                         float* dx, int H, int W) noexcept nogil:
+    cdef int i, j, k
+    cdef float best
+    for k in range(H * W):
+        dx[k] = 0
+    for i in range(H):
+        for j in range(W):
+            best = y[i * W + j]
+            k = i * W + j
+            if x[k] == best:
+                pass
+            elif j + 1 < W and x[k + 1] == best:
+                k = k + 1
+            elif i + 1 < H and x[k + W] == best:
+                k = k + W
+            elif i + 1 < H and j + 1 < W and x[k + W + 1] == best:
+                k = k + W + 1
+            else:
+                continue        # no tap equals the maximum (NaN): no gradient, as argmax -1
+            dx[k] += dy[i * W + j]
 
 
 cdef extern from *:
@@ -398,6 +384,57 @@ cdef extern from *:
     """
     void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
                                    float* dtop, int W, int out_w) noexcept nogil
+
+
+def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
+                     float[:, :, :, ::1] dx):
+    """Route each output gradient to its argmax; dx (N, C, H, W) is zeroed first."""
+    cdef int N = dy.shape[0], C = dy.shape[1], out_h = dy.shape[2], out_w = dy.shape[3]
+    cdef int H = dx.shape[2], W = dx.shape[3]
+    cdef int nc, n, c, i, j, idx
+    with nogil:
+        for nc in prange(N * C, schedule="static"):
+            for i in range(H):
+                for j in range(W):
+                    dx[nc // C, nc % C, i, j] = 0
+        for nc in prange(N * C, schedule="static"):
+            n = nc // C
+            c = nc % C
+            for i in range(out_h):
+                for j in range(out_w):
+                    idx = argmax[n, c, i, j]
+                    if idx >= 0:
+                        dx[n, c, idx // W, idx % W] += dy[n, c, i, j]
+
+
+def maxpool_tiles(int size, int stride, int padding, int H, int W, int out_h, int out_w):
+    """Whether the windows are darknet's 2x2/2 ones that tile the input exactly (each input
+    value in one window): then maxpool_2x2_backward applies, without argmax."""
+    return size == 2 and stride == 2 and padding == 1 and 2 * out_h == H and 2 * out_w == W
+
+
+def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
+                         const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx):
+    """dx for 2x2/2 windows that tile x (maxpool_tiles), written whole: each window's
+    gradient goes to the first of its four inputs (row by row) equal to the window's maximum
+    y, the winner the forward's strict comparisons pick; the others get 0. Recomputing the
+    winner costs one read of x and saves the forward its argmax array and branches."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int out_h = y.shape[2], out_w = y.shape[3]
+    cdef int nc, i
+    if (2 * out_h != H or 2 * out_w != W or y.shape[0] != N or y.shape[1] != C
+            or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
+            or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
+            or dx.shape[2] != H or dx.shape[3] != W):
+        raise ValueError("maxpool_2x2_backward: shapes do not match")
+    with nogil:
+        for nc in prange(N * C * out_h, schedule="static"):
+            i = nc % out_h
+            y9k_maxpool2_backward_row(&x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
+                                      &y[nc // out_h // C, (nc // out_h) % C, i, 0],
+                                      &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
+                                      &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
+                                      W, out_w)
 
 
 def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1] var):

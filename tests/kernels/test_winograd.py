@@ -507,7 +507,7 @@ def test_maxpool_backward_writes_every_input_position(shape):
     layer = MaxpoolLayer(shape, 2, 2)
     y = layer.forward(x, train=True)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    assert layer.tiles and layer._argmax is None
+    assert layer.recomputed_backward is _kernels.maxpool_2x2_backward and layer._argmax is None
     dx = np.full(x.shape, np.nan, np.float32)
     _kernels.maxpool_2x2_backward(x, y, dy, dx)
     n, c, h, w = x.shape
@@ -556,3 +556,25 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("shape,stride", [((3, 13, 13), 1), ((2, 6, 9), 1), ((4, 1, 1), 1),
+                                          ((3, 8, 6), 2), ((2, 12, 4), 2)])
+def test_maxpool_recomputed_backward_equals_argmax_routing(shape, stride):
+    """darknet's 2x2 windowings (stride 1 keeping the size, stride 2 tiling) find their
+    winners again in backward; against the generic kernel's argmax routing, with many ties
+    (small integers) so that the first-maximum rule is exercised."""
+    rng = np.random.default_rng(17)
+    layer = MaxpoolLayer(shape, 2, stride)
+    assert layer.recomputed_backward is not None
+    x = rng.integers(0, 3, (2,) + shape).astype(np.float32)
+    y = layer.forward(x, train=True)
+    assert layer._argmax is None
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    y_ref = np.empty_like(y)
+    argmax = np.empty(y.shape, np.int32)
+    _kernels.maxpool_forward(x, 2, stride, 1, y_ref, argmax)      # the generic loop
+    dx_ref = np.full(x.shape, np.nan, np.float32)
+    _kernels.maxpool_backward(dy, argmax, dx_ref)
+    assert np.array_equal(y, y_ref) and np.array_equal(dx, dx_ref)

@@ -37,30 +37,36 @@ class MaxpoolLayer(Layer):
         self.out_shape = (c, out_h, out_w)
 
     @property
-    def tiles(self):
-        """2x2/2 windows that cover the input exactly once: backward finds each window's
-        winner again from x and y instead of the forward storing its position."""
+    def recomputed_backward(self):
+        """The kernel whose backward finds each window's winner again from x and y, for
+        darknet's two 2x2 windowings (stride 2 tiling the input, stride 1 keeping its size),
+        so the forward stores no positions; None for other windows (argmax)."""
         c, h, w = self.in_shape
-        return core.maxpool_tiles(self.size, self.stride, self.padding, h, w,
-                                  self.out_shape[1], self.out_shape[2])
+        shape = (self.size, self.stride, self.padding, h, w) + self.out_shape[1:]
+        if core.maxpool_tiles(*shape):
+            return core.maxpool_2x2_backward
+        if core.maxpool_same_2x2(*shape):
+            return core.maxpool_2x2_s1_backward
+        return None
 
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         y = np.empty((n,) + self.out_shape, np.float32)
-        # the winners' positions are only needed by backward, and not even there for tiles
-        argmax = np.empty((n,) + self.out_shape, np.int32) if train and not self.tiles else None
+        # the winners' positions are only needed by backward, and not even there for 2x2
+        recompute = self.recomputed_backward is not None
+        argmax = np.empty((n,) + self.out_shape, np.int32) if train and not recompute else None
         core.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
         if train:
             self._argmax = argmax
-            self._x, self._y = (x, y) if self.tiles else (None, None)
+            self._x, self._y = (x, y) if recompute else (None, None)
         return y
 
     def backward(self, dy):
         dy = np.ascontiguousarray(dy, dtype=np.float32)
         dx = np.empty((dy.shape[0],) + self.in_shape, np.float32)
         if self._argmax is None:
-            core.maxpool_2x2_backward(self._x, self._y, dy, dx)
+            self.recomputed_backward(self._x, self._y, dy, dx)
         else:
             core.maxpool_backward(dy, self._argmax, dx)
         return dx
