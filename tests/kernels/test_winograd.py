@@ -464,19 +464,6 @@ def test_direct_kernel_for_few_channels(act, c, h, w, batch):
     assert close(fast, layer.forward(x, train=True).astype(np.float64))
 
 
-def direct_weight_grad(x, g):
-    """dL/dW of a 3x3 stride-1 padding-1 convolution as a literal sum over the taps, float64."""
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + 2, w + 2))
-    xp[:, :, 1:-1, 1:-1] = x
-    dw = np.zeros((g.shape[1], c, 3, 3))
-    for kh in range(3):
-        for kw in range(3):
-            dw[:, :, kh, kw] = np.einsum("nfhw,nchw->fc", g.astype(np.float64),
-                                         xp[:, :, kh:kh + h, kw:kw + w])
-    return dw
-
-
 @pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
 @pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 3), (1, 1, 1, 2), (3, 5, 130, 2),
                                          (7, 9, 21, 1), (2, 6, 9, 5)])
