@@ -26,9 +26,11 @@ from . import gemm, workspace
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
-# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer):
-# measured best among 1-16M; smaller chunks mean more hand-overs between threads...
-CHUNK_FLOATS = 4 * 2**20
+# floats of V + M per chunk (32 MB, less than the im2col matrix of a 416 px input layer):
+# every chunk costs four hand-overs between the OpenMP and BLAS threads, ~0.7 ms on the
+# few-channel layers at 416 px; measured over 1-32M floats, 8M was best there (16x32 channels
+# at 208x208, batch 8: 33 ms against 39 ms at 4M, 32 at 16M, 38 at 32M) and equal on 13x13...
+CHUNK_FLOATS = 8 * 2**20
 # ...but never fewer columns than this (small maps batch images side by side instead)
 MIN_COLUMNS = 512
 
