@@ -565,3 +565,36 @@ def test_maxpool_recomputed_backward_equals_argmax_routing(shape, stride):
     dx_ref = np.full(x.shape, np.nan, np.float32)
     _kernels.maxpool_backward(dy, argmax, dx_ref)
     assert np.array_equal(y, y_ref) and np.array_equal(dx, dx_ref)
+
+
+@pytest.mark.skipif(gemm.blas_thread_functions() is None,
+                    reason="needs OpenBLAS's thread controls to run chunks side by side")
+def test_chunks_side_by_side_give_the_bits_of_one_after_another(monkeypatch):
+    """Many chunks on two threads (whole chunks side by side, each single-threaded) against
+    one thread: forward, input and weight gradients identical to the bit, the weight gradient
+    added to a non-zero one as in parallel subdivisions."""
+    from yolo9000.kernels import core
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", 3000)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", 8)
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((3, 6, 13, 10)).astype(np.float32)
+    wt = rng.standard_normal((9, 6, 3, 3)).astype(np.float32)
+    dz = rng.standard_normal((3, 9, 13, 10)).astype(np.float32)
+    assert len(winograd.chunks(3, 13, 10, 6, 9)) > 4
+    u = winograd.filters(wt)
+    start = rng.standard_normal(wt.shape).astype(np.float32)
+    results = []
+    saved = core.get_max_threads()
+    try:
+        for threads in (1, 2):
+            core.set_num_threads(threads)
+            z = winograd.convolve(x, u, np.empty((3, 9, 13, 10), np.float32),
+                                  np.ones(9, np.float32), np.zeros(9, np.float32), 1)
+            dx = winograd.input_gradient(dz, u, np.empty_like(x))
+            dw = winograd.weight_gradient(x, dz, start.copy())
+            results.append((z, dx, dw))
+    finally:
+        core.set_num_threads(saved)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+    assert close(results[0][2] - start, direct_weight_grad(x, dz), scale=np.abs(dz).max() * 30)

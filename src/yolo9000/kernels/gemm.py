@@ -75,6 +75,23 @@ def _run_locked(tasks, threads, setter, getter):
     return True
 
 
+def run_side_by_side(tasks):
+    """Call every task once, the tasks shared out between the threads and each run with one
+    thread inside (its products and its OpenMP kernels): no hand-overs within a task. False
+    when there are not two threads to use; then the caller runs them itself."""
+    threads = core.get_max_threads()
+
+    def single(task):
+        def run():
+            core.set_num_threads(1)      # OpenMP's count is per calling thread
+            task()
+        return run
+    try:
+        return _run([single(t) for t in tasks])
+    finally:
+        core.set_num_threads(threads)    # the caller ran some of them too
+
+
 def batched_matmul(a, b, out):
     """out[k] = a[k] @ b[k] for stacks of matrices (the planes may be strided); a and b may
     also be sequences of 2-D views (reordered or transposed planes, which no single strided
