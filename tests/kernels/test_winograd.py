@@ -259,7 +259,9 @@ def test_winograd_backward_equals_im2col(monkeypatch, forward_u):
         layer.zero_grads()
         layer.forward(x, train=True)
         assert (layer._train_u is not None) == forward_u
+        # the backward then goes through Winograd whatever the tiles (or through im2col)
         monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
+        monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
         layer.use_winograd = winograd_backward
         assert layer._winograd_backward(batch, True) == (winograd_backward, winograd_backward)
         dx = layer.backward(dy)
@@ -598,3 +600,11 @@ def test_chunks_side_by_side_give_the_bits_of_one_after_another(monkeypatch):
     for one, two in zip(*results):
         assert np.array_equal(one, two)
     assert close(results[0][2] - start, direct_weight_grad(x, dz), scale=np.abs(dz).max() * 30)
+
+
+def test_thin_weight_gradients_stay_with_im2col():
+    """13x13 at batch 1 (49 tiles): the weight gradient through im2col (Winograd's 16 thin
+    products lose there), from the training threshold on through Winograd."""
+    layer = ConvolutionalLayer((16, 13, 13), filters=16, size=3, stride=1, pad=1)
+    assert layer._winograd_backward(1, False) == (False, False)
+    assert layer._winograd_backward(2, False) == (True, False)

@@ -304,12 +304,16 @@ class ConvolutionalLayer(Layer):
         if not self.use_winograd:
             return False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
-        # the weight gradient needs no U: measured as fast as im2col's at 49 tiles (13x13,
-        # batch 1) and 10-30% faster from 98 tiles on. The input gradient's products sum over
-        # the filters, as the forward's over channels; without the forward's U it makes one
+        tiles = n * th * tw
+        # the weight gradient needs no U: 10-30% faster than im2col's from 98 tiles on, but at
+        # 49 (13x13, batch 1; 1024x1024 channels, two threads) 22.6 ms against 14.0, its 16
+        # products too thin to pay for writing and transforming a 64 MB dU. The input
+        # gradient's products sum over the filters, as the forward's over channels; without
+        # the forward's U it makes one
+        weights = tiles >= WINOGRAD_MIN_TILES_TRAINING
         inputs = (need_input_grad and self.filters >= WINOGRAD_MIN_CHANNELS
-                  and (self._train_u is not None or n * th * tw >= WINOGRAD_MIN_TILES_UNCACHED))
-        return True, inputs
+                  and (self._train_u is not None or tiles >= WINOGRAD_MIN_TILES_UNCACHED))
+        return weights, inputs
 
     def _backward_products(self, g, need_input_grad):
         """Accumulate dL/dweights and return dL/dx (None unless need_input_grad) from g, the
