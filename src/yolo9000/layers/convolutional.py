@@ -338,7 +338,7 @@ class ConvolutionalLayer(Layer):
         if not (im2col_weights or im2col_input):
             return dx
         w2d = self.weights.reshape(f, -1)
-        dw = np.zeros_like(w2d) if im2col_weights else None
+        dw = None        # the first chunk's product is the sum so far (no zeroing pass)
         if im2col_input:
             dx = np.zeros((n, c, h, w), np.float32)
         s = oh * ow
@@ -349,7 +349,11 @@ class ConvolutionalLayer(Layer):
             # measured to stall for seconds on these shapes on a busy machine)
             if im2col_weights:
                 col = self._columns(self._x, a, b)
-                dw += gemm.matmul(gm, col.T, np.empty(dw.shape, np.float32))
+                product = gemm.matmul(gm, col.T, np.empty(w2d.shape, np.float32))
+                if dw is None:
+                    dw = product
+                else:
+                    dw += product
             if not im2col_input:
                 continue
             dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))
