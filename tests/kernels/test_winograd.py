@@ -172,13 +172,16 @@ def test_winograd_backward_chunks_give_the_same_result(monkeypatch, chunk_floats
     assert close(dw, direct_weight_grad(x, dz))
 
 
-def test_winograd_weight_gradient_adds_the_calls_own_sum(monkeypatch):
+@pytest.mark.parametrize("chunk_floats,min_columns,several", [(1, 1, True), (10**9, 512, False)])
+def test_winograd_weight_gradient_adds_the_calls_own_sum(monkeypatch, chunk_floats, min_columns,
+                                                         several):
     """dw + (this call's sum over all chunks), bit for bit: parallel subdivisions add a
-    replica's gradient to the main network's afterwards and must round as a sequential run."""
-    monkeypatch.setattr(winograd, "CHUNK_FLOATS", 1)
-    monkeypatch.setattr(winograd, "MIN_COLUMNS", 1)
+    replica's gradient to the main network's afterwards and must round as a sequential run
+    (one chunk adds its transform straight into dw, several sum apart first)."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", min_columns)
     x, wt, dz = backward_case(2, 3, 4, 9, 8, seed=17)
-    assert len(winograd.chunks(2, 9, 8, 3, 4)) > 2
+    assert (len(winograd.chunks(2, 9, 8, 3, 4)) > 2) == several
     alone = winograd.weight_gradient(x, dz, np.zeros(wt.shape, np.float32))
     before = np.random.default_rng(2).standard_normal(wt.shape).astype(np.float32)
     dw = before.copy()
