@@ -26,11 +26,12 @@ from . import gemm, workspace
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
-# floats of V + M per chunk (32 MB, less than the im2col matrix of a 416 px input layer):
-# every chunk costs four hand-overs between the OpenMP and BLAS threads, ~0.7 ms on the
-# few-channel layers at 416 px; measured over 1-32M floats, 8M was best there (16x32 channels
-# at 208x208, batch 8: 33 ms against 39 ms at 4M, 32 at 16M, 38 at 32M) and equal on 13x13...
-CHUNK_FLOATS = 8 * 2**20
+# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer),
+# measured over 256K-8M floats with several chunks side by side (for_each_chunk): smaller
+# chunks pay more per-call overhead than they gain in cache (16x32 channels at 208x208, batch
+# 8, weight gradient: 57 ms at 256K, 37 at 1M, 35 at 4M, 39 at 8M; 128x256 at 26x26: 24, 11,
+# 9.1, 11.2); the forward was within a few percent from 2M on...
+CHUNK_FLOATS = 4 * 2**20
 # ...but never fewer columns than this (small maps batch images side by side instead)
 MIN_COLUMNS = 512
 
