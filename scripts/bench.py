@@ -395,7 +395,8 @@ def memory_child(spec):
     threads = set_threads(spec["threads"])
     if spec["mode"] == "torch-train":
         return torch_memory_child(spec, threads)
-    keep_freed_memory()      # as `yolo9000 train` runs: glibc keeps freed blocks for reuse
+    # as `yolo9000` runs: glibc keeps freed blocks for reuse, training adds the block pool
+    keep_freed_memory(block_pool=spec["mode"] == "train")
     base_rss = current_rss()
     size = tuple(spec["size"]) if spec["size"] else None
     from yolo9000.model.network import Network
@@ -764,8 +765,12 @@ def main(argv=None):
     if opts.memory_child:
         print(json.dumps(memory_child(json.loads(opts.memory_child))))
         return 0
-    from yolo9000.kernels.threads import default_threads, keep_freed_memory, set_threads
-    keep_freed_memory()      # as the yolo9000 command line does
+    from yolo9000.kernels import core
+    from yolo9000.kernels.threads import KEEP_FREED_BYTES, default_threads, keep_freed_memory
+    from yolo9000.kernels.threads import set_threads
+    # the allocator settings `yolo9000` runs with: the block pool keeps freed blocks in
+    # training only (below: a limit of 0 keeps none, as the inference commands run)
+    keep_freed_memory(block_pool=True)
     if opts.torch:
         import torch     # before set_threads, so threadpoolctl sees every BLAS in the process
     opts.threads = set_threads(opts.threads if opts.threads else default_threads())
@@ -788,9 +793,11 @@ def main(argv=None):
                                          if store.use_file else "numpy random (seed 0)")
         rows = report["results"]
         if "forward" in opts.what:
+            core.use_block_pool(0)
             for model in opts.forward_models:
                 rows += progress(bench_forward(model, opts, store))
         if "train" in opts.what:
+            core.use_block_pool(KEEP_FREED_BYTES)
             rows += progress(bench_train(opts.train_model, opts, store))
         if "anchors" in opts.what:
             report["anchors"] = bench_anchors_section(opts)

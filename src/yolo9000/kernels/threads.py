@@ -96,17 +96,19 @@ def current_threads():
 KEEP_FREED_BYTES = 2**30
 
 
-def keep_freed_memory():
+def keep_freed_memory(block_pool=False):
     """Keep freed memory for reuse instead of returning it to the system.
 
     Every forward and backward pass allocates the same large arrays again; by default each one
     gets fresh pages from the kernel, and the page faults cost ~20% of a training step. glibc
-    keeps up to 1 GB of freed heap (and mmaps only blocks over 32 MB, the most it allows); the
-    larger blocks (the activations of a 416 px batch) go through NumPy's allocator to the
-    block pool of kernels/core (use_block_pool), which keeps up to 1 GB of them.
-    Process-wide, so it is called by the command line and the trainer, not on import."""
-    from . import core
-    core.use_block_pool(KEEP_FREED_BYTES)
+    keeps up to 1 GB of freed heap (and mmaps only blocks over 32 MB, the most it allows).
+    With block_pool (training: a 416 px batch's activations are larger) NumPy's arrays of
+    1 MB and more go through the block pool of kernels/core (use_block_pool), which keeps up to
+    1 GB of them; not for inference, where the pool would only add the blocks it holds to the
+    peak. Process-wide, so it is called by the command line and the trainer, not on import."""
+    if block_pool:
+        from . import core
+        core.use_block_pool(KEEP_FREED_BYTES)
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

@@ -64,6 +64,15 @@ class Layer:
         return 0.0
 
     # -- helpers ---------------------------------------------------------------------------
+    # what forward(train=True) keeps for backward, dropped by forget_forward()
+    forward_state = ()
+
+    def forget_forward(self):
+        """Drop what the training forward kept for backward (Network.backward calls this once
+        a layer's backward is done: its activations are then free for the next forward's)."""
+        for name in self.forward_state:
+            setattr(self, name, None)
+
     def weights_changed(self):
         """Called after the layer's parameters were written in place (layers that keep
         something derived from them, like the convolution's Winograd filters, drop it)."""

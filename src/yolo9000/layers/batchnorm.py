@@ -65,6 +65,7 @@ class BatchNorm:
 class BatchNormLayer(Layer):
     """darknet's standalone [batchnorm] layer: normalise, scale and bias, no activation."""
     kind = "batchnorm"
+    forward_state = ("_z", "_y")
 
     def __init__(self, in_shape):
         super().__init__(in_shape)

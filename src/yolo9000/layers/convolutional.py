@@ -44,6 +44,7 @@ DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
+    forward_state = ("_x", "_z", "_y", "_train_u")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):

@@ -11,6 +11,7 @@ from .base import Layer
 
 class MaxpoolLayer(Layer):
     kind = "max"
+    forward_state = ("_x", "_y", "_argmax")
 
     def __init__(self, in_shape, size=2, stride=None, padding=None):
         super().__init__(in_shape)

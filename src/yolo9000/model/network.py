@@ -287,8 +287,10 @@ class Network:
             options = {"dy_is_scratch": i != start} if layer.kind == "conv" else {}
             if i == 0 and not input_grad and layer.kind == "conv":
                 layer.backward(g, need_input_grad=False, **options)
+                layer.forget_forward()
                 return None
             d = layer.backward(g, **options)
+            layer.forget_forward()
             if isinstance(layer, RouteLayer):
                 for j, part in zip(layer.sources, d):
                     grads[j] = part if grads[j] is None else grads[j] + part

@@ -348,7 +348,7 @@ class Trainer:
         """Train until max_batches (or for `iterations` more). Returns the final summary dict.
         SIGINT/SIGTERM end the step at hand, write last.h5 and raise Interrupted."""
         from ..kernels.threads import keep_freed_memory
-        keep_freed_memory()
+        keep_freed_memory(block_pool=True)
         o = self.net.options
         stop = o.max_batches if iterations is None else min(o.max_batches, self.iteration + iterations)
         if self.iteration >= stop:
