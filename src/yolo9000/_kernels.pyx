@@ -1386,11 +1386,21 @@ cdef extern from *:
         {NULL, y9k_malloc, y9k_calloc, y9k_realloc, y9k_free}
     };
 
+    /* a fork (the data loader's workers) while another thread holds the lock would leave
+       the child's copy locked for ever: hold it across the fork, release it on both sides */
+    static void y9k_pool_before_fork(void) { pthread_mutex_lock(&y9k_pool_lock); }
+    static void y9k_pool_after_fork(void) { pthread_mutex_unlock(&y9k_pool_lock); }
+    static int y9k_pool_fork_handlers = 0;
+
     /* install the pool as NumPy's allocator (new arrays only; old ones keep theirs) */
     static int y9k_use_block_pool(size_t limit)
     {
         if (PyArray_ImportNumPyAPI() < 0)
             return -1;
+        if (!y9k_pool_fork_handlers) {
+            pthread_atfork(y9k_pool_before_fork, y9k_pool_after_fork, y9k_pool_after_fork);
+            y9k_pool_fork_handlers = 1;
+        }
         pthread_mutex_lock(&y9k_pool_lock);
         y9k_pool_limit = limit;
         pthread_mutex_unlock(&y9k_pool_lock);
