@@ -1430,3 +1430,76 @@ def use_block_pool(size_t limit):
 def block_pool_bytes():
     """Bytes of freed blocks the pool holds now."""
     return y9k_pool_held()
+
+
+# -- Winograd in blocks that stay in cache (few channels) --------------------------------------
+# On few channels (16..64) at 100-400 px the transforms move far more data than the products
+# do work: V and M of a chunk (16 planes each) went out to memory and back. Here each job is a
+# band of tile rows of one image, small enough for its V and M to stay in the thread's L2:
+# input transform, 16 products through BLAS's sgemm (called directly, single-threaded per
+# job), output transform with the epilogue, all in one thread.
+ctypedef void (*sgemm_ilp64)(int order, int trans_a, int trans_b, long long m, long long n,
+                             long long k, float alpha, const float* a, long long lda,
+                             const float* b, long long ldb, float beta, float* c,
+                             long long ldc) noexcept nogil
+
+DEF CBLAS_ROW_MAJOR = 101
+DEF CBLAS_NO_TRANS = 111
+DEF CBLAS_TRANS = 112
+
+
+def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_ssize_t u_plane,
+                             const int[::1] u_order, bint u_transposed, int F,
+                             float[:, :, :, ::1] z, const float[::1] scale,
+                             const float[::1] bias, int act, size_t sgemm_address,
+                             int band_rows, Py_ssize_t v_plane, Py_ssize_t m_plane,
+                             float[:, ::1] scratch):
+    """z = act(scale·conv(x) + bias) as winograd.convolve, by bands of band_rows tile rows.
+    The filters' plane k is at u_address + u_order[k]·u_plane floats, (F, C) row-major or,
+    with u_transposed, (C, F) read transposed. scratch: one row per OpenMP thread of at least
+    16 stacks' worth (v_plane·16 + m_plane·16 + the tile row scratch) floats."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int bands = (th + band_rows - 1) // band_rows
+    cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
+    cdef const float* u = <const float*> u_address
+    cdef int job, n, b, r0, r1, c, f, k, ti, cols
+    cdef float* base
+    cdef float* v
+    cdef float* m
+    cdef float* rowbuf
+    if (z.shape[0] != N or z.shape[1] != F or z.shape[2] != H or z.shape[3] != W
+            or scale.shape[0] != F or bias.shape[0] != F or u_order.shape[0] != 16
+            or band_rows <= 0 or v_plane < <Py_ssize_t> C * band_rows * tw
+            or m_plane < <Py_ssize_t> F * band_rows * tw
+            or scratch.shape[0] < y9k_max_threads()
+            or scratch.shape[1] < 16 * (v_plane + m_plane) + 8 * (2 * tw + 2)):
+        raise ValueError("winograd_convolve_banded: shapes do not match")
+    with nogil:
+        for job in prange(N * bands, schedule="dynamic"):
+            n = job // bands
+            b = job % bands
+            r0 = b * band_rows
+            r1 = r0 + band_rows if r0 + band_rows < th else th
+            cols = (r1 - r0) * tw
+            base = &scratch[cython.parallel.threadid(), 0]
+            v = base
+            m = base + 16 * v_plane
+            rowbuf = m + 16 * m_plane
+            for c in range(C):
+                for ti in range(r0, r1):
+                    _input_tile_row(&x[n, c, 0, 0], H, W, ti, rowbuf,
+                                    v + <Py_ssize_t> c * cols + (ti - r0) * tw, tw, v_plane)
+            for k in range(16):
+                if u_transposed:
+                    sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, F, cols, C, 1.0,
+                          u + u_order[k] * u_plane, F, v + k * v_plane, cols, 0.0,
+                          m + k * m_plane, cols)
+                else:
+                    sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, F, cols, C, 1.0,
+                          u + u_order[k] * u_plane, C, v + k * v_plane, cols, 0.0,
+                          m + k * m_plane, cols)
+            for f in range(F):
+                for ti in range(r0, r1):
+                    _output_tile_row(m + <Py_ssize_t> f * cols + (ti - r0) * tw, m_plane,
+                                     &z[n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act)

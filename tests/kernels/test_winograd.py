@@ -611,3 +611,28 @@ def test_thin_weight_gradients_stay_with_im2col():
     layer = ConvolutionalLayer((16, 13, 13), filters=16, size=3, stride=1, pad=1)
     assert layer._winograd_backward(1, False) == (False, False)
     assert layer._winograd_backward(2, False) == (True, False)
+
+
+@pytest.mark.skipif(not gemm.sgemm_address(), reason="needs OpenBLAS's ILP64 cblas_sgemm")
+@pytest.mark.parametrize("n,c,f,h,w", [(2, 5, 7, 33, 17), (3, 3, 9, 13, 40), (2, 8, 4, 12, 5)])
+def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
+    """The few-channel kernel (bands of tile rows, sgemm called directly): forward and input
+    gradient against the float64 direct sums, and the same bits as the chunked products."""
+    monkeypatch.setattr(winograd, "BAND_FLOATS", 1)      # bands of one tile row
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    u = winograd.filters(wt)
+    ones, zeros = np.ones(f, np.float32), np.zeros(f, np.float32)
+    z = np.full((n, f, h, w), np.nan, np.float32)
+    assert winograd.banded(x, u, z, ones, zeros, 0)
+    assert close(z, direct_conv(x, wt))
+    dx = np.full(x.shape, np.nan, np.float32)
+    winograd.input_gradient(dz, u, dx)
+    assert close(dx, direct_input_grad(dz, wt))
+    monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)     # the chunked path
+    assert not winograd.banded(x, u, z, ones, zeros, 0)
+    z2 = winograd.convolve(x, u, np.empty_like(z), ones, zeros, 0)
+    dx2 = winograd.input_gradient(dz, u, np.empty_like(dx))
+    assert np.array_equal(z, z2) and np.array_equal(dx, dx2)

@@ -8,7 +8,9 @@ than on one. Here each thread takes whole pieces (one of the 16 Winograd planes,
 columns) from a shared counter and multiplies them with single-threaded BLAS: one hand-over per
 call, and a thread that is late simply leaves its pieces to the others.
 """
+import contextlib
 import contextvars
+import ctypes
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import core
-from .threads import blas_thread_functions
+from .threads import _blas_libraries, blas_thread_functions
 
 _pool = None
 _pool_size = 0
@@ -126,3 +128,43 @@ def matmul(a, b, out):
             return out
     np.matmul(a, b, out=out)
     return out
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS at one thread for the calls inside (kernels that call sgemm from their own OpenMP
+    threads); inside run_side_by_side's tasks it is one thread already."""
+    api = blas_thread_functions()
+    if not api or not _busy.acquire(blocking=False):
+        yield
+        return
+    setter, getter = api
+    saved = getter()
+    setter(1)
+    try:
+        yield
+    finally:
+        setter(saved)
+        _busy.release()
+
+
+_sgemm = None
+
+
+def sgemm_address():
+    """The address of the loaded OpenBLAS's cblas_sgemm with 64-bit integers (NumPy's
+    ILP64 build), or 0 when there is none (callers then use np.matmul)."""
+    global _sgemm
+    if _sgemm is None:
+        _sgemm = 0
+        for path in _blas_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+                fn = getattr(lib, name, None)
+                if fn is not None:
+                    _sgemm = ctypes.cast(fn, ctypes.c_void_p).value or 0
+                    return _sgemm
+    return _sgemm
