@@ -617,7 +617,8 @@ def test_thin_weight_gradients_stay_with_im2col():
 @pytest.mark.parametrize("n,c,f,h,w", [(2, 5, 7, 33, 17), (3, 3, 9, 13, 40), (2, 8, 4, 12, 5)])
 def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
     """The few-channel kernel (bands of tile rows, sgemm called directly): forward and input
-    gradient against the float64 direct sums, and the same bits as the chunked products."""
+    gradient against the float64 direct sums and the chunked products (BLAS may round a
+    product of other width differently, so not to the bit)."""
     monkeypatch.setattr(winograd, "BAND_FLOATS", 1)      # bands of one tile row
     rng = np.random.default_rng(19)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
@@ -635,4 +636,4 @@ def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
     assert not winograd.banded(x, u, z, ones, zeros, 0)
     z2 = winograd.convolve(x, u, np.empty_like(z), ones, zeros, 0)
     dx2 = winograd.input_gradient(dz, u, np.empty_like(dx))
-    assert np.array_equal(z, z2) and np.array_equal(dx, dx2)
+    assert close(z, z2.astype(np.float64)) and close(dx, dx2.astype(np.float64))
