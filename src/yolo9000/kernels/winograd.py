@@ -98,6 +98,7 @@ def chunks(n, h, w, c, f):
 # floats (V + M) were best among 64K-1M.
 BANDED_MAX_CHANNELS = 64
 BAND_FLOATS = 2**19
+MIN_BANDS = 4          # fewer jobs than that leave threads idle: the chunked path then
 IDENTITY_ORDER = np.arange(TILES, dtype=np.int32)
 
 
@@ -112,7 +113,10 @@ def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
         return False
     th, tw = tile_grid(h, w)
     rows = max(1, min(th, BAND_FLOATS // (TILES * (c + f) * tw)))
-    if n * ((th + rows - 1) // rows) < 2 * core.get_max_threads():
+    # a fixed number, not one per thread: the choice (and so the roundings) must not depend
+    # on the thread count, or parallel subdivisions (one thread each) would part from a
+    # sequential run
+    if n * ((th + rows - 1) // rows) < MIN_BANDS:
         return False
     v_plane = plane_stride(c * rows * tw)
     m_plane = plane_stride(f * rows * tw)
