@@ -1503,3 +1503,51 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
                 for ti in range(r0, r1):
                     _output_tile_row(m + <Py_ssize_t> f * cols + (ti - r0) * tw, m_plane,
                                      &z[n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act)
+
+
+def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dz,
+                                size_t sgemm_address, int band_rows, Py_ssize_t v_plane,
+                                Py_ssize_t m_plane, float[:, ::1] scratch,
+                                float[:, :, :, ::1] du_parts):
+    """dU of each band of band_rows tile rows of each image (job = image·bands + band):
+    du_parts[job, k] = dM[k] @ V[k]ᵀ over the band's tiles, V from x (N, C, H, W) as
+    winograd_input, dM from dz (N, F, H, W) as winograd_output_grad. Every band writes its own
+    part, so the caller's sum over them does not depend on the threads."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = dz.shape[1]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int bands = (th + band_rows - 1) // band_rows
+    cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
+    cdef int job, n, b, r0, r1, c, f, k, ti, cols
+    cdef float* v
+    cdef float* m
+    cdef float* rowbuf
+    if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W or band_rows <= 0
+            or v_plane < <Py_ssize_t> C * band_rows * tw or m_plane < <Py_ssize_t> F * band_rows * tw
+            or scratch.shape[0] < y9k_max_threads()
+            or scratch.shape[1] < 16 * (v_plane + m_plane) + 8 * (2 * tw + 2)
+            or du_parts.shape[0] != N * bands or du_parts.shape[1] != 16
+            or du_parts.shape[2] != F or du_parts.shape[3] != C):
+        raise ValueError("winograd_weight_grad_banded: shapes do not match")
+    with nogil:
+        for job in prange(N * bands, schedule="dynamic"):
+            n = job // bands
+            b = job % bands
+            r0 = b * band_rows
+            r1 = r0 + band_rows if r0 + band_rows < th else th
+            cols = (r1 - r0) * tw
+            v = &scratch[cython.parallel.threadid(), 0]
+            m = v + 16 * v_plane
+            rowbuf = m + 16 * m_plane
+            for c in range(C):
+                for ti in range(r0, r1):
+                    _input_tile_row(&x[n, c, 0, 0], H, W, ti, rowbuf,
+                                    v + <Py_ssize_t> c * cols + (ti - r0) * tw, tw, v_plane)
+            for f in range(F):
+                for ti in range(r0, r1):
+                    _output_grad_tile_row(&dz[n, f, 0, 0], H, W, ti, rowbuf,
+                                          m + <Py_ssize_t> f * cols + (ti - r0) * tw, tw, m_plane)
+            for k in range(16):
+                sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, F, C, cols, 1.0,
+                      m + k * m_plane, cols, v + k * v_plane, cols, 0.0,
+                      &du_parts[job, k, 0, 0], C)

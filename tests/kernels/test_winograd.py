@@ -616,9 +616,10 @@ def test_thin_weight_gradients_stay_with_im2col():
 @pytest.mark.skipif(not gemm.sgemm_address(), reason="needs OpenBLAS's ILP64 cblas_sgemm")
 @pytest.mark.parametrize("n,c,f,h,w", [(2, 5, 7, 33, 17), (3, 3, 9, 13, 40), (2, 8, 4, 12, 5)])
 def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
-    """The few-channel kernel (bands of tile rows, sgemm called directly): forward and input
-    gradient against the float64 direct sums and the chunked products (BLAS may round a
-    product of other width differently, so not to the bit)."""
+    """The few-channel kernels (bands of tile rows, sgemm called directly): forward, input and
+    weight gradient against the float64 direct sums, the forward and input gradient against
+    the chunked products too (BLAS may round a product of other width differently, so not to
+    the bit)."""
     monkeypatch.setattr(winograd, "BAND_FLOATS", 1)      # bands of one tile row
     rng = np.random.default_rng(19)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
@@ -632,8 +633,25 @@ def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
     dx = np.full(x.shape, np.nan, np.float32)
     winograd.input_gradient(dz, u, dx)
     assert close(dx, direct_input_grad(dz, wt))
+    # the weight gradient: against the literal sum, added to a non-zero gradient as its own
+    # sum (bit for bit), and the same bits on one thread as on two
+    from yolo9000.kernels import core
+    start = rng.standard_normal(wt.shape).astype(np.float32)
+    alone = np.zeros(wt.shape, np.float32)
+    assert winograd.banded_weight_gradient(x, dz, alone)
+    assert close(alone, direct_weight_grad(x, dz), scale=np.abs(dz).max() * 30)
+    added = winograd.weight_gradient(x, dz, start.copy())
+    assert np.array_equal(added, start + alone)
+    saved = core.get_max_threads()
+    try:
+        core.set_num_threads(1)
+        one_thread = winograd.weight_gradient(x, dz, np.zeros(wt.shape, np.float32))
+    finally:
+        core.set_num_threads(saved)
+    assert np.array_equal(one_thread, alone)
     monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)     # the chunked path
     assert not winograd.banded(x, u, z, ones, zeros, 0)
+    assert not winograd.banded_weight_gradient(x, dz, np.zeros(wt.shape, np.float32))
     z2 = winograd.convolve(x, u, np.empty_like(z), ones, zeros, 0)
     dx2 = winograd.input_gradient(dz, u, np.empty_like(dx))
     assert close(z, z2.astype(np.float64)) and close(dx, dx2.astype(np.float64))

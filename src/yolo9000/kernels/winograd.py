@@ -99,6 +99,10 @@ def chunks(n, h, w, c, f):
 BANDED_MAX_CHANNELS = 64
 BAND_FLOATS = 2**19
 MIN_BANDS = 4          # fewer jobs than that leave threads idle: the chunked path then
+# the weight gradient by bands pays on fewer channels only (input + output channels; x8 at
+# 416 px: 16+32 at 208 px 35.3 -> 27.2 ms, 32+64 at 104 21.5 -> 19.7, 64+128 at 52 12.9 ->
+# 13.7, slower)
+BANDED_WEIGHT_MAX_CHANNELS = 96
 IDENTITY_ORDER = np.arange(TILES, dtype=np.int32)
 
 
@@ -108,24 +112,52 @@ def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     input_gradient does."""
     n, c, h, w = x.shape
     f = z.shape[1]
-    address = gemm.sgemm_address()
-    if not address or c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS:
+    plan = _band_plan(n, c, f, h, w)
+    if plan is None:
         return False
+    rows, v_plane, m_plane, row = plan
+    scratch = workspace.borrow((core.get_max_threads(), row))
+    with gemm.single_threaded_blas():
+        core.winograd_convolve_banded(x, u.ctypes.data, u.strides[0] // 4, order, transposed,
+                                      f, z, scale, bias, act, gemm.sgemm_address(), rows,
+                                      v_plane, m_plane, scratch)
+    return True
+
+
+def _band_plan(n, c, f, h, w):
+    """(tile rows per band, V plane, M plane, scratch row) for the banded kernels, or None
+    when they do not apply (too many channels, too few bands, no BLAS to call)."""
+    if not gemm.sgemm_address() or c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS:
+        return None
     th, tw = tile_grid(h, w)
     rows = max(1, min(th, BAND_FLOATS // (TILES * (c + f) * tw)))
     # a fixed number, not one per thread: the choice (and so the roundings) must not depend
     # on the thread count, or parallel subdivisions (one thread each) would part from a
     # sequential run
     if n * ((th + rows - 1) // rows) < MIN_BANDS:
-        return False
+        return None
     v_plane = plane_stride(c * rows * tw)
     m_plane = plane_stride(f * rows * tw)
-    scratch = workspace.borrow((core.get_max_threads(),
-                                TILES * (v_plane + m_plane) + 8 * (2 * tw + 2)))
+    return rows, v_plane, m_plane, TILES * (v_plane + m_plane) + 8 * (2 * tw + 2)
+
+
+def banded_weight_gradient(x, dz, dw):
+    """weight_gradient() for few channels by bands (each band's dU its own, summed in band
+    order: the same whatever the threads); False if it does not apply."""
+    n, c, h, w = x.shape
+    f = dz.shape[1]
+    plan = _band_plan(n, c, f, h, w) if c + f <= BANDED_WEIGHT_MAX_CHANNELS else None
+    if plan is None:
+        return False
+    rows, v_plane, m_plane, row = plan
+    th, _ = tile_grid(h, w)
+    parts = np.empty((n * ((th + rows - 1) // rows), TILES, f, c), np.float32)
+    scratch = workspace.borrow((core.get_max_threads(), row))
     with gemm.single_threaded_blas():
-        core.winograd_convolve_banded(x, u.ctypes.data, u.strides[0] // 4, order, transposed,
-                                      f, z, scale, bias, act, address, rows, v_plane, m_plane,
-                                      scratch)
+        core.winograd_weight_grad_banded(x, dz, gemm.sgemm_address(), rows, v_plane, m_plane,
+                                         scratch, parts)
+    # pairwise sums over the bands' axis: a fixed order; one transform straight into dw
+    core.winograd_filter_grad(parts.sum(axis=0), dw)
     return True
 
 
@@ -199,6 +231,8 @@ def weight_gradient(x, dz, dw):
     n, c, h, w = x.shape
     f = dz.shape[1]
     _, tw = tile_grid(h, w)
+    if banded_weight_gradient(x, dz, dw):
+        return dw
     parts = chunks(n, h, w, c, f)
     cols_max = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in parts)
     nsum = f * c * 9
