@@ -1448,6 +1448,32 @@ DEF CBLAS_NO_TRANS = 111
 DEF CBLAS_TRANS = 112
 
 
+cdef bint _band_scratch_fits(int C, int F, int tw, int band_rows, Py_ssize_t v_plane,
+                             Py_ssize_t m_plane, float[:, ::1] scratch):
+    """Whether the planes hold a band's V and M and scratch a row of both per thread."""
+    return (band_rows > 0 and v_plane >= <Py_ssize_t> C * band_rows * tw
+            and m_plane >= <Py_ssize_t> F * band_rows * tw
+            and scratch.shape[0] >= y9k_max_threads()
+            and scratch.shape[1] >= 16 * (v_plane + m_plane) + 8 * (2 * tw + 2))
+
+
+cdef inline int _band_end(int r0, int band_rows, int th) noexcept nogil:
+    return r0 + band_rows if r0 + band_rows < th else th
+
+
+cdef void _band_tiles(const float* image, int channels, int H, int W, int r0, int r1,
+                      float* rowbuf, float* stack, Py_ssize_t plane,
+                      tile_row_transform transform) noexcept nogil:
+    """The transformed tiles of tile rows r0..r1 of every channel of one image into a band's
+    stack (16 planes of channels x (r1 - r0)·tw columns)."""
+    cdef int tw = (W + 1) // 2, c, ti
+    cdef Py_ssize_t cols = <Py_ssize_t> (r1 - r0) * tw
+    for c in range(channels):
+        for ti in range(r0, r1):
+            transform(image + <Py_ssize_t> c * H * W, H, W, ti, rowbuf,
+                      stack + c * cols + (ti - r0) * tw, tw, plane)
+
+
 def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_ssize_t u_plane,
                              const int[::1] u_order, bint u_transposed, int F,
                              float[:, :, :, ::1] z, const float[::1] scale,
@@ -1470,26 +1496,19 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
     cdef float* rowbuf
     if (z.shape[0] != N or z.shape[1] != F or z.shape[2] != H or z.shape[3] != W
             or scale.shape[0] != F or bias.shape[0] != F or u_order.shape[0] != 16
-            or band_rows <= 0 or v_plane < <Py_ssize_t> C * band_rows * tw
-            or m_plane < <Py_ssize_t> F * band_rows * tw
-            or scratch.shape[0] < y9k_max_threads()
-            or scratch.shape[1] < 16 * (v_plane + m_plane) + 8 * (2 * tw + 2)):
+            or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)):
         raise ValueError("winograd_convolve_banded: shapes do not match")
     with nogil:
         for job in prange(N * bands, schedule="dynamic"):
             n = job // bands
-            b = job % bands
-            r0 = b * band_rows
-            r1 = r0 + band_rows if r0 + band_rows < th else th
+            r0 = (job % bands) * band_rows
+            r1 = _band_end(r0, band_rows, th)
             cols = (r1 - r0) * tw
             base = &scratch[cython.parallel.threadid(), 0]
             v = base
             m = base + 16 * v_plane
             rowbuf = m + 16 * m_plane
-            for c in range(C):
-                for ti in range(r0, r1):
-                    _input_tile_row(&x[n, c, 0, 0], H, W, ti, rowbuf,
-                                    v + <Py_ssize_t> c * cols + (ti - r0) * tw, tw, v_plane)
+            _band_tiles(&x[n, 0, 0, 0], C, H, W, r0, r1, rowbuf, v, v_plane, _input_tile_row)
             for k in range(16):
                 if u_transposed:
                     sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, F, cols, C, 1.0,
@@ -1522,31 +1541,23 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
     cdef float* v
     cdef float* m
     cdef float* rowbuf
-    if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W or band_rows <= 0
-            or v_plane < <Py_ssize_t> C * band_rows * tw or m_plane < <Py_ssize_t> F * band_rows * tw
-            or scratch.shape[0] < y9k_max_threads()
-            or scratch.shape[1] < 16 * (v_plane + m_plane) + 8 * (2 * tw + 2)
+    if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W
+            or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)
             or du_parts.shape[0] != N * bands or du_parts.shape[1] != 16
             or du_parts.shape[2] != F or du_parts.shape[3] != C):
         raise ValueError("winograd_weight_grad_banded: shapes do not match")
     with nogil:
         for job in prange(N * bands, schedule="dynamic"):
             n = job // bands
-            b = job % bands
-            r0 = b * band_rows
-            r1 = r0 + band_rows if r0 + band_rows < th else th
+            r0 = (job % bands) * band_rows
+            r1 = _band_end(r0, band_rows, th)
             cols = (r1 - r0) * tw
             v = &scratch[cython.parallel.threadid(), 0]
             m = v + 16 * v_plane
             rowbuf = m + 16 * m_plane
-            for c in range(C):
-                for ti in range(r0, r1):
-                    _input_tile_row(&x[n, c, 0, 0], H, W, ti, rowbuf,
-                                    v + <Py_ssize_t> c * cols + (ti - r0) * tw, tw, v_plane)
-            for f in range(F):
-                for ti in range(r0, r1):
-                    _output_grad_tile_row(&dz[n, f, 0, 0], H, W, ti, rowbuf,
-                                          m + <Py_ssize_t> f * cols + (ti - r0) * tw, tw, m_plane)
+            _band_tiles(&x[n, 0, 0, 0], C, H, W, r0, r1, rowbuf, v, v_plane, _input_tile_row)
+            _band_tiles(&dz[n, 0, 0, 0], F, H, W, r0, r1, rowbuf, m, m_plane,
+                        _output_grad_tile_row)
             for k in range(16):
                 sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, F, C, cols, 1.0,
                       m + k * m_plane, cols, v + k * v_plane, cols, 0.0,
