@@ -161,16 +161,19 @@ def banded_weight_gradient(x, dz, dw):
     return True
 
 
-def convolve(x, u, z, scale, bias, act):
+def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     """z[:] = act(scale[f] · (3x3 'same' convolution of x with the filters behind u) + bias[f]).
 
-    x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), or its 16
-    planes (F, C) as a sequence of 2-D arrays."""
+    x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
+    in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters)."""
     n, c, h, w = x.shape
-    f = u[0].shape[0]
+    f = z.shape[1]
     _, tw = tile_grid(h, w)
-    if not isinstance(u, (list, tuple)) and banded(x, u, z, scale, bias, act):
+    if banded(x, u, z, scale, bias, act, order, transposed):
         return z
+    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
+    planes = u if order is IDENTITY_ORDER and not transposed else [
+        u[k].T if transposed else u[k] for k in order]
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -181,7 +184,7 @@ def convolve(x, u, z, scale, bias, act):
         v = stacked(c, cols, buf)
         m = stacked(f, cols, buf[nv + LINE:])
         core.winograd_input(x, n0, n1, r0, r1, v)
-        gemm.batched_matmul(u, v, m)
+        gemm.batched_matmul(planes, v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
 
     for_each_chunk(chunks(n, h, w, c, f), chunk)
@@ -205,19 +208,16 @@ def for_each_chunk(parts, work):
 # is G J g J Gᵀ = P U P: each 4x4 U with rows and columns 0 and 3 swapped, i.e. plane k of the
 # new U is plane FLIPPED_PLANE[k] of the old one, transposed to (C, F).
 _SWAP_0_3 = (3, 1, 2, 0)
-FLIPPED_PLANE = tuple(4 * _SWAP_0_3[k // 4] + _SWAP_0_3[k % 4] for k in range(TILES))
+FLIPPED_PLANE = np.array([4 * _SWAP_0_3[k // 4] + _SWAP_0_3[k % 4] for k in range(TILES)],
+                         np.int32)
 
 
 def input_gradient(dz, u, dx):
     """dx[:] = dL/dx of the convolution behind u (filters() of (F, C, 3, 3) weights) given
     dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
-    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
     c = u.shape[2]
-    ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
-    if banded(dz, u, dx, ones, zeros, 0, np.array(FLIPPED_PLANE, np.int32), True):
-        return dx
-    planes = [u[FLIPPED_PLANE[k]].T for k in range(TILES)]
-    return convolve(dz, planes, dx, ones, zeros, 0)
+    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0,
+                    FLIPPED_PLANE, True)
 
 
 def weight_gradient(x, dz, dw):
@@ -225,9 +225,9 @@ def weight_gradient(x, dz, dw):
     dz = dL/dz (N, F, H, W); all float32 C-contiguous.
 
     Per chunk of tiles: V = Bᵀ d B, dM = A dY Aᵀ, dU[k] = dM[k] @ V[k]ᵀ (16 products summing
-    over the chunk's tiles), then Gᵀ dU G summed into a scratch gradient that is added to dw at
-    the end: the same roundings whether dw starts at zero or holds earlier mini-batches' sum
-    (parallel subdivisions add a replica's gradient to the main network's afterwards)."""
+    over the chunk's tiles), then Gᵀ dU G; the chunks' sum is added to dw at the end: the same
+    roundings whether dw starts at zero or holds earlier mini-batches' sum (parallel
+    subdivisions add a replica's gradient to the main network's afterwards)."""
     n, c, h, w = x.shape
     f = dz.shape[1]
     _, tw = tile_grid(h, w)
@@ -235,26 +235,16 @@ def weight_gradient(x, dz, dw):
         return dw
     parts = chunks(n, h, w, c, f)
     cols_max = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in parts)
-    nsum = f * c * 9
     nu = stacked_size(f, c)
-    tiles_at = nsum + LINE + nu + LINE
-    # all in the shared scratch buffer (a 1024x1024 layer's gradient alone is 36 MB, whose fresh
-    # pages would cost more than zeroing them)
-    size = tiles_at + stacked_size(c, cols_max) + LINE + stacked_size(f, cols_max)
-    # chunks side by side give each chunk its own sum, added up in chunk order afterwards:
-    # the same roundings as one after another into one sum
-    side_by_side = len(parts) > 1 and core.get_max_threads() > 1
-    sums = np.zeros((len(parts), f, c, 3, 3), np.float32) if side_by_side else None
+    size = nu + LINE + stacked_size(c, cols_max) + LINE + stacked_size(f, cols_max)
 
-    def chunk(index, n0, n1, r0, r1, target=None):
-        """Adds the chunk's transformed gradient to target (default: its sum's place)."""
+    def chunk(target, n0, n1, r0, r1):
+        """Adds the chunk's transformed gradient to target."""
         buf = workspace.borrow((size,))
-        if target is None:
-            target = sums[index] if side_by_side else buf[:nsum].reshape(f, c, 3, 3)
-        du = stacked(f, c, buf[nsum + LINE:])
+        du = stacked(f, c, buf)
         cols = (n1 - n0) * (r1 - r0) * tw
-        v = stacked(c, cols, buf[tiles_at:])
-        dm = stacked(f, cols, buf[tiles_at + stacked_size(c, cols) + LINE:])
+        v = stacked(c, cols, buf[nu + LINE:])
+        dm = stacked(f, cols, buf[nu + LINE + stacked_size(c, cols) + LINE:])
         core.winograd_input(x, n0, n1, r0, r1, v)
         core.winograd_output_grad(dz, n0, n1, r0, r1, dm)
         gemm.batched_matmul(dm, v.transpose(0, 2, 1), du)
@@ -262,18 +252,15 @@ def weight_gradient(x, dz, dw):
 
     if len(parts) == 1:
         # one chunk's transform added straight to dw is the same sum, bit for bit, as added
-        # to zero first: no zeroing and adding of a scratch (36 MB at 1024x1024)
-        chunk(0, *parts[0], target=dw)
+        # to zero first: no scratch gradient (36 MB at 1024x1024)
+        chunk(dw, *parts[0])
         return dw
-    if side_by_side:
-        for_each_chunk([(i,) + p for i, p in enumerate(parts)], chunk)
-        total = sums[0]
-        for part in sums[1:]:
-            total += part
-    else:
-        total = workspace.borrow((size,))[:nsum].reshape(f, c, 3, 3)
-        total.fill(0)
-        for i, p in enumerate(parts):
-            chunk(i, *p)
+    # each chunk its own sum (the chunks may run side by side), added up in chunk order: the
+    # same roundings on any number of threads
+    sums = np.zeros((len(parts), f, c, 3, 3), np.float32)
+    for_each_chunk([(sums[i],) + p for i, p in enumerate(parts)], chunk)
+    total = sums[0]
+    for part in sums[1:]:
+        total += part
     dw += total
     return dw
