@@ -6,7 +6,7 @@ import pytest
 from gradcheck import check_layer
 from yolo9000 import Network
 from yolo9000 import _kernels
-from yolo9000.kernels import gemm, winograd
+from yolo9000.kernels import gemm, threads, winograd
 from yolo9000.layers import convolutional
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
@@ -613,7 +613,7 @@ def test_thin_weight_gradients_stay_with_im2col():
     assert layer._winograd_backward(2, False) == (True, False)
 
 
-@pytest.mark.skipif(not gemm.sgemm_address(), reason="needs OpenBLAS's ILP64 cblas_sgemm")
+@pytest.mark.skipif(not threads.sgemm_address(), reason="needs OpenBLAS's ILP64 cblas_sgemm")
 @pytest.mark.parametrize("n,c,f,h,w", [(2, 5, 7, 33, 17), (3, 3, 9, 13, 40), (2, 8, 4, 12, 5)])
 def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
     """The few-channel kernels (bands of tile rows, sgemm called directly): forward, input and

@@ -10,7 +10,6 @@ call, and a thread that is late simply leaves its pieces to the others.
 """
 import contextlib
 import contextvars
-import ctypes
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import core
-from .threads import _blas_libraries, blas_thread_functions
+from .threads import blas_thread_functions
 
 _pool = None
 _pool_size = 0
@@ -37,22 +36,36 @@ def _workers(n):
     return _pool
 
 
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS at one thread for the calls inside (our threads share out the work); yields
+    False, changing nothing, when another thread is in here already (it has set BLAS to one
+    thread and has the cores) or there is no OpenBLAS to set."""
+    api = blas_thread_functions()
+    if not api or not _busy.acquire(blocking=False):
+        yield False
+        return
+    setter, getter = api
+    saved = getter()
+    setter(1)
+    try:
+        yield True
+    finally:
+        setter(saved)
+        _busy.release()
+
+
 def _run(tasks):
     """Call every task (a no-argument function) once, on all threads; False when this cannot
     be done with single-threaded BLAS (then the caller multiplies the ordinary way)."""
     threads = core.get_max_threads()
-    api = blas_thread_functions()
-    if threads <= 1 or len(tasks) <= 1 or not api:
+    if threads <= 1 or len(tasks) <= 1:
         return False
-    if not _busy.acquire(blocking=False):
-        return False          # another thread is in here: it has the cores anyway
-    try:
-        return _run_locked(tasks, threads, *api)
-    finally:
-        _busy.release()
+    with single_threaded_blas() as ours:
+        return ours and _run_locked(tasks, threads)
 
 
-def _run_locked(tasks, threads, setter, getter):
+def _run_locked(tasks, threads):
     helpers = min(threads, len(tasks)) - 1
     counter = itertools.count()     # next() on it is atomic under the GIL
 
@@ -62,18 +75,13 @@ def _run_locked(tasks, threads, setter, getter):
                 return
             tasks[i]()
 
-    saved = getter()
-    setter(1)
-    try:
-        # each helper runs in a copy of the caller's context, so NumPy's error state (an
-        # np.errstate around the call) holds for its pieces too
-        futures = [_workers(threads - 1).submit(contextvars.copy_context().run, drain)
-                   for _ in range(helpers)]
-        drain()
-        for f in futures:
-            f.result()
-    finally:
-        setter(saved)
+    # each helper runs in a copy of the caller's context, so NumPy's error state (an
+    # np.errstate around the call) holds for its pieces too
+    futures = [_workers(threads - 1).submit(contextvars.copy_context().run, drain)
+               for _ in range(helpers)]
+    drain()
+    for f in futures:
+        f.result()
     return True
 
 
@@ -129,42 +137,3 @@ def matmul(a, b, out):
     np.matmul(a, b, out=out)
     return out
 
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """BLAS at one thread for the calls inside (kernels that call sgemm from their own OpenMP
-    threads); inside run_side_by_side's tasks it is one thread already."""
-    api = blas_thread_functions()
-    if not api or not _busy.acquire(blocking=False):
-        yield
-        return
-    setter, getter = api
-    saved = getter()
-    setter(1)
-    try:
-        yield
-    finally:
-        setter(saved)
-        _busy.release()
-
-
-_sgemm = None
-
-
-def sgemm_address():
-    """The address of the loaded OpenBLAS's cblas_sgemm with 64-bit integers (NumPy's
-    ILP64 build), or 0 when there is none (callers then use np.matmul)."""
-    global _sgemm
-    if _sgemm is None:
-        _sgemm = 0
-        for path in _blas_libraries():
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
-                fn = getattr(lib, name, None)
-                if fn is not None:
-                    _sgemm = ctypes.cast(fn, ctypes.c_void_p).value or 0
-                    return _sgemm
-    return _sgemm

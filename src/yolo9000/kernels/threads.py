@@ -65,26 +65,53 @@ def set_threads(n=None):
     return n
 
 
+def _blas_functions_named(*names):
+    """The functions of these names from the first BLAS library in this process that has them
+    all (ctypes), or None."""
+    for path in _blas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = [getattr(lib, name, None) for name in names]
+        if all(f is not None for f in found):
+            return found
+    return None
+
+
 def blas_thread_functions():
     """(set_num_threads, get_num_threads) of the OpenBLAS loaded in this process, as ctypes
     functions, or None when there is none to be found."""
     global _blas_functions
     if _blas_functions is None:
         _blas_functions = False
-        for path in _blas_libraries():
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for prefix, suffix in _OPENBLAS_NAMES:
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_int], None
-                    getter.argtypes, getter.restype = [], ctypes.c_int
-                    _blas_functions = (setter, getter)
-                    return _blas_functions
+        for prefix, suffix in _OPENBLAS_NAMES:
+            found = _blas_functions_named(f"{prefix}_set_num_threads{suffix}",
+                                          f"{prefix}_get_num_threads{suffix}")
+            if found:
+                setter, getter = found
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                _blas_functions = (setter, getter)
+                break
     return _blas_functions or None
+
+
+_sgemm = None
+
+
+def sgemm_address():
+    """The address of the loaded OpenBLAS's cblas_sgemm with 64-bit integers (NumPy's
+    ILP64 build), or 0 when there is none (callers then use np.matmul)."""
+    global _sgemm
+    if _sgemm is None:
+        _sgemm = 0
+        for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+            found = _blas_functions_named(name)
+            if found:
+                _sgemm = ctypes.cast(found[0], ctypes.c_void_p).value or 0
+                break
+    return _sgemm
 
 
 def current_threads():

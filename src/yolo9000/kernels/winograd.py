@@ -23,6 +23,7 @@ import numpy as np
 
 from . import core
 from . import gemm, workspace
+from .threads import sgemm_address
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
@@ -119,7 +120,7 @@ def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     scratch = workspace.borrow((core.get_max_threads(), row))
     with gemm.single_threaded_blas():
         core.winograd_convolve_banded(x, u.ctypes.data, u.strides[0] // 4, order, transposed,
-                                      f, z, scale, bias, act, gemm.sgemm_address(), rows,
+                                      f, z, scale, bias, act, sgemm_address(), rows,
                                       v_plane, m_plane, scratch)
     return True
 
@@ -127,7 +128,7 @@ def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
 def _band_plan(n, c, f, h, w):
     """(tile rows per band, V plane, M plane, scratch row) for the banded kernels, or None
     when they do not apply (too many channels, too few bands, no BLAS to call)."""
-    if not gemm.sgemm_address() or c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS:
+    if not sgemm_address() or c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS:
         return None
     th, tw = tile_grid(h, w)
     rows = max(1, min(th, BAND_FLOATS // (TILES * (c + f) * tw)))
@@ -154,7 +155,7 @@ def banded_weight_gradient(x, dz, dw):
     parts = np.empty((n * ((th + rows - 1) // rows), TILES, f, c), np.float32)
     scratch = workspace.borrow((core.get_max_threads(), row))
     with gemm.single_threaded_blas():
-        core.winograd_weight_grad_banded(x, dz, gemm.sgemm_address(), rows, v_plane, m_plane,
+        core.winograd_weight_grad_banded(x, dz, sgemm_address(), rows, v_plane, m_plane,
                                          scratch, parts)
     # pairwise sums over the bands' axis: a fixed order; one transform straight into dw
     core.winograd_filter_grad(parts.sum(axis=0), dw)
