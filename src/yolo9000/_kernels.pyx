@@ -199,11 +199,11 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
     if keep and (argmax.shape[0] != N or argmax.shape[1] != C or argmax.shape[2] != out_h
                  or argmax.shape[3] != out_w):
         raise ValueError("maxpool_forward: argmax has the wrong shape")
-    if not keep and size == 2 and stride == 2 and padding == 1 and 2 * out_h <= H and 2 * out_w <= W:
+    if not keep and _tiles(size, stride, padding, H, W, out_h, out_w):
         # the common case (every window inside the image): no bounds tests, 4 taps unrolled
         _maxpool_2x2_values(x, y)
         return
-    if not keep and size == 2 and stride == 1 and padding == 1 and out_h == H and out_w == W:
+    if not keep and _same_2x2(size, stride, padding, H, W, out_h, out_w):
         # darknet's "same" 2x2 maxpool (the 13x13 one of tiny YOLOv2)
         with nogil:
             for nc in prange(N * C, schedule="static"):
@@ -287,6 +287,11 @@ cdef void _maxpool_2x2_s1_plane(const float* x, float* y, int H, int W) noexcept
 def maxpool_same_2x2(int size, int stride, int padding, int H, int W, int out_h, int out_w):
     """Whether the windows are darknet's 2x2/1 ones that keep the size: then
     maxpool_2x2_s1_backward applies, without argmax."""
+    return _same_2x2(size, stride, padding, H, W, out_h, out_w)
+
+
+cdef inline bint _same_2x2(int size, int stride, int padding, int H, int W, int out_h,
+                           int out_w) noexcept nogil:
     return size == 2 and stride == 1 and padding == 1 and out_h == H and out_w == W
 
 
@@ -410,6 +415,11 @@ def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argma
 def maxpool_tiles(int size, int stride, int padding, int H, int W, int out_h, int out_w):
     """Whether the windows are darknet's 2x2/2 ones that tile the input exactly (each input
     value in one window): then maxpool_2x2_backward applies, without argmax."""
+    return _tiles(size, stride, padding, H, W, out_h, out_w)
+
+
+cdef inline bint _tiles(int size, int stride, int padding, int H, int W, int out_h,
+                        int out_w) noexcept nogil:
     return size == 2 and stride == 2 and padding == 1 and 2 * out_h == H and 2 * out_w == W
 
 
