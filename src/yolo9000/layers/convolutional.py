@@ -44,7 +44,7 @@ DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
-    forward_state = ("_x", "_z", "_y", "_train_u")
+    forward_state = ("_x", "_xp", "_z", "_y", "_train_u")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):
@@ -223,24 +223,21 @@ class ConvolutionalLayer(Layer):
             a, b = np.ones(self.filters, np.float32), self.biases
         return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
 
-    @staticmethod
-    def _direct_padded(x):
+    def _direct(self, x, a, b, act, train):
         n, c, h, w = x.shape
         # zero padding of 1, and room for the kernel's last block of 64 outputs to read past
         xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
-        return xp
-
-    def _direct(self, x, a, b, act):
-        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
-        core.conv3x3_direct(self._direct_padded(x), self.weights.reshape(self.filters, -1), z,
-                            a, b, act)
+        z = np.empty((n,) + self.out_shape, np.float32)
+        if train:
+            self._xp = xp       # the weight gradient reads the same padded input
+        core.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
         return z
 
     def _direct_weight_grad(self, g):
         """dL/dW (F, C·9) of the direct kernel's convolution, for g = dL/dz (N, F, H·W)."""
         partial = np.zeros((core.get_max_threads(), self.weights[0].size * self.filters))
-        core.conv3x3_direct_weight_grad(self._direct_padded(self._x), g, partial)
+        core.conv3x3_direct_weight_grad(self._xp, g, partial)
         return partial.sum(axis=0).astype(np.float32).reshape(self.filters, -1)
 
     def _convolve_fused(self, x, a, b, act, train):
@@ -248,7 +245,7 @@ class ConvolutionalLayer(Layer):
         epilogues are fused; None when neither applies to this call."""
         self._train_u = None
         if self.use_direct:
-            return self._direct(x, a, b, act)
+            return self._direct(x, a, b, act, train)
         winograd_now, cache = self._winograd_applies(x.shape[0], train)
         if winograd_now:
             z = np.empty((x.shape[0],) + self.out_shape, np.float32)
