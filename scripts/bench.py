@@ -508,19 +508,18 @@ def profile_backward(net, x, truths, repeats):
         _, grad_raw, _ = region.loss(truths, SEEN)
         grads = [None] * len(net.layers)
         start = len(net.layers) - 2
-        grads[start] = np.ascontiguousarray(grad_raw, dtype=np.float32)
+        grads[start] = np.array(grad_raw, dtype=np.float32, copy=True)     # as Network.backward
         for i in range(start, -1, -1):
             g, grads[i] = grads[i], None
             if g is None:
                 continue
             layer = net.layers[i]
-            options = {"dy_is_scratch": i != start} if layer.kind == "conv" else {}
             t = time.perf_counter()
             if i == 0 and layer.kind == "conv":
-                layer.backward(g, need_input_grad=False, **options)
+                layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 per_layer[i].append(time.perf_counter() - t)
                 break
-            d = layer.backward(g, **options)
+            d = layer.backward(g, dy_is_scratch=True)
             per_layer[i].append(time.perf_counter() - t)
             if layer.kind == "route":
                 for j, part in zip(layer.sources, d):

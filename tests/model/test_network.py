@@ -266,3 +266,20 @@ def test_cli_reports_bad_cfg_in_one_line(tmp_path):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{path}:5:" in lines[0]
+
+
+def test_backward_leaves_the_callers_gradient_alone():
+    """Layers may write over the gradients handed to them in Network.backward (they are the
+    loop's own); the caller's gradient, and the result of a second call, are untouched by
+    that. A passthrough network: route parts are views of their gradient."""
+    net = Network.from_cfg(str(REFERENCE_CFG / "yolov2-voc.cfg"), width=64, height=64)
+    rng = np.random.default_rng(3)
+    x = rng.random((2,) + net.input_shape, dtype=np.float32)
+    start = len(net.layers) - 3          # a batch-normalised leaky convolution
+    net.forward(x, train=True)
+    dy = rng.standard_normal((2,) + net.layers[start].out_shape).astype(np.float32)
+    kept = dy.copy()
+    first = net.backward(dy, start=start)
+    assert np.array_equal(dy, kept)
+    net.forward(x, train=True)
+    assert np.array_equal(net.backward(dy, start=start), first)

@@ -19,7 +19,7 @@ class AvgpoolLayer(Layer):
     def forward(self, x, train=False):
         return x.mean(axis=(2, 3), keepdims=True, dtype=np.float32)
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         c, h, w = self.in_shape
         dx = np.empty((dy.shape[0], c, h, w), np.float32)
         dx[...] = dy / np.float32(h * w)

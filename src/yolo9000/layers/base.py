@@ -8,6 +8,8 @@ state: parameters, their gradients, and whatever forward caches for backward.
     layer.out_shape                  # (C', H', W')
     y  = layer.forward(x, train)     # x float32 (N, C, H, W); caches what backward needs when train
     dx = layer.backward(dy)          # dL/dx from dL/dy; accumulates dL/dparam into layer.grads
+    layer.backward(dy, dy_is_scratch=True)   # ... and may write over dy (the caller is done
+                                             # with it; layers that can save an array do)
     layer.resize((C, H2, W2))        # new spatial size, same parameters (multi-scale training)
     layer.flops()                    # floating-point operations for one image (2 per multiply-add)
 
@@ -57,7 +59,7 @@ class Layer:
     def forward(self, x, train=False):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         raise NotImplementedError
 
     def flops(self):

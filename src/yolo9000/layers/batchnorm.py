@@ -88,10 +88,10 @@ class BatchNormLayer(Layer):
         core.scale_bias_activate(y, a, b + self.biases, 0)
         return y.reshape(n, c, h, w)
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         n, c, h, w = dy.shape
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, c, h * w)
-        out = np.empty_like(dy)
+        out = dy if dy_is_scratch else np.empty_like(dy)
         return self.bn.backward(self._z, self._y, dy, self.biases, 0, self.bias_grad,
                                 out).reshape(n, c, h, w)
 

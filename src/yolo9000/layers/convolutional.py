@@ -288,9 +288,8 @@ class ConvolutionalLayer(Layer):
         n = dy.shape[0]
         f, oh, ow = self.out_shape
         c, h, w = self.in_shape
-        scratch = dy_is_scratch and isinstance(dy, np.ndarray) and dy.dtype == np.float32
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, f, oh * ow)
-        g = dy if scratch else np.empty_like(dy)
+        g = dy if dy_is_scratch else np.empty_like(dy)
         if self.bn is not None:
             self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:

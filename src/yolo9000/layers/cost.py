@@ -37,7 +37,7 @@ class CostLayer(Layer):
     def forward(self, x, train=False):
         return x
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         return dy
 
     def describe(self):

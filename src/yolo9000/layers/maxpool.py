@@ -63,7 +63,7 @@ class MaxpoolLayer(Layer):
             self._x, self._y = (x, y) if recompute else (None, None)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         dy = np.ascontiguousarray(dy, dtype=np.float32)
         dx = np.empty((dy.shape[0],) + self.in_shape, np.float32)
         if self._argmax is None:

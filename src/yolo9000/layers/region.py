@@ -263,7 +263,7 @@ class RegionLayer(Layer):
         self._raw, self._out = x, out
         return out
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         """Vector-Jacobian product of the activation at the last forward's input."""
         if self._out is None:
             raise RuntimeError("region: backward called before forward")

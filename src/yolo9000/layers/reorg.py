@@ -50,7 +50,7 @@ class ReorgLayer(Layer):
         out = np.ascontiguousarray(view.transpose(0, 3, 5, 1, 2, 4))
         return out.reshape((n,) + self.out_shape)
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         n = dy.shape[0]
         c, h, w = self.in_shape
         s = self.stride

@@ -43,7 +43,7 @@ class RouteLayer(Layer):
             return xs[0]
         return np.concatenate(xs, axis=1)
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         splits = np.cumsum([s[0] for s in self.in_shapes])[:-1]
         return [np.ascontiguousarray(part) for part in np.split(dy, splits, axis=1)]
 

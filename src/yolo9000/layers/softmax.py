@@ -56,7 +56,7 @@ class SoftmaxLayer(Layer):
             self._y = y
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, dy_is_scratch=False):
         dy = np.asarray(dy, np.float32)
         if self.tree is not None:
             dx = self.tree.grouped_softmax_vjp(self._y, dy, axis=1) / np.float32(self.temperature)

@@ -275,7 +275,9 @@ class Network:
         n = len(self.layers)
         start = n - 1 if start is None else (start % n)
         grads = [None] * n
-        grads[start] = np.ascontiguousarray(dy, dtype=np.float32)
+        # a copy of the caller's gradient: every gradient in this loop is then read once, by
+        # the layer it is handed to, which may write over it (a route's parts are views)
+        grads[start] = np.array(dy, dtype=np.float32, copy=True)
         dx = None
         for i in range(start, -1, -1):
             g = grads[i]
@@ -283,13 +285,11 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
-            # gradients made in this loop are read once: a convolution may overwrite them
-            options = {"dy_is_scratch": i != start} if layer.kind == "conv" else {}
             if i == 0 and not input_grad and layer.kind == "conv":
-                layer.backward(g, need_input_grad=False, **options)
+                layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 layer.forget_forward()
                 return None
-            d = layer.backward(g, **options)
+            d = layer.backward(g, dy_is_scratch=True)
             layer.forget_forward()
             if isinstance(layer, RouteLayer):
                 for j, part in zip(layer.sources, d):
