@@ -69,7 +69,36 @@ def filters(weights):
 
 
 def filter_floats(f, c):
-    return stacked_size(f, c)
+    """Floats of filters() or packed_filters() (the larger: packing rounds F up)."""
+    return max(stacked_size(f, c), TILES * -(-f // PACKED_ROWS) * PACKED_ROWS * c)
+
+
+# The AVX-512 products kernel (core.winograd_products) reads the filters without BLAS's
+# packing of each 4 MB plane per call, which dominates thin products. Measured on two threads,
+# the 16 products of (filters x channels x columns): 1024x1024x49 (13x13, batch 1) 10.1 -> 6.2
+# ms, 1280 channels 12.5 -> 9.4, 512x256x169 2.9 -> 2.5, 256x128x1000 equal, 1024x1024x392
+# 47 -> 69 (BLAS's blocking wins on wide products). It wants the filters packed
+# (packed_filters): used for convolutions whose products have up to this many columns.
+PRODUCTS_KERNEL = core.winograd_products_available()
+PACKED_ROWS = 32
+PRODUCTS_MAX_COLUMNS = 200
+
+
+def packed_pays(n, c, f, h, w):
+    """Whether convolve() of n images (C, H, W) -> (F, H, W) is faster with packed_filters()."""
+    if not PRODUCTS_KERNEL or _band_plan(n, c, f, h, w) is not None:
+        return False
+    return max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in chunks(n, h, w, c, f)) \
+        * tile_grid(h, w)[1] <= PRODUCTS_MAX_COLUMNS
+
+
+def packed_filters(weights):
+    """filters(weights) as (16, ⌈F/32⌉, C, 32): rows in blocks of 32 whose values for one
+    channel are contiguous, for core.winograd_products (where PRODUCTS_KERNEL)."""
+    f, c = weights.shape[:2]
+    packed = np.zeros((TILES, -(-f // PACKED_ROWS), c, PACKED_ROWS), np.float32)
+    core.winograd_filter_packed(np.ascontiguousarray(weights, np.float32), packed)
+    return packed
 
 
 def tile_grid(h, w):
@@ -166,15 +195,14 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     """z[:] = act(scale[f] · (3x3 'same' convolution of x with the filters behind u) + bias[f]).
 
     x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
-    in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters)."""
+    in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters), or
+    from packed_filters()."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w)
-    if banded(x, u, z, scale, bias, act, order, transposed):
+    if u.ndim == 3 and banded(x, u, z, scale, bias, act, order, transposed):
         return z
-    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
-    planes = u if order is IDENTITY_ORDER and not transposed else [
-        u[k].T if transposed else u[k] for k in order]
+    products = _products(u, order, transposed)
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -185,11 +213,25 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
         v = stacked(c, cols, buf)
         m = stacked(f, cols, buf[nv + LINE:])
         core.winograd_input(x, n0, n1, r0, r1, v)
-        gemm.batched_matmul(planes, v, m)
+        products(v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
 
     for_each_chunk(chunks(n, h, w, c, f), chunk)
     return z
+
+
+def _products(u, order, transposed):
+    """A function (v, m) writing m[k] = U_k @ v[k], U_k the k-th filter plane as convolve
+    reads it from u."""
+    if u.ndim == 4:
+        if order is not IDENTITY_ORDER or transposed:
+            raise ValueError("packed filters are the forward's only")
+        return lambda v, m: core.winograd_products(u.ctypes.data, u.strides[0] // 4, order,
+                                                   u.strides[1] // 4, PACKED_ROWS, v, m)
+    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
+    planes = u if order is IDENTITY_ORDER and not transposed else [
+        u[k].T if transposed else u[k] for k in order]
+    return lambda v, m: gemm.batched_matmul(planes, v, m)
 
 
 def for_each_chunk(parts, work):

@@ -144,14 +144,16 @@ class ConvolutionalLayer(Layer):
         f, c = self.weights.shape[:2]
         return 4 * winograd.filter_floats(f, c)
 
-    def _winograd_filters(self, cache):
+    def _winograd_filters(self, cache, packed):
+        """U for winograd.convolve (packed_filters() or filters()); the cached one if `cache`."""
+        make = winograd.packed_filters if packed else winograd.filters
         if not cache:
             self._u = None
-            return winograd.filters(self.weights)
-        if (self._u is None or self._u_source is not self.weights
+            return make(self.weights)
+        if (self._u is None or (self._u.ndim == 4) != packed or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
-            self._u = winograd.filters(self.weights)
+            self._u = make(self.weights)
             self._u_source = self.weights       # a replaced array (layer.weights = ...) too
             self._u_sample = self._weights_sample()
         return self._u
@@ -249,7 +251,10 @@ class ConvolutionalLayer(Layer):
         winograd_now, cache = self._winograd_applies(x.shape[0], train)
         if winograd_now:
             z = np.empty((x.shape[0],) + self.out_shape, np.float32)
-            u = self._winograd_filters(cache)
+            # the training backward reads the plain U (transposed)
+            c, h, w = self.in_shape
+            packed = not train and winograd.packed_pays(x.shape[0], c, self.filters, h, w)
+            u = self._winograd_filters(cache, packed)
             if train:
                 self._train_u = u
             return winograd.convolve(x, u, z, a, b, act)
