@@ -655,3 +655,66 @@ def test_banded_winograd_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
     z2 = winograd.convolve(x, u, np.empty_like(z), ones, zeros, 0)
     dx2 = winograd.input_gradient(dz, u, np.empty_like(dx))
     assert close(z, z2.astype(np.float64)) and close(dx, dx2.astype(np.float64))
+
+
+needs_products_kernel = pytest.mark.skipif(not winograd.PRODUCTS_KERNEL,
+                                           reason="the products kernel needs AVX-512")
+
+
+@needs_products_kernel
+@pytest.mark.parametrize("n,c,f,h,w", [
+    (1, 5, 1, 3, 3), (1, 7, 17, 13, 13), (2, 3, 33, 5, 9), (1, 70, 64, 7, 30), (3, 2, 45, 6, 6),
+    (1, 1, 96, 28, 2),
+])
+def test_products_kernel_with_packed_filters_equals_the_direct_sum(monkeypatch, n, c, f, h, w):
+    """Filters in blocks of 32 with a partial last block (1, 17, 33, 45 filters: masked rows),
+    columns in passes of every width up to 14 and more passes than one (prefetching the
+    next block), several chunks side by side; against the float64 direct sum."""
+    rng = np.random.default_rng(f * 7 + c)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    packed = winograd.packed_filters(wt)
+    assert packed.shape == (16, -(-f // 32), c, 32)
+    for chunk_floats in (10**9, 1):
+        monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+        monkeypatch.setattr(winograd, "MIN_COLUMNS", 1)
+        z = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, packed, z, a, b, 0)
+        assert close(z, ref)
+
+
+@needs_products_kernel
+def test_products_kernel_reads_the_blocks_planes_and_rows_it_is_given():
+    """core.winograd_products straight: plane order, block and row strides of a plain
+    (16, R, rows) U read with rows contiguous, against numpy's products."""
+    from yolo9000.kernels import core
+    rng = np.random.default_rng(5)
+    rows, r, cols = 40, 23, 31
+    u = rng.standard_normal((16, r, rows)).astype(np.float32)      # A_k = u[order[k]].T
+    v = rng.standard_normal((16, r, cols)).astype(np.float32)
+    order = rng.permutation(16).astype(np.int32)
+    m = np.full((16, rows, cols), np.nan, np.float32)
+    core.winograd_products(u.ctypes.data, u.strides[0] // 4, order, 32, u.strides[1] // 4, v, m)
+    expected = np.einsum("krc,krn->kcn", u[order].astype(np.float64), v)
+    assert np.abs(m - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+@needs_products_kernel
+def test_inference_packs_the_filters_for_thin_products_only():
+    """A 13x13 layer of many channels caches packed filters at batch 1 (few columns) and the
+    plain U at batch 8 (BLAS's products), with the same outputs as im2col either way."""
+    rng = np.random.default_rng(11)
+    layer = ConvolutionalLayer((96, 13, 13), filters=40, size=3, stride=1, pad=1,
+                               batch_normalize=True, activation="leaky")
+    randomise(layer, rng)
+    for batch, packed in ((1, True), (8, False), (1, True)):
+        x = rng.standard_normal((batch, 96, 13, 13)).astype(np.float32)
+        y = layer.forward(x)
+        assert layer._u.ndim == (4 if packed else 3)
+        layer.use_winograd = False
+        reference = layer.forward(x)
+        layer.use_winograd = True
+        assert close(y, reference.astype(np.float64))
