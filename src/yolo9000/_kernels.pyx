@@ -691,29 +691,11 @@ def winograd_filter(const float[:, :, :, ::1] w, float[:, :, :] U):
         raise ValueError("winograd_filter: U[k] must be C-contiguous")
     with nogil:
         for f in prange(F, schedule="static"):
-            _filter_row(&w[f, 0, 0, 0], &U[0, f, 0], C, plane, 1)
-
-
-def winograd_filter_packed(const float[:, :, :, ::1] w, float[:, :, :, ::1] packed):
-    """packed[k, f // 32, c, f % 32] = U[k, f, c] of winograd_filter: U's rows in blocks of 32
-    whose values for one channel are contiguous (winograd_products' layout for the forward);
-    the padding rows of the last block are left as they are."""
-    cdef int F = w.shape[0], C = w.shape[1]
-    cdef int f
-    if (w.shape[2] != 3 or w.shape[3] != 3 or packed.shape[0] != 16
-            or packed.shape[1] != (F + Y9K_ROWS - 1) // Y9K_ROWS or packed.shape[2] != C
-            or packed.shape[3] != Y9K_ROWS):
-        raise ValueError("winograd_filter_packed: shapes do not match")
-    cdef Py_ssize_t plane = packed.strides[0] // sizeof(float)
-    with nogil:
-        for f in prange(F, schedule="static"):
-            _filter_row(&w[f, 0, 0, 0], &packed[0, f // Y9K_ROWS, 0, f % Y9K_ROWS], C, plane,
-                        Y9K_ROWS)
+            _filter_row(&w[f, 0, 0, 0], &U[0, f, 0], C, plane)
 
 
 # (the per-job work of each prange is a function: its local arrays are then private per thread)
-cdef void _filter_row(const float* w, float* u, int C, Py_ssize_t plane,
-                      Py_ssize_t step) noexcept nogil:
+cdef void _filter_row(const float* w, float* u, int C, Py_ssize_t plane) noexcept nogil:
     cdef float t[4][3]
     cdef const float* g
     cdef int c, i
@@ -726,10 +708,10 @@ cdef void _filter_row(const float* w, float* u, int C, Py_ssize_t plane,
             t[2][i] = 0.5 * (g[i] - g[3 + i] + g[6 + i])
             t[3][i] = g[6 + i]
         for i in range(4):
-            u[(4 * i + 0) * plane + c * step] = t[i][0]
-            u[(4 * i + 1) * plane + c * step] = 0.5 * (t[i][0] + t[i][1] + t[i][2])
-            u[(4 * i + 2) * plane + c * step] = 0.5 * (t[i][0] - t[i][1] + t[i][2])
-            u[(4 * i + 3) * plane + c * step] = t[i][2]
+            u[(4 * i + 0) * plane + c] = t[i][0]
+            u[(4 * i + 1) * plane + c] = 0.5 * (t[i][0] + t[i][1] + t[i][2])
+            u[(4 * i + 2) * plane + c] = 0.5 * (t[i][0] - t[i][1] + t[i][2])
+            u[(4 * i + 3) * plane + c] = t[i][2]
 
 
 cdef Py_ssize_t _plane_stride(Py_ssize_t* shape, Py_ssize_t* strides, str what) except -1:
@@ -1592,75 +1574,155 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
                       &du_parts[job, k, 0, 0], C)
 
 
-# -- Winograd's 16 products for few tiles, with AVX-512 -----------------------------------------
-# At 13x13 and batch 1 each product is (1024 x 1024) @ (1024 x 49): BLAS packs the 4 MB filter
-# plane for every call and reaches ~175 GFLOP/s on two threads. This kernel reads the filters
-# in place: 32 output rows (two 16-float vectors) of one plane at a time against up to 14 tile
-# columns (28 accumulators), the 32 rows of each reduction index contiguous: a packed copy for
-# the forward (filters[k][c] regrouped as [k/32][c][32]) or the plain U itself for the input
-# gradient, whose output rows (channels c) are contiguous there. While a block is in the
-# cache for its later column passes, the block after it is prefetched (that alone: ~110 ->
-# ~300 GFLOP/s at 1024x1024x49).
+# -- Winograd for few tiles: the filters transformed inside the products, with AVX-512 -----------
+# At 13x13 and batch 1 each of the 16 products is (1024 x 1024) @ (1024 x 49): BLAS packs the
+# 4 MB filter plane for every call (~175 GFLOP/s on two threads), and the transformed filters
+# U are 16/9 of the weights (64 MB to read at 1024x1024, or to cache). Here each job is a
+# block of 32 output rows (filters for the forward, channels for the input gradient): it reads
+# the block's 3x3 weights (regrouped once so that the 32 rows' values of one tap are
+# contiguous: winograd_weight_blocks), transforms a chunk of reduction indices into all 16
+# planes in the thread's cache, and multiplies each plane by V with 32 rows (two 16-float
+# vectors) against up to 14 tile columns (28 accumulators); chunks add up in order, so the
+# result does not depend on the threads.
 cdef extern from *:
     """
     #define Y9K_ROWS 32
     #define Y9K_COLS 14
+    #define Y9K_CHUNK 128
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <immintrin.h>
-    /* m[o][j] = sum_r a[r*lda + o] * v[r*ldv + j] for o < rows (<= 32), j < cols (<= 14) */
+    /* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
+       64 rows), j < cols (<= 28/rowv); while at it, the rows pv + r*ldv (the next plane's V)
+       and pw_lines lines from pw into the cache */
     static inline __attribute__((always_inline, target("avx512f")))
-    void y9k_products_pass(const float *a, long lda, int rows, int R, const float *v, long ldv,
-                           int cols, float *m, long ldm, const float *next)
+    void y9k_products_pass(const int rowv, const float *a, int R, const float *v, long ldv,
+                           const int cols, float *acc, int add, const float *pv, const float *pw,
+                           int pw_lines)
     {
-        __m512 s0[Y9K_COLS], s1[Y9K_COLS];
-        __mmask16 k0 = rows >= 16 ? 0xFFFF : (__mmask16) ((1u << rows) - 1);
-        __mmask16 k1 = rows >= 32 ? 0xFFFF : rows <= 16 ? 0 : (__mmask16) ((1u << (rows - 16)) - 1);
-        for (int j = 0; j < Y9K_COLS; j++) { s0[j] = _mm512_setzero_ps(); s1[j] = s0[j]; }
+        const int W = 16 * rowv;
+        __m512 s[28];
+        for (int j = 0; j < cols; j++)
+            for (int q = 0; q < rowv; q++)
+                s[j * rowv + q] = add ? _mm512_load_ps(acc + j * W + 16 * q) : _mm512_setzero_ps();
         for (int r = 0; r < R; r++) {
-            const float *ar = a + (long) r * lda;
-            __m512 a0 = _mm512_maskz_loadu_ps(k0, ar), a1 = _mm512_maskz_loadu_ps(k1, ar + 16);
+            __m512 ar[4];
+            for (int q = 0; q < rowv; q++)
+                ar[q] = _mm512_load_ps(a + r * W + 16 * q);
             const float *vr = v + (long) r * ldv;
-            for (int j = 0; j < Y9K_COLS; j++)
-                if (j < cols) {
-                    __m512 b = _mm512_set1_ps(vr[j]);
-                    s0[j] = _mm512_fmadd_ps(a0, b, s0[j]);
-                    s1[j] = _mm512_fmadd_ps(a1, b, s1[j]);
-                }
-            if (next) {
-                _mm_prefetch((const char *) (next + (long) r * lda), _MM_HINT_T1);
-                _mm_prefetch((const char *) (next + (long) r * lda + 16), _MM_HINT_T1);
+            for (int j = 0; j < cols; j++) {
+                __m512 b = _mm512_set1_ps(vr[j]);
+                for (int q = 0; q < rowv; q++)
+                    s[j * rowv + q] = _mm512_fmadd_ps(ar[q], b, s[j * rowv + q]);
             }
+            if (pv) {
+                const char *c = (const char *) (pv + (long) r * ldv);
+                _mm_prefetch(c, _MM_HINT_T1);
+                _mm_prefetch(c + 64, _MM_HINT_T1);
+                _mm_prefetch(c + 128, _MM_HINT_T1);
+                _mm_prefetch(c + 192, _MM_HINT_T1);
+            }
+            if (2 * r < pw_lines)
+                _mm_prefetch((const char *) (pw + 2 * r * 16), _MM_HINT_T1);
+            if (2 * r + 1 < pw_lines)
+                _mm_prefetch((const char *) (pw + (2 * r + 1) * 16), _MM_HINT_T1);
         }
-        float out[Y9K_COLS][Y9K_ROWS] __attribute__((aligned(64)));
-        for (int j = 0; j < cols; j++) {
-            _mm512_store_ps(out[j], s0[j]);
-            _mm512_store_ps(out[j] + 16, s1[j]);
-        }
-        for (int o = 0; o < rows; o++)
-            for (int j = 0; j < cols; j++)
-                m[(long) o * ldm + j] = out[j][o];
+        for (int j = 0; j < cols; j++)
+            for (int q = 0; q < rowv; q++)
+                _mm512_store_ps(acc + j * W + 16 * q, s[j * rowv + q]);
     }
-    #define Y9K_PASS(C) y9k_products_pass(a, lda, rows, R, v + j0, ldv, C, m + j0, ldm, pf)
-    /* one block of rows against all N columns, in passes of <= 14 columns of equal width;
-       the second pass prefetches `next` (the following block, same lda and R) */
+    #define Y9K_PASS(V, C) y9k_products_pass(V, a, R, v + j0, ldv, C, acc + j0 * 16 * V, add, \
+                                             p ? NULL : pv, pw, p ? 0 : pw_lines)
+    /* one plane: 32 or 64 rows (rowv 2 or 4) against all N columns, in passes of equal width
+       (<= 14 or 7 columns: 28 sums in registers) */
     __attribute__((target("avx512f")))
-    static void y9k_products_block(const float *a, long lda, int rows, int R, const float *v,
-                                   long ldv, int N, float *m, long ldm, const float *next)
+    static void y9k_products_plane(int rowv, const float *a, int R, const float *v, long ldv,
+                                   int N, float *acc, int add, const float *pv, const float *pw,
+                                   int pw_lines)
     {
-        int passes = (N + Y9K_COLS - 1) / Y9K_COLS;
+        int most = 28 / rowv, passes = (N + most - 1) / most;
         for (int p = 0; p < passes; p++) {
             int j0 = (int) ((long) N * p / passes), cols = (int) ((long) N * (p + 1) / passes) - j0;
-            const float *pf = p == 1 ? next : NULL;
-            switch (cols) {
-            case 14: Y9K_PASS(14); break; case 13: Y9K_PASS(13); break;
-            case 12: Y9K_PASS(12); break; case 11: Y9K_PASS(11); break;
-            case 10: Y9K_PASS(10); break; case 9: Y9K_PASS(9); break;
-            case 8: Y9K_PASS(8); break; case 7: Y9K_PASS(7); break;
-            case 6: Y9K_PASS(6); break; case 5: Y9K_PASS(5); break;
-            case 4: Y9K_PASS(4); break; case 3: Y9K_PASS(3); break;
-            case 2: Y9K_PASS(2); break; default: Y9K_PASS(1); break;
+            if (rowv == 4) {
+                switch (cols) {
+                case 7: Y9K_PASS(4, 7); break; case 6: Y9K_PASS(4, 6); break;
+                case 5: Y9K_PASS(4, 5); break; case 4: Y9K_PASS(4, 4); break;
+                case 3: Y9K_PASS(4, 3); break; case 2: Y9K_PASS(4, 2); break;
+                default: Y9K_PASS(4, 1); break;
+                }
+            } else {
+                switch (cols) {
+                case 14: Y9K_PASS(2, 14); break; case 13: Y9K_PASS(2, 13); break;
+                case 12: Y9K_PASS(2, 12); break; case 11: Y9K_PASS(2, 11); break;
+                case 10: Y9K_PASS(2, 10); break; case 9: Y9K_PASS(2, 9); break;
+                case 8: Y9K_PASS(2, 8); break; case 7: Y9K_PASS(2, 7); break;
+                case 6: Y9K_PASS(2, 6); break; case 5: Y9K_PASS(2, 5); break;
+                case 4: Y9K_PASS(2, 4); break; case 3: Y9K_PASS(2, 3); break;
+                case 2: Y9K_PASS(2, 2); break; default: Y9K_PASS(2, 1); break;
+                }
             }
         }
+    }
+    /* u = G g Gt for 16 filters at once (g: 9 taps, each 16 filters' values), into plane
+       dest[k] of the scratch: the same arithmetic as winograd_filter's */
+    static inline __attribute__((always_inline, target("avx512f")))
+    void y9k_transform16(const float *g, const int *dest, float *out, long plane)
+    {
+        __m512 half = _mm512_set1_ps(0.5f), t[4][3];
+        for (int i = 0; i < 3; i++) {
+            __m512 a = _mm512_loadu_ps(g + i * Y9K_ROWS), b = _mm512_loadu_ps(g + (3 + i) * Y9K_ROWS),
+                   c = _mm512_loadu_ps(g + (6 + i) * Y9K_ROWS);
+            t[0][i] = a;
+            t[1][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));
+            t[2][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c));
+            t[3][i] = c;
+        }
+        for (int i = 0; i < 4; i++) {
+            __m512 u1 = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+            __m512 u2 = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+            _mm512_storeu_ps(out + dest[4 * i + 0] * plane, t[i][0]);
+            _mm512_storeu_ps(out + dest[4 * i + 1] * plane, u1);
+            _mm512_storeu_ps(out + dest[4 * i + 2] * plane, u2);
+            _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
+        }
+    }
+    /* one job: nblocks (1 or 2) consecutive blocks of weights (R, 9, 32) from w, for `rows`
+       rows of the products; v plane k at v + k*v_plane (R rows of ldv), m plane k at
+       m + k*m_plane (rows of ldm); scratch (64-byte aligned): the chunk's 16 transformed planes
+       (Y9K_CHUNK x 32·nblocks each), then the sums (16 planes of N x 32·nblocks) */
+    __attribute__((target("avx512f")))
+    static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
+                                  const float *v, long v_plane, long ldv, int N, float *m,
+                                  long m_plane, long ldm, float *scratch)
+    {
+        const int W = Y9K_ROWS * nblocks;
+        /* planes an odd number of cache lines apart: the transform writes all 16 at once */
+        const long plane = (long) Y9K_CHUNK * W + 16, sums = (long) N * W;
+        const long block = (long) R * 9 * Y9K_ROWS;
+        float *acc = scratch + 16 * plane;
+        for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
+            int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
+            for (int b = 0; b < nblocks; b++)
+                for (int r = 0; r < rc; r++)
+                    for (int h = 0; h < Y9K_ROWS; h += 16)
+                        y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_ROWS + h, dest,
+                                        scratch + r * W + b * Y9K_ROWS + h, plane);
+            /* while plane k multiplies: plane k+1's V rows and 1/16 of the next chunk's
+               weights (up to Y9K_CHUNK rows of 9 x 32 floats: 18 lines each, of the first
+               block; the hardware follows the second) into the cache */
+            long next_lines = (long) (R - r0 - rc < Y9K_CHUNK ? R - r0 - rc : Y9K_CHUNK) * 18;
+            const float *next_w = w + (long) (r0 + rc) * 9 * Y9K_ROWS;
+            for (int k = 0; k < 16; k++) {
+                long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
+                y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
+                                   v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
+                                   r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
+                                   next_w + lo * 16, (int) (hi - lo));
+            }
+        }
+        for (int k = 0; k < 16; k++)
+            for (int o = 0; o < rows; o++)
+                for (int j = 0; j < N; j++)
+                    m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
     }
     static int y9k_products_available(void)
     {
@@ -1668,50 +1730,95 @@ cdef extern from *:
         return __builtin_cpu_supports("avx512f");
     }
     #else
-    static void y9k_products_block(const float *a, long lda, int rows, int R, const float *v,
-                                   long ldv, int N, float *m, long ldm, const float *next)
-    { (void)a; (void)lda; (void)rows; (void)R; (void)v; (void)ldv; (void)N; (void)m; (void)ldm; (void)next; }
+    static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
+                                  const float *v, long v_plane, long ldv, int N, float *m,
+                                  long m_plane, long ldm, float *scratch)
+    { (void)w; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
+      (void)m; (void)m_plane; (void)ldm; (void)scratch; }
     static int y9k_products_available(void) { return 0; }
     #endif
     """
     int Y9K_ROWS
-    void y9k_products_block(const float* a, long lda, int rows, int R, const float* v,
-                            long ldv, int N, float* m, long ldm, const float* next) noexcept nogil
+    int Y9K_CHUNK
+    void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
+                           const float* v,
+                           long v_plane, long ldv, int N, float* m, long m_plane,
+                           long ldm, float* scratch) noexcept nogil
     int y9k_products_available() noexcept nogil
 
 
 def winograd_products_available():
-    """Whether winograd_products can run here (x86-64 with AVX-512)."""
+    """Whether winograd_products_from_weights can run here (x86-64 with AVX-512)."""
     return bool(y9k_products_available())
 
 
-def winograd_products(size_t a_address, Py_ssize_t a_plane, const int[::1] order,
-                      Py_ssize_t a_block, Py_ssize_t a_ld, const float[:, :, :] v,
-                      float[:, :, :] m):
-    """m[k] = A_k @ v[k] for the 16 planes (v (16, R, N), m (16, rows, N), rows contiguous),
-    where A_k[o, r] is the float at a_address + order[k]·a_plane + (o // 32)·a_block + r·a_ld
-    + o % 32 (floats): the 32 rows of a block contiguous for each reduction index r."""
-    cdef int rows = m.shape[1], R = v.shape[1], N = v.shape[2]
-    cdef int blocks = (rows + Y9K_ROWS - 1) // Y9K_ROWS
-    cdef const float* a = <const float*> a_address
+def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
+                           float[:, :, :, ::1] blocks):
+    """blocks[b, r, t, o] = the weight of output row 32b + o and reduction index r at tap t
+    (zero past the last row): rows are the filters f and r the channels c of w (F, C, 3, 3),
+    or with `transposed` (the input gradient's) rows the channels and r the filters."""
+    cdef int F = w.shape[0], C = w.shape[1]
+    cdef int rows = C if transposed else F, R = F if transposed else C
+    cdef Py_ssize_t row_step = 9 if transposed else <Py_ssize_t> C * 9
+    cdef Py_ssize_t r_step = <Py_ssize_t> C * 9 if transposed else 9
+    cdef int nb = (rows + Y9K_ROWS - 1) // Y9K_ROWS
+    cdef int job, b, r, t, o
+    cdef const float* src
+    if (w.shape[2] != 3 or w.shape[3] != 3 or blocks.shape[0] != nb or blocks.shape[1] != R
+            or blocks.shape[2] != 9 or blocks.shape[3] != Y9K_ROWS):
+        raise ValueError("winograd_weight_blocks: shapes do not match")
+    with nogil:
+        for job in prange(nb * R, schedule="static"):
+            b = job // R
+            r = job % R
+            src = &w[0, 0, 0, 0] + r * r_step
+            for o in range(Y9K_ROWS):
+                if b * Y9K_ROWS + o < rows:
+                    for t in range(9):
+                        blocks[b, r, t, o] = src[(b * Y9K_ROWS + o) * row_step + t]
+                else:
+                    for t in range(9):
+                        blocks[b, r, t, o] = 0
+
+
+def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
+                                   const int[::1] dest, const float[:, :, :] v,
+                                   float[:, :, :] m, float[:, ::1] scratch):
+    """m[k] = U_k @ v[k] for the 16 planes, U_k the transformed filters of the weight blocks
+    (winograd_weight_blocks: (⌈rows/32⌉, R, 9, 32)), plane k of the transform stored as
+    plane dest[k] (the input gradient's flip); v (16, R, N), m (16, rows, N) with contiguous
+    rows. scratch: a 64-byte aligned row of winograd_scratch_floats(N) per OpenMP thread."""
+    cdef int R = blocks.shape[1], N = v.shape[2], nb = blocks.shape[0]
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
-    cdef int job, jobs = 16 * blocks, k, b
-    cdef const float* nxt
-    if (v.shape[0] != 16 or m.shape[0] != 16 or m.shape[2] != N or order.shape[0] != 16
-            or v.strides[2] != 4 or m.strides[2] != 4 or not y9k_products_available()):
-        raise ValueError("winograd_products: shapes do not match")
+    cdef int b
+    if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
+            or m.shape[2] != N or nb * Y9K_ROWS < rows or blocks.shape[2] != 9
+            or blocks.shape[3] != Y9K_ROWS or dest.shape[0] != 16
+            or v.strides[2] != 4 or m.strides[2] != 4
+            or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
+            or (<size_t> &scratch[0, 0]) % 64
+            or scratch.shape[0] < y9k_max_threads()
+            or not y9k_products_available()):
+        raise ValueError("winograd_products_from_weights: shapes do not match")
+    for b in range(16):
+        if not 0 <= dest[b] < 16:
+            raise ValueError("winograd_products_from_weights: planes out of range")
     with nogil:
-        for job in prange(jobs, schedule="static"):
-            k = job // blocks
-            b = job % blocks
-            nxt = NULL
-            if job + 1 < jobs:
-                nxt = a + order[(job + 1) // blocks] * a_plane + ((job + 1) % blocks) * a_block
-            y9k_products_block(a + order[k] * a_plane + b * a_block, a_ld,
-                               min(Y9K_ROWS, rows - b * Y9K_ROWS), R,
-                               &v[k, 0, 0], v_ld, N, &m[k, b * Y9K_ROWS, 0], m_ld, nxt)
+        # jobs of two blocks (64 rows: V read half as often, 4 loads per 28 sums instead of 2
+        # per 14 x 2), the last one single when the count is odd
+        for b in prange(nb, schedule="dynamic"):
+            y9k_winograd_rows(&blocks[b, 0, 0, 0], 1,
+                              min(Y9K_ROWS, rows - b * Y9K_ROWS), R,
+                              &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
+                              &m[0, b * Y9K_ROWS, 0], m_plane, m_ld,
+                              &scratch[cython.parallel.threadid(), 0])
 
+
+def winograd_scratch_floats(int columns):
+    """Floats of scratch per thread for winograd_products_from_weights of that many columns
+    (a multiple of 16: the rows must stay 64-byte aligned)."""
+    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_ROWS + 16)
 
 
 # -- one matrix product in pieces, each with single-threaded BLAS, on the OpenMP threads --------

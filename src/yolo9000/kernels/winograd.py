@@ -69,36 +69,53 @@ def filters(weights):
 
 
 def filter_floats(f, c):
-    """Floats of filters() or packed_filters() (the larger: packing rounds F up)."""
-    return max(stacked_size(f, c), TILES * -(-f // PACKED_ROWS) * PACKED_ROWS * c)
+    return stacked_size(f, c)
 
 
-# The AVX-512 products kernel (core.winograd_products) reads the filters without BLAS's
-# packing of each 4 MB plane per call, which dominates thin products. Measured on two threads,
-# the 16 products of (filters x channels x columns): 1024x1024x49 (13x13, batch 1) 10.1 -> 6.2
-# ms, 1280 channels 12.5 -> 9.4, 512x256x169 2.9 -> 2.5, 256x128x1000 equal, 1024x1024x392
-# 47 -> 69 (BLAS's blocking wins on wide products). It wants the filters packed
-# (packed_filters): used for convolutions whose products have up to this many columns.
+# Few tiles (13x13 at batch 1: 49 columns per product): an AVX-512 kernel
+# (core.winograd_products_from_weights) transforms the filters inside the products, block by
+# block of 32 rows, from the 3x3 weights regrouped once (WeightBlocks: 9/16 of U's size, so
+# an inference cache holds every 13x13 layer of a yolov2-voc within its budget); BLAS would
+# pack each 4 MB plane of U per call. Measured on two threads with the filters out of cache
+# (forward / input gradient, ms): 1024x1024 channels at 13x13, batch 1: U + BLAS 12.1 / 13.5,
+# blocks 9.1 / 9.1; 512 -> 1024: 6.9 / 7.6 against 5.2 / 5.5; batch 2 (98 columns): 18.1 /
+# 19.8 against 16.8 / 17.1; 26x26 (169 columns, 256 -> 512): 4.2 / 4.4 against 4.5 / 4.8.
 PRODUCTS_KERNEL = core.winograd_products_available()
-PACKED_ROWS = 32
-PRODUCTS_MAX_COLUMNS = 200
+BLOCK_ROWS = 32
+PRODUCTS_MAX_COLUMNS = 100
 
 
-def packed_pays(n, c, f, h, w):
-    """Whether convolve() of n images (C, H, W) -> (F, H, W) is faster with packed_filters()."""
-    if not PRODUCTS_KERNEL or _band_plan(n, c, f, h, w) is not None:
-        return False
-    return max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in chunks(n, h, w, c, f)) \
-        * tile_grid(h, w)[1] <= PRODUCTS_MAX_COLUMNS
+class WeightBlocks:
+    """3x3 weights (F, C, 3, 3) regrouped for the products kernel: blocks of 32 rows of the
+    products, the rows' values of one reduction index and tap contiguous. Rows are the
+    filters (the forward's), or with `transposed` the channels (the input gradient's)."""
+
+    def __init__(self, weights, transposed=False):
+        f, c = weights.shape[:2]
+        self.rows, reduction = (c, f) if transposed else (f, c)
+        self.transposed = transposed
+        self.data = np.empty((-(-self.rows // BLOCK_ROWS), reduction, 9, BLOCK_ROWS), np.float32)
+        core.winograd_weight_blocks(np.ascontiguousarray(weights, np.float32), transposed,
+                                    self.data)
+
+    @property
+    def nbytes(self):
+        return self.data.nbytes
 
 
-def packed_filters(weights):
-    """filters(weights) as (16, ⌈F/32⌉, C, 32): rows in blocks of 32 whose values for one
-    channel are contiguous, for core.winograd_products (where PRODUCTS_KERNEL)."""
-    f, c = weights.shape[:2]
-    packed = np.zeros((TILES, -(-f // PACKED_ROWS), c, PACKED_ROWS), np.float32)
-    core.winograd_filter_packed(np.ascontiguousarray(weights, np.float32), packed)
-    return packed
+def block_floats(f, c):
+    """Floats of WeightBlocks of (f, c, 3, 3) weights."""
+    return -(-f // BLOCK_ROWS) * BLOCK_ROWS * c * 9
+
+
+def blocks_apply(c, f, h, w):
+    """Whether convolve() of (C, H, W) -> (F, H, W) images multiplies through the products
+    kernel, from WeightBlocks: maps of few tiles (13x13), channels the banded kernels leave
+    to the chunked path. The same for every batch size, so that a batch gives the same bits
+    as its images one by one (batches go through it in groups of few images)."""
+    th, tw = tile_grid(h, w)
+    return (PRODUCTS_KERNEL and th * tw <= PRODUCTS_MAX_COLUMNS
+            and (c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS))
 
 
 def tile_grid(h, w):
@@ -196,42 +213,52 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
 
     x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
     in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters), or
-    from packed_filters()."""
+    WeightBlocks (transposed ones for the input gradient)."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w)
-    if u.ndim == 3 and banded(x, u, z, scale, bias, act, order, transposed):
+    blocks = isinstance(u, WeightBlocks)
+    if blocks:
+        if u.transposed != transposed or u.rows != f:
+            raise ValueError("weight blocks of another convolution")
+    elif banded(x, u, z, scale, bias, act, order, transposed):
         return z
-    products = _products(u, order, transposed)
+    else:
+        # views of u's planes: the 16 products read U transposed in place (64 MB at 1024^2)
+        planes = u if order is IDENTITY_ORDER and not transposed else [
+            u[k].T if transposed else u[k] for k in order]
+        per_thread = 0
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
-        # V and M side by side in the (running thread's) scratch buffer
+        # V, M and the kernel's scratch side by side in the (running thread's) buffer
         nv = stacked_size(c, cols)
         nm = stacked_size(f, cols)
-        buf = workspace.borrow((nv + LINE + nm,))
+        threads = core.get_max_threads()
+        per_thread = core.winograd_scratch_floats(-(-cols // LINE) * LINE) if blocks else 0
+        buf = workspace.borrow((nv + LINE + nm + 2 * LINE + threads * per_thread,))
         v = stacked(c, cols, buf)
         m = stacked(f, cols, buf[nv + LINE:])
         core.winograd_input(x, n0, n1, r0, r1, v)
-        products(v, m)
+        if blocks:
+            start = nv + LINE + nm + LINE
+            start += (-(buf[start:].ctypes.data // 4)) % LINE        # 64-byte aligned
+            scratch = buf[start:start + threads * per_thread].reshape(threads, per_thread)
+            core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
+        else:
+            gemm.batched_matmul(planes, v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
 
-    for_each_chunk(chunks(n, h, w, c, f), chunk)
+    if blocks:
+        # groups of whole images of at most PRODUCTS_MAX_COLUMNS tiles (the kernel's products
+        # lose to BLAS's on wider ones)
+        th, _ = tile_grid(h, w)
+        group = max(1, PRODUCTS_MAX_COLUMNS // (th * tw))
+        parts = [(a, min(a + group, n), 0, th) for a in range(0, n, group)]
+    else:
+        parts = chunks(n, h, w, c, f)
+    for_each_chunk(parts, chunk)
     return z
-
-
-def _products(u, order, transposed):
-    """A function (v, m) writing m[k] = U_k @ v[k], U_k the k-th filter plane as convolve
-    reads it from u."""
-    if u.ndim == 4:
-        if order is not IDENTITY_ORDER or transposed:
-            raise ValueError("packed filters are the forward's only")
-        return lambda v, m: core.winograd_products(u.ctypes.data, u.strides[0] // 4, order,
-                                                   u.strides[1] // 4, PACKED_ROWS, v, m)
-    # views of u's planes: the 16 products read U transposed in place (64 MB at 1024x1024)
-    planes = u if order is IDENTITY_ORDER and not transposed else [
-        u[k].T if transposed else u[k] for k in order]
-    return lambda v, m: gemm.batched_matmul(planes, v, m)
 
 
 def for_each_chunk(parts, work):
@@ -256,9 +283,10 @@ FLIPPED_PLANE = np.array([4 * _SWAP_0_3[k // 4] + _SWAP_0_3[k % 4] for k in rang
 
 
 def input_gradient(dz, u, dx):
-    """dx[:] = dL/dx of the convolution behind u (filters() of (F, C, 3, 3) weights) given
+    """dx[:] = dL/dx of the convolution behind u (filters() of (F, C, 3, 3) weights, or their
+    transposed WeightBlocks) given
     dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
-    c = u.shape[2]
+    c = dx.shape[1]
     return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0,
                     FLIPPED_PLANE, True)
 

@@ -140,17 +140,26 @@ class ConvolutionalLayer(Layer):
         flat = self.weights.reshape(-1)
         return flat[:: max(1, flat.size // 256)].copy()
 
-    def winograd_filter_bytes(self):
-        f, c = self.weights.shape[:2]
-        return 4 * winograd.filter_floats(f, c)
+    def _blocks(self):
+        """Whether inference multiplies through the products kernel, from WeightBlocks (13x13
+        maps of many channels; any batch size)."""
+        c, h, w = self.in_shape
+        return winograd.blocks_apply(c, self.filters, h, w)
 
-    def _winograd_filters(self, cache, packed):
-        """U for winograd.convolve (packed_filters() or filters()); the cached one if `cache`."""
-        make = winograd.packed_filters if packed else winograd.filters
+    def winograd_filter_bytes(self):
+        """Bytes of the filters the inference cache holds (the network's plan)."""
+        f, c = self.weights.shape[:2]
+        return 4 * (winograd.block_floats(f, c) if self._blocks() else winograd.filter_floats(f, c))
+
+    def _winograd_filters(self, cache, blocks):
+        """The filters for winograd.convolve (WeightBlocks or filters()); the cached ones if
+        `cache`."""
+        make = winograd.WeightBlocks if blocks else winograd.filters
         if not cache:
             self._u = None
             return make(self.weights)
-        if (self._u is None or (self._u.ndim == 4) != packed or self._u_source is not self.weights
+        if (self._u is None or isinstance(self._u, winograd.WeightBlocks) != blocks
+                or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
             self._u = make(self.weights)
@@ -159,15 +168,14 @@ class ConvolutionalLayer(Layer):
         return self._u
 
     def _winograd_applies(self, n, train):
-        """Whether this call goes through Winograd (and whether it uses the cached U)."""
+        """(through Winograd, with the cached filters, as WeightBlocks) for this call."""
         if not self.use_winograd:
-            return False, False
-        cache = self.cache_winograd and not train
-        if cache:
-            return True, True
+            return False, False, False
+        if self.cache_winograd and not train:
+            return True, True, self._blocks()
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
-        return n * th * tw >= threshold, False
+        return n * th * tw >= threshold, False, False
 
     @property
     def is_pointwise(self):
@@ -248,13 +256,10 @@ class ConvolutionalLayer(Layer):
         self._train_u = None
         if self.use_direct:
             return self._direct(x, a, b, act, train)
-        winograd_now, cache = self._winograd_applies(x.shape[0], train)
+        winograd_now, cache, blocks = self._winograd_applies(x.shape[0], train)
         if winograd_now:
             z = np.empty((x.shape[0],) + self.out_shape, np.float32)
-            # the training backward reads the plain U (transposed)
-            c, h, w = self.in_shape
-            packed = not train and winograd.packed_pays(x.shape[0], c, self.filters, h, w)
-            u = self._winograd_filters(cache, packed)
+            u = self._winograd_filters(cache, blocks)
             if train:
                 self._train_u = u
             return winograd.convolve(x, u, z, a, b, act)
