@@ -1592,7 +1592,7 @@ cdef extern from *:
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <immintrin.h>
     /* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
-       64 rows), j < cols (<= 28/rowv); while at it, the rows pv + r*ldv (the next plane's V)
+       64 rows), j < cols (<= 14 or 6); while at it, the rows pv + r*ldv (the next plane's V)
        and pw_lines lines from pw into the cache */
     static inline __attribute__((always_inline, target("avx512f")))
     void y9k_products_pass(const int rowv, const float *a, int R, const float *v, long ldv,
@@ -1633,18 +1633,18 @@ cdef extern from *:
     #define Y9K_PASS(V, C) y9k_products_pass(V, a, R, v + j0, ldv, C, acc + j0 * 16 * V, add, \
                                              p ? NULL : pv, pw, p ? 0 : pw_lines)
     /* one plane: 32 or 64 rows (rowv 2 or 4) against all N columns, in passes of equal width
-       (<= 14 or 7 columns: 28 sums in registers) */
+       (<= 14 or 6 columns: 28 or 24 sums and the row vectors in the 32 registers) */
     __attribute__((target("avx512f")))
     static void y9k_products_plane(int rowv, const float *a, int R, const float *v, long ldv,
                                    int N, float *acc, int add, const float *pv, const float *pw,
                                    int pw_lines)
     {
-        int most = 28 / rowv, passes = (N + most - 1) / most;
+        int most = rowv == 4 ? 6 : 14, passes = (N + most - 1) / most;
         for (int p = 0; p < passes; p++) {
             int j0 = (int) ((long) N * p / passes), cols = (int) ((long) N * (p + 1) / passes) - j0;
             if (rowv == 4) {
                 switch (cols) {
-                case 7: Y9K_PASS(4, 7); break; case 6: Y9K_PASS(4, 6); break;
+                case 6: Y9K_PASS(4, 6); break;
                 case 5: Y9K_PASS(4, 5); break; case 4: Y9K_PASS(4, 4); break;
                 case 3: Y9K_PASS(4, 3); break; case 2: Y9K_PASS(4, 2); break;
                 default: Y9K_PASS(4, 1); break;
