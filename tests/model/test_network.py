@@ -283,3 +283,47 @@ def test_backward_leaves_the_callers_gradient_alone():
     assert np.array_equal(dy, kept)
     net.forward(x, train=True)
     assert np.array_equal(net.backward(dy, start=start), first)
+
+
+def test_lazily_zeroed_gradients_equal_zeroed_ones():
+    """zero_grads() leaves the convolutions' weight gradients to be written over by the next
+    backward: the same bits as filling them with zeros first (im2col, Winograd and direct
+    paths, a layer the gradient does not reach), zeros to anyone reading before a backward,
+    and a second backward adds to the first."""
+    net = Network.from_cfg(str(REFERENCE_CFG / "yolov2-tiny-voc.cfg"), width=64, height=64)
+    random_weights(net, 4)
+    rng = np.random.default_rng(8)
+    x = rng.random((2,) + net.input_shape, dtype=np.float32)
+    dy = rng.standard_normal((2,) + net.layers[-2].out_shape).astype(np.float32)
+    start = len(net.layers) - 2
+
+    def gradients():
+        return [g.copy() for _, _, _, g in net.parameters() if g is not None]
+
+    def step(lazy):
+        if lazy:
+            net.zero_grads()
+        else:
+            for _, _, _, g in net.parameters():
+                if g is not None:
+                    g.fill(0.0)
+        net.forward(x, train=True)
+        net.backward(dy, start=start, input_grad=False)
+        return gradients()
+
+    for _, _, _, g in net.parameters():
+        if g is not None:
+            g.fill(7.0)              # stale values that must not leak into the result
+    lazy, filled = step(True), step(False)
+    assert all(np.array_equal(a, b) for a, b in zip(lazy, filled))
+    net.forward(x, train=True)
+    net.backward(dy, start=start, input_grad=False)
+    assert all(np.array_equal(a, 2 * b) for a, b in zip(gradients(), filled))
+    net.zero_grads()
+    assert not any(g.any() for g in gradients())
+    net.zero_grads()
+    net.forward(x, train=True)
+    early = len(net.layers) - 4                                  # the last convs not reached
+    net.backward(rng.standard_normal((2,) + net.layers[early].out_shape).astype(np.float32),
+                 start=early, input_grad=False)
+    assert not net.layers[-2].weight_grad.any()

@@ -83,6 +83,10 @@ class Layer:
         for g in self.grads.values():
             g.fill(0.0)
 
+    def settle_grads(self):
+        """Make every gradient array hold its value (a layer may zero one lazily, see
+        ConvolutionalLayer.zero_grads); Network calls it before anyone else reads them."""
+
     def trainable(self):
         """Names of parameters the optimiser updates (those with a gradient)."""
         return list(self.grads)

@@ -67,6 +67,7 @@ class ConvolutionalLayer(Layer):
         self.biases = np.zeros(self.filters, np.float32)
         # np.zeros leaves the pages untouched until written: inference never pays for these
         self.weight_grad = np.zeros(self.weights.shape, np.float32)
+        self._weight_grad_is_zero = False
         self.bias_grad = np.zeros(self.biases.shape, np.float32)
         self.params = {"weights": self.weights, "biases": self.biases}
         self.grads = {"weights": self.weight_grad, "biases": self.bias_grad}
@@ -116,6 +117,30 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"input {h}x{w} is too small for a {self.size}x{self.size} convolution")
         self.in_shape = (c, h, w)
         self.out_shape = (self.filters, out_h, out_w)
+
+    # -- gradients -----------------------------------------------------------------------------
+    def zero_grads(self):
+        """Zero the gradients; the weights' (most of a network's gradient bytes: 38 MB for a
+        1024x1024 3x3 layer) lazily: the next backward writes its gradient over them instead of
+        adding it to zeros (the same bits, one pass less); settle_grads() zeroes them for
+        anyone reading before that."""
+        for g in self.grads.values():
+            if g is not self.weight_grad:
+                g.fill(0.0)
+        self._weight_grad_is_zero = True
+
+    def settle_grads(self):
+        if self._weight_grad_is_zero:
+            self.weight_grad.fill(0.0)
+            self._weight_grad_is_zero = False
+
+    def _add_weight_grad(self, dw):
+        """weight_grad += dw (F, C, k, k), or = dw when it is lazily zero."""
+        if self._weight_grad_is_zero:
+            np.copyto(self.weight_grad, dw)
+            self._weight_grad_is_zero = False
+        else:
+            self.weight_grad += dw
 
     # -- Winograd ------------------------------------------------------------------------------
     def weights_changed(self):
@@ -333,19 +358,21 @@ class ConvolutionalLayer(Layer):
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
         if winograd_weights:
+            self.settle_grads()         # the kernels add into it
             winograd.weight_gradient(self._x, g4, self.weight_grad)
         if winograd_input:
             u = self._train_u if self._train_u is not None else winograd.filters(self.weights)
             dx = winograd.input_gradient(g4, u, np.empty((n, c, h, w), np.float32))
         self._train_u = None
         if self.use_direct:
-            self.weight_grad += self._direct_weight_grad(g).reshape(self.weights.shape)
+            self._add_weight_grad(self._direct_weight_grad(g).reshape(self.weights.shape))
         im2col_weights = not (winograd_weights or self.use_direct)
         im2col_input = need_input_grad and not winograd_input
         if not (im2col_weights or im2col_input):
             return dx
         w2d = self.weights.reshape(f, -1)
         dw = None        # the first chunk's product is the sum so far (no zeroing pass)
+        in_place = False
         if im2col_input:
             dx = np.zeros((n, c, h, w), np.float32)
         s = oh * ow
@@ -356,11 +383,17 @@ class ConvolutionalLayer(Layer):
             # measured to stall for seconds on these shapes on a busy machine)
             if im2col_weights:
                 col = self._columns(self._x, a, b)
-                product = gemm.matmul(gm, col.T, np.empty(w2d.shape, np.float32))
-                if dw is None:
-                    dw = product
+                if dw is None and self._weight_grad_is_zero:
+                    # lazily zero: the first product is the gradient, written in place
+                    dw = gemm.matmul(gm, col.T, self.weight_grad.reshape(f, -1))
+                    self._weight_grad_is_zero = False
+                    in_place = True
                 else:
-                    dw += product
+                    product = gemm.matmul(gm, col.T, np.empty(w2d.shape, np.float32))
+                    if dw is None:
+                        dw = product
+                    else:
+                        dw += product
             if not im2col_input:
                 continue
             dcol = gemm.matmul(w2d.T, gm, np.empty((w2d.shape[1], gm.shape[1]), np.float32))
@@ -369,8 +402,8 @@ class ConvolutionalLayer(Layer):
             else:
                 for j in range(m):
                     core.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
-        if im2col_weights:
-            self.weight_grad += dw.reshape(self.weights.shape)
+        if im2col_weights and not in_place:
+            self._add_weight_grad(dw.reshape(self.weights.shape))
         return dx
 
     def flops(self):

@@ -288,7 +288,7 @@ class Network:
             if i == 0 and not input_grad and layer.kind == "conv":
                 layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 layer.forget_forward()
-                return None
+                break
             d = layer.backward(g, dy_is_scratch=True)
             layer.forget_forward()
             if isinstance(layer, RouteLayer):
@@ -298,6 +298,8 @@ class Network:
                 dx = d
             else:
                 grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
+        for layer in self.layers:        # those the gradient did not reach
+            layer.settle_grads()
         if dx is None and input_grad:
             dx = np.zeros((np.shape(dy)[0],) + self.input_shape, np.float32)
         return dx
@@ -331,6 +333,7 @@ class Network:
     def parameters(self):
         """(layer index, name, parameter, gradient or None) for every parameter array."""
         for i, layer in enumerate(self.layers):
+            layer.settle_grads()
             for name, p in layer.params.items():
                 yield i, name, p, layer.grads.get(name)
 
