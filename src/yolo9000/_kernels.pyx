@@ -1103,6 +1103,51 @@ cdef extern from *:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
+    static int y9k_direct4_available(void)
+    {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    }
+    /* y9k_direct_block64 for 4 filters at once (w: their taps, taps apart; a, b: their
+       affine; out: their rows, out_stride apart) with AVX-512: each input vector loaded
+       feeds 4 FMAs (the one-filter kernel is bound by its loads) */
+    __attribute__((target("avx512f")))
+    static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
+                                    const float *a, const float *b, int act, float *out,
+                                    long out_stride, int n)
+    {
+        __m512 s[4][4];
+        for (int f = 0; f < 4; f++)
+            for (int q = 0; q < 4; q++)
+                s[f][q] = _mm512_setzero_ps();
+        for (int t = 0; t < taps; t++) {
+            const float *p = tap[t] + x0;
+            __m512 x[4];
+            for (int q = 0; q < 4; q++)
+                x[q] = _mm512_loadu_ps(p + 16 * q);
+            for (int f = 0; f < 4; f++) {
+                __m512 wv = _mm512_set1_ps(w[f * taps + t]);
+                for (int q = 0; q < 4; q++)
+                    s[f][q] = _mm512_fmadd_ps(wv, x[q], s[f][q]);
+            }
+        }
+        __m512 tenth = _mm512_set1_ps(0.1f), zero = _mm512_setzero_ps();
+        for (int f = 0; f < 4; f++) {
+            __m512 av = _mm512_set1_ps(a[f]), bv = _mm512_set1_ps(b[f]);
+            for (int q = 0; q < 4; q++) {
+                int left = n - 16 * q;
+                if (left <= 0)
+                    break;
+                __mmask16 k = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
+                __m512 v = _mm512_fmadd_ps(av, s[f][q], bv);
+                if (act == 1)
+                    v = _mm512_max_ps(v, _mm512_mul_ps(tenth, v));
+                else if (act == 2)
+                    v = _mm512_max_ps(v, zero);
+                _mm512_mask_storeu_ps(out + f * out_stride + 16 * q, k, v);
+            }
+        }
+    }
     #else
     static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
                                    float a, float b, int act, float *out, int n)
@@ -1111,6 +1156,12 @@ cdef extern from *:
                                      double *acc)
     { (void)tap; (void)taps; (void)g; (void)n; (void)acc; }
     static int y9k_direct_available(void) { return 0; }
+    static int y9k_direct4_available(void) { return 0; }
+    static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
+                                    const float *a, const float *b, int act, float *out,
+                                    long out_stride, int n)
+    { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out;
+      (void)out_stride; (void)n; }
     #endif
     #ifdef _OPENMP
     static int y9k_thread_num(void) { return omp_get_thread_num(); }
@@ -1123,10 +1174,17 @@ cdef extern from *:
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
                               double* acc) noexcept nogil
     int y9k_direct_available() noexcept nogil
+    int y9k_direct4_available() noexcept nogil
+    void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
+                             const float* a, const float* b, int act, float* out,
+                             long out_stride, int n) noexcept nogil
     int y9k_thread_num() noexcept nogil
 
 
 DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
+# four filters at a time where the CPU has AVX-512 (RGB input layer at 416 px, 32 filters,
+# batch 1: 2.9 -> 1.9 ms; 16 filters, batch 8: 20.1 -> 15.5)
+cdef int _direct4 = y9k_direct4_available()
 DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C < 8)
 
 
@@ -1170,12 +1228,19 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
         for kh in range(3):
             for kw in range(3):
                 tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
-    for f in range(F):
+    cdef int four = (F // 4) * 4 if _direct4 else 0
+    for f in range(0, four, 4):
+        for x0 in range(0, W, DIRECT_BLOCK):
+            n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
+            y9k_direct4_block64(tap, taps, w + f * taps, x0, scale + f, bias + f, act,
+                                z + f * fstride + x0, fstride, n_out)
+    for f in range(four, F):
         for x0 in range(0, W, DIRECT_BLOCK):
             n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
             y9k_direct_block64(tap, taps, w + f * taps, x0, scale[f], bias[f], act,
                                z + f * fstride + x0, n_out)
-        if act == ACT_LOGISTIC:
+    if act == ACT_LOGISTIC:
+        for f in range(F):
             _affine_activate(z + f * fstride, W, 1, 0, ACT_LOGISTIC)
 
 
