@@ -821,13 +821,20 @@ cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, floa
 
 
 def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n1, int r0,
-                    int r1, const float[::1] scale, const float[::1] bias, int act):
+                    int r1, const float[::1] scale, const float[::1] bias, int act,
+                    bint pool=False):
     """z[n, f, 2i:2i+2, 2j:2j+2] = act(scale[f] · (Aᵀ m A) + bias[f]) for the tiles of tile
     rows r0..r1 of images n0..n1 (laid out in M (16, F, cols) as winograd_input lays out V);
-    edge tiles of odd sizes write only their inside part."""
-    cdef Py_ssize_t plane = _tile_stack_plane(z.shape, M.shape, M.strides, n0, n1, r0, r1,
+    edge tiles of odd sizes write only their inside part. With `pool`, z[n, f, i, j] = the
+    maximum of those four instead (a 2x2/2 maxpool fused; z is half the even output size)."""
+    cdef Py_ssize_t image[4]
+    image[0] = z.shape[0]
+    image[1] = z.shape[1]
+    image[2] = z.shape[2] * (2 if pool else 1)
+    image[3] = z.shape[3] * (2 if pool else 1)
+    cdef Py_ssize_t plane = _tile_stack_plane(image, M.shape, M.strides, n0, n1, r0, r1,
                                               "winograd_output")
-    cdef int F = z.shape[1], H = z.shape[2], W = z.shape[3]
+    cdef int F = z.shape[1], H = image[2], W = image[3]
     cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
     if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd_output: shapes do not match")
@@ -838,14 +845,27 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
             f = job % F
             for ti in range(r0, r1):
                 _output_tile_row(&M[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                 plane, &z[img, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act)
+                                 plane, &z[img, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
+                                 pool)
 
 
 DEF OUT_BLOCK = 64
 
 
+cdef inline float _max4(float a, float b, float c, float d) noexcept nogil:
+    """max of a 2x2 window in darknet's order (a later value replaces only a larger one)."""
+    cdef float m = a
+    if b > m:
+        m = b
+    if c > m:
+        m = c
+    if d > m:
+        m = d
+    return m
+
+
 cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, int W, int ti,
-                           int tw, float a, float b, int act) noexcept nogil:
+                           int tw, float a, float b, int act, bint pool) noexcept nogil:
     # blocks of OUT_BLOCK tiles, each step a plain loop over the block so that the compiler
     # vectorises it: s = Aᵀ m (2x4 per tile), y = s A (2x2 per tile), the epilogue, then the
     # 2x2 values interleaved into the two output rows
@@ -882,6 +902,13 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
             yv[3][t] = s[5][t] - s[6][t] - s[7][t]
         for j in range(4):
             _affine_activate(&yv[j][0], nb, a, b, act)
+        if pool:
+            # a 2x2/2 maxpool fused (even H and W: z is the pooled plane, one value a tile),
+            # the window read row by row as the maxpool kernel does
+            q = z + <Py_ssize_t> ti * tw + j0
+            for t in range(nb):
+                q[t] = _max4(yv[0][t], yv[1][t], yv[2][t], yv[3][t])
+            continue
         # tiles whose both columns are inside, then (odd W) the last one's left column
         full = nb - 1 if 2 * (j0 + nb) > W else nb
         q = dst0 + 2 * j0
@@ -1191,6 +1218,42 @@ DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C <
 def direct_conv_available():
     """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA)."""
     return bool(y9k_direct_available())
+
+
+def conv3x3_direct_pooled(const float[:, :, :, ::1] xp, const float[:, ::1] w,
+                          float[:, :, :, ::1] z, const float[::1] scale, const float[::1] bias,
+                          int act, float[:, ::1] scratch):
+    """conv3x3_direct followed by a 2x2/2 maxpool (even output size; z (N, F, H/2, W/2)):
+    each job makes two output rows of every filter in its thread's scratch row (at least
+    2·F·W floats) and keeps their windows' maxima."""
+    cdef int N = z.shape[0], F = z.shape[1], H = 2 * z.shape[2], W = 2 * z.shape[3]
+    cdef int C = xp.shape[1], Wp = xp.shape[3]
+    if not y9k_direct_available():
+        raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
+    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
+            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
+            or scale.shape[0] != F or bias.shape[0] != F
+            or scratch.shape[1] < 2 * F * W or scratch.shape[0] < y9k_max_threads()):
+        raise ValueError("conv3x3_direct_pooled: shapes do not match")
+    cdef int job, n, y, f, j
+    cdef float* rows
+    cdef float* out
+    cdef float* r0
+    with nogil:
+        for job in prange(N * (H // 2), schedule="static"):
+            n = job // (H // 2)
+            y = job % (H // 2)
+            rows = &scratch[cython.parallel.threadid(), 0]
+            # rows 2y and 2y+1 of filter f at rows + (2f)·W and rows + (2f + 1)·W
+            _direct_row(&xp[n, 0, 2 * y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C, &w[0, 0], F,
+                        rows, 2 * W, W, &scale[0], &bias[0], act)
+            _direct_row(&xp[n, 0, 2 * y + 1, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C, &w[0, 0],
+                        F, rows + W, 2 * W, W, &scale[0], &bias[0], act)
+            for f in range(F):
+                out = &z[n, f, y, 0]
+                r0 = rows + <Py_ssize_t> 2 * f * W
+                for j in range(W // 2):
+                    out[j] = _max4(r0[2 * j], r0[2 * j + 1], r0[W + 2 * j], r0[W + 2 * j + 1])
 
 
 def conv3x3_direct(const float[:, :, :, ::1] xp, const float[:, ::1] w, float[:, :, :, ::1] z,
@@ -1554,11 +1617,12 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
                              float[:, :, :, ::1] z, const float[::1] scale,
                              const float[::1] bias, int act, size_t sgemm_address,
                              int band_rows, Py_ssize_t v_plane, Py_ssize_t m_plane,
-                             float[:, ::1] scratch):
+                             float[:, ::1] scratch, bint pool=False):
     """z = act(scale·conv(x) + bias) as winograd.convolve, by bands of band_rows tile rows.
     The filters' plane k is at u_address + u_order[k]·u_plane floats, (F, C) row-major or,
     with u_transposed, (C, F) read transposed. scratch: one row per OpenMP thread of at least
-    16 stacks' worth (v_plane·16 + m_plane·16 + the tile row scratch) floats."""
+    16 stacks' worth (v_plane·16 + m_plane·16 + the tile row scratch) floats. pool: a 2x2/2
+    maxpool fused (as winograd_output)."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int tw = (W + 1) // 2, th = (H + 1) // 2
     cdef int bands = (th + band_rows - 1) // band_rows
@@ -1569,8 +1633,10 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
     cdef float* v
     cdef float* m
     cdef float* rowbuf
-    if (z.shape[0] != N or z.shape[1] != F or z.shape[2] != H or z.shape[3] != W
-            or scale.shape[0] != F or bias.shape[0] != F or u_order.shape[0] != 16
+    cdef int zoom = 2 if pool else 1
+    if (z.shape[0] != N or z.shape[1] != F or zoom * z.shape[2] != H
+            or zoom * z.shape[3] != W or scale.shape[0] != F or bias.shape[0] != F
+            or u_order.shape[0] != 16
             or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)):
         raise ValueError("winograd_convolve_banded: shapes do not match")
     with nogil:
@@ -1596,7 +1662,8 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
             for f in range(F):
                 for ti in range(r0, r1):
                     _output_tile_row(m + <Py_ssize_t> f * cols + (ti - r0) * tw, m_plane,
-                                     &z[n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act)
+                                     &z[n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
+                                     pool)
 
 
 def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dz,

@@ -153,7 +153,7 @@ BANDED_WEIGHT_MAX_CHANNELS = 96
 IDENTITY_ORDER = np.arange(TILES, dtype=np.int32)
 
 
-def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
+def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, pool=False):
     """convolve() by bands in one kernel (few channels, BLAS reachable); False if it does not
     apply. u: the stacked filters() array; order/transposed read its planes as
     input_gradient does."""
@@ -167,7 +167,7 @@ def banded(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     with gemm.single_threaded_blas():
         core.winograd_convolve_banded(x, u.ctypes.data, u.strides[0] // 4, order, transposed,
                                       f, z, scale, bias, act, sgemm_address(), rows,
-                                      v_plane, m_plane, scratch)
+                                      v_plane, m_plane, scratch, pool)
     return True
 
 
@@ -208,12 +208,13 @@ def banded_weight_gradient(x, dz, dw):
     return True
 
 
-def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
+def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, pool=False):
     """z[:] = act(scale[f] · (3x3 'same' convolution of x with the filters behind u) + bias[f]).
 
     x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
     in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters), or
-    WeightBlocks (transposed ones for the input gradient)."""
+    WeightBlocks (transposed ones for the input gradient). pool: z (N, F, H/2, W/2) gets the
+    2x2/2 maxpool of that instead (H and W even; each 2x2 output tile is one window)."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w)
@@ -221,7 +222,7 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
     if blocks:
         if u.transposed != transposed or u.rows != f:
             raise ValueError("weight blocks of another convolution")
-    elif banded(x, u, z, scale, bias, act, order, transposed):
+    elif banded(x, u, z, scale, bias, act, order, transposed, pool):
         return z
     else:
         # views of u's planes: the 16 products read U transposed in place (64 MB at 1024^2)
@@ -247,7 +248,7 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False):
             core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
         else:
             gemm.batched_matmul(planes, v, m)
-        core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act)
+        core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
 
     if blocks:
         # groups of whole images of at most PRODUCTS_MAX_COLUMNS tiles (the kernel's products

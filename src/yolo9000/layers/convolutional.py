@@ -258,11 +258,18 @@ class ConvolutionalLayer(Layer):
             a, b = np.ones(self.filters, np.float32), self.biases
         return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
 
-    def _direct(self, x, a, b, act, train):
+    @staticmethod
+    def _direct_padded(x):
+        """x zero-padded by 1, with room for the direct kernel's last block of 64 outputs to
+        read past the row."""
         n, c, h, w = x.shape
-        # zero padding of 1, and room for the kernel's last block of 64 outputs to read past
         xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
+        return xp
+
+    def _direct(self, x, a, b, act, train):
+        n = x.shape[0]
+        xp = self._direct_padded(x)
         z = np.empty((n,) + self.out_shape, np.float32)
         if train:
             self._xp = xp       # the weight gradient reads the same padded input
@@ -289,6 +296,29 @@ class ConvolutionalLayer(Layer):
                 self._train_u = u
             return winograd.convolve(x, u, z, a, b, act)
         return None
+
+    def forward_pooled(self, x):
+        """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd or
+        direct kernel's epilogue (the full output is never written: voc's 32x416x416 is 22
+        MB); None when this call takes neither kernel or the output size is odd (the caller
+        then runs forward and the maxpool)."""
+        f, oh, ow = self.out_shape
+        if oh % 2 or ow % 2:
+            return None
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        a, b = self._inference_affine()
+        z = np.empty((n, f, oh // 2, ow // 2), np.float32)
+        if self.use_direct:
+            scratch = workspace.borrow((core.get_max_threads(), 2 * f * ow))
+            core.conv3x3_direct_pooled(self._direct_padded(x), self.weights.reshape(f, -1), z,
+                                       a, b, self.act, scratch)
+            return z
+        winograd_now, cache, blocks = self._winograd_applies(n, False)
+        if not winograd_now:
+            return None
+        return winograd.convolve(x, self._winograd_filters(cache, blocks), z, a, b, self.act,
+                                 pool=True)
 
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)

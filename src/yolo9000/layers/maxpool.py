@@ -38,6 +38,14 @@ class MaxpoolLayer(Layer):
         self.out_shape = (c, out_h, out_w)
 
     @property
+    def tiles(self):
+        """Whether the windows are 2x2 with stride 2 tiling the input (even sizes): the
+        pooling a convolution's epilogue can do (ConvolutionalLayer.forward_pooled)."""
+        c, h, w = self.in_shape
+        return bool(core.maxpool_tiles(self.size, self.stride, self.padding, h, w,
+                                       *self.out_shape[1:]))
+
+    @property
     def recomputed_backward(self):
         """The kernel whose backward finds each window's winner again from x and y, for
         darknet's two 2x2 windowings (stride 2 tiling the input, stride 1 keeping its size),

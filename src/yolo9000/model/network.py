@@ -13,6 +13,7 @@ from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
+from ..layers.maxpool import MaxpoolLayer
 from ..layers.route import RouteLayer
 from .registry import build_layer
 
@@ -246,15 +247,28 @@ class Network:
         """Every layer's output (for inspection and tests)."""
         return self._run(x, train, keep_all=True)
 
+    def _pooled_pairs(self):
+        """Convolutions followed by a 2x2/2 maxpool that alone reads their output: inference
+        runs the pair as one (ConvolutionalLayer.forward_pooled)."""
+        return {i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
+                if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
+                and after.tiles and self._last_use[i] == i + 1}
+
     def _run(self, x, train, keep_all):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
+        pairs = set() if train or keep_all else self._pooled_pairs()
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
             else:
                 inp = outputs[i - 1] if i > 0 else x
-            outputs[i] = layer.forward(inp, train)
+            if i - 1 in pairs and outputs[i] is not None:
+                pass            # the maxpool's output, made by the convolution before it
+            elif i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
+                outputs[i + 1] = pooled
+            else:
+                outputs[i] = layer.forward(inp, train)
             if not keep_all:
                 # free what no later layer reads
                 for j in range(max(0, i - 1), i):
