@@ -78,8 +78,9 @@ def filter_floats(f, c):
 # an inference cache holds every 13x13 layer of a yolov2-voc within its budget); BLAS would
 # pack each 4 MB plane of U per call. Measured on two threads with the filters out of cache
 # (forward / input gradient, ms): 1024x1024 channels at 13x13, batch 1: U + BLAS 12.1 / 13.5,
-# blocks 9.1 / 9.1; 512 -> 1024: 6.9 / 7.6 against 5.2 / 5.5; batch 2 (98 columns): 18.1 /
+# blocks 8.8 / 8.4; 512 -> 1024: 6.9 / 7.6 against 4.5 / 4.7; batch 2 (98 columns): 18.1 /
 # 19.8 against 16.8 / 17.1; 26x26 (169 columns, 256 -> 512): 4.2 / 4.4 against 4.5 / 4.8.
+# In training, where the blocks would be made twice a step, im2col is as fast at batch 1.
 PRODUCTS_KERNEL = core.winograd_products_available()
 BLOCK_ROWS = 32
 PRODUCTS_MAX_COLUMNS = 100
@@ -97,10 +98,6 @@ class WeightBlocks:
         self.data = np.empty((-(-self.rows // BLOCK_ROWS), reduction, 9, BLOCK_ROWS), np.float32)
         core.winograd_weight_blocks(np.ascontiguousarray(weights, np.float32), transposed,
                                     self.data)
-
-    @property
-    def nbytes(self):
-        return self.data.nbytes
 
 
 def block_floats(f, c):
@@ -228,7 +225,6 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
         # views of u's planes: the 16 products read U transposed in place (64 MB at 1024^2)
         planes = u if order is IDENTITY_ORDER and not transposed else [
             u[k].T if transposed else u[k] for k in order]
-        per_thread = 0
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw

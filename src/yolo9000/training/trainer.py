@@ -392,9 +392,11 @@ class Trainer:
             while self.iteration < stop and not steps.stopping(stop_signals):
                 t0 = time.perf_counter()
                 lr = learning_rate(o, self.iteration)
-                self.net.zero_grads()
                 before = self._snapshot()
                 steps.begin(self.net)
+                # after those two read the parameters: the convolutions zero their weight
+                # gradients lazily, and a read of the parameters settles them
+                self.net.zero_grads()
                 parts = {}
                 done = 0
                 while done < local:
