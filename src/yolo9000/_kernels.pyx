@@ -1720,7 +1720,7 @@ cdef extern from *:
     """
     #define Y9K_ROWS 32
     #define Y9K_COLS 14
-    #define Y9K_CHUNK 128
+    #define Y9K_CHUNK 64
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <immintrin.h>
     /* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
