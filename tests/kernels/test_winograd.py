@@ -792,3 +792,36 @@ def test_networks_pool_in_the_convolutions_at_inference():
         ConvolutionalLayer.forward_pooled = original
     assert calls == [(net.layers[1], True)]
     assert np.array_equal(y, net.forward_all(x)[-1])
+
+
+def winograd_input_reference(x, tw, th):
+    """V (16, C, N·th·tw) by the transform's own additions in float32, in its order: rows
+    first (Bᵀ d), then columns."""
+    n, c, h, w = x.shape
+    padded = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), np.float32)
+    padded[:, :, 1:h + 1, 1:w + 1] = x
+    v = np.empty((16, c, n, th, tw), np.float32)
+    for ti in range(th):
+        d = padded[:, :, 2 * ti:2 * ti + 4, :]
+        a = [d[:, :, 0] - d[:, :, 2], d[:, :, 1] + d[:, :, 2], d[:, :, 2] - d[:, :, 1],
+             d[:, :, 1] - d[:, :, 3]]
+        for r in range(4):
+            q = a[r]
+            e, o = q[..., 0:2 * tw:2], q[..., 1:2 * tw + 1:2]
+            e2, o2 = q[..., 2:2 * tw + 2:2], q[..., 3:2 * tw + 3:2]
+            for k, plane in enumerate((e - e2, o + e2, e2 - o, o - o2)):
+                v[4 * r + k, :, :, ti] = plane.transpose(1, 0, 2)
+    return v.reshape(16, c, -1)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (13, 13), (4, 14), (15, 2), (7, 9), (26, 26)])
+def test_input_transform_gives_the_bits_of_its_additions(h, w):
+    """winograd_input (the AVX-512 rows for widths up to 14, the loops above) against the
+    same additions in numpy float32: bit for bit, edges and odd sizes included."""
+    rng = np.random.default_rng(h * 31 + w)
+    x = rng.standard_normal((2, 5, h, w)).astype(np.float32)
+    th, tw = winograd.tile_grid(h, w)
+    v = winograd.stacked(5, 2 * th * tw)
+    v[...] = np.nan
+    _kernels.winograd_input(x, 0, 2, 0, th, v)
+    assert np.array_equal(v, winograd_input_reference(x, tw, th))
