@@ -23,10 +23,26 @@ cdef extern from *:
     static void y9k_set_num_threads(int n) { (void)n; }
     static int y9k_max_threads(void) { return 1; }
     #endif
+    /* whether the CPU runs the AVX-512 kernels (each compiled for it alone, chosen at run
+       time: the portable build assumes SSE2) */
+    static int y9k_has_avx512(void)
+    {
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    #else
+        return 0;
+    #endif
+    }
     """
     int y9k_have_openmp()
     void y9k_set_num_threads(int n)
     int y9k_max_threads()
+    int y9k_has_avx512() noexcept nogil
+
+# the AVX-512 kernels' switch (the 4-filter direct kernel, the 13x13 input transform, the
+# products from weight blocks)
+cdef int _avx512 = y9k_has_avx512()
 
 # activation codes shared with layers/activations.py
 DEF ACT_LINEAR = 0
@@ -825,12 +841,9 @@ cdef extern from *:
                               Py_ssize_t plane) noexcept nogil
 
 
-cdef int _narrow_input = y9k_direct4_available()     # AVX-512
-
-
 cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, float* out, int tw,
                           Py_ssize_t plane) noexcept nogil:
-    if W <= 14 and _narrow_input:
+    if W <= 14 and _avx512:
         y9k_input_tile_row16(x, H, W, ti, out, plane)
         return
     # loops over whole rows (not tile by tile) so that the compiler vectorises them
@@ -1188,11 +1201,6 @@ cdef extern from *:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    static int y9k_direct4_available(void)
-    {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f");
-    }
     /* y9k_direct_block64 for 4 filters at once (w: their taps, taps apart; a, b: their
        affine; out: their rows, out_stride apart) with AVX-512: each input vector loaded
        feeds 4 FMAs (the one-filter kernel is bound by its loads) */
@@ -1241,7 +1249,6 @@ cdef extern from *:
                                      double *acc)
     { (void)tap; (void)taps; (void)g; (void)n; (void)acc; }
     static int y9k_direct_available(void) { return 0; }
-    static int y9k_direct4_available(void) { return 0; }
     static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
                                     const float *a, const float *b, int act, float *out,
                                     long out_stride, int n)
@@ -1259,7 +1266,6 @@ cdef extern from *:
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
                               double* acc) noexcept nogil
     int y9k_direct_available() noexcept nogil
-    int y9k_direct4_available() noexcept nogil
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
@@ -1269,7 +1275,6 @@ cdef extern from *:
 DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
 # four filters at a time where the CPU has AVX-512 (RGB input layer at 416 px, 32 filters,
 # batch 1: 2.9 -> 1.9 ms; 16 filters, batch 8: 20.1 -> 15.5)
-cdef int _direct4 = y9k_direct4_available()
 DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C < 8)
 
 
@@ -1349,7 +1354,7 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
         for kh in range(3):
             for kw in range(3):
                 tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
-    cdef int four = (F // 4) * 4 if _direct4 else 0
+    cdef int four = (F // 4) * 4 if _avx512 else 0
     for f in range(0, four, 4):
         for x0 in range(0, W, DIRECT_BLOCK):
             n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
@@ -1914,18 +1919,12 @@ cdef extern from *:
                 for (int j = 0; j < N; j++)
                     m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
     }
-    static int y9k_products_available(void)
-    {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f");
-    }
     #else
     static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
                                   const float *v, long v_plane, long ldv, int N, float *m,
                                   long m_plane, long ldm, float *scratch)
     { (void)w; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
       (void)m; (void)m_plane; (void)ldm; (void)scratch; }
-    static int y9k_products_available(void) { return 0; }
     #endif
     """
     int Y9K_ROWS
@@ -1934,12 +1933,11 @@ cdef extern from *:
                            const float* v,
                            long v_plane, long ldv, int N, float* m, long m_plane,
                            long ldm, float* scratch) noexcept nogil
-    int y9k_products_available() noexcept nogil
 
 
 def winograd_products_available():
     """Whether winograd_products_from_weights can run here (x86-64 with AVX-512)."""
-    return bool(y9k_products_available())
+    return bool(_avx512)
 
 
 def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
@@ -1989,7 +1987,7 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
             or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
             or (<size_t> &scratch[0, 0]) % 64
             or scratch.shape[0] < y9k_max_threads()
-            or not y9k_products_available()):
+            or not _avx512):
         raise ValueError("winograd_products_from_weights: shapes do not match")
     for b in range(16):
         if not 0 <= dest[b] < 16:
