@@ -12,6 +12,10 @@ back to a 2x2 output tile (winograd_output), fused with the layer's affine epilo
 activation. Against im2col + GEMM this does 16/36 of the multiplications (somewhat more on odd
 sizes, whose last tile is half outside) and moves 4·C·H·W floats instead of 9·C·H·W.
 
+On 13x13 maps (49 tiles an image: thin products, BLAS packs a 4 MB plane per call) an AVX-512
+kernel does the 16 products instead, transforming the filters inside them from WeightBlocks.
+With pool=True, convolve writes the 2x2/2 maxpool of its output (one window per 2x2 tile).
+
 Two details matter for speed:
   * the tiles are processed in chunks whose V and M stay bounded (memory), while several
     images share one product on small maps (13x13 has only 49 tiles, few columns for BLAS);

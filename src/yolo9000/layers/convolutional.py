@@ -6,16 +6,21 @@ fused pass (a·x + b, then the activation).
 
 3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
 (winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
-transformed form, U (16/9 the size of the weights). At inference U is cached between calls
-(`cache_winograd`, which the network may switch off to bound memory); the cache belongs to one
-state of the weights, so everything that writes weights calls weights_changed() (the optimisers,
-weight and checkpoint loading). Training never uses the cache; a training forward through
-Winograd keeps its U only until the backward, whose input gradient (a convolution with the
-flipped, transposed filters: U's planes reordered) reuses it. The weight gradient goes through
-Winograd too, from the tiles' transforms; both are the same function as im2col's backward.
+transformed form, U (16/9 the size of the weights), or on 13x13 maps (where an AVX-512 kernel
+transforms them inside its products) the weights regrouped in blocks (WeightBlocks). At
+inference either form is cached between calls (`cache_winograd`, which the network may switch
+off to bound memory); the cache belongs to one state of the weights, so everything that
+writes weights calls weights_changed() (the optimisers, weight and checkpoint loading).
+Training never uses the cache; a training forward through Winograd keeps its U only until the
+backward, whose input gradient (a convolution with the flipped, transposed filters: U's planes
+reordered) reuses it. The weight gradient goes through Winograd too, from the tiles'
+transforms; both are the same function as im2col's backward.
 
 The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
-use a direct Cython kernel instead, where the CPU has AVX2 and FMA.
+use a direct kernel instead, where the CPU has AVX2 and FMA. At inference a convolution
+followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled).
+
+zero_grads() leaves the weight gradient to be written over by the next backward.
 """
 import numpy as np
 
