@@ -1772,17 +1772,16 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
 # -- Winograd for few tiles: the filters transformed inside the products, with AVX-512 -----------
 # At 13x13 and batch 1 each of the 16 products is (1024 x 1024) @ (1024 x 49): BLAS packs the
 # 4 MB filter plane for every call (~175 GFLOP/s on two threads), and the transformed filters
-# U are 16/9 of the weights (64 MB to read at 1024x1024, or to cache). Here each job is a
-# block of 32 output rows (filters for the forward, channels for the input gradient): it reads
-# the block's 3x3 weights (regrouped once so that the 32 rows' values of one tap are
-# contiguous: winograd_weight_blocks), transforms a chunk of reduction indices into all 16
-# planes in the thread's cache, and multiplies each plane by V with 32 rows (two 16-float
-# vectors) against up to 14 tile columns (28 accumulators); chunks add up in order, so the
-# result does not depend on the threads.
+# U are 16/9 of the weights (64 MB to read at 1024x1024, or to cache). Here each job is two
+# blocks of 32 output rows (filters for the forward, channels for the input gradient; one for
+# an odd last block): it reads the blocks' 3x3 weights (regrouped once so that the 32 rows'
+# values of one tap are contiguous: winograd_weight_blocks), transforms a chunk of 64
+# reduction indices into all 16 planes in the thread's cache, and multiplies each plane by V,
+# 64 rows (four 16-float vectors) against up to 6 tile columns (24 sums), or 32 rows against
+# up to 14; chunks add up in order, so the result does not depend on the threads.
 cdef extern from *:
     """
     #define Y9K_ROWS 32
-    #define Y9K_COLS 14
     #define Y9K_CHUNK 64
     #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     #include <immintrin.h>
