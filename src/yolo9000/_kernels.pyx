@@ -1658,8 +1658,26 @@ cdef bint _band_scratch_fits(int C, int F, int tw, int band_rows, Py_ssize_t v_p
             and scratch.shape[1] >= 16 * (v_plane + m_plane) + 8 * (2 * tw + 2))
 
 
-cdef inline int _band_end(int r0, int band_rows, int th) noexcept nogil:
-    return r0 + band_rows if r0 + band_rows < th else th
+cdef struct BandJob:
+    int n, r0, r1, cols          # image, its tile rows r0..r1, their tiles
+    float* v                     # the job's scratch: V (16 planes), M or dM, a tile row's
+    float* m
+    float* rowbuf
+
+
+cdef inline BandJob _band_job(int job, int bands, int band_rows, int th, int tw, float* scratch,
+                              Py_ssize_t v_plane, Py_ssize_t m_plane) noexcept nogil:
+    """Job `job` of the banded kernels (image · bands + band) and its scratch, carved from the
+    running thread's scratch row."""
+    cdef BandJob b
+    b.n = job // bands
+    b.r0 = (job % bands) * band_rows
+    b.r1 = b.r0 + band_rows if b.r0 + band_rows < th else th
+    b.cols = (b.r1 - b.r0) * tw
+    b.v = scratch
+    b.m = scratch + 16 * v_plane
+    b.rowbuf = b.m + 16 * m_plane
+    return b
 
 
 cdef void _band_tiles(const float* image, int channels, int H, int W, int r0, int r1,
@@ -1691,11 +1709,8 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
     cdef int bands = (th + band_rows - 1) // band_rows
     cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
     cdef const float* u = <const float*> u_address
-    cdef int job, n, b, r0, r1, c, f, k, ti, cols
-    cdef float* base
-    cdef float* v
-    cdef float* m
-    cdef float* rowbuf
+    cdef int job, f, k, ti
+    cdef BandJob b
     cdef int zoom = 2 if pool else 1
     if (z.shape[0] != N or z.shape[1] != F or zoom * z.shape[2] != H
             or zoom * z.shape[3] != W or scale.shape[0] != F or bias.shape[0] != F
@@ -1704,28 +1719,23 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
         raise ValueError("winograd_convolve_banded: shapes do not match")
     with nogil:
         for job in prange(N * bands, schedule="dynamic"):
-            n = job // bands
-            r0 = (job % bands) * band_rows
-            r1 = _band_end(r0, band_rows, th)
-            cols = (r1 - r0) * tw
-            base = &scratch[cython.parallel.threadid(), 0]
-            v = base
-            m = base + 16 * v_plane
-            rowbuf = m + 16 * m_plane
-            _band_tiles(&x[n, 0, 0, 0], C, H, W, r0, r1, rowbuf, v, v_plane, _input_tile_row)
+            b = _band_job(job, bands, band_rows, th, tw, &scratch[cython.parallel.threadid(), 0],
+                          v_plane, m_plane)
+            _band_tiles(&x[b.n, 0, 0, 0], C, H, W, b.r0, b.r1, b.rowbuf, b.v, v_plane,
+                        _input_tile_row)
             for k in range(16):
                 if u_transposed:
-                    sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, F, cols, C, 1.0,
-                          u + u_order[k] * u_plane, F, v + k * v_plane, cols, 0.0,
-                          m + k * m_plane, cols)
+                    sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, F, b.cols, C, 1.0,
+                          u + u_order[k] * u_plane, F, b.v + k * v_plane, b.cols, 0.0,
+                          b.m + k * m_plane, b.cols)
                 else:
-                    sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, F, cols, C, 1.0,
-                          u + u_order[k] * u_plane, C, v + k * v_plane, cols, 0.0,
-                          m + k * m_plane, cols)
+                    sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, F, b.cols, C, 1.0,
+                          u + u_order[k] * u_plane, C, b.v + k * v_plane, b.cols, 0.0,
+                          b.m + k * m_plane, b.cols)
             for f in range(F):
-                for ti in range(r0, r1):
-                    _output_tile_row(m + <Py_ssize_t> f * cols + (ti - r0) * tw, m_plane,
-                                     &z[n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
+                for ti in range(b.r0, b.r1):
+                    _output_tile_row(b.m + <Py_ssize_t> f * b.cols + (ti - b.r0) * tw, m_plane,
+                                     &z[b.n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
                                      pool)
 
 
@@ -1742,10 +1752,8 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
     cdef int tw = (W + 1) // 2, th = (H + 1) // 2
     cdef int bands = (th + band_rows - 1) // band_rows
     cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
-    cdef int job, n, b, r0, r1, c, f, k, ti, cols
-    cdef float* v
-    cdef float* m
-    cdef float* rowbuf
+    cdef int job, k
+    cdef BandJob b
     if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W
             or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)
             or du_parts.shape[0] != N * bands or du_parts.shape[1] != 16
@@ -1753,19 +1761,15 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
         raise ValueError("winograd_weight_grad_banded: shapes do not match")
     with nogil:
         for job in prange(N * bands, schedule="dynamic"):
-            n = job // bands
-            r0 = (job % bands) * band_rows
-            r1 = _band_end(r0, band_rows, th)
-            cols = (r1 - r0) * tw
-            v = &scratch[cython.parallel.threadid(), 0]
-            m = v + 16 * v_plane
-            rowbuf = m + 16 * m_plane
-            _band_tiles(&x[n, 0, 0, 0], C, H, W, r0, r1, rowbuf, v, v_plane, _input_tile_row)
-            _band_tiles(&dz[n, 0, 0, 0], F, H, W, r0, r1, rowbuf, m, m_plane,
+            b = _band_job(job, bands, band_rows, th, tw, &scratch[cython.parallel.threadid(), 0],
+                          v_plane, m_plane)
+            _band_tiles(&x[b.n, 0, 0, 0], C, H, W, b.r0, b.r1, b.rowbuf, b.v, v_plane,
+                        _input_tile_row)
+            _band_tiles(&dz[b.n, 0, 0, 0], F, H, W, b.r0, b.r1, b.rowbuf, b.m, m_plane,
                         _output_grad_tile_row)
             for k in range(16):
-                sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, F, C, cols, 1.0,
-                      m + k * m_plane, cols, v + k * v_plane, cols, 0.0,
+                sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, F, C, b.cols, 1.0,
+                      b.m + k * m_plane, b.cols, b.v + k * v_plane, b.cols, 0.0,
                       &du_parts[job, k, 0, 0], C)
 
 
