@@ -272,13 +272,20 @@ class ConvolutionalLayer(Layer):
         xp[:, :, 1:h + 1, 1:w + 1] = x
         return xp
 
-    def _direct(self, x, a, b, act, train):
+    def _direct(self, x, a, b, act, train, pool):
         n = x.shape[0]
+        f, oh, ow = self.out_shape
         xp = self._direct_padded(x)
+        w2d = self.weights.reshape(f, -1)
+        if pool:
+            z = np.empty((n, f, oh // 2, ow // 2), np.float32)
+            scratch = workspace.borrow((core.get_max_threads(), 2 * f * ow))
+            core.conv3x3_direct_pooled(xp, w2d, z, a, b, act, scratch)
+            return z
         z = np.empty((n,) + self.out_shape, np.float32)
         if train:
             self._xp = xp       # the weight gradient reads the same padded input
-        core.conv3x3_direct(xp, self.weights.reshape(self.filters, -1), z, a, b, act)
+        core.conv3x3_direct(xp, w2d, z, a, b, act)
         return z
 
     def _direct_weight_grad(self, g):
@@ -287,19 +294,22 @@ class ConvolutionalLayer(Layer):
         core.conv3x3_direct_weight_grad(self._xp, g, partial)
         return partial.sum(axis=0).astype(np.float32).reshape(self.filters, -1)
 
-    def _convolve_fused(self, x, a, b, act, train):
+    def _convolve_fused(self, x, a, b, act, train, pool=False):
         """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
-        epilogues are fused; None when neither applies to this call."""
+        epilogues are fused, or with `pool` (inference, even size) its 2x2/2 maxpool
+        (N, F, H/2, W/2); None when neither kernel applies to this call."""
         self._train_u = None
         if self.use_direct:
-            return self._direct(x, a, b, act, train)
+            return self._direct(x, a, b, act, train, pool)
         winograd_now, cache, blocks = self._winograd_applies(x.shape[0], train)
         if winograd_now:
-            z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+            f, oh, ow = self.out_shape
+            z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
+                         np.float32)
             u = self._winograd_filters(cache, blocks)
             if train:
                 self._train_u = u
-            return winograd.convolve(x, u, z, a, b, act)
+            return winograd.convolve(x, u, z, a, b, act, pool=pool)
         return None
 
     def forward_pooled(self, x):
@@ -307,23 +317,11 @@ class ConvolutionalLayer(Layer):
         direct kernel's epilogue (the full output is never written: voc's 32x416x416 is 22
         MB); None when this call takes neither kernel or the output size is odd (the caller
         then runs forward and the maxpool)."""
-        f, oh, ow = self.out_shape
-        if oh % 2 or ow % 2:
+        if self.out_shape[1] % 2 or self.out_shape[2] % 2:
             return None
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n = x.shape[0]
         a, b = self._inference_affine()
-        z = np.empty((n, f, oh // 2, ow // 2), np.float32)
-        if self.use_direct:
-            scratch = workspace.borrow((core.get_max_threads(), 2 * f * ow))
-            core.conv3x3_direct_pooled(self._direct_padded(x), self.weights.reshape(f, -1), z,
-                                       a, b, self.act, scratch)
-            return z
-        winograd_now, cache, blocks = self._winograd_applies(n, False)
-        if not winograd_now:
-            return None
-        return winograd.convolve(x, self._winograd_filters(cache, blocks), z, a, b, self.act,
-                                 pool=True)
+        return self._convolve_fused(np.ascontiguousarray(x, dtype=np.float32), a, b, self.act,
+                                    False, pool=True)
 
     def forward(self, x, train=False):
         x = np.ascontiguousarray(x, dtype=np.float32)
