@@ -775,7 +775,7 @@ def test_networks_pool_in_the_convolutions_at_inference():
     for layer in net.layers:
         if isinstance(layer, ConvolutionalLayer):
             randomise(layer, rng)
-    assert net._pooled_pairs() == {1}
+    assert net._pooled_pairs == {1}
     x = rng.standard_normal((2, 3, 16, 24)).astype(np.float32)
     calls = []
     original = ConvolutionalLayer.forward_pooled

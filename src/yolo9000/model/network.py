@@ -127,6 +127,7 @@ class Network:
         self._init_objectness_prior()
         self._plan_memory()
         self._plan_winograd()
+        self._plan_pooling()
 
     def _init_objectness_prior(self, prior=OBJECTNESS_PRIOR):
         """Start the objectness of a fresh detector at `prior` instead of σ(0) = .5.
@@ -247,17 +248,18 @@ class Network:
         """Every layer's output (for inspection and tests)."""
         return self._run(x, train, keep_all=True)
 
-    def _pooled_pairs(self):
+    def _plan_pooling(self):
         """Convolutions followed by a 2x2/2 maxpool that alone reads their output: inference
-        runs the pair as one (ConvolutionalLayer.forward_pooled)."""
-        return {i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
-                if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
-                and after.tiles and self._last_use[i] == i + 1}
+        runs the pair as one (ConvolutionalLayer.forward_pooled). Depends on the shapes."""
+        self._pooled_pairs = {
+            i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
+            if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
+            and after.tiles and self._last_use[i] == i + 1}
 
     def _run(self, x, train, keep_all):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
-        pairs = set() if train or keep_all else self._pooled_pairs()
+        pairs = set() if train or keep_all else self._pooled_pairs
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
@@ -332,6 +334,7 @@ class Network:
             shape = layer.out_shape
             shapes.append(shape)
         self._plan_winograd()
+        self._plan_pooling()
 
     def zero_grads(self):
         for layer in self.layers:
