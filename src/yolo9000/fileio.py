@@ -1,8 +1,14 @@
-"""Atomic file writing: a temp file in the same folder, then rename, so a crash mid-write never
-leaves a half-written file where a good one was."""
+"""Writing output files. A regular file is replaced atomically: a temp file in the same folder,
+then rename, so a crash mid-write never leaves a half-written file where a good one was.
+Anything else named as an output (a device such as /dev/null, a named pipe another program
+reads, this process's own standard output) is written through, never replaced; a symlink's
+target is replaced, not the link."""
 import contextlib
+import errno
 import glob
 import os
+import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -15,11 +21,78 @@ def _temp_prefix(path):
 TEMP_SUFFIX = ".tmp"
 
 
+def _standard_stream(status):
+    """1 or 2 when `status` is the file behind this process's standard output or error, which
+    is then written through its descriptor: its position and whatever the process printed
+    before stay as they are."""
+    for fd in (1, 2):
+        try:
+            behind = os.fstat(fd)
+        except OSError:
+            continue
+        if (behind.st_dev, behind.st_ino) == (status.st_dev, status.st_ino):
+            return fd
+    return None
+
+
+def replaced_file(path):
+    """The regular file that writing `path` replaces atomically (a symlink's target, resolved),
+    or None when `path` is written through: it exists and is not a regular file (a device, a
+    named pipe), or it is the file behind this process's standard output or error."""
+    path = Path(path)
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not stat.S_ISREG(status.st_mode) or _standard_stream(status) is not None:
+        return None
+    return Path(os.path.realpath(path))
+
+
+def _errno_text(error):
+    """'No space left on device (ENOSPC)': the system's words and the errno's name."""
+    name = errno.errorcode.get(error.errno)
+    text = error.strerror or str(error)
+    return f"{text} ({name})" if name else text
+
+
+@contextlib.contextmanager
+def _written_through(path):
+    """Yields a temporary path whose content, once the block succeeds, is written into `path`
+    as it stands (opened for writing, never created, truncated or renamed over)."""
+    fd, tmp = tempfile.mkstemp(prefix=".yolo9000-output.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    try:
+        yield tmp
+        stream = _standard_stream(os.stat(path))
+        if stream is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            target = os.dup(stream)
+        else:
+            target = os.open(path, os.O_WRONLY)
+        with open(tmp, "rb") as source, open(target, "wb", closefd=True) as sink:
+            try:
+                shutil.copyfileobj(source, sink)
+                sink.flush()
+            except OSError as e:      # a device's own refusal (ENOSPC of /dev/full): name it
+                raise OSError(e.errno, e.strerror, str(path)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path next to `path`; on success it replaces `path` in one rename,
-    after the data reached the disk (a power loss then leaves the old file or the new one)."""
-    path = Path(path)
+    after the data reached the disk (a power loss then leaves the old file or the new one).
+    A `path` that is not a regular file is written through instead (see replaced_file)."""
+    target = replaced_file(path)
+    if target is None:
+        with _written_through(path) as tmp:
+            yield tmp
+        return
+    path = target
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
@@ -53,7 +126,9 @@ def remove_stale_temps(path):
     """Delete the temp files atomic_path left next to `path` when its process was killed
     mid-write (kill -9 cannot be cleaned up after). Only for a path no other process is writing
     at the moment. Returns the removed paths."""
-    path = Path(path)
+    path = replaced_file(path)
+    if path is None:
+        return []
     removed = []
     for stale in path.parent.glob(glob.escape(_temp_prefix(path)) + "*" + TEMP_SUFFIX):
         with contextlib.suppress(FileNotFoundError):
@@ -80,7 +155,7 @@ def atomic_write_text(path, text):
 
 
 def write_output(path, text, what):
-    """Write a command's result text to `path` atomically, or to standard output for '-'.
+    """Write a command's result text to `path` (atomic_path), or to standard output for '-'.
 
     `what` names the result in the one-line error when the file cannot be written.
     """
@@ -92,7 +167,7 @@ def write_output(path, text, what):
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise UserError(f"cannot write the {what}: {e.strerror or e}", path=path) from None
+        raise UserError(f"cannot write the {what}: {_errno_text(e)}", path=path) from None
 
 
 def output_path_problem(path, folder=False):
@@ -100,7 +175,8 @@ def output_path_problem(path, folder=False):
 
     Checked before a command starts its work, so that a mistyped output path costs nothing:
     the nearest existing ancestor must be a writable folder, and the target itself must be a
-    file (or, with folder, a folder) or not exist yet.
+    file (or, with folder, a folder) or not exist yet. A device or named pipe (written through,
+    not replaced) must itself be writable; a symlink is judged by its target.
     """
     path = Path(path)
     if path.exists():
@@ -110,6 +186,11 @@ def output_path_problem(path, folder=False):
             return "is a folder; give a file name"
         if folder:
             return None if os.access(path, os.W_OK | os.X_OK) else "no permission to write in it"
+    if not folder:
+        target = replaced_file(path)
+        if target is None:
+            return None if os.access(path, os.W_OK) else "no permission to write it"
+        path = target
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
