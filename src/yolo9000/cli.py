@@ -53,7 +53,10 @@ class LazyGroup(click.Group):
               help="Threads for BLAS and the OpenMP kernels (default: all cores).")
 def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
+    from .runs import release_run_dirs
     from .training.distributed import launched_size
+    # the run folders a command claimed are free again when it ends, however it ends
+    click.get_current_context().call_on_close(release_run_dirs)
     command = click.get_current_context().invoked_subcommand
     if launched_size() > 1 and command not in MPI_COMMANDS:
         raise UserError(f"{command} does not run on several MPI ranks (only "

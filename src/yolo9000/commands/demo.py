@@ -59,9 +59,9 @@ SUBDIVISIONS = 2
 def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batch, lr, workers, seed,
             detect_images, wordtree, crops_per_class, classification_ratio):
     from ..errors import UserError
-    from ..runs import new_run_dir
+    from ..runs import new_run_dir, run_dir_entries
     root = new_run_dir(project, name, exist_ok)
-    if any(root.iterdir()):
+    if run_dir_entries(root):
         # the demo makes a dataset and a training run here; another run's files would mix in
         raise UserError("run folder is not empty; choose another --name", path=root)
     if wordtree:

@@ -81,7 +81,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
             workers, parallel, seed, eval_every, save_every, max_bad_steps, project, name, exist_ok, resume_dir, iterations):
     from ..errors import UserError
     from ..fileio import check_output_path
-    from ..runs import new_run_dir
+    from ..runs import claim_run_dir, new_run_dir
     from ..training.distributed import world
     from ..training.trainer import Trainer, TrainSettings, load_settings
 
@@ -91,6 +91,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
         if not args_path.exists():
             raise UserError("not a training run folder (no args.json)", path=run)
         check_output_path(run, "training run", folder=True)
+        world().from_main(lambda: claim_run_dir(run))
         settings = load_settings(args_path)
         settings.out = str(run)
         if max_batches:
