@@ -4,6 +4,10 @@ anchors, optional optimiser state and the package version — one self-describin
 Layout:  attrs: format, version, cfg, seen, names (json), anchors (json), meta (json)
          /layers/NNN/<param>          parameter arrays, NNN = layer index
          /optimizer/...               free-form arrays and attrs written by the trainer
+
+Damage is found, not loaded: every array carries HDF5's Fletcher-32 checksum and every
+metadata block (attributes included) HDF5's own, verified on read. Files written before
+checksums (the bundled shapes.h5) load as they always did.
 """
 import contextlib
 import json
@@ -17,6 +21,11 @@ from ..fileio import atomic_path
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 FORMAT = "yolo9000-checkpoint-1"
+# HDF5 1.10's file format (readable by HDF5 >= 1.10): every metadata block - object headers
+# with their attributes, chunk indexes, heaps - carries a checksum that is verified on read
+CHECKSUMMED_FORMAT = ("v110", "v110")
+# HDF5's largest chunk is 4 GiB; an array under this is stored as one chunk (no padding)
+ONE_CHUNK_BYTES = 2**31
 
 
 def is_hdf5(path):
@@ -100,14 +109,52 @@ def _write_tree(group, data):
         elif isinstance(value, (str, bytes)):
             group.attrs[key] = value
         else:
-            group.create_dataset(key, data=np.asarray(value))
+            _write_array(group, key, value)
 
 
-def _read_tree(group):
+def _write_array(group, name, data):
+    """A dataset whose values a read verifies: an array with HDF5's Fletcher-32 checksum (the
+    filter needs chunked storage), a scalar (which cannot be chunked) stored compact, inside
+    its object header and so under the header's checksum."""
+    import h5py
+    data = np.asarray(data)
+    if data.ndim == 0:
+        compact = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        compact.set_layout(h5py.h5d.COMPACT)
+        scalar = h5py.h5d.create(group.id, name.encode(), h5py.h5t.py_create(data.dtype),
+                                 h5py.h5s.create(h5py.h5s.SCALAR), dcpl=compact)
+        scalar.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(data))
+        return
+    if data.size == 0:          # nothing to check, and HDF5 has no empty chunk
+        group.create_dataset(name, data=data)
+        return
+    chunks = data.shape if data.nbytes < ONE_CHUNK_BYTES else True
+    group.create_dataset(name, data=data, chunks=chunks, fletcher32=True)
+
+
+def _set_text(attrs, key, text):
+    """A fixed-length text attribute: its bytes live in the object header, under its checksum
+    (h5py's default variable-length strings go to a global heap, which has none)."""
+    attrs.create(key, np.bytes_(text.encode("utf-8")))
+
+
+def _read_array(dataset, path):
+    """A dataset's values; a checksum mismatch is one line naming the damaged array."""
+    try:
+        return dataset[()]
+    except OSError as e:
+        if dataset.fletcher32:
+            raise _damaged(path, f"{dataset.name} fails its checksum (the file was altered "
+                           "after it was written)") from None
+        raise _damaged(path, f"{dataset.name} cannot be read ({_one_line(e)})") from None
+
+
+def _read_tree(group, path):
     import h5py
     out = {k: v for k, v in group.attrs.items()}
     for key, item in group.items():
-        out[key] = _read_tree(item) if isinstance(item, h5py.Group) else item[()]
+        out[key] = (_read_tree(item, path) if isinstance(item, h5py.Group)
+                    else _read_array(item, path))
     return out
 
 
@@ -117,24 +164,25 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size
     import h5py
     region = net.region
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = __version__
-            f.attrs["cfg"] = net.config.text
+        with h5py.File(tmp, "w", libver=CHECKSUMMED_FORMAT) as f:
+            _set_text(f.attrs, "format", FORMAT)
+            _set_text(f.attrs, "version", __version__)
+            _set_text(f.attrs, "cfg", net.config.text)
             f.attrs["seen"] = int(net.seen)
             f.attrs["input_size"] = np.array(input_size or (net.width, net.height), np.int32)
             f.attrs["weights_header"] = np.array(net.weights_header, np.int32)
-            f.attrs["names"] = json.dumps(list(names) if names is not None else None)
-            f.attrs["anchors"] = json.dumps(region.anchors.tolist() if region is not None else None)
-            f.attrs["meta"] = json.dumps(meta or {})
-            f.attrs["files"] = json.dumps(getattr(net, "files", None) or {})
+            _set_text(f.attrs, "names", json.dumps(list(names) if names is not None else None))
+            _set_text(f.attrs, "anchors",
+                      json.dumps(region.anchors.tolist() if region is not None else None))
+            _set_text(f.attrs, "meta", json.dumps(meta or {}))
+            _set_text(f.attrs, "files", json.dumps(getattr(net, "files", None) or {}))
             layers = f.create_group("layers")
             for i, layer in enumerate(net.layers):
                 if layer.params:
                     g = layers.create_group(f"{i:03d}")
-                    g.attrs["kind"] = layer.kind
+                    _set_text(g.attrs, "kind", layer.kind)
                     for name, p in layer.params.items():
-                        g.create_dataset(name, data=p)
+                        _write_array(g, name, p)
             if optimizer:
                 _write_tree(f.create_group("optimizer"), optimizer)
 
@@ -221,7 +269,7 @@ def read_checkpoint_info(path):
 
 def read_optimizer_state(path):
     with _open(path) as f:
-        return _read_tree(f["optimizer"]) if "optimizer" in f else None
+        return _read_tree(f["optimizer"], path) if "optimizer" in f else None
 
 
 def load_checkpoint_into(net, path, cutoff=None):
@@ -281,7 +329,7 @@ def _load_parameters(net, path, cutoff):
         _check_shapes(net, layers, stored, path, cutoff)
         for i, layer in enumerate(layers):
             for name, p in layer.params.items():
-                p[...] = stored[f"{i:03d}"][name][()]
+                p[...] = _read_array(stored[f"{i:03d}"][name], path)
         net.seen = header["seen"]
         if header["weights_header"] is not None:
             net.weights_header = header["weights_header"]
