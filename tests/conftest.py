@@ -59,6 +59,25 @@ def run_installed(*args, cwd, timeout=300, env=None, launcher=()):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+# runs a command (its arguments) and writes the peak resident memory of its largest process,
+# data workers included, in bytes to the file PEAK_RSS_FILE names
+_PEAK_PROBE = ("import os, resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+               "open(os.environ['PEAK_RSS_FILE'], 'w').write(str(1024 * resource.getrusage("
+               "resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)")
+
+
+def run_installed_peak(*args, cwd, timeout=300, env=None):
+    """run_installed, and the peak resident memory in bytes of the command's largest process
+    (read by a fresh probe process, so no earlier command of the test run counts)."""
+    peak_file = Path(cwd) / ".peak_rss"
+    result = run_installed(*args, cwd=cwd, timeout=timeout,
+                           env={**(env or {}), "PEAK_RSS_FILE": str(peak_file)},
+                           launcher=(sys.executable, "-c", _PEAK_PROBE))
+    peak = int(peak_file.read_text())
+    peak_file.unlink()
+    return result, peak
+
+
 @pytest.fixture(autouse=True)
 def _work_in_a_temporary_folder(tmp_path, monkeypatch):
     """Commands write run folders (runs/<command>/exp) under the current folder: keep every

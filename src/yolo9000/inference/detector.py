@@ -34,6 +34,7 @@ from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
 from ..data.datasets import read_names
 from ..errors import UserError
+from ..memory import check_memory
 from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
 from ..boxes import LetterboxInfo
@@ -187,6 +188,8 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
         _check_kind(net, classifier, spec)      # before the weights: a clearer first problem
         net.load_weights(weights)
     _check_kind(net, classifier, spec or weights)
+    check_memory(net.memory_needed(1), f"running this network at {net.width}x{net.height}",
+                 path=spec or weights)
     return net, notice
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..memory import memory_shortfall
+
 
 @dataclass
 class BuildContext:
@@ -30,11 +32,22 @@ class BuildContext:
     rng: np.random.Generator       # darknet-style random initial weights, reproducible
     shapes: list = field(default_factory=list)    # output shapes of the layers built so far
     files: dict = field(default_factory=dict)     # files the cfg names, carried as text
+    parameters: int = 0            # float32 parameters claimed by the layers built so far
 
     @property
     def index(self):
         """The index of the layer being built."""
         return len(self.shapes)
+
+    def claim_parameters(self, count):
+        """Count the `count` float32 parameters of the layer about to allocate them: a
+        ValueError (the layer's one-line error) when the network's parameters up to it cannot
+        fit in the memory available, before anything is allocated."""
+        self.parameters += int(count)
+        problem = memory_shortfall(4 * self.parameters,
+                                   f"the {self.parameters:,} parameters up to this layer")
+        if problem:
+            raise ValueError(problem)
 
 
 class Layer:

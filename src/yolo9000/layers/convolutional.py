@@ -101,10 +101,15 @@ class ConvolutionalLayer(Layer):
         for key in ("binary", "xnor", "flipped"):
             s.expect_default(key, 0)
         s.ignore("dot")     # darknet's training-only penalty on similar filters
-        return cls(in_shape, filters=s.get_int("filters", 1), size=s.get_int("size", 1),
+        filters, size = s.get_int("filters", 1), s.get_int("size", 1)
+        batch_normalize = bool(s.get_int("batch_normalize", 0))
+        if filters > 0 and size > 0:        # (others are refused by the constructor)
+            # weights, biases and batch norm's scales, mean and variance
+            context.claim_parameters(
+                filters * (in_shape[0] * size * size + (4 if batch_normalize else 1)))
+        return cls(in_shape, filters=filters, size=size,
                    stride=s.get_int("stride", 1), pad=s.get_int("pad", 0),
-                   padding=s.get_int("padding", 0),
-                   batch_normalize=bool(s.get_int("batch_normalize", 0)),
+                   padding=s.get_int("padding", 0), batch_normalize=batch_normalize,
                    activation=(s.get_str("activation", "logistic") or "logistic").strip(),
                    groups=s.get_int("groups", 1), rng=context.rng)
 

@@ -149,12 +149,30 @@ def _read_array(dataset, path):
         raise _damaged(path, f"{dataset.name} cannot be read ({_one_line(e)})") from None
 
 
-def _read_tree(group, path):
+def _read_tree(group, path, expected=None):
+    """The arrays, scalars and texts under `group` as nested dicts. With `expected` (a tree
+    of the arrays the reader has room for), every stored array must be one of them, with its
+    shape, before anything is read: a crafted file cannot make the reader allocate more."""
     import h5py
     out = {k: v for k, v in group.attrs.items()}
     for key, item in group.items():
-        out[key] = (_read_tree(item, path) if isinstance(item, h5py.Group)
-                    else _read_array(item, path))
+        if isinstance(item, h5py.Group):
+            inside = None if expected is None else expected.get(key)
+            if expected is not None and not isinstance(inside, dict):
+                inside = {}         # nothing expected there: only scalars may be read
+            out[key] = _read_tree(item, path, inside)
+            continue
+        if item.dtype.kind not in "fiub":
+            raise _damaged(path, f"{item.name} holds {item.dtype} values, not numbers")
+        if expected is not None and item.shape != ():
+            wanted = expected.get(key)
+            if wanted is None or np.ndim(wanted) == 0:
+                raise _damaged(path, f"{item.name} (shape {item.shape}) is no part of the "
+                               "state this run's optimiser keeps")
+            if item.shape != np.shape(wanted):
+                raise _damaged(path, f"{item.name} holds shape {item.shape}, this run's "
+                               f"optimiser needs {np.shape(wanted)}")
+        out[key] = _read_array(item, path)
     return out
 
 
@@ -267,9 +285,12 @@ def read_checkpoint_info(path):
         return {key: header[key] for key in ("names", "anchors", "seen", "version", "meta", "cfg")}
 
 
-def read_optimizer_state(path):
+def read_optimizer_state(path, expected=None):
+    """The optimiser state a checkpoint holds (nested dicts), None if it has none. With
+    `expected` (the state of the optimiser it is read for), an array that is not in it, or
+    that has another shape, is refused before it is read (see _read_tree)."""
     with _open(path) as f:
-        return _read_tree(f["optimizer"], path) if "optimizer" in f else None
+        return _read_tree(f["optimizer"], path, expected) if "optimizer" in f else None
 
 
 def load_checkpoint_into(net, path, cutoff=None):

@@ -5,12 +5,14 @@
     y = net.forward(x, train=True); dx = net.backward(dy)
     net.resize(width, height)                   # new input size, same weights (multi-scale)
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
+from ..memory import available_memory, describe_bytes
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.maxpool import MaxpoolLayer
@@ -360,6 +362,26 @@ class Network:
     def flops(self):
         return float(sum(layer.flops() for layer in self.layers))
 
+    def memory_needed(self, batch, train=False, optimizer_buffers=0, size=None):
+        """A low estimate of the bytes that running `batch` images at `size` (width, height;
+        default the current size) takes: the parameters, plus for inference the cached
+        Winograd filters and twice the largest input + output of a layer (the scratch of
+        im2col and Winograd), for training twice every layer's output (what the backward
+        keeps) and a gradient and `optimizer_buffers` arrays per parameter. Measured peaks
+        are 1.5 to 3 times this activation part, so work refused on it cannot fit."""
+        parameters = sum(p.size for layer in self.layers for p in layer.params.values())
+        outputs = [math.prod(layer.out_shape) for layer in self.layers]
+        scale = 1.0 if size is None else size[0] * size[1] / (self.width * self.height)
+        if train:
+            parameters *= 2 + optimizer_buffers
+            per_image = 2 * sum(outputs)
+            cache = 0
+        else:
+            inputs = [math.prod(self.input_shape)] + outputs[:-1]
+            per_image = 2 * max(i + o for i, o in zip(inputs, outputs))
+            cache = self.winograd_cache_bytes
+        return int(4 * (parameters + batch * scale * per_image) + cache)
+
     # -- files -----------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None):
         """darknet .weights or an .h5 checkpoint, told apart by content; with `cutoff`, only
@@ -388,8 +410,11 @@ class Network:
 
     # -- display ---------------------------------------------------------------------------
     def summary(self):
-        """darknet-style table: index, type, filters, size/stride, input -> output, BFLOPs."""
-        rows = ["layer     filters    size              input                output"]
+        """darknet-style table: index, type, filters, size/stride, input -> output, memory
+        (the layer's parameters and its output for one image), BFLOPs; then the totals and
+        the memory estimates of inference and training (memory_needed)."""
+        rows = ["layer     filters    size              input                output"
+                "         memory"]
         total = 0.0
         for i, layer in enumerate(self.layers):
             c, h, w = layer.in_shape
@@ -397,13 +422,23 @@ class Network:
             filters = getattr(layer, "filters", "")
             bflops = layer.flops() / 1e9
             total += bflops
+            floats = math.prod(layer.out_shape) + sum(p.size for p in layer.params.values())
+            memory = f"{describe_bytes(4 * floats):>11s}"
             if isinstance(layer, RouteLayer):
-                rows.append(f"{i:5d} route  {layer.describe():<28s}   ->  {ow:4d} x{oh:4d} x{oc:5d}")
+                rows.append(f"{i:5d} route  {layer.describe():<28s}   ->  "
+                            f"{ow:4d} x{oh:4d} x{oc:5d}  {memory}")
                 continue
             extra = f"  {bflops:7.3f} BFLOPs" if bflops > 0 else ""
             rows.append(f"{i:5d} {layer.kind:<6s} {str(filters):>5s}  {layer.describe():<14s}"
-                        f"{w:4d} x{h:4d} x{c:5d}   ->  {ow:4d} x{oh:4d} x{oc:5d}{extra}")
+                        f"{w:4d} x{h:4d} x{c:5d}   ->  {ow:4d} x{oh:4d} x{oc:5d}  {memory}{extra}")
         rows.append(f"total {total:.3f} BFLOPs, {self.num_parameters():,} parameters")
+        mini_batch = max(1, self.options.batch // max(1, self.options.subdivisions))
+        inference = describe_bytes(self.memory_needed(1))
+        training = describe_bytes(self.memory_needed(mini_batch, train=True, optimizer_buffers=1))
+        available = available_memory()
+        rows.append(f"memory: about {inference} to run one image, {training} to train "
+                    f"mini-batches of {mini_batch} with SGD (available: "
+                    f"{'unknown' if available is None else describe_bytes(available)})")
         return "\n".join(rows)
 
     def __repr__(self):

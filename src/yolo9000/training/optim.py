@@ -16,6 +16,8 @@ DECAYED = {"weights"}      # parameter names that get weight decay
 
 
 class SGD:
+    state_buffers = 1       # arrays of the parameters' size it keeps (velocity)
+
     def __init__(self, net, momentum=0.9, decay=0.0005):
         self.net = net
         self.momentum = float(momentum)
@@ -53,6 +55,7 @@ class Adam:
     Not darknet's optimiser: an option for short CPU runs from scratch, where its per-parameter
     step sizes reach a useful detector in far fewer images than SGD at darknet's rates. The
     gradient is averaged over the batch before use."""
+    state_buffers = 2       # first and second moments
 
     def __init__(self, net, beta1=0.9, beta2=0.999, decay=0.0005, eps=1e-8):
         self.net = net
@@ -93,12 +96,19 @@ class Adam:
         self.t = int(state["t"])
 
 
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def optimizer_class(name):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}' ({', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name]
+
+
 def make_optimizer(name, net, options):
-    if name == "sgd":
+    if optimizer_class(name) is SGD:
         return SGD(net, options.momentum, options.decay)
-    if name == "adam":
-        return Adam(net, decay=options.decay)
-    raise ValueError(f"unknown optimizer '{name}' (sgd, adam)")
+    return Adam(net, decay=options.decay)
 
 
 def learning_rate(options, iteration):

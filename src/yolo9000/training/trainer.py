@@ -32,9 +32,10 @@ from .tasks import task_for
 from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
+from ..memory import check_memory
 from ..model.network import Network
 from .distributed import world
-from .optim import learning_rate, make_optimizer
+from .optim import learning_rate, make_optimizer, optimizer_class
 from ..progress import Progress
 
 PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
@@ -81,6 +82,19 @@ def multiscale_sizes(base):
     lo = max(1, math.ceil(base * MULTISCALE_RANGE[0] / 32 - 1e-9))
     hi = max(lo, math.floor(base * MULTISCALE_RANGE[1] / 32 + 1e-9))
     return [k * 32 for k in range(lo, hi + 1)]
+
+
+def check_training_memory(net, settings, mini_batch, multiscale):
+    """Refuse a run whose training cannot fit in memory (Network.memory_needed at the largest
+    multi-scale size, --parallel mini-batches at once) before the optimiser, the data workers
+    and the first batch allocate anything: one line instead of a MemoryError traceback."""
+    o = net.options
+    largest = [max(multiscale_sizes(v)) if multiscale else v for v in (o.width, o.height)]
+    at_once = mini_batch * max(1, min(int(settings.parallel or 1), o.subdivisions))
+    buffers = optimizer_class(settings.optimizer).state_buffers
+    check_memory(net.memory_needed(at_once, train=True, optimizer_buffers=buffers, size=largest),
+                 f"training {at_once} images at a time at up to {largest[0]}x{largest[1]}",
+                 path=settings.cfg)
 
 
 def csv_lines(fields, rows, header=True):
@@ -265,6 +279,7 @@ class Trainer:
         check_input_size(o.width, "input width", path=s.cfg)
         check_input_size(o.height, "input height", path=s.cfg)
         self.multiscale = s.multiscale and self.task.multiscale(self.net)
+        check_training_memory(self.net, s, self.mini_batch, self.multiscale)
         self.optimizer = make_optimizer(s.optimizer, self.net, o)
         if self.world.is_main:
             if not resume:
@@ -298,7 +313,7 @@ class Trainer:
         if not last.exists():
             raise UserError("nothing to resume: no weights/last.h5", path=self.run_dir)
         self.net.load_weights(last)
-        state = read_optimizer_state(last)
+        state = read_optimizer_state(last, expected=self.optimizer.state())
         if state is None:
             raise UserError("checkpoint has no optimiser state", path=last)
         try:
