@@ -21,10 +21,15 @@ side *and* twice the letterboxed size (JPEG: DCT-domain ``Image.draft``, cheap i
 memory; others: ``Image.reduce``, a box filter). The network input is at most a few hundred
 pixels anyway; ``LoadedImage.width/height`` always hold the original size, so boxes come out in
 original pixels. Images over Pillow's decompression-bomb limit are refused with a clear error.
+Training decodes every large image reduced (``ANY_NET_SIZE``: the size cannot depend on the
+multi-scale size of the batch that first needs it), and a data worker refuses to decode more
+than ``worker_pixel_limit`` pixels (``ImageTooLarge``): a PNG, which only decodes whole, of
+13000x13000 would take 676 MB in Pillow alone.
 """
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..boxes import letterbox_info, letterbox_size
 from ..errors import UserError
+from ..memory import available_memory, describe_bytes
 
 # The files taken for images when a folder is scanned (detect, datasets); compared lower-cased.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif",
@@ -43,6 +49,31 @@ PAD_VALUE = 0.5
 # Below this long side an image is never decoded at reduced size, so ordinary photos keep their
 # full resolution (and annotated outputs look like the input).
 REDUCE_ABOVE = 2048
+# net_size for a decode that serves any network size: large images are reduced to REDUCE_ABOVE
+# on their long side, more than twice the largest size training uses
+ANY_NET_SIZE = "any"
+# Pillow holds a decoded RGB image as 4 bytes a pixel: the peak of a decode, whatever is then
+# reduced and kept of it
+DECODE_BYTES_PER_PIXEL = 4
+# The most pixels a data worker decodes for one image (a JPEG's counted as decoded reduced):
+# 8192 x 8192, 256 MiB at the peak; the network sees a few hundred pixels a side
+MAX_WORKER_DECODE_PIXELS = 8192 * 8192
+
+
+class ImageTooLarge(UserError):
+    """An image whose decode would take more pixels than the decoder may (load_image's
+    max_pixels): training skips it with a warning."""
+
+
+def worker_pixel_limit(workers):
+    """The most pixels each of `workers` data processes may decode for one image: so that all
+    of them decoding at once fit in half the memory available (the other half is the
+    training's), and at most MAX_WORKER_DECODE_PIXELS."""
+    limit = MAX_WORKER_DECODE_PIXELS
+    available = available_memory()
+    if available is not None:
+        limit = min(limit, available // (2 * max(1, workers) * DECODE_BYTES_PER_PIXEL))
+    return limit
 
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -195,10 +226,40 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _png_exif_after_data(fp) -> bytes | None:
+    """The eXIf chunk of a PNG that stores it after its image data, or None: read from chunk
+    header to chunk header. (Pillow looks for it by decoding the whole image, 676 MB for a
+    13000x13000 PNG, only to learn its orientation.)"""
+    start = fp.tell()
+    try:
+        fp.seek(len(b"\x89PNG\r\n\x1a\n"))
+        while len(header := fp.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                return fp.read(length)
+            if kind == b"IEND":
+                break
+            fp.seek(length + 4, os.SEEK_CUR)         # the data and its CRC
+        return None
+    finally:
+        fp.seek(start)
+
+
+def _exif(img: Image.Image) -> Image.Exif:
+    """The image's EXIF, read without decoding pixels."""
+    if img.format == "PNG" and "exif" not in img.info and img.fp is not None:
+        exif = Image.Exif()
+        trailing = _png_exif_after_data(img.fp)
+        if trailing is not None:
+            exif.load(trailing)
+        return exif
+    return img.getexif()
+
+
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
     """The size after EXIF orientation, read without decoding pixels."""
     try:
-        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+        orientation = _exif(img).get(_EXIF_ORIENTATION, 1)
     except Exception:  # a broken EXIF block must not make the image unreadable
         orientation = 1
     w, h = img.size
@@ -209,14 +270,16 @@ def _reduce_target(w: int, h: int, net_size) -> tuple[int, int] | None:
     """Smallest stored size we still want to decode, or None to decode at full size."""
     if net_size is None or max(w, h) <= REDUCE_ABOVE:
         return None
-    new_w, new_h = letterbox_size(w, h, *net_size)
-    scale = max(2 * new_w / w, 2 * new_h / h, REDUCE_ABOVE / max(w, h))
+    scale = REDUCE_ABOVE / max(w, h)
+    if net_size != ANY_NET_SIZE:
+        new_w, new_h = letterbox_size(w, h, *net_size)
+        scale = max(2 * new_w / w, 2 * new_h / h, scale)
     if scale >= 0.5:
         return None
     return max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))
 
 
-def _open_path(path, net_size=None) -> LoadedImage:
+def _open_path(path, net_size=None, max_pixels=None) -> LoadedImage:
     """Read an image file; every failure becomes a one-line UserError naming the file."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -230,7 +293,7 @@ def _open_path(path, net_size=None) -> LoadedImage:
             # The bomb *warning* (between 1x and 2x the limit) is fine: we decode reduced.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                return _decode(img, path, net_size)
+                return _decode(img, path, net_size, max_pixels)
     except UserError:
         raise
     except Image.DecompressionBombError as e:
@@ -244,13 +307,19 @@ def _open_path(path, net_size=None) -> LoadedImage:
         raise UserError("not enough memory to decode this image", path=path) from None
 
 
-def _decode(img: Image.Image, path, net_size) -> LoadedImage:
+def _decode(img: Image.Image, path, net_size, max_pixels=None) -> LoadedImage:
     orig_w, orig_h = _oriented_size(img)
     target = _reduce_target(orig_w, orig_h, net_size)
     if target is not None and (orig_w, orig_h) != img.size:
         target = target[::-1]  # draft/reduce work on the stored (unrotated) pixels
     if target is not None and img.format == "JPEG":
         img.draft(None, target)
+    decoded = img.size[0] * img.size[1]     # after draft: the pixels the decoder makes
+    if max_pixels is not None and decoded > max_pixels:
+        cost = describe_bytes(decoded * DECODE_BYTES_PER_PIXEL)
+        raise ImageTooLarge(f"{orig_w}x{orig_h} {img.format or ''} image: decoding it takes "
+                            f"{decoded / 1e6:.0f} Mpx ({cost}), more than the "
+                            f"{max_pixels / 1e6:.0f} Mpx a data worker may decode", path=path)
     img.load()
     if target is not None:
         factor = min(img.size[0] // target[0], img.size[1] // target[1])
@@ -260,10 +329,12 @@ def _decode(img: Image.Image, path, net_size) -> LoadedImage:
     return LoadedImage(rgb=pil_to_rgb(img), width=orig_w, height=orig_h, path=path)
 
 
-def load_image(source, net_size=None) -> LoadedImage:
+def load_image(source, net_size=None, max_pixels=None) -> LoadedImage:
     """Path, PIL image or numpy array -> LoadedImage.
 
-    ``net_size`` (w, h) lets large images be decoded at reduced size (see module docstring).
+    ``net_size`` (w, h) lets large images be decoded at reduced size (see module docstring);
+    ANY_NET_SIZE for a decode that serves every size. ``max_pixels``: a file whose decode takes
+    more pixels is an ImageTooLarge error, raised before decoding.
     Arrays are taken as RGB (uint8 0..255, uint16 0..65535 or float 0..1). A file that is
     missing or cannot be decoded is a one-line UserError naming it.
     """
@@ -277,7 +348,7 @@ def load_image(source, net_size=None) -> LoadedImage:
         rgb = array_to_rgb(source)
         return LoadedImage(rgb=rgb, width=rgb.shape[1], height=rgb.shape[0])
     if isinstance(source, (str, os.PathLike)):
-        return _open_path(source, net_size)
+        return _open_path(source, net_size, max_pixels)
     raise UserError(f"cannot read an image from a {type(source).__name__}")
 
 
@@ -285,10 +356,15 @@ def image_size(path) -> tuple[int, int]:
     """(width, height) of an image file as ``load_image`` returns it (EXIF orientation applied),
     read from the header without decoding the pixels."""
     try:
-        with Image.open(path) as img:
-            return _oriented_size(img)
+        with warnings.catch_warnings():
+            # between 1x and 2x Pillow's pixel limit: loadable, load_image decodes it reduced
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return _oriented_size(img)
     except FileNotFoundError:
         raise UserError("image not found", path=path) from None
+    except Image.DecompressionBombError as e:
+        raise UserError(f"image too large to decode safely ({e})", path=path) from None
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"cannot read image header: {e}", path=path) from None
 

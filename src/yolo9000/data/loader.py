@@ -17,7 +17,9 @@ knows nothing of either task.
 
 Worker processes build whole batches ahead of the consumer (a bounded number in flight);
 ``workers=0`` builds them in the calling process. Decoded images are cached (uint8) per
-process, up to ``cache_bytes``.
+process, up to ``cache_bytes``. Large images are decoded reduced, and an image whose decode
+would take more than ``images.worker_pixel_limit`` pixels is skipped: the next image of its
+kind takes its place in the batch, and ``warn`` tells of it once.
 """
 from __future__ import annotations
 
@@ -30,13 +32,13 @@ import threading
 import time
 import traceback
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .augment import AugmentConfig
 from .classification_augment import CropAugmentConfig
-from .images import load_image
+from .images import ANY_NET_SIZE, ImageTooLarge, load_image, worker_pixel_limit
 from ..errors import UserError
 
 _POLL_SECONDS = 0.2            # how often a waiting consumer checks that workers are alive
@@ -51,6 +53,7 @@ class Batch:
     paths: list[str]              # classifying
     record_indices: list[int]     # positions of the images in the dataset
     labels: np.ndarray | None = None   # (B,) int64 class ids when classifying, else None
+    skipped: list[str] = field(default_factory=list)   # why images were replaced (too large)
 
     @property
     def width(self) -> int:
@@ -64,15 +67,18 @@ class Batch:
 class _SampleMaker:
     """Builds batches from record indices; one lives in every process (with its own cache)."""
 
-    def __init__(self, records, augment, seed, max_boxes, cache_images, cache_bytes):
+    def __init__(self, records, augment, seed, max_boxes, cache_images, cache_bytes,
+                 max_pixels=None):
         self.records = records
         self.augment = augment
         self.seed = seed
         self.max_boxes = max_boxes
         self.cache_images = cache_images
         self.cache_bytes = cache_bytes
+        self.max_pixels = max_pixels      # the most pixels one image's decode may take
         self._cache: dict[int, np.ndarray] = {}
         self._cached_bytes = 0
+        self._too_large: dict[int, str] = {}    # record -> why it is not decoded
 
     def __getstate__(self):
         # a spawned worker starts with an empty cache rather than a pickled copy
@@ -83,25 +89,47 @@ class _SampleMaker:
     def image(self, k: int) -> np.ndarray:
         img = self._cache.get(k)
         if img is None:
-            img = load_image(self.records[k].path).rgb
+            img = load_image(self.records[k].path, net_size=ANY_NET_SIZE,
+                             max_pixels=self.max_pixels).rgb
             if self.cache_images and self._cached_bytes + img.nbytes <= self.cache_bytes:
                 self._cache[k] = img
                 self._cached_bytes += img.nbytes
         return img
 
+    def decodable(self, k: int, skipped: list) -> tuple[int, np.ndarray]:
+        """(k, image k); when image k is too large to decode here, the first record after it
+        of the same kind (detection or classification) that is not, so that a batch keeps its
+        size and its mix. Why each image was passed over is appended to `skipped`."""
+        n = len(self.records)
+        kind = hasattr(self.records[k], "label")
+        for step in range(n):
+            j = (k + step) % n
+            if hasattr(self.records[j], "label") != kind:
+                continue
+            if j not in self._too_large:
+                try:
+                    return j, self.image(j)
+                except ImageTooLarge as e:
+                    self._too_large[j] = str(e)
+            skipped.append(self._too_large[j])
+        raise UserError(f"no training image can be decoded within {self.max_pixels:,} pixels "
+                        "(every one is too large for a data worker)")
+
     def build(self, index: int, members: list[int], width: int, height: int) -> Batch:
         images = np.empty((len(members), 3, height, width), dtype=np.float32)
-        targets = []
+        targets, used, skipped = [], [], []
         for j, k in enumerate(members):
+            k, image = self.decodable(k, skipped)
             rng = np.random.default_rng([self.seed, index, j])
             images[j], target = self.augment.make_sample(
-                self.image(k), self.records[k], width, height, rng, max_boxes=self.max_boxes)
+                image, self.records[k], width, height, rng, max_boxes=self.max_boxes)
             targets.append(target)
-        paths = [self.records[k].path for k in members]
+            used.append(k)
+        paths = [self.records[k].path for k in used]
         if isinstance(self.augment, CropAugmentConfig):
-            return Batch(index, images, [], paths, list(members),
-                         labels=np.array(targets, dtype=np.int64))
-        return Batch(index, images, targets, paths, list(members))
+            return Batch(index, images, [], paths, used,
+                         labels=np.array(targets, dtype=np.int64), skipped=skipped)
+        return Batch(index, images, targets, paths, used, skipped=skipped)
 
 
 def _worker_loop(maker: _SampleMaker, tasks, results, generation, parent_pid: int,
@@ -200,10 +228,11 @@ class BatchLoader:
     def __init__(self, dataset, batch_size,
                  augment: AugmentConfig | CropAugmentConfig | None = None, seed=0, workers=2,
                  max_boxes=30, shuffle=True, cache_images=True, prefetch=None,
-                 cache_bytes=512 * 2**20):
+                 cache_bytes=512 * 2**20, warn=None):
         """dataset: a Dataset (its .records) or a sequence of records with .path, .boxes and
         .classes; or, with a CropAugmentConfig, a ClassificationDataset or records with .path
-        and .label. prefetch: batches requested ahead of the consumer (default 2 per worker)."""
+        and .label. prefetch: batches requested ahead of the consumer (default 2 per worker).
+        warn(line): told once of each image skipped as too large to decode."""
         records = list(getattr(dataset, "records", dataset))
         if not records:
             raise UserError("the training set has no images")
@@ -223,7 +252,9 @@ class BatchLoader:
         self.prefetch = max(1, int(prefetch) if prefetch is not None else 2 * max(workers, 1))
         augment = augment if augment is not None else AugmentConfig()
         self._maker = _SampleMaker(records, augment, self.seed, max_boxes, cache_images,
-                                   cache_bytes)
+                                   cache_bytes, max_pixels=worker_pixel_limit(self.workers))
+        self.warn = warn
+        self._warned = set()
         self._permutations: dict[int, np.ndarray] = {}
         self._workers: list[_Worker] = []
         self._generation = None
@@ -260,7 +291,16 @@ class BatchLoader:
     def get(self, index: int, width: int, height: int) -> Batch:
         """Build batch ``index`` at (width, height) in this process."""
         self._check_open()
-        return self._maker.build(index, self.members(index), int(width), int(height))
+        return self._told(self._maker.build(index, self.members(index), int(width), int(height)))
+
+    def _told(self, batch: Batch) -> Batch:
+        """The batch, once `warn` has heard of each image it skipped (once per image)."""
+        for reason in batch.skipped:
+            if reason not in self._warned:
+                self._warned.add(reason)
+                if self.warn is not None:
+                    self.warn(f"warning: {reason}; skipped")
+        return batch
 
     def iterate(self, start: int, stop: int | None, size_fn, index_of=None):
         """Yield (index, Batch) for index in [start, stop) (stop None: without end).
@@ -326,7 +366,7 @@ class BatchLoader:
             elif ready:   # only the sentinel: the worker exited without sending
                 self._worker_died(worker)
         if kind == "ok":
-            return payload
+            return self._told(payload)
         if kind == "user":
             detail, path, line = payload
             raise UserError(detail, path=path, line=line)

@@ -110,9 +110,10 @@ class DetectionTask:
             from ..data.joint import JointAugment, MixedBatchLoader
             return MixedBatchLoader(trainer.train_set, self.classification_set, self.share,
                                     trainer.mini_batch, JointAugment(augment), seed=seed,
-                                    workers=workers, max_boxes=trainer.s.max_boxes)
+                                    workers=workers, max_boxes=trainer.s.max_boxes,
+                                    warn=trainer.warn)
         return BatchLoader(trainer.train_set, trainer.mini_batch, augment, seed=seed,
-                           workers=workers, max_boxes=trainer.s.max_boxes)
+                           workers=workers, max_boxes=trainer.s.max_boxes, warn=trainer.warn)
 
     def multiscale(self, net):
         return net.region.random
@@ -188,7 +189,7 @@ class ClassificationTask:
     def loader(self, trainer, augment, seed, workers, joint=True):
         from ..data.loader import BatchLoader
         return BatchLoader(trainer.train_set, trainer.mini_batch, augment, seed=seed,
-                           workers=workers)
+                           workers=workers, warn=trainer.warn)
 
     def load_data(self, s, warn):
         from ..data.classification import classification_report, load_classification_dataset
