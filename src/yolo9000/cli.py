@@ -73,7 +73,7 @@ def outcome(error):
     if isinstance(error, UserError):
         return 1, f"error: {error}"
     if isinstance(error, Interrupted):
-        return 130, str(error)
+        return error.exit_code, str(error)
     if isinstance(error, click.exceptions.Abort):
         return 130, "aborted"
     if isinstance(error, click.ClickException):

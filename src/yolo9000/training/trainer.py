@@ -14,13 +14,10 @@ Run folder (runs/train/NAME):
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
     (a classifier's run has no anchors.txt; its results are loss, top-1 and top-5)
 """
-import contextlib
 import csv
 import io
 import json
 import math
-import signal
-import threading
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -29,7 +26,7 @@ import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from .tasks import task_for
-from ..errors import Interrupted, UserError
+from ..errors import Interrupted, UserError, stop_requests
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
 from ..model.network import Network
@@ -50,31 +47,6 @@ def log_fields(task):
 def result_fields(task):
     """results.csv's columns: one row per evaluation."""
     return ["iteration", "seen", *task.result_fields, "eval_seconds"]
-
-
-@contextlib.contextmanager
-def stop_requests():
-    """While active, SIGINT and SIGTERM only append to the yielded list, which the training
-    loop checks between steps. A KeyboardInterrupt raised wherever the signal lands can be
-    swallowed (inside a weakref callback it is only printed as "Exception ignored"); a flag
-    cannot. A second signal raises KeyboardInterrupt: the user insists on stopping at once."""
-    received = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received           # only the main thread may install handlers
-        return
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            if old is not None:  # None: installed from C, cannot be put back from Python
-                signal.signal(sig, old)
 
 
 def multiscale_sizes(base):
