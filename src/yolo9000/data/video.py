@@ -23,6 +23,7 @@ import queue
 import stat
 import sys
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -37,8 +38,8 @@ INSTALL_HINT = 'video input needs PyAV: pip install "yolo9000[video]"'
 # Frames decoded ahead of the caller: enough to cover a batch being letterboxed while the
 # network runs, few enough that a 1080p queue stays under 100 MB.
 QUEUE_FRAMES = 16
-# A camera whose driver reports no frame rate is written as this many frames per second.
-DEFAULT_CAMERA_FPS = 30
+# The rate of a source whose container or driver states none (timestamps, the annotated video).
+FALLBACK_FPS = 30
 CAMERA_FORMAT = "v4l2"           # FFmpeg's name of the video4linux2 input
 _GLOB_CHARS = set("*?[")
 _POLL_SECONDS = 0.1              # how often a blocked reader thread checks for a stop
@@ -137,8 +138,9 @@ class VideoSource:
     open is an error before any work starts); ``frames()`` decodes it.
 
     Attributes: ``path`` (file or device), ``camera`` (bool), ``width``, ``height``, ``rate``
-    (frames per second as a Fraction), ``frame_count`` (the header's count, else the
-    duration x rate, else None: a camera, a stream), ``vid_stride`` (keep every Nth frame).
+    (frames per second as a Fraction; FALLBACK_FPS when the source states none),
+    ``frame_count`` (the header's count, else the duration x rate, else None: a camera),
+    ``vid_stride`` (keep every Nth frame), ``decode_seconds`` (the reader thread's time).
     """
 
     def __init__(self, source, vid_stride=1):
@@ -156,6 +158,7 @@ class VideoSource:
             self._container.close()
             raise
         self._started = False
+        self.decode_seconds = 0.0
 
     # -- opening ---------------------------------------------------------------------------
     def _open(self):
@@ -192,18 +195,17 @@ class VideoSource:
             raise UserError(f"video size {self.width}x{self.height} is not positive",
                             path=self.path)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        self.rate = Fraction(rate) if rate else (Fraction(DEFAULT_CAMERA_FPS) if self.camera
-                                                 else None)
+        self.rate = Fraction(rate) if rate else Fraction(FALLBACK_FPS)
         self._listed_frames = int(stream.frames) if stream.frames and not self.camera else None
         self.frame_count = self._listed_frames
-        if self.frame_count is None and self.rate and not self.camera:
+        if self.frame_count is None and not self.camera:
             seconds = (float(stream.duration * stream.time_base) if stream.duration
                        else (self._container.duration or 0) / 1e6)
             self.frame_count = round(seconds * self.rate) or None
 
     @property
-    def fps(self) -> float | None:
-        return float(self.rate) if self.rate else None
+    def fps(self) -> float:
+        return float(self.rate)
 
     @property
     def kept_frames(self) -> int | None:
@@ -252,16 +254,21 @@ class VideoSource:
         with av.logging.Capture() as logs:
             try:
                 first_time = None
-                for frame in self._container.decode(self._stream):
+                stream = self._container.decode(self._stream)
+                while True:
+                    start = time.perf_counter()
+                    frame = next(stream, None)
+                    if frame is None:
+                        break
                     index, decoded = decoded, decoded + 1
                     if index % self.vid_stride:
+                        self.decode_seconds += time.perf_counter() - start
                         continue
-                    time = frame.time
-                    if time is None:
-                        time = index / self.rate if self.rate else 0.0
-                    first_time = time if first_time is None else first_time
+                    shown = frame.time if frame.time is not None else float(index / self.rate)
+                    first_time = shown if first_time is None else first_time
                     rgb = frame.to_ndarray(format="rgb24")
-                    if not _put(out, Frame(index, float(time - first_time), rgb), stop):
+                    self.decode_seconds += time.perf_counter() - start
+                    if not _put(out, Frame(index, float(shown - first_time), rgb), stop):
                         return
             except Exception as e:      # noqa: BLE001 - any failure ends this stream alone
                 failure = (decoded, f"cannot decode: {ffmpeg_message(e, logs)}")

@@ -7,6 +7,8 @@
     results = det.batch(["a.jpg", "b.png"])     # one list of Detection per image
     for r in det.stream(paths, batch_size=8):   # images decoded ahead in background threads
         print(r.source, r.detections)
+    for f in det.video("clip.mp4"):             # a video or a camera ("0"): needs [video]
+        print(f.index, f.time, f.detections)
 
 Images: a path, a PIL image or an (h, w[, 3|4]) array (uint8, uint16 or float in [0, 1]).
 The detector only needs the public Network API (from_cfg / load / load_weights / forward /
@@ -361,6 +363,14 @@ class Detector:
         share = (time.perf_counter() - start) / len(pending)
         for (index, source, prepared), arrays in zip(pending, decoded):
             yield self._result(source, prepared, arrays, share, index)
+
+    def video(self, source, batch_size=1, vid_stride=1):
+        """inference.video.FrameResult (index, time, detections, rgb) per vid_stride-th frame
+        of a video file or a camera ("0", "/dev/video0"), ``batch_size`` frames per forward
+        pass, decoded ahead in a thread. A video cut short raises its one-line UserError after
+        the results of the frames before it (inference/video.py)."""
+        from .video import detect_video
+        return detect_video(self, source, batch_size, vid_stride)
 
     # -- convenience -----------------------------------------------------------------------
     def __call__(self, source) -> list[Detection]:

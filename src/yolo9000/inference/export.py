@@ -9,6 +9,12 @@ yolo9000 JSON (`--json-format yolo9000`, detect's default): a list with one obje
     root down to the detected one, each {"node", "wnid", "name", "probability" (P(node |
     parent)), "absolute" (P(node))}.
 
+yolo9000 JSON Lines (`detect --save-json` on videos and cameras): one line per frame, written
+    as the frame is done, each line an image's object with the frame's place in the video,
+    {"path", "frame", "time", "width", "height", "detections": [...]}
+    frame: its index among all the video's frames (from 0; `--vid-stride` leaves gaps); time:
+    seconds from the first frame (6 decimals); detections as above.
+
 COCO results JSON (`--json-format coco`, evaluate's default): what pycocotools' COCO.loadRes
     reads, one entry per detection,
     {"image_id", "category_id", "bbox": [x, y, w, h], "score"}
@@ -39,6 +45,7 @@ from ..boxes import pixels_to_normalised, xyxy_to_cxcywh
 
 BOX_DECIMALS = 3        # a thousandth of a pixel: finer than any detector's accuracy
 SCORE_DECIMALS = 6
+TIME_DECIMALS = 6       # a microsecond: finer than any frame rate
 
 
 def detection_columns(detections):
@@ -79,6 +86,18 @@ def image_entry(path, width, height, detections, names) -> dict:
         boxes, scores, classes = detection_columns(detections)
         listed = [detection_dict(b, c, names[c], s) for b, s, c in zip(boxes, scores, classes)]
     return {"path": str(path), "width": int(width), "height": int(height), "detections": listed}
+
+
+def frame_entry(path, frame, time, width, height, detections, names) -> dict:
+    """One video frame's detections: image_entry's object with the frame's index and time."""
+    entry = image_entry(path, width, height, detections, names)
+    return {"path": entry.pop("path"), "frame": int(frame),
+            "time": round(float(time), TIME_DECIMALS), **entry}
+
+
+def json_line(entry) -> str:
+    """One JSON Lines record: the entry on one line, newline-terminated."""
+    return json.dumps(entry) + "\n"
 
 
 # -- COCO results JSON -------------------------------------------------------------------------
