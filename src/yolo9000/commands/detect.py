@@ -117,7 +117,11 @@ def summarise(detections, top=3):
 
 # -- the command -------------------------------------------------------------------------------
 @click.command("detect")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1)
+@click.option("--source", "more_sources", multiple=True, metavar="SOURCE",
+              help="A source, as the arguments: e.g. a camera, 0 (/dev/video0) or a device path.")
+@click.option("--vid-stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos and cameras: detect on every Nth frame.")
 @click.option("--model", help="Bundled model name (e.g. yolov2-voc, yolov2, yolov2-tiny-voc).")
 @click.option("--cfg", type=click.Path(dir_okay=False), help="Darknet .cfg file.")
 @click.option("--weights", type=click.Path(dir_okay=False),
@@ -148,8 +152,10 @@ def summarise(detections, top=3):
               help="Images per forward pass.")
 def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk, nms_thresh,
             project, name, exist_ok,
-            json_path, json_format, save_txt, save_conf, batch):
-    """Detect objects in images: SOURCE is image files, directories or glob patterns."""
+            json_path, json_format, save_txt, save_conf, batch, more_sources, vid_stride):
+    """Detect objects in images or videos: SOURCE is image or video files, directories (of
+    images), glob patterns, or a camera (0, /dev/video0): videos are annotated into RUN/<stem>.mp4
+    and --save-json writes JSON Lines, one record per frame."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
     if save_conf and not save_txt:
@@ -158,6 +164,20 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     from ..fileio import atomic_write_text, check_output_path, write_output
     check_output_path(project, "run folder", folder=True)
     check_output_path(json_path, "detections")
+    # videos and cameras: all their work is in inference/video.py
+    sources = sources + more_sources
+    if not sources:
+        raise click.UsageError("give the images or videos (SOURCES) or --source")
+    from ..data.video import video_inputs
+    videos = video_inputs(sources)
+    if videos is not None:
+        from ..inference.video import detect_videos
+        return detect_videos(videos, dict(model=model, cfg=cfg, weights=weights, names=names,
+                                          size=size, thresh=thresh, nms=nms_thresh,
+                                          hier_thresh=hier_thresh, tree_walk=tree_walk),
+                             project=project, name=name, exist_ok=exist_ok, json_path=json_path,
+                             json_format=json_format, save_txt=save_txt, batch=batch,
+                             vid_stride=vid_stride)
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     progress_err = json_path == "-"
 

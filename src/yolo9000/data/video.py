@@ -101,6 +101,21 @@ def video_inputs(sources) -> list[str] | None:
     return videos
 
 
+def source_problem(source) -> str | None:
+    """Why a video file or camera cannot be opened, found without opening it (so a typo is
+    reported before a model loads), or None."""
+    device = camera_device(source)
+    if device is not None:
+        if not sys.platform.startswith("linux"):
+            return "cameras are read through video4linux2, which only Linux has"
+        return None if os.path.exists(device) else "no such camera device"
+    if not os.path.exists(source):
+        return "no such file"
+    if os.path.isdir(source):
+        return "is a directory, not a video"
+    return None
+
+
 def import_av():
     """The `av` module (PyAV), set up so FFmpeg's errors reach the captures of VideoSource and
     the video writer instead of stderr; a one-line UserError when it is not installed."""
@@ -163,16 +178,9 @@ class VideoSource:
     # -- opening ---------------------------------------------------------------------------
     def _open(self):
         av = self.av
-        if self.camera:
-            if not sys.platform.startswith("linux"):
-                raise UserError("cameras are read through video4linux2, which only Linux has",
-                                path=self.path)
-            if not os.path.exists(self.path):
-                raise UserError("no such camera device", path=self.path)
-        elif not os.path.exists(self.path):
-            raise UserError("no such file", path=self.path)
-        elif os.path.isdir(self.path):
-            raise UserError("is a directory, not a video", path=self.path)
+        problem = source_problem(self.path)
+        if problem:
+            raise UserError(problem, path=self.path)
         with av.logging.Capture() as logs:
             try:
                 return av.open(self.path, format=CAMERA_FORMAT if self.camera else None)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import LoadedImage
-from ..data.video import VideoSource, ffmpeg_message, import_av
+from ..data.video import (VideoSource, camera_device, ffmpeg_message, import_av,
+                          source_problem)
 from ..errors import Interrupted, UserError, stop_requests
 from .draw import draw_detections
 from .export import frame_entry, json_line
@@ -313,12 +314,21 @@ def detect_videos(videos, detector_options, *, project, name, exist_ok=False, js
     def tell(message):
         print(message, file=sys.stderr, flush=True)
 
+    failures = 0
+    for source in videos:
+        problem = source_problem(source)
+        if problem:
+            tell(f"error: {camera_device(source) or source}: {problem}")
+            failures += 1
+    videos = [source for source in videos if source_problem(source) is None]
+    if not videos:
+        tell("error: no videos to process")
+        return 1
     detector = Detector(**detector_options)
     if detector.notice:
         tell(f"note: {detector.notice}")
     out_dir = new_run_dir(project, name, exist_ok)
     json_out = JsonLinesWriter(json_path) if json_path is not None else None
-    failures = 0
     last = None
     try:
         with stop_requests() as stop_signals:
