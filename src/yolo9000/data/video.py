@@ -196,7 +196,7 @@ class VideoSource:
         stream = self._stream = streams[0]
         # one decoding thread, ours: FFmpeg's own threads would log their errors where the
         # capture in _read cannot see them (and a frame's decode is a small part of its cost)
-        stream.thread_count = 1
+        stream.codec_context.thread_count = 1
         context = stream.codec_context
         self.width, self.height = int(context.width), int(context.height)
         if self.width <= 0 or self.height <= 0:
