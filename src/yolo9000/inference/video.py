@@ -272,11 +272,11 @@ def annotate_video(detector, source, output, json_out=None, batch_size=1, vid_st
 
 
 def output_stems(sources) -> list[str]:
-    """One file stem per source for the run folder: the file's (a camera's device name), with
-    _2, _3, ... for repeats."""
+    """One file stem per source for the run folder: the file's (a camera's device name, e.g.
+    video0), with _2, _3, ... for repeats."""
     stems, used = [], set()
     for source in sources:
-        stem, n = Path(str(source)).stem, 1
+        stem, n = Path(camera_device(source) or str(source)).stem, 1
         while (stem if n == 1 else f"{stem}_{n}") in used:
             n += 1
         stem = stem if n == 1 else f"{stem}_{n}"
