@@ -1,6 +1,6 @@
 """yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory.
 
-    python scripts/bench.py [forward train anchors memory] [--repeats 5] [--threads N]
+    python scripts/bench.py [forward train anchors memory video] [--repeats 5] [--threads N]
                             [--json FILE] [--profile] [--quick] [--no-torch]
                             [--cfg CFG] [--size N|native] [--batch 8]
 
@@ -15,6 +15,14 @@ memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
          inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
          the same way (its own fresh process: torch's libraries count, as for its users).
+video    `yolo9000 detect clip.mp4 --model yolov2-tiny-voc` as the command runs it
+         (inference/video.annotate_video) on a 640x360 H.264 clip made here (VIDEO_FRAMES frames
+         of moving shapes, 30 fps), at 416, batch 1 and the large batch: frames/s end to end
+         (decode, letterbox, forward, NMS, draw, encode) and where the time goes: each stage's
+         own time per frame (decode, draw and encode run on threads of their own, the
+         letterbox on the decoding pool, all overlapping the forward), the letterbox and the
+         forward alone on the clip's frames, and the frames/s the forward alone allows. The
+         median of --repeats runs. Needs PyAV (the [video] extra); skipped without it.
 
 Weights are random (the same file for us and PyTorch: tests/torch_darknet.py's
 write_random_darknet_weights when torch is importable, otherwise numpy-random parameters).
@@ -68,10 +76,14 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 SCRIPTS = REPO / "scripts"
 
-WHATS = ("forward", "train", "anchors", "memory")
+WHATS = ("forward", "train", "anchors", "memory", "video")
 FORWARD_MODELS = ("yolov2-voc", "yolov2-tiny-voc")
 TRAIN_MODEL = "yolov2-tiny-voc"
 MEMORY_INFERENCE_MODEL = "yolov2-voc"
+VIDEO_MODEL = "yolov2-tiny-voc"
+VIDEO_SIZE = (640, 360)
+VIDEO_RATE = 30
+VIDEO_FRAMES = 150          # 5 s of video; 16 with --quick
 BOXES_PER_IMAGE = 3
 # repeated steps on one batch must keep the weights finite; the step's cost does not depend on lr
 LEARNING_RATE = 1e-5
@@ -359,6 +371,73 @@ def bench_anchors_section(opts):
         return {"skipped": "scripts/bench_anchors.py has no bench_anchors()"}
     n_boxes, restarts = (100_000, 2) if opts.quick else (1_000_000, 10)
     return module.bench_anchors(n_boxes=n_boxes, k=9, restarts=restarts, repeats=opts.repeats)
+
+
+# -- video, end to end -------------------------------------------------------------------------
+def make_clip(path, frames, width, height, rate):
+    """An H.264 .mp4 (as phones and cameras write) of coloured shapes moving over a smooth
+    background, written with PyAV."""
+    import av
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    grid = rng.integers(40, 216, (6, 10, 3), dtype=np.uint8)
+    background = np.asarray(Image.fromarray(grid).resize((width, height), Image.BILINEAR))
+    yy, xx = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = background.copy()
+            for k, colour in enumerate(((230, 25, 75), (60, 180, 75), (0, 130, 200))):
+                cx = (width * (0.2 + 0.3 * k) + 4 * i) % width
+                cy = height * (0.3 + 0.2 * k) + 30 * np.sin(i / 10 + k)
+                frame[(xx - cx) ** 2 + (yy - cy) ** 2 < (25 + 10 * k) ** 2] = colour
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def bench_video(opts, store, folder):
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return {"skipped": "PyAV is not installed (pip install \".[video]\")"}
+    from yolo9000.data.images import letterbox
+    from yolo9000.data.video import VideoSource
+    from yolo9000.inference.detector import Detector
+    from yolo9000.inference.video import annotate_video
+    model = opts.cfg or VIDEO_MODEL
+    n_frames = 16 if opts.quick else VIDEO_FRAMES
+    clip = Path(folder) / "clip.mp4"
+    make_clip(clip, n_frames, *VIDEO_SIZE, VIDEO_RATE)
+    net = build_ours(model, opts.size, store.path(model))
+    detector = Detector.from_network(net, names=[str(k) for k in range(net.region.classes)])
+    frames = [f.rgb for f in VideoSource(clip).frames()]
+    size = (net.width, net.height)
+    letterbox_ms = summarise(time_interleaved(
+        {"letterbox": lambda: letterbox(frames[0], *size)}, opts.repeats)["letterbox"])
+    rows = []
+    for batch in dict.fromkeys((1, opts.batch)):
+        x = np.stack([letterbox(frames[k % n_frames], *size)[0] for k in range(batch)])
+        forward = summarise(time_interleaved({"f": lambda: net.forward(x)}, opts.repeats)["f"],
+                            batch)
+        runs = []
+        for repeat in range(opts.repeats):
+            runs.append(annotate_video(detector, clip, Path(folder) / f"out{repeat}.mp4",
+                                       batch_size=batch))
+        runs.sort(key=lambda r: r.fps)
+        run = runs[len(runs) // 2]
+        per_frame = {stage: 1000 * getattr(run, f"{stage}_seconds") / run.frames
+                     for stage in ("decode", "network", "draw", "encode")}
+        rows.append({"what": f"video {model_label(model)} {size[0]} b{batch} "
+                             f"{VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}",
+                     "model": model_label(model), "width": size[0], "height": size[1],
+                     "batch": batch, "frames": run.frames, "fps": run.fps,
+                     "fps_runs": [r.fps for r in runs],
+                     "stage_ms": per_frame, "letterbox_alone_ms": letterbox_ms["median_ms"],
+                     "forward_alone_ms": forward["median_ms"],
+                     "forward_alone_fps": 1000 / forward["median_ms"]})
+    return {"clip": {"width": VIDEO_SIZE[0], "height": VIDEO_SIZE[1], "frames": n_frames,
+                     "rate": VIDEO_RATE, "codec": "libx264"}, "rows": rows}
 
 
 # -- memory, in fresh subprocesses -------------------------------------------------------------
@@ -670,6 +749,26 @@ def print_memory(rows):
           "forward; budget = 1.5 x weights + 300 MB, inference only)")
 
 
+def print_video(v):
+    if "skipped" in v:
+        print(f"video: skipped ({v['skipped']})")
+        return
+    clip = v["clip"]
+    print(f"video: {clip['width']}x{clip['height']} {clip['codec']} clip, {clip['frames']} "
+          f"frames; per frame each stage's own time (the stages overlap on threads)")
+    header = (f"{'what':<38s} {'frames/s':>8s} {'decode':>7s} {'letterbox':>9s} "
+              f"{'forward+NMS':>11s} {'draw':>6s} {'encode':>7s} {'forward alone':>13s}")
+    print(header)
+    print("-" * len(header))
+    for r in v["rows"]:
+        ms = r["stage_ms"]
+        print(f"{r['what']:<38s} {r['fps']:8.1f} {ms['decode']:7.1f} "
+              f"{r['letterbox_alone_ms']:9.1f} {ms['network']:11.1f} {ms['draw']:6.1f} "
+              f"{ms['encode']:7.1f} {r['forward_alone_ms']:7.1f} ms/img")
+    print("(ms per frame; letterbox: alone, on one frame, it runs on the decoding pool; "
+          "forward+NMS: in the pipeline, overlapped by the rest; forward alone: no other work)")
+
+
 def print_profile(p):
     print(f"\nprofile: {p['title']} (sum of layers {p['total_ms']:.1f} ms)")
     print(f"{'layer':>5s} {'type':<8s} {'output':>16s} {'ms':>9s} {'%':>6s} {'GFLOP/s':>8s}")
@@ -784,7 +883,7 @@ def main(argv=None):
         "torch": opts.torch, "learning_rate": LEARNING_RATE, "seen": SEEN,
         "boxes_per_image": BOXES_PER_IMAGE,
         "torch_train_loss": "0.5 * sum of squares of the output" if opts.torch else None},
-        "results": [], "anchors": None, "memory": None, "profile": None,
+        "results": [], "anchors": None, "memory": None, "video": None, "profile": None,
         "load_average_start": list(load_start)}
     with tempfile.TemporaryDirectory(prefix="yolo9000-bench-") as tmp:
         store = WeightStore(tmp, use_file=torch_available())
@@ -802,6 +901,9 @@ def main(argv=None):
             report["anchors"] = bench_anchors_section(opts)
         if "memory" in opts.what:
             report["memory"] = bench_memory(opts, store)
+        if "video" in opts.what:
+            core.use_block_pool(0)
+            report["video"] = bench_video(opts, store, tmp)
         if opts.profile:
             report["profile"] = bench_profile(opts, store, opts.what)
     load_end = os.getloadavg()
@@ -830,6 +932,9 @@ def main(argv=None):
     if report["memory"]:
         print()
         print_memory(report["memory"])
+    if report["video"]:
+        print()
+        print_video(report["video"])
     for p in report["profile"] or []:
         print_profile(p)
     print("\nload average at end: " + " ".join(f"{v:.2f}" for v in load_end))

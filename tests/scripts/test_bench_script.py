@@ -113,3 +113,21 @@ def test_anchors_section(tmp_path):
     assert a["n_boxes"] == 100_000 and a["k"] == 9 and a["repeats"] == 2
     assert positive(a["median_s"]) and 0 < a["avg_iou"] <= 1
     assert "anchors k-means: 100,000 boxes" in proc.stdout
+
+
+def test_video_section(tmp_path, mini_cfg):
+    pytest.importorskip("av", reason="PyAV (the [video] extra) is not installed")
+    out = tmp_path / "v.json"
+    proc = run_bench("video", "--no-torch", "--cfg", str(mini_cfg), "--json", str(out),
+                     cwd=tmp_path)
+    video = json.loads(out.read_text())["video"]
+    assert video["clip"] == {"width": 640, "height": 360, "frames": 16, "rate": 30,
+                             "codec": "libx264"}
+    assert [r["what"] for r in video["rows"]] == ["video mini 64 b1 640x360",
+                                                  "video mini 64 b2 640x360"]
+    for r in video["rows"]:
+        assert r["frames"] == 16 and positive(r["fps"]) and len(r["fps_runs"]) == 2
+        assert set(r["stage_ms"]) == {"decode", "network", "draw", "encode"}
+        assert all(positive(v) for v in r["stage_ms"].values())
+        assert positive(r["forward_alone_ms"]) and positive(r["letterbox_alone_ms"])
+        assert r["what"] in proc.stdout
