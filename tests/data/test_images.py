@@ -84,6 +84,29 @@ def test_resize_matches_darknet_loops(src, dst):
     np.testing.assert_allclose(got, _darknet_resize_loops(img, dst[1], dst[0]), atol=1e-5)
 
 
+def test_resize_keeps_the_bits_of_its_two_float32_passes():
+    """The network sees the same input bits whatever gathers the pixels: each pass is
+    a + (b - a) * f in float32, columns first (darknet's corner-aligned grid)."""
+    def two_passes(img, new_w, new_h):
+        h, w = img.shape[:2]
+        xs = np.arange(new_w) * ((w - 1) / (new_w - 1))
+        ys = np.arange(new_h) * ((h - 1) / (new_h - 1))
+        x0 = np.minimum(xs.astype(np.intp), w - 2)
+        y0 = np.minimum(ys.astype(np.intp), h - 2)
+        fx = (xs - x0).astype(np.float32)[None, :, None]
+        fy = (ys - y0).astype(np.float32)[:, None, None]
+        left, right = img[:, x0].astype(np.float32), img[:, x0 + 1].astype(np.float32)
+        cols = left + (right - left) * fx
+        return cols[y0] + (cols[y0 + 1] - cols[y0]) * fy
+
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    for img in (photo, photo[7:300:2, 11:500], photo.astype(np.float32) / 255):
+        for new_w, new_h in ((416, 234), (97, 51), (700, 401)):
+            assert np.array_equal(resize_bilinear(img, new_w, new_h),
+                                  two_passes(img, new_w, new_h))
+
+
 def test_letterbox_pixels_agree_with_box_mapping():
     """A white rectangle lands where image_to_network says it does (within one network pixel)."""
     img = np.zeros((300, 500, 3), np.uint8)
