@@ -252,8 +252,8 @@ def annotate_video(detector, source, output, json_out=None, batch_size=1, vid_st
             for result in results:
                 writer.write(result.rgb, result.detections)
                 if json_out is not None:
-                    json_out.write(frame_entry(source, result.index, result.time, result.width,
-                                               result.height, result.detections,
+                    json_out.write(frame_entry(video.path, result.index, result.time,
+                                               result.width, result.height, result.detections,
                                                detector.names))
                 run.frames += 1
                 run.network_seconds += result.seconds
@@ -314,13 +314,12 @@ def detect_videos(videos, detector_options, *, project, name, exist_ok=False, js
     def tell(message):
         print(message, file=sys.stderr, flush=True)
 
-    failures = 0
-    for source in videos:
-        problem = source_problem(source)
+    problems = {source: source_problem(source) for source in videos}
+    for source, problem in problems.items():
         if problem:
             tell(f"error: {camera_device(source) or source}: {problem}")
-            failures += 1
-    videos = [source for source in videos if source_problem(source) is None]
+    failures = sum(map(bool, problems.values()))
+    videos = [source for source in videos if not problems[source]]
     if not videos:
         tell("error: no videos to process")
         return 1
@@ -349,8 +348,7 @@ def detect_videos(videos, detector_options, *, project, name, exist_ok=False, js
         if json_out is not None:
             json_out.close()
     if stop_signals:
-        done = (f": {last.output} holds its first {last.frames} frames"
-                if last is not None else "")
+        done = f": {last.output} holds {last.frames} frames" if last is not None else ""
         raise Interrupted(f"interrupted{done}", stop_signals[0])
     say(f"annotated videos: {out_dir}")
     if json_path is not None and json_path != "-":
