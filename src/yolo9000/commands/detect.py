@@ -171,13 +171,15 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     from ..data.video import video_inputs
     videos = video_inputs(sources)
     if videos is not None:
+        from functools import partial
+        from ..inference.detector import Detector
         from ..inference.video import detect_videos
-        return detect_videos(videos, dict(model=model, cfg=cfg, weights=weights, names=names,
-                                          size=size, thresh=thresh, nms=nms_thresh,
-                                          hier_thresh=hier_thresh, tree_walk=tree_walk),
-                             project=project, name=name, exist_ok=exist_ok, json_path=json_path,
-                             json_format=json_format, save_txt=save_txt, batch=batch,
-                             vid_stride=vid_stride)
+        detector = partial(Detector, model=model, cfg=cfg, weights=weights, names=names,
+                           size=size, thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
+                           tree_walk=tree_walk)
+        return detect_videos(videos, detector, project=project, name=name, exist_ok=exist_ok,
+                             json_path=json_path, json_format=json_format, save_txt=save_txt,
+                             batch=batch, vid_stride=vid_stride)
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     progress_err = json_path == "-"
 

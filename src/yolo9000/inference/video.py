@@ -285,15 +285,15 @@ def output_stems(sources) -> list[str]:
     return stems
 
 
-def detect_videos(videos, detector_options, *, project, name, exist_ok=False, json_path=None,
+def detect_videos(videos, make_detector, *, project, name, exist_ok=False, json_path=None,
                   json_format="yolo9000", save_txt=False, batch=1, vid_stride=1):
     """`yolo9000 detect` on video files and cameras (data.video.video_inputs): per source an
-    annotated video RUN/<stem>.mp4 and, with json_path, JSON Lines records. A source that
-    cannot be read is reported on one line and the others still run. Returns the exit code
-    (1 when a source failed); SIGINT / SIGTERM raise Interrupted once the files are closed."""
+    annotated video RUN/<stem>.mp4 and, with json_path, JSON Lines records. make_detector()
+    builds the Detector, once the sources were checked. A source that cannot be read is
+    reported on one line and the others still run. Returns the exit code (1 when a source
+    failed); SIGINT / SIGTERM raise Interrupted once the files are closed."""
     from ..runs import new_run_dir
     from ..training.distributed import launched_size
-    from .detector import Detector
 
     if launched_size() > 1:
         raise UserError("videos and cameras are read by one process: run detect on them "
@@ -323,7 +323,7 @@ def detect_videos(videos, detector_options, *, project, name, exist_ok=False, js
     if not videos:
         tell("error: no videos to process")
         return 1
-    detector = Detector(**detector_options)
+    detector = make_detector()
     if detector.notice:
         tell(f"note: {detector.notice}")
     out_dir = new_run_dir(project, name, exist_ok)
