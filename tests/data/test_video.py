@@ -1,5 +1,6 @@
 """data/video.py: which sources are videos or cameras, and the frames of a video file as PyAV
 wrote them (lossless clips), with vid_stride, cut-short files and an early stop."""
+import sys
 import threading
 
 import numpy as np
@@ -137,3 +138,13 @@ def test_a_missing_camera_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=r"^/dev/video9: no such camera device$"):
         VideoSource("9")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="video4linux2 is Linux's")
+def test_a_device_that_is_no_camera_goes_through_video4linux2_and_fails_in_one_line():
+    assert camera_device("/dev/null") == "/dev/null"       # a character device
+    with pytest.raises(UserError) as e:
+        VideoSource("/dev/null")
+    message = str(e.value)
+    assert message.startswith("/dev/null: cannot open the camera: ") and "\n" not in message
+    assert "VIDIOC_QUERYCAP" in message                    # the v4l2 input asked the driver
