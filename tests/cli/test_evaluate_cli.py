@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from yolo9000.cli import cli, main
-from yolo9000.data.datasets import ImageRecord, load_dataset
+from yolo9000.data.formats import ImageRecord, load_dataset
 from conftest import GOLDEN, run_folder_args
 
 CFG, WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from yolo9000.boxes import box_area
-from yolo9000.data.datasets import ImageRecord
+from yolo9000.data.formats import ImageRecord
 from yolo9000.metrics.detection import (COCO_STAT_NAMES, COCOResult, Detections, GroundTruth,
                                         VOCResult, evaluate_coco, evaluate_voc, format_table,
                                         ground_truth_from_record, voc_ap)

@@ -164,7 +164,7 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     image list or .data file. Prints a darknet `anchors = ...` line to paste into a cfg.
     """
     from ..data.anchors import avg_iou, box_wh, kmeans_anchors
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..fileio import check_output_path, write_output
 
     check_output_path(json_path, "anchors")

@@ -86,7 +86,7 @@ def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batc
 
     # 2. anchors -----------------------------------------------------------------------------
     from ..data.anchors import box_wh, kmeans_anchors
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..fileio import atomic_write_text
     from ..model.cfg import anchors_line
     train_set = load_dataset(paths["train"])

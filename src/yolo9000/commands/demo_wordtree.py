@@ -27,7 +27,7 @@ from .options import echo_to_stderr
 def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect_images,
         crops_per_class, classification_ratio, joint_share):
     from ..data.anchors import box_wh, kmeans_anchors
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..data.synthetic_hierarchy import (BOXED_FINE, COARSE, FINE, HIERARCHY, NEVER_BOXED,
                                             coarse_view, make_hierarchy_data)
     from ..fileio import atomic_write_text

@@ -143,7 +143,7 @@ def evaluated_split(data, split):
     stderr: evaluating the training list by accident looks like a great model."""
     if Path(data).suffix.lower() != ".data" or not Path(data).is_file():
         return split
-    from ..data.datasets import evaluation_list_key
+    from ..data.formats import evaluation_list_key
     chosen = split or evaluation_list_key(data)
     click.echo(f"note: evaluating the {chosen!r} list of {data}"
                + (" (it has no 'valid =' entry)" if split is None and chosen == "train" else ""),
@@ -183,7 +183,7 @@ def classifier_result_dict(result, names, seconds, **info):
 def evaluate_classifier_command(data, weights, cfg, model, names, size, batch, split, project,
                                 name, exist_ok, json_path, dets_path, say):
     """`evaluate` of a classifier: top-1 / top-5, a per-class table, confusion_matrix.png."""
-    from ..data.classification import classification_report, load_classification_dataset
+    from ..data.formats import classification_report, load_classification_dataset
     from ..fileio import write_output
     from ..inference.classifier import Classifier, evaluate_classifier
     from ..inference.export import classification_entry, json_list_text
@@ -303,7 +303,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         click.echo(msg, err=to_err)
 
     from ..data.classes import reconcile_classes
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..inference.detector import Detector
     from ..runs import new_run_dir
     from ..progress import Progress

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
-from ..data.datasets import read_names
+from ..names import read_names
 from ..errors import UserError
 from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for

@@ -38,7 +38,7 @@ class DetectionTask:
     score_name = "mAP@0.5"
 
     def load_data(self, s, warn):
-        from ..data.datasets import load_dataset
+        from ..data.formats import load_dataset
         from ..data.report import dataset_report
         if s.val_fraction is not None:
             raise UserError("--val-fraction holds out part of a classification set; give a "
@@ -50,7 +50,7 @@ class DetectionTask:
                 warn(line)
         self.classification_set = None
         if s.classification_data:
-            from ..data.classification import classification_report, load_classification_dataset
+            from ..data.formats import classification_report, load_classification_dataset
             self.classification_set = load_classification_dataset(s.classification_data)
             for line in classification_report(self.classification_set, "classification"):
                 warn(line)
@@ -191,7 +191,7 @@ class ClassificationTask:
                            workers=workers)
 
     def load_data(self, s, warn):
-        from ..data.classification import classification_report, load_classification_dataset
+        from ..data.formats import classification_report, load_classification_dataset
         train_set = load_classification_dataset(s.data, names=s.names)
         val_set = None
         fraction = DEFAULT_VAL_FRACTION if s.val_fraction is None else s.val_fraction
