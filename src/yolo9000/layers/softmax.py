@@ -18,10 +18,9 @@ class SoftmaxLayer(Layer):
         self.temperature = float(temperature)
         if self.in_shape[0] % self.groups:
             raise ValueError(f"softmax groups={groups} does not divide {self.in_shape[0]} channels")
-        self.tree = None
+        # tree: a WordTree (model/wordtree.py), read by whoever builds the layer
+        self.tree = tree
         if tree is not None:
-            from ..model.wordtree import WordTree
-            self.tree = WordTree.resolve(tree)
             if self.groups != 1:
                 raise ValueError("softmax: tree= sets the groups itself; groups= must stay 1")
             if self.tree.n != self.in_shape[0]:
@@ -31,12 +30,10 @@ class SoftmaxLayer(Layer):
 
     @classmethod
     def from_section(cls, s, in_shape, context):
-        from ..model.zoo import cfg_file_option
         s.expect_default("spatial", 0)
         s.ignore("noloss")      # training only
         return cls(in_shape, groups=s.get_int("groups", 1),
-                   temperature=s.get_float("temperature", 1.0),
-                   tree=cfg_file_option(s, "tree", "tree", context.source, context.files))
+                   temperature=s.get_float("temperature", 1.0), tree=context.word_tree(s))
 
     def _grouped(self, x):
         n, c, h, w = x.shape
