@@ -33,7 +33,8 @@ def main():
     from yolo9000.metrics.detection import format_table
     from yolo9000.kernels.threads import set_threads
     from yolo9000.runs import new_run_dir
-    from yolo9000.training.trainer import Trainer, TrainSettings
+    from yolo9000.training.settings import TrainSettings
+    from yolo9000.training.trainer import Trainer
     print(f"threads: {set_threads(args.threads)}")
 
     full = load_dataset(args.voc)

@@ -212,7 +212,8 @@ def tree_data(tmp_path_factory):
 
 def test_training_validation_goes_through_the_tree(tree_data, tmp_path):
     from yolo9000.data.formats import load_dataset
-    from yolo9000.training.trainer import Trainer, TrainSettings
+    from yolo9000.training.settings import TrainSettings
+    from yolo9000.training.trainer import Trainer
 
     cfg, train, val = tree_data
     settings = TrainSettings(cfg=str(cfg), data=str(train), val=str(val), out=str(tmp_path / "run"),

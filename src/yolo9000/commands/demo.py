@@ -102,7 +102,8 @@ def command(ctx, project, name, exist_ok, n_train, n_val, size, iterations, batc
 
     # 3. training ----------------------------------------------------------------------------
     from ..kernels.threads import current_threads
-    from ..training.trainer import Trainer, TrainSettings
+    from ..training.settings import TrainSettings
+    from ..training.trainer import Trainer
     subdivisions = SUBDIVISIONS if batch % SUBDIVISIONS == 0 else 1
     steps = [int(iterations * 0.8), int(iterations * 0.93)]
     settings = TrainSettings(

@@ -116,7 +116,7 @@ def _settings(out, paths, start, size, iterations, batch, lr, seed, anchors, rat
     """A training run: from scratch on the boxes alone, or (start: the baseline's weights)
     jointly on boxes and classification crops."""
     from ..kernels.threads import current_threads
-    from ..training.trainer import TrainSettings
+    from ..training.settings import TrainSettings
     return TrainSettings(
         cfg="yolov2-shapes-tree", data=str(paths["detection"]), val=str(paths["val"]),
         classification_data=str(paths["crops"]) if start else None,
