@@ -721,7 +721,7 @@ def test_inference_uses_weight_blocks_for_13x13_maps_at_any_batch():
                                batch_normalize=True, activation="leaky")
     randomise(layer, rng)
     assert layer.winograd_filter_bytes() == 4 * 64 * 96 * 9
-    assert not ConvolutionalLayer((96, 26, 26), 40, 3, 1, 1)._blocks()      # 169 tiles
+    assert not ConvolutionalLayer((96, 26, 26), 40, 3, 1, 1)._uses_weight_blocks()   # 169 tiles
     x = rng.standard_normal((5, 96, 13, 13)).astype(np.float32)
     y = layer.forward(x)
     assert isinstance(layer._u, winograd.WeightBlocks)
@@ -761,7 +761,7 @@ def test_convolution_with_its_maxpool_fused_equals_the_two(monkeypatch, act, c, 
     x = rng.standard_normal((batch, c, size, size)).astype(np.float32)
     fused = layer.forward_pooled(x)
     assert fused is not None
-    assert {"direct": layer.use_direct, "blocks": layer._blocks()}.get(path, True)
+    assert {"direct": layer.use_direct, "blocks": layer._uses_weight_blocks()}.get(path, True)
     assert np.array_equal(fused, pool.forward(layer.forward(x)))
 
 

@@ -170,7 +170,7 @@ class ConvolutionalLayer(Layer):
         flat = self.weights.reshape(-1)
         return flat[:: max(1, flat.size // 256)].copy()
 
-    def _blocks(self):
+    def _uses_weight_blocks(self):
         """Whether inference multiplies through the products kernel, from WeightBlocks (13x13
         maps of many channels; any batch size)."""
         c, h, w = self.in_shape
@@ -179,7 +179,9 @@ class ConvolutionalLayer(Layer):
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
         f, c = self.weights.shape[:2]
-        return 4 * (winograd.block_floats(f, c) if self._blocks() else winograd.filter_floats(f, c))
+        if self._uses_weight_blocks():
+            return 4 * winograd.block_floats(f, c)
+        return 4 * winograd.filter_floats(f, c)
 
     def _winograd_filters(self, cache, blocks):
         """The filters for winograd.convolve (WeightBlocks or filters()); the cached ones if
@@ -202,7 +204,7 @@ class ConvolutionalLayer(Layer):
         if not self.use_winograd:
             return False, False, False
         if self.cache_winograd and not train:
-            return True, True, self._blocks()
+            return True, True, self._uses_weight_blocks()
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False

@@ -1,3 +1,5 @@
+"""Detection metrics (metrics/detection.py): VOC and COCO AP against hand-worked cases and
+pycocotools, tables and the ground truth taken from dataset records."""
 import contextlib
 import io
 
