@@ -277,7 +277,7 @@ class Network:
             else:
                 outputs[i] = layer.forward(inp, train)
             if not keep_all:
-                # free what no later layer reads
+                # inference holds only the outputs a later layer still reads, not all of them
                 for j in range(max(0, i - 1), i):
                     if self._last_use[j] <= i:
                         outputs[j] = None

@@ -74,9 +74,11 @@ def read_list_file(list_path: Path, bases):
 
 
 def scan_images(folder: Path):
+    """The images under a folder, in an order that is the same on every file system."""
     found = []
     for dirpath, dirnames, files in os.walk(folder):
-        # Never descend into label folders or hidden ones; keep the walk order stable.
+        # labels/ holds the label files, hidden folders only tools' litter; sorted, because
+        # os.walk's order is the file system's and seeded shuffles start from this list
         dirnames[:] = sorted(d for d in dirnames if d != "labels" and not d.startswith("."))
         found += [Path(dirpath) / f for f in sorted(files) if is_image_name(f)]
     return found
