@@ -187,7 +187,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     if detector.notice:
         click.echo(f"note: {detector.notice}", err=True)
 
-    from ..training.distributed import world
+    from ..parallel import world
     ranks = world()
     out_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
     labels_dir = out_dir / "labels"

@@ -308,7 +308,7 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
     from ..runs import new_run_dir
     from ..progress import Progress
     from ..inference.evaluation import evaluate_records
-    from ..training.distributed import world
+    from ..parallel import world
 
     if not os.path.exists(data):
         raise UserError("dataset not found: no such file or directory", path=data)

@@ -2,7 +2,7 @@
 
 The detections come from `Detector.stream` (the same pipeline `detect` runs); build the
 detector with ``evaluation=True`` so that a word-tree model is scored class by class. Under
-MPI (training/distributed.py) each rank predicts its share of the images and every rank gets
+MPI (parallel.py) each rank predicts its share of the images and every rank gets
 all the detections, so the scores are one process's.
 """
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
@@ -10,7 +10,7 @@ from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_
 
 def predict_records(detector, records, batch=8, progress=None):
     """Detections (original pixels) for every record, keyed by record index."""
-    from ..training.distributed import world
+    from ..parallel import world
     ranks = world()
 
     def predict(mine):
