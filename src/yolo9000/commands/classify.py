@@ -2,7 +2,7 @@
 
 The images go through `Classifier.stream` (decoded ahead in background threads while the network
 runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
-any input failed — the rules of `detect`.
+any input failed — the rules of `detect`, whose SOURCE arguments it takes (data/sources.py).
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ def command(sources, weights, model, cfg, names, size, top, batch, json_path):
     """Classify images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
+    from ..data.sources import expand_sources
     from ..fileio import check_output_path, write_output
     from ..inference.classifier import Classifier
     from ..inference.export import classification_entry, json_list_text
-    from .detect import expand_sources
     check_output_path(json_path, "classifications")
     to_err = json_path == "-"      # stdout then carries only the JSON
 
