@@ -37,6 +37,7 @@ def command(sources, weights, model, cfg, names, size, top, batch, json_path):
     from ..fileio import check_output_path, write_output
     from ..inference.classifier import Classifier
     from ..inference.export import classification_entry, json_list_text
+    from ..progress import images_rate_line
     check_output_path(json_path, "classifications")
     to_err = json_path == "-"      # stdout then carries only the JSON
 
@@ -68,8 +69,7 @@ def command(sources, weights, model, cfg, names, size, top, batch, json_path):
         entries.append(classification_entry(result.source, result.width, result.height, best))
         done += 1
     elapsed = time.perf_counter() - start
-    say(f"{done} image{'s' if done != 1 else ''} in {elapsed:.2f} s "
-        f"({done / elapsed if elapsed > 0 else 0.0:.2f} images/s)")
+    say(images_rate_line(done, elapsed))
     if json_path is not None:
         write_output(json_path, json_list_text(entries), "classifications")
         if json_path != "-":

@@ -86,6 +86,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     from ..inference.draw import draw_detections
     from ..inference.export import (coco_results, image_entry, json_list_text, summarise,
                                     yolo_label_text)
+    from ..progress import images_rate_line
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
@@ -156,8 +157,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     elapsed = time.perf_counter() - start
     if json_path is not None:
         write_output(json_path, json_list_text(entries), "detections")
-    rate = done / elapsed if elapsed > 0 else 0.0
-    say(f"{done} image{'s' if done != 1 else ''} in {elapsed:.2f} s ({rate:.2f} images/s)")
+    say(images_rate_line(done, elapsed))
     say(f"annotated images: {out_dir}")
     if save_txt:
         say(f"labels: {labels_dir}")

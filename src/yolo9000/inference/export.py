@@ -106,6 +106,25 @@ def coco_results(image_id, detections, category_ids=None) -> list[dict]:
     return entries
 
 
+# -- a dataset's detections (evaluate --save-json) ---------------------------------------------
+def detections_json(records, dets, names, json_format, category_ids=None):
+    """(--save-json text of `evaluate`, number of detections left out of it): dets[k] are the
+    detections of records[k] (.path, .width, .height, .image_id) in the layout json_format.
+
+    COCO layout: a record's own image id (COCO datasets), else its position in the dataset;
+    detections of a class with no category id in a COCO dataset are left out.
+    """
+    if json_format == "yolo9000":
+        entries = [image_entry(r.path, r.width, r.height, dets[k], names)
+                   for k, r in enumerate(records)]
+        return json_list_text(entries), 0
+    entries = []
+    for k, r in enumerate(records):
+        entries += coco_results(k if r.image_id is None else r.image_id, dets[k], category_ids)
+    total = sum(len(dets[k].scores) for k in range(len(records)))
+    return json_list_text(entries), total - len(entries)
+
+
 def json_list_text(entries) -> str:
     """A JSON list with one entry per line: valid JSON that still reads (and diffs) well."""
     if not entries:
