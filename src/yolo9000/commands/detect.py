@@ -1,21 +1,15 @@
 """`yolo9000 detect SOURCE...`: annotated images, JSON records and YOLO label files.
 
-The layouts of the JSON and label files are inference/export.py's; the SOURCE arguments are
-expanded by data/sources.py.
-
-The images go through `Detector.stream` (decoded ahead in background threads while the network
-runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
-any input failed.
+The SOURCE arguments are expanded by data/sources.py; the run is inference/detect_images.py's.
+A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if any
+input failed.
 """
 from __future__ import annotations
 
-import time
-
 import click
 
-from ..runs import OutputNamer, new_run_dir
-from .options import (check_size_option, tree_options, deprecated_option, json_format_option,
-                      out_folder_as_run_folder, run_folder_options)
+from .options import (check_size_option, deprecated_option, echo_to_stderr, json_format_option,
+                      out_folder_as_run_folder, run_folder_options, tree_options)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -58,7 +52,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     if save_conf and not save_txt:
         raise click.UsageError("--save-conf adds a column to the --save-txt label files: "
                                "give --save-txt too")
-    from ..fileio import atomic_write_text, check_output_path, write_output
+    from ..fileio import check_output_path
     check_output_path(project, "run folder", folder=True)
     check_output_path(json_path, "detections")
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
@@ -81,88 +75,16 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
         fail("no images to process")
         return 1
 
-    from ..inference.detector import Detector
-    from ..data.images import save_image, written_suffix
-    from ..inference.draw import draw_detections
-    from ..inference.export import (coco_results, image_entry, json_list_text, summarise,
-                                    yolo_label_text)
-    from ..progress import images_rate_line
-
-    detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
-                        thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
-                        tree_walk=tree_walk)
-    if detector.notice:
-        click.echo(f"note: {detector.notice}", err=True)
-
-    from ..parallel import world
-    ranks = world()
-    out_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
-    labels_dir = out_dir / "labels"
-    if save_txt and ranks.is_main:
-        labels_dir.mkdir(exist_ok=True)
-    namer = OutputNamer()
-    # named before any image runs: the same names however the images are shared over ranks
-    outputs = [(namer.stem(path), written_suffix(path)) for path in paths]
-    mine = ranks.shard(len(paths))
-    # under MPI the ranks' reports are printed by rank 0, in input order, once all are done
-    live = ranks.size == 1
-
-    def detect_mine(mine_paths):
-        reports = {}     # position among mine_paths -> (error or None, stdout line, entries)
-        # result.index (in `paths`), the image_id of the COCO layout: failed images keep
-        # their numbers
-        for result in detector.stream(mine_paths, batch_size=batch, skip_errors=True):
-            index = mine[result.index]
-            if result.error is not None:
-                report = (result.error, None, [])
-            else:
-                path, image, dets = result.source, result.image, result.detections
-                stem, suffix = outputs[index]
-                scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
-                save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix),
-                           "annotated image")
-                if save_txt:
-                    atomic_write_text(labels_dir / f"{stem}.txt",
-                                      yolo_label_text(dets, image.width, image.height, save_conf))
-                if json_format == "coco":
-                    entries = coco_results(index, dets)
-                else:
-                    entries = [image_entry(path, image.width, image.height, dets, detector.names)]
-                report = (None, f"{path} {image.width}x{image.height}: {summarise(dets)}, "
-                                f"{result.seconds * 1000:.0f} ms", entries)
-            if live:
-                show(report)
-            reports[result.index] = report
-        return reports
-
-    def show(report):
-        error, line, _ = report
-        if error is not None:
-            fail(error)
-        else:
-            say(line)
-
-    start = time.perf_counter()
-    reports = ranks.map_sharded(paths, detect_mine)
-    if not ranks.is_main:
+    from ..inference.detect_images import detect_images
+    failed = detect_images(paths, model=model, cfg=cfg, weights=weights, names=names, size=size,
+                           thresh=thresh, hier_thresh=hier_thresh, tree_walk=tree_walk,
+                           nms_thresh=nms_thresh, project=project, name=name, exist_ok=exist_ok,
+                           json_path=json_path, json_format=json_format, save_txt=save_txt,
+                           save_conf=save_conf, batch=batch, say=say, fail=fail,
+                           warn=echo_to_stderr)
+    if failed is None:          # a rank other than 0: rank 0 reports
         return 0
-    entries = []        # of the --save-json file
-    for report in reports.values():
-        if not live:
-            show(report)
-        entries.extend(report[2])
-    done = sum(error is None for error, _, _ in reports.values())
-    failures += len(reports) - done
-
-    elapsed = time.perf_counter() - start
-    if json_path is not None:
-        write_output(json_path, json_list_text(entries), "detections")
-    say(images_rate_line(done, elapsed))
-    say(f"annotated images: {out_dir}")
-    if save_txt:
-        say(f"labels: {labels_dir}")
-    if json_path is not None and json_path != "-":
-        say(f"json: {json_path}")
+    failures += failed
     if failures:
         click.echo(f"{failures} input{'s' if failures != 1 else ''} failed", err=True)
         return 1
