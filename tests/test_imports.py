@@ -25,7 +25,8 @@ LEVELS = [
     ("data", "metrics"),
     ("layers",),
     ("kernels", "_kernels"),
-    ("boxes", "parallel", "errors", "fileio", "progress", "runs", "_version"),
+    ("boxes", "parallel", "errors", "fileio", "progress", "runs", "_version",
+     "names", "truths", "label_scores"),      # the last three: the structure branch's
 ]
 # on one level, and neither imports the other
 SEPARATE_PEERS = {"data", "metrics"}
