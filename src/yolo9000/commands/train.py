@@ -82,7 +82,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
     from ..errors import UserError
     from ..fileio import check_output_path
     from ..runs import new_run_dir
-    from ..training.distributed import world
+    from ..parallel import world
     from ..training.settings import TrainSettings, load_settings
     from ..training.trainer import Trainer
 

@@ -270,7 +270,7 @@ class BatchLoader:
         schedule does when drawn from a seeded generator per index). Starting a new
         iterate() abandons the previous iterator. With ``index_of``, [start, stop) are
         positions and batch index_of(position) is built at each (an MPI rank's share of the
-        batches, training/distributed.py).
+        batches, parallel.py).
         """
         self._check_open()
         index_of = index_of or (lambda position: position)

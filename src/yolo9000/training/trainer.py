@@ -33,7 +33,7 @@ from ..errors import Interrupted, UserError
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_write_text, remove_stale_temps
 from ..model.network import Network
-from .distributed import world
+from ..parallel import world
 from .optim import learning_rate, make_optimizer
 from .guard import StepGuard
 from .plots import plot_results
