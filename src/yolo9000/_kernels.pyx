@@ -11,38 +11,14 @@ from cython.parallel cimport prange
 from libc.math cimport expf, fmaxf, sqrtf
 from libc.float cimport FLT_MAX
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int y9k_have_openmp(void) { return 1; }
-    static void y9k_set_num_threads(int n) { omp_set_num_threads(n); }
-    static int y9k_max_threads(void) { return omp_get_max_threads(); }
-    #else
-    static int y9k_have_openmp(void) { return 0; }
-    static void y9k_set_num_threads(int n) { (void)n; }
-    static int y9k_max_threads(void) { return 1; }
-    #endif
-    /* whether the CPU runs the AVX-512 kernels (each compiled for it alone, chosen at run
-       time: the portable build assumes SSE2) */
-    static int y9k_has_avx512(void)
-    {
-    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f");
-    #else
-        return 0;
-    #endif
-    }
-    """
-    int y9k_have_openmp()
-    void y9k_set_num_threads(int n)
-    int y9k_max_threads()
-    int y9k_has_avx512() noexcept nogil
-
+# the instruction-set paths the kernels take, read once at import (csrc/y9k.h): the CPU's,
+# or none (the portable twins) when YOLO9000_PORTABLE_KERNELS is set
+cdef bint _portable = y9k_portable_requested()
+cdef int _paths = 0 if _portable else y9k_cpu_features()
 # the AVX-512 kernels' switch (the 4-filter direct kernel, the 13x13 input transform, the
-# products from weight blocks)
-cdef int _avx512 = y9k_has_avx512()
+# products from weight blocks) and the AVX2+FMA one (the direct kernel)
+cdef bint _avx512 = (_paths & Y9K_AVX512F) != 0
+cdef bint _avx2_fma = (_paths & Y9K_AVX2_FMA) != 0
 
 # activation codes shared with layers/activations.py
 DEF ACT_LINEAR = 0
@@ -97,6 +73,14 @@ def set_num_threads(int n):
 
 def get_max_threads():
     return y9k_max_threads()
+
+
+def cpu_features():
+    """Which instruction-set paths the kernels take here: sse2, avx2_fma and avx512f each True
+    when the CPU (and the build) has it and YOLO9000_PORTABLE_KERNELS did not turn it off;
+    portable_kernels: whether that switch was set when the module was imported."""
+    return {"sse2": bool(_paths & Y9K_SSE2), "avx2_fma": _avx2_fma, "avx512f": _avx512,
+            "portable_kernels": _portable}
 
 
 def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::1] col,
@@ -1196,11 +1180,6 @@ cdef extern from *:
             acc[t] += sum;
         }
     }
-    static int y9k_direct_available(void)
-    {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
     /* y9k_direct_block64 for 4 filters at once (w: their taps, taps apart; a, b: their
        affine; out: their rows, out_stride apart) with AVX-512: each input vector loaded
        feeds 4 FMAs (the one-filter kernel is bound by its loads) */
@@ -1248,28 +1227,20 @@ cdef extern from *:
     static void y9k_direct_wgrad_row(const float *const *tap, int taps, const float *g, int n,
                                      double *acc)
     { (void)tap; (void)taps; (void)g; (void)n; (void)acc; }
-    static int y9k_direct_available(void) { return 0; }
     static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
                                     const float *a, const float *b, int act, float *out,
                                     long out_stride, int n)
     { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out;
       (void)out_stride; (void)n; }
     #endif
-    #ifdef _OPENMP
-    static int y9k_thread_num(void) { return omp_get_thread_num(); }
-    #else
-    static int y9k_thread_num(void) { return 0; }
-    #endif
     """
     void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
                             float a, float b, int act, float* out, int n) noexcept nogil
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
                               double* acc) noexcept nogil
-    int y9k_direct_available() noexcept nogil
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
-    int y9k_thread_num() noexcept nogil
 
 
 DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
@@ -1280,7 +1251,7 @@ DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C <
 
 def direct_conv_available():
     """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA)."""
-    return bool(y9k_direct_available())
+    return _avx2_fma
 
 
 def conv3x3_direct_pooled(const float[:, :, :, ::1] xp, const float[:, ::1] w,
@@ -1291,7 +1262,7 @@ def conv3x3_direct_pooled(const float[:, :, :, ::1] xp, const float[:, ::1] w,
     2·F·W floats) and keeps their windows' maxima."""
     cdef int N = z.shape[0], F = z.shape[1], H = 2 * z.shape[2], W = 2 * z.shape[3]
     cdef int C = xp.shape[1], Wp = xp.shape[3]
-    if not y9k_direct_available():
+    if not _avx2_fma:
         raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
     if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
             or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
@@ -1328,7 +1299,7 @@ def conv3x3_direct(const float[:, :, :, ::1] xp, const float[:, ::1] w, float[:,
     multiplies by 0.1 in float here (elsewhere in double, as darknet): at most 1 ulp apart."""
     cdef int N = z.shape[0], F = z.shape[1], H = z.shape[2], W = z.shape[3]
     cdef int C = xp.shape[1], Wp = xp.shape[3]
-    if not y9k_direct_available():
+    if not _avx2_fma:
         raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
     if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
             or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
@@ -1379,7 +1350,7 @@ def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, :
     cdef int N = g.shape[0], F = g.shape[1]
     cdef int C = xp.shape[1], H = xp.shape[2] - 2, Wp = xp.shape[3]
     cdef int W = g.shape[2] // H if H > 0 else 0
-    if not y9k_direct_available():
+    if not _avx2_fma:
         raise RuntimeError("conv3x3_direct_weight_grad needs AVX2 and FMA")
     if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2 or 9 * C > DIRECT_MAX_TAPS
             or partial.shape[0] < y9k_max_threads() or partial.shape[1] != F * C * 9):

@@ -1,0 +1,17 @@
+# The C declarations of the compiled core: the headers in csrc/, each declared once here for
+# every section of _kernels.pyx.
+
+cdef extern from "y9k.h":
+    # OpenMP, or one thread without it
+    int y9k_have_openmp() noexcept nogil
+    void y9k_set_num_threads(int n) noexcept nogil
+    int y9k_max_threads() noexcept nogil
+    int y9k_thread_num() noexcept nogil
+
+    # the instruction-set paths (bits of y9k_cpu_features) and the switch that turns them off
+    enum:
+        Y9K_SSE2
+        Y9K_AVX2_FMA
+        Y9K_AVX512F
+    int y9k_cpu_features() noexcept nogil
+    int y9k_portable_requested() noexcept nogil
