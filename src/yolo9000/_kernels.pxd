@@ -15,3 +15,7 @@ cdef extern from "y9k.h":
         Y9K_AVX512F
     int y9k_cpu_features() noexcept nogil
     int y9k_portable_requested() noexcept nogil
+
+cdef extern from "maxpool_sse2.h":
+    void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
+                                   float* dtop, int W, int out_w, int sse2) noexcept nogil

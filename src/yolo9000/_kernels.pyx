@@ -336,61 +336,6 @@ cdef void _maxpool_2x2_s1_backward_plane(const float* x, const float* y, const f
             dx[k] += dy[i * W + j]
 
 
-cdef extern from *:
-    """
-    /* one output row of maxpool_2x2_backward: r is the gradient not yet given to an earlier
-       input of the window. SSE2 (x86-64's baseline) 4 windows at a time: the compiler does
-       not vectorise the stride-2 pattern itself */
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    #endif
-    static void y9k_maxpool2_backward_row(const float *top, const float *y, const float *dy,
-                                          float *dtop, int W, int out_w)
-    {
-        const float *bottom = top + W;
-        float *dbottom = dtop + W;
-        int j = 0;
-    #if defined(__SSE2__)
-        for (; j + 4 <= out_w; j += 4) {
-            __m128 t0 = _mm_loadu_ps(top + 2 * j), t1 = _mm_loadu_ps(top + 2 * j + 4);
-            __m128 b0 = _mm_loadu_ps(bottom + 2 * j), b1 = _mm_loadu_ps(bottom + 2 * j + 4);
-            __m128 best = _mm_loadu_ps(y + j), r = _mm_loadu_ps(dy + j), e;
-            __m128 tl = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));   /* top left */
-            __m128 tr = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));   /* top right */
-            __m128 bl = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
-            __m128 br = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
-            e = _mm_cmpeq_ps(tl, best);
-            __m128 g0 = _mm_and_ps(e, r);
-            r = _mm_andnot_ps(e, r);
-            e = _mm_cmpeq_ps(tr, best);
-            __m128 g1 = _mm_and_ps(e, r);
-            r = _mm_andnot_ps(e, r);
-            e = _mm_cmpeq_ps(bl, best);
-            __m128 g2 = _mm_and_ps(e, r);
-            r = _mm_andnot_ps(e, r);
-            __m128 g3 = _mm_and_ps(_mm_cmpeq_ps(br, best), r);
-            _mm_storeu_ps(dtop + 2 * j, _mm_unpacklo_ps(g0, g1));
-            _mm_storeu_ps(dtop + 2 * j + 4, _mm_unpackhi_ps(g0, g1));
-            _mm_storeu_ps(dbottom + 2 * j, _mm_unpacklo_ps(g2, g3));
-            _mm_storeu_ps(dbottom + 2 * j + 4, _mm_unpackhi_ps(g2, g3));
-        }
-    #endif
-        for (; j < out_w; j++) {
-            float best = y[j], r = dy[j];
-            dtop[2 * j] = top[2 * j] == best ? r : 0.0f;
-            r = top[2 * j] == best ? 0.0f : r;
-            dtop[2 * j + 1] = top[2 * j + 1] == best ? r : 0.0f;
-            r = top[2 * j + 1] == best ? 0.0f : r;
-            dbottom[2 * j] = bottom[2 * j] == best ? r : 0.0f;
-            r = bottom[2 * j] == best ? 0.0f : r;
-            dbottom[2 * j + 1] = bottom[2 * j + 1] == best ? r : 0.0f;
-        }
-    }
-    """
-    void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
-                                   float* dtop, int W, int out_w) noexcept nogil
-
-
 def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
                      float[:, :, :, ::1] dx):
     """Route each output gradient to its argmax; dx (N, C, H, W) is zeroed first."""
@@ -432,6 +377,7 @@ def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
     cdef int nc, i
+    cdef int sse2 = (_paths & Y9K_SSE2) != 0
     if (2 * out_h != H or 2 * out_w != W or y.shape[0] != N or y.shape[1] != C
             or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
             or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
@@ -444,7 +390,7 @@ def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
                                       &y[nc // out_h // C, (nc // out_h) % C, i, 0],
                                       &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
                                       &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                                      W, out_w)
+                                      W, out_w, sse2)
 
 
 def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1] var):
