@@ -19,3 +19,12 @@ cdef extern from "y9k.h":
 cdef extern from "maxpool_sse2.h":
     void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
                                    float* dtop, int W, int out_w, int sse2) noexcept nogil
+
+cdef extern from "direct_conv_x86.h":
+    void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
+                            float a, float b, int act, float* out, int n) noexcept nogil
+    void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
+                              double* acc) noexcept nogil
+    void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
+                             const float* a, const float* b, int act, float* out,
+                             long out_stride, int n) noexcept nogil
