@@ -28,3 +28,13 @@ cdef extern from "direct_conv_x86.h":
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
+
+cdef extern from "winograd_x86.h":
+    void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
+                              Py_ssize_t plane) noexcept nogil
+    int Y9K_ROWS
+    int Y9K_CHUNK
+    void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
+                           const float* v,
+                           long v_plane, long ldv, int N, float* m, long m_plane,
+                           long ldm, float* scratch) noexcept nogil
