@@ -54,7 +54,7 @@ CORE_SOURCES = "src/yolo9000/csrc"
 extensions = [
     Extension(
         "yolo9000._kernels",
-        ["src/yolo9000/_kernels.pyx"],
+        ["src/yolo9000/_kernels.pyx", f"{CORE_SOURCES}/block_pool.c"],
         include_dirs=[CORE_SOURCES, numpy.get_include()],
         depends=sorted(glob.glob(f"{CORE_SOURCES}/*")) + ["src/yolo9000/_kernels.pxd"],
         extra_compile_args=compile_args,

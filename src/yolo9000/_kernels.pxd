@@ -38,3 +38,7 @@ cdef extern from "winograd_x86.h":
                            const float* v,
                            long v_plane, long ldv, int N, float* m, long m_plane,
                            long ldm, float* scratch) noexcept nogil
+
+cdef extern from "block_pool.h":
+    int y9k_use_block_pool(size_t limit) except -1
+    size_t y9k_pool_held()
