@@ -2,6 +2,23 @@
 # every section of _kernels.pyx.
 
 cdef extern from "y9k.h":
+    # activation codes (exported as ACT_* for layers/activations.py)
+    enum:
+        Y9K_ACT_LINEAR
+        Y9K_ACT_LEAKY
+        Y9K_ACT_RELU
+        Y9K_ACT_LOGISTIC
+
+    # cblas_sgemm (ILP64) by address, and its codes
+    ctypedef void (*y9k_sgemm_ilp64)(int order, int trans_a, int trans_b, long long m,
+                                     long long n, long long k, float alpha, const float* a,
+                                     long long lda, const float* b, long long ldb, float beta,
+                                     float* c, long long ldc) noexcept nogil
+    enum:
+        Y9K_CBLAS_ROW_MAJOR
+        Y9K_CBLAS_NO_TRANS
+        Y9K_CBLAS_TRANS
+
     # OpenMP, or one thread without it
     int y9k_have_openmp() noexcept nogil
     void y9k_set_num_threads(int n) noexcept nogil
@@ -21,6 +38,9 @@ cdef extern from "maxpool_sse2.h":
                                    float* dtop, int W, int out_w, int sse2) noexcept nogil
 
 cdef extern from "direct_conv_x86.h":
+    enum:
+        Y9K_DIRECT_BLOCK
+        Y9K_DIRECT_MAX_TAPS
     void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
                             float a, float b, int act, float* out, int n) noexcept nogil
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
@@ -32,8 +52,9 @@ cdef extern from "direct_conv_x86.h":
 cdef extern from "winograd_x86.h":
     void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
                               Py_ssize_t plane) noexcept nogil
-    int Y9K_ROWS
-    int Y9K_CHUNK
+    enum:
+        Y9K_BLOCK_ROWS
+        Y9K_CHUNK
     void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
                            const float* v,
                            long v_plane, long ldv, int N, float* m, long m_plane,

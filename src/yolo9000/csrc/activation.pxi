@@ -2,11 +2,11 @@
 # activation epilogue.
 # (a section of the compiled core: ../_kernels.pyx includes it)
 
-# activation codes shared with layers/activations.py
-DEF ACT_LINEAR = 0
-DEF ACT_LEAKY = 1
-DEF ACT_RELU = 2
-DEF ACT_LOGISTIC = 3
+# the codes of `act` arguments, for layers/activations.py
+ACT_LINEAR = Y9K_ACT_LINEAR
+ACT_LEAKY = Y9K_ACT_LEAKY
+ACT_RELU = Y9K_ACT_RELU
+ACT_LOGISTIC = Y9K_ACT_LOGISTIC
 
 
 cdef inline float _activate(float v, int act) noexcept nogil:
@@ -14,12 +14,12 @@ cdef inline float _activate(float v, int act) noexcept nogil:
     # to random, mispredicted branches cost more than the arithmetic, and the select
     # vectorises; max(v, 0.1v) is leaky for either sign (0.1·v in double, as darknet's .1*x)
     cdef float w
-    if act == ACT_LEAKY:
+    if act == Y9K_ACT_LEAKY:
         w = <float> (0.1 * v)
         return v if v > w else w
-    if act == ACT_RELU:
+    if act == Y9K_ACT_RELU:
         return v if v > 0 else 0
-    if act == ACT_LOGISTIC:
+    if act == Y9K_ACT_LOGISTIC:
         return 1.0 / (1.0 + expf(-v))
     return v
 
@@ -28,16 +28,16 @@ cdef void _affine_activate(float* y, Py_ssize_t n, float a, float b, int act) no
     """y = act(a·y + b) on n contiguous floats; one loop per activation so each vectorises."""
     cdef Py_ssize_t i
     cdef float v, w
-    if act == ACT_LEAKY:
+    if act == Y9K_ACT_LEAKY:
         for i in range(n):
             v = a * y[i] + b
             w = <float> (0.1 * v)
             y[i] = v if v > w else w
-    elif act == ACT_RELU:
+    elif act == Y9K_ACT_RELU:
         for i in range(n):
             v = a * y[i] + b
             y[i] = v if v > 0 else 0
-    elif act == ACT_LOGISTIC:
+    elif act == Y9K_ACT_LOGISTIC:
         for i in range(n):
             y[i] = 1.0 / (1.0 + expf(-(a * y[i] + b)))
     else:
@@ -47,20 +47,20 @@ cdef void _affine_activate(float* y, Py_ssize_t n, float a, float b, int act) no
 
 cdef inline float _act_grad(float d, float y, int act) noexcept nogil:
     """d·act'(z) from the activation's output y (darknet's gradients: leaky 0.1 where y <= 0)."""
-    if act == ACT_LEAKY:
+    if act == Y9K_ACT_LEAKY:
         return d if y > 0 else <float> (0.1 * d)
-    if act == ACT_RELU:
+    if act == Y9K_ACT_RELU:
         return d if y > 0 else 0
-    if act == ACT_LOGISTIC:
+    if act == Y9K_ACT_LOGISTIC:
         return d * y * (1 - y)
     return d
 
 
 cdef inline float _negative_slope(int act) noexcept nogil:
     """act'(v) for v <= 0 of the piecewise-linear activations (1 elsewhere)."""
-    if act == ACT_LEAKY:
+    if act == Y9K_ACT_LEAKY:
         return 0.1
-    if act == ACT_RELU:
+    if act == Y9K_ACT_RELU:
         return 0
     return 1
 

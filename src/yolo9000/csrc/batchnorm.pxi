@@ -34,14 +34,17 @@ cdef void _channel_statistics(const float* x, int N, Py_ssize_t image_stride, Py
 
 
 # values per block summed in float (vectorised) before the block's sum goes into a double
-DEF SUM_BLOCK = 256
+cdef enum:
+    SUM_BLOCK = 256
 
 
 cdef void _shifted_sums(const float* x, Py_ssize_t n, float shift, double* sums) noexcept nogil:
     """sums[0] += Σ (x − shift), sums[1] += Σ (x − shift)²."""
     cdef Py_ssize_t i, j, end
     cdef float bs, bq, d
-    for j in range(0, n, SUM_BLOCK):
+    # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
+    j = 0
+    while j < n:
         end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
         bs = 0
         bq = 0
@@ -51,6 +54,7 @@ cdef void _shifted_sums(const float* x, Py_ssize_t n, float shift, double* sums)
             bq = bq + d * d
         sums[0] += bs
         sums[1] += bq
+        j += SUM_BLOCK
 
 
 def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const float[::1] inv,
@@ -76,7 +80,7 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
             k = inv[c]
             a = scale[c]
             b = bias[c]
-            if act == ACT_LEAKY:
+            if act == Y9K_ACT_LEAKY:
                 for i in range(S):
                     v = a * ((src[i] - m) * k) + b
                     w = <float> (0.1 * v)
@@ -103,7 +107,7 @@ def conv_output_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, in
     cdef int N = dy.shape[0], C = dy.shape[1], S = dy.shape[2]
     cdef long M = <long> N * S
     cdef bint bn = z is not None
-    cdef bint from_y = (not bn) or act == ACT_LOGISTIC
+    cdef bint from_y = (not bn) or act == Y9K_ACT_LOGISTIC
     cdef int c, n, i
     cdef double st, stx
     cdef float t, m, k, a, b, mean_term, cx
@@ -172,7 +176,8 @@ cdef double _bn_grad_sums(const float* d, const float* z, Py_ssize_t n, float m,
     cdef Py_ssize_t i, j, end
     cdef float bs, bx, xh, t
     cdef double total = 0
-    for j in range(0, n, SUM_BLOCK):
+    j = 0
+    while j < n:
         end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
         bs = 0
         bx = 0
@@ -183,6 +188,7 @@ cdef double _bn_grad_sums(const float* d, const float* z, Py_ssize_t n, float m,
             bx = bx + t * xh
         total += bs
         sum_tx[0] += bx
+        j += SUM_BLOCK
     return total
 
 

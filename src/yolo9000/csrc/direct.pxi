@@ -7,10 +7,13 @@
 # applies the epilogue before storing them; it beats im2col only with 8-wide FMA, so it exists
 # where the CPU has AVX2 and FMA (chosen at run time: the portable build assumes SSE2), and
 # layers use im2col elsewhere.
-DEF DIRECT_BLOCK = 64      # outputs of one row per step (y9k_direct_block64)
 # four filters at a time where the CPU has AVX-512 (RGB input layer at 416 px, 32 filters,
 # batch 1: 2.9 -> 1.9 ms; 16 filters, batch 8: 20.1 -> 15.5)
-DEF DIRECT_MAX_TAPS = 72   # C·9 for the channel counts this kernel is for (C < 8)
+
+# the kernel's limits (direct_conv_x86.h), for the layers: outputs of one row per step (the
+# padding a row needs past its end) and taps C·9
+DIRECT_BLOCK = Y9K_DIRECT_BLOCK
+DIRECT_MAX_TAPS = Y9K_DIRECT_MAX_TAPS
 
 
 def direct_conv_available():
@@ -28,8 +31,8 @@ def conv3x3_direct_pooled(const float[:, :, :, ::1] xp, const float[:, ::1] w,
     cdef int C = xp.shape[1], Wp = xp.shape[3]
     if not _avx2_fma:
         raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
-    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
-            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
+    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + Y9K_DIRECT_BLOCK
+            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > Y9K_DIRECT_MAX_TAPS
             or scale.shape[0] != F or bias.shape[0] != F
             or scratch.shape[1] < 2 * F * W or scratch.shape[0] < y9k_max_threads()):
         raise ValueError("conv3x3_direct_pooled: shapes do not match")
@@ -65,8 +68,8 @@ def conv3x3_direct(const float[:, :, :, ::1] xp, const float[:, ::1] w, float[:,
     cdef int C = xp.shape[1], Wp = xp.shape[3]
     if not _avx2_fma:
         raise RuntimeError("conv3x3_direct needs AVX2 and FMA")
-    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + DIRECT_BLOCK
-            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > DIRECT_MAX_TAPS
+    if (xp.shape[0] != N or xp.shape[2] != H + 2 or Wp < W + 2 + Y9K_DIRECT_BLOCK
+            or w.shape[0] != F or w.shape[1] != 9 * C or 9 * C > Y9K_DIRECT_MAX_TAPS
             or scale.shape[0] != F or bias.shape[0] != F):
         raise ValueError("conv3x3_direct: shapes do not match")
     cdef int job, n, y
@@ -82,7 +85,7 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
                       float* z, Py_ssize_t fstride, int W, const float* scale, const float* bias,
                       int act) noexcept nogil:
     """Output row y of every filter; x points at padded row y (input row y - 1)."""
-    cdef const float* tap[DIRECT_MAX_TAPS]
+    cdef const float* tap[Y9K_DIRECT_MAX_TAPS]
     cdef int taps = 9 * C
     cdef int c, kh, kw, f, x0, n_out
     for c in range(C):
@@ -91,18 +94,23 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
                 tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
     cdef int four = (F // 4) * 4 if _avx512 else 0
     for f in range(0, four, 4):
-        for x0 in range(0, W, DIRECT_BLOCK):
-            n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
+        # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
+        x0 = 0
+        while x0 < W:
+            n_out = W - x0 if W - x0 < Y9K_DIRECT_BLOCK else Y9K_DIRECT_BLOCK
             y9k_direct4_block64(tap, taps, w + f * taps, x0, scale + f, bias + f, act,
                                 z + f * fstride + x0, fstride, n_out)
+            x0 += Y9K_DIRECT_BLOCK
     for f in range(four, F):
-        for x0 in range(0, W, DIRECT_BLOCK):
-            n_out = W - x0 if W - x0 < DIRECT_BLOCK else DIRECT_BLOCK
+        x0 = 0
+        while x0 < W:
+            n_out = W - x0 if W - x0 < Y9K_DIRECT_BLOCK else Y9K_DIRECT_BLOCK
             y9k_direct_block64(tap, taps, w + f * taps, x0, scale[f], bias[f], act,
                                z + f * fstride + x0, n_out)
-    if act == ACT_LOGISTIC:
+            x0 += Y9K_DIRECT_BLOCK
+    if act == Y9K_ACT_LOGISTIC:
         for f in range(F):
-            _affine_activate(z + f * fstride, W, 1, 0, ACT_LOGISTIC)
+            _affine_activate(z + f * fstride, W, 1, 0, Y9K_ACT_LOGISTIC)
 
 
 def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, ::1] g,
@@ -116,7 +124,7 @@ def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, :
     cdef int W = g.shape[2] // H if H > 0 else 0
     if not _avx2_fma:
         raise RuntimeError("conv3x3_direct_weight_grad needs AVX2 and FMA")
-    if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2 or 9 * C > DIRECT_MAX_TAPS
+    if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2 or 9 * C > Y9K_DIRECT_MAX_TAPS
             or partial.shape[0] < y9k_max_threads() or partial.shape[1] != F * C * 9):
         raise ValueError("conv3x3_direct_weight_grad: shapes do not match")
     cdef int job, n, y
@@ -131,7 +139,7 @@ def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, :
 
 cdef void _direct_wgrad_row(const float* x, Py_ssize_t cstride, int Wp, int C, const float* g,
                             Py_ssize_t fstride, int W, int F, double* acc) noexcept nogil:
-    cdef const float* tap[DIRECT_MAX_TAPS]
+    cdef const float* tap[Y9K_DIRECT_MAX_TAPS]
     cdef int taps = 9 * C
     cdef int c, kh, kw, f
     for c in range(C):

@@ -4,10 +4,17 @@
 #ifndef Y9K_DIRECT_CONV_X86_H
 #define Y9K_DIRECT_CONV_X86_H
 
+#include "y9k.h"
+
+/* outputs of one row per step: the kernels below hold 64 sums per filter */
+#define Y9K_DIRECT_BLOCK 64
+/* taps C·9 for the channel counts the kernel is for (C < 8) */
+#define Y9K_DIRECT_MAX_TAPS 72
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* out[q] = act(a * sum_t w[t] * tap[t][x0 + q] + b) for q < n (n <= 64); act codes as
-   ACT_* (logistic is left to the caller: 3 returns the affine value) */
+/* out[q] = act(a * sum_t w[t] * tap[t][x0 + q] + b) for q < n (n <= 64); act a Y9K_ACT_*
+   code (logistic is left to the caller: it gets the affine value) */
 __attribute__((target("avx2,fma")))
 static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
                                float a, float b, int act, float *out, int n)
@@ -33,9 +40,9 @@ static void y9k_direct_block64(const float *const *tap, int taps, const float *w
     float *dst = n == 64 ? out : tmp;
     for (int i = 0; i < 8; i++) {
         __m256 v = _mm256_fmadd_ps(av, s[i], bv);
-        if (act == 1)          /* leaky: max(v, 0.1 v), max(v, w) = v > w ? v : w */
+        if (act == Y9K_ACT_LEAKY)      /* max(v, 0.1 v), max(v, w) = v > w ? v : w */
             v = _mm256_max_ps(v, _mm256_mul_ps(tenth, v));
-        else if (act == 2)     /* relu */
+        else if (act == Y9K_ACT_RELU)
             v = _mm256_max_ps(v, zero);
         _mm256_storeu_ps(dst + 8 * i, v);
     }
@@ -112,9 +119,9 @@ static void y9k_direct4_block64(const float *const *tap, int taps, const float *
                 break;
             __mmask16 k = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
             __m512 v = _mm512_fmadd_ps(av, s[f][q], bv);
-            if (act == 1)
+            if (act == Y9K_ACT_LEAKY)
                 v = _mm512_max_ps(v, _mm512_mul_ps(tenth, v));
-            else if (act == 2)
+            else if (act == Y9K_ACT_RELU)
                 v = _mm512_max_ps(v, zero);
             _mm512_mask_storeu_ps(out + f * out_stride + 16 * q, k, v);
         }

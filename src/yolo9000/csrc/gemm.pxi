@@ -2,16 +2,16 @@
 # (a section of the compiled core: ../_kernels.pyx includes it)
 
 cdef inline int _blas_layout(Py_ssize_t* shape, Py_ssize_t* strides, Py_ssize_t* ld) noexcept nogil:
-    """CBLAS_NO_TRANS with ld the row stride for a row-major 2-D view, CBLAS_TRANS with ld
-    the column stride for a transposed one (floats); 0 for any other strides."""
+    """Y9K_CBLAS_NO_TRANS with ld the row stride for a row-major 2-D view, Y9K_CBLAS_TRANS
+    with ld the column stride for a transposed one (floats); 0 for any other strides."""
     if (strides[1] == sizeof(float) and strides[0] % sizeof(float) == 0
             and strides[0] // sizeof(float) >= shape[1]):
         ld[0] = strides[0] // sizeof(float)
-        return CBLAS_NO_TRANS
+        return Y9K_CBLAS_NO_TRANS
     if (strides[0] == sizeof(float) and strides[1] % sizeof(float) == 0
             and strides[1] // sizeof(float) >= shape[0]):
         ld[0] = strides[1] // sizeof(float)
-        return CBLAS_TRANS
+        return Y9K_CBLAS_TRANS
     return 0
 
 
@@ -25,7 +25,7 @@ def sgemm_pieces(size_t sgemm_address, const float[:, :] a, const float[:, :] b,
     cdef Py_ssize_t lda = 0, ldb = 0, ldc = 0
     cdef int ta, tb
     cdef int piece, lo, hi, span = m if by_rows else n
-    cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
+    cdef y9k_sgemm_ilp64 sgemm = <y9k_sgemm_ilp64> sgemm_address
     if b.shape[0] != k or c.shape[0] != m or c.shape[1] != n:
         raise ValueError("sgemm_pieces: shapes do not match")
     if m == 0 or n == 0 or k == 0:
@@ -42,9 +42,9 @@ def sgemm_pieces(size_t sgemm_address, const float[:, :] a, const float[:, :] b,
             lo = <int> (<long long> span * piece // pieces)
             hi = <int> (<long long> span * (piece + 1) // pieces)
             if by_rows:
-                sgemm(CBLAS_ROW_MAJOR, ta, tb, hi - lo, n, k, 1.0, &a[lo, 0], lda, &b[0, 0], ldb,
+                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, hi - lo, n, k, 1.0, &a[lo, 0], lda, &b[0, 0], ldb,
                       0.0, &c[lo, 0], ldc)
             else:
-                sgemm(CBLAS_ROW_MAJOR, ta, tb, m, hi - lo, k, 1.0, &a[0, 0], lda, &b[0, lo], ldb,
+                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, m, hi - lo, k, 1.0, &a[0, 0], lda, &b[0, lo], ldb,
                       0.0, &c[0, lo], ldc)
     return True

@@ -194,7 +194,8 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
                                  pool)
 
 
-DEF OUT_BLOCK = 64
+cdef enum:
+    OUT_BLOCK = 64
 
 
 cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, int W, int ti,
@@ -216,7 +217,9 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
     cdef bint second_row = y + 1 < H
     cdef float* dst0 = z + <Py_ssize_t> y * W
     cdef float* dst1 = dst0 + W
-    for j0 in range(0, tw, OUT_BLOCK):
+    # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
+    j0 = 0
+    while j0 < tw:
         nb = tw - j0 if tw - j0 < OUT_BLOCK else OUT_BLOCK
         for j in range(4):
             p0 = src + j * plane + j0
@@ -241,22 +244,23 @@ cdef void _output_tile_row(const float* src, Py_ssize_t plane, float* z, int H, 
             q = z + <Py_ssize_t> ti * tw + j0
             for t in range(nb):
                 q[t] = _max4(yv[0][t], yv[1][t], yv[2][t], yv[3][t])
-            continue
-        # tiles whose both columns are inside, then (odd W) the last one's left column
-        full = nb - 1 if 2 * (j0 + nb) > W else nb
-        q = dst0 + 2 * j0
-        for t in range(full):
-            q[2 * t] = yv[0][t]
-            q[2 * t + 1] = yv[1][t]
-        if full < nb:
-            q[2 * full] = yv[0][full]
-        if second_row:
-            q = dst1 + 2 * j0
+        else:
+            # tiles whose both columns are inside, then (odd W) the last one's left column
+            full = nb - 1 if 2 * (j0 + nb) > W else nb
+            q = dst0 + 2 * j0
             for t in range(full):
-                q[2 * t] = yv[2][t]
-                q[2 * t + 1] = yv[3][t]
+                q[2 * t] = yv[0][t]
+                q[2 * t + 1] = yv[1][t]
             if full < nb:
-                q[2 * full] = yv[2][full]
+                q[2 * full] = yv[0][full]
+            if second_row:
+                q = dst1 + 2 * j0
+                for t in range(full):
+                    q[2 * t] = yv[2][t]
+                    q[2 * t + 1] = yv[3][t]
+                if full < nb:
+                    q[2 * full] = yv[2][full]
+        j0 += OUT_BLOCK
 
 
 # -- Winograd backward ---------------------------------------------------------------------------
@@ -335,7 +339,8 @@ def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
             _filter_grad_row(&dU[0, f, 0], plane, &dw[f, 0, 0, 0], C)
 
 
-DEF FILTER_BLOCK = 64
+cdef enum:
+    FILTER_BLOCK = 64
 
 
 cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) noexcept nogil:
@@ -351,7 +356,8 @@ cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) 
     cdef const float* p3
     cdef float* o
     cdef int c0, nb, t, i, j, k
-    for c0 in range(0, C, FILTER_BLOCK):
+    c0 = 0
+    while c0 < C:
         nb = C - c0 if C - c0 < FILTER_BLOCK else FILTER_BLOCK
         for j in range(4):
             p0 = du + j * plane + c0
@@ -371,3 +377,4 @@ cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) 
         for t in range(nb):
             for k in range(9):
                 o[9 * t + k] += dg[k][t]
+        c0 += FILTER_BLOCK

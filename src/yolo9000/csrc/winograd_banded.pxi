@@ -7,14 +7,6 @@
 # band of tile rows of one image, small enough for its V and M to stay in the thread's L2:
 # input transform, 16 products through BLAS's sgemm (called directly, single-threaded per
 # job), output transform with the epilogue, all in one thread.
-ctypedef void (*sgemm_ilp64)(int order, int trans_a, int trans_b, long long m, long long n,
-                             long long k, float alpha, const float* a, long long lda,
-                             const float* b, long long ldb, float beta, float* c,
-                             long long ldc) noexcept nogil
-
-DEF CBLAS_ROW_MAJOR = 101
-DEF CBLAS_NO_TRANS = 111
-DEF CBLAS_TRANS = 112
 
 
 cdef bint _band_scratch_fits(int C, int F, int tw, int band_rows, Py_ssize_t v_plane,
@@ -75,7 +67,7 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int tw = (W + 1) // 2, th = (H + 1) // 2
     cdef int bands = (th + band_rows - 1) // band_rows
-    cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
+    cdef y9k_sgemm_ilp64 sgemm = <y9k_sgemm_ilp64> sgemm_address
     cdef const float* u = <const float*> u_address
     cdef int job, f, k, ti
     cdef BandJob b
@@ -93,11 +85,11 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
                         _input_tile_row)
             for k in range(16):
                 if u_transposed:
-                    sgemm(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, F, b.cols, C, 1.0,
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols, C, 1.0,
                           u + u_order[k] * u_plane, F, b.v + k * v_plane, b.cols, 0.0,
                           b.m + k * m_plane, b.cols)
                 else:
-                    sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, F, b.cols, C, 1.0,
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols, C, 1.0,
                           u + u_order[k] * u_plane, C, b.v + k * v_plane, b.cols, 0.0,
                           b.m + k * m_plane, b.cols)
             for f in range(F):
@@ -119,7 +111,7 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
     cdef int F = dz.shape[1]
     cdef int tw = (W + 1) // 2, th = (H + 1) // 2
     cdef int bands = (th + band_rows - 1) // band_rows
-    cdef sgemm_ilp64 sgemm = <sgemm_ilp64> sgemm_address
+    cdef y9k_sgemm_ilp64 sgemm = <y9k_sgemm_ilp64> sgemm_address
     cdef int job, k
     cdef BandJob b
     if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W
@@ -136,6 +128,6 @@ def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :
             _band_tiles(&dz[b.n, 0, 0, 0], F, H, W, b.r0, b.r1, b.rowbuf, b.m, m_plane,
                         _output_grad_tile_row)
             for k in range(16):
-                sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, F, C, b.cols, 1.0,
+                sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_TRANS, F, C, b.cols, 1.0,
                       b.m + k * m_plane, b.cols, b.v + k * v_plane, b.cols, 0.0,
                       &du_parts[job, k, 0, 0], C)

@@ -11,6 +11,11 @@
 # reduction indices into all 16 planes in the thread's cache, and multiplies each plane by V,
 # 64 rows (four 16-float vectors) against up to 6 tile columns (24 sums), or 32 rows against
 # up to 14; chunks add up in order, so the result does not depend on the threads.
+# rows per weight block (the products' output rows: filters, or channels for the input
+# gradient), for kernels/winograd.py's WeightBlocks
+WINOGRAD_BLOCK_ROWS = Y9K_BLOCK_ROWS
+
+
 def winograd_products_available():
     """Whether winograd_products_from_weights can run here (x86-64 with AVX-512)."""
     return bool(_avx512)
@@ -25,21 +30,21 @@ def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
     cdef int rows = C if transposed else F, R = F if transposed else C
     cdef Py_ssize_t row_step = 9 if transposed else <Py_ssize_t> C * 9
     cdef Py_ssize_t r_step = <Py_ssize_t> C * 9 if transposed else 9
-    cdef int nb = (rows + Y9K_ROWS - 1) // Y9K_ROWS
+    cdef int nb = (rows + Y9K_BLOCK_ROWS - 1) // Y9K_BLOCK_ROWS
     cdef int job, b, r, t, o
     cdef const float* src
     if (w.shape[2] != 3 or w.shape[3] != 3 or blocks.shape[0] != nb or blocks.shape[1] != R
-            or blocks.shape[2] != 9 or blocks.shape[3] != Y9K_ROWS):
+            or blocks.shape[2] != 9 or blocks.shape[3] != Y9K_BLOCK_ROWS):
         raise ValueError("winograd_weight_blocks: shapes do not match")
     with nogil:
         for job in prange(nb * R, schedule="static"):
             b = job // R
             r = job % R
             src = &w[0, 0, 0, 0] + r * r_step
-            for o in range(Y9K_ROWS):
-                if b * Y9K_ROWS + o < rows:
+            for o in range(Y9K_BLOCK_ROWS):
+                if b * Y9K_BLOCK_ROWS + o < rows:
                     for t in range(9):
-                        blocks[b, r, t, o] = src[(b * Y9K_ROWS + o) * row_step + t]
+                        blocks[b, r, t, o] = src[(b * Y9K_BLOCK_ROWS + o) * row_step + t]
                 else:
                     for t in range(9):
                         blocks[b, r, t, o] = 0
@@ -57,8 +62,8 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
     cdef int b
     if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
-            or m.shape[2] != N or nb * Y9K_ROWS < rows or blocks.shape[2] != 9
-            or blocks.shape[3] != Y9K_ROWS or dest.shape[0] != 16
+            or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows or blocks.shape[2] != 9
+            or blocks.shape[3] != Y9K_BLOCK_ROWS or dest.shape[0] != 16
             or v.strides[2] != 4 or m.strides[2] != 4
             or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
             or (<size_t> &scratch[0, 0]) % 64
@@ -73,13 +78,13 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
         # per 14 x 2), the last one single when the count is odd
         for b in prange(nb, schedule="dynamic"):
             y9k_winograd_rows(&blocks[b, 0, 0, 0], 1,
-                              min(Y9K_ROWS, rows - b * Y9K_ROWS), R,
+                              min(Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
                               &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
-                              &m[0, b * Y9K_ROWS, 0], m_plane, m_ld,
+                              &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
                               &scratch[cython.parallel.threadid(), 0])
 
 
 def winograd_scratch_floats(int columns):
     """Floats of scratch per thread for winograd_products_from_weights of that many columns
     (a multiple of 16: the rows must stay 64-byte aligned)."""
-    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_ROWS + 16)
+    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16)

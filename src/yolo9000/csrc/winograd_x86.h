@@ -9,7 +9,7 @@
 
 /* the products kernel's blocks of output rows (filters, or channels for the input gradient)
    and the reduction indices it transforms at a time */
-#define Y9K_ROWS 32
+#define Y9K_BLOCK_ROWS 32
 #define Y9K_CHUNK 64
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -130,8 +130,8 @@ void y9k_transform16(const float *g, const int *dest, float *out, long plane)
 {
     __m512 half = _mm512_set1_ps(0.5f), t[4][3];
     for (int i = 0; i < 3; i++) {
-        __m512 a = _mm512_loadu_ps(g + i * Y9K_ROWS), b = _mm512_loadu_ps(g + (3 + i) * Y9K_ROWS),
-               c = _mm512_loadu_ps(g + (6 + i) * Y9K_ROWS);
+        __m512 a = _mm512_loadu_ps(g + i * Y9K_BLOCK_ROWS), b = _mm512_loadu_ps(g + (3 + i) * Y9K_BLOCK_ROWS),
+               c = _mm512_loadu_ps(g + (6 + i) * Y9K_BLOCK_ROWS);
         t[0][i] = a;
         t[1][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));
         t[2][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c));
@@ -155,23 +155,23 @@ static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, cons
                               const float *v, long v_plane, long ldv, int N, float *m,
                               long m_plane, long ldm, float *scratch)
 {
-    const int W = Y9K_ROWS * nblocks;
+    const int W = Y9K_BLOCK_ROWS * nblocks;
     /* planes an odd number of cache lines apart: the transform writes all 16 at once */
     const long plane = (long) Y9K_CHUNK * W + 16, sums = (long) N * W;
-    const long block = (long) R * 9 * Y9K_ROWS;
+    const long block = (long) R * 9 * Y9K_BLOCK_ROWS;
     float *acc = scratch + 16 * plane;
     for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
         int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
         for (int b = 0; b < nblocks; b++)
             for (int r = 0; r < rc; r++)
-                for (int h = 0; h < Y9K_ROWS; h += 16)
-                    y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_ROWS + h, dest,
-                                    scratch + r * W + b * Y9K_ROWS + h, plane);
+                for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16)
+                    y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h, dest,
+                                    scratch + r * W + b * Y9K_BLOCK_ROWS + h, plane);
         /* while plane k multiplies: plane k+1's V rows and 1/16 of the next chunk's
            weights (up to Y9K_CHUNK rows of 9 x 32 floats: 18 lines each, of the first
            block; the hardware follows the second) into the cache */
         long next_lines = (long) (R - r0 - rc < Y9K_CHUNK ? R - r0 - rc : Y9K_CHUNK) * 18;
-        const float *next_w = w + (long) (r0 + rc) * 9 * Y9K_ROWS;
+        const float *next_w = w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
         for (int k = 0; k < 16; k++) {
             long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
             y9k_products_plane(2 * nblocks, scratch + k * plane, rc,

@@ -10,6 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* -- activation codes: layers/activations.py maps darknet's names to them ------------------- */
+enum {
+    Y9K_ACT_LINEAR = 0,
+    Y9K_ACT_LEAKY = 1,
+    Y9K_ACT_RELU = 2,
+    Y9K_ACT_LOGISTIC = 3
+};
+
+/* -- BLAS: cblas_sgemm with 64-bit integers (NumPy's ILP64 OpenBLAS), called through the
+   address kernels/threads.py finds, with CBLAS's codes ---------------------------------- */
+typedef void (*y9k_sgemm_ilp64)(int order, int trans_a, int trans_b, long long m, long long n,
+                                long long k, float alpha, const float *a, long long lda,
+                                const float *b, long long ldb, float beta, float *c,
+                                long long ldc);
+enum { Y9K_CBLAS_ROW_MAJOR = 101, Y9K_CBLAS_NO_TRANS = 111, Y9K_CBLAS_TRANS = 112 };
+
 /* -- OpenMP, or one thread without it -------------------------------------------------- */
 #ifdef _OPENMP
 #include <omp.h>

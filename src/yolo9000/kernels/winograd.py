@@ -86,7 +86,7 @@ def filter_floats(f, c):
 # 19.8 against 16.8 / 17.1; 26x26 (169 columns, 256 -> 512): 4.2 / 4.4 against 4.5 / 4.8.
 # In training, where the blocks would be made twice a step, im2col is as fast at batch 1.
 PRODUCTS_KERNEL = core.winograd_products_available()
-BLOCK_ROWS = 32
+BLOCK_ROWS = core.WINOGRAD_BLOCK_ROWS
 PRODUCTS_MAX_COLUMNS = 100
 
 
@@ -288,8 +288,8 @@ def input_gradient(dz, u, dx):
     transposed WeightBlocks) given
     dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
     c = dx.shape[1]
-    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0,
-                    FLIPPED_PLANE, True)
+    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32),
+                    core.ACT_LINEAR, FLIPPED_PLANE, True)
 
 
 def weight_gradient(x, dz, dw):
