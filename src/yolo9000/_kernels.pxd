@@ -34,8 +34,9 @@ cdef extern from "y9k.h":
     int y9k_portable_requested() noexcept nogil
 
 cdef extern from "maxpool_sse2.h":
-    void y9k_maxpool2_backward_row(const float* top, const float* y, const float* dy,
-                                   float* dtop, int W, int out_w, int sse2) noexcept nogil
+    void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
+                                         float* dtop, int W, int out_w,
+                                         int sse2) noexcept nogil
 
 cdef extern from "direct_conv_x86.h":
     enum:

@@ -499,9 +499,10 @@ def test_maxpool_backward_writes_every_input_position(shape):
     layer = MaxpoolLayer(shape, 2, 2)
     y = layer.forward(x, train=True)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    assert layer.recomputed_backward is _kernels.maxpool_2x2_backward and layer._argmax is None
+    assert layer.recomputed_backward is _kernels.maxpool_2x2_s2_backward
+    assert layer._argmax is None
     dx = np.full(x.shape, np.nan, np.float32)
-    _kernels.maxpool_2x2_backward(x, y, dy, dx)
+    _kernels.maxpool_2x2_s2_backward(x, y, dy, dx)
     n, c, h, w = x.shape
     windows = x.reshape(n, c, h // 2, 2, w // 2, 2)
     winner = windows == windows.max(axis=(3, 5), keepdims=True)
@@ -511,7 +512,7 @@ def test_maxpool_backward_writes_every_input_position(shape):
     # strict comparisons and darknet's
     x[...] = 1.0
     dx[...] = np.nan
-    _kernels.maxpool_2x2_backward(x, layer.forward(x, train=True), dy, dx)
+    _kernels.maxpool_2x2_s2_backward(x, layer.forward(x, train=True), dy, dx)
     first = np.zeros((2, 2), bool)
     first[0, 0] = True
     expected = np.where(first[None, None, None, :, None, :], dy[:, :, :, None, :, None], 0)

@@ -62,7 +62,7 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
                        float[:, :, ::1] y):
     """y = act(scale·x̂ + bias) with x̂ = (z − mean)·inv, per channel: the training forward's
     normalise, scale, bias and activation in one pass. z (N, C, S) stays as it is: backward
-    recomputes x̂ from it (see conv_output_backward), so no third array is kept."""
+    recomputes x̂ from it (see batchnorm_activate_backward), so no third array is kept."""
     cdef int N = z.shape[0], C = z.shape[1], S = z.shape[2]
     cdef int nc, i, c
     cdef const float* src
@@ -90,13 +90,14 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
                     dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
 
 
-def conv_output_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
-                         float[:, :, ::1] g, float[::1] bias_grad,
-                         const float[:, :, ::1] z=None, const float[::1] mean=None,
-                         const float[::1] inv=None, const double[::1] std=None,
-                         const float[::1] scales=None, const float[::1] bias=None,
-                         float[::1] scale_grad=None):
-    """g = dL/d(conv output) from dy = dL/dy for y = act(scale·x̂ + bias) (batch norm given by
+def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
+                                float[:, :, ::1] g, float[::1] bias_grad,
+                                const float[:, :, ::1] z=None, const float[::1] mean=None,
+                                const float[::1] inv=None, const double[::1] std=None,
+                                const float[::1] scales=None, const float[::1] bias=None,
+                                float[::1] scale_grad=None):
+    """The backward of batchnorm_activate (and of a convolution's bias + activation without
+    batch norm): g = dL/d(conv output) from dy = dL/dy for y = act(scale·x̂ + bias) (batch norm given by
     z, mean, inv, std, scales and bias; without them y = act(z + bias)); adds Σ dL/d(pre-
     activation) to bias_grad and, with batch norm, Σ dL/d(x̂·scale)·x̂ to scale_grad. Two
     passes per channel, parallel over channels; g may be dy itself. With t = dy·act',
@@ -116,13 +117,13 @@ def conv_output_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, in
     cdef const float* zz
     cdef float* out
     if (g.shape[0] != N or g.shape[1] != C or g.shape[2] != S or bias_grad.shape[0] != C):
-        raise ValueError("conv_output_backward: shapes do not match")
+        raise ValueError("batchnorm_activate_backward: shapes do not match")
     if from_y and (y is None or y.shape[0] != N or y.shape[1] != C or y.shape[2] != S):
-        raise ValueError("conv_output_backward: y is needed and must match dy")
+        raise ValueError("batchnorm_activate_backward: y is needed and must match dy")
     if bn and (mean is None or inv is None or std is None or scales is None or bias is None
                or scale_grad is None or z.shape[0] != N or z.shape[1] != C or z.shape[2] != S):
-        raise ValueError("conv_output_backward: batch norm needs z, mean, inv, std, scales, "
-                         "bias and scale_grad of matching shapes")
+        raise ValueError("batchnorm_activate_backward: batch norm needs z, mean, inv, std, "
+                         "scales, bias and scale_grad of matching shapes")
     with nogil:
         for c in prange(C, schedule="static"):
             st = 0

@@ -176,7 +176,7 @@ def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argma
 
 def maxpool_tiles(int size, int stride, int padding, int H, int W, int out_h, int out_w):
     """Whether the windows are darknet's 2x2/2 ones that tile the input exactly (each input
-    value in one window): then maxpool_2x2_backward applies, without argmax."""
+    value in one window): then maxpool_2x2_s2_backward applies, without argmax."""
     return _tiles(size, stride, padding, H, W, out_h, out_w)
 
 
@@ -185,7 +185,7 @@ cdef inline bint _tiles(int size, int stride, int padding, int H, int W, int out
     return size == 2 and stride == 2 and padding == 1 and 2 * out_h == H and 2 * out_w == W
 
 
-def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
+def maxpool_2x2_s2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] y,
                          const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx):
     """dx for 2x2/2 windows that tile x (maxpool_tiles), written whole: each window's
     gradient goes to the first of its four inputs (row by row) equal to the window's maximum
@@ -199,15 +199,15 @@ def maxpool_2x2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
             or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
             or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
             or dx.shape[2] != H or dx.shape[3] != W):
-        raise ValueError("maxpool_2x2_backward: shapes do not match")
+        raise ValueError("maxpool_2x2_s2_backward: shapes do not match")
     with nogil:
         for nc in prange(N * C * out_h, schedule="static"):
             i = nc % out_h
-            y9k_maxpool2_backward_row(&x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                                      &y[nc // out_h // C, (nc // out_h) % C, i, 0],
-                                      &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
-                                      &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                                      W, out_w, sse2)
+            y9k_maxpool_2x2_s2_backward_row(
+                &x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
+                &y[nc // out_h // C, (nc // out_h) % C, i, 0],
+                &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
+                &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0], W, out_w, sse2)
 
 
 cdef inline float _max4(float a, float b, float c, float d) noexcept nogil:

@@ -1,4 +1,4 @@
-/* The 2x2/2 maxpool backward, one output row at a time (maxpool_2x2_backward). */
+/* The 2x2/2 maxpool backward, one output row at a time (maxpool_2x2_s2_backward). */
 #ifndef Y9K_MAXPOOL_SSE2_H
 #define Y9K_MAXPOOL_SSE2_H
 
@@ -10,8 +10,9 @@
    sse2 (x86-64's baseline; 0 under YOLO9000_PORTABLE_KERNELS) 4 windows at a time: the
    compiler does not vectorise the stride-2 pattern itself; the scalar loop does the rest
    and gives the same bits. */
-static void y9k_maxpool2_backward_row(const float *top, const float *y, const float *dy,
-                                      float *dtop, int W, int out_w, int sse2)
+static void y9k_maxpool_2x2_s2_backward_row(const float *top, const float *y,
+                                            const float *dy, float *dtop, int W, int out_w,
+                                            int sse2)
 {
     const float *bottom = top + W;
     float *dbottom = dtop + W;

@@ -57,8 +57,9 @@ class BatchNorm:
 
         With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps) and g = dL/dx̂:
             dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))"""
-        core.conv_output_backward(dy, y, act, out, bias_grad, z, self._mean, self._inv,
-                                  self._std64, self.scales, bias, self.scale_grad)
+        core.batchnorm_activate_backward(dy, y, act, out, bias_grad, z, self._mean,
+                                         self._inv, self._std64, self.scales, bias,
+                                         self.scale_grad)
         return out
 
 

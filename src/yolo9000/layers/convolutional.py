@@ -359,7 +359,7 @@ class ConvolutionalLayer(Layer):
         if self.bn is not None:
             self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:
-            core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
+            core.batchnorm_activate_backward(dy, self._y, self.act, g, self.bias_grad)
         return self._backward_products(g, need_input_grad)
 
     def _winograd_backward(self, n, need_input_grad):
