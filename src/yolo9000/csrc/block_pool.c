@@ -3,10 +3,10 @@
 
    Arrays of a training step are the same few hundred shapes every step. glibc serves blocks
    over 32 MB (its largest mmap threshold) with fresh mmaps, which the kernel must fault in and
-   zero page by page, every step (measured: ~4 ms per 88 MB, on top of the write itself). This
-   NumPy allocator (NEP 49) keeps freed blocks from 1 MB up to a byte limit and hands them out
-   again for requests up to 1/8 smaller. Every block carries a 64-byte header with its capacity
-   (NumPy's free passes the array's size, not the block's). */
+   zero page by page, every step (see BENCHMARKS.md#block-pool). This NumPy allocator (NEP 49)
+   keeps freed blocks from 1 MB up to a byte limit and hands them out again for requests up to
+   1/8 smaller. Every block carries a 64-byte header with its capacity (NumPy's free passes the
+   array's size, not the block's). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "block_pool.h"

@@ -6,9 +6,8 @@
 # speed. A direct kernel keeps 64 sums of one output row in registers over all 27 taps and
 # applies the epilogue before storing them; it beats im2col only with 8-wide FMA, so it exists
 # where the CPU has AVX2 and FMA (chosen at run time: the portable build assumes SSE2), and
-# layers use im2col elsewhere.
-# four filters at a time where the CPU has AVX-512 (RGB input layer at 416 px, 32 filters,
-# batch 1: 2.9 -> 1.9 ms; 16 filters, batch 8: 20.1 -> 15.5)
+# layers use im2col elsewhere. Where the CPU has AVX-512 it takes four filters at a time: the
+# one-filter kernel is bound by its loads (see BENCHMARKS.md#direct-convolution).
 
 # the kernel's limits (direct_conv_x86.h), for the layers: outputs of one row per step (the
 # padding a row needs past its end) and taps C·9

@@ -113,8 +113,8 @@ def winograd_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
 
 # Narrow maps (13x13: 7 tiles a row) spend the input transform's time in loop overheads (16
 # loops of 7 per tile row): for widths up to 14 one tile row is a few AVX-512 permutes of
-# 16-lane rows instead (1024 channels at 13x13: 0.79 -> 0.17 ms). Only additions, so the
-# same bits as the loops.
+# 16-lane rows instead, about a fifth of the time (see BENCHMARKS.md#winograd-input-transform).
+# Only additions, so the same bits as the loops.
 cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, float* out, int tw,
                           Py_ssize_t plane) noexcept nogil:
     if W <= 14 and _avx512:

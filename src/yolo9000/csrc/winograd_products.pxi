@@ -3,14 +3,16 @@
 # (a section of the compiled core: ../_kernels.pyx includes it)
 
 # At 13x13 and batch 1 each of the 16 products is (1024 x 1024) @ (1024 x 49): BLAS packs the
-# 4 MB filter plane for every call (~175 GFLOP/s on two threads), and the transformed filters
-# U are 16/9 of the weights (64 MB to read at 1024x1024, or to cache). Here each job is two
-# blocks of 32 output rows (filters for the forward, channels for the input gradient; one for
-# an odd last block): it reads the blocks' 3x3 weights (regrouped once so that the 32 rows'
-# values of one tap are contiguous: winograd_weight_blocks), transforms a chunk of 64
-# reduction indices into all 16 planes in the thread's cache, and multiplies each plane by V,
-# 64 rows (four 16-float vectors) against up to 6 tile columns (24 sums), or 32 rows against
-# up to 14; chunks add up in order, so the result does not depend on the threads.
+# 4 MB filter plane for every call (see BENCHMARKS.md#winograd-products-from-weight-blocks),
+# and the transformed filters U are 16/9 of the weights (64 MB to read at 1024x1024, or to
+# cache). Here each job is two blocks of 32 output rows (filters for the forward, channels for
+# the input gradient; one for an odd last block): it reads the blocks' 3x3 weights (regrouped
+# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks),
+# transforms a chunk of 64 reduction indices into all 16 planes in the thread's cache, and
+# multiplies each plane by V, 64 rows (four 16-float vectors) against up to 6 tile columns (24
+# sums), or 32 rows against up to 14; chunks add up in order, so the result does not depend on
+# the threads.
+
 # rows per weight block (the products' output rows: filters, or channels for the input
 # gradient), for kernels/winograd.py's WeightBlocks
 WINOGRAD_BLOCK_ROWS = Y9K_BLOCK_ROWS
