@@ -48,8 +48,8 @@ if openmp:
 if os.environ.get("YOLO9000_NATIVE"):
     compile_args.append("-march=native")
 
-# the compiled core: _kernels.pyx includes its sections (csrc/*.pxi) and declares the C of
-# csrc/*.h in _kernels.pxd; a change to any of them rebuilds it
+# the compiled core: _kernels.pyx includes its sections (csrc/*.pxi), _kernels.pxd declares
+# their C (csrc/*.h; block_pool.c is compiled beside); a change to any of them rebuilds it
 CORE_SOURCES = "src/yolo9000/csrc"
 extensions = [
     Extension(
