@@ -1,5 +1,5 @@
-# The C declarations of the compiled core: the headers in csrc/, each declared once here for
-# every section of _kernels.pyx.
+# The C of the compiled core (the headers in csrc/), declared once for every section of
+# _kernels.pyx.
 
 cdef extern from "y9k.h":
     # activation codes (exported as ACT_* for layers/activations.py)
@@ -57,9 +57,8 @@ cdef extern from "winograd_x86.h":
         Y9K_BLOCK_ROWS
         Y9K_CHUNK
     void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
-                           const float* v,
-                           long v_plane, long ldv, int N, float* m, long m_plane,
-                           long ldm, float* scratch) noexcept nogil
+                           const float* v, long v_plane, long ldv, int N, float* m,
+                           long m_plane, long ldm, float* scratch) noexcept nogil
 
 cdef extern from "block_pool.h":
     int y9k_use_block_pool(size_t limit) except -1

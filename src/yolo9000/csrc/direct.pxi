@@ -123,8 +123,9 @@ def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, :
     cdef int W = g.shape[2] // H if H > 0 else 0
     if not _avx2_fma:
         raise RuntimeError("conv3x3_direct_weight_grad needs AVX2 and FMA")
-    if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2 or 9 * C > Y9K_DIRECT_MAX_TAPS
-            or partial.shape[0] < y9k_max_threads() or partial.shape[1] != F * C * 9):
+    if (xp.shape[0] != N or H <= 0 or g.shape[2] != H * W or Wp < W + 2
+            or 9 * C > Y9K_DIRECT_MAX_TAPS or partial.shape[0] < y9k_max_threads()
+            or partial.shape[1] != F * C * 9):
         raise ValueError("conv3x3_direct_weight_grad: shapes do not match")
     cdef int job, n, y
     with nogil:

@@ -42,9 +42,9 @@ def sgemm_pieces(size_t sgemm_address, const float[:, :] a, const float[:, :] b,
             lo = <int> (<long long> span * piece // pieces)
             hi = <int> (<long long> span * (piece + 1) // pieces)
             if by_rows:
-                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, hi - lo, n, k, 1.0, &a[lo, 0], lda, &b[0, 0], ldb,
-                      0.0, &c[lo, 0], ldc)
+                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, hi - lo, n, k, 1.0, &a[lo, 0], lda, &b[0, 0],
+                      ldb, 0.0, &c[lo, 0], ldc)
             else:
-                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, m, hi - lo, k, 1.0, &a[0, 0], lda, &b[0, lo], ldb,
-                      0.0, &c[0, lo], ldc)
+                sgemm(Y9K_CBLAS_ROW_MAJOR, ta, tb, m, hi - lo, k, 1.0, &a[0, 0], lda, &b[0, lo],
+                      ldb, 0.0, &c[0, lo], ldc)
     return True

@@ -85,13 +85,13 @@ def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_s
                         _input_tile_row)
             for k in range(16):
                 if u_transposed:
-                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols, C, 1.0,
-                          u + u_order[k] * u_plane, F, b.v + k * v_plane, b.cols, 0.0,
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols,
+                          C, 1.0, u + u_order[k] * u_plane, F, b.v + k * v_plane, b.cols, 0.0,
                           b.m + k * m_plane, b.cols)
                 else:
-                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols, C, 1.0,
-                          u + u_order[k] * u_plane, C, b.v + k * v_plane, b.cols, 0.0,
-                          b.m + k * m_plane, b.cols)
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_NO_TRANS, F,
+                          b.cols, C, 1.0, u + u_order[k] * u_plane, C, b.v + k * v_plane,
+                          b.cols, 0.0, b.m + k * m_plane, b.cols)
             for f in range(F):
                 for ti in range(b.r0, b.r1):
                     _output_tile_row(b.m + <Py_ssize_t> f * b.cols + (ti - b.r0) * tw, m_plane,

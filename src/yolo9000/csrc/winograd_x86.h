@@ -130,7 +130,8 @@ void y9k_transform16(const float *g, const int *dest, float *out, long plane)
 {
     __m512 half = _mm512_set1_ps(0.5f), t[4][3];
     for (int i = 0; i < 3; i++) {
-        __m512 a = _mm512_loadu_ps(g + i * Y9K_BLOCK_ROWS), b = _mm512_loadu_ps(g + (3 + i) * Y9K_BLOCK_ROWS),
+        __m512 a = _mm512_loadu_ps(g + i * Y9K_BLOCK_ROWS),
+               b = _mm512_loadu_ps(g + (3 + i) * Y9K_BLOCK_ROWS),
                c = _mm512_loadu_ps(g + (6 + i) * Y9K_BLOCK_ROWS);
         t[0][i] = a;
         t[1][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));

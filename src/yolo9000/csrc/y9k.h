@@ -1,5 +1,6 @@
-/* What every part of the compiled core shares: the OpenMP shims, the one CPU-feature check
-   and the switch that turns the instruction-set-specific kernels off.
+/* What the parts of the compiled core share, one home each: the activation codes, the BLAS
+   entry point, the OpenMP shims, the one CPU-feature check and the switch that turns the
+   instruction-set-specific kernels off.
 
    Kernels written for an instruction set beyond the build's baseline are compiled for it
    alone (__attribute__((target(...)))) and chosen at run time, each beside a portable twin:
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* -- activation codes: layers/activations.py maps darknet's names to them ------------------- */
+/* -- activation codes: layers/activations.py maps darknet's names to them -------------- */
 enum {
     Y9K_ACT_LINEAR = 0,
     Y9K_ACT_LEAKY = 1,
@@ -19,7 +20,7 @@ enum {
 };
 
 /* -- BLAS: cblas_sgemm with 64-bit integers (NumPy's ILP64 OpenBLAS), called through the
-   address kernels/threads.py finds, with CBLAS's codes ---------------------------------- */
+   address kernels/threads.py finds, and CBLAS's codes ---------------------------------- */
 typedef void (*y9k_sgemm_ilp64)(int order, int trans_a, int trans_b, long long m, long long n,
                                 long long k, float alpha, const float *a, long long lda,
                                 const float *b, long long ldb, float beta, float *c,
