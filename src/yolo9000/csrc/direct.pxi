@@ -16,7 +16,8 @@ DIRECT_MAX_TAPS = Y9K_DIRECT_MAX_TAPS
 
 
 def direct_conv_available():
-    """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA)."""
+    """Whether conv3x3_direct can run here (x86-64 with AVX2 and FMA, the portable kernels not
+    asked for)."""
     return _avx2_fma
 
 

@@ -19,7 +19,8 @@ WINOGRAD_BLOCK_ROWS = Y9K_BLOCK_ROWS
 
 
 def winograd_products_available():
-    """Whether winograd_products_from_weights can run here (x86-64 with AVX-512)."""
+    """Whether winograd_products_from_weights can run here (x86-64 with AVX-512, the portable
+    kernels not asked for)."""
     return bool(_avx512)
 
 
