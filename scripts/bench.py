@@ -626,6 +626,8 @@ def environment(opts):
            if hasattr(os, "sched_getaffinity") else os.cpu_count(),
            "threads_ours": opts.threads, "openmp_enabled": bool(_kernels.openmp_enabled()),
            "openmp_max_threads": int(_kernels.get_max_threads()),
+           # the instruction-set paths the kernels took (YOLO9000_PORTABLE_KERNELS: none)
+           "kernel_paths": _kernels.cpu_features(),
            "python": platform.python_version(), "numpy": np.__version__,
            "yolo9000": getattr(yolo9000, "__version__", "?"), "blas": blas_info(),
            "torch": None, "threads_torch": None,

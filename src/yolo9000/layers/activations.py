@@ -1,10 +1,11 @@
-"""Activation functions by darknet name; codes match the Cython kernels."""
+"""Activation functions by darknet name, and their codes in the compiled kernels."""
+from ..kernels import core
 
-CODES = {"linear": 0, "leaky": 1, "relu": 2, "logistic": 3}
+CODES = {"linear": core.ACT_LINEAR, "leaky": core.ACT_LEAKY, "relu": core.ACT_RELU,
+         "logistic": core.ACT_LOGISTIC}
 
 
 def activation_code(name):
     if name not in CODES:
         raise ValueError(f"unknown activation '{name}' (known: {', '.join(CODES)})")
     return CODES[name]
-

@@ -43,8 +43,6 @@ WINOGRAD_MIN_TILES_UNCACHED = 400
 # forward + backward of one layer at 256..1024 channels on 13x13 maps (one thread) lost 5-10%
 # at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on
 WINOGRAD_MIN_TILES_TRAINING = 96
-# the direct kernel's limits (see core.conv3x3_direct)
-DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 
 class ConvolutionalLayer(Layer):
@@ -82,7 +80,7 @@ class ConvolutionalLayer(Layer):
                              and c >= WINOGRAD_MIN_CHANNELS)
         self.cache_winograd = self.use_winograd
         self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
-                           and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
+                           and not self.use_winograd and c * 9 <= core.DIRECT_MAX_TAPS
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
         self._u = None             # cached transformed filters, and what they were made from:
@@ -270,7 +268,7 @@ class ConvolutionalLayer(Layer):
         """x zero-padded by 1, with room for the direct kernel's last block of 64 outputs to
         read past the row."""
         n, c, h, w = x.shape
-        xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
+        xp = np.zeros((n, c, h + 2, w + 2 + core.DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
         return xp
 
@@ -363,7 +361,7 @@ class ConvolutionalLayer(Layer):
         if self.bn is not None:
             self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:
-            core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
+            core.batchnorm_activate_backward(dy, self._y, self.act, g, self.bias_grad)
         return self._backward_products(g, need_input_grad)
 
     def _winograd_backward(self, n, need_input_grad):

@@ -53,7 +53,7 @@ class MaxpoolLayer(Layer):
         c, h, w = self.in_shape
         shape = (self.size, self.stride, self.padding, h, w) + self.out_shape[1:]
         if core.maxpool_tiles(*shape):
-            return core.maxpool_2x2_backward
+            return core.maxpool_2x2_s2_backward
         if core.maxpool_same_2x2(*shape):
             return core.maxpool_2x2_s1_backward
         return None
