@@ -413,7 +413,7 @@ def _tensor_attribute(value):
 
 
 # -- names and metadata ------------------------------------------------------------------------
-def _output_classes(network):
+def output_classes(network):
     """How many classes the network's output names (None when it names none)."""
     if network.region is not None:
         return int(network.region.classes)
@@ -432,7 +432,7 @@ def _tree(network):
 
 def _class_names(network, names):
     """The names to store: those given, else the checkpoint's, else the word tree's."""
-    count = _output_classes(network)
+    count = output_classes(network)
     if names is not None:
         names = [str(n) for n in names]
         if count is not None and len(names) != count:
@@ -458,7 +458,7 @@ def _metadata(network, names, decode, batch_dim):
         preprocessing = {}
     meta = {
         "yolo9000_version": __version__,
-        "source": str(network.source),
+        "source": Path(str(network.source)).name,
         "task": task,
         "input": {"name": INPUT_NAME, "layout": "NCHW", "channels": "RGB", "range": [0, 1],
                   "dtype": "float32", "batch": batch_dim, "width": network.width,
