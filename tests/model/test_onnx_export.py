@@ -357,6 +357,24 @@ def test_decode_and_nms_give_our_boxes(tmp_path):
     assert counts[0.3] < counts[1.0] and counts[0.3] > 10
 
 
+def test_a_score_equal_to_thresh_is_kept_as_detect_keeps_it():
+    """Objectness and class probability saturated to exactly 1 everywhere: score 1.0 at
+    thresh 1.0 passes detect's >= (ONNX NonMaxSuppression's own test is >). No suppression
+    (nms 1): among equal scores the order NMS visits boxes in is the runtime's."""
+    net = randomise(Network.from_cfg("yolov2-shapes", width=96, height=96))
+    last, region = net.layers[-2], net.region
+    last.weights[...] = 0
+    per_anchor = last.biases.reshape(region.num, region.entries)
+    per_anchor[...] = 0
+    per_anchor[:, 4] = per_anchor[:, 5] = 50.0      # sigmoid and softmax round to 1.0
+    net.weights_changed()
+    x = images(net, 1)
+    ours = our_detections(net, net.forward(x), 0, thresh=1.0, nms=1.0)
+    outputs = run(onnx_model(net, decode=DecodeSettings(thresh=1.0, nms=1.0)), x)
+    assert len(ours) > 0 and {score for _, score, _ in ours} == {1.0}
+    assert_same_detections(ours, decoded_detections(outputs, 0, 96, 96))
+
+
 def test_decoded_file_describes_itself(tmp_path):
     net = Network.from_cfg("yolov2-shapes")
     names = ["circle", "square", "triangle", "star", "cross"]
