@@ -214,8 +214,8 @@ def onnx_model(network, names=None, batch=1, dynamic_batch=False, decode=None):
     network's own output, or a DecodeSettings for boxes after decode and NMS (a detector)."""
     require_onnx()
     if decode is not None and network.region is None:
-        raise UserError("decoding boxes needs a detector (a network ending in [region]); "
-                        f"{network.source} is not one: export it without decode")
+        raise UserError("decoding boxes needs a detector (a network ending in [region]): "
+                        "export this one without decode", path=network.source)
     batch_dim = DYNAMIC_BATCH if dynamic_batch else int(batch)
     if not dynamic_batch and batch_dim < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
