@@ -20,14 +20,9 @@ def onnxruntime_session(model, threads=1):
 
 
 def metadata(session):
-    """The file's metadata_props, JSON values decoded."""
-    out = {}
-    for key, value in session.get_modelmeta().custom_metadata_map.items():
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    """The file's metadata_props, their JSON values decoded."""
+    return {key: json.loads(value)
+            for key, value in session.get_modelmeta().custom_metadata_map.items()}
 
 
 def letterbox_placement(image_w, image_h, net_w, net_h):

@@ -2,12 +2,16 @@
 ONNX Runtime finds what `yolo9000 detect` finds, its options and errors, and the one line it
 prints when the onnx package is missing."""
 import json
+import re
+import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_folder_args, run_installed
+from conftest import REPO, run_folder_args, run_installed
 from onnx_runtime import (assert_same_detections, detections_in_image, metadata,
                           onnxruntime_session)
 
@@ -124,3 +128,26 @@ def test_darknet_weights_export_with_their_cfg_and_names(tmp_path):
     assert session.get_inputs()[0].shape == ["batch", 3, 96, 96]
     (out,) = session.run(None, {"images": np.full((2, 3, 96, 96), 0.5, np.float32)})
     assert out.shape == (2, 50, 6, 6)
+
+
+def test_the_readme_export_example_runs_as_written(tmp_path):
+    needs_onnxruntime()
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Export to ONNX"):]
+    section = section[:section.index("\n## ")]
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0]
+    ran = 0
+    for line in commands.splitlines():
+        words = shlex.split(line.split("#")[0])
+        if words[:1] == ["yolo9000"]:
+            proc = run_installed(*words[1:], cwd=tmp_path)
+            assert proc.returncode == 0, (line, proc.stderr)
+            ran += 1
+    assert ran == 2 and (tmp_path / "shapes.onnx").is_file()
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = metadata(onnxruntime_session(tmp_path / "shapes.onnx"))["names"]
+    lines = proc.stdout.splitlines()
+    assert lines and all(line.split()[0] in names for line in lines)

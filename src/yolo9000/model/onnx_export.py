@@ -23,8 +23,11 @@ The input is ``images``: float32 (N, 3, H, W), RGB in [0, 1], letterboxed as `de
   NonMaxSuppression's order). A word-tree (YOLO9000) model's classes are tree nodes, named by
   the same tree walk as `detect`, its score the objectness.
 
-What undoes the letterbox (and the anchors, names, tree and thresholds) is in the model's
-metadata_props, as JSON strings (``METADATA_KEYS``).
+What a user of the file alone needs is in its metadata_props, each value JSON: "input" (size,
+layout, range), "letterbox" (how `detect` places an image in the input, and how to map boxes
+back; a classifier's "input" has its centre crop instead), "names", "region" (anchors, grid,
+layout), "tree" (a word tree's parents, ids and names), "class_map" (a cfg's map=), "decode"
+(the thresholds), "outputs", "task", "source" and "yolo9000_version".
 """
 from __future__ import annotations
 
@@ -53,8 +56,6 @@ LETTERBOX_RULE = (
     "placed at dx = (W - new_w) // 2, dy = (H - new_h) // 2 of a W x H input filled with "
     "pad_value. A box's x in input pixels is (x - dx) * w / new_w in the image (y likewise "
     "with dy, h, new_h); then clip to the image and drop boxes left without area")
-METADATA_KEYS = ("yolo9000_version", "source", "task", "input", "letterbox", "outputs", "names",
-                 "region", "tree", "class_map", "decode")
 
 
 def require_onnx():
@@ -487,8 +488,7 @@ def _metadata(network, names, decode, batch_dim):
         meta["decode"] = {"thresh": decode.thresh, "nms": decode.nms}
         if tree is not None:
             meta["decode"].update(hier_thresh=decode.hier_thresh, tree_walk=decode.tree_walk)
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()
-            if v is not None}
+    return {k: json.dumps(v) for k, v in meta.items() if v is not None}
 
 
 def _outputs_description(network, decode):
