@@ -48,7 +48,8 @@ INPUT_NAME = "images"
 RAW_OUTPUT = "output"
 DECODED_OUTPUTS = ("boxes", "scores", "classes", "batch_index")
 DYNAMIC_BATCH = "batch"
-# the grey darknet pads a letterboxed image with (data/images.py's PAD_VALUE)
+# the grey darknet pads a letterboxed image with: data/images.py's PAD_VALUE, which the model
+# level does not import (the tests hold the two equal)
 LETTERBOX_PAD_VALUE = 0.5
 LETTERBOX_RULE = (
     "an image of w x h pixels is resized (bilinear, keeping its aspect ratio) to new_w x new_h: "
@@ -97,12 +98,11 @@ class OnnxGraph:
         self._taken.add(name)
         return name
 
-    def constant(self, value, hint="const", dtype=None):
-        """An initializer holding `value` (float32 unless it is integer or bool, or `dtype`)."""
+    def constant(self, value, hint="const"):
+        """An initializer holding `value`: int64 if it is integer, bool if bool, else float32."""
         array = np.asarray(value)
-        if dtype is None:
-            dtype = (np.int64 if np.issubdtype(array.dtype, np.integer) else
-                     np.bool_ if array.dtype == np.bool_ else np.float32)
+        dtype = (np.int64 if np.issubdtype(array.dtype, np.integer) else
+                 np.bool_ if array.dtype == np.bool_ else np.float32)
         name = self.name(hint)
         self.initializers[name] = np.ascontiguousarray(array, dtype=dtype)
         return name
@@ -116,17 +116,14 @@ class OnnxGraph:
         else:
             self._taken.update(output_names)
         self.nodes.append((op_type, list(inputs), list(output_names), attributes,
-                           self.name(f"{op_type}")))
+                           self.name(op_type)))
         return output_names[0] if len(output_names) == 1 and outputs == 1 else list(output_names)
 
     def cannot_export(self, reason):
         """The UserError a layer raises for what ONNX cannot express: at its cfg section."""
         where = f"layer {self.layer_index} " if self.layer_index is not None else ""
         message = f"{where}cannot be exported to ONNX: {reason}"
-        if self.section is None:
-            return UserError(message)
-        return UserError(f"[{self.section.type}] {message}", path=self.section.source,
-                         line=self.section.line)
+        return UserError(message) if self.section is None else self.section.error(message)
 
     # -- compositions several layers use ---------------------------------------------------
     def reshape(self, x, shape, hint="reshape"):
@@ -169,8 +166,12 @@ class OnnxGraph:
             return helper.make_tensor_value_info(
                 name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), list(shape))
 
+        def attribute(value):        # an array attribute (ConstantOfShape's value) is a tensor
+            return numpy_helper.from_array(value) if isinstance(value, np.ndarray) else value
+
         graph = helper.make_graph(
-            [helper.make_node(op, ins, outs, name=name, **attrs)
+            [helper.make_node(op, ins, outs, name=name,
+                              **{k: attribute(v) for k, v in attrs.items()})
              for op, ins, outs, attrs, name in self.nodes],
             "yolo9000",
             [value_info(*spec) for spec in inputs],
@@ -182,7 +183,7 @@ class OnnxGraph:
         # the oldest IR version that holds this opset: runtimes older than the onnx package
         # that writes the file still read it
         model.ir_version = helper.find_min_ir_version_for(opset)
-        helper.set_model_props(model, {k: v for k, v in metadata.items() if v is not None})
+        helper.set_model_props(model, metadata)
         onnx.checker.check_model(model)
         return model
 
@@ -286,8 +287,8 @@ def _add_decode(graph, network, region_output, settings):
     col = g.constant(np.arange(grid_w, dtype=np.float32).reshape(1, 1, 1, 1, grid_w), "col")
     row = g.constant(np.arange(grid_h, dtype=np.float32).reshape(1, 1, 1, grid_h, 1), "row")
     anchors = np.asarray(region.anchors, np.float32)
-    width, height = g.constant(np.float32(grid_w), "grid_w"), g.constant(np.float32(grid_h),
-                                                                        "grid_h")
+    width = g.constant(np.float32(grid_w), "grid_w")
+    height = g.constant(np.float32(grid_h), "grid_h")
     cx = g.op("Div", [g.op("Add", [col, tx]), width], "cx")
     cy = g.op("Div", [g.op("Add", [row, ty]), height], "cy")
     anchor_w = g.constant(anchors[:, 0].reshape(1, num, 1, 1, 1), "anchor_w")
@@ -323,13 +324,14 @@ def _add_decode(graph, network, region_output, settings):
     picked = g.op("GatherND", [boxes, g.op("Concat", [image, box], axis=1)], "picked")
     pixels = g.constant(np.array([network.width, network.height] * 2, np.float32), "input_size")
     axis1 = g.constant(np.array([1], np.int64), "axis1")
-    g.op("Mul", [picked, pixels], output_names=["boxes"])
-    g.op("GatherND", [scores, selected], output_names=["scores"])
-    g.op("Squeeze", [cls, axis1], output_names=["classes"])
-    g.op("Squeeze", [image, axis1], output_names=["batch_index"])
+    boxes_out, scores_out, classes_out, images_out = DECODED_OUTPUTS
+    g.op("Mul", [picked, pixels], output_names=[boxes_out])
+    g.op("GatherND", [scores, selected], output_names=[scores_out])
+    g.op("Squeeze", [cls, axis1], output_names=[classes_out])
+    g.op("Squeeze", [image, axis1], output_names=[images_out])
     found = "detections"
-    return [("boxes", np.float32, (found, 4)), ("scores", np.float32, (found,)),
-            ("classes", np.int64, (found,)), ("batch_index", np.int64, (found,))]
+    return [(boxes_out, np.float32, (found, 4)), (scores_out, np.float32, (found,)),
+            (classes_out, np.int64, (found,)), (images_out, np.int64, (found,))]
 
 
 def _tree_scores(g, tree, probabilities, objectness, predictions, settings):
@@ -377,10 +379,12 @@ def _tree_walk(g, tree, values, thresh):
     zero = g.constant(np.array(0, np.int64), "zero")
 
     rows = g.op("Shape", [values], "rows", start=0, end=1)
-    filled = lambda value, hint: g.op("ConstantOfShape", [rows], hint,           # noqa: E731
-                                      value=_tensor_attribute(value))
-    group, p = filled(np.array([0], np.int64), "group"), filled(np.array([1], np.float32), "p")
-    done, node = filled(np.array([False]), "done"), filled(np.array([-1], np.int64), "node")
+
+    def per_row(value, hint):        # a value for every row, the batch size being free
+        return g.op("ConstantOfShape", [rows], hint, value=np.array([value]))
+
+    group, p = per_row(0, "group"), per_row(np.float32(1), "p")
+    done, node = per_row(False, "done"), per_row(-1, "node")
     axis1 = g.constant(np.array([1], np.int64), "axis1")
     for _ in range(int(tree.depth.max()) + 1):
         candidates = g.op("Gather", [members, group], "candidates", axis=0)
@@ -406,11 +410,6 @@ def _tree_walk(g, tree, values, thresh):
         group = g.op("Where", [moves, best_child, group], "group")
         done = g.op("Or", [done, stops], "done")
     return node
-
-
-def _tensor_attribute(value):
-    from onnx import numpy_helper
-    return numpy_helper.from_array(np.asarray(value))
 
 
 # -- names and metadata ------------------------------------------------------------------------
