@@ -383,8 +383,8 @@ def _tree_walk(g, tree, values, thresh):
     def per_row(value, hint):        # a value for every row, the batch size being free
         return g.op("ConstantOfShape", [rows], hint, value=np.array([value]))
 
-    group, p = per_row(0, "group"), per_row(np.float32(1), "p")
-    done, node = per_row(False, "done"), per_row(-1, "node")
+    group, p = per_row(np.int64(0), "group"), per_row(np.float32(1), "p")
+    done, node = per_row(False, "done"), per_row(np.int64(-1), "node")
     axis1 = g.constant(np.array([1], np.int64), "axis1")
     for _ in range(int(tree.depth.max()) + 1):
         candidates = g.op("Gather", [members, group], "candidates", axis=0)
