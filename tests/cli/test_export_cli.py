@@ -108,6 +108,14 @@ def test_a_classifier_exports_beside_its_weights_but_decodes_nothing(tmp_path):
     assert meta["input"]["width"] == 96 and "center_crop" in meta["input"]["preprocessing"]
 
 
+def test_default_output_names():
+    from yolo9000.commands.export import default_output
+    assert str(default_output("runs/exp/weights/best.h5", "onnx")) == "runs/exp/weights/best.onnx"
+    assert str(default_output("yolov2-voc.weights", "onnx")) == "yolov2-voc.onnx"
+    assert str(default_output("darknet19_448.conv.23", "onnx")) == "darknet19_448.conv.23.onnx"
+    assert str(default_output(None, "onnx")) == "shapes.onnx"
+
+
 def test_darknet_weights_export_with_their_cfg_and_names(tmp_path):
     needs_onnxruntime()
     from yolo9000.model.zoo import DEFAULT_CHECKPOINT

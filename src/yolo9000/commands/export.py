@@ -15,13 +15,24 @@ FORMATS = ("onnx",)
 DECODE_OPTIONS = ("thresh", "nms_thresh", "hier_thresh", "tree_walk")
 
 
+def default_output(weights, export_format):
+    """Beside the weights, their .h5/.weights suffix replaced (darknet's backbone names, like
+    darknet19_448.conv.23, keep theirs); without weights (the bundled shapes model) here."""
+    if weights is None:
+        return Path(f"shapes.{export_format}")
+    weights = Path(weights)
+    if weights.suffix in (".h5", ".weights"):
+        return weights.with_suffix(f".{export_format}")
+    return weights.with_name(f"{weights.name}.{export_format}")
+
+
 @click.command("export")
 @click.argument("weights", required=False, type=click.Path(dir_okay=False))
 @click.option("--format", "export_format", type=click.Choice(FORMATS), default="onnx",
               show_default=True, help="File format to write.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="File to write [default: WEIGHTS with the format's suffix, beside it; "
-                   "without WEIGHTS shapes.onnx here].")
+              help="File to write [default: beside WEIGHTS, its .h5 or .weights suffix "
+                   "replaced by .onnx; without WEIGHTS shapes.onnx here].")
 @click.option("--model", help="Bundled model name of darknet .weights (e.g. yolov2-voc).")
 @click.option("--cfg", type=click.Path(dir_okay=False), help="Darknet .cfg of darknet .weights.")
 @click.option("--names", type=click.Path(dir_okay=False),
@@ -66,8 +77,7 @@ def command(ctx, weights, export_format, output, model, cfg, names, size, batch,
     from ..model.onnx_export import export_onnx, require_onnx
 
     if output is None:
-        output = Path(weights).with_suffix(f".{export_format}") if weights else \
-            Path(f"shapes.{export_format}")
+        output = default_output(weights, export_format)
     if weights is not None and Path(output).resolve() == Path(weights).resolve():
         raise UserError("the output would overwrite the weights; choose another --output",
                         path=output)
