@@ -24,6 +24,7 @@ COMMANDS = {
     "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
+    "export": ("export", "Export a network to ONNX (ONNX Runtime, OpenVINO, ...)."),
 }
 # the commands that share their work over the ranks of `mpiexec -n N` (parallel.py)
 MPI_COMMANDS = ("train", "evaluate", "detect")

@@ -114,3 +114,27 @@ def test_anchors_section(tmp_path):
     assert a["n_boxes"] == 100_000 and a["k"] == 9 and a["repeats"] == 2
     assert positive(a["median_s"]) and 0 < a["avg_iou"] <= 1
     assert "anchors k-means: 100,000 boxes" in proc.stdout
+
+
+def test_onnx_section(mini_cfg, tmp_path):
+    out = tmp_path / "onnx.json"
+    proc = run_bench("onnx", "--no-torch", "--cfg", str(mini_cfg), "--json", str(out),
+                     cwd=tmp_path)
+    section = json.loads(out.read_text())["onnx"]
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        assert "onnx is not installed" in section["skipped"] and not section["rows"]
+        return
+    rows = section["rows"]
+    assert [r["what"] for r in rows] == ["onnx mini 64 b1", "onnx mini 64 b2"]
+    for r in rows:
+        assert positive(r["ours_ms"]) and len(r["ours_times_ms"]) == 2
+        for engine in ("onnxruntime", "openvino"):
+            if engine in r["skipped"]:
+                assert r[f"{engine}_ms"] is None and "not installed" in r["skipped"][engine]
+            else:
+                assert positive(r[f"{engine}_ms"]) and positive(r[f"{engine}_ratio"])
+                # the engine ran the same network on the same input
+                assert r[f"max_abs_diff_{engine}"] < 1e-4 * max(1.0, r["max_abs_output"])
+        assert r["what"] in proc.stdout

@@ -109,6 +109,12 @@ class Layer:
         """Short text for the network summary's size/stride column."""
         return ""
 
+    def to_onnx(self, graph, x):
+        """Add this layer's inference forward to an ONNX graph (model/onnx_export.py's
+        OnnxGraph) after the tensor named x (a list of names for a layer with several inputs);
+        returns the name of its output."""
+        raise graph.cannot_export(f"the ONNX export does not know [{self.kind}] layers")
+
     def __repr__(self):
         return f"{type(self).__name__}({self.in_shape} -> {self.out_shape})"
 

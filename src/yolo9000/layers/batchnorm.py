@@ -25,10 +25,13 @@ class BatchNorm:
         self.scale_grad = np.zeros(channels, np.float32)
         self.momentum = MOMENTUM    # weight of the new batch in the rolling statistics
 
-    def inference_affine(self):
-        """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b."""
-        a = self.scales / (np.sqrt(self.rolling_variance) + EPS)
-        return a.astype(np.float32), (-a * self.rolling_mean).astype(np.float32)
+    def inference_affine(self, dtype=np.float32):
+        """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b, computed in dtype
+        (float64 for the ONNX export, which folds them into the convolution's weights)."""
+        scales, mean, variance = (p.astype(dtype, copy=False) for p in
+                                  (self.scales, self.rolling_mean, self.rolling_variance))
+        a = scales / (np.sqrt(variance) + EPS)
+        return a.astype(dtype), (-a * mean).astype(dtype)
 
     def forward_train(self, z, bias, act, out):
         """out = act(scale·x̂ + bias) with x̂ = (z − μ)/(σ + eps) from the batch statistics of
@@ -96,6 +99,14 @@ class BatchNormLayer(Layer):
         out = dy if dy_is_scratch else np.empty_like(dy)
         return self.bn.backward(self._z, self._y, dy, self.biases, core.ACT_LINEAR,
                                 self.bias_grad, out).reshape(n, c, h, w)
+
+    def to_onnx(self, graph, x):
+        """a·x + b per channel (the rolling statistics, in float64, then float32)."""
+        a, b = self.bn.inference_affine(np.float64)
+        shape = (-1, 1, 1)
+        scaled = graph.op("Mul", [x, graph.constant(a.reshape(shape), "scale")], "scaled")
+        return graph.op("Add", [scaled, graph.constant((b + self.biases).reshape(shape), "bias")],
+                        "batchnorm")
 
     def flops(self):
         c, h, w = self.in_shape

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..kernels import core
 from ..kernels import gemm, winograd, workspace
-from .activations import activation_code
+from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
 
@@ -438,6 +438,19 @@ class ConvolutionalLayer(Layer):
         if im2col_weights and not in_place:
             self._add_weight_grad(dw.reshape(self.weights.shape))
         return dx
+
+    def to_onnx(self, graph, x):
+        """One Conv, batch norm folded into its weights and bias (in float64, then float32),
+        and the activation."""
+        weights, bias = self.weights.astype(np.float64), self.biases.astype(np.float64)
+        if self.bn is not None:
+            a, b = self.bn.inference_affine(np.float64)
+            weights = weights * a[:, None, None, None]
+            bias = bias + b
+        y = graph.op("Conv", [x, graph.constant(weights, "weights"), graph.constant(bias, "bias")],
+                     "conv", kernel_shape=[self.size] * 2, strides=[self.stride] * 2,
+                     pads=[self.padding] * 4)
+        return activation_to_onnx(graph, y, self.activation)
 
     def flops(self):
         f, oh, ow = self.out_shape

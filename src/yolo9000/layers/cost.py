@@ -39,6 +39,9 @@ class CostLayer(Layer):
     def backward(self, dy, dy_is_scratch=False):
         return dy
 
+    def to_onnx(self, graph, x):
+        return x        # a training loss: nothing at inference
+
     def describe(self):
         return f"scale {self.scale:g}" if self.scale != 1.0 else ""
 

@@ -221,6 +221,23 @@ class RegionLayer(Layer):
             out[:, :, 5:] = softmax(cls, axis=2)
         return out.reshape(raw.shape)
 
+    def to_onnx(self, graph, x):
+        """activate's output: x, y and objectness through a sigmoid, w and h as they are, the
+        classes through a softmax (per sibling group with a word tree) when softmax=1."""
+        _, h, w = self.in_shape
+        view = graph.reshape(x, [0, self.num, self.entries, h, w], "view")
+        xy = graph.op("Sigmoid", [graph.slice(view, 0, 2, 2, "xy")], "xy_sigmoid")
+        wh = graph.slice(view, 2, 4, 2, "wh")
+        objectness = graph.op("Sigmoid", [graph.slice(view, 4, 5, 2, "objectness")],
+                              "objectness_sigmoid")
+        classes = graph.slice(view, 5, self.entries, 2, "classes")
+        if self.tree is not None:
+            classes = graph.grouped_softmax(classes, 5, 2, self.tree.group_size)
+        elif self.softmax:
+            classes = graph.op("Softmax", [classes], "class_softmax", axis=2)
+        joined = graph.op("Concat", [xy, wh, objectness, classes], "activated", axis=2)
+        return graph.reshape(joined, [0, *self.out_shape], "region")
+
     def forward(self, x, train=False):
         x = as_f32(x)
         out = self.activate(x)

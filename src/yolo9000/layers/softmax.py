@@ -63,6 +63,20 @@ class SoftmaxLayer(Layer):
         dx = p * (g - (p * g).sum(axis=2, keepdims=True)) / np.float32(self.temperature)
         return dx.reshape(dy.shape).astype(np.float32)
 
+    def to_onnx(self, graph, x):
+        """Softmax over the channels: per sibling group with a word tree, else per `groups`."""
+        if self.temperature != 1.0:
+            x = graph.op("Div", [x, graph.constant(np.float32(self.temperature), "temperature")],
+                         "tempered")
+        if self.tree is not None:
+            return graph.grouped_softmax(x, 4, 1, self.tree.group_size)
+        if self.groups == 1:
+            return graph.op("Softmax", [x], "softmax", axis=1)
+        c, h, w = self.in_shape
+        grouped = graph.reshape(x, [0, self.groups, c // self.groups, h, w], "grouped")
+        p = graph.op("Softmax", [grouped], "grouped_softmax", axis=2)
+        return graph.reshape(p, [0, c, h, w], "softmax")
+
     def describe(self):
         if self.tree is not None:
             return f"tree {self.tree.n} nodes, {len(self.tree.group_offset)} groups"
