@@ -1,6 +1,6 @@
-"""yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory.
+"""yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory, ONNX runtimes.
 
-    python scripts/bench.py [forward train anchors memory video] [--repeats 5] [--threads N]
+    python scripts/bench.py [forward train anchors memory onnx video] [--repeats 5] [--threads N]
                             [--json FILE] [--profile] [--quick] [--no-torch]
                             [--cfg CFG] [--size N|native] [--batch 8]
 
@@ -15,6 +15,11 @@ memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
          inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
          the same way (its own fresh process: torch's libraries count, as for its users).
+onnx     the forward models exported by `yolo9000 export` (model/onnx_export.py, a dynamic
+         batch) and run by ONNX Runtime and OpenVINO (CPU, fp32, the same threads as ours)
+         beside our own forward, interleaved, on the same input: median time per image at
+         batch 1 and batch 8, and each engine's largest difference from our output. An engine
+         that is not installed is skipped (so is the section without the onnx package).
 video    `yolo9000 detect clip.mp4 --model yolov2-tiny-voc` as the command runs it
          (inference/video.annotate_video) on a 640x360 H.264 clip made here (VIDEO_FRAMES frames
          of moving shapes, 30 fps), at 416, batch 1 and the large batch: frames/s end to end
@@ -76,7 +81,7 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 SCRIPTS = REPO / "scripts"
 
-WHATS = ("forward", "train", "anchors", "memory", "video")
+WHATS = ("forward", "train", "anchors", "memory", "onnx", "video")
 FORWARD_MODELS = ("yolov2-voc", "yolov2-tiny-voc")
 TRAIN_MODEL = "yolov2-tiny-voc"
 MEMORY_INFERENCE_MODEL = "yolov2-voc"
@@ -373,6 +378,109 @@ def bench_anchors_section(opts):
     return module.bench_anchors(n_boxes=n_boxes, k=9, restarts=restarts, repeats=opts.repeats)
 
 
+# -- the exported network in ONNX Runtime and OpenVINO ----------------------------------------
+ONNX_ENGINES = ("onnxruntime", "openvino")
+
+
+def onnx_engine(name, path, threads):
+    """A callable x -> output of the ONNX file at `path` in engine `name` (CPU, fp32, `threads`
+    threads), or the reason it cannot run as a string."""
+    try:
+        if name == "onnxruntime":
+            import onnxruntime as ort
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return lambda x: session.run(None, {"images": x})[0]
+        import openvino as ov
+        core = ov.Core()
+        # f32 explicitly: on a CPU with bf16 units OpenVINO would otherwise run in bf16
+        compiled = core.compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        return lambda x: request.infer([x])[compiled.outputs[0]]
+    except ImportError as e:
+        return f"{name} is not installed ({e})"
+
+
+def bench_onnx(model, opts, store, folder):
+    """Rows of our forward against the exported file in each installed engine."""
+    from yolo9000.model.onnx_export import export_onnx
+    net = build_ours(model, opts.size, store.path(model))
+    size = (net.width, net.height)
+    path = export_onnx(net, Path(folder) / f"{model_label(model)}.onnx", dynamic_batch=True)
+    engines, skipped = {}, {}
+    for name in ONNX_ENGINES:
+        engine = onnx_engine(name, path, opts.threads)
+        if isinstance(engine, str):
+            skipped[name] = engine
+        else:
+            engines[name] = engine
+    rows = []
+    for batch in (1, opts.batch):
+        x = random_input(net, batch)
+        runs = {"ours": lambda: net.forward(x)}
+        expected = net.forward(x)
+        extra = {"skipped": skipped, "max_abs_output": float(np.max(np.abs(expected)))}
+        for name, engine in engines.items():
+            runs[name] = (lambda engine: lambda: engine(x))(engine)
+            # same weights, same input: the outputs must agree, else the comparison is void
+            extra[f"max_abs_diff_{name}"] = float(np.max(np.abs(engine(x) - expected)))
+        times = time_interleaved(runs, opts.repeats)
+        row = {"what": f"onnx {model_label(model)} {size[0]} b{batch}", "model": model_label(model),
+               "width": size[0], "height": size[1], "batch": batch, "unit": "ms/img"}
+        for name, seconds in times.items():
+            s = summarise(seconds, batch)
+            row.update({f"{name}_ms": s["median_ms"], f"{name}_times_ms": s["times_ms"]})
+        for name in ONNX_ENGINES:
+            row.setdefault(f"{name}_ms", None)
+            row[f"{name}_ratio"] = (row["ours_ms"] / row[f"{name}_ms"]
+                                    if row[f"{name}_ms"] else None)
+        row.update(extra)
+        rows.append(row)
+    return rows
+
+
+def bench_onnx_section(opts, store, folder):
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return {"skipped": 'onnx is not installed (pip install "yolo9000[onnx]")', "rows": []}
+    rows = []
+    for model in opts.forward_models:
+        rows += bench_onnx(model, opts, store, folder)
+        for r in rows[-2:]:
+            engines = ", ".join(f"{name} {r[f'{name}_ms']:.1f}" for name in ONNX_ENGINES
+                                if r[f"{name}_ms"] is not None)
+            print(f"[{time.strftime('%H:%M:%S')}] {r['what']}: ours {r['ours_ms']:.1f}"
+                  f"{', ' + engines if engines else ''} ms/img", file=sys.stderr, flush=True)
+    return {"skipped": None, "rows": rows}
+
+
+def print_onnx(section):
+    if section["skipped"]:
+        print(f"onnx: skipped ({section['skipped']})")
+        return
+    header = (f"{'what':<34s} {'ours ms':>9s} {'ORT ms':>9s} {'ours/ORT':>9s} "
+              f"{'OpenVINO ms':>12s} {'ours/OV':>8s}")
+    print(header)
+    print("-" * len(header))
+    for r in section["rows"]:
+        print(f"{r['what']:<34s} {r['ours_ms']:9.1f} {fmt(r['onnxruntime_ms'], '9.1f'):>9s} "
+              f"{fmt(r['onnxruntime_ratio'], '9.2f'):>9s} {fmt(r['openvino_ms'], '12.1f'):>12s} "
+              f"{fmt(r['openvino_ratio'], '8.2f'):>8s}")
+    skipped = {k: v for r in section["rows"] for k, v in r["skipped"].items()}
+    for name, why in skipped.items():
+        print(f"  {name}: skipped ({why})")
+    diffs = [(name, r[f"max_abs_diff_{name}"], r["max_abs_output"]) for r in section["rows"]
+             for name in ONNX_ENGINES if f"max_abs_diff_{name}" in r]
+    for name in ONNX_ENGINES:
+        mine = [(d, m) for n, d, m in diffs if n == name]
+        if mine:
+            print(f"  outputs ours vs {name}: max |difference| {max(d for d, _ in mine):.2e} "
+                  f"(outputs up to {max(m for _, m in mine):.2f})")
 # -- video, end to end -------------------------------------------------------------------------
 def make_clip(path, frames, width, height, rate):
     """An H.264 .mp4 (as phones and cameras write) of coloured shapes moving over a smooth
@@ -705,6 +813,8 @@ def environment(opts):
            if hasattr(os, "sched_getaffinity") else os.cpu_count(),
            "threads_ours": opts.threads, "openmp_enabled": bool(_kernels.openmp_enabled()),
            "openmp_max_threads": int(_kernels.get_max_threads()),
+           # the instruction-set paths the kernels took (YOLO9000_PORTABLE_KERNELS: none)
+           "kernel_paths": _kernels.cpu_features(),
            "python": platform.python_version(), "numpy": np.__version__,
            "yolo9000": getattr(yolo9000, "__version__", "?"), "blas": blas_info(),
            "torch": None, "threads_torch": None,
@@ -883,7 +993,8 @@ def main(argv=None):
         "torch": opts.torch, "learning_rate": LEARNING_RATE, "seen": SEEN,
         "boxes_per_image": BOXES_PER_IMAGE,
         "torch_train_loss": "0.5 * sum of squares of the output" if opts.torch else None},
-        "results": [], "anchors": None, "memory": None, "video": None, "profile": None,
+        "results": [], "anchors": None, "memory": None, "profile": None, "onnx": None,
+        "video": None,
         "load_average_start": list(load_start)}
     with tempfile.TemporaryDirectory(prefix="yolo9000-bench-") as tmp:
         store = WeightStore(tmp, use_file=torch_available())
@@ -901,6 +1012,9 @@ def main(argv=None):
             report["anchors"] = bench_anchors_section(opts)
         if "memory" in opts.what:
             report["memory"] = bench_memory(opts, store)
+        if "onnx" in opts.what:
+            core.use_block_pool(0)
+            report["onnx"] = bench_onnx_section(opts, store, tmp)
         if "video" in opts.what:
             core.use_block_pool(0)
             report["video"] = bench_video(opts, store, tmp)
@@ -932,6 +1046,9 @@ def main(argv=None):
     if report["memory"]:
         print()
         print_memory(report["memory"])
+    if report["onnx"]:
+        print()
+        print_onnx(report["onnx"])
     if report["video"]:
         print()
         print_video(report["video"])

@@ -24,8 +24,9 @@ COMMANDS = {
     "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
+    "export": ("export", "Export a network to ONNX (ONNX Runtime, OpenVINO, ...)."),
 }
-# the commands that share their work over the ranks of `mpiexec -n N` (training/distributed.py)
+# the commands that share their work over the ranks of `mpiexec -n N` (parallel.py)
 MPI_COMMANDS = ("train", "evaluate", "detect")
 
 
@@ -53,7 +54,7 @@ class LazyGroup(click.Group):
               help="Threads for BLAS and the OpenMP kernels (default: all cores).")
 def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
-    from .training.distributed import launched_size
+    from .parallel import launched_size
     command = click.get_current_context().invoked_subcommand
     if launched_size() > 1 and command not in MPI_COMMANDS:
         raise UserError(f"{command} does not run on several MPI ranks (only "
@@ -87,9 +88,9 @@ def outcome(error):
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback.
-    Under an MPI launcher every rank runs the command (training/distributed.py)."""
+    Under an MPI launcher every rank runs the command (parallel.py)."""
     from .kernels.threads import keep_freed_memory
-    from .training.distributed import run_command
+    from .parallel import run_command
     keep_freed_memory()
     try:
         rv = run_command(lambda: cli.main(args=argv, prog_name="yolo9000", standalone_mode=False),

@@ -15,6 +15,12 @@ def format_seconds(s):
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
+def images_rate_line(images, seconds):
+    """The closing line of a command that ran a network over images: how many, how fast."""
+    rate = images / seconds if seconds > 0 else 0.0
+    return f"{images} image{'s' if images != 1 else ''} in {seconds:.2f} s ({rate:.2f} images/s)"
+
+
 class Progress:
     def __init__(self, total, desc="", unit="it", stream=None, start=0, width=24, every=0.05):
         self.total = None if total is None else max(int(total), 1)

@@ -2,6 +2,7 @@
 
 `runs/<command>/exp`, then `exp2`, `exp3`, ...: the folder is claimed with one mkdir, so two runs
 started at the same moment never share a folder and an old run's files are never mixed in.
+Inside one, a file written for each input is named after the input (`OutputNamer`).
 """
 from pathlib import Path
 
@@ -34,3 +35,19 @@ def new_run_dir(project, name="exp", exist_ok=False):
             return folder
         except FileExistsError:
             n += 1
+
+
+class OutputNamer:
+    """One output file stem per input file; inputs with the same file name (from different
+    folders) get _2, _3, ..."""
+
+    def __init__(self):
+        self.used = set()
+
+    def stem(self, path):
+        stem, n = Path(path).stem, 1
+        while (stem if n == 1 else f"{stem}_{n}") in self.used:
+            n += 1
+        stem = stem if n == 1 else f"{stem}_{n}"
+        self.used.add(stem)
+        return stem

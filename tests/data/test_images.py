@@ -9,7 +9,7 @@ from PIL import Image
 from yolo9000.boxes import image_to_network
 from yolo9000.data.images import (IMAGE_SUFFIXES, PAD_VALUE, LoadedImage, image_size,
                                   is_image_name, letterbox, load_image, pil_to_rgb,
-                                  resize_bilinear)
+                                  resize_bilinear, save_image, written_suffix)
 from yolo9000.errors import UserError
 
 
@@ -29,6 +29,29 @@ def test_not_image_names(name):
 
 def test_suffixes_are_lower_case_with_a_dot():
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
+
+
+# -- writing -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, suffix, pillow_format", [
+    ("a.jpg", ".jpg", "JPEG"), ("b.JPEG", ".jpeg", "JPEG"), ("c.jfif", ".jfif", "JPEG"),
+    ("d.jpe", ".jpe", "JPEG"), ("e.Png", ".png", "PNG"), ("f.bmp", ".bmp", "BMP"),
+    ("g.tif", ".tif", "TIFF"), ("h.TIFF", ".tiff", "TIFF"), ("i.webp", ".webp", "WEBP"),
+    ("j.gif", ".png", "PNG"), ("k.ppm", ".png", "PNG"), ("l.tga", ".png", "PNG"),
+    ("m.ico", ".png", "PNG"), ("no_suffix", ".png", "PNG"), ("n.txt", ".png", "PNG")])
+def test_an_image_written_from_another_keeps_its_format_or_becomes_a_png(
+        tmp_path, name, suffix, pillow_format):
+    assert written_suffix(f"folder/{name}") == suffix
+    path = tmp_path / ("out" + suffix)
+    save_image(Image.new("RGB", (8, 6), (10, 200, 30)), path)
+    with Image.open(path) as written:
+        assert written.format == pillow_format and written.size == (8, 6)
+
+
+def test_an_image_that_cannot_be_written_is_a_user_error_naming_it(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write the annotated image") as error:
+        save_image(Image.new("RGB", (4, 4)), tmp_path / "a_file" / "out.png", "annotated image")
+    assert "out.png" in str(error.value)
 
 
 # -- letterbox ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Images, in one place: which files are images, decoding to RGB, and the letterbox pixels.
+"""Images, in one place: which files are images, decoding to RGB, the letterbox pixels, and the
+format an image is written in.
 
 ``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the original
 size); ``letterbox`` resizes it (or a pixel window of it) into the network input keeping the
@@ -34,10 +35,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..boxes import letterbox_info, letterbox_size
 from ..errors import UserError
+from ..fileio import atomic_path
 
 # The files taken for images when a folder is scanned (detect, datasets); compared lower-cased.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif",
-                            ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"})
+# Each with the Pillow format an image made from one (detect's annotated copy) is written in,
+# when Pillow writes it losslessly or as the user expects; None: such an image becomes a PNG.
+IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
+                 ".bmp": "BMP", ".gif": None, ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
+                 ".ppm": None, ".pgm": None, ".pbm": None, ".pnm": None, ".tga": None,
+                 ".ico": None}
+IMAGE_SUFFIXES = frozenset(IMAGE_FORMATS)
 # darknet fills letterbox borders and out-of-image crop regions with grey .5
 PAD_VALUE = 0.5
 # Below this long side an image is never decoded at reduced size, so ordinary photos keep their
@@ -51,6 +58,25 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 def is_image_name(path) -> bool:
     """Whether a file name has one of the image suffixes (any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def written_suffix(path) -> str:
+    """The suffix of an image written from the image `path`: its own (lower-cased) when its
+    format is kept (IMAGE_FORMATS), else .png."""
+    suffix = Path(path).suffix.lower()
+    return suffix if IMAGE_FORMATS.get(suffix) else ".png"
+
+
+def save_image(image, path, what="image"):
+    """Write a PIL image in the format its suffix names (PNG for a suffix whose format is not
+    kept), atomically; JPEG and WebP at quality 92. A failure is a UserError naming `what`."""
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower()) or "PNG"
+    options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=fmt, **options)
+    except OSError as e:
+        raise UserError(f"cannot write the {what}: {e}", path=path) from None
 
 
 @dataclass

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
-from ..data.datasets import read_names
+from ..names import read_names
 from ..errors import UserError
 from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
@@ -155,8 +155,8 @@ def _check_size(size):
 
 
 def build_network(model=None, cfg=None, weights=None, size=None, classifier=False):
-    """Build the network (a detector, or with `classifier` a classifier) and load its
-    weights. Returns (network, notice or None)."""
+    """Build the network (a detector, with `classifier` a classifier, with classifier=None
+    any network) and load its weights. Returns (network, notice or None)."""
     from ..model.network import Network
 
     if model is not None and cfg is not None:
@@ -193,6 +193,8 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
 
 
 def _check_kind(net, classifier, source):
+    if classifier is None:
+        return
     if classifier and net.classifier is None:
         raise UserError("this network does not end in [softmax], so it is not a classifier "
                         "(use `yolo9000 detect` for a detector)", path=source)

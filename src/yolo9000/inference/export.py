@@ -32,12 +32,16 @@ Classifications (`classify --save-json`): a list with one object per image,
     {"path", "width", "height", "top": [{"class", "name", "probability"}, ...]}
     the `--top` most probable classes, best first; probability 6 decimals.
 
+The line `detect` prints per image (`summarise`): the number of detections and of the most
+    confident classes, e.g. "3 detections (2 circle, 1 square)".
+
 Detections may be given as a list of `inference.detector.Detection` or as a
 `metrics.detection.Detections` (arrays), the two forms the pipeline produces.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -121,6 +125,25 @@ def coco_results(image_id, detections, category_ids=None) -> list[dict]:
     return entries
 
 
+# -- a dataset's detections (evaluate --save-json) ---------------------------------------------
+def detections_json(records, dets, names, json_format, category_ids=None):
+    """(--save-json text of `evaluate`, number of detections left out of it): dets[k] are the
+    detections of records[k] (.path, .width, .height, .image_id) in the layout json_format.
+
+    COCO layout: a record's own image id (COCO datasets), else its position in the dataset;
+    detections of a class with no category id in a COCO dataset are left out.
+    """
+    if json_format == "yolo9000":
+        entries = [image_entry(r.path, r.width, r.height, dets[k], names)
+                   for k, r in enumerate(records)]
+        return json_list_text(entries), 0
+    entries = []
+    for k, r in enumerate(records):
+        entries += coco_results(k if r.image_id is None else r.image_id, dets[k], category_ids)
+    total = sum(len(dets[k].scores) for k in range(len(records)))
+    return json_list_text(entries), total - len(entries)
+
+
 def json_list_text(entries) -> str:
     """A JSON list with one entry per line: valid JSON that still reads (and diffs) well."""
     if not entries:
@@ -145,3 +168,20 @@ def yolo_label_text(detections, width, height, with_score=False) -> str:
         line = f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
         lines.append(line + (f" {score:.6f}" if with_score else ""))
     return "".join(line + "\n" for line in lines)
+
+
+# -- the line detect prints per image ----------------------------------------------------------
+def summarise(detections, top=3):
+    """How many detections, and of which classes (the `top` classes of highest score first)."""
+    if not detections:
+        return "no detections"
+    counts = Counter(d.name for d in detections)
+    best = {}
+    for d in detections:
+        best[d.name] = max(best.get(d.name, 0.0), d.score)
+    names = sorted(counts, key=lambda n: -best[n])
+    parts = [f"{counts[n]} {n}" for n in names[:top]]
+    if len(names) > top:
+        parts.append(f"+{len(names) - top} more classes")
+    total = len(detections)
+    return f"{total} detection{'s' if total != 1 else ''} ({', '.join(parts)})"

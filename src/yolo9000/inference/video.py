@@ -273,16 +273,10 @@ def annotate_video(detector, source, output, json_out=None, batch_size=1, vid_st
 
 def output_stems(sources) -> list[str]:
     """One file stem per source for the run folder: the file's (a camera's device name, e.g.
-    video0), with _2, _3, ... for repeats."""
-    stems, used = [], set()
-    for source in sources:
-        stem, n = Path(camera_device(source) or str(source)).stem, 1
-        while (stem if n == 1 else f"{stem}_{n}") in used:
-            n += 1
-        stem = stem if n == 1 else f"{stem}_{n}"
-        used.add(stem)
-        stems.append(stem)
-    return stems
+    video0), with _2, _3, ... for repeats (runs.OutputNamer)."""
+    from ..runs import OutputNamer
+    namer = OutputNamer()
+    return [namer.stem(camera_device(source) or str(source)) for source in sources]
 
 
 def detect_videos(videos, make_detector, *, project, name, exist_ok=False, json_path=None,
@@ -293,7 +287,7 @@ def detect_videos(videos, make_detector, *, project, name, exist_ok=False, json_
     reported on one line and the others still run. Returns the exit code (1 when a source
     failed); SIGINT / SIGTERM raise Interrupted once the files are closed."""
     from ..runs import new_run_dir
-    from ..training.distributed import launched_size
+    from ..parallel import launched_size
 
     if launched_size() > 1:
         raise UserError("videos and cameras are read by one process: run detect on them "

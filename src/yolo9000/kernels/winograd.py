@@ -31,11 +31,9 @@ from .threads import sgemm_address
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
-# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer),
-# measured over 256K-8M floats with several chunks side by side (for_each_chunk): smaller
-# chunks pay more per-call overhead than they gain in cache (16x32 channels at 208x208, batch
-# 8, weight gradient: 57 ms at 256K, 37 at 1M, 35 at 4M, 39 at 8M; 128x256 at 26x26: 24, 11,
-# 9.1, 11.2); the forward was within a few percent from 2M on...
+# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer):
+# smaller chunks pay more per-call overhead than they gain in cache, larger ones lose it
+# (see BENCHMARKS.md#winograd-chunks)...
 CHUNK_FLOATS = 4 * 2**20
 # ...but never fewer columns than this (small maps batch images side by side instead)
 MIN_COLUMNS = 512
@@ -80,13 +78,11 @@ def filter_floats(f, c):
 # (core.winograd_products_from_weights) transforms the filters inside the products, block by
 # block of 32 rows, from the 3x3 weights regrouped once (WeightBlocks: 9/16 of U's size, so
 # an inference cache holds every 13x13 layer of a yolov2-voc within its budget); BLAS would
-# pack each 4 MB plane of U per call. Measured on two threads with the filters out of cache
-# (forward / input gradient, ms): 1024x1024 channels at 13x13, batch 1: U + BLAS 12.1 / 13.5,
-# blocks 8.8 / 8.4; 512 -> 1024: 6.9 / 7.6 against 4.5 / 4.7; batch 2 (98 columns): 18.1 /
-# 19.8 against 16.8 / 17.1; 26x26 (169 columns, 256 -> 512): 4.2 / 4.4 against 4.5 / 4.8.
-# In training, where the blocks would be made twice a step, im2col is as fast at batch 1.
+# pack each 4 MB plane of U per call. It wins up to about 100 columns, 13x13 at batch 1 and 2
+# (see BENCHMARKS.md#winograd-products-from-weight-blocks). In training, where the blocks
+# would be made twice a step, im2col is as fast at batch 1.
 PRODUCTS_KERNEL = core.winograd_products_available()
-BLOCK_ROWS = 32
+BLOCK_ROWS = core.WINOGRAD_BLOCK_ROWS
 PRODUCTS_MAX_COLUMNS = 100
 
 
@@ -140,16 +136,15 @@ def chunks(n, h, w, c, f):
 
 
 # Few channels (the 100-400 px layers of a YOLOv2): bands of tile rows whose V and M stay in
-# the thread's cache, in one kernel (banded). Measured (two threads, x8 at 416 px): 16x32
-# channels forward 26.6 -> 21.1 ms, input gradient 31.7 -> 26.9; 32x64: 15.1 -> 12.7, 19.2 ->
-# 15.3; 64x128 at 52 px: equal; 16x32 at 80 px x4 (the demo): 2.9 -> 1.6. Bands of 512K
-# floats (V + M) were best among 64K-1M.
+# the thread's cache, in one kernel (banded); it pays up to 64 -> 128 channels, in bands of
+# 512K floats (V + M) (see BENCHMARKS.md#winograd-bands).
 BANDED_MAX_CHANNELS = 64
 BAND_FLOATS = 2**19
-MIN_BANDS = 4          # fewer jobs than that leave threads idle: the chunked path then
-# the weight gradient by bands pays on fewer channels only (input + output channels; x8 at
-# 416 px: 16+32 at 208 px 35.3 -> 27.2 ms, 32+64 at 104 21.5 -> 19.7, 64+128 at 52 12.9 ->
-# 13.7, slower)
+# fewer jobs than that leave threads idle: the chunked path then, whose products and
+# transforms every thread shares
+MIN_BANDS = 4
+# the weight gradient by bands pays on fewer channels only (input + output channels; see
+# BENCHMARKS.md#winograd-bands)
 BANDED_WEIGHT_MAX_CHANNELS = 96
 IDENTITY_ORDER = np.arange(TILES, dtype=np.int32)
 
@@ -288,8 +283,8 @@ def input_gradient(dz, u, dx):
     transposed WeightBlocks) given
     dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
     c = dx.shape[1]
-    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0,
-                    FLIPPED_PLANE, True)
+    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32),
+                    core.ACT_LINEAR, FLIPPED_PLANE, True)
 
 
 def weight_gradient(x, dz, dw):
