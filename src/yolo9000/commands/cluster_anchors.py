@@ -4,7 +4,6 @@ The clustering is data/anchors.py's; the report (JSON fields, table, sweep plot)
 model/anchor_report.py's."""
 from __future__ import annotations
 
-import json
 import re
 
 import click
@@ -92,7 +91,8 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     """
     from ..data.formats import load_dataset
     from ..fileio import check_output_path, write_output
-    from ..model.anchor_report import cluster_report, report_lines, require_matplotlib
+    from ..model.anchor_report import (cluster_report, report_json_text, report_lines,
+                                       require_matplotlib)
 
     check_output_path(json_path, "anchors")
     check_output_path(plot, "plot")
@@ -109,7 +109,7 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     echo_dataset_report(ds)
     report = cluster_report(dataset, ds, k, size, metric, restarts, seed, max_iter,
                             compare=given, sweep=ks, plot=plot)
-    text = json.dumps(report, indent=2)
+    text = report_json_text(report)
     if json_path == "-":
         click.echo(text)
         return

@@ -87,6 +87,12 @@ def cluster_report(dataset, ds, k, size, metric, restarts, seed, max_iter, compa
     return report
 
 
+def report_json_text(report):
+    """The report as `--save-json` writes it (indented JSON)."""
+    import json
+    return json.dumps(report, indent=2)
+
+
 def anchor_table(report):
     """One row per anchor: its size in grid cells and pixels, its boxes and their IoU."""
     lines = [f"{'#':>2}  {'w (cells)':>9}  {'h (cells)':>9}  {'w (px)':>7}  {'h (px)':>7}  "
