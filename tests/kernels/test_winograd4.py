@@ -4,8 +4,11 @@ maxpool; each transform matrix broken in one coefficient is caught."""
 import numpy as np
 import pytest
 
-from convolution_reference import direct_conv, direct_input_grad, direct_weight_grad
+from convolution_reference import direct_conv, direct_input_grad, direct_weight_grad, randomise
+from gradcheck import check_layer
 from yolo9000.kernels import winograd
+from yolo9000.layers import convolutional
+from yolo9000.layers.convolutional import ConvolutionalLayer
 
 # F(4x4, 3x3)'s transforms round more than F(2x2, 3x3)'s (its matrices hold 2, 1/2, 4, 8 and
 # G's thirds and fifteenths): measured up to 2.2e-6 of the largest output on 16 channels, so
@@ -126,3 +129,86 @@ def test_f4_matrices_hold_the_chosen_points():
     powers = np.stack([points ** i for i in range(4)])
     assert np.array_equal(winograd.F4_AT[:, :5], powers.astype(np.float32))
     assert np.array_equal(winograd.F4_AT[:, 5], [0, 0, 0, 1])
+
+
+@pytest.fixture
+def f4_layers(monkeypatch):
+    """Layers of any channels and map take F(4x4, 3x3) (it is off by default)."""
+    monkeypatch.setattr(winograd, "F4_ENABLED", True)
+    monkeypatch.setattr(winograd, "F4_MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
+    monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
+
+
+def test_f4_is_off_by_default():
+    layer = ConvolutionalLayer((128, 52, 52), filters=256, size=3, stride=1, pad=1)
+    assert layer.use_winograd and not layer._uses_f4()
+
+
+@pytest.mark.parametrize("bn,act,shape,batch", [
+    (True, "leaky", (8, 13, 13), 1), (False, "linear", (9, 7, 5), 3), (True, "relu", (16, 4, 6), 2),
+])
+def test_layer_f4_equals_im2col(f4_layers, bn, act, shape, batch):
+    """Inference (cached and uncached filters, the fused maxpool) and training forwards."""
+    rng = np.random.default_rng(4)
+    layer = ConvolutionalLayer(shape, filters=6, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
+    assert layer._uses_f4()
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    for train, cache in ((False, True), (False, False), (True, False)):
+        layer.use_winograd = True
+        layer.set_winograd_cache(cache)
+        fast = layer.forward(x, train=train)
+        assert (layer._u is not None) == (cache and not train)
+        assert layer._u is None or layer._u.shape[0] == winograd.TILES4
+        layer.use_winograd = False
+        slow = layer.forward(x, train=train)
+        assert close4(fast, slow.astype(np.float64)), (train, cache)
+    layer.use_winograd = True
+    if shape[1] % 2 == 0 and shape[2] % 2 == 0:
+        pooled = layer.forward_pooled(x)
+        full = layer.forward(x)
+        n, f, h, w = full.shape
+        assert np.array_equal(pooled, full.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5)))
+
+
+@pytest.mark.parametrize("bn,act,shape,filters,batch", [
+    (True, "linear", (8, 5, 7), 8, 2), (False, "leaky", (9, 6, 6), 10, 1),
+])
+def test_f4_layer_gradients(f4_layers, bn, act, shape, filters, batch):
+    """Training forward and backward (both gradients) through F(4x4, 3x3): finite
+    differences at the tolerance of F(2x2, 3x3)'s check."""
+    layer = ConvolutionalLayer(shape, filters=filters, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
+    assert layer._uses_f4()
+    rng = np.random.default_rng(5)
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    layer.forward(x, train=True)
+    assert layer._winograd_backward(batch, True) == (True, True)
+    params = ["weights", "biases"] + (["scales"] if bn else [])
+    check_layer(layer, x, params=params, eps=3e-3)
+
+
+def test_f4_backward_equals_im2col(f4_layers):
+    shape, batch = (12, 9, 10), 3
+    layer = ConvolutionalLayer(shape, filters=16, size=3, stride=1, pad=1, batch_normalize=True,
+                               activation="leaky")
+    rng = np.random.default_rng(16)
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    dy = rng.standard_normal((batch, 16, 9, 10)).astype(np.float32)
+
+    def gradients(through_winograd):
+        layer.use_winograd = through_winograd
+        layer.zero_grads()
+        layer.forward(x, train=True)
+        assert layer._uses_f4() == through_winograd
+        dx = layer.backward(dy)
+        return dx, layer.weight_grad.copy(), layer.bias_grad.copy(), layer.bn.scale_grad.copy()
+
+    for fast, slow in zip(gradients(True), gradients(False)):
+        assert close4(fast, slow.astype(np.float64))

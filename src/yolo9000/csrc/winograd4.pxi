@@ -188,37 +188,36 @@ def winograd4_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int 
     cdef int tw = (W + 3) // 4, rows = r1 - r0, m = n1 - n0
     if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd4_output: shapes do not match")
-    cdef int job, img, f, ti
+    cdef int job, img, f
     with nogil:
         for job in prange(m * F, schedule="static"):
             img = n0 + job // F
             f = job % F
-            for ti in range(r0, r1):
-                _output4_tile_row(&M[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                  plane, &AT[0, 0], &z[img, f, 0, 0], H, W, ti, tw, scale[f],
-                                  bias[f], act, pool)
+            # the job's tiles (all its tile rows) are contiguous in M
+            _output4_tiles(&M[0, f, 0] + <Py_ssize_t> (img - n0) * rows * tw, plane, &AT[0, 0],
+                           &z[img, f, 0, 0], H, W, r0, rows * tw, tw, scale[f], bias[f], act,
+                           pool)
 
 
-cdef void _output4_tile_row(const float* src, Py_ssize_t plane, const float* AT, float* z,
-                            int H, int W, int ti, int tw, float a, float b, int act,
-                            bint pool) noexcept nogil:
-    # blocks of W4_BLOCK tiles, each step a loop over the block that the compiler vectorises:
-    # s = Aᵀ m (4x6 per tile), y = s A (4x4 per tile), the epilogue, then the values
-    # scattered into the output rows
+cdef void _output4_tiles(const float* src, Py_ssize_t plane, const float* AT, float* z,
+                         int H, int W, int r0, int count, int tw, float a, float b, int act,
+                         bint pool) noexcept nogil:
+    # count tiles from tile row r0 on, in blocks of W4_BLOCK across tile rows (narrow maps
+    # have few tiles a row, and each step of a block has its fixed cost), each step a loop
+    # over the block that the compiler vectorises: s = Aᵀ m (4x6 per tile), y = s A (4x4 per
+    # tile), the epilogue, then the values scattered into the output rows
     cdef float s[W4_OUT * W4_ALPHA][W4_BLOCK]
     cdef float yv[W4_OUT * W4_OUT][W4_BLOCK]
     cdef const float* planes[W4_ALPHA]
     cdef const float* srow[W4_ALPHA]
     cdef float* q
-    cdef float* y0
-    cdef float* y1
-    cdef int j0, nb, t, i, j, k, l, yrow, xcol, pw
-    j0 = 0
-    while j0 < tw:
-        nb = tw - j0 if tw - j0 < W4_BLOCK else W4_BLOCK
+    cdef int k0, nb, t, i, j, k, l, ti, tj, yrow, xcol, pw
+    k0 = 0
+    while k0 < count:
+        nb = count - k0 if count - k0 < W4_BLOCK else W4_BLOCK
         for j in range(W4_ALPHA):
             for k in range(W4_ALPHA):
-                planes[k] = src + (W4_ALPHA * k + j) * plane + j0
+                planes[k] = src + (W4_ALPHA * k + j) * plane + k0
             for i in range(W4_OUT):
                 # s[i][j] = Σ_k Aᵀ[i][k] m[k][j]
                 _combine_rows(AT + W4_ALPHA * i, 1, 0, planes, W4_ALPHA,
@@ -232,35 +231,40 @@ cdef void _output4_tile_row(const float* src, Py_ssize_t plane, const float* AT,
                               nb)
         for k in range(W4_OUT * W4_OUT):
             _affine_activate(&yv[k][0], nb, a, b, act)
-        if pool:
-            # even H and W: z is the pooled plane (W/2 wide), each tile two rows of two
-            # windows, read row by row as the maxpool kernel does; the last tile row or
-            # column may hold only one (sizes 2 mod 4)
-            pw = W // 2
-            for i in range(2):
-                yrow = 2 * ti + i
-                if 2 * yrow >= H:
-                    break
-                q = z + <Py_ssize_t> yrow * pw
-                for l in range(2):
-                    for t in range(nb):
-                        xcol = 2 * (j0 + t) + l
+        pw = W // 2
+        for t in range(nb):
+            ti = r0 + (k0 + t) // tw
+            tj = (k0 + t) % tw
+            if pool:
+                # even H and W: z is the pooled plane, each tile two rows of two windows,
+                # read row by row as the maxpool kernel does; the last tile row or column
+                # holds only one on sizes 2 mod 4
+                for i in range(2):
+                    yrow = 2 * ti + i
+                    if 2 * yrow >= H:
+                        break
+                    q = z + <Py_ssize_t> yrow * pw
+                    for l in range(2):
+                        xcol = 2 * tj + l
                         if 2 * xcol < W:
                             q[xcol] = _max4(yv[8 * i + 2 * l][t], yv[8 * i + 2 * l + 1][t],
                                             yv[8 * i + 4 + 2 * l][t],
                                             yv[8 * i + 4 + 2 * l + 1][t])
-        else:
-            for i in range(W4_OUT):
-                yrow = W4_OUT * ti + i
-                if yrow >= H:
-                    break
-                q = z + <Py_ssize_t> yrow * W
-                for l in range(W4_OUT):
-                    for t in range(nb):
-                        xcol = W4_OUT * (j0 + t) + l
-                        if xcol < W:
-                            q[xcol] = yv[W4_OUT * i + l][t]
-        j0 += W4_BLOCK
+            else:
+                for i in range(W4_OUT):
+                    yrow = W4_OUT * ti + i
+                    if yrow >= H:
+                        break
+                    q = z + <Py_ssize_t> yrow * W + W4_OUT * tj
+                    if W4_OUT * tj + W4_OUT <= W:
+                        q[0] = yv[W4_OUT * i][t]
+                        q[1] = yv[W4_OUT * i + 1][t]
+                        q[2] = yv[W4_OUT * i + 2][t]
+                        q[3] = yv[W4_OUT * i + 3][t]
+                    else:
+                        for l in range(W - W4_OUT * tj):
+                            q[l] = yv[W4_OUT * i + l][t]
+        k0 += W4_BLOCK
 
 
 # -- backward ------------------------------------------------------------------------------------

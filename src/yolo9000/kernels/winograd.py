@@ -383,14 +383,19 @@ F4_AT = np.array([
 
 
 def f4_applies(c, f, h, w):
-    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): the layers
-    the banded kernels and the products from weight blocks leave to the chunked products,
-    on maps wide enough for their 36 products (see BENCHMARKS.md#winograd-f4x4)."""
+    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): when it is
+    enabled, the layers the banded kernels and the products from weight blocks leave to the
+    chunked products, on maps of enough 4x4 tiles."""
     th, tw = tile_grid(h, w, 4)
-    return (th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
+    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
             and (c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS))
 
 
+# Off: its 36 products win (1.4-1.8x fewer seconds than the 16 of F(2x2, 3x3) at 26x26 and
+# 52x52, 128-512 channels), but its transforms, general loops over the matrices, lose more
+# than that on every yolov2-voc and tiny layer measured, forward and training (see
+# BENCHMARKS.md#winograd-f4x4); the layers take it once they are made faster
+F4_ENABLED = False
 F4_MIN_TILES = 100
 
 
