@@ -15,6 +15,9 @@ from .._kernels import (  # noqa: F401
     # Winograd's transforms (winograd.pxi)
     winograd_filter, winograd_input, winograd_output, winograd_output_grad,
     winograd_filter_grad,
+    # Winograd F(4x4, 3x3)'s transforms, their matrices given (winograd4.pxi)
+    winograd4_filter, winograd4_input, winograd4_output, winograd4_output_grad,
+    winograd4_filter_grad,
     # Winograd by bands of tile rows, few channels (winograd_banded.pxi)
     winograd_convolve_banded, winograd_weight_grad_banded,
     # Winograd's products from weight blocks, few tiles (winograd_products.pxi)

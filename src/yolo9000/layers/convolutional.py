@@ -174,21 +174,31 @@ class ConvolutionalLayer(Layer):
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
+    def _uses_f4(self):
+        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies), in inference
+        and training alike."""
+        c, h, w = self.in_shape
+        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w)
+
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
         f, c = self.weights.shape[:2]
         if self._uses_weight_blocks():
             return 4 * winograd.block_floats(f, c)
+        if self._uses_f4():
+            return 4 * winograd.filter4_floats(f, c)
         return 4 * winograd.filter_floats(f, c)
 
-    def _winograd_filters(self, cache, blocks):
-        """The filters for winograd.convolve (WeightBlocks or filters()); the cached ones if
-        `cache`."""
-        make = winograd.WeightBlocks if blocks else winograd.filters
+    def _winograd_filters(self, cache, blocks, f4=False):
+        """The filters for winograd.convolve (WeightBlocks or filters()), or with f4
+        winograd.convolve4's (filters4()); the cached ones if `cache`."""
+        make = (winograd.WeightBlocks if blocks else winograd.filters4 if f4
+                else winograd.filters)
         if not cache:
             self._u = None
             return make(self.weights)
         if (self._u is None or isinstance(self._u, winograd.WeightBlocks) != blocks
+                or (not blocks and self._u.shape[0] != (winograd.TILES4 if f4 else winograd.TILES))
                 or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
@@ -306,6 +316,11 @@ class ConvolutionalLayer(Layer):
             f, oh, ow = self.out_shape
             z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
                          np.float32)
+            if self._uses_f4():
+                # the input gradient needs the flipped filters' own transform (backward
+                # makes it), so a training forward keeps no U
+                u = self._winograd_filters(cache, False, f4=True)
+                return winograd.convolve4(x, u, z, a, b, act, pool=pool)
             u = self._winograd_filters(cache, blocks)
             if train:
                 self._train_u = u
@@ -390,10 +405,17 @@ class ConvolutionalLayer(Layer):
         dx = None
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
+        f4 = self._uses_f4()
         if winograd_weights:
             self.settle_grads()         # the kernels add into it
-            winograd.weight_gradient(self._x, g4, self.weight_grad)
-        if winograd_input:
+            if f4:
+                winograd.weight_gradient4(self._x, g4, self.weight_grad)
+            else:
+                winograd.weight_gradient(self._x, g4, self.weight_grad)
+        if winograd_input and f4:
+            dx = winograd.input_gradient4(g4, winograd.flipped_filters4(self.weights),
+                                          np.empty((n, c, h, w), np.float32))
+        elif winograd_input:
             u = self._train_u if self._train_u is not None else winograd.filters(self.weights)
             dx = winograd.input_gradient(g4, u, np.empty((n, c, h, w), np.float32))
         self._train_u = None
