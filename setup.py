@@ -1,4 +1,5 @@
 """Build the Cython core with optimisation and, where the compiler has it, OpenMP."""
+import glob
 import os
 import shutil
 import subprocess
@@ -47,11 +48,15 @@ if openmp:
 if os.environ.get("YOLO9000_NATIVE"):
     compile_args.append("-march=native")
 
+# the compiled core: _kernels.pyx includes its sections (csrc/*.pxi), _kernels.pxd declares
+# their C (csrc/*.h; block_pool.c is compiled beside); a change to any of them rebuilds it
+CORE_SOURCES = "src/yolo9000/csrc"
 extensions = [
     Extension(
         "yolo9000._kernels",
-        ["src/yolo9000/_kernels.pyx"],
-        include_dirs=[numpy.get_include()],
+        ["src/yolo9000/_kernels.pyx", f"{CORE_SOURCES}/block_pool.c"],
+        include_dirs=[CORE_SOURCES, numpy.get_include()],
+        depends=sorted(glob.glob(f"{CORE_SOURCES}/*")) + ["src/yolo9000/_kernels.pxd"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -1,6 +1,6 @@
-"""yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory.
+"""yolo9000 benchmarks: forward, training iteration, anchor k-means, peak memory, ONNX runtimes.
 
-    python scripts/bench.py [forward train anchors memory] [--repeats 5] [--threads N]
+    python scripts/bench.py [forward train anchors memory onnx video] [--repeats 5] [--threads N]
                             [--json FILE] [--profile] [--quick] [--no-torch]
                             [--cfg CFG] [--size N|native] [--batch 8]
 
@@ -15,6 +15,19 @@ memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
          inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
          the same way (its own fresh process: torch's libraries count, as for its users).
+onnx     the forward models exported by `yolo9000 export` (model/onnx_export.py, a dynamic
+         batch) and run by ONNX Runtime and OpenVINO (CPU, fp32, the same threads as ours)
+         beside our own forward, interleaved, on the same input: median time per image at
+         batch 1 and batch 8, and each engine's largest difference from our output. An engine
+         that is not installed is skipped (so is the section without the onnx package).
+video    `yolo9000 detect clip.mp4 --model yolov2-tiny-voc` as the command runs it
+         (inference/video.annotate_video) on a 640x360 H.264 clip made here (VIDEO_FRAMES frames
+         of moving shapes, 30 fps), at 416, batch 1 and the large batch: frames/s end to end
+         (decode, letterbox, forward, NMS, draw, encode) and where the time goes: each stage's
+         own time per frame (decode, draw and encode run on threads of their own, the
+         letterbox on the decoding pool, all overlapping the forward), the letterbox and the
+         forward alone on the clip's frames, and the frames/s the forward alone allows. The
+         median of --repeats runs. Needs PyAV (the [video] extra); skipped without it.
 
 Weights are random (the same file for us and PyTorch: tests/torch_darknet.py's
 write_random_darknet_weights when torch is importable, otherwise numpy-random parameters).
@@ -68,10 +81,14 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 SCRIPTS = REPO / "scripts"
 
-WHATS = ("forward", "train", "anchors", "memory")
+WHATS = ("forward", "train", "anchors", "memory", "onnx", "video")
 FORWARD_MODELS = ("yolov2-voc", "yolov2-tiny-voc")
 TRAIN_MODEL = "yolov2-tiny-voc"
 MEMORY_INFERENCE_MODEL = "yolov2-voc"
+VIDEO_MODEL = "yolov2-tiny-voc"
+VIDEO_SIZE = (640, 360)
+VIDEO_RATE = 30
+VIDEO_FRAMES = 150          # 5 s of video; 16 with --quick
 BOXES_PER_IMAGE = 3
 # repeated steps on one batch must keep the weights finite; the step's cost does not depend on lr
 LEARNING_RATE = 1e-5
@@ -361,6 +378,176 @@ def bench_anchors_section(opts):
     return module.bench_anchors(n_boxes=n_boxes, k=9, restarts=restarts, repeats=opts.repeats)
 
 
+# -- the exported network in ONNX Runtime and OpenVINO ----------------------------------------
+ONNX_ENGINES = ("onnxruntime", "openvino")
+
+
+def onnx_engine(name, path, threads):
+    """A callable x -> output of the ONNX file at `path` in engine `name` (CPU, fp32, `threads`
+    threads), or the reason it cannot run as a string."""
+    try:
+        if name == "onnxruntime":
+            import onnxruntime as ort
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return lambda x: session.run(None, {"images": x})[0]
+        import openvino as ov
+        core = ov.Core()
+        # f32 explicitly: on a CPU with bf16 units OpenVINO would otherwise run in bf16
+        compiled = core.compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        return lambda x: request.infer([x])[compiled.outputs[0]]
+    except ImportError as e:
+        return f"{name} is not installed ({e})"
+
+
+def bench_onnx(model, opts, store, folder):
+    """Rows of our forward against the exported file in each installed engine."""
+    from yolo9000.model.onnx_export import export_onnx
+    net = build_ours(model, opts.size, store.path(model))
+    size = (net.width, net.height)
+    path = export_onnx(net, Path(folder) / f"{model_label(model)}.onnx", dynamic_batch=True)
+    engines, skipped = {}, {}
+    for name in ONNX_ENGINES:
+        engine = onnx_engine(name, path, opts.threads)
+        if isinstance(engine, str):
+            skipped[name] = engine
+        else:
+            engines[name] = engine
+    rows = []
+    for batch in (1, opts.batch):
+        x = random_input(net, batch)
+        runs = {"ours": lambda: net.forward(x)}
+        expected = net.forward(x)
+        extra = {"skipped": skipped, "max_abs_output": float(np.max(np.abs(expected)))}
+        for name, engine in engines.items():
+            runs[name] = (lambda engine: lambda: engine(x))(engine)
+            # same weights, same input: the outputs must agree, else the comparison is void
+            extra[f"max_abs_diff_{name}"] = float(np.max(np.abs(engine(x) - expected)))
+        times = time_interleaved(runs, opts.repeats)
+        row = {"what": f"onnx {model_label(model)} {size[0]} b{batch}", "model": model_label(model),
+               "width": size[0], "height": size[1], "batch": batch, "unit": "ms/img"}
+        for name, seconds in times.items():
+            s = summarise(seconds, batch)
+            row.update({f"{name}_ms": s["median_ms"], f"{name}_times_ms": s["times_ms"]})
+        for name in ONNX_ENGINES:
+            row.setdefault(f"{name}_ms", None)
+            row[f"{name}_ratio"] = (row["ours_ms"] / row[f"{name}_ms"]
+                                    if row[f"{name}_ms"] else None)
+        row.update(extra)
+        rows.append(row)
+    return rows
+
+
+def bench_onnx_section(opts, store, folder):
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return {"skipped": 'onnx is not installed (pip install "yolo9000[onnx]")', "rows": []}
+    rows = []
+    for model in opts.forward_models:
+        rows += bench_onnx(model, opts, store, folder)
+        for r in rows[-2:]:
+            engines = ", ".join(f"{name} {r[f'{name}_ms']:.1f}" for name in ONNX_ENGINES
+                                if r[f"{name}_ms"] is not None)
+            print(f"[{time.strftime('%H:%M:%S')}] {r['what']}: ours {r['ours_ms']:.1f}"
+                  f"{', ' + engines if engines else ''} ms/img", file=sys.stderr, flush=True)
+    return {"skipped": None, "rows": rows}
+
+
+def print_onnx(section):
+    if section["skipped"]:
+        print(f"onnx: skipped ({section['skipped']})")
+        return
+    header = (f"{'what':<34s} {'ours ms':>9s} {'ORT ms':>9s} {'ours/ORT':>9s} "
+              f"{'OpenVINO ms':>12s} {'ours/OV':>8s}")
+    print(header)
+    print("-" * len(header))
+    for r in section["rows"]:
+        print(f"{r['what']:<34s} {r['ours_ms']:9.1f} {fmt(r['onnxruntime_ms'], '9.1f'):>9s} "
+              f"{fmt(r['onnxruntime_ratio'], '9.2f'):>9s} {fmt(r['openvino_ms'], '12.1f'):>12s} "
+              f"{fmt(r['openvino_ratio'], '8.2f'):>8s}")
+    skipped = {k: v for r in section["rows"] for k, v in r["skipped"].items()}
+    for name, why in skipped.items():
+        print(f"  {name}: skipped ({why})")
+    diffs = [(name, r[f"max_abs_diff_{name}"], r["max_abs_output"]) for r in section["rows"]
+             for name in ONNX_ENGINES if f"max_abs_diff_{name}" in r]
+    for name in ONNX_ENGINES:
+        mine = [(d, m) for n, d, m in diffs if n == name]
+        if mine:
+            print(f"  outputs ours vs {name}: max |difference| {max(d for d, _ in mine):.2e} "
+                  f"(outputs up to {max(m for _, m in mine):.2f})")
+# -- video, end to end -------------------------------------------------------------------------
+def make_clip(path, frames, width, height, rate):
+    """An H.264 .mp4 (as phones and cameras write) of coloured shapes moving over a smooth
+    background, written with PyAV."""
+    import av
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    grid = rng.integers(40, 216, (6, 10, 3), dtype=np.uint8)
+    background = np.asarray(Image.fromarray(grid).resize((width, height), Image.BILINEAR))
+    yy, xx = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = background.copy()
+            for k, colour in enumerate(((230, 25, 75), (60, 180, 75), (0, 130, 200))):
+                cx = (width * (0.2 + 0.3 * k) + 4 * i) % width
+                cy = height * (0.3 + 0.2 * k) + 30 * np.sin(i / 10 + k)
+                frame[(xx - cx) ** 2 + (yy - cy) ** 2 < (25 + 10 * k) ** 2] = colour
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def bench_video(opts, store, folder):
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return {"skipped": "PyAV is not installed (pip install \".[video]\")"}
+    from yolo9000.data.images import letterbox
+    from yolo9000.data.video import VideoSource
+    from yolo9000.inference.detector import Detector
+    from yolo9000.inference.video import annotate_video
+    model = opts.cfg or VIDEO_MODEL
+    n_frames = 16 if opts.quick else VIDEO_FRAMES
+    clip = Path(folder) / "clip.mp4"
+    make_clip(clip, n_frames, *VIDEO_SIZE, VIDEO_RATE)
+    net = build_ours(model, opts.size, store.path(model))
+    detector = Detector.from_network(net, names=[str(k) for k in range(net.region.classes)])
+    frames = [f.rgb for f in VideoSource(clip).frames()]
+    size = (net.width, net.height)
+    letterbox_ms = summarise(time_interleaved(
+        {"letterbox": lambda: letterbox(frames[0], *size)}, opts.repeats)["letterbox"])
+    rows = []
+    for batch in dict.fromkeys((1, opts.batch)):
+        x = np.stack([letterbox(frames[k % n_frames], *size)[0] for k in range(batch)])
+        forward = summarise(time_interleaved({"f": lambda: net.forward(x)}, opts.repeats)["f"],
+                            batch)
+        runs = []
+        for repeat in range(opts.repeats):
+            runs.append(annotate_video(detector, clip, Path(folder) / f"out{repeat}.mp4",
+                                       batch_size=batch))
+        runs.sort(key=lambda r: r.fps)
+        run = runs[len(runs) // 2]
+        per_frame = {stage: 1000 * getattr(run, f"{stage}_seconds") / run.frames
+                     for stage in ("decode", "network", "draw", "encode")}
+        rows.append({"what": f"video {model_label(model)} {size[0]} b{batch} "
+                             f"{VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}",
+                     "model": model_label(model), "width": size[0], "height": size[1],
+                     "batch": batch, "frames": run.frames, "fps": run.fps,
+                     "fps_runs": [r.fps for r in runs],
+                     "stage_ms": per_frame, "letterbox_alone_ms": letterbox_ms["median_ms"],
+                     "forward_alone_ms": forward["median_ms"],
+                     "forward_alone_fps": 1000 / forward["median_ms"]})
+    return {"clip": {"width": VIDEO_SIZE[0], "height": VIDEO_SIZE[1], "frames": n_frames,
+                     "rate": VIDEO_RATE, "codec": "libx264"}, "rows": rows}
+
+
 # -- memory, in fresh subprocesses -------------------------------------------------------------
 def peak_memory():
     """(VmHWM, ru_maxrss) in bytes: the process's peak resident set, two ways."""
@@ -626,6 +813,8 @@ def environment(opts):
            if hasattr(os, "sched_getaffinity") else os.cpu_count(),
            "threads_ours": opts.threads, "openmp_enabled": bool(_kernels.openmp_enabled()),
            "openmp_max_threads": int(_kernels.get_max_threads()),
+           # the instruction-set paths the kernels took (YOLO9000_PORTABLE_KERNELS: none)
+           "kernel_paths": _kernels.cpu_features(),
            "python": platform.python_version(), "numpy": np.__version__,
            "yolo9000": getattr(yolo9000, "__version__", "?"), "blas": blas_info(),
            "torch": None, "threads_torch": None,
@@ -668,6 +857,26 @@ def print_memory(rows):
     print("(peak = VmHWM of a fresh process; start = RSS after importing numpy and yolo9000; "
           "built = RSS after Network.from_cfg;\n loaded = peak after load_weights, before any "
           "forward; budget = 1.5 x weights + 300 MB, inference only)")
+
+
+def print_video(v):
+    if "skipped" in v:
+        print(f"video: skipped ({v['skipped']})")
+        return
+    clip = v["clip"]
+    print(f"video: {clip['width']}x{clip['height']} {clip['codec']} clip, {clip['frames']} "
+          f"frames; per frame each stage's own time (the stages overlap on threads)")
+    header = (f"{'what':<38s} {'frames/s':>8s} {'decode':>7s} {'letterbox':>9s} "
+              f"{'forward+NMS':>11s} {'draw':>6s} {'encode':>7s} {'forward alone':>13s}")
+    print(header)
+    print("-" * len(header))
+    for r in v["rows"]:
+        ms = r["stage_ms"]
+        print(f"{r['what']:<38s} {r['fps']:8.1f} {ms['decode']:7.1f} "
+              f"{r['letterbox_alone_ms']:9.1f} {ms['network']:11.1f} {ms['draw']:6.1f} "
+              f"{ms['encode']:7.1f} {r['forward_alone_ms']:7.1f} ms/img")
+    print("(ms per frame; letterbox: alone, on one frame, it runs on the decoding pool; "
+          "forward+NMS: in the pipeline, overlapped by the rest; forward alone: no other work)")
 
 
 def print_profile(p):
@@ -784,7 +993,8 @@ def main(argv=None):
         "torch": opts.torch, "learning_rate": LEARNING_RATE, "seen": SEEN,
         "boxes_per_image": BOXES_PER_IMAGE,
         "torch_train_loss": "0.5 * sum of squares of the output" if opts.torch else None},
-        "results": [], "anchors": None, "memory": None, "profile": None,
+        "results": [], "anchors": None, "memory": None, "profile": None, "onnx": None,
+        "video": None,
         "load_average_start": list(load_start)}
     with tempfile.TemporaryDirectory(prefix="yolo9000-bench-") as tmp:
         store = WeightStore(tmp, use_file=torch_available())
@@ -802,6 +1012,12 @@ def main(argv=None):
             report["anchors"] = bench_anchors_section(opts)
         if "memory" in opts.what:
             report["memory"] = bench_memory(opts, store)
+        if "onnx" in opts.what:
+            core.use_block_pool(0)
+            report["onnx"] = bench_onnx_section(opts, store, tmp)
+        if "video" in opts.what:
+            core.use_block_pool(0)
+            report["video"] = bench_video(opts, store, tmp)
         if opts.profile:
             report["profile"] = bench_profile(opts, store, opts.what)
     load_end = os.getloadavg()
@@ -830,6 +1046,12 @@ def main(argv=None):
     if report["memory"]:
         print()
         print_memory(report["memory"])
+    if report["onnx"]:
+        print()
+        print_onnx(report["onnx"])
+    if report["video"]:
+        print()
+        print_video(report["video"])
     for p in report["profile"] or []:
         print_profile(p)
     print("\nload average at end: " + " ".join(f"{v:.2f}" for v in load_end))

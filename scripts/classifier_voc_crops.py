@@ -67,7 +67,7 @@ def link_tree(dataset, records, folder):
 
 
 def split_crops(crops, work, seed=0):
-    from yolo9000.data.classification import load_classification_dataset
+    from yolo9000.data.formats import load_classification_dataset
     full = load_classification_dataset(crops)
     train, val = full.split(VAL_FRACTION, seed=seed)
     link_tree(full, train.records, work / "crops_train")
@@ -115,7 +115,7 @@ def torch_run(train_dir, val_dir, epochs, size, lr, batch, model=None, seed=0, t
     same images with the same augmentation, so the wall times compare the training steps."""
     import numpy as np
     import torch
-    from yolo9000.data.classification import load_classification_dataset
+    from yolo9000.data.formats import load_classification_dataset
     from yolo9000.data.loader import BatchLoader
     from yolo9000.model.cfg import load_cfg
     from yolo9000.model.network import NetOptions
@@ -222,7 +222,7 @@ def main():
                        ours_finetune_seconds=seconds)
         if not args.no_torch and (work / "torch_64.pt").exists():
             import torch
-            from yolo9000.data.classification import load_classification_dataset
+            from yolo9000.data.formats import load_classification_dataset
             model = torch_classifier(20)
             model.load_state_dict(torch.load(work / "torch_64.pt"))
             val = load_classification_dataset(val_dir, names=load_classification_dataset(train_dir).names)

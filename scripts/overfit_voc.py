@@ -29,11 +29,12 @@ def main():
     args = ap.parse_args()
 
     from yolo9000.data.anchors import box_wh, kmeans_anchors
-    from yolo9000.data.datasets import load_dataset
+    from yolo9000.data.formats import load_dataset
     from yolo9000.metrics.detection import format_table
     from yolo9000.kernels.threads import set_threads
     from yolo9000.runs import new_run_dir
-    from yolo9000.training.trainer import Trainer, TrainSettings
+    from yolo9000.training.settings import TrainSettings
+    from yolo9000.training.trainer import Trainer
     print(f"threads: {set_threads(args.threads)}")
 
     full = load_dataset(args.voc)

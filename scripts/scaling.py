@@ -9,7 +9,7 @@ Python, i.e. the [mpi] extra's MPICH):
              --images random images with random boxes (scripts/bench.py's training step without
              the update), per image, the slowest rank's median; with N = 2 both ranks compute
              at once, sharing the machine's memory bandwidth.
-  allreduce  the one in-place MPI Allreduce of a training step (training/distributed.py) over a
+  allreduce  the one in-place MPI Allreduce of a training step (parallel.py) over a
              float32 buffer of each model's size (every parameter, batch-norm statistics
              included), the median over --repeats; shared memory between the two ranks here.
 

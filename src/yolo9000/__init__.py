@@ -12,7 +12,7 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 from ._version import __version__  # noqa: E402
 from .errors import UserError  # noqa: E402
 
-__all__ = ["Network", "Detector", "UserError", "set_threads", "__version__"]
+__all__ = ["Network", "Detector", "UserError", "export_onnx", "set_threads", "__version__"]
 
 
 def __getattr__(name):
@@ -24,6 +24,9 @@ def __getattr__(name):
     if name == "Detector":
         from .inference.detector import Detector
         return Detector
+    if name == "export_onnx":
+        from .model.onnx_export import export_onnx
+        return export_onnx
     if name == "set_threads":
         from .kernels.threads import set_threads
         return set_threads

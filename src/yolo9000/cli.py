@@ -24,8 +24,9 @@ COMMANDS = {
     "demo": ("demo", "Make data, cluster anchors, train, evaluate and detect, end to end."),
     "summary": ("summary", "Print a network's layers, shapes and BFLOPs from a cfg."),
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
+    "export": ("export", "Export a network to ONNX (ONNX Runtime, OpenVINO, ...)."),
 }
-# the commands that share their work over the ranks of `mpiexec -n N` (training/distributed.py)
+# the commands that share their work over the ranks of `mpiexec -n N` (parallel.py)
 MPI_COMMANDS = ("train", "evaluate", "detect")
 
 
@@ -54,7 +55,7 @@ class LazyGroup(click.Group):
 def cli(threads):
     """yolo9000: YOLOv2 / YOLO9000 object detection on the CPU (NumPy + Cython)."""
     from .runs import release_run_dirs
-    from .training.distributed import launched_size
+    from .parallel import launched_size
     # the run folders a command claimed are free again when it ends, however it ends
     click.get_current_context().call_on_close(release_run_dirs)
     command = click.get_current_context().invoked_subcommand
@@ -76,7 +77,7 @@ def outcome(error):
     if isinstance(error, UserError):
         return 1, f"error: {error}"
     if isinstance(error, Interrupted):
-        return 130, str(error)
+        return error.exit_code, str(error)
     if isinstance(error, click.exceptions.Abort):
         return 130, "aborted"
     if isinstance(error, click.ClickException):
@@ -90,9 +91,9 @@ def outcome(error):
 
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback.
-    Under an MPI launcher every rank runs the command (training/distributed.py)."""
+    Under an MPI launcher every rank runs the command (parallel.py)."""
     from .kernels.threads import keep_freed_memory
-    from .training.distributed import run_command
+    from .parallel import run_command
     keep_freed_memory()
     try:
         rv = run_command(lambda: cli.main(args=argv, prog_name="yolo9000", standalone_mode=False),

@@ -2,6 +2,7 @@
 
 `runs/<command>/exp`, then `exp2`, `exp3`, ...: the folder is claimed with one mkdir, so two runs
 started at the same moment never share a folder and an old run's files are never mixed in.
+Inside one, a file written for each input is named after the input (`OutputNamer`).
 
 A run folder is one run's: the process using it holds an advisory lock (flock) on a lock file
 in it, so `--exist-ok` or `train --resume` on a folder that a live run is still writing is
@@ -130,3 +131,19 @@ def _forget_inherited_locks():
 
 os.register_at_fork(after_in_child=_forget_inherited_locks)
 atexit.register(release_run_dirs)
+
+
+class OutputNamer:
+    """One output file stem per input file; inputs with the same file name (from different
+    folders) get _2, _3, ..."""
+
+    def __init__(self):
+        self.used = set()
+
+    def stem(self, path):
+        stem, n = Path(path).stem, 1
+        while (stem if n == 1 else f"{stem}_{n}") in self.used:
+            n += 1
+        stem = stem if n == 1 else f"{stem}_{n}"
+        self.used.add(stem)
+        return stem

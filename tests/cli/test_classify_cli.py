@@ -15,7 +15,8 @@ from test_train_classifier import COLOURS, TINY_CLASSIFIER, make_colour_classes 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny colour classifier trained in-process (the training CLI has its own tests)."""
-    from yolo9000.training.trainer import Trainer, TrainSettings
+    from yolo9000.training.settings import TrainSettings
+    from yolo9000.training.trainer import Trainer
     root = tmp_path_factory.mktemp("classifier")
     make_colour_classes(root / "train", per_class=16, seed=1)
     make_colour_classes(root / "val", per_class=6, seed=2)

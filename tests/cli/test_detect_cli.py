@@ -108,7 +108,7 @@ def test_coco_layout_numbers_images_by_input_position(images, tmp_path, capsys):
 
 def test_saved_labels_read_back_as_a_dataset_score_ap_1(images, tmp_path, capsys):
     """detect's label files are training labels: read back, they are the detections again."""
-    from yolo9000.data.datasets import load_dataset
+    from yolo9000.data.formats import load_dataset
     from yolo9000.inference.detector import Detector
     from yolo9000.metrics.detection import (Detections, evaluate_coco, evaluate_voc,
                                             ground_truth_from_record)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from yolo9000.cli import cli, main
-from yolo9000.data.datasets import ImageRecord, load_dataset
+from yolo9000.data.formats import ImageRecord, load_dataset
 from conftest import GOLDEN, run_folder_args
 
 CFG, WEIGHTS = GOLDEN / "mini.cfg", GOLDEN / "mini.weights"
@@ -136,7 +136,8 @@ def test_table_figures_and_json_match_evaluate_records(yolo_data, tmp_path):
     assert res["AP50"] == pytest.approx(coco.map50, abs=1e-6)
     assert res["AP75"] == pytest.approx(coco.map75, abs=1e-6)
     assert res["images"] == 6 and res["seconds"] > 0 and res["metric"] == "voc all-point"
-    # COCOeval.summarize()'s other numbers (checked against pycocotools in test_evaluate.py)
+    # COCOeval.summarize()'s other numbers (checked against pycocotools in
+    # tests/metrics/test_detection.py)
     for key, value in coco.stats().items():
         if key not in ("AP", "AP50", "AP75"):
             expected = None if np.isnan(value) else pytest.approx(value, abs=1e-6)

@@ -20,7 +20,10 @@ README = REPO / "README.md"
 def readme_commands():
     text = README.read_text()
     commands = []
-    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S):
+    # every fenced block is matched (a python one too: the fences stay paired), shell ones used
+    for language, block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        if language not in ("", "bash", "sh", "console"):
+            continue
         joined = block.replace("\\\n", " ")
         for line in joined.splitlines():
             for part in re.split(r"&&|\|\|?|;", line.split("#")[0]):

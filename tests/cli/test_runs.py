@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from yolo9000.errors import UserError
-from yolo9000.runs import new_run_dir
+from yolo9000.runs import OutputNamer, new_run_dir
 
 
 def test_numbering_and_exist_ok(tmp_path):
@@ -35,3 +35,9 @@ def test_a_file_in_the_way_is_a_user_error(tmp_path):
     (tmp_path / "exp").write_text("not a folder")
     with pytest.raises(UserError, match="not a folder"):
         new_run_dir(tmp_path, "exp", exist_ok=True)
+
+
+def test_inputs_with_the_same_file_name_get_numbered_output_stems():
+    namer = OutputNamer()
+    stems = [namer.stem(p) for p in ("a/dog.jpg", "b/dog.png", "cat.jpg", "c/dog.jpg", "dog_2.jpg")]
+    assert stems == ["dog", "dog_2", "cat", "dog_3", "dog_2_2"]

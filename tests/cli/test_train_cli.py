@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from yolo9000 import Network
 from yolo9000.cli import cli
-from yolo9000.training.trainer import Trainer, TrainSettings
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from yolo9000.boxes import iou_wh
 from yolo9000.data.anchors import avg_iou, best_iou, box_wh, kmeans_anchors
-from yolo9000.data.datasets import load_dataset
+from yolo9000.data.formats import load_dataset
 from conftest import REPO, VOC_SAMPLE
 
 
@@ -193,7 +193,7 @@ def test_voc_sample_not_worse_than_brute_force(k):
 
 
 def test_box_wh_difficult_filter(tmp_path):
-    from yolo9000.data.datasets import Dataset, ImageRecord
+    from yolo9000.data.formats import Dataset, ImageRecord
 
     rec = ImageRecord("x.jpg", 10, 10, np.array([[0.5, 0.5, 0.2, 0.4], [0.5, 0.5, 0.6, 0.8]],
                                                 np.float32),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from yolo9000.data.classification import ClassificationRecord
+from yolo9000.data.formats import ClassificationRecord
 from yolo9000.data.classification_augment import (CropAugmentConfig, center_crop,
                                                    make_classification_sample, rotate_crop)
 from yolo9000.data.loader import BatchLoader

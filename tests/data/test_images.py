@@ -9,7 +9,7 @@ from PIL import Image
 from yolo9000.boxes import image_to_network
 from yolo9000.data.images import (IMAGE_SUFFIXES, PAD_VALUE, LoadedImage, image_size,
                                   is_image_name, letterbox, load_image, pil_to_rgb,
-                                  resize_bilinear)
+                                  resize_bilinear, save_image, written_suffix)
 from yolo9000.errors import UserError
 
 
@@ -29,6 +29,29 @@ def test_not_image_names(name):
 
 def test_suffixes_are_lower_case_with_a_dot():
     assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
+
+
+# -- writing -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, suffix, pillow_format", [
+    ("a.jpg", ".jpg", "JPEG"), ("b.JPEG", ".jpeg", "JPEG"), ("c.jfif", ".jfif", "JPEG"),
+    ("d.jpe", ".jpe", "JPEG"), ("e.Png", ".png", "PNG"), ("f.bmp", ".bmp", "BMP"),
+    ("g.tif", ".tif", "TIFF"), ("h.TIFF", ".tiff", "TIFF"), ("i.webp", ".webp", "WEBP"),
+    ("j.gif", ".png", "PNG"), ("k.ppm", ".png", "PNG"), ("l.tga", ".png", "PNG"),
+    ("m.ico", ".png", "PNG"), ("no_suffix", ".png", "PNG"), ("n.txt", ".png", "PNG")])
+def test_an_image_written_from_another_keeps_its_format_or_becomes_a_png(
+        tmp_path, name, suffix, pillow_format):
+    assert written_suffix(f"folder/{name}") == suffix
+    path = tmp_path / ("out" + suffix)
+    save_image(Image.new("RGB", (8, 6), (10, 200, 30)), path)
+    with Image.open(path) as written:
+        assert written.format == pillow_format and written.size == (8, 6)
+
+
+def test_an_image_that_cannot_be_written_is_a_user_error_naming_it(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write the annotated image") as error:
+        save_image(Image.new("RGB", (4, 4)), tmp_path / "a_file" / "out.png", "annotated image")
+    assert "out.png" in str(error.value)
 
 
 # -- letterbox ---------------------------------------------------------------------------------
@@ -82,6 +105,29 @@ def test_resize_matches_darknet_loops(src, dst):
     img = rng.random((*src, 3)).astype(np.float32)
     got = resize_bilinear(img, dst[1], dst[0])
     np.testing.assert_allclose(got, _darknet_resize_loops(img, dst[1], dst[0]), atol=1e-5)
+
+
+def test_resize_keeps_the_bits_of_its_two_float32_passes():
+    """The network sees the same input bits whatever gathers the pixels: each pass is
+    a + (b - a) * f in float32, columns first (darknet's corner-aligned grid)."""
+    def two_passes(img, new_w, new_h):
+        h, w = img.shape[:2]
+        xs = np.arange(new_w) * ((w - 1) / (new_w - 1))
+        ys = np.arange(new_h) * ((h - 1) / (new_h - 1))
+        x0 = np.minimum(xs.astype(np.intp), w - 2)
+        y0 = np.minimum(ys.astype(np.intp), h - 2)
+        fx = (xs - x0).astype(np.float32)[None, :, None]
+        fy = (ys - y0).astype(np.float32)[:, None, None]
+        left, right = img[:, x0].astype(np.float32), img[:, x0 + 1].astype(np.float32)
+        cols = left + (right - left) * fx
+        return cols[y0] + (cols[y0 + 1] - cols[y0]) * fy
+
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    for img in (photo, photo[7:300:2, 11:500], photo.astype(np.float32) / 255):
+        for new_w, new_h in ((416, 234), (97, 51), (700, 401)):
+            assert np.array_equal(resize_bilinear(img, new_w, new_h),
+                                  two_passes(img, new_w, new_h))
 
 
 def test_letterbox_pixels_agree_with_box_mapping():

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from yolo9000.data.augment import AugmentConfig
-from yolo9000.data.classification import ClassificationRecord
-from yolo9000.data.datasets import ImageRecord
+from yolo9000.data.formats import ClassificationRecord
+from yolo9000.data.formats import ImageRecord
 from yolo9000.data.joint import JointAugment, MixedBatchLoader, classification_count
 
 

@@ -249,8 +249,8 @@ def test_voc_sample_batches(tmp_path):
     voc = VOC_SAMPLE
     if not voc.exists():
         pytest.skip(f"the VOC 2007 sample is not at {VOC_SAMPLE}")
-    from yolo9000.data import datasets
-    ds = datasets.load_dataset(voc, format="voc")
+    from yolo9000.data import formats
+    ds = formats.load_dataset(voc, format="voc")
     with BatchLoader(ds, 4, AugmentConfig(enabled=False), workers=0, shuffle=False) as plain:
         batch = plain.get(0, 128, 128)
     rec = ds.records[0]

@@ -113,9 +113,9 @@ def test_make_shapes_is_byte_identical_for_a_seed_and_valid(tmp_path):
 
 
 def test_make_shapes_reads_back_through_the_dataset_loader(tmp_path):
-    from yolo9000.data import datasets
+    from yolo9000.data import formats
     paths = make_shapes(tmp_path / "s", n_train=8, n_val=3, size=48, seed=0, image_format="png")
-    ds = datasets.load_dataset(paths["data"], split="val")
+    ds = formats.load_dataset(paths["data"], split="val")
     assert len(ds.records) == 3 and ds.names == list(CLASS_NAMES)
     rec = ds.records[0]
     _, boxes, classes = render_sample(sample_rng(0, "val", 0), 48)

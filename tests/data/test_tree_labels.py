@@ -5,12 +5,11 @@ import pytest
 
 from yolo9000.data.augment import AugmentConfig
 from yolo9000.data.classes import tree_nodes
-from yolo9000.data.classification import ClassificationRecord
-from yolo9000.data.datasets import ImageRecord
+from yolo9000.data.formats import ClassificationRecord, ImageRecord
 from yolo9000.data.joint import JointAugment, MixedBatchLoader, classification_count
 from yolo9000.errors import UserError
-from yolo9000.layers.region import CLASSIFICATION_ONLY
 from yolo9000.model.wordtree import WordTree
+from yolo9000.truths import CLASSIFICATION_ONLY
 
 
 def small_tree():

@@ -137,7 +137,7 @@ def expected_voc(net, records, thresh, conditional=False):
 
 
 def records_for(paths):
-    from yolo9000.data.datasets import ImageRecord
+    from yolo9000.data.formats import ImageRecord
     records = []
     for p in paths:
         w, h = Image.open(p).size
@@ -211,8 +211,9 @@ def tree_data(tmp_path_factory):
 
 
 def test_training_validation_goes_through_the_tree(tree_data, tmp_path):
-    from yolo9000.data.datasets import load_dataset
-    from yolo9000.training.trainer import Trainer, TrainSettings
+    from yolo9000.data.formats import load_dataset
+    from yolo9000.training.settings import TrainSettings
+    from yolo9000.training.trainer import Trainer
 
     cfg, train, val = tree_data
     settings = TrainSettings(cfg=str(cfg), data=str(train), val=str(val), out=str(tmp_path / "run"),
@@ -236,7 +237,7 @@ def test_training_validation_goes_through_the_tree(tree_data, tmp_path):
 # -- yolo9000 evaluate ----------------------------------------------------------------------------
 def test_evaluate_command_scores_a_word_tree_model(tree_data, tmp_path, capsys):
     from yolo9000.cli import main
-    from yolo9000.data.datasets import load_dataset
+    from yolo9000.data.formats import load_dataset
 
     cfg, _, val = tree_data
     net = random_net(cfg, seed=5)

@@ -6,7 +6,7 @@ import pytest
 
 from gradcheck import numeric_grad
 from yolo9000.errors import UserError
-from yolo9000.layers.cost import label_ranks, softmax_cross_entropy
+from yolo9000.layers.cost import softmax_cross_entropy
 from yolo9000.layers.softmax import SoftmaxLayer
 from yolo9000.model.network import Network
 
@@ -23,14 +23,6 @@ def test_loss_and_accuracy_by_hand():
     expected = np.array([[0.7 - 1, 0.2, 0.1], [0.5, 0.3, 0.2 - 1]], np.float32)
     np.testing.assert_allclose(grad.reshape(2, 3), expected, atol=1e-7)
     assert grad.shape == (2, 3, 1, 1)
-
-
-def test_ranks_count_ties_against_the_label():
-    scores = np.array([[0.25, 0.25, 0.25, 0.25],
-                       [0.1, 0.6, 0.1, 0.2],
-                       [0.1, 0.6, 0.1, 0.2]])
-    # a constant output is wrong for any label; the third row's label ties with another class
-    np.testing.assert_array_equal(label_ranks(scores, [2, 1, 0]), [3, 0, 3])
 
 
 def test_top5_of_many_classes():

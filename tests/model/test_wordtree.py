@@ -5,7 +5,7 @@ import pytest
 
 from yolo9000.errors import UserError
 from yolo9000.layers.region import RegionLayer
-from yolo9000.model.wordtree import WordTree
+from yolo9000.model.wordtree import WordTree, cfg_class_map, cfg_word_tree
 from conftest import REFERENCE_NAMES
 
 
@@ -288,9 +288,10 @@ def test_class_map_sends_dataset_classes_to_tree_nodes():
 
 def test_yolo9000_region_options_load_bundled_tree_and_map(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                 # the cfg's data/ paths do not exist here
+    # what the network builder hands the layer for yolo9000.cfg's tree= and map= values
     layer = RegionLayer((3 * (5 + 9418), 2, 2), anchors=[0.77871, 1.14074, 3.00525, 4.31277,
-                        9.22725, 9.61974], classes=9418, num=3, tree="data/9k.tree",
-                        map="data/coco9k.map")
+                        9.22725, 9.61974], classes=9418, num=3,
+                        tree=cfg_word_tree("data/9k.tree"), map=cfg_class_map("data/coco9k.map"))
     assert layer.tree.n == 9418 and len(layer.class_map) == 80
     x = np.random.default_rng(0).normal(size=(1,) + layer.in_shape).astype(np.float32)
     out = layer.forward(x, train=True).reshape(1, 3, 5 + 9418, 2, 2)

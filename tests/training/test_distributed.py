@@ -211,7 +211,7 @@ def test_a_stop_signal_stops_every_rank_at_the_same_step(shapes, tmp_path, to_ra
 
 RAISING_RANK = """
 import sys
-from yolo9000.training.distributed import run_command, world
+from yolo9000.parallel import run_command, world
 
 def command():
     ranks = world()
@@ -306,7 +306,7 @@ def test_a_rank_takes_its_block_of_each_iteration_and_counts_seen_from_it():
     """Rank 1 of 2 with 4 subdivisions of 3 images: mini-batches 2, 3 of iteration 0, 6, 7 of
     iteration 1, ...; its first mini-batch sees `seen` as one process would (2 · 3 later)."""
     from yolo9000 import Network
-    from yolo9000.training.distributed import RankSteps
+    from yolo9000.parallel import RankSteps
 
     class SecondOfTwo:
         rank, size = 1, 2

@@ -11,7 +11,9 @@ import pytest
 from yolo9000 import Network
 from yolo9000.model.network import NetOptions
 from yolo9000.training.optim import SGD, Adam, learning_rate, make_optimizer
-from yolo9000.training.trainer import Trainer, TrainSettings, multiscale_sizes, size_for_iteration
+from yolo9000.training.guard import StepGuard
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer, multiscale_sizes, size_for_iteration
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +340,20 @@ def test_divergence_keeps_the_last_good_step(shapes, tmp_path, optimizer, parall
             assert np.array_equal(stored[key], expected[key]), key
 
 
+def test_a_checkpoint_naming_the_best_score_best_map_resumes_it(shapes, tmp_path):
+    """yolo9000 0.1.0 stored the best validation score as optimizer/best_map."""
+    import h5py
+    first = Trainer(settings(shapes, tmp_path / "r"), echo=lambda *_: None).setup()
+    first.train(iterations=1)
+    with h5py.File(tmp_path / "r" / "weights" / "last.h5", "r+") as f:
+        assert f["optimizer/best_score"][()] == -1.0       # no evaluation yet
+        del f["optimizer/best_score"]
+        f["optimizer/best_map"] = np.float64(0.375)
+    resumed = Trainer(settings(shapes, tmp_path / "r"), echo=lambda *_: None).setup(resume=True)
+    resumed.resume()
+    assert resumed.best_score == 0.375 and resumed.iteration == 1
+
+
 def test_max_bad_steps_skips_batches_without_a_trace(shapes, tmp_path, capsys):
     from yolo9000.errors import UserError
     stopped = Trainer(settings(shapes, tmp_path / "a", **DIVERGING), echo=lambda *_: None).setup()
@@ -515,9 +531,9 @@ def test_a_refused_step_after_good_ones_restores_the_step_before(shapes, tmp_pat
     from yolo9000.errors import UserError
     kw = dict(optimizer="adam", save_every=1, multiscale=False, max_batches=6)
     run = Trainer(settings(shapes, tmp_path / "d", **kw), echo=lambda *_: None).setup()
-    real = Trainer._non_finite_step
-    monkeypatch.setattr(Trainer, "_non_finite_step", lambda self, parts: (
-        "refused for the test" if self.iteration == 2 else real(self, parts)))
+    real = StepGuard.non_finite_step
+    monkeypatch.setattr(StepGuard, "non_finite_step", lambda guard, parts: (
+        "refused for the test" if run.iteration == 2 else real(guard, parts)))
     with pytest.raises(UserError, match="diverged at iteration 3 .*holds iteration 2"):
         run.train()
     monkeypatch.undo()

@@ -8,7 +8,8 @@ from PIL import Image
 
 from yolo9000.errors import UserError
 from yolo9000.model.network import Network
-from yolo9000.training.trainer import Trainer, TrainSettings
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer
 
 # A classifier small enough to train in seconds: conv/BN/leaky, maxpool, stride-2 conv,
 # a 1x1 conv to the classes, avgpool, softmax, cost.

@@ -11,7 +11,8 @@ from yolo9000.data.synthetic_hierarchy import make_hierarchy_data
 from yolo9000.errors import UserError
 from yolo9000.model.cfg import adapt_cfg, parse_cfg_text
 from yolo9000.model.zoo import bundled_file
-from yolo9000.training.trainer import Trainer, TrainSettings
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

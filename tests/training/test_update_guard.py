@@ -9,7 +9,8 @@ import pytest
 
 from yolo9000 import Network
 from yolo9000.errors import UserError
-from yolo9000.training.trainer import Trainer, TrainSettings
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

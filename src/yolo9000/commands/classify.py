@@ -1,12 +1,10 @@
 """`yolo9000 classify SOURCE... --weights W`: the most probable classes of each image.
 
-The images go through `Classifier.stream` (decoded ahead in background threads while the network
-runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
-any input failed — the rules of `detect`.
+The images go through `Classifier.stream` (inference/classifier.py's `classify_images`). A bad
+input is reported on one stderr line and skipped; the exit code is 1 at the end if any input
+failed — the rules of `detect`, whose SOURCE arguments it takes (data/sources.py).
 """
 from __future__ import annotations
-
-import time
 
 import click
 
@@ -33,47 +31,30 @@ def command(sources, weights, model, cfg, names, size, top, batch, json_path):
     """Classify images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
-    from ..fileio import check_output_path, write_output
-    from ..inference.classifier import Classifier
-    from ..inference.export import classification_entry, json_list_text
-    from .detect import expand_sources
+    from ..data.sources import expand_sources
+    from ..fileio import check_output_path
+    from ..inference.classifier import classify_images
     check_output_path(json_path, "classifications")
     to_err = json_path == "-"      # stdout then carries only the JSON
 
     def say(msg):
         click.echo(msg, err=to_err)
 
+    def fail(message):
+        echo_to_stderr(f"error: {message}")
+
     paths, errors, notes = expand_sources(sources)
     for note in notes:
         echo_to_stderr(f"note: {note}")
     for e in errors:
-        echo_to_stderr(f"error: {e}")
+        fail(e)
     failures = len(errors)
     if not paths:
-        echo_to_stderr("error: no images to process")
+        fail("no images to process")
         return 1
-    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size)
-    top = min(top, classifier.num_classes)
-    say(f"model: {cfg or model or 'stored cfg'} + {weights} ({classifier.net.width}x"
-        f"{classifier.net.height}, {classifier.num_classes} classes)")
-    entries, done, start = [], 0, time.perf_counter()
-    for result in classifier.stream(paths, batch_size=batch, skip_errors=True):
-        if result.error is not None:
-            echo_to_stderr(f"error: {result.error}")
-            failures += 1
-            continue
-        best = result.top(top)
-        say(f"{result.source} {result.width}x{result.height}: "
-            + ", ".join(f"{name} {p:.3f}" for _, name, p in best))
-        entries.append(classification_entry(result.source, result.width, result.height, best))
-        done += 1
-    elapsed = time.perf_counter() - start
-    say(f"{done} image{'s' if done != 1 else ''} in {elapsed:.2f} s "
-        f"({done / elapsed if elapsed > 0 else 0.0:.2f} images/s)")
-    if json_path is not None:
-        write_output(json_path, json_list_text(entries), "classifications")
-        if json_path != "-":
-            say(f"json: {json_path}")
+    failures += classify_images(paths, model=model, cfg=cfg, weights=weights, names=names,
+                                size=size, top=top, batch=batch, json_path=json_path, say=say,
+                                fail=fail)
     if failures:
         echo_to_stderr(f"{failures} input{'s' if failures != 1 else ''} failed")
         return 1

@@ -1,13 +1,14 @@
-"""`yolo9000 cluster-anchors`: anchors for a dataset by k-means on its box shapes."""
+"""`yolo9000 cluster-anchors`: anchors for a dataset by k-means on its box shapes.
+
+The clustering is data/anchors.py's; the report (JSON fields, table, sweep plot)
+model/anchor_report.py's."""
 from __future__ import annotations
 
-import json
 import re
 
 import click
 import numpy as np
 
-from ..errors import UserError
 from .options import check_size_option, deprecated_option, echo_dataset_report
 
 
@@ -45,81 +46,6 @@ def _parse_anchors(value):
         raise click.BadParameter("anchors must be an even number of positive numbers "
                                  "'w,h, w,h, ...'", param_hint="--compare")
     return np.array(numbers, np.float64).reshape(-1, 2)
-
-
-def _check_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UserError("--plot needs matplotlib, which is not installed: "
-                        "pip install 'yolo9000[plot]'") from None
-
-
-
-
-def _result_dict(result, wh, grid, size):
-    from ..data.anchors import cluster_iou
-    from ..model.cfg import anchors_line
-
-    anchors = result.centroids * grid
-    return {
-        "metric": result.metric,
-        "k": result.k,
-        "anchors": [[round(float(w), 4), round(float(h), 4)] for w, h in anchors],
-        "anchors_pixels": [[round(float(w), 2), round(float(h), 2)]
-                           for w, h in result.centroids * size],
-        "populations": [int(p) for p in result.populations],
-        "cluster_iou": [None if np.isnan(v) else round(float(v), 6)
-                        for v in cluster_iou(wh, result)],
-        "avg_iou": round(result.avg_iou, 6),
-        "iterations": result.iterations,
-        "cfg_line": anchors_line(anchors, decimals=2),
-    }
-
-
-def _table(res, size):
-    lines = [f"{'#':>2}  {'w (cells)':>9}  {'h (cells)':>9}  {'w (px)':>7}  {'h (px)':>7}  "
-             f"{'boxes':>7}  {'avg IoU':>7}"]
-    for i, ((w, h), (pw, ph), pop, ciou) in enumerate(
-            zip(res["anchors"], res["anchors_pixels"], res["populations"],
-                res["cluster_iou"]), start=1):
-        ciou_text = "-" if ciou is None else f"{ciou:.4f}"
-        lines.append(f"{i:>2}  {w:>9.2f}  {h:>9.2f}  {pw:>7.1f}  {ph:>7.1f}  {pop:>7d}  "
-                     f"{ciou_text:>7}")
-    return "\n".join(lines)
-
-
-def _plot(path, sweep_rows, centroids, k, size):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from ..fileio import atomic_path
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
-    ks = [r["k"] for r in sweep_rows]
-    left.plot(ks, [100 * r["avg_iou_iou"] for r in sweep_rows], "o-", label="k-means, 1 − IoU")
-    left.plot(ks, [100 * r["avg_iou_euclidean"] for r in sweep_rows], "s--",
-              label="k-means, Euclidean")
-    left.set_xlabel("# clusters (k)")
-    left.set_ylabel("average IoU (%)")
-    left.grid(alpha=0.3)
-    left.legend()
-    colours = plt.cm.tab10.colors
-    for i, (w, h) in enumerate(centroids * size):
-        right.add_patch(Rectangle((-w / 2, -h / 2), w, h, fill=False, lw=2,
-                                  color=colours[i % len(colours)]))
-    right.set_xlim(-size / 2, size / 2)
-    right.set_ylim(-size / 2, size / 2)
-    right.set_aspect("equal")
-    right.set_title(f"k = {k} centroids (pixels at {size}×{size})")
-    fig.tight_layout()
-    suffix = path.rsplit(".", 1)[-1] if "." in path else "png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=suffix, dpi=100)
-    plt.close(fig)
 
 
 @click.command("cluster-anchors")
@@ -163,9 +89,10 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     DATASET is a VOC folder, a COCO instances_*.json (or its folder), a YOLO folder, a darknet
     image list or .data file. Prints a darknet `anchors = ...` line to paste into a cfg.
     """
-    from ..data.anchors import avg_iou, box_wh, kmeans_anchors
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..fileio import check_output_path, write_output
+    from ..model.anchor_report import (cluster_report, report_json_text, report_lines,
+                                       require_matplotlib)
 
     check_output_path(json_path, "anchors")
     check_output_path(plot, "plot")
@@ -175,81 +102,18 @@ def command(dataset, k, size, metric, restarts, seed, max_iter, fmt, split, name
     if plot is not None:
         if ks is None:
             raise click.UsageError("--plot needs --sweep")
-        _check_matplotlib()
+        require_matplotlib()
 
     ds = load_dataset(dataset, format=fmt, names=names, split=split, strict=strict,
                       use_difficult=not no_difficult)
     echo_dataset_report(ds)
-    wh = box_wh(ds)
-    grid = size / 32
-    needed = max([k] + (ks or []))
-    if len(wh) < needed:
-        raise UserError(f"only {len(wh)} boxes: too few for k = {needed}", path=dataset)
-
-    result = kmeans_anchors(wh, k, metric=metric, restarts=restarts, seed=seed,
-                            max_iter=max_iter)
-    report = {
-        "dataset": str(dataset), "format": ds.format, "images": len(ds),
-        "boxes": int(len(wh)), "classes": len(ds.names), "size": size, "seed": seed,
-        "restarts": restarts, "skipped_lines": ds.skipped_lines,
-        "dropped_boxes": ds.dropped_boxes, **_result_dict(result, wh, grid, size),
-    }
-    if given is not None:
-        report["compare"] = {
-            "anchors": given.tolist(), "k": len(given),
-            "avg_iou": round(avg_iou(wh, given / grid), 6),
-        }
-    sweep_rows = None
-    if ks is not None:
-        sweep_rows = []
-        for kk in ks:
-            row = {"k": kk}
-            for m in ("iou", "euclidean"):
-                r = result if (kk == k and m == metric) else kmeans_anchors(
-                    wh, kk, metric=m, restarts=restarts, seed=seed, max_iter=max_iter)
-                row[f"avg_iou_{m}"] = round(r.avg_iou, 6)
-            sweep_rows.append(row)
-        report["sweep"] = sweep_rows
-
-    if plot is not None:
-        centroids = result.centroids if result.metric == "iou" else kmeans_anchors(
-            wh, k, restarts=restarts, seed=seed, max_iter=max_iter).centroids
-        _plot(plot, sweep_rows, centroids, k, size)
-        report["plot"] = plot
-
-    text = json.dumps(report, indent=2)
+    report = cluster_report(dataset, ds, k, size, metric, restarts, seed, max_iter,
+                            compare=given, sweep=ks, plot=plot)
+    text = report_json_text(report)
     if json_path == "-":
         click.echo(text)
         return
     if json_path is not None:
         write_output(json_path, text + "\n", "anchors")
-    _print_human(report, ds, plot, json_path)
-
-
-def _print_human(report, ds, plot, out):
-    metric_name = "1 - IoU" if report["metric"] == "iou" else "Euclidean"
-    click.echo(f"dataset: {report['dataset']} ({report['format']}, {report['images']} images, "
-               f"{report['boxes']} boxes, {report['classes']} classes)")
-    click.echo(f"k-means ({metric_name}), k = {report['k']}, {report['restarts']} restarts, "
-               f"seed {report['seed']}, network {report['size']} -> {report['size'] // 32}x"
-               f"{report['size'] // 32} grid")
-    click.echo("")
-    click.echo(_table(report, report["size"]))
-    click.echo("")
-    click.echo(report["cfg_line"])
-    click.echo(f"average IoU: {100 * report['avg_iou']:.2f}% "
-               "(each box with its closest anchor)")
-    if "compare" in report:
-        c = report["compare"]
-        click.echo(f"given anchors (k = {c['k']}): average IoU {100 * c['avg_iou']:.2f}% "
-                   f"vs {100 * report['avg_iou']:.2f}% for the clusters")
-    if "sweep" in report:
-        click.echo("")
-        click.echo(f"{'k':>3}  {'IoU k-means':>11}  {'Euclidean':>9}")
-        for row in report["sweep"]:
-            click.echo(f"{row['k']:>3}  {100 * row['avg_iou_iou']:>10.2f}%  "
-                       f"{100 * row['avg_iou_euclidean']:>8.2f}%")
-    if plot is not None:
-        click.echo(f"plot written to {plot}")
-    if out is not None:
-        click.echo(f"JSON written to {out}")
+    for line in report_lines(report, plot, json_path):
+        click.echo(line)

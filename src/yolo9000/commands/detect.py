@@ -1,123 +1,24 @@
 """`yolo9000 detect SOURCE...`: annotated images, JSON records and YOLO label files.
 
-The layouts of the JSON and label files are inference/export.py's.
-
-The images go through `Detector.stream` (decoded ahead in background threads while the network
-runs). A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if
-any input failed.
+The SOURCE arguments are expanded by data/sources.py; the run is inference/detect_images.py's.
+A bad input is reported on one stderr line and skipped; the exit code is 1 at the end if any
+input failed.
 """
 from __future__ import annotations
 
-import glob
-import os
-import time
-from collections import Counter
-from pathlib import Path
-
 import click
 
-from ..errors import UserError
-from ..runs import new_run_dir
-from .options import (check_size_option, tree_options, deprecated_option, json_format_option,
-                      out_folder_as_run_folder, run_folder_options)
-
-GLOB_CHARS = set("*?[")
-# Annotated images keep their format when Pillow writes it losslessly or as the user expects.
-KEEP_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".jpe": "JPEG", ".png": "PNG",
-                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
-
-
-# -- inputs ------------------------------------------------------------------------------------
-def expand_sources(sources):
-    """Files, directories (their images, not recursive) and glob patterns -> (paths, errors, notes).
-
-    Explicitly named files are always tried (whatever their suffix); inside directories and
-    glob matches only files with an image suffix are taken, others are counted in a note.
-    """
-    from ..data.images import is_image_name
-
-    paths, errors, notes, seen = [], [], [], set()
-
-    def add(p):
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            paths.append(str(p))
-
-    def add_many(candidates, origin):
-        files = [c for c in candidates if os.path.isfile(c)]
-        images = [c for c in files if is_image_name(c)]
-        if len(files) > len(images):
-            notes.append(f"{origin}: skipped {len(files) - len(images)} non-image file(s)")
-        if not images:
-            errors.append(f"{origin}: no images found")
-        for c in images:
-            add(c)
-
-    for s in sources:
-        if os.path.isdir(s):
-            add_many(sorted(str(p) for p in Path(s).iterdir()), s)
-        elif os.path.exists(s):
-            add(s)
-        elif GLOB_CHARS & set(s):
-            matches = sorted(glob.glob(s, recursive=True))
-            if not matches:
-                errors.append(f"{s}: no files match this pattern")
-            else:
-                add_many(matches, s)
-        else:
-            errors.append(f"{s}: no such file or directory")
-    return paths, errors, notes
-
-
-# -- outputs -----------------------------------------------------------------------------------
-class OutputNamer:
-    """One output stem per input; inputs with the same file name get _2, _3, ..."""
-
-    def __init__(self):
-        self.used = set()
-
-    def stem_and_suffix(self, path):
-        p = Path(path)
-        suffix = p.suffix.lower() if p.suffix.lower() in KEEP_SUFFIXES else ".png"
-        stem, n = p.stem, 1
-        while (stem if n == 1 else f"{stem}_{n}") in self.used:
-            n += 1
-        stem = stem if n == 1 else f"{stem}_{n}"
-        self.used.add(stem)
-        return stem, suffix
-
-
-def save_image(image, path):
-    from ..fileio import atomic_path
-
-    fmt = KEEP_SUFFIXES.get(Path(path).suffix.lower(), "PNG")
-    options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
-    try:
-        with atomic_path(path) as tmp:
-            image.save(tmp, format=fmt, **options)
-    except OSError as e:
-        raise UserError(f"cannot write the annotated image: {e}", path=path) from None
-
-
-def summarise(detections, top=3):
-    if not detections:
-        return "no detections"
-    counts = Counter(d.name for d in detections)
-    best = {}
-    for d in detections:
-        best[d.name] = max(best.get(d.name, 0.0), d.score)
-    names = sorted(counts, key=lambda n: -best[n])
-    parts = [f"{counts[n]} {n}" for n in names[:top]]
-    if len(names) > top:
-        parts.append(f"+{len(names) - top} more classes")
-    total = len(detections)
-    return f"{total} detection{'s' if total != 1 else ''} ({', '.join(parts)})"
+from .options import (check_size_option, deprecated_option, echo_to_stderr, json_format_option,
+                      out_folder_as_run_folder, run_folder_options, tree_options)
 
 
 # -- the command -------------------------------------------------------------------------------
 @click.command("detect")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1)
+@click.option("--source", "more_sources", multiple=True, metavar="SOURCE",
+              help="A source, as the arguments: e.g. a camera, 0 (/dev/video0) or a device path.")
+@click.option("--vid-stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Videos and cameras: detect on every Nth frame.")
 @click.option("--model", help="Bundled model name (e.g. yolov2-voc, yolov2, yolov2-tiny-voc).")
 @click.option("--cfg", type=click.Path(dir_okay=False), help="Darknet .cfg file.")
 @click.option("--weights", type=click.Path(dir_okay=False),
@@ -148,16 +49,34 @@ def summarise(detections, top=3):
               help="Images per forward pass.")
 def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk, nms_thresh,
             project, name, exist_ok,
-            json_path, json_format, save_txt, save_conf, batch):
-    """Detect objects in images: SOURCE is image files, directories or glob patterns."""
+            json_path, json_format, save_txt, save_conf, batch, more_sources, vid_stride):
+    """Detect objects in images or videos: SOURCE is image or video files, directories (of
+    images), glob patterns, or a camera (0, /dev/video0): videos are annotated into RUN/<stem>.mp4
+    and --save-json writes JSON Lines, one record per frame."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
     if save_conf and not save_txt:
         raise click.UsageError("--save-conf adds a column to the --save-txt label files: "
                                "give --save-txt too")
-    from ..fileio import atomic_write_text, check_output_path, write_output
+    from ..fileio import check_output_path
     check_output_path(project, "run folder", folder=True)
     check_output_path(json_path, "detections")
+    # videos and cameras: all their work is in inference/video.py
+    sources = sources + more_sources
+    if not sources:
+        raise click.UsageError("give the images or videos (SOURCES) or --source")
+    from ..data.video import video_inputs
+    videos = video_inputs(sources)
+    if videos is not None:
+        from functools import partial
+        from ..inference.detector import Detector
+        from ..inference.video import detect_videos
+        detector = partial(Detector, model=model, cfg=cfg, weights=weights, names=names,
+                           size=size, thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
+                           tree_walk=tree_walk)
+        return detect_videos(videos, detector, project=project, name=name, exist_ok=exist_ok,
+                             json_path=json_path, json_format=json_format, save_txt=save_txt,
+                             batch=batch, vid_stride=vid_stride)
     # With JSON on stdout, everything else goes to stderr so stdout stays valid JSON.
     progress_err = json_path == "-"
 
@@ -167,6 +86,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
     def fail(msg):
         click.echo(f"error: {msg}", err=True)
 
+    from ..data.sources import expand_sources
     paths, errors, notes = expand_sources(sources)
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -177,85 +97,16 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
         fail("no images to process")
         return 1
 
-    from ..inference.detector import Detector
-    from ..inference.draw import draw_detections
-    from ..inference.export import coco_results, image_entry, json_list_text, yolo_label_text
-
-    detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
-                        thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
-                        tree_walk=tree_walk)
-    if detector.notice:
-        click.echo(f"note: {detector.notice}", err=True)
-
-    from ..training.distributed import world
-    ranks = world()
-    out_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
-    labels_dir = out_dir / "labels"
-    if save_txt and ranks.is_main:
-        labels_dir.mkdir(exist_ok=True)
-    namer = OutputNamer()
-    # named before any image runs: the same names however the images are shared over ranks
-    outputs = [namer.stem_and_suffix(path) for path in paths]
-    mine = ranks.shard(len(paths))
-    # under MPI the ranks' reports are printed by rank 0, in input order, once all are done
-    live = ranks.size == 1
-
-    def detect_mine(mine_paths):
-        reports = {}     # position among mine_paths -> (error or None, stdout line, entries)
-        # result.index (in `paths`), the image_id of the COCO layout: failed images keep
-        # their numbers
-        for result in detector.stream(mine_paths, batch_size=batch, skip_errors=True):
-            index = mine[result.index]
-            if result.error is not None:
-                report = (result.error, None, [])
-            else:
-                path, image, dets = result.source, result.image, result.detections
-                stem, suffix = outputs[index]
-                scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
-                save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix))
-                if save_txt:
-                    atomic_write_text(labels_dir / f"{stem}.txt",
-                                      yolo_label_text(dets, image.width, image.height, save_conf))
-                if json_format == "coco":
-                    entries = coco_results(index, dets)
-                else:
-                    entries = [image_entry(path, image.width, image.height, dets, detector.names)]
-                report = (None, f"{path} {image.width}x{image.height}: {summarise(dets)}, "
-                                f"{result.seconds * 1000:.0f} ms", entries)
-            if live:
-                show(report)
-            reports[result.index] = report
-        return reports
-
-    def show(report):
-        error, line, _ = report
-        if error is not None:
-            fail(error)
-        else:
-            say(line)
-
-    start = time.perf_counter()
-    reports = ranks.map_sharded(paths, detect_mine)
-    if not ranks.is_main:
+    from ..inference.detect_images import detect_images
+    failed = detect_images(paths, model=model, cfg=cfg, weights=weights, names=names, size=size,
+                           thresh=thresh, hier_thresh=hier_thresh, tree_walk=tree_walk,
+                           nms_thresh=nms_thresh, project=project, name=name, exist_ok=exist_ok,
+                           json_path=json_path, json_format=json_format, save_txt=save_txt,
+                           save_conf=save_conf, batch=batch, say=say, fail=fail,
+                           warn=echo_to_stderr)
+    if failed is None:          # a rank other than 0: rank 0 reports
         return 0
-    entries = []        # of the --save-json file
-    for report in reports.values():
-        if not live:
-            show(report)
-        entries.extend(report[2])
-    done = sum(error is None for error, _, _ in reports.values())
-    failures += len(reports) - done
-
-    elapsed = time.perf_counter() - start
-    if json_path is not None:
-        write_output(json_path, json_list_text(entries), "detections")
-    rate = done / elapsed if elapsed > 0 else 0.0
-    say(f"{done} image{'s' if done != 1 else ''} in {elapsed:.2f} s ({rate:.2f} images/s)")
-    say(f"annotated images: {out_dir}")
-    if save_txt:
-        say(f"labels: {labels_dir}")
-    if json_path is not None and json_path != "-":
-        say(f"json: {json_path}")
+    failures += failed
     if failures:
         click.echo(f"{failures} input{'s' if failures != 1 else ''} failed", err=True)
         return 1

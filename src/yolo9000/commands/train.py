@@ -82,8 +82,9 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
     from ..errors import UserError
     from ..fileio import check_output_path
     from ..runs import claim_run_dir, new_run_dir
-    from ..training.distributed import world
-    from ..training.trainer import Trainer, TrainSettings, load_settings
+    from ..parallel import world
+    from ..training.settings import TrainSettings, load_settings
+    from ..training.trainer import Trainer
 
     if resume_dir:
         run = Path(resume_dir)

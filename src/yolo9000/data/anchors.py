@@ -48,7 +48,7 @@ class KMeansResult:
 
 
 def box_wh(dataset, use_difficult=True) -> np.ndarray:
-    """(n, 2) float32 normalised (w, h) of every box of a :class:`~yolo9000.data.datasets.Dataset`."""
+    """(n, 2) float32 normalised (w, h) of every box of a :class:`~yolo9000.data.formats.Dataset`."""
     parts = [r.boxes[:, 2:4] if use_difficult else r.boxes[~r.difficult, 2:4]
              for r in dataset.records]
     if not parts:

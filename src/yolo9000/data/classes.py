@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import UserError
-from .datasets import default_names
+from ..names import default_names
 
 
 def _is_generated_names(dataset):

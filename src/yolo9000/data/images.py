@@ -1,4 +1,5 @@
-"""Images, in one place: which files are images, decoding to RGB, and the letterbox pixels.
+"""Images, in one place: which files are images, decoding to RGB, the letterbox pixels, and the
+format an image is written in.
 
 ``load_image`` turns any file / PIL image / array into an 8-bit RGB array (plus the original
 size); ``letterbox`` resizes it (or a pixel window of it) into the network input keeping the
@@ -39,11 +40,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..boxes import letterbox_info, letterbox_size
 from ..errors import UserError
+from ..fileio import atomic_path
 from ..memory import available_memory, describe_bytes
 
 # The files taken for images when a folder is scanned (detect, datasets); compared lower-cased.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif",
-                            ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico"})
+# Each with the Pillow format an image made from one (detect's annotated copy) is written in,
+# when Pillow writes it losslessly or as the user expects; None: such an image becomes a PNG.
+IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
+                 ".bmp": "BMP", ".gif": None, ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
+                 ".ppm": None, ".pgm": None, ".pbm": None, ".pnm": None, ".tga": None,
+                 ".ico": None}
+IMAGE_SUFFIXES = frozenset(IMAGE_FORMATS)
 # darknet fills letterbox borders and out-of-image crop regions with grey .5
 PAD_VALUE = 0.5
 # Below this long side an image is never decoded at reduced size, so ordinary photos keep their
@@ -84,6 +91,25 @@ def is_image_name(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def written_suffix(path) -> str:
+    """The suffix of an image written from the image `path`: its own (lower-cased) when its
+    format is kept (IMAGE_FORMATS), else .png."""
+    suffix = Path(path).suffix.lower()
+    return suffix if IMAGE_FORMATS.get(suffix) else ".png"
+
+
+def save_image(image, path, what="image"):
+    """Write a PIL image in the format its suffix names (PNG for a suffix whose format is not
+    kept), atomically; JPEG and WebP at quality 92. A failure is a UserError naming `what`."""
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower()) or "PNG"
+    options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=fmt, **options)
+    except OSError as e:
+        raise UserError(f"cannot write the {what}: {e}", path=path) from None
+
+
 @dataclass
 class LoadedImage:
     """An image ready for letterboxing. ``rgb`` may be smaller than ``width`` x ``height``."""
@@ -111,17 +137,25 @@ def resize_bilinear(img: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
     """Bilinear resize of an (h, w, c) array with darknet's sampling grid; float32 out.
 
     Separable, columns first, so the full-size input is only ever gathered, never converted to
-    float as a whole (uint8 input stays cheap for large images).
+    float as a whole (uint8 input stays cheap for large images). Each pass is
+    a + (b - a) * f, computed in place on b's gathered copy (`take` gathers several times
+    faster than fancy indexing, and no temporaries are made): 640x360 -> 416x234 in 1.5 ms
+    instead of 4.
     """
     h, w = img.shape[:2]
     x0, x1, fx = _lerp_axis(w, new_w)
     y0, y1, fy = _lerp_axis(h, new_h)
-    fx = fx[None, :, None]
-    left = img[:, x0].astype(np.float32)
-    cols = left + (img[:, x1].astype(np.float32) - left) * fx
-    fy = fy[:, None, None]
-    top = cols[y0]
-    return top + (cols[y1] - top) * fy
+    left = img.take(x0, axis=1).astype(np.float32, copy=False)
+    cols = img.take(x1, axis=1).astype(np.float32, copy=False)
+    cols -= left
+    cols *= fx[None, :, None]
+    cols += left
+    top = cols.take(y0, axis=0)
+    out = cols.take(y1, axis=0)
+    out -= top
+    out *= fy[:, None, None]
+    out += top
+    return out
 
 
 def to_float(img: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..truths import classification_truth
 from .augment import AugmentConfig, make_training_sample
 from .loader import BatchLoader
 
@@ -38,7 +39,6 @@ class JointAugment:
     def make_sample(self, image, record, width, height, rng, max_boxes=None):
         if not hasattr(record, "label"):
             return self.detection.make_sample(image, record, width, height, rng, max_boxes)
-        from ..layers.region import classification_truth
         chw, _ = make_training_sample(image, NO_BOXES, np.zeros(0, np.int64), width, height,
                                       self.detection, rng)
         return chw, classification_truth(int(record.label))

@@ -10,7 +10,7 @@ processes, whether it was prefetched or not, and after a resume (``iterate(k, ..
         for index, batch in loader.iterate(start, stop, lambda i: (416, 416)):
             batch.images, batch.truths   # (B, 3, H, W) float32, B x (n_i, 5) float32
 
-Classification: records with a ``.label`` (``data.classification``) and a
+Classification: records with a ``.label`` (``data/formats/classification.py``) and a
 ``CropAugmentConfig``; then ``batch.labels`` is the (B,) int64 class ids and ``batch.truths``
 is empty. The augment config makes each sample (its ``make_sample``), so the loader itself
 knows nothing of either task.
@@ -310,7 +310,7 @@ class BatchLoader:
         schedule does when drawn from a seeded generator per index). Starting a new
         iterate() abandons the previous iterator. With ``index_of``, [start, stop) are
         positions and batch index_of(position) is built at each (an MPI rank's share of the
-        batches, training/distributed.py).
+        batches, parallel.py).
         """
         self._check_open()
         index_of = index_of or (lambda position: position)

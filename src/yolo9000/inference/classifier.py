@@ -144,3 +144,36 @@ def evaluate_classifier(classifier, records, batch=32, progress=None):
         result = tree_classification_metrics(probabilities, labels, classifier.tree)
     result.probabilities, result.sizes = probabilities, sizes
     return result
+
+
+def classify_images(paths, *, model, cfg, weights, names, size, top, batch, json_path, say,
+                    fail):
+    """`yolo9000 classify`: each image's `top` classes, said as a line (say) and written to
+    json_path as JSON (inference/export.py's layout); fail(message) for each image that
+    failed. Returns how many failed."""
+    from ..fileio import write_output
+    from ..progress import images_rate_line
+    from .export import classification_entry, json_list_text
+
+    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size)
+    top = min(top, classifier.num_classes)
+    say(f"model: {cfg or model or 'stored cfg'} + {weights} ({classifier.net.width}x"
+        f"{classifier.net.height}, {classifier.num_classes} classes)")
+    entries, done, failed, start = [], 0, 0, time.perf_counter()
+    for result in classifier.stream(paths, batch_size=batch, skip_errors=True):
+        if result.error is not None:
+            fail(result.error)
+            failed += 1
+            continue
+        best = result.top(top)
+        say(f"{result.source} {result.width}x{result.height}: "
+            + ", ".join(f"{name} {p:.3f}" for _, name, p in best))
+        entries.append(classification_entry(result.source, result.width, result.height, best))
+        done += 1
+    elapsed = time.perf_counter() - start
+    say(images_rate_line(done, elapsed))
+    if json_path is not None:
+        write_output(json_path, json_list_text(entries), "classifications")
+        if json_path != "-":
+            say(f"json: {json_path}")
+    return failed

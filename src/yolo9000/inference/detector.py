@@ -7,6 +7,8 @@
     results = det.batch(["a.jpg", "b.png"])     # one list of Detection per image
     for r in det.stream(paths, batch_size=8):   # images decoded ahead in background threads
         print(r.source, r.detections)
+    for f in det.video("clip.mp4"):             # a video or a camera ("0"): needs [video]
+        print(f.index, f.time, f.detections)
 
 Images: a path, a PIL image or an (h, w[, 3|4]) array (uint8, uint16 or float in [0, 1]).
 The detector only needs the public Network API (from_cfg / load / load_weights / forward /
@@ -32,7 +34,7 @@ import numpy as np
 
 from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
-from ..data.datasets import read_names
+from ..names import read_names
 from ..errors import UserError
 from ..memory import check_memory
 from ..model.wordtree import WordTree
@@ -154,8 +156,8 @@ def _check_size(size):
 
 
 def build_network(model=None, cfg=None, weights=None, size=None, classifier=False):
-    """Build the network (a detector, or with `classifier` a classifier) and load its
-    weights. Returns (network, notice or None)."""
+    """Build the network (a detector, with `classifier` a classifier, with classifier=None
+    any network) and load its weights. Returns (network, notice or None)."""
     from ..model.network import Network
 
     if model is not None and cfg is not None:
@@ -194,6 +196,8 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
 
 
 def _check_kind(net, classifier, source):
+    if classifier is None:
+        return
     if classifier and net.classifier is None:
         raise UserError("this network does not end in [softmax], so it is not a classifier "
                         "(use `yolo9000 detect` for a detector)", path=source)
@@ -364,6 +368,14 @@ class Detector:
         share = (time.perf_counter() - start) / len(pending)
         for (index, source, prepared), arrays in zip(pending, decoded):
             yield self._result(source, prepared, arrays, share, index)
+
+    def video(self, source, batch_size=1, vid_stride=1):
+        """inference.video.FrameResult (index, time, detections, rgb) per vid_stride-th frame
+        of a video file or a camera ("0", "/dev/video0"), ``batch_size`` frames per forward
+        pass, decoded ahead in a thread. A video cut short raises its one-line UserError after
+        the results of the frames before it (inference/video.py)."""
+        from .video import detect_video
+        return detect_video(self, source, batch_size, vid_stride)
 
     # -- convenience -----------------------------------------------------------------------
     def __call__(self, source) -> list[Detection]:

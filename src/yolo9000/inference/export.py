@@ -9,6 +9,12 @@ yolo9000 JSON (`--json-format yolo9000`, detect's default): a list with one obje
     root down to the detected one, each {"node", "wnid", "name", "probability" (P(node |
     parent)), "absolute" (P(node))}.
 
+yolo9000 JSON Lines (`detect --save-json` on videos and cameras): one line per frame, written
+    as the frame is done, each line an image's object with the frame's place in the video,
+    {"path", "frame", "time", "width", "height", "detections": [...]}
+    frame: its index among all the video's frames (from 0; `--vid-stride` leaves gaps); time:
+    seconds from the first frame (6 decimals); detections as above.
+
 COCO results JSON (`--json-format coco`, evaluate's default): what pycocotools' COCO.loadRes
     reads, one entry per detection,
     {"image_id", "category_id", "bbox": [x, y, w, h], "score"}
@@ -26,12 +32,16 @@ Classifications (`classify --save-json`): a list with one object per image,
     {"path", "width", "height", "top": [{"class", "name", "probability"}, ...]}
     the `--top` most probable classes, best first; probability 6 decimals.
 
+The line `detect` prints per image (`summarise`): the number of detections and of the most
+    confident classes, e.g. "3 detections (2 circle, 1 square)".
+
 Detections may be given as a list of `inference.detector.Detection` or as a
 `metrics.detection.Detections` (arrays), the two forms the pipeline produces.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -39,6 +49,7 @@ from ..boxes import pixels_to_normalised, xyxy_to_cxcywh
 
 BOX_DECIMALS = 3        # a thousandth of a pixel: finer than any detector's accuracy
 SCORE_DECIMALS = 6
+TIME_DECIMALS = 6       # a microsecond: finer than any frame rate
 
 
 def detection_columns(detections):
@@ -81,6 +92,18 @@ def image_entry(path, width, height, detections, names) -> dict:
     return {"path": str(path), "width": int(width), "height": int(height), "detections": listed}
 
 
+def frame_entry(path, frame, time, width, height, detections, names) -> dict:
+    """One video frame's detections: image_entry's object with the frame's index and time."""
+    entry = image_entry(path, width, height, detections, names)
+    return {"path": entry.pop("path"), "frame": int(frame),
+            "time": round(float(time), TIME_DECIMALS), **entry}
+
+
+def json_line(entry) -> str:
+    """One JSON Lines record: the entry on one line, newline-terminated."""
+    return json.dumps(entry) + "\n"
+
+
 # -- COCO results JSON -------------------------------------------------------------------------
 def coco_results(image_id, detections, category_ids=None) -> list[dict]:
     """One image's detections as COCO result entries.
@@ -100,6 +123,25 @@ def coco_results(image_id, detections, category_ids=None) -> list[dict]:
                         "bbox": _round([box[0], box[1], size[0], size[1]], BOX_DECIMALS),
                         "score": round(float(score), SCORE_DECIMALS)})
     return entries
+
+
+# -- a dataset's detections (evaluate --save-json) ---------------------------------------------
+def detections_json(records, dets, names, json_format, category_ids=None):
+    """(--save-json text of `evaluate`, number of detections left out of it): dets[k] are the
+    detections of records[k] (.path, .width, .height, .image_id) in the layout json_format.
+
+    COCO layout: a record's own image id (COCO datasets), else its position in the dataset;
+    detections of a class with no category id in a COCO dataset are left out.
+    """
+    if json_format == "yolo9000":
+        entries = [image_entry(r.path, r.width, r.height, dets[k], names)
+                   for k, r in enumerate(records)]
+        return json_list_text(entries), 0
+    entries = []
+    for k, r in enumerate(records):
+        entries += coco_results(k if r.image_id is None else r.image_id, dets[k], category_ids)
+    total = sum(len(dets[k].scores) for k in range(len(records)))
+    return json_list_text(entries), total - len(entries)
 
 
 def json_list_text(entries) -> str:
@@ -126,3 +168,20 @@ def yolo_label_text(detections, width, height, with_score=False) -> str:
         line = f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
         lines.append(line + (f" {score:.6f}" if with_score else ""))
     return "".join(line + "\n" for line in lines)
+
+
+# -- the line detect prints per image ----------------------------------------------------------
+def summarise(detections, top=3):
+    """How many detections, and of which classes (the `top` classes of highest score first)."""
+    if not detections:
+        return "no detections"
+    counts = Counter(d.name for d in detections)
+    best = {}
+    for d in detections:
+        best[d.name] = max(best.get(d.name, 0.0), d.score)
+    names = sorted(counts, key=lambda n: -best[n])
+    parts = [f"{counts[n]} {n}" for n in names[:top]]
+    if len(names) > top:
+        parts.append(f"+{len(names) - top} more classes")
+    total = len(detections)
+    return f"{total} detection{'s' if total != 1 else ''} ({', '.join(parts)})"

@@ -1,6 +1,6 @@
 """The compiled core and the Python around it.
 
-`core` is the compiled loops (built from src/yolo9000/_kernels.pyx); `gemm` the threaded matrix
+`core` is the compiled loops (src/yolo9000/_kernels.pyx and csrc/); `gemm` the threaded matrix
 products, `winograd` the F(2x2,3x3) convolution, `workspace` the per-thread scratch buffers,
 `threads` the BLAS/OpenMP thread settings. Layers take all of them from here.
 

@@ -1,3 +1,35 @@
-"""The compiled loops: im2col/col2im, Winograd transforms, the direct 3x3 kernel, maxpool, the
-fused scale+bias+activation epilogue and batch-norm statistics (source: ../_kernels.pyx)."""
-from .._kernels import *  # noqa: F401,F403
+"""The compiled core's API, section by section: what layers and the Python kernels may take
+from it (built from ../_kernels.pyx, whose sections are ../csrc/*.pxi)."""
+from .._kernels import (  # noqa: F401
+    # threads and instruction sets (platform.pxi)
+    openmp_enabled, set_num_threads, get_max_threads, cpu_features,
+    # activation codes and the fused scale + bias + activation (activation.pxi)
+    ACT_LINEAR, ACT_LEAKY, ACT_RELU, ACT_LOGISTIC, scale_bias_activate,
+    # im2col.pxi
+    im2col, col2im,
+    # maxpool.pxi
+    maxpool_forward, maxpool_backward, maxpool_tiles, maxpool_2x2_s2_backward,
+    maxpool_same_2x2, maxpool_2x2_s1_backward,
+    # batch norm in training (batchnorm.pxi)
+    batchnorm_statistics, batchnorm_activate, batchnorm_activate_backward,
+    # Winograd's transforms (winograd.pxi)
+    winograd_filter, winograd_input, winograd_output, winograd_output_grad,
+    winograd_filter_grad,
+    # Winograd F(4x4, 3x3)'s transforms, their matrices given (winograd4.pxi)
+    winograd4_filter, winograd4_input, winograd4_output, winograd4_output_grad,
+    winograd4_filter_grad,
+    # Winograd by bands of tile rows, few channels (winograd_banded.pxi)
+    winograd_convolve_banded, winograd_weight_grad_banded,
+    # Winograd's products from weight blocks, few tiles (winograd_products.pxi)
+    WINOGRAD_BLOCK_ROWS, winograd_products_available, winograd_weight_blocks,
+    winograd_products_from_weights, winograd_scratch_floats,
+    # the direct 3x3 convolution, few channels (direct.pxi)
+    DIRECT_BLOCK, DIRECT_MAX_TAPS, direct_conv_available, conv3x3_direct,
+    conv3x3_direct_pooled, conv3x3_direct_weight_grad,
+    # one product in bands on the OpenMP threads (gemm.pxi)
+    sgemm_pieces,
+    # optimiser updates (optim.pxi)
+    sgd_update, adam_update,
+    # the block pool for NumPy's large arrays (memory.pxi)
+    use_block_pool, block_pool_bytes,
+)

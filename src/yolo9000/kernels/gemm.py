@@ -123,7 +123,8 @@ def matmul(a, b, out):
     """out = a @ b (2-D, out C-contiguous), in bands over the threads: bands of rows of a
     when it has more rows than b has columns (13x13 maps: 169 columns, 1024 filters), else
     bands of columns. The bands run on the OpenMP threads, calling OpenBLAS's sgemm directly
-    (no Python hand-overs, column bands without copies): 512x1024 @ 1024x169 1.2 -> 0.8 ms."""
+    (no Python hand-overs, column bands without copies; see
+    BENCHMARKS.md#matrix-products-in-bands)."""
     m, n = a.shape[0], b.shape[1]
     threads = core.get_max_threads()
     pieces = min(PIECES_PER_THREAD * threads, max(m, n) // MIN_BAND)

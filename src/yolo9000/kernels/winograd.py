@@ -22,6 +22,11 @@ Two details matter for speed:
   * the 16 planes of U, V and M are written (read) 16 at a time, one value per plane; with
     plane sizes that are multiples of 4 KiB every one of those addresses would fall in the
     same L1 set, so the planes are spaced by an odd number of cache lines instead.
+
+F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
+weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
+multiplications than F(2x2, 3x3)'s, through the chunked products only. Layers whose maps
+and channels make it pay take it (f4_applies).
 """
 import numpy as np
 
@@ -31,11 +36,9 @@ from .threads import sgemm_address
 
 TILES = 16                       # 4x4 transformed values per tile
 LINE = 16                        # floats per 64-byte cache line
-# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer),
-# measured over 256K-8M floats with several chunks side by side (for_each_chunk): smaller
-# chunks pay more per-call overhead than they gain in cache (16x32 channels at 208x208, batch
-# 8, weight gradient: 57 ms at 256K, 37 at 1M, 35 at 4M, 39 at 8M; 128x256 at 26x26: 24, 11,
-# 9.1, 11.2); the forward was within a few percent from 2M on...
+# floats of V + M per chunk (16 MB, less than the im2col matrix of a 416 px input layer):
+# smaller chunks pay more per-call overhead than they gain in cache, larger ones lose it
+# (see BENCHMARKS.md#winograd-chunks)...
 CHUNK_FLOATS = 4 * 2**20
 # ...but never fewer columns than this (small maps batch images side by side instead)
 MIN_COLUMNS = 512
@@ -50,18 +53,18 @@ def plane_stride(n):
     return lines * LINE
 
 
-def stacked(rows, cols, buffer=None):
-    """A (16, rows, cols) float32 array whose planes are C-contiguous and spaced by
+def stacked(rows, cols, buffer=None, planes=TILES):
+    """A (planes, rows, cols) float32 array whose planes are C-contiguous and spaced by
     plane_stride(rows * cols); carved from `buffer` (1-D) when given."""
     stride = plane_stride(rows * cols)
-    size = (TILES - 1) * stride + rows * cols
+    size = (planes - 1) * stride + rows * cols
     flat = np.empty(size, np.float32) if buffer is None else buffer[:size]
-    return np.lib.stride_tricks.as_strided(flat, (TILES, rows, cols),
+    return np.lib.stride_tricks.as_strided(flat, (planes, rows, cols),
                                            (4 * stride, 4 * cols, 4), writeable=True)
 
 
-def stacked_size(rows, cols):
-    return (TILES - 1) * plane_stride(rows * cols) + rows * cols
+def stacked_size(rows, cols, planes=TILES):
+    return (planes - 1) * plane_stride(rows * cols) + rows * cols
 
 
 def filters(weights):
@@ -80,13 +83,11 @@ def filter_floats(f, c):
 # (core.winograd_products_from_weights) transforms the filters inside the products, block by
 # block of 32 rows, from the 3x3 weights regrouped once (WeightBlocks: 9/16 of U's size, so
 # an inference cache holds every 13x13 layer of a yolov2-voc within its budget); BLAS would
-# pack each 4 MB plane of U per call. Measured on two threads with the filters out of cache
-# (forward / input gradient, ms): 1024x1024 channels at 13x13, batch 1: U + BLAS 12.1 / 13.5,
-# blocks 8.8 / 8.4; 512 -> 1024: 6.9 / 7.6 against 4.5 / 4.7; batch 2 (98 columns): 18.1 /
-# 19.8 against 16.8 / 17.1; 26x26 (169 columns, 256 -> 512): 4.2 / 4.4 against 4.5 / 4.8.
-# In training, where the blocks would be made twice a step, im2col is as fast at batch 1.
+# pack each 4 MB plane of U per call. It wins up to about 100 columns, 13x13 at batch 1 and 2
+# (see BENCHMARKS.md#winograd-products-from-weight-blocks). In training, where the blocks
+# would be made twice a step, im2col is as fast at batch 1.
 PRODUCTS_KERNEL = core.winograd_products_available()
-BLOCK_ROWS = 32
+BLOCK_ROWS = core.WINOGRAD_BLOCK_ROWS
 PRODUCTS_MAX_COLUMNS = 100
 
 
@@ -119,17 +120,18 @@ def blocks_apply(c, f, h, w):
             and (c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS))
 
 
-def tile_grid(h, w):
-    """(tile rows, tile columns) covering an h x w output with 2x2 tiles."""
-    return (h + 1) // 2, (w + 1) // 2
+def tile_grid(h, w, side=2):
+    """(tile rows, tile columns) covering an h x w output with side x side tiles."""
+    return -(-h // side), -(-w // side)
 
 
-def chunks(n, h, w, c, f):
-    """[(n0, n1, r0, r1)]: images n0..n1, tile rows r0..r1 of each, per product.
+def chunks(n, h, w, c, f, side=2):
+    """[(n0, n1, r0, r1)]: images n0..n1, tile rows r0..r1 of each, per product (tiles of
+    side x side outputs: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3)).
 
     Whole images side by side while they fit the chunk, else tile-row bands of one image."""
-    th, tw = tile_grid(h, w)
-    per_column = TILES * (c + f)
+    th, tw = tile_grid(h, w, side)
+    per_column = (side + 2) ** 2 * (c + f)
     columns = max(MIN_COLUMNS, CHUNK_FLOATS // per_column)
     per_image = th * tw
     if per_image <= columns:
@@ -140,16 +142,15 @@ def chunks(n, h, w, c, f):
 
 
 # Few channels (the 100-400 px layers of a YOLOv2): bands of tile rows whose V and M stay in
-# the thread's cache, in one kernel (banded). Measured (two threads, x8 at 416 px): 16x32
-# channels forward 26.6 -> 21.1 ms, input gradient 31.7 -> 26.9; 32x64: 15.1 -> 12.7, 19.2 ->
-# 15.3; 64x128 at 52 px: equal; 16x32 at 80 px x4 (the demo): 2.9 -> 1.6. Bands of 512K
-# floats (V + M) were best among 64K-1M.
+# the thread's cache, in one kernel (banded); it pays up to 64 -> 128 channels, in bands of
+# 512K floats (V + M) (see BENCHMARKS.md#winograd-bands).
 BANDED_MAX_CHANNELS = 64
 BAND_FLOATS = 2**19
-MIN_BANDS = 4          # fewer jobs than that leave threads idle: the chunked path then
-# the weight gradient by bands pays on fewer channels only (input + output channels; x8 at
-# 416 px: 16+32 at 208 px 35.3 -> 27.2 ms, 32+64 at 104 21.5 -> 19.7, 64+128 at 52 12.9 ->
-# 13.7, slower)
+# fewer jobs than that leave threads idle: the chunked path then, whose products and
+# transforms every thread shares
+MIN_BANDS = 4
+# the weight gradient by bands pays on fewer channels only (input + output channels; see
+# BENCHMARKS.md#winograd-bands)
 BANDED_WEIGHT_MAX_CHANNELS = 96
 IDENTITY_ORDER = np.arange(TILES, dtype=np.int32)
 
@@ -288,8 +289,8 @@ def input_gradient(dz, u, dx):
     transposed WeightBlocks) given
     dz = dL/dz (N, F, H, W); dx (N, C, H, W). Both float32 C-contiguous."""
     c = dx.shape[1]
-    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32), 0,
-                    FLIPPED_PLANE, True)
+    return convolve(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32),
+                    core.ACT_LINEAR, FLIPPED_PLANE, True)
 
 
 def weight_gradient(x, dz, dw):
@@ -300,27 +301,37 @@ def weight_gradient(x, dz, dw):
     over the chunk's tiles), then Gᵀ dU G; the chunks' sum is added to dw at the end: the same
     roundings whether dw starts at zero or holds earlier mini-batches' sum (parallel
     subdivisions add a replica's gradient to the main network's afterwards)."""
-    n, c, h, w = x.shape
-    f = dz.shape[1]
-    _, tw = tile_grid(h, w)
     if banded_weight_gradient(x, dz, dw):
         return dw
-    parts = chunks(n, h, w, c, f)
+    return _chunked_weight_gradient(x, dz, dw, 2, core.winograd_input,
+                                    core.winograd_output_grad, core.winograd_filter_grad)
+
+
+def _chunked_weight_gradient(x, dz, dw, side, input_transform, output_grad_transform,
+                             filter_grad_transform):
+    """weight_gradient() by chunks of side x side output tiles, through the given transforms
+    (F(2x2, 3x3)'s or F(4x4, 3x3)'s, with their signatures)."""
+    n, c, h, w = x.shape
+    f = dz.shape[1]
+    planes = (side + 2) ** 2
+    _, tw = tile_grid(h, w, side)
+    parts = chunks(n, h, w, c, f, side)
     cols_max = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in parts)
-    nu = stacked_size(f, c)
-    size = nu + LINE + stacked_size(c, cols_max) + LINE + stacked_size(f, cols_max)
+    nu = stacked_size(f, c, planes)
+    size = (nu + LINE + stacked_size(c, cols_max, planes) + LINE
+            + stacked_size(f, cols_max, planes))
 
     def chunk(target, n0, n1, r0, r1):
         """Adds the chunk's transformed gradient to target."""
         buf = workspace.borrow((size,))
-        du = stacked(f, c, buf)
+        du = stacked(f, c, buf, planes)
         cols = (n1 - n0) * (r1 - r0) * tw
-        v = stacked(c, cols, buf[nu + LINE:])
-        dm = stacked(f, cols, buf[nu + LINE + stacked_size(c, cols) + LINE:])
-        core.winograd_input(x, n0, n1, r0, r1, v)
-        core.winograd_output_grad(dz, n0, n1, r0, r1, dm)
+        v = stacked(c, cols, buf[nu + LINE:], planes)
+        dm = stacked(f, cols, buf[nu + LINE + stacked_size(c, cols, planes) + LINE:], planes)
+        input_transform(x, n0, n1, r0, r1, v)
+        output_grad_transform(dz, n0, n1, r0, r1, dm)
         gemm.batched_matmul(dm, v.transpose(0, 2, 1), du)
-        core.winograd_filter_grad(du, target)
+        filter_grad_transform(du, target)
 
     if len(parts) == 1:
         # one chunk's transform added straight to dw is the same sum, bit for bit, as added
@@ -336,3 +347,115 @@ def weight_gradient(x, dz, dw):
         total += part
     dw += total
     return dw
+
+
+# -- F(4x4, 3x3) ----------------------------------------------------------------------------------
+# Interpolation points 0, 1, -1, 2, -1/2 and ∞ (Toom-Cook; Aᵀ's columns are the points'
+# powers, G's rows them over the products of their differences, Bᵀ's rows the coefficients of
+# the other points' polynomials). Measured in float32 against float64 sums (256 channels of
+# random 6x6 tiles): 2.3e-6 mean and 5.8e-6 worst relative error a tile, against 4.3e-6 and
+# 1.7e-5 for 0, ±1, ±2 (the usual choice) and 4.1e-6 and 2.3e-5 for 0, ±1, ±1/2: points on
+# both sides of 1 in size balance the rounding of the large and the small powers (see
+# BENCHMARKS.md#winograd-f4x4). Bᵀ and Aᵀ are exact in float32, G's thirds and fifteenths not.
+TILES4 = 36
+F4_BT = np.array([
+    [1, 3 / 2, -2, -3 / 2, 1, 0],
+    [0, -1, -5 / 2, -1 / 2, 1, 0],
+    [0, 1, 1 / 2, -5 / 2, 1, 0],
+    [0, -1 / 2, -1, 1 / 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 1, 3 / 2, -2, -3 / 2, 1],
+], np.float32)
+F4_G = np.array([
+    [1, 0, 0],
+    [-1 / 3, -1 / 3, -1 / 3],
+    [1 / 3, -1 / 3, 1 / 3],
+    [1 / 15, 2 / 15, 4 / 15],
+    [-16 / 15, 8 / 15, -4 / 15],
+    [0, 0, 1],
+], np.float32)
+F4_AT = np.array([
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -1 / 2, 0],
+    [0, 1, 1, 4, 1 / 4, 0],
+    [0, 1, -1, 8, -1 / 8, 1],
+], np.float32)
+
+
+def f4_applies(c, f, h, w):
+    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): when it is
+    enabled, the layers the banded kernels and the products from weight blocks leave to the
+    chunked products, on maps of enough 4x4 tiles."""
+    th, tw = tile_grid(h, w, 4)
+    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
+            and (c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS))
+
+
+# Off: its 36 products win (1.4-1.8x fewer seconds than the 16 of F(2x2, 3x3) at 26x26 and
+# 52x52, 128-512 channels), but its transforms, general loops over the matrices, lose more
+# than that on every yolov2-voc and tiny layer measured, forward and training (see
+# BENCHMARKS.md#winograd-f4x4); the layers take it once they are made faster
+F4_ENABLED = False
+F4_MIN_TILES = 100
+
+
+def filters4(weights):
+    """U (36, F, C): the F(4x4, 3x3) transforms of 3x3 filters weights (F, C, 3, 3)."""
+    f, c = weights.shape[:2]
+    u = stacked(f, c, planes=TILES4)
+    core.winograd4_filter(np.ascontiguousarray(weights, np.float32), F4_G, u)
+    return u
+
+
+def filter4_floats(f, c):
+    return stacked_size(f, c, TILES4)
+
+
+def flipped_filters4(weights):
+    """filters4() of the input gradient's filters: weights (F, C, 3, 3) flipped spatially,
+    filters and channels swapped (F(4x4, 3x3)'s points are not symmetric, so U's planes
+    cannot be reordered instead, as F(2x2, 3x3)'s are)."""
+    return filters4(np.ascontiguousarray(weights[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))
+
+
+def convolve4(x, u, z, scale, bias, act, pool=False):
+    """convolve() through F(4x4, 3x3): u from filters4() (flipped_filters4() for an input
+    gradient), by chunks of tiles and their 36 batched products."""
+    n, c, h, w = x.shape
+    f = z.shape[1]
+    _, tw = tile_grid(h, w, 4)
+
+    def chunk(n0, n1, r0, r1):
+        cols = (n1 - n0) * (r1 - r0) * tw
+        nv = stacked_size(c, cols, TILES4)
+        buf = workspace.borrow((nv + LINE + stacked_size(f, cols, TILES4),))
+        v = stacked(c, cols, buf, TILES4)
+        m = stacked(f, cols, buf[nv + LINE:], TILES4)
+        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+        gemm.batched_matmul(u, v, m)
+        core.winograd4_output(m, z, n0, n1, r0, r1, F4_AT, scale, bias, act, pool)
+
+    for_each_chunk(chunks(n, h, w, c, f, 4), chunk)
+    return z
+
+
+def input_gradient4(dz, u, dx):
+    """input_gradient() through F(4x4, 3x3); u from flipped_filters4()."""
+    c = dx.shape[1]
+    return convolve4(dz, u, dx, np.ones(c, np.float32), np.zeros(c, np.float32),
+                     core.ACT_LINEAR)
+
+
+def weight_gradient4(x, dz, dw):
+    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by chunks."""
+    def input_transform(x, n0, n1, r0, r1, v):
+        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+
+    def output_grad_transform(dz, n0, n1, r0, r1, dm):
+        core.winograd4_output_grad(dz, n0, n1, r0, r1, F4_AT, dm)
+
+    def filter_grad_transform(du, target):
+        core.winograd4_filter_grad(du, F4_G, target)
+
+    return _chunked_weight_gradient(x, dz, dw, 4, input_transform, output_grad_transform,
+                                    filter_grad_transform)

@@ -24,3 +24,6 @@ class AvgpoolLayer(Layer):
         dx = np.empty((dy.shape[0], c, h, w), np.float32)
         dx[...] = dy / np.float32(h * w)
         return dx
+
+    def to_onnx(self, graph, x):
+        return graph.op("GlobalAveragePool", [x], "avgpool")

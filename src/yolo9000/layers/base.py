@@ -19,6 +19,7 @@ from_section reads the layer's options from its cfg section with the section's t
 which record each key read; a key no layer reads is then an error (see model/registry.py).
 """
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -28,10 +29,13 @@ from ..memory import memory_shortfall
 @dataclass
 class BuildContext:
     """What a layer may need from the network being built, besides its section and input."""
-    source: str                    # the cfg's path or label (files a cfg names are relative to it)
     rng: np.random.Generator       # darknet-style random initial weights, reproducible
+    # The model side's readers of the files a cfg names (layers read no files): read_tree(value)
+    # is the word tree a tree= value names, read_class_map(value) the dataset class -> tree node
+    # list a map= value names; each raises ValueError when the file is not found.
+    read_tree: Callable[[str], object] = None
+    read_class_map: Callable[[str], object] = None
     shapes: list = field(default_factory=list)    # output shapes of the layers built so far
-    files: dict = field(default_factory=dict)     # files the cfg names, carried as text
     parameters: int = 0            # float32 parameters claimed by the layers built so far
 
     @property
@@ -48,6 +52,16 @@ class BuildContext:
                                    f"the {self.parameters:,} parameters up to this layer")
         if problem:
             raise ValueError(problem)
+
+    def word_tree(self, section):
+        """The word tree the section's tree= names, or None without one."""
+        value = section.get_str("tree")
+        return self.read_tree(value) if value else None
+
+    def class_map(self, section):
+        """The class -> node list the section's map= names, or None without one."""
+        value = section.get_str("map")
+        return self.read_class_map(value) if value else None
 
 
 class Layer:
@@ -107,6 +121,12 @@ class Layer:
     def describe(self):
         """Short text for the network summary's size/stride column."""
         return ""
+
+    def to_onnx(self, graph, x):
+        """Add this layer's inference forward to an ONNX graph (model/onnx_export.py's
+        OnnxGraph) after the tensor named x (a list of names for a layer with several inputs);
+        returns the name of its output."""
+        raise graph.cannot_export(f"the ONNX export does not know [{self.kind}] layers")
 
     def __repr__(self):
         return f"{type(self).__name__}({self.in_shape} -> {self.out_shape})"

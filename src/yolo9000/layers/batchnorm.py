@@ -25,10 +25,13 @@ class BatchNorm:
         self.scale_grad = np.zeros(channels, np.float32)
         self.momentum = MOMENTUM    # weight of the new batch in the rolling statistics
 
-    def inference_affine(self):
-        """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b."""
-        a = self.scales / (np.sqrt(self.rolling_variance) + EPS)
-        return a.astype(np.float32), (-a * self.rolling_mean).astype(np.float32)
+    def inference_affine(self, dtype=np.float32):
+        """(a, b) such that scale·(x − mean)/(sqrt(var) + eps) = a·x + b, computed in dtype
+        (float64 for the ONNX export, which folds them into the convolution's weights)."""
+        scales, mean, variance = (p.astype(dtype, copy=False) for p in
+                                  (self.scales, self.rolling_mean, self.rolling_variance))
+        a = scales / (np.sqrt(variance) + EPS)
+        return a.astype(dtype), (-a * mean).astype(dtype)
 
     def forward_train(self, z, bias, act, out):
         """out = act(scale·x̂ + bias) with x̂ = (z − μ)/(σ + eps) from the batch statistics of
@@ -57,8 +60,9 @@ class BatchNorm:
 
         With d = z − μ, σ² = Σd²/(M−1), x̂ = d/(σ+eps) and g = dL/dx̂:
             dL/dz_i = (g_i − mean(g))/(σ+eps) − x̂_i · Σ_j(g_j x̂_j) / (σ·(M−1))"""
-        core.conv_output_backward(dy, y, act, out, bias_grad, z, self._mean, self._inv,
-                                  self._std64, self.scales, bias, self.scale_grad)
+        core.batchnorm_activate_backward(dy, y, act, out, bias_grad, z, self._mean,
+                                         self._inv, self._std64, self.scales, bias,
+                                         self.scale_grad)
         return out
 
 
@@ -81,19 +85,28 @@ class BatchNormLayer(Layer):
         n, c, h, w = x.shape
         if train:
             self._z = np.ascontiguousarray(x, dtype=np.float32).reshape(n, c, h * w)
-            self._y = self.bn.forward_train(self._z, self.biases, 0, np.empty_like(self._z))
+            self._y = self.bn.forward_train(self._z, self.biases, core.ACT_LINEAR,
+                                            np.empty_like(self._z))
             return self._y.reshape(n, c, h, w)
         y = np.array(x, dtype=np.float32, copy=True).reshape(n, c, h * w)
         a, b = self.bn.inference_affine()
-        core.scale_bias_activate(y, a, b + self.biases, 0)
+        core.scale_bias_activate(y, a, b + self.biases, core.ACT_LINEAR)
         return y.reshape(n, c, h, w)
 
     def backward(self, dy, dy_is_scratch=False):
         n, c, h, w = dy.shape
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, c, h * w)
         out = dy if dy_is_scratch else np.empty_like(dy)
-        return self.bn.backward(self._z, self._y, dy, self.biases, 0, self.bias_grad,
-                                out).reshape(n, c, h, w)
+        return self.bn.backward(self._z, self._y, dy, self.biases, core.ACT_LINEAR,
+                                self.bias_grad, out).reshape(n, c, h, w)
+
+    def to_onnx(self, graph, x):
+        """a·x + b per channel (the rolling statistics, in float64, then float32)."""
+        a, b = self.bn.inference_affine(np.float64)
+        shape = (-1, 1, 1)
+        scaled = graph.op("Mul", [x, graph.constant(a.reshape(shape), "scale")], "scaled")
+        return graph.op("Add", [scaled, graph.constant((b + self.biases).reshape(shape), "bias")],
+                        "batchnorm")
 
     def flops(self):
         c, h, w = self.in_shape

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..kernels import core
 from ..kernels import gemm, winograd, workspace
-from .activations import activation_code
+from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
 
@@ -43,8 +43,6 @@ WINOGRAD_MIN_TILES_UNCACHED = 400
 # forward + backward of one layer at 256..1024 channels on 13x13 maps (one thread) lost 5-10%
 # at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on
 WINOGRAD_MIN_TILES_TRAINING = 96
-# the direct kernel's limits (see core.conv3x3_direct)
-DIRECT_MAX_TAPS, DIRECT_BLOCK = 72, 64
 
 
 class ConvolutionalLayer(Layer):
@@ -82,7 +80,7 @@ class ConvolutionalLayer(Layer):
                              and c >= WINOGRAD_MIN_CHANNELS)
         self.cache_winograd = self.use_winograd
         self.use_direct = (self.size == 3 and self.stride == 1 and self.padding == 1
-                           and not self.use_winograd and c * 9 <= DIRECT_MAX_TAPS
+                           and not self.use_winograd and c * 9 <= core.DIRECT_MAX_TAPS
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
         self._u = None             # cached transformed filters, and what they were made from:
@@ -175,25 +173,37 @@ class ConvolutionalLayer(Layer):
         flat = self.weights.reshape(-1)
         return flat[:: max(1, flat.size // 256)].copy()
 
-    def _blocks(self):
+    def _uses_weight_blocks(self):
         """Whether inference multiplies through the products kernel, from WeightBlocks (13x13
         maps of many channels; any batch size)."""
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
+    def _uses_f4(self):
+        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies), in inference
+        and training alike."""
+        c, h, w = self.in_shape
+        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w)
+
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
         f, c = self.weights.shape[:2]
-        return 4 * (winograd.block_floats(f, c) if self._blocks() else winograd.filter_floats(f, c))
+        if self._uses_weight_blocks():
+            return 4 * winograd.block_floats(f, c)
+        if self._uses_f4():
+            return 4 * winograd.filter4_floats(f, c)
+        return 4 * winograd.filter_floats(f, c)
 
-    def _winograd_filters(self, cache, blocks):
-        """The filters for winograd.convolve (WeightBlocks or filters()); the cached ones if
-        `cache`."""
-        make = winograd.WeightBlocks if blocks else winograd.filters
+    def _winograd_filters(self, cache, blocks, f4=False):
+        """The filters for winograd.convolve (WeightBlocks or filters()), or with f4
+        winograd.convolve4's (filters4()); the cached ones if `cache`."""
+        make = (winograd.WeightBlocks if blocks else winograd.filters4 if f4
+                else winograd.filters)
         if not cache:
             self._u = None
             return make(self.weights)
         if (self._u is None or isinstance(self._u, winograd.WeightBlocks) != blocks
+                or (not blocks and self._u.shape[0] != (winograd.TILES4 if f4 else winograd.TILES))
                 or self._u_source is not self.weights
                 or not np.array_equal(self._u_sample, self._weights_sample())):
             self._u = None        # free the old one before making the new
@@ -207,7 +217,7 @@ class ConvolutionalLayer(Layer):
         if not self.use_winograd:
             return False, False, False
         if self.cache_winograd and not train:
-            return True, True, self._blocks()
+            return True, True, self._uses_weight_blocks()
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False
@@ -273,7 +283,7 @@ class ConvolutionalLayer(Layer):
         """x zero-padded by 1, with room for the direct kernel's last block of 64 outputs to
         read past the row."""
         n, c, h, w = x.shape
-        xp = np.zeros((n, c, h + 2, w + 2 + DIRECT_BLOCK), np.float32)
+        xp = np.zeros((n, c, h + 2, w + 2 + core.DIRECT_BLOCK), np.float32)
         xp[:, :, 1:h + 1, 1:w + 1] = x
         return xp
 
@@ -311,6 +321,11 @@ class ConvolutionalLayer(Layer):
             f, oh, ow = self.out_shape
             z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
                          np.float32)
+            if self._uses_f4():
+                # the input gradient needs the flipped filters' own transform (backward
+                # makes it), so a training forward keeps no U
+                u = self._winograd_filters(cache, False, f4=True)
+                return winograd.convolve4(x, u, z, a, b, act, pool=pool)
             u = self._winograd_filters(cache, blocks)
             if train:
                 self._train_u = u
@@ -366,7 +381,7 @@ class ConvolutionalLayer(Layer):
         if self.bn is not None:
             self.bn.backward(self._z, self._y, dy, self.biases, self.act, self.bias_grad, g)
         else:
-            core.conv_output_backward(dy, self._y, self.act, g, self.bias_grad)
+            core.batchnorm_activate_backward(dy, self._y, self.act, g, self.bias_grad)
         return self._backward_products(g, need_input_grad)
 
     def _winograd_backward(self, n, need_input_grad):
@@ -395,10 +410,17 @@ class ConvolutionalLayer(Layer):
         dx = None
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
+        f4 = self._uses_f4()
         if winograd_weights:
             self.settle_grads()         # the kernels add into it
-            winograd.weight_gradient(self._x, g4, self.weight_grad)
-        if winograd_input:
+            if f4:
+                winograd.weight_gradient4(self._x, g4, self.weight_grad)
+            else:
+                winograd.weight_gradient(self._x, g4, self.weight_grad)
+        if winograd_input and f4:
+            dx = winograd.input_gradient4(g4, winograd.flipped_filters4(self.weights),
+                                          np.empty((n, c, h, w), np.float32))
+        elif winograd_input:
             u = self._train_u if self._train_u is not None else winograd.filters(self.weights)
             dx = winograd.input_gradient(g4, u, np.empty((n, c, h, w), np.float32))
         self._train_u = None
@@ -443,6 +465,19 @@ class ConvolutionalLayer(Layer):
         if im2col_weights and not in_place:
             self._add_weight_grad(dw.reshape(self.weights.shape))
         return dx
+
+    def to_onnx(self, graph, x):
+        """One Conv, batch norm folded into its weights and bias (in float64, then float32),
+        and the activation."""
+        weights, bias = self.weights.astype(np.float64), self.biases.astype(np.float64)
+        if self.bn is not None:
+            a, b = self.bn.inference_affine(np.float64)
+            weights = weights * a[:, None, None, None]
+            bias = bias + b
+        y = graph.op("Conv", [x, graph.constant(weights, "weights"), graph.constant(bias, "bias")],
+                     "conv", kernel_shape=[self.size] * 2, strides=[self.stride] * 2,
+                     pads=[self.padding] * 4)
+        return activation_to_onnx(graph, y, self.activation)
 
     def flops(self):
         f, oh, ow = self.out_shape

@@ -11,9 +11,8 @@ uniform guess over 20 classes).
 """
 import numpy as np
 
+from ..label_scores import TOP_K, TREE_TOP1_THRESH, label_ranks, tree_label_scores
 from .base import Layer
-
-TOP_K = 5      # top-5 accuracy, the classification figure darknet (and ImageNet) quote
 
 
 class CostLayer(Layer):
@@ -39,6 +38,9 @@ class CostLayer(Layer):
 
     def backward(self, dy, dy_is_scratch=False):
         return dy
+
+    def to_onnx(self, graph, x):
+        return x        # a training loss: nothing at inference
 
     def describe(self):
         return f"scale {self.scale:g}" if self.scale != 1.0 else ""
@@ -71,10 +73,6 @@ def softmax_cross_entropy(probabilities, labels):
     return loss, grad.reshape(p.shape), stats
 
 
-#: hier_thresh of the walk that names a tree classifier's top-1 node (darknet's default)
-TREE_TOP1_THRESH = 0.5
-
-
 def tree_cross_entropy(probabilities, labels, tree, thresh=TREE_TOP1_THRESH):
     """The loss of a classifier whose [softmax] has a WordTree (tree=), same contract as
     softmax_cross_entropy; probabilities are the group softmax's P(node | parent), labels tree
@@ -84,50 +82,20 @@ def tree_cross_entropy(probabilities, labels, tree, thresh=TREE_TOP1_THRESH):
     gradient at the softmax's input: in each group on that path p − onehot, 0 in every other
     group — darknet's softmax_tree training (its truth marks the label and its ancestors,
     groups without a marked node are masked out of the delta and the loss).
-    stats: "loss" per image; "top1": the fraction of images whose deepest confident node (the
-    paper's walk, ``tree.top_prediction`` at ``thresh``) is the label or one of its descendants
-    — a coarse label ("round") says nothing against a finer answer ("circle") below it;
-    "top5": the label among the 5 nodes of highest absolute probability, not counting its own
-    ancestors (each at least as probable as the label, and implied by it). With a one-level
-    tree these are the flat classifier's loss, gradient, top-1 and top-5."""
+    stats: "loss" per image, "top1" and "top5" as label_scores.tree_label_scores counts them
+    (the deepest confident node at ``thresh``; the label among the 5 most probable nodes, its
+    own ancestors not counted). With a one-level tree these are the flat classifier's loss,
+    gradient, top-1 and top-5."""
+    loss, top1, top5 = tree_label_scores(probabilities, labels, tree, thresh)
     p = np.asarray(probabilities, np.float32)
     rows = p.reshape(p.shape[0], -1)
     labels = np.asarray(labels, np.int64).reshape(-1)
-    n, k = rows.shape
-    if k != tree.n:
-        raise ValueError(f"{k} probabilities per image for a tree of {tree.n} nodes")
-    if labels.shape[0] != n:
-        raise ValueError(f"{labels.shape[0]} labels for {n} images")
-    if n and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"tree node out of range for a tree of {k} nodes")
     grad = np.zeros_like(rows)
-    loss, top1 = 0.0, 0
-    absolute = tree.hierarchy_predictions(rows, axis=1)
     for i, label in enumerate(labels.tolist()):
-        path = tree.path(label)
-        for node in path:
+        for node in tree.path(label):
             start = int(tree.group_offset[tree.group[node]])
             stop = start + int(tree.group_size[tree.group[node]])
             grad[i, start:stop] = rows[i, start:stop]
             grad[i, node] -= 1.0
-        # p underflows to 0 for a confidently wrong net; the log's cap keeps the loss finite
-        loss -= float(np.log(np.maximum(rows[i, path].astype(np.float64), 1e-30)).sum())
-        top1 += label in tree.path(tree.top_prediction(rows[i], thresh))
-        absolute[i, path[1:]] = -np.inf
-    ranks = label_ranks(absolute, labels)
-    stats = {"loss": loss / max(n, 1), "top1": top1 / n if n else 0.0,
-             f"top{TOP_K}": float(np.mean(ranks < TOP_K)) if n else 0.0}
+    stats = {"loss": loss / max(rows.shape[0], 1), "top1": top1, f"top{TOP_K}": top5}
     return loss, grad.reshape(p.shape), stats
-
-
-def label_ranks(scores, labels):
-    """For each row, how many other classes score at least as high as its label (0 = top-1).
-
-    Ties count against the label: a network that outputs the same score for every class (an
-    untrained or collapsed one) is wrong for every image, not right for whichever label a sort
-    order happens to put first."""
-    scores = np.asarray(scores)
-    rows = scores.reshape(scores.shape[0], -1)
-    labels = np.asarray(labels, np.int64).reshape(-1)
-    own = rows[np.arange(rows.shape[0]), labels][:, None]
-    return (rows >= own).sum(axis=1) - 1

@@ -53,7 +53,7 @@ class MaxpoolLayer(Layer):
         c, h, w = self.in_shape
         shape = (self.size, self.stride, self.padding, h, w) + self.out_shape[1:]
         if core.maxpool_tiles(*shape):
-            return core.maxpool_2x2_backward
+            return core.maxpool_2x2_s2_backward
         if core.maxpool_same_2x2(*shape):
             return core.maxpool_2x2_s1_backward
         return None
@@ -83,6 +83,19 @@ class MaxpoolLayer(Layer):
     def flops(self):
         c, oh, ow = self.out_shape
         return float(c * oh * ow * self.size * self.size)
+
+    def to_onnx(self, graph, x):
+        """MaxPool with darknet's windows: padding/2 before, the rest after (2x2/2 with
+        padding 1: none before, one after, where an odd side's last window sticks out; 2x2/1:
+        the 'same' pooling); ONNX ignores padded taps as darknet does."""
+        before = self.padding // 2
+        after = self.padding - before
+        if after >= self.size:
+            raise graph.cannot_export(f"padding={self.padding} leaves windows of a {self.size}x"
+                                      f"{self.size} maxpool outside the image (ONNX needs "
+                                      f"padding/2 below the size)")
+        return graph.op("MaxPool", [x], "maxpool", kernel_shape=[self.size] * 2,
+                        strides=[self.stride] * 2, pads=[before, before, after, after])
 
     def describe(self):
         return f"{self.size} x {self.size} / {self.stride}"

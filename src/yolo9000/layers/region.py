@@ -21,28 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..boxes import iou_cxcywh, iou_wh
+from ..truths import is_classification_only
 from .base import Layer, as_f32
 
 #: darknet pulls every prediction towards its anchor prior while net.seen < this many images
 WARMUP_SEEN = 12800
 WARMUP_SCALE = 0.01
-
-#: darknet's marker for a classification-only image (YOLO9000 joint training): a truth row whose
-#: x and y both exceed 100000 names a tree node for the whole image, with no box
-CLASSIFICATION_ONLY = 100001.0
-_CLASSIFICATION_MARK = 100000.0
-
-
-def classification_truth(node):
-    """The (1, 5) float32 truth row darknet reads as "this image shows a `node`, box unknown".
-
-    node is a WordTree node index, never a dataset class: like darknet, the region's map= (a
-    dataset class -> node table for detection labels) is not applied to these rows. w and h are
-    1 so the row is not mistaken for padding."""
-    node = int(node)
-    if node < 0:
-        raise ValueError(f"classification truth: node {node} is negative")
-    return np.array([[CLASSIFICATION_ONLY, CLASSIFICATION_ONLY, 1.0, 1.0, node]], dtype=np.float32)
 
 
 # -- small numeric helpers (dtype preserving, so the loss can be checked in float64) -------------
@@ -151,13 +135,11 @@ class RegionLayer(Layer):
         self.jitter = float(jitter)
         self.random = bool(random)
         self.absolute = bool(absolute)
-        self.tree = None
-        if tree is not None:
-            from ..model.wordtree import WordTree
-            self.tree = WordTree.resolve(tree)
-            if self.tree.n != self.classes:
-                raise ValueError(f"region: tree has {self.tree.n} nodes but classes={self.classes}")
-        self.class_map = None if map is None else self._load_class_map(map)
+        # tree: a WordTree (model/wordtree.py), read by whoever builds the layer
+        self.tree = tree
+        if tree is not None and tree.n != self.classes:
+            raise ValueError(f"region: tree has {tree.n} nodes but classes={self.classes}")
+        self.class_map = None if map is None else self._checked_class_map(map)
         # darknet maps each detection truth's class through map= in the loss; a trainer that
         # gives the truths as tree nodes already (training/tasks.py) turns this off
         self.map_truths = True
@@ -167,10 +149,9 @@ class RegionLayer(Layer):
 
     @classmethod
     def from_section(cls, s, in_shape, context):
-        from ..model.zoo import cfg_file_option
-        tree = cfg_file_option(s, "tree", "tree", context.source, context.files)
+        tree = context.word_tree(s)
         # map= is YOLO9000's dataset class -> WordTree node (e.g. data/coco9k.map)
-        class_map = cfg_file_option(s, "map", "class map", context.source, context.files)
+        class_map = context.class_map(s)
         s.expect_default("background", 0)     # changes the objectness output
         # darknet reads these without using them in a YOLOv2 region (log, sqrt, classfix),
         # for coords > 4 only (mask_scale), or to size its training truth buffer (max)
@@ -186,26 +167,9 @@ class RegionLayer(Layer):
             random=bool(s.get_int("random", 0)), absolute=bool(s.get_int("absolute", 0)),
             tree=tree, map=class_map)
 
-    def _load_class_map(self, spec):
-        """darknet's map= (e.g. coco9k.map): dataset class index -> tree node, one per line."""
-        if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
-            from pathlib import Path
-            from ..errors import UserError
-            from ..model.zoo import bundled_file
-            path = Path(spec)
-            if not path.is_file() and bundled_file(path.name) is not None:
-                path = bundled_file(path.name)
-            try:
-                lines = path.read_text().split()
-            except OSError as exc:
-                raise UserError(f"cannot read class map: {exc.strerror or exc}", path=path) from None
-            try:
-                values = [int(v) for v in lines]
-            except ValueError:
-                raise UserError("class map must hold one integer per line", path=path) from None
-        else:
-            values = [int(v) for v in np.asarray(spec).reshape(-1)]
-        values = np.asarray(values, dtype=np.int64)
+    def _checked_class_map(self, class_map):
+        """darknet's map= (e.g. coco9k.map): the tree node of each dataset class index."""
+        values = np.asarray([int(v) for v in np.asarray(class_map).reshape(-1)], dtype=np.int64)
         if values.size == 0 or np.any(values < 0) or np.any(values >= self.classes):
             raise ValueError(f"region: class map entries must lie in [0, {self.classes})")
         return values
@@ -257,6 +221,23 @@ class RegionLayer(Layer):
             out[:, :, 5:] = softmax(cls, axis=2)
         return out.reshape(raw.shape)
 
+    def to_onnx(self, graph, x):
+        """activate's output: x, y and objectness through a sigmoid, w and h as they are, the
+        classes through a softmax (per sibling group with a word tree) when softmax=1."""
+        _, h, w = self.in_shape
+        view = graph.reshape(x, [0, self.num, self.entries, h, w], "view")
+        xy = graph.op("Sigmoid", [graph.slice(view, 0, 2, 2, "xy")], "xy_sigmoid")
+        wh = graph.slice(view, 2, 4, 2, "wh")
+        objectness = graph.op("Sigmoid", [graph.slice(view, 4, 5, 2, "objectness")],
+                              "objectness_sigmoid")
+        classes = graph.slice(view, 5, self.entries, 2, "classes")
+        if self.tree is not None:
+            classes = graph.grouped_softmax(classes, 5, 2, self.tree.group_size)
+        elif self.softmax:
+            classes = graph.op("Softmax", [classes], "class_softmax", axis=2)
+        joined = graph.op("Concat", [xy, wh, objectness, classes], "activated", axis=2)
+        return graph.reshape(joined, [0, *self.out_shape], "region")
+
     def forward(self, x, train=False):
         x = as_f32(x)
         out = self.activate(x)
@@ -290,8 +271,9 @@ class RegionLayer(Layer):
 
         truths: list (len N) of (n_i, 5) arrays [cx, cy, w, h, class], normalised to [0, 1]
         (or one (N, T, 5) array); rows with w <= 0 or h <= 0 are padding and skipped. With a
-        WordTree, an image holding a ``classification_truth(node)`` row is classification-only
-        (``_classification_only_targets``): its other rows are ignored, as in darknet.
+        WordTree, an image holding a ``classification_truth(node)`` row (yolo9000/truths.py) is
+        classification-only (``_classification_only_targets``): its other rows are ignored, as
+        in darknet.
         seen: images seen so far (darknet's *net->seen), drives the anchor-prior warm-up.
         """
         if self._raw is None:
@@ -323,7 +305,7 @@ class RegionLayer(Layer):
             padded[i, :len(r)] = r
         x, y, w, h, c = np.moveaxis(padded, -1, 0)
         finite = np.all(np.isfinite(padded), axis=-1)
-        marked = finite & (x > _CLASSIFICATION_MARK) & (y > _CLASSIFICATION_MARK)
+        marked = finite & is_classification_only(x, y)
         class_only = np.full(n, -1, dtype=np.int64)
         used = np.zeros(marked.shape, dtype=bool)
         if marked.any():

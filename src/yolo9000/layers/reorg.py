@@ -58,5 +58,13 @@ class ReorgLayer(Layer):
         dx = np.ascontiguousarray(view.transpose(0, 3, 4, 1, 5, 2))
         return dx.reshape((n,) + self.in_shape)
 
+    def to_onnx(self, graph, x):
+        """forward's permutation of the flat buffer: Reshape, Transpose, Reshape."""
+        c, h, w = self.in_shape
+        s = self.stride
+        view = graph.reshape(x, [0, c // (s * s), h, s, w, s], "view")
+        moved = graph.op("Transpose", [view], "permuted", perm=[0, 3, 5, 1, 2, 4])
+        return graph.reshape(moved, [0, *self.out_shape], "reorg")
+
     def describe(self):
         return f"/ {self.stride}"

@@ -47,5 +47,10 @@ class RouteLayer(Layer):
         splits = np.cumsum([s[0] for s in self.in_shapes])[:-1]
         return [np.ascontiguousarray(part) for part in np.split(dy, splits, axis=1)]
 
+    def to_onnx(self, graph, xs):
+        if len(xs) == 1:
+            return xs[0]
+        return graph.op("Concat", xs, "route", axis=1)
+
     def describe(self):
         return " ".join(str(s) for s in self.sources)

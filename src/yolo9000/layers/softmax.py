@@ -18,10 +18,9 @@ class SoftmaxLayer(Layer):
         self.temperature = float(temperature)
         if self.in_shape[0] % self.groups:
             raise ValueError(f"softmax groups={groups} does not divide {self.in_shape[0]} channels")
-        self.tree = None
+        # tree: a WordTree (model/wordtree.py), read by whoever builds the layer
+        self.tree = tree
         if tree is not None:
-            from ..model.wordtree import WordTree
-            self.tree = WordTree.resolve(tree)
             if self.groups != 1:
                 raise ValueError("softmax: tree= sets the groups itself; groups= must stay 1")
             if self.tree.n != self.in_shape[0]:
@@ -31,12 +30,10 @@ class SoftmaxLayer(Layer):
 
     @classmethod
     def from_section(cls, s, in_shape, context):
-        from ..model.zoo import cfg_file_option
         s.expect_default("spatial", 0)
         s.ignore("noloss")      # training only
         return cls(in_shape, groups=s.get_int("groups", 1),
-                   temperature=s.get_float("temperature", 1.0),
-                   tree=cfg_file_option(s, "tree", "tree", context.source, context.files))
+                   temperature=s.get_float("temperature", 1.0), tree=context.word_tree(s))
 
     def _grouped(self, x):
         n, c, h, w = x.shape
@@ -65,6 +62,20 @@ class SoftmaxLayer(Layer):
         g = self._grouped(dy)
         dx = p * (g - (p * g).sum(axis=2, keepdims=True)) / np.float32(self.temperature)
         return dx.reshape(dy.shape).astype(np.float32)
+
+    def to_onnx(self, graph, x):
+        """Softmax over the channels: per sibling group with a word tree, else per `groups`."""
+        if self.temperature != 1.0:
+            x = graph.op("Div", [x, graph.constant(np.float32(self.temperature), "temperature")],
+                         "tempered")
+        if self.tree is not None:
+            return graph.grouped_softmax(x, 4, 1, self.tree.group_size)
+        if self.groups == 1:
+            return graph.op("Softmax", [x], "softmax", axis=1)
+        c, h, w = self.in_shape
+        grouped = graph.reshape(x, [0, self.groups, c // self.groups, h, w], "grouped")
+        p = graph.op("Softmax", [grouped], "grouped_softmax", axis=2)
+        return graph.reshape(p, [0, c, h, w], "softmax")
 
     def describe(self):
         if self.tree is not None:

@@ -4,14 +4,14 @@
     result.top1, result.top5, result.loss                        # fractions; mean cross-entropy
     print(format_table(result, names)); plot_confusion(result, names, "confusion.png")
 
-A label tied with other classes ranks below them (layers/cost.label_ranks), so a constant
+A label tied with other classes ranks below them (label_scores.label_ranks), so a constant
 output scores 0, not 1/K.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers.cost import TOP_K, label_ranks
+from ..label_scores import TOP_K, label_ranks, tree_label_scores
 
 
 @dataclass
@@ -60,20 +60,19 @@ def classification_metrics(probabilities, labels, num_classes=None):
 
 def tree_classification_metrics(probabilities, labels, tree):
     """A word-tree classifier's figures (labels are tree nodes): top-1, top-5 and the loss as
-    its training counts them (layers/cost.tree_cross_entropy: the deepest confident node is
+    its training counts them (label_scores.tree_label_scores: the deepest confident node is
     the label or below it); the confusion matrix over the labels' own nodes, each image
     predicted as the one of them with the highest absolute probability."""
-    from ..layers.cost import tree_cross_entropy
     n = len(labels)
     if n == 0:
         return classification_metrics(probabilities, labels, tree.n)
-    loss, _, stats = tree_cross_entropy(probabilities, labels, tree)
+    loss, top1, top5 = tree_label_scores(probabilities, labels, tree)
     classes = np.unique(labels)
     absolute = tree.hierarchy_predictions(np.asarray(probabilities, np.float64), axis=1)
     predicted = classes[absolute[:, classes].argmax(axis=1)]
     confusion = np.zeros((tree.n, tree.n), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
-    return ClassificationResult(top1=stats["top1"], top5=stats["top5"], loss=loss / n, images=n,
+    return ClassificationResult(top1=top1, top5=top5, loss=loss / n, images=n,
                                 confusion=confusion)
 
 

@@ -40,6 +40,9 @@ protocols do.
 
 All box arithmetic is float64: these are not hot paths, and matching decisions at IoU exactly
 on a threshold must agree with the reference implementations.
+
+`plot_pr_curves` draws a VOC result's precision-recall curves (pr_curve.png of `evaluate`), as
+metrics/classification.py's `plot_confusion` draws a classifier's confusion matrix.
 """
 from __future__ import annotations
 
@@ -474,3 +477,44 @@ def format_table(result, names=None) -> str:
 
     rule = "-" * len(line(header))
     return "\n".join([line(header), rule] + [line(r) for r in rows] + [rule, line(footer)])
+
+
+def plot_pr_curves(voc, names, path):
+    """One PNG of every class's precision-recall curve (IoU 0.5), AP in the legend.
+
+    The curves are the interpolated ones (precision_envelope) drawn as steps, so the area under
+    each is its all-point AP.
+
+    Returns False, writing nothing, when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    from ..fileio import atomic_path
+
+    shown = [c for c in range(len(voc.ap)) if voc.num_gt[c] > 0]
+    columns = 1 + len(shown) // 25       # long legends (COCO's 80 classes) in columns
+    fig, ax = plt.subplots(figsize=(6 + 2.2 * columns, 5.5))
+    colours = plt.cm.tab20.colors
+    for i, c in enumerate(shown):
+        recall, precision = voc.curves[c]
+        if recall.size == 0:                # no detections of the class: a point at (0, 0)
+            recall, precision = np.zeros(1), np.zeros(1)
+        envelope = precision_envelope(precision)
+        ax.plot(np.concatenate([[0.0], recall]), np.concatenate([envelope[:1], envelope]),
+                drawstyle="steps-pre", lw=1.2, color=colours[i % len(colours)],
+                label=f"{names[c]} {voc.ap[c]:.3f}")
+    metric = "VOC2007 11-point" if voc.use_07_metric else "VOC all-point"
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision (interpolated)",
+           title=f"precision-recall at IoU 0.5: mAP {voc.map:.3f} ({metric})")
+    ax.grid(alpha=0.3)
+    ax.legend(title="class  AP", loc="upper left", bbox_to_anchor=(1.01, 1), ncol=columns,
+              fontsize="small" if len(shown) <= 25 else "x-small", frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return True

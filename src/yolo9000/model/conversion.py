@@ -51,7 +51,7 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
     cutoff: keep only the first `cutoff` layers (darknet's `partial`, e.g. the backbone
     darknet19_448.conv.23); the cfg written or stored is then cut to those layers as well.
     names: a names file for the output (default: the checkpoint's, unless cut)."""
-    from ..data.datasets import read_names
+    from ..names import read_names
     from .darknet_weights import write_darknet_weights
 
     source, output = Path(source), Path(output)

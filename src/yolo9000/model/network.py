@@ -5,6 +5,7 @@
     y = net.forward(x, train=True); dx = net.backward(dy)
     net.resize(width, height)                   # new input size, same weights (multi-scale)
 """
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -117,10 +118,14 @@ class Network:
         self.names = None      # class names, when a checkpoint carries them
         self.meta = {}         # everything else a checkpoint carries
         shape = (self.options.channels, self.options.height, self.options.width)
+        from .wordtree import cfg_class_map, cfg_word_tree
         from .zoo import referenced_files
-        # the tree= / map= files, carried into checkpoints (zoo.cfg_file_option)
+        # the tree= / map= files, carried into checkpoints (zoo.cfg_file)
         self.files = dict(files) if files else referenced_files(config)
-        context = BuildContext(config.source, np.random.default_rng(seed), files=self.files)
+        where = dict(cfg_source=config.source, files=self.files)
+        context = BuildContext(np.random.default_rng(seed),
+                               read_tree=functools.partial(cfg_word_tree, **where),
+                               read_class_map=functools.partial(cfg_class_map, **where))
         for section in self.sections:
             layer = build_layer(section, shape, context)
             self.layers.append(layer)
@@ -274,7 +279,7 @@ class Network:
             else:
                 outputs[i] = layer.forward(inp, train)
             if not keep_all:
-                # free what no later layer reads
+                # inference holds only the outputs a later layer still reads, not all of them
                 for j in range(max(0, i - 1), i):
                     if self._last_use[j] <= i:
                         outputs[j] = None

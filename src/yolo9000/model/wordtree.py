@@ -5,13 +5,16 @@ consecutive run of nodes with the same parent — darknet's ``read_tree`` builds
 ``group_offset``/``group_size`` that way — and the region layer applies a separate softmax to
 each group, so every class channel holds P(node | parent).  Absolute probabilities are products
 up the parents.
+
+The layers that use a tree (region, softmax) are handed the WordTree when the network is built
+(cfg_word_tree, cfg_class_map): reading tree and map files is the model's business, not theirs.
 """
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from .zoo import bundled_file
+from .zoo import bundled_file, cfg_file
 
 
 class WordTree:
@@ -274,3 +277,30 @@ class WordTree:
 
     def __repr__(self):
         return f"WordTree({self.n} nodes, {len(self.group_offset)} groups, source={self.source!r})"
+
+
+def read_class_map(path):
+    """darknet's map= file (e.g. coco9k.map): line k holds the tree node of dataset class k. A
+    darknet-relative path that does not exist falls back to the bundled file of that name."""
+    path = Path(path)
+    if not path.is_file() and bundled_file(path.name) is not None:
+        path = bundled_file(path.name)
+    try:
+        lines = path.read_text().split()
+    except OSError as exc:
+        raise UserError(f"cannot read class map: {exc.strerror or exc}", path=path) from None
+    try:
+        return [int(v) for v in lines]
+    except ValueError:
+        raise UserError("class map must hold one integer per line", path=path) from None
+
+
+def cfg_word_tree(value, cfg_source=None, files=None):
+    """The WordTree a cfg's tree= value names (found as zoo.cfg_file finds it)."""
+    return WordTree.resolve(cfg_file(value, "tree", cfg_source, files))
+
+
+def cfg_class_map(value, cfg_source=None, files=None):
+    """The dataset class -> tree node list a cfg's map= value names (found as zoo.cfg_file
+    finds it)."""
+    return read_class_map(cfg_file(value, "class map", cfg_source, files))

@@ -1,7 +1,7 @@
 """The model zoo: cfgs, class names, word trees and the demo checkpoint shipped in `bundled/`.
 
 Every lookup of a bundled file goes through here, so a cfg's darknet-relative path such as
-`data/9k.tree` resolves the same way in the cfg parser, the region layer and the word tree.
+`data/9k.tree` resolves the same way in the cfg parser, the network builder and the word tree.
 """
 from pathlib import Path
 
@@ -34,13 +34,10 @@ def find_cfg_file(value, cfg_source=None):
 FILE_KEYS = ("tree", "map")
 
 
-def cfg_file_option(section, key, what, cfg_source=None, files=None):
-    """The file a cfg section's `key=` names (one carried in `files`, e.g. by a checkpoint,
-    else found as find_cfg_file does), None without the key; a ValueError naming the value
-    when there is no such file."""
-    value = section.get_str(key)
-    if not value:
-        return None
+def cfg_file(value, what, cfg_source=None, files=None):
+    """The path of the file a cfg option (tree=, map=) names: one carried in `files` (e.g. by a
+    checkpoint), else found as find_cfg_file does; a ValueError naming the value when there is
+    no such file."""
     if files and value in files:
         return str(carried_file(value, files[value]))
     found = find_cfg_file(value, cfg_source)

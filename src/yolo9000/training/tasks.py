@@ -38,7 +38,7 @@ class DetectionTask:
     score_name = "mAP@0.5"
 
     def load_data(self, s, warn):
-        from ..data.datasets import load_dataset
+        from ..data.formats import load_dataset
         from ..data.report import dataset_report
         if s.val_fraction is not None:
             raise UserError("--val-fraction holds out part of a classification set; give a "
@@ -50,7 +50,7 @@ class DetectionTask:
                 warn(line)
         self.classification_set = None
         if s.classification_data:
-            from ..data.classification import classification_report, load_classification_dataset
+            from ..data.formats import classification_report, load_classification_dataset
             self.classification_set = load_classification_dataset(s.classification_data)
             for line in classification_report(self.classification_set, "classification"):
                 warn(line)
@@ -70,11 +70,12 @@ class DetectionTask:
         training truths carry nodes; the validation keeps its classes, each scored as its
         node) and the run's class names are the tree's."""
         region = trainer.net.region
-        s = trainer.s
+        settings = trainer.settings
         if region.tree is None:
             if self.classification_set is not None:
                 raise UserError("joint training with --classification-data needs a word-tree "
-                                "region (a [region] with tree=, e.g. --cfg yolo9000)", path=s.cfg)
+                                "region (a [region] with tree=, e.g. --cfg yolo9000)",
+                                path=settings.cfg)
             return
         from dataclasses import replace
 
@@ -82,15 +83,15 @@ class DetectionTask:
         tree = region.tree
         self.truths_are_nodes = True    # the region must not apply map= to them again
         train = trainer.train_set
-        nodes = tree_nodes(train.names, tree, self._class_map(region, train), path=s.data)
+        nodes = tree_nodes(train.names, tree, self._class_map(region, train), path=settings.data)
         trainer.train_set = replace(train, records=[replace(r, classes=nodes[r.classes])
                                                     for r in train.records])
         if trainer.val_set is not None:
             self.val_nodes = tree_nodes(trainer.val_set.names, tree,
-                                        self._class_map(region, trainer.val_set), path=s.val)
+                                        self._class_map(region, trainer.val_set), path=settings.val)
         if self.classification_set is not None:
             cls = self.classification_set
-            cls_nodes = tree_nodes(cls.names, tree, path=s.classification_data)
+            cls_nodes = tree_nodes(cls.names, tree, path=settings.classification_data)
             self.classification_set = replace(cls, records=[
                 replace(r, label=int(cls_nodes[r.label])) for r in cls.records])
         trainer.names = list(tree.names)
@@ -110,10 +111,10 @@ class DetectionTask:
             from ..data.joint import JointAugment, MixedBatchLoader
             return MixedBatchLoader(trainer.train_set, self.classification_set, self.share,
                                     trainer.mini_batch, JointAugment(augment), seed=seed,
-                                    workers=workers, max_boxes=trainer.s.max_boxes,
+                                    workers=workers, max_boxes=trainer.settings.max_boxes,
                                     warn=trainer.warn)
         return BatchLoader(trainer.train_set, trainer.mini_batch, augment, seed=seed,
-                           workers=workers, max_boxes=trainer.s.max_boxes, warn=trainer.warn)
+                           workers=workers, max_boxes=trainer.settings.max_boxes, warn=trainer.warn)
 
     def multiscale(self, net):
         return net.region.random
@@ -132,8 +133,9 @@ class DetectionTask:
     def make_validator(self, trainer):
         from ..inference.detector import Detector
         names = trainer.val_set.names if self.val_nodes is not None else None
-        return Detector.from_network(trainer.net, names=names, thresh=trainer.s.eval_thresh,
-                                     nms=trainer.s.nms, evaluation=True,
+        settings = trainer.settings
+        return Detector.from_network(trainer.net, names=names, thresh=settings.eval_thresh,
+                                     nms=settings.nms, evaluation=True,
                                      class_nodes=self.val_nodes)
 
     def train_minibatch(self, net, batch):
@@ -154,7 +156,7 @@ class DetectionTask:
         """(results.csv row, message, score for best.h5)."""
         from ..inference.evaluation import evaluate_records
         voc, coco, _ = evaluate_records(trainer.validator, trainer.val_set.records,
-                                        batch=trainer.s.eval_batch)
+                                        batch=trainer.settings.eval_batch)
         trainer.last_voc, trainer.last_coco = voc, coco
         row = {"mAP50": f"{voc.map:.4f}", "mAP50_95": f"{coco.map:.4f}"}
         return row, f"mAP@0.5 {voc.map:.4f}  mAP@[.5:.95] {coco.map:.4f}", float(voc.map)
@@ -178,7 +180,8 @@ class ClassificationTask:
         from dataclasses import replace
 
         from ..data.classes import tree_nodes
-        for attr, source in (("train_set", trainer.s.data), ("val_set", trainer.s.val)):
+        settings = trainer.settings
+        for attr, source in (("train_set", settings.data), ("val_set", settings.val)):
             dataset = getattr(trainer, attr)
             if dataset is not None:
                 nodes = tree_nodes(dataset.names, self.tree, path=source)
@@ -192,7 +195,7 @@ class ClassificationTask:
                            workers=workers, warn=trainer.warn)
 
     def load_data(self, s, warn):
-        from ..data.classification import classification_report, load_classification_dataset
+        from ..data.formats import classification_report, load_classification_dataset
         train_set = load_classification_dataset(s.data, names=s.names)
         val_set = None
         fraction = DEFAULT_VAL_FRACTION if s.val_fraction is None else s.val_fraction
@@ -271,7 +274,7 @@ class ClassificationTask:
     def evaluate(self, trainer):
         from ..inference.classifier import evaluate_classifier
         result = evaluate_classifier(trainer.validator, trainer.val_set.records,
-                                     batch=max(trainer.s.eval_batch, 32))
+                                     batch=max(trainer.settings.eval_batch, 32))
         loss = result.loss if math.isfinite(result.loss) else float("nan")
         row = {"loss": f"{loss:.4f}", "top1": f"{result.top1:.4f}", "top5": f"{result.top5:.4f}"}
         message = (f"top-1 {100 * result.top1:.1f}%  top-5 {100 * result.top5:.1f}%  "

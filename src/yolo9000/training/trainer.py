@@ -14,28 +14,28 @@ Run folder (runs/train/NAME):
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
     (a classifier's run has no anchors.txt; its results are loss, top-1 and top-5)
 """
-import contextlib
 import csv
 import io
 import json
 import math
-import signal
-import threading
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from .tasks import task_for
-from ..errors import Interrupted, UserError
+from ..errors import Interrupted, UserError, stop_requests
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from ..fileio import atomic_path, atomic_write_text, remove_stale_temps
+from ..fileio import atomic_write_text, remove_stale_temps
 from ..memory import check_memory
 from ..model.network import Network
-from .distributed import world
+from ..parallel import world
 from .optim import learning_rate, make_optimizer, optimizer_class
+from .guard import StepGuard
+from .plots import plot_results
+from .settings import TrainSettings
 from ..progress import Progress
 
 PRECISE_BN_BATCHES = 10                   # mini-batches averaged for evaluation statistics
@@ -51,31 +51,6 @@ def log_fields(task):
 def result_fields(task):
     """results.csv's columns: one row per evaluation."""
     return ["iteration", "seen", *task.result_fields, "eval_seconds"]
-
-
-@contextlib.contextmanager
-def stop_requests():
-    """While active, SIGINT and SIGTERM only append to the yielded list, which the training
-    loop checks between steps. A KeyboardInterrupt raised wherever the signal lands can be
-    swallowed (inside a weakref callback it is only printed as "Exception ignored"); a flag
-    cannot. A second signal raises KeyboardInterrupt: the user insists on stopping at once."""
-    received = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received           # only the main thread may install handlers
-        return
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            if old is not None:  # None: installed from C, cannot be put back from Python
-                signal.signal(sig, old)
 
 
 def multiscale_sizes(base):
@@ -126,161 +101,66 @@ def size_for_iteration(iteration, base, seed, multiscale):
     return int(sizes[rng.integers(len(sizes))])
 
 
-@dataclass
-class TrainSettings:
-    cfg: str                         # cfg path, bundled name or .h5 checkpoint (its cfg)
-    data: str                        # training dataset path
-    val: str = None                  # validation dataset path
-    classification_data: str = None  # YOLO9000 joint training: classification images
-    classification_ratio: float = None   # their share of each mini-batch
-    names: str = None                # names file overriding the dataset's
-    weights: str = None              # initial weights (.weights, with cutoff, or .h5)
-    cutoff: int = None
-    out: str = None                  # run folder
-    max_batches: int = None
-    epochs: float = None             # instead of max_batches: passes over the training set
-    val_fraction: float = None       # classification: share of --data held out for validation
-    batch: int = None
-    subdivisions: int = None
-    learning_rate: float = None
-    momentum: float = None
-    decay: float = None
-    burn_in: int = None
-    policy: str = None
-    steps: list = None
-    scales: list = None
-    size: int = None                 # base input size (multiple of 32)
-    multiscale: bool = True
-    augment: bool = True
-    anchors: list = None             # flat list of anchors in grid units (else the cfg's)
-    optimizer: str = "sgd"           # darknet's SGD; "adam" for short runs from scratch
-    workers: int = 2
-    parallel: int = 1                # mini-batches (subdivisions) computed at once (parallel.py)
-    seed: int = 0
-    eval_every: int = 0              # 0: only at the end
-    save_every: int = 100
-    eval_thresh: float = 0.005
-    nms: float = 0.45
-    eval_batch: int = 8
-    max_boxes: int = 30
-    log: bool = True
-    max_bad_steps: int = 0           # non-finite batches skipped before training stops
-
-
-def _setting_problem(value, kind):
-    """Why `value` cannot be a setting of type `kind` (None is every optional setting's
-    'not given'), or None."""
-    def number(v, integer=False):
-        return (isinstance(v, int) or (isinstance(v, float) and not integer)) and \
-            not isinstance(v, bool)
-    if kind is bool:
-        return None if isinstance(value, bool) else "should be true or false"
-    if kind is int:
-        return None if number(value, integer=True) else "should be a whole number"
-    if kind is float:
-        return None if number(value) else "should be a number"
-    if kind is list:
-        ok = isinstance(value, list) and all(number(v) for v in value)
-        return None if ok else "should be a list of numbers"
-    return None if isinstance(value, kind) else "should be text"
-
-
-def load_settings(path):
-    """The TrainSettings a run stored in its args.json, checked key by key: a hand-edited or
-    damaged file is a UserError naming the setting, not a TypeError deep in training."""
-    try:
-        stored = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise UserError("args.json is not valid JSON", path=path) from None
-    except OSError as e:
-        raise UserError(f"cannot read args.json: {e.strerror}", path=path) from None
-    if not isinstance(stored, dict):
-        raise UserError("args.json should hold a JSON object of settings", path=path)
-    stored.pop("extra", None)   # written (always empty) by 0.1.0 runs; no longer a setting
-    known = {f.name: f for f in fields(TrainSettings)}
-    unknown = sorted(set(stored) - set(known))
-    if unknown:
-        raise UserError(f"unknown training settings: {', '.join(unknown)}", path=path)
-    for name, f in known.items():
-        required = f.default is MISSING
-        if name not in stored:
-            if required:
-                raise UserError(f"setting '{name}' is missing", path=path)
-            continue
-        value = stored[name]
-        if value is None and not required:
-            continue
-        problem = _setting_problem(value, f.type)
-        if problem:
-            raise UserError(f"setting '{name}' {problem}, not {json.dumps(value)}", path=path)
-    return TrainSettings(**stored)
-
-
-# An optimiser step that changes the weights by more than this many times their own size (in
-# the 2-norm over every trained parameter) is refused like a non-finite one. Useful steps are
-# far smaller: on the shapes model Adam at lr 0.004 moved the weights by at most 0.8% of their
-# size in a step, SGD at lr 0.01 without burn-in by at most 11%; lr 1e6 moves them 1e5 times.
-MAX_UPDATE_RATIO = 10.0
-
-
 class Trainer:
     def __init__(self, settings: TrainSettings, echo=print, warn=None):
-        self.s = settings
+        self.settings = settings
         self.echo = echo
         self.warn = warn or echo      # dataset problems; the CLI sends them to stderr
         self.run_dir = Path(settings.out)
         self.weights_dir = self.run_dir / "weights"
-        self.best_map = -1.0
+        self.best_score = -1.0   # the best validation score so far: mAP, or a classifier's top-1
         self.iteration = 0
         self.bad_steps = 0       # batches skipped for a non-finite loss or gradient
-        self._saved = None       # the buffers _snapshot copies a step's starting state into
         self.history = []        # evaluation rows
-        self.world = world()     # MPI ranks (distributed.py); rank 0 alone writes files
+        self.world = world()     # the MPI ranks of the run; rank 0 alone writes files
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self, resume=False):
-        s = self.s
-        if s.size is not None:
-            check_input_size(s.size, "input size")
+        settings = self.settings
+        if settings.size is not None:
+            check_input_size(settings.size, "input size")
         if resume:
             text, source = (self.run_dir / "model.cfg").read_text(), str(self.run_dir / "model.cfg")
         else:
-            text, source = training_cfg(s.cfg)
+            text, source = training_cfg(settings.cfg)
         self.task = task_for(parse_cfg_text(text, source))
-        self.train_set, self.val_set = self.task.load_data(s, self.warn)
+        self.train_set, self.val_set = self.task.load_data(settings, self.warn)
         self.names = list(self.train_set.names)
         if resume:
             cfg_text, changes = text, []
         else:
-            cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=s.anchors,
-                                          width=s.size, height=s.size, source=source)
-        self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")), seed=s.seed)
-        self.task.check(self.net, s.cfg)
+            cfg_text, changes = adapt_cfg(text, classes=len(self.names), anchors=settings.anchors,
+                                          width=settings.size, height=settings.size, source=source)
+        self.net = Network(parse_cfg_text(cfg_text, str(self.run_dir / "model.cfg")),
+                           seed=settings.seed)
+        self.task.check(self.net, settings.cfg)
         self.task.bind(self)
         self.net.names = self.names
         o = self.net.options
         for key in ("max_batches", "batch", "subdivisions", "learning_rate", "momentum", "decay",
                     "burn_in", "policy", "steps", "scales"):
-            value = getattr(s, key)
+            value = getattr(settings, key)
             if value is not None:
                 setattr(o, key, value)
         if o.batch % o.subdivisions:
             raise UserError(f"batch {o.batch} is not divisible by subdivisions {o.subdivisions}")
-        if s.epochs is not None and s.max_batches is None:
-            if s.epochs <= 0:
-                raise UserError(f"--epochs must be positive, got {s.epochs:g}")
-            o.max_batches = max(1, math.ceil(s.epochs * len(self.train_set.records) / o.batch))
+        if settings.epochs is not None and settings.max_batches is None:
+            if settings.epochs <= 0:
+                raise UserError(f"--epochs must be positive, got {settings.epochs:g}")
+            o.max_batches = max(1, math.ceil(settings.epochs * len(self.train_set.records)
+                                             / o.batch))
         if o.max_batches <= 0:
             raise UserError("max_batches must be positive (set it in the cfg, with --max-batches "
                             "or with --epochs)")
         self.mini_batch = o.batch // o.subdivisions
         self.steps = self.world.step_sync(self.net, o.subdivisions, self.mini_batch)
         self.base_size = o.width
-        check_input_size(o.width, "input width", path=s.cfg)
-        check_input_size(o.height, "input height", path=s.cfg)
-        self.multiscale = s.multiscale and self.task.multiscale(self.net)
-        check_training_memory(self.net, s, self.mini_batch, self.multiscale)
-        self.optimizer = make_optimizer(s.optimizer, self.net, o)
+        check_input_size(o.width, "input width", path=settings.cfg)
+        check_input_size(o.height, "input height", path=settings.cfg)
+        self.multiscale = settings.multiscale and self.task.multiscale(self.net)
+        check_training_memory(self.net, settings, self.mini_batch, self.multiscale)
+        self.optimizer = make_optimizer(settings.optimizer, self.net, o)
+        self.guard = StepGuard(self.net, self.optimizer)
         if self.world.is_main:
             if not resume:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -290,16 +170,18 @@ class Trainer:
                     atomic_write_text(self.run_dir / "anchors.txt",
                                       anchors_line(self.net.region.anchors) + "\n")
             # on resume too: a run resumed with a lower --lr keeps it when resumed again
-            atomic_write_text(self.run_dir / "args.json", json.dumps(asdict(s), indent=2) + "\n")
+            atomic_write_text(self.run_dir / "args.json",
+                              json.dumps(asdict(settings), indent=2) + "\n")
             self._remove_stale_checkpoint_temps()
         if not resume:
-            if s.weights:
-                self.net.load_weights(s.weights, cutoff=s.cutoff)
+            if settings.weights:
+                self.net.load_weights(settings.weights, cutoff=settings.cutoff)
                 self.net.seen = 0
-                self.echo(f"initial weights: {s.weights}" + (f" (first {s.cutoff} layers)" if s.cutoff else ""))
+                cut = f" (first {settings.cutoff} layers)" if settings.cutoff else ""
+                self.echo(f"initial weights: {settings.weights}{cut}")
             for line in changes:
                 self.echo(f"cfg adapted to the dataset: {line}")
-        self.augment = self.task.augment(self.net, s.augment)
+        self.augment = self.task.augment(self.net, settings.augment)
         self.validator = None
         if self.val_set is not None:
             # Built now, so a class list the evaluation cannot use stops the run before training.
@@ -319,7 +201,8 @@ class Trainer:
         try:
             self.optimizer.load_state(state)
             self.iteration = int(state["iteration"])
-            self.best_map = float(state.get("best_map", -1.0))
+            # checkpoints of yolo9000 0.1.0 store it as best_map
+            self.best_score = float(state.get("best_score", state.get("best_map", -1.0)))
             self.bad_steps = int(state.get("bad_steps", 0))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"damaged checkpoint: its optimiser state does not fit this run "
@@ -344,8 +227,8 @@ class Trainer:
             return
         state = self.optimizer.state()
         state["iteration"] = np.int64(self.iteration)
-        state["best_map"] = np.float64(self.best_map)
-        state["seed"] = np.int64(self.s.seed)
+        state["best_score"] = np.float64(self.best_score)
+        state["seed"] = np.int64(self.settings.seed)
         state["bad_steps"] = np.int64(self.bad_steps)
         # the base size, not the multi-scale size of the moment: detect and evaluate run the
         # checkpoint at the size it was validated at
@@ -356,7 +239,7 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def size_of_minibatch(self, index):
         it = index // self.net.options.subdivisions
-        size = size_for_iteration(it, self.base_size, self.s.seed, self.multiscale)
+        size = size_for_iteration(it, self.base_size, self.settings.seed, self.multiscale)
         return size, size
 
     def train(self, iterations=None):
@@ -380,7 +263,7 @@ class Trainer:
                               f"resume with --resume {self.run_dir}")
         if self.bad_steps:
             self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
-                      f"(--max-bad-steps {self.s.max_bad_steps})")
+                      f"(--max-bad-steps {self.settings.max_bad_steps})")
         if self.val_set is not None and (not self.history or
                                          int(self.history[-1]["iteration"]) != self.iteration):
             self.evaluate_and_record(None, keep_statistics=True)
@@ -393,8 +276,9 @@ class Trainer:
         o = self.net.options
         log_path = self.run_dir / "train_log.csv"
         self._truncate_log(log_path)
-        log = open(log_path, "a", newline="") if self.s.log and self.world.is_main else None
-        loader = self.task.loader(self, self.augment, seed=self.s.seed, workers=self.s.workers)
+        log = open(log_path, "a", newline="") if self.settings.log and self.world.is_main else None
+        loader = self.task.loader(self, self.augment, seed=self.settings.seed,
+                                  workers=self.settings.workers)
         bar = Progress(stop, desc="train", unit="it", start=self.iteration)
         subdivisions = o.subdivisions
         steps = self.steps
@@ -407,7 +291,7 @@ class Trainer:
             while self.iteration < stop and not steps.stopping(stop_signals):
                 t0 = time.perf_counter()
                 lr = learning_rate(o, self.iteration)
-                before = self._snapshot()
+                before = self.guard.snapshot()
                 steps.begin(self.net)
                 # after those two read the parameters: the convolutions zero their weight
                 # gradients lazily, and a read of the parameters settles them
@@ -422,11 +306,11 @@ class Trainer:
                             parts[k] = parts.get(k, 0.0) + float(v) / subdivisions
                 # the other ranks' sums: every rank then takes the same decisions below
                 steps.finish(self.net, parts, stop_signals)
-                problem = self._non_finite_step(parts)
+                problem = self.guard.non_finite_step(parts)
                 if problem is None:
                     with np.errstate(all="ignore"):     # overflow is checked right after
                         self.optimizer.step(lr, o.batch)
-                    problem = self._unusable_update(before)
+                    problem = self.guard.unusable_update(before)
                 if problem:
                     diverged = self._reject_step(problem, before, bar)
                     if diverged:
@@ -443,10 +327,11 @@ class Trainer:
                     log.flush()
                 bar.update(1, postfix=(f"{self.task.postfix(parts)} {self.net.width}px "
                                        f"{o.batch / dt:.1f} img/s"))
-                if self.s.save_every and self.iteration % self.s.save_every == 0:
+                if self.settings.save_every and self.iteration % self.settings.save_every == 0:
                     self.save(self.weights_dir / "last.h5")
-                if (self.val_set is not None and self.s.eval_every
-                        and self.iteration % self.s.eval_every == 0 and self.iteration < stop):
+                eval_every = self.settings.eval_every
+                if (self.val_set is not None and eval_every
+                        and self.iteration % eval_every == 0 and self.iteration < stop):
                     training_threads = self._set_threads(self._threads)
                     self.evaluate_and_record(bar)
                     self._set_threads(training_threads)
@@ -460,70 +345,13 @@ class Trainer:
             bar.close()
         return diverged
 
-    def _snapshot(self):
-        """Everything a step changes: `seen`, every parameter (batch-norm statistics move in
-        the forward pass) and the optimiser state, copied before each step so that a rejected
-        step leaves no trace. The copies go into buffers kept from step to step: allocating
-        them anew every iteration cost as much again as copying."""
-        params = [p for _, _, p, _ in self.net.parameters()]
-        state = self.optimizer.state()
-        if self._saved is None:
-            self._saved = ([p.copy() for p in params], _copy_tree(state))
-        else:
-            for p, saved in zip(params, self._saved[0]):
-                np.copyto(saved, p)
-            _copy_tree_into(state, self._saved[1])
-        return (self.net.seen, *self._saved)
-
-    def _restore(self, snapshot):
-        seen, parameters, state = snapshot
-        for (_, _, p, _), saved in zip(self.net.parameters(), parameters):
-            np.copyto(p, saved)
-        self.optimizer.load_state(state)
-        self.net.seen = seen
-        self.net.zero_grads()
-        self.net.weights_changed()
-
-    def _non_finite_step(self, parts):
-        """Why the step's loss or summed gradient (replicas included) cannot be applied, or None."""
-        if not math.isfinite(parts.get("loss", 0.0)):
-            return f"loss {parts.get('loss')}"
-        for i, name, _, g in self.net.parameters():
-            if g is not None and not np.isfinite(g).all():
-                return f"non-finite gradient of layer {i} {name}"
-        return None
-
-    def _unusable_update(self, before):
-        """Why the update just made cannot be kept, or None: a finite but huge gradient can
-        still overflow the weights or Adam's squared-gradient average, and an update many times
-        the size of the weights themselves (a learning rate far too high) leaves weights that
-        are finite but wrecked, so that every later step diverges, a resumed run's too."""
-        for i, name, p, _ in self.net.parameters():
-            if not np.isfinite(p).all():
-                return f"the update made layer {i} {name} non-finite"
-        if not all(np.isfinite(a).all() for a in _tree_arrays(self.optimizer.state())):
-            return "the update made the optimiser state non-finite"
-        # |p - s|^2 = p.p - 2 p.s + s.s by three BLAS dot products, without a temporary per
-        # parameter: the cancellation that loses small changes cannot hide a ratio near 10
-        change = size = 0.0
-        for (_, _, p, g), saved in zip(self.net.parameters(), before[1]):
-            if g is not None:        # trained by the optimiser (not batch-norm statistics)
-                a, b = p.reshape(-1), saved.reshape(-1)
-                ss = float(np.dot(b, b))
-                change += float(np.dot(a, a)) - 2.0 * float(np.dot(a, b)) + ss
-                size += ss
-        ratio = math.sqrt(max(change, 0.0) / size) if size > 0 else 0.0
-        if ratio > MAX_UPDATE_RATIO:
-            return f"the update is {ratio:.3g} times the size of the weights"
-        return None
-
     def _reject_step(self, problem, before, bar):
         """Undo the batch's effects; skip it (within --max-bad-steps) or return the one-line
         reason to stop with."""
-        self._restore(before)
+        self.guard.restore(before)
         seen = self.net.seen
         failed = self.iteration + 1
-        if self.bad_steps >= self.s.max_bad_steps:
+        if self.bad_steps >= self.settings.max_bad_steps:
             return (f"training diverged at iteration {failed} ({problem}); the step was not "
                     f"applied and weights/last.h5 holds iteration {self.iteration}; try a lower "
                     f"--lr (--resume {self.run_dir} --lr ...)")
@@ -533,14 +361,14 @@ class Trainer:
         self.net.seen = seen + self.net.options.batch
         bar.update(1)
         bar.write(f"iteration {failed}: {problem}; batch skipped ({self.bad_steps} of at most "
-                  f"{self.s.max_bad_steps})")
+                  f"{self.settings.max_bad_steps})")
         return None
 
     def _replica_pool(self):
-        """Parallel subdivisions (parallel.py): each mini-batch then runs single-threaded."""
+        """Parallel subdivisions (replicas.py): each mini-batch then runs single-threaded."""
         from .replicas import ReplicaPool
         from ..kernels.threads import current_threads, set_threads
-        count = max(1, min(int(self.s.parallel or 1), self.net.options.subdivisions))
+        count = max(1, min(int(self.settings.parallel or 1), self.net.options.subdivisions))
         self._threads = current_threads()
         if count > 1:
             set_threads(1)
@@ -599,7 +427,7 @@ class Trainer:
         size = (net.width, net.height)
         net.resize(self.base_size, self.base_size)
         plain = self.task.plain_augment(net)
-        loader = self.task.loader(self, plain, seed=self.s.seed + 1, workers=0, joint=False)
+        loader = self.task.loader(self, plain, seed=self.settings.seed + 1, workers=0, joint=False)
         try:
             n = min(batches, max(1, len(self.train_set.records) // self.mini_batch))
             for k in range(n):
@@ -636,8 +464,8 @@ class Trainer:
             atomic_write_text(self.run_dir / "results.csv",
                               csv_lines(result_fields(self.task), self.history))
         message = f"iteration {self.iteration}: {message}"
-        if score > self.best_map:
-            self.best_map = float(score)
+        if score > self.best_score:
+            self.best_score = float(score)
             self.save(self.weights_dir / "best.h5")
             message += "  (best so far: weights/best.h5)"
         if not keep_statistics:
@@ -646,53 +474,10 @@ class Trainer:
         return row
 
     def plot(self):
-        """results.png: loss parts per iteration and mAP per evaluation (needs matplotlib)."""
+        """results.png (plots.py); rank 0 alone writes it."""
         if not self.world.is_main:
             return None
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            self.echo("matplotlib is not installed: results.png skipped (pip install 'yolo9000[plot]')")
-            return None
-        log_path = self.run_dir / "train_log.csv"
-        with open(log_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            return None
-        it = np.array([int(r["iteration"]) for r in rows])
-        loss_keys, log_scale, result_lines = self.task.plot_panels()
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        ax = axes[0]
-        for key in loss_keys:
-            v = np.array([float(r[key]) for r in rows])
-            x = it
-            if len(v) > 20:    # a trailing running mean makes the trend readable, no edge dips
-                k = max(1, len(v) // 50)
-                v = np.convolve(v, np.ones(k) / k, mode="valid")
-                x = it[k - 1:]
-            ax.plot(x, v, label=key, lw=1.2 if key == "loss" else 0.9)
-        if log_scale:
-            ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_title("training loss (per batch, smoothed)")
-        ax.legend()
-        ax = axes[1]
-        if self.history:
-            hi = [int(r["iteration"]) for r in self.history]
-            for key, style, label in result_lines:
-                ax.plot(hi, [float(r[key]) for r in self.history], style, label=label)
-            ax.set_ylim(0, 1)
-            ax.legend()
-        ax.set_xlabel("iteration")
-        ax.set_title("validation")
-        fig.tight_layout()
-        out = self.run_dir / "results.png"
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        return out
+        return plot_results(self.run_dir, self.history, *self.task.plot_panels(), echo=self.echo)
 
     def summary(self):
         out = {"run_dir": str(self.run_dir), "iteration": self.iteration, "seen": self.net.seen,
@@ -700,30 +485,6 @@ class Trainer:
         if self.history:
             for key in self.task.result_fields:
                 out[key] = float(self.history[-1][key])
-            out["best_score"] = self.best_map
+            out["best_score"] = self.best_score
             out["best"] = str(self.weights_dir / "best.h5")
         return out
-
-
-def _tree_arrays(tree):
-    """Every array in a nested dict of optimiser state."""
-    for value in tree.values():
-        if isinstance(value, dict):
-            yield from _tree_arrays(value)
-        elif isinstance(value, np.ndarray):
-            yield value
-
-
-def _copy_tree(tree):
-    return {k: _copy_tree(v) if isinstance(v, dict) else np.copy(v) for k, v in tree.items()}
-
-
-def _copy_tree_into(tree, copy):
-    """Refresh `copy` (made by _copy_tree from a tree of the same layout) in place."""
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            _copy_tree_into(v, copy[k])
-        elif isinstance(v, np.ndarray) and v.ndim:
-            np.copyto(copy[k], v)
-        else:
-            copy[k] = np.copy(v)

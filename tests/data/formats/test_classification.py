@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import TESTS
-from yolo9000.data.classification import (ClassificationDataset, ClassificationRecord,
-                                          classification_report, load_classification_dataset,
-                                          match_labels, photo_key)
+from yolo9000.data.formats.classification import (
+    ClassificationDataset, ClassificationRecord, classification_report,
+    load_classification_dataset, match_labels, photo_key)
 from yolo9000.errors import UserError
 
 VOC_CROPS = TESTS.parents[1] / "shared" / "voc2007-crops"

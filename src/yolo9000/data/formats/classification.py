@@ -42,11 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .datasets import (_absolute, _data_file_path, _read_data_file, _read_list_entries,
-                       _read_names_argument, _resolve, _scan_images, data_split_key, read_names)
-from .images import check_image_file, is_image_name
-from .report import SHOWN_WARNINGS, _plural
+from ...errors import UserError
+from ...names import names_argument, read_names
+from ..images import check_image_file, is_image_name
+from ..report import SHOWN_WARNINGS, _plural
+from .darknet import (data_file_path, data_split_key, read_data_file, read_list_entries,
+                      resolve_entry, scan_images)
+from .records import absolute_path
 
 # "<photo id>_<n>": the n-th crop of one photo (e.g. VOC object crops 000012_1, 000012_2)
 _CROP_SUFFIX = re.compile(r"^(?P<photo>.*\d.*)_\d+$")
@@ -146,7 +148,7 @@ def load_classification_dataset(path, names=None, split=None) -> ClassificationD
     path = Path(path)
     if not path.exists():
         raise UserError("no such file or directory", path=path)
-    explicit = _read_names_argument(names)
+    explicit = names_argument(names)
     if path.is_dir():
         if split is not None:
             if not (path / split).is_dir():
@@ -196,29 +198,29 @@ def _load_image_folder(root: Path, names) -> ClassificationDataset:
             if folder not in index:
                 raise UserError(f"class folder {folder!r} is not one of the {len(names)} class "
                                 "names", path=root / folder)
-    skipped = [(str(_absolute(root / f)), "not inside a class folder")
+    skipped = [(str(absolute_path(root / f)), "not inside a class folder")
                for f in sorted(os.listdir(root)) if is_image_name(f) and (root / f).is_file()]
     candidates = []
     for label, name in enumerate(names):
         if (root / name).is_dir():
-            candidates += [(p, label) for p in _scan_images(root / name)]
+            candidates += [(p, label) for p in scan_images(root / name)]
     return _checked(candidates, names, root, skipped)
 
 
 def _load_data_file(path: Path, names, split) -> ClassificationDataset:
-    values = _read_data_file(path)
+    values = read_data_file(path)
     key = data_split_key(split)
     if key not in values:
         raise UserError(f"no '{key} =' entry", path=path)
-    source = _data_file_path(path, values, key, f"the {key} list")
+    source = data_file_path(path, values, key, f"the {key} list")
     display = None
     if names is None:
         label_key = "labels" if "labels" in values else "names" if "names" in values else None
         if label_key is None:
             raise UserError("no 'labels =' (or 'names =') entry naming the classes", path=path)
-        names = read_names(_data_file_path(path, values, label_key, f"{label_key} file"))
+        names = read_names(data_file_path(path, values, label_key, f"{label_key} file"))
         if label_key == "labels" and "names" in values:
-            display = read_names(_data_file_path(path, values, "names", "names file"))
+            display = read_names(data_file_path(path, values, "names", "names file"))
             if len(display) != len(names):
                 raise UserError(f"the names file has {len(display)} names but the labels file "
                                 f"{len(names)}", path=path)
@@ -253,16 +255,16 @@ def _list_names(list_path: Path):
 def _load_list(list_path: Path, names, display_names) -> ClassificationDataset:
     bases = [list_path.parent, Path.cwd()]
     candidates, skipped = [], []
-    for entry in _read_list_entries(list_path):
-        image_path = _resolve(entry, bases)
+    for entry in read_list_entries(list_path):
+        image_path = resolve_entry(entry, bases)
         labels = match_labels(entry, names)
         if len(labels) == 1:
             candidates.append((image_path, labels[0]))
         elif labels:
-            skipped.append((str(_absolute(image_path)), "matches several labels equally well: "
+            skipped.append((str(absolute_path(image_path)), "matches several labels equally well: "
                             + ", ".join(names[k] for k in labels)))
         else:
-            skipped.append((str(_absolute(image_path)), "no label name occurs in its path"))
+            skipped.append((str(absolute_path(image_path)), "no label name occurs in its path"))
     ds = _checked(candidates, names, list_path, skipped)
     if display_names is not None:
         ds.names = list(display_names)
@@ -273,14 +275,14 @@ def _checked(candidates, names, source: Path, skipped) -> ClassificationDataset:
     """Records for the (path, label) candidates whose image header reads; others skipped."""
     records = []
     for image_path, label in candidates:
-        image_path = _absolute(image_path)
+        image_path = absolute_path(image_path)
         try:
             check_image_file(image_path)
         except UserError as e:
             skipped.append((str(image_path), e.detail))
             continue
         records.append(ClassificationRecord(str(image_path), int(label)))
-    return ClassificationDataset(records, list(names), str(_absolute(source)), skipped)
+    return ClassificationDataset(records, list(names), str(absolute_path(source)), skipped)
 
 
 # -- labels from paths ---------------------------------------------------------------------

@@ -18,37 +18,39 @@ detector that finds shapes it is the shape's own prediction.
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
-from .options import echo_to_stderr
+# the joint stage continues the boxes-only model for this share of the iterations
+JOINT_SHARE = 2 / 3
 
 
 def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect_images,
-        crops_per_class, classification_ratio, joint_share):
+        crops_per_class, classification_ratio, echo, warn):
+    """The experiment in the empty folder `root`; echo(line) prints its steps, warn(line) the
+    training's warnings."""
     from ..data.anchors import box_wh, kmeans_anchors
-    from ..data.datasets import load_dataset
+    from ..data.formats import load_dataset
     from ..data.synthetic_hierarchy import (BOXED_FINE, COARSE, FINE, HIERARCHY, NEVER_BOXED,
                                             coarse_view, make_hierarchy_data)
     from ..fileio import atomic_write_text
     from ..model.cfg import anchors_line
     from ..progress import Progress
     t_start = time.perf_counter()
-    click.echo(f"yolo9000 demo --wordtree: everything goes to {root}")
-    click.echo("      the tree: " + "; ".join(f"{c} -> {', '.join(kids)}"
-                                             for c, kids in HIERARCHY.items()))
+    echo(f"yolo9000 demo --wordtree: everything goes to {root}")
+    echo("      the tree: " + "; ".join(f"{c} -> {', '.join(kids)}"
+                                       for c, kids in HIERARCHY.items()))
 
     # 1. data ------------------------------------------------------------------------------
     t0 = time.perf_counter()
     total = n_train + n_val + crops_per_class * len(FINE)
-    click.echo(f"[1/5] rendering {n_train} detection images (boxes named {', '.join(COARSE)}, "
-               f"and {', '.join(BOXED_FINE)}), {crops_per_class} classification crops of each "
-               f"of the {len(FINE)} shapes, {n_val} validation images with fine labels ...")
+    echo(f"[1/5] rendering {n_train} detection images (boxes named {', '.join(COARSE)}, "
+         f"and {', '.join(BOXED_FINE)}), {crops_per_class} classification crops of each "
+         f"of the {len(FINE)} shapes, {n_val} validation images with fine labels ...")
     bar = Progress(total, desc="render", unit="img")
     paths = make_hierarchy_data(root / "data", n_train, n_val, crops_per_class, size, seed=seed,
                                 progress=lambda done, _: bar.update(done - bar.n))
     bar.close()
-    click.echo(f"      in {time.perf_counter() - t0:.1f} s: {root / 'data'}")
+    echo(f"      in {time.perf_counter() - t0:.1f} s: {root / 'data'}")
 
     # 2. anchors -----------------------------------------------------------------------------
     train_set = load_dataset(paths["detection"])
@@ -56,13 +58,13 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
     clusters = kmeans_anchors(box_wh(train_set), 5, restarts=10, seed=seed)
     anchors = [float(v) for v in (clusters.centroids * grid).reshape(-1)]
     atomic_write_text(root / "anchors.txt", anchors_line(anchors, decimals=2) + "\n")
-    click.echo(f"[2/5] dimension clusters: {anchors_line(anchors, decimals=2)} "
-               f"(avg IoU {100 * clusters.avg_iou:.1f}%)")
+    echo(f"[2/5] dimension clusters: {anchors_line(anchors, decimals=2)} "
+         f"(avg IoU {100 * clusters.avg_iou:.1f}%)")
 
     # 3. the baseline, then joint training from it ---------------------------------------
     from ..model.network import Network
     from ..training.trainer import Trainer
-    joint_iterations = max(1, round(iterations * joint_share))
+    joint_iterations = max(1, round(iterations * JOINT_SHARE))
     stages = {
         "detection-only": _settings(root / "train_detection-only", paths, None, size,
                                     iterations, batch, lr, seed, anchors, None, workers),
@@ -76,10 +78,10 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
                       f"{classification_ratio:g} of each from the classification crops ..."}
     nets = {}
     for label, settings in stages.items():
-        click.echo(steps[label])
+        echo(steps[label])
         t0 = time.perf_counter()
-        Trainer(settings, echo=click.echo, warn=echo_to_stderr).setup().train()
-        click.echo(f"      trained in {time.perf_counter() - t0:.0f} s")
+        Trainer(settings, echo=echo, warn=warn).setup().train()
+        echo(f"      trained in {time.perf_counter() - t0:.0f} s")
         # the final evaluation wrote best.h5 with batch-norm statistics exact for the final
         # weights, at the base size
         nets[label] = Network.load(Path(settings.out) / "weights" / "best.h5")
@@ -93,11 +95,11 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
         rows[label] = (_mean([fine_ap[n] for n in BOXED_FINE]),
                        _mean([fine_ap[n] for n in NEVER_BOXED]),
                        _mean([coarse_ap[n] for n in COARSE]), fine_ap)
-    click.echo(f"[5/5] validation on {n_val} images labelled with fine classes, mAP@0.5:")
-    click.echo(f"      {'model':16s} {'fine, boxed':>12s} {'fine, never boxed':>18s} {'coarse nodes':>13s}")
+    echo(f"[5/5] validation on {n_val} images labelled with fine classes, mAP@0.5:")
+    echo(f"      {'model':16s} {'fine, boxed':>12s} {'fine, never boxed':>18s} {'coarse nodes':>13s}")
     for label, (boxed, never, coarse, _) in rows.items():
-        click.echo(f"      {label:16s} {boxed:12.3f} {never:18.3f} {coarse:13.3f}")
-    click.echo("      per fine class (joint / detection-only): " + ", ".join(
+        echo(f"      {label:16s} {boxed:12.3f} {never:18.3f} {coarse:13.3f}")
+    echo("      per fine class (joint / detection-only): " + ", ".join(
         f"{n} {rows['joint'][3][n]:.2f}/{rows['detection-only'][3][n]:.2f}" for n in FINE))
     atomic_write_text(root / "results.txt", "".join(
         f"{label} fine_boxed {boxed:.4f} fine_never_boxed {never:.4f} coarse {coarse:.4f}\n"
@@ -107,16 +109,16 @@ def run(root, n_train, n_val, size, iterations, batch, lr, workers, seed, detect
     out_dir = _draw(nets["joint"], val, root / "detections", detect_images)
     model_path = root / "shapes-tree.h5"
     nets["joint"].save(model_path, description="yolo9000 demo --wordtree: joint training on shapes")
-    click.echo(f"      detections of the jointly trained model, named by their tree path: {out_dir}")
-    click.echo(f"done in {time.perf_counter() - t_start:.0f} s. Model: {model_path} "
-               f"(yolo9000 detect IMAGES --weights {model_path})")
+    echo(f"      detections of the jointly trained model, named by their tree path: {out_dir}")
+    echo(f"done in {time.perf_counter() - t_start:.0f} s. Model: {model_path} "
+         f"(yolo9000 detect IMAGES --weights {model_path})")
 
 
 def _settings(out, paths, start, size, iterations, batch, lr, seed, anchors, ratio, workers):
     """A training run: from scratch on the boxes alone, or (start: the baseline's weights)
     jointly on boxes and classification crops."""
     from ..kernels.threads import current_threads
-    from ..training.trainer import TrainSettings
+    from ..training.settings import TrainSettings
     return TrainSettings(
         cfg="yolov2-shapes-tree", data=str(paths["detection"]), val=str(paths["val"]),
         classification_data=str(paths["crops"]) if start else None,

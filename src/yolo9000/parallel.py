@@ -18,6 +18,8 @@ mpi4py is imported only when an MPI launcher started several ranks (its environm
 so a normal run never needs it. Rank 0 alone writes files and prints; the others' stdout and
 stderr go to /dev/null. A rank that raises stops every rank (see `run_command`). The CLI
 imports this module for every command: NumPy and the kernels are imported only when used.
+Inference (`evaluate`, `detect`, validation during training) shares its images over the same
+ranks through `world()`, so the module sits below both training and inference.
 """
 import functools
 import os
@@ -25,7 +27,7 @@ import sys
 import time
 import traceback
 
-from ..errors import UserError
+from .errors import UserError
 
 # what MPI launchers put in each rank's environment: MPICH/hydra and Slurm's PMI, Open MPI,
 # MVAPICH
@@ -142,7 +144,11 @@ class MPIWorld(SingleProcess):
 
 
 class RankSteps(LocalSteps):
-    """One rank's share of each iteration and the Allreduce that completes it."""
+    """One rank's share of each iteration and the Allreduce that completes it.
+
+    The batch-norm rolling statistics are the network's parameters without a gradient (a
+    layer's `grads` holds only its trainable parameters): told apart that way, this module
+    needs nothing from the layers or the training code, which both sit above it."""
 
     def __init__(self, world, net, subdivisions, mini_batch):
         self.world = world
@@ -162,9 +168,8 @@ class RankSteps(LocalSteps):
         """Before this rank's block: remember the statistics, and count `seen` as one process
         would at the block's first mini-batch (the region loss depends on it)."""
         import numpy as np
-        from .replicas import STATISTICS
         self.start_seen = net.seen
-        statistics = [p for _, name, p, _ in net.parameters() if name in STATISTICS]
+        statistics = [p for _, _, p, g in net.parameters() if g is None]
         if self.start_statistics is None:
             self.start_statistics = [p.copy() for p in statistics]
         else:
@@ -176,10 +181,9 @@ class RankSteps(LocalSteps):
         """Sum gradients, statistics, loss parts and stop requests over the ranks (in place)."""
         import numpy as np
         from mpi4py import MPI
-        from .replicas import STATISTICS
         grads = [g for _, _, _, g in net.parameters() if g is not None]
         stats = [(net.layers[i].bn.momentum, p)
-                 for i, name, p, _ in net.parameters() if name in STATISTICS]
+                 for i, _, p, g in net.parameters() if g is None]
         keys = sorted(parts)
         size = sum(g.size for g in grads) + sum(p.size for _, p in stats) + len(keys) + 1
         if self.buffer is None or self.buffer.size != size:

@@ -1,3 +1,5 @@
+"""Detection metrics (metrics/detection.py): VOC and COCO AP against hand-worked cases and
+pycocotools, tables and the ground truth taken from dataset records."""
 import contextlib
 import io
 
@@ -5,7 +7,7 @@ import numpy as np
 import pytest
 
 from yolo9000.boxes import box_area
-from yolo9000.data.datasets import ImageRecord
+from yolo9000.data.formats import ImageRecord
 from yolo9000.metrics.detection import (COCO_STAT_NAMES, COCOResult, Detections, GroundTruth,
                                         VOCResult, evaluate_coco, evaluate_voc, format_table,
                                         ground_truth_from_record, voc_ap)

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fuzzing import FUZZ, arbitrary_or_mutated  # noqa: E402
-from yolo9000.data.datasets import load_dataset  # noqa: E402
+from yolo9000.data.formats import load_dataset  # noqa: E402
 from yolo9000.errors import UserError  # noqa: E402
 
 

@@ -1,0 +1,65 @@
+# The C of the compiled core (the headers in csrc/), declared once for every section of
+# _kernels.pyx.
+
+cdef extern from "y9k.h":
+    # activation codes (exported as ACT_* for layers/activations.py)
+    enum:
+        Y9K_ACT_LINEAR
+        Y9K_ACT_LEAKY
+        Y9K_ACT_RELU
+        Y9K_ACT_LOGISTIC
+
+    # cblas_sgemm (ILP64) by address, and its codes
+    ctypedef void (*y9k_sgemm_ilp64)(int order, int trans_a, int trans_b, long long m,
+                                     long long n, long long k, float alpha, const float* a,
+                                     long long lda, const float* b, long long ldb, float beta,
+                                     float* c, long long ldc) noexcept nogil
+    enum:
+        Y9K_CBLAS_ROW_MAJOR
+        Y9K_CBLAS_NO_TRANS
+        Y9K_CBLAS_TRANS
+
+    # OpenMP, or one thread without it
+    int y9k_have_openmp() noexcept nogil
+    void y9k_set_num_threads(int n) noexcept nogil
+    int y9k_max_threads() noexcept nogil
+    int y9k_thread_num() noexcept nogil
+
+    # the instruction-set paths (bits of y9k_cpu_features) and the switch that turns them off
+    enum:
+        Y9K_SSE2
+        Y9K_AVX2_FMA
+        Y9K_AVX512F
+    int y9k_cpu_features() noexcept nogil
+    int y9k_portable_requested() noexcept nogil
+
+cdef extern from "maxpool_sse2.h":
+    void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
+                                         float* dtop, int W, int out_w,
+                                         int sse2) noexcept nogil
+
+cdef extern from "direct_conv_x86.h":
+    enum:
+        Y9K_DIRECT_BLOCK
+        Y9K_DIRECT_MAX_TAPS
+    void y9k_direct_block64(const float* const* tap, int taps, const float* w, int x0,
+                            float a, float b, int act, float* out, int n) noexcept nogil
+    void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
+                              double* acc) noexcept nogil
+    void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
+                             const float* a, const float* b, int act, float* out,
+                             long out_stride, int n) noexcept nogil
+
+cdef extern from "winograd_x86.h":
+    void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
+                              Py_ssize_t plane) noexcept nogil
+    enum:
+        Y9K_BLOCK_ROWS
+        Y9K_CHUNK
+    void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
+                           const float* v, long v_plane, long ldv, int N, float* m,
+                           long m_plane, long ldm, float* scratch) noexcept nogil
+
+cdef extern from "block_pool.h":
+    int y9k_use_block_pool(size_t limit) except -1
+    size_t y9k_pool_held()

@@ -1,0 +1,205 @@
+# Batch norm in training: the batch statistics, the normalise + scale + bias + activation
+# pass and its backward.
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1] var):
+    """Per-channel mean and unbiased variance of x (N, C, S) over N and S in one pass: sums of
+    x − x₀ and (x − x₀)² in double, shifted by the channel's first value x₀ so that a mean
+    far from zero does not cancel the variance away; parallel over channels."""
+    cdef int N = x.shape[0], C = x.shape[1], S = x.shape[2]
+    cdef int c
+    if <long> N * S == 0:
+        raise ValueError("batchnorm_statistics: no values")
+    with nogil:
+        for c in prange(C, schedule="static"):
+            _channel_statistics(&x[0, c, 0], N, <Py_ssize_t> C * S, S, &mean[c], &var[c])
+
+
+cdef void _channel_statistics(const float* x, int N, Py_ssize_t image_stride, Py_ssize_t S,
+                              double* mean, double* var) noexcept nogil:
+    # a function per channel: its local array is private to the OpenMP thread (in the prange
+    # body it would be shared)
+    cdef double sums[2]
+    cdef double m
+    cdef long M = <long> N * S
+    cdef float shift = x[0]
+    cdef int n
+    sums[0] = 0
+    sums[1] = 0
+    for n in range(N):
+        _shifted_sums(x + n * image_stride, S, shift, sums)
+    m = sums[0] / M
+    mean[0] = shift + m
+    var[0] = (sums[1] - sums[0] * m) / (M - 1) if M > 1 else 0.0
+
+
+# values per block summed in float (vectorised) before the block's sum goes into a double
+cdef enum:
+    SUM_BLOCK = 256
+
+
+cdef void _shifted_sums(const float* x, Py_ssize_t n, float shift, double* sums) noexcept nogil:
+    """sums[0] += Σ (x − shift), sums[1] += Σ (x − shift)²."""
+    cdef Py_ssize_t i, j, end
+    cdef float bs, bq, d
+    # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
+    j = 0
+    while j < n:
+        end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
+        bs = 0
+        bq = 0
+        for i in range(j, end):
+            d = x[i] - shift
+            bs = bs + d
+            bq = bq + d * d
+        sums[0] += bs
+        sums[1] += bq
+        j += SUM_BLOCK
+
+
+def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const float[::1] inv,
+                       const float[::1] scale, const float[::1] bias, int act,
+                       float[:, :, ::1] y):
+    """y = act(scale·x̂ + bias) with x̂ = (z − mean)·inv, per channel: the training forward's
+    normalise, scale, bias and activation in one pass. z (N, C, S) stays as it is: backward
+    recomputes x̂ from it (see batchnorm_activate_backward), so no third array is kept."""
+    cdef int N = z.shape[0], C = z.shape[1], S = z.shape[2]
+    cdef int nc, i, c
+    cdef const float* src
+    cdef float* dst
+    cdef float m, k, a, b, v, w
+    if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != S or mean.shape[0] != C
+            or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C):
+        raise ValueError("batchnorm_activate: shapes do not match")
+    with nogil:
+        for nc in prange(N * C, schedule="static"):
+            c = nc % C
+            src = &z[nc // C, c, 0]
+            dst = &y[nc // C, c, 0]
+            m = mean[c]
+            k = inv[c]
+            a = scale[c]
+            b = bias[c]
+            if act == Y9K_ACT_LEAKY:
+                for i in range(S):
+                    v = a * ((src[i] - m) * k) + b
+                    w = <float> (0.1 * v)
+                    dst[i] = v if v > w else w
+            else:
+                for i in range(S):
+                    dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
+
+
+def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
+                                float[:, :, ::1] g, float[::1] bias_grad,
+                                const float[:, :, ::1] z=None, const float[::1] mean=None,
+                                const float[::1] inv=None, const double[::1] std=None,
+                                const float[::1] scales=None, const float[::1] bias=None,
+                                float[::1] scale_grad=None):
+    """The backward of batchnorm_activate (and of a convolution's bias + activation without
+    batch norm): g = dL/d(conv output) from dy = dL/dy for y = act(scale·x̂ + bias) (batch norm given by
+    z, mean, inv, std, scales and bias; without them y = act(z + bias)); adds Σ dL/d(pre-
+    activation) to bias_grad and, with batch norm, Σ dL/d(x̂·scale)·x̂ to scale_grad. Two
+    passes per channel, parallel over channels; g may be dy itself. With t = dy·act',
+    x̂ = (z − μ)·inv (as in batchnorm_activate), σ² the unbiased batch variance, M = N·S:
+        g_i = (s·t_i − mean(s·t))·inv − x̂_i · Σ_j(s·t_j x̂_j) / (σ·(M−1))
+    Under batch norm act' comes from the pre-activation s·x̂ + bias, recomputed from z, for
+    every activation but logistic (which reads y): one array less to stream through."""
+    cdef int N = dy.shape[0], C = dy.shape[1], S = dy.shape[2]
+    cdef long M = <long> N * S
+    cdef bint bn = z is not None
+    cdef bint from_y = (not bn) or act == Y9K_ACT_LOGISTIC
+    cdef int c, n, i
+    cdef double st, stx
+    cdef float t, m, k, a, b, mean_term, cx
+    cdef const float* d
+    cdef const float* yy
+    cdef const float* zz
+    cdef float* out
+    if (g.shape[0] != N or g.shape[1] != C or g.shape[2] != S or bias_grad.shape[0] != C):
+        raise ValueError("batchnorm_activate_backward: shapes do not match")
+    if from_y and (y is None or y.shape[0] != N or y.shape[1] != C or y.shape[2] != S):
+        raise ValueError("batchnorm_activate_backward: y is needed and must match dy")
+    if bn and (mean is None or inv is None or std is None or scales is None or bias is None
+               or scale_grad is None or z.shape[0] != N or z.shape[1] != C or z.shape[2] != S):
+        raise ValueError("batchnorm_activate_backward: batch norm needs z, mean, inv, std, "
+                         "scales, bias and scale_grad of matching shapes")
+    with nogil:
+        for c in prange(C, schedule="static"):
+            st = 0
+            stx = 0
+            m = mean[c] if bn else 0
+            k = inv[c] if bn else 1
+            a = scales[c] if bn else 1
+            b = bias[c] if bn else 0
+            for n in range(N):
+                d = &dy[n, c, 0]
+                if not bn:
+                    yy = &y[n, c, 0]
+                    out = &g[n, c, 0]
+                    for i in range(S):
+                        t = _act_grad(d[i], yy[i], act)
+                        st = st + t
+                        out[i] = t
+                    continue
+                zz = &z[n, c, 0]
+                if from_y:
+                    yy = &y[n, c, 0]
+                    for i in range(S):
+                        t = _act_grad(d[i], yy[i], act)
+                        st = st + t
+                        stx = stx + t * ((zz[i] - m) * k)
+                else:
+                    st = st + _bn_grad_sums(d, zz, S, m, k, a, b, _negative_slope(act), &stx)
+            bias_grad[c] += <float> st
+            if not bn:
+                continue
+            scale_grad[c] += <float> stx
+            mean_term = <float> (a * st / M)
+            cx = <float> (a * stx / (std[c] * (M - 1))) if M > 1 and std[c] > 0 else 0
+            for n in range(N):
+                d = &dy[n, c, 0]
+                zz = &z[n, c, 0]
+                out = &g[n, c, 0]
+                if from_y:
+                    yy = &y[n, c, 0]
+                    for i in range(S):
+                        t = _act_grad(d[i], yy[i], act)
+                        out[i] = (a * t - mean_term) * k - cx * ((zz[i] - m) * k)
+                else:
+                    _bn_grad_write(d, zz, out, S, m, k, a, b, _negative_slope(act), mean_term, cx)
+
+
+cdef double _bn_grad_sums(const float* d, const float* z, Py_ssize_t n, float m, float k, float a,
+                          float b, float slope, double* sum_tx) noexcept nogil:
+    """Σ t, and *sum_tx += Σ t·x̂, with x̂ = (z − m)·k, t = d·act'(a·x̂ + b) (act' = 1 for
+    positive arguments, else slope); float block sums, as _shifted_sums."""
+    cdef Py_ssize_t i, j, end
+    cdef float bs, bx, xh, t
+    cdef double total = 0
+    j = 0
+    while j < n:
+        end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
+        bs = 0
+        bx = 0
+        for i in range(j, end):
+            xh = (z[i] - m) * k
+            t = d[i] if a * xh + b > 0 else slope * d[i]
+            bs = bs + t
+            bx = bx + t * xh
+        total += bs
+        sum_tx[0] += bx
+        j += SUM_BLOCK
+    return total
+
+
+cdef void _bn_grad_write(const float* d, const float* z, float* out, Py_ssize_t n, float m,
+                         float k, float a, float b, float slope, float mean_term,
+                         float cx) noexcept nogil:
+    """out = (a·t − mean_term)·k − cx·x̂, t and x̂ as in _bn_grad_sums (out may be d)."""
+    cdef Py_ssize_t i
+    cdef float xh, t
+    for i in range(n):
+        xh = (z[i] - m) * k
+        t = d[i] if a * xh + b > 0 else slope * d[i]
+        out[i] = (a * t - mean_term) * k - cx * xh

@@ -1,0 +1,59 @@
+/* The 2x2/2 maxpool backward, one output row at a time (maxpool_2x2_s2_backward). */
+#ifndef Y9K_MAXPOOL_SSE2_H
+#define Y9K_MAXPOOL_SSE2_H
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* One output row: r is the gradient not yet given to an earlier input of the window. With
+   sse2 (x86-64's baseline; 0 under YOLO9000_PORTABLE_KERNELS) 4 windows at a time: the
+   compiler does not vectorise the stride-2 pattern itself; the scalar loop does the rest
+   and gives the same bits. */
+static void y9k_maxpool_2x2_s2_backward_row(const float *top, const float *y,
+                                            const float *dy, float *dtop, int W, int out_w,
+                                            int sse2)
+{
+    const float *bottom = top + W;
+    float *dbottom = dtop + W;
+    int j = 0;
+#if defined(__SSE2__)
+    for (; sse2 && j + 4 <= out_w; j += 4) {
+        __m128 t0 = _mm_loadu_ps(top + 2 * j), t1 = _mm_loadu_ps(top + 2 * j + 4);
+        __m128 b0 = _mm_loadu_ps(bottom + 2 * j), b1 = _mm_loadu_ps(bottom + 2 * j + 4);
+        __m128 best = _mm_loadu_ps(y + j), r = _mm_loadu_ps(dy + j), e;
+        __m128 tl = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));   /* top left */
+        __m128 tr = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));   /* top right */
+        __m128 bl = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+        __m128 br = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+        e = _mm_cmpeq_ps(tl, best);
+        __m128 g0 = _mm_and_ps(e, r);
+        r = _mm_andnot_ps(e, r);
+        e = _mm_cmpeq_ps(tr, best);
+        __m128 g1 = _mm_and_ps(e, r);
+        r = _mm_andnot_ps(e, r);
+        e = _mm_cmpeq_ps(bl, best);
+        __m128 g2 = _mm_and_ps(e, r);
+        r = _mm_andnot_ps(e, r);
+        __m128 g3 = _mm_and_ps(_mm_cmpeq_ps(br, best), r);
+        _mm_storeu_ps(dtop + 2 * j, _mm_unpacklo_ps(g0, g1));
+        _mm_storeu_ps(dtop + 2 * j + 4, _mm_unpackhi_ps(g0, g1));
+        _mm_storeu_ps(dbottom + 2 * j, _mm_unpacklo_ps(g2, g3));
+        _mm_storeu_ps(dbottom + 2 * j + 4, _mm_unpackhi_ps(g2, g3));
+    }
+#else
+    (void) sse2;
+#endif
+    for (; j < out_w; j++) {
+        float best = y[j], r = dy[j];
+        dtop[2 * j] = top[2 * j] == best ? r : 0.0f;
+        r = top[2 * j] == best ? 0.0f : r;
+        dtop[2 * j + 1] = top[2 * j + 1] == best ? r : 0.0f;
+        r = top[2 * j + 1] == best ? 0.0f : r;
+        dbottom[2 * j] = bottom[2 * j] == best ? r : 0.0f;
+        r = bottom[2 * j] == best ? 0.0f : r;
+        dbottom[2 * j + 1] = bottom[2 * j + 1] == best ? r : 0.0f;
+    }
+}
+
+#endif

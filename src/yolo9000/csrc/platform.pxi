@@ -1,0 +1,32 @@
+# Threads and instruction sets: OpenMP's thread count, and which instruction-set paths
+# the kernels take (the check and the switch: y9k.h).
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# the instruction-set paths the kernels take, read once at import (csrc/y9k.h): the CPU's,
+# or none (the portable twins) when YOLO9000_PORTABLE_KERNELS is set
+cdef bint _portable = y9k_portable_requested()
+cdef int _paths = 0 if _portable else y9k_cpu_features()
+# the AVX-512 kernels' switch (the 4-filter direct kernel, the 13x13 input transform, the
+# products from weight blocks) and the AVX2+FMA one (the direct kernel)
+cdef bint _avx512 = (_paths & Y9K_AVX512F) != 0
+cdef bint _avx2_fma = (_paths & Y9K_AVX2_FMA) != 0
+
+
+def openmp_enabled():
+    return bool(y9k_have_openmp())
+
+
+def set_num_threads(int n):
+    y9k_set_num_threads(n)
+
+
+def get_max_threads():
+    return y9k_max_threads()
+
+
+def cpu_features():
+    """Which instruction-set paths the kernels take here: sse2, avx2_fma and avx512f each True
+    when the CPU (and the build) has it and YOLO9000_PORTABLE_KERNELS did not turn it off;
+    portable_kernels: whether that switch was set when the module was imported."""
+    return {"sse2": bool(_paths & Y9K_SSE2), "avx2_fma": _avx2_fma, "avx512f": _avx512,
+            "portable_kernels": _portable}

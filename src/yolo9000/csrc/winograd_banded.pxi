@@ -1,0 +1,133 @@
+# Winograd in blocks that stay in cache (few channels): bands of tile rows whose
+# transforms and products stay in the thread's cache, one job per band.
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# On few channels (16..64) at 100-400 px the transforms move far more data than the products
+# do work: V and M of a chunk (16 planes each) went out to memory and back. Here each job is a
+# band of tile rows of one image, small enough for its V and M to stay in the thread's L2:
+# input transform, 16 products through BLAS's sgemm (called directly, single-threaded per
+# job), output transform with the epilogue, all in one thread.
+
+
+cdef bint _band_scratch_fits(int C, int F, int tw, int band_rows, Py_ssize_t v_plane,
+                             Py_ssize_t m_plane, float[:, ::1] scratch):
+    """Whether the planes hold a band's V and M and scratch a row of both per thread."""
+    return (band_rows > 0 and v_plane >= <Py_ssize_t> C * band_rows * tw
+            and m_plane >= <Py_ssize_t> F * band_rows * tw
+            and scratch.shape[0] >= y9k_max_threads()
+            and scratch.shape[1] >= 16 * (v_plane + m_plane) + 8 * (2 * tw + 2))
+
+
+cdef struct BandJob:
+    int n, r0, r1, cols          # image, its tile rows r0..r1, their tiles
+    float* v                     # the job's scratch: V (16 planes), M or dM, a tile row's
+    float* m
+    float* rowbuf
+
+
+cdef inline BandJob _band_job(int job, int bands, int band_rows, int th, int tw, float* scratch,
+                              Py_ssize_t v_plane, Py_ssize_t m_plane) noexcept nogil:
+    """Job `job` of the banded kernels (image · bands + band) and its scratch, carved from the
+    running thread's scratch row."""
+    cdef BandJob b
+    b.n = job // bands
+    b.r0 = (job % bands) * band_rows
+    b.r1 = b.r0 + band_rows if b.r0 + band_rows < th else th
+    b.cols = (b.r1 - b.r0) * tw
+    b.v = scratch
+    b.m = scratch + 16 * v_plane
+    b.rowbuf = b.m + 16 * m_plane
+    return b
+
+
+cdef void _band_tiles(const float* image, int channels, int H, int W, int r0, int r1,
+                      float* rowbuf, float* stack, Py_ssize_t plane,
+                      tile_row_transform transform) noexcept nogil:
+    """The transformed tiles of tile rows r0..r1 of every channel of one image into a band's
+    stack (16 planes of channels x (r1 - r0)·tw columns)."""
+    cdef int tw = (W + 1) // 2, c, ti
+    cdef Py_ssize_t cols = <Py_ssize_t> (r1 - r0) * tw
+    for c in range(channels):
+        for ti in range(r0, r1):
+            transform(image + <Py_ssize_t> c * H * W, H, W, ti, rowbuf,
+                      stack + c * cols + (ti - r0) * tw, tw, plane)
+
+
+def winograd_convolve_banded(const float[:, :, :, ::1] x, size_t u_address, Py_ssize_t u_plane,
+                             const int[::1] u_order, bint u_transposed, int F,
+                             float[:, :, :, ::1] z, const float[::1] scale,
+                             const float[::1] bias, int act, size_t sgemm_address,
+                             int band_rows, Py_ssize_t v_plane, Py_ssize_t m_plane,
+                             float[:, ::1] scratch, bint pool=False):
+    """z = act(scale·conv(x) + bias) as winograd.convolve, by bands of band_rows tile rows.
+    The filters' plane k is at u_address + u_order[k]·u_plane floats, (F, C) row-major or,
+    with u_transposed, (C, F) read transposed. scratch: one row per OpenMP thread of at least
+    16 stacks' worth (v_plane·16 + m_plane·16 + the tile row scratch) floats. pool: a 2x2/2
+    maxpool fused (as winograd_output)."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int bands = (th + band_rows - 1) // band_rows
+    cdef y9k_sgemm_ilp64 sgemm = <y9k_sgemm_ilp64> sgemm_address
+    cdef const float* u = <const float*> u_address
+    cdef int job, f, k, ti
+    cdef BandJob b
+    cdef int zoom = 2 if pool else 1
+    if (z.shape[0] != N or z.shape[1] != F or zoom * z.shape[2] != H
+            or zoom * z.shape[3] != W or scale.shape[0] != F or bias.shape[0] != F
+            or u_order.shape[0] != 16
+            or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)):
+        raise ValueError("winograd_convolve_banded: shapes do not match")
+    with nogil:
+        for job in prange(N * bands, schedule="dynamic"):
+            b = _band_job(job, bands, band_rows, th, tw, &scratch[cython.parallel.threadid(), 0],
+                          v_plane, m_plane)
+            _band_tiles(&x[b.n, 0, 0, 0], C, H, W, b.r0, b.r1, b.rowbuf, b.v, v_plane,
+                        _input_tile_row)
+            for k in range(16):
+                if u_transposed:
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_TRANS, Y9K_CBLAS_NO_TRANS, F, b.cols,
+                          C, 1.0, u + u_order[k] * u_plane, F, b.v + k * v_plane, b.cols, 0.0,
+                          b.m + k * m_plane, b.cols)
+                else:
+                    sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_NO_TRANS, F,
+                          b.cols, C, 1.0, u + u_order[k] * u_plane, C, b.v + k * v_plane,
+                          b.cols, 0.0, b.m + k * m_plane, b.cols)
+            for f in range(F):
+                for ti in range(b.r0, b.r1):
+                    _output_tile_row(b.m + <Py_ssize_t> f * b.cols + (ti - b.r0) * tw, m_plane,
+                                     &z[b.n, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
+                                     pool)
+
+
+def winograd_weight_grad_banded(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dz,
+                                size_t sgemm_address, int band_rows, Py_ssize_t v_plane,
+                                Py_ssize_t m_plane, float[:, ::1] scratch,
+                                float[:, :, :, ::1] du_parts):
+    """dU of each band of band_rows tile rows of each image (job = image·bands + band):
+    du_parts[job, k] = dM[k] @ V[k]ᵀ over the band's tiles, V from x (N, C, H, W) as
+    winograd_input, dM from dz (N, F, H, W) as winograd_output_grad. Every band writes its own
+    part, so the caller's sum over them does not depend on the threads."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int F = dz.shape[1]
+    cdef int tw = (W + 1) // 2, th = (H + 1) // 2
+    cdef int bands = (th + band_rows - 1) // band_rows
+    cdef y9k_sgemm_ilp64 sgemm = <y9k_sgemm_ilp64> sgemm_address
+    cdef int job, k
+    cdef BandJob b
+    if (dz.shape[0] != N or dz.shape[2] != H or dz.shape[3] != W
+            or not _band_scratch_fits(C, F, tw, band_rows, v_plane, m_plane, scratch)
+            or du_parts.shape[0] != N * bands or du_parts.shape[1] != 16
+            or du_parts.shape[2] != F or du_parts.shape[3] != C):
+        raise ValueError("winograd_weight_grad_banded: shapes do not match")
+    with nogil:
+        for job in prange(N * bands, schedule="dynamic"):
+            b = _band_job(job, bands, band_rows, th, tw, &scratch[cython.parallel.threadid(), 0],
+                          v_plane, m_plane)
+            _band_tiles(&x[b.n, 0, 0, 0], C, H, W, b.r0, b.r1, b.rowbuf, b.v, v_plane,
+                        _input_tile_row)
+            _band_tiles(&dz[b.n, 0, 0, 0], F, H, W, b.r0, b.r1, b.rowbuf, b.m, m_plane,
+                        _output_grad_tile_row)
+            for k in range(16):
+                sgemm(Y9K_CBLAS_ROW_MAJOR, Y9K_CBLAS_NO_TRANS, Y9K_CBLAS_TRANS, F, C, b.cols, 1.0,
+                      b.m + k * m_plane, b.cols, b.v + k * v_plane, b.cols, 0.0,
+                      &du_parts[job, k, 0, 0], C)

@@ -1,0 +1,93 @@
+# Winograd for few tiles: the filters transformed inside the products, with AVX-512
+# (its C: winograd_x86.h).
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# At 13x13 and batch 1 each of the 16 products is (1024 x 1024) @ (1024 x 49): BLAS packs the
+# 4 MB filter plane for every call (see BENCHMARKS.md#winograd-products-from-weight-blocks),
+# and the transformed filters U are 16/9 of the weights (64 MB to read at 1024x1024, or to
+# cache). Here each job is two blocks of 32 output rows (filters for the forward, channels for
+# the input gradient; one for an odd last block): it reads the blocks' 3x3 weights (regrouped
+# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks),
+# transforms a chunk of 64 reduction indices into all 16 planes in the thread's cache, and
+# multiplies each plane by V, 64 rows (four 16-float vectors) against up to 6 tile columns (24
+# sums), or 32 rows against up to 14; chunks add up in order, so the result does not depend on
+# the threads.
+
+# rows per weight block (the products' output rows: filters, or channels for the input
+# gradient), for kernels/winograd.py's WeightBlocks
+WINOGRAD_BLOCK_ROWS = Y9K_BLOCK_ROWS
+
+
+def winograd_products_available():
+    """Whether winograd_products_from_weights can run here (x86-64 with AVX-512, the portable
+    kernels not asked for)."""
+    return bool(_avx512)
+
+
+def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
+                           float[:, :, :, ::1] blocks):
+    """blocks[b, r, t, o] = the weight of output row 32b + o and reduction index r at tap t
+    (zero past the last row): rows are the filters f and r the channels c of w (F, C, 3, 3),
+    or with `transposed` (the input gradient's) rows the channels and r the filters."""
+    cdef int F = w.shape[0], C = w.shape[1]
+    cdef int rows = C if transposed else F, R = F if transposed else C
+    cdef Py_ssize_t row_step = 9 if transposed else <Py_ssize_t> C * 9
+    cdef Py_ssize_t r_step = <Py_ssize_t> C * 9 if transposed else 9
+    cdef int nb = (rows + Y9K_BLOCK_ROWS - 1) // Y9K_BLOCK_ROWS
+    cdef int job, b, r, t, o
+    cdef const float* src
+    if (w.shape[2] != 3 or w.shape[3] != 3 or blocks.shape[0] != nb or blocks.shape[1] != R
+            or blocks.shape[2] != 9 or blocks.shape[3] != Y9K_BLOCK_ROWS):
+        raise ValueError("winograd_weight_blocks: shapes do not match")
+    with nogil:
+        for job in prange(nb * R, schedule="static"):
+            b = job // R
+            r = job % R
+            src = &w[0, 0, 0, 0] + r * r_step
+            for o in range(Y9K_BLOCK_ROWS):
+                if b * Y9K_BLOCK_ROWS + o < rows:
+                    for t in range(9):
+                        blocks[b, r, t, o] = src[(b * Y9K_BLOCK_ROWS + o) * row_step + t]
+                else:
+                    for t in range(9):
+                        blocks[b, r, t, o] = 0
+
+
+def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
+                                   const int[::1] dest, const float[:, :, :] v,
+                                   float[:, :, :] m, float[:, ::1] scratch):
+    """m[k] = U_k @ v[k] for the 16 planes, U_k the transformed filters of the weight blocks
+    (winograd_weight_blocks: (⌈rows/32⌉, R, 9, 32)), plane k of the transform stored as
+    plane dest[k] (the input gradient's flip); v (16, R, N), m (16, rows, N) with contiguous
+    rows. scratch: a 64-byte aligned row of winograd_scratch_floats(N) per OpenMP thread."""
+    cdef int R = blocks.shape[1], N = v.shape[2], nb = blocks.shape[0]
+    cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
+    cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
+    cdef int b
+    if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
+            or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows or blocks.shape[2] != 9
+            or blocks.shape[3] != Y9K_BLOCK_ROWS or dest.shape[0] != 16
+            or v.strides[2] != 4 or m.strides[2] != 4
+            or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
+            or (<size_t> &scratch[0, 0]) % 64
+            or scratch.shape[0] < y9k_max_threads()
+            or not _avx512):
+        raise ValueError("winograd_products_from_weights: shapes do not match")
+    for b in range(16):
+        if not 0 <= dest[b] < 16:
+            raise ValueError("winograd_products_from_weights: planes out of range")
+    with nogil:
+        # jobs of two blocks (64 rows: V read half as often, 4 loads per 28 sums instead of 2
+        # per 14 x 2), the last one single when the count is odd
+        for b in prange(nb, schedule="dynamic"):
+            y9k_winograd_rows(&blocks[b, 0, 0, 0], 1,
+                              min(Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
+                              &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
+                              &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
+                              &scratch[cython.parallel.threadid(), 0])
+
+
+def winograd_scratch_floats(int columns):
+    """Floats of scratch per thread for winograd_products_from_weights of that many columns
+    (a multiple of 16: the rows must stay 64-byte aligned)."""
+    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16)

@@ -1,0 +1,200 @@
+/* The Winograd kernels written for AVX-512, each chosen at run time: the input transform of
+   one tile row of a map up to 14 wide (13x13), and the 16 products with the filters
+   transformed inside them from blocks of 3x3 weights. Their portable twins: the transform's
+   loops in the .pxi and the products through BLAS (kernels/winograd.py). */
+#ifndef Y9K_WINOGRAD_X86_H
+#define Y9K_WINOGRAD_X86_H
+
+#include <stddef.h>
+
+/* the products kernel's blocks of output rows (filters, or channels for the input gradient)
+   and the reduction indices it transforms at a time */
+#define Y9K_BLOCK_ROWS 32
+#define Y9K_CHUNK 64
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* the transformed tiles of tile row ti of one channel x (H x W, W <= 14) into the 16 planes
+   out + k*plane, as the loops of _input_tile_row, with a few permutes of 16-lane rows */
+__attribute__((target("avx512f")))
+static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *out,
+                                 ptrdiff_t plane)
+{
+    int tw = (W + 1) / 2;
+    /* lane p holds padded column p: input column p - 1 */
+    __mmask16 inside = (__mmask16) (((1u << W) - 1) << 1);
+    __mmask16 tiles = (__mmask16) ((1u << tw) - 1);
+    __m512 d[4];
+    for (int r = 0; r < 4; r++) {
+        int y = 2 * ti - 1 + r;
+        d[r] = (y < 0 || y >= H) ? _mm512_setzero_ps()
+               : _mm512_maskz_loadu_ps(inside, x + (ptrdiff_t) y * W - 1);
+    }
+    __m512 a[4];
+    a[0] = _mm512_sub_ps(d[0], d[2]);
+    a[1] = _mm512_add_ps(d[1], d[2]);
+    a[2] = _mm512_sub_ps(d[2], d[1]);
+    a[3] = _mm512_sub_ps(d[1], d[3]);
+    /* tile t reads padded columns 2t .. 2t+3 */
+    const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i even2 = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 14, 12, 10, 8, 6, 4, 2);
+    const __m512i odd2 = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 13, 11, 9, 7, 5, 3);
+    for (int r = 0; r < 4; r++) {
+        __m512 c0 = _mm512_permutexvar_ps(even, a[r]), c1 = _mm512_permutexvar_ps(odd, a[r]);
+        __m512 c2 = _mm512_permutexvar_ps(even2, a[r]), c3 = _mm512_permutexvar_ps(odd2, a[r]);
+        float *o = out + 4 * r * plane;
+        _mm512_mask_storeu_ps(o, tiles, _mm512_sub_ps(c0, c2));
+        _mm512_mask_storeu_ps(o + plane, tiles, _mm512_add_ps(c1, c2));
+        _mm512_mask_storeu_ps(o + 2 * plane, tiles, _mm512_sub_ps(c2, c1));
+        _mm512_mask_storeu_ps(o + 3 * plane, tiles, _mm512_sub_ps(c1, c3));
+    }
+}
+
+/* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
+   64 rows), j < cols (<= 14 or 6); while at it, the rows pv + r*ldv (the next plane's V)
+   and pw_lines lines from pw into the cache */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_products_pass(const int rowv, const float *a, int R, const float *v, long ldv,
+                       const int cols, float *acc, int add, const float *pv, const float *pw,
+                       int pw_lines)
+{
+    const int W = 16 * rowv;
+    __m512 s[28];
+    for (int j = 0; j < cols; j++)
+        for (int q = 0; q < rowv; q++)
+            s[j * rowv + q] = add ? _mm512_load_ps(acc + j * W + 16 * q) : _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        __m512 ar[4];
+        for (int q = 0; q < rowv; q++)
+            ar[q] = _mm512_load_ps(a + r * W + 16 * q);
+        const float *vr = v + (long) r * ldv;
+        for (int j = 0; j < cols; j++) {
+            __m512 b = _mm512_set1_ps(vr[j]);
+            for (int q = 0; q < rowv; q++)
+                s[j * rowv + q] = _mm512_fmadd_ps(ar[q], b, s[j * rowv + q]);
+        }
+        if (pv) {
+            const char *c = (const char *) (pv + (long) r * ldv);
+            _mm_prefetch(c, _MM_HINT_T1);
+            _mm_prefetch(c + 64, _MM_HINT_T1);
+            _mm_prefetch(c + 128, _MM_HINT_T1);
+            _mm_prefetch(c + 192, _MM_HINT_T1);
+        }
+        if (2 * r < pw_lines)
+            _mm_prefetch((const char *) (pw + 2 * r * 16), _MM_HINT_T1);
+        if (2 * r + 1 < pw_lines)
+            _mm_prefetch((const char *) (pw + (2 * r + 1) * 16), _MM_HINT_T1);
+    }
+    for (int j = 0; j < cols; j++)
+        for (int q = 0; q < rowv; q++)
+            _mm512_store_ps(acc + j * W + 16 * q, s[j * rowv + q]);
+}
+#define Y9K_PASS(V, C) y9k_products_pass(V, a, R, v + j0, ldv, C, acc + j0 * 16 * V, add, \
+                                         p ? NULL : pv, pw, p ? 0 : pw_lines)
+/* one plane: 32 or 64 rows (rowv 2 or 4) against all N columns, in passes of equal width
+   (<= 14 or 6 columns: 28 or 24 sums and the row vectors in the 32 registers) */
+__attribute__((target("avx512f")))
+static void y9k_products_plane(int rowv, const float *a, int R, const float *v, long ldv,
+                               int N, float *acc, int add, const float *pv, const float *pw,
+                               int pw_lines)
+{
+    int most = rowv == 4 ? 6 : 14, passes = (N + most - 1) / most;
+    for (int p = 0; p < passes; p++) {
+        int j0 = (int) ((long) N * p / passes), cols = (int) ((long) N * (p + 1) / passes) - j0;
+        if (rowv == 4) {
+            switch (cols) {
+            case 6: Y9K_PASS(4, 6); break;
+            case 5: Y9K_PASS(4, 5); break; case 4: Y9K_PASS(4, 4); break;
+            case 3: Y9K_PASS(4, 3); break; case 2: Y9K_PASS(4, 2); break;
+            default: Y9K_PASS(4, 1); break;
+            }
+        } else {
+            switch (cols) {
+            case 14: Y9K_PASS(2, 14); break; case 13: Y9K_PASS(2, 13); break;
+            case 12: Y9K_PASS(2, 12); break; case 11: Y9K_PASS(2, 11); break;
+            case 10: Y9K_PASS(2, 10); break; case 9: Y9K_PASS(2, 9); break;
+            case 8: Y9K_PASS(2, 8); break; case 7: Y9K_PASS(2, 7); break;
+            case 6: Y9K_PASS(2, 6); break; case 5: Y9K_PASS(2, 5); break;
+            case 4: Y9K_PASS(2, 4); break; case 3: Y9K_PASS(2, 3); break;
+            case 2: Y9K_PASS(2, 2); break; default: Y9K_PASS(2, 1); break;
+            }
+        }
+    }
+}
+/* u = G g Gt for 16 filters at once (g: 9 taps, each 16 filters' values), into plane
+   dest[k] of the scratch: the same arithmetic as winograd_filter's */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_transform16(const float *g, const int *dest, float *out, long plane)
+{
+    __m512 half = _mm512_set1_ps(0.5f), t[4][3];
+    for (int i = 0; i < 3; i++) {
+        __m512 a = _mm512_loadu_ps(g + i * Y9K_BLOCK_ROWS),
+               b = _mm512_loadu_ps(g + (3 + i) * Y9K_BLOCK_ROWS),
+               c = _mm512_loadu_ps(g + (6 + i) * Y9K_BLOCK_ROWS);
+        t[0][i] = a;
+        t[1][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));
+        t[2][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c));
+        t[3][i] = c;
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512 u1 = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]));
+        __m512 u2 = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t[i][0], t[i][1]), t[i][2]));
+        _mm512_storeu_ps(out + dest[4 * i + 0] * plane, t[i][0]);
+        _mm512_storeu_ps(out + dest[4 * i + 1] * plane, u1);
+        _mm512_storeu_ps(out + dest[4 * i + 2] * plane, u2);
+        _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
+    }
+}
+/* one job: nblocks (1 or 2) consecutive blocks of weights (R, 9, 32) from w, for `rows`
+   rows of the products; v plane k at v + k*v_plane (R rows of ldv), m plane k at
+   m + k*m_plane (rows of ldm); scratch (64-byte aligned): the chunk's 16 transformed planes
+   (Y9K_CHUNK x 32·nblocks each), then the sums (16 planes of N x 32·nblocks) */
+__attribute__((target("avx512f")))
+static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
+                              const float *v, long v_plane, long ldv, int N, float *m,
+                              long m_plane, long ldm, float *scratch)
+{
+    const int W = Y9K_BLOCK_ROWS * nblocks;
+    /* planes an odd number of cache lines apart: the transform writes all 16 at once */
+    const long plane = (long) Y9K_CHUNK * W + 16, sums = (long) N * W;
+    const long block = (long) R * 9 * Y9K_BLOCK_ROWS;
+    float *acc = scratch + 16 * plane;
+    for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
+        int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
+        for (int b = 0; b < nblocks; b++)
+            for (int r = 0; r < rc; r++)
+                for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16)
+                    y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h, dest,
+                                    scratch + r * W + b * Y9K_BLOCK_ROWS + h, plane);
+        /* while plane k multiplies: plane k+1's V rows and 1/16 of the next chunk's
+           weights (up to Y9K_CHUNK rows of 9 x 32 floats: 18 lines each, of the first
+           block; the hardware follows the second) into the cache */
+        long next_lines = (long) (R - r0 - rc < Y9K_CHUNK ? R - r0 - rc : Y9K_CHUNK) * 18;
+        const float *next_w = w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
+        for (int k = 0; k < 16; k++) {
+            long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
+            y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
+                               v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
+                               r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
+                               next_w + lo * 16, (int) (hi - lo));
+        }
+    }
+    for (int k = 0; k < 16; k++)
+        for (int o = 0; o < rows; o++)
+            for (int j = 0; j < N; j++)
+                m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
+}
+#else
+static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *out,
+                                 ptrdiff_t plane)
+{ (void)x; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
+static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
+                              const float *v, long v_plane, long ldv, int N, float *m,
+                              long m_plane, long ldm, float *scratch)
+{ (void)w; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
+  (void)m; (void)m_plane; (void)ldm; (void)scratch; }
+#endif
+
+#endif

@@ -1,0 +1,81 @@
+/* What the parts of the compiled core share, one home each: the activation codes, the BLAS
+   entry point, the OpenMP shims, the one CPU-feature check and the switch that turns the
+   instruction-set-specific kernels off.
+
+   Kernels written for an instruction set beyond the build's baseline are compiled for it
+   alone (__attribute__((target(...)))) and chosen at run time, each beside a portable twin:
+   the build needs no -march flag and the wheel runs on any x86-64 (or other) CPU. */
+#ifndef Y9K_H
+#define Y9K_H
+
+#include <stdlib.h>
+#include <string.h>
+
+/* -- activation codes: layers/activations.py maps darknet's names to them -------------- */
+enum {
+    Y9K_ACT_LINEAR = 0,
+    Y9K_ACT_LEAKY = 1,
+    Y9K_ACT_RELU = 2,
+    Y9K_ACT_LOGISTIC = 3
+};
+
+/* -- BLAS: cblas_sgemm with 64-bit integers (NumPy's ILP64 OpenBLAS), called through the
+   address kernels/threads.py finds, and CBLAS's codes ---------------------------------- */
+typedef void (*y9k_sgemm_ilp64)(int order, int trans_a, int trans_b, long long m, long long n,
+                                long long k, float alpha, const float *a, long long lda,
+                                const float *b, long long ldb, float beta, float *c,
+                                long long ldc);
+enum { Y9K_CBLAS_ROW_MAJOR = 101, Y9K_CBLAS_NO_TRANS = 111, Y9K_CBLAS_TRANS = 112 };
+
+/* -- OpenMP, or one thread without it -------------------------------------------------- */
+#ifdef _OPENMP
+#include <omp.h>
+static int y9k_have_openmp(void) { return 1; }
+static void y9k_set_num_threads(int n) { omp_set_num_threads(n); }
+static int y9k_max_threads(void) { return omp_get_max_threads(); }
+static int y9k_thread_num(void) { return omp_get_thread_num(); }
+#else
+static int y9k_have_openmp(void) { return 0; }
+static void y9k_set_num_threads(int n) { (void) n; }
+static int y9k_max_threads(void) { return 1; }
+static int y9k_thread_num(void) { return 0; }
+#endif
+
+/* -- instruction sets ------------------------------------------------------------------ */
+/* the instruction-set paths of the kernels, as bits */
+enum {
+    Y9K_SSE2 = 1,       /* compiled in where the build targets it (x86-64's baseline):
+                           the 2x2/2 maxpool backward rows */
+    Y9K_AVX2_FMA = 2,   /* the direct 3x3 kernel and its weight gradient */
+    Y9K_AVX512F = 4     /* the 4-filter direct kernel, the 13x13 input transform, the
+                           Winograd products from weight blocks */
+};
+
+/* the paths this CPU (and this build) can take */
+static int y9k_cpu_features(void)
+{
+    int features = 0;
+#if defined(__SSE2__)
+    features |= Y9K_SSE2;
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        features |= Y9K_AVX2_FMA;
+    if (__builtin_cpu_supports("avx512f"))
+        features |= Y9K_AVX512F;
+#endif
+    return features;
+}
+
+/* Set (to anything but "" or "0"), every path above is off and the portable twins run: to
+   test them, and the numbers they give, on a machine that has the instruction sets. */
+#define Y9K_PORTABLE_VARIABLE "YOLO9000_PORTABLE_KERNELS"
+
+static int y9k_portable_requested(void)
+{
+    const char *value = getenv(Y9K_PORTABLE_VARIABLE);
+    return value != NULL && value[0] != '\0' && strcmp(value, "0") != 0;
+}
+
+#endif

@@ -1,0 +1,100 @@
+"""`yolo9000 detect`'s run: a detector over images, each image's annotated copy (and label
+file) in a run folder, the detections of all of them as JSON.
+
+The images go through `Detector.stream` (decoded ahead in background threads while the network
+runs). A bad image is reported and skipped. Under MPI each rank runs its share of the images;
+rank 0 reports them in input order and writes the JSON. The layouts of the JSON and label files
+are inference/export.py's.
+"""
+import time
+
+
+def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk,
+                  nms_thresh, project, name, exist_ok, json_path, json_format, save_txt,
+                  save_conf, batch, say, fail, warn):
+    """Detect objects in the image files `paths`; say(line) reports each image and the run,
+    fail(message) each image that failed, warn(line) notes. Returns how many images failed,
+    or None on a rank other than 0 (which reports nothing)."""
+    from ..data.images import save_image, written_suffix
+    from ..fileio import atomic_write_text, write_output
+    from ..parallel import world
+    from ..progress import images_rate_line
+    from ..runs import OutputNamer, new_run_dir
+    from .detector import Detector
+    from .draw import draw_detections
+    from .export import coco_results, image_entry, json_list_text, summarise, yolo_label_text
+
+    detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
+                        thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
+                        tree_walk=tree_walk)
+    if detector.notice:
+        warn(f"note: {detector.notice}")
+
+    ranks = world()
+    out_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
+    labels_dir = out_dir / "labels"
+    if save_txt and ranks.is_main:
+        labels_dir.mkdir(exist_ok=True)
+    namer = OutputNamer()
+    # named before any image runs: the same names however the images are shared over ranks
+    outputs = [(namer.stem(path), written_suffix(path)) for path in paths]
+    mine = ranks.shard(len(paths))
+    # under MPI the ranks' reports are printed by rank 0, in input order, once all are done
+    live = ranks.size == 1
+
+    def detect_mine(mine_paths):
+        reports = {}     # position among mine_paths -> (error or None, stdout line, entries)
+        # result.index (in `paths`), the image_id of the COCO layout: failed images keep
+        # their numbers
+        for result in detector.stream(mine_paths, batch_size=batch, skip_errors=True):
+            index = mine[result.index]
+            if result.error is not None:
+                report = (result.error, None, [])
+            else:
+                path, image, dets = result.source, result.image, result.detections
+                stem, suffix = outputs[index]
+                scale = (image.rgb.shape[1] / image.width, image.rgb.shape[0] / image.height)
+                save_image(draw_detections(image.rgb, dets, scale=scale), out_dir / (stem + suffix),
+                           "annotated image")
+                if save_txt:
+                    atomic_write_text(labels_dir / f"{stem}.txt",
+                                      yolo_label_text(dets, image.width, image.height, save_conf))
+                if json_format == "coco":
+                    entries = coco_results(index, dets)
+                else:
+                    entries = [image_entry(path, image.width, image.height, dets, detector.names)]
+                report = (None, f"{path} {image.width}x{image.height}: {summarise(dets)}, "
+                                f"{result.seconds * 1000:.0f} ms", entries)
+            if live:
+                show(report)
+            reports[result.index] = report
+        return reports
+
+    def show(report):
+        error, line, _ = report
+        if error is not None:
+            fail(error)
+        else:
+            say(line)
+
+    start = time.perf_counter()
+    reports = ranks.map_sharded(paths, detect_mine)
+    if not ranks.is_main:
+        return None
+    entries = []        # of the --save-json file
+    for report in reports.values():
+        if not live:
+            show(report)
+        entries.extend(report[2])
+    done = sum(error is None for error, _, _ in reports.values())
+
+    elapsed = time.perf_counter() - start
+    if json_path is not None:
+        write_output(json_path, json_list_text(entries), "detections")
+    say(images_rate_line(done, elapsed))
+    say(f"annotated images: {out_dir}")
+    if save_txt:
+        say(f"labels: {labels_dir}")
+    if json_path is not None and json_path != "-":
+        say(f"json: {json_path}")
+    return len(reports) - done

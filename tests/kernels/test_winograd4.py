@@ -1,0 +1,214 @@
+"""Winograd F(4x4, 3x3) (filters4, convolve4, input_gradient4, weight_gradient4): the same
+function as the literal float64 sums, on odd and even sizes, with the fused epilogue and
+maxpool; each transform matrix broken in one coefficient is caught."""
+import numpy as np
+import pytest
+
+from convolution_reference import direct_conv, direct_input_grad, direct_weight_grad, randomise
+from gradcheck import check_layer
+from yolo9000.kernels import winograd
+from yolo9000.layers import convolutional
+from yolo9000.layers.convolutional import ConvolutionalLayer
+
+# F(4x4, 3x3)'s transforms round more than F(2x2, 3x3)'s (its matrices hold 2, 1/2, 4, 8 and
+# G's thirds and fifteenths): measured up to 2.2e-6 of the largest output on 16 channels, so
+# 5e-6 here against convolution_reference.close's 2e-6 (the network-level fidelity tests keep
+# their tolerances)
+F4_TOLERANCE = 5e-6
+
+
+def close4(a, b):
+    return np.abs(np.asarray(a, np.float64) - b).max() <= F4_TOLERANCE * (1 + np.abs(b).max())
+
+
+SHAPES = [(1, 1, 1, 1, 1), (2, 3, 5, 7, 5), (3, 8, 6, 4, 9), (1, 16, 4, 2, 3),
+          (2, 9, 7, 26, 26), (1, 5, 2, 1, 6), (2, 16, 8, 13, 13), (1, 12, 10, 18, 10)]
+
+
+def case(n, c, f, h, w):
+    rng = np.random.default_rng(n * 1000 + c * 100 + h * 10 + w)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    return x, wt, dz
+
+
+def forward(x, wt, scale=None, bias=None, act=0, pool=False):
+    n, _, h, w = x.shape
+    f = wt.shape[0]
+    scale = np.ones(f, np.float32) if scale is None else scale
+    bias = np.zeros(f, np.float32) if bias is None else bias
+    shape = (n, f, h // 2, w // 2) if pool else (n, f, h, w)
+    z = np.full(shape, np.nan, np.float32)
+    return winograd.convolve4(x, winograd.filters4(wt), z, scale, bias, act, pool=pool)
+
+
+@pytest.mark.parametrize("n,c,f,h,w", SHAPES)
+def test_f4_forward_matches_direct_sum(n, c, f, h, w):
+    """Sizes not multiples of 4 (the last tile partly outside), 1x1, non-square."""
+    x, wt, _ = case(n, c, f, h, w)
+    assert close4(forward(x, wt), direct_conv(x, wt))
+
+
+@pytest.mark.parametrize("n,c,f,h,w", SHAPES)
+def test_f4_input_gradient_matches_direct_sum(n, c, f, h, w):
+    x, wt, dz = case(n, c, f, h, w)
+    dx = np.full(x.shape, np.nan, np.float32)
+    winograd.input_gradient4(dz, winograd.flipped_filters4(wt), dx)
+    assert close4(dx, direct_input_grad(dz, wt))
+
+
+@pytest.mark.parametrize("n,c,f,h,w", SHAPES)
+def test_f4_weight_gradient_adds_the_direct_sum(n, c, f, h, w):
+    x, wt, dz = case(n, c, f, h, w)
+    before = np.random.default_rng(1).standard_normal(wt.shape).astype(np.float32)
+    dw = before.copy()
+    winograd.weight_gradient4(x, dz, dw)
+    assert close4(dw - before, direct_weight_grad(x, dz))
+
+
+def test_f4_epilogue_and_fused_maxpool():
+    """act(scale·conv + bias) (leaky), and its 2x2/2 maxpool on sizes 0 and 2 mod 4."""
+    x, wt, _ = case(2, 6, 5, 14, 12)
+    rng = np.random.default_rng(8)
+    a = rng.uniform(0.5, 2, 5).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    ref = np.where(ref > 0, ref, 0.1 * ref)
+    assert close4(forward(x, wt, a, b, 1), ref)
+    pooled = ref.reshape(2, 5, 7, 2, 6, 2).max(axis=(3, 5))
+    assert close4(forward(x, wt, a, b, 1, pool=True), pooled)
+
+
+@pytest.mark.parametrize("chunk_floats,min_columns", [(1, 1), (4000, 8), (10**9, 512)])
+def test_f4_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
+    """Tile-row bands of one image, several images in one product, one chunk: all three
+    functions; several weight-gradient chunks add up to what dw held plus their sum."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", min_columns)
+    x, wt, dz = case(3, 4, 5, 17, 14)
+    assert close4(forward(x, wt), direct_conv(x, wt))
+    dx = winograd.input_gradient4(dz, winograd.flipped_filters4(wt), np.empty_like(x))
+    assert close4(dx, direct_input_grad(dz, wt))
+    dw = np.full(wt.shape, 0.5, np.float32)
+    winograd.weight_gradient4(x, dz, dw)
+    assert close4(dw - np.float32(0.5), direct_weight_grad(x, dz))
+
+
+def test_f4_chunks_cover_every_tile_once():
+    for n, h, w, c, f in [(1, 416, 416, 128, 256), (8, 26, 26, 512, 256), (3, 7, 5, 2, 2)]:
+        th, _ = winograd.tile_grid(h, w, 4)
+        seen = np.zeros((n, th), int)
+        for n0, n1, r0, r1 in winograd.chunks(n, h, w, c, f, 4):
+            seen[n0:n1, r0:r1] += 1
+        assert (seen == 1).all()
+
+
+@pytest.mark.parametrize("matrix,row,col", [("F4_BT", 1, 2), ("F4_BT", 5, 0), ("F4_G", 3, 1),
+                                            ("F4_G", 0, 0), ("F4_AT", 2, 3), ("F4_AT", 3, 5)])
+def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col):
+    """Each transform (Bᵀ of the inputs, G of the filters, Aᵀ of the outputs and output
+    gradients) with one coefficient changed by 1/8 (zeros too) no longer gives the
+    convolution or its gradients: the tests above would fail."""
+    broken = getattr(winograd, matrix).copy()
+    broken[row, col] += 0.125
+    monkeypatch.setattr(winograd, matrix, broken)
+    x, wt, dz = case(2, 9, 7, 26, 26)
+    dw = np.zeros(wt.shape, np.float32)
+    winograd.weight_gradient4(x, dz, dw)
+    dx = winograd.input_gradient4(dz, winograd.flipped_filters4(wt), np.empty_like(x))
+    assert not close4(forward(x, wt), direct_conv(x, wt))
+    assert not close4(dx, direct_input_grad(dz, wt))
+    assert not close4(dw, direct_weight_grad(x, dz))
+
+
+def test_f4_matrices_hold_the_chosen_points():
+    """Aᵀ's columns are the powers of the points 0, 1, -1, 2, -1/2 (and ∞): the choice the
+    module's comment measured."""
+    points = np.array([0, 1, -1, 2, -0.5])
+    powers = np.stack([points ** i for i in range(4)])
+    assert np.array_equal(winograd.F4_AT[:, :5], powers.astype(np.float32))
+    assert np.array_equal(winograd.F4_AT[:, 5], [0, 0, 0, 1])
+
+
+@pytest.fixture
+def f4_layers(monkeypatch):
+    """Layers of any channels and map take F(4x4, 3x3) (it is off by default)."""
+    monkeypatch.setattr(winograd, "F4_ENABLED", True)
+    monkeypatch.setattr(winograd, "F4_MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
+    monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
+
+
+def test_f4_is_off_by_default():
+    layer = ConvolutionalLayer((128, 52, 52), filters=256, size=3, stride=1, pad=1)
+    assert layer.use_winograd and not layer._uses_f4()
+
+
+@pytest.mark.parametrize("bn,act,shape,batch", [
+    (True, "leaky", (8, 13, 13), 1), (False, "linear", (9, 7, 5), 3), (True, "relu", (16, 4, 6), 2),
+])
+def test_layer_f4_equals_im2col(f4_layers, bn, act, shape, batch):
+    """Inference (cached and uncached filters, the fused maxpool) and training forwards."""
+    rng = np.random.default_rng(4)
+    layer = ConvolutionalLayer(shape, filters=6, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
+    assert layer._uses_f4()
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    for train, cache in ((False, True), (False, False), (True, False)):
+        layer.use_winograd = True
+        layer.set_winograd_cache(cache)
+        fast = layer.forward(x, train=train)
+        assert (layer._u is not None) == (cache and not train)
+        assert layer._u is None or layer._u.shape[0] == winograd.TILES4
+        layer.use_winograd = False
+        slow = layer.forward(x, train=train)
+        assert close4(fast, slow.astype(np.float64)), (train, cache)
+    layer.use_winograd = True
+    if shape[1] % 2 == 0 and shape[2] % 2 == 0:
+        pooled = layer.forward_pooled(x)
+        full = layer.forward(x)
+        n, f, h, w = full.shape
+        assert np.array_equal(pooled, full.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5)))
+
+
+@pytest.mark.parametrize("bn,act,shape,filters,batch", [
+    (True, "linear", (8, 5, 7), 8, 2), (False, "leaky", (9, 6, 6), 10, 1),
+])
+def test_f4_layer_gradients(f4_layers, bn, act, shape, filters, batch):
+    """Training forward and backward (both gradients) through F(4x4, 3x3): finite
+    differences at the tolerance of F(2x2, 3x3)'s check."""
+    layer = ConvolutionalLayer(shape, filters=filters, size=3, stride=1, pad=1,
+                               batch_normalize=bn, activation=act)
+    assert layer._uses_f4()
+    rng = np.random.default_rng(5)
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    layer.forward(x, train=True)
+    assert layer._winograd_backward(batch, True) == (True, True)
+    params = ["weights", "biases"] + (["scales"] if bn else [])
+    check_layer(layer, x, params=params, eps=3e-3)
+
+
+def test_f4_backward_equals_im2col(f4_layers):
+    shape, batch = (12, 9, 10), 3
+    layer = ConvolutionalLayer(shape, filters=16, size=3, stride=1, pad=1, batch_normalize=True,
+                               activation="leaky")
+    rng = np.random.default_rng(16)
+    randomise(layer, rng)
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    dy = rng.standard_normal((batch, 16, 9, 10)).astype(np.float32)
+
+    def gradients(through_winograd):
+        layer.use_winograd = through_winograd
+        layer.zero_grads()
+        layer.forward(x, train=True)
+        assert layer._uses_f4() == through_winograd
+        dx = layer.backward(dy)
+        return dx, layer.weight_grad.copy(), layer.bias_grad.copy(), layer.bn.scale_grad.copy()
+
+    for fast, slow in zip(gradients(True), gradients(False)):
+        assert close4(fast, slow.astype(np.float64))

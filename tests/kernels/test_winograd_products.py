@@ -1,0 +1,82 @@
+"""Winograd for few tiles: the products with the filters transformed inside them from weight
+blocks (winograd_products.pxi, the AVX-512 kernel of winograd_x86.h)."""
+import numpy as np
+import pytest
+
+from convolution_reference import close, direct_conv, direct_input_grad, randomise
+from yolo9000.kernels import winograd
+from yolo9000.layers.convolutional import ConvolutionalLayer
+
+
+needs_products_kernel = pytest.mark.skipif(not winograd.PRODUCTS_KERNEL,
+                                           reason="the products kernel needs AVX-512")
+
+
+@needs_products_kernel
+@pytest.mark.parametrize("n,c,f,h,w", [
+    (1, 5, 1, 3, 3), (1, 7, 17, 13, 13), (2, 3, 33, 5, 9), (1, 70, 64, 7, 30), (3, 2, 45, 6, 6),
+    (1, 1, 96, 28, 2), (1, 300, 70, 3, 4),
+])
+def test_products_from_weight_blocks_equal_the_direct_sum(monkeypatch, n, c, f, h, w):
+    """Forward and input gradient through WeightBlocks: blocks of 32 rows with a partial last
+    one (1, 17, 33, 45, 70 rows), jobs of two blocks and an odd one, reductions over several
+    chunks (300 channels), passes of every width up to 14, images in groups side by side;
+    against the float64 direct sums."""
+    rng = np.random.default_rng(f * 7 + c)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    blocks = winograd.WeightBlocks(wt)
+    flipped = winograd.WeightBlocks(wt, transposed=True)
+    assert blocks.data.shape == (-(-f // 32), c, 9, 32)
+    assert flipped.data.shape == (-(-c // 32), f, 9, 32)
+    for group_columns in (10**9, 1):        # all images in one product, or one by one
+        monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", group_columns)
+        z = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, blocks, z, a, b, 0)
+        assert close(z, ref)
+        dx = np.full(x.shape, np.nan, np.float32)
+        winograd.input_gradient(dz, flipped, dx)
+        assert close(dx, direct_input_grad(dz, wt))
+
+
+@needs_products_kernel
+def test_weight_blocks_hold_each_weight_once_in_its_place():
+    """WeightBlocks' layout, element by element, both ways round (zeros past the rows)."""
+    rng = np.random.default_rng(2)
+    wt = rng.standard_normal((37, 5, 3, 3)).astype(np.float32)
+    blocks = winograd.WeightBlocks(wt).data
+    for f in (0, 31, 32, 36):
+        for c in (0, 4):
+            assert np.array_equal(blocks[f // 32, c, :, f % 32], wt[f, c].reshape(9))
+    assert not blocks[1, :, :, 5:].any()
+    flipped = winograd.WeightBlocks(wt, transposed=True).data
+    assert np.array_equal(flipped[0, 36, :, 4], wt[36, 4].reshape(9))
+    assert not flipped[0, :, :, 5:].any()
+    with pytest.raises(ValueError):
+        winograd.convolve(np.zeros((1, 5, 4, 4), np.float32), winograd.WeightBlocks(wt),
+                          np.zeros((1, 36, 4, 4), np.float32), np.ones(36, np.float32),
+                          np.zeros(36, np.float32), 0)
+
+
+@needs_products_kernel
+def test_inference_uses_weight_blocks_for_13x13_maps_at_any_batch():
+    """A 13x13 layer of many channels caches WeightBlocks (the plan counts their bytes) and
+    multiplies every batch through them in groups of images: a batch gives the bits of its
+    images one by one, all equal to im2col's within the tolerance."""
+    rng = np.random.default_rng(11)
+    layer = ConvolutionalLayer((96, 13, 13), filters=40, size=3, stride=1, pad=1,
+                               batch_normalize=True, activation="leaky")
+    randomise(layer, rng)
+    assert layer.winograd_filter_bytes() == 4 * 64 * 96 * 9
+    assert not ConvolutionalLayer((96, 26, 26), 40, 3, 1, 1)._uses_weight_blocks()      # 169 tiles
+    x = rng.standard_normal((5, 96, 13, 13)).astype(np.float32)
+    y = layer.forward(x)
+    assert isinstance(layer._u, winograd.WeightBlocks)
+    assert all(np.array_equal(y[i], layer.forward(x[i:i + 1])[0]) for i in range(5))
+    layer.use_winograd = False
+    reference = layer.forward(x)
+    assert close(y, reference.astype(np.float64))
