@@ -291,6 +291,9 @@ def _fail_together(ranks, code, message):
             _say(f"rank {ranks.rank} of {ranks.size} failed, stopping all ranks: {message}")
             time.sleep(FORWARD_SECONDS)
             ranks.comm.Abort(code or 1)
+            # Abort may return before MPICH ends the job (seen on a loaded machine): never come
+            # round the loop again to print the message a second time
+            os._exit(code or 1)
         time.sleep(0.02)
     messages = ranks.exit_comm.gather((code, message), root=0)
     if ranks.is_main:
