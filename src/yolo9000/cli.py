@@ -15,7 +15,7 @@ from .errors import Interrupted, UserError
 
 # name -> (module under yolo9000.commands, one-line help shown by `yolo9000 --help`)
 COMMANDS = {
-    "detect": ("detect", "Detect objects in images; write annotated images and JSON."),
+    "detect": ("detect", "Detect objects in images, videos or a camera; write annotated files and JSON."),
     "classify": ("classify", "Classify images with a classifier; print the top classes."),
     "train": ("train", "Train a detector or a classifier from a darknet cfg on a dataset."),
     "evaluate": ("evaluate", "Compute a detector's mAP or a classifier's top-1/top-5 on a dataset."),
