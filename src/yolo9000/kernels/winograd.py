@@ -399,6 +399,22 @@ F4_ENABLED = False
 F4_MIN_TILES = 100
 
 
+# The input and output transforms with Bᵀ and Aᵀ written into their code (the C in
+# csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the general loops
+# over F4_BT and F4_AT instead, the reference the tests hold those against
+F4_TRANSFORMS_IN_CODE = True
+
+
+def _input4_matrix():
+    """Bᵀ for core.winograd4_input: None for the one written into its code."""
+    return None if F4_TRANSFORMS_IN_CODE else F4_BT
+
+
+def _output4_matrix():
+    """Aᵀ for core.winograd4_output: None for the one written into its code."""
+    return None if F4_TRANSFORMS_IN_CODE else F4_AT
+
+
 def filters4(weights):
     """U (36, F, C): the F(4x4, 3x3) transforms of 3x3 filters weights (F, C, 3, 3)."""
     f, c = weights.shape[:2]
@@ -431,9 +447,9 @@ def convolve4(x, u, z, scale, bias, act, pool=False):
         buf = workspace.borrow((nv + LINE + stacked_size(f, cols, TILES4),))
         v = stacked(c, cols, buf, TILES4)
         m = stacked(f, cols, buf[nv + LINE:], TILES4)
-        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+        core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
         gemm.batched_matmul(u, v, m)
-        core.winograd4_output(m, z, n0, n1, r0, r1, F4_AT, scale, bias, act, pool)
+        core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act, pool)
 
     for_each_chunk(chunks(n, h, w, c, f, 4), chunk)
     return z
@@ -449,7 +465,7 @@ def input_gradient4(dz, u, dx):
 def weight_gradient4(x, dz, dw):
     """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by chunks."""
     def input_transform(x, n0, n1, r0, r1, v):
-        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+        core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
 
     def output_grad_transform(dz, n0, n1, r0, r1, dm):
         core.winograd4_output_grad(dz, n0, n1, r0, r1, F4_AT, dm)
