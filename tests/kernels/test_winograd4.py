@@ -231,9 +231,15 @@ def f4_layers(monkeypatch):
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
 
 
-def test_f4_is_off_by_default():
-    layer = ConvolutionalLayer((128, 52, 52), filters=256, size=3, stride=1, pad=1)
-    assert layer.use_winograd and not layer._uses_f4()
+def test_f4_takes_the_layers_it_was_measured_faster_on():
+    """Maps of 49 tiles (26x26) and more, the few-channel ones too; not 13x13 (the products
+    from weight blocks in inference, too many tiles half outside the map in training)."""
+    for c, f, size in [(128, 256, 52), (256, 512, 26), (16, 32, 208), (64, 128, 104)]:
+        layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
+        assert layer.use_winograd and layer._uses_f4(), (c, f, size)
+    for c, f, size in [(512, 1024, 13), (256, 512, 13), (32, 32, 13), (64, 64, 24)]:
+        layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
+        assert layer.use_winograd and not layer._uses_f4(), (c, f, size)
 
 
 @pytest.mark.parametrize("bn,act,shape,batch", [
