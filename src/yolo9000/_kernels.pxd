@@ -60,6 +60,16 @@ cdef extern from "winograd_x86.h":
                            const float* v, long v_plane, long ldv, int N, float* m,
                            long m_plane, long ldm, float* scratch) noexcept nogil
 
+cdef extern from "winograd4_transforms.h":
+    void y9k_input4_tile_row(const float* x, int H, int W, int ti, float* buf, float* out,
+                             int tw, Py_ssize_t plane) noexcept nogil
+    void y9k_input4_tile_row_avx512(const float* x, int H, int W, int ti, float* buf,
+                                    float* out, int tw, Py_ssize_t plane) noexcept nogil
+    void y9k_output4_block(const float* src, Py_ssize_t plane, int nb,
+                           float* yv) noexcept nogil
+    void y9k_output4_block_avx512(const float* src, Py_ssize_t plane, int nb,
+                                  float* yv) noexcept nogil
+
 cdef extern from "block_pool.h":
     int y9k_use_block_pool(size_t limit) except -1
     size_t y9k_pool_held()

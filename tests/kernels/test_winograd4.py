@@ -6,7 +6,7 @@ import pytest
 
 from convolution_reference import direct_conv, direct_input_grad, direct_weight_grad, randomise
 from gradcheck import check_layer
-from yolo9000.kernels import winograd
+from yolo9000.kernels import core, winograd
 from yolo9000.layers import convolutional
 from yolo9000.layers.convolutional import ConvolutionalLayer
 
@@ -109,7 +109,10 @@ def test_f4_chunks_cover_every_tile_once():
 def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col):
     """Each transform (Bᵀ of the inputs, G of the filters, Aᵀ of the outputs and output
     gradients) with one coefficient changed by 1/8 (zeros too) no longer gives the
-    convolution or its gradients: the tests above would fail."""
+    convolution or its gradients: the tests above would fail. (Through the general loops,
+    which read the matrices; the transforms with them in code are held against those loops
+    below.)"""
+    monkeypatch.setattr(winograd, "F4_TRANSFORMS_IN_CODE", False)
     broken = getattr(winograd, matrix).copy()
     broken[row, col] += 0.125
     monkeypatch.setattr(winograd, matrix, broken)
@@ -120,6 +123,92 @@ def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col):
     assert not close4(forward(x, wt), direct_conv(x, wt))
     assert not close4(dx, direct_input_grad(dz, wt))
     assert not close4(dw, direct_weight_grad(x, dz))
+
+
+# The input and output transforms with Bᵀ and Aᵀ written into their code
+# (csrc/winograd4_transforms.h), against the general loops over F4_BT and F4_AT: the same
+# sums in another order, so equal to float32 rounding (measured up to 2.1e-7 of the largest
+# value)
+IN_CODE_TOLERANCE = 1e-6
+# widths: one tile, the AVX-512 kernel's partial block (13x13, 26x26, 52x52), a whole block
+# of 16 tiles (64) and one more, two blocks and a partial one (70, 129)
+TRANSFORM_SHAPES = [(1, 3, 1, 1), (2, 5, 7, 9), (1, 4, 13, 13), (2, 3, 26, 26),
+                    (1, 2, 52, 52), (1, 2, 9, 64), (1, 3, 4, 61), (1, 2, 5, 70), (2, 2, 6, 129)]
+
+
+def agree(fast, reference):
+    reference = np.asarray(reference, np.float64)
+    return np.abs(fast - reference).max() <= IN_CODE_TOLERANCE * np.abs(reference).max()
+
+
+def input_transforms(x, bt):
+    """winograd4_input of every tile of x through bt (None: the Bᵀ in code)."""
+    n, c, h, w = x.shape
+    th, tw = winograd.tile_grid(h, w, 4)
+    v = winograd.stacked(c, n * th * tw, planes=winograd.TILES4)
+    v[:] = np.nan
+    core.winograd4_input(x, 0, n, 0, th, bt, v)
+    return v
+
+
+def output_transforms(m, shape, at, act=1, pool=False):
+    """winograd4_output of the tiles m of an (N, F, H, W) output through at (None: the Aᵀ in
+    code), with a leaky epilogue."""
+    n, f, h, w = shape
+    th, _ = winograd.tile_grid(h, w, 4)
+    rng = np.random.default_rng(f)
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    z = np.full((n, f, h // 2, w // 2) if pool else shape, np.nan, np.float32)
+    core.winograd4_output(m, z, 0, n, 0, th, at, scale, bias, act, pool)
+    return z
+
+
+def tiles_of(shape, seed):
+    n, c, h, w = shape
+    th, tw = winograd.tile_grid(h, w, 4)
+    m = winograd.stacked(c, n * th * tw, planes=winograd.TILES4)
+    m[:] = np.random.default_rng(seed).standard_normal(m.shape).astype(np.float32)
+    return m
+
+
+@pytest.mark.parametrize("shape", TRANSFORM_SHAPES)
+def test_input_transform_in_code_matches_the_general_loops(shape):
+    x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+    fast = input_transforms(x, None)
+    assert not np.isnan(fast).any()
+    assert agree(fast, input_transforms(x, winograd.F4_BT))
+
+
+@pytest.mark.parametrize("shape", TRANSFORM_SHAPES)
+def test_output_transform_in_code_matches_the_general_loops(shape):
+    m = tiles_of(shape, sum(shape))
+    fast = output_transforms(m, shape, None)
+    assert not np.isnan(fast).any()
+    assert agree(fast, output_transforms(m, shape, winograd.F4_AT))
+    n, f, h, w = shape
+    if h % 2 == 0 and w % 2 == 0:
+        assert agree(output_transforms(m, shape, None, pool=True),
+                     output_transforms(m, shape, winograd.F4_AT, pool=True))
+
+
+@pytest.mark.parametrize("row,col", [(0, 1), (1, 2), (3, 0), (4, 4), (5, 5), (2, 3)])
+def test_input_transform_in_code_differs_from_a_broken_bt(row, col):
+    """Bᵀ with one coefficient changed by 1/8 (zeros too) is told apart: a wrong coefficient
+    in the code would fail the comparison above."""
+    broken = winograd.F4_BT.copy()
+    broken[row, col] += 0.125
+    x = np.random.default_rng(3).standard_normal((2, 3, 26, 70)).astype(np.float32)
+    assert not agree(input_transforms(x, None), input_transforms(x, broken))
+
+
+@pytest.mark.parametrize("row,col", [(0, 0), (1, 4), (2, 3), (3, 5), (0, 5), (2, 1)])
+def test_output_transform_in_code_differs_from_a_broken_at(row, col):
+    broken = winograd.F4_AT.copy()
+    broken[row, col] += 0.125
+    shape = (2, 3, 26, 70)
+    m = tiles_of(shape, 4)
+    assert not agree(output_transforms(m, shape, None), output_transforms(m, shape, broken))
 
 
 def test_f4_matrices_hold_the_chosen_points():
@@ -142,9 +231,15 @@ def f4_layers(monkeypatch):
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
 
 
-def test_f4_is_off_by_default():
-    layer = ConvolutionalLayer((128, 52, 52), filters=256, size=3, stride=1, pad=1)
-    assert layer.use_winograd and not layer._uses_f4()
+def test_f4_takes_the_layers_it_was_measured_faster_on():
+    """Maps of 49 tiles (26x26) and more, the few-channel ones too; not 13x13 (the products
+    from weight blocks in inference, too many tiles half outside the map in training)."""
+    for c, f, size in [(128, 256, 52), (256, 512, 26), (16, 32, 208), (64, 128, 104)]:
+        layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
+        assert layer.use_winograd and layer._uses_f4(), (c, f, size)
+    for c, f, size in [(512, 1024, 13), (256, 512, 13), (32, 32, 13), (64, 64, 24)]:
+        layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
+        assert layer.use_winograd and not layer._uses_f4(), (c, f, size)
 
 
 @pytest.mark.parametrize("bn,act,shape,batch", [

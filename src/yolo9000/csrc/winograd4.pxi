@@ -8,7 +8,9 @@
 # Aᵀ (4x6) are arguments, not constants written into the loops: kernels/winograd.py holds
 # the one copy of their coefficients (the interpolation points chosen for precision), and a
 # test can break one of them. Zero coefficients are skipped before each row loop, so the
-# sparse matrices cost what their non-zeros do.
+# sparse matrices cost what their non-zeros do. Given no Bᵀ (Aᵀ), the input (output)
+# transform runs the same matrix written into code instead (csrc/winograd4_transforms.h): the
+# fast path the layers take; these loops are its reference.
 
 cdef enum:
     W4_ALPHA = 6         # input tile side
@@ -114,13 +116,15 @@ cdef int _transform_tile4_rows(const float[:, :, :, ::1] a, int n0, int n1, int 
     cdef int tw = (W + 3) // 4, rows = r1 - r0, m = n1 - n0
     buf = np.zeros((y9k_max_threads(), buf_floats), np.float32)
     cdef float[:, ::1] rowbuf = buf
+    # (no matrix: a transform with its coefficients in code)
+    cdef const float* coefficients = NULL if mat is None else &mat[0, 0]
     cdef int job, img, c, ti
     with nogil:
         for job in prange(m * C, schedule="static"):
             img = n0 + job // C
             c = job % C
             for ti in range(r0, r1):
-                transform(&a[img, c, 0, 0], H, W, ti, &mat[0, 0],
+                transform(&a[img, c, 0, 0], H, W, ti, coefficients,
                           &rowbuf[cython.parallel.threadid(), 0],
                           &stack[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
                           tw, plane)
@@ -130,11 +134,24 @@ cdef int _transform_tile4_rows(const float[:, :, :, ::1] a, int n0, int n1, int 
 def winograd4_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
                     const float[:, ::1] BT, float[:, :, :] V):
     """V[k, c, col] = (Bᵀ d B)[k // 6, k % 6] for the 6x6 tiles d of tile rows r0..r1 of
-    images n0..n1 of x (N, C, H, W), Bᵀ (6, 6); columns run over (image, tile row, column)."""
-    _check_matrix(BT, W4_ALPHA, W4_ALPHA, "winograd4_input: Bᵀ")
+    images n0..n1 of x (N, C, H, W), Bᵀ (6, 6), or None for the Bᵀ written into
+    csrc/winograd4_transforms.h (kernels/winograd.py's F4_BT); columns run over (image, tile
+    row, column)."""
+    if BT is not None:
+        _check_matrix(BT, W4_ALPHA, W4_ALPHA, "winograd4_input: Bᵀ")
     # scratch: the tile row's 6 input rows (one zero column left, 1-4 right) and Bᵀ d
-    _transform_tile4_rows(x, n0, n1, r0, r1, BT, V, _input4_tile_row,
+    _transform_tile4_rows(x, n0, n1, r0, r1, BT, V,
+                          _input4_tile_row if BT is not None else _input4_tile_row_fixed,
                           2 * W4_ALPHA * (4 * ((x.shape[3] + 3) // 4) + 2), "winograd4_input")
+
+
+cdef void _input4_tile_row_fixed(const float* x, int H, int W, int ti, const float* BT,
+                                 float* buf, float* out, int tw,
+                                 Py_ssize_t plane) noexcept nogil:
+    if _avx512:
+        y9k_input4_tile_row_avx512(x, H, W, ti, buf, out, tw, plane)
+    else:
+        y9k_input4_tile_row(x, H, W, ti, buf, out, tw, plane)
 
 
 cdef void _input4_tile_row(const float* x, int H, int W, int ti, const float* BT, float* buf,
@@ -174,9 +191,12 @@ def winograd4_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int 
                      const float[::1] bias, int act, bint pool=False):
     """z[n, f, 4i:4i+4, 4j:4j+4] = act(scale[f] · (Aᵀ m A) + bias[f]) for the tiles of tile
     rows r0..r1 of images n0..n1 (laid out in M (36, F, cols) as winograd4_input lays out V),
-    Aᵀ (4, 6); edge tiles write only their inside part. With `pool`, z (half the even output
-    size) gets the 2x2/2 maxpool of that instead (four windows a tile)."""
-    _check_matrix(AT, W4_OUT, W4_ALPHA, "winograd4_output: Aᵀ")
+    Aᵀ (4, 6), or None for the Aᵀ written into csrc/winograd4_transforms.h; edge tiles write
+    only their inside part. With `pool`, z (half the even output size) gets the 2x2/2 maxpool
+    of that instead (four windows a tile)."""
+    if AT is not None:
+        _check_matrix(AT, W4_OUT, W4_ALPHA, "winograd4_output: Aᵀ")
+    cdef const float* coefficients = NULL if AT is None else &AT[0, 0]
     cdef Py_ssize_t image[4]
     image[0] = z.shape[0]
     image[1] = z.shape[1]
@@ -194,7 +214,7 @@ def winograd4_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int 
             img = n0 + job // F
             f = job % F
             # the job's tiles (all its tile rows) are contiguous in M
-            _output4_tiles(&M[0, f, 0] + <Py_ssize_t> (img - n0) * rows * tw, plane, &AT[0, 0],
+            _output4_tiles(&M[0, f, 0] + <Py_ssize_t> (img - n0) * rows * tw, plane, coefficients,
                            &z[img, f, 0, 0], H, W, r0, rows * tw, tw, scale[f], bias[f], act,
                            pool)
 
@@ -205,7 +225,8 @@ cdef void _output4_tiles(const float* src, Py_ssize_t plane, const float* AT, fl
     # count tiles from tile row r0 on, in blocks of W4_BLOCK across tile rows (narrow maps
     # have few tiles a row, and each step of a block has its fixed cost), each step a loop
     # over the block that the compiler vectorises: s = Aᵀ m (4x6 per tile), y = s A (4x4 per
-    # tile), the epilogue, then the values scattered into the output rows
+    # tile) (by the Aᵀ in code when AT is NULL), the epilogue, then the values scattered into
+    # the output rows
     cdef float s[W4_OUT * W4_ALPHA][W4_BLOCK]
     cdef float yv[W4_OUT * W4_OUT][W4_BLOCK]
     cdef const float* planes[W4_ALPHA]
@@ -215,20 +236,26 @@ cdef void _output4_tiles(const float* src, Py_ssize_t plane, const float* AT, fl
     k0 = 0
     while k0 < count:
         nb = count - k0 if count - k0 < W4_BLOCK else W4_BLOCK
-        for j in range(W4_ALPHA):
-            for k in range(W4_ALPHA):
-                planes[k] = src + (W4_ALPHA * k + j) * plane + k0
-            for i in range(W4_OUT):
-                # s[i][j] = Σ_k Aᵀ[i][k] m[k][j]
-                _combine_rows(AT + W4_ALPHA * i, 1, 0, planes, W4_ALPHA,
-                              &s[W4_ALPHA * i + j][0], nb)
-        for i in range(W4_OUT):
+        if AT == NULL:
+            if _avx512:
+                y9k_output4_block_avx512(src + k0, plane, nb, &yv[0][0])
+            else:
+                y9k_output4_block(src + k0, plane, nb, &yv[0][0])
+        else:
             for j in range(W4_ALPHA):
-                srow[j] = &s[W4_ALPHA * i + j][0]
-            for l in range(W4_OUT):
-                # y[i][l] = Σ_j s[i][j] Aᵀ[l][j]
-                _combine_rows(AT + W4_ALPHA * l, 1, 0, srow, W4_ALPHA, &yv[W4_OUT * i + l][0],
-                              nb)
+                for k in range(W4_ALPHA):
+                    planes[k] = src + (W4_ALPHA * k + j) * plane + k0
+                for i in range(W4_OUT):
+                    # s[i][j] = Σ_k Aᵀ[i][k] m[k][j]
+                    _combine_rows(AT + W4_ALPHA * i, 1, 0, planes, W4_ALPHA,
+                                  &s[W4_ALPHA * i + j][0], nb)
+            for i in range(W4_OUT):
+                for j in range(W4_ALPHA):
+                    srow[j] = &s[W4_ALPHA * i + j][0]
+                for l in range(W4_OUT):
+                    # y[i][l] = Σ_j s[i][j] Aᵀ[l][j]
+                    _combine_rows(AT + W4_ALPHA * l, 1, 0, srow, W4_ALPHA,
+                                  &yv[W4_OUT * i + l][0], nb)
         for k in range(W4_OUT * W4_OUT):
             _affine_activate(&yv[k][0], nb, a, b, act)
         pw = W // 2

@@ -48,7 +48,8 @@ enum {
                            the 2x2/2 maxpool backward rows */
     Y9K_AVX2_FMA = 2,   /* the direct 3x3 kernel and its weight gradient */
     Y9K_AVX512F = 4     /* the 4-filter direct kernel, the 13x13 input transform, the
-                           Winograd products from weight blocks */
+                           Winograd products from weight blocks, F(4x4, 3x3)'s input and
+                           output transforms */
 };
 
 /* the paths this CPU (and this build) can take */

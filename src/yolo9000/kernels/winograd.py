@@ -25,8 +25,8 @@ Two details matter for speed:
 
 F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
 weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
-multiplications than F(2x2, 3x3)'s, through the chunked products only. Layers whose maps
-and channels make it pay take it (f4_applies).
+multiplications than F(2x2, 3x3)'s, through the chunked products only, its input and output
+transforms with their matrices in code. Layers whose maps make it pay take it (f4_applies).
 """
 import numpy as np
 
@@ -383,20 +383,38 @@ F4_AT = np.array([
 
 
 def f4_applies(c, f, h, w):
-    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): when it is
-    enabled, the layers the banded kernels and the products from weight blocks leave to the
-    chunked products, on maps of enough 4x4 tiles."""
+    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): every
+    layer but those the products from weight blocks take (13x13 maps of many channels), on
+    maps of enough 4x4 tiles. The same for every batch size and in training, so that a batch
+    gives the bits of its images one by one and training the bits of inference."""
     th, tw = tile_grid(h, w, 4)
-    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
-            and (c > BANDED_MAX_CHANNELS or f > 2 * BANDED_MAX_CHANNELS))
+    return F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
 
 
-# Off: its 36 products win (1.4-1.8x fewer seconds than the 16 of F(2x2, 3x3) at 26x26 and
-# 52x52, 128-512 channels), but its transforms, general loops over the matrices, lose more
-# than that on every yolov2-voc and tiny layer measured, forward and training (see
-# BENCHMARKS.md#winograd-f4x4); the layers take it once they are made faster
-F4_ENABLED = False
-F4_MIN_TILES = 100
+# Measured layer by layer against F(2x2, 3x3) (see BENCHMARKS.md#winograd-f4x4), with the
+# transforms in code: inference 0.67-0.94x the time on every yolov2-voc and tiny layer from
+# 208x208 to 26x26 (the banded ones too), at batch 1 and 8; the training step 0.81-0.87x
+# from 104x104 to 26x26 (the two 128 -> 256 layers 1.04-1.06x, within the noise), but 1.3-1.6x at 13x13, whose 16 tiles an image
+# are half outside the map (256 outputs computed for 169), hence 26x26's 49 tiles at least.
+# 13x13 inference keeps the products from weight blocks (1.5-1.8x faster at batch 1).
+F4_ENABLED = True
+F4_MIN_TILES = 49
+
+
+# The input and output transforms with Bᵀ and Aᵀ written into their code (the C in
+# csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the general loops
+# over F4_BT and F4_AT instead, the reference the tests hold those against
+F4_TRANSFORMS_IN_CODE = True
+
+
+def _input4_matrix():
+    """Bᵀ for core.winograd4_input: None for the one written into its code."""
+    return None if F4_TRANSFORMS_IN_CODE else F4_BT
+
+
+def _output4_matrix():
+    """Aᵀ for core.winograd4_output: None for the one written into its code."""
+    return None if F4_TRANSFORMS_IN_CODE else F4_AT
 
 
 def filters4(weights):
@@ -431,9 +449,9 @@ def convolve4(x, u, z, scale, bias, act, pool=False):
         buf = workspace.borrow((nv + LINE + stacked_size(f, cols, TILES4),))
         v = stacked(c, cols, buf, TILES4)
         m = stacked(f, cols, buf[nv + LINE:], TILES4)
-        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+        core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
         gemm.batched_matmul(u, v, m)
-        core.winograd4_output(m, z, n0, n1, r0, r1, F4_AT, scale, bias, act, pool)
+        core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act, pool)
 
     for_each_chunk(chunks(n, h, w, c, f, 4), chunk)
     return z
@@ -449,7 +467,7 @@ def input_gradient4(dz, u, dx):
 def weight_gradient4(x, dz, dw):
     """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by chunks."""
     def input_transform(x, n0, n1, r0, r1, v):
-        core.winograd4_input(x, n0, n1, r0, r1, F4_BT, v)
+        core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
 
     def output_grad_transform(dz, n0, n1, r0, r1, dm):
         core.winograd4_output_grad(dz, n0, n1, r0, r1, F4_AT, dm)
