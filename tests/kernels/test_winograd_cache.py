@@ -137,3 +137,41 @@ def test_network_plan_respects_the_cache_budget(monkeypatch):
     assert min(tiles(l) for l in cached) >= max(tiles(l) for l in convs if not l.cache_winograd)
     x = np.random.default_rng(11).random((1,) + net.input_shape, dtype=np.float32)
     assert close(net.forward(x), network_reference(net, x))
+
+
+def test_uncached_f4_layers_transform_their_filters_on_each_call(monkeypatch):
+    """A budget too short for any filters: the F(4x4, 3x3) layers (tiny-voc's 112..28 px maps)
+    still go through F(4x4, 3x3) at batch 1, their filters made on each call and kept by
+    none, and the network's output is im2col's within tolerance."""
+    import yolo9000.model.network as network
+    monkeypatch.setattr(network, "WINOGRAD_CACHE_HEADROOM", -2**40)
+    net = Network.from_cfg("yolov2-tiny-voc", width=224, height=224)
+    rng = np.random.default_rng(12)
+    for layer in net.layers:
+        if isinstance(layer, ConvolutionalLayer):
+            randomise(layer, rng)
+    assert net.winograd_cache_bytes == 0
+    f4 = [l for l in net.layers if isinstance(l, ConvolutionalLayer) and l._uses_f4()]
+    assert [l.in_shape[1] for l in f4] == [112, 56, 28]
+    made = []
+    real_filters4 = winograd.filters4
+    monkeypatch.setattr(winograd, "filters4", lambda w: made.append(w.shape) or real_filters4(w))
+    x = rng.random((1,) + net.input_shape, dtype=np.float32)
+    for _ in range(2):
+        y = net.forward(x)
+    assert made == [l.weights.shape for l in f4] * 2
+    assert all(l._u is None for l in f4)
+    assert close(y, network_reference(net, x))
+
+
+def test_yolov2_voc_caches_no_more_than_before_f4():
+    """Issue 25: yolov2-voc's 416 px inference peaks at 463 MB or less, as with F(2x2, 3x3),
+    whose plan cached 200.1 MB (measured: with F(4x4, 3x3) and the old budget it cached
+    236.5 MB and peaked at 514 MB). The three 512 -> 1024 13x13 layers, the last taken, are
+    left to im2col; every F(4x4, 3x3) layer keeps its filters."""
+    net = Network.from_cfg("yolov2-voc")
+    assert net.winograd_cache_bytes <= 200.1 * 2**20
+    convs = {i: l for i, l in enumerate(net.layers)
+             if isinstance(l, ConvolutionalLayer) and l.use_winograd}
+    assert sorted(i for i, l in convs.items() if not l.cache_winograd) == [18, 20, 22]
+    assert all(l.cache_winograd for l in convs.values() if l._uses_f4())

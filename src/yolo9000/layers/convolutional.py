@@ -194,6 +194,14 @@ class ConvolutionalLayer(Layer):
             return 4 * winograd.filter4_floats(f, c)
         return 4 * winograd.filter_floats(f, c)
 
+    def winograd_without_cache(self):
+        """Whether an inference call of one image still takes Winograd when the network
+        leaves this layer's filters uncached: F(4x4, 3x3) layers do, transforming them on each
+        call (a 26x26 256 -> 512 layer at batch 1, the least favourable: 13.7 ms against
+        im2col's 18.2, 8.3 with them cached; see BENCHMARKS.md#winograd-cache-budget); the
+        others fall back to im2col below WINOGRAD_MIN_TILES_UNCACHED tiles."""
+        return self._uses_f4()
+
     def _winograd_filters(self, cache, blocks, f4=False):
         """The filters for winograd.convolve (WeightBlocks or filters()), or with f4
         winograd.convolve4's (filters4()); the cached ones if `cache`."""
@@ -218,6 +226,9 @@ class ConvolutionalLayer(Layer):
             return False, False, False
         if self.cache_winograd and not train:
             return True, True, self._uses_weight_blocks()
+        if self.winograd_without_cache():
+            # training too: F(4x4, 3x3)'s maps have 169 2x2 tiles or more, past its threshold
+            return True, False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False

@@ -22,12 +22,14 @@ from .registry import build_layer
 
 
 OBJECTNESS_PRIOR = 0.01
-# Memory for the convolutions' cached Winograd filters (16/9 of their weights each): half the
-# weights' size plus this much. The inference budget being 1.5 x weights + 300 MB, that leaves
-# 140 MB for the interpreter (~30 MB), the activations, the scratch buffers and the heap's
-# fragmentation over repeated forwards (yolov2-voc 416: peak 505 MB for one forward, 530 MB
-# after several, against a budget of 590 MB).
-WINOGRAD_CACHE_HEADROOM = 160 * 2**20
+# Memory for the convolutions' cached Winograd filters (16/9 of their weights each, F(4x4, 3x3)'s
+# 36/9, weight blocks 9/9): half the weights' size plus this much. yolov2-voc at 416 then caches
+# 182 MB (of 236: its three 512 -> 1024 13x13 layers go to im2col, ~4.5 ms each at batch 1) and
+# peaks at 460 MB for one forward, within issue 25's 463 MB; with 160 MB it cached all 236 and
+# peaked at 514 MB, F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side
+# (see BENCHMARKS.md#winograd-cache-budget). The inference budget being 1.5 x weights + 300 MB,
+# that leaves room for the heap's fragmentation over repeated forwards.
+WINOGRAD_CACHE_HEADROOM = 96 * 2**20
 
 
 @dataclass
@@ -184,13 +186,14 @@ class Network:
     def _plan_winograd(self):
         """Choose the convolutions whose Winograd filters stay cached for inference.
 
-        All of them would add 16/9 of the 3x3 weights (~350 MB for yolov2-voc). The time one
-        saves is proportional to its products, i.e. to filters x channels x tiles, and its
-        memory to filters x channels, so the saving per byte grows with the number of tiles
-        of the feature map; at equal size, wider inputs make better use of BLAS. Layers are
-        taken in that order while the total stays within the budget; the others transform
-        their filters on each call when the call has enough tiles to pay for it, and use
-        im2col otherwise (see ConvolutionalLayer._winograd_applies)."""
+        All of them would add 16/9 of their 3x3 weights (F(4x4, 3x3)'s 36/9, weight blocks'
+        9/9: 236 MB for yolov2-voc). The time one saves is proportional to its products, i.e.
+        to filters x channels x tiles, and its memory to filters x channels, so the saving per
+        byte grows with the number of tiles of the feature map; at equal size, wider inputs
+        make better use of BLAS. Layers are taken in that order while the total stays within
+        the budget; the others transform their filters on each call when the call has enough
+        tiles to pay for it (F(4x4, 3x3) layers always), and use im2col otherwise (see
+        ConvolutionalLayer._winograd_applies)."""
         weights_bytes = 4 * sum(p.size for _, _, p, _ in self.parameters())
         budget = 0.5 * weights_bytes + WINOGRAD_CACHE_HEADROOM
         convs = [layer for layer in self.layers
