@@ -8,7 +8,10 @@ forward  median time per image and effective GFLOP/s (net.flops() / time) of yol
          yolov2-tiny-voc at 416x416, batch 1 and batch 8 (per-image time = batch time / 8).
 train    one full training iteration of yolov2-tiny-voc at 416, batch 8: forward(train=True),
          region loss on random plausible truths (3 boxes per image), backward, SGD step; and
-         forward + region loss + backward at batch 1.
+         forward + region loss + backward at batch 1. Then the small layers: the training
+         iteration of darknet-mini (a classifier: softmax cross-entropy on random labels) at
+         64 px, batch 64, PyTorch's gradients zeroed with set_to_none=True (issue 25's row).
+         With --cfg, that cfg's rows only (a detector or a classifier).
 anchors  scripts/bench_anchors.py's bench_anchors() (1M boxes, k=9, 10 restarts), if present.
 memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416, batch 1, and
          of the yolov2-tiny-voc batch-8 training iteration, each in a fresh subprocess, next
@@ -65,6 +68,7 @@ import yolo9000  # noqa: F401  isort: skip
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import resource
@@ -84,6 +88,8 @@ SCRIPTS = REPO / "scripts"
 WHATS = ("forward", "train", "anchors", "memory", "onnx", "video")
 FORWARD_MODELS = ("yolov2-voc", "yolov2-tiny-voc")
 TRAIN_MODEL = "yolov2-tiny-voc"
+# the small layers' training row: 64 px maps down to 2x2, a batch as the classifier trains
+SMALL_TRAIN_MODEL, SMALL_TRAIN_SIZE, SMALL_TRAIN_BATCH = "darknet-mini", 64, 64
 MEMORY_INFERENCE_MODEL = "yolov2-voc"
 VIDEO_MODEL = "yolov2-tiny-voc"
 VIDEO_SIZE = (640, 360)
@@ -221,13 +227,40 @@ def train_flops(net):
 
 
 # -- one training step, ours and torch's ------------------------------------------------------
+class Objective:
+    """What a training step of `net` starts its backward from: the region loss on random
+    plausible truths (a detector), or the softmax cross-entropy on random labels (a
+    classifier ending in [softmax], as ClassificationTask.train_minibatch computes it)."""
+
+    def __init__(self, net, batch, seed=2):
+        last = net.layers[-1]
+        self.region = last if last.kind == "region" else None
+        if self.region is not None:
+            self.truths = random_truths(last, batch, seed)
+            self.start = len(net.layers) - 2
+            return
+        index = net.classifier
+        if index is None or net.layers[index].tree is not None:
+            raise SystemExit(f"{net.source}: train needs a detector ([region]) or a classifier "
+                             "ending in a plain [softmax]")
+        classes = math.prod(net.layers[index].out_shape)
+        self.labels = np.random.default_rng(seed).integers(0, classes, batch)
+        self.start = index - 1
+
+    def loss(self, output):
+        """(loss, gradient at the output of layer self.start)."""
+        if self.region is not None:
+            loss, grad_raw, _ = self.region.loss(self.truths, SEEN)
+            return loss, grad_raw
+        from yolo9000.layers.cost import softmax_cross_entropy
+        loss, grad, _ = softmax_cross_entropy(output, self.labels)
+        return loss, grad
+
+
 class OursTrainer:
-    def __init__(self, net, x, truths, update=True):
+    def __init__(self, net, x, objective, update=True):
         from yolo9000.training.optim import SGD
-        self.net, self.x, self.truths, self.update = net, x, truths, update
-        self.region = net.layers[-1]
-        if self.region.kind != "region":
-            raise SystemExit(f"{net.source}: the last layer is not [region]; train needs a detector")
+        self.net, self.x, self.objective, self.update = net, x, objective, update
         self.sgd = SGD(net, momentum=MOMENTUM, decay=DECAY) if update else None
         self.loss_seconds = []
         self.last_loss = None
@@ -235,23 +268,23 @@ class OursTrainer:
     def step(self):
         net = self.net
         net.zero_grads()
-        net.forward(self.x, train=True)
+        output = net.forward(self.x, train=True)
         t = time.perf_counter()
-        loss, grad_raw, _ = self.region.loss(self.truths, SEEN)
+        loss, grad = self.objective.loss(output)
         self.loss_seconds.append(time.perf_counter() - t)
-        net.backward(grad_raw, start=len(net.layers) - 2, input_grad=False)
+        net.backward(grad, start=self.objective.start, input_grad=False)
         if self.update:
             self.sgd.step(LEARNING_RATE, self.x.shape[0])
         self.last_loss = float(loss)
 
 
 class TorchTrainer:
-    def __init__(self, tnet, x, update=True):
+    def __init__(self, tnet, x, update=True, set_to_none=False):
         import torch
         td = import_torch_darknet()
         # idiomatic batch norm (F.batch_norm, as nn.BatchNorm2d): the PyTorch a user would run
         td.set_train_mode_bn(tnet, True, update_rolling=True, idiomatic=True)
-        self.tnet, self.update = tnet, update
+        self.tnet, self.update, self.set_to_none = tnet, update, set_to_none
         self.x = torch.from_numpy(x)
         decayed = [p for n, p in tnet.named_parameters() if n.endswith(".weight")]
         others = [p for n, p in tnet.named_parameters() if not n.endswith(".weight")]
@@ -261,7 +294,7 @@ class TorchTrainer:
         self.last_loss = None
 
     def step(self):
-        self.opt.zero_grad(set_to_none=False)
+        self.opt.zero_grad(set_to_none=self.set_to_none)
         out = self.tnet(self.x)
         loss = 0.5 * out.square().sum()
         loss.backward()
@@ -339,17 +372,29 @@ def bench_forward(model, opts, store):
 
 
 def bench_train(model, opts, store):
-    net = build_ours(model, opts.size, store.path(model))
+    rows = train_rows(model, opts.size, store, opts, (
+        (opts.batch, True, "train iter"), (opts.batch, False, "fwd+bwd"), (1, False, "fwd+bwd")))
+    if not opts.cfg:
+        size = (SMALL_TRAIN_SIZE, SMALL_TRAIN_SIZE)
+        rows += train_rows(SMALL_TRAIN_MODEL, size, store, opts,
+                           ((SMALL_TRAIN_BATCH, True, "train iter"),), set_to_none=True)
+    return rows
+
+
+def train_rows(model, size, store, opts, cases, set_to_none=False):
+    """A row per (batch, update, label) of `model`'s training step at `size`, ours beside
+    PyTorch's (its gradients zeroed with set_to_none or not) when installed."""
+    net = build_ours(model, size, store.path(model))
     size = (net.width, net.height)
     use_torch = opts.torch
     rows = []
-    for batch, update, label in ((opts.batch, True, "train iter"), (opts.batch, False, "fwd+bwd"),
-                                 (1, False, "fwd+bwd")):
+    for batch, update, label in cases:
         x = random_input(net, batch)
-        ours_t = OursTrainer(net, x, random_truths(net.layers[-1], batch), update)
+        ours_t = OursTrainer(net, x, Objective(net, batch), update)
         runs = {"ours": ours_t.step}
         if use_torch:
-            torch_t = TorchTrainer(build_torch(model, net, store.path(model)), x, update)
+            torch_t = TorchTrainer(build_torch(model, net, store.path(model)), x, update,
+                                   set_to_none)
             runs["torch"] = torch_t.step
         times = time_interleaved(runs, opts.repeats)
         ours = summarise(times["ours"])
@@ -359,6 +404,7 @@ def bench_train(model, opts, store):
                  "update": update, "loss_finite": bool(np.isfinite(ours_t.last_loss))}
         if use_torch:
             extra["torch_final_loss"] = torch_t.last_loss
+            extra["torch_set_to_none"] = set_to_none
         rows.append(make_row(f"{label} {model_label(model)} {size[0]} b{batch}", model_label(model),
                              size, batch, "ms/iter", train_flops(net), ours, theirs, extra))
     return rows
@@ -599,7 +645,7 @@ def memory_child(spec):
     if spec["mode"] == "inference":
         net.forward(x)
     else:
-        trainer = OursTrainer(net, x, random_truths(net.layers[-1], spec["batch"]))
+        trainer = OursTrainer(net, x, Objective(net, spec["batch"]))
         for _ in range(2):      # the second step runs with every buffer already allocated
             trainer.step()
     hwm, maxrss = peak_memory()
@@ -684,17 +730,15 @@ def profile_forward(net, x, train, repeats):
     return rows, outputs
 
 
-def profile_backward(net, x, truths, repeats):
-    """Median ms of each layer.backward (region loss gradient in, no input gradient for the
-    first convolution), walking the layers the way Network.backward does."""
-    region = net.layers[-1]
+def profile_backward(net, x, objective, repeats):
+    """Median ms of each layer.backward (the objective's gradient in, no input gradient for
+    the first convolution), walking the layers the way Network.backward does."""
     per_layer = [[] for _ in net.layers]
     for _ in range(repeats):
         net.zero_grads()
-        net.forward(x, train=True)
-        _, grad_raw, _ = region.loss(truths, SEEN)
+        _, grad_raw = objective.loss(net.forward(x, train=True))
         grads = [None] * len(net.layers)
-        start = len(net.layers) - 2
+        start = objective.start
         grads[start] = np.array(grad_raw, dtype=np.float32, copy=True)     # as Network.backward
         for i in range(start, -1, -1):
             g, grads[i] = grads[i], None
@@ -748,15 +792,15 @@ def bench_profile(opts, store, whats):
         model = opts.train_model
         net = build_ours(model, opts.size, store.path(model))
         x = random_input(net, opts.batch)
-        truths = random_truths(net.layers[-1], opts.batch)
-        OursTrainer(net, x, truths, update=False).step()   # warm-up
+        objective = Objective(net, opts.batch)
+        OursTrainer(net, x, objective, update=False).step()   # warm-up
         rows, _ = profile_forward(net, x, True, repeats)
         profiles.append(finish_profile(
             f"forward(train=True) {model_label(model)} {net.width} b{opts.batch}, "
             f"median of {repeats}", rows))
         profiles.append(finish_profile(
             f"backward {model_label(model)} {net.width} b{opts.batch}, median of {repeats}",
-            profile_backward(net, x, truths, repeats)))
+            profile_backward(net, x, objective, repeats)))
         profiles.append(finish_profile(
             f"update {model_label(model)} (SGD step, zeroing the gradients), median of {repeats}",
             profile_update(net, repeats)))
@@ -1029,7 +1073,7 @@ def main(argv=None):
         if any(r.get("ours_loss_ms") for r in rows):
             for r in rows:
                 if "ours_loss_ms" in r:
-                    print(f"  {r['what']}: of which region loss {r['ours_loss_ms']:.1f} ms "
+                    print(f"  {r['what']}: of which the loss {r['ours_loss_ms']:.1f} ms "
                           f"(torch side: sum-of-squares loss)")
         diffs = [r["max_abs_diff_vs_torch"] for r in rows if "max_abs_diff_vs_torch" in r]
         if diffs:
