@@ -225,6 +225,7 @@ def f4_layers(monkeypatch):
     """Layers of any channels and map take F(4x4, 3x3) (it is off by default)."""
     monkeypatch.setattr(winograd, "F4_ENABLED", True)
     monkeypatch.setattr(winograd, "F4_MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "F4_TRAINING_MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
     monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
@@ -319,3 +320,32 @@ def test_f4_without_cache_goes_through_f4_at_batch_1():
     assert layer._winograd_applies(1, False) == (True, False, False)
     layer.set_winograd_cache(True)
     assert layer._winograd_applies(1, False) == (True, True, False)
+
+
+def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
+    """In training, layers of up to 96 input + output channels (F(2x2, 3x3)'s banded weight
+    gradient) keep F(2x2, 3x3): forward, weight and input gradients; inference keeps F(4x4,
+    3x3) on them. From 97 channels on, training takes F(4x4, 3x3) as inference does."""
+    for c, f, size, trains_f4 in [(16, 32, 32, False), (32, 64, 104, False), (16, 32, 208, False),
+                                  (32, 65, 104, True), (64, 128, 32, True), (128, 256, 52, True)]:
+        layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
+        assert layer._uses_f4(), (c, f, size)
+        assert layer._uses_f4(train=True) == trains_f4, (c, f, size)
+    calls = []
+    for name in ("convolve", "convolve4", "weight_gradient", "weight_gradient4",
+                 "input_gradient", "input_gradient4"):
+        def spy(*args, _real=getattr(winograd, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(winograd, name, spy)
+    rng = np.random.default_rng(17)
+    layer = ConvolutionalLayer((16, 32, 32), filters=32, size=3, stride=1, pad=1,
+                               batch_normalize=True, activation="leaky")
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    layer.forward(x, train=True)
+    layer.backward(rng.standard_normal((4, 32, 32, 32)).astype(np.float32))
+    # (input_gradient is convolve with the flipped filters)
+    assert calls == ["convolve", "weight_gradient", "input_gradient", "convolve"]
+    calls.clear()
+    layer.forward(x[:1])
+    assert calls == ["convolve4"]

@@ -382,13 +382,15 @@ F4_AT = np.array([
 ], np.float32)
 
 
-def f4_applies(c, f, h, w):
+def f4_applies(c, f, h, w, train=False):
     """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): every
     layer but those the products from weight blocks take (13x13 maps of many channels), on
-    maps of enough 4x4 tiles. The same for every batch size and in training, so that a batch
-    gives the bits of its images one by one and training the bits of inference."""
+    maps of enough 4x4 tiles; in training (`train`) only with F4_TRAINING_MIN_CHANNELS input
+    and output channels or more. The same for every batch size, so that a batch gives the
+    bits of its images one by one."""
     th, tw = tile_grid(h, w, 4)
-    return F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
+    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
+            and not (train and c + f < F4_TRAINING_MIN_CHANNELS))
 
 
 # Measured layer by layer against F(2x2, 3x3) (see BENCHMARKS.md#winograd-f4x4), with the
@@ -399,6 +401,13 @@ def f4_applies(c, f, h, w):
 # 13x13 inference keeps the products from weight blocks (1.5-1.8x faster at batch 1).
 F4_ENABLED = True
 F4_MIN_TILES = 49
+# In training F(4x4, 3x3) has nothing like F(2x2, 3x3)'s banded kernels, which take the
+# few-channel layers' forward, input and weight gradients (the weight gradient up to
+# BANDED_WEIGHT_MAX_CHANNELS input + output channels): on those its forward + backward took
+# 1.1-1.4x F(2x2, 3x3)'s (16 -> 32 at 32x32 batch 64: 1.32-1.44x; 208x208 batch 8: 1.09-1.24x;
+# 32 -> 64 at 104x104 batch 8: 0.98-1.33x), against 0.96-0.99x from 64 -> 128 on (see
+# BENCHMARKS.md#f4-in-training-on-few-channels). Inference keeps it there (0.75-0.81x).
+F4_TRAINING_MIN_CHANNELS = BANDED_WEIGHT_MAX_CHANNELS + 1
 
 
 # The input and output transforms with Bᵀ and Aᵀ written into their code (the C in

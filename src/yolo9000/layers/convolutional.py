@@ -179,11 +179,11 @@ class ConvolutionalLayer(Layer):
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
-    def _uses_f4(self):
-        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies), in inference
-        and training alike."""
+    def _uses_f4(self, train=False):
+        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies) in inference,
+        or with `train` in training."""
         c, h, w = self.in_shape
-        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w)
+        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w, train)
 
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
@@ -193,14 +193,6 @@ class ConvolutionalLayer(Layer):
         if self._uses_f4():
             return 4 * winograd.filter4_floats(f, c)
         return 4 * winograd.filter_floats(f, c)
-
-    def winograd_without_cache(self):
-        """Whether an inference call of one image still takes Winograd when the network
-        leaves this layer's filters uncached: F(4x4, 3x3) layers do, transforming them on each
-        call (a 26x26 256 -> 512 layer at batch 1, the least favourable: 13.7 ms against
-        im2col's 18.2, 8.3 with them cached; see BENCHMARKS.md#winograd-cache-budget); the
-        others fall back to im2col below WINOGRAD_MIN_TILES_UNCACHED tiles."""
-        return self._uses_f4()
 
     def _winograd_filters(self, cache, blocks, f4=False):
         """The filters for winograd.convolve (WeightBlocks or filters()), or with f4
@@ -226,8 +218,11 @@ class ConvolutionalLayer(Layer):
             return False, False, False
         if self.cache_winograd and not train:
             return True, True, self._uses_weight_blocks()
-        if self.winograd_without_cache():
-            # training too: F(4x4, 3x3)'s maps have 169 2x2 tiles or more, past its threshold
+        if self._uses_f4(train):
+            # uncached, F(4x4, 3x3) transforms its filters on each call, which pays on any
+            # call (a 26x26 256 -> 512 layer at batch 1, the least favourable: 13.7 ms against
+            # im2col's 18.2, 8.3 cached; see BENCHMARKS.md#winograd-cache-budget); in training
+            # its maps have 169 2x2 tiles or more, past WINOGRAD_MIN_TILES_TRAINING anyway
             return True, False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
@@ -332,7 +327,7 @@ class ConvolutionalLayer(Layer):
             f, oh, ow = self.out_shape
             z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
                          np.float32)
-            if self._uses_f4():
+            if self._uses_f4(train):
                 # the input gradient needs the flipped filters' own transform (backward
                 # makes it), so a training forward keeps no U
                 u = self._winograd_filters(cache, False, f4=True)
@@ -421,7 +416,7 @@ class ConvolutionalLayer(Layer):
         dx = None
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
-        f4 = self._uses_f4()
+        f4 = self._uses_f4(train=True)
         if winograd_weights:
             self.settle_grads()         # the kernels add into it
             if f4:
