@@ -173,5 +173,8 @@ def test_yolov2_voc_caches_no_more_than_before_f4():
     assert net.winograd_cache_bytes <= 200.1 * 2**20
     convs = {i: l for i, l in enumerate(net.layers)
              if isinstance(l, ConvolutionalLayer) and l.use_winograd}
-    assert sorted(i for i, l in convs.items() if not l.cache_winograd) == [18, 20, 22]
+    uncached = sorted(i for i, l in convs.items() if not l.cache_winograd)
+    # (without the products kernel, 13x13 layers cache F(2x2, 3x3)'s filters, 16/9 of the
+    # weights instead of 9/9, and the budget leaves out others)
+    assert uncached == ([18, 20, 22] if winograd.PRODUCTS_KERNEL else [20, 22, 23, 24])
     assert all(l.cache_winograd for l in convs.values() if l._uses_f4())

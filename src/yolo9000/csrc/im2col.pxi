@@ -9,34 +9,63 @@ def im2col(const float[:, :, ::1] x, int ksize, int stride, int pad, float[:, ::
     cdef int out_h = (H + 2 * pad - ksize) // stride + 1
     cdef int out_w = (W + 2 * pad - ksize) // stride + 1
     cdef int rows = C * ksize * ksize
-    cdef int r, c, kh, kw, oh, ow, ih, iw, base
+    cdef int r
     if col.shape[0] != rows or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("im2col: col has the wrong shape")
-    cdef int lo, hi
     with nogil:
         for r in prange(rows, schedule="static"):
-            c = r // (ksize * ksize)
-            kh = (r // ksize) % ksize
-            kw = r % ksize
-            lo = _first_inside(kw, pad, stride)
-            hi = _end_inside(kw, pad, stride, W, out_w)
-            for oh in range(out_h):
-                ih = oh * stride + kh - pad
-                base = offset + oh * out_w
-                if ih < 0 or ih >= H:
-                    for ow in range(out_w):
-                        col[r, base + ow] = 0
-                    continue
-                for ow in range(lo):
-                    col[r, base + ow] = 0
-                if stride == 1:
-                    for ow in range(lo, hi):
-                        col[r, base + ow] = x[c, ih, ow + kw - pad]
-                else:
-                    for ow in range(lo, hi):
-                        col[r, base + ow] = x[c, ih, ow * stride + kw - pad]
-                for ow in range(hi, out_w):
-                    col[r, base + ow] = 0
+            _im2col_row(&x[0, 0, 0], H, W, ksize, stride, pad, r, out_h, out_w, &col[r, offset])
+
+
+def im2col_images(const float[:, :, :, ::1] x, int n0, int n1, int ksize, int stride, int pad,
+                  float[:, ::1] col):
+    """im2col() of images n0..n1 of x (N, C, H, W) side by side in col (C*k*k, (n1-n0)*out_h*
+    out_w), in one parallel loop: small maps would pay a loop's start per image (64 images of
+    2x2: 2 ms against 0.3)."""
+    cdef int C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int out_h = (H + 2 * pad - ksize) // stride + 1
+    cdef int out_w = (W + 2 * pad - ksize) // stride + 1
+    cdef int rows = C * ksize * ksize, s = out_h * out_w
+    cdef int r, j
+    if (n0 < 0 or n1 > x.shape[0] or n1 <= n0 or col.shape[0] != rows
+            or col.shape[1] < (n1 - n0) * s):
+        raise ValueError("im2col_images: col or the images do not match")
+    with nogil:
+        for r in prange(rows, schedule="static"):
+            for j in range(n1 - n0):
+                _im2col_row(&x[n0 + j, 0, 0, 0], H, W, ksize, stride, pad, r, out_h, out_w,
+                            &col[r, j * s])
+
+
+cdef void _im2col_row(const float* x, int H, int W, int ksize, int stride, int pad, int r,
+                      int out_h, int out_w, float* out) noexcept nogil:
+    """Row r of one image's im2col matrix: x the image (C, H, W), out its out_h*out_w values."""
+    cdef int c = r // (ksize * ksize)
+    cdef int kh = (r // ksize) % ksize
+    cdef int kw = r % ksize
+    cdef int lo = _first_inside(kw, pad, stride)
+    cdef int hi = _end_inside(kw, pad, stride, W, out_w)
+    cdef int oh, ow, ih
+    cdef const float* row
+    cdef float* o
+    for oh in range(out_h):
+        ih = oh * stride + kh - pad
+        o = out + oh * out_w
+        if ih < 0 or ih >= H:
+            for ow in range(out_w):
+                o[ow] = 0
+            continue
+        row = x + (<Py_ssize_t> c * H + ih) * W
+        for ow in range(lo):
+            o[ow] = 0
+        if stride == 1:
+            for ow in range(lo, hi):
+                o[ow] = row[ow + kw - pad]
+        else:
+            for ow in range(lo, hi):
+                o[ow] = row[ow * stride + kw - pad]
+        for ow in range(hi, out_w):
+            o[ow] = 0
 
 
 cdef inline int _ceil_div(int a, int b) noexcept nogil:
@@ -68,25 +97,59 @@ def col2im(const float[:, ::1] col, int ksize, int stride, int pad, float[:, :, 
     cdef int C = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
     cdef int out_h = (H + 2 * pad - ksize) // stride + 1
     cdef int out_w = (W + 2 * pad - ksize) // stride + 1
-    cdef int c, kh, kw, r, oh, ow, ih, iw, base, lo, hi
+    cdef int c
+    cdef Py_ssize_t stride_col = col.strides[0] // sizeof(float)
     if col.shape[0] != C * ksize * ksize or offset < 0 or col.shape[1] < offset + out_h * out_w:
         raise ValueError("col2im: col has the wrong shape")
     with nogil:
         # one channel per thread: the taps of different channels never write the same pixel
         for c in prange(C, schedule="static"):
-            for kh in range(ksize):
-                for kw in range(ksize):
-                    r = (c * ksize + kh) * ksize + kw
-                    lo = _first_inside(kw, pad, stride)
-                    hi = _end_inside(kw, pad, stride, W, out_w)
-                    for oh in range(out_h):
-                        ih = oh * stride + kh - pad
-                        if ih < 0 or ih >= H:
-                            continue
-                        base = offset + oh * out_w
-                        if stride == 1:
-                            for ow in range(lo, hi):
-                                dx[c, ih, ow + kw - pad] += col[r, base + ow]
-                        else:
-                            for ow in range(lo, hi):
-                                dx[c, ih, ow * stride + kw - pad] += col[r, base + ow]
+            _col2im_channel(&col[0, offset], stride_col, c, H, W, ksize, stride, pad, out_h,
+                            out_w, &dx[0, 0, 0])
+
+
+def col2im_images(const float[:, ::1] col, int ksize, int stride, int pad,
+                  float[:, :, :, ::1] dx, int n0, int n1):
+    """col2im() of images n0..n1 of dx (N, C, H, W), side by side in col as im2col_images
+    wrote them, in one parallel loop (the same sums, in the same order, as image by image)."""
+    cdef int C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef int out_h = (H + 2 * pad - ksize) // stride + 1
+    cdef int out_w = (W + 2 * pad - ksize) // stride + 1
+    cdef int s = out_h * out_w
+    cdef int c, j
+    cdef Py_ssize_t stride_col = col.strides[0] // sizeof(float)
+    if (n0 < 0 or n1 > dx.shape[0] or n1 <= n0 or col.shape[0] != C * ksize * ksize
+            or col.shape[1] < (n1 - n0) * s):
+        raise ValueError("col2im_images: col or the images do not match")
+    with nogil:
+        for c in prange(C, schedule="static"):
+            for j in range(n1 - n0):
+                _col2im_channel(&col[0, j * s], stride_col, c, H, W, ksize, stride, pad,
+                                out_h, out_w, &dx[n0 + j, 0, 0, 0])
+
+
+cdef void _col2im_channel(const float* col, Py_ssize_t stride_col, int c, int H, int W,
+                          int ksize, int stride, int pad, int out_h, int out_w,
+                          float* dx) noexcept nogil:
+    """Adds channel c's taps of one image's columns (col: its first column, rows stride_col
+    apart) into dx (C, H, W)."""
+    cdef int kh, kw, r, oh, ow, ih, lo, hi
+    cdef const float* src
+    cdef float* row
+    for kh in range(ksize):
+        for kw in range(ksize):
+            r = (c * ksize + kh) * ksize + kw
+            lo = _first_inside(kw, pad, stride)
+            hi = _end_inside(kw, pad, stride, W, out_w)
+            for oh in range(out_h):
+                ih = oh * stride + kh - pad
+                if ih < 0 or ih >= H:
+                    continue
+                src = col + r * stride_col + oh * out_w
+                row = dx + (<Py_ssize_t> c * H + ih) * W
+                if stride == 1:
+                    for ow in range(lo, hi):
+                        row[ow + kw - pad] += src[ow]
+                else:
+                    for ow in range(lo, hi):
+                        row[ow * stride + kw - pad] += src[ow]

@@ -256,8 +256,7 @@ class ConvolutionalLayer(Layer):
             col.reshape(c, m, s)[...] = x[a:b].reshape(m, c, s).transpose(1, 0, 2)
             return col
         col = workspace.borrow((c * self.size * self.size, m * s))
-        for j in range(m):
-            core.im2col(x[a + j], self.size, self.stride, self.padding, col, j * s)
+        core.im2col_images(x, a, b, self.size, self.stride, self.padding, col)
         return col
 
     def _convolve(self, x):
@@ -466,8 +465,7 @@ class ConvolutionalLayer(Layer):
             if self.is_pointwise:
                 dx[a:b] = dcol.reshape(c, m, h * w).transpose(1, 0, 2).reshape(m, c, h, w)
             else:
-                for j in range(m):
-                    core.col2im(dcol, self.size, self.stride, self.padding, dx[a + j], j * s)
+                core.col2im_images(dcol, self.size, self.stride, self.padding, dx, a, b)
         if im2col_weights and not in_place:
             self._add_weight_grad(dw.reshape(self.weights.shape))
         return dx
