@@ -49,7 +49,7 @@ def replaced_file(path):
     return Path(os.path.realpath(path))
 
 
-def _errno_text(error):
+def errno_text(error):
     """'No space left on device (ENOSPC)': the system's words and the errno's name."""
     name = errno.errorcode.get(error.errno)
     text = error.strerror or str(error)
@@ -122,6 +122,23 @@ def _fsync_folder(folder):
             os.close(fd)
 
 
+def _megabytes(n):
+    return f"{n / 1e6:.1f} MB"
+
+
+def require_free_space(path, needed, what):
+    """OSError ENOSPC naming `path` when the file system that would hold it has fewer than
+    `needed` bytes free. Checked before a large write whose writer fails badly when the disk
+    fills halfway (HDF5 prints a traceback per open object and can crash at exit)."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {what} needs about "
+                                    f"{_megabytes(needed)}, {_megabytes(free)} free", str(path))
+
+
 def remove_stale_temps(path):
     """Delete the temp files atomic_path left next to `path` when its process was killed
     mid-write (kill -9 cannot be cleaned up after). Only for a path no other process is writing
@@ -167,7 +184,7 @@ def write_output(path, text, what):
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise UserError(f"cannot write the {what}: {_errno_text(e)}", path=path) from None
+        raise UserError(f"cannot write the {what}: {errno_text(e)}", path=path) from None
 
 
 def output_path_problem(path, folder=False):

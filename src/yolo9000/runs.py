@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import check_output_path
+from .fileio import check_output_path, errno_text
 
 LOCK_FILE = ".run.lock"
 
@@ -83,8 +83,12 @@ def claim_run_dir(folder):
         if _is_file_at(fd, lock_path):
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as e:        # a full disk: the pid is the lock file's only content
+        os.close(fd)
+        raise UserError(f"cannot lock the run folder: {errno_text(e)}", path=folder) from None
     _held[identity] = (fd, lock_path)
 
 
