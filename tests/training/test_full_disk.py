@@ -1,8 +1,7 @@
 """`yolo9000 train` on a disk that fills up: one line naming the file and "no space left", the
 last good checkpoint kept, and --resume (after making room) ending on the very weights of a run
 that never stopped. A 16 MB tmpfs holds one checkpoint of yolov2-shapes at 64 px (about 11 MB)
-but not the temp file of the next one beside it. Mounting needs root."""
-import os
+but not the temp file of the next one beside it (conftest's small_disk)."""
 import subprocess
 
 import numpy as np
@@ -12,21 +11,6 @@ from conftest import run_installed
 from yolo9000 import Network
 
 CHECKPOINT_MB = 11     # yolov2-shapes at 64 px with SGD's velocity: 2 x 1.4 M float32
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 16 MB tmpfs; skipped where this process may not mount."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount is not allowed here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,13 @@ def detections_json(records, dets, names, json_format, category_ids=None):
     return json_list_text(entries), total - len(entries)
 
 
+def incomplete_record(done, total) -> dict:
+    """The last record of a --save-json list whose run was cut short (a signal, a full disk):
+    the entries before it are those of the `done` images finished, of `total`. A reader tells
+    it by its "incomplete" key, which no image entry or COCO result has."""
+    return {"incomplete": True, "images_done": int(done), "images_total": int(total)}
+
+
 def json_list_text(entries) -> str:
     """A JSON list with one entry per line: valid JSON that still reads (and diffs) well."""
     if not entries:
