@@ -176,11 +176,16 @@ def write_output(path, text, what):
 
     `what` names the result in the one-line error when the file cannot be written.
     """
-    if str(path) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
     from .errors import UserError
+    if str(path) == "-":
+        _require_stdout(what)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as e:      # a reader that went away, a full disk behind a redirect
+            raise UserError(f"cannot write the {what} to standard output: "
+                            f"{errno_text(e)}") from None
+        return
     try:
         atomic_write_text(path, text)
     except OSError as e:
@@ -218,10 +223,21 @@ def output_path_problem(path, folder=False):
     return None
 
 
+def _require_stdout(what):
+    """UserError when this process has no standard output (started with it closed, `>&-`):
+    Python then has no sys.stdout at all."""
+    if sys.stdout is None:
+        from .errors import UserError
+        raise UserError(f"cannot write the {what} to standard output: it is closed")
+
+
 def check_output_path(path, what, folder=False):
-    """UserError naming `path` when the command could not write its `what` there ('-', standard
-    output, always can)."""
-    if path is None or str(path) == "-":
+    """UserError naming `path` when the command could not write its `what` there ('-':
+    standard output, when it is open)."""
+    if path is None:
+        return
+    if str(path) == "-":
+        _require_stdout(what)
         return
     problem = output_path_problem(path, folder)
     if problem:
