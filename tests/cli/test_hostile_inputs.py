@@ -70,3 +70,20 @@ def test_a_run_name_is_one_path_component(tmp_path, image, name):
     assert repr(name) in line and "one path component" in line
     assert not (tmp_path / "escaped").exists()
     assert not (project / "a").exists()
+
+
+def test_looping_symlinks_in_a_folder_get_one_note_per_loop(tmp_path, image):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "real.jpg").write_bytes(image.read_bytes())
+    os.symlink("b.jpg", folder / "a.jpg")           # a -> b -> a, and c leading into it
+    os.symlink("a.jpg", folder / "b.jpg")
+    os.symlink("a.jpg", folder / "c.jpg")
+    os.symlink("self.png", folder / "self.png")     # a loop of one
+    result = run_installed("detect", folder, "--weights", DEFAULT_CHECKPOINT, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "loop" in line]
+    assert notes == [f"note: {folder}: skipped {folder}/a.jpg, {folder}/b.jpg, {folder}/c.jpg: "
+                     "a symbolic link loop",
+                     f"note: {folder}: skipped {folder}/self.png: a symbolic link loop"]
+    assert result.stdout.startswith(f"{folder}/real.jpg 64x64")

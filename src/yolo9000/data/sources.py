@@ -2,6 +2,7 @@
 
 `detect` and `classify` take the same SOURCE arguments and report the same problems.
 """
+import errno
 import glob
 import os
 from pathlib import Path
@@ -30,6 +31,13 @@ def expand_sources(sources):
         images = [c for c in files if is_image_name(c)]
         if len(files) > len(images):
             notes.append(f"{origin}: skipped {len(files) - len(images)} non-image file(s)")
+        loops = {}        # a loop's links -> the candidates that lead into it
+        for c in candidates:
+            key = _loop_key(c)
+            if key is not None:
+                loops.setdefault(key, []).append(c)
+        for entries in loops.values():
+            notes.append(f"{origin}: skipped {', '.join(entries)}: a symbolic link loop")
         if not images:
             errors.append(f"{origin}: no images found")
         for c in images:
@@ -49,3 +57,22 @@ def expand_sources(sources):
         else:
             errors.append(f"{s}: no such file or directory")
     return paths, errors, notes
+
+
+def _loop_key(path):
+    """None unless resolving `path` loops (ELOOP); then the set of the links that repeat (one
+    key for every name leading into the same loop), or `path` itself for a loop the chain of
+    its final links does not show (a folder link inside its own path)."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            return None
+    chain, current = [], os.path.abspath(path)
+    while os.path.islink(current):
+        if current in chain:
+            return frozenset(chain[chain.index(current):])
+        chain.append(current)
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return path
