@@ -87,3 +87,23 @@ def test_looping_symlinks_in_a_folder_get_one_note_per_loop(tmp_path, image):
                      "a symbolic link loop",
                      f"note: {folder}: skipped {folder}/self.png: a symbolic link loop"]
     assert result.stdout.startswith(f"{folder}/real.jpg 64x64")
+
+
+def test_file_names_with_control_characters_are_quoted_and_forge_no_line(tmp_path, image):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    forger = folder / "a.jpg 64x64: 0 detections, 1 ms\nb.jpg"
+    forger.write_bytes(image.read_bytes())
+    broken = folder / "c\r\x1b[2Kd.jpg"            # a carriage return and a terminal escape
+    broken.write_bytes(b"not an image")
+    result = run_installed("detect", folder, "--weights", DEFAULT_CHECKPOINT,
+                           "--project", tmp_path / "runs", "--name", "x\ny", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    # the image's line, the rate, the run folder: nothing else, each written whole
+    assert len(lines) == 3, result.stdout
+    assert lines[0].startswith(repr(str(forger)) + " 64x64: ")
+    assert lines[2] == "annotated images: " + repr(str(tmp_path / "runs" / "x\ny"))
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")][:1]
+    assert error.startswith(f"error: {str(broken)!r}: ")
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr

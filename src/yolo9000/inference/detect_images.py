@@ -21,7 +21,7 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
     fail(message) each image that failed, warn(line) notes. Returns how many images failed,
     or None on a rank other than 0 (which reports nothing)."""
     from ..data.images import save_image, written_suffix
-    from ..errors import Interrupted, UserError, stop_requests
+    from ..errors import Interrupted, UserError, shown_path, stop_requests
     from ..fileio import atomic_write_text, errno_text, write_output
     from ..parallel import world
     from ..progress import images_rate_line
@@ -82,7 +82,7 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
                     entries = coco_results(index, dets)
                 else:
                     entries = [image_entry(path, image.width, image.height, dets, detector.names)]
-                report = (None, f"{path} {image.width}x{image.height}: {summarise(dets)}, "
+                report = (None, f"{shown_path(path)} {image.width}x{image.height}: {summarise(dets)}, "
                                 f"{result.seconds * 1000:.0f} ms", entries)
             if live:
                 show(report)
@@ -115,7 +115,7 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
             entries.append(incomplete_record(len(reports), len(paths)))
         write_output(json_path, json_list_text(entries), "detections")
     if cut_short:
-        kept = (f"; {json_path} holds the detections of the {len(reports)} images finished, "
+        kept = (f"; {shown_path(json_path)} holds the detections of the {len(reports)} images finished, "
                 "marked incomplete" if json_path not in (None, "-") else "")
         if stop_signals:
             raise Interrupted(f"interrupted after {len(reports)} of {len(paths)} images{kept}",
@@ -123,9 +123,9 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
         raise UserError(f"{stopped_by[0]}; stopped after {len(reports)} of {len(paths)} "
                         f"images{kept}")
     say(images_rate_line(done, elapsed))
-    say(f"annotated images: {out_dir}")
+    say(f"annotated images: {shown_path(out_dir)}")
     if save_txt:
-        say(f"labels: {labels_dir}")
+        say(f"labels: {shown_path(labels_dir)}")
     if json_path is not None and json_path != "-":
-        say(f"json: {json_path}")
+        say(f"json: {shown_path(json_path)}")
     return len(reports) - done

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import Interrupted, UserError, stop_requests
+from ..errors import Interrupted, UserError, shown_path, stop_requests
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
 
 
@@ -160,7 +160,7 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
             write_output(dets_path, mark_incomplete(text, len(dets), len(records)),
                          "detections")
             if dets_path != "-":
-                done += f"; {dets_path} holds the detections of those images, marked incomplete"
+                done += f"; {shown_path(dets_path)} holds the detections of those images, marked incomplete"
         raise Interrupted(done, stop_signals[0])
     voc, coco = score_records(records, dets, detector.num_classes, voc07)
 

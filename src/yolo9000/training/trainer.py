@@ -27,7 +27,7 @@ import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from .tasks import task_for
-from ..errors import Interrupted, UserError, stop_requests
+from ..errors import Interrupted, UserError, shown_path, stop_requests
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
 from ..fileio import atomic_write_text, errno_text, remove_stale_temps, require_free_space
 from ..memory import check_memory
@@ -268,7 +268,7 @@ class Trainer:
         the system's reason, the iteration reached and what last.h5 still holds."""
         if self.saved_iteration is not None:
             kept = (f"weights/last.h5 keeps iteration {self.saved_iteration}; make room, then "
-                    f"resume with --resume {self.run_dir}")
+                    f"resume with --resume {shown_path(self.run_dir)}")
         else:
             kept = "no checkpoint was written yet"
         return UserError(f"cannot write: {errno_text(error)}; stopped at iteration "
@@ -298,7 +298,7 @@ class Trainer:
             raise UserError(diverged)
         if stop_signals:
             raise Interrupted(f"interrupted at iteration {self.iteration}; "
-                              f"resume with --resume {self.run_dir}")
+                              f"resume with --resume {shown_path(self.run_dir)}")
         if self.bad_steps:
             self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
                       f"(--max-bad-steps {self.settings.max_bad_steps})")
