@@ -67,3 +67,21 @@ def test_a_disk_too_full_for_one_checkpoint_is_refused_before_training(small_dis
     assert "no space left" in line.lower() and "a checkpoint needs about" in line
     assert "iteration" not in refused.stdout      # no progress line: nothing was trained
     assert not (small_disk / "run" / "weights").exists()
+
+
+def test_an_immutable_last_h5_stops_training_in_one_line_and_stays_as_it_was(shapes, tmp_path):
+    first = run_installed(*train_args(shapes, tmp_path, "run"), "--iterations", 1, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    last = tmp_path / "run" / "weights" / "last.h5"
+    before = last.read_bytes()
+    if subprocess.run(["chattr", "+i", str(last)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not allowed here (needs root and a file system with flags)")
+    try:
+        resumed = run_installed("train", "--resume", tmp_path / "run", cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", str(last)], check=True)
+    [line] = error_lines(resumed.stderr)
+    assert resumed.returncode == 1
+    assert line.startswith(f"error: {last}: cannot write: Operation not permitted (EPERM); "
+                           "stopped at iteration 2, weights/last.h5 keeps iteration 1")
+    assert last.read_bytes() == before
