@@ -105,9 +105,12 @@ def atomic_path(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename in (None, tmp):
+            # the user named `path`, never saw the hidden temp file
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     _fsync_folder(path.parent)
 

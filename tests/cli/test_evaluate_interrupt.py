@@ -37,3 +37,18 @@ def test_sigterm_half_way_writes_the_detections_of_the_finished_images(tmp_path)
     assert len(entries) == marker["images_done"]
     assert not list((tmp_path / "runs").rglob("metrics.json"))
     assert "mAP" not in stdout
+
+
+def test_a_plot_the_full_disk_cannot_take_is_one_line(small_disk, tmp_path):
+    from conftest import run_installed
+    from yolo9000.data.synthetic_shapes import make_shapes
+    data = make_shapes(tmp_path / "data", n_train=10, n_val=0, size=64, seed=4)["train"]
+    # room for metrics.json (about 1.5 kB), not for pr_curve.png (tens of kB)
+    (small_disk / "filler").write_bytes(b"\0" * (16 * 2**20 - 40 * 1024))
+    result = run_installed("evaluate", "--data", data, "--weights", DEFAULT_CHECKPOINT,
+                           "--project", small_disk, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line == f"error: {small_disk / 'exp' / 'pr_curve.png'}: No space left on device (ENOSPC)"
+    assert not [p for p in (small_disk / "exp").iterdir() if p.name.startswith(".")]
