@@ -8,7 +8,7 @@ are inference/export.py's.
 
 A run cut short - SIGINT / SIGTERM, or an output it cannot write (a full disk) - still writes
 the --save-json file with the images finished, ending in the record that marks it
-incomplete (export.incomplete_record), says so in one line and exits 130 / 143 (a signal) or
+incomplete (export.mark_incomplete), says so in one line and exits 130 / 143 (a signal) or
 1 (a write error).
 """
 import time
@@ -28,8 +28,8 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
     from ..runs import OutputNamer, new_run_dir
     from .detector import Detector
     from .draw import draw_detections
-    from .export import (coco_results, image_entry, incomplete_record, json_list_text,
-                         summarise, yolo_label_text)
+    from .export import (coco_results, image_entry, json_list_text, mark_incomplete, summarise,
+                         yolo_label_text)
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
@@ -111,9 +111,10 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
     elapsed = time.perf_counter() - start
     cut_short = bool(stop_signals or stopped_by)
     if json_path is not None:
+        text = json_list_text(entries)
         if cut_short:
-            entries.append(incomplete_record(len(reports), len(paths)))
-        write_output(json_path, json_list_text(entries), "detections")
+            text = mark_incomplete(text, len(reports), len(paths))
+        write_output(json_path, text, "detections")
     if cut_short:
         kept = (f"; {shown_path(json_path)} holds the detections of the {len(reports)} images finished, "
                 "marked incomplete" if json_path not in (None, "-") else "")
