@@ -239,20 +239,20 @@ class Trainer:
         state["bad_steps"] = np.int64(self.bad_steps)
         return state
 
-    def checkpoint_size(self):
+    def checkpoint_size(self, state=None):
+        """Bytes a checkpoint of the run takes (with `state`, the optimiser's of the moment)."""
         from ..model.checkpoint import estimated_size
-        return estimated_size(self.net, self._checkpoint_state())
+        return estimated_size(self.net, state if state is not None else self._checkpoint_state())
 
     def save(self, path):
         """Write a checkpoint atomically; a write that fails (full disk, read-only folder)
         leaves the previous one whole and stops the run with write_failed's one line."""
         if not self.world.is_main:
             return
-        from ..model.checkpoint import estimated_size
         state = self._checkpoint_state()
         try:
             # HDF5 meeting a full disk halfway floods stderr and can crash: refuse before
-            require_free_space(path, estimated_size(self.net, state), "a checkpoint")
+            require_free_space(path, self.checkpoint_size(state), "a checkpoint")
             # the base size, not the multi-scale size of the moment: detect and evaluate run
             # the checkpoint at the size it was validated at
             self.net.save(path, names=self.names, optimizer=state,
