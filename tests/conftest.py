@@ -83,3 +83,19 @@ def _work_in_a_temporary_folder(tmp_path, monkeypatch):
     """Commands write run folders (runs/<command>/exp) under the current folder: keep every
     test's outputs in its own temporary folder, never in the repository."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs to fill up; skipped where this process may not mount one (not root, or a
+    container without the capability)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount is not allowed here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)

@@ -3,6 +3,7 @@
 Each sub-command lives in its own module under `yolo9000.commands` and is imported only when
 it is run, so `yolo9000 --help` stays fast and one command's dependencies never slow another.
 """
+import errno
 import importlib
 import io
 import os
@@ -26,6 +27,9 @@ COMMANDS = {
     "convert": ("convert", "Convert between darknet .weights (+ .cfg) and .h5 checkpoints."),
     "export": ("export", "Export a network to ONNX (ONNX Runtime, OpenVINO, ...)."),
 }
+# what the system says when an output cannot be written: the user's to fix (make room, mount
+# read-write, change permissions), not a bug, wherever in a command it happens
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 # the commands that share their work over the ranks of `mpiexec -n N` (parallel.py)
 MPI_COMMANDS = ("train", "evaluate", "detect")
 
@@ -86,6 +90,10 @@ def outcome(error):
         return error.exit_code, shown.getvalue().rstrip("\n")
     if isinstance(error, KeyboardInterrupt):
         return 130, "interrupted"
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS and error.filename:
+        from .errors import shown_path
+        from .fileio import errno_text
+        return 1, f"error: {shown_path(error.filename)}: {errno_text(error)}"
     return None
 
 

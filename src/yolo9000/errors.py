@@ -6,6 +6,21 @@ The CLI turns a UserError into one line on stderr and a non-zero exit code, neve
 import contextlib
 import signal
 import threading
+import unicodedata
+
+# control characters and the Unicode line and paragraph separators: in a file name they would
+# break a message's line, or forge one
+_UNPRINTABLE = ("Cc", "Zl", "Zp")
+
+
+def shown_path(path):
+    """`path` as every message prints it: as it is, or quoted with its control characters
+    escaped ('a\\nb.jpg') when it has any, so that a file name cannot break a message's line
+    or forge another."""
+    text = str(path)
+    if any(unicodedata.category(c) in _UNPRINTABLE for c in text):
+        return repr(text)
+    return text
 
 
 class UserError(Exception):
@@ -16,9 +31,9 @@ class UserError(Exception):
         self.line = line
         self.detail = message
         if self.path is not None and line is not None:
-            message = f"{self.path}:{line}: {message}"
+            message = f"{shown_path(self.path)}:{line}: {message}"
         elif self.path is not None:
-            message = f"{self.path}: {message}"
+            message = f"{shown_path(self.path)}: {message}"
         super().__init__(message)
 
 

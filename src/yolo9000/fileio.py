@@ -49,7 +49,7 @@ def replaced_file(path):
     return Path(os.path.realpath(path))
 
 
-def _errno_text(error):
+def errno_text(error):
     """'No space left on device (ENOSPC)': the system's words and the errno's name."""
     name = errno.errorcode.get(error.errno)
     text = error.strerror or str(error)
@@ -105,9 +105,12 @@ def atomic_path(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename in (None, tmp):
+            # the user named `path`, never saw the hidden temp file
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     _fsync_folder(path.parent)
 
@@ -120,6 +123,23 @@ def _fsync_folder(folder):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _megabytes(n):
+    return f"{n / 1e6:.1f} MB"
+
+
+def require_free_space(path, needed, what):
+    """OSError ENOSPC naming `path` when the file system that would hold it has fewer than
+    `needed` bytes free. Checked before a large write whose writer fails badly when the disk
+    fills halfway (HDF5 prints a traceback per open object and can crash at exit)."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {what} needs about "
+                                    f"{_megabytes(needed)}, {_megabytes(free)} free", str(path))
 
 
 def remove_stale_temps(path):
@@ -159,15 +179,20 @@ def write_output(path, text, what):
 
     `what` names the result in the one-line error when the file cannot be written.
     """
-    if str(path) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
     from .errors import UserError
+    if str(path) == "-":
+        _require_stdout(what)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as e:      # a reader that went away, a full disk behind a redirect
+            raise UserError(f"cannot write the {what} to standard output: "
+                            f"{errno_text(e)}") from None
+        return
     try:
         atomic_write_text(path, text)
     except OSError as e:
-        raise UserError(f"cannot write the {what}: {_errno_text(e)}", path=path) from None
+        raise UserError(f"cannot write the {what}: {errno_text(e)}", path=path) from None
 
 
 def output_path_problem(path, folder=False):
@@ -201,10 +226,21 @@ def output_path_problem(path, folder=False):
     return None
 
 
+def _require_stdout(what):
+    """UserError when this process has no standard output (started with it closed, `>&-`):
+    Python then has no sys.stdout at all."""
+    if sys.stdout is None:
+        from .errors import UserError
+        raise UserError(f"cannot write the {what} to standard output: it is closed")
+
+
 def check_output_path(path, what, folder=False):
-    """UserError naming `path` when the command could not write its `what` there ('-', standard
-    output, always can)."""
-    if path is None or str(path) == "-":
+    """UserError naming `path` when the command could not write its `what` there ('-':
+    standard output, when it is open)."""
+    if path is None:
+        return
+    if str(path) == "-":
+        _require_stdout(what)
         return
     problem = output_path_problem(path, folder)
     if problem:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import check_output_path
+from .fileio import check_output_path, errno_text
 
 LOCK_FILE = ".run.lock"
 
@@ -30,6 +30,7 @@ def new_run_dir(project, name="exp", exist_ok=False):
 
     With exist_ok, project/name itself is used even when it exists (files in it may be replaced).
     """
+    check_run_name(name)
     check_output_path(project, "run folder", folder=True)
     project = Path(project)
     try:
@@ -40,19 +41,38 @@ def new_run_dir(project, name="exp", exist_ok=False):
         folder = project / name
         if folder.exists() and not folder.is_dir():
             raise UserError("exists and is not a folder", path=folder)
-        folder.mkdir(exist_ok=True)
+        _make_folder(folder, exist_ok=True)
         claim_run_dir(folder)
         return folder
     n = 1
     while True:
         folder = project / (name if n == 1 else f"{name}{n}")
         try:
-            folder.mkdir()
+            _make_folder(folder)
         except FileExistsError:
             n += 1
             continue
         claim_run_dir(folder)
         return folder
+
+
+def check_run_name(name):
+    """UserError unless `name` is one path component: '../x' or '/x' would put the run
+    outside --project."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
+        raise UserError(f"--name {name!r} must be a folder name, one path component (no '/', "
+                        "not '.' or '..'): the run goes in --project")
+
+
+def _make_folder(folder, exist_ok=False):
+    """mkdir, a UserError when the system refuses (a /proc or /sys folder, a read-only
+    mount); FileExistsError stays for new_run_dir's numbering."""
+    try:
+        folder.mkdir(exist_ok=exist_ok)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise UserError(f"cannot create the run folder: {errno_text(e)}", path=folder) from None
 
 
 def claim_run_dir(folder):
@@ -83,8 +103,12 @@ def claim_run_dir(folder):
         if _is_file_at(fd, lock_path):
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as e:        # a full disk: the pid is the lock file's only content
+        os.close(fd)
+        raise UserError(f"cannot lock the run folder: {errno_text(e)}", path=folder) from None
     _held[identity] = (fd, lock_path)
 
 

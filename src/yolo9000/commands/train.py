@@ -79,7 +79,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
             batch, subdivisions,
             learning_rate, momentum, decay, burn_in, steps, scales, optimizer, no_multiscale, no_augment,
             workers, parallel, seed, eval_every, save_every, max_bad_steps, project, name, exist_ok, resume_dir, iterations):
-    from ..errors import UserError
+    from ..errors import UserError, shown_path
     from ..fileio import check_output_path
     from ..runs import claim_run_dir, new_run_dir
     from ..parallel import world
@@ -138,7 +138,7 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
                 shutil.rmtree(out, ignore_errors=True)
             raise
     o = trainer.net.options
-    click.echo(f"run folder: {trainer.run_dir}")
+    click.echo(f"run folder: {shown_path(trainer.run_dir)}")
     joint = getattr(trainer.task, "classification_set", None)
     click.echo(f"data: {len(trainer.train_set.records)} training images, {len(trainer.names)} classes"
                + (f" (word-tree nodes)" if trainer.net.region is not None and
@@ -153,10 +153,11 @@ def command(cfg, data, val, classification_data, classification_ratio, val_fract
     click.echo(f"input {o.width}x{o.height}" + (", multi-scale every 10 iterations" if trainer.multiscale else "")
                + ("" if trainer.augment.enabled else ", no augmentation"))
     result = trainer.train(iterations=iterations)
-    click.echo(f"weights: {result['last']}" + (f", best: {result['best']}" if "best" in result else ""))
+    click.echo(f"weights: {shown_path(result['last'])}"
+               + (f", best: {shown_path(result['best'])}" if "best" in result else ""))
     if "mAP50" in result:
         click.echo(f"validation mAP@0.5 {result['mAP50']:.4f}, mAP@[.5:.95] {result['mAP50_95']:.4f}")
     if "top1" in result:
         click.echo(f"validation top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
     logs = [trainer.run_dir / name for name in ("train_log.csv", "results.csv", "results.png")]
-    click.echo("logs: " + ", ".join(str(path) for path in logs if path.is_file()))
+    click.echo("logs: " + ", ".join(shown_path(path) for path in logs if path.is_file()))

@@ -2,10 +2,12 @@
 
 `detect` and `classify` take the same SOURCE arguments and report the same problems.
 """
+import errno
 import glob
 import os
 from pathlib import Path
 
+from ..errors import shown_path
 from .images import is_image_name
 
 GLOB_CHARS = set("*?[")
@@ -29,9 +31,17 @@ def expand_sources(sources):
         files = [c for c in candidates if os.path.isfile(c)]
         images = [c for c in files if is_image_name(c)]
         if len(files) > len(images):
-            notes.append(f"{origin}: skipped {len(files) - len(images)} non-image file(s)")
+            notes.append(f"{shown_path(origin)}: skipped {len(files) - len(images)} non-image file(s)")
+        loops = {}        # a loop's links -> the candidates that lead into it
+        for c in candidates:
+            key = _loop_key(c)
+            if key is not None:
+                loops.setdefault(key, []).append(c)
+        for entries in loops.values():
+            notes.append(f"{shown_path(origin)}: skipped {', '.join(map(shown_path, entries))}: "
+                         "a symbolic link loop")
         if not images:
-            errors.append(f"{origin}: no images found")
+            errors.append(f"{shown_path(origin)}: no images found")
         for c in images:
             add(c)
 
@@ -43,9 +53,28 @@ def expand_sources(sources):
         elif GLOB_CHARS & set(s):
             matches = sorted(glob.glob(s, recursive=True))
             if not matches:
-                errors.append(f"{s}: no files match this pattern")
+                errors.append(f"{shown_path(s)}: no files match this pattern")
             else:
                 add_many(matches, s)
         else:
-            errors.append(f"{s}: no such file or directory")
+            errors.append(f"{shown_path(s)}: no such file or directory")
     return paths, errors, notes
+
+
+def _loop_key(path):
+    """None unless resolving `path` loops (ELOOP); then the set of the links that repeat (one
+    key for every name leading into the same loop), or `path` itself for a loop the chain of
+    its final links does not show (a folder link inside its own path)."""
+    try:
+        os.stat(path)
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            return None
+    chain, current = [], os.path.abspath(path)
+    while os.path.islink(current):
+        if current in chain:
+            return frozenset(chain[chain.index(current):])
+        chain.append(current)
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return path

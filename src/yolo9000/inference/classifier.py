@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.classification_augment import center_crop
 from ..data.images import load_image
-from ..errors import UserError
+from ..errors import UserError, shown_path
 from .detector import _check_size, build_network, failure_message, resolve_class_names
 from .prefetch import run_in_batches
 
@@ -166,7 +166,7 @@ def classify_images(paths, *, model, cfg, weights, names, size, top, batch, json
             failed += 1
             continue
         best = result.top(top)
-        say(f"{result.source} {result.width}x{result.height}: "
+        say(f"{shown_path(result.source)} {result.width}x{result.height}: "
             + ", ".join(f"{name} {p:.3f}" for _, name, p in best))
         entries.append(classification_entry(result.source, result.width, result.height, best))
         done += 1

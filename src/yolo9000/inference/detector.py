@@ -35,7 +35,7 @@ import numpy as np
 from ..model.cfg import check_input_size
 from ..model.checkpoint import check_weights_format
 from ..names import read_names
-from ..errors import UserError
+from ..errors import UserError, shown_path
 from ..memory import check_memory
 from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
@@ -108,7 +108,7 @@ def failure_message(source, exc) -> str:
     """One line saying why a source could not be read."""
     if isinstance(exc, UserError):
         return str(exc)
-    return f"{source}: cannot read image: {type(exc).__name__}: {exc}"
+    return f"{shown_path(source)}: cannot read image: {type(exc).__name__}: {exc}"
 
 
 def default_class_names(net, num_classes, class_nodes=None):

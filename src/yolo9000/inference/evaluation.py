@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import Interrupted, UserError, shown_path, stop_requests
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
 
 
-def predict_records(detector, records, batch=8, progress=None):
-    """Detections (original pixels) for every record, keyed by record index."""
+def predict_records(detector, records, batch=8, progress=None, stop_signals=()):
+    """Detections (original pixels) for every record, keyed by record index; only for those
+    done before a signal arrived in `stop_signals` (errors.stop_requests)."""
     from ..parallel import world
     ranks = world()
 
@@ -29,6 +30,8 @@ def predict_records(detector, records, batch=8, progress=None):
         results = {}
         stream = detector.stream((r.path for r in mine), batch_size=batch)
         for k, result in enumerate(stream):
+            if stop_signals:
+                break
             results[k] = Detections(result.boxes, result.scores, result.classes)
             if progress is not None:
                 progress.update(ranks.size)     # rank 0's bar stands for all ranks
@@ -40,10 +43,15 @@ def evaluate_records(detector, records, batch=8, progress=None, use_07_metric=Fa
     """(VOC result, COCO result, detections) of `detector` on `records`, whose class ids must
     be the detector's."""
     dets = predict_records(detector, records, batch=batch, progress=progress)
+    return (*score_records(records, dets, detector.num_classes, use_07_metric), dets)
+
+
+def score_records(records, dets, num_classes, use_07_metric=False):
+    """(VOC result, COCO result) of the detections `dets` of every record."""
     gts = {k: ground_truth_from_record(r) for k, r in enumerate(records)}
-    voc = evaluate_voc(gts, dets, detector.num_classes, use_07_metric=use_07_metric)
-    coco = evaluate_coco(gts, dets, detector.num_classes)
-    return voc, coco, dets
+    voc = evaluate_voc(gts, dets, num_classes, use_07_metric=use_07_metric)
+    coco = evaluate_coco(gts, dets, num_classes)
+    return voc, coco
 
 
 # -- `yolo9000 evaluate`: a model on a dataset, reported and written to a run folder -----------
@@ -92,7 +100,7 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
     from ..progress import Progress, images_rate_line
     from ..runs import new_run_dir
     from .detector import Detector
-    from .export import detections_json
+    from .export import detections_json, mark_incomplete
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, evaluation=True, hier_thresh=hier_thresh,
@@ -136,12 +144,25 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
     run_dir = ranks.from_main(lambda: new_run_dir(project, name, exist_ok))
     progress = Progress(len(records), desc="evaluating", unit="img", stream=sys.stderr)
     start = time.perf_counter()
-    voc, coco, dets = evaluate_records(detector, records, batch=batch, progress=progress,
-                                       use_07_metric=voc07)
+    with stop_requests() as stop_signals:
+        dets = predict_records(detector, records, batch=batch, progress=progress,
+                               stop_signals=stop_signals)
     seconds = time.perf_counter() - start
     progress.close()
     if not ranks.is_main:       # the images were shared out; rank 0 reports and writes
         return 0
+    if stop_signals:
+        # scores of a part of the set would pass for the model's: only the detections stay
+        done = f"interrupted after {len(dets)} of {len(records)} images, no metrics"
+        if dets_path is not None:
+            text, _ = detections_json(records, dets, class_names, json_format,
+                                      dataset.category_ids)
+            write_output(dets_path, mark_incomplete(text, len(dets), len(records)),
+                         "detections")
+            if dets_path != "-":
+                done += f"; {shown_path(dets_path)} holds the detections of those images, marked incomplete"
+        raise Interrupted(done, stop_signals[0])
+    voc, coco = score_records(records, dets, detector.num_classes, voc07)
 
     say(format_table(voc, class_names))
     say()

@@ -128,20 +128,36 @@ def coco_results(image_id, detections, category_ids=None) -> list[dict]:
 # -- a dataset's detections (evaluate --save-json) ---------------------------------------------
 def detections_json(records, dets, names, json_format, category_ids=None):
     """(--save-json text of `evaluate`, number of detections left out of it): dets[k] are the
-    detections of records[k] (.path, .width, .height, .image_id) in the layout json_format.
+    detections of records[k] (.path, .width, .height, .image_id) in the layout json_format;
+    a record with no dets entry (not reached) is left out.
 
     COCO layout: a record's own image id (COCO datasets), else its position in the dataset;
     detections of a class with no category id in a COCO dataset are left out.
     """
+    done = sorted(dets)     # all the records, or those finished before a run was cut short
     if json_format == "yolo9000":
-        entries = [image_entry(r.path, r.width, r.height, dets[k], names)
-                   for k, r in enumerate(records)]
+        entries = [image_entry(records[k].path, records[k].width, records[k].height, dets[k],
+                               names) for k in done]
         return json_list_text(entries), 0
     entries = []
-    for k, r in enumerate(records):
+    for k in done:
+        r = records[k]
         entries += coco_results(k if r.image_id is None else r.image_id, dets[k], category_ids)
-    total = sum(len(dets[k].scores) for k in range(len(records)))
+    total = sum(len(dets[k].scores) for k in done)
     return json_list_text(entries), total - len(entries)
+
+
+def incomplete_record(done, total) -> dict:
+    """The last record of a --save-json list whose run was cut short (a signal, a full disk):
+    the entries before it are those of the `done` images finished, of `total`. A reader tells
+    it by its "incomplete" key, which no image entry or COCO result has."""
+    return {"incomplete": True, "images_done": int(done), "images_total": int(total)}
+
+
+def mark_incomplete(text, done, total) -> str:
+    """json_list_text's `text` with incomplete_record appended as its last record."""
+    record = json.dumps(incomplete_record(done, total))
+    return "[\n" + record + "\n]\n" if text == "[]\n" else text[:-3] + ",\n" + record + "\n]\n"
 
 
 def json_list_text(entries) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from ..data.images import LoadedImage
 from ..data.video import (VideoSource, camera_device, ffmpeg_message, import_av,
                           source_problem)
-from ..errors import Interrupted, UserError, stop_requests
+from ..errors import Interrupted, UserError, shown_path, stop_requests
 from .draw import draw_detections
 from .export import frame_entry, json_line
 
@@ -334,7 +334,7 @@ def detect_videos(videos, make_detector, *, project, name, exist_ok=False, json_
                     tell(f"error: {e}")
                     failures += 1
                     continue
-                say(f"{source} {last.width}x{last.height}: {last.frames} frames in "
+                say(f"{shown_path(source)} {last.width}x{last.height}: {last.frames} frames in "
                     f"{last.seconds:.2f} s ({last.fps:.2f} frames/s): {last.output}")
                 if stop_signals:
                     break

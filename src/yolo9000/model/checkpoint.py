@@ -176,6 +176,22 @@ def _read_tree(group, path, expected=None):
     return out
 
 
+# room for what a checkpoint holds beside its arrays: attributes (the cfg, names, anchors),
+# object headers, chunk indexes and checksums (about 40 kB for yolov2-shapes), with a margin
+METADATA_ALLOWANCE = 1 << 20
+
+
+def estimated_size(net, optimizer=None):
+    """Bytes a checkpoint of `net` (with the optimiser state tree `optimizer`) takes on disk, a
+    little over: its arrays are stored uncompressed."""
+    def tree_bytes(value):
+        if isinstance(value, dict):
+            return sum(tree_bytes(v) for v in value.values())
+        return np.asarray(value).nbytes if not isinstance(value, (str, bytes)) else len(value)
+    params = sum(p.nbytes for layer in net.layers for p in layer.params.values())
+    return params + tree_bytes(optimizer or {}) + len(net.config.text) + METADATA_ALLOWANCE
+
+
 def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size=None):
     """input_size: (width, height) the checkpoint is meant to run at (default: the network's
     current size, which during multi-scale training is not the run's base size)."""

@@ -14,6 +14,7 @@ Run folder (runs/train/NAME):
     train_log.csv (one row per iteration), results.csv (one row per evaluation), results.png
     (a classifier's run has no anchors.txt; its results are loss, top-1 and top-5)
 """
+import contextlib
 import csv
 import io
 import json
@@ -26,9 +27,9 @@ import numpy as np
 
 from ..model.cfg import adapt_cfg, anchors_line, check_input_size, parse_cfg_text, resolve_cfg
 from .tasks import task_for
-from ..errors import Interrupted, UserError, stop_requests
+from ..errors import Interrupted, UserError, shown_path, stop_requests
 from ..layers.batchnorm import MOMENTUM as BN_MOMENTUM
-from ..fileio import atomic_write_text, remove_stale_temps
+from ..fileio import atomic_write_text, errno_text, remove_stale_temps, require_free_space
 from ..memory import check_memory
 from ..model.network import Network
 from ..parallel import world
@@ -112,6 +113,7 @@ class Trainer:
         self.iteration = 0
         self.bad_steps = 0       # batches skipped for a non-finite loss or gradient
         self.history = []        # evaluation rows
+        self.saved_iteration = None  # the iteration weights/last.h5 holds, once written
         self.world = world()     # the MPI ranks of the run; rank 0 alone writes files
 
     # -- set-up ----------------------------------------------------------------------------
@@ -162,6 +164,12 @@ class Trainer:
         self.optimizer = make_optimizer(settings.optimizer, self.net, o)
         self.guard = StepGuard(self.net, self.optimizer)
         if self.world.is_main:
+            # a disk too full for one checkpoint would fail at the first save, after the work
+            try:
+                require_free_space(self.weights_dir / "last.h5", self.checkpoint_size(),
+                                   "a checkpoint")
+            except OSError as e:
+                raise UserError(f"cannot train here: {errno_text(e)}", path=self.run_dir) from None
             if not resume:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.run_dir / "model.cfg", cfg_text)
@@ -204,6 +212,7 @@ class Trainer:
             # checkpoints of yolo9000 0.1.0 store it as best_map
             self.best_score = float(state.get("best_score", state.get("best_map", -1.0)))
             self.bad_steps = int(state.get("bad_steps", 0))
+            self.saved_iteration = self.iteration
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"damaged checkpoint: its optimiser state does not fit this run "
                             f"({e})", path=last) from None
@@ -222,19 +231,48 @@ class Trainer:
             for stale in remove_stale_temps(self.weights_dir / name):
                 self.echo(f"removed an unfinished checkpoint: {stale}")
 
-    def save(self, path):
-        if not self.world.is_main:
-            return
+    def _checkpoint_state(self):
         state = self.optimizer.state()
         state["iteration"] = np.int64(self.iteration)
         state["best_score"] = np.float64(self.best_score)
         state["seed"] = np.int64(self.settings.seed)
         state["bad_steps"] = np.int64(self.bad_steps)
-        # the base size, not the multi-scale size of the moment: detect and evaluate run the
-        # checkpoint at the size it was validated at
-        self.net.save(path, names=self.names, optimizer=state,
-                      input_size=(self.base_size, self.base_size),
-                      description="trained with yolo9000 train", iteration=self.iteration)
+        return state
+
+    def checkpoint_size(self, state=None):
+        """Bytes a checkpoint of the run takes (with `state`, the optimiser's of the moment)."""
+        from ..model.checkpoint import estimated_size
+        return estimated_size(self.net, state if state is not None else self._checkpoint_state())
+
+    def save(self, path):
+        """Write a checkpoint atomically; a write that fails (full disk, read-only folder)
+        leaves the previous one whole and stops the run with write_failed's one line."""
+        if not self.world.is_main:
+            return
+        state = self._checkpoint_state()
+        try:
+            # HDF5 meeting a full disk halfway floods stderr and can crash: refuse before
+            require_free_space(path, self.checkpoint_size(state), "a checkpoint")
+            # the base size, not the multi-scale size of the moment: detect and evaluate run
+            # the checkpoint at the size it was validated at
+            self.net.save(path, names=self.names, optimizer=state,
+                          input_size=(self.base_size, self.base_size),
+                          description="trained with yolo9000 train", iteration=self.iteration)
+        except OSError as e:
+            raise self.write_failed(path, e) from None
+        if Path(path).name == "last.h5":
+            self.saved_iteration = self.iteration
+
+    def write_failed(self, path, error):
+        """The one-line UserError for a run stopped by a file it could not write: the path,
+        the system's reason, the iteration reached and what last.h5 still holds."""
+        if self.saved_iteration is not None:
+            kept = (f"weights/last.h5 keeps iteration {self.saved_iteration}; make room, then "
+                    f"resume with --resume {shown_path(self.run_dir)}")
+        else:
+            kept = "no checkpoint was written yet"
+        return UserError(f"cannot write: {errno_text(error)}; stopped at iteration "
+                         f"{self.iteration}, {kept}", path=path)
 
     # -- the loop --------------------------------------------------------------------------
     def size_of_minibatch(self, index):
@@ -260,7 +298,7 @@ class Trainer:
             raise UserError(diverged)
         if stop_signals:
             raise Interrupted(f"interrupted at iteration {self.iteration}; "
-                              f"resume with --resume {self.run_dir}")
+                              f"resume with --resume {shown_path(self.run_dir)}")
         if self.bad_steps:
             self.echo(f"{self.bad_steps} batch(es) skipped for a non-finite loss or gradient "
                       f"(--max-bad-steps {self.settings.max_bad_steps})")
@@ -323,8 +361,11 @@ class Trainer:
                 for k in self.task.log_fields:
                     row[k] = f"{parts.get(k, 0.0):.5g}"
                 if log:
-                    log.write(csv_lines(log_fields(self.task), [row], header=False))
-                    log.flush()
+                    try:
+                        log.write(csv_lines(log_fields(self.task), [row], header=False))
+                        log.flush()
+                    except OSError as e:
+                        raise self.write_failed(log_path, e) from None
                 bar.update(1, postfix=(f"{self.task.postfix(parts)} {self.net.width}px "
                                        f"{o.batch / dt:.1f} img/s"))
                 if self.settings.save_every and self.iteration % self.settings.save_every == 0:
@@ -341,7 +382,9 @@ class Trainer:
             self._restore_threads()
             loader.close()
             if log:
-                log.close()
+                # its buffer cannot reach a full disk either: write_failed has said so
+                with contextlib.suppress(OSError):
+                    log.close()
             bar.close()
         return diverged
 

@@ -41,6 +41,8 @@ def load_coco(json_path: Path, names, report):
                         line=e.lineno) from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read JSON: {e}", path=json_path) from None
+    except RecursionError:      # Python's parser recurses once per nested list or object
+        raise UserError("malformed JSON: nested too deeply to read", path=json_path) from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise UserError("not a COCO instances file (needs 'images' and 'annotations' lists)",

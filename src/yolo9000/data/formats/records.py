@@ -21,7 +21,7 @@ import numpy as np
 
 from ...boxes import (clip_xyxy, cxcywh_to_xyxy, normalised_to_pixels, pixels_to_normalised,
                       xyxy_to_cxcywh)
-from ...errors import UserError
+from ...errors import UserError, shown_path
 from ..images import image_size
 
 # How far (fraction of the image) a box edge may stick out before its clipping is reported.
@@ -108,14 +108,14 @@ class Report:
         if self.strict:
             raise UserError(message, path=path, line=line)
         self.skipped += 1
-        where = f"{path}:{line}" if line is not None else f"{path}"
+        where = f"{shown_path(path)}:{line}" if line is not None else shown_path(path)
         self.warnings.append(f"{where}: {message}")
 
     def note(self, message, path):
         """A problem that is not a malformed entry (e.g. an unreadable image) — also strict."""
         if self.strict:
             raise UserError(message, path=path)
-        self.warnings.append(f"{path}: {message}")
+        self.warnings.append(f"{shown_path(path)}: {message}")
 
     def box(self, message, where):
         """A box that was dropped or changed; never fatal (the label itself is well formed)."""

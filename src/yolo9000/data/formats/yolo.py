@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...boxes import cxcywh_to_xyxy
-from ...errors import UserError
+from ...errors import UserError, shown_path
 from ...names import default_names, read_names
 from .darknet import (data_file_path, data_split_key, read_data_file, read_list_file,
                       scan_images)
@@ -149,5 +149,5 @@ def load_yolo(path: Path, split, names, report):
         names = default_names(n_classes)
     ds = Dataset(records=records, names=list(names), format="yolo", root=str(absolute_path(root)))
     if labelled == 0 and images:
-        report.warnings.append(f"{path}: none of the {len(images)} images has a label file")
+        report.warnings.append(f"{shown_path(path)}: none of the {len(images)} images has a label file")
     return ds
