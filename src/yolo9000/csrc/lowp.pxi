@@ -1,0 +1,65 @@
+# bf16 inference products (lowp_x86.h): the packing of weights and columns, and the product
+# with the fp32 epilogue, on AMX, AVX512-BF16 or the portable twin.
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# the kernels, as lowp_x86.h numbers them
+BF16_PORTABLE = Y9K_BF16_PORTABLE
+BF16_AVX512 = Y9K_BF16_AVX512
+BF16_AMX = Y9K_BF16_AMX
+# W's rows, B's columns and K are padded to multiples of this
+LOWP_BLOCK = Y9K_LOWP_BLOCK
+
+
+def bf16_kernels():
+    """The bf16 kernels this CPU (and the switch) allow, fastest first; the portable twin last."""
+    kernels = []
+    if _paths & Y9K_AMX_BF16:
+        kernels.append(BF16_AMX)
+    if _paths & Y9K_AVX512_BF16:
+        kernels.append(BF16_AVX512)
+    kernels.append(BF16_PORTABLE)
+    return kernels
+
+
+def bf16_padded(Py_ssize_t n):
+    """n rounded up to the packing's multiple (32)."""
+    return y9k_lowp_round_up(n)
+
+
+def bf16_pack_weights(const float[:, ::1] w, unsigned short[::1] out):
+    """W (M, K) rounded to bf16 into out, blocks of 16 rows x 32 k: bf16_padded(M) x
+    bf16_padded(K) values."""
+    cdef int M = w.shape[0], K = w.shape[1]
+    if out.shape[0] < y9k_lowp_round_up(M) * y9k_lowp_round_up(K):
+        raise ValueError("bf16_pack_weights: out is too small")
+    with nogil:
+        y9k_bf16_pack_a(&w[0, 0], w.shape[1], M, K, <uint16_t*> &out[0])
+
+
+def bf16_pack_columns(const float[:, ::1] b, unsigned short[::1] out):
+    """B (K, N) rounded to bf16 into out, panels of 16 columns by pairs of k:
+    bf16_padded(K) x bf16_padded(N) values."""
+    cdef int K = b.shape[0], N = b.shape[1]
+    if out.shape[0] < y9k_lowp_round_up(K) * y9k_lowp_round_up(N):
+        raise ValueError("bf16_pack_columns: out is too small")
+    with nogil:
+        y9k_bf16_pack_b(&b[0, 0], b.shape[1], K, N, <uint16_t*> &out[0])
+
+
+def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::1] b, int K,
+                const float[::1] scale, const float[::1] bias, int act, float[:, ::1] out):
+    """out (M, N) = act(scale[m] * (W x B)[m, n] + bias[m]) from W and B packed (K their
+    unpadded depth), on `kernel` (one of bf16_kernels())."""
+    cdef int M = out.shape[0], N = out.shape[1]
+    if kernel not in bf16_kernels():
+        raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
+    if (w.shape[0] < y9k_lowp_round_up(M) * y9k_lowp_round_up(K)
+            or b.shape[0] < y9k_lowp_round_up(K) * y9k_lowp_round_up(N)):
+        raise ValueError("bf16_matmul: the packed operands are too small for the output")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_matmul: scale and bias need one value per row")
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        y9k_bf16_gemm(kernel, M, N, K, <const uint16_t*> &w[0], <const uint16_t*> &b[0],
+                      &scale[0], &bias[0], act, &out[0, 0], out.shape[1])

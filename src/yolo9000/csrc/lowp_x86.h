@@ -1,0 +1,280 @@
+/* bf16 inference products: out[M, N] = act(a * (W[M, K] x B[K, N]) + b), W and B rounded to
+   bfloat16 (round to nearest even), the products summed in fp32, the epilogue (batch norm,
+   bias, activation) in fp32 as the fp32 path's.
+
+   W is packed once (y9k_bf16_pack_a), B on each call (y9k_bf16_pack_b), both in the layout
+   AMX's tiles load: W in blocks of 16 rows x 32 k, B in panels of 16 columns whose rows are
+   pairs of k (the "VNNI" layout: B[k][n], B[k+1][n] side by side). K is padded with zeros to
+   a multiple of 32 and M and N to multiples of 32 (the kernels work on 32x32 blocks of out;
+   the epilogue writes only the rows and columns that exist).
+
+   Three kernels read the same layout, chosen at run time: AMX tiles (tdpbf16ps), AVX512-BF16
+   (vdpbf16ps) and the portable twin (scalar fp32 sums of the same bf16 products). */
+#ifndef Y9K_LOWP_X86_H
+#define Y9K_LOWP_X86_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "y9k.h"
+
+#define Y9K_LOWP_BLOCK 32          /* rows and columns of out per step; K's padding unit */
+#define Y9K_LOWP_PANEL 16          /* columns of a B panel, rows of a W block */
+
+/* the kernel a product runs on */
+enum { Y9K_BF16_PORTABLE = 0, Y9K_BF16_AVX512 = 1, Y9K_BF16_AMX = 2 };
+
+static inline long y9k_lowp_round_up(long v) { return (v + 31) / 32 * 32; }
+
+/* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */
+static inline uint16_t y9k_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t) ((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t) (u >> 16);
+}
+
+static inline float y9k_from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t) h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* W (M x K, row stride ldw floats) -> blocks [M'/16][K'/32][16][32] (M', K' rounded up to 32) */
+static void y9k_bf16_pack_a(const float *w, long ldw, int M, int K, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Mp = y9k_lowp_round_up(M), KB = Kp / 32;
+    for (long mb = 0; mb < Mp / 16; mb++)
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *block = out + (mb * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long m = mb * 16 + r;
+                for (int c = 0; c < 32; c++) {
+                    long k = kb * 32 + c;
+                    block[r * 32 + c] = (m < M && k < K) ? y9k_to_bf16(w[m * ldw + k]) : 0;
+                }
+            }
+        }
+}
+
+/* B (K x N, row stride ldb floats) -> panels [N'/16][K'/32][16 pairs of k][16 columns][2],
+   on the OpenMP threads */
+static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        long n0 = p * 16, width = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long k = kb * 32 + 2 * r;
+                const float *row0 = b + k * ldb + n0, *row1 = row0 + ldb;
+                uint16_t *dst = panel + r * 32;
+                if (width == 16 && k + 1 < K) {
+                    for (int c = 0; c < 16; c++) {
+                        dst[2 * c] = y9k_to_bf16(row0[c]);
+                        dst[2 * c + 1] = y9k_to_bf16(row1[c]);
+                    }
+                    continue;
+                }
+                for (int c = 0; c < 16; c++) {
+                    dst[2 * c] = (c < width && k < K) ? y9k_to_bf16(row0[c]) : 0;
+                    dst[2 * c + 1] = (c < width && k + 1 < K) ? y9k_to_bf16(row1[c]) : 0;
+                }
+            }
+        }
+    }
+}
+
+/* out rows m0.. (rows of them), columns n0.. (cols) = act(a * acc + b) from a 32x32 block of
+   sums; the same arithmetic as activation.pxi's _affine_activate (leaky: 0.1·v in double) */
+static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *s = acc + i * 32;
+        float *y = out + i * ldo, ai = a[i], bi = b[i];
+        if (act == Y9K_ACT_LEAKY) {
+            for (int j = 0; j < cols; j++) {
+                float v = ai * s[j] + bi, w = (float) (0.1 * v);
+                y[j] = v > w ? v : w;
+            }
+        } else if (act == Y9K_ACT_RELU) {
+            for (int j = 0; j < cols; j++) {
+                float v = ai * s[j] + bi;
+                y[j] = v > 0 ? v : 0;
+            }
+        } else if (act == Y9K_ACT_LOGISTIC) {
+            for (int j = 0; j < cols; j++)
+                y[j] = 1.0f / (1.0f + expf(-(ai * s[j] + bi)));
+        } else {
+            for (int j = 0; j < cols; j++)
+                y[j] = ai * s[j] + bi;
+        }
+    }
+}
+
+/* acc (32x32) = the block of W rows from block a0 (two 16-row blocks a0, a0 + KB*512) times
+   B panels b0, b0 + KB*512; the portable twin: sums in fp32, k in order */
+static void y9k_bf16_block_portable(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 32; j++) {
+            const uint16_t *ab = a0 + (i / 16) * KB * 512 + (i % 16) * 32;
+            const uint16_t *bb = b0 + (j / 16) * KB * 512 + (j % 16) * 2;
+            float s = 0;
+            for (long kb = 0; kb < KB; kb++)
+                for (int r = 0; r < 16; r++) {
+                    const uint16_t *ap = ab + kb * 512 + 2 * r, *bp = bb + kb * 512 + r * 32;
+                    s += y9k_from_bf16(ap[0]) * y9k_from_bf16(bp[0])
+                         + y9k_from_bf16(ap[1]) * y9k_from_bf16(bp[1]);
+                }
+            acc[i * 32 + j] = s;
+        }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define Y9K_HAVE_LOWP_X86 1
+
+/* the same block with vdpbf16ps: 8 rows x 32 columns (16 accumulators) at a time */
+__attribute__((target("avx512f,avx512bf16")))
+static void y9k_bf16_block_avx512(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    const uint16_t *b1 = b0 + KB * 512;
+    for (int g = 0; g < 4; g++) {
+        const uint16_t *ag = a0 + (g / 2) * KB * 512 + (g % 2) * 8 * 32;
+        __m512 s[8][2];
+        for (int i = 0; i < 8; i++)
+            s[i][0] = s[i][1] = _mm512_setzero_ps();
+        for (long kb = 0; kb < KB; kb++) {
+            const uint16_t *ak = ag + kb * 512;
+            const uint16_t *p0 = b0 + kb * 512, *p1 = b1 + kb * 512;
+            for (int r = 0; r < 16; r++) {
+                __m512bh v0 = (__m512bh) _mm512_loadu_si512(p0 + r * 32);
+                __m512bh v1 = (__m512bh) _mm512_loadu_si512(p1 + r * 32);
+                for (int i = 0; i < 8; i++) {
+                    int32_t pair;
+                    memcpy(&pair, ak + i * 32 + 2 * r, 4);
+                    __m512bh av = (__m512bh) _mm512_set1_epi32(pair);
+                    s[i][0] = _mm512_dpbf16_ps(s[i][0], av, v0);
+                    s[i][1] = _mm512_dpbf16_ps(s[i][1], av, v1);
+                }
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            _mm512_storeu_ps(acc + (g * 8 + i) * 32, s[i][0]);
+            _mm512_storeu_ps(acc + (g * 8 + i) * 32 + 16, s[i][1]);
+        }
+    }
+}
+
+/* AMX's tile configuration: tiles 0-3 the 16x16 fp32 sums, 4-5 W blocks, 6-7 B panels, all
+   16 rows of 64 bytes */
+typedef struct {
+    uint8_t palette_id, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} y9k_tile_config;
+
+__attribute__((target("amx-tile")))
+static void y9k_amx_configure(void)
+{
+    y9k_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette_id = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.rows[i] = 16;
+        cfg.colsb[i] = 64;
+    }
+    /* GCC's _tile_loadconfig does not tell the compiler it reads cfg: without this barrier
+       the stores above are dropped and ldtilecfg faults on garbage */
+    __asm__ volatile("" : : "r"(&cfg) : "memory");
+    _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile")))
+static void y9k_amx_release(void) { _tile_release(); }
+
+/* the same block with tdpbf16ps (the tiles configured by the calling thread) */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    const uint16_t *a1 = a0 + KB * 512, *b1 = b0 + KB * 512;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long kb = 0; kb < KB; kb++) {
+        _tile_loadd(4, a0 + kb * 512, 64);
+        _tile_loadd(6, b0 + kb * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, b1 + kb * 512, 64);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, a1 + kb * 512, 64);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+#else
+#define Y9K_HAVE_LOWP_X86 0
+#endif
+
+/* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' =
+   K rounded up to 32), on the OpenMP threads in 32x32 blocks, on `kernel`
+   (Y9K_BF16_*: the caller checked the CPU has it) */
+static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
+                          const uint16_t *bp, const float *a, const float *b, int act,
+                          float *out, long ldo)
+{
+    long KB = y9k_lowp_round_up(K) / 32;
+    long MB = y9k_lowp_round_up(M) / 32, NB = y9k_lowp_round_up(N) / 32;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        float acc[32 * 32] __attribute__((aligned(64)));
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_configure();
+#endif
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (long blk = 0; blk < MB * NB; blk++) {
+            long mb = blk / NB, nb = blk % NB;
+            const uint16_t *a0 = wp + mb * 2 * KB * 512, *b0 = bp + nb * 2 * KB * 512;
+#if Y9K_HAVE_LOWP_X86
+            if (kernel == Y9K_BF16_AMX)
+                y9k_bf16_block_amx(a0, b0, KB, acc);
+            else if (kernel == Y9K_BF16_AVX512)
+                y9k_bf16_block_avx512(a0, b0, KB, acc);
+            else
+#endif
+                y9k_bf16_block_portable(a0, b0, KB, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
+            y9k_lowp_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                              out + mb * 32 * ldo + nb * 32, ldo);
+        }
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_release();
+#endif
+    }
+}
+
+#endif
