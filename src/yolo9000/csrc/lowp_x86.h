@@ -95,6 +95,49 @@ static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *ou
     }
 }
 
+/* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
+   OH x OW), K = C*k*k by N = OH*OW, packed as y9k_bf16_pack_b packs it, without writing the
+   fp32 matrix: a panel's 16 columns are 16 output positions, its rows pairs of taps */
+static void y9k_bf16_pack_im2col(const float *x, int C, int H, int W, int ksize, int stride,
+                                 int pad, int OH, int OW, uint16_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        for (int c = 0; c < 16; c++) {
+            long n = p * 16 + c;
+            /* columns past N read nothing: an origin no tap reaches */
+            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
+            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
+        }
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 32; r++) {
+                long k = kb * 32 + r;
+                uint16_t *dst = panel + (r / 2) * 32 + (r % 2);
+                if (k >= K) {
+                    for (int c = 0; c < 16; c++)
+                        dst[2 * c] = 0;
+                    continue;
+                }
+                int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                int ky = tap / ksize, kx = tap % ksize;
+                const float *plane = x + (long) ch * H * W;
+                for (int c = 0; c < 16; c++) {
+                    int iy = iy0[c] + ky, ix = ix0[c] + kx;
+                    dst[2 * c] = ((unsigned) iy < (unsigned) H && (unsigned) ix < (unsigned) W)
+                                     ? y9k_to_bf16(plane[(long) iy * W + ix]) : 0;
+                }
+            }
+        }
+    }
+}
+
 /* out rows m0.. (rows of them), columns n0.. (cols) = act(a * acc + b) from a 32x32 block of
    sums; the same arithmetic as activation.pxi's _affine_activate (leaky: 0.1·v in double) */
 static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const float *a,

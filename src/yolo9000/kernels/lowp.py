@@ -1,0 +1,128 @@
+"""Inference in lower precision than fp32: which precision and kernel a network runs, the
+weights packed once, and a convolution's products in bf16 (the C: csrc/lowp_x86.h).
+
+bf16: the weights rounded once to bfloat16 (round to nearest even) and packed in AMX's
+blocks; each layer's input rounded and packed per call (straight from the image for im2col's
+taps, without an fp32 column matrix); products summed in fp32; batch norm, bias and the
+activation in the fp32 epilogue of the fp32 path. Three kernels read the packing: AMX tiles,
+AVX512-BF16, and a portable twin (the same sums in scalar C) that tests and no-unit machines
+can ask for by name. Only inference: training always runs fp32.
+"""
+import threading
+
+import numpy as np
+
+from ..errors import UserError
+from . import core
+
+FP32, BF16 = "fp32", "bf16"
+PRECISIONS = (FP32, BF16)
+AUTO = "auto"
+# what --precision and the Python API accept
+PRECISION_CHOICES = PRECISIONS + (AUTO,)
+
+# the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
+BF16_KERNELS = {"amx": core.BF16_AMX, "avx512_bf16": core.BF16_AVX512,
+                "portable": core.BF16_PORTABLE}
+BF16_KERNEL_NAMES = {code: name for name, code in BF16_KERNELS.items()}
+BF16_UNITS = "AMX-BF16 or AVX512-BF16"
+
+
+class PrecisionUnavailable(UserError):
+    """A precision this CPU (or this build, or YOLO9000_PORTABLE_KERNELS) cannot run."""
+
+
+def bf16_hardware_kernel():
+    """The name of the fastest bf16 unit this CPU has ("amx", "avx512_bf16"), or None."""
+    for code in core.bf16_kernels():
+        if code != core.BF16_PORTABLE:
+            return BF16_KERNEL_NAMES[code]
+    return None
+
+
+def _no_unit_reason():
+    features = core.cpu_features()
+    if features["portable_kernels"]:
+        return "YOLO9000_PORTABLE_KERNELS is set"
+    if features["amx_refused"]:
+        return "the Linux kernel refused AMX's tile state and this CPU has no AVX512-BF16"
+    return f"this CPU has neither {BF16_UNITS}"
+
+
+def resolve_precision(precision, kernel=None):
+    """(precision, kernel name or None for fp32, note) for a requested precision: "auto" is
+    bf16 on the fastest unit the CPU has, else fp32 (the note says which and why); "bf16"
+    without a unit (and no explicit `kernel`) raises PrecisionUnavailable in one line.
+    `kernel` names a bf16 kernel (BF16_KERNELS) to use instead of the fastest, e.g. the
+    portable twin."""
+    if precision not in PRECISION_CHOICES:
+        raise UserError(f"unknown precision {precision!r}; choose one of "
+                        + ", ".join(PRECISION_CHOICES))
+    if kernel is not None:
+        if kernel not in BF16_KERNELS:
+            raise UserError(f"unknown bf16 kernel {kernel!r}; choose one of "
+                            + ", ".join(BF16_KERNELS))
+        if BF16_KERNELS[kernel] not in core.bf16_kernels():
+            raise PrecisionUnavailable(f"the bf16 kernel {kernel!r} cannot run here: "
+                                       + _no_unit_reason())
+    if precision == FP32:
+        return FP32, None, "fp32"
+    unit = kernel or bf16_hardware_kernel()
+    if precision == AUTO:
+        if unit is None:
+            return FP32, None, f"auto: fp32 ({_no_unit_reason()})"
+        return BF16, unit, f"auto: bf16 on {unit}"
+    if unit is None:
+        raise PrecisionUnavailable(f"--precision bf16 needs {BF16_UNITS}: {_no_unit_reason()}; "
+                                   "use --precision fp32 (or auto)")
+    return BF16, unit, f"bf16 on {unit}"
+
+
+class BF16Weights:
+    """A convolution's weights (F, C·k·k) rounded to bf16 and packed for the kernels, once."""
+
+    def __init__(self, weights):
+        w2d = np.ascontiguousarray(weights, np.float32).reshape(weights.shape[0], -1)
+        self.rows, self.depth = w2d.shape
+        self.data = np.empty(core.bf16_padded(self.rows) * core.bf16_padded(self.depth),
+                             np.uint16)
+        core.bf16_pack_weights(w2d, self.data)
+
+    @property
+    def nbytes(self):
+        return self.data.nbytes
+
+
+_local = threading.local()
+
+
+def _columns_buffer(values):
+    """This thread's buffer for packed columns (reused between calls and layers, as
+    workspace.py's float buffer)."""
+    buffer = getattr(_local, "columns", None)
+    if buffer is None or buffer.size < values:
+        buffer = _local.columns = np.empty(values, np.uint16)
+    return buffer[:values]
+
+
+def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kernel):
+    """out (N, F, out_h, out_w) = act(scale · conv(x, W) + bias) with bf16 products: x (N, C,
+    H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS."""
+    n, c, h, w = x.shape
+    f = out.shape[1]
+    positions = out.shape[2] * out.shape[3]
+    depth = c * size * size
+    if weights.depth != depth or weights.rows != f:
+        raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
+                         f"convolution of {c} channels, {f} filters, size {size}")
+    code = BF16_KERNELS[kernel]
+    columns = _columns_buffer(core.bf16_padded(depth) * core.bf16_padded(positions))
+    pointwise = size == 1 and stride == 1 and padding == 0
+    for i in range(n):
+        if pointwise:
+            core.bf16_pack_columns(x[i].reshape(c, h * w), columns)
+        else:
+            core.bf16_pack_im2col(x[i], size, stride, padding, columns)
+        core.bf16_matmul(code, weights.data, columns, depth, scale, bias, act,
+                         out[i].reshape(f, positions))
+    return out
