@@ -78,9 +78,10 @@ cdef extern from "lowp_x86.h":
         Y9K_BF16_AMX
     long y9k_lowp_round_up(long v) noexcept nogil
     void y9k_bf16_pack_a(const float* w, long ldw, int M, int K, uint16_t* out) noexcept nogil
-    void y9k_bf16_pack_b(const float* b, long ldb, int K, int N, uint16_t* out) noexcept nogil
+    void y9k_bf16_pack_b(const float* b, long ldb, int K, int N, uint16_t* out,
+                         int avx512) noexcept nogil
     void y9k_bf16_pack_im2col(const float* x, int C, int H, int W, int ksize, int stride,
-                              int pad, int OH, int OW, uint16_t* out) noexcept nogil
+                              int pad, int OH, int OW, uint16_t* out, int avx512) noexcept nogil
     void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
                        const float* a, const float* b, int act, float* out,
                        long ldo) noexcept nogil

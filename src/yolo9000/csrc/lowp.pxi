@@ -43,13 +43,14 @@ def bf16_pack_columns(const float[:, ::1] b, unsigned short[::1] out):
     if out.shape[0] < y9k_lowp_round_up(K) * y9k_lowp_round_up(N):
         raise ValueError("bf16_pack_columns: out is too small")
     with nogil:
-        y9k_bf16_pack_b(&b[0, 0], b.shape[1], K, N, <uint16_t*> &out[0])
+        y9k_bf16_pack_b(&b[0, 0], b.shape[1], K, N, <uint16_t*> &out[0], _avx512)
 
 
 def bf16_pack_im2col(const float[:, :, ::1] x, int ksize, int stride, int pad,
                      unsigned short[::1] out):
     """The im2col matrix of one image x (C, H, W), (C·k·k, out_h·out_w), rounded to bf16 and
-    packed as bf16_pack_columns packs a matrix, the fp32 matrix never written."""
+    packed as bf16_pack_columns packs a matrix, the fp32 matrix never written. Both packings
+    use AVX-512 where the kernels' switch allows it (the same bits as without)."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef int OH = (H + 2 * pad - ksize) // stride + 1, OW = (W + 2 * pad - ksize) // stride + 1
     if OH <= 0 or OW <= 0:
@@ -58,7 +59,7 @@ def bf16_pack_im2col(const float[:, :, ::1] x, int ksize, int stride, int pad,
         raise ValueError("bf16_pack_im2col: out is too small")
     with nogil:
         y9k_bf16_pack_im2col(&x[0, 0, 0], C, H, W, ksize, stride, pad, OH, OW,
-                             <uint16_t*> &out[0])
+                             <uint16_t*> &out[0], _avx512)
 
 
 def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::1] b, int K,

@@ -64,7 +64,7 @@ static void y9k_bf16_pack_a(const float *w, long ldw, int M, int K, uint16_t *ou
 
 /* B (K x N, row stride ldb floats) -> panels [N'/16][K'/32][16 pairs of k][16 columns][2],
    on the OpenMP threads */
-static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *out)
+static void y9k_bf16_pack_b_portable(const float *b, long ldb, int K, int N, uint16_t *out)
 {
     long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
     long panels = Np / 16;
@@ -98,8 +98,8 @@ static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *ou
 /* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
    OH x OW), K = C*k*k by N = OH*OW, packed as y9k_bf16_pack_b packs it, without writing the
    fp32 matrix: a panel's 16 columns are 16 output positions, its rows pairs of taps */
-static void y9k_bf16_pack_im2col(const float *x, int C, int H, int W, int ksize, int stride,
-                                 int pad, int OH, int OW, uint16_t *out)
+static void y9k_bf16_pack_im2col_portable(const float *x, int C, int H, int W, int ksize,
+                                          int stride, int pad, int OH, int OW, uint16_t *out)
 {
     long K = (long) C * ksize * ksize, N = (long) OH * OW;
     long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
@@ -136,6 +136,130 @@ static void y9k_bf16_pack_im2col(const float *x, int C, int H, int W, int ksize,
             }
         }
     }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define Y9K_HAVE_LOWP_X86 1
+
+/* 16 pairs (even, odd) of fp32 -> 16 bf16 pairs, y9k_to_bf16's rounding in vector form */
+__attribute__((target("avx512f")))
+static inline __m512i y9k_bf16_pairs16(__m512 even, __m512 odd)
+{
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x400000);
+    __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
+    __mmask16 e_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(e, abs_mask), inf);
+    __mmask16 o_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(o, abs_mask), inf);
+    __m512i er = _mm512_add_epi32(e, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(e, 16), one)));
+    __m512i orr = _mm512_add_epi32(o, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(o, 16), one)));
+    er = _mm512_mask_mov_epi32(er, e_nan, _mm512_or_si512(e, quiet));
+    orr = _mm512_mask_mov_epi32(orr, o_nan, _mm512_or_si512(o, quiet));
+    return _mm512_or_si512(_mm512_srli_epi32(er, 16),
+                           _mm512_and_si512(orr, _mm512_set1_epi32((int) 0xffff0000u)));
+}
+
+__attribute__((target("avx512f")))
+static void y9k_bf16_pack_b_avx512(const float *b, long ldb, int K, int N, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        long n0 = p * 16, width = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        __mmask16 cols = (__mmask16) ((1u << width) - 1);
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long k = kb * 32 + 2 * r;
+                __m512 even = k < K ? _mm512_maskz_loadu_ps(cols, b + k * ldb + n0)
+                                    : _mm512_setzero_ps();
+                __m512 odd = k + 1 < K ? _mm512_maskz_loadu_ps(cols, b + (k + 1) * ldb + n0)
+                                       : _mm512_setzero_ps();
+                _mm512_storeu_si512(panel + r * 32, y9k_bf16_pairs16(even, odd));
+            }
+        }
+    }
+}
+
+/* the im2col packing with gathers: 16 output positions per panel, their taps' validity
+   (the zero padding) as masks */
+__attribute__((target("avx512f")))
+static void y9k_bf16_pack_im2col_avx512(const float *x, int C, int H, int W, int ksize,
+                                        int stride, int pad, int OH, int OW, uint16_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16, plane = (long) H * W;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        for (int c = 0; c < 16; c++) {
+            long n = p * 16 + c;
+            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
+            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
+        }
+        __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
+        __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
+        /* the offset of each position's (0, 0) tap in a plane; masked lanes never load */
+        __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(vy0, vw), vx0);
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                __m512 v[2];
+                for (int h = 0; h < 2; h++) {
+                    long k = kb * 32 + 2 * r + h;
+                    if (k >= K) {
+                        v[h] = _mm512_setzero_ps();
+                        continue;
+                    }
+                    int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                    int ky = tap / ksize, kx = tap % ksize;
+                    __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
+                    __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
+                    __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);
+                    __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
+                    v[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at,
+                                                    x + ch * plane, 4);
+                }
+                _mm512_storeu_si512(panel + r * 32, y9k_bf16_pairs16(v[0], v[1]));
+            }
+        }
+    }
+}
+#else
+#define Y9K_HAVE_LOWP_X86 0
+#endif
+
+/* the packings, with AVX-512 where `avx512` (the same bits either way) */
+static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *out, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_bf16_pack_b_avx512(b, ldb, K, N, out);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_bf16_pack_b_portable(b, ldb, K, N, out);
+}
+
+static void y9k_bf16_pack_im2col(const float *x, int C, int H, int W, int ksize, int stride,
+                                 int pad, int OH, int OW, uint16_t *out, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_bf16_pack_im2col_avx512(x, C, H, W, ksize, stride, pad, OH, OW, out);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_bf16_pack_im2col_portable(x, C, H, W, ksize, stride, pad, OH, OW, out);
 }
 
 /* out rows m0.. (rows of them), columns n0.. (cols) = act(a * acc + b) from a 32x32 block of
@@ -185,10 +309,7 @@ static void y9k_bf16_block_portable(const uint16_t *a0, const uint16_t *b0, long
         }
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define Y9K_HAVE_LOWP_X86 1
-
+#if Y9K_HAVE_LOWP_X86
 /* the same block with vdpbf16ps: 8 rows x 32 columns (16 accumulators) at a time */
 __attribute__((target("avx512f,avx512bf16")))
 static void y9k_bf16_block_avx512(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
@@ -272,8 +393,6 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
     _tile_stored(2, acc + 16 * 32, 128);
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
-#else
-#define Y9K_HAVE_LOWP_X86 0
 #endif
 
 /* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' =
