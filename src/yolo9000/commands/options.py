@@ -7,6 +7,7 @@
 | --json-format | the layout of the detections --save-json writes (yolo9000, coco; inference/export.py) |
 | --data-format | the format of a dataset read (yolo, voc, coco) |
 | --train-images, --val-images | how many images to generate |
+| --precision | inference arithmetic: fp32, bf16, auto |
 
 Old spellings keep working for one release through `deprecated_option`, with a warning.
 """
@@ -90,6 +91,16 @@ def echo_dataset_report(dataset, label=None):
     from ..data.report import dataset_report
     for line in dataset_report(dataset, label):
         echo_to_stderr(line)
+
+
+def precision_option(command):
+    """--precision: the arithmetic of inference (kernels/lowp.py)."""
+    from ..kernels.precisions import FP32, PRECISION_CHOICES
+    return click.option(
+        "--precision", type=click.Choice(PRECISION_CHOICES), default=FP32, show_default=True,
+        help="Inference arithmetic: fp32; bf16 (weights and activations rounded to bfloat16, "
+             "sums in fp32: AMX or AVX512-BF16, an error on a CPU without either); auto (bf16 "
+             "where the CPU has it, else fp32; says which).")(command)
 
 
 def tree_options(command):

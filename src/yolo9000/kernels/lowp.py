@@ -14,12 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import core
-
-FP32, BF16 = "fp32", "bf16"
-PRECISIONS = (FP32, BF16)
-AUTO = "auto"
-# what --precision and the Python API accept
-PRECISION_CHOICES = PRECISIONS + (AUTO,)
+from .precisions import AUTO, BF16, FP32, PRECISION_CHOICES, PRECISIONS  # noqa: F401
 
 # the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
 BF16_KERNELS = {"amx": core.BF16_AMX, "avx512_bf16": core.BF16_AVX512,
