@@ -63,10 +63,13 @@ def bf16_pack_im2col(const float[:, :, ::1] x, int ksize, int stride, int pad,
 
 
 def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::1] b, int K,
-                const float[::1] scale, const float[::1] bias, int act, float[:, ::1] out):
+                const float[::1] scale, const float[::1] bias, int act, float[:, :] out):
     """out (M, N) = act(scale[m] * (W x B)[m, n] + bias[m]) from W and B packed (K their
-    unpadded depth), on `kernel` (one of bf16_kernels())."""
+    unpadded depth), on `kernel` (one of bf16_kernels()); out's rows contiguous, any row
+    stride (nothing around it is written)."""
     cdef int M = out.shape[0], N = out.shape[1]
+    if out.strides[1] != sizeof(float) or out.strides[0] % sizeof(float):
+        raise ValueError("bf16_matmul: out's rows must be contiguous floats")
     if kernel not in bf16_kernels():
         raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
     if (w.shape[0] < y9k_lowp_round_up(M) * y9k_lowp_round_up(K)
@@ -78,4 +81,4 @@ def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::
         return
     with nogil:
         y9k_bf16_gemm(kernel, M, N, K, <const uint16_t*> &w[0], <const uint16_t*> &b[0],
-                      &scale[0], &bias[0], act, &out[0, 0], out.shape[1])
+                      &scale[0], &bias[0], act, &out[0, 0], out.strides[0] // sizeof(float))
