@@ -204,6 +204,9 @@ static void y9k_bf16_pack_im2col_avx512(const float *x, int C, int H, int W, int
             iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
             ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
         }
+        /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
+           contiguous, one masked load (the zero padding: lanes off the row) */
+        int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
         __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
         __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
         /* the offset of each position's (0, 0) tap in a plane; masked lanes never load */
@@ -220,6 +223,18 @@ static void y9k_bf16_pack_im2col_avx512(const float *x, int C, int H, int W, int
                     }
                     int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
                     int ky = tap / ksize, kx = tap % ksize;
+                    if (one_row) {
+                        int iy = iy0[0] + ky, ix = ix0[0] + kx;
+                        if ((unsigned) iy >= (unsigned) H) {
+                            v[h] = _mm512_setzero_ps();
+                            continue;
+                        }
+                        /* lanes c with 0 <= ix + c < W */
+                        int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
+                        __mmask16 ok = hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+                        v[h] = _mm512_maskz_loadu_ps(ok, x + ch * plane + (long) iy * W + ix);
+                        continue;
+                    }
                     __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
                     __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
                     __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);

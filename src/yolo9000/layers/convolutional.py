@@ -224,11 +224,17 @@ class ConvolutionalLayer(Layer):
     # -- precision -----------------------------------------------------------------------------
     def set_precision(self, precision, kernel=None):
         """Run inference in `precision` (lowp.PRECISIONS; bf16 needs `kernel`, a name of
-        lowp.BF16_KERNELS the CPU has: Network.set_precision resolves both)."""
+        lowp.BF16_KERNELS the CPU has: Network.set_precision resolves both). A layer that
+        takes the direct kernel (the RGB input layer) stays fp32: its reduction of 27 fills
+        AMX's tiles badly (0.5x the direct kernel's speed, measured on yolov2-voc's first
+        layer) and the direct kernel pools in its epilogue; its input is the image, whose
+        rounding would cost accuracy for nothing."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
+        if self.use_direct:
+            precision = lowp.FP32
         self.precision = precision
         self.bf16_kernel = kernel if precision == lowp.BF16 else None
         if precision != lowp.BF16:
