@@ -206,6 +206,47 @@ def test_kernel_writes_only_the_output(kernel):
     assert np.all(big[17:] == -7) and np.all(big[:, 19:] == -7)
 
 
+@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40)])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_channel_pairs_packing_layout(c, h, w, pad):
+    """[C/2][H + 2 pad + 2][W + 2 pad][2]: channel pairs side by side, a zero border and two
+    rows of slack."""
+    x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
+    full = np.zeros((c, h + 2 * pad + 2, w + 2 * pad), np.float32)
+    full[:, pad:pad + h, pad:pad + w] = bf16_round(x)
+    bits = (full.view(np.uint32) >> 16).astype(np.uint16)
+    expected = bits.reshape(c // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
+    core.bf16_pack_pairs(x, pad, out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("c,h,w,f,size,pad", [
+    (32, 5, 7, 17, 3, 1), (64, 13, 13, 64, 3, 1), (32, 20, 37, 40, 3, 1), (64, 16, 16, 32, 1, 0),
+    (32, 3, 3, 8, 3, 1), (96, 26, 26, 125, 1, 0), (32, 9, 40, 33, 3, 0), (32, 1, 1, 1, 1, 0)])
+def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
+    """Odd filter counts (partial row blocks), rows shorter than a tile's 16 positions, rows
+    ending in a partial segment (the overlapping last one), an odd number of segments."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c + h + w + f)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    pairs = np.empty(core.bf16_pairs_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_pairs(x, pad, pairs)
+    packed = lowp.BF16Weights(weights, taps_major=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    out = np.full((f, oh * ow), np.nan, np.float32)
+    core.bf16_conv_amx(packed.data, pairs, c, h, w, size, pad, scale, bias, core.ACT_LINEAR, out)
+    w2d = bf16_round(weights.reshape(f, -1)).astype(np.float64)
+    col = im2col(bf16_round(x).astype(np.float64), size, 1, pad)
+    z = w2d @ col
+    bound = accumulation_bound(weights.reshape(f, -1), im2col(x, size, 1, pad))
+    assert np.all(np.abs(out - (scale[:, None] * z + bias[:, None]))
+                  <= scale[:, None] * bound + 1e-6 * (1 + np.abs(z)))
+
+
 def test_kernels_refuse_short_operands():
     w = np.ones((4, 8), np.float32)
     with pytest.raises(ValueError):
@@ -225,9 +266,16 @@ def best_kernel_or_skip():
     return name
 
 
+def path_of(kernel, channels, stride):
+    """The bf16 path the module docstring of kernels/lowp.py promises."""
+    direct = kernel == "amx" and channels % 32 == 0 and stride == 1
+    return f"bf16 {kernel} {'direct' if direct else 'im2col'}"
+
+
 @KERNELS
 @pytest.mark.parametrize("size,stride,pad,channels", [(3, 1, 1, 9), (3, 1, 1, 16), (1, 1, 0, 20),
-                                                      (3, 2, 1, 5)])
+                                                      (3, 2, 1, 5), (3, 1, 1, 32), (1, 1, 0, 64),
+                                                      (3, 2, 1, 32)])
 def test_bf16_convolution_layer_matches_float64(kernel, size, stride, pad, channels):
     kernel_or_skip(kernel)
     rng = np.random.default_rng(size + channels)
@@ -238,7 +286,7 @@ def test_bf16_convolution_layer_matches_float64(kernel, size, stride, pad, chann
     layer.biases[...] = rng.standard_normal(21) * 0.1
     x = rng.standard_normal((2, channels, 11, 9)).astype(np.float32)
     layer.set_precision("bf16", kernel)
-    assert layer.inference_path() == f"bf16 {kernel}"
+    assert layer.inference_path() == path_of(kernel, channels, stride)
     got = layer.forward(x)
     a, b = layer._inference_affine()
     w2d = bf16_round(layer.weights.reshape(21, -1)).astype(np.float64)
@@ -261,7 +309,8 @@ def test_the_rgb_layer_stays_fp32_on_the_direct_kernel():
 
 
 def expected_paths(net, kernel):
-    return {i: "fp32 direct" if layer.use_direct else f"bf16 {kernel}"
+    return {i: "fp32 direct" if layer.use_direct else path_of(kernel, layer.in_shape[0],
+                                                              layer.stride)
             for i, layer in enumerate(net.layers) if layer.kind == "conv"}
 
 

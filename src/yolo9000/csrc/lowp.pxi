@@ -82,3 +82,42 @@ def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::
     with nogil:
         y9k_bf16_gemm(kernel, M, N, K, <const uint16_t*> &w[0], <const uint16_t*> &b[0],
                       &scale[0], &bias[0], act, &out[0, 0], out.strides[0] // sizeof(float))
+
+
+def bf16_pairs_size(int C, int H, int W, int pad):
+    """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs)."""
+    return (C // 2) * y9k_pairs_rows(H, pad) * (W + 2 * pad) * 2
+
+
+def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
+    """x (C even, H, W) rounded to bf16 into out as [C/2][H + 2 pad + 2][W + 2 pad][2]: channel
+    pairs side by side, a zero border of `pad` and two rows of slack below."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    if C % 2 or pad < 0:
+        raise ValueError("bf16_pack_pairs: needs an even channel count")
+    if out.shape[0] < bf16_pairs_size(C, H, W, pad):
+        raise ValueError("bf16_pack_pairs: out is too small")
+    with nogil:
+        y9k_bf16_pack_pairs(&x[0, 0, 0], C, H, W, pad, <uint16_t*> &out[0], _avx512)
+
+
+def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int C, int H,
+                  int W, int ksize, int pad, const float[::1] scale, const float[::1] bias,
+                  int act, float[:, ::1] out):
+    """out (M, out_h·out_w) = act(scale · conv(x) + bias), a k x k stride-1 convolution on AMX
+    tiles without a column matrix: x as bf16_pack_pairs packs it (C a multiple of 32), W
+    (M, k·k·C: taps major, channels minor) packed by bf16_pack_weights."""
+    cdef int M = out.shape[0]
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    if BF16_AMX not in bf16_kernels():
+        raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")
+    if C % 32 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
+        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and out (M, out_h·out_w)")
+    if (w.shape[0] < y9k_lowp_round_up(M) * ksize * ksize * C
+            or xb.shape[0] < bf16_pairs_size(C, H, W, pad)):
+        raise ValueError("bf16_conv_amx: the packed operands are too small")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_conv_amx: scale and bias need one value per filter")
+    with nogil:
+        y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, &out[0, 0])

@@ -410,6 +410,161 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
 }
 #endif
 
+/* -- convolutions on AMX without a column matrix (stride 1, C a multiple of 32) ----------
+   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2] (H' = H +
+   2 pad + 2: two rows of slack for the reads past a short row's end, W' = W + 2 pad); then
+   for a tap (ky, kx) and 32 channels, 16 positions of an output row are one B tile whose 16
+   rows (channel pairs) lie a plane apart: tdpbf16ps reads them in place. W is packed in
+   (tap, channel) order to match. */
+static inline long y9k_pairs_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
+
+static void y9k_bf16_pair_row_portable(const float *r0, const float *r1, int W, uint16_t *dst)
+{
+    for (int c = 0; c < W; c++) {
+        dst[2 * c] = y9k_to_bf16(r0[c]);
+        dst[2 * c + 1] = y9k_to_bf16(r1[c]);
+    }
+}
+
+#if Y9K_HAVE_LOWP_X86
+__attribute__((target("avx512f")))
+static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, uint16_t *dst)
+{
+    for (int c = 0; c < W; c += 16) {
+        __mmask16 m = W - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (W - c)) - 1);
+        __m512i v = y9k_bf16_pairs16(_mm512_maskz_loadu_ps(m, r0 + c), _mm512_maskz_loadu_ps(m, r1 + c));
+        _mm512_mask_storeu_epi32(dst + 2 * c, m, v);
+    }
+}
+#endif
+
+/* x (C, H, W), C even -> out [C/2][H'][W'][2] bf16, zero border */
+static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, uint16_t *out,
+                                int avx512)
+{
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    (void) avx512;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long cp = 0; cp < C / 2; cp++) {
+        uint16_t *plane = out + cp * Hp * Wp * 2;
+        const float *x0 = x + 2 * cp * H * W, *x1 = x0 + (long) H * W;
+        memset(plane, 0, (size_t) pad * Wp * 4);
+        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        for (long y = 0; y < H; y++) {
+            uint16_t *row = plane + (y + pad) * Wp * 2;
+            memset(row, 0, (size_t) pad * 4);
+            memset(row + (pad + (long) W) * 2, 0, (size_t) pad * 4);
+#if Y9K_HAVE_LOWP_X86
+            if (avx512) {
+                y9k_bf16_pair_row_avx512(x0 + y * W, x1 + y * W, W, row + pad * 2);
+                continue;
+            }
+#endif
+            y9k_bf16_pair_row_portable(x0 + y * W, x1 + y * W, W, row + pad * 2);
+        }
+    }
+}
+
+/* the first column of output segment s (16 positions of a row; a row wider than 16 ends
+   with a segment that overlaps the one before, which recomputes the same sums) */
+static inline int y9k_segment_x(int s, int per_row, int OW)
+{
+    int j = s % per_row;
+    return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets b0, b1 of
+   xb, summed over taps and channel blocks */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t *xb, long off0,
+                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
+                                    float *acc)
+{
+    const uint16_t *a1 = a0 + KB * 512;
+    long block_elems = 16 * plane_bytes / 2;     /* 16 channel pairs on */
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    long kb = 0;
+    for (int ky = 0; ky < ksize; ky++)
+        for (int kx = 0; kx < ksize; kx++) {
+            const uint16_t *tap = xb + (ky * Wp + kx) * 2;
+            for (int cb = 0; cb < CB; cb++, kb++) {
+                const uint16_t *src = tap + cb * block_elems;
+                _tile_loadd(4, a0 + kb * 512, 64);
+                _tile_loadd(6, src + off0, plane_bytes);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_loadd(7, src + off1, plane_bytes);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_loadd(5, a1 + kb * 512, 64);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+/* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
+   y9k_bf16_pack_pairs packs it (C a multiple of 32), W packed in (tap, channel) order */
+static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
+                              const uint16_t *wp, const uint16_t *xb, const float *a,
+                              const float *b, int act, float *out)
+{
+    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    int CB = C / 32;
+    long KB = (long) ksize * ksize * CB;
+    long MB = y9k_lowp_round_up(M) / 32;
+    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        float acc[32 * 32] __attribute__((aligned(64)));
+        y9k_amx_configure();
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (long blk = 0; blk < MB * seg_pairs; blk++) {
+            long mb = blk / seg_pairs, sp = blk % seg_pairs;
+            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
+            int oy[2], ox[2];
+            for (int h = 0; h < 2; h++) {
+                oy[h] = (int) (s[h] / per_row);
+                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
+            }
+            y9k_bf16_conv_block_amx(wp + mb * 2 * KB * 512, KB, xb, (oy[0] * Wp + ox[0]) * 2,
+                                    (oy[1] * Wp + ox[1]) * 2, ksize, Wp, CB, plane_bytes, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
+                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
+                y9k_lowp_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
+                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo);
+            }
+        }
+        y9k_amx_release();
+    }
+}
+#else
+/* no AMX on this architecture: never called (bf16_kernels() does not list it) */
+static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
+                              const uint16_t *wp, const uint16_t *xb, const float *a,
+                              const float *b, int act, float *out)
+{
+    (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xb;
+    (void) a; (void) b; (void) act; (void) out;
+}
+#endif
+
 /* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' =
    K rounded up to 32), on the OpenMP threads in 32x32 blocks, on `kernel`
    (Y9K_BF16_*: the caller checked the CPU has it) */

@@ -2,11 +2,15 @@
 weights packed once, and a convolution's products in bf16 (the C: csrc/lowp_x86.h).
 
 bf16: the weights rounded once to bfloat16 (round to nearest even) and packed in AMX's
-blocks; each layer's input rounded and packed per call (straight from the image for im2col's
-taps, without an fp32 column matrix); products summed in fp32; batch norm, bias and the
-activation in the fp32 epilogue of the fp32 path. Three kernels read the packing: AMX tiles,
-AVX512-BF16, and a portable twin (the same sums in scalar C) that tests and no-unit machines
-can ask for by name. Only inference: training always runs fp32.
+blocks; each layer's input rounded and packed per call; products summed in fp32; batch norm,
+bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the products:
+- "direct" (AMX, stride 1, channels a multiple of 32: every YOLOv2 layer but the RGB one):
+  the input rounded once into channel pairs with a zero border, which AMX's tiles read in
+  place for every tap; no column matrix (yolov2-voc's second layer's is 25 MB in bf16);
+- "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
+  matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
+  scalar C) that tests and no-unit machines can ask for by name.
+Only inference: training always runs fp32.
 """
 import threading
 
@@ -73,11 +77,22 @@ def resolve_precision(precision, kernel=None):
     return BF16, unit, f"bf16 on {unit}"
 
 
-class BF16Weights:
-    """A convolution's weights (F, C·k·k) rounded to bf16 and packed for the kernels, once."""
+def direct_applies(kernel, channels, stride):
+    """Whether a convolution runs "direct" on AMX (see the module docstring)."""
+    return kernel == "amx" and channels % 32 == 0 and stride == 1
 
-    def __init__(self, weights):
-        w2d = np.ascontiguousarray(weights, np.float32).reshape(weights.shape[0], -1)
+
+class BF16Weights:
+    """A convolution's weights (F, C, k, k) rounded to bf16 and packed for the kernels, once:
+    as (F, C·k·k) for im2col's products, or with `taps_major` as (F, k·k·C) for the direct
+    AMX kernel."""
+
+    def __init__(self, weights, taps_major=False):
+        weights = np.asarray(weights, np.float32)
+        self.taps_major = bool(taps_major)
+        if self.taps_major:
+            weights = weights.transpose(0, 2, 3, 1)
+        w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
         self.rows, self.depth = w2d.shape
         self.data = np.empty(core.bf16_padded(self.rows) * core.bf16_padded(self.depth),
                              np.uint16)
@@ -110,6 +125,16 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
+    if weights.taps_major:
+        if not direct_applies(kernel, c, stride):
+            raise ValueError("weights packed for the direct AMX kernel, which this call "
+                             "cannot take")
+        pairs = _columns_buffer(core.bf16_pairs_size(c, h, w, padding))
+        for i in range(n):
+            core.bf16_pack_pairs(x[i], padding, pairs)
+            core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
+                               out[i].reshape(f, positions))
+        return out
     code = BF16_KERNELS[kernel]
     columns = _columns_buffer(core.bf16_padded(depth) * core.bf16_padded(positions))
     pointwise = size == 1 and stride == 1 and padding == 0

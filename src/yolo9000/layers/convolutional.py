@@ -237,17 +237,19 @@ class ConvolutionalLayer(Layer):
             precision = lowp.FP32
         self.precision = precision
         self.bf16_kernel = kernel if precision == lowp.BF16 else None
-        if precision != lowp.BF16:
-            self._bf16 = None
+        self._bf16 = None        # packed for one kernel's layout
 
     def _bf16_weights(self):
         if (self._bf16 is None or self._bf16_source is not self.weights
                 or not np.array_equal(self._bf16_sample, self._weights_sample())):
             self._bf16 = None        # free the old one before making the new
-            self._bf16 = lowp.BF16Weights(self.weights)
+            self._bf16 = lowp.BF16Weights(self.weights, taps_major=self._bf16_direct())
             self._bf16_source = self.weights
             self._bf16_sample = self._weights_sample()
         return self._bf16
+
+    def _bf16_direct(self):
+        return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
 
     def _forward_bf16(self, x, a, b):
         z = np.empty((x.shape[0],) + self.out_shape, np.float32)
@@ -255,10 +257,10 @@ class ConvolutionalLayer(Layer):
                                   self.padding, z, a, b, self.act, self.bf16_kernel)
 
     def inference_path(self, batch=1):
-        """How an inference forward of `batch` images computes this layer: "bf16 amx",
-        "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
+        """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
+        "bf16 avx512_bf16 im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
         if self.precision == lowp.BF16:
-            return f"bf16 {self.bf16_kernel}"
+            return f"bf16 {self.bf16_kernel} {'direct' if self._bf16_direct() else 'im2col'}"
         if self.use_direct:
             return "fp32 direct"
         if self._winograd_applies(batch, False)[0]:
