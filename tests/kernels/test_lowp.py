@@ -206,16 +206,16 @@ def test_kernel_writes_only_the_output(kernel):
     assert np.all(big[17:] == -7) and np.all(big[:, 19:] == -7)
 
 
-@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40)])
+@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (33, 2, 2)])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_channel_pairs_packing_layout(c, h, w, pad):
-    """[C/2][H + 2 pad + 2][W + 2 pad][2]: channel pairs side by side, a zero border and two
-    rows of slack."""
+    """[C'/2][H + 2 pad + 2][W + 2 pad][2]: channel pairs side by side, a zero border, two rows
+    of slack, zero channels up to C' (a multiple of 32)."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((c, h + 2 * pad + 2, w + 2 * pad), np.float32)
-    full[:, pad:pad + h, pad:pad + w] = bf16_round(x)
+    full = np.zeros((padded(c), h + 2 * pad + 2, w + 2 * pad), np.float32)
+    full[:c, pad:pad + h, pad:pad + w] = bf16_round(x)
     bits = (full.view(np.uint32) >> 16).astype(np.uint16)
-    expected = bits.reshape(c // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    expected = bits.reshape(padded(c) // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
     out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
     core.bf16_pack_pairs(x, pad, out)
     np.testing.assert_array_equal(out, expected)
@@ -223,7 +223,8 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
 
 @pytest.mark.parametrize("c,h,w,f,size,pad", [
     (32, 5, 7, 17, 3, 1), (64, 13, 13, 64, 3, 1), (32, 20, 37, 40, 3, 1), (64, 16, 16, 32, 1, 0),
-    (32, 3, 3, 8, 3, 1), (96, 26, 26, 125, 1, 0), (32, 9, 40, 33, 3, 0), (32, 1, 1, 1, 1, 0)])
+    (32, 3, 3, 8, 3, 1), (96, 26, 26, 125, 1, 0), (32, 9, 40, 33, 3, 0), (32, 1, 1, 1, 1, 0),
+    (16, 10, 21, 32, 3, 1), (47, 6, 6, 9, 3, 1)])
 def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
     """Odd filter counts (partial row blocks), rows shorter than a tile's 16 positions, rows
     ending in a partial segment (the overlapping last one), an odd number of segments."""
@@ -268,7 +269,7 @@ def best_kernel_or_skip():
 
 def path_of(kernel, channels, stride):
     """The bf16 path the module docstring of kernels/lowp.py promises."""
-    direct = kernel == "amx" and channels % 32 == 0 and stride == 1
+    direct = kernel == "amx" and channels >= 16 and stride == 1
     return f"bf16 {kernel} {'direct' if direct else 'im2col'}"
 
 

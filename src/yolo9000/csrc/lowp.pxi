@@ -85,29 +85,34 @@ def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::
 
 
 def bf16_pairs_size(int C, int H, int W, int pad):
-    """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs)."""
-    return (C // 2) * y9k_pairs_rows(H, pad) * (W + 2 * pad) * 2
+    """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs),
+    its channels padded to a multiple of 32."""
+    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_rows(H, pad) * (W + 2 * pad) * 2
 
 
 def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
-    """x (C even, H, W) rounded to bf16 into out as [C/2][H + 2 pad + 2][W + 2 pad][2]: channel
-    pairs side by side, a zero border of `pad` and two rows of slack below."""
+    """x (C, H, W) rounded to bf16 into out as [C'/2][H + 2 pad + 2][W + 2 pad][2]: channel
+    pairs side by side, a zero border of `pad` and two rows of slack below; C' = C rounded up
+    to 32, the channels from C on zeros."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
-    if C % 2 or pad < 0:
-        raise ValueError("bf16_pack_pairs: needs an even channel count")
+    if pad < 0:
+        raise ValueError("bf16_pack_pairs: negative padding")
     if out.shape[0] < bf16_pairs_size(C, H, W, pad):
         raise ValueError("bf16_pack_pairs: out is too small")
     with nogil:
-        y9k_bf16_pack_pairs(&x[0, 0, 0], C, H, W, pad, <uint16_t*> &out[0], _avx512)
+        y9k_bf16_pack_pairs(&x[0, 0, 0], C, H, W, pad, y9k_lowp_round_up(C),
+                            <uint16_t*> &out[0], _avx512)
 
 
 def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int C, int H,
                   int W, int ksize, int pad, const float[::1] scale, const float[::1] bias,
                   int act, float[:, ::1] out):
     """out (M, out_h·out_w) = act(scale · conv(x) + bias), a k x k stride-1 convolution on AMX
-    tiles without a column matrix: x as bf16_pack_pairs packs it (C a multiple of 32), W
-    (M, k·k·C: taps major, channels minor) packed by bf16_pack_weights."""
+    tiles without a column matrix: x (C channels) as bf16_pack_pairs packs it, W (M, k·k·C':
+    taps major, channels minor, C' = C rounded up to 32 with zero weights) packed by
+    bf16_pack_weights."""
     cdef int M = out.shape[0]
+    C = y9k_lowp_round_up(C)
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if BF16_AMX not in bf16_kernels():
         raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")

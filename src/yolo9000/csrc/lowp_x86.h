@@ -418,11 +418,12 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
    (tap, channel) order to match. */
 static inline long y9k_pairs_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
 
+/* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side */
 static void y9k_bf16_pair_row_portable(const float *r0, const float *r1, int W, uint16_t *dst)
 {
     for (int c = 0; c < W; c++) {
         dst[2 * c] = y9k_to_bf16(r0[c]);
-        dst[2 * c + 1] = y9k_to_bf16(r1[c]);
+        dst[2 * c + 1] = r1 ? y9k_to_bf16(r1[c]) : 0;
     }
 }
 
@@ -432,24 +433,32 @@ static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, ui
 {
     for (int c = 0; c < W; c += 16) {
         __mmask16 m = W - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (W - c)) - 1);
-        __m512i v = y9k_bf16_pairs16(_mm512_maskz_loadu_ps(m, r0 + c), _mm512_maskz_loadu_ps(m, r1 + c));
+        __m512 odd = r1 ? _mm512_maskz_loadu_ps(m, r1 + c) : _mm512_setzero_ps();
+        __m512i v = y9k_bf16_pairs16(_mm512_maskz_loadu_ps(m, r0 + c), odd);
         _mm512_mask_storeu_epi32(dst + 2 * c, m, v);
     }
 }
 #endif
 
-/* x (C, H, W), C even -> out [C/2][H'][W'][2] bf16, zero border */
-static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, uint16_t *out,
-                                int avx512)
+/* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
+   zeros), zero border */
+static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
+                                uint16_t *out, int avx512)
 {
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
     (void) avx512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (long cp = 0; cp < C / 2; cp++) {
+    for (long cp = 0; cp < Cp / 2; cp++) {
         uint16_t *plane = out + cp * Hp * Wp * 2;
-        const float *x0 = x + 2 * cp * H * W, *x1 = x0 + (long) H * W;
+        if (2 * cp >= C) {
+            memset(plane, 0, (size_t) Hp * Wp * 4);
+            continue;
+        }
+        /* an odd C's last channel pairs with zeros */
+        const float *x0 = x + 2 * cp * H * W;
+        const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
         memset(plane, 0, (size_t) pad * Wp * 4);
         memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (Hp - pad - H) * Wp * 4);
         for (long y = 0; y < H; y++) {
@@ -458,11 +467,11 @@ static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, ui
             memset(row + (pad + (long) W) * 2, 0, (size_t) pad * 4);
 #if Y9K_HAVE_LOWP_X86
             if (avx512) {
-                y9k_bf16_pair_row_avx512(x0 + y * W, x1 + y * W, W, row + pad * 2);
+                y9k_bf16_pair_row_avx512(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
                 continue;
             }
 #endif
-            y9k_bf16_pair_row_portable(x0 + y * W, x1 + y * W, W, row + pad * 2);
+            y9k_bf16_pair_row_portable(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
         }
     }
 }
@@ -512,7 +521,8 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
-   y9k_bf16_pack_pairs packs it (C a multiple of 32), W packed in (tap, channel) order */
+   y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
+   channel) order with the same padding */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
                               const float *b, int act, float *out)

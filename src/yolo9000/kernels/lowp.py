@@ -4,9 +4,10 @@ weights packed once, and a convolution's products in bf16 (the C: csrc/lowp_x86.
 bf16: the weights rounded once to bfloat16 (round to nearest even) and packed in AMX's
 blocks; each layer's input rounded and packed per call; products summed in fp32; batch norm,
 bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the products:
-- "direct" (AMX, stride 1, channels a multiple of 32: every YOLOv2 layer but the RGB one):
-  the input rounded once into channel pairs with a zero border, which AMX's tiles read in
-  place for every tap; no column matrix (yolov2-voc's second layer's is 25 MB in bf16);
+- "direct" (AMX, stride 1, 16 channels or more: every YOLOv2 layer but the RGB one): the
+  input rounded once into channel pairs with a zero border, which AMX's tiles read in place
+  for every tap, 32 channels a tile (zero channels pad the count, at most doubling 16's
+  work); no column matrix (yolov2-voc's second layer's is 25 MB in bf16);
 - "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.
@@ -79,7 +80,7 @@ def resolve_precision(precision, kernel=None):
 
 def direct_applies(kernel, channels, stride):
     """Whether a convolution runs "direct" on AMX (see the module docstring)."""
-    return kernel == "amx" and channels % 32 == 0 and stride == 1
+    return kernel == "amx" and channels >= 16 and stride == 1
 
 
 class BF16Weights:
@@ -91,7 +92,9 @@ class BF16Weights:
         weights = np.asarray(weights, np.float32)
         self.taps_major = bool(taps_major)
         if self.taps_major:
-            weights = weights.transpose(0, 2, 3, 1)
+            channels = weights.shape[1]
+            weights = np.pad(weights, ((0, 0), (0, core.bf16_padded(channels) - channels),
+                                       (0, 0), (0, 0))).transpose(0, 2, 3, 1)
         w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
         self.rows, self.depth = w2d.shape
         self.data = np.empty(core.bf16_padded(self.rows) * core.bf16_padded(self.depth),
@@ -121,7 +124,7 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
     n, c, h, w = x.shape
     f = out.shape[1]
     positions = out.shape[2] * out.shape[3]
-    depth = c * size * size
+    depth = (core.bf16_padded(c) if weights.taps_major else c) * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
