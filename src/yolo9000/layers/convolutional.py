@@ -235,9 +235,10 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
         if self.use_direct:
             precision = lowp.FP32
-        self.precision = precision
-        self.bf16_kernel = kernel if precision == lowp.BF16 else None
-        self._bf16 = None        # packed for one kernel's layout
+        kernel = kernel if precision == lowp.BF16 else None
+        if kernel != self.bf16_kernel:
+            self._bf16 = None        # packed for one kernel's layout
+        self.precision, self.bf16_kernel = precision, kernel
 
     def _bf16_weights(self):
         if (self._bf16 is None or self._bf16_source is not self.weights
