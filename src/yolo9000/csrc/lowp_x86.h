@@ -542,7 +542,11 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
         float acc[32 * 32] __attribute__((aligned(64)));
         y9k_amx_configure();
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+/* dynamic: on a machine shared with other work a thread that loses its core for a while
+   leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
+   against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
+   whichever thread computes them */
+#pragma omp for schedule(dynamic, 4)
 #endif
         for (long blk = 0; blk < MB * seg_pairs; blk++) {
             long mb = blk / seg_pairs, sp = blk % seg_pairs;
@@ -594,7 +598,7 @@ static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
             y9k_amx_configure();
 #endif
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)
 #endif
         for (long blk = 0; blk < MB * NB; blk++) {
             long mb = blk / NB, nb = blk % NB;
