@@ -78,6 +78,17 @@ def resolve_precision(precision, kernel=None):
     return BF16, unit, f"bf16 on {unit}"
 
 
+# AMX loads tiles by rows of 64 bytes: a row across two cache lines costs two
+CACHE_LINE = 64
+
+
+def aligned_uint16(values):
+    """An uninitialised uint16 array of `values` whose first byte starts a cache line."""
+    raw = np.empty(values + CACHE_LINE // 2, np.uint16)
+    skip = (-raw.ctypes.data % CACHE_LINE) // 2
+    return raw[skip:skip + values]
+
+
 def direct_applies(kernel, channels, stride):
     """Whether a convolution runs "direct" on AMX (see the module docstring)."""
     return kernel == "amx" and channels >= 16 and stride == 1
@@ -97,8 +108,7 @@ class BF16Weights:
                                        (0, 0), (0, 0))).transpose(0, 2, 3, 1)
         w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
         self.rows, self.depth = w2d.shape
-        self.data = np.empty(core.bf16_padded(self.rows) * core.bf16_padded(self.depth),
-                             np.uint16)
+        self.data = aligned_uint16(core.bf16_padded(self.rows) * core.bf16_padded(self.depth))
         core.bf16_pack_weights(w2d, self.data)
 
     @property
@@ -114,7 +124,7 @@ def _columns_buffer(values):
     workspace.py's float buffer)."""
     buffer = getattr(_local, "columns", None)
     if buffer is None or buffer.size < values:
-        buffer = _local.columns = np.empty(values, np.uint16)
+        buffer = _local.columns = aligned_uint16(values)
     return buffer[:values]
 
 
