@@ -83,6 +83,10 @@ def test_summary_names_each_convolutions_path(tmp_path):
     unit = lowp.bf16_hardware_kernel()
     assert all(f"  bf16 {unit} " in line for line in conv_rows[1:])
     assert "fp32 direct" in conv_rows[0] or f"bf16 {unit}" in conv_rows[0]
-    fp32 = run_installed("summary", "yolov2-tiny-voc", cwd=tmp_path)
+    fp32 = run_installed("summary", "yolov2-tiny-voc", "--precision", "fp32", cwd=tmp_path)
     paths = {line.rsplit("  ", 1)[1] for line in fp32.stdout.splitlines() if " conv " in line}
     assert paths <= {"fp32 direct", "fp32 winograd", "fp32 im2col"} and paths
+    # without --precision, darknet's table as before: no paths, no precision
+    plain = run_installed("summary", "yolov2-tiny-voc", cwd=tmp_path)
+    assert "precision" not in plain.stdout and "fp32" not in plain.stdout
+    assert [line for line in plain.stdout.splitlines() if " conv " in line][0].endswith("BFLOPs")

@@ -15,6 +15,8 @@ import functools
 
 import click
 
+from ..kernels.precisions import FP32, PRECISION_CHOICES
+
 REMOVED_IN = "0.3"
 
 
@@ -93,14 +95,20 @@ def echo_dataset_report(dataset, label=None):
         echo_to_stderr(line)
 
 
-def precision_option(command):
-    """--precision: the arithmetic of inference (kernels/lowp.py)."""
-    from ..kernels.precisions import FP32, PRECISION_CHOICES
-    return click.option(
-        "--precision", type=click.Choice(PRECISION_CHOICES), default=FP32, show_default=True,
-        help="Inference arithmetic: fp32; bf16 (weights and activations rounded to bfloat16, "
-             "sums in fp32: AMX or AVX512-BF16, an error on a CPU without either); auto (bf16 "
-             "where the CPU has it, else fp32; says which).")(command)
+PRECISION_HELP = ("Inference arithmetic: fp32; bf16 (weights and activations rounded to "
+                  "bfloat16, sums in fp32: AMX or AVX512-BF16, an error on a CPU without "
+                  "either); auto (bf16 where the CPU has it, else fp32; says which).")
+
+
+def precision_option(command=None, *, default=FP32, also=""):
+    """--precision: the arithmetic of inference (kernels/lowp.py). As @precision_option, or
+    @precision_option(default=None, also="...") for a command that does something more when
+    the option is given (`also` ends its help)."""
+    def decorate(f):
+        return click.option("--precision", type=click.Choice(PRECISION_CHOICES), default=default,
+                            show_default=default is not None,
+                            help=PRECISION_HELP + (" " + also if also else ""))(f)
+    return decorate(command) if command is not None else decorate
 
 
 def tree_options(command):

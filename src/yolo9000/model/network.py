@@ -420,11 +420,12 @@ class Network:
                         optimizer=optimizer, meta=meta, input_size=input_size)
 
     # -- display ---------------------------------------------------------------------------
-    def summary(self):
-        """darknet-style table: index, type, filters, size/stride, input -> output, BFLOPs."""
-        rows = ["layer     filters    size              input                output"
-                "             path"]
-        paths = self.layer_paths()
+    def summary(self, paths=False):
+        """darknet-style table: index, type, filters, size/stride, input -> output, BFLOPs;
+        with `paths` each convolution's row ends with the path it takes at inference
+        (layer_paths)."""
+        rows = ["layer     filters    size              input                output"]
+        paths = self.layer_paths() if paths else {}
         total = 0.0
         for i, layer in enumerate(self.layers):
             c, h, w = layer.in_shape
