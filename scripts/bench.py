@@ -2,7 +2,7 @@
 
     python scripts/bench.py [forward train anchors memory onnx video] [--repeats 5] [--threads N]
                             [--json FILE] [--profile] [--quick] [--no-torch]
-                            [--cfg CFG] [--size N|native] [--batch 8]
+                            [--cfg CFG] [--size N|native] [--batch 8] [--precision fp32,bf16]
 
 forward  median time per image and effective GFLOP/s (net.flops() / time) of yolov2-voc and
          yolov2-tiny-voc at 416x416, batch 1 and batch 8 (per-image time = batch time / 8).
@@ -18,8 +18,12 @@ memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
          inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
          the same way (its own fresh process: torch's libraries count, as for its users).
+         --precision P[,P...] (fp32, bf16, auto; default fp32): a row per precision, each
+         saying (`paths`) how many convolutions take which path (Network.layer_paths).
 onnx     the forward models exported by `yolo9000 export` (model/onnx_export.py, a dynamic
-         batch) and run by ONNX Runtime and OpenVINO (CPU, fp32, the same threads as ours)
+         batch) and run by ONNX Runtime and OpenVINO (CPU, fp32, the same threads as ours),
+         and OpenVINO in bf16 (INFERENCE_PRECISION_HINT bf16, `openvino_bf16`) where the CPU
+         has a bf16 unit; ours in each --precision (`ours_<precision>` beside fp32's `ours`)
          beside our own forward, interleaved, on the same input: median time per image at
          batch 1 and batch 8, and each engine's largest difference from our output. An engine
          that is not installed is skipped (so is the section without the onnx package).
@@ -66,6 +70,7 @@ lose badly when other processes hold the cores.
 import yolo9000  # noqa: F401  isort: skip
 
 import argparse
+import collections
 import gc
 import json
 import math
@@ -342,10 +347,28 @@ def make_row(what, model, size, batch, unit, flops_per_image, ours, torch_=None,
 
 
 # -- benchmarks --------------------------------------------------------------------------------
+def layer_path_counts(net):
+    """{path: how many convolutions take it} at batch 1 (Network.layer_paths)."""
+    return dict(collections.Counter(net.layer_paths().values()))
+
+
 def bench_forward(model, opts, store):
     net = build_ours(model, opts.size, store.path(model))
-    size = (net.width, net.height)
     tnet = build_torch(model, net, store.path(model)) if opts.torch else None
+    rows = []
+    for precision in opts.precisions:
+        note = net.set_precision(precision)
+        for row in bench_forward_precision(model, opts, net, tnet):
+            if precision != "fp32":
+                row["what"] += f" {precision}"
+            row.update(precision=note, paths=layer_path_counts(net))
+            rows.append(row)
+    net.set_precision("fp32")
+    return rows
+
+
+def bench_forward_precision(model, opts, net, tnet):
+    size = (net.width, net.height)
     rows = []
     for batch in (1, opts.batch):
         x = random_input(net, batch)
@@ -425,12 +448,12 @@ def bench_anchors_section(opts):
 
 
 # -- the exported network in ONNX Runtime and OpenVINO ----------------------------------------
-ONNX_ENGINES = ("onnxruntime", "openvino")
+ONNX_ENGINES = ("onnxruntime", "openvino", "openvino_bf16")
 
 
 def onnx_engine(name, path, threads):
-    """A callable x -> output of the ONNX file at `path` in engine `name` (CPU, fp32, `threads`
-    threads), or the reason it cannot run as a string."""
+    """A callable x -> output of the ONNX file at `path` in engine `name` (CPU, `threads`
+    threads; fp32, openvino_bf16 in bf16), or the reason it cannot run as a string."""
     try:
         if name == "onnxruntime":
             import onnxruntime as ort
@@ -441,9 +464,13 @@ def onnx_engine(name, path, threads):
             return lambda x: session.run(None, {"images": x})[0]
         import openvino as ov
         core = ov.Core()
+        bf16 = name == "openvino_bf16"
+        if bf16 and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return "this CPU has no bf16 unit OpenVINO uses"
         # f32 explicitly: on a CPU with bf16 units OpenVINO would otherwise run in bf16
         compiled = core.compile_model(str(path), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
             "PERFORMANCE_HINT": "LATENCY"})
         request = compiled.create_infer_request()
         return lambda x: request.infer([x])[compiled.outputs[0]]
@@ -465,11 +492,22 @@ def bench_onnx(model, opts, store, folder):
         else:
             engines[name] = engine
     rows = []
+    # ours in each lower precision beside fp32, as "ours_<precision>"
+    lower = [p for p in opts.precisions if p != "fp32"]
+    # a network per precision: each keeps what it derives from the weights (Winograd's
+    # filters, bf16's packing) as a user's would
+    nets = {precision: build_ours(model, opts.size, store.path(model)) for precision in lower}
+    for precision, other in nets.items():
+        other.set_precision(precision)
     for batch in (1, opts.batch):
         x = random_input(net, batch)
         runs = {"ours": lambda: net.forward(x)}
         expected = net.forward(x)
         extra = {"skipped": skipped, "max_abs_output": float(np.max(np.abs(expected)))}
+        for precision, other in nets.items():
+            runs[f"ours_{precision}"] = (lambda other: lambda: other.forward(x))(other)
+            extra[f"max_abs_diff_ours_{precision}"] = float(
+                np.max(np.abs(other.forward(x) - expected)))
         for name, engine in engines.items():
             runs[name] = (lambda engine: lambda: engine(x))(engine)
             # same weights, same input: the outputs must agree, else the comparison is void
@@ -484,6 +522,11 @@ def bench_onnx(model, opts, store, folder):
             row.setdefault(f"{name}_ms", None)
             row[f"{name}_ratio"] = (row["ours_ms"] / row[f"{name}_ms"]
                                     if row[f"{name}_ms"] else None)
+        for precision in lower:
+            # ours in bf16 against OpenVINO in bf16, the goal's ratio
+            row[f"ours_{precision}_ratio_openvino_bf16"] = (
+                row[f"ours_{precision}_ms"] / row["openvino_bf16_ms"]
+                if row["openvino_bf16_ms"] else None)
         row.update(extra)
         rows.append(row)
     return rows
@@ -510,13 +553,19 @@ def print_onnx(section):
         print(f"onnx: skipped ({section['skipped']})")
         return
     header = (f"{'what':<34s} {'ours ms':>9s} {'ORT ms':>9s} {'ours/ORT':>9s} "
-              f"{'OpenVINO ms':>12s} {'ours/OV':>8s}")
+              f"{'OpenVINO ms':>12s} {'ours/OV':>8s} {'OV bf16 ms':>11s}")
     print(header)
     print("-" * len(header))
     for r in section["rows"]:
         print(f"{r['what']:<34s} {r['ours_ms']:9.1f} {fmt(r['onnxruntime_ms'], '9.1f'):>9s} "
               f"{fmt(r['onnxruntime_ratio'], '9.2f'):>9s} {fmt(r['openvino_ms'], '12.1f'):>12s} "
-              f"{fmt(r['openvino_ratio'], '8.2f'):>8s}")
+              f"{fmt(r['openvino_ratio'], '8.2f'):>8s} {fmt(r['openvino_bf16_ms'], '11.1f'):>11s}")
+        for key in r:
+            if key.startswith("ours_") and key.endswith("_ratio_openvino_bf16"):
+                precision = key[len("ours_"):-len("_ratio_openvino_bf16")]
+                print(f"  ours {precision} {r[f'ours_{precision}_ms']:.1f} ms/img, "
+                      f"{fmt(r[key], '.2f')} x OpenVINO bf16, max |difference| from ours fp32 "
+                      f"{r[f'max_abs_diff_ours_{precision}']:.2e}")
     skipped = {k: v for r in section["rows"] for k, v in r["skipped"].items()}
     for name, why in skipped.items():
         print(f"  {name}: skipped ({why})")
@@ -785,9 +834,17 @@ def bench_profile(opts, store, whats):
             net = build_ours(model, opts.size, store.path(model))
             x = random_input(net, 1)
             net.forward(x)   # warm-up
-            rows, _ = profile_forward(net, x, False, repeats)
-            profiles.append(finish_profile(
-                f"forward {model_label(model)} {net.width} b1, median of {repeats}", rows))
+            for precision in opts.precisions:
+                note = net.set_precision(precision)
+                net.forward(x)   # warm-up (and the bf16 weights packed)
+                rows, _ = profile_forward(net, x, False, repeats)
+                paths = net.layer_paths()
+                for r in rows:
+                    r["path"] = paths.get(r["index"], "")
+                profiles.append(finish_profile(
+                    f"forward {model_label(model)} {net.width} b1 {note}, median of {repeats}",
+                    rows))
+            net.set_precision("fp32")
     if "train" in whats:
         model = opts.train_model
         net = build_ours(model, opts.size, store.path(model))
@@ -925,11 +982,11 @@ def print_video(v):
 
 def print_profile(p):
     print(f"\nprofile: {p['title']} (sum of layers {p['total_ms']:.1f} ms)")
-    print(f"{'layer':>5s} {'type':<8s} {'output':>16s} {'ms':>9s} {'%':>6s} {'GFLOP/s':>8s}")
+    print(f"{'layer':>5s} {'type':<8s} {'output':>16s} {'ms':>9s} {'%':>6s} {'GFLOP/s':>8s}  path")
     for r in p["layers"]:
         shape = "x".join(str(v) for v in r["out_shape"])
         print(f"{r['index']:5d} {r['type']:<8s} {shape:>16s} {r['ms']:9.2f} {r['percent']:6.1f} "
-              f"{fmt(r['gflops'], '8.1f'):>8s}")
+              f"{fmt(r['gflops'], '8.1f'):>8s}  {r.get('path', '')}")
 
 
 def print_environment(env, load_start):
@@ -979,6 +1036,8 @@ def parse_args(argv):
                     help="input size N (N x N), or 'native' for the cfg's [net] size "
                          "(default 416, or native with --cfg)")
     ap.add_argument("--batch", type=int, default=None, help="large batch (default 8; 2 with --quick)")
+    ap.add_argument("--precision", default="fp32",
+                    help="forward and onnx: our precisions, comma-separated (fp32, bf16, auto)")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.memory_child:
@@ -1006,6 +1065,13 @@ def parse_args(argv):
         opts.size = (n, n)
     if opts.cfg and not Path(opts.cfg).is_file():
         ap.error(f"--cfg {opts.cfg}: no such file")
+    from yolo9000.kernels.precisions import FP32, PRECISION_CHOICES
+    opts.precisions = [p.strip() for p in opts.precision.split(",") if p.strip()]
+    for p in opts.precisions:
+        if p not in PRECISION_CHOICES:
+            ap.error(f"--precision {p!r}: choose from {', '.join(PRECISION_CHOICES)}")
+    if FP32 not in opts.precisions:
+        opts.precisions.insert(0, FP32)     # the reference every other precision is read against
     opts.forward_models = [opts.cfg] if opts.cfg else list(FORWARD_MODELS)
     opts.train_model = opts.cfg or TRAIN_MODEL
     opts.torch = opts.torch and torch_available()
@@ -1075,6 +1141,10 @@ def main(argv=None):
                 if "ours_loss_ms" in r:
                     print(f"  {r['what']}: of which the loss {r['ours_loss_ms']:.1f} ms "
                           f"(torch side: sum-of-squares loss)")
+        for r in rows:
+            if r.get("precision", "fp32") != "fp32":
+                print(f"  {r['what']}: {r['precision']}; convolutions: "
+                      + ", ".join(f"{n} {path}" for path, n in r["paths"].items()))
         diffs = [r["max_abs_diff_vs_torch"] for r in rows if "max_abs_diff_vs_torch" in r]
         if diffs:
             print(f"  outputs ours vs torch: max |difference| {max(diffs):.2e}")

@@ -30,8 +30,13 @@ cdef extern from "y9k.h":
         Y9K_SSE2
         Y9K_AVX2_FMA
         Y9K_AVX512F
+        Y9K_AVX512_BF16
+        Y9K_AMX_BF16
+        Y9K_AVX512_VNNI
+        Y9K_AMX_INT8
     int y9k_cpu_features() noexcept nogil
     int y9k_portable_requested() noexcept nogil
+    int y9k_amx_refused() noexcept nogil
 
 cdef extern from "maxpool_sse2.h":
     void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
@@ -73,3 +78,26 @@ cdef extern from "winograd4_transforms.h":
 cdef extern from "block_pool.h":
     int y9k_use_block_pool(size_t limit) except -1
     size_t y9k_pool_held()
+
+cdef extern from "lowp_x86.h":
+    ctypedef unsigned short uint16_t
+    enum:
+        Y9K_LOWP_BLOCK
+        Y9K_BF16_PORTABLE
+        Y9K_BF16_AVX512
+        Y9K_BF16_AMX
+    long y9k_lowp_round_up(long v) noexcept nogil
+    void y9k_bf16_pack_a(const float* w, long ldw, int M, int K, uint16_t* out) noexcept nogil
+    void y9k_bf16_pack_b(const float* b, long ldb, int K, int N, uint16_t* out,
+                         int avx512) noexcept nogil
+    void y9k_bf16_pack_im2col(const float* x, int C, int H, int W, int ksize, int stride,
+                              int pad, int OH, int OW, uint16_t* out, int avx512) noexcept nogil
+    long y9k_pairs_rows(int H, int pad) noexcept nogil
+    void y9k_bf16_pack_pairs(const float* x, int C, int H, int W, int pad, int Cp,
+                             uint16_t* out, int avx512) noexcept nogil
+    void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad, const uint16_t* wp,
+                           const uint16_t* xb, const float* a, const float* b, int act,
+                           float* out) noexcept nogil
+    void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
+                       const float* a, const float* b, int act, float* out,
+                       long ldo) noexcept nogil

@@ -42,6 +42,8 @@ def test_portable_kernels_pass_the_kernel_and_network_tests():
                          capture_output=True, text=True)
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report == {"sse2": False, "avx2_fma": False, "avx512f": False,
+                      "avx512_bf16": False, "amx_bf16": False, "avx512_vnni": False,
+                      "amx_int8": False, "amx_refused": False,
                       "portable_kernels": True, "products_kernel": False,
                       "rgb_layer_direct": False, "exit_code": 0}, run.stdout[-3000:]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .options import check_size_option, echo_to_stderr
+from .options import check_size_option, echo_to_stderr, precision_option
 
 
 @click.command("classify")
@@ -27,7 +27,8 @@ from .options import check_size_option, echo_to_stderr
               help="Images per forward pass.")
 @click.option("--save-json", "json_path", metavar="FILE",
               help="Write the classes and probabilities as JSON to FILE ('-' = stdout).")
-def command(sources, weights, model, cfg, names, size, top, batch, json_path):
+@precision_option
+def command(sources, weights, model, cfg, names, size, top, batch, json_path, precision):
     """Classify images: SOURCE is image files, directories or glob patterns."""
     if model is not None and cfg is not None:
         raise click.UsageError("give --model or --cfg, not both")
@@ -54,7 +55,7 @@ def command(sources, weights, model, cfg, names, size, top, batch, json_path):
         return 1
     failures += classify_images(paths, model=model, cfg=cfg, weights=weights, names=names,
                                 size=size, top=top, batch=batch, json_path=json_path, say=say,
-                                fail=fail)
+                                fail=fail, precision=precision, warn=echo_to_stderr)
     if failures:
         echo_to_stderr(f"{failures} input{'s' if failures != 1 else ''} failed")
         return 1

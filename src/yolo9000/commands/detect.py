@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 
 from .options import (check_size_option, deprecated_option, echo_to_stderr, json_format_option,
-                      out_folder_as_run_folder, run_folder_options, tree_options)
+                      out_folder_as_run_folder, precision_option, run_folder_options,
+                      tree_options)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -47,9 +48,11 @@ from .options import (check_size_option, deprecated_option, echo_to_stderr, json
               help="With --save-txt: append each box's score as a 6th column.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per forward pass.")
+@precision_option
 def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk, nms_thresh,
             project, name, exist_ok,
-            json_path, json_format, save_txt, save_conf, batch, more_sources, vid_stride):
+            json_path, json_format, save_txt, save_conf, batch, more_sources, vid_stride,
+            precision):
     """Detect objects in images or videos: SOURCE is image or video files, directories (of
     images), glob patterns, or a camera (0, /dev/video0): videos are annotated into RUN/<stem>.mp4
     and --save-json writes JSON Lines, one record per frame."""
@@ -73,7 +76,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
         from ..inference.video import detect_videos
         detector = partial(Detector, model=model, cfg=cfg, weights=weights, names=names,
                            size=size, thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
-                           tree_walk=tree_walk)
+                           tree_walk=tree_walk, precision=precision)
         return detect_videos(videos, detector, project=project, name=name, exist_ok=exist_ok,
                              json_path=json_path, json_format=json_format, save_txt=save_txt,
                              batch=batch, vid_stride=vid_stride)
@@ -103,7 +106,7 @@ def command(sources, model, cfg, weights, names, size, thresh, hier_thresh, tree
                            nms_thresh=nms_thresh, project=project, name=name, exist_ok=exist_ok,
                            json_path=json_path, json_format=json_format, save_txt=save_txt,
                            save_conf=save_conf, batch=batch, say=say, fail=fail,
-                           warn=echo_to_stderr)
+                           warn=echo_to_stderr, precision=precision)
     if failed is None:          # a rank other than 0: rank 0 reports
         return 0
     failures += failed

@@ -29,7 +29,7 @@ import click
 
 from ..errors import UserError
 from .options import (check_size_option, deprecated_option, echo_to_stderr, json_format_option,
-                      run_folder_options, tree_options)
+                      precision_option, run_folder_options, tree_options)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -76,9 +76,11 @@ from .options import (check_size_option, deprecated_option, echo_to_stderr, json
 @deprecated_option("--save-dets", "--save-json FILE --json-format yolo9000",
                    lambda v: {"dets_path": v, "json_format": "yolo9000"},
                    type=click.Path(dir_okay=False))
+@precision_option
 def command(data, weights, cfg, model, names, size, split, data_format, voc07, thresh, hier_thresh,
             tree_walk, nms_thresh,
-            batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format):
+            batch, no_difficult, project, name, exist_ok, json_path, dets_path, json_format,
+            precision):
     """Compute VOC mAP@0.5 and COCO mAP@[.5:.95] of a detector, or top-1 / top-5 accuracy
     of a classifier, on a labelled dataset.
 
@@ -107,10 +109,11 @@ def command(data, weights, cfg, model, names, size, split, data_format, voc07, t
         return evaluate_classifier_dataset(
             data, weights=weights, cfg=cfg, model=model, names=names, size=size, batch=batch,
             split=split, project=project, name=name, exist_ok=exist_ok, json_path=json_path,
-            dets_path=dets_path, say=say, warn=echo_to_stderr)
+            dets_path=dets_path, say=say, warn=echo_to_stderr, precision=precision)
     return evaluate_detector_dataset(
         data, weights=weights, cfg=cfg, model=model, names=names, size=size, split=split,
         data_format=data_format, voc07=voc07, thresh=thresh, hier_thresh=hier_thresh,
         tree_walk=tree_walk, nms_thresh=nms_thresh, batch=batch, no_difficult=no_difficult,
         project=project, name=name, exist_ok=exist_ok, json_path=json_path,
-        dets_path=dets_path, json_format=json_format, say=say, warn=echo_to_stderr)
+        dets_path=dets_path, json_format=json_format, say=say, warn=echo_to_stderr,
+        precision=precision)

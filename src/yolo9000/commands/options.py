@@ -7,12 +7,15 @@
 | --json-format | the layout of the detections --save-json writes (yolo9000, coco; inference/export.py) |
 | --data-format | the format of a dataset read (yolo, voc, coco) |
 | --train-images, --val-images | how many images to generate |
+| --precision | inference arithmetic: fp32, bf16, auto |
 
 Old spellings keep working for one release through `deprecated_option`, with a warning.
 """
 import functools
 
 import click
+
+from ..kernels.precisions import FP32, PRECISION_CHOICES
 
 REMOVED_IN = "0.3"
 
@@ -90,6 +93,22 @@ def echo_dataset_report(dataset, label=None):
     from ..data.report import dataset_report
     for line in dataset_report(dataset, label):
         echo_to_stderr(line)
+
+
+PRECISION_HELP = ("Inference arithmetic: fp32; bf16 (weights and activations rounded to "
+                  "bfloat16, sums in fp32: AMX or AVX512-BF16, an error on a CPU without "
+                  "either); auto (bf16 where the CPU has it, else fp32; says which).")
+
+
+def precision_option(command=None, *, default=FP32, also=""):
+    """--precision: the arithmetic of inference (kernels/lowp.py). As @precision_option, or
+    @precision_option(default=None, also="...") for a command that does something more when
+    the option is given (`also` ends its help)."""
+    def decorate(f):
+        return click.option("--precision", type=click.Choice(PRECISION_CHOICES), default=default,
+                            show_default=default is not None,
+                            help=PRECISION_HELP + (" " + also if also else ""))(f)
+    return decorate(command) if command is not None else decorate
 
 
 def tree_options(command):

@@ -25,8 +25,12 @@ def get_max_threads():
 
 
 def cpu_features():
-    """Which instruction-set paths the kernels take here: sse2, avx2_fma and avx512f each True
-    when the CPU (and the build) has it and YOLO9000_PORTABLE_KERNELS did not turn it off;
-    portable_kernels: whether that switch was set when the module was imported."""
+    """Which instruction-set paths the kernels take here: sse2, avx2_fma, avx512f,
+    avx512_bf16, amx_bf16, avx512_vnni and amx_int8 each True when the CPU (and the build) has
+    it and YOLO9000_PORTABLE_KERNELS did not turn it off (AMX: and Linux granted its tile
+    state; amx_refused says it did not); portable_kernels: whether that switch was set when the
+    module was imported."""
     return {"sse2": bool(_paths & Y9K_SSE2), "avx2_fma": _avx2_fma, "avx512f": _avx512,
-            "portable_kernels": _portable}
+            "avx512_bf16": bool(_paths & Y9K_AVX512_BF16), "amx_bf16": bool(_paths & Y9K_AMX_BF16),
+            "avx512_vnni": bool(_paths & Y9K_AVX512_VNNI), "amx_int8": bool(_paths & Y9K_AMX_INT8),
+            "amx_refused": bool(y9k_amx_refused()), "portable_kernels": _portable}

@@ -47,12 +47,41 @@ enum {
     Y9K_SSE2 = 1,       /* compiled in where the build targets it (x86-64's baseline):
                            the 2x2/2 maxpool backward rows */
     Y9K_AVX2_FMA = 2,   /* the direct 3x3 kernel and its weight gradient */
-    Y9K_AVX512F = 4     /* the 4-filter direct kernel, the 13x13 input transform, the
+    Y9K_AVX512F = 4,    /* the 4-filter direct kernel, the 13x13 input transform, the
                            Winograd products from weight blocks, F(4x4, 3x3)'s input and
                            output transforms */
+    Y9K_AVX512_BF16 = 8, /* bf16 products with vdpbf16ps (lowp_x86.h) */
+    Y9K_AMX_BF16 = 16,  /* bf16 products on AMX tiles (tdpbf16ps), the kernel permitting */
+    Y9K_AVX512_VNNI = 32, /* int8 products with vpdpbusd */
+    Y9K_AMX_INT8 = 64   /* int8 products on AMX tiles, the kernel permitting */
 };
 
-/* the paths this CPU (and this build) can take */
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* Linux gives a process AMX's 8 KB of tile state only on request; 0 once granted (asked once
+   per process, for all its threads), -1 when the kernel refuses (too old, or a seccomp or
+   signal-stack limit): the AMX paths are then off and the next best kernel runs */
+static int y9k_amx_permission(void)
+{
+    static int state = 1;       /* 1: not asked yet */
+#if defined(__linux__) && defined(__x86_64__)
+    if (state == 1) {
+        const long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+        state = syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0 ? 0 : -1;
+    }
+#else
+    state = -1;
+#endif
+    return state;
+}
+
+/* whether this CPU has AMX and the kernel refused it (set by y9k_cpu_features) */
+static int y9k_amx_refused_flag = 0;
+
+/* the paths this CPU (and this build) can take; asks for AMX's permission (once) */
 static int y9k_cpu_features(void)
 {
     int features = 0;
@@ -65,6 +94,21 @@ static int y9k_cpu_features(void)
         features |= Y9K_AVX2_FMA;
     if (__builtin_cpu_supports("avx512f"))
         features |= Y9K_AVX512F;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16"))
+        features |= Y9K_AVX512_BF16;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
+        features |= Y9K_AVX512_VNNI;
+    if (__builtin_cpu_supports("amx-tile")
+            && (__builtin_cpu_supports("amx-bf16") || __builtin_cpu_supports("amx-int8"))) {
+        if (y9k_amx_permission() == 0) {
+            if (__builtin_cpu_supports("amx-bf16"))
+                features |= Y9K_AMX_BF16;
+            if (__builtin_cpu_supports("amx-int8"))
+                features |= Y9K_AMX_INT8;
+        } else {
+            y9k_amx_refused_flag = 1;
+        }
+    }
 #endif
     return features;
 }
@@ -78,5 +122,7 @@ static int y9k_portable_requested(void)
     const char *value = getenv(Y9K_PORTABLE_VARIABLE);
     return value != NULL && value[0] != '\0' && strcmp(value, "0") != 0;
 }
+
+static int y9k_amx_refused(void) { return y9k_amx_refused_flag; }
 
 #endif

@@ -20,6 +20,7 @@ import numpy as np
 from ..data.classification_augment import center_crop
 from ..data.images import load_image
 from ..errors import UserError, shown_path
+from ..kernels.precisions import FP32
 from .detector import _check_size, build_network, failure_message, resolve_class_names
 from .prefetch import run_in_batches
 
@@ -47,8 +48,9 @@ class ClassResult:
 
 
 class Classifier:
-    def __init__(self, model=None, cfg=None, weights=None, names=None, size=None):
-        net, self.notice = build_network(model, cfg, weights, size, classifier=True)
+    def __init__(self, model=None, cfg=None, weights=None, names=None, size=None, precision=FP32):
+        net, self.notice = build_network(model, cfg, weights, size, classifier=True,
+                                         precision=precision)
         self._setup(net, names)
 
     @classmethod
@@ -147,15 +149,18 @@ def evaluate_classifier(classifier, records, batch=32, progress=None):
 
 
 def classify_images(paths, *, model, cfg, weights, names, size, top, batch, json_path, say,
-                    fail):
+                    fail, precision=FP32, warn=None):
     """`yolo9000 classify`: each image's `top` classes, said as a line (say) and written to
     json_path as JSON (inference/export.py's layout); fail(message) for each image that
-    failed. Returns how many failed."""
+    failed, warn(line) notes (the precision that runs). Returns how many failed."""
     from ..fileio import write_output
     from ..progress import images_rate_line
     from .export import classification_entry, json_list_text
 
-    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size)
+    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size,
+                            precision=precision)
+    if classifier.notice and warn is not None:
+        warn(f"note: {classifier.notice}")
     top = min(top, classifier.num_classes)
     say(f"model: {cfg or model or 'stored cfg'} + {weights} ({classifier.net.width}x"
         f"{classifier.net.height}, {classifier.num_classes} classes)")

@@ -13,10 +13,12 @@ incomplete (export.mark_incomplete), says so in one line and exits 130 / 143 (a 
 """
 import time
 
+from ..kernels.precisions import FP32
+
 
 def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thresh, tree_walk,
                   nms_thresh, project, name, exist_ok, json_path, json_format, save_txt,
-                  save_conf, batch, say, fail, warn):
+                  save_conf, batch, say, fail, warn, precision=FP32):
     """Detect objects in the image files `paths`; say(line) reports each image and the run,
     fail(message) each image that failed, warn(line) notes. Returns how many images failed,
     or None on a rank other than 0 (which reports nothing)."""
@@ -33,7 +35,7 @@ def detect_images(paths, *, model, cfg, weights, names, size, thresh, hier_thres
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, hier_thresh=hier_thresh,
-                        tree_walk=tree_walk)
+                        tree_walk=tree_walk, precision=precision)
     if detector.notice:
         warn(f"note: {detector.notice}")
 

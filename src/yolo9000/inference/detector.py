@@ -37,6 +37,7 @@ from ..model.checkpoint import check_weights_format
 from ..names import read_names
 from ..errors import UserError, shown_path
 from ..memory import check_memory
+from ..kernels.precisions import FP32
 from ..model.wordtree import WordTree
 from ..model.zoo import DEFAULT_CHECKPOINT, bundled_names_for
 from ..boxes import LetterboxInfo
@@ -155,9 +156,12 @@ def _check_size(size):
     return None if size is None else check_input_size(int(size))
 
 
-def build_network(model=None, cfg=None, weights=None, size=None, classifier=False):
+def build_network(model=None, cfg=None, weights=None, size=None, classifier=False,
+                  precision=FP32):
     """Build the network (a detector, with `classifier` a classifier, with classifier=None
-    any network) and load its weights. Returns (network, notice or None)."""
+    any network), load its weights and set its inference precision (Network.set_precision).
+    Returns (network, notice or None): the notice also says which precision runs, unless
+    fp32 was asked."""
     from ..model.network import Network
 
     if model is not None and cfg is not None:
@@ -192,6 +196,9 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
     _check_kind(net, classifier, spec or weights)
     check_memory(net.memory_needed(1), f"running this network at {net.width}x{net.height}",
                  path=spec or weights)
+    said = net.set_precision(precision)
+    if precision != FP32:
+        notice = "; ".join(filter(None, [notice, f"precision {said}"]))
     return net, notice
 
 
@@ -212,8 +219,8 @@ class Detector:
     """Detect objects in images with a YOLOv2 network (see the module docstring)."""
 
     def __init__(self, model=None, cfg=None, weights=None, names=None, size=None, thresh=0.5,
-                 nms=0.45, evaluation=False, hier_thresh=0.5, tree_walk="paper"):
-        net, self.notice = build_network(model, cfg, weights, size)
+                 nms=0.45, evaluation=False, hier_thresh=0.5, tree_walk="paper", precision=FP32):
+        net, self.notice = build_network(model, cfg, weights, size, precision=precision)
         self._setup(net, names, thresh, nms, evaluation, None, hier_thresh, tree_walk)
 
     @classmethod

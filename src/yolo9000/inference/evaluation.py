@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import Interrupted, UserError, shown_path, stop_requests
+from ..kernels.precisions import FP32
 from ..metrics.detection import Detections, evaluate_coco, evaluate_voc, ground_truth_from_record
 
 
@@ -86,7 +87,7 @@ def write_run_results(run_dir, metrics, plot_name, plot, say, warn):
 def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, data_format,
                               voc07, thresh, hier_thresh, tree_walk, nms_thresh, batch,
                               no_difficult, project, name, exist_ok, json_path, dets_path,
-                              json_format, say, warn):
+                              json_format, say, warn, precision=FP32):
     """`evaluate` of a detector: VOC and COCO mAP with a per-class table, metrics.json and
     pr_curve.png in a run folder, the detections (--save-json) and metrics (--metrics-json)
     as JSON. Under MPI each rank runs its share of the images; rank 0 reports and writes."""
@@ -104,7 +105,7 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
 
     detector = Detector(model=model, cfg=cfg, weights=weights, names=names, size=size,
                         thresh=thresh, nms=nms_thresh, evaluation=True, hier_thresh=hier_thresh,
-                        tree_walk=tree_walk)
+                        tree_walk=tree_walk, precision=precision)
     if detector.notice:
         warn(f"note: {detector.notice}")
     net = detector.net
@@ -197,7 +198,8 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
 
 
 def evaluate_classifier_dataset(data, *, weights, cfg, model, names, size, batch, split,
-                                project, name, exist_ok, json_path, dets_path, say, warn):
+                                project, name, exist_ok, json_path, dets_path, say, warn,
+                                precision=FP32):
     """`evaluate` of a classifier: top-1 / top-5 with a per-class table, metrics.json and
     confusion_matrix.png in a run folder, each image's top-5 classes (--save-json) and the
     metrics (--metrics-json) as JSON."""
@@ -210,7 +212,10 @@ def evaluate_classifier_dataset(data, *, weights, cfg, model, names, size, batch
     from .classifier import Classifier, evaluate_classifier
     from .export import classification_entry, json_list_text
 
-    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size)
+    classifier = Classifier(model=model, cfg=cfg, weights=weights, names=names, size=size,
+                            precision=precision)
+    if classifier.notice:
+        warn(f"note: {classifier.notice}")
     if classifier.names_source is None:
         raise UserError("the classifier's classes have no names (give --names) so its outputs "
                         "cannot be matched to the dataset's class folders", path=weights)

@@ -28,6 +28,10 @@ from .._kernels import (  # noqa: F401
     conv3x3_direct_pooled, conv3x3_direct_weight_grad,
     # one product in bands on the OpenMP threads (gemm.pxi)
     sgemm_pieces,
+    # bf16 inference products: packing, the product with its epilogue (lowp.pxi)
+    BF16_PORTABLE, BF16_AVX512, BF16_AMX, LOWP_BLOCK, bf16_kernels, bf16_padded,
+    bf16_pack_weights, bf16_pack_columns, bf16_pack_im2col, bf16_matmul,
+    bf16_pairs_size, bf16_pack_pairs, bf16_conv_amx,
     # optimiser updates (optim.pxi)
     sgd_update, adam_update,
     # the block pool for NumPy's large arrays (memory.pxi)

@@ -20,12 +20,17 @@ The same convolutions on few input channels (an RGB input: a reduction of only 2
 use a direct kernel instead, where the CPU has AVX2 and FMA. At inference a convolution
 followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled).
 
+At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
+weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
+input rounded per call, products on AMX, AVX512-BF16 or the portable twin, the same fp32
+epilogue. Training is always fp32.
+
 zero_grads() leaves the weight gradient to be written over by the next backward.
 """
 import numpy as np
 
 from ..kernels import core
-from ..kernels import gemm, winograd, workspace
+from ..kernels import gemm, lowp, winograd, workspace
 from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
@@ -86,6 +91,13 @@ class ConvolutionalLayer(Layer):
         self._u = None             # cached transformed filters, and what they were made from:
         self._u_source = None      # the weights array itself and a sample of its values
         self._u_sample = None
+        # inference precision (set_precision): fp32, or bf16 on the named kernel with the
+        # weights packed once, and what they were packed from (as the Winograd cache's)
+        self.precision = lowp.FP32
+        self.bf16_kernel = None
+        self._bf16 = None
+        self._bf16_source = None
+        self._bf16_sample = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -160,6 +172,8 @@ class ConvolutionalLayer(Layer):
         self._u = None
         self._u_sample = None
         self._train_u = None
+        self._bf16 = None
+        self._bf16_sample = None
 
     def set_winograd_cache(self, cache):
         """Keep (True) or not (False) the Winograd filters between inference calls."""
@@ -227,6 +241,53 @@ class ConvolutionalLayer(Layer):
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
         threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False
+
+    # -- precision -----------------------------------------------------------------------------
+    def set_precision(self, precision, kernel=None):
+        """Run inference in `precision` (lowp.PRECISIONS; bf16 needs `kernel`, a name of
+        lowp.BF16_KERNELS the CPU has: Network.set_precision resolves both). A layer that
+        takes the direct kernel (the RGB input layer) stays fp32: its reduction of 27 fills
+        AMX's tiles badly (0.5x the direct kernel's speed, measured on yolov2-voc's first
+        layer) and the direct kernel pools in its epilogue; its input is the image, whose
+        rounding would cost accuracy for nothing."""
+        if precision not in lowp.PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
+            raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
+        if self.use_direct:
+            precision = lowp.FP32
+        kernel = kernel if precision == lowp.BF16 else None
+        if kernel != self.bf16_kernel:
+            self._bf16 = None        # packed for one kernel's layout
+        self.precision, self.bf16_kernel = precision, kernel
+
+    def _bf16_weights(self):
+        if (self._bf16 is None or self._bf16_source is not self.weights
+                or not np.array_equal(self._bf16_sample, self._weights_sample())):
+            self._bf16 = None        # free the old one before making the new
+            self._bf16 = lowp.BF16Weights(self.weights, taps_major=self._bf16_direct())
+            self._bf16_source = self.weights
+            self._bf16_sample = self._weights_sample()
+        return self._bf16
+
+    def _bf16_direct(self):
+        return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
+
+    def _forward_bf16(self, x, a, b):
+        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+        return lowp.convolve_bf16(x, self._bf16_weights(), self.size, self.stride,
+                                  self.padding, z, a, b, self.act, self.bf16_kernel)
+
+    def inference_path(self, batch=1):
+        """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
+        "bf16 avx512_bf16 im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
+        if self.precision == lowp.BF16:
+            return f"bf16 {self.bf16_kernel} {'direct' if self._bf16_direct() else 'im2col'}"
+        if self.use_direct:
+            return "fp32 direct"
+        if self._winograd_applies(batch, False)[0]:
+            return "fp32 winograd"
+        return "fp32 im2col"
 
     @property
     def is_pointwise(self):
@@ -340,9 +401,9 @@ class ConvolutionalLayer(Layer):
     def forward_pooled(self, x):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd or
         direct kernel's epilogue (the full output is never written: voc's 32x416x416 is 22
-        MB); None when this call takes neither kernel or the output size is odd (the caller
-        then runs forward and the maxpool)."""
-        if self.out_shape[1] % 2 or self.out_shape[2] % 2:
+        MB); None when this call takes neither kernel, the output size is odd or the layer
+        runs in bf16 (the caller then runs forward and the maxpool)."""
+        if self.out_shape[1] % 2 or self.out_shape[2] % 2 or self.precision != lowp.FP32:
             return None
         a, b = self._inference_affine()
         return self._convolve_fused(np.ascontiguousarray(x, dtype=np.float32), a, b, self.act,
@@ -353,6 +414,8 @@ class ConvolutionalLayer(Layer):
         n = x.shape[0]
         if not train:
             a, b = self._inference_affine()
+            if self.precision == lowp.BF16:
+                return self._forward_bf16(x, a, b)
             y = self._convolve_fused(x, a, b, self.act, train)
             if y is not None:
                 return y

@@ -14,6 +14,7 @@ import numpy as np
 from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
 from ..memory import available_memory, describe_bytes
+from ..kernels import lowp
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.maxpool import MaxpoolLayer
@@ -133,6 +134,9 @@ class Network:
             self.layers.append(layer)
             shape = layer.out_shape
             context.shapes.append(shape)
+        # inference precision (set_precision): fp32 unless asked, and what resolving said
+        self.precision = lowp.FP32
+        self.precision_note = lowp.FP32
         self._init_objectness_prior()
         self._plan_memory()
         self._plan_winograd()
@@ -198,6 +202,10 @@ class Network:
         budget = 0.5 * weights_bytes + WINOGRAD_CACHE_HEADROOM
         convs = [layer for layer in self.layers
                  if isinstance(layer, ConvolutionalLayer) and layer.use_winograd]
+        for layer in convs:
+            if layer.precision != lowp.FP32:
+                layer.set_winograd_cache(False)     # it never runs Winograd at inference
+        convs = [layer for layer in convs if layer.precision == lowp.FP32]
         convs.sort(key=lambda l: (l.out_shape[1] * l.out_shape[2], l.in_shape[0]), reverse=True)
         used = 0
         for layer in convs:
@@ -346,6 +354,26 @@ class Network:
         self._plan_winograd()
         self._plan_pooling()
 
+    def set_precision(self, precision, kernel=None):
+        """Run inference in `precision`: "fp32", "bf16" (on the fastest unit the CPU has;
+        PrecisionUnavailable, one line, without one) or "auto" (bf16 where the CPU has a unit,
+        else fp32). `kernel` names a bf16 kernel of kernels.lowp.BF16_KERNELS instead of the
+        fastest (e.g. "portable"). Training is always fp32. Returns (and keeps, as
+        precision_note) a line saying what runs, e.g. "auto: bf16 on amx"."""
+        resolved, kernel, note = lowp.resolve_precision(precision, kernel)
+        for layer in self.layers:
+            if isinstance(layer, ConvolutionalLayer):
+                layer.set_precision(resolved, kernel)
+        self.precision, self.precision_note = resolved, note
+        self._plan_winograd()
+        return note
+
+    def layer_paths(self, batch=1):
+        """{layer index: how an inference forward of `batch` images computes it} for the
+        convolutions (ConvolutionalLayer.inference_path)."""
+        return {i: layer.inference_path(batch) for i, layer in enumerate(self.layers)
+                if isinstance(layer, ConvolutionalLayer)}
+
     def zero_grads(self):
         for layer in self.layers:
             layer.zero_grads()
@@ -417,12 +445,14 @@ class Network:
                         optimizer=optimizer, meta=meta, input_size=input_size)
 
     # -- display ---------------------------------------------------------------------------
-    def summary(self):
+    def summary(self, paths=False):
         """darknet-style table: index, type, filters, size/stride, input -> output, memory
         (the layer's parameters and its output for one image), BFLOPs; then the totals and
-        the memory estimates of inference and training (memory_needed)."""
+        the memory estimates of inference and training (memory_needed); with `paths` each
+        convolution's row ends with the path it takes at inference (layer_paths)."""
         rows = ["layer     filters    size              input                output"
                 "         memory"]
+        paths = self.layer_paths() if paths else {}
         total = 0.0
         for i, layer in enumerate(self.layers):
             c, h, w = layer.in_shape
@@ -437,6 +467,8 @@ class Network:
                             f"{ow:4d} x{oh:4d} x{oc:5d}  {memory}")
                 continue
             extra = f"  {bflops:7.3f} BFLOPs" if bflops > 0 else ""
+            if i in paths:
+                extra += f"  {paths[i]}"
             rows.append(f"{i:5d} {layer.kind:<6s} {str(filters):>5s}  {layer.describe():<14s}"
                         f"{w:4d} x{h:4d} x{c:5d}   ->  {ow:4d} x{oh:4d} x{oc:5d}  {memory}{extra}")
         rows.append(f"total {total:.3f} BFLOPs, {self.num_parameters():,} parameters")

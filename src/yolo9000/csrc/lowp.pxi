@@ -1,0 +1,128 @@
+# bf16 inference products (lowp_x86.h): the packing of weights and columns, and the product
+# with the fp32 epilogue, on AMX, AVX512-BF16 or the portable twin.
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# the kernels, as lowp_x86.h numbers them
+BF16_PORTABLE = Y9K_BF16_PORTABLE
+BF16_AVX512 = Y9K_BF16_AVX512
+BF16_AMX = Y9K_BF16_AMX
+# W's rows, B's columns and K are padded to multiples of this
+LOWP_BLOCK = Y9K_LOWP_BLOCK
+
+
+def bf16_kernels():
+    """The bf16 kernels this CPU (and the switch) allow, fastest first; the portable twin last."""
+    kernels = []
+    if _paths & Y9K_AMX_BF16:
+        kernels.append(BF16_AMX)
+    if _paths & Y9K_AVX512_BF16:
+        kernels.append(BF16_AVX512)
+    kernels.append(BF16_PORTABLE)
+    return kernels
+
+
+def bf16_padded(Py_ssize_t n):
+    """n rounded up to the packing's multiple (32)."""
+    return y9k_lowp_round_up(n)
+
+
+def bf16_pack_weights(const float[:, ::1] w, unsigned short[::1] out):
+    """W (M, K) rounded to bf16 into out, blocks of 16 rows x 32 k: bf16_padded(M) x
+    bf16_padded(K) values."""
+    cdef int M = w.shape[0], K = w.shape[1]
+    if out.shape[0] < y9k_lowp_round_up(M) * y9k_lowp_round_up(K):
+        raise ValueError("bf16_pack_weights: out is too small")
+    with nogil:
+        y9k_bf16_pack_a(&w[0, 0], w.shape[1], M, K, <uint16_t*> &out[0])
+
+
+def bf16_pack_columns(const float[:, ::1] b, unsigned short[::1] out):
+    """B (K, N) rounded to bf16 into out, panels of 16 columns by pairs of k:
+    bf16_padded(K) x bf16_padded(N) values."""
+    cdef int K = b.shape[0], N = b.shape[1]
+    if out.shape[0] < y9k_lowp_round_up(K) * y9k_lowp_round_up(N):
+        raise ValueError("bf16_pack_columns: out is too small")
+    with nogil:
+        y9k_bf16_pack_b(&b[0, 0], b.shape[1], K, N, <uint16_t*> &out[0], _avx512)
+
+
+def bf16_pack_im2col(const float[:, :, ::1] x, int ksize, int stride, int pad,
+                     unsigned short[::1] out):
+    """The im2col matrix of one image x (C, H, W), (C·k·k, out_h·out_w), rounded to bf16 and
+    packed as bf16_pack_columns packs a matrix, the fp32 matrix never written. Both packings
+    use AVX-512 where the kernels' switch allows it (the same bits as without)."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef int OH = (H + 2 * pad - ksize) // stride + 1, OW = (W + 2 * pad - ksize) // stride + 1
+    if OH <= 0 or OW <= 0:
+        raise ValueError("bf16_pack_im2col: the input is smaller than the kernel")
+    if out.shape[0] < y9k_lowp_round_up(C * ksize * ksize) * y9k_lowp_round_up(OH * OW):
+        raise ValueError("bf16_pack_im2col: out is too small")
+    with nogil:
+        y9k_bf16_pack_im2col(&x[0, 0, 0], C, H, W, ksize, stride, pad, OH, OW,
+                             <uint16_t*> &out[0], _avx512)
+
+
+def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::1] b, int K,
+                const float[::1] scale, const float[::1] bias, int act, float[:, :] out):
+    """out (M, N) = act(scale[m] * (W x B)[m, n] + bias[m]) from W and B packed (K their
+    unpadded depth), on `kernel` (one of bf16_kernels()); out's rows contiguous, any row
+    stride (nothing around it is written)."""
+    cdef int M = out.shape[0], N = out.shape[1]
+    if out.strides[1] != sizeof(float) or out.strides[0] % sizeof(float):
+        raise ValueError("bf16_matmul: out's rows must be contiguous floats")
+    if kernel not in bf16_kernels():
+        raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
+    if (w.shape[0] < y9k_lowp_round_up(M) * y9k_lowp_round_up(K)
+            or b.shape[0] < y9k_lowp_round_up(K) * y9k_lowp_round_up(N)):
+        raise ValueError("bf16_matmul: the packed operands are too small for the output")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_matmul: scale and bias need one value per row")
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        y9k_bf16_gemm(kernel, M, N, K, <const uint16_t*> &w[0], <const uint16_t*> &b[0],
+                      &scale[0], &bias[0], act, &out[0, 0], out.strides[0] // sizeof(float))
+
+
+def bf16_pairs_size(int C, int H, int W, int pad):
+    """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs),
+    its channels padded to a multiple of 32."""
+    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_rows(H, pad) * (W + 2 * pad) * 2
+
+
+def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
+    """x (C, H, W) rounded to bf16 into out as [C'/2][H + 2 pad + 2][W + 2 pad][2]: channel
+    pairs side by side, a zero border of `pad` and two rows of slack below; C' = C rounded up
+    to 32, the channels from C on zeros."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    if pad < 0:
+        raise ValueError("bf16_pack_pairs: negative padding")
+    if out.shape[0] < bf16_pairs_size(C, H, W, pad):
+        raise ValueError("bf16_pack_pairs: out is too small")
+    with nogil:
+        y9k_bf16_pack_pairs(&x[0, 0, 0], C, H, W, pad, y9k_lowp_round_up(C),
+                            <uint16_t*> &out[0], _avx512)
+
+
+def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int C, int H,
+                  int W, int ksize, int pad, const float[::1] scale, const float[::1] bias,
+                  int act, float[:, ::1] out):
+    """out (M, out_h·out_w) = act(scale · conv(x) + bias), a k x k stride-1 convolution on AMX
+    tiles without a column matrix: x (C channels) as bf16_pack_pairs packs it, W (M, k·k·C':
+    taps major, channels minor, C' = C rounded up to 32 with zero weights) packed by
+    bf16_pack_weights."""
+    cdef int M = out.shape[0]
+    C = y9k_lowp_round_up(C)
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    if BF16_AMX not in bf16_kernels():
+        raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")
+    if C % 32 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
+        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and out (M, out_h·out_w)")
+    if (w.shape[0] < y9k_lowp_round_up(M) * ksize * ksize * C
+            or xb.shape[0] < bf16_pairs_size(C, H, W, pad)):
+        raise ValueError("bf16_conv_amx: the packed operands are too small")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_conv_amx: scale and bias need one value per filter")
+    with nogil:
+        y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, &out[0, 0])

@@ -1,0 +1,626 @@
+/* bf16 inference products: out[M, N] = act(a * (W[M, K] x B[K, N]) + b), W and B rounded to
+   bfloat16 (round to nearest even), the products summed in fp32, the epilogue (batch norm,
+   bias, activation) in fp32 as the fp32 path's.
+
+   W is packed once (y9k_bf16_pack_a), B on each call (y9k_bf16_pack_b), both in the layout
+   AMX's tiles load: W in blocks of 16 rows x 32 k, B in panels of 16 columns whose rows are
+   pairs of k (the "VNNI" layout: B[k][n], B[k+1][n] side by side). K is padded with zeros to
+   a multiple of 32 and M and N to multiples of 32 (the kernels work on 32x32 blocks of out;
+   the epilogue writes only the rows and columns that exist).
+
+   Three kernels read the same layout, chosen at run time: AMX tiles (tdpbf16ps), AVX512-BF16
+   (vdpbf16ps) and the portable twin (scalar fp32 sums of the same bf16 products). */
+#ifndef Y9K_LOWP_X86_H
+#define Y9K_LOWP_X86_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "y9k.h"
+
+#define Y9K_LOWP_BLOCK 32          /* rows and columns of out per step; K's padding unit */
+#define Y9K_LOWP_PANEL 16          /* columns of a B panel, rows of a W block */
+
+/* the kernel a product runs on */
+enum { Y9K_BF16_PORTABLE = 0, Y9K_BF16_AVX512 = 1, Y9K_BF16_AMX = 2 };
+
+static inline long y9k_lowp_round_up(long v) { return (v + 31) / 32 * 32; }
+
+/* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */
+static inline uint16_t y9k_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t) ((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t) (u >> 16);
+}
+
+static inline float y9k_from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t) h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* W (M x K, row stride ldw floats) -> blocks [M'/16][K'/32][16][32] (M', K' rounded up to 32) */
+static void y9k_bf16_pack_a(const float *w, long ldw, int M, int K, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Mp = y9k_lowp_round_up(M), KB = Kp / 32;
+    for (long mb = 0; mb < Mp / 16; mb++)
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *block = out + (mb * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long m = mb * 16 + r;
+                for (int c = 0; c < 32; c++) {
+                    long k = kb * 32 + c;
+                    block[r * 32 + c] = (m < M && k < K) ? y9k_to_bf16(w[m * ldw + k]) : 0;
+                }
+            }
+        }
+}
+
+/* B (K x N, row stride ldb floats) -> panels [N'/16][K'/32][16 pairs of k][16 columns][2],
+   on the OpenMP threads */
+static void y9k_bf16_pack_b_portable(const float *b, long ldb, int K, int N, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        long n0 = p * 16, width = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long k = kb * 32 + 2 * r;
+                const float *row0 = b + k * ldb + n0, *row1 = row0 + ldb;
+                uint16_t *dst = panel + r * 32;
+                if (width == 16 && k + 1 < K) {
+                    for (int c = 0; c < 16; c++) {
+                        dst[2 * c] = y9k_to_bf16(row0[c]);
+                        dst[2 * c + 1] = y9k_to_bf16(row1[c]);
+                    }
+                    continue;
+                }
+                for (int c = 0; c < 16; c++) {
+                    dst[2 * c] = (c < width && k < K) ? y9k_to_bf16(row0[c]) : 0;
+                    dst[2 * c + 1] = (c < width && k + 1 < K) ? y9k_to_bf16(row1[c]) : 0;
+                }
+            }
+        }
+    }
+}
+
+/* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
+   OH x OW), K = C*k*k by N = OH*OW, packed as y9k_bf16_pack_b packs it, without writing the
+   fp32 matrix: a panel's 16 columns are 16 output positions, its rows pairs of taps */
+static void y9k_bf16_pack_im2col_portable(const float *x, int C, int H, int W, int ksize,
+                                          int stride, int pad, int OH, int OW, uint16_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        for (int c = 0; c < 16; c++) {
+            long n = p * 16 + c;
+            /* columns past N read nothing: an origin no tap reaches */
+            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
+            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
+        }
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 32; r++) {
+                long k = kb * 32 + r;
+                uint16_t *dst = panel + (r / 2) * 32 + (r % 2);
+                if (k >= K) {
+                    for (int c = 0; c < 16; c++)
+                        dst[2 * c] = 0;
+                    continue;
+                }
+                int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                int ky = tap / ksize, kx = tap % ksize;
+                const float *plane = x + (long) ch * H * W;
+                for (int c = 0; c < 16; c++) {
+                    int iy = iy0[c] + ky, ix = ix0[c] + kx;
+                    dst[2 * c] = ((unsigned) iy < (unsigned) H && (unsigned) ix < (unsigned) W)
+                                     ? y9k_to_bf16(plane[(long) iy * W + ix]) : 0;
+                }
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define Y9K_HAVE_LOWP_X86 1
+
+/* 16 pairs (even, odd) of fp32 -> 16 bf16 pairs, y9k_to_bf16's rounding in vector form */
+__attribute__((target("avx512f")))
+static inline __m512i y9k_bf16_pairs16(__m512 even, __m512 odd)
+{
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x400000);
+    __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
+    __mmask16 e_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(e, abs_mask), inf);
+    __mmask16 o_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(o, abs_mask), inf);
+    __m512i er = _mm512_add_epi32(e, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(e, 16), one)));
+    __m512i orr = _mm512_add_epi32(o, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(o, 16), one)));
+    er = _mm512_mask_mov_epi32(er, e_nan, _mm512_or_si512(e, quiet));
+    orr = _mm512_mask_mov_epi32(orr, o_nan, _mm512_or_si512(o, quiet));
+    return _mm512_or_si512(_mm512_srli_epi32(er, 16),
+                           _mm512_and_si512(orr, _mm512_set1_epi32((int) 0xffff0000u)));
+}
+
+__attribute__((target("avx512f")))
+static void y9k_bf16_pack_b_avx512(const float *b, long ldb, int K, int N, uint16_t *out)
+{
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        long n0 = p * 16, width = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        __mmask16 cols = (__mmask16) ((1u << width) - 1);
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                long k = kb * 32 + 2 * r;
+                __m512 even = k < K ? _mm512_maskz_loadu_ps(cols, b + k * ldb + n0)
+                                    : _mm512_setzero_ps();
+                __m512 odd = k + 1 < K ? _mm512_maskz_loadu_ps(cols, b + (k + 1) * ldb + n0)
+                                       : _mm512_setzero_ps();
+                _mm512_storeu_si512(panel + r * 32, y9k_bf16_pairs16(even, odd));
+            }
+        }
+    }
+}
+
+/* the im2col packing with gathers: 16 output positions per panel, their taps' validity
+   (the zero padding) as masks */
+__attribute__((target("avx512f")))
+static void y9k_bf16_pack_im2col_avx512(const float *x, int C, int H, int W, int ksize,
+                                        int stride, int pad, int OH, int OW, uint16_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long Kp = y9k_lowp_round_up(K), Np = y9k_lowp_round_up(N), KB = Kp / 32;
+    long panels = Np / 16, plane = (long) H * W;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        for (int c = 0; c < 16; c++) {
+            long n = p * 16 + c;
+            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
+            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
+        }
+        /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
+           contiguous, one masked load (the zero padding: lanes off the row) */
+        int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
+        __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
+        __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
+        /* the offset of each position's (0, 0) tap in a plane; masked lanes never load */
+        __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(vy0, vw), vx0);
+        for (long kb = 0; kb < KB; kb++) {
+            uint16_t *panel = out + (p * KB + kb) * 512;
+            for (int r = 0; r < 16; r++) {
+                __m512 v[2];
+                for (int h = 0; h < 2; h++) {
+                    long k = kb * 32 + 2 * r + h;
+                    if (k >= K) {
+                        v[h] = _mm512_setzero_ps();
+                        continue;
+                    }
+                    int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                    int ky = tap / ksize, kx = tap % ksize;
+                    if (one_row) {
+                        int iy = iy0[0] + ky, ix = ix0[0] + kx;
+                        if ((unsigned) iy >= (unsigned) H) {
+                            v[h] = _mm512_setzero_ps();
+                            continue;
+                        }
+                        /* lanes c with 0 <= ix + c < W */
+                        int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
+                        __mmask16 ok = hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+                        v[h] = _mm512_maskz_loadu_ps(ok, x + ch * plane + (long) iy * W + ix);
+                        continue;
+                    }
+                    __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
+                    __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
+                    __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);
+                    __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
+                    v[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at,
+                                                    x + ch * plane, 4);
+                }
+                _mm512_storeu_si512(panel + r * 32, y9k_bf16_pairs16(v[0], v[1]));
+            }
+        }
+    }
+}
+#else
+#define Y9K_HAVE_LOWP_X86 0
+#endif
+
+/* the packings, with AVX-512 where `avx512` (the same bits either way) */
+static void y9k_bf16_pack_b(const float *b, long ldb, int K, int N, uint16_t *out, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_bf16_pack_b_avx512(b, ldb, K, N, out);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_bf16_pack_b_portable(b, ldb, K, N, out);
+}
+
+static void y9k_bf16_pack_im2col(const float *x, int C, int H, int W, int ksize, int stride,
+                                 int pad, int OH, int OW, uint16_t *out, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_bf16_pack_im2col_avx512(x, C, H, W, ksize, stride, pad, OH, OW, out);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_bf16_pack_im2col_portable(x, C, H, W, ksize, stride, pad, OH, OW, out);
+}
+
+/* out rows m0.. (rows of them), columns n0.. (cols) = act(a * acc + b) from a 32x32 block of
+   sums; the same arithmetic as activation.pxi's _affine_activate (leaky: 0.1·v in double) */
+static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *s = acc + i * 32;
+        float *y = out + i * ldo, ai = a[i], bi = b[i];
+        if (act == Y9K_ACT_LEAKY) {
+            for (int j = 0; j < cols; j++) {
+                float v = ai * s[j] + bi, w = (float) (0.1 * v);
+                y[j] = v > w ? v : w;
+            }
+        } else if (act == Y9K_ACT_RELU) {
+            for (int j = 0; j < cols; j++) {
+                float v = ai * s[j] + bi;
+                y[j] = v > 0 ? v : 0;
+            }
+        } else if (act == Y9K_ACT_LOGISTIC) {
+            for (int j = 0; j < cols; j++)
+                y[j] = 1.0f / (1.0f + expf(-(ai * s[j] + bi)));
+        } else {
+            for (int j = 0; j < cols; j++)
+                y[j] = ai * s[j] + bi;
+        }
+    }
+}
+
+/* acc (32x32) = the block of W rows from block a0 (two 16-row blocks a0, a0 + KB*512) times
+   B panels b0, b0 + KB*512; the portable twin: sums in fp32, k in order */
+static void y9k_bf16_block_portable(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 32; j++) {
+            const uint16_t *ab = a0 + (i / 16) * KB * 512 + (i % 16) * 32;
+            const uint16_t *bb = b0 + (j / 16) * KB * 512 + (j % 16) * 2;
+            float s = 0;
+            for (long kb = 0; kb < KB; kb++)
+                for (int r = 0; r < 16; r++) {
+                    const uint16_t *ap = ab + kb * 512 + 2 * r, *bp = bb + kb * 512 + r * 32;
+                    s += y9k_from_bf16(ap[0]) * y9k_from_bf16(bp[0])
+                         + y9k_from_bf16(ap[1]) * y9k_from_bf16(bp[1]);
+                }
+            acc[i * 32 + j] = s;
+        }
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* the same block with vdpbf16ps: 8 rows x 32 columns (16 accumulators) at a time */
+__attribute__((target("avx512f,avx512bf16")))
+static void y9k_bf16_block_avx512(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    const uint16_t *b1 = b0 + KB * 512;
+    for (int g = 0; g < 4; g++) {
+        const uint16_t *ag = a0 + (g / 2) * KB * 512 + (g % 2) * 8 * 32;
+        __m512 s[8][2];
+        for (int i = 0; i < 8; i++)
+            s[i][0] = s[i][1] = _mm512_setzero_ps();
+        for (long kb = 0; kb < KB; kb++) {
+            const uint16_t *ak = ag + kb * 512;
+            const uint16_t *p0 = b0 + kb * 512, *p1 = b1 + kb * 512;
+            for (int r = 0; r < 16; r++) {
+                __m512bh v0 = (__m512bh) _mm512_loadu_si512(p0 + r * 32);
+                __m512bh v1 = (__m512bh) _mm512_loadu_si512(p1 + r * 32);
+                for (int i = 0; i < 8; i++) {
+                    int32_t pair;
+                    memcpy(&pair, ak + i * 32 + 2 * r, 4);
+                    __m512bh av = (__m512bh) _mm512_set1_epi32(pair);
+                    s[i][0] = _mm512_dpbf16_ps(s[i][0], av, v0);
+                    s[i][1] = _mm512_dpbf16_ps(s[i][1], av, v1);
+                }
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            _mm512_storeu_ps(acc + (g * 8 + i) * 32, s[i][0]);
+            _mm512_storeu_ps(acc + (g * 8 + i) * 32 + 16, s[i][1]);
+        }
+    }
+}
+
+/* AMX's tile configuration: tiles 0-3 the 16x16 fp32 sums, 4-5 W blocks, 6-7 B panels, all
+   16 rows of 64 bytes */
+typedef struct {
+    uint8_t palette_id, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} y9k_tile_config;
+
+__attribute__((target("amx-tile")))
+static void y9k_amx_configure(void)
+{
+    y9k_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette_id = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.rows[i] = 16;
+        cfg.colsb[i] = 64;
+    }
+    /* GCC's _tile_loadconfig does not tell the compiler it reads cfg: without this barrier
+       the stores above are dropped and ldtilecfg faults on garbage */
+    __asm__ volatile("" : : "r"(&cfg) : "memory");
+    _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile")))
+static void y9k_amx_release(void) { _tile_release(); }
+
+/* the same block with tdpbf16ps (the tiles configured by the calling thread) */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
+{
+    const uint16_t *a1 = a0 + KB * 512, *b1 = b0 + KB * 512;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long kb = 0; kb < KB; kb++) {
+        _tile_loadd(4, a0 + kb * 512, 64);
+        _tile_loadd(6, b0 + kb * 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, b1 + kb * 512, 64);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, a1 + kb * 512, 64);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+#endif
+
+/* -- convolutions on AMX without a column matrix (stride 1, C a multiple of 32) ----------
+   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2] (H' = H +
+   2 pad + 2: two rows of slack for the reads past a short row's end, W' = W + 2 pad); then
+   for a tap (ky, kx) and 32 channels, 16 positions of an output row are one B tile whose 16
+   rows (channel pairs) lie a plane apart: tdpbf16ps reads them in place. W is packed in
+   (tap, channel) order to match. */
+static inline long y9k_pairs_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
+
+/* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side */
+static void y9k_bf16_pair_row_portable(const float *r0, const float *r1, int W, uint16_t *dst)
+{
+    for (int c = 0; c < W; c++) {
+        dst[2 * c] = y9k_to_bf16(r0[c]);
+        dst[2 * c + 1] = r1 ? y9k_to_bf16(r1[c]) : 0;
+    }
+}
+
+#if Y9K_HAVE_LOWP_X86
+__attribute__((target("avx512f")))
+static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, uint16_t *dst)
+{
+    for (int c = 0; c < W; c += 16) {
+        __mmask16 m = W - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (W - c)) - 1);
+        __m512 odd = r1 ? _mm512_maskz_loadu_ps(m, r1 + c) : _mm512_setzero_ps();
+        __m512i v = y9k_bf16_pairs16(_mm512_maskz_loadu_ps(m, r0 + c), odd);
+        _mm512_mask_storeu_epi32(dst + 2 * c, m, v);
+    }
+}
+#endif
+
+/* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
+   zeros), zero border */
+static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
+                                uint16_t *out, int avx512)
+{
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    (void) avx512;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long cp = 0; cp < Cp / 2; cp++) {
+        uint16_t *plane = out + cp * Hp * Wp * 2;
+        if (2 * cp >= C) {
+            memset(plane, 0, (size_t) Hp * Wp * 4);
+            continue;
+        }
+        /* an odd C's last channel pairs with zeros */
+        const float *x0 = x + 2 * cp * H * W;
+        const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
+        memset(plane, 0, (size_t) pad * Wp * 4);
+        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        for (long y = 0; y < H; y++) {
+            uint16_t *row = plane + (y + pad) * Wp * 2;
+            memset(row, 0, (size_t) pad * 4);
+            memset(row + (pad + (long) W) * 2, 0, (size_t) pad * 4);
+#if Y9K_HAVE_LOWP_X86
+            if (avx512) {
+                y9k_bf16_pair_row_avx512(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
+                continue;
+            }
+#endif
+            y9k_bf16_pair_row_portable(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
+        }
+    }
+}
+
+/* the first column of output segment s (16 positions of a row; a row wider than 16 ends
+   with a segment that overlaps the one before, which recomputes the same sums) */
+static inline int y9k_segment_x(int s, int per_row, int OW)
+{
+    int j = s % per_row;
+    return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets b0, b1 of
+   xb, summed over taps and channel blocks */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t *xb, long off0,
+                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
+                                    float *acc)
+{
+    const uint16_t *a1 = a0 + KB * 512;
+    long block_elems = 16 * plane_bytes / 2;     /* 16 channel pairs on */
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    long kb = 0;
+    for (int ky = 0; ky < ksize; ky++)
+        for (int kx = 0; kx < ksize; kx++) {
+            const uint16_t *tap = xb + (ky * Wp + kx) * 2;
+            for (int cb = 0; cb < CB; cb++, kb++) {
+                const uint16_t *src = tap + cb * block_elems;
+                _tile_loadd(4, a0 + kb * 512, 64);
+                _tile_loadd(6, src + off0, plane_bytes);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_loadd(7, src + off1, plane_bytes);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_loadd(5, a1 + kb * 512, 64);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+/* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
+   y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
+   channel) order with the same padding */
+static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
+                              const uint16_t *wp, const uint16_t *xb, const float *a,
+                              const float *b, int act, float *out)
+{
+    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    int CB = C / 32;
+    long KB = (long) ksize * ksize * CB;
+    long MB = y9k_lowp_round_up(M) / 32;
+    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        float acc[32 * 32] __attribute__((aligned(64)));
+        y9k_amx_configure();
+#ifdef _OPENMP
+/* dynamic: on a machine shared with other work a thread that loses its core for a while
+   leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
+   against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
+   whichever thread computes them */
+#pragma omp for schedule(dynamic, 4)
+#endif
+        for (long blk = 0; blk < MB * seg_pairs; blk++) {
+            long mb = blk / seg_pairs, sp = blk % seg_pairs;
+            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
+            int oy[2], ox[2];
+            for (int h = 0; h < 2; h++) {
+                oy[h] = (int) (s[h] / per_row);
+                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
+            }
+            y9k_bf16_conv_block_amx(wp + mb * 2 * KB * 512, KB, xb, (oy[0] * Wp + ox[0]) * 2,
+                                    (oy[1] * Wp + ox[1]) * 2, ksize, Wp, CB, plane_bytes, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
+                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
+                y9k_lowp_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
+                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo);
+            }
+        }
+        y9k_amx_release();
+    }
+}
+#else
+/* no AMX on this architecture: never called (bf16_kernels() does not list it) */
+static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
+                              const uint16_t *wp, const uint16_t *xb, const float *a,
+                              const float *b, int act, float *out)
+{
+    (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xb;
+    (void) a; (void) b; (void) act; (void) out;
+}
+#endif
+
+/* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' =
+   K rounded up to 32), on the OpenMP threads in 32x32 blocks, on `kernel`
+   (Y9K_BF16_*: the caller checked the CPU has it) */
+static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
+                          const uint16_t *bp, const float *a, const float *b, int act,
+                          float *out, long ldo)
+{
+    long KB = y9k_lowp_round_up(K) / 32;
+    long MB = y9k_lowp_round_up(M) / 32, NB = y9k_lowp_round_up(N) / 32;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        float acc[32 * 32] __attribute__((aligned(64)));
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_configure();
+#endif
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 4)
+#endif
+        for (long blk = 0; blk < MB * NB; blk++) {
+            long mb = blk / NB, nb = blk % NB;
+            const uint16_t *a0 = wp + mb * 2 * KB * 512, *b0 = bp + nb * 2 * KB * 512;
+#if Y9K_HAVE_LOWP_X86
+            if (kernel == Y9K_BF16_AMX)
+                y9k_bf16_block_amx(a0, b0, KB, acc);
+            else if (kernel == Y9K_BF16_AVX512)
+                y9k_bf16_block_avx512(a0, b0, KB, acc);
+            else
+#endif
+                y9k_bf16_block_portable(a0, b0, KB, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
+            y9k_lowp_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                              out + mb * 32 * ldo + nb * 32, ldo);
+        }
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_release();
+#endif
+    }
+}
+
+#endif

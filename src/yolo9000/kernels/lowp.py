@@ -1,0 +1,161 @@
+"""Inference in lower precision than fp32: which precision and kernel a network runs, the
+weights packed once, and a convolution's products in bf16 (the C: csrc/lowp_x86.h).
+
+bf16: the weights rounded once to bfloat16 (round to nearest even) and packed in AMX's
+blocks; each layer's input rounded and packed per call; products summed in fp32; batch norm,
+bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the products:
+- "direct" (AMX, stride 1, 16 channels or more: every YOLOv2 layer but the RGB one): the
+  input rounded once into channel pairs with a zero border, which AMX's tiles read in place
+  for every tap, 32 channels a tile (zero channels pad the count, at most doubling 16's
+  work); no column matrix (yolov2-voc's second layer's is 25 MB in bf16);
+- "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
+  matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
+  scalar C) that tests and no-unit machines can ask for by name.
+Only inference: training always runs fp32.
+"""
+import threading
+
+import numpy as np
+
+from ..errors import UserError
+from . import core
+from .precisions import AUTO, BF16, FP32, PRECISION_CHOICES, PRECISIONS  # noqa: F401
+
+# the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
+BF16_KERNELS = {"amx": core.BF16_AMX, "avx512_bf16": core.BF16_AVX512,
+                "portable": core.BF16_PORTABLE}
+BF16_KERNEL_NAMES = {code: name for name, code in BF16_KERNELS.items()}
+BF16_UNITS = "AMX-BF16 or AVX512-BF16"
+
+
+class PrecisionUnavailable(UserError):
+    """A precision this CPU (or this build, or YOLO9000_PORTABLE_KERNELS) cannot run."""
+
+
+def bf16_hardware_kernel():
+    """The name of the fastest bf16 unit this CPU has ("amx", "avx512_bf16"), or None."""
+    for code in core.bf16_kernels():
+        if code != core.BF16_PORTABLE:
+            return BF16_KERNEL_NAMES[code]
+    return None
+
+
+def _no_unit_reason():
+    features = core.cpu_features()
+    if features["portable_kernels"]:
+        return "YOLO9000_PORTABLE_KERNELS is set"
+    if features["amx_refused"]:
+        return "the Linux kernel refused AMX's tile state and this CPU has no AVX512-BF16"
+    return f"this CPU has neither {BF16_UNITS}"
+
+
+def resolve_precision(precision, kernel=None):
+    """(precision, kernel name or None for fp32, note) for a requested precision: "auto" is
+    bf16 on the fastest unit the CPU has, else fp32 (the note says which and why); "bf16"
+    without a unit (and no explicit `kernel`) raises PrecisionUnavailable in one line.
+    `kernel` names a bf16 kernel (BF16_KERNELS) to use instead of the fastest, e.g. the
+    portable twin."""
+    if precision not in PRECISION_CHOICES:
+        raise UserError(f"unknown precision {precision!r}; choose one of "
+                        + ", ".join(PRECISION_CHOICES))
+    if kernel is not None:
+        if kernel not in BF16_KERNELS:
+            raise UserError(f"unknown bf16 kernel {kernel!r}; choose one of "
+                            + ", ".join(BF16_KERNELS))
+        if BF16_KERNELS[kernel] not in core.bf16_kernels():
+            raise PrecisionUnavailable(f"the bf16 kernel {kernel!r} cannot run here: "
+                                       + _no_unit_reason())
+    if precision == FP32:
+        return FP32, None, "fp32"
+    unit = kernel or bf16_hardware_kernel()
+    if precision == AUTO:
+        if unit is None:
+            return FP32, None, f"auto: fp32 ({_no_unit_reason()})"
+        return BF16, unit, f"auto: bf16 on {unit}"
+    if unit is None:
+        raise PrecisionUnavailable(f"--precision bf16 needs {BF16_UNITS}: {_no_unit_reason()}; "
+                                   "use --precision fp32 (or auto)")
+    return BF16, unit, f"bf16 on {unit}"
+
+
+# AMX loads tiles by rows of 64 bytes: a row across two cache lines costs two
+CACHE_LINE = 64
+
+
+def aligned_uint16(values):
+    """An uninitialised uint16 array of `values` whose first byte starts a cache line."""
+    raw = np.empty(values + CACHE_LINE // 2, np.uint16)
+    skip = (-raw.ctypes.data % CACHE_LINE) // 2
+    return raw[skip:skip + values]
+
+
+def direct_applies(kernel, channels, stride):
+    """Whether a convolution runs "direct" on AMX (see the module docstring)."""
+    return kernel == "amx" and channels >= 16 and stride == 1
+
+
+class BF16Weights:
+    """A convolution's weights (F, C, k, k) rounded to bf16 and packed for the kernels, once:
+    as (F, C·k·k) for im2col's products, or with `taps_major` as (F, k·k·C) for the direct
+    AMX kernel."""
+
+    def __init__(self, weights, taps_major=False):
+        weights = np.asarray(weights, np.float32)
+        self.taps_major = bool(taps_major)
+        if self.taps_major:
+            channels = weights.shape[1]
+            weights = np.pad(weights, ((0, 0), (0, core.bf16_padded(channels) - channels),
+                                       (0, 0), (0, 0))).transpose(0, 2, 3, 1)
+        w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
+        self.rows, self.depth = w2d.shape
+        self.data = aligned_uint16(core.bf16_padded(self.rows) * core.bf16_padded(self.depth))
+        core.bf16_pack_weights(w2d, self.data)
+
+    @property
+    def nbytes(self):
+        return self.data.nbytes
+
+
+_local = threading.local()
+
+
+def _columns_buffer(values):
+    """This thread's buffer for packed columns (reused between calls and layers, as
+    workspace.py's float buffer)."""
+    buffer = getattr(_local, "columns", None)
+    if buffer is None or buffer.size < values:
+        buffer = _local.columns = aligned_uint16(values)
+    return buffer[:values]
+
+
+def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kernel):
+    """out (N, F, out_h, out_w) = act(scale · conv(x, W) + bias) with bf16 products: x (N, C,
+    H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS."""
+    n, c, h, w = x.shape
+    f = out.shape[1]
+    positions = out.shape[2] * out.shape[3]
+    depth = (core.bf16_padded(c) if weights.taps_major else c) * size * size
+    if weights.depth != depth or weights.rows != f:
+        raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
+                         f"convolution of {c} channels, {f} filters, size {size}")
+    if weights.taps_major:
+        if not direct_applies(kernel, c, stride):
+            raise ValueError("weights packed for the direct AMX kernel, which this call "
+                             "cannot take")
+        pairs = _columns_buffer(core.bf16_pairs_size(c, h, w, padding))
+        for i in range(n):
+            core.bf16_pack_pairs(x[i], padding, pairs)
+            core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
+                               out[i].reshape(f, positions))
+        return out
+    code = BF16_KERNELS[kernel]
+    columns = _columns_buffer(core.bf16_padded(depth) * core.bf16_padded(positions))
+    pointwise = size == 1 and stride == 1 and padding == 0
+    for i in range(n):
+        if pointwise:
+            core.bf16_pack_columns(x[i].reshape(c, h * w), columns)
+        else:
+            core.bf16_pack_im2col(x[i], size, stride, padding, columns)
+        core.bf16_matmul(code, weights.data, columns, depth, scale, bias, act,
+                         out[i].reshape(f, positions))
+    return out
