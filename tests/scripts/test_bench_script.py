@@ -79,7 +79,9 @@ def test_memory_and_environment(report):
     assert mem[0]["budget_mb"] == pytest.approx(1.5 * mem[0]["weights_mb"] + 300)
     env = data["environment"]
     assert env["threads_ours"] == 1 and isinstance(env["openmp_enabled"], bool)
-    assert set(env["kernel_paths"]) == {"sse2", "avx2_fma", "avx512f", "portable_kernels"}
+    assert set(env["kernel_paths"]) == {"sse2", "avx2_fma", "avx512f", "avx512_bf16", "amx_bf16",
+                                        "avx512_vnni", "amx_int8", "amx_refused",
+                                        "portable_kernels"}
     assert len(data["load_average_start"]) == 3 and len(data["load_average_end"]) == 3
     assert "load average at start" in stdout and "load average at end" in stdout
 
