@@ -26,6 +26,18 @@ enum { Y9K_BF16_PORTABLE = 0, Y9K_BF16_AVX512 = 1, Y9K_BF16_AMX = 2 };
 
 static inline long y9k_lowp_round_up(long v) { return (v + 31) / 32 * 32; }
 
+/* The input origins (top-left tap) of panel p's 16 output positions, for both im2col packers;
+   columns past N read nothing: an origin no tap reaches */
+static inline void y9k_panel_origins(long p, long N, int OW, int stride, int pad, int *iy0,
+                                     int *ix0)
+{
+    for (int c = 0; c < 16; c++) {
+        long n = p * 16 + c;
+        iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
+        ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
+    }
+}
+
 /* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */
 static inline uint16_t y9k_to_bf16(float f)
 {
@@ -109,12 +121,7 @@ static void y9k_bf16_pack_im2col_portable(const float *x, int C, int H, int W, i
 #endif
     for (long p = 0; p < panels; p++) {
         int iy0[16], ix0[16];
-        for (int c = 0; c < 16; c++) {
-            long n = p * 16 + c;
-            /* columns past N read nothing: an origin no tap reaches */
-            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
-            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
-        }
+        y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
         for (long kb = 0; kb < KB; kb++) {
             uint16_t *panel = out + (p * KB + kb) * 512;
             for (int r = 0; r < 32; r++) {
@@ -199,11 +206,7 @@ static void y9k_bf16_pack_im2col_avx512(const float *x, int C, int H, int W, int
 #endif
     for (long p = 0; p < panels; p++) {
         int iy0[16], ix0[16];
-        for (int c = 0; c < 16; c++) {
-            long n = p * 16 + c;
-            iy0[c] = n < N ? (int) (n / OW) * stride - pad : -(1 << 29);
-            ix0[c] = n < N ? (int) (n % OW) * stride - pad : -(1 << 29);
-        }
+        y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
         /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
            contiguous, one masked load (the zero padding: lanes off the row) */
         int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
