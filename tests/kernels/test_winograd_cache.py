@@ -42,7 +42,7 @@ def test_cache_follows_weights_changed():
     assert close(before, reference_output(layer, x))
     # one weight changed in place: invisible to the sample check, announced by the caller
     layer.weights[2, 3, 1, 1] += 5.0
-    assert np.array_equal(layer._u_sample, layer._weights_sample())
+    assert np.array_equal(layer._u_stamp[1], layer._weights_stamp()[1])
     layer.weights_changed()
     after = layer.forward(x)
     assert not close(after, before.astype(np.float64))

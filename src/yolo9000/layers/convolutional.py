@@ -88,16 +88,14 @@ class ConvolutionalLayer(Layer):
                            and not self.use_winograd and c * 9 <= core.DIRECT_MAX_TAPS
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
-        self._u = None             # cached transformed filters, and what they were made from:
-        self._u_source = None      # the weights array itself and a sample of its values
-        self._u_sample = None
+        self._u = None             # cached transformed filters, and their _weights_stamp()
+        self._u_stamp = None
         # inference precision (set_precision): fp32, or bf16 on the named kernel with the
         # weights packed once, and what they were packed from (as the Winograd cache's)
         self.precision = lowp.FP32
         self.bf16_kernel = None
         self._bf16 = None
-        self._bf16_source = None
-        self._bf16_sample = None
+        self._bf16_stamp = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -169,11 +167,9 @@ class ConvolutionalLayer(Layer):
         Called by everything in the package that writes weights (optimiser steps, loading
         .weights and checkpoints); code that assigns layer.weights[...] itself must call it
         too (or Network.weights_changed()) before the next inference forward."""
-        self._u = None
-        self._u_sample = None
+        self._u = self._u_stamp = None
         self._train_u = None
-        self._bf16 = None
-        self._bf16_sample = None
+        self._bf16 = self._bf16_stamp = None
 
     def set_winograd_cache(self, cache):
         """Keep (True) or not (False) the Winograd filters between inference calls."""
@@ -181,11 +177,19 @@ class ConvolutionalLayer(Layer):
         if not self.cache_winograd:
             self._u = None
 
-    def _weights_sample(self):
-        # a safety net, not the mechanism: a few hundred weights, compared on each cached use,
-        # catch wholesale rewrites (another loader) that forgot weights_changed()
+    def _weights_stamp(self):
+        """What a cache derived from the weights (Winograd's filters, bf16's packing) was made
+        from: the weights array itself (a replaced array, layer.weights = ..., counts) and a
+        sample of its values - a safety net, not the mechanism: a few hundred weights, compared
+        on each cached use, catch wholesale rewrites (another loader) that forgot
+        weights_changed()."""
         flat = self.weights.reshape(-1)
-        return flat[:: max(1, flat.size // 256)].copy()
+        return self.weights, flat[:: max(1, flat.size // 256)].copy()
+
+    def _made_from_these_weights(self, stamp):
+        """Whether a cache stamped `stamp` (_weights_stamp()) still matches the weights."""
+        return (stamp is not None and stamp[0] is self.weights
+                and np.array_equal(stamp[1], self._weights_stamp()[1]))
 
     def _uses_weight_blocks(self):
         """Whether inference multiplies through the products kernel, from WeightBlocks (13x13
@@ -218,12 +222,10 @@ class ConvolutionalLayer(Layer):
             return make(self.weights)
         if (self._u is None or isinstance(self._u, winograd.WeightBlocks) != blocks
                 or (not blocks and self._u.shape[0] != (winograd.TILES4 if f4 else winograd.TILES))
-                or self._u_source is not self.weights
-                or not np.array_equal(self._u_sample, self._weights_sample())):
+                or not self._made_from_these_weights(self._u_stamp)):
             self._u = None        # free the old one before making the new
             self._u = make(self.weights)
-            self._u_source = self.weights       # a replaced array (layer.weights = ...) too
-            self._u_sample = self._weights_sample()
+            self._u_stamp = self._weights_stamp()
         return self._u
 
     def _winograd_applies(self, n, train):
@@ -262,12 +264,10 @@ class ConvolutionalLayer(Layer):
         self.precision, self.bf16_kernel = precision, kernel
 
     def _bf16_weights(self):
-        if (self._bf16 is None or self._bf16_source is not self.weights
-                or not np.array_equal(self._bf16_sample, self._weights_sample())):
+        if self._bf16 is None or not self._made_from_these_weights(self._bf16_stamp):
             self._bf16 = None        # free the old one before making the new
             self._bf16 = lowp.BF16Weights(self.weights, taps_major=self._bf16_direct())
-            self._bf16_source = self.weights
-            self._bf16_sample = self._weights_sample()
+            self._bf16_stamp = self._weights_stamp()
         return self._bf16
 
     def _bf16_direct(self):
