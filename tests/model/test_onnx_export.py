@@ -399,12 +399,6 @@ def test_tree_file_carries_the_tree(deep_tree, tmp_path):
     assert meta["names"] == meta["tree"]["wnids"] == [f"n{k:02d}" for k in range(len(DEEP_TREE))]
 
 
-def test_the_letterbox_pad_value_is_the_one_images_are_padded_with():
-    from yolo9000.data.images import PAD_VALUE
-    from yolo9000.model.onnx_export import LETTERBOX_PAD_VALUE
-    assert LETTERBOX_PAD_VALUE == PAD_VALUE
-
-
 def test_decode_needs_a_detector():
     net = Network.from_cfg("darknet-mini")
     with pytest.raises(UserError, match="decoding boxes needs a detector"):

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..data.images import PAD_VALUE
 from ..errors import UserError
 from ..layers.route import RouteLayer
 
@@ -48,9 +49,6 @@ INPUT_NAME = "images"
 RAW_OUTPUT = "output"
 DECODED_OUTPUTS = ("boxes", "scores", "classes", "batch_index")
 DYNAMIC_BATCH = "batch"
-# the grey darknet pads a letterboxed image with: data/images.py's PAD_VALUE, which the model
-# level does not import (the tests hold the two equal)
-LETTERBOX_PAD_VALUE = 0.5
 LETTERBOX_RULE = (
     "an image of w x h pixels is resized (bilinear, keeping its aspect ratio) to new_w x new_h: "
     "new_w = W, new_h = h * W // w when W / w < H / h, else new_w = w * H // h, new_h = H; and "
@@ -450,7 +448,7 @@ def _metadata(network, names, decode, batch_dim):
     task = ("detect" if region is not None else
             "classify" if network.classifier is not None else "features")
     if task == "detect":
-        preprocessing = {"letterbox": LETTERBOX_RULE, "pad_value": LETTERBOX_PAD_VALUE}
+        preprocessing = {"letterbox": LETTERBOX_RULE, "pad_value": PAD_VALUE}
     elif task == "classify":
         preprocessing = {"center_crop": "the image resized (bilinear, keeping its aspect ratio) "
                                         "to just cover W x H, and its centred W x H window"}
