@@ -101,3 +101,26 @@ cdef extern from "lowp_x86.h":
     void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
                        const float* a, const float* b, int act, float* out,
                        long ldo) noexcept nogil
+
+cdef extern from "int8_x86.h":
+    ctypedef signed char int8_t
+    ctypedef int int32_t
+    enum:
+        Y9K_INT8_DEPTH
+        Y9K_INT8_PORTABLE
+        Y9K_INT8_VNNI
+        Y9K_INT8_AMX
+    long y9k_int8_round_depth(long k) noexcept nogil
+    void y9k_int8_pack_a(const int8_t* w, long ldw, int M, int K, int8_t* out) noexcept nogil
+    void y9k_int8_pack_im2col(const float* x, float s, int C, int H, int W, int ksize,
+                              int stride, int pad, int OH, int OW, int8_t* out,
+                              int avx512) noexcept nogil
+    long y9k_quads_size(int Cp, int H, int W, int pad) noexcept nogil
+    void y9k_int8_pack_quads(const float* x, float s, int C, int H, int W, int pad, int Cp,
+                             int8_t* out, int avx512) noexcept nogil
+    void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
+                           const int8_t* xq, const float* a, const float* b, int act,
+                           float* out) noexcept nogil
+    void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t* wp, const int8_t* bp,
+                       const int32_t* offsets, const float* a, const float* b, int act,
+                       float* out, long ldo) noexcept nogil

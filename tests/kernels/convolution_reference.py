@@ -1,5 +1,5 @@
 """What the convolution kernels' tests compare against: the 3x3 "same" convolution and its
-gradients as literal float64 sums, a tolerance, layers with random parameters and a small
+gradients as literal float64 sums, darknet's column matrix of any convolution, a tolerance, layers with random parameters and a small
 network that has every kind of 3x3 convolution."""
 import numpy as np
 
@@ -87,3 +87,17 @@ def direct_weight_grad(x, dz):
         for kw in range(3):
             dw[:, :, kh, kw] = np.einsum("nfhw,nchw->fc", dz, xp[:, :, kh:kh + h, kw:kw + wd])
     return dw
+
+
+def im2col_any(x, size, stride, pad):
+    """darknet's column matrix (C·k·k, out_h·out_w) of one image (C, H, W) for any size,
+    stride and padding, in x's dtype (an integer one keeps integer sums exact)."""
+    c, h, w = x.shape
+    oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
+    xp = np.zeros((c, h + 2 * pad, w + 2 * pad), x.dtype)
+    xp[:, pad:pad + h, pad:pad + w] = x
+    col = np.empty((c, size, size, oh, ow), x.dtype)
+    for ky in range(size):
+        for kx in range(size):
+            col[:, ky, kx] = xp[:, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride]
+    return col.reshape(c * size * size, oh * ow)

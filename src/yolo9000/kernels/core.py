@@ -32,6 +32,11 @@ from .._kernels import (  # noqa: F401
     BF16_PORTABLE, BF16_AVX512, BF16_AMX, LOWP_BLOCK, bf16_kernels, bf16_padded,
     bf16_pack_weights, bf16_pack_columns, bf16_pack_im2col, bf16_matmul,
     bf16_pairs_size, bf16_pack_pairs, bf16_conv_amx,
+    # int8 inference products: quantizing packings, the exact product with its epilogue
+    # (int8.pxi)
+    INT8_PORTABLE, INT8_VNNI, INT8_AMX, INT8_DEPTH, int8_kernels, int8_padded_depth,
+    int8_weights_size, int8_columns_size, int8_pack_weights, int8_pack_im2col, int8_matmul,
+    int8_quads_size, int8_pack_quads, int8_conv_amx,
     # optimiser updates (optim.pxi)
     sgd_update, adam_update,
     # the block pool for NumPy's large arrays (memory.pxi)

@@ -1,0 +1,144 @@
+# int8 inference products (int8_x86.h): the packing of quantized weights, the quantizing
+# packings of the input, and the exact int32 product with the fp32 epilogue, on AMX-INT8,
+# AVX512-VNNI or the portable twin.
+# (a section of the compiled core: ../_kernels.pyx includes it)
+
+# the kernels, as int8_x86.h numbers them
+INT8_PORTABLE = Y9K_INT8_PORTABLE
+INT8_VNNI = Y9K_INT8_VNNI
+INT8_AMX = Y9K_INT8_AMX
+# K (the depth) is padded to a multiple of this; W's rows and B's columns to LOWP_BLOCK's
+INT8_DEPTH = Y9K_INT8_DEPTH
+
+
+def int8_kernels():
+    """The int8 kernels this CPU (and the switch) allow, fastest first; the portable twin last."""
+    kernels = []
+    if _paths & Y9K_AMX_INT8:
+        kernels.append(INT8_AMX)
+    if _paths & Y9K_AVX512_VNNI:
+        kernels.append(INT8_VNNI)
+    kernels.append(INT8_PORTABLE)
+    return kernels
+
+
+def int8_padded_depth(Py_ssize_t k):
+    """k rounded up to the packing's depth unit (64)."""
+    return y9k_int8_round_depth(k)
+
+
+def int8_weights_size(int M, int K):
+    """int8 values of W (M, K) packed by int8_pack_weights."""
+    return y9k_lowp_round_up(M) * y9k_int8_round_depth(K)
+
+
+def int8_columns_size(int K, int N):
+    """int8 values of B (K, N) packed by int8_pack_im2col."""
+    return y9k_int8_round_depth(K) * y9k_lowp_round_up(N)
+
+
+def int8_pack_weights(const signed char[:, ::1] w, signed char[::1] out):
+    """W int8 (M, K) into out, blocks of 16 rows x 64 k: int8_weights_size(M, K) values."""
+    cdef int M = w.shape[0], K = w.shape[1]
+    if out.shape[0] < int8_weights_size(M, K):
+        raise ValueError("int8_pack_weights: out is too small")
+    if M == 0 or K == 0:
+        raise ValueError("int8_pack_weights: W is empty")
+    with nogil:
+        y9k_int8_pack_a(<const int8_t*> &w[0, 0], K, M, K, <int8_t*> &out[0])
+
+
+def _check_input_scale(float input_scale):
+    if not (0 < input_scale < float("inf")):
+        raise ValueError(f"the input scale must be positive and finite, not {input_scale}")
+
+
+def int8_pack_im2col(const float[:, :, ::1] x, float input_scale, int ksize, int stride,
+                     int pad, signed char[::1] out):
+    """The im2col matrix of one image x (C, H, W), (C·k·k, out_h·out_w), quantized
+    (clip(rint(x / input_scale), -127, 127)) and packed in panels of 16 columns by quads of k:
+    int8_columns_size(C·k·k, out_h·out_w) values, the fp32 matrix never written. AVX-512 where
+    the kernels' switch allows it (the same bits as without)."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef int OH = (H + 2 * pad - ksize) // stride + 1, OW = (W + 2 * pad - ksize) // stride + 1
+    _check_input_scale(input_scale)
+    if ksize <= 0 or stride <= 0 or pad < 0 or OH <= 0 or OW <= 0:
+        raise ValueError("int8_pack_im2col: the input is smaller than the kernel")
+    if out.shape[0] < int8_columns_size(C * ksize * ksize, OH * OW):
+        raise ValueError("int8_pack_im2col: out is too small")
+    with nogil:
+        y9k_int8_pack_im2col(&x[0, 0, 0], input_scale, C, H, W, ksize, stride, pad, OH, OW,
+                             <int8_t*> &out[0], _avx512)
+
+
+def int8_matmul(int kernel, const signed char[::1] w, const signed char[::1] b, int K,
+                const int[::1] row_offsets, const float[::1] multiplier, const float[::1] bias,
+                int act, float[:, :] out):
+    """out (M, N) = act(multiplier[m] · (W x B)[m, n] + bias[m]) from W and B packed (K their
+    unpadded depth; the product an exact int32 sum, rounded once to fp32), on `kernel` (one
+    of int8_kernels()); row_offsets: 128 · Σk W[m, k] for each of W's padded rows (the VNNI
+    kernel's correction). out's rows contiguous, any row stride (nothing around it written)."""
+    cdef int M = out.shape[0], N = out.shape[1]
+    if out.strides[1] != sizeof(float) or out.strides[0] % sizeof(float):
+        raise ValueError("int8_matmul: out's rows must be contiguous floats")
+    if kernel not in int8_kernels():
+        raise ValueError(f"int8 kernel {kernel} is not available on this CPU")
+    if w.shape[0] < int8_weights_size(M, K) or b.shape[0] < int8_columns_size(K, N):
+        raise ValueError("int8_matmul: the packed operands are too small for the output")
+    if multiplier.shape[0] < M or bias.shape[0] < M or row_offsets.shape[0] < y9k_lowp_round_up(M):
+        raise ValueError("int8_matmul: multiplier and bias need one value per row, "
+                         "row_offsets one per padded row")
+    if M == 0 or N == 0:
+        return
+    with nogil:
+        y9k_int8_gemm(kernel, M, N, K, <const int8_t*> &w[0], <const int8_t*> &b[0],
+                      <const int32_t*> &row_offsets[0], &multiplier[0], &bias[0], act,
+                      &out[0, 0], out.strides[0] // sizeof(float))
+
+
+def int8_quads_size(int C, int H, int W, int pad):
+    """int8 values of x (C, H, W) packed in channel quads (int8_pack_quads), its channels
+    padded to a multiple of 64."""
+    return y9k_quads_size(y9k_int8_round_depth(C), H, W, pad)
+
+
+def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
+    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out as
+    [C'/4][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border of `pad`
+    and two rows of slack below, then 1024 zero bytes; C' = C rounded up to 64, the channels
+    from C on zeros."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    _check_input_scale(input_scale)
+    if pad < 0:
+        raise ValueError("int8_pack_quads: negative padding")
+    if out.shape[0] < int8_quads_size(C, H, W, pad):
+        raise ValueError("int8_pack_quads: out is too small")
+    with nogil:
+        y9k_int8_pack_quads(&x[0, 0, 0], input_scale, C, H, W, pad, y9k_int8_round_depth(C),
+                            <int8_t*> &out[0], _avx512)
+
+
+def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, int H, int W,
+                  int ksize, int pad, const float[::1] multiplier, const float[::1] bias,
+                  int act, float[:, ::1] out):
+    """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
+    on AMX tiles without a column matrix: x (C channels) as int8_pack_quads packs it, W (M,
+    k·k·C': taps major, channels minor, C' = C rounded up to 64 with zero weights) packed by
+    int8_pack_weights."""
+    cdef int M = out.shape[0]
+    C = y9k_int8_round_depth(C)
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    if INT8_AMX not in int8_kernels():
+        raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")
+    if ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
+        raise ValueError("int8_conv_amx: needs out (M, out_h·out_w)")
+    if (w.shape[0] < int8_weights_size(M, ksize * ksize * C)
+            or xq.shape[0] < int8_quads_size(C, H, W, pad)):
+        raise ValueError("int8_conv_amx: the packed operands are too small")
+    if multiplier.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("int8_conv_amx: multiplier and bias need one value per filter")
+    if M == 0:
+        return
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, &out[0, 0])

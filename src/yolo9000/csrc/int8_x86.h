@@ -1,0 +1,513 @@
+/* int8 inference products: out[M, N] = act(a[m] * ACC[m, n] + b[m]), ACC[m, n] = the sum over
+   k of W[m, k] * X[k, n] in int32, exact: W the weights quantized per output channel, X the
+   input quantized per tensor as it is packed, X = clip(rint(x / s), -127, 127) with rint
+   rounding half to even (NumPy's np.rint); a[m] folds batch norm's scale, the weights' scale
+   and the input's scale (the caller multiplies them, in one order for every kernel), b[m] the
+   bias; the epilogue is bf16's (lowp_x86.h), on ACC converted to fp32.
+
+   One layout for the three kernels, as bf16's: W packed once in blocks of 16 rows x 64 k (an
+   AMX A tile), X per call in panels of 16 columns whose rows are quads of k (X[k..k+3][n] side
+   by side: an AMX B tile, and vpdpbusd's groups of four bytes). K is padded with zeros to a
+   multiple of 64, M and N to multiples of 32 (32x32 blocks of out; the epilogue writes only
+   the rows and columns that exist).
+
+   The kernels: AMX tiles (tdpbssd, s8 x s8), AVX512-VNNI (vpdpbusd multiplies u8 by s8: the
+   activations flipped to X + 128 as they are loaded, the excess 128 * sum_k W[m, k] of each
+   row, computed when W is packed, subtracted from the sums) and the portable twin (scalar
+   int32 sums). The sums are exact integers, so the three give the same bits.
+
+   Weights and activations never take -128 (the range is symmetric): X + 128 lies in [1, 255]
+   and the largest |sum|, 255 * 127 * K, stays inside int32 for any K below 66,000 (yolov2's
+   largest is 11,520). The padding of a convolution is exactly 0, as zero quantizes to 0. */
+#ifndef Y9K_INT8_X86_H
+#define Y9K_INT8_X86_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "y9k.h"
+#include "lowp_x86.h"
+
+#define Y9K_INT8_DEPTH 64          /* K's padding unit: the bytes of an AMX tile's row */
+
+/* the kernel a product runs on */
+enum { Y9K_INT8_PORTABLE = 0, Y9K_INT8_VNNI = 1, Y9K_INT8_AMX = 2 };
+
+static inline long y9k_int8_round_depth(long k) { return (k + 63) / 64 * 64; }
+
+/* Hides a value from the optimiser: under -ffast-math x / s with s the same for a whole loop
+   may become x * (1 / s), rounded twice, a last bit off NumPy's x / s, which moves values
+   across rint's ties; a divisor the compiler cannot see through stays a division. */
+#if defined(__GNUC__) || defined(__clang__)
+#define Y9K_OPAQUE(v) __asm__("" : "+g"(v))
+#else
+#define Y9K_OPAQUE(v) ((void) 0)
+#endif
+
+/* clip(rint(x / s), -127, 127), rint to nearest even (the rounding mode's default) */
+static inline int8_t y9k_quantize(float x, float s)
+{
+    Y9K_OPAQUE(s);
+    float q = x / s;
+    q = q > -127.0f ? q : -127.0f;
+    q = q < 127.0f ? q : 127.0f;
+    return (int8_t) lrintf(q);
+}
+
+/* W int8 (M x K, row stride ldw) -> blocks [M'/16][K'/64][16][64] (M' rounded up to 32, K' to
+   64), zeros in the padding */
+static void y9k_int8_pack_a(const int8_t *w, long ldw, int M, int K, int8_t *out)
+{
+    long Kp = y9k_int8_round_depth(K), Mp = y9k_lowp_round_up(M), KB = Kp / 64;
+    for (long mb = 0; mb < Mp / 16; mb++)
+        for (long kb = 0; kb < KB; kb++) {
+            int8_t *block = out + (mb * KB + kb) * 1024;
+            for (int r = 0; r < 16; r++) {
+                long m = mb * 16 + r;
+                for (int c = 0; c < 64; c++) {
+                    long k = kb * 64 + c;
+                    block[r * 64 + c] = (m < M && k < K) ? w[m * ldw + k] : 0;
+                }
+            }
+        }
+}
+
+/* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
+   OH x OW), K = C*k*k by N = OH*OW, quantized by s and packed in panels [N'/16][K'/64][16
+   quads of k][16 columns][4], without writing the fp32 matrix: a panel's 16 columns are 16
+   output positions */
+static void y9k_int8_pack_im2col_portable(const float *x, float s, int C, int H, int W,
+                                          int ksize, int stride, int pad, int OH, int OW,
+                                          int8_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
+        for (long kb = 0; kb < KB; kb++) {
+            int8_t *panel = out + (p * KB + kb) * 1024;
+            for (int r = 0; r < 64; r++) {
+                long k = kb * 64 + r;
+                int8_t *dst = panel + (r / 4) * 64 + (r % 4);
+                if (k >= K) {
+                    for (int c = 0; c < 16; c++)
+                        dst[4 * c] = 0;
+                    continue;
+                }
+                int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                int ky = tap / ksize, kx = tap % ksize;
+                const float *plane = x + (long) ch * H * W;
+                for (int c = 0; c < 16; c++) {
+                    int iy = iy0[c] + ky, ix = ix0[c] + kx;
+                    dst[4 * c] = ((unsigned) iy < (unsigned) H && (unsigned) ix < (unsigned) W)
+                                     ? y9k_quantize(plane[(long) iy * W + ix], s) : 0;
+                }
+            }
+        }
+    }
+}
+
+/* four input rows (NULL: a zero channel) -> W quads of bytes, quantized by s */
+static void y9k_int8_quad_row_portable(const float *const *rows, int W, float s, int8_t *dst)
+{
+    for (int c = 0; c < W; c++)
+        for (int i = 0; i < 4; i++)
+            dst[4 * c + i] = rows[i] ? y9k_quantize(rows[i][c], s) : 0;
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* y9k_quantize on 16 lanes: the same division, clip (a NaN to -127 as there) and rounding */
+__attribute__((target("avx512f")))
+static inline __m512i y9k_quantize16(__m512 x, __m512 s)
+{
+    __asm__("" : "+v"(s));
+    __m512 q = _mm512_div_ps(x, s);
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+/* four vectors of 16 int32 in [-127, 127] -> 16 quads of bytes, v[0]'s first */
+__attribute__((target("avx512f")))
+static inline __m512i y9k_quads16(const __m512i *v)
+{
+    const __m512i byte = _mm512_set1_epi32(0xff);
+    __m512i q = _mm512_and_si512(v[0], byte);
+    q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_and_si512(v[1], byte), 8));
+    q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_and_si512(v[2], byte), 16));
+    return _mm512_or_si512(q, _mm512_slli_epi32(v[3], 24));
+}
+
+/* the im2col packing with gathers, as bf16's: 16 output positions a panel, their taps'
+   validity (the zero padding) as masks; masked lanes hold 0, which quantizes to 0 */
+__attribute__((target("avx512f")))
+static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, int W,
+                                        int ksize, int stride, int pad, int OH, int OW,
+                                        int8_t *out)
+{
+    long K = (long) C * ksize * ksize, N = (long) OH * OW;
+    long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
+    long plane = (long) H * W;
+    const __m512 vs = _mm512_set1_ps(s);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long p = 0; p < panels; p++) {
+        int iy0[16], ix0[16];
+        y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
+        /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
+           contiguous, one masked load */
+        int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
+        __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
+        __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
+        __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(vy0, vw), vx0);
+        for (long kb = 0; kb < KB; kb++) {
+            int8_t *panel = out + (p * KB + kb) * 1024;
+            for (int r = 0; r < 16; r++) {
+                __m512i v[4];
+                for (int h = 0; h < 4; h++) {
+                    long k = kb * 64 + 4 * r + h;
+                    __m512 f = _mm512_setzero_ps();
+                    if (k < K) {
+                        int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                        int ky = tap / ksize, kx = tap % ksize;
+                        if (one_row) {
+                            int iy = iy0[0] + ky, ix = ix0[0] + kx;
+                            if ((unsigned) iy < (unsigned) H) {
+                                int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
+                                __mmask16 ok = hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+                                f = _mm512_maskz_loadu_ps(ok, x + ch * plane + (long) iy * W + ix);
+                            }
+                        } else {
+                            __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
+                            __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
+                            __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh)
+                                           & _mm512_cmplt_epu32_mask(ix, vw);
+                            __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
+                            f = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at,
+                                                         x + ch * plane, 4);
+                        }
+                    }
+                    v[h] = y9k_quantize16(f, vs);
+                }
+                _mm512_storeu_si512(panel + r * 64, y9k_quads16(v));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void y9k_int8_quad_row_avx512(const float *const *rows, int W, float s, int8_t *dst)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int c = 0; c < W; c += 16) {
+        __mmask16 m = W - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (W - c)) - 1);
+        __m512i v[4];
+        for (int i = 0; i < 4; i++)
+            v[i] = rows[i] ? y9k_quantize16(_mm512_maskz_loadu_ps(m, rows[i] + c), vs)
+                           : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(dst + 4 * c, m, y9k_quads16(v));
+    }
+}
+#endif
+
+/* the im2col packing, with AVX-512 where `avx512` (the same bits either way) */
+static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, int ksize,
+                                 int stride, int pad, int OH, int OW, int8_t *out, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_int8_pack_im2col_avx512(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_int8_pack_im2col_portable(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+}
+
+/* -- the direct convolution's input: channel quads with a zero border --------------------
+   [Cp/4][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
+   2 pad), as bf16's channel pairs; a tile row (16 positions of 4 channels) is 64 bytes in
+   place. The buffer ends with Y9K_QUADS_SLACK more bytes: a short row's tiles read past the
+   last plane's end. */
+#define Y9K_QUADS_SLACK 1024
+
+static inline long y9k_quads_size(int Cp, int H, int W, int pad)
+{
+    return (long) (Cp / 4) * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+}
+
+/* x (C, H, W) -> quads quantized by s (Cp >= C a multiple of 4: the channels from C on are
+   zeros), zero border and slack */
+static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad, int Cp,
+                                int8_t *out, int avx512)
+{
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
+    (void) avx512;
+    memset(out + (Cp / 4) * plane_bytes, 0, Y9K_QUADS_SLACK);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long cq = 0; cq < Cp / 4; cq++) {
+        int8_t *plane = out + cq * plane_bytes;
+        if (4 * cq >= C) {
+            memset(plane, 0, (size_t) plane_bytes);
+            continue;
+        }
+        memset(plane, 0, (size_t) pad * Wp * 4);
+        memset(plane + (pad + (long) H) * Wp * 4, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        for (long y = 0; y < H; y++) {
+            int8_t *row = plane + (y + pad) * Wp * 4;
+            const float *rows[4];
+            for (int i = 0; i < 4; i++)
+                rows[i] = 4 * cq + i < C ? x + ((4 * cq + i) * H + y) * W : NULL;
+            memset(row, 0, (size_t) pad * 4);
+            memset(row + (pad + (long) W) * 4, 0, (size_t) pad * 4);
+#if Y9K_HAVE_LOWP_X86
+            if (avx512) {
+                y9k_int8_quad_row_avx512(rows, W, s, row + pad * 4);
+                continue;
+            }
+#endif
+            y9k_int8_quad_row_portable(rows, W, s, row + pad * 4);
+        }
+    }
+}
+
+/* out rows and columns (ldo) = act(a * acc + b) from a block of int32 sums (row stride 32):
+   each sum rounded once to fp32, then bf16's epilogue (`sums`: 32x32 floats of scratch) */
+static inline void y9k_int8_epilogue(const int32_t *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo, float *sums)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            sums[i * 32 + j] = (float) acc[i * 32 + j];
+    y9k_lowp_epilogue(sums, rows, cols, a, b, act, out, ldo);
+}
+
+/* acc (32x32) = the W rows of blocks a0, a0 + KB*1024 times the B panels b0, b0 + KB*1024;
+   the portable twin: int32 sums */
+static void y9k_int8_block_portable(const int8_t *a0, const int8_t *b0, long KB, int32_t *acc)
+{
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 32; j++) {
+            const int8_t *ab = a0 + (i / 16) * KB * 1024 + (i % 16) * 64;
+            const int8_t *bb = b0 + (j / 16) * KB * 1024 + (j % 16) * 4;
+            int32_t sum = 0;
+            for (long kb = 0; kb < KB; kb++)
+                for (int r = 0; r < 16; r++)
+                    for (int e = 0; e < 4; e++)
+                        sum += (int32_t) ab[kb * 1024 + 4 * r + e] * bb[kb * 1024 + r * 64 + e];
+            acc[i * 32 + j] = sum;
+        }
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* the same block with vpdpbusd, 8 rows x 32 columns (16 accumulators) at a time: B's bytes
+   flipped to u8 (X + 128), the rows' excess (offsets: 128 * sum_k W[m, k]) subtracted */
+__attribute__((target("avx512f,avx512vnni")))
+static void y9k_int8_block_vnni(const int8_t *a0, const int8_t *b0, long KB,
+                                const int32_t *offsets, int32_t *acc)
+{
+    const int8_t *b1 = b0 + KB * 1024;
+    const __m512i flip = _mm512_set1_epi8((char) 0x80);
+    for (int g = 0; g < 4; g++) {
+        const int8_t *ag = a0 + (g / 2) * KB * 1024 + (g % 2) * 8 * 64;
+        __m512i s[8][2];
+        for (int i = 0; i < 8; i++)
+            s[i][0] = s[i][1] = _mm512_setzero_si512();
+        for (long kb = 0; kb < KB; kb++) {
+            const int8_t *ak = ag + kb * 1024;
+            const int8_t *p0 = b0 + kb * 1024, *p1 = b1 + kb * 1024;
+            for (int r = 0; r < 16; r++) {
+                __m512i v0 = _mm512_xor_si512(_mm512_loadu_si512(p0 + r * 64), flip);
+                __m512i v1 = _mm512_xor_si512(_mm512_loadu_si512(p1 + r * 64), flip);
+                for (int i = 0; i < 8; i++) {
+                    int32_t quad;
+                    memcpy(&quad, ak + i * 64 + 4 * r, 4);
+                    __m512i av = _mm512_set1_epi32(quad);
+                    s[i][0] = _mm512_dpbusd_epi32(s[i][0], v0, av);
+                    s[i][1] = _mm512_dpbusd_epi32(s[i][1], v1, av);
+                }
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            __m512i excess = _mm512_set1_epi32(offsets[g * 8 + i]);
+            _mm512_storeu_si512(acc + (g * 8 + i) * 32, _mm512_sub_epi32(s[i][0], excess));
+            _mm512_storeu_si512(acc + (g * 8 + i) * 32 + 16, _mm512_sub_epi32(s[i][1], excess));
+        }
+    }
+}
+
+/* the same block with tdpbssd (the tiles configured by the calling thread, as bf16's: all
+   eight 16 rows of 64 bytes) */
+__attribute__((target("amx-tile,amx-int8")))
+static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int32_t *acc)
+{
+    const int8_t *a1 = a0 + KB * 1024, *b1 = b0 + KB * 1024;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long kb = 0; kb < KB; kb++) {
+        _tile_loadd(4, a0 + kb * 1024, 64);
+        _tile_loadd(6, b0 + kb * 1024, 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_loadd(7, b1 + kb * 1024, 64);
+        _tile_dpbssd(1, 4, 7);
+        _tile_loadd(5, a1 + kb * 1024, 64);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two segments of 16 positions at byte
+   offsets off0, off1 of the quads xq, summed over taps and blocks of 64 channels: for a tap
+   and 16 channel quads, a segment is one B tile whose rows lie a plane apart */
+__attribute__((target("amx-tile,amx-int8")))
+static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq, long off0,
+                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
+                                    int32_t *acc)
+{
+    const int8_t *a1 = a0 + KB * 1024;
+    long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    long kb = 0;
+    for (int ky = 0; ky < ksize; ky++)
+        for (int kx = 0; kx < ksize; kx++) {
+            const int8_t *tap = xq + (ky * Wp + kx) * 4;
+            for (int cb = 0; cb < CB; cb++, kb++) {
+                const int8_t *src = tap + cb * block_bytes;
+                _tile_loadd(4, a0 + kb * 1024, 64);
+                _tile_loadd(6, src + off0, plane_bytes);
+                _tile_dpbssd(0, 4, 6);
+                _tile_loadd(7, src + off1, plane_bytes);
+                _tile_dpbssd(1, 4, 7);
+                _tile_loadd(5, a1 + kb * 1024, 64);
+                _tile_dpbssd(2, 5, 6);
+                _tile_dpbssd(3, 5, 7);
+            }
+        }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+}
+
+/* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
+   a column matrix, x given as y9k_int8_pack_quads packs it (C its channels padded to a
+   multiple of 64), W packed in (tap, channel) order with the same padding; bf16's blocks of
+   32 filters x 2 segments, on the OpenMP threads */
+static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
+                              const int8_t *xq, const float *a, const float *b, int act,
+                              float *out)
+{
+    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
+    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    int CB = C / 64;
+    long KB = (long) ksize * ksize * CB;
+    long MB = y9k_lowp_round_up(M) / 32;
+    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        int32_t acc[32 * 32] __attribute__((aligned(64)));
+        float sums[32 * 32] __attribute__((aligned(64)));
+        y9k_amx_configure();
+#ifdef _OPENMP
+/* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
+   the others; every block's sums are the same whichever thread computes them */
+#pragma omp for schedule(dynamic, 4)
+#endif
+        for (long blk = 0; blk < MB * seg_pairs; blk++) {
+            long mb = blk / seg_pairs, sp = blk % seg_pairs;
+            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
+            int oy[2], ox[2];
+            for (int h = 0; h < 2; h++) {
+                oy[h] = (int) (s[h] / per_row);
+                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
+            }
+            y9k_int8_conv_block_amx(wp + mb * 2 * KB * 1024, KB, xq, (oy[0] * Wp + ox[0]) * 4,
+                                    (oy[1] * Wp + ox[1]) * 4, ksize, Wp, CB, plane_bytes, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
+                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
+                y9k_int8_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
+                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo, sums);
+            }
+        }
+        y9k_amx_release();
+    }
+}
+#else
+/* no AMX on this architecture: never called (int8_kernels() does not list it) */
+static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
+                              const int8_t *xq, const float *a, const float *b, int act,
+                              float *out)
+{
+    (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xq;
+    (void) a; (void) b; (void) act; (void) out;
+}
+#endif
+
+/* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' = K
+   rounded up to 64; offsets: the rows' 128 * sum_k W[m, k], M' of them, which only the VNNI
+   kernel reads), on the OpenMP threads in 32x32 blocks, on `kernel` (Y9K_INT8_*: the caller
+   checked the CPU has it) */
+static void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t *wp, const int8_t *bp,
+                          const int32_t *offsets, const float *a, const float *b, int act,
+                          float *out, long ldo)
+{
+    long KB = y9k_int8_round_depth(K) / 64;
+    long MB = y9k_lowp_round_up(M) / 32, NB = y9k_lowp_round_up(N) / 32;
+    (void) offsets;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        int32_t acc[32 * 32] __attribute__((aligned(64)));
+        float sums[32 * 32] __attribute__((aligned(64)));
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_INT8_AMX)
+            y9k_amx_configure();
+#endif
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 4)
+#endif
+        for (long blk = 0; blk < MB * NB; blk++) {
+            long mb = blk / NB, nb = blk % NB;
+            const int8_t *a0 = wp + mb * 2 * KB * 1024, *b0 = bp + nb * 2 * KB * 1024;
+#if Y9K_HAVE_LOWP_X86
+            if (kernel == Y9K_INT8_AMX)
+                y9k_int8_block_amx(a0, b0, KB, acc);
+            else if (kernel == Y9K_INT8_VNNI)
+                y9k_int8_block_vnni(a0, b0, KB, offsets + mb * 32, acc);
+            else
+#endif
+                y9k_int8_block_portable(a0, b0, KB, acc);
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
+            y9k_int8_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                              out + mb * 32 * ldo + nb * 32, ldo, sums);
+        }
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_INT8_AMX)
+            y9k_amx_release();
+#endif
+    }
+}
+
+#endif

@@ -1,0 +1,350 @@
+"""int8 inference kernels: the quantization, the packings' layout, and each path (AMX direct,
+AMX, AVX512-VNNI and the portable twin over im2col) against int64 sums of the same quantized
+values, bit for bit, with the fp32 epilogue against float64. The expected values are computed
+here, in NumPy, never with the kernels under test."""
+import numpy as np
+import pytest
+
+from convolution_reference import im2col_any
+from yolo9000.kernels import core, int8
+
+BLOCK = 32          # rows of W and columns of B are padded to it
+DEPTH = 64          # K is padded to it
+QUADS_SLACK = 1024  # zero bytes after the channel quads
+UNIT_OF = {"amx": "AMX-INT8 (with Linux's tile permission)", "vnni": "AVX512-VNNI",
+           "portable": None}
+
+
+def kernel_or_skip(name):
+    """The kernel's name when this CPU (and the switch) allow it; else skip, saying which unit
+    is missing."""
+    if int8.INT8_KERNELS[name] not in core.int8_kernels():
+        pytest.skip(f"this CPU (or YOLO9000_PORTABLE_KERNELS) has no {UNIT_OF[name]}")
+    return name
+
+
+KERNELS = pytest.mark.parametrize("kernel", list(UNIT_OF))
+
+
+def padded(n, unit=BLOCK):
+    return -(-n // unit) * unit
+
+
+def reference_quantize(x, scale):
+    """clip(rint(x / scale), -127, 127) in float32 division, rounding half to even, as int64."""
+    ratio = np.asarray(x, np.float32) / np.float32(scale)
+    return np.clip(np.rint(ratio), -127, 127).astype(np.int64)
+
+
+def reference_sums(q, xq, size, stride, pad):
+    """ACC (F, out_h·out_w) of quantized weights q (F, C, k, k) and one quantized image xq
+    (C, H, W), in int64."""
+    return q.reshape(q.shape[0], -1).astype(np.int64) @ im2col_any(
+        np.asarray(xq, np.int64), size, stride, pad)
+
+
+def expected_weight_packing(q):
+    """W int8 (M, K) in blocks [M'/16][K'/64][16][64], zeros in the padding."""
+    m, k = q.shape
+    full = np.zeros((padded(m), padded(k, DEPTH)), np.int8)
+    full[:m, :k] = q
+    return full.reshape(padded(m) // 16, 16, -1, DEPTH).transpose(0, 2, 1, 3).ravel()
+
+
+def expected_column_packing(b):
+    """B int (K, N) in panels [N'/16][K'/64][16 quads of k][16 columns][4]."""
+    k, n = b.shape
+    full = np.zeros((padded(k, DEPTH), padded(n)), np.int8)
+    full[:k, :n] = b
+    panels = full.reshape(-1, 16, 4, padded(n) // 16, 16)     # kb, quad, byte, p, column
+    return panels.transpose(3, 0, 1, 4, 2).ravel()
+
+
+def filters(rng, f, c, size):
+    """Random int8 weights in [-127, 127], each filter reaching one end of the range."""
+    q = rng.integers(-127, 128, (f, c, size, size)).astype(np.int8)
+    q.reshape(f, -1)[:, 0] = np.where(np.arange(f) % 2, 127, -127)
+    return q
+
+
+# -- quantization ------------------------------------------------------------------------------
+def test_weights_are_quantized_per_output_channel_symmetric():
+    w = np.zeros((3, 1, 1, 4), np.float32)
+    w[0, 0, 0] = [15.875, -7.9375, 0.0625, -15.875]   # s = 1/8: 127, -63.5, 0.5, -127
+    w[1, 0, 0] = [0.5, 0.25, -0.125, 1.5]         # s = 1.5 / 127
+    q, scales = int8.quantize_weights(w)
+    assert q.dtype == np.int8 and scales.dtype == np.float32 and q.shape == w.shape
+    assert scales[0] == 0.125 and scales[1] == np.float32(np.float32(1.5) / np.float32(127))
+    assert scales[2] == 1 and not q[2].any()      # a filter of zeros
+    assert q[0, 0, 0].tolist() == [127, -64, 0, -127]    # ties to even
+    assert q[1, 0, 0].tolist() == [42, 21, -11, 127]   # 42.33, 21.17, -10.58, 127
+    assert q.min() >= -127
+
+
+def test_activations_round_half_to_even_and_clip_at_127():
+    s = 0.25                                      # x / s exact: the ties are ties
+    x = np.array([0.125, 0.375, 0.625, -0.125, -0.625, 31.875, 100.0, -100.0, 0.0, -0.0])
+    q = int8.quantize_activations(x.astype(np.float32), s)
+    assert q.dtype == np.int8
+    assert q.tolist() == [0, 2, 2, 0, -2, 127, 127, -127, 0, 0]
+
+
+def near_ties(rng, scale, count):
+    """float32 values whose x / scale lies at or next to a rounding tie k + 0.5, where dividing
+    and multiplying by a rounded 1 / scale can disagree."""
+    k = rng.integers(-130, 130, count) + 0.5
+    x = (k * scale).astype(np.float32)
+    nudge = rng.integers(-2, 3, count)
+    return np.nextafter(x, np.where(nudge > 0, np.inf, -np.inf)).astype(np.float32) \
+        * (nudge != 0) + x * (nudge == 0)
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.3, 1 / 3, 0.0123, 7.0])
+def test_the_packers_divide_as_numpy_does(scale):
+    """x / s rounded once, as NumPy: a packer that multiplied by 1 / s would send some of these
+    values to the other side of a tie."""
+    rng = np.random.default_rng(int(scale * 1e4))
+    x = near_ties(rng, np.float32(scale), 64 * 48).reshape(64, 3, 16)
+    expected = reference_quantize(x, scale)
+    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp)
+    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
+    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
+    core.int8_pack_quads(x, scale, 0, out)
+    quads = out[:-QUADS_SLACK].reshape(16, 5, 16, 4).transpose(0, 3, 1, 2).reshape(64, 5, 16)
+    np.testing.assert_array_equal(quads[:, :3], expected)
+    np.testing.assert_array_equal(int8.quantize_activations(x, scale), expected)
+
+
+# -- packing -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("m,k", [(1, 1), (16, 64), (17, 65), (40, 70), (125, 27), (33, 576)])
+def test_weights_packing_layout(m, k):
+    q = np.random.default_rng(m * 100 + k).integers(-127, 128, (m, k)).astype(np.int8)
+    wp = np.full(core.int8_weights_size(m, k), 7, np.int8)
+    core.int8_pack_weights(q, wp)
+    np.testing.assert_array_equal(wp, expected_weight_packing(q))
+
+
+@pytest.mark.parametrize("c,h,w,size,stride,pad", [
+    (3, 17, 23, 3, 1, 1), (5, 9, 9, 3, 2, 1), (2, 6, 7, 1, 1, 0), (8, 13, 13, 3, 1, 1),
+    (3, 8, 8, 2, 2, 0), (1, 5, 3, 3, 1, 1), (70, 5, 7, 3, 2, 0),
+    # rows of whole panels (16 positions on one row, loaded at once), their edges padding
+    (2, 4, 48, 3, 1, 1), (3, 3, 32, 1, 1, 0), (2, 5, 40, 3, 1, 1)])
+def test_im2col_packing_is_the_quantized_packed_column_matrix(c, h, w, size, stride, pad):
+    x = np.random.default_rng(c + h + w).standard_normal((c, h, w)).astype(np.float32)
+    scale = 0.02                                  # |x| > 2.54 saturates
+    col = im2col_any(reference_quantize(x, scale), size, stride, pad)
+    bp = np.full(padded(col.shape[0], DEPTH) * padded(col.shape[1]), 7, np.int8)
+    core.int8_pack_im2col(x, scale, size, stride, pad, bp)
+    np.testing.assert_array_equal(bp, expected_column_packing(col))
+
+
+@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2)])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_channel_quads_packing_layout(c, h, w, pad):
+    """[C'/4][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two rows
+    of slack, zero channels up to C' (a multiple of 64), then the slack's zero bytes."""
+    x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
+    full = np.zeros((padded(c, DEPTH), h + 2 * pad + 2, w + 2 * pad), np.int8)
+    full[:c, pad:pad + h, pad:pad + w] = reference_quantize(x, 0.01)
+    quads = full.reshape(-1, 4, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
+    core.int8_pack_quads(x, 0.01, pad, out)
+    np.testing.assert_array_equal(out, np.concatenate([quads, np.zeros(QUADS_SLACK, np.int8)]))
+
+
+def test_packed_weights_keep_the_vnni_correction_and_their_size():
+    rng = np.random.default_rng(3)
+    q = filters(rng, 7, 5, 3)
+    scales = rng.uniform(0.01, 0.1, 7).astype(np.float32)
+    packed = int8.Int8Weights(q, scales, "portable")
+    assert packed.rows == 7 and packed.depth == 45
+    np.testing.assert_array_equal(packed.row_offsets[:7],
+                                  128 * q.reshape(7, -1).astype(np.int64).sum(1))
+    assert not packed.row_offsets[7:].any() and packed.row_offsets.size == BLOCK
+    np.testing.assert_array_equal(packed.scales, scales)
+    assert packed.nbytes == BLOCK * DEPTH + BLOCK * 4 + 7 * 4
+    np.testing.assert_array_equal(packed.data, expected_weight_packing(q.reshape(7, -1)))
+
+
+# -- the kernels -------------------------------------------------------------------------------
+# (channels, filters, height, width, size, stride, padding, images): the channel counts of
+# the issue, odd filter counts (partial row blocks), rows shorter than a tile's 16 positions
+# and rows ending in a partial one, two blocks of 64 channels, a 1x1 image
+SHAPES = [(3, 7, 13, 13, 3, 1, 1, 2), (5, 1, 5, 7, 3, 2, 1, 1), (17, 33, 13, 13, 3, 1, 1, 1),
+          (33, 7, 26, 26, 1, 1, 0, 1), (70, 33, 5, 7, 3, 1, 0, 2), (17, 7, 26, 26, 3, 2, 1, 1),
+          (33, 1, 13, 13, 3, 1, 1, 2), (70, 7, 26, 26, 3, 1, 1, 1), (5, 33, 26, 26, 1, 1, 0, 2),
+          (64, 40, 9, 40, 3, 1, 1, 1), (16, 32, 10, 21, 3, 1, 1, 1), (130, 17, 3, 3, 3, 1, 1, 1),
+          (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1)]
+# (kernel, direct): every path a convolution can take
+PATHS = [("amx", True), ("amx", False), ("vnni", False), ("portable", False)]
+
+
+def path_params():
+    params = []
+    for shape in SHAPES:
+        c, stride = shape[0], shape[5]
+        for kernel, direct in PATHS:
+            if not direct or int8.int8_direct_applies(kernel, c, stride):
+                params.append(pytest.param(kernel, direct, shape,
+                                           id=f"{kernel}{'-direct' if direct else ''}-{shape}"))
+    return params
+
+
+def convolve(kernel, direct, x, q, scales, input_scale, size, stride, pad, scale, bias, act):
+    kernel_or_skip(kernel)
+    n, _, h, w = x.shape
+    oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
+    out = np.full((n, q.shape[0], oh, ow), np.nan, np.float32)
+    packed = int8.Int8Weights(q, scales, kernel, direct=direct)
+    returned = int8.convolve_int8(x, packed, input_scale, size, stride, pad, out, scale, bias,
+                                  act, kernel)
+    assert returned is out
+    return out
+
+
+@pytest.mark.parametrize("kernel,direct,shape", path_params())
+def test_sums_are_exact(kernel, direct, shape):
+    """Unit scales: the output is ACC itself (rounded once to fp32), ACC the int64 sum of the
+    clipped, half-to-even rounded inputs (x ± 140 saturates, x + 0.5 ties) and ±127 weights."""
+    c, f, h, w, size, stride, pad, n = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-140, 141, (n, c, h, w)).astype(np.float32)
+    x[..., ::3] += 0.5
+    q = filters(rng, f, c, size)
+    ones = np.ones(f, np.float32)
+    out = convolve(kernel, direct, x, q, ones, 1.0, size, stride, pad, ones,
+                   np.zeros(f, np.float32), core.ACT_LINEAR)
+    for i in range(n):
+        acc = reference_sums(q, reference_quantize(x[i], 1.0), size, stride, pad)
+        np.testing.assert_array_equal(out[i].reshape(f, -1), acc.astype(np.float32))
+
+
+@pytest.mark.parametrize("kernel,direct,shape", path_params())
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR])
+def test_epilogue_is_the_folded_scales_bias_and_activation(kernel, direct, shape, act):
+    """out = act(scale · s_w · s_x · ACC + bias) against float64, within fp32's roundings of
+    the multiplier, ACC, the product and the sum."""
+    c, f, h, w, size, stride, pad, n = shape
+    rng = np.random.default_rng(sum(shape) + act)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    q, scales = int8.quantize_weights(weights)
+    input_scale = float(np.abs(x).max()) / 127 * 0.8      # the largest inputs saturate
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    out = convolve(kernel, direct, x, q, scales, input_scale, size, stride, pad, scale, bias,
+                   act)
+    multiplier = scale.astype(np.float64) * scales * np.float32(input_scale)
+    for i in range(n):
+        acc = reference_sums(q, reference_quantize(x[i], input_scale), size, stride, pad)
+        v = multiplier[:, None] * acc + bias[:, None]
+        expected = np.where(v > 0, v, 0.1 * v) if act == core.ACT_LEAKY else v
+        bound = 1e-6 * (np.abs(multiplier[:, None] * acc) + np.abs(bias[:, None])) + 1e-30
+        assert np.all(np.abs(out[i].reshape(f, -1) - expected) <= bound)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_every_path_gives_the_portable_twins_bits(shape):
+    c, f, h, w, size, stride, pad, n = shape
+    rng = np.random.default_rng(sum(shape) + 1)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    args = (x, q, scales, 0.01, size, stride, pad, scale, bias, core.ACT_LEAKY)
+    twin = convolve("portable", False, *args)
+    ran = 0
+    for kernel, direct in PATHS[:-1]:
+        if (int8.INT8_KERNELS[kernel] in core.int8_kernels()
+                and (not direct or int8.int8_direct_applies(kernel, c, stride))):
+            np.testing.assert_array_equal(convolve(kernel, direct, *args), twin,
+                                          err_msg=f"{kernel} direct={direct}")
+            ran += 1
+    if not ran:
+        pytest.skip(f"this CPU (or YOLO9000_PORTABLE_KERNELS) has no {int8.INT8_UNITS}")
+
+
+@pytest.mark.parametrize("kernel,direct", PATHS)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_extreme_sums_stay_exact(kernel, direct, sign):
+    """Every weight ±127 and every input saturated: |ACC| up to 127² · 2304 (past fp32's 2^24,
+    rounded once, to nearest even); VNNI's u8 inputs at both ends, 1 and 255."""
+    c, f, h, w = 256, 33, 5, 7
+    rng = np.random.default_rng(sign + 2)
+    x = np.full((1, c, h, w), sign * 1000.0, np.float32)
+    x[0, ::2, 1] *= -1
+    q = np.where(rng.random((f, c, 3, 3)) < 0.5, -127, 127).astype(np.int8)
+    q[0], q[1] = 127, -127
+    ones, halves = np.ones(f, np.float32), np.full(f, 0.5, np.float32)   # multiplier 1
+    out = convolve(kernel, direct, x, q, halves, 2.0, 3, 1, 1, ones, np.zeros(f, np.float32),
+                   core.ACT_LINEAR)
+    acc = reference_sums(q, reference_quantize(x[0], 2.0), 3, 1, 1)
+    assert np.abs(acc).max() == 127 * 127 * c * 9 > 2 ** 24
+    np.testing.assert_array_equal(out[0].reshape(f, -1), acc.astype(np.float32))
+
+
+@KERNELS
+def test_kernel_writes_only_the_output(kernel):
+    """Partial tiles: the padding rows and columns of the 32x32 blocks are never stored."""
+    kernel_or_skip(kernel)
+    rng = np.random.default_rng(5)
+    q = rng.integers(-127, 128, (17, 70)).astype(np.int8)
+    x = rng.standard_normal((70, 1, 19)).astype(np.float32)
+    wp = np.empty(core.int8_weights_size(17, 70), np.int8)
+    core.int8_pack_weights(q, wp)
+    bp = np.empty(core.int8_columns_size(70, 19), np.int8)
+    core.int8_pack_im2col(x, 0.05, 1, 1, 0, bp)
+    offsets = np.zeros(BLOCK, np.int32)
+    offsets[:17] = 128 * q.astype(np.int64).sum(1)
+    big = np.full((20, 25), -7.0, np.float32)
+    core.int8_matmul(int8.INT8_KERNELS[kernel], wp, bp, 70, offsets, np.ones(17, np.float32),
+                     np.zeros(17, np.float32), core.ACT_LINEAR, big[:17, :19])
+    assert np.all(big[17:] == -7) and np.all(big[:, 19:] == -7)
+    expected = q.astype(np.int64) @ reference_quantize(x.reshape(70, 19), 0.05)
+    np.testing.assert_array_equal(big[:17, :19], expected.astype(np.float32))
+
+
+def test_kernels_refuse_bad_operands():
+    ones = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="too small"):
+        core.int8_matmul(core.INT8_PORTABLE, np.zeros(10, np.int8), np.zeros(10, np.int8), 8,
+                         np.zeros(BLOCK, np.int32), ones, ones, 0, np.empty((4, 4), np.float32))
+    with pytest.raises(ValueError, match="too small"):
+        core.int8_pack_weights(np.ones((4, 8), np.int8), np.zeros(10, np.int8))
+    x = np.ones((3, 5, 5), np.float32)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="input scale"):
+            core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8))
+        with pytest.raises(ValueError, match="input scale"):
+            core.int8_pack_quads(x, bad, 1, np.zeros(1 << 14, np.int8))
+    with pytest.raises(ValueError, match="only the amx kernel"):
+        int8.Int8Weights(np.ones((2, 16, 3, 3), np.int8), np.ones(2), "vnni", direct=True)
+    with pytest.raises(ValueError, match="int8"):
+        int8.Int8Weights(np.ones((2, 16, 3, 3), np.float32), np.ones(2), "portable")
+    with pytest.raises(ValueError, match="do not fit"):
+        packed = int8.Int8Weights(np.ones((2, 16, 3, 3), np.int8), np.ones(2), "portable")
+        int8.convolve_int8(np.ones((1, 8, 5, 5), np.float32), packed, 0.1, 3, 1, 1,
+                           np.empty((1, 2, 5, 5), np.float32), np.ones(2, np.float32),
+                           np.zeros(2, np.float32), core.ACT_LINEAR, "portable")
+
+
+# -- the kernels' names ------------------------------------------------------------------------
+def test_kernel_names_follow_the_cpu():
+    codes = core.int8_kernels()
+    assert codes[-1] == core.INT8_PORTABLE
+    assert [int8.INT8_KERNEL_NAMES[code] for code in codes] == [
+        name for name in int8.INT8_KERNELS if int8.INT8_KERNELS[name] in codes]
+    features = core.cpu_features()
+    assert (core.INT8_AMX in codes) == features["amx_int8"]
+    assert (core.INT8_VNNI in codes) == features["avx512_vnni"]
+    expected = "amx" if features["amx_int8"] else "vnni" if features["avx512_vnni"] else None
+    assert int8.int8_hardware_kernel() == expected
+
+
+def test_direct_applies_to_stride_1_amx_with_16_channels_or_more():
+    assert int8.int8_direct_applies("amx", 16, 1)
+    assert not int8.int8_direct_applies("amx", 15, 1)
+    assert not int8.int8_direct_applies("amx", 64, 2)
+    assert not int8.int8_direct_applies("vnni", 64, 1)
+    assert not int8.int8_direct_applies("portable", 64, 1)
