@@ -123,4 +123,4 @@ cdef extern from "int8_x86.h":
                            float* out) noexcept nogil
     void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t* wp, const int8_t* bp,
                        const int32_t* offsets, const float* a, const float* b, int act,
-                       float* out, long ldo) noexcept nogil
+                       float* out, long ldo, int avx512) noexcept nogil

@@ -244,6 +244,37 @@ def test_epilogue_is_the_folded_scales_bias_and_activation(kernel, direct, shape
         assert np.all(np.abs(out[i].reshape(f, -1) - expected) <= bound)
 
 
+@pytest.mark.parametrize("kernel,direct", PATHS)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_RELU,
+                                 core.ACT_LOGISTIC])
+def test_epilogue_rounds_as_float32_numpy(kernel, direct, act):
+    """The fp32 epilogue's exact bits: ACC rounded to fp32, times the multiplier (rounded,
+    never fused with the bias's addition), plus the bias, leaky's 0.1 · v in double; what the
+    portable twin's scalar C and the kernels' AVX-512 both give."""
+    c, f, h, w = 40, 37, 6, 21
+    rng = np.random.default_rng(act)
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, 3, 3)))
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    out = convolve(kernel, direct, x, q, scales, 0.013, 3, 1, 1, scale, bias, act)
+    multiplier = (scale * scales) * np.float32(0.013)
+    acc = reference_sums(q, reference_quantize(x[0], 0.013), 3, 1, 1).astype(np.float32)
+    v = multiplier[:, None] * acc + bias[:, None]
+    assert v.dtype == np.float32
+    if act == core.ACT_LEAKY:
+        leak = (0.1 * v.astype(np.float64)).astype(np.float32)
+        v = np.where(v > leak, v, leak)
+    elif act == core.ACT_RELU:
+        v = np.where(v > 0, v, np.float32(0))
+    got = out[0].reshape(f, -1)
+    if act == core.ACT_LOGISTIC:      # libm's expf under -ffast-math against float64
+        np.testing.assert_allclose(got, 1 / (1 + np.exp(-v.astype(np.float64))), rtol=1e-6,
+                                   atol=1e-7)
+    else:
+        np.testing.assert_array_equal(got, v)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_every_path_gives_the_portable_twins_bits(shape):
     c, f, h, w, size, stride, pad, n = shape

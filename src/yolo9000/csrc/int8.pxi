@@ -93,7 +93,7 @@ def int8_matmul(int kernel, const signed char[::1] w, const signed char[::1] b, 
     with nogil:
         y9k_int8_gemm(kernel, M, N, K, <const int8_t*> &w[0], <const int8_t*> &b[0],
                       <const int32_t*> &row_offsets[0], &multiplier[0], &bias[0], act,
-                      &out[0, 0], out.strides[0] // sizeof(float))
+                      &out[0, 0], out.strides[0] // sizeof(float), _avx512)
 
 
 def int8_quads_size(int C, int H, int W, int pad):

@@ -3,7 +3,8 @@
    input quantized per tensor as it is packed, X = clip(rint(x / s), -127, 127) with rint
    rounding half to even (NumPy's np.rint); a[m] folds batch norm's scale, the weights' scale
    and the input's scale (the caller multiplies them, in one order for every kernel), b[m] the
-   bias; the epilogue is bf16's (lowp_x86.h), on ACC converted to fp32.
+   bias; the epilogue's arithmetic is bf16's (lowp_x86.h), on ACC rounded once to fp32 (with
+   AVX-512 where the switch allows it: the same bits).
 
    One layout for the three kernels, as bf16's: W packed once in blocks of 16 rows x 64 k (an
    AMX A tile), X per call in panels of 16 columns whose rows are quads of k (X[k..k+3][n] side
@@ -279,13 +280,71 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
 
 /* out rows and columns (ldo) = act(a * acc + b) from a block of int32 sums (row stride 32):
    each sum rounded once to fp32, then bf16's epilogue (`sums`: 32x32 floats of scratch) */
-static inline void y9k_int8_epilogue(const int32_t *acc, int rows, int cols, const float *a,
-                                     const float *b, int act, float *out, long ldo, float *sums)
+static inline void y9k_int8_epilogue_portable(const int32_t *acc, int rows, int cols,
+                                              const float *a, const float *b, int act,
+                                              float *out, long ldo, float *sums)
 {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++)
             sums[i * 32 + j] = (float) acc[i * 32 + j];
     y9k_lowp_epilogue(sums, rows, cols, a, b, act, out, ldo);
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* the same epilogue 16 columns at a time, the same bits: the product a * sum rounded before
+   the bias is added (the barrier keeps the compiler from fusing the two into an FMA, which
+   rounds once), leaky's 0.1 * v in double; the logistic's expf stays scalar */
+__attribute__((target("avx512f")))
+static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo,
+                                     float *sums)
+{
+    if (act == Y9K_ACT_LOGISTIC) {
+        y9k_int8_epilogue_portable(acc, rows, cols, a, b, act, out, ldo, sums);
+        return;
+    }
+    __mmask16 masks[2];
+    masks[0] = cols >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << cols) - 1);
+    masks[1] = cols >= 32 ? (__mmask16) 0xffff
+                          : cols > 16 ? (__mmask16) ((1u << (cols - 16)) - 1) : 0;
+    const __m512d tenth = _mm512_set1_pd(0.1);
+    for (int i = 0; i < rows; i++) {
+        __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
+        for (int h = 0; h < 2; h++) {
+            if (!masks[h])
+                continue;
+            __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i * 32 + 16 * h)));
+            __asm__("" : "+v"(p));
+            __m512 v = _mm512_add_ps(p, vb);
+            if (act == Y9K_ACT_LEAKY) {
+                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+                    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+                v = _mm512_max_ps(v, w);        /* v > w ? v : w */
+            } else if (act == Y9K_ACT_RELU) {
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            }
+            _mm512_mask_storeu_ps(out + i * ldo + 16 * h, masks[h], v);
+        }
+    }
+}
+#endif
+
+/* the epilogue, 16 columns at a time where `avx512` (the same bits either way) */
+static inline void y9k_int8_epilogue(const int32_t *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo,
+                                     float *sums, int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_int8_epilogue_avx512(acc, rows, cols, a, b, act, out, ldo, sums);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_int8_epilogue_portable(acc, rows, cols, a, b, act, out, ldo, sums);
 }
 
 /* acc (32x32) = the W rows of blocks a0, a0 + KB*1024 times the B panels b0, b0 + KB*1024;
@@ -446,7 +505,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
             for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
                 int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
                 y9k_int8_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
-                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo, sums);
+                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo, sums,
+                                  1);
             }
         }
         y9k_amx_release();
@@ -466,10 +526,10 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 /* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' = K
    rounded up to 64; offsets: the rows' 128 * sum_k W[m, k], M' of them, which only the VNNI
    kernel reads), on the OpenMP threads in 32x32 blocks, on `kernel` (Y9K_INT8_*: the caller
-   checked the CPU has it) */
+   checked the CPU has it), the epilogue with AVX-512 where `avx512` */
 static void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t *wp, const int8_t *bp,
                           const int32_t *offsets, const float *a, const float *b, int act,
-                          float *out, long ldo)
+                          float *out, long ldo, int avx512)
 {
     long KB = y9k_int8_round_depth(K) / 64;
     long MB = y9k_lowp_round_up(M) / 32, NB = y9k_lowp_round_up(N) / 32;
@@ -501,7 +561,7 @@ static void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t *wp, con
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
             y9k_int8_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                              out + mb * 32 * ldo + nb * 32, ldo, sums);
+                              out + mb * 32 * ldo + nb * 32, ldo, sums, avx512);
         }
 #if Y9K_HAVE_LOWP_X86
         if (kernel == Y9K_INT8_AMX)
