@@ -108,9 +108,14 @@ def resolve_precision(precision, kernel=None, quantized=False):
             raise PrecisionUnavailable(f"--precision int8 needs {int8.INT8_UNITS}: "
                                        f"{_no_int8_unit_reason()}; use --precision fp32 "
                                        "(or auto)")
-        without_int8 = f"no int8: {_no_int8_unit_reason()}"
+        int8_reason = _no_int8_unit_reason()
         resolved, unit, note = resolve_precision(AUTO)
-        return resolved, unit, note.replace("auto: ", f"auto ({without_int8}): ", 1)
+        if resolved == BF16:
+            return resolved, unit, f"{note} (no int8: {int8_reason})"
+        bf16_reason = _no_unit_reason()
+        reasons = (int8_reason if int8_reason == bf16_reason
+                   else f"no int8: {int8_reason}; no bf16: {bf16_reason}")
+        return FP32, None, f"auto: fp32 ({reasons})"
     if kernel is not None:
         _check_kernel(BF16, kernel)
     unit = kernel or bf16_hardware_kernel()
