@@ -18,8 +18,11 @@ memory   peak resident memory (VmHWM / ru_maxrss) of yolov2-voc inference at 416
          to the weights' size (4 bytes x every parameter incl. BN statistics) and the
          inference budget 1.5 x weights + 300 MB; with torch, PyTorch's training iteration
          the same way (its own fresh process: torch's libraries count, as for its users).
-         --precision P[,P...] (fp32, bf16, auto; default fp32): a row per precision, each
-         saying (`paths`) how many convolutions take which path (Network.layer_paths).
+         --precision P[,P...] (fp32, bf16, int8, auto; default fp32): a row per precision,
+         each saying (`paths`) how many convolutions take which path (Network.layer_paths).
+         int8 runs a copy of the network made int8 as `convert --quantize int8` makes it,
+         calibrated on CALIBRATION_INPUTS random inputs instead of images (the weights are
+         random too; the rows say so).
 onnx     the forward models exported by `yolo9000 export` (model/onnx_export.py, a dynamic
          batch) and run by ONNX Runtime and OpenVINO (CPU, fp32, the same threads as ours),
          and OpenVINO in bf16 (INFERENCE_PRECISION_HINT bf16, `openvino_bf16`) where the CPU
@@ -191,6 +194,42 @@ def build_ours(model, size, weights):
     return net
 
 
+# random inputs an int8 copy of a benchmark network is calibrated on (it has no images)
+CALIBRATION_INPUTS = 4
+CALIBRATED_ON = f"calibrated on {CALIBRATION_INPUTS} random inputs"
+
+
+def quantize_on_random_inputs(net):
+    """`net` made int8 (model/quantization.py's percentile rule, the ends kept fp32) with its
+    input scales calibrated on random inputs: the benchmark's weights are random, and so is
+    what it feeds them."""
+    from yolo9000.model import quantization
+    layers = quantization.layers_to_quantize(net)
+    observed = quantization.Calibration(net, layers)
+    for seed in range(CALIBRATION_INPUTS):
+        observed.observe(random_input(net, 1, seed=100 + seed))
+    kept = [i for i in quantization.convolutions(net) if i not in layers]
+    quantization.quantize_network(net, observed.input_scales(), "percentile",
+                                  quantization.PERCENTILE,
+                                  {"directory": "random inputs (scripts/bench.py)",
+                                   "images": CALIBRATION_INPUTS}, kept)
+    return net
+
+
+def network_for(precision, model, opts, store, net):
+    """The network to run `precision` on: `net` itself, or for int8 an int8 copy (so `net`
+    keeps its fp32 weights for the other precisions)."""
+    if precision != "int8":
+        return net
+    return quantize_on_random_inputs(build_ours(model, opts.size, store.path(model)))
+
+
+def precision_note(net):
+    """What runs, and for an int8 copy what it was calibrated on."""
+    note = net.precision_note
+    return f"{note} ({CALIBRATED_ON})" if net.quantization is not None else note
+
+
 def build_torch(model, net, weights):
     td = import_torch_darknet()
     tnet = td.build_torch_net(cfg_path(model), net.width, net.height, return_all=False)
@@ -357,11 +396,12 @@ def bench_forward(model, opts, store):
     tnet = build_torch(model, net, store.path(model)) if opts.torch else None
     rows = []
     for precision in opts.precisions:
-        note = net.set_precision(precision)
-        for row in bench_forward_precision(model, opts, net, tnet):
+        runs = network_for(precision, model, opts, store, net)
+        runs.set_precision(precision)
+        for row in bench_forward_precision(model, opts, runs, tnet):
             if precision != "fp32":
                 row["what"] += f" {precision}"
-            row.update(precision=note, paths=layer_path_counts(net))
+            row.update(precision=precision_note(runs), paths=layer_path_counts(runs))
             rows.append(row)
     net.set_precision("fp32")
     return rows
@@ -498,6 +538,8 @@ def bench_onnx(model, opts, store, folder):
     # filters, bf16's packing) as a user's would
     nets = {precision: build_ours(model, opts.size, store.path(model)) for precision in lower}
     for precision, other in nets.items():
+        if precision == "int8":
+            quantize_on_random_inputs(other)
         other.set_precision(precision)
     for batch in (1, opts.batch):
         x = random_input(net, batch)
@@ -528,6 +570,7 @@ def bench_onnx(model, opts, store, folder):
                 row[f"ours_{precision}_ms"] / row["openvino_bf16_ms"]
                 if row["openvino_bf16_ms"] else None)
         row.update(extra)
+        row["precisions"] = {precision: precision_note(other) for precision, other in nets.items()}
         rows.append(row)
     return rows
 
@@ -565,7 +608,8 @@ def print_onnx(section):
                 precision = key[len("ours_"):-len("_ratio_openvino_bf16")]
                 print(f"  ours {precision} {r[f'ours_{precision}_ms']:.1f} ms/img, "
                       f"{fmt(r[key], '.2f')} x OpenVINO bf16, max |difference| from ours fp32 "
-                      f"{r[f'max_abs_diff_ours_{precision}']:.2e}")
+                      f"{r[f'max_abs_diff_ours_{precision}']:.2e} "
+                      f"({r.get('precisions', {}).get(precision, precision)})")
     skipped = {k: v for r in section["rows"] for k, v in r["skipped"].items()}
     for name, why in skipped.items():
         print(f"  {name}: skipped ({why})")
@@ -835,15 +879,16 @@ def bench_profile(opts, store, whats):
             x = random_input(net, 1)
             net.forward(x)   # warm-up
             for precision in opts.precisions:
-                note = net.set_precision(precision)
-                net.forward(x)   # warm-up (and the bf16 weights packed)
-                rows, _ = profile_forward(net, x, False, repeats)
-                paths = net.layer_paths()
+                runs = network_for(precision, model, opts, store, net)
+                runs.set_precision(precision)
+                runs.forward(x)   # warm-up (and the bf16 or int8 weights packed)
+                rows, _ = profile_forward(runs, x, False, repeats)
+                paths = runs.layer_paths()
                 for r in rows:
                     r["path"] = paths.get(r["index"], "")
                 profiles.append(finish_profile(
-                    f"forward {model_label(model)} {net.width} b1 {note}, median of {repeats}",
-                    rows))
+                    f"forward {model_label(model)} {runs.width} b1 {precision_note(runs)}, "
+                    f"median of {repeats}", rows))
             net.set_precision("fp32")
     if "train" in whats:
         model = opts.train_model
@@ -1037,7 +1082,8 @@ def parse_args(argv):
                          "(default 416, or native with --cfg)")
     ap.add_argument("--batch", type=int, default=None, help="large batch (default 8; 2 with --quick)")
     ap.add_argument("--precision", default="fp32",
-                    help="forward and onnx: our precisions, comma-separated (fp32, bf16, auto)")
+                    help="forward and onnx: our precisions, comma-separated (fp32, bf16, int8, "
+                         "auto); int8 on a copy calibrated on random inputs")
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.memory_child:

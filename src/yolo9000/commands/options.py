@@ -7,7 +7,7 @@
 | --json-format | the layout of the detections --save-json writes (yolo9000, coco; inference/export.py) |
 | --data-format | the format of a dataset read (yolo, voc, coco) |
 | --train-images, --val-images | how many images to generate |
-| --precision | inference arithmetic: fp32, bf16, auto |
+| --precision | inference arithmetic: fp32, bf16, int8, auto |
 
 Old spellings keep working for one release through `deprecated_option`, with a warning.
 """
@@ -97,7 +97,10 @@ def echo_dataset_report(dataset, label=None):
 
 PRECISION_HELP = ("Inference arithmetic: fp32; bf16 (weights and activations rounded to "
                   "bfloat16, sums in fp32: AMX or AVX512-BF16, an error on a CPU without "
-                  "either); auto (bf16 where the CPU has it, else fp32; says which).")
+                  "either); int8 (an int8 checkpoint from `convert --quantize int8`: AMX-INT8 "
+                  "or AVX512-VNNI, an error without either); auto (int8 for an int8 "
+                  "checkpoint, else bf16, where the CPU has it, else fp32; says which). An int8 "
+                  "checkpoint run in fp32 or bf16 runs its weights dequantized, and says so.")
 
 
 def precision_option(command=None, *, default=FP32, also=""):

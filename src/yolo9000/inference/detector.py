@@ -161,7 +161,7 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
     """Build the network (a detector, with `classifier` a classifier, with classifier=None
     any network), load its weights and set its inference precision (Network.set_precision).
     Returns (network, notice or None): the notice also says which precision runs, unless
-    fp32 was asked."""
+    fp32 was asked of fp32 weights (an int8 checkpoint run in fp32 is said)."""
     from ..model.network import Network
 
     if model is not None and cfg is not None:
@@ -197,7 +197,7 @@ def build_network(model=None, cfg=None, weights=None, size=None, classifier=Fals
     check_memory(net.memory_needed(1), f"running this network at {net.width}x{net.height}",
                  path=spec or weights)
     said = net.set_precision(precision)
-    if precision != FP32:
+    if precision != FP32 or net.quantization is not None:
         notice = "; ".join(filter(None, [notice, f"precision {said}"]))
     return net, notice
 

@@ -11,6 +11,8 @@ bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the p
 - "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.
+int8 (kernels/int8.py; the weights and input scales come from an int8 checkpoint,
+model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI.
 Only inference: training always runs fp32.
 """
 import threading
@@ -18,8 +20,8 @@ import threading
 import numpy as np
 
 from ..errors import UserError
-from . import core
-from .precisions import AUTO, BF16, FP32, PRECISION_CHOICES, PRECISIONS  # noqa: F401
+from . import core, int8
+from .precisions import AUTO, BF16, FP32, INT8, PRECISION_CHOICES, PRECISIONS  # noqa: F401
 
 # the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
 BF16_KERNELS = {"amx": core.BF16_AMX, "avx512_bf16": core.BF16_AVX512,
@@ -40,33 +42,82 @@ def bf16_hardware_kernel():
     return None
 
 
-def _no_unit_reason():
+def _no_unit_reason(units=BF16_UNITS, amx_refused_fallback="AVX512-BF16"):
     features = core.cpu_features()
     if features["portable_kernels"]:
         return "YOLO9000_PORTABLE_KERNELS is set"
     if features["amx_refused"]:
-        return "the Linux kernel refused AMX's tile state and this CPU has no AVX512-BF16"
-    return f"this CPU has neither {BF16_UNITS}"
+        return ("the Linux kernel refused AMX's tile state and this CPU has no "
+                f"{amx_refused_fallback}")
+    return f"this CPU has neither {units}"
 
 
-def resolve_precision(precision, kernel=None):
-    """(precision, kernel name or None for fp32, note) for a requested precision: "auto" is
-    bf16 on the fastest unit the CPU has, else fp32 (the note says which and why); "bf16"
-    without a unit (and no explicit `kernel`) raises PrecisionUnavailable in one line.
-    `kernel` names a bf16 kernel (BF16_KERNELS) to use instead of the fastest, e.g. the
-    portable twin."""
+def _no_int8_unit_reason():
+    return _no_unit_reason(int8.INT8_UNITS, "AVX512-VNNI")
+
+
+def _int8_kernel_runs(kernel):
+    """Whether the int8 kernel `kernel` can run here: the portable twin always; a unit's only
+    where int8_hardware_kernel() would pick it or a faster one (an AMX-INT8 CPU has VNNI)."""
+    if kernel == "portable":
+        return True
+    fastest = int8.int8_hardware_kernel()
+    slowest_first = list(reversed(int8.INT8_KERNELS))
+    return fastest is not None and (slowest_first.index(kernel)
+                                    <= slowest_first.index(fastest))
+
+
+def _check_kernel(precision, kernel):
+    """Refuse a kernel name that `precision` has not, or that cannot run here."""
+    known = int8.INT8_KERNELS if precision == INT8 else BF16_KERNELS
+    if kernel not in known:
+        raise UserError(f"unknown {precision} kernel {kernel!r}; choose one of "
+                        + ", ".join(known))
+    if precision == INT8:
+        if not _int8_kernel_runs(kernel):
+            raise PrecisionUnavailable(f"the int8 kernel {kernel!r} cannot run here: "
+                                       + _no_int8_unit_reason())
+    elif BF16_KERNELS[kernel] not in core.bf16_kernels():
+        raise PrecisionUnavailable(f"the bf16 kernel {kernel!r} cannot run here: "
+                                   + _no_unit_reason())
+
+
+def resolve_precision(precision, kernel=None, quantized=False):
+    """(precision, kernel name or None for fp32, note) for a requested precision, given
+    whether the loaded weights are an int8 checkpoint (`quantized`):
+    - "fp32", "bf16": as asked; "bf16" without a unit (and no explicit `kernel`) raises
+      PrecisionUnavailable in one line;
+    - "int8": on the fastest int8 unit (AMX-INT8, then VNNI); PrecisionUnavailable without
+      one. (That the weights must be an int8 checkpoint is Network.set_precision's check.)
+    - "auto": int8 when the weights are an int8 checkpoint and the CPU has an int8 unit, else
+      bf16 on the fastest unit the CPU has, else fp32; the note says which and why.
+    `kernel` names a kernel of the precision that runs (BF16_KERNELS, int8.INT8_KERNELS) to
+    use instead of the fastest, e.g. the portable twin."""
     if precision not in PRECISION_CHOICES:
         raise UserError(f"unknown precision {precision!r}; choose one of "
                         + ", ".join(PRECISION_CHOICES))
-    if kernel is not None:
-        if kernel not in BF16_KERNELS:
-            raise UserError(f"unknown bf16 kernel {kernel!r}; choose one of "
-                            + ", ".join(BF16_KERNELS))
-        if BF16_KERNELS[kernel] not in core.bf16_kernels():
-            raise PrecisionUnavailable(f"the bf16 kernel {kernel!r} cannot run here: "
-                                       + _no_unit_reason())
     if precision == FP32:
         return FP32, None, "fp32"
+    if precision == INT8 or (precision == AUTO and quantized):
+        if kernel is not None:
+            _check_kernel(INT8, kernel)
+        unit = kernel or int8.int8_hardware_kernel()
+        if unit is not None:
+            return INT8, unit, f"{'auto: ' if precision == AUTO else ''}int8 on {unit}"
+        if precision == INT8:
+            raise PrecisionUnavailable(f"--precision int8 needs {int8.INT8_UNITS}: "
+                                       f"{_no_int8_unit_reason()}; use --precision fp32 "
+                                       "(or auto)")
+        int8_reason = _no_int8_unit_reason()
+        resolved, unit, note = resolve_precision(AUTO)
+        if resolved == BF16:
+            return resolved, unit, f"{note} (no int8: {int8_reason})"
+        bf16_reason = _no_unit_reason()
+        reasons = (int8_reason if int8_reason == bf16_reason
+                   else f"no int8: {int8_reason}; no bf16: {bf16_reason}")
+        return FP32, None, f"auto: fp32 ({reasons})"
+    if kernel is not None:
+        _check_kernel(BF16, kernel)
     unit = kernel or bf16_hardware_kernel()
     if precision == AUTO:
         if unit is None:

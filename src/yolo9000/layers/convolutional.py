@@ -25,12 +25,19 @@ weights packed once (cached as Winograd's filters are, dropped by weights_change
 input rounded per call, products on AMX, AVX512-BF16 or the portable twin, the same fp32
 epilogue. Training is always fp32.
 
+Or in int8, once quantized (model/quantization.py; an int8 checkpoint): the layer then owns
+its int8 weights, their per-filter scales and its input's scale, and its fp32 weights hold
+the dequantized values (what fp32, bf16 and training read). The int8 products
+(kernels/int8.py) quantize the input per call and end in the same fp32 epilogue, the weight
+and input scales folded into its scale. A layer not quantized (the first and last are kept
+fp32 by default) runs fp32 when the network runs int8.
+
 zero_grads() leaves the weight gradient to be written over by the next backward.
 """
 import numpy as np
 
 from ..kernels import core
-from ..kernels import gemm, lowp, winograd, workspace
+from ..kernels import gemm, int8, lowp, winograd, workspace
 from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
@@ -96,6 +103,13 @@ class ConvolutionalLayer(Layer):
         self.bf16_kernel = None
         self._bf16 = None
         self._bf16_stamp = None
+        # int8 (quantize): the int8 weights, their scales and the input's scale, and the
+        # stamp of the fp32 weights they were dequantized into; the weights packed once
+        self.int8_weights = self.weight_scales = self.input_scale = None
+        self._int8_source = None
+        self.int8_kernel = None
+        self._int8 = None
+        self._int8_stamp = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -170,6 +184,7 @@ class ConvolutionalLayer(Layer):
         self._u = self._u_stamp = None
         self._train_u = None
         self._bf16 = self._bf16_stamp = None
+        self._int8 = self._int8_stamp = None
 
     def set_winograd_cache(self, cache):
         """Keep (True) or not (False) the Winograd filters between inference calls."""
@@ -178,7 +193,8 @@ class ConvolutionalLayer(Layer):
             self._u = None
 
     def _weights_stamp(self):
-        """What a cache derived from the weights (Winograd's filters, bf16's packing) was made
+        """What a cache derived from the weights (Winograd's filters, bf16's and int8's packing,
+        the int8 weights themselves) was made
         from: the weights array itself (a replaced array, layer.weights = ..., counts) and a
         sample of its values - a safety net, not the mechanism: a few hundred weights, compared
         on each cached use, catch wholesale rewrites (another loader) that forgot
@@ -246,22 +262,83 @@ class ConvolutionalLayer(Layer):
 
     # -- precision -----------------------------------------------------------------------------
     def set_precision(self, precision, kernel=None):
-        """Run inference in `precision` (lowp.PRECISIONS; bf16 needs `kernel`, a name of
-        lowp.BF16_KERNELS the CPU has: Network.set_precision resolves both). A layer that
-        takes the direct kernel (the RGB input layer) stays fp32: its reduction of 27 fills
-        AMX's tiles badly (0.5x the direct kernel's speed, measured on yolov2-voc's first
-        layer) and the direct kernel pools in its epilogue; its input is the image, whose
-        rounding would cost accuracy for nothing."""
+        """Run inference in `precision` (lowp.PRECISIONS; bf16 and int8 need `kernel`, a name
+        of lowp.BF16_KERNELS or int8.INT8_KERNELS the CPU has: Network.set_precision resolves
+        both). In bf16 a layer that takes the direct kernel (the RGB input layer) stays fp32:
+        its reduction of 27 fills AMX's tiles badly (0.5x the direct kernel's speed, measured
+        on yolov2-voc's first layer) and the direct kernel pools in its epilogue; its input is
+        the image, whose rounding would cost accuracy for nothing. In int8 a layer that was
+        not quantized stays fp32."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
-        if self.use_direct:
+        if precision == lowp.INT8 and kernel not in int8.INT8_KERNELS:
+            raise ValueError(f"int8 needs a kernel, one of {', '.join(int8.INT8_KERNELS)}")
+        if ((precision == lowp.BF16 and self.use_direct)
+                or (precision == lowp.INT8 and not self.quantized)):
             precision = lowp.FP32
-        kernel = kernel if precision == lowp.BF16 else None
-        if kernel != self.bf16_kernel:
+        bf16_kernel = kernel if precision == lowp.BF16 else None
+        int8_kernel = kernel if precision == lowp.INT8 else None
+        if bf16_kernel != self.bf16_kernel:
             self._bf16 = None        # packed for one kernel's layout
-        self.precision, self.bf16_kernel = precision, kernel
+        if int8_kernel != self.int8_kernel:
+            self._int8 = None
+        self.precision, self.bf16_kernel, self.int8_kernel = precision, bf16_kernel, int8_kernel
+
+    # -- int8 ----------------------------------------------------------------------------------
+    @property
+    def quantized(self):
+        return self.input_scale is not None
+
+    def quantize(self, int8_weights, weight_scales, input_scale):
+        """Make this layer an int8 one: its int8 weights (F, C, k, k), their per-filter scales
+        (F,) and its input's scale (kernels/int8.py's conventions). Its fp32 weights become the
+        dequantized int8 weights, so that fp32, bf16 (and a checkpoint) see what int8 runs."""
+        int8_weights = np.asarray(int8_weights)
+        weight_scales = np.asarray(weight_scales, np.float32).reshape(-1)
+        if int8_weights.dtype != np.int8 or int8_weights.shape != self.weights.shape:
+            raise ValueError(f"int8 weights of shape {self.weights.shape} needed, got "
+                             f"{int8_weights.dtype} {int8_weights.shape}")
+        if weight_scales.shape != (self.filters,):
+            raise ValueError(f"{self.filters} weight scales needed, got {weight_scales.shape}")
+        input_scale = np.float32(input_scale)
+        if not (np.isfinite(input_scale) and input_scale > 0
+                and np.all(np.isfinite(weight_scales)) and np.all(weight_scales > 0)):
+            raise ValueError("int8 scales must be positive and finite")
+        self.weights[...] = int8_weights * weight_scales[:, None, None, None]
+        self.weights_changed()
+        self.int8_weights, self.weight_scales = int8_weights.copy(), weight_scales.copy()
+        self.input_scale = input_scale
+        self._int8_source = self._weights_stamp()
+
+    def clear_quantization(self):
+        """Back to an fp32 layer (its weights stay as they are)."""
+        self.int8_weights = self.weight_scales = self.input_scale = None
+        self._int8_source = None
+        self._int8 = self._int8_stamp = None
+        if self.precision == lowp.INT8:
+            self.set_precision(lowp.FP32)
+
+    def _int8_packed(self):
+        if not self._made_from_these_weights(self._int8_source):
+            raise ValueError("the weights of this int8 layer were written after it was "
+                             "quantized: quantize it again (or clear_quantization())")
+        if self._int8 is None or not self._made_from_these_weights(self._int8_stamp):
+            self._int8 = None        # free the old one before making the new
+            self._int8 = int8.Int8Weights(q=self.int8_weights, scales=self.weight_scales,
+                                          kernel=self.int8_kernel, direct=self._int8_direct())
+            self._int8_stamp = self._weights_stamp()
+        return self._int8
+
+    def _int8_direct(self):
+        return int8.int8_direct_applies(self.int8_kernel, self.in_shape[0], self.stride)
+
+    def _forward_int8(self, x, a, b):
+        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+        return int8.convolve_int8(x, self._int8_packed(), self.input_scale, self.size,
+                                  self.stride, self.padding, z, a, b, self.act,
+                                  self.int8_kernel)
 
     def _bf16_weights(self):
         if self._bf16 is None or not self._made_from_these_weights(self._bf16_stamp):
@@ -280,9 +357,11 @@ class ConvolutionalLayer(Layer):
 
     def inference_path(self, batch=1):
         """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
-        "bf16 avx512_bf16 im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
+        "bf16 avx512_bf16 im2col", "int8 vnni im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
         if self.precision == lowp.BF16:
             return f"bf16 {self.bf16_kernel} {'direct' if self._bf16_direct() else 'im2col'}"
+        if self.precision == lowp.INT8:
+            return f"int8 {self.int8_kernel} {'direct' if self._int8_direct() else 'im2col'}"
         if self.use_direct:
             return "fp32 direct"
         if self._winograd_applies(batch, False)[0]:
@@ -402,7 +481,7 @@ class ConvolutionalLayer(Layer):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd or
         direct kernel's epilogue (the full output is never written: voc's 32x416x416 is 22
         MB); None when this call takes neither kernel, the output size is odd or the layer
-        runs in bf16 (the caller then runs forward and the maxpool)."""
+        runs in bf16 or int8 (the caller then runs forward and the maxpool)."""
         if self.out_shape[1] % 2 or self.out_shape[2] % 2 or self.precision != lowp.FP32:
             return None
         a, b = self._inference_affine()
@@ -416,6 +495,8 @@ class ConvolutionalLayer(Layer):
             a, b = self._inference_affine()
             if self.precision == lowp.BF16:
                 return self._forward_bf16(x, a, b)
+            if self.precision == lowp.INT8:
+                return self._forward_int8(x, a, b)
             y = self._convolve_fused(x, a, b, self.act, train)
             if y is not None:
                 return y

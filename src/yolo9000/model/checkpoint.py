@@ -1,9 +1,16 @@
 """HDF5 checkpoints: the cfg text, every parameter and BN statistic, `seen`, class names,
 anchors, optional optimiser state and the package version — one self-describing file.
 
-Layout:  attrs: format, version, cfg, seen, names (json), anchors (json), meta (json)
+Layout:  attrs: format, version, cfg, seen, names (json), anchors (json), meta (json),
+                quantization (json, int8 checkpoints only: model/quantization.py's record)
          /layers/NNN/<param>          parameter arrays, NNN = layer index
          /optimizer/...               free-form arrays and attrs written by the trainer
+
+An int8 checkpoint (`convert --quantize int8`) stores a quantized convolution without its
+fp32 `weights`: int8_weights (int8, the weights' shape), weight_scales (per filter) and
+input_scale (a scalar) instead, a quarter of the size; loading sets the layer's int8 state
+and its fp32 weights to the dequantized values. Its `quantization` attribute lists those
+layers.
 
 Damage is found, not loaded: every array carries HDF5's Fletcher-32 checksum and every
 metadata block (attributes included) HDF5's own, verified on read. Files written before
@@ -192,6 +199,34 @@ def estimated_size(net, optimizer=None):
     return params + tree_bytes(optimizer or {}) + len(net.config.text) + METADATA_ALLOWANCE
 
 
+# what a quantized convolution stores instead of its fp32 `weights`
+INT8_ARRAYS = ("int8_weights", "weight_scales", "input_scale")
+
+
+def _quantized_layers(net):
+    quantization = getattr(net, "quantization", None)
+    return set(quantization["layers"]) if quantization else set()
+
+
+def _stored_arrays(layer, quantized):
+    """{name: array} a checkpoint holds for `layer` (quantized: an int8 convolution)."""
+    arrays = dict(layer.params)
+    if quantized:
+        del arrays["weights"]
+        arrays.update(int8_weights=layer.int8_weights, weight_scales=layer.weight_scales,
+                      input_scale=np.float32(layer.input_scale))
+    return arrays
+
+
+def _expected_shapes(layer, quantized):
+    """{name: shape} of what a checkpoint must hold for `layer`."""
+    shapes = {name: p.shape for name, p in layer.params.items()}
+    if quantized:
+        shapes.update(int8_weights=shapes.pop("weights"), weight_scales=(layer.filters,),
+                      input_scale=())
+    return shapes
+
+
 def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size=None):
     """input_size: (width, height) the checkpoint is meant to run at (default: the network's
     current size, which during multi-scale training is not the run's base size)."""
@@ -210,12 +245,15 @@ def save_checkpoint(net, path, names=None, optimizer=None, meta=None, input_size
                       json.dumps(region.anchors.tolist() if region is not None else None))
             _set_text(f.attrs, "meta", json.dumps(meta or {}))
             _set_text(f.attrs, "files", json.dumps(getattr(net, "files", None) or {}))
+            if getattr(net, "quantization", None):
+                _set_text(f.attrs, "quantization", json.dumps(net.quantization))
+            quantized = _quantized_layers(net)
             layers = f.create_group("layers")
             for i, layer in enumerate(net.layers):
                 if layer.params:
                     g = layers.create_group(f"{i:03d}")
                     _set_text(g.attrs, "kind", layer.kind)
-                    for name, p in layer.params.items():
+                    for name, p in _stored_arrays(layer, i in quantized).items():
                         _write_array(g, name, p)
             if optimizer:
                 _write_tree(f.create_group("optimizer"), optimizer)
@@ -273,7 +311,20 @@ def _header(f, path):
             "weights_header": _int_attr(f, "weights_header", path, count=3, required=False),
             "names": names,
             "anchors": _json_attr(f, "anchors", path, list, "a list of numbers"),
-            "meta": _json_attr(f, "meta", path, dict, "a JSON object")}
+            "meta": _json_attr(f, "meta", path, dict, "a JSON object"),
+            "quantization": _quantization_attr(f, path)}
+
+
+def _quantization_attr(f, path):
+    """An int8 checkpoint's record (None for fp32 checkpoints), its layer list checked."""
+    if "quantization" not in f.attrs:
+        return None
+    record = _json_attr(f, "quantization", path, dict, "a JSON object")
+    layers = record.get("layers") if record else None
+    if not (isinstance(layers, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
+        raise _damaged(path, "attribute 'quantization' should list its int8 layers")
+    return record
 
 
 def read_checkpoint_cfg(path):
@@ -295,10 +346,12 @@ def read_checkpoint_files(path):
 
 
 def read_checkpoint_info(path):
-    """Everything but the parameters: names, anchors, seen, version, meta, cfg."""
+    """Everything but the parameters: names, anchors, seen, version, meta, cfg, quantization
+    (None unless an int8 checkpoint)."""
     with _open(path) as f:
         header = _header(f, path)
-        return {key: header[key] for key in ("names", "anchors", "seen", "version", "meta", "cfg")}
+        return {key: header[key] for key in ("names", "anchors", "seen", "version", "meta", "cfg",
+                                             "quantization")}
 
 
 def read_optimizer_state(path, expected=None):
@@ -318,11 +371,15 @@ def load_checkpoint_into(net, path, cutoff=None):
         net.weights_changed()
 
 
-def _check_shapes(net, layers, stored, path, cutoff):
+def _check_shapes(net, layers, stored, path, cutoff, quantized=()):
     import h5py
 
     from .darknet_weights import describe_layer
     hint = "; was it saved from a different cfg?"
+    for i in quantized:
+        if i >= len(net.layers) or net.layers[i].kind != "conv":
+            raise _damaged(path, f"attribute 'quantization' names layer {i}, which is not a "
+                           f"convolution of {net.source}")
     for i, layer in enumerate(layers):
         key = f"{i:03d}"
         where = describe_layer(net, i)
@@ -333,15 +390,19 @@ def _check_shapes(net, layers, stored, path, cutoff):
         group = stored[key]
         if not isinstance(group, h5py.Group):
             raise _damaged(path, f"/layers/{key} should be a group of parameter arrays")
-        for name, p in layer.params.items():
+        expected = _expected_shapes(layer, i in quantized)
+        for name, shape in expected.items():
             array = group.get(name)
             if isinstance(array, h5py.Dataset) and array.dtype.kind not in "fiu":
                 raise _damaged(path, f"{where} {name} holds {array.dtype} values, not numbers")
+            if name == "int8_weights" and isinstance(array, h5py.Dataset) \
+                    and array.dtype != np.int8:
+                raise _damaged(path, f"{where} int8_weights holds {array.dtype} values")
             found = array.shape if isinstance(array, h5py.Dataset) else "nothing"
-            if found != p.shape:
-                raise UserError(f"{where} {name}: the network needs shape {p.shape}, the "
+            if found != shape:
+                raise UserError(f"{where} {name}: the network needs shape {shape}, the "
                                 f"checkpoint holds {found}{hint}", path=path)
-        extra = sorted(set(group) - set(layer.params))
+        extra = sorted(set(group) - set(expected))
         if extra:
             raise UserError(f"{where}: the checkpoint holds {', '.join(extra)}, which this "
                             f"layer does not have{hint}", path=path)
@@ -357,16 +418,35 @@ def _check_shapes(net, layers, stored, path, cutoff):
 
 def _load_parameters(net, path, cutoff):
     import h5py
+
+    from .darknet_weights import describe_layer
     layers = net.layers if cutoff is None else net.layers[:cutoff]
     with _open(path) as f:
         header = _header(f, path)
         stored = f.get("layers")
         if not isinstance(stored, h5py.Group):
             raise _damaged(path, "no 'layers' group of parameters")
-        _check_shapes(net, layers, stored, path, cutoff)
+        quantization = header["quantization"]
+        if quantization is not None and cutoff is not None:
+            raise UserError("an int8 checkpoint is loaded whole (no --cutoff): cut the fp32 "
+                            "checkpoint it was quantized from instead", path=path)
+        quantized = set(quantization["layers"]) if quantization else set()
+        _check_shapes(net, layers, stored, path, cutoff, quantized)
         for i, layer in enumerate(layers):
+            group = stored[f"{i:03d}"] if layer.params else None
             for name, p in layer.params.items():
-                p[...] = _read_array(stored[f"{i:03d}"][name], path)
+                if not (i in quantized and name == "weights"):
+                    p[...] = _read_array(group[name], path)
+            if i in quantized:
+                int8_weights, weight_scales, input_scale = (_read_array(group[name], path)
+                                                            for name in INT8_ARRAYS)
+                try:
+                    layer.quantize(int8_weights, weight_scales, input_scale)
+                except ValueError as e:
+                    raise _damaged(path, f"{describe_layer(net, i)}: {e}") from None
+        if quantization is None:
+            net.clear_quantization()
+        net.quantization = quantization
         net.seen = header["seen"]
         if header["weights_header"] is not None:
             net.weights_header = header["weights_header"]

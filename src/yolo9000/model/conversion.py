@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..fileio import atomic_write_text, check_output_path
 from .cfg import cut_cfg_text, parse_cfg_text, set_net_options
-from .checkpoint import check_weights_format
+from .checkpoint import check_weights_format, read_checkpoint_info
 from .network import NetOptions, Network
 
 
@@ -45,8 +45,12 @@ def _cut(net, cutoff):
     return cut
 
 
-def convert(source, output, cfg=None, names=None, cutoff=None):
+def convert(source, output, cfg=None, names=None, cutoff=None, quantize=None):
     """Convert `source` (.weights with `cfg`, or .h5) into `output`; returns the paths written.
+
+    quantize: a function that makes the loaded network int8 in place (calibration's), for an
+    int8 checkpoint `output` (only .h5). An int8 checkpoint is no `source`: it converts back
+    to nothing but a loss, so its fp32 source is asked for.
 
     cutoff: keep only the first `cutoff` layers (darknet's `partial`, e.g. the backbone
     darknet19_448.conv.23); the cfg written or stored is then cut to those layers as well.
@@ -61,10 +65,16 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
     if from_checkpoint and cfg is not None:
         raise UserError("a checkpoint carries its own cfg; --cfg is for darknet .weights inputs",
                         path=source)
+    if from_checkpoint and read_checkpoint_info(source)["quantization"] is not None:
+        raise UserError("an int8 checkpoint is not converted (its fp32 weights are gone): "
+                        "convert the fp32 weights it was quantized from", path=source)
     if not from_checkpoint and cfg is None:
         raise UserError("darknet .weights files do not say which network they belong to; "
                         "give --cfg (a .cfg file or a bundled model name)", path=source)
     to_checkpoint = output.suffix == ".h5"
+    if quantize is not None and not to_checkpoint:
+        raise UserError("int8 weights are written only as a checkpoint: name the output "
+                        "NAME.h5", path=output)
     targets = [output] if to_checkpoint else [output, sibling(output, ".cfg"),
                                                sibling(output, ".names")]
     inputs = [source] + [Path(p) for p in (cfg, names) if p is not None and Path(p).is_file()]
@@ -89,6 +99,8 @@ def convert(source, output, cfg=None, names=None, cutoff=None):
         raise UserError(f"{len(class_names)} class names but the network predicts "
                         f"{region.classes} classes", path=names or source)
 
+    if quantize is not None:
+        quantize(out)
     if to_checkpoint:
         meta = {} if is_cut else {k: v for k, v in net.meta.items() if k != "version"}
         out.save(output, names=class_names, **meta)

@@ -120,6 +120,9 @@ class Network:
         self.weights_header = (0, 2, 0)
         self.names = None      # class names, when a checkpoint carries them
         self.meta = {}         # everything else a checkpoint carries
+        # an int8 checkpoint's record (model/quantization.py), None for fp32 weights
+        self.quantization = None
+        self.weights_file = None   # the file the weights were last loaded from
         shape = (self.options.channels, self.options.height, self.options.width)
         from .wordtree import cfg_class_map, cfg_word_tree
         from .zoo import referenced_files
@@ -356,11 +359,21 @@ class Network:
 
     def set_precision(self, precision, kernel=None):
         """Run inference in `precision`: "fp32", "bf16" (on the fastest unit the CPU has;
-        PrecisionUnavailable, one line, without one) or "auto" (bf16 where the CPU has a unit,
-        else fp32). `kernel` names a bf16 kernel of kernels.lowp.BF16_KERNELS instead of the
+        PrecisionUnavailable, one line, without one), "int8" (an int8 checkpoint's weights on
+        AMX-INT8 or VNNI; one line of error without a unit, or on fp32 weights, naming the
+        convert command) or "auto" (int8 for an int8 checkpoint where the CPU has a unit, else
+        bf16 where it has one, else fp32). fp32 and bf16 run an int8 checkpoint's weights
+        dequantized, and the note says so. `kernel` names a kernel of
+        kernels.lowp.BF16_KERNELS (or kernels.int8.INT8_KERNELS for int8) instead of the
         fastest (e.g. "portable"). Training is always fp32. Returns (and keeps, as
         precision_note) a line saying what runs, e.g. "auto: bf16 on amx"."""
-        resolved, kernel, note = lowp.resolve_precision(precision, kernel)
+        quantized = self.quantization is not None
+        resolved, kernel, note = lowp.resolve_precision(precision, kernel, quantized)
+        if resolved == lowp.INT8 and not quantized:
+            from .quantization import not_quantized_message
+            raise UserError(not_quantized_message(self))
+        if quantized and resolved != lowp.INT8:
+            note += " (an int8 checkpoint: its weights dequantized)"
         for layer in self.layers:
             if isinstance(layer, ConvolutionalLayer):
                 layer.set_precision(resolved, kernel)
@@ -377,6 +390,15 @@ class Network:
     def zero_grads(self):
         for layer in self.layers:
             layer.zero_grads()
+
+    def clear_quantization(self):
+        """Back to an fp32 network (weights as they are): loading fp32 weights does this."""
+        for layer in self.layers:
+            if isinstance(layer, ConvolutionalLayer) and layer.quantized:
+                layer.clear_quantization()
+        self.quantization = None
+        if self.precision == lowp.INT8:
+            self.set_precision(lowp.FP32)
 
     def weights_changed(self):
         """Call after writing parameters in place (net.layers[i].weights[...] = ...): layers
@@ -432,7 +454,9 @@ class Network:
             load_checkpoint_into(self, path, cutoff=cutoff)
         else:
             read_darknet_weights(self, path, cutoff=cutoff)
+            self.clear_quantization()
         check_finite_weights(self, path, cutoff)
+        self.weights_file = path
         return self
 
     def save_weights(self, path, cutoff=None):

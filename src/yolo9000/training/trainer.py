@@ -184,6 +184,10 @@ class Trainer:
         if not resume:
             if settings.weights:
                 self.net.load_weights(settings.weights, cutoff=settings.cutoff)
+                if self.net.quantization is not None:
+                    raise UserError("an int8 checkpoint does not train (training is fp32 and "
+                                    "its fp32 weights are gone): start from the fp32 weights "
+                                    "it was quantized from", path=settings.weights)
                 self.net.seen = 0
                 cut = f" (first {settings.cutoff} layers)" if settings.cutoff else ""
                 self.echo(f"initial weights: {settings.weights}{cut}")
