@@ -40,7 +40,7 @@ PERCENTILE = 99.99
 # resolution TensorRT's entropy calibration works at.
 HISTOGRAM_BINS = 4096
 # int8's positive levels: a threshold T maps to 127
-LEVELS = int8.INT8_MAX + 1
+LEVELS = int8.QMAX + 1
 
 
 class AbsHistogram:
@@ -145,7 +145,7 @@ def input_scale(histogram, rule="percentile", percentile=PERCENTILE):
     """The input scale (threshold / 127) a histogram of a convolution's |input| gives; an input
     that was always 0 gets 1/127 (any scale quantizes zeros exactly)."""
     t = threshold(histogram, rule, percentile)
-    return np.float32((t if t > 0 else 1.0) / int8.INT8_MAX)
+    return np.float32((t if t > 0 else 1.0) / int8.QMAX)
 
 
 def convolutions(net):
