@@ -139,18 +139,44 @@ def test_im2col_packing_is_the_quantized_packed_column_matrix(c, h, w, size, str
     np.testing.assert_array_equal(bp, expected_column_packing(col))
 
 
-@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2)])
+def slots_of(c):
+    """The channel slots of a tap in the direct kernel's 64-deep steps."""
+    return 16 if c <= 16 else 32 if c <= 32 else padded(c, DEPTH)
+
+
+@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
+                                   (16, 4, 9), (32, 5, 18), (33, 3, 4)])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_channel_quads_packing_layout(c, h, w, pad):
-    """[C'/4][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two rows
-    of slack, zero channels up to C' (a multiple of 64), then the slack's zero bytes."""
+    """[planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two
+    rows of slack, zero channels up to the slots (16, 32 or a multiple of 64); below 64
+    channels the planes again, shifted left by one position per copy up to 64 channels' worth
+    (the flat bytes moved by 4, zeros entering at the end); then the slack's zero bytes."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((padded(c, DEPTH), h + 2 * pad + 2, w + 2 * pad), np.int8)
+    full = np.zeros((slots_of(c), h + 2 * pad + 2, w + 2 * pad), np.int8)
     full[:c, pad:pad + h, pad:pad + w] = reference_quantize(x, 0.01)
     quads = full.reshape(-1, 4, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
+              for j in range(max(1, DEPTH // slots_of(c)))]
     out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
     core.int8_pack_quads(x, 0.01, pad, out)
-    np.testing.assert_array_equal(out, np.concatenate([quads, np.zeros(QUADS_SLACK, np.int8)]))
+    np.testing.assert_array_equal(out, np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)]))
+
+
+def test_direct_weights_are_in_the_kernels_steps():
+    """Below 64 channels a 64-deep step holds 64 / slots taps of a row: (F, k rows, taps
+    grouped, slots), zeros past C and past the k taps; from 64 on, (F, taps, C')."""
+    rng = np.random.default_rng(9)
+    for c, groups_of in ((20, 2), (16, 4), (70, 1)):
+        q = filters(rng, 3, c, 3)
+        slots = slots_of(c)
+        taps_per_row = -(-3 // groups_of) * groups_of
+        ordered = np.zeros((3, 3, taps_per_row, slots), np.int8)
+        ordered[:, :, :3, :c] = q.transpose(0, 2, 3, 1)
+        packed = int8.Int8Weights(q, np.ones(3), "amx", direct=True)
+        assert packed.depth == core.int8_direct_depth(c, 3) == ordered[0].size
+        np.testing.assert_array_equal(packed.data,
+                                      expected_weight_packing(ordered.reshape(3, -1)))
 
 
 def test_packed_weights_keep_the_vnni_correction_and_their_size():
@@ -175,7 +201,10 @@ SHAPES = [(3, 7, 13, 13, 3, 1, 1, 2), (5, 1, 5, 7, 3, 2, 1, 1), (17, 33, 13, 13,
           (33, 7, 26, 26, 1, 1, 0, 1), (70, 33, 5, 7, 3, 1, 0, 2), (17, 7, 26, 26, 3, 2, 1, 1),
           (33, 1, 13, 13, 3, 1, 1, 2), (70, 7, 26, 26, 3, 1, 1, 1), (5, 33, 26, 26, 1, 1, 0, 2),
           (64, 40, 9, 40, 3, 1, 1, 1), (16, 32, 10, 21, 3, 1, 1, 1), (130, 17, 3, 3, 3, 1, 1, 1),
-          (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1)]
+          (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1),
+          # 16 and 32 channels: taps sharing a step; a 5x5 kernel (a group past the row's end)
+          (32, 40, 20, 37, 3, 1, 1, 1), (16, 9, 7, 18, 3, 1, 1, 2), (20, 5, 9, 9, 5, 1, 2, 1),
+          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1)]
 # (kernel, direct): every path a convolution can take
 PATHS = [("amx", True), ("amx", False), ("vnni", False), ("portable", False)]
 

@@ -230,29 +230,52 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
 }
 
 /* -- the direct convolution's input: channel quads with a zero border --------------------
-   [Cp/4][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
+   [planes][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
    2 pad), as bf16's channel pairs; a tile row (16 positions of 4 channels) is 64 bytes in
-   place. The buffer ends with Y9K_QUADS_SLACK more bytes: a short row's tiles read past the
-   last plane's end. */
+   place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
+   covers 64 channels of one tap (C padded to a multiple of 64 with zero channels). With fewer
+   it covers `taps` neighbouring taps of a row, kx, kx + 1, ..., each of `slots` channels (C
+   padded to 16 or 32): the first slots/4 planes hold the input, each further group the same
+   planes shifted left by one more position (a row's last positions take the next row's
+   first, which only taps past the kernel's edge read, with zero weights). A 3x3 kernel on 32
+   channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
+   Y9K_QUADS_SLACK zero bytes: a short row's tiles read past the last plane's end. */
 #define Y9K_QUADS_SLACK 1024
 
-static inline long y9k_quads_size(int Cp, int H, int W, int pad)
+static inline int y9k_direct_slots(int C)
 {
-    return (long) (Cp / 4) * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+    return C <= 16 ? 16 : C <= 32 ? 32 : (int) y9k_int8_round_depth(C);
 }
 
-/* x (C, H, W) -> quads quantized by s (Cp >= C a multiple of 4: the channels from C on are
-   zeros), zero border and slack */
-static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad, int Cp,
+static inline int y9k_direct_taps(int C) { return C <= 32 ? 64 / y9k_direct_slots(C) : 1; }
+
+/* the direct kernel's depth: the weights' k of one filter, (ky, group of taps, tap, channel) */
+static inline long y9k_direct_depth(int C, int ksize)
+{
+    int taps = y9k_direct_taps(C);
+    return (long) ksize * ((ksize + taps - 1) / taps) * taps * y9k_direct_slots(C);
+}
+
+static inline long y9k_quads_size(int C, int H, int W, int pad)
+{
+    long planes = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4;
+    return planes * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+}
+
+/* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
+   shifted copies, the slack */
+static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
+    int taps = y9k_direct_taps(C);
+    long planes = y9k_direct_slots(C) / 4, group_bytes = planes * plane_bytes;
     (void) avx512;
-    memset(out + (Cp / 4) * plane_bytes, 0, Y9K_QUADS_SLACK);
+    memset(out + taps * group_bytes, 0, Y9K_QUADS_SLACK);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (long cq = 0; cq < Cp / 4; cq++) {
+    for (long cq = 0; cq < planes; cq++) {
         int8_t *plane = out + cq * plane_bytes;
         if (4 * cq >= C) {
             memset(plane, 0, (size_t) plane_bytes);
@@ -275,6 +298,10 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
 #endif
             y9k_int8_quad_row_portable(rows, W, s, row + pad * 4);
         }
+    }
+    for (int j = 1; j < taps; j++) {
+        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
+        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
     }
 }
 
@@ -428,12 +455,12 @@ static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int3
 }
 
 /* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two segments of 16 positions at byte
-   offsets off0, off1 of the quads xq, summed over taps and blocks of 64 channels: for a tap
-   and 16 channel quads, a segment is one B tile whose rows lie a plane apart */
+   offsets off0, off1 of the quads xq, summed over the steps (a tap and 64 channels, or
+   `taps` taps of a row): a step's segment is one B tile whose rows lie a plane apart */
 __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq, long off0,
-                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
-                                    int32_t *acc)
+                                    long off1, int ksize, int taps, long Wp, int CB,
+                                    long plane_bytes, int32_t *acc)
 {
     const int8_t *a1 = a0 + KB * 1024;
     long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
@@ -443,7 +470,7 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
     _tile_zero(3);
     long kb = 0;
     for (int ky = 0; ky < ksize; ky++)
-        for (int kx = 0; kx < ksize; kx++) {
+        for (int kx = 0; kx < ksize; kx += taps) {
             const int8_t *tap = xq + (ky * Wp + kx) * 4;
             for (int cb = 0; cb < CB; cb++, kb++) {
                 const int8_t *src = tap + cb * block_bytes;
@@ -464,8 +491,8 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
-   a column matrix, x given as y9k_int8_pack_quads packs it (C its channels padded to a
-   multiple of 64), W packed in (tap, channel) order with the same padding; bf16's blocks of
+   a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
+   steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's blocks of
    32 filters x 2 segments, on the OpenMP threads */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
@@ -475,8 +502,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
     long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
-    int CB = C / 64;
-    long KB = (long) ksize * ksize * CB;
+    int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
+    long KB = y9k_direct_depth(C, ksize) / 64;
     long MB = y9k_lowp_round_up(M) / 32;
     long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
 #ifdef _OPENMP
@@ -500,7 +527,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                 ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
             }
             y9k_int8_conv_block_amx(wp + mb * 2 * KB * 1024, KB, xq, (oy[0] * Wp + ox[0]) * 4,
-                                    (oy[1] * Wp + ox[1]) * 4, ksize, Wp, CB, plane_bytes, acc);
+                                    (oy[1] * Wp + ox[1]) * 4, ksize, taps, Wp, CB,
+                                    plane_bytes, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
                 int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
