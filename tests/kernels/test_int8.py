@@ -60,6 +60,12 @@ def expected_column_packing(b):
     return panels.transpose(3, 0, 1, 4, 2).ravel()
 
 
+def scratch(x):
+    """int8_pack_im2col's scratch for the quantized image, filled with a value it must not
+    leave anywhere in the packing."""
+    return np.full(core.int8_image_size(*x.shape), 7, np.int8)
+
+
 def filters(rng, f, c, size):
     """Random int8 weights in [-127, 127], each filter reaching one end of the range."""
     q = rng.integers(-127, 128, (f, c, size, size)).astype(np.int8)
@@ -107,7 +113,7 @@ def test_the_packers_divide_as_numpy_does(scale):
     x = near_ties(rng, np.float32(scale), 64 * 48).reshape(64, 3, 16)
     expected = reference_quantize(x, scale)
     bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
-    core.int8_pack_im2col(x, scale, 1, 1, 0, bp)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
     out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
     core.int8_pack_quads(x, scale, 0, out)
@@ -135,7 +141,7 @@ def test_im2col_packing_is_the_quantized_packed_column_matrix(c, h, w, size, str
     scale = 0.02                                  # |x| > 2.54 saturates
     col = im2col_any(reference_quantize(x, scale), size, stride, pad)
     bp = np.full(padded(col.shape[0], DEPTH) * padded(col.shape[1]), 7, np.int8)
-    core.int8_pack_im2col(x, scale, size, stride, pad, bp)
+    core.int8_pack_im2col(x, scale, size, stride, pad, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(col))
 
 
@@ -354,7 +360,7 @@ def test_kernel_writes_only_the_output(kernel):
     wp = np.empty(core.int8_weights_size(17, 70), np.int8)
     core.int8_pack_weights(q, wp)
     bp = np.empty(core.int8_columns_size(70, 19), np.int8)
-    core.int8_pack_im2col(x, 0.05, 1, 1, 0, bp)
+    core.int8_pack_im2col(x, 0.05, 1, 1, 0, bp, scratch(x))
     offsets = np.zeros(BLOCK, np.int32)
     offsets[:17] = 128 * q.astype(np.int64).sum(1)
     big = np.full((20, 25), -7.0, np.float32)
@@ -372,10 +378,13 @@ def test_kernels_refuse_bad_operands():
                          np.zeros(BLOCK, np.int32), ones, ones, 0, np.empty((4, 4), np.float32))
     with pytest.raises(ValueError, match="too small"):
         core.int8_pack_weights(np.ones((4, 8), np.int8), np.zeros(10, np.int8))
+    with pytest.raises(ValueError, match="image is too small"):
+        core.int8_pack_im2col(np.ones((3, 5, 5), np.float32), 0.1, 3, 1, 1,
+                              np.zeros(1 << 14, np.int8), np.zeros(75, np.int8))
     x = np.ones((3, 5, 5), np.float32)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="input scale"):
-            core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8))
+            core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8), scratch(x))
         with pytest.raises(ValueError, match="input scale"):
             core.int8_pack_quads(x, bad, 1, np.zeros(1 << 14, np.int8))
     with pytest.raises(ValueError, match="only the amx kernel"):

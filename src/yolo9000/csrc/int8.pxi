@@ -53,11 +53,17 @@ def _check_input_scale(float input_scale):
         raise ValueError(f"the input scale must be positive and finite, not {input_scale}")
 
 
+def int8_image_size(int C, int H, int W):
+    """int8 values of the scratch int8_pack_im2col quantizes x (C, H, W) into."""
+    return y9k_image_size(C, H, W)
+
+
 def int8_pack_im2col(const float[:, :, ::1] x, float input_scale, int ksize, int stride,
-                     int pad, signed char[::1] out):
+                     int pad, signed char[::1] out, signed char[::1] image):
     """The im2col matrix of one image x (C, H, W), (C·k·k, out_h·out_w), quantized
     (clip(rint(x / input_scale), -127, 127)) and packed in panels of 16 columns by quads of k:
-    int8_columns_size(C·k·k, out_h·out_w) values, the fp32 matrix never written. AVX-512 where
+    int8_columns_size(C·k·k, out_h·out_w) values, the fp32 matrix never written; x is
+    quantized once into `image` (int8_image_size(C, H, W) values of scratch). AVX-512 where
     the kernels' switch allows it (the same bits as without)."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef int OH = (H + 2 * pad - ksize) // stride + 1, OW = (W + 2 * pad - ksize) // stride + 1
@@ -66,9 +72,11 @@ def int8_pack_im2col(const float[:, :, ::1] x, float input_scale, int ksize, int
         raise ValueError("int8_pack_im2col: the input is smaller than the kernel")
     if out.shape[0] < int8_columns_size(C * ksize * ksize, OH * OW):
         raise ValueError("int8_pack_im2col: out is too small")
+    if image.shape[0] < int8_image_size(C, H, W):
+        raise ValueError("int8_pack_im2col: image is too small")
     with nogil:
         y9k_int8_pack_im2col(&x[0, 0, 0], input_scale, C, H, W, ksize, stride, pad, OH, OW,
-                             <int8_t*> &out[0], _avx512)
+                             <int8_t*> &out[0], <int8_t*> &image[0], _avx512)
 
 
 def int8_matmul(int kernel, const signed char[::1] w, const signed char[::1] b, int K,

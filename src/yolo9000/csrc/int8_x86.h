@@ -73,13 +73,30 @@ static void y9k_int8_pack_a(const int8_t *w, long ldw, int M, int K, int8_t *out
         }
 }
 
-/* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
-   OH x OW), K = C*k*k by N = OH*OW, quantized by s and packed in panels [N'/16][K'/64][16
-   quads of k][16 columns][4], without writing the fp32 matrix: a panel's 16 columns are 16
-   output positions */
-static void y9k_int8_pack_im2col_portable(const float *x, float s, int C, int H, int W,
-                                          int ksize, int stride, int pad, int OH, int OW,
-                                          int8_t *out)
+/* The input of an im2col packing is quantized first, once per value, into an int8 image
+   (C, H, W) followed by Y9K_IMAGE_SLACK bytes (the gathers below read 4 bytes at a value's
+   address): a 3x3 convolution's column matrix holds each value 9 times, each a division. */
+#define Y9K_IMAGE_SLACK 64
+
+static inline long y9k_image_size(int C, int H, int W)
+{
+    return (long) C * H * W + Y9K_IMAGE_SLACK;
+}
+
+static void y9k_int8_quantize_portable(const float *x, float s, long count, int8_t *out)
+{
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long i = 0; i < count; i++)
+        out[i] = y9k_quantize(x[i], s);
+}
+
+/* the im2col matrix of one image for a k x k convolution (stride, pad; output OH x OW), K =
+   C*k*k by N = OH*OW, from its quantized image xq (C, H, W), packed in panels [N'/16][K'/64]
+   [16 quads of k][16 columns][4]: a panel's 16 columns are 16 output positions */
+static void y9k_int8_pack_im2col_portable(const int8_t *xq, int C, int H, int W, int ksize,
+                                          int stride, int pad, int OH, int OW, int8_t *out)
 {
     long K = (long) C * ksize * ksize, N = (long) OH * OW;
     long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
@@ -101,11 +118,11 @@ static void y9k_int8_pack_im2col_portable(const float *x, float s, int C, int H,
                 }
                 int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
                 int ky = tap / ksize, kx = tap % ksize;
-                const float *plane = x + (long) ch * H * W;
+                const int8_t *plane = xq + (long) ch * H * W;
                 for (int c = 0; c < 16; c++) {
                     int iy = iy0[c] + ky, ix = ix0[c] + kx;
                     dst[4 * c] = ((unsigned) iy < (unsigned) H && (unsigned) ix < (unsigned) W)
-                                     ? y9k_quantize(plane[(long) iy * W + ix], s) : 0;
+                                     ? plane[(long) iy * W + ix] : 0;
                 }
             }
         }
@@ -142,17 +159,33 @@ static inline __m512i y9k_quads16(const __m512i *v)
     return _mm512_or_si512(q, _mm512_slli_epi32(v[3], 24));
 }
 
-/* the im2col packing with gathers, as bf16's: 16 output positions a panel, their taps'
-   validity (the zero padding) as masks; masked lanes hold 0, which quantizes to 0 */
 __attribute__((target("avx512f")))
-static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, int W,
-                                        int ksize, int stride, int pad, int OH, int OW,
-                                        int8_t *out)
+static void y9k_int8_quantize_avx512(const float *x, float s, long count, int8_t *out)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    long chunks = (count + 4095) / 4096;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long chunk = 0; chunk < chunks; chunk++) {
+        long end = chunk * 4096 + 4096 < count ? chunk * 4096 + 4096 : count;
+        for (long i = chunk * 4096; i < end; i += 16) {
+            __mmask16 m = end - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (end - i)) - 1);
+            __m512i q = y9k_quantize16(_mm512_maskz_loadu_ps(m, x + i), vs);
+            _mm512_mask_cvtepi32_storeu_epi8(out + i, m, q);
+        }
+    }
+}
+
+/* the im2col packing with gathers, as bf16's: 16 output positions a panel, their taps'
+   validity (the zero padding) as masks */
+__attribute__((target("avx512f")))
+static void y9k_int8_pack_im2col_avx512(const int8_t *xq, int C, int H, int W, int ksize,
+                                        int stride, int pad, int OH, int OW, int8_t *out)
 {
     long K = (long) C * ksize * ksize, N = (long) OH * OW;
     long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
     long plane = (long) H * W;
-    const __m512 vs = _mm512_set1_ps(s);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -160,7 +193,7 @@ static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, i
         int iy0[16], ix0[16];
         y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
         /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
-           contiguous, one masked load */
+           contiguous, one load (bytes off the row's ends zeros) */
         int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
         __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
         __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
@@ -171,28 +204,35 @@ static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, i
                 __m512i v[4];
                 for (int h = 0; h < 4; h++) {
                     long k = kb * 64 + 4 * r + h;
-                    __m512 f = _mm512_setzero_ps();
-                    if (k < K) {
-                        int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
-                        int ky = tap / ksize, kx = tap % ksize;
-                        if (one_row) {
-                            int iy = iy0[0] + ky, ix = ix0[0] + kx;
-                            if ((unsigned) iy < (unsigned) H) {
-                                int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
-                                __mmask16 ok = hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
-                                f = _mm512_maskz_loadu_ps(ok, x + ch * plane + (long) iy * W + ix);
-                            }
+                    v[h] = _mm512_setzero_si512();
+                    if (k >= K)
+                        continue;
+                    int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                    int ky = tap / ksize, kx = tap % ksize;
+                    if (one_row) {
+                        int iy = iy0[0] + ky, ix = ix0[0] + kx;
+                        if ((unsigned) iy >= (unsigned) H)
+                            continue;
+                        const int8_t *src = xq + ch * plane + (long) iy * W + ix;
+                        int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
+                        int8_t row[16] __attribute__((aligned(16))) = {0};
+                        if (lo == 0 && hi == 16) {
+                            memcpy(row, src, 16);
                         } else {
-                            __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
-                            __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
-                            __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh)
-                                           & _mm512_cmplt_epu32_mask(ix, vw);
-                            __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
-                            f = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at,
-                                                         x + ch * plane, 4);
+                            for (int c = lo; c < hi; c++)
+                                row[c] = src[c];
                         }
+                        v[h] = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *) row));
+                        continue;
                     }
-                    v[h] = y9k_quantize16(f, vs);
+                    __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
+                    __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
+                    __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);
+                    __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
+                    /* four bytes from each value's address: the value is the lowest */
+                    __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, at,
+                                                            xq + ch * plane, 1);
+                    v[h] = _mm512_srai_epi32(_mm512_slli_epi32(g, 24), 24);
                 }
                 _mm512_storeu_si512(panel + r * 64, y9k_quads16(v));
             }
@@ -215,18 +255,24 @@ static void y9k_int8_quad_row_avx512(const float *const *rows, int W, float s, i
 }
 #endif
 
-/* the im2col packing, with AVX-512 where `avx512` (the same bits either way) */
+/* the im2col packing of x (C, H, W): quantized by s into `image` (y9k_image_size bytes), then
+   packed; with AVX-512 where `avx512` (the same bits either way) */
 static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, int ksize,
-                                 int stride, int pad, int OH, int OW, int8_t *out, int avx512)
+                                 int stride, int pad, int OH, int OW, int8_t *out,
+                                 int8_t *image, int avx512)
 {
+    long count = (long) C * H * W;
+    memset(image + count, 0, Y9K_IMAGE_SLACK);
 #if Y9K_HAVE_LOWP_X86
     if (avx512) {
-        y9k_int8_pack_im2col_avx512(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+        y9k_int8_quantize_avx512(x, s, count, image);
+        y9k_int8_pack_im2col_avx512(image, C, H, W, ksize, stride, pad, OH, OW, out);
         return;
     }
 #endif
     (void) avx512;
-    y9k_int8_pack_im2col_portable(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+    y9k_int8_quantize_portable(x, s, count, image);
+    y9k_int8_pack_im2col_portable(image, C, H, W, ksize, stride, pad, OH, OW, out);
 }
 
 /* -- the direct convolution's input: channel quads with a zero border --------------------

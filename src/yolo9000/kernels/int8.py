@@ -146,9 +146,11 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
                                act, out[i].reshape(f, positions))
         return out
     code = INT8_KERNELS[kernel]
-    columns = _columns_buffer(core.int8_columns_size(depth, positions))
+    columns_size = core.int8_columns_size(depth, positions)
+    buffer = _columns_buffer(columns_size + core.int8_image_size(c, h, w))
+    columns, image = buffer[:columns_size], buffer[columns_size:]
     for i in range(n):
-        core.int8_pack_im2col(x[i], input_scale, size, stride, padding, columns)
+        core.int8_pack_im2col(x[i], input_scale, size, stride, padding, columns, image)
         core.int8_matmul(code, weights.data, columns, depth, weights.row_offsets, multiplier,
                          bias, act, out[i].reshape(f, positions))
     return out
