@@ -148,7 +148,7 @@ static inline __m512i y9k_quantize16(__m512 x, __m512 s)
     return _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/* four vectors of 16 int32 in [-127, 127] -> 16 quads of bytes, v[0]'s first */
+/* four vectors of 16 int32 -> 16 quads of their lowest bytes, v[0]'s first */
 __attribute__((target("avx512f")))
 static inline __m512i y9k_quads16(const __m512i *v)
 {
@@ -229,10 +229,10 @@ static void y9k_int8_pack_im2col_avx512(const int8_t *xq, int C, int H, int W, i
                     __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
                     __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);
                     __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
-                    /* four bytes from each value's address: the value is the lowest */
-                    __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, at,
-                                                            xq + ch * plane, 1);
-                    v[h] = _mm512_srai_epi32(_mm512_slli_epi32(g, 24), 24);
+                    /* four bytes from each value's address: the value is the lowest, the
+                       only one y9k_quads16 keeps */
+                    v[h] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, at,
+                                                       xq + ch * plane, 1);
                 }
                 _mm512_storeu_si512(panel + r * 64, y9k_quads16(v));
             }
