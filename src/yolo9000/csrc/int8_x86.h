@@ -1,6 +1,6 @@
 /* int8 inference products: out[M, N] = act(a[m] * ACC[m, n] + b[m]), ACC[m, n] = the sum over
    k of W[m, k] * X[k, n] in int32, exact: W the weights quantized per output channel, X the
-   input quantized per tensor as it is packed, X = clip(rint(x / s), -127, 127) with rint
+   input quantized per tensor by the packers, X = clip(rint(x / s), -127, 127) with rint
    rounding half to even (NumPy's np.rint); a[m] folds batch norm's scale, the weights' scale
    and the input's scale (the caller multiplies them, in one order for every kernel), b[m] the
    bias; the epilogue's arithmetic is bf16's (lowp_x86.h), on ACC rounded once to fp32 (with
