@@ -6,8 +6,9 @@ the kernels themselves, the median of --repeats calls.
 
 Columns: the layer, its shape, milliseconds for int8 on its path (AMX direct for stride 1 and
 16 channels or more, else the fastest im2col kernel), int8 AMX over im2col where direct
-applies, bf16 on its path (kernels/lowp.py), and int8 / bf16. The machine may be shared:
-compare ratios from one run, not times from different runs.
+applies, bf16 on its path (kernels/lowp.py), int8 / bf16 of the medians and of the fastest
+calls. The calls of a layer take turns, so that a shared machine's busy moments fall on all
+of them alike; still, compare ratios from one run, not times from different runs.
 """
 import argparse
 import statistics
@@ -19,14 +20,18 @@ from yolo9000 import Network
 from yolo9000.kernels import core, int8, lowp
 
 
-def median_ms(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved_ms(calls, repeats):
+    """Each call's times in milliseconds, the calls taking turns (after one warm-up each), so
+    that a busy moment of a shared machine falls on all of them alike."""
+    for call in calls:
         call()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    times = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, own in zip(calls, times):
+            start = time.perf_counter()
+            call()
+            own.append(1e3 * (time.perf_counter() - start))
+    return times
 
 
 def main():
@@ -43,7 +48,7 @@ def main():
     rng = np.random.default_rng(0)
     totals = {"int8": 0.0, "bf16": 0.0}
     print(f"{'layer':>5} {'shape':>28} {'int8 ms':>8} {'path':>13} {'im2col ms':>9} "
-          f"{'bf16 ms':>8} {'int8/bf16':>9}")
+          f"{'bf16 ms':>8} {'int8/bf16':>9} {'of mins':>9}")
     for index, layer in enumerate(net.layers):
         if layer.kind != "conv":
             continue
@@ -64,17 +69,22 @@ def main():
                                               scale, bias, core.ACT_LEAKY, kernel)
 
         direct = int8.int8_direct_applies(unit8, c, stride)
-        t8 = median_ms(int8_call(unit8, direct), args.repeats)
-        im2col = median_ms(int8_call(unit8, False), args.repeats) if direct else t8
         packed16 = lowp.BF16Weights(weights, taps_major=lowp.direct_applies(unit16, c, stride))
-        t16 = median_ms(lambda: lowp.convolve_bf16(x, packed16, size, stride, pad, out, scale,
-                                                   bias, core.ACT_LEAKY, unit16), args.repeats)
+        calls = [int8_call(unit8, direct),
+                 lambda: lowp.convolve_bf16(x, packed16, size, stride, pad, out, scale, bias,
+                                            core.ACT_LEAKY, unit16)]
+        if direct:
+            calls.append(int8_call(unit8, False))
+        times = interleaved_ms(calls, args.repeats)
+        t8, t16 = statistics.median(times[0]), statistics.median(times[1])
+        im2col = statistics.median(times[2]) if direct else t8
+        best = min(times[0]) / min(times[1])
         totals["int8"] += t8
         totals["bf16"] += t16
         shape = f"{h}x{w}x{c}->{f} {size}x{size}/{stride}"
         path = f"{unit8} {'direct' if direct else 'im2col'}"
         print(f"{index:>5} {shape:>28} {t8:8.2f} {path:>13} {im2col:9.2f} {t16:8.2f} "
-              f"{t8 / t16:9.2f}")
+              f"{t8 / t16:9.2f} {best:9.2f}")
     print(f"{'sum':>5} {'':>28} {totals['int8']:8.2f} {'':>13} {'':>9} {totals['bf16']:8.2f} "
           f"{totals['int8'] / totals['bf16']:9.2f}")
 

@@ -112,11 +112,15 @@ cdef extern from "int8_x86.h":
         Y9K_INT8_AMX
     long y9k_int8_round_depth(long k) noexcept nogil
     void y9k_int8_pack_a(const int8_t* w, long ldw, int M, int K, int8_t* out) noexcept nogil
+    long y9k_image_size(int C, int H, int W) noexcept nogil
     void y9k_int8_pack_im2col(const float* x, float s, int C, int H, int W, int ksize,
-                              int stride, int pad, int OH, int OW, int8_t* out,
+                              int stride, int pad, int OH, int OW, int8_t* out, int8_t* image,
                               int avx512) noexcept nogil
-    long y9k_quads_size(int Cp, int H, int W, int pad) noexcept nogil
-    void y9k_int8_pack_quads(const float* x, float s, int C, int H, int W, int pad, int Cp,
+    int y9k_direct_slots(int C) noexcept nogil
+    int y9k_direct_taps(int C) noexcept nogil
+    long y9k_direct_depth(int C, int ksize) noexcept nogil
+    long y9k_quads_size(int C, int H, int W, int pad) noexcept nogil
+    void y9k_int8_pack_quads(const float* x, float s, int C, int H, int W, int pad,
                              int8_t* out, int avx512) noexcept nogil
     void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
                            const int8_t* xq, const float* a, const float* b, int act,

@@ -60,6 +60,12 @@ def expected_column_packing(b):
     return panels.transpose(3, 0, 1, 4, 2).ravel()
 
 
+def scratch(x):
+    """int8_pack_im2col's scratch for the quantized image, filled with a value it must not
+    leave anywhere in the packing."""
+    return np.full(core.int8_image_size(*x.shape), 7, np.int8)
+
+
 def filters(rng, f, c, size):
     """Random int8 weights in [-127, 127], each filter reaching one end of the range."""
     q = rng.integers(-127, 128, (f, c, size, size)).astype(np.int8)
@@ -107,7 +113,7 @@ def test_the_packers_divide_as_numpy_does(scale):
     x = near_ties(rng, np.float32(scale), 64 * 48).reshape(64, 3, 16)
     expected = reference_quantize(x, scale)
     bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
-    core.int8_pack_im2col(x, scale, 1, 1, 0, bp)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
     out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
     core.int8_pack_quads(x, scale, 0, out)
@@ -135,22 +141,48 @@ def test_im2col_packing_is_the_quantized_packed_column_matrix(c, h, w, size, str
     scale = 0.02                                  # |x| > 2.54 saturates
     col = im2col_any(reference_quantize(x, scale), size, stride, pad)
     bp = np.full(padded(col.shape[0], DEPTH) * padded(col.shape[1]), 7, np.int8)
-    core.int8_pack_im2col(x, scale, size, stride, pad, bp)
+    core.int8_pack_im2col(x, scale, size, stride, pad, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(col))
 
 
-@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2)])
+def slots_of(c):
+    """The channel slots of a tap in the direct kernel's 64-deep steps."""
+    return 16 if c <= 16 else 32 if c <= 32 else padded(c, DEPTH)
+
+
+@pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
+                                   (16, 4, 9), (32, 5, 18), (33, 3, 4)])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_channel_quads_packing_layout(c, h, w, pad):
-    """[C'/4][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two rows
-    of slack, zero channels up to C' (a multiple of 64), then the slack's zero bytes."""
+    """[planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two
+    rows of slack, zero channels up to the slots (16, 32 or a multiple of 64); below 64
+    channels the planes again, shifted left by one position per copy up to 64 channels' worth
+    (the flat bytes moved by 4, zeros entering at the end); then the slack's zero bytes."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((padded(c, DEPTH), h + 2 * pad + 2, w + 2 * pad), np.int8)
+    full = np.zeros((slots_of(c), h + 2 * pad + 2, w + 2 * pad), np.int8)
     full[:c, pad:pad + h, pad:pad + w] = reference_quantize(x, 0.01)
     quads = full.reshape(-1, 4, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
+              for j in range(max(1, DEPTH // slots_of(c)))]
     out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
     core.int8_pack_quads(x, 0.01, pad, out)
-    np.testing.assert_array_equal(out, np.concatenate([quads, np.zeros(QUADS_SLACK, np.int8)]))
+    np.testing.assert_array_equal(out, np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)]))
+
+
+def test_direct_weights_are_in_the_kernels_steps():
+    """Below 64 channels a 64-deep step holds 64 / slots taps of a row: (F, k rows, taps
+    grouped, slots), zeros past C and past the k taps; from 64 on, (F, taps, C')."""
+    rng = np.random.default_rng(9)
+    for c, groups_of in ((20, 2), (16, 4), (70, 1)):
+        q = filters(rng, 3, c, 3)
+        slots = slots_of(c)
+        taps_per_row = -(-3 // groups_of) * groups_of
+        ordered = np.zeros((3, 3, taps_per_row, slots), np.int8)
+        ordered[:, :, :3, :c] = q.transpose(0, 2, 3, 1)
+        packed = int8.Int8Weights(q, np.ones(3), "amx", direct=True)
+        assert packed.depth == core.int8_direct_depth(c, 3) == ordered[0].size
+        np.testing.assert_array_equal(packed.data,
+                                      expected_weight_packing(ordered.reshape(3, -1)))
 
 
 def test_packed_weights_keep_the_vnni_correction_and_their_size():
@@ -175,7 +207,10 @@ SHAPES = [(3, 7, 13, 13, 3, 1, 1, 2), (5, 1, 5, 7, 3, 2, 1, 1), (17, 33, 13, 13,
           (33, 7, 26, 26, 1, 1, 0, 1), (70, 33, 5, 7, 3, 1, 0, 2), (17, 7, 26, 26, 3, 2, 1, 1),
           (33, 1, 13, 13, 3, 1, 1, 2), (70, 7, 26, 26, 3, 1, 1, 1), (5, 33, 26, 26, 1, 1, 0, 2),
           (64, 40, 9, 40, 3, 1, 1, 1), (16, 32, 10, 21, 3, 1, 1, 1), (130, 17, 3, 3, 3, 1, 1, 1),
-          (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1)]
+          (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1),
+          # 16 and 32 channels: taps sharing a step; a 5x5 kernel (a group past the row's end)
+          (32, 40, 20, 37, 3, 1, 1, 1), (16, 9, 7, 18, 3, 1, 1, 2), (20, 5, 9, 9, 5, 1, 2, 1),
+          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1)]
 # (kernel, direct): every path a convolution can take
 PATHS = [("amx", True), ("amx", False), ("vnni", False), ("portable", False)]
 
@@ -325,7 +360,7 @@ def test_kernel_writes_only_the_output(kernel):
     wp = np.empty(core.int8_weights_size(17, 70), np.int8)
     core.int8_pack_weights(q, wp)
     bp = np.empty(core.int8_columns_size(70, 19), np.int8)
-    core.int8_pack_im2col(x, 0.05, 1, 1, 0, bp)
+    core.int8_pack_im2col(x, 0.05, 1, 1, 0, bp, scratch(x))
     offsets = np.zeros(BLOCK, np.int32)
     offsets[:17] = 128 * q.astype(np.int64).sum(1)
     big = np.full((20, 25), -7.0, np.float32)
@@ -343,10 +378,13 @@ def test_kernels_refuse_bad_operands():
                          np.zeros(BLOCK, np.int32), ones, ones, 0, np.empty((4, 4), np.float32))
     with pytest.raises(ValueError, match="too small"):
         core.int8_pack_weights(np.ones((4, 8), np.int8), np.zeros(10, np.int8))
+    with pytest.raises(ValueError, match="image is too small"):
+        core.int8_pack_im2col(np.ones((3, 5, 5), np.float32), 0.1, 3, 1, 1,
+                              np.zeros(1 << 14, np.int8), np.zeros(75, np.int8))
     x = np.ones((3, 5, 5), np.float32)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="input scale"):
-            core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8))
+            core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8), scratch(x))
         with pytest.raises(ValueError, match="input scale"):
             core.int8_pack_quads(x, bad, 1, np.zeros(1 << 14, np.int8))
     with pytest.raises(ValueError, match="only the amx kernel"):

@@ -25,10 +25,12 @@ PORTABLE_SLICE = [
 CHILD = """
 import json, sys
 import pytest
-from yolo9000.kernels import core, winograd
+from yolo9000.kernels import core, int8, winograd
 from yolo9000.layers.convolutional import ConvolutionalLayer
 paths = dict(core.cpu_features(), products_kernel=bool(winograd.PRODUCTS_KERNEL),
-             rgb_layer_direct=ConvolutionalLayer((3, 8, 8), 4, 3, 1, 1).use_direct)
+             rgb_layer_direct=ConvolutionalLayer((3, 8, 8), 4, 3, 1, 1).use_direct,
+             int8_kernels=[int8.INT8_KERNEL_NAMES[k] for k in core.int8_kernels()],
+             int8_unit=int8.int8_hardware_kernel())
 exit_code = pytest.main(["-q", "-p", "no:cacheprovider"] + sys.argv[1:])
 print(json.dumps(dict(paths, exit_code=int(exit_code))))
 """
@@ -45,7 +47,8 @@ def test_portable_kernels_pass_the_kernel_and_network_tests():
                       "avx512_bf16": False, "amx_bf16": False, "avx512_vnni": False,
                       "amx_int8": False, "amx_refused": False,
                       "portable_kernels": True, "products_kernel": False,
-                      "rgb_layer_direct": False, "exit_code": 0}, run.stdout[-3000:]
+                      "rgb_layer_direct": False, "int8_kernels": ["portable"],
+                      "int8_unit": None, "exit_code": 0}, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize("value,portable", [("0", False), ("", False), ("1", True)])

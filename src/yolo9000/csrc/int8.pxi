@@ -53,11 +53,17 @@ def _check_input_scale(float input_scale):
         raise ValueError(f"the input scale must be positive and finite, not {input_scale}")
 
 
+def int8_image_size(int C, int H, int W):
+    """int8 values of the scratch int8_pack_im2col quantizes x (C, H, W) into."""
+    return y9k_image_size(C, H, W)
+
+
 def int8_pack_im2col(const float[:, :, ::1] x, float input_scale, int ksize, int stride,
-                     int pad, signed char[::1] out):
+                     int pad, signed char[::1] out, signed char[::1] image):
     """The im2col matrix of one image x (C, H, W), (C·k·k, out_h·out_w), quantized
     (clip(rint(x / input_scale), -127, 127)) and packed in panels of 16 columns by quads of k:
-    int8_columns_size(C·k·k, out_h·out_w) values, the fp32 matrix never written. AVX-512 where
+    int8_columns_size(C·k·k, out_h·out_w) values, the fp32 matrix never written; x is
+    quantized once into `image` (int8_image_size(C, H, W) values of scratch). AVX-512 where
     the kernels' switch allows it (the same bits as without)."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef int OH = (H + 2 * pad - ksize) // stride + 1, OW = (W + 2 * pad - ksize) // stride + 1
@@ -66,9 +72,11 @@ def int8_pack_im2col(const float[:, :, ::1] x, float input_scale, int ksize, int
         raise ValueError("int8_pack_im2col: the input is smaller than the kernel")
     if out.shape[0] < int8_columns_size(C * ksize * ksize, OH * OW):
         raise ValueError("int8_pack_im2col: out is too small")
+    if image.shape[0] < int8_image_size(C, H, W):
+        raise ValueError("int8_pack_im2col: image is too small")
     with nogil:
         y9k_int8_pack_im2col(&x[0, 0, 0], input_scale, C, H, W, ksize, stride, pad, OH, OW,
-                             <int8_t*> &out[0], _avx512)
+                             <int8_t*> &out[0], <int8_t*> &image[0], _avx512)
 
 
 def int8_matmul(int kernel, const signed char[::1] w, const signed char[::1] b, int K,
@@ -96,17 +104,32 @@ def int8_matmul(int kernel, const signed char[::1] w, const signed char[::1] b, 
                       &out[0, 0], out.strides[0] // sizeof(float), _avx512)
 
 
+def int8_direct_depth(int C, int ksize):
+    """The depth of a filter packed for int8_conv_amx, its taps in the direct kernel's steps:
+    with 64 channels or more, k·k·C' (taps major, C' = C rounded up to 64); with fewer, k rows
+    of ceil(k / t) groups of t taps of s channel slots, t·s = 64 (s = 16 for up to 16
+    channels, 32 for up to 32), the slots past C and the taps past k zero weights."""
+    return y9k_direct_depth(C, ksize)
+
+
+def int8_direct_slots(int C):
+    """The channel slots of one tap in a step of the direct kernel: 16, 32, or C rounded up to
+    64 (see int8_direct_depth)."""
+    return y9k_direct_slots(C)
+
+
 def int8_quads_size(int C, int H, int W, int pad):
-    """int8 values of x (C, H, W) packed in channel quads (int8_pack_quads), its channels
-    padded to a multiple of 64."""
-    return y9k_quads_size(y9k_int8_round_depth(C), H, W, pad)
+    """int8 values of x (C, H, W) packed by int8_pack_quads."""
+    return y9k_quads_size(C, H, W, pad)
 
 
 def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
     """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out as
-    [C'/4][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border of `pad`
-    and two rows of slack below, then 1024 zero bytes; C' = C rounded up to 64, the channels
-    from C on zeros."""
+    [planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border of `pad`
+    and two rows of slack below, then 1024 zero bytes. With 64 channels or more, C' / 4
+    planes (C' = C rounded up to 64, the channels from C on zeros); with fewer, 16 planes: the
+    s / 4 planes of C padded to s slots (int8_direct_depth), then 64 / s - 1 copies of them,
+    the j-th shifted left by j positions (4·j bytes, zeros at the end)."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     _check_input_scale(input_scale)
     if pad < 0:
@@ -114,8 +137,7 @@ def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed
     if out.shape[0] < int8_quads_size(C, H, W, pad):
         raise ValueError("int8_pack_quads: out is too small")
     with nogil:
-        y9k_int8_pack_quads(&x[0, 0, 0], input_scale, C, H, W, pad, y9k_int8_round_depth(C),
-                            <int8_t*> &out[0], _avx512)
+        y9k_int8_pack_quads(&x[0, 0, 0], input_scale, C, H, W, pad, <int8_t*> &out[0], _avx512)
 
 
 def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, int H, int W,
@@ -123,16 +145,14 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
                   int act, float[:, ::1] out):
     """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
     on AMX tiles without a column matrix: x (C channels) as int8_pack_quads packs it, W (M,
-    k·k·C': taps major, channels minor, C' = C rounded up to 64 with zero weights) packed by
-    int8_pack_weights."""
+    int8_direct_depth(C, k)) packed by int8_pack_weights."""
     cdef int M = out.shape[0]
-    C = y9k_int8_round_depth(C)
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if INT8_AMX not in int8_kernels():
         raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")
-    if ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
+    if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
         raise ValueError("int8_conv_amx: needs out (M, out_h·out_w)")
-    if (w.shape[0] < int8_weights_size(M, ksize * ksize * C)
+    if (w.shape[0] < int8_weights_size(M, y9k_direct_depth(C, ksize))
             or xq.shape[0] < int8_quads_size(C, H, W, pad)):
         raise ValueError("int8_conv_amx: the packed operands are too small")
     if multiplier.shape[0] < M or bias.shape[0] < M:

@@ -1,6 +1,6 @@
 /* int8 inference products: out[M, N] = act(a[m] * ACC[m, n] + b[m]), ACC[m, n] = the sum over
    k of W[m, k] * X[k, n] in int32, exact: W the weights quantized per output channel, X the
-   input quantized per tensor as it is packed, X = clip(rint(x / s), -127, 127) with rint
+   input quantized per tensor by the packers, X = clip(rint(x / s), -127, 127) with rint
    rounding half to even (NumPy's np.rint); a[m] folds batch norm's scale, the weights' scale
    and the input's scale (the caller multiplies them, in one order for every kernel), b[m] the
    bias; the epilogue's arithmetic is bf16's (lowp_x86.h), on ACC rounded once to fp32 (with
@@ -73,13 +73,30 @@ static void y9k_int8_pack_a(const int8_t *w, long ldw, int M, int K, int8_t *out
         }
 }
 
-/* the im2col matrix of one image x (C, H, W) for a k x k convolution (stride, pad; output
-   OH x OW), K = C*k*k by N = OH*OW, quantized by s and packed in panels [N'/16][K'/64][16
-   quads of k][16 columns][4], without writing the fp32 matrix: a panel's 16 columns are 16
-   output positions */
-static void y9k_int8_pack_im2col_portable(const float *x, float s, int C, int H, int W,
-                                          int ksize, int stride, int pad, int OH, int OW,
-                                          int8_t *out)
+/* The input of an im2col packing is quantized first, once per value, into an int8 image
+   (C, H, W) followed by Y9K_IMAGE_SLACK bytes (the gathers below read 4 bytes at a value's
+   address): a 3x3 convolution's column matrix holds each value 9 times, each a division. */
+#define Y9K_IMAGE_SLACK 64
+
+static inline long y9k_image_size(int C, int H, int W)
+{
+    return (long) C * H * W + Y9K_IMAGE_SLACK;
+}
+
+static void y9k_int8_quantize_portable(const float *x, float s, long count, int8_t *out)
+{
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long i = 0; i < count; i++)
+        out[i] = y9k_quantize(x[i], s);
+}
+
+/* the im2col matrix of one image for a k x k convolution (stride, pad; output OH x OW), K =
+   C*k*k by N = OH*OW, from its quantized image xq (C, H, W), packed in panels [N'/16][K'/64]
+   [16 quads of k][16 columns][4]: a panel's 16 columns are 16 output positions */
+static void y9k_int8_pack_im2col_portable(const int8_t *xq, int C, int H, int W, int ksize,
+                                          int stride, int pad, int OH, int OW, int8_t *out)
 {
     long K = (long) C * ksize * ksize, N = (long) OH * OW;
     long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
@@ -101,11 +118,11 @@ static void y9k_int8_pack_im2col_portable(const float *x, float s, int C, int H,
                 }
                 int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
                 int ky = tap / ksize, kx = tap % ksize;
-                const float *plane = x + (long) ch * H * W;
+                const int8_t *plane = xq + (long) ch * H * W;
                 for (int c = 0; c < 16; c++) {
                     int iy = iy0[c] + ky, ix = ix0[c] + kx;
                     dst[4 * c] = ((unsigned) iy < (unsigned) H && (unsigned) ix < (unsigned) W)
-                                     ? y9k_quantize(plane[(long) iy * W + ix], s) : 0;
+                                     ? plane[(long) iy * W + ix] : 0;
                 }
             }
         }
@@ -131,7 +148,7 @@ static inline __m512i y9k_quantize16(__m512 x, __m512 s)
     return _mm512_cvt_roundps_epi32(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/* four vectors of 16 int32 in [-127, 127] -> 16 quads of bytes, v[0]'s first */
+/* four vectors of 16 int32 -> 16 quads of their lowest bytes, v[0]'s first */
 __attribute__((target("avx512f")))
 static inline __m512i y9k_quads16(const __m512i *v)
 {
@@ -142,17 +159,33 @@ static inline __m512i y9k_quads16(const __m512i *v)
     return _mm512_or_si512(q, _mm512_slli_epi32(v[3], 24));
 }
 
-/* the im2col packing with gathers, as bf16's: 16 output positions a panel, their taps'
-   validity (the zero padding) as masks; masked lanes hold 0, which quantizes to 0 */
 __attribute__((target("avx512f")))
-static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, int W,
-                                        int ksize, int stride, int pad, int OH, int OW,
-                                        int8_t *out)
+static void y9k_int8_quantize_avx512(const float *x, float s, long count, int8_t *out)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    long chunks = (count + 4095) / 4096;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long chunk = 0; chunk < chunks; chunk++) {
+        long end = chunk * 4096 + 4096 < count ? chunk * 4096 + 4096 : count;
+        for (long i = chunk * 4096; i < end; i += 16) {
+            __mmask16 m = end - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (end - i)) - 1);
+            __m512i q = y9k_quantize16(_mm512_maskz_loadu_ps(m, x + i), vs);
+            _mm512_mask_cvtepi32_storeu_epi8(out + i, m, q);
+        }
+    }
+}
+
+/* the im2col packing with gathers, as bf16's: 16 output positions a panel, their taps'
+   validity (the zero padding) as masks */
+__attribute__((target("avx512f")))
+static void y9k_int8_pack_im2col_avx512(const int8_t *xq, int C, int H, int W, int ksize,
+                                        int stride, int pad, int OH, int OW, int8_t *out)
 {
     long K = (long) C * ksize * ksize, N = (long) OH * OW;
     long KB = y9k_int8_round_depth(K) / 64, panels = y9k_lowp_round_up(N) / 16;
     long plane = (long) H * W;
-    const __m512 vs = _mm512_set1_ps(s);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -160,7 +193,7 @@ static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, i
         int iy0[16], ix0[16];
         y9k_panel_origins(p, N, OW, stride, pad, iy0, ix0);
         /* stride 1 and the 16 positions on one output row: each tap's 16 inputs are
-           contiguous, one masked load */
+           contiguous, one load (bytes off the row's ends zeros) */
         int one_row = stride == 1 && p * 16 + 15 < N && iy0[0] == iy0[15];
         __m512i vy0 = _mm512_loadu_si512(iy0), vx0 = _mm512_loadu_si512(ix0);
         __m512i vh = _mm512_set1_epi32(H), vw = _mm512_set1_epi32(W);
@@ -171,28 +204,35 @@ static void y9k_int8_pack_im2col_avx512(const float *x, float s, int C, int H, i
                 __m512i v[4];
                 for (int h = 0; h < 4; h++) {
                     long k = kb * 64 + 4 * r + h;
-                    __m512 f = _mm512_setzero_ps();
-                    if (k < K) {
-                        int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
-                        int ky = tap / ksize, kx = tap % ksize;
-                        if (one_row) {
-                            int iy = iy0[0] + ky, ix = ix0[0] + kx;
-                            if ((unsigned) iy < (unsigned) H) {
-                                int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
-                                __mmask16 ok = hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
-                                f = _mm512_maskz_loadu_ps(ok, x + ch * plane + (long) iy * W + ix);
-                            }
+                    v[h] = _mm512_setzero_si512();
+                    if (k >= K)
+                        continue;
+                    int ch = (int) (k / (ksize * ksize)), tap = (int) (k % (ksize * ksize));
+                    int ky = tap / ksize, kx = tap % ksize;
+                    if (one_row) {
+                        int iy = iy0[0] + ky, ix = ix0[0] + kx;
+                        if ((unsigned) iy >= (unsigned) H)
+                            continue;
+                        const int8_t *src = xq + ch * plane + (long) iy * W + ix;
+                        int lo = ix < 0 ? -ix : 0, hi = W - ix < 16 ? W - ix : 16;
+                        int8_t row[16] __attribute__((aligned(16))) = {0};
+                        if (lo == 0 && hi == 16) {
+                            memcpy(row, src, 16);
                         } else {
-                            __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
-                            __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
-                            __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh)
-                                           & _mm512_cmplt_epu32_mask(ix, vw);
-                            __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
-                            f = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, at,
-                                                         x + ch * plane, 4);
+                            for (int c = lo; c < hi; c++)
+                                row[c] = src[c];
                         }
+                        v[h] = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *) row));
+                        continue;
                     }
-                    v[h] = y9k_quantize16(f, vs);
+                    __m512i iy = _mm512_add_epi32(vy0, _mm512_set1_epi32(ky));
+                    __m512i ix = _mm512_add_epi32(vx0, _mm512_set1_epi32(kx));
+                    __mmask16 ok = _mm512_cmplt_epu32_mask(iy, vh) & _mm512_cmplt_epu32_mask(ix, vw);
+                    __m512i at = _mm512_add_epi32(base, _mm512_set1_epi32(ky * W + kx));
+                    /* four bytes from each value's address: the value is the lowest, the
+                       only one y9k_quads16 keeps */
+                    v[h] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, at,
+                                                       xq + ch * plane, 1);
                 }
                 _mm512_storeu_si512(panel + r * 64, y9k_quads16(v));
             }
@@ -215,44 +255,73 @@ static void y9k_int8_quad_row_avx512(const float *const *rows, int W, float s, i
 }
 #endif
 
-/* the im2col packing, with AVX-512 where `avx512` (the same bits either way) */
+/* the im2col packing of x (C, H, W): quantized by s into `image` (y9k_image_size bytes), then
+   packed; with AVX-512 where `avx512` (the same bits either way) */
 static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, int ksize,
-                                 int stride, int pad, int OH, int OW, int8_t *out, int avx512)
+                                 int stride, int pad, int OH, int OW, int8_t *out,
+                                 int8_t *image, int avx512)
 {
+    long count = (long) C * H * W;
+    memset(image + count, 0, Y9K_IMAGE_SLACK);
 #if Y9K_HAVE_LOWP_X86
     if (avx512) {
-        y9k_int8_pack_im2col_avx512(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+        y9k_int8_quantize_avx512(x, s, count, image);
+        y9k_int8_pack_im2col_avx512(image, C, H, W, ksize, stride, pad, OH, OW, out);
         return;
     }
 #endif
     (void) avx512;
-    y9k_int8_pack_im2col_portable(x, s, C, H, W, ksize, stride, pad, OH, OW, out);
+    y9k_int8_quantize_portable(x, s, count, image);
+    y9k_int8_pack_im2col_portable(image, C, H, W, ksize, stride, pad, OH, OW, out);
 }
 
 /* -- the direct convolution's input: channel quads with a zero border --------------------
-   [Cp/4][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
+   [planes][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
    2 pad), as bf16's channel pairs; a tile row (16 positions of 4 channels) is 64 bytes in
-   place. The buffer ends with Y9K_QUADS_SLACK more bytes: a short row's tiles read past the
-   last plane's end. */
+   place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
+   covers 64 channels of one tap (C padded to a multiple of 64 with zero channels). With fewer
+   it covers `taps` neighbouring taps of a row, kx, kx + 1, ..., each of `slots` channels (C
+   padded to 16 or 32): the first slots/4 planes hold the input, each further group the same
+   planes shifted left by one more position (a row's last positions take the next row's
+   first, which only taps past the kernel's edge read, with zero weights). A 3x3 kernel on 32
+   channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
+   Y9K_QUADS_SLACK zero bytes: a short row's tiles read past the last plane's end. */
 #define Y9K_QUADS_SLACK 1024
 
-static inline long y9k_quads_size(int Cp, int H, int W, int pad)
+static inline int y9k_direct_slots(int C)
 {
-    return (long) (Cp / 4) * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+    return C <= 16 ? 16 : C <= 32 ? 32 : (int) y9k_int8_round_depth(C);
 }
 
-/* x (C, H, W) -> quads quantized by s (Cp >= C a multiple of 4: the channels from C on are
-   zeros), zero border and slack */
-static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad, int Cp,
+static inline int y9k_direct_taps(int C) { return C <= 32 ? 64 / y9k_direct_slots(C) : 1; }
+
+/* the direct kernel's depth: the weights' k of one filter, (ky, group of taps, tap, channel) */
+static inline long y9k_direct_depth(int C, int ksize)
+{
+    int taps = y9k_direct_taps(C);
+    return (long) ksize * ((ksize + taps - 1) / taps) * taps * y9k_direct_slots(C);
+}
+
+static inline long y9k_quads_size(int C, int H, int W, int pad)
+{
+    long planes = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4;
+    return planes * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+}
+
+/* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
+   shifted copies, the slack */
+static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
+    int taps = y9k_direct_taps(C);
+    long planes = y9k_direct_slots(C) / 4, group_bytes = planes * plane_bytes;
     (void) avx512;
-    memset(out + (Cp / 4) * plane_bytes, 0, Y9K_QUADS_SLACK);
+    memset(out + taps * group_bytes, 0, Y9K_QUADS_SLACK);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (long cq = 0; cq < Cp / 4; cq++) {
+    for (long cq = 0; cq < planes; cq++) {
         int8_t *plane = out + cq * plane_bytes;
         if (4 * cq >= C) {
             memset(plane, 0, (size_t) plane_bytes);
@@ -275,6 +344,10 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
 #endif
             y9k_int8_quad_row_portable(rows, W, s, row + pad * 4);
         }
+    }
+    for (int j = 1; j < taps; j++) {
+        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
+        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
     }
 }
 
@@ -428,12 +501,12 @@ static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int3
 }
 
 /* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two segments of 16 positions at byte
-   offsets off0, off1 of the quads xq, summed over taps and blocks of 64 channels: for a tap
-   and 16 channel quads, a segment is one B tile whose rows lie a plane apart */
+   offsets off0, off1 of the quads xq, summed over the steps (a tap and 64 channels, or
+   `taps` taps of a row): a step's segment is one B tile whose rows lie a plane apart */
 __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq, long off0,
-                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
-                                    int32_t *acc)
+                                    long off1, int ksize, int taps, long Wp, int CB,
+                                    long plane_bytes, int32_t *acc)
 {
     const int8_t *a1 = a0 + KB * 1024;
     long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
@@ -443,7 +516,7 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
     _tile_zero(3);
     long kb = 0;
     for (int ky = 0; ky < ksize; ky++)
-        for (int kx = 0; kx < ksize; kx++) {
+        for (int kx = 0; kx < ksize; kx += taps) {
             const int8_t *tap = xq + (ky * Wp + kx) * 4;
             for (int cb = 0; cb < CB; cb++, kb++) {
                 const int8_t *src = tap + cb * block_bytes;
@@ -464,8 +537,8 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
-   a column matrix, x given as y9k_int8_pack_quads packs it (C its channels padded to a
-   multiple of 64), W packed in (tap, channel) order with the same padding; bf16's blocks of
+   a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
+   steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's blocks of
    32 filters x 2 segments, on the OpenMP threads */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
@@ -475,8 +548,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
     long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
-    int CB = C / 64;
-    long KB = (long) ksize * ksize * CB;
+    int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
+    long KB = y9k_direct_depth(C, ksize) / 64;
     long MB = y9k_lowp_round_up(M) / 32;
     long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
 #ifdef _OPENMP
@@ -500,7 +573,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                 ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
             }
             y9k_int8_conv_block_amx(wp + mb * 2 * KB * 1024, KB, xq, (oy[0] * Wp + ox[0]) * 4,
-                                    (oy[1] * Wp + ox[1]) * 4, ksize, Wp, CB, plane_bytes, acc);
+                                    (oy[1] * Wp + ox[1]) * 4, ksize, taps, Wp, CB,
+                                    plane_bytes, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
                 int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;

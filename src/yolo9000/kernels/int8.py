@@ -10,7 +10,8 @@ order for every kernel, so that the three kernels give the same bits. Two ways t
 as bf16's (kernels/lowp.py):
 - "direct" (AMX, stride 1, 16 channels or more): the input quantized once into channel quads
   with a zero border, which AMX's tiles read in place for every tap, 64 channels a tile (zero
-  channels pad the count); no column matrix;
+  channels pad the count; 16 or 32 channels fill a tile with 4 or 2 taps of a row, read from
+  copies of the quads shifted by a position); no column matrix;
 - "im2col": the column matrix quantized and packed in panels straight from the input (no fp32
   matrix), multiplied on AMX-INT8 tiles, AVX512-VNNI, or the portable twin (the same sums in
   scalar C).
@@ -65,11 +66,22 @@ def int8_direct_applies(kernel, channels, stride):
     return kernel == "amx" and channels >= 16 and stride == 1
 
 
+def direct_order(q):
+    """q (F, C, k, k) in the direct kernel's steps (core.int8_direct_depth): (F, k rows, taps
+    of a row grouped by t, channel slots), zeros in the slots past C and the taps past k."""
+    filters, channels, size = q.shape[0], q.shape[1], q.shape[2]
+    depth = core.int8_direct_depth(channels, size)
+    slots = core.int8_direct_slots(channels)
+    taps_per_row = depth // (size * slots)
+    ordered = np.zeros((filters, size, taps_per_row, slots), np.int8)
+    ordered[:, :, :size, :channels] = q.transpose(0, 2, 3, 1)
+    return ordered
+
+
 class Int8Weights:
     """A convolution's quantized weights q (F, C, k, k) and their scales (F,), packed for the
     kernels once: as (F, C·k·k) for im2col's products (one layout for the three kernels), or
-    with `direct` as (F, k·k·C') for the direct AMX kernel (taps major, C' = C rounded up to
-    64 with zero weights). `row_offsets` (128 · Σk q[f, k] per padded row) is the VNNI
+    with `direct` in the direct AMX kernel's order (direct_order). `row_offsets` (128 · Σk q[f, k] per padded row) is the VNNI
     kernel's correction for its u8 activations."""
 
     def __init__(self, q, scales, kernel, direct=False):
@@ -88,9 +100,7 @@ class Int8Weights:
         self.kernel = kernel
         self.direct = bool(direct)
         if self.direct:
-            channels = q.shape[1]
-            q = np.pad(q, ((0, 0), (0, core.int8_padded_depth(channels) - channels), (0, 0),
-                           (0, 0))).transpose(0, 2, 3, 1)
+            q = direct_order(q)
         w2d = np.ascontiguousarray(q).reshape(q.shape[0], -1)
         self.rows, self.depth = w2d.shape
         self.data = aligned_int8(core.int8_weights_size(self.rows, self.depth))
@@ -119,7 +129,7 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
     n, c, h, w = x.shape
     f = out.shape[1]
     positions = out.shape[2] * out.shape[3]
-    depth = (core.int8_padded_depth(c) if weights.direct else c) * size * size
+    depth = core.int8_direct_depth(c, size) if weights.direct else c * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
@@ -136,9 +146,11 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
                                act, out[i].reshape(f, positions))
         return out
     code = INT8_KERNELS[kernel]
-    columns = _columns_buffer(core.int8_columns_size(depth, positions))
+    columns_size = core.int8_columns_size(depth, positions)
+    buffer = _columns_buffer(columns_size + core.int8_image_size(c, h, w))
+    columns, image = buffer[:columns_size], buffer[columns_size:]
     for i in range(n):
-        core.int8_pack_im2col(x[i], input_scale, size, stride, padding, columns)
+        core.int8_pack_im2col(x[i], input_scale, size, stride, padding, columns, image)
         core.int8_matmul(code, weights.data, columns, depth, weights.row_offsets, multiplier,
                          bias, act, out[i].reshape(f, positions))
     return out
