@@ -135,7 +135,7 @@ def test_calibration_problems_are_one_line(made, tmp_path):
     cases = {
         (): None,
         ("--quantize", "int8"): "--quantize int8 needs --calibration DIR",
-        ("--quantize", "int8", "--calibration", tmp_path / "empty"): "no images found",
+        ("--quantize", "int8", "--calibration", tmp_path / "empty"): "no images in this folder",
         ("--quantize", "int8", "--calibration", tmp_path / "missing"): "not a folder",
         ("--quantize", "int8", "--calibration", tmp_path / "broken"):
             "none of the 1 images",

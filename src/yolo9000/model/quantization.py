@@ -190,8 +190,9 @@ class Calibration:
 
 def calibration_description(directory, paths, size, when=None):
     """How to tell the calibration set again: its folder, how many images, a digest of their
-    file names (sorted), the network size, the date and this package's version."""
-    names = "\n".join(sorted(os.path.basename(p) for p in paths))
+    names (paths within the folder, sorted, one a line), the network size, the date and this
+    package's version."""
+    names = "\n".join(sorted(Path(os.path.relpath(p, directory)).as_posix() for p in paths))
     when = when or datetime.datetime.now(datetime.timezone.utc)
     return {"directory": str(directory), "images": len(paths),
             "names_sha256": hashlib.sha256(names.encode("utf-8")).hexdigest(),
