@@ -159,3 +159,10 @@ def test_int8_needs_a_checkpoint_output(made, tmp_path):
                       "--quantize", "int8", "--calibration", root / "data" / "images" / "train",
                       cwd=tmp_path)
     assert "only as a checkpoint" in one_line_error(r)
+
+
+def test_the_help_states_the_default_percentile(tmp_path):
+    from yolo9000.model.quantization import PERCENTILE
+    r = run_installed("convert", "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"[default: {PERCENTILE:g}]" in " ".join(r.stdout.split())

@@ -45,3 +45,53 @@ def test_the_description_digests_the_paths_within_the_folder(tmp_path):
     assert record["images"] == 2 and record["size"] == [64, 96]
     assert record["directory"] == str(tmp_path)
     assert record["date"] == "2026-01-02T03:04:05+00:00"
+
+
+def noise_images(root, count, size=48):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size + 8 * k, 3), np.uint8)).save(
+            root / f"{k}.png")
+    return root
+
+
+def test_detector_and_classifier_take_an_int8_checkpoint(tmp_path):
+    """The Python API end to end: calibrate, save, and run with precision= (auto: int8 where
+    the CPU has a unit, else what auto falls back to, saying the weights are dequantized)."""
+    from yolo9000 import Detector, Network
+    from yolo9000.inference.calibration import calibrate
+    from yolo9000.inference.classifier import Classifier
+    from yolo9000.kernels import int8
+    from yolo9000.model.zoo import DEFAULT_CHECKPOINT
+    images = noise_images(tmp_path / "images", 3)
+    unit = int8.int8_hardware_kernel()
+    detector_net = Network.load(DEFAULT_CHECKPOINT)
+    record = calibrate(detector_net, images, images=2)
+    assert record["calibration"]["images"] == 2 and record["rule"] == "percentile"
+    detector_net.save(tmp_path / "detector8.h5")
+    classifier_net = Network.from_cfg("darknet-mini", width=64, height=64)
+    calibrate(classifier_net, images, rule="entropy", keep_ends=False)
+    assert classifier_net.quantization["kept_fp32"] == []
+    classifier_net.save(tmp_path / "classifier8.h5")
+    detector = Detector(weights=tmp_path / "detector8.h5", precision="auto")
+    classifier = Classifier(weights=tmp_path / "classifier8.h5", precision="auto")
+    for made in (detector, classifier):
+        if unit is None:
+            assert made.notice.endswith("(an int8 checkpoint: its weights dequantized)")
+        else:
+            assert made.notice.endswith(f"precision auto: int8 on {unit}")
+            assert made.net.precision == "int8"
+    assert isinstance(detector(str(images / "0.png")), list)
+    assert len(next(classifier.stream([str(images / "1.png")])).top(3)) == 3
+
+
+def test_calibrating_int8_weights_again_is_refused(tmp_path):
+    from yolo9000 import Network
+    from yolo9000.inference.calibration import calibrate
+    from yolo9000.model.zoo import DEFAULT_CHECKPOINT
+    images = noise_images(tmp_path / "images", 1)
+    net = Network.load(DEFAULT_CHECKPOINT)
+    calibrate(net, images)
+    with pytest.raises(UserError, match="already int8"):
+        calibrate(net, images)

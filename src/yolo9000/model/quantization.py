@@ -119,12 +119,14 @@ def entropy_threshold(counts, bin_width, levels=LEVELS):
         p = counts[:i].copy()
         p[-1] += counts[i:].sum()
         nonzero = p > 0
-        q = np.zeros(i)
-        groups = np.array_split(np.arange(i), levels)
-        for group in groups:
-            occupied = group[nonzero[group]]
-            if occupied.size:
-                q[occupied] = counts[group].sum() / occupied.size
+        # the groups of np.array_split(range(i), levels): the first i % levels one bin longer
+        longer = i % levels
+        sizes = np.full(levels, i // levels)
+        sizes[:longer] += 1
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        sums = np.add.reduceat(counts[:i], starts)
+        occupied = np.add.reduceat(nonzero.astype(np.int64), starts)
+        q = np.repeat(sums / np.maximum(occupied, 1), sizes) * nonzero
         if q.sum() == 0:
             continue
         divergence = _kl_divergence(p, q)
