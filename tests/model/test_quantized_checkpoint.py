@@ -107,7 +107,7 @@ def test_int8_on_fp32_weights_names_the_convert_command():
     message = str(caught.value)
     assert "\n" not in message
     assert (f"yolo9000 convert {GOLDEN / 'mini.weights'} --cfg {GOLDEN / 'mini.cfg'} --output "
-            f"{GOLDEN / 'mini-int8.h5'} --quantize int8 --calibration DIR") in message
+            "mini-int8.h5 --quantize int8 --calibration DIR") in message
 
 
 def test_an_int8_checkpoint_is_not_loaded_in_part(saved):

@@ -234,9 +234,9 @@ def describe(record):
 
 
 def quantized_name(weights):
-    """Where the convert command suggested for `weights` writes: NAME-int8.h5 beside it."""
-    path = Path(weights)
-    return path.with_name(f"{path.stem}-int8.h5")
+    """Where the convert command suggested for `weights` writes: NAME-int8.h5 in the current
+    folder (the weights' own may be read-only: the bundled model's is inside the package)."""
+    return Path(f"{Path(weights).stem}-int8.h5")
 
 
 def not_quantized_message(net):
