@@ -166,3 +166,18 @@ def test_the_help_states_the_default_percentile(tmp_path):
     r = run_installed("convert", "--help", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"[default: {PERCENTILE:g}]" in " ".join(r.stdout.split())
+
+
+def test_size_and_rule_are_recorded(made, tmp_path):
+    root, _ = made
+    r = run_installed("convert", DEFAULT_CHECKPOINT, "--output", tmp_path / "e.h5", "--quantize",
+                      "int8", "--calibration", root / "data" / "images" / "train", "--size", 96,
+                      "--calibration-rule", "entropy", "--calibration-images", 5,
+                      "--quantize-ends", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[-2]
+    assert line.startswith("int8 checkpoint: 10 int8 convolutions; calibrated (entropy) on 5 "
+                           "images of ")
+    assert " at 96x96 " in line
+    summary = run_installed("summary", tmp_path / "e.h5", cwd=tmp_path)
+    assert "(stored cfg): input 96 x 96 x 3" in summary.stdout
