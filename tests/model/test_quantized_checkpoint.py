@@ -42,6 +42,7 @@ def saved(tmp_path):
 def test_round_trip_keeps_every_int8_array_and_the_record(saved):
     net, scales, path = saved
     loaded = Network.load(path)
+    assert loaded.precision_note == "fp32 (an int8 checkpoint: its weights dequantized)"
     assert loaded.quantization == net.quantization
     assert loaded.quantization["calibration"] == RECORD
     assert loaded.quantization["layers"] == sorted(scales)
