@@ -105,7 +105,7 @@ def test_int8_on_fp32_weights_names_the_convert_command(tmp_path):
     assert one_line_error(r) == (
         "error: --precision int8 needs an int8 checkpoint and these weights are fp32: make one "
         f"with `yolo9000 convert {GOLDEN / 'mini.weights'} --cfg {GOLDEN / 'mini.cfg'} "
-        f"--output {GOLDEN / 'mini-int8.h5'} --quantize int8 --calibration DIR` (DIR: a folder "
+        "--output mini-int8.h5 --quantize int8 --calibration DIR` (DIR: a folder "
         "of images like those it will see)")
 
 
@@ -135,7 +135,7 @@ def test_calibration_problems_are_one_line(made, tmp_path):
     cases = {
         (): None,
         ("--quantize", "int8"): "--quantize int8 needs --calibration DIR",
-        ("--quantize", "int8", "--calibration", tmp_path / "empty"): "no images found",
+        ("--quantize", "int8", "--calibration", tmp_path / "empty"): "no images in this folder",
         ("--quantize", "int8", "--calibration", tmp_path / "missing"): "not a folder",
         ("--quantize", "int8", "--calibration", tmp_path / "broken"):
             "none of the 1 images",
@@ -159,3 +159,25 @@ def test_int8_needs_a_checkpoint_output(made, tmp_path):
                       "--quantize", "int8", "--calibration", root / "data" / "images" / "train",
                       cwd=tmp_path)
     assert "only as a checkpoint" in one_line_error(r)
+
+
+def test_the_help_states_the_default_percentile(tmp_path):
+    from yolo9000.model.quantization import PERCENTILE
+    r = run_installed("convert", "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"[default: {PERCENTILE:g}]" in " ".join(r.stdout.split())
+
+
+def test_size_and_rule_are_recorded(made, tmp_path):
+    root, _ = made
+    r = run_installed("convert", DEFAULT_CHECKPOINT, "--output", tmp_path / "e.h5", "--quantize",
+                      "int8", "--calibration", root / "data" / "images" / "train", "--size", 96,
+                      "--calibration-rule", "entropy", "--calibration-images", 5,
+                      "--quantize-ends", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[-2]
+    assert line.startswith("int8 checkpoint: 10 int8 convolutions; calibrated (entropy) on 5 "
+                           "images of ")
+    assert " at 96x96 " in line
+    summary = run_installed("summary", tmp_path / "e.h5", cwd=tmp_path)
+    assert "(stored cfg): input 96 x 96 x 3" in summary.stdout

@@ -3,6 +3,8 @@
 Classifier - while model/quantization.py's histograms record every quantized convolution's
 input; then the scales, and the network made int8 (`convert --quantize int8`).
 """
+import glob
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +22,15 @@ BATCH = 8
 
 
 def calibration_images(directory, count=DEFAULT_IMAGES):
-    """`count` image files of `directory` (not recursive), spread evenly over its sorted
-    names (a folder sorted by class gives each class its share), or all when it has fewer."""
+    """`count` image files of `directory` and its subfolders (a classifier's class folders),
+    spread evenly over their sorted paths (a folder sorted by class gives each class its
+    share), or all when there are fewer."""
     if not Path(directory).is_dir():
         raise UserError("calibration images: not a folder", path=directory)
-    paths, errors, _ = expand_sources([str(directory)])
-    if errors:
-        raise UserError(f"calibration images: {errors[0]}")
+    paths, errors, _ = expand_sources([os.path.join(glob.escape(str(directory)), "**")])
+    if errors or not paths:
+        raise UserError("calibration images: no images in this folder or its subfolders",
+                        path=directory)
     if count is not None and len(paths) > count:
         paths = [paths[(k * len(paths)) // count] for k in range(count)]
     return paths

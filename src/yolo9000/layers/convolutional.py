@@ -109,7 +109,6 @@ class ConvolutionalLayer(Layer):
         self._int8_source = None
         self.int8_kernel = None
         self._int8 = None
-        self._int8_stamp = None
         if self.bn is not None:
             self.params.update(scales=self.bn.scales, rolling_mean=self.bn.rolling_mean,
                                rolling_variance=self.bn.rolling_variance)
@@ -184,7 +183,7 @@ class ConvolutionalLayer(Layer):
         self._u = self._u_stamp = None
         self._train_u = None
         self._bf16 = self._bf16_stamp = None
-        self._int8 = self._int8_stamp = None
+        self._int8 = None
 
     def set_winograd_cache(self, cache):
         """Keep (True) or not (False) the Winograd filters between inference calls."""
@@ -193,9 +192,8 @@ class ConvolutionalLayer(Layer):
             self._u = None
 
     def _weights_stamp(self):
-        """What a cache derived from the weights (Winograd's filters, bf16's and int8's packing,
-        the int8 weights themselves) was made
-        from: the weights array itself (a replaced array, layer.weights = ..., counts) and a
+        """What a cache derived from the weights (Winograd's filters, bf16's packing, the int8
+        weights) was made from: the weights array itself (a replaced array, layer.weights = ..., counts) and a
         sample of its values - a safety net, not the mechanism: a few hundred weights, compared
         on each cached use, catch wholesale rewrites (another loader) that forgot
         weights_changed()."""
@@ -316,19 +314,21 @@ class ConvolutionalLayer(Layer):
         """Back to an fp32 layer (its weights stay as they are)."""
         self.int8_weights = self.weight_scales = self.input_scale = None
         self._int8_source = None
-        self._int8 = self._int8_stamp = None
+        self._int8 = None
         if self.precision == lowp.INT8:
             self.set_precision(lowp.FP32)
 
     def _int8_packed(self):
+        """The int8 weights packed for the kernel, once; they change only through quantize(),
+        which drops the packing (weights_changed), so the one check is that the fp32 weights
+        are still what the int8 ones were dequantized into."""
         if not self._made_from_these_weights(self._int8_source):
             raise ValueError("the weights of this int8 layer were written after it was "
                              "quantized: quantize it again (or clear_quantization())")
-        if self._int8 is None or not self._made_from_these_weights(self._int8_stamp):
-            self._int8 = None        # free the old one before making the new
+        if self._int8 is None:
+            # (the packing's own choice of direct or im2col is int8_direct_applies's)
             self._int8 = int8.Int8Weights(q=self.int8_weights, scales=self.weight_scales,
-                                          kernel=self.int8_kernel, direct=self._int8_direct())
-            self._int8_stamp = self._weights_stamp()
+                                          kernel=self.int8_kernel)
         return self._int8
 
     def _int8_direct(self):

@@ -457,6 +457,9 @@ class Network:
             self.clear_quantization()
         check_finite_weights(self, path, cutoff)
         self.weights_file = path
+        if self.quantization is not None:
+            # what runs now is an int8 file's weights dequantized (or int8): the note says so
+            self.set_precision(self.precision)
         return self
 
     def save_weights(self, path, cutoff=None):

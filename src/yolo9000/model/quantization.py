@@ -119,12 +119,14 @@ def entropy_threshold(counts, bin_width, levels=LEVELS):
         p = counts[:i].copy()
         p[-1] += counts[i:].sum()
         nonzero = p > 0
-        q = np.zeros(i)
-        groups = np.array_split(np.arange(i), levels)
-        for group in groups:
-            occupied = group[nonzero[group]]
-            if occupied.size:
-                q[occupied] = counts[group].sum() / occupied.size
+        # the groups of np.array_split(range(i), levels): the first i % levels one bin longer
+        longer = i % levels
+        sizes = np.full(levels, i // levels)
+        sizes[:longer] += 1
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        sums = np.add.reduceat(counts[:i], starts)
+        occupied = np.add.reduceat(nonzero.astype(np.int64), starts)
+        q = np.repeat(sums / np.maximum(occupied, 1), sizes) * nonzero
         if q.sum() == 0:
             continue
         divergence = _kl_divergence(p, q)
@@ -190,8 +192,9 @@ class Calibration:
 
 def calibration_description(directory, paths, size, when=None):
     """How to tell the calibration set again: its folder, how many images, a digest of their
-    file names (sorted), the network size, the date and this package's version."""
-    names = "\n".join(sorted(os.path.basename(p) for p in paths))
+    names (paths within the folder, sorted, one a line), the network size, the date and this
+    package's version."""
+    names = "\n".join(sorted(Path(os.path.relpath(p, directory)).as_posix() for p in paths))
     when = when or datetime.datetime.now(datetime.timezone.utc)
     return {"directory": str(directory), "images": len(paths),
             "names_sha256": hashlib.sha256(names.encode("utf-8")).hexdigest(),
@@ -231,9 +234,9 @@ def describe(record):
 
 
 def quantized_name(weights):
-    """Where the convert command suggested for `weights` writes: NAME-int8.h5 beside it."""
-    path = Path(weights)
-    return path.with_name(f"{path.stem}-int8.h5")
+    """Where the convert command suggested for `weights` writes: NAME-int8.h5 in the current
+    folder (the weights' own may be read-only: the bundled model's is inside the package)."""
+    return Path(f"{Path(weights).stem}-int8.h5")
 
 
 def not_quantized_message(net):
