@@ -120,9 +120,12 @@ def im2col(x, size, stride, pad):
     return cols.reshape(c * size * size, oh * ow)
 
 
+@pytest.mark.parametrize("kernel", list(int8.INT8_KERNELS))
 @pytest.mark.parametrize("size,stride,pad,channels", [(3, 1, 1, 16), (1, 1, 0, 20),
                                                       (3, 2, 1, 5)])
-def test_int8_layer_matches_the_contract_in_float64(size, stride, pad, channels):
+def test_int8_layer_matches_the_contract_in_float64(size, stride, pad, channels, kernel):
+    if int8.INT8_KERNELS[kernel] not in int8.core.int8_kernels():
+        pytest.skip(f"this CPU has no {kernel} int8 unit")
     rng = np.random.default_rng(size + channels)
     layer = ConvolutionalLayer((channels, 11, 9), 21, size, stride, padding=pad,
                                batch_normalize=True, activation="leaky", rng=rng)
@@ -137,9 +140,12 @@ def test_int8_layer_matches_the_contract_in_float64(size, stride, pad, channels)
     x_scale = np.float32(2.5 / 127)              # clips the rare |x| > 2.5
     layer.quantize(q_w, w_scale, x_scale)
     np.testing.assert_allclose(layer.weights, q_w * w_scale[:, None, None, None], rtol=1e-6)
-    layer.set_precision("int8", "portable")
-    assert layer.inference_path() == "int8 portable im2col"
+    layer.set_precision("int8", kernel)
+    # AMX convolves stride-1 layers of 16 channels or more in place, without a column matrix
+    direct = kernel == "amx" and channels >= 16 and stride == 1
+    assert layer.inference_path() == f"int8 {kernel} {'direct' if direct else 'im2col'}"
     got = layer.forward(x)
+    assert layer._int8.direct == direct          # packed for the path it names
     a, b = layer._inference_affine()
     for i in range(2):
         q_x = np.clip(np.rint(x[i] / x_scale), -127, 127)

@@ -326,9 +326,10 @@ class ConvolutionalLayer(Layer):
             raise ValueError("the weights of this int8 layer were written after it was "
                              "quantized: quantize it again (or clear_quantization())")
         if self._int8 is None:
-            # (the packing's own choice of direct or im2col is int8_direct_applies's)
+            # packed for the path inference_path() names: direct on AMX where it applies
             self._int8 = int8.Int8Weights(q=self.int8_weights, scales=self.weight_scales,
-                                          kernel=self.int8_kernel)
+                                          kernel=self.int8_kernel,
+                                          direct=self._int8_direct())
         return self._int8
 
     def _int8_direct(self):
