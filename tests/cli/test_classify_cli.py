@@ -87,6 +87,7 @@ def test_evaluate_a_classifier(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.loads(metrics_path.read_text())
     assert metrics["task"] == "classification" and metrics["images"] == 18
+    assert metrics["precision"] == "fp32"
     # top-1 recomputed from the per-image predictions and the class folders
     entries = json.loads(preds.read_text())
     truth = [Path(e["path"]).parent.name for e in entries]

@@ -68,7 +68,10 @@ def test_evaluate_in_int8_is_within_a_point_of_fp32(made):
                           "--precision", precision, "--metrics-json", "-", "--name", precision,
                           cwd=root)
         assert r.returncode == 0, r.stderr
-        maps[precision] = json.loads(r.stdout)["mAP50"]
+        metrics = json.loads(r.stdout)
+        maps[precision] = metrics["mAP50"]
+        # metrics.json says which arithmetic gave its figures
+        assert metrics["precision"] == ("fp32" if precision == "fp32" else f"int8 on {UNIT}")
     assert f"precision int8 on {UNIT}" in r.stderr
     assert abs(maps["int8"] - maps["fp32"]) <= 0.01
 

@@ -176,7 +176,8 @@ def evaluate_detector_dataset(data, *, weights, cfg, model, names, size, split, 
                                     weights=str(weights_used), cfg=cfg, model=model,
                                     size=[int(net.width), int(net.height)], thresh=thresh,
                                     nms=nms_thresh,
-                                    difficult="dropped" if no_difficult else "ignored")
+                                    difficult="dropped" if no_difficult else "ignored",
+                                    precision=net.precision_note)
     metrics_text = write_run_results(run_dir, result, "pr_curve.png",
                                      lambda path: plot_pr_curves(voc, class_names, path), say,
                                      warn)
@@ -240,7 +241,8 @@ def evaluate_classifier_dataset(data, *, weights, cfg, model, names, size, batch
     metrics = classification_metrics_dict(result, classifier.names, seconds, data=str(data),
                                           weights=str(weights), cfg=cfg, model=model,
                                           size=[int(classifier.net.width),
-                                                int(classifier.net.height)])
+                                                int(classifier.net.height)],
+                                          precision=classifier.net.precision_note)
     metrics_text = write_run_results(run_dir, metrics, "confusion_matrix.png",
                                      lambda path: plot_confusion(result, classifier.names, path),
                                      say, warn)
