@@ -224,3 +224,20 @@ def test_int8_paths_and_the_ends_kept():
     assert all(paths[i] == "int8 portable im2col" for i in convs[1:-1])
     assert not paths[convs[0]].startswith("int8") and not paths[convs[-1]].startswith("int8")
     assert net.quantization["layers"] == convs[1:-1]
+
+
+def test_calibration_sees_each_quantized_layers_input():
+    """Every quantized convolution's histogram counts its own input (the output of the layer
+    before it, or of the route it follows), whose largest |x| sets the first range."""
+    net = Network.from_cfg(GOLDEN / "mini.cfg")
+    net.load_weights(GOLDEN / "mini.weights")
+    x = np.load(GOLDEN / "input.npy")
+    ref = np.load(GOLDEN / "forward.npz")          # darknet's outputs of every layer
+    layers = quantization.layers_to_quantize(net, keep_ends=False)
+    observed = quantization.Calibration(net, layers)
+    observed.observe(x)
+    for i in layers:
+        seen = x if i == 0 else ref[f"layer{i - 1:02d}"]
+        histogram = observed.histograms[i]
+        assert histogram.counts.sum() == seen.size, f"layer {i}"
+        assert histogram.range == pytest.approx(float(np.abs(seen).max()), rel=1e-4)

@@ -262,8 +262,10 @@ class Network:
                              f"expected (N, {self.channels}, {self.height}, {self.width})")
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def forward(self, x, train=False):
-        return self._run(x, train, keep_all=False)[-1]
+    def forward(self, x, train=False, watch_inputs=None):
+        """The last layer's output. `watch_inputs(i, inputs)`, if given, sees each layer's
+        input before it runs (calibration's statistics, without keeping every output)."""
+        return self._run(x, train, keep_all=False, watch_inputs=watch_inputs)[-1]
 
     def forward_all(self, x, train=False):
         """Every layer's output (for inspection and tests)."""
@@ -277,7 +279,7 @@ class Network:
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
             and after.tiles and self._last_use[i] == i + 1}
 
-    def _run(self, x, train, keep_all):
+    def _run(self, x, train, keep_all, watch_inputs=None):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
         pairs = set() if train or keep_all else self._pooled_pairs
@@ -286,6 +288,8 @@ class Network:
                 inp = [outputs[j] for j in layer.sources]
             else:
                 inp = outputs[i - 1] if i > 0 else x
+            if watch_inputs is not None and not (i - 1 in pairs and outputs[i] is not None):
+                watch_inputs(i, inp)
             if i - 1 in pairs and outputs[i] is not None:
                 pass            # the maxpool's output, made by the convolution before it
             elif i in pairs and (pooled := layer.forward_pooled(inp)) is not None:

@@ -179,9 +179,12 @@ class Calibration:
         self.images = 0
 
     def observe(self, batch):
-        outputs = self.net.forward_all(batch)
-        for i in self.layers:
-            self.histograms[i].add(batch if i == 0 else outputs[i - 1])
+        def record(i, inputs):
+            if i in self.histograms:
+                self.histograms[i].add(inputs)
+        # an inference forward frees each output once read (forward_all would hold them all:
+        # ~600 MB for a batch of 8 of yolov2-voc at 416)
+        self.net.forward(batch, watch_inputs=record)
         self.images += len(batch)
 
     def input_scales(self, rule="percentile", percentile=PERCENTILE):
