@@ -61,9 +61,10 @@ cdef extern from "winograd_x86.h":
     enum:
         Y9K_BLOCK_ROWS
         Y9K_CHUNK
-    void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
-                           const float* v, long v_plane, long ldv, int N, float* m,
-                           long m_plane, long ldm, float* scratch) noexcept nogil
+        Y9K_REGROUP_FLOATS
+    void y9k_winograd_rows(const float* w, long ldw, int nblocks, int rows, int R,
+                           const int* dest, const float* v, long v_plane, long ldv, int N,
+                           float* m, long m_plane, long ldm, float* scratch) noexcept nogil
 
 cdef extern from "winograd4_transforms.h":
     void y9k_input4_tile_row(const float* x, int H, int W, int ti, float* buf, float* out,

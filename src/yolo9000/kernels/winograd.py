@@ -220,8 +220,12 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w)
-    blocks = isinstance(u, WeightBlocks)
-    if blocks:
+    in_place = isinstance(u, np.ndarray) and u.ndim == 4
+    blocks = in_place or isinstance(u, WeightBlocks)
+    if in_place:
+        if transposed or u.shape[:2] != (f, c):
+            raise ValueError("the weights of another convolution (or transposed ones)")
+    elif blocks:
         if u.transposed != transposed or u.rows != f:
             raise ValueError("weight blocks of another convolution")
     elif banded(x, u, z, scale, bias, act, order, transposed, pool):
@@ -246,7 +250,10 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
             start = nv + LINE + nm + LINE
             start += (-(buf[start:].ctypes.data // 4)) % LINE        # 64-byte aligned
             scratch = buf[start:start + threads * per_thread].reshape(threads, per_thread)
-            core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
+            if in_place:
+                core.winograd_products_in_place(u, order, v, m, scratch)
+            else:
+                core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
         else:
             gemm.batched_matmul(planes, v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)

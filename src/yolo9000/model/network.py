@@ -24,12 +24,13 @@ from .registry import build_layer
 
 OBJECTNESS_PRIOR = 0.01
 # Memory for the convolutions' cached Winograd filters (16/9 of their weights each, F(4x4, 3x3)'s
-# 36/9, weight blocks 9/9): half the weights' size plus this much. yolov2-voc at 416 then caches
-# 182 MB (of 236: its three 512 -> 1024 13x13 layers go to im2col, ~4.5 ms each at batch 1) and
-# peaks at 460 MB for one forward, within issue 25's 463 MB; with 160 MB it cached all 236 and
-# peaked at 514 MB, F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side
-# (see BENCHMARKS.md#winograd-cache-budget). The inference budget being 1.5 x weights + 300 MB,
-# that leaves room for the heap's fragmentation over repeated forwards.
+# 36/9; the 13x13 layers the products kernel takes read their weights in place and cache
+# nothing): half the weights' size plus this much. yolov2-voc at 416 caches all it can use,
+# 65.5 MB (when 13x13 layers cached weight blocks, 182 MB of 236 fitted, its three
+# 512 -> 1024 13x13 layers left to im2col, and one forward peaked at 460 MB; with 160 MB it
+# cached all 236 and peaked at 514 MB, F(4x4, 3x3)'s larger filters and the workspaces of its
+# chunks side by side: see BENCHMARKS.md#winograd-cache-budget). The inference budget being
+# 1.5 x weights + 300 MB, that leaves room for the heap's fragmentation over repeated forwards.
 WINOGRAD_CACHE_HEADROOM = 96 * 2**20
 
 
