@@ -95,6 +95,47 @@ def test_f4_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
     assert close4(dw - np.float32(0.5), direct_weight_grad(x, dz))
 
 
+@pytest.mark.parametrize("n,c,f,h,w,band_floats", [
+    (1, 3, 5, 17, 14, 1), (2, 8, 6, 26, 26, 1), (1, 16, 32, 40, 36, 2**15),
+    (3, 2, 7, 9, 30, 3000), (1, 32, 64, 50, 52, 2**17),
+])
+def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
+    """convolve4 by bands (banded4): one tile row a band, several, a last band shorter than
+    the others, sizes 0..3 mod 4, batches; the epilogue (leaky) and the fused maxpool on even
+    sizes; against the float64 sums."""
+    monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
+    x, wt, _ = case(n, c, f, h, w)
+    rng = np.random.default_rng(c + f)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    ref = np.where(ref > 0, ref, 0.1 * ref)
+    u = winograd.filters4(wt)
+    z = np.full((n, f, h, w), np.nan, np.float32)
+    assert winograd.banded4(x, u, z, a, b, core.ACT_LEAKY)
+    assert close4(z, ref)
+    if h % 2 == 0 and w % 2 == 0:
+        pooled = np.full((n, f, h // 2, w // 2), np.nan, np.float32)
+        assert winograd.banded4(x, u, pooled, a, b, core.ACT_LEAKY, pool=True)
+        assert close4(pooled, ref.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5)))
+
+
+def test_f4_bands_take_few_channels_only():
+    """Up to BANDED4_MAX_CHANNELS input + output channels, and enough bands for the threads;
+    otherwise banded4 declines, writing nothing, and convolve4 takes the chunks."""
+    rng = np.random.default_rng(3)
+    for c, f, n, h in [(64, 128, 1, 104), (48, 49, 1, 104), (16, 32, 1, 12)]:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        z = np.full((n, f, h, h), np.nan, np.float32)
+        u = winograd.filters4(rng.standard_normal((f, c, 3, 3)).astype(np.float32))
+        assert not winograd.banded4(x, u, z, np.ones(f, np.float32), np.zeros(f, np.float32), 0)
+        assert np.isnan(z).all()
+    x = rng.standard_normal((1, 32, 104, 104)).astype(np.float32)
+    u = winograd.filters4(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
+    z = np.empty((1, 64, 104, 104), np.float32)
+    assert winograd.banded4(x, u, z, np.ones(64, np.float32), np.zeros(64, np.float32), 0)
+
+
 def test_f4_chunks_cover_every_tile_once():
     for n, h, w, c, f in [(1, 416, 416, 128, 256), (8, 26, 26, 512, 256), (3, 7, 5, 2, 2)]:
         th, _ = winograd.tile_grid(h, w, 4)
@@ -104,15 +145,19 @@ def test_f4_chunks_cover_every_tile_once():
         assert (seen == 1).all()
 
 
+@pytest.mark.parametrize("band_floats", [None, 1])
 @pytest.mark.parametrize("matrix,row,col", [("F4_BT", 1, 2), ("F4_BT", 5, 0), ("F4_G", 3, 1),
                                             ("F4_G", 0, 0), ("F4_AT", 2, 3), ("F4_AT", 3, 5)])
-def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col):
+def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col, band_floats):
     """Each transform (Bᵀ of the inputs, G of the filters, Aᵀ of the outputs and output
     gradients) with one coefficient changed by 1/8 (zeros too) no longer gives the
     convolution or its gradients: the tests above would fail. (Through the general loops,
     which read the matrices; the transforms with them in code are held against those loops
-    below.)"""
+    below.) With band_floats, the forward and input gradient go by bands (one tile row
+    each), which pass the matrices to the same loops."""
     monkeypatch.setattr(winograd, "F4_TRANSFORMS_IN_CODE", False)
+    if band_floats is not None:
+        monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
     broken = getattr(winograd, matrix).copy()
     broken[row, col] += 0.125
     monkeypatch.setattr(winograd, matrix, broken)

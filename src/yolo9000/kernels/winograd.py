@@ -25,8 +25,9 @@ Two details matter for speed:
 
 F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
 weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
-multiplications than F(2x2, 3x3)'s, through the chunked products only, its input and output
-transforms with their matrices in code. Layers whose maps make it pay take it (f4_applies).
+multiplications than F(2x2, 3x3)'s, through the chunked products or, on few channels, by bands
+of tile rows in one kernel (banded4), its input and output transforms with their matrices in
+code. Layers whose maps make it pay take it (f4_applies).
 """
 import numpy as np
 
@@ -452,12 +453,49 @@ def flipped_filters4(weights):
     return filters4(np.ascontiguousarray(weights[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))
 
 
+# F(4x4, 3x3) by bands on few channels, as banded() for F(2x2, 3x3): bands of V + M (36
+# planes each) within BAND4_FLOATS. Inference batch 1, pooled, two threads on a loaded
+# machine, medians (minima) of 21 interleaved, ms, chunked -> banded: 16 -> 32 at 208x208
+# 9.4 (4.6) -> 9.7 (3.3); 32 -> 64 at 208x208 31.9 (18.2) -> 24.0 (5.0); 32 -> 64 at 104x104
+# 4.6 (2.1) -> 1.8 (1.7); but 64 -> 128 at 104x104 15.3 (6.3) -> 14.8 (7.4) and in two other
+# runs 0.84x and 1.2x of chunked's time: hence up to 96 input + output channels (see
+# BENCHMARKS.md#f4-by-bands)
+BAND4_FLOATS = 2**19
+BANDED4_MAX_CHANNELS = 96
+
+
+def banded4(x, u, z, scale, bias, act, pool=False):
+    """convolve4() by bands in one kernel (few channels, BLAS reachable); False if it does
+    not apply."""
+    n, c, h, w = x.shape
+    f = z.shape[1]
+    if not sgemm_address() or c + f > BANDED4_MAX_CHANNELS:
+        return False
+    th, tw = tile_grid(h, w, 4)
+    rows = max(1, min(th, BAND4_FLOATS // (TILES4 * (c + f) * tw)))
+    # as _band_plan's: a number of bands that does not depend on the threads
+    if n * -(-th // rows) < MIN_BANDS:
+        return False
+    v_plane = plane_stride(c * rows * tw)
+    m_plane = plane_stride(f * rows * tw)
+    scratch = workspace.borrow((core.get_max_threads(),
+                                TILES4 * (v_plane + m_plane) + 12 * (4 * tw + 2)))
+    with gemm.single_threaded_blas():
+        core.winograd4_convolve_banded(x, u, z, scale, bias, act, _input4_matrix(),
+                                       _output4_matrix(), sgemm_address(), rows, v_plane,
+                                       m_plane, scratch, pool)
+    return True
+
+
 def convolve4(x, u, z, scale, bias, act, pool=False):
     """convolve() through F(4x4, 3x3): u from filters4() (flipped_filters4() for an input
-    gradient), by chunks of tiles and their 36 batched products."""
+    gradient), by bands (few channels) or by chunks of tiles and their 36 batched
+    products."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w, 4)
+    if banded4(x, u, z, scale, bias, act, pool):
+        return z
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
