@@ -275,6 +275,12 @@ class Network:
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
             and after.tiles and self._last_use[i] == i + 1}
 
+    @property
+    def pooled_pairs(self):
+        """Indices of the convolutions whose inference forward also does the maxpool after
+        them (forward_pooled, when the call takes the direct or Winograd kernel)."""
+        return frozenset(self._pooled_pairs)
+
     def _run(self, x, train, keep_all):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
