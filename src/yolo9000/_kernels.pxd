@@ -73,6 +73,10 @@ cdef extern from "winograd4_transforms.h":
                                     float* out, int tw, Py_ssize_t plane) noexcept nogil
     void y9k_output4_block(const float* src, Py_ssize_t plane, int nb,
                            float* yv) noexcept nogil
+    void y9k_output_grad4_tile_row(const float* dz, int H, int W, int ti, float* buf,
+                                   float* out, int tw, Py_ssize_t plane) noexcept nogil
+    void y9k_output_grad4_tile_row_avx512(const float* dz, int H, int W, int ti, float* buf,
+                                          float* out, int tw, Py_ssize_t plane) noexcept nogil
     void y9k_output4_block_avx512(const float* src, Py_ssize_t plane, int nb,
                                   float* yv) noexcept nogil
 

@@ -256,6 +256,32 @@ def test_output_transform_in_code_differs_from_a_broken_at(row, col):
     assert not agree(output_transforms(m, shape, None), output_transforms(m, shape, broken))
 
 
+def output_grad_transforms(dz, at):
+    """winograd4_output_grad of every tile of dz through at (None: the Aᵀ in code)."""
+    n, f, h, w = dz.shape
+    th, tw = winograd.tile_grid(h, w, 4)
+    dm = winograd.stacked(f, n * th * tw, planes=winograd.TILES4)
+    dm[:] = np.nan
+    core.winograd4_output_grad(dz, 0, n, 0, th, at, dm)
+    return dm
+
+
+@pytest.mark.parametrize("shape", TRANSFORM_SHAPES)
+def test_output_gradient_transform_in_code_matches_the_general_loops(shape):
+    dz = np.random.default_rng(sum(shape) + 1).standard_normal(shape).astype(np.float32)
+    fast = output_grad_transforms(dz, None)
+    assert not np.isnan(fast).any()
+    assert agree(fast, output_grad_transforms(dz, winograd.F4_AT))
+
+
+@pytest.mark.parametrize("row,col", [(0, 0), (1, 4), (2, 3), (3, 5), (0, 5), (2, 1)])
+def test_output_gradient_transform_in_code_differs_from_a_broken_at(row, col):
+    broken = winograd.F4_AT.copy()
+    broken[row, col] += 0.125
+    dz = np.random.default_rng(5).standard_normal((2, 3, 26, 70)).astype(np.float32)
+    assert not agree(output_grad_transforms(dz, None), output_grad_transforms(dz, broken))
+
+
 def test_f4_matrices_hold_the_chosen_points():
     """Aᵀ's columns are the powers of the points 0, 1, -1, 2, -1/2 (and ∞): the choice the
     module's comment measured."""

@@ -418,9 +418,9 @@ F4_MIN_TILES = 49
 F4_TRAINING_MIN_CHANNELS = BANDED_WEIGHT_MAX_CHANNELS + 1
 
 
-# The input and output transforms with Bᵀ and Aᵀ written into their code (the C in
-# csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the general loops
-# over F4_BT and F4_AT instead, the reference the tests hold those against
+# The input, output and output-gradient transforms with Bᵀ and Aᵀ written into their code
+# (the C in csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the
+# general loops over F4_BT and F4_AT instead, the reference the tests hold those against
 F4_TRANSFORMS_IN_CODE = True
 
 
@@ -430,7 +430,8 @@ def _input4_matrix():
 
 
 def _output4_matrix():
-    """Aᵀ for core.winograd4_output: None for the one written into its code."""
+    """Aᵀ for core.winograd4_output and winograd4_output_grad: None for the one written into
+    their code."""
     return None if F4_TRANSFORMS_IN_CODE else F4_AT
 
 
@@ -524,7 +525,7 @@ def weight_gradient4(x, dz, dw):
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
 
     def output_grad_transform(dz, n0, n1, r0, r1, dm):
-        core.winograd4_output_grad(dz, n0, n1, r0, r1, F4_AT, dm)
+        core.winograd4_output_grad(dz, n0, n1, r0, r1, _output4_matrix(), dm)
 
     def filter_grad_transform(du, target):
         core.winograd4_filter_grad(du, F4_G, target)
