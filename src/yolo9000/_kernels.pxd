@@ -51,6 +51,10 @@ cdef extern from "direct_conv_x86.h":
                             float a, float b, int act, float* out, int n) noexcept nogil
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
                               double* acc) noexcept nogil
+    enum:
+        Y9K_WGRAD_BAND_VALUES
+    void y9k_direct_wgrad_band(const float* const* tap, int taps, long ldx, const float* g,
+                               long fstride, int F, int n, int rows, double* acc) noexcept nogil
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
