@@ -52,7 +52,7 @@ WINOGRAD_MIN_TILES_TRAINING = 96
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
-    forward_state = ("_x", "_xp", "_z", "_y", "_train_u")
+    forward_state = ("_x", "_xp", "_z", "_y", "_train_u", "_train_dense")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):
@@ -88,6 +88,7 @@ class ConvolutionalLayer(Layer):
                            and not self.use_winograd and c * 9 <= core.DIRECT_MAX_TAPS
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
+        self._train_dense = None   # the training forward's dense_weights(), for its backward
         self._u = None             # cached transformed filters, and their _weights_stamp()
         self._u_stamp = None
         # inference precision (set_precision): fp32, or bf16 on the named kernel with the
@@ -301,6 +302,63 @@ class ConvolutionalLayer(Layer):
     def is_pointwise(self):
         return self.size == 1 and self.stride == 1 and self.padding == 0
 
+    # -- small maps ------------------------------------------------------------------------
+    def _dense_applies(self):
+        """Whether every output position sees every input position through some tap (3x3
+        'same' on maps of at most 2x2: darknet-mini's last layers): the convolution is then
+        one dense matrix of (output, position) x (channel, position), whose product does the
+        16 multiplications of a 2x2 map's pairs instead of im2col's 36 (9 taps x 4 outputs,
+        20 of them on the zero padding)."""
+        _, h, w = self.in_shape
+        k, pad = self.size, self.padding
+        return (not self.is_pointwise and self.stride == 1 and self.out_shape[1:] == (h, w)
+                and max(h, w) - 1 <= min(pad, k - 1 - pad))
+
+    def dense_weights(self):
+        """The (F·P, C·P) matrix of the convolution on its P = H·W positions (_dense_applies):
+        row (f, p), column (c, q) holds the weight of the tap from input position q to output
+        position p (core.small_map_weights)."""
+        f, c = self.weights.shape[:2]
+        _, h, w = self.in_shape
+        out = np.empty((f * h * w, c * h * w), np.float32)
+        core.small_map_weights(self.weights, self.padding, h, w, out)
+        return out
+
+    def _convolve_dense(self, x, train):
+        """conv(x) (N, F, H·W) through dense_weights(): one product (N, C·P) @ (C·P, F·P)."""
+        n = x.shape[0]
+        f, oh, ow = self.out_shape
+        dense = self.dense_weights()
+        if train:
+            self._train_dense = dense
+        z = np.empty((n, f * oh * ow), np.float32)
+        gemm.matmul(x.reshape(n, -1), dense.T, z)
+        return z.reshape(n, f, oh * ow)
+
+    def _dense_backward(self, g, need_input_grad):
+        """The weight gradient (added) and dL/dx (None unless need_input_grad) of
+        _convolve_dense, g (N, F, P): the weights' gradient as the dense matrix's (F·P, C·P),
+        each tap's the sum of its positions' pairs."""
+        n = g.shape[0]
+        c, h, w = self.in_shape
+        dense = self._train_dense if self._train_dense is not None else self.dense_weights()
+        self._train_dense = None
+        g2 = np.ascontiguousarray(g, np.float32).reshape(n, -1)
+        x2 = self._x.reshape(n, -1)
+        d_dense = gemm.matmul(g2.T, x2, np.empty(dense.shape, np.float32))
+        if self._weight_grad_is_zero:
+            # lazily zero: the gradient written in place
+            core.small_map_weight_grad(d_dense, self.padding, h, w, self.weight_grad)
+            self._weight_grad_is_zero = False
+        else:
+            dw = np.empty(self.weights.shape, np.float32)
+            core.small_map_weight_grad(d_dense, self.padding, h, w, dw)
+            self.weight_grad += dw
+        if not need_input_grad:
+            return None
+        dx = gemm.matmul(g2, dense, np.empty((n, c * h * w), np.float32))
+        return dx.reshape(n, c, h, w)
+
     def _chunks(self, n):
         """Split a batch into groups of images whose column matrices fit COLUMN_BUDGET floats.
 
@@ -328,7 +386,9 @@ class ConvolutionalLayer(Layer):
         core.im2col_images(x, a, b, self.size, self.stride, self.padding, col)
         return col
 
-    def _convolve(self, x):
+    def _convolve(self, x, train=False):
+        if self._dense_applies():
+            return self._convolve_dense(x, train)
         n = x.shape[0]
         f, oh, ow = self.out_shape
         s = oh * ow
@@ -387,7 +447,7 @@ class ConvolutionalLayer(Layer):
         """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
         epilogues are fused, or with `pool` (inference, even size) its 2x2/2 maxpool
         (N, F, H/2, W/2); None when neither kernel applies to this call."""
-        self._train_u = None
+        self._train_u = self._train_dense = None
         if self.use_direct:
             return self._direct(x, a, b, act, train, pool)
         winograd_now, cache, blocks = self._winograd_applies(x.shape[0], train)
@@ -432,7 +492,7 @@ class ConvolutionalLayer(Layer):
             return z.reshape((n,) + self.out_shape)
         ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
         z = self._convolve_fused(x, ones, zeros, 0, train)
-        z = self._convolve(x) if z is None else z.reshape(n, self.filters, -1)
+        z = self._convolve(x, train) if z is None else z.reshape(n, self.filters, -1)
         self._x = x
         if self.bn is not None:
             # z (before batch norm) is what backward needs; y is a new array
@@ -506,6 +566,8 @@ class ConvolutionalLayer(Layer):
         im2col_input = need_input_grad and not winograd_input
         if not (im2col_weights or im2col_input):
             return dx
+        if self._dense_applies() and im2col_weights and im2col_input == need_input_grad:
+            return self._dense_backward(g, need_input_grad)
         w2d = self.weights.reshape(f, -1)
         dw = None        # the first chunk's product is the sum so far (no zeroing pass)
         in_place = False
