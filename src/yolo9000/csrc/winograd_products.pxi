@@ -7,7 +7,9 @@
 # and the transformed filters U are 16/9 of the weights (64 MB to read at 1024x1024, or to
 # cache). Here each job is two blocks of 32 output rows (filters for the forward, channels for
 # the input gradient; one for an odd last block): it reads the blocks' 3x3 weights (regrouped
-# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks),
+# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks; or, for
+# the forward, regrouped chunk by chunk from the layer's own weights in the thread's cache:
+# winograd_products_in_place, which layers take: nothing to make or keep),
 # transforms a chunk of 64 reduction indices into all 16 planes in the thread's cache, and
 # multiplies each plane by V, 64 rows (four 16-float vectors) against up to 6 tile columns (24
 # sums), or 32 rows against up to 14; chunks add up in order, so the result does not depend on

@@ -18,7 +18,9 @@ transforms; both are the same function as im2col's backward.
 
 The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
 use a direct kernel instead, where the CPU has AVX2 and FMA. At inference a convolution
-followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled).
+followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled). On maps of
+at most 2x2, where every output position sees every input position, the im2col path is one
+dense matrix product instead (dense_weights), without im2col's products on the padding.
 
 At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
 weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
