@@ -772,10 +772,11 @@ def profile_forward(net, x, train, repeats):
         for i, layer in enumerate(net.layers):
             inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
                    else (outputs[i - 1] if i > 0 else x))
-            t = time.perf_counter()
             if i - 1 in pairs and outputs[i] is not None:
-                pass            # made by the convolution before it
-            elif i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
+                per_layer[i].append(0.0)        # made by the convolution before it
+                continue
+            t = time.perf_counter()
+            if i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
                 outputs[i + 1] = pooled
             else:
                 outputs[i] = layer.forward(inp, train)
