@@ -67,6 +67,10 @@ def test_products_from_the_weights_in_place_equal_the_direct_sum(monkeypatch, n,
         from_blocks = np.full((n, f, h, w), np.nan, np.float32)
         winograd.convolve(x, winograd.WeightBlocks(wt), from_blocks, a, b, 0)
         assert np.array_equal(z, from_blocks)
+        # weights in another memory order (an assigned layer.weights) are read as well
+        other_order = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, np.asfortranarray(wt), other_order, a, b, 0)
+        assert np.array_equal(z, other_order)
 
 
 @needs_products_kernel

@@ -216,7 +216,9 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
 
     x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
     in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters), or
-    WeightBlocks (transposed ones for the input gradient). pool: z (N, F, H/2, W/2) gets the
+    WeightBlocks (transposed ones for the input gradient), or on maps blocks_apply names the
+    (F, C, 3, 3) weights themselves (the forward only), which the products kernel reads in
+    place. pool: z (N, F, H/2, W/2) gets the
     2x2/2 maxpool of that instead (H and W even; each 2x2 output tile is one window)."""
     n, c, h, w = x.shape
     f = z.shape[1]
@@ -224,6 +226,7 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
     in_place = isinstance(u, np.ndarray) and u.ndim == 4
     blocks = in_place or isinstance(u, WeightBlocks)
     if in_place:
+        u = np.ascontiguousarray(u, np.float32)
         if transposed or u.shape[:2] != (f, c):
             raise ValueError("the weights of another convolution (or transposed ones)")
     elif blocks:
