@@ -63,6 +63,11 @@ def test_maps_too_large_for_the_kernel_are_refused():
     assert not ConvolutionalLayer((4, 3, 2), 3, 3, 1, 1)._dense_applies()
     assert not ConvolutionalLayer((4, 2, 2), 3, 1, 1, 0)._dense_applies()      # pointwise
     assert not ConvolutionalLayer((4, 2, 2), 3, 3, 2, 1)._dense_applies()      # stride 2
+    # a 9x9 "same" kernel reaches every pair of a 5x5 map, but 25 positions are more than the
+    # kernels' tap table holds: im2col then
+    assert core.SMALL_MAP_MAX_POSITIONS < 25
+    assert not ConvolutionalLayer((4, 5, 5), 3, 9, 1, 1)._dense_applies()
+    assert ConvolutionalLayer((4, 4, 4), 3, 7, 1, 1)._dense_applies()
 
 
 @pytest.mark.parametrize("n,c,f,h,w", [(3, 9, 5, 2, 2), (2, 8, 9, 1, 1), (4, 16, 3, 1, 2),
@@ -100,3 +105,26 @@ def test_layer_on_small_maps_gives_the_literal_sums(n, c, f, h, w):
     a, b = layer._inference_affine()
     ref = a[None, :, None, None] * direct_conv(x, layer.weights) + b[None, :, None, None]
     assert close(layer.forward(x), np.where(ref > 0, ref, 0.1 * ref))
+
+
+def test_larger_kernels_on_maps_they_cover_equal_im2col(monkeypatch):
+    """A 5x5 'same' kernel on a 3x3 map (every pair within reach): forward and both gradients
+    equal im2col's (which multiplies the padding too) within float32 rounding."""
+    rng = np.random.default_rng(21)
+    layer = ConvolutionalLayer((10, 3, 3), filters=6, size=5, stride=1, pad=1,
+                               activation="leaky")
+    randomise(layer, rng)
+    assert layer._dense_applies()
+    x = rng.standard_normal((4, 10, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+
+    def step():
+        layer.zero_grads()
+        y = layer.forward(x, train=True)
+        return y, layer.backward(dy.copy()), layer.weight_grad.copy()
+
+    dense = step()
+    monkeypatch.setattr(ConvolutionalLayer, "_dense_applies", lambda self: False)
+    reference = step()
+    for got, want in zip(dense, reference):
+        assert close(got, want.astype(np.float64))

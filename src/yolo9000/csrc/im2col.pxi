@@ -161,7 +161,10 @@ cdef void _col2im_channel(const float* col, Py_ssize_t stride_col, int c, int H,
 # taps on the zero padding the product would multiply too (20 of 36 on a 2x2 map).
 
 cdef enum:
-    SMALL_MAP_MAX_POSITIONS = 16
+    Y9K_SMALL_MAP_POSITIONS = 16
+
+# the most positions (H·W) of a small map, for the layers
+SMALL_MAP_MAX_POSITIONS = Y9K_SMALL_MAP_POSITIONS
 
 
 cdef int _small_map_taps(int K, int pad, int H, int W, int* taps, str what) except -1:
@@ -169,7 +172,7 @@ cdef int _small_map_taps(int K, int pad, int H, int W, int* taps, str what) exce
     H x W map, P = H·W; refused when a pair has none (the map too large for the kernel)."""
     cdef int P = H * W, p, q
     if (H <= 0 or W <= 0 or max(H, W) - 1 > min(pad, K - 1 - pad)
-            or P > SMALL_MAP_MAX_POSITIONS):
+            or P > Y9K_SMALL_MAP_POSITIONS):
         raise ValueError(f"{what}: a {H}x{W} map has positions no tap connects")
     for p in range(P):
         for q in range(P):
@@ -182,7 +185,7 @@ def small_map_weights(const float[:, :, :, ::1] w, int pad, int H, int W, float[
     p = py·W + px and q of the map (every pair within the kernel), w (F, C, K, K)."""
     cdef int F = w.shape[0], C = w.shape[1], K = w.shape[2], P = H * W
     cdef int f, p, c, q
-    cdef int taps[SMALL_MAP_MAX_POSITIONS * SMALL_MAP_MAX_POSITIONS]
+    cdef int taps[Y9K_SMALL_MAP_POSITIONS * Y9K_SMALL_MAP_POSITIONS]
     cdef float* row
     cdef const float* src
     _small_map_taps(K, pad, H, W, taps, "small_map_weights")
@@ -205,7 +208,7 @@ def small_map_weight_grad(const float[:, ::1] d, int pad, int H, int W,
     small_map_weights' matrix. dw (F, C, K, K) is written over."""
     cdef int F = dw.shape[0], C = dw.shape[1], K = dw.shape[2], P = H * W
     cdef int f, p, c, q, t
-    cdef int taps[SMALL_MAP_MAX_POSITIONS * SMALL_MAP_MAX_POSITIONS]
+    cdef int taps[Y9K_SMALL_MAP_POSITIONS * Y9K_SMALL_MAP_POSITIONS]
     cdef float* dst
     cdef const float* src
     _small_map_taps(K, pad, H, W, taps, "small_map_weight_grad")

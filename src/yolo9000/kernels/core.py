@@ -6,7 +6,8 @@ from .._kernels import (  # noqa: F401
     # activation codes and the fused scale + bias + activation (activation.pxi)
     ACT_LINEAR, ACT_LEAKY, ACT_RELU, ACT_LOGISTIC, scale_bias_activate,
     # im2col.pxi
-    im2col, col2im, im2col_images, col2im_images, small_map_weights, small_map_weight_grad,
+    im2col, col2im, im2col_images, col2im_images,
+    SMALL_MAP_MAX_POSITIONS, small_map_weights, small_map_weight_grad,
     # maxpool.pxi
     maxpool_forward, maxpool_backward, maxpool_tiles, maxpool_2x2_s2_backward,
     maxpool_same_2x2, maxpool_2x2_s1_backward,

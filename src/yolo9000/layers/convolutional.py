@@ -314,7 +314,8 @@ class ConvolutionalLayer(Layer):
         _, h, w = self.in_shape
         k, pad = self.size, self.padding
         return (not self.is_pointwise and self.stride == 1 and self.out_shape[1:] == (h, w)
-                and max(h, w) - 1 <= min(pad, k - 1 - pad))
+                and max(h, w) - 1 <= min(pad, k - 1 - pad)
+                and h * w <= core.SMALL_MAP_MAX_POSITIONS)
 
     def dense_weights(self):
         """The (F·P, C·P) matrix of the convolution on its P = H·W positions (_dense_applies):
@@ -323,7 +324,8 @@ class ConvolutionalLayer(Layer):
         f, c = self.weights.shape[:2]
         _, h, w = self.in_shape
         out = np.empty((f * h * w, c * h * w), np.float32)
-        core.small_map_weights(self.weights, self.padding, h, w, out)
+        core.small_map_weights(np.ascontiguousarray(self.weights, np.float32), self.padding,
+                               h, w, out)
         return out
 
     def _convolve_dense(self, x, train):
