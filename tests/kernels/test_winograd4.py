@@ -395,10 +395,12 @@ def test_f4_without_cache_goes_through_f4_at_batch_1():
 
 def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
     """In training, layers of up to 96 input + output channels (F(2x2, 3x3)'s banded weight
-    gradient) keep F(2x2, 3x3): forward, weight and input gradients; inference keeps F(4x4,
-    3x3) on them. From 97 channels on, training takes F(4x4, 3x3) as inference does."""
-    for c, f, size, trains_f4 in [(16, 32, 32, False), (32, 64, 104, False), (16, 32, 208, False),
-                                  (32, 65, 104, True), (64, 128, 32, True), (128, 256, 52, True)]:
+    gradient) on maps of fewer than 256 4x4 tiles keep F(2x2, 3x3): forward, weight and input
+    gradients; inference keeps F(4x4, 3x3) on them. From 97 channels on, or from 64x64 maps
+    on, training takes F(4x4, 3x3) as inference does."""
+    for c, f, size, trains_f4 in [(16, 32, 32, False), (32, 64, 48, False), (32, 64, 60, False),
+                                  (32, 64, 104, True), (16, 32, 208, True), (16, 32, 64, True),
+                                  (32, 65, 32, True), (64, 128, 32, True), (128, 256, 52, True)]:
         layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
         assert layer._uses_f4(), (c, f, size)
         assert layer._uses_f4(train=True) == trains_f4, (c, f, size)

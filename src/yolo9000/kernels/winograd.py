@@ -397,11 +397,12 @@ def f4_applies(c, f, h, w, train=False):
     """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): every
     layer but those the products from weight blocks take (13x13 maps of many channels), on
     maps of enough 4x4 tiles; in training (`train`) only with F4_TRAINING_MIN_CHANNELS input
-    and output channels or more. The same for every batch size, so that a batch gives the
-    bits of its images one by one."""
+    and output channels or more, or on maps of F4_TRAINING_MIN_TILES tiles or more. The same
+    for every batch size, so that a batch gives the bits of its images one by one."""
     th, tw = tile_grid(h, w, 4)
     return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
-            and not (train and c + f < F4_TRAINING_MIN_CHANNELS))
+            and not (train and c + f < F4_TRAINING_MIN_CHANNELS
+                     and th * tw < F4_TRAINING_MIN_TILES))
 
 
 # Measured layer by layer against F(2x2, 3x3) (see BENCHMARKS.md#winograd-f4x4), with the
@@ -419,6 +420,12 @@ F4_MIN_TILES = 49
 # 32 -> 64 at 104x104 batch 8: 0.98-1.33x), against 0.96-0.99x from 64 -> 128 on (see
 # BENCHMARKS.md#f4-in-training-on-few-channels). Inference keeps it there (0.75-0.81x).
 F4_TRAINING_MIN_CHANNELS = BANDED_WEIGHT_MAX_CHANNELS + 1
+# ...except on large maps, since F(4x4, 3x3)'s forward and input gradient go by bands there
+# too (banded4) and its output-gradient transform is in code: layer steps 0.75-0.87x
+# F(2x2, 3x3)'s from 64x64 (256 tiles) on (16 -> 32 at 208x208 batch 8, 32 -> 64 at
+# 104x104 batch 8, 16 -> 32 at 64x64 batch 16), but still 1.2-1.4x at 48x48 (144 tiles)
+# and 32x32 (see BENCHMARKS.md#f4-in-training-on-few-channels)
+F4_TRAINING_MIN_TILES = 256
 
 
 # The input, output and output-gradient transforms with Bᵀ and Aᵀ written into their code
