@@ -102,7 +102,8 @@ def test_f4_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
 def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
     """convolve4 by bands (banded4): one tile row a band, several, a last band shorter than
     the others, sizes 0..3 mod 4, batches; the epilogue (leaky) and the fused maxpool on even
-    sizes; against the float64 sums."""
+    sizes; the weight gradient by the same bands (banded_weight_gradient4); against the
+    float64 sums."""
     monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
     x, wt, _ = case(n, c, f, h, w)
     rng = np.random.default_rng(c + f)
@@ -118,6 +119,12 @@ def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
         pooled = np.full((n, f, h // 2, w // 2), np.nan, np.float32)
         assert winograd.banded4(x, u, pooled, a, b, core.ACT_LEAKY, pool=True)
         assert close4(pooled, ref.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5)))
+    # the weight gradient by bands, added to what dw held
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    before = rng.standard_normal(wt.shape).astype(np.float32)
+    dw = before.copy()
+    assert winograd.banded_weight_gradient4(x, dz, dw)
+    assert close4(dw - before, direct_weight_grad(x, dz))
 
 
 def test_f4_bands_take_few_channels_only():
@@ -153,7 +160,7 @@ def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col, band_floa
     gradients) with one coefficient changed by 1/8 (zeros too) no longer gives the
     convolution or its gradients: the tests above would fail. (Through the general loops,
     which read the matrices; the transforms with them in code are held against those loops
-    below.) With band_floats, the forward and input gradient go by bands (one tile row
+    below.) With band_floats, the forward and both gradients go by bands (one tile row
     each), which pass the matrices to the same loops."""
     monkeypatch.setattr(winograd, "F4_TRANSFORMS_IN_CODE", False)
     if band_floats is not None:
@@ -296,7 +303,6 @@ def f4_layers(monkeypatch):
     """Layers of any channels and map take F(4x4, 3x3) (it is off by default)."""
     monkeypatch.setattr(winograd, "F4_ENABLED", True)
     monkeypatch.setattr(winograd, "F4_MIN_TILES", 0)
-    monkeypatch.setattr(winograd, "F4_TRAINING_MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
     monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
@@ -393,20 +399,16 @@ def test_f4_without_cache_goes_through_f4_at_batch_1():
     assert layer._winograd_applies(1, False) == (True, True, False)
 
 
-def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
-    """In training, layers of up to 96 input + output channels (F(2x2, 3x3)'s banded weight
-    gradient) on maps of fewer than 256 4x4 tiles keep F(2x2, 3x3): forward, weight and input
-    gradients; inference keeps F(4x4, 3x3) on them. From 97 channels on, or from 64x64 maps
-    on, training takes F(4x4, 3x3) as inference does."""
-    for c, f, size, trains_f4 in [(16, 32, 32, False), (32, 64, 48, False), (32, 64, 60, False),
-                                  (32, 64, 104, True), (16, 32, 208, True), (16, 32, 64, True),
-                                  (32, 65, 32, True), (64, 128, 32, True), (128, 256, 52, True)]:
+def test_f4_trains_the_layers_inference_takes_it_on(monkeypatch):
+    """Training takes F(4x4, 3x3) wherever inference does, few channels too (their forward,
+    input and weight gradients by bands): forward, weight and input gradients."""
+    for c, f, size in [(16, 32, 32), (32, 64, 48), (32, 64, 104), (16, 32, 208), (64, 128, 32),
+                       (128, 256, 52)]:
         layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
         assert layer._uses_f4(), (c, f, size)
-        assert layer._uses_f4(train=True) == trains_f4, (c, f, size)
     calls = []
     for name in ("convolve", "convolve4", "weight_gradient", "weight_gradient4",
-                 "input_gradient", "input_gradient4"):
+                 "input_gradient", "input_gradient4", "banded4", "banded_weight_gradient4"):
         def spy(*args, _real=getattr(winograd, name), _name=name, **kwargs):
             calls.append(_name)
             return _real(*args, **kwargs)
@@ -417,8 +419,9 @@ def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     layer.forward(x, train=True)
     layer.backward(rng.standard_normal((4, 32, 32, 32)).astype(np.float32))
-    # (input_gradient is convolve with the flipped filters)
-    assert calls == ["convolve", "weight_gradient", "input_gradient", "convolve"]
+    # (input_gradient4 is convolve4 with the flipped filters; each goes by bands)
+    assert calls == ["convolve4", "banded4", "weight_gradient4", "banded_weight_gradient4",
+                     "input_gradient4", "convolve4", "banded4"]
     calls.clear()
     layer.forward(x[:1])
-    assert calls == ["convolve4"]
+    assert calls == ["convolve4", "banded4"]

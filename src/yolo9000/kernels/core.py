@@ -21,6 +21,7 @@ from .._kernels import (  # noqa: F401
     winograd4_filter_grad,
     # Winograd by bands of tile rows, few channels (winograd_banded.pxi)
     winograd_convolve_banded, winograd_weight_grad_banded, winograd4_convolve_banded,
+    winograd4_weight_grad_banded,
     # Winograd's products from weight blocks, few tiles (winograd_products.pxi)
     WINOGRAD_BLOCK_ROWS, winograd_products_available, winograd_weight_blocks,
     winograd_products_from_weights, winograd_products_in_place, winograd_scratch_floats,

@@ -393,16 +393,13 @@ F4_AT = np.array([
 ], np.float32)
 
 
-def f4_applies(c, f, h, w, train=False):
-    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): every
-    layer but those the products from weight blocks take (13x13 maps of many channels), on
-    maps of enough 4x4 tiles; in training (`train`) only with F4_TRAINING_MIN_CHANNELS input
-    and output channels or more, or on maps of F4_TRAINING_MIN_TILES tiles or more. The same
-    for every batch size, so that a batch gives the bits of its images one by one."""
+def f4_applies(c, f, h, w):
+    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3), in
+    inference and training alike: every layer but those the products from weight blocks take
+    (13x13 maps of many channels), on maps of enough 4x4 tiles. The same for every batch
+    size, so that a batch gives the bits of its images one by one."""
     th, tw = tile_grid(h, w, 4)
-    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
-            and not (train and c + f < F4_TRAINING_MIN_CHANNELS
-                     and th * tw < F4_TRAINING_MIN_TILES))
+    return F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
 
 
 # Measured layer by layer against F(2x2, 3x3) (see BENCHMARKS.md#winograd-f4x4), with the
@@ -411,21 +408,12 @@ def f4_applies(c, f, h, w, train=False):
 # from 104x104 to 26x26 (the two 128 -> 256 layers 1.04-1.06x, within the noise), but 1.3-1.6x at 13x13, whose 16 tiles an image
 # are half outside the map (256 outputs computed for 169), hence 26x26's 49 tiles at least.
 # 13x13 inference keeps the products from weight blocks (1.5-1.8x faster at batch 1).
+# Training on few channels (up to 96 input + output channels) took it only once its
+# forward, input and weight gradients went by bands as F(2x2, 3x3)'s do (banded4,
+# banded_weight_gradient4): layer steps 0.52-0.69x F(2x2, 3x3)'s from 32x32 batch 64 to
+# 208x208 batch 8, against 1.2-1.4x before (see BENCHMARKS.md#f4-in-training-on-few-channels).
 F4_ENABLED = True
 F4_MIN_TILES = 49
-# In training F(4x4, 3x3) has nothing like F(2x2, 3x3)'s banded kernels, which take the
-# few-channel layers' forward, input and weight gradients (the weight gradient up to
-# BANDED_WEIGHT_MAX_CHANNELS input + output channels): on those its forward + backward took
-# 1.1-1.4x F(2x2, 3x3)'s (16 -> 32 at 32x32 batch 64: 1.32-1.44x; 208x208 batch 8: 1.09-1.24x;
-# 32 -> 64 at 104x104 batch 8: 0.98-1.33x), against 0.96-0.99x from 64 -> 128 on (see
-# BENCHMARKS.md#f4-in-training-on-few-channels). Inference keeps it there (0.75-0.81x).
-F4_TRAINING_MIN_CHANNELS = BANDED_WEIGHT_MAX_CHANNELS + 1
-# ...except on large maps, since F(4x4, 3x3)'s forward and input gradient go by bands there
-# too (banded4) and its output-gradient transform is in code: layer steps 0.75-0.87x
-# F(2x2, 3x3)'s from 64x64 (256 tiles) on (16 -> 32 at 208x208 batch 8, 32 -> 64 at
-# 104x104 batch 8, 16 -> 32 at 64x64 batch 16), but still 1.2-1.4x at 48x48 (144 tiles)
-# and 32x32 (see BENCHMARKS.md#f4-in-training-on-few-channels)
-F4_TRAINING_MIN_TILES = 256
 
 
 # The input, output and output-gradient transforms with Bᵀ and Aᵀ written into their code
@@ -475,22 +463,31 @@ BAND4_FLOATS = 2**19
 BANDED4_MAX_CHANNELS = 96
 
 
+def _band4_plan(n, c, f, h, w):
+    """(tile rows per band, V plane, M plane, scratch row) for the F(4x4, 3x3) banded
+    kernels, or None when they do not apply (too many channels, too few bands, no BLAS)."""
+    if not sgemm_address() or c + f > BANDED4_MAX_CHANNELS:
+        return None
+    th, tw = tile_grid(h, w, 4)
+    rows = max(1, min(th, BAND4_FLOATS // (TILES4 * (c + f) * tw)))
+    # as _band_plan's: a number of bands that does not depend on the threads
+    if n * -(-th // rows) < MIN_BANDS:
+        return None
+    v_plane = plane_stride(c * rows * tw)
+    m_plane = plane_stride(f * rows * tw)
+    return rows, v_plane, m_plane, TILES4 * (v_plane + m_plane) + 12 * (4 * tw + 2)
+
+
 def banded4(x, u, z, scale, bias, act, pool=False):
     """convolve4() by bands in one kernel (few channels, BLAS reachable); False if it does
     not apply."""
     n, c, h, w = x.shape
     f = z.shape[1]
-    if not sgemm_address() or c + f > BANDED4_MAX_CHANNELS:
+    plan = _band4_plan(n, c, f, h, w)
+    if plan is None:
         return False
-    th, tw = tile_grid(h, w, 4)
-    rows = max(1, min(th, BAND4_FLOATS // (TILES4 * (c + f) * tw)))
-    # as _band_plan's: a number of bands that does not depend on the threads
-    if n * -(-th // rows) < MIN_BANDS:
-        return False
-    v_plane = plane_stride(c * rows * tw)
-    m_plane = plane_stride(f * rows * tw)
-    scratch = workspace.borrow((core.get_max_threads(),
-                                TILES4 * (v_plane + m_plane) + 12 * (4 * tw + 2)))
+    rows, v_plane, m_plane, row = plan
+    scratch = workspace.borrow((core.get_max_threads(), row))
     with gemm.single_threaded_blas():
         core.winograd4_convolve_banded(x, u, z, scale, bias, act, _input4_matrix(),
                                        _output4_matrix(), sgemm_address(), rows, v_plane,
@@ -529,8 +526,31 @@ def input_gradient4(dz, u, dx):
                      core.ACT_LINEAR)
 
 
+def banded_weight_gradient4(x, dz, dw):
+    """weight_gradient4() for few channels by bands (each band's dU its own, summed in band
+    order, as banded_weight_gradient's); False if it does not apply."""
+    n, c, h, w = x.shape
+    f = dz.shape[1]
+    plan = _band4_plan(n, c, f, h, w)
+    if plan is None:
+        return False
+    rows, v_plane, m_plane, row = plan
+    th, _ = tile_grid(h, w, 4)
+    parts = np.empty((n * -(-th // rows), TILES4, f, c), np.float32)
+    scratch = workspace.borrow((core.get_max_threads(), row))
+    with gemm.single_threaded_blas():
+        core.winograd4_weight_grad_banded(x, dz, _input4_matrix(), _output4_matrix(),
+                                          sgemm_address(), rows, v_plane, m_plane, scratch,
+                                          parts)
+    core.winograd4_filter_grad(parts.sum(axis=0), F4_G, dw)
+    return True
+
+
 def weight_gradient4(x, dz, dw):
-    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by chunks."""
+    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by bands (few channels) or
+    by chunks."""
+    if banded_weight_gradient4(x, dz, dw):
+        return dw
     def input_transform(x, n0, n1, r0, r1, v):
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
 

@@ -200,11 +200,11 @@ class ConvolutionalLayer(Layer):
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
-    def _uses_f4(self, train=False):
-        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies) in inference,
-        or with `train` in training."""
+    def _uses_f4(self):
+        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies), in inference
+        and training alike."""
         c, h, w = self.in_shape
-        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w, train)
+        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w)
 
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
@@ -245,7 +245,7 @@ class ConvolutionalLayer(Layer):
             return True, False, True
         if self.cache_winograd and not train:
             return True, True, False
-        if self._uses_f4(train):
+        if self._uses_f4():
             # uncached, F(4x4, 3x3) transforms its filters on each call, which pays on any
             # call (a 26x26 256 -> 512 layer at batch 1, the least favourable: 13.7 ms against
             # im2col's 18.2, 8.3 cached; see BENCHMARKS.md#winograd-cache-budget); in training
@@ -459,7 +459,7 @@ class ConvolutionalLayer(Layer):
             f, oh, ow = self.out_shape
             z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
                          np.float32)
-            if self._uses_f4(train):
+            if self._uses_f4():
                 # the input gradient needs the flipped filters' own transform (backward
                 # makes it), so a training forward keeps no U
                 u = self._winograd_filters(cache, False, f4=True)
@@ -550,7 +550,7 @@ class ConvolutionalLayer(Layer):
         dx = None
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
-        f4 = self._uses_f4(train=True)
+        f4 = self._uses_f4()
         if winograd_weights:
             self.settle_grads()         # the kernels add into it
             if f4:
