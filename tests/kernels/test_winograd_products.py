@@ -108,20 +108,22 @@ def test_weight_blocks_hold_each_weight_once_in_its_place():
 
 @needs_products_kernel
 def test_inference_uses_the_products_kernel_for_13x13_maps_at_any_batch():
-    """A 13x13 layer of many channels multiplies every batch through the products kernel,
-    from its weights in place (nothing cached: the plan counts no bytes for it, even with
-    the cache switched off it takes that kernel), in groups of images: a batch gives the bits
-    of its images one by one, all equal to im2col's within the tolerance."""
+    """A 13x13 layer of many channels caches WeightBlocks (the plan counts their bytes) and
+    multiplies every batch through them in groups of images: a batch gives the bits of its
+    images one by one, all equal to im2col's within the tolerance; with its cache off it
+    reads the weights in place instead, the same bits."""
     rng = np.random.default_rng(11)
     layer = ConvolutionalLayer((96, 13, 13), filters=40, size=3, stride=1, pad=1,
                                batch_normalize=True, activation="leaky")
     randomise(layer, rng)
-    assert layer.winograd_filter_bytes() == 0
+    assert layer.winograd_filter_bytes() == 4 * 64 * 96 * 9
     assert not ConvolutionalLayer((96, 26, 26), 40, 3, 1, 1)._uses_weight_blocks()      # 169 tiles
-    layer.set_winograd_cache(False)
-    assert layer.inference_path(1) == "fp32 winograd"
     x = rng.standard_normal((5, 96, 13, 13)).astype(np.float32)
     y = layer.forward(x)
+    assert isinstance(layer._u, winograd.WeightBlocks)
+    layer.set_winograd_cache(False)
+    assert layer.inference_path(1) == "fp32 winograd"
+    assert np.array_equal(layer.forward(x), y)
     assert layer._u is None
     assert all(np.array_equal(y[i], layer.forward(x[i:i + 1])[0]) for i in range(5))
     layer.use_winograd = False

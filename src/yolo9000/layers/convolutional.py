@@ -6,11 +6,13 @@ fused pass (a·x + b, then the activation).
 
 3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
 (winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
-transformed form, U (16/9 the size of the weights), except at inference on 13x13 maps, where
-an AVX-512 kernel transforms the layer's own weights inside its products. At inference U is
-cached between calls (`cache_winograd`, which the network may switch off to bound memory);
-the cache belongs to one state of the weights, so everything that writes weights calls
-weights_changed() (the optimisers, weight and checkpoint loading).
+transformed form, U (16/9 the size of the weights), or at inference on 13x13 maps (where an
+AVX-512 kernel transforms them inside its products) the weights regrouped in blocks
+(WeightBlocks), or without a cache the weights themselves, which that kernel regroups as it
+goes. At inference either form is cached between calls (`cache_winograd`, which the network
+may switch off to bound memory); the cache belongs to one state of the weights, so
+everything that writes weights calls weights_changed() (the optimisers, weight and
+checkpoint loading).
 Training never uses the cache; a training forward through Winograd keeps its U only until the
 backward, whose input gradient (a convolution with the flipped, transposed filters: U's planes
 reordered) reuses it. The weight gradient goes through Winograd too, from the tiles'
@@ -195,8 +197,8 @@ class ConvolutionalLayer(Layer):
                 and np.array_equal(stamp[1], self._weights_stamp()[1]))
 
     def _uses_weight_blocks(self):
-        """Whether inference multiplies through the products kernel, from the weights
-        themselves (13x13 maps of many channels; any batch size): nothing to cache."""
+        """Whether inference multiplies through the products kernel, from WeightBlocks or,
+        uncached, the weights themselves (13x13 maps of many channels; any batch size)."""
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
@@ -210,24 +212,25 @@ class ConvolutionalLayer(Layer):
         """Bytes of the filters the inference cache holds (the network's plan)."""
         f, c = self.weights.shape[:2]
         if self._uses_weight_blocks():
-            return 0
+            return 4 * winograd.block_floats(f, c)
         if self._uses_f4():
             return 4 * winograd.filter4_floats(f, c)
         return 4 * winograd.filter_floats(f, c)
 
     def _winograd_filters(self, cache, blocks, f4=False):
-        """The filters for winograd.convolve (filters(), or with `blocks` the weights
-        themselves, which its products kernel transforms), or with f4 winograd.convolve4's
-        (filters4()); the cached ones if `cache`."""
-        if blocks:
+        """The filters for winograd.convolve (filters(), or with `blocks` WeightBlocks or,
+        uncached, the weights themselves, which its products kernel regroups as it goes), or
+        with f4 winograd.convolve4's (filters4()); the cached ones if `cache`."""
+        if blocks and not cache:
             self._u = None
             return self.weights
-        make = winograd.filters4 if f4 else winograd.filters
+        make = (winograd.WeightBlocks if blocks else winograd.filters4 if f4
+                else winograd.filters)
         if not cache:
             self._u = None
             return make(self.weights)
-        if (self._u is None
-                or self._u.shape[0] != (winograd.TILES4 if f4 else winograd.TILES)
+        if (self._u is None or isinstance(self._u, winograd.WeightBlocks) != blocks
+                or (not blocks and self._u.shape[0] != (winograd.TILES4 if f4 else winograd.TILES))
                 or not self._made_from_these_weights(self._u_stamp)):
             self._u = None        # free the old one before making the new
             self._u = make(self.weights)
@@ -240,9 +243,10 @@ class ConvolutionalLayer(Layer):
         if not self.use_winograd:
             return False, False, False
         if not train and self._uses_weight_blocks():
-            # nothing to make or cache: 0.6-0.65x im2col's time at 13x13 (512 -> 1024 and
-            # 1024 -> 1024, batch 1 and 8), as fast as from blocks made beforehand
-            return True, False, True
+            # uncached, from the weights themselves: 0.6-0.65x im2col's time at 13x13
+            # (512 -> 1024 and 1024 -> 1024, batch 1 and 8), 1.08-1.09x cached blocks' (see
+            # BENCHMARKS.md#winograd-products-from-weight-blocks)
+            return True, self.cache_winograd, True
         if self.cache_winograd and not train:
             return True, True, False
         if self._uses_f4():

@@ -24,14 +24,16 @@ from .registry import build_layer
 
 OBJECTNESS_PRIOR = 0.01
 # Memory for the convolutions' cached Winograd filters (16/9 of their weights each, F(4x4, 3x3)'s
-# 36/9; the 13x13 layers the products kernel takes read their weights in place and cache
-# nothing): half the weights' size plus this much. yolov2-voc at 416 caches all it can use,
-# 65.5 MB (when 13x13 layers cached weight blocks, 182 MB of 236 fitted, its three
-# 512 -> 1024 13x13 layers left to im2col, and one forward peaked at 460 MB; with 160 MB it
-# cached all 236 and peaked at 514 MB, F(4x4, 3x3)'s larger filters and the workspaces of its
-# chunks side by side: see BENCHMARKS.md#winograd-cache-budget). The inference budget being
-# 1.5 x weights + 300 MB, that leaves room for the heap's fragmentation over repeated forwards.
-WINOGRAD_CACHE_HEADROOM = 96 * 2**20
+# 36/9, weight blocks 9/9): half the weights' size plus this much. yolov2-voc at 416 then caches
+# 146.5 MB (of 236: its three 512 -> 1024 13x13 layers and one 1024 -> 1024 read their weights
+# in place instead, 1.08-1.09x the time from blocks) and peaks at 428 MB for one forward,
+# within issue 25's 463 MB; with 96 MB it cached 182.5 MB (the three 512 -> 1024 layers
+# left out, once to im2col at 1.5x) and peaked at 460-464 MB, with 160 MB all 236 and 514 MB,
+# F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side (see
+# BENCHMARKS.md#winograd-cache-budget); caching no blocks at all, 65.5 MB, peaks at 346 MB.
+# The inference budget being 1.5 x weights + 300 MB, that leaves room for the heap's
+# fragmentation over repeated forwards.
+WINOGRAD_CACHE_HEADROOM = 64 * 2**20
 
 
 @dataclass
