@@ -806,16 +806,24 @@ def bench_memory(opts, store):
 
 # -- per-layer profile -------------------------------------------------------------------------
 def profile_forward(net, x, train, repeats):
-    """Median ms of each layer.forward over `repeats` walks done the way Network._run does;
-    returns (rows, outputs of the last walk)."""
+    """Median ms of each layer.forward over `repeats` walks done the way Network._run does
+    (at inference a convolution that pools in its epilogue is timed with its maxpool, which
+    then shows 0 ms); returns (rows, outputs of the last walk)."""
     per_layer = [[] for _ in net.layers]
+    pairs = set() if train else net.pooled_pairs
     for _ in range(repeats):
         outputs = [None] * len(net.layers)
         for i, layer in enumerate(net.layers):
             inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
                    else (outputs[i - 1] if i > 0 else x))
+            if i - 1 in pairs and outputs[i] is not None:
+                per_layer[i].append(0.0)        # made by the convolution before it
+                continue
             t = time.perf_counter()
-            outputs[i] = layer.forward(inp, train)
+            if i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
+                outputs[i + 1] = pooled
+            else:
+                outputs[i] = layer.forward(inp, train)
             per_layer[i].append(time.perf_counter() - t)
     rows = [{"index": i, "type": layer.kind, "out_shape": list(layer.out_shape),
              "ms": 1000 * statistics.median(ts), "flops": layer.flops() * x.shape[0]}

@@ -51,6 +51,10 @@ cdef extern from "direct_conv_x86.h":
                             float a, float b, int act, float* out, int n) noexcept nogil
     void y9k_direct_wgrad_row(const float* const* tap, int taps, const float* g, int n,
                               double* acc) noexcept nogil
+    enum:
+        Y9K_WGRAD_BAND_VALUES
+    void y9k_direct_wgrad_band(const float* const* tap, int taps, long ldx, const float* g,
+                               long fstride, int F, int n, int rows, double* acc) noexcept nogil
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
@@ -61,9 +65,10 @@ cdef extern from "winograd_x86.h":
     enum:
         Y9K_BLOCK_ROWS
         Y9K_CHUNK
-    void y9k_winograd_rows(const float* w, int nblocks, int rows, int R, const int* dest,
-                           const float* v, long v_plane, long ldv, int N, float* m,
-                           long m_plane, long ldm, float* scratch) noexcept nogil
+        Y9K_REGROUP_FLOATS
+    void y9k_winograd_rows(const float* w, long ldw, int nblocks, int rows, int R,
+                           const int* dest, const float* v, long v_plane, long ldv, int N,
+                           float* m, long m_plane, long ldm, float* scratch) noexcept nogil
 
 cdef extern from "winograd4_transforms.h":
     void y9k_input4_tile_row(const float* x, int H, int W, int ti, float* buf, float* out,
@@ -72,6 +77,10 @@ cdef extern from "winograd4_transforms.h":
                                     float* out, int tw, Py_ssize_t plane) noexcept nogil
     void y9k_output4_block(const float* src, Py_ssize_t plane, int nb,
                            float* yv) noexcept nogil
+    void y9k_output_grad4_tile_row(const float* dz, int H, int W, int ti, float* buf,
+                                   float* out, int tw, Py_ssize_t plane) noexcept nogil
+    void y9k_output_grad4_tile_row_avx512(const float* dz, int H, int W, int ti, float* buf,
+                                          float* out, int tw, Py_ssize_t plane) noexcept nogil
     void y9k_output4_block_avx512(const float* src, Py_ssize_t plane, int nb,
                                   float* yv) noexcept nogil
 

@@ -31,19 +31,24 @@ def test_direct_kernel_for_few_channels(act, c, h, w, batch):
 
 
 @pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
+@pytest.mark.parametrize("filters", [5, 16])
 @pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 3), (1, 1, 1, 2), (3, 5, 130, 2),
-                                         (7, 9, 21, 1), (2, 6, 9, 5)])
-def test_direct_kernel_weight_gradient(c, h, w, batch):
-    """The RGB-input layer's weight gradient (per-thread sums of row dot products, 8 taps at
-    a time, and row tails past the last 8) against the literal sum."""
+                                         (7, 9, 21, 1), (2, 6, 9, 5), (3, 10, 300, 2),
+                                         (1, 3, 1100, 1)])
+def test_direct_kernel_weight_gradient(c, h, w, batch, filters):
+    """The RGB-input layer's weight gradient against the literal sum: per-thread sums of row
+    dot products, 8 taps at a time, and row tails past the last 8 (AVX2); with AVX-512 by
+    bands of rows, 4 filters by 6 taps at a time (filters and taps past the last whole group:
+    5 filters, 9, 18, 27 and 63 taps), masked row tails, bands of one row (1100 wide), of
+    several with a shorter last one (300 wide: 3 + 3 + 3 + 1) and whole images."""
     rng = np.random.default_rng(15)
-    layer = ConvolutionalLayer((c, h, w), filters=5, size=3, stride=1, pad=1,
+    layer = ConvolutionalLayer((c, h, w), filters=filters, size=3, stride=1, pad=1,
                                activation="linear")
     assert layer.use_direct
     randomise(layer, rng)
     x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
     layer.forward(x, train=True)
-    g = rng.standard_normal((batch, 5, h, w)).astype(np.float32)
+    g = rng.standard_normal((batch, filters, h, w)).astype(np.float32)
     layer.zero_grads()
     assert layer.backward(g, need_input_grad=False) is None
     ref = direct_weight_grad(x, g)

@@ -95,6 +95,54 @@ def test_f4_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
     assert close4(dw - np.float32(0.5), direct_weight_grad(x, dz))
 
 
+@pytest.mark.parametrize("n,c,f,h,w,band_floats", [
+    (1, 3, 5, 17, 14, 1), (2, 8, 6, 26, 26, 1), (1, 16, 32, 40, 36, 2**15),
+    (3, 2, 7, 9, 30, 3000), (1, 32, 64, 50, 52, 2**17),
+])
+def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
+    """convolve4 by bands (banded4): one tile row a band, several, a last band shorter than
+    the others, sizes 0..3 mod 4, batches; the epilogue (leaky) and the fused maxpool on even
+    sizes; the weight gradient by the same bands (banded_weight_gradient4); against the
+    float64 sums."""
+    monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
+    x, wt, _ = case(n, c, f, h, w)
+    rng = np.random.default_rng(c + f)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    ref = np.where(ref > 0, ref, 0.1 * ref)
+    u = winograd.filters4(wt)
+    z = np.full((n, f, h, w), np.nan, np.float32)
+    assert winograd.banded4(x, u, z, a, b, core.ACT_LEAKY)
+    assert close4(z, ref)
+    if h % 2 == 0 and w % 2 == 0:
+        pooled = np.full((n, f, h // 2, w // 2), np.nan, np.float32)
+        assert winograd.banded4(x, u, pooled, a, b, core.ACT_LEAKY, pool=True)
+        assert close4(pooled, ref.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5)))
+    # the weight gradient by bands, added to what dw held
+    dz = rng.standard_normal((n, f, h, w)).astype(np.float32)
+    before = rng.standard_normal(wt.shape).astype(np.float32)
+    dw = before.copy()
+    assert winograd.banded_weight_gradient4(x, dz, dw)
+    assert close4(dw - before, direct_weight_grad(x, dz))
+
+
+def test_f4_bands_take_few_channels_only():
+    """Up to BANDED4_MAX_CHANNELS input + output channels, and enough bands for the threads;
+    otherwise banded4 declines, writing nothing, and convolve4 takes the chunks."""
+    rng = np.random.default_rng(3)
+    for c, f, n, h in [(64, 128, 1, 104), (48, 49, 1, 104), (16, 32, 1, 12)]:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        z = np.full((n, f, h, h), np.nan, np.float32)
+        u = winograd.filters4(rng.standard_normal((f, c, 3, 3)).astype(np.float32))
+        assert not winograd.banded4(x, u, z, np.ones(f, np.float32), np.zeros(f, np.float32), 0)
+        assert np.isnan(z).all()
+    x = rng.standard_normal((1, 32, 104, 104)).astype(np.float32)
+    u = winograd.filters4(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
+    z = np.empty((1, 64, 104, 104), np.float32)
+    assert winograd.banded4(x, u, z, np.ones(64, np.float32), np.zeros(64, np.float32), 0)
+
+
 def test_f4_chunks_cover_every_tile_once():
     for n, h, w, c, f in [(1, 416, 416, 128, 256), (8, 26, 26, 512, 256), (3, 7, 5, 2, 2)]:
         th, _ = winograd.tile_grid(h, w, 4)
@@ -104,15 +152,19 @@ def test_f4_chunks_cover_every_tile_once():
         assert (seen == 1).all()
 
 
+@pytest.mark.parametrize("band_floats", [None, 1])
 @pytest.mark.parametrize("matrix,row,col", [("F4_BT", 1, 2), ("F4_BT", 5, 0), ("F4_G", 3, 1),
                                             ("F4_G", 0, 0), ("F4_AT", 2, 3), ("F4_AT", 3, 5)])
-def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col):
+def test_a_broken_coefficient_is_caught(monkeypatch, matrix, row, col, band_floats):
     """Each transform (Bᵀ of the inputs, G of the filters, Aᵀ of the outputs and output
     gradients) with one coefficient changed by 1/8 (zeros too) no longer gives the
     convolution or its gradients: the tests above would fail. (Through the general loops,
     which read the matrices; the transforms with them in code are held against those loops
-    below.)"""
+    below.) With band_floats, the forward and both gradients go by bands (one tile row
+    each), which pass the matrices to the same loops."""
     monkeypatch.setattr(winograd, "F4_TRANSFORMS_IN_CODE", False)
+    if band_floats is not None:
+        monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
     broken = getattr(winograd, matrix).copy()
     broken[row, col] += 0.125
     monkeypatch.setattr(winograd, matrix, broken)
@@ -211,6 +263,32 @@ def test_output_transform_in_code_differs_from_a_broken_at(row, col):
     assert not agree(output_transforms(m, shape, None), output_transforms(m, shape, broken))
 
 
+def output_grad_transforms(dz, at):
+    """winograd4_output_grad of every tile of dz through at (None: the Aᵀ in code)."""
+    n, f, h, w = dz.shape
+    th, tw = winograd.tile_grid(h, w, 4)
+    dm = winograd.stacked(f, n * th * tw, planes=winograd.TILES4)
+    dm[:] = np.nan
+    core.winograd4_output_grad(dz, 0, n, 0, th, at, dm)
+    return dm
+
+
+@pytest.mark.parametrize("shape", TRANSFORM_SHAPES)
+def test_output_gradient_transform_in_code_matches_the_general_loops(shape):
+    dz = np.random.default_rng(sum(shape) + 1).standard_normal(shape).astype(np.float32)
+    fast = output_grad_transforms(dz, None)
+    assert not np.isnan(fast).any()
+    assert agree(fast, output_grad_transforms(dz, winograd.F4_AT))
+
+
+@pytest.mark.parametrize("row,col", [(0, 0), (1, 4), (2, 3), (3, 5), (0, 5), (2, 1)])
+def test_output_gradient_transform_in_code_differs_from_a_broken_at(row, col):
+    broken = winograd.F4_AT.copy()
+    broken[row, col] += 0.125
+    dz = np.random.default_rng(5).standard_normal((2, 3, 26, 70)).astype(np.float32)
+    assert not agree(output_grad_transforms(dz, None), output_grad_transforms(dz, broken))
+
+
 def test_f4_matrices_hold_the_chosen_points():
     """Aᵀ's columns are the powers of the points 0, 1, -1, 2, -1/2 (and ∞): the choice the
     module's comment measured."""
@@ -225,7 +303,6 @@ def f4_layers(monkeypatch):
     """Layers of any channels and map take F(4x4, 3x3) (it is off by default)."""
     monkeypatch.setattr(winograd, "F4_ENABLED", True)
     monkeypatch.setattr(winograd, "F4_MIN_TILES", 0)
-    monkeypatch.setattr(winograd, "F4_TRAINING_MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
     monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
@@ -322,18 +399,16 @@ def test_f4_without_cache_goes_through_f4_at_batch_1():
     assert layer._winograd_applies(1, False) == (True, True, False)
 
 
-def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
-    """In training, layers of up to 96 input + output channels (F(2x2, 3x3)'s banded weight
-    gradient) keep F(2x2, 3x3): forward, weight and input gradients; inference keeps F(4x4,
-    3x3) on them. From 97 channels on, training takes F(4x4, 3x3) as inference does."""
-    for c, f, size, trains_f4 in [(16, 32, 32, False), (32, 64, 104, False), (16, 32, 208, False),
-                                  (32, 65, 104, True), (64, 128, 32, True), (128, 256, 52, True)]:
+def test_f4_trains_the_layers_inference_takes_it_on(monkeypatch):
+    """Training takes F(4x4, 3x3) wherever inference does, few channels too (their forward,
+    input and weight gradients by bands): forward, weight and input gradients."""
+    for c, f, size in [(16, 32, 32), (32, 64, 48), (32, 64, 104), (16, 32, 208), (64, 128, 32),
+                       (128, 256, 52)]:
         layer = ConvolutionalLayer((c, size, size), filters=f, size=3, stride=1, pad=1)
         assert layer._uses_f4(), (c, f, size)
-        assert layer._uses_f4(train=True) == trains_f4, (c, f, size)
     calls = []
     for name in ("convolve", "convolve4", "weight_gradient", "weight_gradient4",
-                 "input_gradient", "input_gradient4"):
+                 "input_gradient", "input_gradient4", "banded4", "banded_weight_gradient4"):
         def spy(*args, _real=getattr(winograd, name), _name=name, **kwargs):
             calls.append(_name)
             return _real(*args, **kwargs)
@@ -344,8 +419,9 @@ def test_f4_trains_only_layers_past_the_banded_channels(monkeypatch):
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     layer.forward(x, train=True)
     layer.backward(rng.standard_normal((4, 32, 32, 32)).astype(np.float32))
-    # (input_gradient is convolve with the flipped filters)
-    assert calls == ["convolve", "weight_gradient", "input_gradient", "convolve"]
+    # (input_gradient4 is convolve4 with the flipped filters; each goes by bands)
+    assert calls == ["convolve4", "banded4", "weight_gradient4", "banded_weight_gradient4",
+                     "input_gradient4", "convolve4", "banded4"]
     calls.clear()
     layer.forward(x[:1])
-    assert calls == ["convolve4"]
+    assert calls == ["convolve4", "banded4"]

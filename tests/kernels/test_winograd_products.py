@@ -44,6 +44,50 @@ def test_products_from_weight_blocks_equal_the_direct_sum(monkeypatch, n, c, f, 
 
 
 @needs_products_kernel
+@pytest.mark.parametrize("n,c,f,h,w", [
+    (1, 5, 1, 3, 3), (1, 7, 17, 13, 13), (2, 3, 33, 5, 9), (1, 70, 64, 7, 30), (3, 2, 45, 6, 6),
+    (1, 1, 96, 28, 2), (1, 300, 70, 3, 4), (2, 128, 48, 13, 13),
+])
+def test_products_from_the_weights_in_place_equal_the_direct_sum(monkeypatch, n, c, f, h, w):
+    """The forward from the (F, C, 3, 3) weights themselves: filters past a 16-row half
+    (1, 17, 33, 45, 70), channels past a group of 16 (1, 2, 3, 5, 7, 70, 300: masked loads)
+    and over several chunks; against the float64 direct sums, and bit for bit the forward
+    from WeightBlocks (the same transforms and sums, only the taps read another way)."""
+    rng = np.random.default_rng(f * 5 + c)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    ref = a[None, :, None, None] * direct_conv(x, wt) + b[None, :, None, None]
+    for group_columns in (10**9, 1):
+        monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", group_columns)
+        z = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, wt, z, a, b, 0)
+        assert close(z, ref)
+        from_blocks = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, winograd.WeightBlocks(wt), from_blocks, a, b, 0)
+        assert np.array_equal(z, from_blocks)
+        # weights in another memory order (an assigned layer.weights) are read as well
+        other_order = np.full((n, f, h, w), np.nan, np.float32)
+        winograd.convolve(x, np.asfortranarray(wt), other_order, a, b, 0)
+        assert np.array_equal(z, other_order)
+
+
+@needs_products_kernel
+def test_products_in_place_refuse_other_weights():
+    """Weights of another convolution, or an input gradient's (transposed) use, are refused:
+    the kernel reads the weights as (F, C, 3, 3) of this forward only."""
+    x = np.zeros((1, 5, 4, 4), np.float32)
+    z = np.zeros((1, 36, 4, 4), np.float32)
+    ones, zeros = np.ones(36, np.float32), np.zeros(36, np.float32)
+    with pytest.raises(ValueError):
+        winograd.convolve(x, np.zeros((36, 6, 3, 3), np.float32), z, ones, zeros, 0)
+    with pytest.raises(ValueError):
+        winograd.convolve(x, np.zeros((36, 5, 3, 3), np.float32), z, ones, zeros, 0,
+                          transposed=True)
+
+
+@needs_products_kernel
 def test_weight_blocks_hold_each_weight_once_in_its_place():
     """WeightBlocks' layout, element by element, both ways round (zeros past the rows)."""
     rng = np.random.default_rng(2)
@@ -63,10 +107,11 @@ def test_weight_blocks_hold_each_weight_once_in_its_place():
 
 
 @needs_products_kernel
-def test_inference_uses_weight_blocks_for_13x13_maps_at_any_batch():
+def test_inference_uses_the_products_kernel_for_13x13_maps_at_any_batch():
     """A 13x13 layer of many channels caches WeightBlocks (the plan counts their bytes) and
     multiplies every batch through them in groups of images: a batch gives the bits of its
-    images one by one, all equal to im2col's within the tolerance."""
+    images one by one, all equal to im2col's within the tolerance; with its cache off it
+    reads the weights in place instead, the same bits."""
     rng = np.random.default_rng(11)
     layer = ConvolutionalLayer((96, 13, 13), filters=40, size=3, stride=1, pad=1,
                                batch_normalize=True, activation="leaky")
@@ -76,6 +121,10 @@ def test_inference_uses_weight_blocks_for_13x13_maps_at_any_batch():
     x = rng.standard_normal((5, 96, 13, 13)).astype(np.float32)
     y = layer.forward(x)
     assert isinstance(layer._u, winograd.WeightBlocks)
+    layer.set_winograd_cache(False)
+    assert layer.inference_path(1) == "fp32 winograd"
+    assert np.array_equal(layer.forward(x), y)
+    assert layer._u is None
     assert all(np.array_equal(y[i], layer.forward(x[i:i + 1])[0]) for i in range(5))
     layer.use_winograd = False
     reference = layer.forward(x)

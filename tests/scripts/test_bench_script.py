@@ -88,13 +88,20 @@ def test_memory_and_environment(report):
 
 def test_profile_tables(report, mini_cfg):
     from yolo9000.model.network import Network
-    n_layers = len(Network.from_cfg(str(mini_cfg)).layers)
+    net = Network.from_cfg(str(mini_cfg))
+    n_layers = len(net.layers)
     data, stdout = report
     titles = [p["title"].split(" mini")[0] for p in data["profile"]]
     assert titles == ["forward", "forward(train=True)", "backward", "update"]
-    fwd, _, bwd, update = data["profile"]
+    fwd, train_fwd, bwd, update = data["profile"]
     assert [r["type"] for r in update["layers"]] == ["sgd", "zero"]
     assert [r["index"] for r in fwd["layers"]] == list(range(n_layers))
+    # the inference walk is the network's: the maxpools its convolutions pool in their
+    # epilogues (mini's first two) take no time of their own; in training every one runs
+    assert net.pooled_pairs == {0, 2}
+    assert [fwd["layers"][i]["ms"] for i in (1, 3)] == [0, 0]
+    assert fwd["layers"][5]["ms"] > 0
+    assert all(train_fwd["layers"][i]["ms"] > 0 for i in (1, 3, 5))
     # backward starts below the region layer and ends at the first convolution
     assert [r["index"] for r in bwd["layers"]] == list(range(n_layers - 1))
     for p in data["profile"]:

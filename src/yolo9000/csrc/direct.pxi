@@ -129,13 +129,34 @@ def conv3x3_direct_weight_grad(const float[:, :, :, ::1] xp, const float[:, :, :
             or partial.shape[1] != F * C * 9):
         raise ValueError("conv3x3_direct_weight_grad: shapes do not match")
     cdef int job, n, y
+    # with AVX-512: jobs of bands of rows (Y9K_WGRAD_BAND_VALUES values a filter), every
+    # filter's and tap's sum in registers over the band; else row by row
+    cdef int rows = max(1, min(H, Y9K_WGRAD_BAND_VALUES // W)) if _avx512 else 1
+    cdef int bands = (H + rows - 1) // rows
     with nogil:
-        for job in prange(N * H, schedule="static"):
-            n = job // H
-            y = job % H
-            _direct_wgrad_row(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C,
-                              &g[n, 0, y * W], <Py_ssize_t> H * W, W, F,
-                              &partial[y9k_thread_num(), 0])
+        for job in prange(N * bands, schedule="static"):
+            n = job // bands
+            y = (job % bands) * rows
+            if _avx512:
+                _direct_wgrad_band(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C,
+                                   &g[n, 0, y * W], <Py_ssize_t> H * W, W, F,
+                                   min(rows, H - y), &partial[y9k_thread_num(), 0])
+            else:
+                _direct_wgrad_row(&xp[n, 0, y, 0], <Py_ssize_t> (H + 2) * Wp, Wp, C,
+                                  &g[n, 0, y * W], <Py_ssize_t> H * W, W, F,
+                                  &partial[y9k_thread_num(), 0])
+
+
+cdef void _direct_wgrad_band(const float* x, Py_ssize_t cstride, int Wp, int C, const float* g,
+                             Py_ssize_t fstride, int W, int F, int rows,
+                             double* acc) noexcept nogil:
+    cdef const float* tap[Y9K_DIRECT_MAX_TAPS]
+    cdef int c, kh, kw
+    for c in range(C):
+        for kh in range(3):
+            for kw in range(3):
+                tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
+    y9k_direct_wgrad_band(tap, 9 * C, Wp, g, fstride, F, W, rows, acc)
 
 
 cdef void _direct_wgrad_row(const float* x, Py_ssize_t cstride, int Wp, int C, const float* g,

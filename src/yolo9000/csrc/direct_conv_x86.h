@@ -127,7 +127,59 @@ static void y9k_direct4_block64(const float *const *tap, int taps, const float *
         }
     }
 }
+/* values of a band of rows per filter that y9k_direct_wgrad_band sums in float (in 16
+   lanes) before adding them to acc's doubles */
+#define Y9K_WGRAD_BAND_VALUES 1024
+/* acc[f*taps + t] += sum over rows r < rows and q < n of g[f*fstride + r*n + q] *
+   tap[t][r*ldx + q], for every filter f < F, with AVX-512: 4 filters by 6 taps at a time,
+   24 sums of 16 lanes kept in registers over the band's rows (10 loads a 24 FMAs) and
+   reduced once a band: the row-by-row kernel's horizontal sums, one per filter, tap and
+   row, were most of its time on short rows */
+__attribute__((target("avx512f")))
+static void y9k_direct_wgrad_band(const float *const *tap, int taps, long ldx, const float *g,
+                                  long fstride, int F, int n, int rows, double *acc)
+{
+    for (int f0 = 0; f0 < F; f0 += 4) {
+        int nf = F - f0 < 4 ? F - f0 : 4;
+        const float *gf[4];
+        /* past the last filter (tap): a repeat of the first, its sums not kept */
+        for (int i = 0; i < 4; i++)
+            gf[i] = g + (long) (f0 + (i < nf ? i : 0)) * fstride;
+        for (int t0 = 0; t0 < taps; t0 += 6) {
+            int nt = taps - t0 < 6 ? taps - t0 : 6;
+            const float *tp[6];
+            for (int j = 0; j < 6; j++)
+                tp[j] = tap[t0 + (j < nt ? j : 0)];
+            __m512 s[4][6];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 6; j++)
+                    s[i][j] = _mm512_setzero_ps();
+            for (int r = 0; r < rows; r++) {
+                for (int q = 0; q < n; q += 16) {
+                    __mmask16 m = n - q >= 16 ? (__mmask16) 0xFFFF
+                                              : (__mmask16) ((1u << (n - q)) - 1);
+                    __m512 gv[4];
+                    for (int i = 0; i < 4; i++)
+                        gv[i] = _mm512_maskz_loadu_ps(m, gf[i] + (long) r * n + q);
+                    for (int j = 0; j < 6; j++) {
+                        __m512 xv = _mm512_maskz_loadu_ps(m, tp[j] + (long) r * ldx + q);
+                        for (int i = 0; i < 4; i++)
+                            s[i][j] = _mm512_fmadd_ps(gv[i], xv, s[i][j]);
+                    }
+                }
+            }
+            for (int i = 0; i < nf; i++)
+                for (int j = 0; j < nt; j++)
+                    acc[(long) (f0 + i) * taps + t0 + j] += _mm512_reduce_add_ps(s[i][j]);
+        }
+    }
+}
 #else
+#define Y9K_WGRAD_BAND_VALUES 1024
+static void y9k_direct_wgrad_band(const float *const *tap, int taps, long ldx, const float *g,
+                                  long fstride, int F, int n, int rows, double *acc)
+{ (void)tap; (void)taps; (void)ldx; (void)g; (void)fstride; (void)F; (void)n; (void)rows;
+  (void)acc; }
 static void y9k_direct_block64(const float *const *tap, int taps, const float *w, int x0,
                                float a, float b, int act, float *out, int n)
 { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out; (void)n; }

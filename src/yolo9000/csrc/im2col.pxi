@@ -153,3 +153,74 @@ cdef void _col2im_channel(const float* col, Py_ssize_t stride_col, int c, int H,
                 else:
                     for ow in range(lo, hi):
                         row[ow * stride + kw - pad] += src[ow]
+
+
+# Convolutions on maps so small that every output position sees every input position through
+# some tap (3x3 "same" on 2x2 or smaller: darknet-mini's last layers): one dense matrix of
+# (filter, output position) x (channel, input position) instead of im2col's columns, whose
+# taps on the zero padding the product would multiply too (20 of 36 on a 2x2 map).
+
+cdef enum:
+    Y9K_SMALL_MAP_POSITIONS = 16
+
+# the most positions (H·W) of a small map, for the layers
+SMALL_MAP_MAX_POSITIONS = Y9K_SMALL_MAP_POSITIONS
+
+
+cdef int _small_map_taps(int K, int pad, int H, int W, int* taps, str what) except -1:
+    """taps[p·P + q] = the tap (ky·K + kx) from input position q to output position p of an
+    H x W map, P = H·W; refused when a pair has none (the map too large for the kernel)."""
+    cdef int P = H * W, p, q
+    if (H <= 0 or W <= 0 or max(H, W) - 1 > min(pad, K - 1 - pad)
+            or P > Y9K_SMALL_MAP_POSITIONS):
+        raise ValueError(f"{what}: a {H}x{W} map has positions no tap connects")
+    for p in range(P):
+        for q in range(P):
+            taps[p * P + q] = (pad + q // W - p // W) * K + pad + q % W - p % W
+    return 0
+
+
+def small_map_weights(const float[:, :, :, ::1] w, int pad, int H, int W, float[:, ::1] out):
+    """out[f·P + p, c·P + q] = w[f, c, pad + qy − py, pad + qx − px] for the P = H·W positions
+    p = py·W + px and q of the map (every pair within the kernel), w (F, C, K, K)."""
+    cdef int F = w.shape[0], C = w.shape[1], K = w.shape[2], P = H * W
+    cdef int f, p, c, q
+    cdef int taps[Y9K_SMALL_MAP_POSITIONS * Y9K_SMALL_MAP_POSITIONS]
+    cdef float* row
+    cdef const float* src
+    _small_map_taps(K, pad, H, W, taps, "small_map_weights")
+    if w.shape[3] != K or out.shape[0] != F * P or out.shape[1] != C * P:
+        raise ValueError("small_map_weights: shapes do not match")
+    with nogil:
+        for f in prange(F, schedule="static"):
+            for p in range(P):
+                row = &out[f * P + p, 0]
+                for c in range(C):
+                    src = &w[f, c, 0, 0]
+                    for q in range(P):
+                        row[c * P + q] = src[taps[p * P + q]]
+
+
+def small_map_weight_grad(const float[:, ::1] d, int pad, int H, int W,
+                          float[:, :, :, ::1] dw):
+    """dw[f, c, ky, kx] = the sum of d[f·P + p, c·P + q] over the pairs (p, q) whose tap is
+    (ky, kx), p-major then q (taps no pair reaches get 0): the weights' gradient from that of
+    small_map_weights' matrix. dw (F, C, K, K) is written over."""
+    cdef int F = dw.shape[0], C = dw.shape[1], K = dw.shape[2], P = H * W
+    cdef int f, p, c, q, t
+    cdef int taps[Y9K_SMALL_MAP_POSITIONS * Y9K_SMALL_MAP_POSITIONS]
+    cdef float* dst
+    cdef const float* src
+    _small_map_taps(K, pad, H, W, taps, "small_map_weight_grad")
+    if dw.shape[3] != K or d.shape[0] != F * P or d.shape[1] != C * P:
+        raise ValueError("small_map_weight_grad: shapes do not match")
+    with nogil:
+        for f in prange(F, schedule="static"):
+            for c in range(C):
+                dst = &dw[f, c, 0, 0]
+                for t in range(K * K):
+                    dst[t] = 0
+                for p in range(P):
+                    src = &d[f * P + p, c * P]
+                    for q in range(P):
+                        dst[taps[p * P + q]] += src[q]

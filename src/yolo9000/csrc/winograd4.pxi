@@ -301,12 +301,25 @@ cdef void _output4_tiles(const float* src, Py_ssize_t plane, const float* AT, fl
 def winograd4_output_grad(const float[:, :, :, ::1] dz, int n0, int n1, int r0, int r1,
                           const float[:, ::1] AT, float[:, :, :] dM):
     """dM[k, f, col] = (A dY Aᵀ)[k // 6, k % 6] for the 4x4 tiles dY of dz (N, F, H, W) of
-    tile rows r0..r1 of images n0..n1, in winograd4_input's column order; Aᵀ (4, 6)."""
-    _check_matrix(AT, W4_OUT, W4_ALPHA, "winograd4_output_grad: Aᵀ")
+    tile rows r0..r1 of images n0..n1, in winograd4_input's column order; Aᵀ (4, 6), or None
+    for the Aᵀ written into csrc/winograd4_transforms.h."""
+    if AT is not None:
+        _check_matrix(AT, W4_OUT, W4_ALPHA, "winograd4_output_grad: Aᵀ")
     # scratch: the tile row's four gradient rows zero-extended to whole tiles, and A dY
-    _transform_tile4_rows(dz, n0, n1, r0, r1, AT, dM, _output_grad4_tile_row,
+    _transform_tile4_rows(dz, n0, n1, r0, r1, AT, dM,
+                          _output_grad4_tile_row if AT is not None
+                          else _output_grad4_tile_row_fixed,
                           (W4_OUT + W4_ALPHA) * 4 * ((dz.shape[3] + 3) // 4),
                           "winograd4_output_grad")
+
+
+cdef void _output_grad4_tile_row_fixed(const float* dz, int H, int W, int ti, const float* AT,
+                                       float* buf, float* out, int tw,
+                                       Py_ssize_t plane) noexcept nogil:
+    if _avx512:
+        y9k_output_grad4_tile_row_avx512(dz, H, W, ti, buf, out, tw, plane)
+    else:
+        y9k_output_grad4_tile_row(dz, H, W, ti, buf, out, tw, plane)
 
 
 cdef void _output_grad4_tile_row(const float* dz, int H, int W, int ti, const float* AT,

@@ -1,4 +1,5 @@
-/* F(4x4, 3x3)'s input and output transforms with Bᵀ and Aᵀ written into the code: the
+/* F(4x4, 3x3)'s input, output and output-gradient transforms with Bᵀ and Aᵀ written into the
+   code: the
    points 0, 1, -1, 2, -1/2 give small fixed coefficients, applied as explicit sequences of
    additions and multiplications on whole 6x6 tiles held in registers (16 tiles a vector on
    AVX-512). The matrices themselves have one home, kernels/winograd.py (F4_BT, F4_AT); the
@@ -38,6 +39,20 @@
         y1 = q_ + (2.0f * (m3) - 0.5f * (m4));                                          \
         y2 = p_ + (4.0f * (m3) + 0.25f * (m4));                                         \
         y3 = (q_ + (m5)) + (8.0f * (m3) - 0.125f * (m4));                               \
+    } while (0)
+
+/* y = A x for four values (A = Aᵀ's transpose, the output gradient's transform): A's rows
+   [1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8], [1, -1/2, 1/4, -1/8],
+   [0, 0, 0, 1], with x0 + x2 and x1 + x3 shared */
+#define Y9K_W4_A(T, x0, x1, x2, x3, y0, y1, y2, y3, y4, y5)                              \
+    do {                                                                                \
+        T p_ = (x0) + (x2), q_ = (x1) + (x3);                                           \
+        y0 = (x0);                                                                      \
+        y1 = p_ + q_;                                                                   \
+        y2 = p_ - q_;                                                                   \
+        y3 = ((x0) + 4.0f * (x2)) + 2.0f * ((x1) + 4.0f * (x3));                        \
+        y4 = ((x0) + 0.25f * (x2)) - 0.5f * ((x1) + 0.25f * (x3));                      \
+        y5 = (x3);                                                                      \
     } while (0)
 
 /* The input transform of tile row ti of one channel x (H x W) into the 36 planes out +
@@ -124,8 +139,104 @@ static void y9k_output4_block(const float *src, ptrdiff_t plane, int nb, float *
     y9k_output4_body(src, plane, nb, s, (float (*)[Y9K_W4_BLOCK]) yv);
 }
 
+/* The output gradient's transform A dY Aᵀ of tile row ti of one channel dz (H x W) into the
+   36 planes out + k*plane (tw tiles each): the tile row's four gradient rows copied into buf
+   zero-extended to whole tiles (4*tw floats), A dY at every column (rows 4..9 of buf), then
+   each tile's (A dY) Aᵀ. buf holds 10 rows of 4*tw floats. */
+static inline __attribute__((always_inline))
+void y9k_output_grad4_rows(const float *dz, int H, int W, int ti, float *buf, int width)
+{
+    float *row[4];
+    for (int r = 0; r < 4; r++) {
+        float *dst = buf + (ptrdiff_t) r * width;
+        row[r] = dst;
+        int y = 4 * ti + r;
+        if (y >= H) {
+            for (int p = 0; p < width; p++)
+                dst[p] = 0;
+        } else {
+            const float *src = dz + (ptrdiff_t) y * W;
+            for (int p = 0; p < W; p++)
+                dst[p] = src[p];
+            for (int p = W; p < width; p++)
+                dst[p] = 0;
+        }
+    }
+    float *a0 = buf + 4 * (ptrdiff_t) width, *a1 = a0 + width, *a2 = a1 + width,
+          *a3 = a2 + width, *a4 = a3 + width, *a5 = a4 + width;
+    const float *r0 = row[0], *r1 = row[1], *r2 = row[2], *r3 = row[3];
+    for (int p = 0; p < width; p++)
+        Y9K_W4_A(float, r0[p], r1[p], r2[p], r3[p], a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]);
+}
+
+static void y9k_output_grad4_tile_row(const float *dz, int H, int W, int ti, float *buf,
+                                      float *out, int tw, ptrdiff_t plane)
+{
+    int width = 4 * tw;
+    y9k_output_grad4_rows(dz, H, W, ti, buf, width);
+    for (int k = 0; k < 6; k++) {
+        const float *q = buf + (4 + k) * (ptrdiff_t) width;
+        float *o = out + 6 * k * plane;
+        for (int tj = 0; tj < tw; tj++) {
+            const float *c = q + 4 * tj;
+            Y9K_W4_A(float, c[0], c[1], c[2], c[3], o[tj], o[plane + tj], o[2 * plane + tj],
+                     o[3 * plane + tj], o[4 * plane + tj], o[5 * plane + tj]);
+        }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+/* y9k_output_grad4_tile_row with 16 tiles a vector: each tile's four columns deinterleaved
+   from four 16-lane loads by two rounds of permutes (as the input transform's), the edge
+   block's lanes masked */
+__attribute__((target("avx512f")))
+static void y9k_output_grad4_tile_row_avx512(const float *dz, int H, int W, int ti, float *buf,
+                                             float *out, int tw, ptrdiff_t plane)
+{
+    int width = 4 * tw;
+    y9k_output_grad4_rows(dz, H, W, ti, buf, width);
+    const __m512i cols01 = _mm512_set_epi32(29, 25, 21, 17, 13, 9, 5, 1,
+                                            28, 24, 20, 16, 12, 8, 4, 0);
+    const __m512i cols23 = _mm512_set_epi32(31, 27, 23, 19, 15, 11, 7, 3,
+                                            30, 26, 22, 18, 14, 10, 6, 2);
+    const __m512i low = _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i high = _mm512_set_epi32(31, 30, 29, 28, 27, 26, 25, 24,
+                                          15, 14, 13, 12, 11, 10, 9, 8);
+    for (int k = 0; k < 6; k++) {
+        const float *q = buf + (4 + k) * (ptrdiff_t) width;
+        float *o = out + 6 * k * plane;
+        for (int tj = 0; tj < tw; tj += 16) {
+            int nt = tw - tj < 16 ? tw - tj : 16;
+            const float *c = q + 4 * tj;
+            __m512 a[4];
+            for (int v = 0; v < 4; v++) {
+                int n = 4 * nt - 16 * v;
+                __mmask16 m = n >= 16 ? (__mmask16) 0xffff
+                              : n <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << n) - 1);
+                a[v] = _mm512_maskz_loadu_ps(m, c + 16 * v);
+            }
+            __m512 x01 = _mm512_permutex2var_ps(a[0], cols01, a[1]);
+            __m512 x23 = _mm512_permutex2var_ps(a[0], cols23, a[1]);
+            __m512 y01 = _mm512_permutex2var_ps(a[2], cols01, a[3]);
+            __m512 y23 = _mm512_permutex2var_ps(a[2], cols23, a[3]);
+            __m512 c0 = _mm512_permutex2var_ps(x01, low, y01);
+            __m512 c1 = _mm512_permutex2var_ps(x01, high, y01);
+            __m512 c2 = _mm512_permutex2var_ps(x23, low, y23);
+            __m512 c3 = _mm512_permutex2var_ps(x23, high, y23);
+            __m512 v0, v1, v2, v3, v4, v5;
+            Y9K_W4_A(__m512, c0, c1, c2, c3, v0, v1, v2, v3, v4, v5);
+            __mmask16 store = (__mmask16) ((1u << nt) - 1);
+            _mm512_mask_storeu_ps(o + tj, store, v0);
+            _mm512_mask_storeu_ps(o + plane + tj, store, v1);
+            _mm512_mask_storeu_ps(o + 2 * plane + tj, store, v2);
+            _mm512_mask_storeu_ps(o + 3 * plane + tj, store, v3);
+            _mm512_mask_storeu_ps(o + 4 * plane + tj, store, v4);
+            _mm512_mask_storeu_ps(o + 5 * plane + tj, store, v5);
+        }
+    }
+}
 
 /* y9k_input4_tile_row with 16 tiles a vector: the tiles' six columns deinterleaved from
    four 16-lane loads by two rounds of permutes (columns 4 and 5 are the next tile's 0 and
@@ -196,6 +307,9 @@ static void y9k_output4_block_avx512(const float *src, ptrdiff_t plane, int nb, 
     y9k_output4_body(src, plane, nb, s, (float (*)[Y9K_W4_BLOCK]) yv);
 }
 #else
+static void y9k_output_grad4_tile_row_avx512(const float *dz, int H, int W, int ti, float *buf,
+                                             float *out, int tw, ptrdiff_t plane)
+{ y9k_output_grad4_tile_row(dz, H, W, ti, buf, out, tw, plane); }
 static void y9k_input4_tile_row_avx512(const float *x, int H, int W, int ti, float *buf,
                                        float *out, int tw, ptrdiff_t plane)
 { y9k_input4_tile_row(x, H, W, ti, buf, out, tw, plane); }

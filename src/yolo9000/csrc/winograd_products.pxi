@@ -7,7 +7,9 @@
 # and the transformed filters U are 16/9 of the weights (64 MB to read at 1024x1024, or to
 # cache). Here each job is two blocks of 32 output rows (filters for the forward, channels for
 # the input gradient; one for an odd last block): it reads the blocks' 3x3 weights (regrouped
-# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks),
+# once so that the 32 rows' values of one tap are contiguous: winograd_weight_blocks; or, for
+# the forward, regrouped chunk by chunk from the layer's own weights in the thread's cache:
+# winograd_products_in_place, which layers take: nothing to make or keep),
 # transforms a chunk of 64 reduction indices into all 16 planes in the thread's cache, and
 # multiplies each plane by V, 64 rows (four 16-float vectors) against up to 6 tile columns (24
 # sums), or 32 rows against up to 14; chunks add up in order, so the result does not depend on
@@ -80,14 +82,48 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
         # jobs of two blocks (64 rows: V read half as often, 4 loads per 28 sums instead of 2
         # per 14 x 2), the last one single when the count is odd
         for b in prange(nb, schedule="dynamic"):
-            y9k_winograd_rows(&blocks[b, 0, 0, 0], 1,
+            y9k_winograd_rows(&blocks[b, 0, 0, 0], 0, 1,
                               min(Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
                               &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
                               &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
                               &scratch[cython.parallel.threadid(), 0])
 
 
+def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
+                               const float[:, :, :] v, float[:, :, :] m,
+                               float[:, ::1] scratch):
+    """winograd_products_from_weights from the convolution's own weights w (F, C, 3, 3)
+    instead of their blocks: each job regroups its 32 filters' taps chunk by chunk in the
+    thread's cache (16 x 16 transposes), the rest as from blocks, bit for bit. Nothing to make
+    or keep beside the weights."""
+    cdef int F = w.shape[0], R = w.shape[1], N = v.shape[2]
+    cdef int nb = (F + Y9K_BLOCK_ROWS - 1) // Y9K_BLOCK_ROWS
+    cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
+    cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
+    cdef long ldw = <long> R * 9
+    cdef int b
+    if (w.shape[2] != 3 or w.shape[3] != 3 or v.shape[0] != 16 or m.shape[0] != 16
+            or v.shape[1] != R or m.shape[1] != F or m.shape[2] != N or dest.shape[0] != 16
+            or v.strides[2] != 4 or m.strides[2] != 4
+            or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
+            or (<size_t> &scratch[0, 0]) % 64
+            or scratch.shape[0] < y9k_max_threads()
+            or not _avx512):
+        raise ValueError("winograd_products_in_place: shapes do not match")
+    for b in range(16):
+        if not 0 <= dest[b] < 16:
+            raise ValueError("winograd_products_in_place: planes out of range")
+    with nogil:
+        for b in prange(nb, schedule="dynamic"):
+            y9k_winograd_rows(&w[b * Y9K_BLOCK_ROWS, 0, 0, 0], ldw, 1,
+                              min(Y9K_BLOCK_ROWS, F - b * Y9K_BLOCK_ROWS), R,
+                              &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
+                              &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
+                              &scratch[cython.parallel.threadid(), 0])
+
+
 def winograd_scratch_floats(int columns):
-    """Floats of scratch per thread for winograd_products_from_weights of that many columns
-    (a multiple of 16: the rows must stay 64-byte aligned)."""
-    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16)
+    """Floats of scratch per thread for winograd_products_from_weights and
+    winograd_products_in_place of that many columns (a multiple of 16: the rows must stay
+    64-byte aligned)."""
+    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16) + Y9K_REGROUP_FLOATS

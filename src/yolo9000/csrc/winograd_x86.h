@@ -123,16 +123,16 @@ static void y9k_products_plane(int rowv, const float *a, int R, const float *v, 
         }
     }
 }
-/* u = G g Gt for 16 filters at once (g: 9 taps, each 16 filters' values), into plane
-   dest[k] of the scratch: the same arithmetic as winograd_filter's */
+/* u = G g Gt for 16 filters at once (g: 9 taps `tap` floats apart, each 16 filters'
+   values), into plane dest[k] of the scratch: the same arithmetic as winograd_filter's */
 static inline __attribute__((always_inline, target("avx512f")))
-void y9k_transform16(const float *g, const int *dest, float *out, long plane)
+void y9k_transform16(const float *g, long tap, const int *dest, float *out, long plane)
 {
     __m512 half = _mm512_set1_ps(0.5f), t[4][3];
     for (int i = 0; i < 3; i++) {
-        __m512 a = _mm512_loadu_ps(g + i * Y9K_BLOCK_ROWS),
-               b = _mm512_loadu_ps(g + (3 + i) * Y9K_BLOCK_ROWS),
-               c = _mm512_loadu_ps(g + (6 + i) * Y9K_BLOCK_ROWS);
+        __m512 a = _mm512_loadu_ps(g + i * tap),
+               b = _mm512_loadu_ps(g + (3 + i) * tap),
+               c = _mm512_loadu_ps(g + (6 + i) * tap);
         t[0][i] = a;
         t[1][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));
         t[2][i] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c));
@@ -147,14 +147,79 @@ void y9k_transform16(const float *g, const int *dest, float *out, long plane)
         _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
     }
 }
-/* one job: nblocks (1 or 2) consecutive blocks of weights (R, 9, 32) from w, for `rows`
-   rows of the products; v plane k at v + k*v_plane (R rows of ldv), m plane k at
-   m + k*m_plane (rows of ldm); scratch (64-byte aligned): the chunk's 16 transformed planes
-   (Y9K_CHUNK x 32·nblocks each), then the sums (16 planes of N x 32·nblocks) */
+/* 16 rows of 16 floats (r[i][j]) to 16 columns: out[j * 16 + i] = r[i][j] */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_transpose16(__m512 r[16], float *out)
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[4q + e]: element 4L + e of rows 4q .. 4q+3 in 128-bit lane L */
+    for (int q = 0; q < 4; q++) {
+        u[4 * q + 0] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        u[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        u[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        u[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; e++) {
+        __m512 even_lo = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88),
+               odd_lo = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD),
+               even_hi = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88),
+               odd_hi = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
+        _mm512_storeu_ps(out + (e + 0) * 16, _mm512_shuffle_f32x4(even_lo, even_hi, 0x88));
+        _mm512_storeu_ps(out + (e + 8) * 16, _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD));
+        _mm512_storeu_ps(out + (e + 4) * 16, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88));
+        _mm512_storeu_ps(out + (e + 12) * 16, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD));
+    }
+}
+
+/* floats of the per-job scratch y9k_winograd_rows reads the layer's weights through: 16
+   channels' 9 taps of 16 filters */
+#define Y9K_REGROUP_FLOATS (16 * 9 * 16)
+
+/* The chunk's transforms from the layer's own weights (F, C, 3, 3): `rows` filters from w
+   (row stride ldw = 9C), channels r0 .. r0+rc; 16 filters by 16 channels at a time, their
+   144 contiguous taps each turned into tap-major order (9 transposes of 16 x 16, zeros past
+   the rows and channels) in `regroup`, then the same transform16 as from weight blocks */
 __attribute__((target("avx512f")))
-static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
-                              const float *v, long v_plane, long ldv, int N, float *m,
-                              long m_plane, long ldm, float *scratch)
+static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int r0, int rc,
+                                         const int *dest, float *out, int W, long plane,
+                                         float *regroup)
+{
+    for (int h = 0; h < rows; h += 16) {
+        for (int r = 0; r < rc; r += 16) {
+            int floats = 9 * (rc - r < 16 ? rc - r : 16);
+            for (int q = 0; q < 9; q++) {
+                int left = floats - 16 * q;
+                __mmask16 mask = left >= 16 ? (__mmask16) 0xFFFF
+                                 : left <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << left) - 1);
+                __m512 g[16];
+                for (int i = 0; i < 16; i++)
+                    g[i] = h + i < rows
+                           ? _mm512_maskz_loadu_ps(mask, w + (long) (h + i) * ldw
+                                                   + (long) (r0 + r) * 9 + 16 * q)
+                           : _mm512_setzero_ps();
+                y9k_transpose16(g, regroup + 16 * 16 * q);
+            }
+            for (int i = 0; i < 16; i++)
+                y9k_transform16(regroup + 9 * 16 * i, 16, dest, out + (long) (r + i) * W + h,
+                                plane);
+        }
+    }
+}
+
+/* one job: nblocks (1 or 2) consecutive blocks of weights (R, 9, 32) from w, or with ldw > 0
+   the layer's own weights (F, C, 3, 3) from the job's first filter on (rows ldw floats
+   apart; one block), for `rows` rows of the products; v plane k at v + k*v_plane (R rows of
+   ldv), m plane k at m + k*m_plane (rows of ldm); scratch (64-byte aligned): the chunk's 16
+   transformed planes (Y9K_CHUNK x 32·nblocks each), then the sums (16 planes of
+   N x 32·nblocks), then Y9K_REGROUP_FLOATS */
+__attribute__((target("avx512f")))
+static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, int R,
+                              const int *dest, const float *v, long v_plane, long ldv, int N,
+                              float *m, long m_plane, long ldm, float *scratch)
 {
     const int W = Y9K_BLOCK_ROWS * nblocks;
     /* planes an odd number of cache lines apart: the transform writes all 16 at once */
@@ -163,22 +228,35 @@ static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, cons
     float *acc = scratch + 16 * plane;
     for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
         int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
-        for (int b = 0; b < nblocks; b++)
-            for (int r = 0; r < rc; r++)
-                for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16)
-                    y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h, dest,
-                                    scratch + r * W + b * Y9K_BLOCK_ROWS + h, plane);
+        if (ldw)
+            y9k_transform_chunk_in_place(w, ldw, rows, r0, rc, dest, scratch, W, plane,
+                                         acc + 16 * sums);
+        else
+            for (int b = 0; b < nblocks; b++)
+                for (int r = 0; r < rc; r++)
+                    for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16)
+                        y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h,
+                                        Y9K_BLOCK_ROWS, dest,
+                                        scratch + r * W + b * Y9K_BLOCK_ROWS + h, plane);
         /* while plane k multiplies: plane k+1's V rows and 1/16 of the next chunk's
-           weights (up to Y9K_CHUNK rows of 9 x 32 floats: 18 lines each, of the first
-           block; the hardware follows the second) into the cache */
-        long next_lines = (long) (R - r0 - rc < Y9K_CHUNK ? R - r0 - rc : Y9K_CHUNK) * 18;
-        const float *next_w = w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
+           weights into the cache: from blocks, up to Y9K_CHUNK rows of 9 x 32 floats (18
+           lines each) of the first block (the hardware follows the second); in place, the
+           next chunk's taps of each filter (9 x 4 lines a 16 channels), filter by filter */
+        int next_rc = R - r0 - rc < Y9K_CHUNK ? R - r0 - rc : Y9K_CHUNK;
+        long per_filter = ((long) next_rc * 9 + 15) / 16;
+        long next_lines = ldw ? per_filter * rows : (long) next_rc * 18;
+        const float *next_w = ldw ? w + (long) (r0 + rc) * 9
+                                  : w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
         for (int k = 0; k < 16; k++) {
             long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
+            if (ldw)
+                for (long line = lo; line < hi; line++)
+                    _mm_prefetch((const char *) (next_w + (line / per_filter) * ldw
+                                                 + (line % per_filter) * 16), _MM_HINT_T1);
             y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
                                v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
                                r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
-                               next_w + lo * 16, (int) (hi - lo));
+                               next_w + lo * 16, ldw ? 0 : (int) (hi - lo));
         }
     }
     for (int k = 0; k < 16; k++)
@@ -190,10 +268,11 @@ static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, cons
 static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *out,
                                  ptrdiff_t plane)
 { (void)x; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
-static void y9k_winograd_rows(const float *w, int nblocks, int rows, int R, const int *dest,
-                              const float *v, long v_plane, long ldv, int N, float *m,
-                              long m_plane, long ldm, float *scratch)
-{ (void)w; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
+#define Y9K_REGROUP_FLOATS (16 * 9 * 16)
+static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, int R,
+                              const int *dest, const float *v, long v_plane, long ldv, int N,
+                              float *m, long m_plane, long ldm, float *scratch)
+{ (void)w; (void)ldw; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
   (void)m; (void)m_plane; (void)ldm; (void)scratch; }
 #endif
 

@@ -7,6 +7,7 @@ from .._kernels import (  # noqa: F401
     ACT_LINEAR, ACT_LEAKY, ACT_RELU, ACT_LOGISTIC, scale_bias_activate,
     # im2col.pxi
     im2col, col2im, im2col_images, col2im_images,
+    SMALL_MAP_MAX_POSITIONS, small_map_weights, small_map_weight_grad,
     # maxpool.pxi
     maxpool_forward, maxpool_backward, maxpool_tiles, maxpool_2x2_s2_backward,
     maxpool_same_2x2, maxpool_2x2_s1_backward,
@@ -19,10 +20,11 @@ from .._kernels import (  # noqa: F401
     winograd4_filter, winograd4_input, winograd4_output, winograd4_output_grad,
     winograd4_filter_grad,
     # Winograd by bands of tile rows, few channels (winograd_banded.pxi)
-    winograd_convolve_banded, winograd_weight_grad_banded,
+    winograd_convolve_banded, winograd_weight_grad_banded, winograd4_convolve_banded,
+    winograd4_weight_grad_banded,
     # Winograd's products from weight blocks, few tiles (winograd_products.pxi)
     WINOGRAD_BLOCK_ROWS, winograd_products_available, winograd_weight_blocks,
-    winograd_products_from_weights, winograd_scratch_floats,
+    winograd_products_from_weights, winograd_products_in_place, winograd_scratch_floats,
     # the direct 3x3 convolution, few channels (direct.pxi)
     DIRECT_BLOCK, DIRECT_MAX_TAPS, direct_conv_available, conv3x3_direct,
     conv3x3_direct_pooled, conv3x3_direct_weight_grad,

@@ -25,8 +25,9 @@ Two details matter for speed:
 
 F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
 weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
-multiplications than F(2x2, 3x3)'s, through the chunked products only, its input and output
-transforms with their matrices in code. Layers whose maps make it pay take it (f4_applies).
+multiplications than F(2x2, 3x3)'s, through the chunked products or, on few channels, by bands
+of tile rows in one kernel (banded4), its input and output transforms with their matrices in
+code. Layers whose maps make it pay take it (f4_applies).
 """
 import numpy as np
 
@@ -215,13 +216,20 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
 
     x (N, C, H, W) and z (N, F, H, W) float32 C-contiguous; u from filters(), its planes read
     in `order` and, with `transposed`, as (C, F) transposed (input_gradient's filters), or
-    WeightBlocks (transposed ones for the input gradient). pool: z (N, F, H/2, W/2) gets the
+    WeightBlocks (transposed ones for the input gradient), or on maps blocks_apply names the
+    (F, C, 3, 3) weights themselves (the forward only), which the products kernel reads in
+    place. pool: z (N, F, H/2, W/2) gets the
     2x2/2 maxpool of that instead (H and W even; each 2x2 output tile is one window)."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w)
-    blocks = isinstance(u, WeightBlocks)
-    if blocks:
+    in_place = isinstance(u, np.ndarray) and u.ndim == 4
+    blocks = in_place or isinstance(u, WeightBlocks)
+    if in_place:
+        u = np.ascontiguousarray(u, np.float32)
+        if transposed or u.shape[:2] != (f, c):
+            raise ValueError("the weights of another convolution (or transposed ones)")
+    elif blocks:
         if u.transposed != transposed or u.rows != f:
             raise ValueError("weight blocks of another convolution")
     elif banded(x, u, z, scale, bias, act, order, transposed, pool):
@@ -246,7 +254,10 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
             start = nv + LINE + nm + LINE
             start += (-(buf[start:].ctypes.data // 4)) % LINE        # 64-byte aligned
             scratch = buf[start:start + threads * per_thread].reshape(threads, per_thread)
-            core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
+            if in_place:
+                core.winograd_products_in_place(u, order, v, m, scratch)
+            else:
+                core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
         else:
             gemm.batched_matmul(planes, v, m)
         core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
@@ -382,15 +393,13 @@ F4_AT = np.array([
 ], np.float32)
 
 
-def f4_applies(c, f, h, w, train=False):
-    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3): every
-    layer but those the products from weight blocks take (13x13 maps of many channels), on
-    maps of enough 4x4 tiles; in training (`train`) only with F4_TRAINING_MIN_CHANNELS input
-    and output channels or more. The same for every batch size, so that a batch gives the
-    bits of its images one by one."""
+def f4_applies(c, f, h, w):
+    """Whether a (C, H, W) -> (F, H, W) 3x3 convolution goes through F(4x4, 3x3), in
+    inference and training alike: every layer but those the products from weight blocks take
+    (13x13 maps of many channels), on maps of enough 4x4 tiles. The same for every batch
+    size, so that a batch gives the bits of its images one by one."""
     th, tw = tile_grid(h, w, 4)
-    return (F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
-            and not (train and c + f < F4_TRAINING_MIN_CHANNELS))
+    return F4_ENABLED and th * tw >= F4_MIN_TILES and not blocks_apply(c, f, h, w)
 
 
 # Measured layer by layer against F(2x2, 3x3) (see BENCHMARKS.md#winograd-f4x4), with the
@@ -399,20 +408,17 @@ def f4_applies(c, f, h, w, train=False):
 # from 104x104 to 26x26 (the two 128 -> 256 layers 1.04-1.06x, within the noise), but 1.3-1.6x at 13x13, whose 16 tiles an image
 # are half outside the map (256 outputs computed for 169), hence 26x26's 49 tiles at least.
 # 13x13 inference keeps the products from weight blocks (1.5-1.8x faster at batch 1).
+# Training on few channels (up to 96 input + output channels) took it only once its
+# forward, input and weight gradients went by bands as F(2x2, 3x3)'s do (banded4,
+# banded_weight_gradient4): layer steps 0.52-0.69x F(2x2, 3x3)'s from 32x32 batch 64 to
+# 208x208 batch 8, against 1.2-1.4x before (see BENCHMARKS.md#f4-in-training-on-few-channels).
 F4_ENABLED = True
 F4_MIN_TILES = 49
-# In training F(4x4, 3x3) has nothing like F(2x2, 3x3)'s banded kernels, which take the
-# few-channel layers' forward, input and weight gradients (the weight gradient up to
-# BANDED_WEIGHT_MAX_CHANNELS input + output channels): on those its forward + backward took
-# 1.1-1.4x F(2x2, 3x3)'s (16 -> 32 at 32x32 batch 64: 1.32-1.44x; 208x208 batch 8: 1.09-1.24x;
-# 32 -> 64 at 104x104 batch 8: 0.98-1.33x), against 0.96-0.99x from 64 -> 128 on (see
-# BENCHMARKS.md#f4-in-training-on-few-channels). Inference keeps it there (0.75-0.81x).
-F4_TRAINING_MIN_CHANNELS = BANDED_WEIGHT_MAX_CHANNELS + 1
 
 
-# The input and output transforms with Bᵀ and Aᵀ written into their code (the C in
-# csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the general loops
-# over F4_BT and F4_AT instead, the reference the tests hold those against
+# The input, output and output-gradient transforms with Bᵀ and Aᵀ written into their code
+# (the C in csrc/winograd4_transforms.h, the same matrices as F4_BT and F4_AT); False: the
+# general loops over F4_BT and F4_AT instead, the reference the tests hold those against
 F4_TRANSFORMS_IN_CODE = True
 
 
@@ -422,7 +428,8 @@ def _input4_matrix():
 
 
 def _output4_matrix():
-    """Aᵀ for core.winograd4_output: None for the one written into its code."""
+    """Aᵀ for core.winograd4_output and winograd4_output_grad: None for the one written into
+    their code."""
     return None if F4_TRANSFORMS_IN_CODE else F4_AT
 
 
@@ -445,12 +452,58 @@ def flipped_filters4(weights):
     return filters4(np.ascontiguousarray(weights[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))
 
 
+# F(4x4, 3x3) by bands on few channels, as banded() for F(2x2, 3x3): bands of V + M (36
+# planes each) within BAND4_FLOATS. Inference batch 1, pooled, two threads on a loaded
+# machine, medians (minima) of 21 interleaved, ms, chunked -> banded: 16 -> 32 at 208x208
+# 9.4 (4.6) -> 9.7 (3.3); 32 -> 64 at 208x208 31.9 (18.2) -> 24.0 (5.0); 32 -> 64 at 104x104
+# 4.6 (2.1) -> 1.8 (1.7); but 64 -> 128 at 104x104 15.3 (6.3) -> 14.8 (7.4) and in two other
+# runs 0.84x and 1.2x of chunked's time: hence up to 96 input + output channels (see
+# BENCHMARKS.md#f4-by-bands)
+BAND4_FLOATS = 2**19
+BANDED4_MAX_CHANNELS = 96
+
+
+def _band4_plan(n, c, f, h, w):
+    """(tile rows per band, V plane, M plane, scratch row) for the F(4x4, 3x3) banded
+    kernels, or None when they do not apply (too many channels, too few bands, no BLAS)."""
+    if not sgemm_address() or c + f > BANDED4_MAX_CHANNELS:
+        return None
+    th, tw = tile_grid(h, w, 4)
+    rows = max(1, min(th, BAND4_FLOATS // (TILES4 * (c + f) * tw)))
+    # as _band_plan's: a number of bands that does not depend on the threads
+    if n * -(-th // rows) < MIN_BANDS:
+        return None
+    v_plane = plane_stride(c * rows * tw)
+    m_plane = plane_stride(f * rows * tw)
+    return rows, v_plane, m_plane, TILES4 * (v_plane + m_plane) + 12 * (4 * tw + 2)
+
+
+def banded4(x, u, z, scale, bias, act, pool=False):
+    """convolve4() by bands in one kernel (few channels, BLAS reachable); False if it does
+    not apply."""
+    n, c, h, w = x.shape
+    f = z.shape[1]
+    plan = _band4_plan(n, c, f, h, w)
+    if plan is None:
+        return False
+    rows, v_plane, m_plane, row = plan
+    scratch = workspace.borrow((core.get_max_threads(), row))
+    with gemm.single_threaded_blas():
+        core.winograd4_convolve_banded(x, u, z, scale, bias, act, _input4_matrix(),
+                                       _output4_matrix(), sgemm_address(), rows, v_plane,
+                                       m_plane, scratch, pool)
+    return True
+
+
 def convolve4(x, u, z, scale, bias, act, pool=False):
     """convolve() through F(4x4, 3x3): u from filters4() (flipped_filters4() for an input
-    gradient), by chunks of tiles and their 36 batched products."""
+    gradient), by bands (few channels) or by chunks of tiles and their 36 batched
+    products."""
     n, c, h, w = x.shape
     f = z.shape[1]
     _, tw = tile_grid(h, w, 4)
+    if banded4(x, u, z, scale, bias, act, pool):
+        return z
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -473,13 +526,36 @@ def input_gradient4(dz, u, dx):
                      core.ACT_LINEAR)
 
 
+def banded_weight_gradient4(x, dz, dw):
+    """weight_gradient4() for few channels by bands (each band's dU its own, summed in band
+    order, as banded_weight_gradient's); False if it does not apply."""
+    n, c, h, w = x.shape
+    f = dz.shape[1]
+    plan = _band4_plan(n, c, f, h, w)
+    if plan is None:
+        return False
+    rows, v_plane, m_plane, row = plan
+    th, _ = tile_grid(h, w, 4)
+    parts = np.empty((n * -(-th // rows), TILES4, f, c), np.float32)
+    scratch = workspace.borrow((core.get_max_threads(), row))
+    with gemm.single_threaded_blas():
+        core.winograd4_weight_grad_banded(x, dz, _input4_matrix(), _output4_matrix(),
+                                          sgemm_address(), rows, v_plane, m_plane, scratch,
+                                          parts)
+    core.winograd4_filter_grad(parts.sum(axis=0), F4_G, dw)
+    return True
+
+
 def weight_gradient4(x, dz, dw):
-    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by chunks."""
+    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by bands (few channels) or
+    by chunks."""
+    if banded_weight_gradient4(x, dz, dw):
+        return dw
     def input_transform(x, n0, n1, r0, r1, v):
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
 
     def output_grad_transform(dz, n0, n1, r0, r1, dm):
-        core.winograd4_output_grad(dz, n0, n1, r0, r1, F4_AT, dm)
+        core.winograd4_output_grad(dz, n0, n1, r0, r1, _output4_matrix(), dm)
 
     def filter_grad_transform(du, target):
         core.winograd4_filter_grad(du, F4_G, target)

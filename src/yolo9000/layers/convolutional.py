@@ -6,11 +6,13 @@ fused pass (a·x + b, then the activation).
 
 3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
 (winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
-transformed form, U (16/9 the size of the weights), or on 13x13 maps (where an AVX-512 kernel
-transforms them inside its products) the weights regrouped in blocks (WeightBlocks). At
-inference either form is cached between calls (`cache_winograd`, which the network may switch
-off to bound memory); the cache belongs to one state of the weights, so everything that
-writes weights calls weights_changed() (the optimisers, weight and checkpoint loading).
+transformed form, U (16/9 the size of the weights), or at inference on 13x13 maps (where an
+AVX-512 kernel transforms them inside its products) the weights regrouped in blocks
+(WeightBlocks), or without a cache the weights themselves, which that kernel regroups as it
+goes. At inference either form is cached between calls (`cache_winograd`, which the network
+may switch off to bound memory); the cache belongs to one state of the weights, so
+everything that writes weights calls weights_changed() (the optimisers, weight and
+checkpoint loading).
 Training never uses the cache; a training forward through Winograd keeps its U only until the
 backward, whose input gradient (a convolution with the flipped, transposed filters: U's planes
 reordered) reuses it. The weight gradient goes through Winograd too, from the tiles'
@@ -18,7 +20,9 @@ transforms; both are the same function as im2col's backward.
 
 The same convolutions on few input channels (an RGB input: a reduction of only 27 for BLAS)
 use a direct kernel instead, where the CPU has AVX2 and FMA. At inference a convolution
-followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled).
+followed by a 2x2/2 maxpool can take the maxima in its epilogue (forward_pooled). On maps of
+at most 2x2, where every output position sees every input position, the im2col path is one
+dense matrix product instead (dense_weights), without im2col's products on the padding.
 
 At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
 weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
@@ -59,7 +63,7 @@ WINOGRAD_MIN_TILES_TRAINING = 96
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
-    forward_state = ("_x", "_xp", "_z", "_y", "_train_u")
+    forward_state = ("_x", "_xp", "_z", "_y", "_train_u", "_train_dense")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):
@@ -95,6 +99,7 @@ class ConvolutionalLayer(Layer):
                            and not self.use_winograd and c * 9 <= core.DIRECT_MAX_TAPS
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
+        self._train_dense = None   # the training forward's dense_weights(), for its backward
         self._u = None             # cached transformed filters, and their _weights_stamp()
         self._u_stamp = None
         # inference precision (set_precision): fp32, or bf16 on the named kernel with the
@@ -206,16 +211,16 @@ class ConvolutionalLayer(Layer):
                 and np.array_equal(stamp[1], self._weights_stamp()[1]))
 
     def _uses_weight_blocks(self):
-        """Whether inference multiplies through the products kernel, from WeightBlocks (13x13
-        maps of many channels; any batch size)."""
+        """Whether inference multiplies through the products kernel, from WeightBlocks or,
+        uncached, the weights themselves (13x13 maps of many channels; any batch size)."""
         c, h, w = self.in_shape
         return winograd.blocks_apply(c, self.filters, h, w)
 
-    def _uses_f4(self, train=False):
-        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies) in inference,
-        or with `train` in training."""
+    def _uses_f4(self):
+        """Whether this layer's Winograd is F(4x4, 3x3) (winograd.f4_applies), in inference
+        and training alike."""
         c, h, w = self.in_shape
-        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w, train)
+        return self.use_winograd and winograd.f4_applies(c, self.filters, h, w)
 
     def winograd_filter_bytes(self):
         """Bytes of the filters the inference cache holds (the network's plan)."""
@@ -227,8 +232,12 @@ class ConvolutionalLayer(Layer):
         return 4 * winograd.filter_floats(f, c)
 
     def _winograd_filters(self, cache, blocks, f4=False):
-        """The filters for winograd.convolve (WeightBlocks or filters()), or with f4
-        winograd.convolve4's (filters4()); the cached ones if `cache`."""
+        """The filters for winograd.convolve (filters(), or with `blocks` WeightBlocks or,
+        uncached, the weights themselves, which its products kernel regroups as it goes), or
+        with f4 winograd.convolve4's (filters4()); the cached ones if `cache`."""
+        if blocks and not cache:
+            self._u = None
+            return self.weights
         make = (winograd.WeightBlocks if blocks else winograd.filters4 if f4
                 else winograd.filters)
         if not cache:
@@ -243,12 +252,18 @@ class ConvolutionalLayer(Layer):
         return self._u
 
     def _winograd_applies(self, n, train):
-        """(through Winograd, with the cached filters, as WeightBlocks) for this call."""
+        """(through Winograd, with the cached filters, from the weights themselves through
+        the products kernel) for this call."""
         if not self.use_winograd:
             return False, False, False
+        if not train and self._uses_weight_blocks():
+            # uncached, from the weights themselves: 0.6-0.65x im2col's time at 13x13
+            # (512 -> 1024 and 1024 -> 1024, batch 1 and 8), 1.08-1.09x cached blocks' (see
+            # BENCHMARKS.md#winograd-products-from-weight-blocks)
+            return True, self.cache_winograd, True
         if self.cache_winograd and not train:
-            return True, True, self._uses_weight_blocks()
-        if self._uses_f4(train):
+            return True, True, False
+        if self._uses_f4():
             # uncached, F(4x4, 3x3) transforms its filters on each call, which pays on any
             # call (a 26x26 256 -> 512 layer at batch 1, the least favourable: 13.7 ms against
             # im2col's 18.2, 8.3 cached; see BENCHMARKS.md#winograd-cache-budget); in training
@@ -373,6 +388,65 @@ class ConvolutionalLayer(Layer):
     def is_pointwise(self):
         return self.size == 1 and self.stride == 1 and self.padding == 0
 
+    # -- small maps ------------------------------------------------------------------------
+    def _dense_applies(self):
+        """Whether every output position sees every input position through some tap (3x3
+        'same' on maps of at most 2x2: darknet-mini's last layers): the convolution is then
+        one dense matrix of (output, position) x (channel, position), whose product does the
+        16 multiplications of a 2x2 map's pairs instead of im2col's 36 (9 taps x 4 outputs,
+        20 of them on the zero padding)."""
+        _, h, w = self.in_shape
+        k, pad = self.size, self.padding
+        return (not self.is_pointwise and self.stride == 1 and self.out_shape[1:] == (h, w)
+                and max(h, w) - 1 <= min(pad, k - 1 - pad)
+                and h * w <= core.SMALL_MAP_MAX_POSITIONS)
+
+    def dense_weights(self):
+        """The (F·P, C·P) matrix of the convolution on its P = H·W positions (_dense_applies):
+        row (f, p), column (c, q) holds the weight of the tap from input position q to output
+        position p (core.small_map_weights)."""
+        f, c = self.weights.shape[:2]
+        _, h, w = self.in_shape
+        out = np.empty((f * h * w, c * h * w), np.float32)
+        core.small_map_weights(np.ascontiguousarray(self.weights, np.float32), self.padding,
+                               h, w, out)
+        return out
+
+    def _convolve_dense(self, x, train):
+        """conv(x) (N, F, H·W) through dense_weights(): one product (N, C·P) @ (C·P, F·P)."""
+        n = x.shape[0]
+        f, oh, ow = self.out_shape
+        dense = self.dense_weights()
+        if train:
+            self._train_dense = dense
+        z = np.empty((n, f * oh * ow), np.float32)
+        gemm.matmul(x.reshape(n, -1), dense.T, z)
+        return z.reshape(n, f, oh * ow)
+
+    def _dense_backward(self, g, need_input_grad):
+        """The weight gradient (added) and dL/dx (None unless need_input_grad) of
+        _convolve_dense, g (N, F, P): the weights' gradient as the dense matrix's (F·P, C·P),
+        each tap's the sum of its positions' pairs."""
+        n = g.shape[0]
+        c, h, w = self.in_shape
+        dense = self._train_dense if self._train_dense is not None else self.dense_weights()
+        self._train_dense = None
+        g2 = np.ascontiguousarray(g, np.float32).reshape(n, -1)
+        x2 = self._x.reshape(n, -1)
+        d_dense = gemm.matmul(g2.T, x2, np.empty(dense.shape, np.float32))
+        if self._weight_grad_is_zero:
+            # lazily zero: the gradient written in place
+            core.small_map_weight_grad(d_dense, self.padding, h, w, self.weight_grad)
+            self._weight_grad_is_zero = False
+        else:
+            dw = np.empty(self.weights.shape, np.float32)
+            core.small_map_weight_grad(d_dense, self.padding, h, w, dw)
+            self.weight_grad += dw
+        if not need_input_grad:
+            return None
+        dx = gemm.matmul(g2, dense, np.empty((n, c * h * w), np.float32))
+        return dx.reshape(n, c, h, w)
+
     def _chunks(self, n):
         """Split a batch into groups of images whose column matrices fit COLUMN_BUDGET floats.
 
@@ -400,7 +474,9 @@ class ConvolutionalLayer(Layer):
         core.im2col_images(x, a, b, self.size, self.stride, self.padding, col)
         return col
 
-    def _convolve(self, x):
+    def _convolve(self, x, train=False):
+        if self._dense_applies():
+            return self._convolve_dense(x, train)
         n = x.shape[0]
         f, oh, ow = self.out_shape
         s = oh * ow
@@ -459,7 +535,7 @@ class ConvolutionalLayer(Layer):
         """act(a·conv(x) + b) (N, F, H, W) through the direct kernel or Winograd, whose
         epilogues are fused, or with `pool` (inference, even size) its 2x2/2 maxpool
         (N, F, H/2, W/2); None when neither kernel applies to this call."""
-        self._train_u = None
+        self._train_u = self._train_dense = None
         if self.use_direct:
             return self._direct(x, a, b, act, train, pool)
         winograd_now, cache, blocks = self._winograd_applies(x.shape[0], train)
@@ -467,7 +543,7 @@ class ConvolutionalLayer(Layer):
             f, oh, ow = self.out_shape
             z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)),
                          np.float32)
-            if self._uses_f4(train):
+            if self._uses_f4():
                 # the input gradient needs the flipped filters' own transform (backward
                 # makes it), so a training forward keeps no U
                 u = self._winograd_filters(cache, False, f4=True)
@@ -506,7 +582,7 @@ class ConvolutionalLayer(Layer):
             return z.reshape((n,) + self.out_shape)
         ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
         z = self._convolve_fused(x, ones, zeros, 0, train)
-        z = self._convolve(x) if z is None else z.reshape(n, self.filters, -1)
+        z = self._convolve(x, train) if z is None else z.reshape(n, self.filters, -1)
         self._x = x
         if self.bn is not None:
             # z (before batch norm) is what backward needs; y is a new array
@@ -560,7 +636,7 @@ class ConvolutionalLayer(Layer):
         dx = None
         if winograd_weights or winograd_input:
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
-        f4 = self._uses_f4(train=True)
+        f4 = self._uses_f4()
         if winograd_weights:
             self.settle_grads()         # the kernels add into it
             if f4:
@@ -580,6 +656,8 @@ class ConvolutionalLayer(Layer):
         im2col_input = need_input_grad and not winograd_input
         if not (im2col_weights or im2col_input):
             return dx
+        if self._dense_applies() and im2col_weights and im2col_input == need_input_grad:
+            return self._dense_backward(g, need_input_grad)
         w2d = self.weights.reshape(f, -1)
         dw = None        # the first chunk's product is the sum so far (no zeroing pass)
         in_place = False

@@ -25,12 +25,15 @@ from .registry import build_layer
 OBJECTNESS_PRIOR = 0.01
 # Memory for the convolutions' cached Winograd filters (16/9 of their weights each, F(4x4, 3x3)'s
 # 36/9, weight blocks 9/9): half the weights' size plus this much. yolov2-voc at 416 then caches
-# 182 MB (of 236: its three 512 -> 1024 13x13 layers go to im2col, ~4.5 ms each at batch 1) and
-# peaks at 460 MB for one forward, within issue 25's 463 MB; with 160 MB it cached all 236 and
-# peaked at 514 MB, F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side
-# (see BENCHMARKS.md#winograd-cache-budget). The inference budget being 1.5 x weights + 300 MB,
-# that leaves room for the heap's fragmentation over repeated forwards.
-WINOGRAD_CACHE_HEADROOM = 96 * 2**20
+# 146.5 MB (of 236: its three 512 -> 1024 13x13 layers and one 1024 -> 1024 read their weights
+# in place instead, 1.08-1.09x the time from blocks) and peaks at 428 MB for one forward,
+# within issue 25's 463 MB; with 96 MB it cached 182.5 MB (the three 512 -> 1024 layers
+# left out, once to im2col at 1.5x) and peaked at 460-464 MB, with 160 MB all 236 and 514 MB,
+# F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side (see
+# BENCHMARKS.md#winograd-cache-budget); caching no blocks at all, 65.5 MB, peaks at 346 MB.
+# The inference budget being 1.5 x weights + 300 MB, that leaves room for the heap's
+# fragmentation over repeated forwards.
+WINOGRAD_CACHE_HEADROOM = 64 * 2**20
 
 
 @dataclass
@@ -278,6 +281,12 @@ class Network:
             i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
             and after.tiles and self._last_use[i] == i + 1}
+
+    @property
+    def pooled_pairs(self):
+        """Indices of the convolutions whose inference forward also does the maxpool after
+        them (forward_pooled, when the call takes the direct or Winograd kernel)."""
+        return frozenset(self._pooled_pairs)
 
     def _run(self, x, train, keep_all, watch_inputs=None):
         x = self._check_input(x)
