@@ -18,7 +18,7 @@ as bf16's (kernels/lowp.py):
 """
 import numpy as np
 
-from . import core, lowp
+from . import core, workspace
 
 # the int8 kernels by name, fastest first
 INT8_KERNELS = {"amx": core.INT8_AMX, "vnni": core.INT8_VNNI, "portable": core.INT8_PORTABLE}
@@ -58,7 +58,7 @@ def quantize_activations(x, input_scale):
 
 def aligned_int8(values):
     """An uninitialised int8 array of `values` whose first byte starts a cache line."""
-    return lowp.aligned_uint16(-(-values // 2)).view(np.int8)[:values]
+    return workspace.aligned_uint16(-(-values // 2)).view(np.int8)[:values]
 
 
 def int8_direct_applies(kernel, channels, stride):
@@ -115,9 +115,8 @@ class Int8Weights:
 
 
 def _columns_buffer(values):
-    """This thread's buffer for packed columns or quads: bf16's (lowp.py), so a network holds
-    one whichever precision it runs."""
-    return lowp._columns_buffer(-(-values // 2)).view(np.int8)[:values]
+    """This thread's buffer for packed columns or quads (workspace.borrow_packed's bytes)."""
+    return workspace.borrow_packed(-(-values // 2)).view(np.int8)[:values]
 
 
 def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bias, act,

@@ -15,12 +15,10 @@ int8 (kernels/int8.py; the weights and input scales come from an int8 checkpoint
 model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI.
 Only inference: training always runs fp32.
 """
-import threading
-
 import numpy as np
 
 from ..errors import UserError
-from . import core, int8
+from . import core, int8, workspace
 from .precisions import AUTO, BF16, FP32, INT8, PRECISION_CHOICES, PRECISIONS  # noqa: F401
 
 # the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
@@ -129,17 +127,6 @@ def resolve_precision(precision, kernel=None, quantized=False):
     return BF16, unit, f"bf16 on {unit}"
 
 
-# AMX loads tiles by rows of 64 bytes: a row across two cache lines costs two
-CACHE_LINE = 64
-
-
-def aligned_uint16(values):
-    """An uninitialised uint16 array of `values` whose first byte starts a cache line."""
-    raw = np.empty(values + CACHE_LINE // 2, np.uint16)
-    skip = (-raw.ctypes.data % CACHE_LINE) // 2
-    return raw[skip:skip + values]
-
-
 def direct_applies(kernel, channels, stride):
     """Whether a convolution runs "direct" on AMX (see the module docstring)."""
     return kernel == "amx" and channels >= 16 and stride == 1
@@ -159,24 +146,12 @@ class BF16Weights:
                                        (0, 0), (0, 0))).transpose(0, 2, 3, 1)
         w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
         self.rows, self.depth = w2d.shape
-        self.data = aligned_uint16(core.bf16_padded(self.rows) * core.bf16_padded(self.depth))
+        self.data = workspace.aligned_uint16(core.bf16_padded(self.rows) * core.bf16_padded(self.depth))
         core.bf16_pack_weights(w2d, self.data)
 
     @property
     def nbytes(self):
         return self.data.nbytes
-
-
-_local = threading.local()
-
-
-def _columns_buffer(values):
-    """This thread's buffer for packed columns (reused between calls and layers, as
-    workspace.py's float buffer)."""
-    buffer = getattr(_local, "columns", None)
-    if buffer is None or buffer.size < values:
-        buffer = _local.columns = aligned_uint16(values)
-    return buffer[:values]
 
 
 def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kernel):
@@ -193,14 +168,14 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         if not direct_applies(kernel, c, stride):
             raise ValueError("weights packed for the direct AMX kernel, which this call "
                              "cannot take")
-        pairs = _columns_buffer(core.bf16_pairs_size(c, h, w, padding))
+        pairs = workspace.borrow_packed(core.bf16_pairs_size(c, h, w, padding))
         for i in range(n):
             core.bf16_pack_pairs(x[i], padding, pairs)
             core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
                                out[i].reshape(f, positions))
         return out
     code = BF16_KERNELS[kernel]
-    columns = _columns_buffer(core.bf16_padded(depth) * core.bf16_padded(positions))
+    columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))
     pointwise = size == 1 and stride == 1 and padding == 0
     for i in range(n):
         if pointwise:
