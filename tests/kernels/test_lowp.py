@@ -248,6 +248,55 @@ def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
                   <= scale[:, None] * bound + 1e-6 * (1 + np.abs(z)))
 
 
+def pool_2x2(v):
+    """The 2x2/2 maxima of v (F, H, W), H and W even."""
+    f, h, w = v.shape
+    return v.reshape(f, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("c,h,w,f,size,pad", [
+    (32, 6, 8, 17, 3, 1),      # rows shorter than a segment, a partial filter block
+    (64, 26, 26, 40, 3, 1),    # two segments a row, the second overlapping the first
+    (32, 4, 48, 33, 3, 1),     # three whole segments a row
+    (32, 10, 38, 8, 3, 0),     # unpadded, 36 wide: the overlapping segment at column 20
+    (48, 12, 12, 64, 1, 0)])   # 1x1, channels padded to 64
+def test_direct_amx_convolution_pools_in_its_epilogue(c, h, w, f, size, pad):
+    """pool=True: the 2x2/2 maxima of the activated output, the pair of rows a window spans
+    taken by one block."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c * w + f)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    pairs = np.empty(core.bf16_pairs_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_pairs(x, pad, pairs)
+    packed = lowp.BF16Weights(weights, taps_major=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    out = np.full((f, oh // 2 * (ow // 2)), np.nan, np.float32)
+    core.bf16_conv_amx(packed.data, pairs, c, h, w, size, pad, scale, bias, core.ACT_LEAKY,
+                       out, pool=True)
+    z = bf16_round(weights.reshape(f, -1)).astype(np.float64) @ im2col(
+        bf16_round(x).astype(np.float64), size, 1, pad)
+    v = scale[:, None] * z + bias[:, None]
+    expected = pool_2x2(np.where(v > 0, v, 0.1 * v).reshape(f, oh, ow)).reshape(f, -1)
+    bound = scale[:, None] * accumulation_bound(weights.reshape(f, -1), im2col(x, size, 1, pad))
+    slack = pool_2x2(bound.reshape(f, oh, ow)).reshape(f, -1) + 1e-6 * (1 + np.abs(expected))
+    assert np.all(np.abs(out - expected) <= slack)
+
+
+def test_direct_amx_pooling_refuses_an_odd_output():
+    kernel_or_skip("amx")
+    x = np.zeros((32, 5, 6), np.float32)
+    pairs = np.empty(core.bf16_pairs_size(32, 5, 6, 1), np.uint16)
+    core.bf16_pack_pairs(x, 1, pairs)
+    packed = lowp.BF16Weights(np.zeros((4, 32, 3, 3), np.float32), taps_major=True)
+    with pytest.raises(ValueError, match="even output"):
+        core.bf16_conv_amx(packed.data, pairs, 32, 5, 6, 3, 1, np.ones(4, np.float32),
+                           np.zeros(4, np.float32), core.ACT_LINEAR,
+                           np.empty((4, 6), np.float32), pool=True)
+
+
 def test_kernels_refuse_short_operands():
     w = np.ones((4, 8), np.float32)
     with pytest.raises(ValueError):
@@ -343,7 +392,8 @@ def test_bf16_network_forward_equals_per_layer_bf16_and_fp32_is_untouched():
     fp32 = net.forward(x)
     net.set_precision("bf16")
     assert net.layer_paths() == expected_paths(net, kernel)
-    # the pooled pairs run unfused in bf16: the same numbers as layer by layer
+    # forward pools in the direct AMX kernel's epilogue (forward_all never fuses): the
+    # maxima of the same values, the same bits
     np.testing.assert_array_equal(net.forward(x), net.forward_all(x)[-1])
     net.set_precision("fp32")
     assert not any(path.startswith("bf16") for path in net.layer_paths().values())

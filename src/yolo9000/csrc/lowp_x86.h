@@ -308,6 +308,31 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
     }
 }
 
+/* out rows (rows of them; row stride ldo) = the 2x2/2 maxima of act(a * acc + b) over two
+   output rows of `cols` (even) columns: acc's columns 0-15 the upper row, 16-31 the lower;
+   the taps compared in maxpool.pxi's order (upper left, upper right, lower left, lower right,
+   a later one winning only if greater), so the bits are the unfused maxpool's */
+static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols,
+                                            const float *a, const float *b, int act,
+                                            float *out, long ldo)
+{
+    float v[32 * 32];
+    y9k_lowp_epilogue(acc, rows, cols, a, b, act, v, 32);
+    y9k_lowp_epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
+    for (int i = 0; i < rows; i++) {
+        const float *up = v + i * 32, *low = up + 16;
+        float *y = out + i * ldo;
+        for (int j = 0; j < cols / 2; j++) {
+            float best = up[2 * j], t = up[2 * j + 1];
+            best = t > best ? t : best;
+            t = low[2 * j];
+            best = t > best ? t : best;
+            t = low[2 * j + 1];
+            y[j] = t > best ? t : best;
+        }
+    }
+}
+
 /* acc (32x32) = the block of W rows from block a0 (two 16-row blocks a0, a0 + KB*512) times
    B panels b0, b0 + KB*512; the portable twin: sums in fp32, k in order */
 static void y9k_bf16_block_portable(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
@@ -525,19 +550,23 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
    y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
-   channel) order with the same padding */
+   channel) order with the same padding; with `pool` (OH and OW even) out (M, OH/2 * OW/2) is
+   its 2x2/2 maxpool instead, the full output never written: a block's two segments are then
+   the same columns of two rows, the rows one window spans */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, float *out)
+                              const float *b, int act, int pool, float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
     long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    long segments = (long) OH * per_row;
+    long seg_pairs = pool ? (long) (OH / 2) * per_row : (segments + 1) / 2;
     int CB = C / 32;
     long KB = (long) ksize * ksize * CB;
     long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+    long plane_bytes = Hp * Wp * 4;
+    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
@@ -554,6 +583,11 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
         for (long blk = 0; blk < MB * seg_pairs; blk++) {
             long mb = blk / seg_pairs, sp = blk % seg_pairs;
             long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
+            if (pool) {
+                /* segment j of rows 2r and 2r + 1 */
+                s[0] = 2 * (sp / per_row) * per_row + sp % per_row;
+                s[1] = s[0] + per_row;
+            }
             int oy[2], ox[2];
             for (int h = 0; h < 2; h++) {
                 oy[h] = (int) (s[h] / per_row);
@@ -562,6 +596,14 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
             y9k_bf16_conv_block_amx(wp + mb * 2 * KB * 512, KB, xb, (oy[0] * Wp + ox[0]) * 2,
                                     (oy[1] * Wp + ox[1]) * 2, ksize, Wp, CB, plane_bytes, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            if (pool) {
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                int cols = OW - ox[0] < 16 ? OW - ox[0] : 16;
+                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         out + mb * 32 * ldo + (long) (oy[0] / 2) * (OW / 2)
+                                             + ox[0] / 2, ldo);
+                continue;
+            }
             for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
                 int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
                 y9k_lowp_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
@@ -575,10 +617,10 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
 /* no AMX on this architecture: never called (bf16_kernels() does not list it) */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, float *out)
+                              const float *b, int act, int pool, float *out)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xb;
-    (void) a; (void) b; (void) act; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out;
 }
 #endif
 
