@@ -209,11 +209,15 @@ def test_kernel_writes_only_the_output(kernel):
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (33, 2, 2)])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_channel_pairs_packing_layout(c, h, w, pad):
-    """[C'/2][H + 2 pad + 2][W + 2 pad][2]: channel pairs side by side, a zero border, two rows
-    of slack, zero channels up to C' (a multiple of 32)."""
+    """[C'/2][H'][W + pad][2]: channel pairs side by side, rows starting with `pad` zeros (one
+    border between two rows), `pad` zero rows above, `pad` below and the slack a block of 32
+    positions past the last output reads (H' = H + 2 pad + ceil((pad + 31) / (W + pad))), zero
+    channels up to C' (a multiple of 32)."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((padded(c), h + 2 * pad + 2, w + 2 * pad), np.float32)
-    full[:c, pad:pad + h, pad:pad + w] = bf16_round(x)
+    width = w + pad
+    rows = h + 2 * pad + -(-(pad + 31) // width)
+    full = np.zeros((padded(c), rows, width), np.float32)
+    full[:c, pad:pad + h, pad:] = bf16_round(x)
     bits = (full.view(np.uint32) >> 16).astype(np.uint16)
     expected = bits.reshape(padded(c) // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
     out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
@@ -224,10 +228,14 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
 @pytest.mark.parametrize("c,h,w,f,size,pad", [
     (32, 5, 7, 17, 3, 1), (64, 13, 13, 64, 3, 1), (32, 20, 37, 40, 3, 1), (64, 16, 16, 32, 1, 0),
     (32, 3, 3, 8, 3, 1), (96, 26, 26, 125, 1, 0), (32, 9, 40, 33, 3, 0), (32, 1, 1, 1, 1, 0),
-    (16, 10, 21, 32, 3, 1), (47, 6, 6, 9, 3, 1)])
+    (16, 10, 21, 32, 3, 1), (47, 6, 6, 9, 3, 1),
+    # 5x5 (a border of 2 shared by two rows), and a border wider than the kernel needs (the
+    # output wider than the input: its last columns read the next row's border)
+    (32, 7, 9, 5, 5, 2), (32, 6, 6, 4, 3, 2)])
 def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
-    """Odd filter counts (partial row blocks), rows shorter than a tile's 16 positions, rows
-    ending in a partial segment (the overlapping last one), an odd number of segments."""
+    """Odd filter counts (partial row blocks), maps narrower than a tile's 16 positions (a
+    block's 32 flat positions span several rows), rows wider, unpadded (the positions past
+    each row's outputs computed and dropped)."""
     kernel_or_skip("amx")
     rng = np.random.default_rng(c + h + w + f)
     x = rng.standard_normal((c, h, w)).astype(np.float32)

@@ -439,12 +439,25 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
 #endif
 
 /* -- convolutions on AMX without a column matrix (stride 1, C a multiple of 32) ----------
-   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2] (H' = H +
-   2 pad + 2: two rows of slack for the reads past a short row's end, W' = W + 2 pad); then
-   for a tap (ky, kx) and 32 channels, 16 positions of an output row are one B tile whose 16
-   rows (channel pairs) lie a plane apart: tdpbf16ps reads them in place. W is packed in
-   (tap, channel) order to match. */
-static inline long y9k_pairs_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
+   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2]: rows of
+   W' = W + pad pairs whose first `pad` are zeros - the row's left border and, read past the
+   previous row's end, that row's right border - `pad` zero rows above the image, and below it
+   `pad` zero rows and the slack the last tiles read into (y9k_pairs_rows). Output (oy, ox)
+   is then flat position q = oy W' + ox and its tap (ky, kx) reads the pair at q + ky W' + kx:
+   for a tap and 32 channels, 16 consecutive positions are one B tile whose 16 rows (channel
+   pairs) lie a plane apart, which tdpbf16ps reads in place. The map is cut into flat ranges of
+   16 positions that run across row ends; only the positions with ox >= OW (pad of every W')
+   are computed for nothing (a 13x13 map: 169 of 192, where 16-position pieces of each row
+   computed 169 of 224). W is packed in (tap, channel) order to match. */
+static inline long y9k_pairs_width(int W, int pad) { return (long) W + pad; }
+
+/* rows of a channel-pair plane: the last output's reads end before (H + 2 pad) W' + pad, its
+   32-position block's 31 past it at most, for any kernel size the padding allows */
+static inline long y9k_pairs_rows(int H, int W, int pad)
+{
+    long Wp = y9k_pairs_width(W, pad);
+    return (long) H + 2L * pad + (pad + 31 + Wp - 1) / Wp;
+}
 
 /* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side */
 static void y9k_bf16_pair_row_portable(const float *r0, const float *r1, int W, uint16_t *dst)
@@ -469,11 +482,11 @@ static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, ui
 #endif
 
 /* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
-   zeros), zero border */
+   zeros), the layout above */
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    long Hp = y9k_pairs_rows(H, W, pad), Wp = y9k_pairs_width(W, pad);
     (void) avx512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
@@ -492,7 +505,6 @@ static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, in
         for (long y = 0; y < H; y++) {
             uint16_t *row = plane + (y + pad) * Wp * 2;
             memset(row, 0, (size_t) pad * 4);
-            memset(row + (pad + (long) W) * 2, 0, (size_t) pad * 4);
 #if Y9K_HAVE_LOWP_X86
             if (avx512) {
                 y9k_bf16_pair_row_avx512(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
@@ -505,11 +517,30 @@ static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, in
 }
 
 /* the first column of output segment s (16 positions of a row; a row wider than 16 ends
-   with a segment that overlaps the one before, which recomputes the same sums) */
+   with a segment that overlaps the one before, which recomputes the same sums): the pooled
+   kernel's pieces, whose two tiles are a window's two rows */
 static inline int y9k_segment_x(int s, int per_row, int OW)
 {
     int j = s % per_row;
     return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
+}
+
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart): the
+   columns that are outputs (ox < OW, oy < OH) written, row by row */
+static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, long Wp, int OW,
+                                          int OH, const float *a, const float *b, int act,
+                                          float *out, long ldo)
+{
+    for (int j = 0; j < 32;) {
+        long q = q0 + j, oy = q / Wp, ox = q % Wp;
+        int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
+        if (oy >= OH)
+            break;
+        if (ox < OW)
+            y9k_lowp_epilogue(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b, act,
+                              out + oy * OW + ox, ldo);
+        j += run;
+    }
 }
 
 #if Y9K_HAVE_LOWP_X86
@@ -550,18 +581,20 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
    y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
-   channel) order with the same padding; with `pool` (OH and OW even) out (M, OH/2 * OW/2) is
-   its 2x2/2 maxpool instead, the full output never written: a block's two segments are then
-   the same columns of two rows, the rows one window spans */
+   channel) order with the same padding; a block is 32 filters by 32 flat positions. With
+   `pool` (OH and OW even) out (M, OH/2 * OW/2) is its 2x2/2 maxpool instead, the full output
+   never written: a block's two tiles are then the same 16 columns of two rows, the rows one
+   window spans */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
                               const float *b, int act, int pool, float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    long Hp = y9k_pairs_rows(H, W, pad), Wp = y9k_pairs_width(W, pad);
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long segments = (long) OH * per_row;
-    long seg_pairs = pool ? (long) (OH / 2) * per_row : (segments + 1) / 2;
+    /* flat positions up to the last output's, 32 a block */
+    long flat = (long) (OH - 1) * Wp + OW;
+    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
     int CB = C / 32;
     long KB = (long) ksize * ksize * CB;
     long MB = y9k_lowp_round_up(M) / 32;
@@ -580,35 +613,27 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
    whichever thread computes them */
 #pragma omp for schedule(dynamic, 4)
 #endif
-        for (long blk = 0; blk < MB * seg_pairs; blk++) {
-            long mb = blk / seg_pairs, sp = blk % seg_pairs;
-            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
-            if (pool) {
-                /* segment j of rows 2r and 2r + 1 */
-                s[0] = 2 * (sp / per_row) * per_row + sp % per_row;
-                s[1] = s[0] + per_row;
-            }
-            int oy[2], ox[2];
-            for (int h = 0; h < 2; h++) {
-                oy[h] = (int) (s[h] / per_row);
-                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
-            }
-            y9k_bf16_conv_block_amx(wp + mb * 2 * KB * 512, KB, xb, (oy[0] * Wp + ox[0]) * 2,
-                                    (oy[1] * Wp + ox[1]) * 2, ksize, Wp, CB, plane_bytes, acc);
+        for (long blk = 0; blk < MB * pieces; blk++) {
+            long mb = blk / pieces, piece = blk % pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            if (pool) {
-                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
-                int cols = OW - ox[0] < 16 ? OW - ox[0] : 16;
-                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                                         out + mb * 32 * ldo + (long) (oy[0] / 2) * (OW / 2)
-                                             + ox[0] / 2, ldo);
+            const uint16_t *w0 = wp + mb * 2 * KB * 512;
+            if (!pool) {
+                long q0 = piece * 32;
+                y9k_bf16_conv_block_amx(w0, KB, xb, q0 * 2, (q0 + 16) * 2, ksize, Wp, CB,
+                                        plane_bytes, acc);
+                y9k_lowp_epilogue_flat(acc, rows, q0, Wp, OW, OH, a + mb * 32, b + mb * 32, act,
+                                       out + mb * 32 * ldo, ldo);
                 continue;
             }
-            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
-                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
-                y9k_lowp_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
-                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo);
-            }
+            /* segment j of rows 2r and 2r + 1; ox even (OW even: the overlapping last
+               segment starts at OW - 16) */
+            long oy = 2 * (piece / per_row);
+            int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+            y9k_bf16_conv_block_amx(w0, KB, xb, (oy * Wp + ox) * 2, ((oy + 1) * Wp + ox) * 2,
+                                    ksize, Wp, CB, plane_bytes, acc);
+            int cols = OW - ox < 16 ? OW - ox : 16;
+            y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                     out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2, ldo);
         }
         y9k_amx_release();
     }
