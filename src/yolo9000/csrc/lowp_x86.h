@@ -308,6 +308,49 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
     }
 }
 
+#if Y9K_HAVE_LOWP_X86
+/* y9k_lowp_epilogue with AVX-512 (the bf16 units' CPUs all have it), the same operations in
+   the same precisions: a * s then + b, never fused into one rounding (fp-contract=off), leaky's
+   0.1·v in double; logistic's expf left to the scalar loop */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo)
+{
+    if (act == Y9K_ACT_LOGISTIC) {
+        y9k_lowp_epilogue(acc, rows, cols, a, b, act, out, ldo);
+        return;
+    }
+    const __m512d tenth = _mm512_set1_pd(0.1);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++) {
+        const float *s = acc + i * 32;
+        float *y = out + i * ldo;
+        __m512 ai = _mm512_set1_ps(a[i]), bi = _mm512_set1_ps(b[i]);
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 m = cols - j >= 16 ? (__mmask16) 0xffff
+                                         : (__mmask16) ((1u << (cols - j)) - 1);
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(ai, _mm512_maskz_loadu_ps(m, s + j)), bi);
+            if (act == Y9K_ACT_LEAKY) {
+                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+                    _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
+                    _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
+            } else if (act == Y9K_ACT_RELU) {
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
+            }
+            _mm512_mask_storeu_ps(y + j, m, v);
+        }
+    }
+}
+/* the epilogue of the AMX and AVX512-BF16 kernels */
+#define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue_avx512
+#else
+#define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue
+#endif
+
 /* out rows (rows of them; row stride ldo) = the 2x2/2 maxima of act(a * acc + b) over two
    output rows of `cols` (even) columns: acc's columns 0-15 the upper row, 16-31 the lower;
    the taps compared in maxpool.pxi's order (upper left, upper right, lower left, lower right,
@@ -317,8 +360,8 @@ static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols
                                             float *out, long ldo)
 {
     float v[32 * 32];
-    y9k_lowp_epilogue(acc, rows, cols, a, b, act, v, 32);
-    y9k_lowp_epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
+    Y9K_LOWP_EPILOGUE_UNIT(acc, rows, cols, a, b, act, v, 32);
+    Y9K_LOWP_EPILOGUE_UNIT(acc + 16, rows, cols, a, b, act, v + 16, 32);
     for (int i = 0; i < rows; i++) {
         const float *up = v + i * 32, *low = up + 16;
         float *y = out + i * ldo;
@@ -537,8 +580,8 @@ static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, l
         if (oy >= OH)
             break;
         if (ox < OW)
-            y9k_lowp_epilogue(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b, act,
-                              out + oy * OW + ox, ldo);
+            Y9K_LOWP_EPILOGUE_UNIT(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b,
+                                   act, out + oy * OW + ox, ldo);
         j += run;
     }
 }
@@ -683,6 +726,13 @@ static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
                 y9k_bf16_block_portable(a0, b0, KB, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
+#if Y9K_HAVE_LOWP_X86
+            if (kernel != Y9K_BF16_PORTABLE) {
+                y9k_lowp_epilogue_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         out + mb * 32 * ldo + nb * 32, ldo);
+                continue;
+            }
+#endif
             y9k_lowp_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
                               out + mb * 32 * ldo + nb * 32, ldo);
         }
