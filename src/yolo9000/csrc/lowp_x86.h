@@ -600,12 +600,13 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    long kb = 0;
-    for (int ky = 0; ky < ksize; ky++)
-        for (int kx = 0; kx < ksize; kx++) {
-            const uint16_t *tap = xb + (ky * Wp + kx) * 2;
-            for (int cb = 0; cb < CB; cb++, kb++) {
-                const uint16_t *src = tap + cb * block_elems;
+    /* channel blocks outermost: a block's taps read overlapping windows of the same 16
+       planes, from L1 after the first (taps outermost read them all from L2 once per tap) */
+    for (int cb = 0; cb < CB; cb++)
+        for (int ky = 0; ky < ksize; ky++)
+            for (int kx = 0; kx < ksize; kx++) {
+                long kb = (long) (ky * ksize + kx) * CB + cb;
+                const uint16_t *src = xb + (ky * Wp + kx) * 2 + cb * block_elems;
                 _tile_loadd(4, a0 + kb * 512, 64);
                 _tile_loadd(6, src + off0, plane_bytes);
                 _tile_dpbf16ps(0, 4, 6);
@@ -615,7 +616,6 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
                 _tile_dpbf16ps(2, 5, 6);
                 _tile_dpbf16ps(3, 5, 7);
             }
-        }
     _tile_stored(0, acc, 128);
     _tile_stored(1, acc + 16, 128);
     _tile_stored(2, acc + 16 * 32, 128);
