@@ -93,6 +93,7 @@ cdef extern from "lowp_x86.h":
     void y9k_bf16_pack_im2col(const float* x, int C, int H, int W, int ksize, int stride,
                               int pad, int OH, int OW, uint16_t* out, int avx512) noexcept nogil
     long y9k_pairs_rows(int H, int W, int pad) noexcept nogil
+    long y9k_pairs_plane(int H, int W, int pad) noexcept nogil
     long y9k_pairs_width(int W, int pad) noexcept nogil
     void y9k_bf16_pack_pairs(const float* x, int C, int H, int W, int pad, int Cp,
                              uint16_t* out, int avx512) noexcept nogil

@@ -211,15 +211,20 @@ def test_kernel_writes_only_the_output(kernel):
 def test_channel_pairs_packing_layout(c, h, w, pad):
     """[C'/2][H'][W + pad][2]: channel pairs side by side, rows starting with `pad` zeros (one
     border between two rows), `pad` zero rows above, `pad` below and the slack a block of 32
-    positions past the last output reads (H' = H + 2 pad + ceil((pad + 31) / (W + pad))), zero
-    channels up to C' (a multiple of 32)."""
+    positions past the last output reads (H' = H + 2 pad + ceil((pad + 31) / (W + pad))), then
+    zeros up to the next plane, an odd number of 64-byte lines (16 pairs) on; zero channels up
+    to C' (a multiple of 32)."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
     width = w + pad
     rows = h + 2 * pad + -(-(pad + 31) // width)
+    lines = -(-rows * width // 16)
+    plane = 16 * (lines if lines % 2 else lines + 1)
     full = np.zeros((padded(c), rows, width), np.float32)
     full[:c, pad:pad + h, pad:] = bf16_round(x)
-    bits = (full.view(np.uint32) >> 16).astype(np.uint16)
-    expected = bits.reshape(padded(c) // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    planes = np.zeros((padded(c), plane), np.float32)
+    planes[:, :rows * width] = full.reshape(padded(c), -1)
+    bits = (planes.view(np.uint32) >> 16).astype(np.uint16)
+    expected = bits.reshape(padded(c) // 2, 2, plane).transpose(0, 2, 1).ravel()
     out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
     core.bf16_pack_pairs(x, pad, out)
     np.testing.assert_array_equal(out, expected)

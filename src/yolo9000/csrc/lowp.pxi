@@ -87,14 +87,15 @@ def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::
 def bf16_pairs_size(int C, int H, int W, int pad):
     """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs),
     its channels padded to a multiple of 32."""
-    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad) * 2
+    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_plane(H, W, pad) * 2
 
 
 def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
     """x (C, H, W) rounded to bf16 into out as [C'/2][H'][W + pad][2]: channel pairs side by
     side, each row starting with `pad` zeros (its left border, and the right border of the row
     before), `pad` zero rows above, below `pad` zero rows and slack up to H' = H + 2 pad +
-    ceil((pad + 31) / (W + pad)) rows; C' = C rounded up to 32, the channels from C on zeros."""
+    ceil((pad + 31) / (W + pad)) rows, zeros up to the next plane, an odd number of 64-byte
+    lines on; C' = C rounded up to 32, the channels from C on zeros."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     if pad < 0:
         raise ValueError("bf16_pack_pairs: negative padding")

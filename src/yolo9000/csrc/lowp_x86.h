@@ -485,7 +485,8 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
    The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2]: rows of
    W' = W + pad pairs whose first `pad` are zeros - the row's left border and, read past the
    previous row's end, that row's right border - `pad` zero rows above the image, and below it
-   `pad` zero rows and the slack the last tiles read into (y9k_pairs_rows). Output (oy, ox)
+   `pad` zero rows and the slack the last tiles read into (y9k_pairs_rows), zeros up to the
+   plane's stride (y9k_pairs_plane). Output (oy, ox)
    is then flat position q = oy W' + ox and its tap (ky, kx) reads the pair at q + ky W' + kx:
    for a tap and 32 channels, 16 consecutive positions are one B tile whose 16 rows (channel
    pairs) lie a plane apart, which tdpbf16ps reads in place. The map is cut into flat ranges of
@@ -500,6 +501,15 @@ static inline long y9k_pairs_rows(int H, int W, int pad)
 {
     long Wp = y9k_pairs_width(W, pad);
     return (long) H + 2L * pad + (pad + 31 + Wp - 1) / Wp;
+}
+
+/* pairs from one channel-pair plane to the next: its rows, then zeros up to an odd number of
+   cache lines, so that a B tile's 16 rows start where a tile of positions starts in a line (a
+   1x1 convolution's: one line a row, not two) and fall in 16 different cache sets */
+static inline long y9k_pairs_plane(int H, int W, int pad)
+{
+    long lines = (y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad) + 15) / 16;
+    return 16 * (lines | 1);
 }
 
 /* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side */
@@ -529,22 +539,22 @@ static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, ui
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
-    long Hp = y9k_pairs_rows(H, W, pad), Wp = y9k_pairs_width(W, pad);
+    long Wp = y9k_pairs_width(W, pad), stride = y9k_pairs_plane(H, W, pad);
     (void) avx512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (long cp = 0; cp < Cp / 2; cp++) {
-        uint16_t *plane = out + cp * Hp * Wp * 2;
+        uint16_t *plane = out + cp * stride * 2;
         if (2 * cp >= C) {
-            memset(plane, 0, (size_t) Hp * Wp * 4);
+            memset(plane, 0, (size_t) stride * 4);
             continue;
         }
         /* an odd C's last channel pairs with zeros */
         const float *x0 = x + 2 * cp * H * W;
         const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
         memset(plane, 0, (size_t) pad * Wp * 4);
-        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (stride - (pad + H) * Wp) * 4);
         for (long y = 0; y < H; y++) {
             uint16_t *row = plane + (y + pad) * Wp * 2;
             memset(row, 0, (size_t) pad * 4);
@@ -633,7 +643,7 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const float *b, int act, int pool, float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Hp = y9k_pairs_rows(H, W, pad), Wp = y9k_pairs_width(W, pad);
+    long Wp = y9k_pairs_width(W, pad);
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
     /* flat positions up to the last output's, 32 a block */
     long flat = (long) (OH - 1) * Wp + OW;
@@ -641,7 +651,7 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     int CB = C / 32;
     long KB = (long) ksize * ksize * CB;
     long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = Hp * Wp * 4;
+    long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
 #ifdef _OPENMP
 #pragma omp parallel
