@@ -360,6 +360,28 @@ def test_bf16_convolution_layer_matches_float64(kernel, size, stride, pad, chann
         assert np.allclose(got[i], expected, rtol=1e-5, atol=1e-5)
 
 
+@KERNELS
+def test_bf16_layer_pools_in_its_epilogue_only_on_the_direct_kernel(kernel):
+    """forward_pooled: the direct AMX kernel's pooled epilogue, the maxima of forward's own
+    values (the same bits as forward, then the maxpool layer); the im2col kernels leave the
+    pooling to the maxpool (None)."""
+    kernel_or_skip(kernel)
+    from yolo9000.layers.maxpool import MaxpoolLayer
+    rng = np.random.default_rng(11)
+    layer = ConvolutionalLayer((32, 12, 10), 40, 3, 1, 1, batch_normalize=True,
+                               activation="leaky", rng=rng)
+    layer.bn.rolling_mean[...] = rng.standard_normal(40) * 0.1
+    x = rng.standard_normal((2, 32, 12, 10)).astype(np.float32)
+    layer.set_precision("bf16", kernel)
+    pooled = layer.forward_pooled(x)
+    if path_of(kernel, 32, 1).endswith("im2col"):
+        assert pooled is None
+        return
+    unfused = MaxpoolLayer(layer.out_shape, 2, 2).forward(layer.forward(x))
+    assert pooled.shape == (2, 40, 6, 5)
+    np.testing.assert_array_equal(pooled, unfused)
+
+
 def test_the_rgb_layer_stays_fp32_on_the_direct_kernel():
     layer = ConvolutionalLayer((3, 16, 16), 8, 3, 1, 1, activation="leaky")
     if not layer.use_direct:
