@@ -20,6 +20,9 @@
 
 #define Y9K_LOWP_BLOCK 32          /* rows and columns of out per step; K's padding unit */
 #define Y9K_LOWP_PANEL 16          /* columns of a B panel, rows of a W block */
+/* the direct kernel's maps of at most this many blocks of 32 positions (13x13: 6) keep their
+   sums between channel blocks (y9k_bf16_conv_amx) */
+#define Y9K_LOWP_RESIDENT_PIECES 8
 
 /* the kernel a product runs on */
 enum { Y9K_BF16_PORTABLE = 0, Y9K_BF16_AVX512 = 1, Y9K_BF16_AMX = 2 };
@@ -597,22 +600,31 @@ static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, l
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets b0, b1 of
-   xb, summed over taps and channel blocks */
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets off0,
+   off1 of xb, summed over the taps and channel blocks cb0 .. cb1 - 1 (of CB); with `resume`
+   added to the sums acc holds (the same fp32 sums, in the same order, as one call over all
+   the channel blocks: the tiles store and load them exactly) */
 __attribute__((target("amx-tile,amx-bf16")))
 static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t *xb, long off0,
-                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
-                                    float *acc)
+                                    long off1, int ksize, long Wp, int cb0, int cb1, int CB,
+                                    long plane_bytes, float *acc, int resume)
 {
     const uint16_t *a1 = a0 + KB * 512;
     long block_elems = 16 * plane_bytes / 2;     /* 16 channel pairs on */
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    if (resume) {
+        _tile_loadd(0, acc, 128);
+        _tile_loadd(1, acc + 16, 128);
+        _tile_loadd(2, acc + 16 * 32, 128);
+        _tile_loadd(3, acc + 16 * 32 + 16, 128);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     /* channel blocks outermost: a block's taps read overlapping windows of the same 16
        planes, from L1 after the first (taps outermost read them all from L2 once per tap) */
-    for (int cb = 0; cb < CB; cb++)
+    for (int cb = cb0; cb < cb1; cb++)
         for (int ky = 0; ky < ksize; ky++)
             for (int kx = 0; kx < ksize; kx++) {
                 long kb = (long) (ky * ksize + kx) * CB + cb;
@@ -653,12 +665,40 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     long MB = y9k_lowp_round_up(M) / 32;
     long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    int span = (8 + ksize * ksize - 1) / (ksize * ksize);
+    int resident = !pool && pieces <= Y9K_LOWP_RESIDENT_PIECES && CB > span;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
         float acc[32 * 32] __attribute__((aligned(64)));
         y9k_amx_configure();
+        if (resident) {
+            /* a small map: one thread takes a block of 32 filters over all the map, a span
+               of channel blocks at a time (at least 8 W blocks of 16 filters: 18 KB for
+               3x3, 16 KB for 1x1) across its pieces, so that the span's W is read from L1
+               by every piece after the first, the sums resumed */
+            static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
+                __attribute__((aligned(64)));
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (long mb = 0; mb < MB; mb++) {
+                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+                const uint16_t *w0 = wp + mb * 2 * KB * 512;
+                for (int cb = 0; cb < CB; cb += span)
+                    for (long piece = 0; piece < pieces; piece++)
+                        y9k_bf16_conv_block_amx(w0, KB, xb, piece * 64, piece * 64 + 32, ksize,
+                                                Wp, cb, cb + span < CB ? cb + span : CB, CB,
+                                                plane_bytes, accs[piece], cb > 0);
+                for (long piece = 0; piece < pieces; piece++)
+                    y9k_lowp_epilogue_flat(accs[piece], rows, piece * 32, Wp, OW, OH,
+                                           a + mb * 32, b + mb * 32, act, out + mb * 32 * ldo,
+                                           ldo);
+            }
+            y9k_amx_release();
+            goto done;
+        }
 #ifdef _OPENMP
 /* dynamic: on a machine shared with other work a thread that loses its core for a while
    leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
@@ -672,8 +712,8 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
             const uint16_t *w0 = wp + mb * 2 * KB * 512;
             if (!pool) {
                 long q0 = piece * 32;
-                y9k_bf16_conv_block_amx(w0, KB, xb, q0 * 2, (q0 + 16) * 2, ksize, Wp, CB,
-                                        plane_bytes, acc);
+                y9k_bf16_conv_block_amx(w0, KB, xb, q0 * 2, (q0 + 16) * 2, ksize, Wp, 0, CB,
+                                        CB, plane_bytes, acc, 0);
                 y9k_lowp_epilogue_flat(acc, rows, q0, Wp, OW, OH, a + mb * 32, b + mb * 32, act,
                                        out + mb * 32 * ldo, ldo);
                 continue;
@@ -683,12 +723,13 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
             long oy = 2 * (piece / per_row);
             int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
             y9k_bf16_conv_block_amx(w0, KB, xb, (oy * Wp + ox) * 2, ((oy + 1) * Wp + ox) * 2,
-                                    ksize, Wp, CB, plane_bytes, acc);
+                                    ksize, Wp, 0, CB, CB, plane_bytes, acc, 0);
             int cols = OW - ox < 16 ? OW - ox : 16;
             y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
                                      out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2, ldo);
         }
         y9k_amx_release();
+    done:;
     }
 }
 #else
