@@ -666,7 +666,9 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
     int span = (8 + ksize * ksize - 1) / (ksize * ksize);
-    int resident = !pool && pieces <= Y9K_LOWP_RESIDENT_PIECES && CB > span;
+    /* (1x1 on larger maps: 1.02-1.04x measured, their spans' W is already most of what a
+       piece reads) */
+    int resident = !pool && CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
@@ -674,25 +676,30 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
         float acc[32 * 32] __attribute__((aligned(64)));
         y9k_amx_configure();
         if (resident) {
-            /* a small map: one thread takes a block of 32 filters over all the map, a span
-               of channel blocks at a time (at least 8 W blocks of 16 filters: 18 KB for
-               3x3, 16 KB for 1x1) across its pieces, so that the span's W is read from L1
-               by every piece after the first, the sums resumed */
+            /* a thread takes a block of 32 filters over a group of up to
+               Y9K_LOWP_RESIDENT_PIECES pieces, a span of channel blocks (at least 8 W blocks
+               of 16 filters: 18 KB for 3x3, 16 KB for 1x1) at a time across the group, so
+               that the span's W is read from L1 by every piece after the first, the sums
+               resumed */
             static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
                 __attribute__((aligned(64)));
+            long groups = (pieces + Y9K_LOWP_RESIDENT_PIECES - 1) / Y9K_LOWP_RESIDENT_PIECES;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-            for (long mb = 0; mb < MB; mb++) {
+            for (long task = 0; task < MB * groups; task++) {
+                long mb = task / groups, first = task % groups * Y9K_LOWP_RESIDENT_PIECES;
+                long end = first + Y9K_LOWP_RESIDENT_PIECES < pieces
+                               ? first + Y9K_LOWP_RESIDENT_PIECES : pieces;
                 int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
                 const uint16_t *w0 = wp + mb * 2 * KB * 512;
                 for (int cb = 0; cb < CB; cb += span)
-                    for (long piece = 0; piece < pieces; piece++)
+                    for (long piece = first; piece < end; piece++)
                         y9k_bf16_conv_block_amx(w0, KB, xb, piece * 64, piece * 64 + 32, ksize,
                                                 Wp, cb, cb + span < CB ? cb + span : CB, CB,
-                                                plane_bytes, accs[piece], cb > 0);
-                for (long piece = 0; piece < pieces; piece++)
-                    y9k_lowp_epilogue_flat(accs[piece], rows, piece * 32, Wp, OW, OH,
+                                                plane_bytes, accs[piece - first], cb > 0);
+                for (long piece = first; piece < end; piece++)
+                    y9k_lowp_epilogue_flat(accs[piece - first], rows, piece * 32, Wp, OW, OH,
                                            a + mb * 32, b + mb * 32, act, out + mb * 32 * ldo,
                                            ldo);
             }
