@@ -237,9 +237,9 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
     # 5x5 (a border of 2 shared by two rows), and a border wider than the kernel needs (the
     # output wider than the input: its last columns read the next row's border)
     (32, 7, 9, 5, 5, 2), (32, 6, 6, 4, 3, 2),
-    # small maps whose sums are kept between spans of channel blocks: 3x3 a block a span,
-    # 1x1 eight (nine blocks: a span and one)
-    (100, 9, 9, 40, 3, 1), (288, 5, 7, 33, 1, 0)])
+    # sums kept between spans of channel blocks: 3x3 a block a span (one group of pieces,
+    # and 14 pieces: a group of 8 and one of 6), 1x1 eight (nine blocks: a span and one)
+    (100, 9, 9, 40, 3, 1), (64, 20, 20, 40, 3, 1), (288, 5, 7, 33, 1, 0)])
 def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
     """Odd filter counts (partial row blocks), maps narrower than a tile's 16 positions (a
     block's 32 flat positions span several rows), rows wider, unpadded (the positions past

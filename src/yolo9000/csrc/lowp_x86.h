@@ -665,78 +665,69 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     long MB = y9k_lowp_round_up(M) / 32;
     long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    /* where the W blocks a piece reads repeat (several channel blocks), a thread takes a
+       block of 32 filters over a group of up to Y9K_LOWP_RESIDENT_PIECES pieces, a span of
+       channel blocks (at least 8 W blocks of 16 filters: 18 KB for 3x3, 16 KB for 1x1) at a
+       time across the group, so that the span's W is read from L1 by every piece after the
+       first, the sums resumed (1x1 on maps of more than 8 pieces keeps one call a block:
+       1.02-1.04x with groups, the span's W already most of what a piece reads) */
     int span = (8 + ksize * ksize - 1) / (ksize * ksize);
-    /* (1x1 on larger maps: 1.02-1.04x measured, their spans' W is already most of what a
-       piece reads) */
-    int resident = !pool && CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    int resident = CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    long group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
+    long groups = (pieces + group - 1) / group;
+    int chunk = resident ? 1 : 4;
+    if (!resident)
+        span = CB;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
-        float acc[32 * 32] __attribute__((aligned(64)));
+        static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
+            __attribute__((aligned(64)));
         y9k_amx_configure();
-        if (resident) {
-            /* a thread takes a block of 32 filters over a group of up to
-               Y9K_LOWP_RESIDENT_PIECES pieces, a span of channel blocks (at least 8 W blocks
-               of 16 filters: 18 KB for 3x3, 16 KB for 1x1) at a time across the group, so
-               that the span's W is read from L1 by every piece after the first, the sums
-               resumed */
-            static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
-                __attribute__((aligned(64)));
-            long groups = (pieces + Y9K_LOWP_RESIDENT_PIECES - 1) / Y9K_LOWP_RESIDENT_PIECES;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-            for (long task = 0; task < MB * groups; task++) {
-                long mb = task / groups, first = task % groups * Y9K_LOWP_RESIDENT_PIECES;
-                long end = first + Y9K_LOWP_RESIDENT_PIECES < pieces
-                               ? first + Y9K_LOWP_RESIDENT_PIECES : pieces;
-                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-                const uint16_t *w0 = wp + mb * 2 * KB * 512;
-                for (int cb = 0; cb < CB; cb += span)
-                    for (long piece = first; piece < end; piece++)
-                        y9k_bf16_conv_block_amx(w0, KB, xb, piece * 64, piece * 64 + 32, ksize,
-                                                Wp, cb, cb + span < CB ? cb + span : CB, CB,
-                                                plane_bytes, accs[piece - first], cb > 0);
-                for (long piece = first; piece < end; piece++)
-                    y9k_lowp_epilogue_flat(accs[piece - first], rows, piece * 32, Wp, OW, OH,
-                                           a + mb * 32, b + mb * 32, act, out + mb * 32 * ldo,
-                                           ldo);
-            }
-            y9k_amx_release();
-            goto done;
-        }
 #ifdef _OPENMP
 /* dynamic: on a machine shared with other work a thread that loses its core for a while
    leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
    against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
    whichever thread computes them */
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, chunk)
 #endif
-        for (long blk = 0; blk < MB * pieces; blk++) {
-            long mb = blk / pieces, piece = blk % pieces;
+        for (long task = 0; task < MB * groups; task++) {
+            long mb = task / groups, first = task % groups * group;
+            long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             const uint16_t *w0 = wp + mb * 2 * KB * 512;
-            if (!pool) {
-                long q0 = piece * 32;
-                y9k_bf16_conv_block_amx(w0, KB, xb, q0 * 2, (q0 + 16) * 2, ksize, Wp, 0, CB,
-                                        CB, plane_bytes, acc, 0);
-                y9k_lowp_epilogue_flat(acc, rows, q0, Wp, OW, OH, a + mb * 32, b + mb * 32, act,
-                                       out + mb * 32 * ldo, ldo);
-                continue;
+            for (int cb = 0; cb < CB; cb += span)
+                for (long piece = first; piece < end; piece++) {
+                    long off0 = piece * 64, off1 = piece * 64 + 32;
+                    if (pool) {
+                        /* segment j of rows 2r and 2r + 1 */
+                        long oy = 2 * (piece / per_row);
+                        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                        off0 = (oy * Wp + ox) * 2;
+                        off1 = ((oy + 1) * Wp + ox) * 2;
+                    }
+                    y9k_bf16_conv_block_amx(w0, KB, xb, off0, off1, ksize, Wp, cb,
+                                            cb + span < CB ? cb + span : CB, CB, plane_bytes,
+                                            accs[piece - first], cb > 0);
+                }
+            for (long piece = first; piece < end; piece++) {
+                float *acc = accs[piece - first];
+                if (!pool) {
+                    y9k_lowp_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
+                                           b + mb * 32, act, out + mb * 32 * ldo, ldo);
+                    continue;
+                }
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                long oy = 2 * (piece / per_row);
+                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2,
+                                         ldo);
             }
-            /* segment j of rows 2r and 2r + 1; ox even (OW even: the overlapping last
-               segment starts at OW - 16) */
-            long oy = 2 * (piece / per_row);
-            int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-            y9k_bf16_conv_block_amx(w0, KB, xb, (oy * Wp + ox) * 2, ((oy + 1) * Wp + ox) * 2,
-                                    ksize, Wp, 0, CB, CB, plane_bytes, acc, 0);
-            int cols = OW - ox < 16 ? OW - ox : 16;
-            y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                                     out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2, ldo);
         }
         y9k_amx_release();
-    done:;
     }
 }
 #else
