@@ -807,27 +807,33 @@ def bench_memory(opts, store):
 # -- per-layer profile -------------------------------------------------------------------------
 def profile_forward(net, x, train, repeats):
     """Median ms of each layer.forward over `repeats` walks done the way Network._run does
-    (at inference a convolution that pools in its epilogue is timed with its maxpool, which
-    then shows 0 ms); returns (rows, outputs of the last walk)."""
+    (at inference a convolution and the 2x2/2 maxpool it pools in its epilogue as one call,
+    timed on the convolution's row, the maxpool's row 0 with `pooled_by`); returns (rows,
+    outputs of the last walk)."""
     per_layer = [[] for _ in net.layers]
     pairs = set() if train else net.pooled_pairs
+    pooled_by = {}
     for _ in range(repeats):
         outputs = [None] * len(net.layers)
         for i, layer in enumerate(net.layers):
-            inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
-                   else (outputs[i - 1] if i > 0 else x))
-            if i - 1 in pairs and outputs[i] is not None:
+            if i - 1 in pooled_by and outputs[i] is not None:
                 per_layer[i].append(0.0)        # made by the convolution before it
                 continue
+            inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
+                   else (outputs[i - 1] if i > 0 else x))
             t = time.perf_counter()
-            if i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
-                outputs[i + 1] = pooled
-            else:
+            pooled = layer.forward_pooled(inp) if i in pairs else None
+            if pooled is None:
                 outputs[i] = layer.forward(inp, train)
+            else:
+                outputs[i + 1] = pooled
+                pooled_by[i] = i
             per_layer[i].append(time.perf_counter() - t)
     rows = [{"index": i, "type": layer.kind, "out_shape": list(layer.out_shape),
              "ms": 1000 * statistics.median(ts), "flops": layer.flops() * x.shape[0]}
             for i, (layer, ts) in enumerate(zip(net.layers, per_layer))]
+    for i in pooled_by:
+        rows[i + 1]["pooled_by"] = i
     return rows, outputs
 
 
@@ -893,7 +899,8 @@ def bench_profile(opts, store, whats):
                 rows, _ = profile_forward(runs, x, False, repeats)
                 paths = runs.layer_paths()
                 for r in rows:
-                    r["path"] = paths.get(r["index"], "")
+                    r["path"] = (f"in layer {r['pooled_by']}'s epilogue" if "pooled_by" in r
+                                 else paths.get(r["index"], ""))
                 profiles.append(finish_profile(
                     f"forward {model_label(model)} {runs.width} b1 {precision_note(runs)}, "
                     f"median of {repeats}", rows))

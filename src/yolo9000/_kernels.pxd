@@ -101,12 +101,14 @@ cdef extern from "lowp_x86.h":
                          int avx512) noexcept nogil
     void y9k_bf16_pack_im2col(const float* x, int C, int H, int W, int ksize, int stride,
                               int pad, int OH, int OW, uint16_t* out, int avx512) noexcept nogil
-    long y9k_pairs_rows(int H, int pad) noexcept nogil
+    long y9k_pairs_rows(int H, int W, int pad) noexcept nogil
+    long y9k_pairs_plane(int H, int W, int pad) noexcept nogil
+    long y9k_pairs_width(int W, int pad) noexcept nogil
     void y9k_bf16_pack_pairs(const float* x, int C, int H, int W, int pad, int Cp,
                              uint16_t* out, int avx512) noexcept nogil
     void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad, const uint16_t* wp,
                            const uint16_t* xb, const float* a, const float* b, int act,
-                           float* out) noexcept nogil
+                           int pool, float* out) noexcept nogil
     void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
                        const float* a, const float* b, int act, float* out,
                        long ldo) noexcept nogil

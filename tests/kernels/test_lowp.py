@@ -209,13 +209,22 @@ def test_kernel_writes_only_the_output(kernel):
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (33, 2, 2)])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_channel_pairs_packing_layout(c, h, w, pad):
-    """[C'/2][H + 2 pad + 2][W + 2 pad][2]: channel pairs side by side, a zero border, two rows
-    of slack, zero channels up to C' (a multiple of 32)."""
+    """[C'/2][H'][W + pad][2]: channel pairs side by side, rows starting with `pad` zeros (one
+    border between two rows), `pad` zero rows above, `pad` below and the slack a block of 32
+    positions past the last output reads (H' = H + 2 pad + ceil((pad + 31) / (W + pad))), then
+    zeros up to the next plane, an odd number of 64-byte lines (16 pairs) on; zero channels up
+    to C' (a multiple of 32)."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((padded(c), h + 2 * pad + 2, w + 2 * pad), np.float32)
-    full[:c, pad:pad + h, pad:pad + w] = bf16_round(x)
-    bits = (full.view(np.uint32) >> 16).astype(np.uint16)
-    expected = bits.reshape(padded(c) // 2, 2, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
+    width = w + pad
+    rows = h + 2 * pad + -(-(pad + 31) // width)
+    lines = -(-rows * width // 16)
+    plane = 16 * (lines if lines % 2 else lines + 1)
+    full = np.zeros((padded(c), rows, width), np.float32)
+    full[:c, pad:pad + h, pad:] = bf16_round(x)
+    planes = np.zeros((padded(c), plane), np.float32)
+    planes[:, :rows * width] = full.reshape(padded(c), -1)
+    bits = (planes.view(np.uint32) >> 16).astype(np.uint16)
+    expected = bits.reshape(padded(c) // 2, 2, plane).transpose(0, 2, 1).ravel()
     out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
     core.bf16_pack_pairs(x, pad, out)
     np.testing.assert_array_equal(out, expected)
@@ -224,10 +233,17 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
 @pytest.mark.parametrize("c,h,w,f,size,pad", [
     (32, 5, 7, 17, 3, 1), (64, 13, 13, 64, 3, 1), (32, 20, 37, 40, 3, 1), (64, 16, 16, 32, 1, 0),
     (32, 3, 3, 8, 3, 1), (96, 26, 26, 125, 1, 0), (32, 9, 40, 33, 3, 0), (32, 1, 1, 1, 1, 0),
-    (16, 10, 21, 32, 3, 1), (47, 6, 6, 9, 3, 1)])
+    (16, 10, 21, 32, 3, 1), (47, 6, 6, 9, 3, 1),
+    # 5x5 (a border of 2 shared by two rows), and a border wider than the kernel needs (the
+    # output wider than the input: its last columns read the next row's border)
+    (32, 7, 9, 5, 5, 2), (32, 6, 6, 4, 3, 2),
+    # sums kept between spans of channel blocks: 3x3 a block a span (one group of pieces,
+    # and 14 pieces: a group of 8 and one of 6), 1x1 eight (nine blocks: a span and one)
+    (100, 9, 9, 40, 3, 1), (64, 20, 20, 40, 3, 1), (288, 5, 7, 33, 1, 0)])
 def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
-    """Odd filter counts (partial row blocks), rows shorter than a tile's 16 positions, rows
-    ending in a partial segment (the overlapping last one), an odd number of segments."""
+    """Odd filter counts (partial row blocks), maps narrower than a tile's 16 positions (a
+    block's 32 flat positions span several rows), rows wider, unpadded (the positions past
+    each row's outputs computed and dropped)."""
     kernel_or_skip("amx")
     rng = np.random.default_rng(c + h + w + f)
     x = rng.standard_normal((c, h, w)).astype(np.float32)
@@ -246,6 +262,55 @@ def test_direct_amx_convolution_matches_float64(c, h, w, f, size, pad):
     bound = accumulation_bound(weights.reshape(f, -1), im2col(x, size, 1, pad))
     assert np.all(np.abs(out - (scale[:, None] * z + bias[:, None]))
                   <= scale[:, None] * bound + 1e-6 * (1 + np.abs(z)))
+
+
+def pool_2x2(v):
+    """The 2x2/2 maxima of v (F, H, W), H and W even."""
+    f, h, w = v.shape
+    return v.reshape(f, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("c,h,w,f,size,pad", [
+    (32, 6, 8, 17, 3, 1),      # rows shorter than a segment, a partial filter block
+    (64, 26, 26, 40, 3, 1),    # two segments a row, the second overlapping the first
+    (32, 4, 48, 33, 3, 1),     # three whole segments a row
+    (32, 10, 38, 8, 3, 0),     # unpadded, 36 wide: the overlapping segment at column 20
+    (48, 12, 12, 64, 1, 0)])   # 1x1, channels padded to 64
+def test_direct_amx_convolution_pools_in_its_epilogue(c, h, w, f, size, pad):
+    """pool=True: the 2x2/2 maxima of the activated output, the pair of rows a window spans
+    taken by one block."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c * w + f)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    pairs = np.empty(core.bf16_pairs_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_pairs(x, pad, pairs)
+    packed = lowp.BF16Weights(weights, taps_major=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    out = np.full((f, oh // 2 * (ow // 2)), np.nan, np.float32)
+    core.bf16_conv_amx(packed.data, pairs, c, h, w, size, pad, scale, bias, core.ACT_LEAKY,
+                       out, pool=True)
+    z = bf16_round(weights.reshape(f, -1)).astype(np.float64) @ im2col(
+        bf16_round(x).astype(np.float64), size, 1, pad)
+    v = scale[:, None] * z + bias[:, None]
+    expected = pool_2x2(np.where(v > 0, v, 0.1 * v).reshape(f, oh, ow)).reshape(f, -1)
+    bound = scale[:, None] * accumulation_bound(weights.reshape(f, -1), im2col(x, size, 1, pad))
+    slack = pool_2x2(bound.reshape(f, oh, ow)).reshape(f, -1) + 1e-6 * (1 + np.abs(expected))
+    assert np.all(np.abs(out - expected) <= slack)
+
+
+def test_direct_amx_pooling_refuses_an_odd_output():
+    kernel_or_skip("amx")
+    x = np.zeros((32, 5, 6), np.float32)
+    pairs = np.empty(core.bf16_pairs_size(32, 5, 6, 1), np.uint16)
+    core.bf16_pack_pairs(x, 1, pairs)
+    packed = lowp.BF16Weights(np.zeros((4, 32, 3, 3), np.float32), taps_major=True)
+    with pytest.raises(ValueError, match="even output"):
+        core.bf16_conv_amx(packed.data, pairs, 32, 5, 6, 3, 1, np.ones(4, np.float32),
+                           np.zeros(4, np.float32), core.ACT_LINEAR,
+                           np.empty((4, 6), np.float32), pool=True)
 
 
 def test_kernels_refuse_short_operands():
@@ -298,6 +363,28 @@ def test_bf16_convolution_layer_matches_float64(kernel, size, stride, pad, chann
         assert np.allclose(got[i], expected, rtol=1e-5, atol=1e-5)
 
 
+@KERNELS
+def test_bf16_layer_pools_in_its_epilogue_only_on_the_direct_kernel(kernel):
+    """forward_pooled: the direct AMX kernel's pooled epilogue, the maxima of forward's own
+    values (the same bits as forward, then the maxpool layer); the im2col kernels leave the
+    pooling to the maxpool (None)."""
+    kernel_or_skip(kernel)
+    from yolo9000.layers.maxpool import MaxpoolLayer
+    rng = np.random.default_rng(11)
+    layer = ConvolutionalLayer((32, 12, 10), 40, 3, 1, 1, batch_normalize=True,
+                               activation="leaky", rng=rng)
+    layer.bn.rolling_mean[...] = rng.standard_normal(40) * 0.1
+    x = rng.standard_normal((2, 32, 12, 10)).astype(np.float32)
+    layer.set_precision("bf16", kernel)
+    pooled = layer.forward_pooled(x)
+    if path_of(kernel, 32, 1).endswith("im2col"):
+        assert pooled is None
+        return
+    unfused = MaxpoolLayer(layer.out_shape, 2, 2).forward(layer.forward(x))
+    assert pooled.shape == (2, 40, 6, 5)
+    np.testing.assert_array_equal(pooled, unfused)
+
+
 def test_the_rgb_layer_stays_fp32_on_the_direct_kernel():
     layer = ConvolutionalLayer((3, 16, 16), 8, 3, 1, 1, activation="leaky")
     if not layer.use_direct:
@@ -343,7 +430,8 @@ def test_bf16_network_forward_equals_per_layer_bf16_and_fp32_is_untouched():
     fp32 = net.forward(x)
     net.set_precision("bf16")
     assert net.layer_paths() == expected_paths(net, kernel)
-    # the pooled pairs run unfused in bf16: the same numbers as layer by layer
+    # forward pools in the direct AMX kernel's epilogue (forward_all never fuses): the
+    # maxima of the same values, the same bits
     np.testing.assert_array_equal(net.forward(x), net.forward_all(x)[-1])
     net.set_precision("fp32")
     assert not any(path.startswith("bf16") for path in net.layer_paths().values())

@@ -108,6 +108,13 @@ def test_profile_tables(report, mini_cfg):
         assert sum(r["percent"] for r in p["layers"]) == pytest.approx(100)
         assert positive(p["total_ms"])
     assert "profile: forward mini 64 b1" in stdout
+    # as Network's forward: the 2x2/2 maxpools after a convolution taken in its epilogue,
+    # their time on the convolution's row
+    pooled = [r for r in fwd["layers"] if "pooled_by" in r]
+    assert pooled and all(r["type"] == "max" and r["ms"] == 0
+                          and r["path"] == f"in layer {r['index'] - 1}'s epilogue"
+                          and r["pooled_by"] == r["index"] - 1 for r in pooled)
+    assert all(positive(fwd["layers"][r["pooled_by"]]["ms"]) for r in pooled)
 
 
 def test_bad_benchmark_name_is_a_usage_error(tmp_path):

@@ -87,13 +87,15 @@ def bf16_matmul(int kernel, const unsigned short[::1] w, const unsigned short[::
 def bf16_pairs_size(int C, int H, int W, int pad):
     """uint16 values of x (C, H, W) packed in channel pairs with a border (bf16_pack_pairs),
     its channels padded to a multiple of 32."""
-    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_rows(H, pad) * (W + 2 * pad) * 2
+    return (y9k_lowp_round_up(C) // 2) * y9k_pairs_plane(H, W, pad) * 2
 
 
 def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
-    """x (C, H, W) rounded to bf16 into out as [C'/2][H + 2 pad + 2][W + 2 pad][2]: channel
-    pairs side by side, a zero border of `pad` and two rows of slack below; C' = C rounded up
-    to 32, the channels from C on zeros."""
+    """x (C, H, W) rounded to bf16 into out as [C'/2][H'][W + pad][2]: channel pairs side by
+    side, each row starting with `pad` zeros (its left border, and the right border of the row
+    before), `pad` zero rows above, below `pad` zero rows and slack up to H' = H + 2 pad +
+    ceil((pad + 31) / (W + pad)) rows, zeros up to the next plane, an odd number of 64-byte
+    lines on; C' = C rounded up to 32, the channels from C on zeros."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     if pad < 0:
         raise ValueError("bf16_pack_pairs: negative padding")
@@ -106,18 +108,24 @@ def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
 
 def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int C, int H,
                   int W, int ksize, int pad, const float[::1] scale, const float[::1] bias,
-                  int act, float[:, ::1] out):
+                  int act, float[:, ::1] out, bint pool=False):
     """out (M, out_h·out_w) = act(scale · conv(x) + bias), a k x k stride-1 convolution on AMX
     tiles without a column matrix: x (C channels) as bf16_pack_pairs packs it, W (M, k·k·C':
     taps major, channels minor, C' = C rounded up to 32 with zero weights) packed by
-    bf16_pack_weights."""
+    bf16_pack_weights. With `pool` (out_h and out_w even) out (M, out_h/2 · out_w/2) is the
+    2x2/2 maxpool of that, taken in the epilogue (the same bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     C = y9k_lowp_round_up(C)
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if BF16_AMX not in bf16_kernels():
         raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")
-    if C % 32 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
-        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and out (M, out_h·out_w)")
+    if C % 32 or OH <= 0 or OW <= 0:
+        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and an output")
+    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
+        raise ValueError("bf16_conv_amx: pooling needs an even output and out (M, out_h/2 · "
+                         "out_w/2)")
+    if not pool and out.shape[1] != OH * OW:
+        raise ValueError("bf16_conv_amx: needs out (M, out_h·out_w)")
     if (w.shape[0] < y9k_lowp_round_up(M) * ksize * ksize * C
             or xb.shape[0] < bf16_pairs_size(C, H, W, pad)):
         raise ValueError("bf16_conv_amx: the packed operands are too small")
@@ -125,4 +133,4 @@ def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int
         raise ValueError("bf16_conv_amx: scale and bias need one value per filter")
     with nogil:
         y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
-                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, &out[0, 0])
+                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, pool, &out[0, 0])

@@ -20,6 +20,9 @@
 
 #define Y9K_LOWP_BLOCK 32          /* rows and columns of out per step; K's padding unit */
 #define Y9K_LOWP_PANEL 16          /* columns of a B panel, rows of a W block */
+/* the direct kernel's maps of at most this many blocks of 32 positions (13x13: 6) keep their
+   sums between channel blocks (y9k_bf16_conv_amx) */
+#define Y9K_LOWP_RESIDENT_PIECES 8
 
 /* the kernel a product runs on */
 enum { Y9K_BF16_PORTABLE = 0, Y9K_BF16_AVX512 = 1, Y9K_BF16_AMX = 2 };
@@ -308,6 +311,74 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
     }
 }
 
+#if Y9K_HAVE_LOWP_X86
+/* y9k_lowp_epilogue with AVX-512 (the bf16 units' CPUs all have it), the same operations in
+   the same precisions: a * s then + b, never fused into one rounding (fp-contract=off), leaky's
+   0.1·v in double; logistic's expf left to the scalar loop */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo)
+{
+    if (act == Y9K_ACT_LOGISTIC) {
+        y9k_lowp_epilogue(acc, rows, cols, a, b, act, out, ldo);
+        return;
+    }
+    const __m512d tenth = _mm512_set1_pd(0.1);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < rows; i++) {
+        const float *s = acc + i * 32;
+        float *y = out + i * ldo;
+        __m512 ai = _mm512_set1_ps(a[i]), bi = _mm512_set1_ps(b[i]);
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 m = cols - j >= 16 ? (__mmask16) 0xffff
+                                         : (__mmask16) ((1u << (cols - j)) - 1);
+            __m512 v = _mm512_add_ps(_mm512_mul_ps(ai, _mm512_maskz_loadu_ps(m, s + j)), bi);
+            if (act == Y9K_ACT_LEAKY) {
+                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+                    _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
+                    _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
+            } else if (act == Y9K_ACT_RELU) {
+                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
+            }
+            _mm512_mask_storeu_ps(y + j, m, v);
+        }
+    }
+}
+/* the epilogue of the AMX and AVX512-BF16 kernels */
+#define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue_avx512
+#else
+#define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue
+#endif
+
+/* out rows (rows of them; row stride ldo) = the 2x2/2 maxima of act(a * acc + b) over two
+   output rows of `cols` (even) columns: acc's columns 0-15 the upper row, 16-31 the lower;
+   the taps compared in maxpool.pxi's order (upper left, upper right, lower left, lower right,
+   a later one winning only if greater), so the bits are the unfused maxpool's */
+static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols,
+                                            const float *a, const float *b, int act,
+                                            float *out, long ldo)
+{
+    float v[32 * 32];
+    Y9K_LOWP_EPILOGUE_UNIT(acc, rows, cols, a, b, act, v, 32);
+    Y9K_LOWP_EPILOGUE_UNIT(acc + 16, rows, cols, a, b, act, v + 16, 32);
+    for (int i = 0; i < rows; i++) {
+        const float *up = v + i * 32, *low = up + 16;
+        float *y = out + i * ldo;
+        for (int j = 0; j < cols / 2; j++) {
+            float best = up[2 * j], t = up[2 * j + 1];
+            best = t > best ? t : best;
+            t = low[2 * j];
+            best = t > best ? t : best;
+            t = low[2 * j + 1];
+            y[j] = t > best ? t : best;
+        }
+    }
+}
+
 /* acc (32x32) = the block of W rows from block a0 (two 16-row blocks a0, a0 + KB*512) times
    B panels b0, b0 + KB*512; the portable twin: sums in fp32, k in order */
 static void y9k_bf16_block_portable(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
@@ -414,12 +485,35 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
 #endif
 
 /* -- convolutions on AMX without a column matrix (stride 1, C a multiple of 32) ----------
-   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2] (H' = H +
-   2 pad + 2: two rows of slack for the reads past a short row's end, W' = W + 2 pad); then
-   for a tap (ky, kx) and 32 channels, 16 positions of an output row are one B tile whose 16
-   rows (channel pairs) lie a plane apart: tdpbf16ps reads them in place. W is packed in
-   (tap, channel) order to match. */
-static inline long y9k_pairs_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
+   The input is rounded once into channel pairs with a zero border, [C/2][H'][W'][2]: rows of
+   W' = W + pad pairs whose first `pad` are zeros - the row's left border and, read past the
+   previous row's end, that row's right border - `pad` zero rows above the image, and below it
+   `pad` zero rows and the slack the last tiles read into (y9k_pairs_rows), zeros up to the
+   plane's stride (y9k_pairs_plane). Output (oy, ox)
+   is then flat position q = oy W' + ox and its tap (ky, kx) reads the pair at q + ky W' + kx:
+   for a tap and 32 channels, 16 consecutive positions are one B tile whose 16 rows (channel
+   pairs) lie a plane apart, which tdpbf16ps reads in place. The map is cut into flat ranges of
+   16 positions that run across row ends; only the positions with ox >= OW (pad of every W')
+   are computed for nothing (a 13x13 map: 169 of 192, where 16-position pieces of each row
+   computed 169 of 224). W is packed in (tap, channel) order to match. */
+static inline long y9k_pairs_width(int W, int pad) { return (long) W + pad; }
+
+/* rows of a channel-pair plane: the last output's reads end before (H + 2 pad) W' + pad, its
+   32-position block's 31 past it at most, for any kernel size the padding allows */
+static inline long y9k_pairs_rows(int H, int W, int pad)
+{
+    long Wp = y9k_pairs_width(W, pad);
+    return (long) H + 2L * pad + (pad + 31 + Wp - 1) / Wp;
+}
+
+/* pairs from one channel-pair plane to the next: its rows, then zeros up to an odd number of
+   cache lines, so that a B tile's 16 rows start where a tile of positions starts in a line (a
+   1x1 convolution's: one line a row, not two) and fall in 16 different cache sets */
+static inline long y9k_pairs_plane(int H, int W, int pad)
+{
+    long lines = (y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad) + 15) / 16;
+    return 16 * (lines | 1);
+}
 
 /* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side */
 static void y9k_bf16_pair_row_portable(const float *r0, const float *r1, int W, uint16_t *dst)
@@ -444,30 +538,29 @@ static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, ui
 #endif
 
 /* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
-   zeros), zero border */
+   zeros), the layout above */
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    long Wp = y9k_pairs_width(W, pad), stride = y9k_pairs_plane(H, W, pad);
     (void) avx512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (long cp = 0; cp < Cp / 2; cp++) {
-        uint16_t *plane = out + cp * Hp * Wp * 2;
+        uint16_t *plane = out + cp * stride * 2;
         if (2 * cp >= C) {
-            memset(plane, 0, (size_t) Hp * Wp * 4);
+            memset(plane, 0, (size_t) stride * 4);
             continue;
         }
         /* an odd C's last channel pairs with zeros */
         const float *x0 = x + 2 * cp * H * W;
         const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
         memset(plane, 0, (size_t) pad * Wp * 4);
-        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (stride - (pad + H) * Wp) * 4);
         for (long y = 0; y < H; y++) {
             uint16_t *row = plane + (y + pad) * Wp * 2;
             memset(row, 0, (size_t) pad * 4);
-            memset(row + (pad + (long) W) * 2, 0, (size_t) pad * 4);
 #if Y9K_HAVE_LOWP_X86
             if (avx512) {
                 y9k_bf16_pair_row_avx512(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
@@ -480,33 +573,62 @@ static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, in
 }
 
 /* the first column of output segment s (16 positions of a row; a row wider than 16 ends
-   with a segment that overlaps the one before, which recomputes the same sums) */
+   with a segment that overlaps the one before, which recomputes the same sums): the pooled
+   kernel's pieces, whose two tiles are a window's two rows */
 static inline int y9k_segment_x(int s, int per_row, int OW)
 {
     int j = s % per_row;
     return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
 }
 
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart): the
+   columns that are outputs (ox < OW, oy < OH) written, row by row */
+static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, long Wp, int OW,
+                                          int OH, const float *a, const float *b, int act,
+                                          float *out, long ldo)
+{
+    for (int j = 0; j < 32;) {
+        long q = q0 + j, oy = q / Wp, ox = q % Wp;
+        int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
+        if (oy >= OH)
+            break;
+        if (ox < OW)
+            Y9K_LOWP_EPILOGUE_UNIT(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b,
+                                   act, out + oy * OW + ox, ldo);
+        j += run;
+    }
+}
+
 #if Y9K_HAVE_LOWP_X86
-/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets b0, b1 of
-   xb, summed over taps and channel blocks */
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*512) x two segments at pair offsets off0,
+   off1 of xb, summed over the taps and channel blocks cb0 .. cb1 - 1 (of CB); with `resume`
+   added to the sums acc holds (the same fp32 sums, in the same order, as one call over all
+   the channel blocks: the tiles store and load them exactly) */
 __attribute__((target("amx-tile,amx-bf16")))
 static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t *xb, long off0,
-                                    long off1, int ksize, long Wp, int CB, long plane_bytes,
-                                    float *acc)
+                                    long off1, int ksize, long Wp, int cb0, int cb1, int CB,
+                                    long plane_bytes, float *acc, int resume)
 {
     const uint16_t *a1 = a0 + KB * 512;
     long block_elems = 16 * plane_bytes / 2;     /* 16 channel pairs on */
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    long kb = 0;
-    for (int ky = 0; ky < ksize; ky++)
-        for (int kx = 0; kx < ksize; kx++) {
-            const uint16_t *tap = xb + (ky * Wp + kx) * 2;
-            for (int cb = 0; cb < CB; cb++, kb++) {
-                const uint16_t *src = tap + cb * block_elems;
+    if (resume) {
+        _tile_loadd(0, acc, 128);
+        _tile_loadd(1, acc + 16, 128);
+        _tile_loadd(2, acc + 16 * 32, 128);
+        _tile_loadd(3, acc + 16 * 32 + 16, 128);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    /* channel blocks outermost: a block's taps read overlapping windows of the same 16
+       planes, from L1 after the first (taps outermost read them all from L2 once per tap) */
+    for (int cb = cb0; cb < cb1; cb++)
+        for (int ky = 0; ky < ksize; ky++)
+            for (int kx = 0; kx < ksize; kx++) {
+                long kb = (long) (ky * ksize + kx) * CB + cb;
+                const uint16_t *src = xb + (ky * Wp + kx) * 2 + cb * block_elems;
                 _tile_loadd(4, a0 + kb * 512, 64);
                 _tile_loadd(6, src + off0, plane_bytes);
                 _tile_dpbf16ps(0, 4, 6);
@@ -516,7 +638,6 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
                 _tile_dpbf16ps(2, 5, 6);
                 _tile_dpbf16ps(3, 5, 7);
             }
-        }
     _tile_stored(0, acc, 128);
     _tile_stored(1, acc + 16, 128);
     _tile_stored(2, acc + 16 * 32, 128);
@@ -525,47 +646,85 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
    y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
-   channel) order with the same padding */
+   channel) order with the same padding; a block is 32 filters by 32 flat positions. With
+   `pool` (OH and OW even) out (M, OH/2 * OW/2) is its 2x2/2 maxpool instead, the full output
+   never written: a block's two tiles are then the same 16 columns of two rows, the rows one
+   window spans */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, float *out)
+                              const float *b, int act, int pool, float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    long Wp = y9k_pairs_width(W, pad);
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    /* flat positions up to the last output's, 32 a block */
+    long flat = (long) (OH - 1) * Wp + OW;
+    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
     int CB = C / 32;
     long KB = (long) ksize * ksize * CB;
     long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+    long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
+    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    /* where the W blocks a piece reads repeat (several channel blocks), a thread takes a
+       block of 32 filters over a group of up to Y9K_LOWP_RESIDENT_PIECES pieces, a span of
+       channel blocks (at least 8 W blocks of 16 filters: 18 KB for 3x3, 16 KB for 1x1) at a
+       time across the group, so that the span's W is read from L1 by every piece after the
+       first, the sums resumed (1x1 on maps of more than 8 pieces keeps one call a block:
+       1.02-1.04x with groups, the span's W already most of what a piece reads) */
+    int span = (8 + ksize * ksize - 1) / (ksize * ksize);
+    int resident = CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    long group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
+    long groups = (pieces + group - 1) / group;
+    int chunk = resident ? 1 : 4;
+    if (!resident)
+        span = CB;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
-        float acc[32 * 32] __attribute__((aligned(64)));
+        static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
+            __attribute__((aligned(64)));
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic: on a machine shared with other work a thread that loses its core for a while
    leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
    against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
    whichever thread computes them */
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, chunk)
 #endif
-        for (long blk = 0; blk < MB * seg_pairs; blk++) {
-            long mb = blk / seg_pairs, sp = blk % seg_pairs;
-            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
-            int oy[2], ox[2];
-            for (int h = 0; h < 2; h++) {
-                oy[h] = (int) (s[h] / per_row);
-                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
-            }
-            y9k_bf16_conv_block_amx(wp + mb * 2 * KB * 512, KB, xb, (oy[0] * Wp + ox[0]) * 2,
-                                    (oy[1] * Wp + ox[1]) * 2, ksize, Wp, CB, plane_bytes, acc);
+        for (long task = 0; task < MB * groups; task++) {
+            long mb = task / groups, first = task % groups * group;
+            long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
-                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
-                y9k_lowp_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
-                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo);
+            const uint16_t *w0 = wp + mb * 2 * KB * 512;
+            for (int cb = 0; cb < CB; cb += span)
+                for (long piece = first; piece < end; piece++) {
+                    long off0 = piece * 64, off1 = piece * 64 + 32;
+                    if (pool) {
+                        /* segment j of rows 2r and 2r + 1 */
+                        long oy = 2 * (piece / per_row);
+                        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                        off0 = (oy * Wp + ox) * 2;
+                        off1 = ((oy + 1) * Wp + ox) * 2;
+                    }
+                    y9k_bf16_conv_block_amx(w0, KB, xb, off0, off1, ksize, Wp, cb,
+                                            cb + span < CB ? cb + span : CB, CB, plane_bytes,
+                                            accs[piece - first], cb > 0);
+                }
+            for (long piece = first; piece < end; piece++) {
+                float *acc = accs[piece - first];
+                if (!pool) {
+                    y9k_lowp_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
+                                           b + mb * 32, act, out + mb * 32 * ldo, ldo);
+                    continue;
+                }
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                long oy = 2 * (piece / per_row);
+                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2,
+                                         ldo);
             }
         }
         y9k_amx_release();
@@ -575,10 +734,10 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
 /* no AMX on this architecture: never called (bf16_kernels() does not list it) */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, float *out)
+                              const float *b, int act, int pool, float *out)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xb;
-    (void) a; (void) b; (void) act; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out;
 }
 #endif
 
@@ -616,6 +775,13 @@ static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
                 y9k_bf16_block_portable(a0, b0, KB, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             int cols = N - nb * 32 < 32 ? (int) (N - nb * 32) : 32;
+#if Y9K_HAVE_LOWP_X86
+            if (kernel != Y9K_BF16_PORTABLE) {
+                y9k_lowp_epilogue_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         out + mb * 32 * ldo + nb * 32, ldo);
+                continue;
+            }
+#endif
             y9k_lowp_epilogue(acc, rows, cols, a + mb * 32, b + mb * 32, act,
                               out + mb * 32 * ldo + nb * 32, ldo);
         }

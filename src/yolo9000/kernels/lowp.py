@@ -146,7 +146,8 @@ class BF16Weights:
                                        (0, 0), (0, 0))).transpose(0, 2, 3, 1)
         w2d = np.ascontiguousarray(weights).reshape(weights.shape[0], -1)
         self.rows, self.depth = w2d.shape
-        self.data = workspace.aligned_uint16(core.bf16_padded(self.rows) * core.bf16_padded(self.depth))
+        self.data = workspace.aligned_uint16(core.bf16_padded(self.rows)
+                                             * core.bf16_padded(self.depth))
         core.bf16_pack_weights(w2d, self.data)
 
     @property
@@ -154,12 +155,17 @@ class BF16Weights:
         return self.data.nbytes
 
 
-def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kernel):
+def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kernel,
+                  pool=False):
     """out (N, F, out_h, out_w) = act(scale · conv(x, W) + bias) with bf16 products: x (N, C,
-    H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS."""
+    H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS. With
+    `pool` (weights packed for the direct kernel, an even output) out (N, F, out_h/2,
+    out_w/2) is its 2x2/2 maxpool, taken in the kernel's epilogue."""
     n, c, h, w = x.shape
     f = out.shape[1]
     positions = out.shape[2] * out.shape[3]
+    if pool and not weights.taps_major:
+        raise ValueError("only the direct AMX kernel pools in its epilogue")
     depth = (core.bf16_padded(c) if weights.taps_major else c) * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
@@ -172,7 +178,7 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         for i in range(n):
             core.bf16_pack_pairs(x[i], padding, pairs)
             core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
-                               out[i].reshape(f, positions))
+                               out[i].reshape(f, positions), pool)
         return out
     code = BF16_KERNELS[kernel]
     columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))

@@ -366,10 +366,11 @@ class ConvolutionalLayer(Layer):
     def _bf16_direct(self):
         return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
 
-    def _forward_bf16(self, x, a, b):
-        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+    def _forward_bf16(self, x, a, b, pool=False):
+        f, oh, ow = self.out_shape
+        z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)), np.float32)
         return lowp.convolve_bf16(x, self._bf16_weights(), self.size, self.stride,
-                                  self.padding, z, a, b, self.act, self.bf16_kernel)
+                                  self.padding, z, a, b, self.act, self.bf16_kernel, pool=pool)
 
     def inference_path(self, batch=1):
         """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
@@ -555,11 +556,18 @@ class ConvolutionalLayer(Layer):
         return None
 
     def forward_pooled(self, x):
-        """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd or
-        direct kernel's epilogue (the full output is never written: voc's 32x416x416 is 22
-        MB); None when this call takes neither kernel, the output size is odd or the layer
-        runs in bf16 or int8 (the caller then runs forward and the maxpool)."""
-        if self.out_shape[1] % 2 or self.out_shape[2] % 2 or self.precision != lowp.FP32:
+        """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
+        direct or bf16 direct kernel's epilogue (the full output is never written: voc's
+        32x416x416 is 22 MB); None when this call takes none of them, the output size is
+        odd, or the layer runs int8 (the caller then runs forward and the maxpool)."""
+        if self.out_shape[1] % 2 or self.out_shape[2] % 2:
+            return None
+        if self.precision == lowp.BF16:
+            if not self._bf16_direct():
+                return None
+            a, b = self._inference_affine()
+            return self._forward_bf16(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
+        if self.precision != lowp.FP32:
             return None
         a, b = self._inference_affine()
         return self._convolve_fused(np.ascontiguousarray(x, dtype=np.float32), a, b, self.act,
