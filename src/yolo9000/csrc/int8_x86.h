@@ -276,8 +276,8 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
 }
 
 /* -- the direct convolution's input: channel quads with a zero border --------------------
-   [planes][H'][W'][4] (H' = y9k_pairs_rows(H, pad): the border and two rows of slack, W' = W +
-   2 pad), as bf16's channel pairs; a tile row (16 positions of 4 channels) is 64 bytes in
+   [planes][H'][W'][4] (H' = y9k_quads_rows(H, pad): the border and two rows of slack, W' = W +
+   2 pad), as bf16's channel pairs were before their flat rows; a tile row (16 positions of 4 channels) is 64 bytes in
    place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
    covers 64 channels of one tap (C padded to a multiple of 64 with zero channels). With fewer
    it covers `taps` neighbouring taps of a row, kx, kx + 1, ..., each of `slots` channels (C
@@ -287,6 +287,8 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
    channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
    Y9K_QUADS_SLACK zero bytes: a short row's tiles read past the last plane's end. */
 #define Y9K_QUADS_SLACK 1024
+
+static inline long y9k_quads_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
 
 static inline int y9k_direct_slots(int C)
 {
@@ -305,7 +307,7 @@ static inline long y9k_direct_depth(int C, int ksize)
 static inline long y9k_quads_size(int C, int H, int W, int pad)
 {
     long planes = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4;
-    return planes * y9k_pairs_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+    return planes * y9k_quads_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
 }
 
 /* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
@@ -313,7 +315,7 @@ static inline long y9k_quads_size(int C, int H, int W, int pad)
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
+    long Hp = y9k_quads_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
     int taps = y9k_direct_taps(C);
     long planes = y9k_direct_slots(C) / 4, group_bytes = planes * plane_bytes;
     (void) avx512;
@@ -545,7 +547,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                               float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Hp = y9k_pairs_rows(H, pad), Wp = W + 2L * pad;
+    long Hp = y9k_quads_rows(H, pad), Wp = W + 2L * pad;
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
     long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
     int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
