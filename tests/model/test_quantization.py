@@ -125,7 +125,7 @@ def im2col(x, size, stride, pad):
                                                       (3, 2, 1, 5)])
 def test_int8_layer_matches_the_contract_in_float64(size, stride, pad, channels, kernel):
     if int8.INT8_KERNELS[kernel] not in int8.core.int8_kernels():
-        pytest.skip(f"this CPU has no {kernel} int8 unit")
+        pytest.skip(f"this CPU (or YOLO9000_PORTABLE_KERNELS) has no {kernel} int8 unit")
     rng = np.random.default_rng(size + channels)
     layer = ConvolutionalLayer((channels, 11, 9), 21, size, stride, padding=pad,
                                batch_normalize=True, activation="leaky", rng=rng)
