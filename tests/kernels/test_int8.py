@@ -5,7 +5,7 @@ here, in NumPy, never with the kernels under test."""
 import numpy as np
 import pytest
 
-from convolution_reference import im2col_any
+from columns_reference import im2col
 from yolo9000.kernels import core, int8
 
 BLOCK = 32          # rows of W and columns of B are padded to it
@@ -39,7 +39,7 @@ def reference_quantize(x, scale):
 def reference_sums(q, xq, size, stride, pad):
     """ACC (F, out_h·out_w) of quantized weights q (F, C, k, k) and one quantized image xq
     (C, H, W), in int64."""
-    return q.reshape(q.shape[0], -1).astype(np.int64) @ im2col_any(
+    return q.reshape(q.shape[0], -1).astype(np.int64) @ im2col(
         np.asarray(xq, np.int64), size, stride, pad)
 
 
@@ -139,7 +139,7 @@ def test_weights_packing_layout(m, k):
 def test_im2col_packing_is_the_quantized_packed_column_matrix(c, h, w, size, stride, pad):
     x = np.random.default_rng(c + h + w).standard_normal((c, h, w)).astype(np.float32)
     scale = 0.02                                  # |x| > 2.54 saturates
-    col = im2col_any(reference_quantize(x, scale), size, stride, pad)
+    col = im2col(reference_quantize(x, scale), size, stride, pad)
     bp = np.full(padded(col.shape[0], DEPTH) * padded(col.shape[1]), 7, np.int8)
     core.int8_pack_im2col(x, scale, size, stride, pad, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(col))

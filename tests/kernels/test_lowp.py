@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from columns_reference import im2col
 from conftest import GOLDEN
 from yolo9000 import Network
 from yolo9000.kernels import core, lowp
@@ -61,17 +62,6 @@ def expected_column_packing(b):
     return panels.transpose(3, 0, 1, 4, 2).ravel()
 
 
-def im2col(x, size, stride, pad):
-    """darknet's column matrix (C·k·k, out_h·out_w) of one image, in float64 loops' order."""
-    c, h, w = x.shape
-    oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
-    xp = np.zeros((c, h + 2 * pad, w + 2 * pad), x.dtype)
-    xp[:, pad:pad + h, pad:pad + w] = x
-    col = np.empty((c, size, size, oh, ow), x.dtype)
-    for ky in range(size):
-        for kx in range(size):
-            col[:, ky, kx] = xp[:, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride]
-    return col.reshape(c * size * size, oh * ow)
 
 
 def pack(w, b):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from columns_reference import im2col
 from conftest import GOLDEN
 from yolo9000 import Network, UserError
 from yolo9000.kernels import int8
@@ -109,17 +110,6 @@ def test_a_network_without_convolutions_is_one_line():
 
 
 # -- an int8 convolution --------------------------------------------------------------------
-def im2col(x, size, stride, pad):
-    c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-    oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
-    cols = np.empty((c, size, size, oh, ow), x.dtype)
-    for dy in range(size):
-        for dx in range(size):
-            cols[:, dy, dx] = xp[:, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride]
-    return cols.reshape(c * size * size, oh * ow)
-
-
 @pytest.mark.parametrize("kernel", list(int8.INT8_KERNELS))
 @pytest.mark.parametrize("size,stride,pad,channels", [(3, 1, 1, 16), (1, 1, 0, 20),
                                                       (3, 2, 1, 5)])

@@ -198,10 +198,10 @@ class ConvolutionalLayer(Layer):
 
     def _weights_stamp(self):
         """What a cache derived from the weights (Winograd's filters, bf16's packing, the int8
-        weights) was made from: the weights array itself (a replaced array, layer.weights = ..., counts) and a
-        sample of its values - a safety net, not the mechanism: a few hundred weights, compared
-        on each cached use, catch wholesale rewrites (another loader) that forgot
-        weights_changed()."""
+        weights) was made from: the weights array itself (a replaced array, layer.weights =
+        ..., counts) and a sample of its values - a safety net, not the mechanism: a few
+        hundred weights, compared on each cached use, catch wholesale rewrites (another
+        loader) that forgot weights_changed()."""
         flat = self.weights.reshape(-1)
         return self.weights, flat[:: max(1, flat.size // 256)].copy()
 
