@@ -54,30 +54,18 @@ def _no_int8_unit_reason():
     return _no_unit_reason(int8.INT8_UNITS, "AVX512-VNNI")
 
 
-def _int8_kernel_runs(kernel):
-    """Whether the int8 kernel `kernel` can run here: the portable twin always; a unit's only
-    where int8_hardware_kernel() would pick it or a faster one (an AMX-INT8 CPU has VNNI)."""
-    if kernel == "portable":
-        return True
-    fastest = int8.int8_hardware_kernel()
-    slowest_first = list(reversed(int8.INT8_KERNELS))
-    return fastest is not None and (slowest_first.index(kernel)
-                                    <= slowest_first.index(fastest))
-
-
 def _check_kernel(precision, kernel):
     """Refuse a kernel name that `precision` has not, or that cannot run here."""
-    known = int8.INT8_KERNELS if precision == INT8 else BF16_KERNELS
+    if precision == INT8:
+        known, runs, reason = int8.INT8_KERNELS, core.int8_kernels(), _no_int8_unit_reason
+    else:
+        known, runs, reason = BF16_KERNELS, core.bf16_kernels(), _no_unit_reason
     if kernel not in known:
         raise UserError(f"unknown {precision} kernel {kernel!r}; choose one of "
                         + ", ".join(known))
-    if precision == INT8:
-        if not _int8_kernel_runs(kernel):
-            raise PrecisionUnavailable(f"the int8 kernel {kernel!r} cannot run here: "
-                                       + _no_int8_unit_reason())
-    elif BF16_KERNELS[kernel] not in core.bf16_kernels():
-        raise PrecisionUnavailable(f"the bf16 kernel {kernel!r} cannot run here: "
-                                   + _no_unit_reason())
+    if known[kernel] not in runs:
+        raise PrecisionUnavailable(f"the {precision} kernel {kernel!r} cannot run here: "
+                                   + reason())
 
 
 def resolve_precision(precision, kernel=None, quantized=False):
