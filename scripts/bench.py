@@ -208,11 +208,10 @@ def quantize_on_random_inputs(net):
     observed = quantization.Calibration(net, layers)
     for seed in range(CALIBRATION_INPUTS):
         observed.observe(random_input(net, 1, seed=100 + seed))
-    kept = [i for i in quantization.convolutions(net) if i not in layers]
     quantization.quantize_network(net, observed.input_scales(), "percentile",
                                   quantization.PERCENTILE,
                                   {"directory": "random inputs (scripts/bench.py)",
-                                   "images": CALIBRATION_INPUTS}, kept)
+                                   "images": CALIBRATION_INPUTS})
     return net
 
 

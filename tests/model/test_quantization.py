@@ -214,6 +214,7 @@ def test_int8_paths_and_the_ends_kept():
     assert all(paths[i] == "int8 portable im2col" for i in convs[1:-1])
     assert not paths[convs[0]].startswith("int8") and not paths[convs[-1]].startswith("int8")
     assert net.quantization["layers"] == convs[1:-1]
+    assert net.quantization["kept_fp32"] == [convs[0], convs[-1]]    # the record says so too
 
 
 def test_calibration_sees_each_quantized_layers_input():

@@ -62,7 +62,6 @@ def calibrate(net, directory, *, images=DEFAULT_IMAGES, rule="percentile",
     if net.quantization is not None:
         raise UserError("these weights are already int8: calibrate their fp32 source")
     layers = quantization.layers_to_quantize(net, keep_ends)
-    kept = [i for i in quantization.convolutions(net) if i not in layers]
     paths = calibration_images(directory, images)
     prepare = _preparer(net)
     net.set_precision("fp32")
@@ -89,5 +88,5 @@ def calibrate(net, directory, *, images=DEFAULT_IMAGES, rule="percentile",
                         f"{shown_path(directory)} could be read")
     scales = observed.input_scales(rule, percentile)
     description = quantization.calibration_description(directory, used, (net.width, net.height))
-    quantization.quantize_network(net, scales, rule, percentile, description, kept)
+    quantization.quantize_network(net, scales, rule, percentile, description)
     return net.quantization

@@ -206,16 +206,17 @@ def calibration_description(directory, paths, size, when=None):
             "yolo9000_version": __version__}
 
 
-def quantize_network(net, scales, rule, percentile, calibration, kept=()):
+def quantize_network(net, scales, rule, percentile, calibration):
     """Make the convolutions of `scales` ({layer index: input scale}) int8, their weights
-    quantized per output channel, and record how (Network.quantization)."""
+    quantized per output channel, and record how (Network.quantization); the convolutions
+    without a scale stay fp32."""
     for i, scale in scales.items():
         q, weight_scales = int8.quantize_weights(net.layers[i].weights)
         net.layers[i].quantize(q, weight_scales, scale)
     net.quantization = {"precision": "int8", "rule": rule,
                         "percentile": percentile if rule == "percentile" else None,
                         "layers": sorted(int(i) for i in scales),
-                        "kept_fp32": sorted(int(i) for i in kept),
+                        "kept_fp32": [i for i in convolutions(net) if i not in scales],
                         "calibration": calibration}
     return net
 
