@@ -106,9 +106,15 @@ cdef extern from "lowp_x86.h":
     long y9k_pairs_width(int W, int pad) noexcept nogil
     void y9k_bf16_pack_pairs(const float* x, int C, int H, int W, int pad, int Cp,
                              uint16_t* out, int avx512) noexcept nogil
+    ctypedef struct y9k_pairs_out:
+        uint16_t* data
+        long plane
+        long width
+        int pad
+        int avx512
     void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad, const uint16_t* wp,
                            const uint16_t* xb, const float* a, const float* b, int act,
-                           int pool, float* out) noexcept nogil
+                           int pool, float* out, const y9k_pairs_out* pairs) noexcept nogil
     void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
                        const float* a, const float* b, int act, float* out,
                        long ldo) noexcept nogil

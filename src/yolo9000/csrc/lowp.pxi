@@ -106,6 +106,26 @@ def bf16_pack_pairs(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
                             <uint16_t*> &out[0], _avx512)
 
 
+cdef _check_conv_amx(int M, int C, int H, int W, int ksize, int pad, int OH, int OW,
+                     int positions, const unsigned short[::1] w, const unsigned short[::1] xb,
+                     const float[::1] scale, const float[::1] bias, bint pool):
+    """bf16_conv_amx's checks, C already padded, `positions` the output's per filter."""
+    if BF16_AMX not in bf16_kernels():
+        raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")
+    if C % 32 or OH <= 0 or OW <= 0:
+        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and an output")
+    if pool and (OH % 2 or OW % 2 or positions != (OH // 2) * (OW // 2)):
+        raise ValueError("bf16_conv_amx: pooling needs an even output and out (M, out_h/2 · "
+                         "out_w/2)")
+    if not pool and positions != OH * OW:
+        raise ValueError("bf16_conv_amx: needs out (M, out_h·out_w)")
+    if (w.shape[0] < y9k_lowp_round_up(M) * ksize * ksize * C
+            or xb.shape[0] < bf16_pairs_size(C, H, W, pad)):
+        raise ValueError("bf16_conv_amx: the packed operands are too small")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_conv_amx: scale and bias need one value per filter")
+
+
 def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int C, int H,
                   int W, int ksize, int pad, const float[::1] scale, const float[::1] bias,
                   int act, float[:, ::1] out, bint pool=False):
@@ -117,20 +137,37 @@ def bf16_conv_amx(const unsigned short[::1] w, const unsigned short[::1] xb, int
     cdef int M = out.shape[0]
     C = y9k_lowp_round_up(C)
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
-    if BF16_AMX not in bf16_kernels():
-        raise ValueError("bf16_conv_amx: this CPU has no AMX-BF16 (or the kernel refused it)")
-    if C % 32 or OH <= 0 or OW <= 0:
-        raise ValueError("bf16_conv_amx: needs C a multiple of 32 and an output")
-    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
-        raise ValueError("bf16_conv_amx: pooling needs an even output and out (M, out_h/2 · "
-                         "out_w/2)")
-    if not pool and out.shape[1] != OH * OW:
-        raise ValueError("bf16_conv_amx: needs out (M, out_h·out_w)")
-    if (w.shape[0] < y9k_lowp_round_up(M) * ksize * ksize * C
-            or xb.shape[0] < bf16_pairs_size(C, H, W, pad)):
-        raise ValueError("bf16_conv_amx: the packed operands are too small")
-    if scale.shape[0] < M or bias.shape[0] < M:
-        raise ValueError("bf16_conv_amx: scale and bias need one value per filter")
+    _check_conv_amx(M, C, H, W, ksize, pad, OH, OW, out.shape[1], w, xb, scale, bias, pool)
     with nogil:
         y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
-                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, pool, &out[0, 0])
+                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, pool, &out[0, 0],
+                          NULL)
+
+
+def bf16_conv_amx_pairs(const unsigned short[::1] w, const unsigned short[::1] xb, int C,
+                        int H, int W, int ksize, int pad, const float[::1] scale,
+                        const float[::1] bias, int act, int M, unsigned short[::1] out,
+                        int out_pad, bint pool=False, bint portable_rounding=False):
+    """bf16_conv_amx's output (M filters, pooled with `pool`) written instead as the next
+    layer's input: rounded to bf16 and packed as bf16_pack_pairs packs it with padding
+    `out_pad`, its border and zero channels included (out: bf16_pairs_size(M, out_h, out_w,
+    out_pad) values or more). `portable_rounding`: the portable twin's rounding loop instead
+    of AVX-512's (the same bits)."""
+    C = y9k_lowp_round_up(C)
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    cdef int PH = OH // 2 if pool else OH, PW = OW // 2 if pool else OW
+    _check_conv_amx(M, C, H, W, ksize, pad, OH, OW, PH * PW, w, xb, scale, bias, pool)
+    if M <= 0 or out_pad < 0:
+        raise ValueError("bf16_conv_amx_pairs: needs filters and a padding of 0 or more")
+    if out.shape[0] < bf16_pairs_size(M, PH, PW, out_pad):
+        raise ValueError("bf16_conv_amx_pairs: out is too small")
+    cdef y9k_pairs_out pairs
+    pairs.data = <uint16_t*> &out[0]
+    pairs.plane = y9k_pairs_plane(PH, PW, out_pad)
+    pairs.width = y9k_pairs_width(PW, out_pad)
+    pairs.pad = out_pad
+    pairs.avx512 = _avx512 and not portable_rounding
+    with nogil:
+        y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                          <const uint16_t*> &xb[0], &scale[0], &bias[0], act, pool, NULL,
+                          &pairs)

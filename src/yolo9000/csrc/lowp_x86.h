@@ -316,6 +316,26 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
    the same precisions: a * s then + b, never fused into one rounding (fp-contract=off), leaky's
    0.1·v in double; logistic's expf left to the scalar loop */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
+static inline __m512 y9k_lowp_affine_act16(__m512 s, __m512 ai, __m512 bi, int act)
+{
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(ai, s), bi);
+    if (act == Y9K_ACT_LEAKY) {
+        const __m512d tenth = _mm512_set1_pd(0.1);
+        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
+            _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+        __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
+    } else if (act == Y9K_ACT_RELU) {
+        const __m512 zero = _mm512_setzero_ps();
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
+    }
+    return v;
+}
+
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
 static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const float *a,
                                      const float *b, int act, float *out, long ldo)
 {
@@ -323,8 +343,6 @@ static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const
         y9k_lowp_epilogue(acc, rows, cols, a, b, act, out, ldo);
         return;
     }
-    const __m512d tenth = _mm512_set1_pd(0.1);
-    const __m512 zero = _mm512_setzero_ps();
     for (int i = 0; i < rows; i++) {
         const float *s = acc + i * 32;
         float *y = out + i * ldo;
@@ -332,22 +350,12 @@ static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const
         for (int j = 0; j < cols; j += 16) {
             __mmask16 m = cols - j >= 16 ? (__mmask16) 0xffff
                                          : (__mmask16) ((1u << (cols - j)) - 1);
-            __m512 v = _mm512_add_ps(_mm512_mul_ps(ai, _mm512_maskz_loadu_ps(m, s + j)), bi);
-            if (act == Y9K_ACT_LEAKY) {
-                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
-                    _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
-                    _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
-                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
-            } else if (act == Y9K_ACT_RELU) {
-                v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
-            }
-            _mm512_mask_storeu_ps(y + j, m, v);
+            _mm512_mask_storeu_ps(y + j, m, y9k_lowp_affine_act16(_mm512_maskz_loadu_ps(m, s + j),
+                                                                  ai, bi, act));
         }
     }
 }
+
 /* the epilogue of the AMX and AVX512-BF16 kernels */
 #define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue_avx512
 #else
@@ -537,13 +545,40 @@ static void y9k_bf16_pair_row_avx512(const float *r0, const float *r1, int W, ui
 }
 #endif
 
+/* zeros wherever a channel-pair plane (stride pairs) holds no value of the image: the `pad`
+   rows above it, each row's first `pad` pairs, the rows below and the slack up to the next
+   plane (the packing writes the rest; so does a hand-off's epilogue) */
+static void y9k_pairs_clear_border(uint16_t *plane, int H, int W, int pad, long stride)
+{
+    long Wp = y9k_pairs_width(W, pad);
+    memset(plane, 0, (size_t) pad * Wp * 4);
+    memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (stride - (pad + H) * Wp) * 4);
+    if (pad > 0)
+        for (long y = 0; y < H; y++)
+            memset(plane + (y + pad) * Wp * 2, 0, (size_t) pad * 4);
+}
+
+/* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side, with AVX-512
+   where `avx512` (the same bits either way) */
+static inline void y9k_bf16_pair_row(const float *r0, const float *r1, int W, uint16_t *dst,
+                                     int avx512)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (avx512) {
+        y9k_bf16_pair_row_avx512(r0, r1, W, dst);
+        return;
+    }
+#endif
+    (void) avx512;
+    y9k_bf16_pair_row_portable(r0, r1, W, dst);
+}
+
 /* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
    zeros), the layout above */
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
     long Wp = y9k_pairs_width(W, pad), stride = y9k_pairs_plane(H, W, pad);
-    (void) avx512;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -556,20 +591,139 @@ static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, in
         /* an odd C's last channel pairs with zeros */
         const float *x0 = x + 2 * cp * H * W;
         const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
-        memset(plane, 0, (size_t) pad * Wp * 4);
-        memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (stride - (pad + H) * Wp) * 4);
-        for (long y = 0; y < H; y++) {
-            uint16_t *row = plane + (y + pad) * Wp * 2;
-            memset(row, 0, (size_t) pad * 4);
+        y9k_pairs_clear_border(plane, H, W, pad, stride);
+        for (long y = 0; y < H; y++)
+            y9k_bf16_pair_row(x0 + y * W, x1 ? x1 + y * W : NULL, W,
+                              plane + ((y + pad) * Wp + pad) * 2, avx512);
+    }
+}
+
+/* a convolution's output handed off (kernels/handoff.py): written as the next layer's input,
+   packed in channel pairs as y9k_bf16_pack_pairs packs it with that layer's padding, instead
+   of in fp32 */
+typedef struct {
+    uint16_t *data;     /* the pairs of the output's channels 0 and 1 */
+    long plane;         /* pairs from one channel pair to the next (y9k_pairs_plane) */
+    long width;         /* pairs a row (y9k_pairs_width) */
+    int pad;
+    int avx512;         /* the rounding with AVX-512 or the portable twin's (the same bits) */
+} y9k_pairs_out;
+
+/* rows (filters; the first even) x cols of fp32 values v (row stride ldv), rounded to bf16
+   into the hand-off's pairs at output position (y, x) */
+static inline void y9k_bf16_store_pairs(const float *v, int rows, int cols, long ldv,
+                                        const y9k_pairs_out *dst, long filter, long y, long x)
+{
+    uint16_t *at = dst->data + (filter / 2 * dst->plane + (y + dst->pad) * dst->width
+                                + dst->pad + x) * 2;
+    for (int i = 0; i < rows; i += 2)
+        y9k_bf16_pair_row(v + i * ldv, i + 1 < rows ? v + (i + 1) * ldv : NULL, cols,
+                          at + (long) (i / 2) * dst->plane * 2, dst->avx512);
+}
+
 #if Y9K_HAVE_LOWP_X86
-            if (avx512) {
-                y9k_bf16_pair_row_avx512(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
-                continue;
-            }
-#endif
-            y9k_bf16_pair_row_portable(x0 + y * W, x1 ? x1 + y * W : NULL, W, row + pad * 2);
+/* y9k_lowp_epilogue_avx512 of rows x cols sums (acc's rows, 32 apart) rounded to bf16 pairs
+   at dst (two filters a pair, `plane` pairs from one pair to the next), in registers: the
+   bits of that epilogue followed by y9k_bf16_pair_row, without the fp32 values stored and
+   read back (logistic is not taken here: that epilogue leaves it to the scalar loop) */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void y9k_bf16_epilogue_pairs_avx512(const float *acc, int rows, int cols,
+                                           const float *a, const float *b, int act,
+                                           uint16_t *dst, long plane)
+{
+    for (int i = 0; i < rows; i += 2) {
+        int odd = i + 1 < rows;
+        const float *s0 = acc + i * 32, *s1 = s0 + 32;
+        __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);
+        __m512 a1 = _mm512_set1_ps(odd ? a[i + 1] : 0), b1 = _mm512_set1_ps(odd ? b[i + 1] : 0);
+        uint16_t *d = dst + (long) (i / 2) * plane * 2;
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 m = cols - j >= 16 ? (__mmask16) 0xffff
+                                         : (__mmask16) ((1u << (cols - j)) - 1);
+            __m512 even = y9k_lowp_affine_act16(_mm512_maskz_loadu_ps(m, s0 + j), a0, b0, act);
+            __m512 other = odd ? y9k_lowp_affine_act16(_mm512_maskz_loadu_ps(m, s1 + j), a1,
+                                                       b1, act)
+                               : _mm512_setzero_ps();
+            _mm512_mask_storeu_epi32(d + 2 * j, m, y9k_bf16_pairs16(even, other));
         }
     }
+}
+#endif
+
+#if Y9K_HAVE_LOWP_X86
+/* y9k_lowp_epilogue_pooled's maxima (acc's columns 0-15 a window's upper row, 16-31 its
+   lower; cols even, at most 16) rounded to bf16 pairs at dst as above, in registers: each
+   tap activated as that epilogue does, the taps compared in its order (vmaxps(t, best) is its
+   t > best ? t : best), the same bits */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void y9k_bf16_epilogue_pooled_pairs_avx512(const float *acc, int rows, int cols,
+                                                  const float *a, const float *b, int act,
+                                                  uint16_t *dst, long plane)
+{
+    const __m512i left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
+    __mmask16 m = (__mmask16) ((1u << cols) - 1), half = (__mmask16) ((1u << (cols / 2)) - 1);
+    for (int i = 0; i < rows; i += 2) {
+        __m512 best[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int h = 0; h < 2 && i + h < rows; h++) {
+            const float *s = acc + (i + h) * 32;
+            __m512 ai = _mm512_set1_ps(a[i + h]), bi = _mm512_set1_ps(b[i + h]);
+            __m512 up = y9k_lowp_affine_act16(_mm512_maskz_loadu_ps(m, s), ai, bi, act);
+            __m512 low = y9k_lowp_affine_act16(_mm512_maskz_loadu_ps(m, s + 16), ai, bi, act);
+            __m512 v = _mm512_permutexvar_ps(left, up);
+            v = _mm512_max_ps(_mm512_permutexvar_ps(right, up), v);
+            v = _mm512_max_ps(_mm512_permutexvar_ps(left, low), v);
+            best[h] = _mm512_max_ps(_mm512_permutexvar_ps(right, low), v);
+        }
+        _mm512_mask_storeu_epi32(dst + (long) (i / 2) * plane * 2, half,
+                                 y9k_bf16_pairs16(best[0], best[1]));
+    }
+}
+#endif
+
+/* y9k_lowp_epilogue_pooled's maxima of rows (filters from `filter`, even) x cols sums written
+   to the hand-off at pooled position (y, x): in registers with AVX-512, or the portable twin
+   (that epilogue, then the scalar rounding: the same bits) */
+static inline void y9k_bf16_epilogue_pooled_pairs(const float *acc, int rows, int cols,
+                                                  const float *a, const float *b, int act,
+                                                  const y9k_pairs_out *dst, long filter,
+                                                  long y, long x)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (dst->avx512 && act != Y9K_ACT_LOGISTIC) {
+        y9k_bf16_epilogue_pooled_pairs_avx512(acc, rows, cols, a, b, act,
+                                              dst->data + (filter / 2 * dst->plane
+                                                           + (y + dst->pad) * dst->width
+                                                           + dst->pad + x) * 2,
+                                              dst->plane);
+        return;
+    }
+#endif
+    float v[32 * 16];
+    y9k_lowp_epilogue_pooled(acc, rows, cols, a, b, act, v, 16);
+    y9k_bf16_store_pairs(v, rows, cols / 2, 16, dst, filter, y, x);
+}
+
+/* act(a * acc + b) of rows (filters from `filter`, even) x cols sums (acc's rows 32 apart)
+   written to the hand-off at output position (y, x): the AVX-512 epilogue in registers, or
+   the portable twin (the scalar epilogue, then the scalar rounding: the same bits) */
+static inline void y9k_bf16_epilogue_pairs(const float *acc, int rows, int cols,
+                                           const float *a, const float *b, int act,
+                                           const y9k_pairs_out *dst, long filter, long y, long x)
+{
+#if Y9K_HAVE_LOWP_X86
+    if (dst->avx512 && act != Y9K_ACT_LOGISTIC) {
+        y9k_bf16_epilogue_pairs_avx512(acc, rows, cols, a, b, act,
+                                       dst->data + (filter / 2 * dst->plane
+                                                    + (y + dst->pad) * dst->width + dst->pad
+                                                    + x) * 2,
+                                       dst->plane);
+        return;
+    }
+#endif
+    float v[32 * 32];
+    y9k_lowp_epilogue(acc, rows, cols, a, b, act, v, 32);
+    y9k_bf16_store_pairs(v, rows, cols, 32, dst, filter, y, x);
 }
 
 /* the first column of output segment s (16 positions of a row; a row wider than 16 ends
@@ -581,20 +735,28 @@ static inline int y9k_segment_x(int s, int per_row, int OW)
     return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
 }
 
-/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart): the
-   columns that are outputs (ox < OW, oy < OH) written, row by row */
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) for filters
+   f0 ..: the columns that are outputs (ox < OW, oy < OH) written, row by row, in fp32 to
+   out (row stride ldo) or, with `pairs`, to the hand-off */
 static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, long Wp, int OW,
                                           int OH, const float *a, const float *b, int act,
-                                          float *out, long ldo)
+                                          float *out, long ldo, const y9k_pairs_out *pairs,
+                                          long f0)
 {
     for (int j = 0; j < 32;) {
         long q = q0 + j, oy = q / Wp, ox = q % Wp;
         int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
         if (oy >= OH)
             break;
-        if (ox < OW)
-            Y9K_LOWP_EPILOGUE_UNIT(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b,
-                                   act, out + oy * OW + ox, ldo);
+        if (ox < OW) {
+            int cols = OW - ox < run ? (int) (OW - ox) : run;
+            if (pairs) {
+                y9k_bf16_epilogue_pairs(acc + j, rows, cols, a, b, act, pairs, f0, oy, ox);
+            } else {
+                Y9K_LOWP_EPILOGUE_UNIT(acc + j, rows, cols, a, b, act, out + oy * OW + ox,
+                                       ldo);
+            }
+        }
         j += run;
     }
 }
@@ -649,10 +811,13 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
    channel) order with the same padding; a block is 32 filters by 32 flat positions. With
    `pool` (OH and OW even) out (M, OH/2 * OW/2) is its 2x2/2 maxpool instead, the full output
    never written: a block's two tiles are then the same 16 columns of two rows, the rows one
-   window spans */
+   window spans. With `pairs` (not NULL) the output (pooled or not) is written there instead
+   of out, packed as y9k_bf16_pack_pairs packs it with padding pairs->pad and round_up(M)
+   channels, border and zero channels included */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, int pool, float *out)
+                              const float *b, int act, int pool, float *out,
+                              const y9k_pairs_out *pairs)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
     long Wp = y9k_pairs_width(W, pad);
@@ -684,6 +849,20 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     {
         static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
             __attribute__((aligned(64)));
+        if (pairs) {
+            /* the epilogue writes every other value of the planes it reaches */
+            int PH = pool ? OH / 2 : OH, PW = pool ? OW / 2 : OW;
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+            for (long cp = 0; cp < MB * 16; cp++) {
+                uint16_t *plane = pairs->data + cp * pairs->plane * 2;
+                if (2 * cp >= M)
+                    memset(plane, 0, (size_t) pairs->plane * 4);
+                else
+                    y9k_pairs_clear_border(plane, PH, PW, pairs->pad, pairs->plane);
+            }
+        }
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic: on a machine shared with other work a thread that loses its core for a while
@@ -715,13 +894,19 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                 float *acc = accs[piece - first];
                 if (!pool) {
                     y9k_lowp_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
-                                           b + mb * 32, act, out + mb * 32 * ldo, ldo);
+                                           b + mb * 32, act, pairs ? NULL : out + mb * 32 * ldo,
+                                           ldo, pairs, mb * 32);
                     continue;
                 }
                 /* ox even (OW even: the overlapping last segment starts at OW - 16) */
                 long oy = 2 * (piece / per_row);
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pairs, mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
                 y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
                                          out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2,
                                          ldo);
@@ -734,10 +919,11 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
 /* no AMX on this architecture: never called (bf16_kernels() does not list it) */
 static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *xb, const float *a,
-                              const float *b, int act, int pool, float *out)
+                              const float *b, int act, int pool, float *out,
+                              const y9k_pairs_out *pairs)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xb;
-    (void) a; (void) b; (void) act; (void) pool; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out; (void) pairs;
 }
 #endif
 

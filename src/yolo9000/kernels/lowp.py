@@ -175,19 +175,17 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
                              "cannot take")
         if not packed_in:
             pairs = workspace.borrow_packed(core.bf16_pairs_size(c, h, w, padding))
-        if packed_out:
-            image_out = np.empty((f, positions), np.float32)
         for i in range(n):
             if packed_in:
                 pairs = x.image(i)
             else:
                 core.bf16_pack_pairs(x[i], padding, pairs)
-            core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
-                               image_out if packed_out else out[i].reshape(f, positions),
-                               pool)
             if packed_out:
-                core.bf16_pack_pairs(image_out.reshape(f, out_h, out_w), out.padding,
-                                     out.image(i))
+                core.bf16_conv_amx_pairs(weights.data, pairs, c, h, w, size, padding, scale,
+                                         bias, act, f, out.image(i), out.padding, pool)
+            else:
+                core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias,
+                                   act, out[i].reshape(f, positions), pool)
         return out
     code = BF16_KERNELS[kernel]
     columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))
