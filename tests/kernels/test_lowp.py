@@ -205,6 +205,15 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
     zeros up to the next plane, an odd number of 64-byte lines (16 pairs) on; zero channels up
     to C' (a multiple of 32)."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
+    out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
+    core.bf16_pack_pairs(x, pad, out)
+    np.testing.assert_array_equal(out, expected_pairs(x, pad))
+
+
+def expected_pairs(x, pad):
+    """x (C, H, W) as bf16 bits in the channel-pair layout (test_channel_pairs_packing_layout
+    says what it is), in NumPy."""
+    c, h, w = x.shape
     width = w + pad
     rows = h + 2 * pad + -(-(pad + 31) // width)
     lines = -(-rows * width // 16)
@@ -214,10 +223,7 @@ def test_channel_pairs_packing_layout(c, h, w, pad):
     planes = np.zeros((padded(c), plane), np.float32)
     planes[:, :rows * width] = full.reshape(padded(c), -1)
     bits = (planes.view(np.uint32) >> 16).astype(np.uint16)
-    expected = bits.reshape(padded(c) // 2, 2, plane).transpose(0, 2, 1).ravel()
-    out = np.full(core.bf16_pairs_size(c, h, w, pad), 7, np.uint16)
-    core.bf16_pack_pairs(x, pad, out)
-    np.testing.assert_array_equal(out, expected)
+    return bits.reshape(padded(c) // 2, 2, plane).transpose(0, 2, 1).ravel()
 
 
 @pytest.mark.parametrize("c,h,w,f,size,pad", [
@@ -289,6 +295,59 @@ def test_direct_amx_convolution_pools_in_its_epilogue(c, h, w, f, size, pad):
     bound = scale[:, None] * accumulation_bound(weights.reshape(f, -1), im2col(x, size, 1, pad))
     slack = pool_2x2(bound.reshape(f, oh, ow)).reshape(f, -1) + 1e-6 * (1 + np.abs(expected))
     assert np.all(np.abs(out - expected) <= slack)
+
+
+@pytest.mark.parametrize("c,h,w,f,size,pad,pool", [
+    (32, 5, 7, 17, 3, 1, False),     # rows narrower than a tile, an odd filter count
+    (64, 13, 13, 64, 1, 0, False),   # 32 positions across three rows
+    (32, 20, 37, 40, 3, 1, False),   # rows wider than 32 positions
+    (96, 26, 26, 5, 1, 0, False),    # fewer filters than a pair of planes holds
+    (32, 9, 40, 33, 3, 0, False),    # unpadded: the positions past each row dropped
+    (32, 6, 8, 17, 3, 1, True),      # pooled rows shorter than a segment
+    (64, 26, 26, 40, 3, 1, True),    # the overlapping last segment
+    (32, 10, 38, 9, 3, 0, True),
+    (48, 12, 12, 64, 1, 0, True)])
+@pytest.mark.parametrize("out_pad", [0, 1, 2])
+def test_direct_amx_convolution_hands_off_packed_pairs(c, h, w, f, size, pad, pool, out_pad):
+    """bf16_conv_amx_pairs: bf16_conv_amx's fp32 output (pooled or not) rounded and packed as
+    the next layer's input, its border and zero channels written over whatever the buffer
+    held, the same bits with the AVX-512 rounding and the portable twin's."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c * h + w * f + out_pad)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    pairs = np.empty(core.bf16_pairs_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_pairs(x, pad, pairs)
+    packed = lowp.BF16Weights(weights, taps_major=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    if pool:
+        oh, ow = oh // 2, ow // 2
+    for act in (core.ACT_LEAKY, core.ACT_RELU, core.ACT_LINEAR, core.ACT_LOGISTIC):
+        fp32 = np.empty((f, oh * ow), np.float32)
+        core.bf16_conv_amx(packed.data, pairs, c, h, w, size, pad, scale, bias, act, fp32,
+                           pool=pool)
+        expected = expected_pairs(fp32.reshape(f, oh, ow), out_pad)
+        for portable in (False, True):
+            out = np.full(expected.size + 5, 0x7F7F, np.uint16)
+            core.bf16_conv_amx_pairs(packed.data, pairs, c, h, w, size, pad, scale, bias,
+                                     act, f, out, out_pad, pool=pool,
+                                     portable_rounding=portable)
+            np.testing.assert_array_equal(out[:expected.size], expected,
+                                          err_msg=f"act {act}, portable {portable}")
+            assert np.all(out[expected.size:] == 0x7F7F)        # nothing written past it
+
+
+def test_direct_amx_hand_off_refuses_a_short_buffer():
+    kernel_or_skip("amx")
+    pairs = np.zeros(core.bf16_pairs_size(32, 6, 6, 1), np.uint16)
+    packed = lowp.BF16Weights(np.zeros((4, 32, 3, 3), np.float32), taps_major=True)
+    one = np.ones(4, np.float32)
+    short = np.zeros(core.bf16_pairs_size(4, 6, 6, 1) - 1, np.uint16)
+    with pytest.raises(ValueError, match="too small"):
+        core.bf16_conv_amx_pairs(packed.data, pairs, 32, 6, 6, 3, 1, one, one,
+                                 core.ACT_LINEAR, 4, short, 1)
 
 
 def test_direct_amx_pooling_refuses_an_odd_output():
