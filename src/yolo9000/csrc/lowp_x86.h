@@ -553,9 +553,10 @@ static void y9k_pairs_clear_border(uint16_t *plane, int H, int W, int pad, long 
     long Wp = y9k_pairs_width(W, pad);
     memset(plane, 0, (size_t) pad * Wp * 4);
     memset(plane + (pad + (long) H) * Wp * 2, 0, (size_t) (stride - (pad + H) * Wp) * 4);
-    if (pad > 0)
-        for (long y = 0; y < H; y++)
-            memset(plane + (y + pad) * Wp * 2, 0, (size_t) pad * 4);
+    /* a row's border is a pair or two: stores, not a memset call per row */
+    for (long y = 0; y < H; y++)
+        for (int k = 0; k < 2 * pad; k++)
+            plane[(y + pad) * Wp * 2 + k] = 0;
 }
 
 /* rows r0 and r1 (NULL: zeros) of two channels -> dst, pairs side by side, with AVX-512
