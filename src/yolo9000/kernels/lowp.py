@@ -7,7 +7,9 @@ bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the p
 - "direct" (AMX, stride 1, 16 channels or more: every YOLOv2 layer but the RGB one): the
   input rounded once into channel pairs with a zero border, which AMX's tiles read in place
   for every tap, 32 channels a tile (zero channels pad the count, at most doubling 16's
-  work); no column matrix (yolov2-voc's second layer's is 25 MB in bf16);
+  work); no column matrix (yolov2-voc's second layer's is 25 MB in bf16). Where the next
+  layer is a direct one that alone reads the output, the epilogue writes that layer's
+  channel pairs itself (kernels/handoff.py: no fp32 output, no pack pass);
 - "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.

@@ -27,7 +27,9 @@ dense matrix product instead (dense_weights), without im2col's products on the p
 At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
 weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
 input rounded per call, products on AMX, AVX512-BF16 or the portable twin, the same fp32
-epilogue. Training is always fp32.
+epilogue. On the direct AMX kernel the input may arrive already packed from the layer before,
+and with a `hand_off` the output leaves packed for the next (kernels/handoff.py; the network
+plans which: Network.hand_offs). Training is always fp32.
 
 Or in int8, once quantized (model/quantization.py; an int8 checkpoint): the layer then owns
 its int8 weights, their per-filter scales and its input's scale, and its fp32 weights hold
