@@ -332,7 +332,8 @@ class Network:
                 watch_inputs(i, inp)
             if i - 1 in pairs and outputs[i] is not None:
                 pass            # the maxpool's output, made by the convolution before it
-            elif i in pairs and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None:
+            elif (i in pairs
+                  and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None):
                 outputs[i + 1] = pooled
             elif i in hand_offs:
                 outputs[i] = layer.forward(inp, train, hand_off=hand_offs[i])
