@@ -27,7 +27,8 @@ dense matrix product instead (dense_weights), without im2col's products on the p
 At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
 weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
 input rounded per call, products on AMX, AVX512-BF16 or the portable twin, the same fp32
-epilogue. Training is always fp32.
+epilogue; the RGB input layer too, where the unit has a kernel that beats the fp32 direct
+one (set_precision). Training is always fp32.
 
 Or in int8, once quantized (model/quantization.py; an int8 checkpoint): the layer then owns
 its int8 weights, their per-filter scales and its input's scale, and its fp32 weights hold
@@ -277,18 +278,22 @@ class ConvolutionalLayer(Layer):
     def set_precision(self, precision, kernel=None):
         """Run inference in `precision` (lowp.PRECISIONS; bf16 and int8 need `kernel`, a name
         of lowp.BF16_KERNELS or int8.INT8_KERNELS the CPU has: Network.set_precision resolves
-        both). In bf16 a layer that takes the direct kernel (the RGB input layer) stays fp32:
-        its reduction of 27 fills AMX's tiles badly (0.5x the direct kernel's speed, measured
-        on yolov2-voc's first layer) and the direct kernel pools in its epilogue; its input is
-        the image, whose rounding would cost accuracy for nothing. In int8 a layer that was
-        not quantized stays fp32."""
+        both). In bf16 the RGB input layer runs lowp's "rgb" kernel where it has one (AMX, the
+        portable twin): its depth of 27 is one tile's, built in L1 for each 32 positions with
+        the maxpool in the epilogue, 0.31x the fp32 direct kernel's time at 416x416 (32
+        filters; 0.40x with 16), where im2col's panels had made it 2x slower; the image's
+        rounding to bf16 stays within the bf16 networks' bounds (tests/kernels/test_lowp.py).
+        On AVX512-BF16 alone, where that kernel is slower, a layer that takes the fp32 direct
+        kernel keeps it, as do the direct kernel's layers too deep for one tile (4-8
+        channels). In int8 a layer that was not quantized stays fp32."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
         if precision == lowp.INT8 and kernel not in int8.INT8_KERNELS:
             raise ValueError(f"int8 needs a kernel, one of {', '.join(int8.INT8_KERNELS)}")
-        if ((precision == lowp.BF16 and self.use_direct)
+        if ((precision == lowp.BF16 and self.use_direct
+             and lowp.bf16_path(kernel, self.in_shape[0], self.size, self.stride) != "rgb")
                 or (precision == lowp.INT8 and not self.quantized)):
             precision = lowp.FP32
         bf16_kernel = kernel if precision == lowp.BF16 else None
@@ -366,6 +371,9 @@ class ConvolutionalLayer(Layer):
     def _bf16_direct(self):
         return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
 
+    def _bf16_path(self):
+        return lowp.bf16_path(self.bf16_kernel, self.in_shape[0], self.size, self.stride)
+
     def _forward_bf16(self, x, a, b, pool=False):
         f, oh, ow = self.out_shape
         z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)), np.float32)
@@ -374,9 +382,10 @@ class ConvolutionalLayer(Layer):
 
     def inference_path(self, batch=1):
         """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
-        "bf16 avx512_bf16 im2col", "int8 vnni im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
+        "bf16 amx rgb", "bf16 avx512_bf16 im2col", "int8 vnni im2col", "fp32 direct",
+        "fp32 winograd", "fp32 im2col", ..."""
         if self.precision == lowp.BF16:
-            return f"bf16 {self.bf16_kernel} {'direct' if self._bf16_direct() else 'im2col'}"
+            return f"bf16 {self.bf16_kernel} {self._bf16_path()}"
         if self.precision == lowp.INT8:
             return f"int8 {self.int8_kernel} {'direct' if self._int8_direct() else 'im2col'}"
         if self.use_direct:
@@ -557,13 +566,13 @@ class ConvolutionalLayer(Layer):
 
     def forward_pooled(self, x):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
-        direct or bf16 direct kernel's epilogue (the full output is never written: voc's
+        direct or bf16 direct or rgb kernel's epilogue (the full output is never written: voc's
         32x416x416 is 22 MB); None when this call takes none of them, the output size is
         odd, or the layer runs int8 (the caller then runs forward and the maxpool)."""
         if self.out_shape[1] % 2 or self.out_shape[2] % 2:
             return None
         if self.precision == lowp.BF16:
-            if not self._bf16_direct():
+            if self._bf16_path() == "im2col":
                 return None
             a, b = self._inference_affine()
             return self._forward_bf16(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
