@@ -950,13 +950,14 @@ static void y9k_rgb_epilogue_pooled(y9k_lowp_epilogue_fn epilogue, const float *
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* y9k_rgb_epilogue_pooled for the activations that never decrease (linear, leaky, relu), two
-   filters by 8 windows a vector: a * s + b on a window's four values, their maximum in the
-   same order (a later value winning only if greater), then the activation once, which gives
-   the maximum of the activated values (the unfused maxpool's; a quarter of the activations:
-   the unfused pass is most of the RGB layer's time) */
+/* y9k_lowp_epilogue_pooled for the activations that never decrease (linear, leaky, relu),
+   two filters by 8 windows a vector: a * s + b on a window's four values, their maximum in
+   the same order (a later value winning only if greater), then the activation once, which
+   gives the maximum of the activated values (the unfused maxpool's). A quarter of the
+   activations and no scalar loop: the pooled epilogue was two thirds of the RGB kernel's
+   time (BENCHMARKS.md#bf16-products) */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
-static void y9k_rgb_epilogue_pooled_avx512(const float *acc, int rows, int cols,
+static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols,
                                            const float *a, const float *b, int act,
                                            float *out, long ldo)
 {
@@ -1078,7 +1079,7 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                 float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
 #if Y9K_HAVE_LOWP_X86
                 if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
-                    y9k_rgb_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                    y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
                                                    act, pooled, ldo);
                     continue;
                 }
