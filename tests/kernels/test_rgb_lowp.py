@@ -229,3 +229,37 @@ def test_layers_too_deep_for_one_tile_keep_their_path():
     strided = ConvolutionalLayer((3, 12, 12), 8, 3, 2, 1, activation="leaky")
     strided.set_precision("bf16", "portable")
     assert strided.inference_path() == "bf16 portable im2col"
+
+
+# -- int8 networks: the RGB layer they keep unquantized -----------------------------------------
+@pytest.mark.parametrize("int8_kernel,expected", [("amx", "bf16 amx rgb"),
+                                                  ("portable", "bf16 portable rgb"),
+                                                  ("vnni", None)])
+def test_an_unquantized_rgb_layer_runs_bf16_rgb_in_an_int8_network(int8_kernel, expected):
+    """AMX (and the portable twins standing in for it) run the RGB layer an int8 checkpoint
+    keeps unquantized in bf16 on the rgb kernel; VNNI's CPUs have none: fp32 as before. Its
+    output is then the bf16 layer's, bit for bit."""
+    from yolo9000.kernels import int8
+    if int8.INT8_KERNELS[int8_kernel] not in core.int8_kernels():
+        pytest.skip(f"this CPU (or YOLO9000_PORTABLE_KERNELS) has no int8 kernel {int8_kernel}")
+    if expected and lowp.BF16_KERNELS[expected.split()[1]] not in core.bf16_kernels():
+        pytest.skip("this CPU (or YOLO9000_PORTABLE_KERNELS) has no AMX-BF16")
+    rng = np.random.default_rng(8)
+    layer = ConvolutionalLayer((3, 14, 12), 16, 3, 1, 1, batch_normalize=True,
+                               activation="leaky", rng=rng)
+    x = rng.random((1, 3, 14, 12)).astype(np.float32)
+    fp32 = layer.forward(x)
+    layer.set_precision("int8", int8_kernel)
+    if expected is None:
+        assert layer.precision == "fp32" and layer.inference_path().startswith("fp32")
+        np.testing.assert_array_equal(layer.forward(x), fp32)
+        return
+    assert layer.precision == "bf16" and layer.inference_path() == expected
+    got = layer.forward(x)
+    layer.set_precision("bf16", expected.split()[1])
+    np.testing.assert_array_equal(got, layer.forward(x))
+    # a quantized layer of the same shape runs int8
+    q, scales = int8.quantize_weights(layer.weights)
+    layer.quantize(q, scales, 0.01)
+    layer.set_precision("int8", int8_kernel)
+    assert layer.inference_path().startswith(f"int8 {int8_kernel}")

@@ -18,7 +18,9 @@ bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the p
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.
 int8 (kernels/int8.py; the weights and input scales come from an int8 checkpoint,
-model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI.
+model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI; the RGB layer
+an int8 checkpoint keeps unquantized runs "rgb" in bf16 where the CPU has AMX
+(rgb_kernel_in_int8).
 Only inference: training always runs fp32.
 """
 import numpy as np
@@ -139,6 +141,17 @@ def rgb_applies(kernel, channels, size, stride):
     portable twin takes the layers AMX does)."""
     return (kernel in RGB_KERNELS and not direct_applies("amx", channels, stride)
             and core.bf16_rgb_applies(channels, size, stride))
+
+
+def rgb_kernel_in_int8(int8_kernel, channels, size, stride):
+    """The bf16 kernel a convolution an int8 network left unquantized (its first: the image)
+    runs "rgb" on, or None (it stays fp32): AMX-INT8's CPUs have AMX-BF16, where the rgb
+    kernel takes 0.3x the fp32 direct kernel's time, and the portable twins stand in for
+    AMX; VNNI's have no rgb kernel."""
+    bf16_kernel = {"amx": "amx", "portable": "portable"}.get(int8_kernel)
+    if bf16_kernel is None or BF16_KERNELS[bf16_kernel] not in core.bf16_kernels():
+        return None
+    return bf16_kernel if rgb_applies(bf16_kernel, channels, size, stride) else None
 
 
 def bf16_path(kernel, channels, size, stride):

@@ -35,7 +35,8 @@ its int8 weights, their per-filter scales and its input's scale, and its fp32 we
 the dequantized values (what fp32, bf16 and training read). The int8 products
 (kernels/int8.py) quantize the input per call and end in the same fp32 epilogue, the weight
 and input scales folded into its scale. A layer not quantized (the first and last are kept
-fp32 by default) runs fp32 when the network runs int8.
+fp32 by default) runs fp32 when the network runs int8, the RGB layer bf16 on AMX
+(set_precision).
 
 zero_grads() leaves the weight gradient to be written over by the next backward.
 """
@@ -285,16 +286,21 @@ class ConvolutionalLayer(Layer):
         rounding to bf16 stays within the bf16 networks' bounds (tests/kernels/test_lowp.py).
         On AVX512-BF16 alone, where that kernel is slower, a layer that takes the fp32 direct
         kernel keeps it, as do the direct kernel's layers too deep for one tile (4-8
-        channels). In int8 a layer that was not quantized stays fp32."""
+        channels). In int8 a layer that was not quantized stays fp32, but for the RGB layer
+        (an int8 checkpoint keeps its first layer unquantized by default), which runs "rgb" in
+        bf16 on AMX (lowp.rgb_kernel_in_int8): fp32 there would take 3x bf16's time, and the
+        image rounded to bf16 loses less than int8's per-tensor scale would."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
         if precision == lowp.INT8 and kernel not in int8.INT8_KERNELS:
             raise ValueError(f"int8 needs a kernel, one of {', '.join(int8.INT8_KERNELS)}")
-        if ((precision == lowp.BF16 and self.use_direct
-             and lowp.bf16_path(kernel, self.in_shape[0], self.size, self.stride) != "rgb")
-                or (precision == lowp.INT8 and not self.quantized)):
+        if precision == lowp.INT8 and not self.quantized:
+            kernel = lowp.rgb_kernel_in_int8(kernel, self.in_shape[0], self.size, self.stride)
+            precision = lowp.FP32 if kernel is None else lowp.BF16
+        if (precision == lowp.BF16 and self.use_direct
+                and lowp.bf16_path(kernel, self.in_shape[0], self.size, self.stride) != "rgb"):
             precision = lowp.FP32
         bf16_kernel = kernel if precision == lowp.BF16 else None
         int8_kernel = kernel if precision == lowp.INT8 else None
