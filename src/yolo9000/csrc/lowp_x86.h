@@ -905,6 +905,24 @@ static void y9k_bf16_rgb_tiles_avx512(const uint16_t *img, const long *offsets, 
 }
 #endif
 
+#if Y9K_HAVE_LOWP_X86
+/* y9k_bf16_block_amx with K' = 32 for the first 16 rows of acc alone: a block of at most 16
+   filters (tiny's RGB layer) skips the products of the second W block, zeros */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, float *acc)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_loadd(4, a0, 64);
+    _tile_loadd(6, tiles, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, tiles + 512, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+}
+#endif
+
 /* an epilogue of a 32x32 block of sums: y9k_lowp_epilogue or its AVX-512 form (the same bits) */
 typedef void (*y9k_lowp_epilogue_fn)(const float *acc, int rows, int cols, const float *a,
                                      const float *b, int act, float *out, long ldo);
@@ -1061,15 +1079,17 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                 y9k_bf16_rgb_tiles_portable(img, offsets, K, q0, q1, tiles);
             for (long mb = 0; mb < MB; mb++) {
                 const uint16_t *a0 = wp + mb * 2 * 512;
+                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
 #if Y9K_HAVE_LOWP_X86
-                if (kernel == Y9K_BF16_AMX)
+                if (kernel == Y9K_BF16_AMX && rows <= 16)
+                    y9k_bf16_rgb_block16_amx(a0, tiles, acc);
+                else if (kernel == Y9K_BF16_AMX)
                     y9k_bf16_block_amx(a0, tiles, 1, acc);
                 else if (kernel == Y9K_BF16_AVX512)
                     y9k_bf16_block_avx512(a0, tiles, 1, acc);
                 else
 #endif
                     y9k_bf16_block_portable(a0, tiles, 1, acc);
-                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
                 if (!pool) {
                     y9k_rgb_epilogue_flat(epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
                                           b + mb * 32, act, out + mb * 32 * ldo, ldo);
