@@ -74,8 +74,8 @@ def operands(c, h, w, f, size, seed):
 
 
 # -- the image packing ------------------------------------------------------------------------
-@pytest.mark.parametrize("c,h,w,pad", [(3, 17, 23, 1), (3, 416, 416, 1), (1, 5, 3, 2), (2, 9, 40, 0),
-                                       (3, 1, 1, 1), (3, 6, 33, 1)])
+@pytest.mark.parametrize("c,h,w,pad", [(3, 17, 23, 1), (3, 416, 416, 1), (1, 5, 3, 2),
+                                       (2, 9, 40, 0), (3, 1, 1, 1), (3, 6, 33, 1)])
 def test_image_packing_layout(c, h, w, pad):
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
     out = np.full(core.bf16_image_size(c, h, w, pad), 7, np.uint16)

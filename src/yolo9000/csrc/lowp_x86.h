@@ -805,7 +805,8 @@ static void y9k_bf16_round_row_avx512(const float *src, int W, uint16_t *dst)
     for (; i + 16 <= W; i += 16) {
         __m512i v = _mm512_castps_si512(_mm512_loadu_ps(src + i));
         __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(v, abs_mask), inf);
-        __m512i r = _mm512_add_epi32(v, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(v, 16), one)));
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(v, 16), one);
+        __m512i r = _mm512_add_epi32(v, _mm512_add_epi32(bias, lsb));
         r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(v, quiet));
         _mm256_storeu_si256((__m256i *) (dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
     }
