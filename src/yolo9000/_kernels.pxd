@@ -118,6 +118,12 @@ cdef extern from "lowp_x86.h":
     void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t* wp, const uint16_t* bp,
                        const float* a, const float* b, int act, float* out,
                        long ldo) noexcept nogil
+    long y9k_rgb_plane(int H, int W, int pad) noexcept nogil
+    void y9k_bf16_pack_image(const float* x, int C, int H, int W, int pad, uint16_t* out,
+                             int avx512) noexcept nogil
+    void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
+                           const uint16_t* wp, const uint16_t* img, const float* a,
+                           const float* b, int act, int pool, float* out) noexcept nogil
 
 cdef extern from "int8_x86.h":
     ctypedef signed char int8_t

@@ -171,3 +171,62 @@ def bf16_conv_amx_pairs(const unsigned short[::1] w, const unsigned short[::1] x
         y9k_bf16_conv_amx(M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
                           <const uint16_t*> &xb[0], &scale[0], &bias[0], act, pool, NULL,
                           &pairs)
+
+
+# -- the RGB input layer: a depth C·k·k that fits one tile ---------------------------------
+def bf16_rgb_applies(int C, int ksize, int stride):
+    """Whether a convolution's whole depth C·k·k fits one tile (LOWP_BLOCK: the RGB layer's
+    3 x 3x3 = 27), stride 1: bf16_conv_rgb's convolutions."""
+    return stride == 1 and 0 < C * ksize * ksize <= Y9K_LOWP_BLOCK
+
+
+def bf16_image_size(int C, int H, int W, int pad):
+    """uint16 values of x (C, H, W) packed by bf16_pack_image."""
+    return C * y9k_rgb_plane(H, W, pad)
+
+
+def bf16_pack_image(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
+    """x (C, H, W) rounded to bf16 into out as [C][H'][W + pad], a plane every
+    bf16_image_size(1, H, W, pad) values: each row starting with `pad` zeros (its left border,
+    and the right border of the row before), `pad` zero rows above, below `pad` zero rows and
+    slack (the rows of bf16_pack_pairs' planes), zeros to the plane's end (whole 64-byte
+    lines)."""
+    cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    if pad < 0:
+        raise ValueError("bf16_pack_image: negative padding")
+    if out.shape[0] < bf16_image_size(C, H, W, pad):
+        raise ValueError("bf16_pack_image: out is too small")
+    with nogil:
+        y9k_bf16_pack_image(&x[0, 0, 0], C, H, W, pad, <uint16_t*> &out[0], _avx512)
+
+
+def bf16_conv_rgb(int kernel, const unsigned short[::1] w, const unsigned short[::1] img,
+                  int C, int H, int W, int ksize, int pad, const float[::1] scale,
+                  const float[::1] bias, int act, float[:, ::1] out, bint pool=False):
+    """out (M, out_h·out_w) = act(scale · conv(x) + bias), a k x k stride-1 convolution of
+    depth C·k·k <= 32 (bf16_rgb_applies) without a column matrix, on `kernel` (one of
+    bf16_kernels()): x as bf16_pack_image packs it, W (M, C·k·k) packed by bf16_pack_weights
+    (as for bf16_matmul). With `pool` (out_h and out_w even) out (M, out_h/2 · out_w/2) is the
+    2x2/2 maxpool of that, taken in the epilogue (the same bits as maxpool_forward's)."""
+    cdef int M = out.shape[0]
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    if kernel not in bf16_kernels():
+        raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
+    if not bf16_rgb_applies(C, ksize, 1) or OH <= 0 or OW <= 0 or pad < 0:
+        raise ValueError("bf16_conv_rgb: needs C·k·k <= 32 and an output")
+    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
+        raise ValueError("bf16_conv_rgb: pooling needs an even output and out (M, out_h/2 · "
+                         "out_w/2)")
+    if not pool and out.shape[1] != OH * OW:
+        raise ValueError("bf16_conv_rgb: needs out (M, out_h·out_w)")
+    if (w.shape[0] < y9k_lowp_round_up(M) * Y9K_LOWP_BLOCK
+            or img.shape[0] < bf16_image_size(C, H, W, pad)):
+        raise ValueError("bf16_conv_rgb: the packed operands are too small")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_conv_rgb: scale and bias need one value per filter")
+    if M == 0:
+        return
+    with nogil:
+        y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                          <const uint16_t*> &img[0], &scale[0], &bias[0], act, pool,
+                          &out[0, 0])

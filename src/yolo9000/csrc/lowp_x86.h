@@ -979,4 +979,328 @@ static void y9k_bf16_gemm(int kernel, int M, int N, int K, const uint16_t *wp,
     }
 }
 
+
+#if Y9K_HAVE_LOWP_X86
+/* W floats -> bf16, y9k_to_bf16's rounding 16 at a time */
+__attribute__((target("avx512f")))
+static void y9k_bf16_round_row_avx512(const float *src, int W, uint16_t *dst)
+{
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i quiet = _mm512_set1_epi32(0x400000);
+    int i = 0;
+    for (; i + 16 <= W; i += 16) {
+        __m512i v = _mm512_castps_si512(_mm512_loadu_ps(src + i));
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(v, abs_mask), inf);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(v, 16), one);
+        __m512i r = _mm512_add_epi32(v, _mm512_add_epi32(bias, lsb));
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(v, quiet));
+        _mm256_storeu_si256((__m256i *) (dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    }
+    for (; i < W; i++)
+        dst[i] = y9k_to_bf16(src[i]);
+}
+#endif
+
+/* -- the RGB input layer: convolutions whose whole depth fits one tile ---------------------
+   A stride-1 convolution of depth K = C·k·k <= 32 (the RGB layer: 3 channels x 3x3 = 27, one
+   tile's 32). The channel-pair layout above would pad its 3 channels to 32 (a tenth of the
+   products real) and im2col's panels write a column matrix (9.3 MB for 416x416). Here the
+   image is rounded once into bf16 planes with the flat rows of the pairs layout (rows of
+   W' = W + pad values whose first `pad` are zeros; output position q = oy W' + ox reads tap
+   (ky, kx) at q + ky W' + kx; the rows and slack of y9k_pairs_rows), and for each 32 output
+   positions the two B tiles (16 pairs of k by 16 positions, 2 KB) are built in L1, row by
+   row from two runs of 16 consecutive values: k in the weights' own (channel, ky, kx) order,
+   so W is packed as for im2col's products (y9k_bf16_pack_a, K padded to 32). The product is
+   y9k_bf16_gemm's block (AMX, AVX512-BF16 or the portable twin, K' = 32: one step), its
+   epilogue the fp32 one, the 2x2/2 maxpool fused as the direct kernel's. */
+
+/* values from one channel's plane to the next: the pairs layout's rows, whole cache lines */
+static inline long y9k_rgb_plane(int H, int W, int pad)
+{
+    return (y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad) + 31) / 32 * 32;
+}
+
+/* x (C, H, W) -> out [C][rows][W + pad] bf16 with the border and slack above */
+static void y9k_bf16_pack_image(const float *x, int C, int H, int W, int pad, uint16_t *out,
+                                int avx512)
+{
+    long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
+    long rows = plane / Wp + 1;         /* the last (partial) row: the plane's end */
+    (void) avx512;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long cr = 0; cr < (long) C * rows; cr++) {
+        long c = cr / rows, r = cr % rows, y = r - pad;
+        uint16_t *dst = out + c * plane + r * Wp;
+        long width = (r + 1) * Wp <= plane ? Wp : plane - r * Wp;
+        if (y < 0 || y >= H || width < Wp) {
+            memset(dst, 0, (size_t) width * 2);
+            continue;
+        }
+        const float *src = x + (c * H + y) * (long) W;
+        memset(dst, 0, (size_t) pad * 2);
+        dst += pad;
+#if Y9K_HAVE_LOWP_X86
+        if (avx512) {
+            y9k_bf16_round_row_avx512(src, W, dst);
+            continue;
+        }
+#endif
+        for (int i = 0; i < W; i++)
+            dst[i] = y9k_to_bf16(src[i]);
+    }
+}
+
+/* the two B tiles of positions q0 .. q0 + 15 and q1 .. q1 + 15 (tiles[0..511], [512..1023]):
+   row r holds the pairs (k = 2r, 2r + 1) of its 16 positions side by side, value k read at
+   img + offsets[k] + q; rows from (K + 1) / 2 on, and k = K in the last, zeros */
+static void y9k_bf16_rgb_tiles_portable(const uint16_t *img, const long *offsets, int K,
+                                        long q0, long q1, uint16_t *tiles)
+{
+    for (int t = 0; t < 2; t++) {
+        const uint16_t *at = img + (t ? q1 : q0);
+        uint16_t *tile = tiles + t * 512;
+        for (int r = 0; r < 16; r++)
+            for (int h = 0; h < 2; h++) {
+                int k = 2 * r + h;
+                for (int j = 0; j < 16; j++)
+                    tile[r * 32 + 2 * j + h] = k < K ? at[offsets[k] + j] : 0;
+            }
+    }
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* the same tiles, a row a vector: the two runs widened to 32 bits, the odd one shifted up */
+__attribute__((target("avx512f")))
+static void y9k_bf16_rgb_tiles_avx512(const uint16_t *img, const long *offsets, int K,
+                                      long q0, long q1, uint16_t *tiles)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    for (int t = 0; t < 2; t++) {
+        const uint16_t *at = img + (t ? q1 : q0);
+        uint16_t *tile = tiles + t * 512;
+        for (int r = 0; r < 16; r++) {
+            int k = 2 * r;
+            __m512i even = k < K ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                       (const __m256i *) (at + offsets[k]))) : zero;
+            __m512i odd = k + 1 < K ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                          (const __m256i *) (at + offsets[k + 1]))) : zero;
+            _mm512_store_si512(tile + r * 32, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+        }
+    }
+}
+#endif
+
+#if Y9K_HAVE_LOWP_X86
+/* y9k_bf16_block_amx with K' = 32 for the first 16 rows of acc alone: a block of at most 16
+   filters (tiny's RGB layer) skips the products of the second W block, zeros */
+__attribute__((target("amx-tile,amx-bf16")))
+static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, float *acc)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_loadd(4, a0, 64);
+    _tile_loadd(6, tiles, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, tiles + 512, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+}
+#endif
+
+/* an epilogue of a 32x32 block of sums: y9k_lowp_epilogue or its AVX-512 form (the same bits) */
+typedef void (*y9k_lowp_epilogue_fn)(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo);
+
+/* y9k_lowp_epilogue_flat on a chosen epilogue (the portable twin's needs no AVX-512) */
+static void y9k_rgb_epilogue_flat(y9k_lowp_epilogue_fn epilogue, const float *acc, int rows,
+                                  long q0, long Wp, int OW, int OH, const float *a,
+                                  const float *b, int act, float *out, long ldo)
+{
+    for (int j = 0; j < 32;) {
+        long q = q0 + j, oy = q / Wp, ox = q % Wp;
+        int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
+        if (oy >= OH)
+            break;
+        if (ox < OW)
+            epilogue(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b, act,
+                     out + oy * OW + ox, ldo);
+        j += run;
+    }
+}
+
+/* y9k_lowp_epilogue_pooled on a chosen epilogue: acc's columns 0-15 the upper row of `cols`
+   (even) outputs, 16-31 the lower, their 2x2/2 maxima in maxpool.pxi's order */
+static void y9k_rgb_epilogue_pooled(y9k_lowp_epilogue_fn epilogue, const float *acc, int rows,
+                                    int cols, const float *a, const float *b, int act,
+                                    float *out, long ldo)
+{
+    float v[32 * 32];
+    epilogue(acc, rows, cols, a, b, act, v, 32);
+    epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
+    for (int i = 0; i < rows; i++) {
+        const float *up = v + i * 32, *low = up + 16;
+        float *y = out + i * ldo;
+        for (int j = 0; j < cols / 2; j++) {
+            float best = up[2 * j], t = up[2 * j + 1];
+            best = t > best ? t : best;
+            t = low[2 * j];
+            best = t > best ? t : best;
+            t = low[2 * j + 1];
+            y[j] = t > best ? t : best;
+        }
+    }
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* y9k_lowp_epilogue_pooled for the activations that never decrease (linear, leaky, relu),
+   two filters by 8 windows a vector: a * s + b on a window's four values, their maximum in
+   the same order (a later value winning only if greater), then the activation once, which
+   gives the maximum of the activated values (the unfused maxpool's). A quarter of the
+   activations and no scalar loop: the pooled epilogue was two thirds of the RGB kernel's
+   time (BENCHMARKS.md#bf16-products) */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols,
+                                           const float *a, const float *b, int act,
+                                           float *out, long ldo)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512d tenth = _mm512_set1_pd(0.1);
+    const __m512 zero = _mm512_setzero_ps();
+    /* lanes 0-7: filter i's windows, 8-15: filter i + 1's */
+    __mmask16 first = (__mmask16) ((1u << (cols / 2)) - 1), second = (__mmask16) (first << 8);
+    for (int i = 0; i < rows; i += 2) {
+        int next = i + 1 < rows ? i + 1 : i;
+        __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);
+        __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);
+        const float *s0 = acc + i * 32, *s1 = acc + next * 32;
+        __m512 up0 = _mm512_add_ps(_mm512_mul_ps(a0, _mm512_load_ps(s0)), b0);
+        __m512 low0 = _mm512_add_ps(_mm512_mul_ps(a0, _mm512_load_ps(s0 + 16)), b0);
+        __m512 up1 = _mm512_add_ps(_mm512_mul_ps(a1, _mm512_load_ps(s1)), b1);
+        __m512 low1 = _mm512_add_ps(_mm512_mul_ps(a1, _mm512_load_ps(s1 + 16)), b1);
+        __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
+        t = _mm512_permutex2var_ps(up0, odd, up1);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+        t = _mm512_permutex2var_ps(low0, even, low1);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+        t = _mm512_permutex2var_ps(low0, odd, low1);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+        if (act == Y9K_ACT_LEAKY) {
+            __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+                _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+            __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
+                _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+            __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
+        } else if (act == Y9K_ACT_RELU) {
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
+        }
+        _mm512_mask_storeu_ps(out + i * ldo, first, v);
+        if (next != i)
+            _mm512_mask_storeu_ps(out + next * ldo - 8, second, v);
+    }
+}
+#endif
+
+/* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) of depth
+   K = C k k <= 32, x as y9k_bf16_pack_image packs it, W (M, K) as y9k_bf16_pack_a packs it;
+   with `pool` (OH, OW even) out (M, OH/2 * OW/2) its 2x2/2 maxpool, a block's two tiles the
+   same 16 columns of a window's two rows (the last segment of a row overlapping the one
+   before, as the direct kernel's). On `kernel` (Y9K_BF16_*: the caller checked the CPU has
+   it); the tiles are built and the epilogue run with AVX-512 on the AMX and AVX512-BF16
+   kernels (whose CPUs have it), in scalar C on the portable twin: the same bits */
+static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
+                              const uint16_t *wp, const uint16_t *img, const float *a,
+                              const float *b, int act, int pool, float *out)
+{
+    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1, K = C * ksize * ksize;
+    long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
+    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    long flat = (long) (OH - 1) * Wp + OW;
+    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
+    long MB = y9k_lowp_round_up(M) / 32;
+    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    long offsets[32];
+    for (int k = 0; k < K; k++) {
+        int c = k / (ksize * ksize), tap = k % (ksize * ksize);
+        offsets[k] = c * plane + (long) (tap / ksize) * Wp + tap % ksize;
+    }
+    y9k_lowp_epilogue_fn epilogue = y9k_lowp_epilogue;
+#if Y9K_HAVE_LOWP_X86
+    if (kernel != Y9K_BF16_PORTABLE)
+        epilogue = y9k_lowp_epilogue_avx512;
+#endif
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        uint16_t tiles[2 * 512] __attribute__((aligned(64)));
+        float acc[32 * 32] __attribute__((aligned(64)));
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_configure();
+#endif
+#ifdef _OPENMP
+/* dynamic, as the other bf16 kernels: a thread that loses its core leaves its pieces */
+#pragma omp for schedule(dynamic, 16)
+#endif
+        for (long piece = 0; piece < pieces; piece++) {
+            long q0 = piece * 32, q1 = q0 + 16, oy = 0;
+            int ox = 0;
+            if (pool) {
+                oy = 2 * (piece / per_row);
+                ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                q0 = oy * Wp + ox;
+                q1 = q0 + Wp;
+            }
+#if Y9K_HAVE_LOWP_X86
+            if (kernel != Y9K_BF16_PORTABLE)
+                y9k_bf16_rgb_tiles_avx512(img, offsets, K, q0, q1, tiles);
+            else
+#endif
+                y9k_bf16_rgb_tiles_portable(img, offsets, K, q0, q1, tiles);
+            for (long mb = 0; mb < MB; mb++) {
+                const uint16_t *a0 = wp + mb * 2 * 512;
+                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+#if Y9K_HAVE_LOWP_X86
+                if (kernel == Y9K_BF16_AMX && rows <= 16)
+                    y9k_bf16_rgb_block16_amx(a0, tiles, acc);
+                else if (kernel == Y9K_BF16_AMX)
+                    y9k_bf16_block_amx(a0, tiles, 1, acc);
+                else if (kernel == Y9K_BF16_AVX512)
+                    y9k_bf16_block_avx512(a0, tiles, 1, acc);
+                else
+#endif
+                    y9k_bf16_block_portable(a0, tiles, 1, acc);
+                if (!pool) {
+                    y9k_rgb_epilogue_flat(epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
+                                          b + mb * 32, act, out + mb * 32 * ldo, ldo);
+                    continue;
+                }
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
+#if Y9K_HAVE_LOWP_X86
+                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
+                    y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pooled, ldo);
+                    continue;
+                }
+#endif
+                y9k_rgb_epilogue_pooled(epilogue, acc, rows, cols, a + mb * 32, b + mb * 32,
+                                        act, pooled, ldo);
+            }
+        }
+#if Y9K_HAVE_LOWP_X86
+        if (kernel == Y9K_BF16_AMX)
+            y9k_amx_release();
+#endif
+    }
+}
+
 #endif

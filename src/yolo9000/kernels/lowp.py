@@ -10,11 +10,19 @@ bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the p
   work); no column matrix (yolov2-voc's second layer's is 25 MB in bf16). Where the next
   layer is a direct one that alone reads the output, the epilogue writes that layer's
   channel pairs itself (kernels/handoff.py: no fp32 output, no pack pass);
+- "rgb" (AMX or the portable twin, stride 1, a depth C·k·k of at most 32: the RGB input
+  layer's 3 x 3x3 = 27, one tile's depth): the image rounded once into bf16 planes, and for
+  each 32 output positions their two tiles of columns built in L1 and multiplied at once, the
+  2x2/2 maxpool taken in the epilogue; no column matrix (416x416's is 9.3 MB), no channel
+  padding (direct's would make 3 channels 32). On AVX512-BF16 alone it is slower than the
+  fp32 direct kernel, which that layer then keeps (see rgb_applies);
 - "im2col": the column matrix packed in bf16 panels straight from the input (no fp32
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.
 int8 (kernels/int8.py; the weights and input scales come from an int8 checkpoint,
-model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI.
+model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI; the RGB layer
+an int8 checkpoint keeps unquantized runs "rgb" in bf16 where the CPU has AMX
+(rgb_kernel_in_int8).
 Only inference: training always runs fp32.
 """
 import numpy as np
@@ -123,6 +131,39 @@ def direct_applies(kernel, channels, stride):
     return kernel == "amx" and channels >= 16 and stride == 1
 
 
+# the kernels that take "rgb": on AVX512-BF16 its vdpbf16ps products (all 32 filters by 16
+# pairs for every 16 positions) took 1.1x (32 filters) and 1.8x (16) the fp32 direct
+# kernel's time at 416x416, where AMX took 0.31x and 0.40x (BENCHMARKS.md#bf16-products); the
+# portable twin stands in for AMX
+RGB_KERNELS = ("amx", "portable")
+
+
+def rgb_applies(kernel, channels, size, stride):
+    """Whether a convolution runs "rgb" (see the module docstring): a depth channels·size²
+    of at most 32, stride 1, on a kernel of RGB_KERNELS, and not one AMX takes direct (the
+    portable twin takes the layers AMX does)."""
+    return (kernel in RGB_KERNELS and not direct_applies("amx", channels, stride)
+            and core.bf16_rgb_applies(channels, size, stride))
+
+
+def rgb_kernel_in_int8(int8_kernel, channels, size, stride):
+    """The bf16 kernel a convolution an int8 network left unquantized (its first: the image)
+    runs "rgb" on, or None (it stays fp32): AMX-INT8's CPUs have AMX-BF16, where the rgb
+    kernel takes 0.3x the fp32 direct kernel's time, and the portable twins stand in for
+    AMX; VNNI's have no rgb kernel."""
+    bf16_kernel = {"amx": "amx", "portable": "portable"}.get(int8_kernel)
+    if bf16_kernel is None or BF16_KERNELS[bf16_kernel] not in core.bf16_kernels():
+        return None
+    return bf16_kernel if rgb_applies(bf16_kernel, channels, size, stride) else None
+
+
+def bf16_path(kernel, channels, size, stride):
+    """The way a bf16 convolution computes its products: "direct", "rgb" or "im2col"."""
+    if direct_applies(kernel, channels, stride):
+        return "direct"
+    return "rgb" if rgb_applies(kernel, channels, size, stride) else "im2col"
+
+
 class BF16Weights:
     """A convolution's weights (F, C, k, k) rounded to bf16 and packed for the kernels, once:
     as (F, C·k·k) for im2col's products, or with `taps_major` as (F, k·k·C) for the direct
@@ -150,8 +191,8 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
                   pool=False):
     """out (N, F, out_h, out_w) = act(scale · conv(x, W) + bias) with bf16 products: x (N, C,
     H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS. With
-    `pool` (weights packed for the direct kernel, an even output) out (N, F, out_h/2,
-    out_w/2) is its 2x2/2 maxpool, taken in the kernel's epilogue.
+    `pool` (the direct or rgb path, an even output) out (N, F, out_h/2, out_w/2) is its
+    2x2/2 maxpool, taken in the kernel's epilogue.
 
     On the direct kernel x may instead be a handoff.PackedActivation packed for this
     convolution (read in place), and out one to fill (the output packed for the next layer,
@@ -160,8 +201,9 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
     f = out.shape[1]
     out_h, out_w = out.shape[2:]
     positions = out_h * out_w
-    if pool and not weights.taps_major:
-        raise ValueError("only the direct AMX kernel pools in its epilogue")
+    rgb = not weights.taps_major and rgb_applies(kernel, c, size, stride)
+    if pool and not (weights.taps_major or rgb):
+        raise ValueError("only the direct and rgb kernels pool in their epilogue")
     depth = (core.bf16_padded(c) if weights.taps_major else c) * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
@@ -190,6 +232,13 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
                                    act, out[i].reshape(f, positions), pool)
         return out
     code = BF16_KERNELS[kernel]
+    if rgb:
+        image = workspace.borrow_packed(core.bf16_image_size(c, h, w, padding))
+        for i in range(n):
+            core.bf16_pack_image(x[i], padding, image)
+            core.bf16_conv_rgb(code, weights.data, image, c, h, w, size, padding, scale, bias,
+                               act, out[i].reshape(f, -1), pool)
+        return out
     columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))
     pointwise = size == 1 and stride == 1 and padding == 0
     for i in range(n):

@@ -27,16 +27,18 @@ dense matrix product instead (dense_weights), without im2col's products on the p
 At inference the layer may run in bf16 instead (set_precision; kernels/lowp.py): its
 weights packed once (cached as Winograd's filters are, dropped by weights_changed()), its
 input rounded per call, products on AMX, AVX512-BF16 or the portable twin, the same fp32
-epilogue. On the direct AMX kernel the input may arrive already packed from the layer before,
-and with a `hand_off` the output leaves packed for the next (kernels/handoff.py; the network
-plans which: Network.hand_offs). Training is always fp32.
+epilogue; the RGB input layer too, where the unit has a kernel that beats the fp32 direct
+one (set_precision). On the direct AMX kernel the input may arrive already packed from the
+layer before, and with a `hand_off` the output leaves packed for the next (kernels/handoff.py;
+the network plans which: Network.hand_offs). Training is always fp32.
 
 Or in int8, once quantized (model/quantization.py; an int8 checkpoint): the layer then owns
 its int8 weights, their per-filter scales and its input's scale, and its fp32 weights hold
 the dequantized values (what fp32, bf16 and training read). The int8 products
 (kernels/int8.py) quantize the input per call and end in the same fp32 epilogue, the weight
 and input scales folded into its scale. A layer not quantized (the first and last are kept
-fp32 by default) runs fp32 when the network runs int8.
+fp32 by default) runs fp32 when the network runs int8, the RGB layer bf16 on AMX
+(set_precision).
 
 zero_grads() leaves the weight gradient to be written over by the next backward.
 """
@@ -279,19 +281,28 @@ class ConvolutionalLayer(Layer):
     def set_precision(self, precision, kernel=None):
         """Run inference in `precision` (lowp.PRECISIONS; bf16 and int8 need `kernel`, a name
         of lowp.BF16_KERNELS or int8.INT8_KERNELS the CPU has: Network.set_precision resolves
-        both). In bf16 a layer that takes the direct kernel (the RGB input layer) stays fp32:
-        its reduction of 27 fills AMX's tiles badly (0.5x the direct kernel's speed, measured
-        on yolov2-voc's first layer) and the direct kernel pools in its epilogue; its input is
-        the image, whose rounding would cost accuracy for nothing. In int8 a layer that was
-        not quantized stays fp32."""
+        both). In bf16 the RGB input layer runs lowp's "rgb" kernel where it has one (AMX, the
+        portable twin): its depth of 27 is one tile's, built in L1 for each 32 positions with
+        the maxpool in the epilogue, 0.31x the fp32 direct kernel's time at 416x416 (32
+        filters; 0.40x with 16), where im2col's panels had made it 2x slower; the image's
+        rounding to bf16 stays within the bf16 networks' bounds (tests/kernels/test_lowp.py).
+        On AVX512-BF16 alone, where that kernel is slower, a layer that takes the fp32 direct
+        kernel keeps it, as do the direct kernel's layers too deep for one tile (4-8
+        channels). In int8 a layer that was not quantized stays fp32, but for the RGB layer
+        (an int8 checkpoint keeps its first layer unquantized by default), which runs "rgb" in
+        bf16 on AMX (lowp.rgb_kernel_in_int8): fp32 there would take 3x bf16's time, and the
+        image rounded to bf16 loses less than int8's per-tensor scale would."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
             raise ValueError(f"bf16 needs a kernel, one of {', '.join(lowp.BF16_KERNELS)}")
         if precision == lowp.INT8 and kernel not in int8.INT8_KERNELS:
             raise ValueError(f"int8 needs a kernel, one of {', '.join(int8.INT8_KERNELS)}")
-        if ((precision == lowp.BF16 and self.use_direct)
-                or (precision == lowp.INT8 and not self.quantized)):
+        if precision == lowp.INT8 and not self.quantized:
+            kernel = lowp.rgb_kernel_in_int8(kernel, self.in_shape[0], self.size, self.stride)
+            precision = lowp.FP32 if kernel is None else lowp.BF16
+        if (precision == lowp.BF16 and self.use_direct
+                and lowp.bf16_path(kernel, self.in_shape[0], self.size, self.stride) != "rgb"):
             precision = lowp.FP32
         bf16_kernel = kernel if precision == lowp.BF16 else None
         int8_kernel = kernel if precision == lowp.INT8 else None
@@ -368,6 +379,9 @@ class ConvolutionalLayer(Layer):
     def _bf16_direct(self):
         return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
 
+    def _bf16_path(self):
+        return lowp.bf16_path(self.bf16_kernel, self.in_shape[0], self.size, self.stride)
+
     def _forward_bf16(self, x, a, b, pool=False, hand_off=None):
         f, oh, ow = self.out_shape
         shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
@@ -383,9 +397,10 @@ class ConvolutionalLayer(Layer):
 
     def inference_path(self, batch=1):
         """How an inference forward of `batch` images computes this layer: "bf16 amx direct",
-        "bf16 avx512_bf16 im2col", "int8 vnni im2col", "fp32 direct", "fp32 winograd", "fp32 im2col", ..."""
+        "bf16 amx rgb", "bf16 avx512_bf16 im2col", "int8 vnni im2col", "fp32 direct",
+        "fp32 winograd", "fp32 im2col", ..."""
         if self.precision == lowp.BF16:
-            return f"bf16 {self.bf16_kernel} {'direct' if self._bf16_direct() else 'im2col'}"
+            return f"bf16 {self.bf16_kernel} {self._bf16_path()}"
         if self.precision == lowp.INT8:
             return f"int8 {self.int8_kernel} {'direct' if self._int8_direct() else 'im2col'}"
         if self.use_direct:
@@ -566,7 +581,7 @@ class ConvolutionalLayer(Layer):
 
     def forward_pooled(self, x, hand_off=None):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
-        direct or bf16 direct kernel's epilogue (the full output is never written: voc's
+        direct or bf16 direct or rgb kernel's epilogue (the full output is never written: voc's
         32x416x416 is 22 MB); None when this call takes none of them, the output size is
         odd, or the layer runs int8 (the caller then runs forward and the maxpool).
         `hand_off` as forward's (with pools_in_epilogue())."""
@@ -584,12 +599,12 @@ class ConvolutionalLayer(Layer):
 
     def pools_in_epilogue(self):
         """Whether forward_pooled may take the maxpool in this layer's epilogue: in bf16
-        always on the direct kernel, in fp32 when the direct or Winograd kernel takes the
+        on the direct and rgb kernels, in fp32 when the direct or Winograd kernel takes the
         call; never in int8 or on an odd output."""
         if self.out_shape[1] % 2 or self.out_shape[2] % 2:
             return False
         if self.precision == lowp.BF16:
-            return self._bf16_direct()
+            return self._bf16_path() != "im2col"
         return self.precision == lowp.FP32
 
     def packed_input(self):
