@@ -350,6 +350,60 @@ def test_extreme_sums_stay_exact(kernel, direct, sign):
     np.testing.assert_array_equal(out[0].reshape(f, -1), acc.astype(np.float32))
 
 
+def pool_2x2(v):
+    """The 2x2/2 maxima of v (F, H, W), H and W even."""
+    f, h, w = v.shape
+    return v.reshape(f, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+
+
+# (channels, filters, height, width, size, padding): rows shorter than a segment and a partial
+# filter block, two segments a row (the second overlapping the first), three whole segments,
+# an unpadded row 36 wide (the overlapping segment at column 20), 1x1 on channels padded to
+# 64, and the few-channel steps (16 and 32 channels: taps sharing a step, from shifted copies)
+POOLED_SHAPES = [(64, 17, 6, 8, 3, 1), (64, 40, 26, 26, 3, 1), (70, 33, 4, 48, 3, 1),
+                 (128, 8, 10, 38, 3, 0), (48, 64, 12, 12, 1, 0), (32, 9, 8, 34, 3, 1),
+                 (16, 33, 10, 20, 3, 1), (20, 5, 12, 14, 5, 2)]
+
+
+@pytest.mark.parametrize("c,f,h,w,size,pad", POOLED_SHAPES, ids=str)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR])
+def test_direct_amx_convolution_pools_in_its_epilogue(c, f, h, w, size, pad, act):
+    """pool=True: the 2x2/2 maxima of act(multiplier · ACC + bias) in fp32 as NumPy rounds
+    it (ACC the int64 sums rounded to fp32), bit for bit: one block takes the two rows a
+    window spans."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c * w + f + act)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    multiplier = (scale * scales) * np.float32(0.02)
+    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
+    core.int8_pack_quads(x, 0.02, pad, quads)
+    packed = int8.Int8Weights(q, scales, "amx", direct=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    out = np.full((f, oh // 2 * (ow // 2)), np.nan, np.float32)
+    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act, out,
+                       pool=True)
+    acc = reference_sums(q, reference_quantize(x, 0.02), size, 1, pad).astype(np.float32)
+    v = multiplier[:, None] * acc + bias[:, None]
+    if act == core.ACT_LEAKY:
+        v = np.maximum(v, (0.1 * v.astype(np.float64)).astype(np.float32))
+    np.testing.assert_array_equal(out, pool_2x2(v.reshape(f, oh, ow)).reshape(f, -1))
+
+
+def test_direct_amx_pooling_refuses_an_odd_output():
+    kernel_or_skip("amx")
+    x = np.zeros((64, 5, 6), np.float32)
+    quads = np.empty(core.int8_quads_size(64, 5, 6, 1), np.int8)
+    core.int8_pack_quads(x, 0.1, 1, quads)
+    packed = int8.Int8Weights(np.zeros((4, 64, 3, 3), np.int8), np.ones(4), "amx", direct=True)
+    with pytest.raises(ValueError, match="even output"):
+        core.int8_conv_amx(packed.data, quads, 64, 5, 6, 3, 1, np.ones(4, np.float32),
+                           np.zeros(4, np.float32), core.ACT_LINEAR,
+                           np.empty((4, 6), np.float32), pool=True)
+
+
 @KERNELS
 def test_kernel_writes_only_the_output(kernel):
     """Partial tiles: the padding rows and columns of the 32x32 blocks are never stored."""

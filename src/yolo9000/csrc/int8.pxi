@@ -142,15 +142,22 @@ def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed
 
 def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, int H, int W,
                   int ksize, int pad, const float[::1] multiplier, const float[::1] bias,
-                  int act, float[:, ::1] out):
+                  int act, float[:, ::1] out, bint pool=False):
     """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
     on AMX tiles without a column matrix: x (C channels) as int8_pack_quads packs it, W (M,
-    int8_direct_depth(C, k)) packed by int8_pack_weights."""
+    int8_direct_depth(C, k)) packed by int8_pack_weights. With `pool` (out_h and out_w even)
+    out (M, out_h/2 · out_w/2) is the 2x2/2 maxpool of that, taken in the epilogue (the same
+    bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if INT8_AMX not in int8_kernels():
         raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")
-    if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
+    if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0:
+        raise ValueError("int8_conv_amx: needs channels and an output")
+    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
+        raise ValueError("int8_conv_amx: pooling needs an even output and out (M, out_h/2 · "
+                         "out_w/2)")
+    if not pool and out.shape[1] != OH * OW:
         raise ValueError("int8_conv_amx: needs out (M, out_h·out_w)")
     if (w.shape[0] < int8_weights_size(M, y9k_direct_depth(C, ksize))
             or xq.shape[0] < int8_quads_size(C, H, W, pad)):
@@ -161,4 +168,4 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
         return
     with nogil:
         y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
-                          &multiplier[0], &bias[0], act, &out[0, 0])
+                          &multiplier[0], &bias[0], act, pool, &out[0, 0])

@@ -353,6 +353,13 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
     }
 }
 
+/* a block's first `rows` rows of int32 sums (32 a row), each rounded once to fp32 */
+static inline void y9k_int8_sums_to_float(const int32_t *acc, int rows, float *sums)
+{
+    for (int i = 0; i < rows * 32; i++)
+        sums[i] = (float) acc[i];
+}
+
 /* out rows and columns (ldo) = act(a * acc + b) from a block of int32 sums (row stride 32):
    each sum rounded once to fp32, then bf16's epilogue (`sums`: 32x32 floats of scratch) */
 static inline void y9k_int8_epilogue_portable(const int32_t *acc, int rows, int cols,
@@ -366,9 +373,30 @@ static inline void y9k_int8_epilogue_portable(const int32_t *acc, int rows, int 
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* the same epilogue 16 columns at a time, the same bits: the product a * sum rounded before
-   the bias is added (the barrier keeps the compiler from fusing the two into an FMA, which
-   rounds once), leaky's 0.1 * v in double; the logistic's expf stays scalar */
+/* act(a * acc + b) of 16 sums in the portable epilogue's precisions: the product a * sum
+   rounded before the bias is added (the barrier keeps the compiler from fusing the two into
+   an FMA, which rounds once), leaky's 0.1 * v in double (not the logistic) */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int act)
+{
+    __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(acc));
+    __asm__("" : "+v"(p));
+    __m512 v = _mm512_add_ps(p, vb);
+    if (act == Y9K_ACT_LEAKY) {
+        const __m512d tenth = _mm512_set1_pd(0.1);
+        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+        __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+        v = _mm512_max_ps(v, w);        /* v > w ? v : w */
+    } else if (act == Y9K_ACT_RELU) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    }
+    return v;
+}
+
+/* the same epilogue 16 columns at a time, the same bits; the logistic's expf stays scalar */
 __attribute__((target("avx512f")))
 static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, const float *a,
                                      const float *b, int act, float *out, long ldo,
@@ -382,27 +410,49 @@ static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, con
     masks[0] = cols >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << cols) - 1);
     masks[1] = cols >= 32 ? (__mmask16) 0xffff
                           : cols > 16 ? (__mmask16) ((1u << (cols - 16)) - 1) : 0;
-    const __m512d tenth = _mm512_set1_pd(0.1);
     for (int i = 0; i < rows; i++) {
         __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
         for (int h = 0; h < 2; h++) {
             if (!masks[h])
                 continue;
-            __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i * 32 + 16 * h)));
-            __asm__("" : "+v"(p));
-            __m512 v = _mm512_add_ps(p, vb);
-            if (act == Y9K_ACT_LEAKY) {
-                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
-                    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
-                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-                v = _mm512_max_ps(v, w);        /* v > w ? v : w */
-            } else if (act == Y9K_ACT_RELU) {
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-            }
+            __m512 v = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32 + 16 * h), va, vb,
+                                           act);
             _mm512_mask_storeu_ps(out + i * ldo + 16 * h, masks[h], v);
         }
+    }
+}
+
+/* y9k_lowp_epilogue_pooled on int32 sums, the same bits: per row, the 16 upper and 16 lower
+   values activated, split into the windows' left and right columns, and compared in
+   maxpool.pxi's order (upper left, upper right, lower left, lower right, a later one winning
+   only if greater) */
+__attribute__((target("avx512f")))
+static void y9k_int8_epilogue_pooled_avx512(const int32_t *acc, int rows, int cols,
+                                            const float *a, const float *b, int act,
+                                            float *out, long ldo, float *sums)
+{
+    if (act == Y9K_ACT_LOGISTIC) {
+        y9k_int8_sums_to_float(acc, rows, sums);
+        y9k_lowp_epilogue_pooled(sums, rows, cols, a, b, act, out, ldo);
+        return;
+    }
+    const __m512i left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __mmask8 m = (__mmask8) ((1u << (cols / 2)) - 1);
+    for (int i = 0; i < rows; i++) {
+        __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
+        __m512 up = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32), va, vb, act);
+        __m512 low = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32 + 16), va, vb, act);
+        /* lanes 0-7 the upper row's, 8-15 the lower row's */
+        __m512 l = _mm512_permutex2var_ps(up, left, low), r = _mm512_permutex2var_ps(up, right, low);
+        __m256 best = _mm512_castps512_ps256(l);
+        __m256 t = _mm512_castps512_ps256(r);
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        t = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(l), 1));
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        t = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1));
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        _mm512_mask_storeu_ps(out + i * ldo, (__mmask16) m, _mm512_castps256_ps512(best));
     }
 }
 #endif
@@ -541,19 +591,24 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
    a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
    steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's blocks of
-   32 filters x 2 segments, on the OpenMP threads */
+   32 filters x 2 segments, on the OpenMP threads. With `pool` (OH and OW even) out (M, OH/2 *
+   OW/2) is its 2x2/2 maxpool instead, the full output never written: a block's two segments
+   are then the same columns of the two rows a window spans, and bf16's pooled epilogue takes
+   the maxima of the sums rounded to fp32 (the same bits as the unfused maxpool's) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              float *out)
+                              int pool, float *out)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
     long Hp = y9k_quads_rows(H, pad), Wp = W + 2L * pad;
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    long segments = (long) OH * per_row, seg_pairs = pool ? (long) (OH / 2) * per_row
+                                                          : (segments + 1) / 2;
     int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
     long KB = y9k_direct_depth(C, ksize) / 64;
     long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+    long plane_bytes = Hp * Wp * 4;
+    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
@@ -568,16 +623,31 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 #endif
         for (long blk = 0; blk < MB * seg_pairs; blk++) {
             long mb = blk / seg_pairs, sp = blk % seg_pairs;
-            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
             int oy[2], ox[2];
-            for (int h = 0; h < 2; h++) {
-                oy[h] = (int) (s[h] / per_row);
-                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
+            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
+            if (pool) {
+                /* segment j of rows 2r and 2r + 1 */
+                oy[0] = 2 * (int) (sp / per_row);
+                oy[1] = oy[0] + 1;
+                ox[0] = ox[1] = y9k_segment_x((int) (sp % per_row), per_row, OW);
+            } else {
+                for (int h = 0; h < 2; h++) {
+                    oy[h] = (int) (s[h] / per_row);
+                    ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
+                }
             }
             y9k_int8_conv_block_amx(wp + mb * 2 * KB * 1024, KB, xq, (oy[0] * Wp + ox[0]) * 4,
                                     (oy[1] * Wp + ox[1]) * 4, ksize, taps, Wp, CB,
                                     plane_bytes, acc);
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            if (pool) {
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                int cols = OW - ox[0] < 16 ? OW - ox[0] : 16;
+                y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                                out + mb * 32 * ldo + (oy[0] / 2) * (OW / 2)
+                                                    + ox[0] / 2, ldo, sums);
+                continue;
+            }
             for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
                 int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
                 y9k_int8_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
@@ -592,10 +662,10 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 /* no AMX on this architecture: never called (int8_kernels() does not list it) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              float *out)
+                              int pool, float *out)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xq;
-    (void) a; (void) b; (void) act; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out;
 }
 #endif
 

@@ -120,14 +120,18 @@ def _columns_buffer(values):
 
 
 def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bias, act,
-                  kernel):
+                  kernel, pool=False):
     """out (N, F, out_h, out_w) = act(scale · weights.scales · input_scale · ACC + bias) with
     ACC the exact int32 sums of the quantized weights and input: x (N, C, H, W) float32
     quantized per call by input_scale, weights an Int8Weights, scale and bias (F,) batch
-    norm's folded affine, act a core.ACT_* code, kernel a name of INT8_KERNELS."""
+    norm's folded affine, act a core.ACT_* code, kernel a name of INT8_KERNELS. With `pool`
+    (weights packed for the direct kernel, an even output) out (N, F, out_h/2, out_w/2) is
+    its 2x2/2 maxpool, taken in the kernel's epilogue."""
     n, c, h, w = x.shape
     f = out.shape[1]
     positions = out.shape[2] * out.shape[3]
+    if pool and not weights.direct:
+        raise ValueError("only the direct AMX kernel pools in its epilogue")
     depth = core.int8_direct_depth(c, size) if weights.direct else c * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
@@ -142,7 +146,7 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
         for i in range(n):
             core.int8_pack_quads(x[i], input_scale, padding, quads)
             core.int8_conv_amx(weights.data, quads, c, h, w, size, padding, multiplier, bias,
-                               act, out[i].reshape(f, positions))
+                               act, out[i].reshape(f, positions), pool)
         return out
     code = INT8_KERNELS[kernel]
     columns_size = core.int8_columns_size(depth, positions)

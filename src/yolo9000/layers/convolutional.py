@@ -350,11 +350,12 @@ class ConvolutionalLayer(Layer):
     def _int8_direct(self):
         return int8.int8_direct_applies(self.int8_kernel, self.in_shape[0], self.stride)
 
-    def _forward_int8(self, x, a, b):
-        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+    def _forward_int8(self, x, a, b, pool=False):
+        f, oh, ow = self.out_shape
+        z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)), np.float32)
         return int8.convolve_int8(x, self._int8_packed(), self.input_scale, self.size,
                                   self.stride, self.padding, z, a, b, self.act,
-                                  self.int8_kernel)
+                                  self.int8_kernel, pool=pool)
 
     def _bf16_weights(self):
         if self._bf16 is None or not self._made_from_these_weights(self._bf16_stamp):
@@ -557,9 +558,9 @@ class ConvolutionalLayer(Layer):
 
     def forward_pooled(self, x):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
-        direct or bf16 direct kernel's epilogue (the full output is never written: voc's
-        32x416x416 is 22 MB); None when this call takes none of them, the output size is
-        odd, or the layer runs int8 (the caller then runs forward and the maxpool)."""
+        direct, bf16 direct or int8 direct kernel's epilogue (the full output is never
+        written: voc's 32x416x416 is 22 MB); None when this call takes none of them or the
+        output size is odd (the caller then runs forward and the maxpool)."""
         if self.out_shape[1] % 2 or self.out_shape[2] % 2:
             return None
         if self.precision == lowp.BF16:
@@ -567,8 +568,11 @@ class ConvolutionalLayer(Layer):
                 return None
             a, b = self._inference_affine()
             return self._forward_bf16(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
-        if self.precision != lowp.FP32:
-            return None
+        if self.precision == lowp.INT8:
+            if not self._int8_direct():
+                return None
+            a, b = self._inference_affine()
+            return self._forward_int8(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
         a, b = self._inference_affine()
         return self._convolve_fused(np.ascontiguousarray(x, dtype=np.float32), a, b, self.act,
                                     False, pool=True)
