@@ -117,8 +117,7 @@ def test_the_packers_divide_as_numpy_does(scale):
     np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
     out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
     core.int8_pack_quads(x, scale, 0, out)
-    quads = out[:-QUADS_SLACK].reshape(16, 5, 16, 4).transpose(0, 3, 1, 2).reshape(64, 5, 16)
-    np.testing.assert_array_equal(quads[:, :3], expected)
+    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
     np.testing.assert_array_equal(int8.quantize_activations(x, scale), expected)
 
 
@@ -150,23 +149,43 @@ def slots_of(c):
     return 16 if c <= 16 else 32 if c <= 32 else padded(c, DEPTH)
 
 
+def quads_geometry(h, w, pad):
+    """(rows, width, plane) of a channel-quad plane, in positions: rows of W + pad, H + 2 pad +
+    ceil((pad + 31) / (W + pad)) of them, planes an odd number of 64-byte lines (16 quads)
+    apart."""
+    width = w + pad
+    rows = h + 2 * pad + -(-(pad + 31) // width)
+    lines = -(-rows * width // 16)
+    return rows, width, 16 * (lines if lines % 2 else lines + 1)
+
+
+def expected_quads(xq, slots, pad):
+    """The quantized image xq (C, H, W) in channel quads: rows starting with `pad` zeros (one
+    border between two rows), `pad` zero rows above, below `pad` and the slack, zeros up to
+    the next plane; zero channels up to the slots; below 64 channels the planes again,
+    shifted left by one position per copy up to 64 channels' worth (the flat bytes moved by
+    4, zeros entering at the end); then the slack's zero bytes."""
+    c, h, w = xq.shape
+    rows, width, plane = quads_geometry(h, w, pad)
+    full = np.zeros((slots, rows, width), np.int8)
+    full[:c, pad:pad + h, pad:] = xq
+    planes = np.zeros((slots, plane), np.int8)
+    planes[:, :rows * width] = full.reshape(slots, -1)
+    quads = planes.reshape(slots // 4, 4, plane).transpose(0, 2, 1).ravel()
+    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
+              for j in range(max(1, DEPTH // slots))]
+    return np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)])
+
+
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
                                    (16, 4, 9), (32, 5, 18), (33, 3, 4)])
-@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("pad", [0, 1, 2])
 def test_channel_quads_packing_layout(c, h, w, pad):
-    """[planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two
-    rows of slack, zero channels up to the slots (16, 32 or a multiple of 64); below 64
-    channels the planes again, shifted left by one position per copy up to 64 channels' worth
-    (the flat bytes moved by 4, zeros entering at the end); then the slack's zero bytes."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((slots_of(c), h + 2 * pad + 2, w + 2 * pad), np.int8)
-    full[:c, pad:pad + h, pad:pad + w] = reference_quantize(x, 0.01)
-    quads = full.reshape(-1, 4, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
-    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
-              for j in range(max(1, DEPTH // slots_of(c)))]
     out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
     core.int8_pack_quads(x, 0.01, pad, out)
-    np.testing.assert_array_equal(out, np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)]))
+    np.testing.assert_array_equal(out, expected_quads(reference_quantize(x, 0.01).astype(np.int8),
+                                                      slots_of(c), pad))
 
 
 def test_direct_weights_are_in_the_kernels_steps():
@@ -210,7 +229,10 @@ SHAPES = [(3, 7, 13, 13, 3, 1, 1, 2), (5, 1, 5, 7, 3, 2, 1, 1), (17, 33, 13, 13,
           (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1),
           # 16 and 32 channels: taps sharing a step; a 5x5 kernel (a group past the row's end)
           (32, 40, 20, 37, 3, 1, 1, 1), (16, 9, 7, 18, 3, 1, 1, 2), (20, 5, 9, 9, 5, 1, 2, 1),
-          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1)]
+          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1),
+          # the direct kernel's spans: channel blocks resumed over a group of pieces (3x3 on
+          # two channel blocks, 13 pieces: two groups; 1x1 on nine channel blocks)
+          (128, 33, 20, 19, 3, 1, 1, 1), (576, 33, 5, 9, 1, 1, 0, 1)]
 # (kernel, direct): every path a convolution can take
 PATHS = [("amx", True), ("amx", False), ("vnni", False), ("portable", False)]
 

@@ -124,9 +124,12 @@ def int8_quads_size(int C, int H, int W, int pad):
 
 
 def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
-    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out as
-    [planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border of `pad`
-    and two rows of slack below, then 1024 zero bytes. With 64 channels or more, C' / 4
+    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out in
+    bf16_pack_pairs's flat layout with channel quads for pairs: planes of [H'][W + pad][4],
+    channel quads side by side, each row starting with `pad` zeros (its left border, and the
+    right border of the row before), `pad` zero rows above, below `pad` zero rows and slack
+    up to H' = H + 2 pad + ceil((pad + 31) / (W + pad)) rows, zeros up to the next plane (an
+    odd number of 64-byte lines on); then 1024 zero bytes. With 64 channels or more, C' / 4
     planes (C' = C rounded up to 64, the channels from C on zeros); with fewer, 16 planes: the
     s / 4 planes of C padded to s slots (int8_direct_depth), then 64 / s - 1 copies of them,
     the j-th shifted left by j positions (4·j bytes, zeros at the end)."""
