@@ -807,10 +807,12 @@ def bench_memory(opts, store):
 def profile_forward(net, x, train, repeats):
     """Median ms of each layer.forward over `repeats` walks done the way Network._run does
     (at inference a convolution and the 2x2/2 maxpool it pools in its epilogue as one call,
-    timed on the convolution's row, the maxpool's row 0 with `pooled_by`); returns (rows,
-    outputs of the last walk)."""
+    timed on the convolution's row, the maxpool's row 0 with `pooled_by`; a convolution's
+    output handed to the next packed, Network.hand_offs); returns (rows, outputs of the last
+    walk)."""
     per_layer = [[] for _ in net.layers]
     pairs = set() if train else net.pooled_pairs
+    hand_offs = {} if train else net.hand_offs
     pooled_by = {}
     for _ in range(repeats):
         outputs = [None] * len(net.layers)
@@ -821,8 +823,10 @@ def profile_forward(net, x, train, repeats):
             inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
                    else (outputs[i - 1] if i > 0 else x))
             t = time.perf_counter()
-            pooled = layer.forward_pooled(inp) if i in pairs else None
-            if pooled is None:
+            pooled = layer.forward_pooled(inp, hand_offs.get(i)) if i in pairs else None
+            if pooled is None and i in hand_offs:
+                outputs[i] = layer.forward(inp, train, hand_off=hand_offs[i])
+            elif pooled is None:
                 outputs[i] = layer.forward(inp, train)
             else:
                 outputs[i + 1] = pooled

@@ -60,8 +60,8 @@ def test_networks_pool_in_the_convolutions_at_inference():
     calls = []
     original = ConvolutionalLayer.forward_pooled
 
-    def spy(self, inp):
-        out = original(self, inp)
+    def spy(self, inp, *hand_off):
+        out = original(self, inp, *hand_off)
         calls.append((self, out is not None))
         return out
 

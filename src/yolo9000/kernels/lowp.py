@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import core, int8, workspace
+from .handoff import PackedActivation
 from .precisions import AUTO, BF16, FP32, INT8, PRECISION_CHOICES, PRECISIONS  # noqa: F401
 
 # the bf16 kernels by name (set_precision's `kernel`, summary, bench), fastest first
@@ -148,25 +149,45 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
     """out (N, F, out_h, out_w) = act(scale · conv(x, W) + bias) with bf16 products: x (N, C,
     H, W) float32 rounded per call, W a BF16Weights, kernel a name of BF16_KERNELS. With
     `pool` (weights packed for the direct kernel, an even output) out (N, F, out_h/2,
-    out_w/2) is its 2x2/2 maxpool, taken in the kernel's epilogue."""
+    out_w/2) is its 2x2/2 maxpool, taken in the kernel's epilogue.
+
+    On the direct kernel x may instead be a handoff.PackedActivation packed for this
+    convolution (read in place), and out one to fill (the output packed for the next layer,
+    the fp32 tensor never kept)."""
     n, c, h, w = x.shape
     f = out.shape[1]
-    positions = out.shape[2] * out.shape[3]
+    out_h, out_w = out.shape[2:]
+    positions = out_h * out_w
     if pool and not weights.taps_major:
         raise ValueError("only the direct AMX kernel pools in its epilogue")
     depth = (core.bf16_padded(c) if weights.taps_major else c) * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
+    packed_in, packed_out = isinstance(x, PackedActivation), isinstance(out, PackedActivation)
+    if (packed_in or packed_out) and not weights.taps_major:
+        raise ValueError("only the direct AMX kernel reads or writes packed activations")
+    if packed_in:
+        x.check((n, c, h, w), padding, BF16)
     if weights.taps_major:
         if not direct_applies(kernel, c, stride):
             raise ValueError("weights packed for the direct AMX kernel, which this call "
                              "cannot take")
-        pairs = workspace.borrow_packed(core.bf16_pairs_size(c, h, w, padding))
+        if not packed_in:
+            pairs = workspace.borrow_packed(core.bf16_pairs_size(c, h, w, padding))
+        if packed_out:
+            image_out = np.empty((f, positions), np.float32)
         for i in range(n):
-            core.bf16_pack_pairs(x[i], padding, pairs)
+            if packed_in:
+                pairs = x.image(i)
+            else:
+                core.bf16_pack_pairs(x[i], padding, pairs)
             core.bf16_conv_amx(weights.data, pairs, c, h, w, size, padding, scale, bias, act,
-                               out[i].reshape(f, positions), pool)
+                               image_out if packed_out else out[i].reshape(f, positions),
+                               pool)
+            if packed_out:
+                core.bf16_pack_pairs(image_out.reshape(f, out_h, out_w), out.padding,
+                                     out.image(i))
         return out
     code = BF16_KERNELS[kernel]
     columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))

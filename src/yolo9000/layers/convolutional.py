@@ -41,7 +41,7 @@ zero_grads() leaves the weight gradient to be written over by the next backward.
 import numpy as np
 
 from ..kernels import core
-from ..kernels import gemm, int8, lowp, winograd, workspace
+from ..kernels import gemm, handoff, int8, lowp, winograd, workspace
 from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
@@ -367,9 +367,16 @@ class ConvolutionalLayer(Layer):
     def _bf16_direct(self):
         return lowp.direct_applies(self.bf16_kernel, self.in_shape[0], self.stride)
 
-    def _forward_bf16(self, x, a, b, pool=False):
+    def _forward_bf16(self, x, a, b, pool=False, hand_off=None):
         f, oh, ow = self.out_shape
-        z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)), np.float32)
+        shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
+        if hand_off is not None:
+            if self.packed_input() != hand_off.precision:
+                raise ValueError(f"only the direct kernel hands off its output packed, in "
+                                 f"{self.packed_input()}; asked {hand_off.precision}")
+            z = handoff.packed_output(hand_off, shape, reading=x)
+        else:
+            z = np.empty(shape, np.float32)
         return lowp.convolve_bf16(x, self._bf16_weights(), self.size, self.stride,
                                   self.padding, z, a, b, self.act, self.bf16_kernel, pool=pool)
 
@@ -556,34 +563,66 @@ class ConvolutionalLayer(Layer):
             return winograd.convolve(x, u, z, a, b, act, pool=pool)
         return None
 
-    def forward_pooled(self, x):
+    def forward_pooled(self, x, hand_off=None):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
         direct, bf16 direct or int8 direct kernel's epilogue (the full output is never
         written: voc's 32x416x416 is 22 MB); None when this call takes none of them or the
-        output size is odd (the caller then runs forward and the maxpool)."""
-        if self.out_shape[1] % 2 or self.out_shape[2] % 2:
+        output size is odd (the caller then runs forward and the maxpool).
+        `hand_off` as forward's (with pools_in_epilogue())."""
+        if not self.pools_in_epilogue():
+            if hand_off is not None:
+                raise ValueError("this layer cannot hand off a pooled output")
             return None
-        if self.precision == lowp.BF16:
-            if not self._bf16_direct():
-                return None
-            a, b = self._inference_affine()
-            return self._forward_bf16(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
-        if self.precision == lowp.INT8:
-            if not self._int8_direct():
-                return None
-            a, b = self._inference_affine()
-            return self._forward_int8(np.ascontiguousarray(x, dtype=np.float32), a, b, pool=True)
+        x = self._inference_input(x)
         a, b = self._inference_affine()
-        return self._convolve_fused(np.ascontiguousarray(x, dtype=np.float32), a, b, self.act,
-                                    False, pool=True)
+        if self.precision == lowp.BF16:
+            return self._forward_bf16(x, a, b, pool=True, hand_off=hand_off)
+        if hand_off is not None:
+            raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
+        if self.precision == lowp.INT8:
+            return self._forward_int8(x, a, b, pool=True)
+        return self._convolve_fused(x, a, b, self.act, False, pool=True)
 
-    def forward(self, x, train=False):
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n = x.shape[0]
+    def pools_in_epilogue(self):
+        """Whether forward_pooled may take the maxpool in this layer's epilogue: in bf16 and
+        int8 always on the direct kernel, in fp32 when the direct or Winograd kernel takes
+        the call; never on an odd output."""
+        if self.out_shape[1] % 2 or self.out_shape[2] % 2:
+            return False
+        if self.precision == lowp.BF16:
+            return self._bf16_direct()
+        if self.precision == lowp.INT8:
+            return self._int8_direct()
+        return self.precision == lowp.FP32
+
+    def packed_input(self):
+        """The precision of the packed input (handoff.PackedActivation) this layer's
+        inference forward reads in place, or None: bf16 on the direct kernel."""
+        return lowp.BF16 if self.precision == lowp.BF16 and self._bf16_direct() else None
+
+    def _inference_input(self, x):
+        """x as the inference kernels read it: a packed activation checked to be this
+        layer's, else a contiguous float32 array."""
+        if not isinstance(x, handoff.PackedActivation):
+            return np.ascontiguousarray(x, dtype=np.float32)
+        if self.packed_input() != x.precision:
+            raise ValueError(f"a packed {x.precision} activation handed to a layer that "
+                             f"runs {self.precision} "
+                             f"({self.inference_path(x.shape[0])}), which cannot read it")
+        return x.check((x.shape[0],) + self.in_shape, self.padding, x.precision)
+
+    def forward(self, x, train=False, hand_off=None):
+        """The output (N, F, out_h, out_w). At inference x may be a packed activation handed
+        off by the layer before (packed_input()), and with `hand_off` (a handoff.HandOff,
+        from Network.hand_offs) the output is one too, packed for the next layer."""
         if not train:
+            x = self._inference_input(x)
             a, b = self._inference_affine()
             if self.precision == lowp.BF16:
-                return self._forward_bf16(x, a, b)
+                return self._forward_bf16(x, a, b, hand_off=hand_off)
+            if hand_off is not None:
+                raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
+            n = x.shape[0]
             if self.precision == lowp.INT8:
                 return self._forward_int8(x, a, b)
             y = self._convolve_fused(x, a, b, self.act, train)
@@ -592,6 +631,10 @@ class ConvolutionalLayer(Layer):
             z = self._convolve(x)
             core.scale_bias_activate(z, a, b, self.act)
             return z.reshape((n,) + self.out_shape)
+        if isinstance(x, handoff.PackedActivation) or hand_off is not None:
+            raise ValueError("training reads and writes fp32 activations, never packed ones")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
         ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
         z = self._convolve_fused(x, ones, zeros, 0, train)
         z = self._convolve(x, train) if z is None else z.reshape(n, self.filters, -1)

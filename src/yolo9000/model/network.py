@@ -15,6 +15,7 @@ from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
 from ..memory import available_memory, describe_bytes
 from ..kernels import lowp
+from ..kernels.handoff import HandOff
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.maxpool import MaxpoolLayer
@@ -147,6 +148,7 @@ class Network:
         self._plan_memory()
         self._plan_winograd()
         self._plan_pooling()
+        self._plan_hand_offs()
 
     def _init_objectness_prior(self, prior=OBJECTNESS_PRIOR):
         """Start the objectness of a fresh detector at `prior` instead of σ(0) = .5.
@@ -288,10 +290,39 @@ class Network:
         them (forward_pooled, when the call takes the direct or Winograd kernel)."""
         return frozenset(self._pooled_pairs)
 
+    def _plan_hand_offs(self):
+        """The convolutions whose inference output goes straight into the next convolution's
+        packed input (kernels/handoff.py): conv i hands off to conv j when j is i + 1, or
+        i + 2 through the maxpool its epilogue takes (pooled_pairs), i's output (or the
+        pool's) has no other reader, and j reads the precision i writes packed (both bf16 on
+        the direct kernel). Depends on the shapes and the precisions."""
+        self._hand_offs = {}
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, ConvolutionalLayer) or layer.packed_input() is None:
+                continue
+            pooled = i in self._pooled_pairs
+            if pooled and not layer.pools_in_epilogue():
+                continue
+            j = i + 2 if pooled else i + 1
+            if j >= len(self.layers) or self._last_use[j - 1] != j:
+                continue
+            consumer = self.layers[j]
+            if (isinstance(consumer, ConvolutionalLayer)
+                    and consumer.packed_input() == layer.packed_input()):
+                self._hand_offs[i] = HandOff(consumer.padding, consumer.packed_input())
+
+    @property
+    def hand_offs(self):
+        """{convolution index: the handoff.HandOff its inference output is written as} for
+        the convolutions that hand theirs to the next one packed (not in training,
+        forward_all or with watch_inputs, which read every output in fp32)."""
+        return dict(self._hand_offs)
+
     def _run(self, x, train, keep_all, watch_inputs=None):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
         pairs = set() if train or keep_all else self._pooled_pairs
+        hand_offs = {} if train or keep_all or watch_inputs is not None else self._hand_offs
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
@@ -301,8 +332,10 @@ class Network:
                 watch_inputs(i, inp)
             if i - 1 in pairs and outputs[i] is not None:
                 pass            # the maxpool's output, made by the convolution before it
-            elif i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
+            elif i in pairs and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None:
                 outputs[i + 1] = pooled
+            elif i in hand_offs:
+                outputs[i] = layer.forward(inp, train, hand_off=hand_offs[i])
             else:
                 outputs[i] = layer.forward(inp, train)
             if not keep_all:
@@ -369,6 +402,7 @@ class Network:
             shapes.append(shape)
         self._plan_winograd()
         self._plan_pooling()
+        self._plan_hand_offs()
 
     def set_precision(self, precision, kernel=None):
         """Run inference in `precision`: "fp32", "bf16" (on the fastest unit the CPU has;
@@ -392,6 +426,7 @@ class Network:
                 layer.set_precision(resolved, kernel)
         self.precision, self.precision_note = resolved, note
         self._plan_winograd()
+        self._plan_hand_offs()
         return note
 
     def layer_paths(self, batch=1):
