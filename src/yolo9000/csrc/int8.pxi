@@ -153,22 +153,53 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
     bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    _check_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    if out.shape[1] != ((OH // 2) * (OW // 2) if pool else OH * OW):
+        raise ValueError("int8_conv_amx: needs out (M, out_h·out_w), or (M, out_h/2 · "
+                         "out_w/2) to pool")
+    if M == 0:
+        return
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, pool, &out[0, 0], NULL, 1.0, 0)
+
+
+def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int C, int H,
+                        int W, int ksize, int pad, const float[::1] multiplier,
+                        const float[::1] bias, int act, int M, signed char[::1] next_quads,
+                        float next_scale, int next_pad, bint pool=False):
+    """int8_conv_amx's output (M filters; pooled with `pool`) handed to the next int8 direct
+    convolution: written into next_quads as int8_pack_quads(output, next_scale, next_pad)
+    writes it, the same bytes, without the fp32 output."""
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    _check_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    _check_input_scale(next_scale)
+    if next_pad < 0:
+        raise ValueError("int8_conv_amx_quads: negative padding")
+    if pool:
+        OH, OW = OH // 2, OW // 2
+    if next_quads.shape[0] < int8_quads_size(M, OH, OW, next_pad):
+        raise ValueError("int8_conv_amx_quads: next_quads is too small")
+    if M <= 0:
+        raise ValueError("int8_conv_amx_quads: no filters")
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, pool, NULL, <int8_t*> &next_quads[0],
+                          next_scale, next_pad)
+
+
+def _check_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C, int H,
+                    int W, int ksize, int pad, const float[::1] multiplier,
+                    const float[::1] bias, bint pool):
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if INT8_AMX not in int8_kernels():
         raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")
     if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0:
         raise ValueError("int8_conv_amx: needs channels and an output")
-    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
-        raise ValueError("int8_conv_amx: pooling needs an even output and out (M, out_h/2 · "
-                         "out_w/2)")
-    if not pool and out.shape[1] != OH * OW:
-        raise ValueError("int8_conv_amx: needs out (M, out_h·out_w)")
+    if pool and (OH % 2 or OW % 2):
+        raise ValueError("int8_conv_amx: pooling needs an even output")
     if (w.shape[0] < int8_weights_size(M, y9k_direct_depth(C, ksize))
             or xq.shape[0] < int8_quads_size(C, H, W, pad)):
         raise ValueError("int8_conv_amx: the packed operands are too small")
     if multiplier.shape[0] < M or bias.shape[0] < M:
         raise ValueError("int8_conv_amx: multiplier and bias need one value per filter")
-    if M == 0:
-        return
-    with nogil:
-        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
-                          &multiplier[0], &bias[0], act, pool, &out[0, 0])

@@ -317,16 +317,55 @@ static inline long y9k_quads_size(int C, int H, int W, int pad)
     return planes * y9k_quads_plane_bytes(H, W, pad) + Y9K_QUADS_SLACK;
 }
 
+/* the bytes of one quad plane (plane_bytes) that are not the image: the `pad` rows above it,
+   each row's left border, the rows below it and the plane's tail */
+static inline void y9k_int8_quads_plane_border(int8_t *plane, int H, int W, int pad,
+                                               long plane_bytes)
+{
+    long Wp = y9k_pairs_width(W, pad);
+    memset(plane, 0, (size_t) pad * Wp * 4);
+    for (long y = 0; y < H; y++)
+        memset(plane + (y + pad) * Wp * 4, 0, (size_t) pad * 4);
+    memset(plane + (pad + (long) H) * Wp * 4, 0,
+           (size_t) (plane_bytes - (pad + (long) H) * Wp * 4));
+}
+
+/* everything of x's quads (C, H, W, pad) but the image of its first C channels: the
+   borders, the zero planes up to the slots and the slack; what a kernel writing the image
+   into them (y9k_int8_conv_amx's hand-off) leaves to be written */
+static void y9k_int8_quads_frame(int C, int H, int W, int pad, int8_t *out)
+{
+    long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    long planes = y9k_direct_slots(C) / 4;
+    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
+    for (long cq = 0; cq < planes; cq++) {
+        if (4 * cq >= C)
+            memset(out + cq * plane_bytes, 0, (size_t) plane_bytes);
+        else
+            y9k_int8_quads_plane_border(out + cq * plane_bytes, H, W, pad, plane_bytes);
+    }
+}
+
+/* below 64 channels, the copies of the first slots/4 planes shifted left by 1, 2, ...
+   positions, zeros entering at the end */
+static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *out)
+{
+    long group_bytes = y9k_direct_slots(C) / 4 * y9k_quads_plane_bytes(H, W, pad);
+    for (int j = 1; j < y9k_direct_taps(C); j++) {
+        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
+        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
+    }
+}
+
 /* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
    shifted copies, the slack */
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
     long Wp = y9k_pairs_width(W, pad), plane_bytes = y9k_quads_plane_bytes(H, W, pad);
-    int taps = y9k_direct_taps(C);
-    long planes = y9k_direct_slots(C) / 4, group_bytes = planes * plane_bytes;
+    long planes = y9k_direct_slots(C) / 4;
     (void) avx512;
-    memset(out + taps * group_bytes, 0, Y9K_QUADS_SLACK);
+    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -336,28 +375,22 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
             memset(plane, 0, (size_t) plane_bytes);
             continue;
         }
-        memset(plane, 0, (size_t) pad * Wp * 4);
-        memset(plane + (pad + (long) H) * Wp * 4, 0,
-               (size_t) (plane_bytes - (pad + (long) H) * Wp * 4));
+        y9k_int8_quads_plane_border(plane, H, W, pad, plane_bytes);
         for (long y = 0; y < H; y++) {
-            int8_t *row = plane + (y + pad) * Wp * 4;
+            int8_t *row = plane + ((y + pad) * Wp + pad) * 4;
             const float *rows[4];
             for (int i = 0; i < 4; i++)
                 rows[i] = 4 * cq + i < C ? x + ((4 * cq + i) * H + y) * W : NULL;
-            memset(row, 0, (size_t) pad * 4);
 #if Y9K_HAVE_LOWP_X86
             if (avx512) {
-                y9k_int8_quad_row_avx512(rows, W, s, row + pad * 4);
+                y9k_int8_quad_row_avx512(rows, W, s, row);
                 continue;
             }
 #endif
-            y9k_int8_quad_row_portable(rows, W, s, row + pad * 4);
+            y9k_int8_quad_row_portable(rows, W, s, row);
         }
     }
-    for (int j = 1; j < taps; j++) {
-        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
-        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
-    }
+    y9k_int8_quads_shifted_copies(C, H, W, pad, out);
 }
 
 /* a block's first `rows` rows of int32 sums (32 a row), each rounded once to fp32 */
@@ -461,6 +494,29 @@ static void y9k_int8_epilogue_pooled_avx512(const int32_t *acc, int rows, int co
         t = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1));
         best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
         _mm512_mask_storeu_ps(out + i * ldo, (__mmask16) m, _mm512_castps256_ps512(best));
+    }
+}
+#endif
+
+#if Y9K_HAVE_LOWP_X86
+/* the hand-off's requantization: n activated values of `rows` filters (v, row stride 32)
+   quantized by s as the packers quantize (y9k_quantize16) into quads at dst, the filters'
+   quad planes plane_bytes apart, the bytes of filters past `rows` in the last quad zeros */
+__attribute__((target("avx512f")))
+static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, int8_t *dst,
+                                      long plane_bytes)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int r = 0; r < rows; r += 4) {
+        int8_t *plane = dst + (r / 4) * plane_bytes;
+        for (int c = 0; c < n; c += 16) {
+            __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
+            __m512i q[4];
+            for (int i = 0; i < 4; i++)
+                q[i] = r + i < rows ? y9k_quantize16(_mm512_maskz_loadu_ps(m, v + (r + i) * 32 + c), vs)
+                                    : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
+        }
     }
 }
 #endif
@@ -606,21 +662,57 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
-/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart): the
-   columns that are outputs (ox < OW, oy < OH) written, row by row (y9k_lowp_epilogue_flat on
-   int32 sums) */
+/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
+   layer's input quantized by `scale` into its channel quads with border `pad` (the hand-off:
+   y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
+typedef struct {
+    float *out;
+    long ldo;
+    int8_t *quads;
+    float scale;
+    int pad;
+    long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
+} y9k_int8_sink;
+
+/* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
+   output positions from (oy, ox) on, requantized into the sink's quads */
+static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy, long ox,
+                                     int rows, int n, const float *v)
+{
+    int8_t *dst = sink->quads + mb * 8 * sink->plane_bytes
+                  + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+#if Y9K_HAVE_LOWP_X86
+    y9k_int8_requantize_quads(v, rows, n, sink->scale, dst, sink->plane_bytes);
+#else
+    (void) dst; (void) rows; (void) n; (void) v;
+#endif
+}
+
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) of filter
+   block mb: the columns that are outputs (ox < OW, oy < OH) written, row by row
+   (y9k_lowp_epilogue_flat on int32 sums), to fp32 rows or requantized (`vals`: 32x32 floats
+   of scratch) */
 static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0, long Wp,
                                           int OW, int OH, const float *a, const float *b,
-                                          int act, float *out, long ldo, float *sums)
+                                          int act, const y9k_int8_sink *sink, long mb,
+                                          float *sums, float *vals)
 {
     for (int j = 0; j < 32;) {
         long q = q0 + j, oy = q / Wp, ox = q % Wp;
         int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
         if (oy >= OH)
             break;
-        if (ox < OW)
-            y9k_int8_epilogue(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b, act,
-                              out + oy * OW + ox, ldo, sums, 1);
+        if (ox < OW) {
+            int n = OW - ox < run ? (int) (OW - ox) : run;
+            if (!sink->quads) {
+                y9k_int8_epilogue(acc + j, rows, n, a, b, act,
+                                  sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
+                                  sums, 1);
+            } else {
+                y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
+                y9k_int8_sink_put(sink, mb, oy, ox, rows, n, vals);
+            }
+        }
         j += run;
     }
 }
@@ -634,10 +726,12 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
    L1 across the group, on the OpenMP threads. With `pool` (OH and OW even) out (M, OH/2 *
    OW/2) is its 2x2/2 maxpool instead, the full output never written: a piece's two tiles are
    then the same 16 columns of the two rows a window spans, the maxima taken on the sums
-   activated (the same bits as the unfused maxpool's) */
+   activated (the same bits as the unfused maxpool's). With `qout` the output (pooled or
+   not) goes to the next layer's channel quads instead (border qpad, quantized by qscale as
+   y9k_int8_pack_quads would quantize out: the same bytes), out unused */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              int pool, float *out)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
     long Wp = y9k_pairs_width(W, pad);
@@ -651,6 +745,11 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     long MB = y9k_lowp_round_up(M) / 32;
     long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    int NH = pool ? OH / 2 : OH, NW = pool ? OW / 2 : OW;      /* the output's map */
+    y9k_int8_sink sink = {out, ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
+                          y9k_quads_plane_bytes(NH, NW, qpad)};
+    if (qout)
+        y9k_int8_quads_frame(M, NH, NW, qpad, qout);
     /* bf16's spans: a W block of 16 filters x 64 channels is its 1 KB too, so the same
        budget (at least 8 W blocks a span: one channel block for 3x3, eight for 1x1) */
     int steps = ksize * groups;
@@ -668,6 +767,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
         static __thread int32_t accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
             __attribute__((aligned(64)));
         float sums[32 * 32] __attribute__((aligned(64)));
+        float vals[32 * 32] __attribute__((aligned(64)));
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
@@ -697,29 +797,39 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                 const int32_t *acc = accs[piece - first];
                 if (!pool) {
                     y9k_int8_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
-                                           b + mb * 32, act, out + mb * 32 * ldo, ldo, sums);
+                                           b + mb * 32, act, &sink, mb, sums, vals);
                     continue;
                 }
                 /* ox even (OW even: the overlapping last segment starts at OW - 16) */
                 long oy = 2 * (piece / per_row);
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
+                if (!qout) {
+                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                    act, out + mb * 32 * ldo
+                                                        + (oy / 2) * (OW / 2) + ox / 2,
+                                                    ldo, sums);
+                    continue;
+                }
                 y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                                                out + mb * 32 * ldo + (oy / 2) * (OW / 2)
-                                                    + ox / 2, ldo, sums);
+                                                vals, 32, sums);
+                y9k_int8_sink_put(&sink, mb, oy / 2, ox / 2, rows, cols / 2, vals);
             }
         }
         y9k_amx_release();
     }
+    if (qout)
+        y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
 }
 #else
 /* no AMX on this architecture: never called (int8_kernels() does not list it) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              int pool, float *out)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xq;
-    (void) a; (void) b; (void) act; (void) pool; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out; (void) qout; (void) qscale;
+    (void) qpad;
 }
 #endif
 

@@ -350,9 +350,16 @@ class ConvolutionalLayer(Layer):
     def _int8_direct(self):
         return int8.int8_direct_applies(self.int8_kernel, self.in_shape[0], self.stride)
 
-    def _forward_int8(self, x, a, b, pool=False):
+    def _forward_int8(self, x, a, b, pool=False, hand_off=None):
         f, oh, ow = self.out_shape
-        z = np.empty((x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow)), np.float32)
+        shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
+        if hand_off is not None:
+            if self.packed_input() != hand_off.precision:
+                raise ValueError(f"only the direct kernel hands off its output packed, in "
+                                 f"{self.packed_input()}; asked {hand_off.precision}")
+            z = handoff.packed_output(hand_off, shape, reading=x)
+        else:
+            z = np.empty(shape, np.float32)
         return int8.convolve_int8(x, self._int8_packed(), self.input_scale, self.size,
                                   self.stride, self.padding, z, a, b, self.act,
                                   self.int8_kernel, pool=pool)
@@ -577,10 +584,10 @@ class ConvolutionalLayer(Layer):
         a, b = self._inference_affine()
         if self.precision == lowp.BF16:
             return self._forward_bf16(x, a, b, pool=True, hand_off=hand_off)
+        if self.precision == lowp.INT8:
+            return self._forward_int8(x, a, b, pool=True, hand_off=hand_off)
         if hand_off is not None:
             raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
-        if self.precision == lowp.INT8:
-            return self._forward_int8(x, a, b, pool=True)
         return self._convolve_fused(x, a, b, self.act, False, pool=True)
 
     def pools_in_epilogue(self):
@@ -597,8 +604,21 @@ class ConvolutionalLayer(Layer):
 
     def packed_input(self):
         """The precision of the packed input (handoff.PackedActivation) this layer's
-        inference forward reads in place, or None: bf16 on the direct kernel."""
-        return lowp.BF16 if self.precision == lowp.BF16 and self._bf16_direct() else None
+        inference forward reads in place, or None: bf16 or int8 on the direct kernel."""
+        if self.precision == lowp.BF16 and self._bf16_direct():
+            return lowp.BF16
+        if self.precision == lowp.INT8 and self._int8_direct():
+            return lowp.INT8
+        return None
+
+    def input_hand_off(self):
+        """The handoff.HandOff a layer before writes this layer's packed input as (its
+        padding and precision; in int8 its input scale), or None (packed_input())."""
+        precision = self.packed_input()
+        if precision is None:
+            return None
+        return handoff.HandOff(self.padding, precision,
+                               self.input_scale if precision == lowp.INT8 else None)
 
     def _inference_input(self, x):
         """x as the inference kernels read it: a packed activation checked to be this
@@ -609,7 +629,8 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"a packed {x.precision} activation handed to a layer that "
                              f"runs {self.precision} "
                              f"({self.inference_path(x.shape[0])}), which cannot read it")
-        return x.check((x.shape[0],) + self.in_shape, self.padding, x.precision)
+        return x.check((x.shape[0],) + self.in_shape, self.padding, x.precision,
+                       self.input_scale if x.precision == lowp.INT8 else None)
 
     def forward(self, x, train=False, hand_off=None):
         """The output (N, F, out_h, out_w). At inference x may be a packed activation handed
@@ -620,11 +641,11 @@ class ConvolutionalLayer(Layer):
             a, b = self._inference_affine()
             if self.precision == lowp.BF16:
                 return self._forward_bf16(x, a, b, hand_off=hand_off)
+            if self.precision == lowp.INT8:
+                return self._forward_int8(x, a, b, hand_off=hand_off)
             if hand_off is not None:
                 raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
             n = x.shape[0]
-            if self.precision == lowp.INT8:
-                return self._forward_int8(x, a, b)
             y = self._convolve_fused(x, a, b, self.act, train)
             if y is not None:
                 return y
