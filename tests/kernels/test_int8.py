@@ -32,7 +32,8 @@ def padded(n, unit=BLOCK):
 
 def reference_quantize(x, scale):
     """clip(rint(x / scale), -127, 127) in float32 division, rounding half to even, as int64."""
-    ratio = np.asarray(x, np.float32) / np.float32(scale)
+    with np.errstate(over="ignore"):       # a tiny scale: infinities, clipped
+        ratio = np.asarray(x, np.float32) / np.float32(scale)
     return np.clip(np.rint(ratio), -127, 127).astype(np.int64)
 
 
@@ -119,6 +120,27 @@ def test_the_packers_divide_as_numpy_does(scale):
     core.int8_pack_quads(x, scale, 0, out)
     np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
     np.testing.assert_array_equal(int8.quantize_activations(x, scale), expected)
+
+
+@pytest.mark.parametrize("scale", [0.0123, 7.0, 1e-30, 3e37, 1e-39])
+def test_the_packers_round_as_numpy_at_any_distance_from_a_tie(scale):
+    """x / s against ties k + 1/2 at distances from 1e-6 to 0.01 either side (the AVX-512
+    packers multiply by 1 / s and divide only near a tie), with scales whose reciprocal is
+    huge, tiny or not a normal float (1e-39 is subnormal: 1 / s overflows)."""
+    rng = np.random.default_rng(int(-np.log10(scale) * 100) % 2 ** 32)
+    k = rng.integers(-130, 130, 64 * 48) + 0.5
+    distance = np.geomspace(1e-6, 1e-2, k.size) * rng.choice([-1, 1], k.size)
+    with np.errstate(over="ignore"):       # 3e37 times 12 or more: infinities
+        x = ((k + distance) * np.float64(scale)).astype(np.float32).reshape(64, 3, 16)
+    x.reshape(-1)[:20] = [0, -0.0, np.inf, -np.inf, np.nan] * 4
+    expected = reference_quantize(np.where(np.isnan(x), -np.inf, x), scale)   # NaN: -127
+    assert np.any(expected == 127) and np.any(expected == -127)
+    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
+    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
+    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
+    core.int8_pack_quads(x, scale, 0, out)
+    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
 
 
 # -- packing -----------------------------------------------------------------------------------
