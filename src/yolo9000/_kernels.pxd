@@ -147,7 +147,8 @@ cdef extern from "int8_x86.h":
                              int8_t* out, int avx512) noexcept nogil
     void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
                            const int8_t* xq, const float* a, const float* b, int act,
-                           float* out) noexcept nogil
+                           int pool, float* out, int8_t* qout, float qscale,
+                           int qpad) noexcept nogil
     void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t* wp, const int8_t* bp,
                        const int32_t* offsets, const float* a, const float* b, int act,
                        float* out, long ldo, int avx512) noexcept nogil

@@ -32,7 +32,8 @@ def padded(n, unit=BLOCK):
 
 def reference_quantize(x, scale):
     """clip(rint(x / scale), -127, 127) in float32 division, rounding half to even, as int64."""
-    ratio = np.asarray(x, np.float32) / np.float32(scale)
+    with np.errstate(over="ignore"):       # a tiny scale: infinities, clipped
+        ratio = np.asarray(x, np.float32) / np.float32(scale)
     return np.clip(np.rint(ratio), -127, 127).astype(np.int64)
 
 
@@ -117,9 +118,29 @@ def test_the_packers_divide_as_numpy_does(scale):
     np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
     out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
     core.int8_pack_quads(x, scale, 0, out)
-    quads = out[:-QUADS_SLACK].reshape(16, 5, 16, 4).transpose(0, 3, 1, 2).reshape(64, 5, 16)
-    np.testing.assert_array_equal(quads[:, :3], expected)
+    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
     np.testing.assert_array_equal(int8.quantize_activations(x, scale), expected)
+
+
+@pytest.mark.parametrize("scale", [0.0123, 7.0, 1e-30, 3e37, 1e-39])
+def test_the_packers_round_as_numpy_at_any_distance_from_a_tie(scale):
+    """x / s against ties k + 1/2 at distances from 1e-6 to 0.01 either side (the AVX-512
+    packers multiply by 1 / s and divide only near a tie), with scales whose reciprocal is
+    huge, tiny or not a normal float (1e-39 is subnormal: 1 / s overflows)."""
+    rng = np.random.default_rng(int(-np.log10(scale) * 100) % 2 ** 32)
+    k = rng.integers(-130, 130, 64 * 48) + 0.5
+    distance = np.geomspace(1e-6, 1e-2, k.size) * rng.choice([-1, 1], k.size)
+    with np.errstate(over="ignore"):       # 3e37 times 12 or more: infinities
+        x = ((k + distance) * np.float64(scale)).astype(np.float32).reshape(64, 3, 16)
+    x.reshape(-1)[:20] = [0, -0.0, np.inf, -np.inf, np.nan] * 4
+    expected = reference_quantize(np.where(np.isnan(x), -np.inf, x), scale)   # NaN: -127
+    assert np.any(expected == 127) and np.any(expected == -127)
+    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
+    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
+    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
+    core.int8_pack_quads(x, scale, 0, out)
+    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
 
 
 # -- packing -----------------------------------------------------------------------------------
@@ -150,23 +171,43 @@ def slots_of(c):
     return 16 if c <= 16 else 32 if c <= 32 else padded(c, DEPTH)
 
 
+def quads_geometry(h, w, pad):
+    """(rows, width, plane) of a channel-quad plane, in positions: rows of W + pad, H + 2 pad +
+    ceil((pad + 31) / (W + pad)) of them, planes an odd number of 64-byte lines (16 quads)
+    apart."""
+    width = w + pad
+    rows = h + 2 * pad + -(-(pad + 31) // width)
+    lines = -(-rows * width // 16)
+    return rows, width, 16 * (lines if lines % 2 else lines + 1)
+
+
+def expected_quads(xq, slots, pad):
+    """The quantized image xq (C, H, W) in channel quads: rows starting with `pad` zeros (one
+    border between two rows), `pad` zero rows above, below `pad` and the slack, zeros up to
+    the next plane; zero channels up to the slots; below 64 channels the planes again,
+    shifted left by one position per copy up to 64 channels' worth (the flat bytes moved by
+    4, zeros entering at the end); then the slack's zero bytes."""
+    c, h, w = xq.shape
+    rows, width, plane = quads_geometry(h, w, pad)
+    full = np.zeros((slots, rows, width), np.int8)
+    full[:c, pad:pad + h, pad:] = xq
+    planes = np.zeros((slots, plane), np.int8)
+    planes[:, :rows * width] = full.reshape(slots, -1)
+    quads = planes.reshape(slots // 4, 4, plane).transpose(0, 2, 1).ravel()
+    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
+              for j in range(max(1, DEPTH // slots))]
+    return np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)])
+
+
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
                                    (16, 4, 9), (32, 5, 18), (33, 3, 4)])
-@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("pad", [0, 1, 2])
 def test_channel_quads_packing_layout(c, h, w, pad):
-    """[planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border, two
-    rows of slack, zero channels up to the slots (16, 32 or a multiple of 64); below 64
-    channels the planes again, shifted left by one position per copy up to 64 channels' worth
-    (the flat bytes moved by 4, zeros entering at the end); then the slack's zero bytes."""
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    full = np.zeros((slots_of(c), h + 2 * pad + 2, w + 2 * pad), np.int8)
-    full[:c, pad:pad + h, pad:pad + w] = reference_quantize(x, 0.01)
-    quads = full.reshape(-1, 4, *full.shape[1:]).transpose(0, 2, 3, 1).ravel()
-    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
-              for j in range(max(1, DEPTH // slots_of(c)))]
     out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
     core.int8_pack_quads(x, 0.01, pad, out)
-    np.testing.assert_array_equal(out, np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)]))
+    np.testing.assert_array_equal(out, expected_quads(reference_quantize(x, 0.01).astype(np.int8),
+                                                      slots_of(c), pad))
 
 
 def test_direct_weights_are_in_the_kernels_steps():
@@ -210,7 +251,10 @@ SHAPES = [(3, 7, 13, 13, 3, 1, 1, 2), (5, 1, 5, 7, 3, 2, 1, 1), (17, 33, 13, 13,
           (33, 7, 1, 1, 1, 1, 0, 1), (17, 7, 5, 7, 3, 1, 0, 1),
           # 16 and 32 channels: taps sharing a step; a 5x5 kernel (a group past the row's end)
           (32, 40, 20, 37, 3, 1, 1, 1), (16, 9, 7, 18, 3, 1, 1, 2), (20, 5, 9, 9, 5, 1, 2, 1),
-          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1)]
+          (32, 8, 6, 6, 1, 1, 0, 1), (16, 3, 3, 17, 3, 1, 0, 1),
+          # the direct kernel's spans: channel blocks resumed over a group of pieces (3x3 on
+          # two channel blocks, 13 pieces: two groups; 1x1 on nine channel blocks)
+          (128, 33, 20, 19, 3, 1, 1, 1), (576, 33, 5, 9, 1, 1, 0, 1)]
 # (kernel, direct): every path a convolution can take
 PATHS = [("amx", True), ("amx", False), ("vnni", False), ("portable", False)]
 
@@ -348,6 +392,60 @@ def test_extreme_sums_stay_exact(kernel, direct, sign):
     acc = reference_sums(q, reference_quantize(x[0], 2.0), 3, 1, 1)
     assert np.abs(acc).max() == 127 * 127 * c * 9 > 2 ** 24
     np.testing.assert_array_equal(out[0].reshape(f, -1), acc.astype(np.float32))
+
+
+def pool_2x2(v):
+    """The 2x2/2 maxima of v (F, H, W), H and W even."""
+    f, h, w = v.shape
+    return v.reshape(f, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+
+
+# (channels, filters, height, width, size, padding): rows shorter than a segment and a partial
+# filter block, two segments a row (the second overlapping the first), three whole segments,
+# an unpadded row 36 wide (the overlapping segment at column 20), 1x1 on channels padded to
+# 64, and the few-channel steps (16 and 32 channels: taps sharing a step, from shifted copies)
+POOLED_SHAPES = [(64, 17, 6, 8, 3, 1), (64, 40, 26, 26, 3, 1), (70, 33, 4, 48, 3, 1),
+                 (128, 8, 10, 38, 3, 0), (48, 64, 12, 12, 1, 0), (32, 9, 8, 34, 3, 1),
+                 (16, 33, 10, 20, 3, 1), (20, 5, 12, 14, 5, 2)]
+
+
+@pytest.mark.parametrize("c,f,h,w,size,pad", POOLED_SHAPES, ids=str)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR])
+def test_direct_amx_convolution_pools_in_its_epilogue(c, f, h, w, size, pad, act):
+    """pool=True: the 2x2/2 maxima of act(multiplier · ACC + bias) in fp32 as NumPy rounds
+    it (ACC the int64 sums rounded to fp32), bit for bit: one block takes the two rows a
+    window spans."""
+    kernel_or_skip("amx")
+    rng = np.random.default_rng(c * w + f + act)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
+    scale = rng.uniform(0.5, 2, f).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    multiplier = (scale * scales) * np.float32(0.02)
+    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
+    core.int8_pack_quads(x, 0.02, pad, quads)
+    packed = int8.Int8Weights(q, scales, "amx", direct=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    out = np.full((f, oh // 2 * (ow // 2)), np.nan, np.float32)
+    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act, out,
+                       pool=True)
+    acc = reference_sums(q, reference_quantize(x, 0.02), size, 1, pad).astype(np.float32)
+    v = multiplier[:, None] * acc + bias[:, None]
+    if act == core.ACT_LEAKY:
+        v = np.maximum(v, (0.1 * v.astype(np.float64)).astype(np.float32))
+    np.testing.assert_array_equal(out, pool_2x2(v.reshape(f, oh, ow)).reshape(f, -1))
+
+
+def test_direct_amx_pooling_refuses_an_odd_output():
+    kernel_or_skip("amx")
+    x = np.zeros((64, 5, 6), np.float32)
+    quads = np.empty(core.int8_quads_size(64, 5, 6, 1), np.int8)
+    core.int8_pack_quads(x, 0.1, 1, quads)
+    packed = int8.Int8Weights(np.zeros((4, 64, 3, 3), np.int8), np.ones(4), "amx", direct=True)
+    with pytest.raises(ValueError, match="even output"):
+        core.int8_conv_amx(packed.data, quads, 64, 5, 6, 3, 1, np.ones(4, np.float32),
+                           np.zeros(4, np.float32), core.ACT_LINEAR,
+                           np.empty((4, 6), np.float32), pool=True)
 
 
 @KERNELS

@@ -146,6 +146,30 @@ def test_int8_layer_matches_the_contract_in_float64(size, stride, pad, channels,
         np.testing.assert_allclose(got[i], expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", list(int8.INT8_KERNELS))
+def test_int8_layer_pools_in_its_epilogue_only_on_the_direct_kernel(kernel):
+    """forward_pooled: the direct AMX kernel's pooled epilogue gives the bits of forward then
+    the maxpool layer; the im2col kernels leave the pooling to the maxpool (None)."""
+    if int8.INT8_KERNELS[kernel] not in int8.core.int8_kernels():
+        pytest.skip(f"this CPU (or YOLO9000_PORTABLE_KERNELS) has no {kernel} int8 unit")
+    from yolo9000.layers.maxpool import MaxpoolLayer
+    rng = np.random.default_rng(12)
+    layer = ConvolutionalLayer((64, 12, 10), 40, 3, 1, 1, batch_normalize=True,
+                               activation="leaky", rng=rng)
+    layer.bn.rolling_mean[...] = rng.standard_normal(40) * 0.1
+    q, scales = int8.quantize_weights(layer.weights)
+    layer.quantize(q, scales, 2.5 / 127)
+    layer.set_precision("int8", kernel)
+    x = rng.standard_normal((2, 64, 12, 10)).astype(np.float32)
+    pooled = layer.forward_pooled(x)
+    if kernel != "amx":
+        assert pooled is None
+        return
+    unfused = MaxpoolLayer(layer.out_shape, 2, 2).forward(layer.forward(x))
+    assert pooled.shape == (2, 40, 6, 5)
+    np.testing.assert_array_equal(pooled, unfused)
+
+
 def test_an_int8_layer_refuses_weights_written_after_it_was_quantized():
     layer = ConvolutionalLayer((4, 6, 6), 8, 3, 1, 1, activation="leaky")
     q, scales = int8.quantize_weights(layer.weights)

@@ -124,9 +124,12 @@ def int8_quads_size(int C, int H, int W, int pad):
 
 
 def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
-    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out as
-    [planes][H + 2 pad + 2][W + 2 pad][4]: channel quads side by side, a zero border of `pad`
-    and two rows of slack below, then 1024 zero bytes. With 64 channels or more, C' / 4
+    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out in
+    bf16_pack_pairs's flat layout with channel quads for pairs: planes of [H'][W + pad][4],
+    channel quads side by side, each row starting with `pad` zeros (its left border, and the
+    right border of the row before), `pad` zero rows above, below `pad` zero rows and slack
+    up to H' = H + 2 pad + ceil((pad + 31) / (W + pad)) rows, zeros up to the next plane (an
+    odd number of 64-byte lines on); then 1024 zero bytes. With 64 channels or more, C' / 4
     planes (C' = C rounded up to 64, the channels from C on zeros); with fewer, 16 planes: the
     s / 4 planes of C padded to s slots (int8_direct_depth), then 64 / s - 1 copies of them,
     the j-th shifted left by j positions (4·j bytes, zeros at the end)."""
@@ -142,23 +145,61 @@ def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed
 
 def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, int H, int W,
                   int ksize, int pad, const float[::1] multiplier, const float[::1] bias,
-                  int act, float[:, ::1] out):
+                  int act, float[:, ::1] out, bint pool=False):
     """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
     on AMX tiles without a column matrix: x (C channels) as int8_pack_quads packs it, W (M,
-    int8_direct_depth(C, k)) packed by int8_pack_weights."""
+    int8_direct_depth(C, k)) packed by int8_pack_weights. With `pool` (out_h and out_w even)
+    out (M, out_h/2 · out_w/2) is the 2x2/2 maxpool of that, taken in the epilogue (the same
+    bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    if out.shape[1] != ((OH // 2) * (OW // 2) if pool else OH * OW):
+        raise ValueError("int8_conv_amx: needs out (M, out_h·out_w), or (M, out_h/2 · "
+                         "out_w/2) to pool")
+    if M == 0:
+        return
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, pool, &out[0, 0], NULL, 1.0, 0)
+
+
+def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int C, int H,
+                        int W, int ksize, int pad, const float[::1] multiplier,
+                        const float[::1] bias, int act, int M, signed char[::1] next_quads,
+                        float next_scale, int next_pad, bint pool=False):
+    """int8_conv_amx's output (M filters; pooled with `pool`) handed to the next int8 direct
+    convolution: written into next_quads as int8_pack_quads(output, next_scale, next_pad)
+    writes it, the same bytes, without the fp32 output."""
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    _check_input_scale(next_scale)
+    if next_pad < 0:
+        raise ValueError("int8_conv_amx_quads: negative padding")
+    if pool:
+        OH, OW = OH // 2, OW // 2
+    if next_quads.shape[0] < int8_quads_size(M, OH, OW, next_pad):
+        raise ValueError("int8_conv_amx_quads: next_quads is too small")
+    if M <= 0:
+        raise ValueError("int8_conv_amx_quads: no filters")
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, pool, NULL, <int8_t*> &next_quads[0],
+                          next_scale, next_pad)
+
+
+def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C, int H,
+                    int W, int ksize, int pad, const float[::1] multiplier,
+                    const float[::1] bias, bint pool):
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if INT8_AMX not in int8_kernels():
         raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")
-    if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0 or out.shape[1] != OH * OW:
-        raise ValueError("int8_conv_amx: needs out (M, out_h·out_w)")
+    if C <= 0 or ksize <= 0 or pad < 0 or OH <= 0 or OW <= 0:
+        raise ValueError("int8_conv_amx: needs channels and an output")
+    if pool and (OH % 2 or OW % 2):
+        raise ValueError("int8_conv_amx: pooling needs an even output")
     if (w.shape[0] < int8_weights_size(M, y9k_direct_depth(C, ksize))
             or xq.shape[0] < int8_quads_size(C, H, W, pad)):
         raise ValueError("int8_conv_amx: the packed operands are too small")
     if multiplier.shape[0] < M or bias.shape[0] < M:
         raise ValueError("int8_conv_amx: multiplier and bias need one value per filter")
-    if M == 0:
-        return
-    with nogil:
-        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
-                          &multiplier[0], &bias[0], act, &out[0, 0])

@@ -276,19 +276,21 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
 }
 
 /* -- the direct convolution's input: channel quads with a zero border --------------------
-   [planes][H'][W'][4] (H' = y9k_quads_rows(H, pad): the border and two rows of slack, W' = W +
-   2 pad), as bf16's channel pairs were before their flat rows; a tile row (16 positions of 4 channels) is 64 bytes in
-   place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
+   bf16's flat layout (lowp_x86.h, y9k_bf16_pack_pairs) with a quad of channels (4 bytes) in
+   place of a pair: [planes][H'][W'][4], rows of W' = W + pad quads whose first `pad` are zeros
+   (the row's left border and the row before's right one), H' = y9k_pairs_rows, planes
+   y9k_pairs_plane quads apart; output (oy, ox) is flat position q = oy W' + ox, its tap
+   (ky, kx) the quad at q + ky W' + kx, and a tile row (16 positions of 4 channels) is 64 bytes
+   in place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
    covers 64 channels of one tap (C padded to a multiple of 64 with zero channels). With fewer
    it covers `taps` neighbouring taps of a row, kx, kx + 1, ..., each of `slots` channels (C
    padded to 16 or 32): the first slots/4 planes hold the input, each further group the same
-   planes shifted left by one more position (a row's last positions take the next row's
-   first, which only taps past the kernel's edge read, with zero weights). A 3x3 kernel on 32
-   channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
-   Y9K_QUADS_SLACK zero bytes: a short row's tiles read past the last plane's end. */
+   planes shifted left by one more position (reads past a row's end take the next row's
+   border or first positions, which only taps past the kernel's edge read, with zero
+   weights). A 3x3 kernel on 32 channels takes 6 steps instead of 9, on 16 channels 3. The
+   buffer ends with Y9K_QUADS_SLACK zero bytes: the last plane's taps past the kernel's edge
+   read up to 3 positions past it. */
 #define Y9K_QUADS_SLACK 1024
-
-static inline long y9k_quads_rows(int H, int pad) { return (long) H + 2L * pad + 2; }
 
 static inline int y9k_direct_slots(int C)
 {
@@ -304,10 +306,55 @@ static inline long y9k_direct_depth(int C, int ksize)
     return (long) ksize * ((ksize + taps - 1) / taps) * taps * y9k_direct_slots(C);
 }
 
+static inline long y9k_quads_plane_bytes(int H, int W, int pad)
+{
+    return y9k_pairs_plane(H, W, pad) * 4;
+}
+
 static inline long y9k_quads_size(int C, int H, int W, int pad)
 {
     long planes = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4;
-    return planes * y9k_quads_rows(H, pad) * (W + 2L * pad) * 4 + Y9K_QUADS_SLACK;
+    return planes * y9k_quads_plane_bytes(H, W, pad) + Y9K_QUADS_SLACK;
+}
+
+/* the bytes of one quad plane (plane_bytes) that are not the image: the `pad` rows above it,
+   each row's left border, the rows below it and the plane's tail */
+static inline void y9k_int8_quads_plane_border(int8_t *plane, int H, int W, int pad,
+                                               long plane_bytes)
+{
+    long Wp = y9k_pairs_width(W, pad);
+    memset(plane, 0, (size_t) pad * Wp * 4);
+    for (long y = 0; y < H; y++)
+        memset(plane + (y + pad) * Wp * 4, 0, (size_t) pad * 4);
+    memset(plane + (pad + (long) H) * Wp * 4, 0,
+           (size_t) (plane_bytes - (pad + (long) H) * Wp * 4));
+}
+
+/* everything of x's quads (C, H, W, pad) but the image of its first C channels: the
+   borders, the zero planes up to the slots and the slack; what a kernel writing the image
+   into them (y9k_int8_conv_amx's hand-off) leaves to be written */
+static void y9k_int8_quads_frame(int C, int H, int W, int pad, int8_t *out)
+{
+    long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    long planes = y9k_direct_slots(C) / 4;
+    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
+    for (long cq = 0; cq < planes; cq++) {
+        if (4 * cq >= C)
+            memset(out + cq * plane_bytes, 0, (size_t) plane_bytes);
+        else
+            y9k_int8_quads_plane_border(out + cq * plane_bytes, H, W, pad, plane_bytes);
+    }
+}
+
+/* below 64 channels, the copies of the first slots/4 planes shifted left by 1, 2, ...
+   positions, zeros entering at the end */
+static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *out)
+{
+    long group_bytes = y9k_direct_slots(C) / 4 * y9k_quads_plane_bytes(H, W, pad);
+    for (int j = 1; j < y9k_direct_taps(C); j++) {
+        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
+        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
+    }
 }
 
 /* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
@@ -315,11 +362,10 @@ static inline long y9k_quads_size(int C, int H, int W, int pad)
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
-    long Hp = y9k_quads_rows(H, pad), Wp = W + 2L * pad, plane_bytes = Hp * Wp * 4;
-    int taps = y9k_direct_taps(C);
-    long planes = y9k_direct_slots(C) / 4, group_bytes = planes * plane_bytes;
+    long Wp = y9k_pairs_width(W, pad), plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    long planes = y9k_direct_slots(C) / 4;
     (void) avx512;
-    memset(out + taps * group_bytes, 0, Y9K_QUADS_SLACK);
+    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -329,28 +375,29 @@ static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, in
             memset(plane, 0, (size_t) plane_bytes);
             continue;
         }
-        memset(plane, 0, (size_t) pad * Wp * 4);
-        memset(plane + (pad + (long) H) * Wp * 4, 0, (size_t) (Hp - pad - H) * Wp * 4);
+        y9k_int8_quads_plane_border(plane, H, W, pad, plane_bytes);
         for (long y = 0; y < H; y++) {
-            int8_t *row = plane + (y + pad) * Wp * 4;
+            int8_t *row = plane + ((y + pad) * Wp + pad) * 4;
             const float *rows[4];
             for (int i = 0; i < 4; i++)
                 rows[i] = 4 * cq + i < C ? x + ((4 * cq + i) * H + y) * W : NULL;
-            memset(row, 0, (size_t) pad * 4);
-            memset(row + (pad + (long) W) * 4, 0, (size_t) pad * 4);
 #if Y9K_HAVE_LOWP_X86
             if (avx512) {
-                y9k_int8_quad_row_avx512(rows, W, s, row + pad * 4);
+                y9k_int8_quad_row_avx512(rows, W, s, row);
                 continue;
             }
 #endif
-            y9k_int8_quad_row_portable(rows, W, s, row + pad * 4);
+            y9k_int8_quad_row_portable(rows, W, s, row);
         }
     }
-    for (int j = 1; j < taps; j++) {
-        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
-        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
-    }
+    y9k_int8_quads_shifted_copies(C, H, W, pad, out);
+}
+
+/* a block's first `rows` rows of int32 sums (32 a row), each rounded once to fp32 */
+static inline void y9k_int8_sums_to_float(const int32_t *acc, int rows, float *sums)
+{
+    for (int i = 0; i < rows * 32; i++)
+        sums[i] = (float) acc[i];
 }
 
 /* out rows and columns (ldo) = act(a * acc + b) from a block of int32 sums (row stride 32):
@@ -366,9 +413,30 @@ static inline void y9k_int8_epilogue_portable(const int32_t *acc, int rows, int 
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* the same epilogue 16 columns at a time, the same bits: the product a * sum rounded before
-   the bias is added (the barrier keeps the compiler from fusing the two into an FMA, which
-   rounds once), leaky's 0.1 * v in double; the logistic's expf stays scalar */
+/* act(a * acc + b) of 16 sums in the portable epilogue's precisions: the product a * sum
+   rounded before the bias is added (the barrier keeps the compiler from fusing the two into
+   an FMA, which rounds once), leaky's 0.1 * v in double (not the logistic) */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int act)
+{
+    __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(acc));
+    __asm__("" : "+v"(p));
+    __m512 v = _mm512_add_ps(p, vb);
+    if (act == Y9K_ACT_LEAKY) {
+        const __m512d tenth = _mm512_set1_pd(0.1);
+        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+        __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+        v = _mm512_max_ps(v, w);        /* v > w ? v : w */
+    } else if (act == Y9K_ACT_RELU) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    }
+    return v;
+}
+
+/* the same epilogue 16 columns at a time, the same bits; the logistic's expf stays scalar */
 __attribute__((target("avx512f")))
 static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, const float *a,
                                      const float *b, int act, float *out, long ldo,
@@ -382,26 +450,72 @@ static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, con
     masks[0] = cols >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << cols) - 1);
     masks[1] = cols >= 32 ? (__mmask16) 0xffff
                           : cols > 16 ? (__mmask16) ((1u << (cols - 16)) - 1) : 0;
-    const __m512d tenth = _mm512_set1_pd(0.1);
     for (int i = 0; i < rows; i++) {
         __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
         for (int h = 0; h < 2; h++) {
             if (!masks[h])
                 continue;
-            __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i * 32 + 16 * h)));
-            __asm__("" : "+v"(p));
-            __m512 v = _mm512_add_ps(p, vb);
-            if (act == Y9K_ACT_LEAKY) {
-                __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-                __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
-                    _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-                __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
-                    _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-                v = _mm512_max_ps(v, w);        /* v > w ? v : w */
-            } else if (act == Y9K_ACT_RELU) {
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-            }
+            /* masked: acc may start inside a row (the flat epilogue's runs) */
+            __m512 v = y9k_int8_activate16(_mm512_maskz_loadu_epi32(masks[h], acc + i * 32 + 16 * h),
+                                           va, vb, act);
             _mm512_mask_storeu_ps(out + i * ldo + 16 * h, masks[h], v);
+        }
+    }
+}
+
+/* y9k_lowp_epilogue_pooled on int32 sums, the same bits: per row, the 16 upper and 16 lower
+   values activated, split into the windows' left and right columns, and compared in
+   maxpool.pxi's order (upper left, upper right, lower left, lower right, a later one winning
+   only if greater) */
+__attribute__((target("avx512f")))
+static void y9k_int8_epilogue_pooled_avx512(const int32_t *acc, int rows, int cols,
+                                            const float *a, const float *b, int act,
+                                            float *out, long ldo, float *sums)
+{
+    if (act == Y9K_ACT_LOGISTIC) {
+        y9k_int8_sums_to_float(acc, rows, sums);
+        y9k_lowp_epilogue_pooled(sums, rows, cols, a, b, act, out, ldo);
+        return;
+    }
+    const __m512i left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __mmask8 m = (__mmask8) ((1u << (cols / 2)) - 1);
+    for (int i = 0; i < rows; i++) {
+        __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
+        __m512 up = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32), va, vb, act);
+        __m512 low = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32 + 16), va, vb, act);
+        /* lanes 0-7 the upper row's, 8-15 the lower row's */
+        __m512 l = _mm512_permutex2var_ps(up, left, low), r = _mm512_permutex2var_ps(up, right, low);
+        __m256 best = _mm512_castps512_ps256(l);
+        __m256 t = _mm512_castps512_ps256(r);
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        t = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(l), 1));
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        t = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1));
+        best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
+        _mm512_mask_storeu_ps(out + i * ldo, (__mmask16) m, _mm512_castps256_ps512(best));
+    }
+}
+#endif
+
+#if Y9K_HAVE_LOWP_X86
+/* the hand-off's requantization: n activated values of `rows` filters (v, row stride 32)
+   quantized by s as the packers quantize (y9k_quantize16) into quads at dst, the filters'
+   quad planes plane_bytes apart, the bytes of filters past `rows` in the last quad zeros */
+__attribute__((target("avx512f")))
+static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, int8_t *dst,
+                                      long plane_bytes)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int r = 0; r < rows; r += 4) {
+        int8_t *plane = dst + (r / 4) * plane_bytes;
+        for (int c = 0; c < n; c += 16) {
+            __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
+            __m512i q[4];
+            for (int i = 0; i < 4; i++)
+                q[i] = r + i < rows ? y9k_quantize16(_mm512_maskz_loadu_ps(m, v + (r + i) * 32 + c), vs)
+                                    : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
         }
     }
 }
@@ -502,26 +616,37 @@ static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int3
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
-/* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two segments of 16 positions at byte
-   offsets off0, off1 of the quads xq, summed over the steps (a tap and 64 channels, or
-   `taps` taps of a row): a step's segment is one B tile whose rows lie a plane apart */
+/* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two tiles of 16 positions at byte
+   offsets off0, off1 of the quads xq, summed over the steps of channel blocks cb0 .. cb1 - 1
+   (of CB; a step is a tap and 64 channels, or `taps` taps of a row, `groups` steps a row):
+   a step's tile is 16 rows a plane apart. With `resume` added to the sums acc holds (exact
+   integers: the same bits as one call over all the channel blocks) */
 __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq, long off0,
-                                    long off1, int ksize, int taps, long Wp, int CB,
-                                    long plane_bytes, int32_t *acc)
+                                    long off1, int ksize, int taps, int groups, long Wp,
+                                    int cb0, int cb1, int CB, long plane_bytes, int32_t *acc,
+                                    int resume)
 {
     const int8_t *a1 = a0 + KB * 1024;
     long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    long kb = 0;
-    for (int ky = 0; ky < ksize; ky++)
-        for (int kx = 0; kx < ksize; kx += taps) {
-            const int8_t *tap = xq + (ky * Wp + kx) * 4;
-            for (int cb = 0; cb < CB; cb++, kb++) {
-                const int8_t *src = tap + cb * block_bytes;
+    if (resume) {
+        _tile_loadd(0, acc, 128);
+        _tile_loadd(1, acc + 16, 128);
+        _tile_loadd(2, acc + 16 * 32, 128);
+        _tile_loadd(3, acc + 16 * 32 + 16, 128);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    /* channel blocks outermost, as bf16's: a block's taps read overlapping windows of the
+       same 16 planes, from L1 after the first */
+    for (int cb = cb0; cb < cb1; cb++)
+        for (int ky = 0; ky < ksize; ky++)
+            for (int g = 0; g < groups; g++) {
+                long kb = (long) (ky * groups + g) * CB + cb;
+                const int8_t *src = xq + (ky * Wp + g * taps) * 4 + cb * block_bytes;
                 _tile_loadd(4, a0 + kb * 1024, 64);
                 _tile_loadd(6, src + off0, plane_bytes);
                 _tile_dpbssd(0, 4, 6);
@@ -531,71 +656,180 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
                 _tile_dpbssd(2, 5, 6);
                 _tile_dpbssd(3, 5, 7);
             }
-        }
     _tile_stored(0, acc, 128);
     _tile_stored(1, acc + 16, 128);
     _tile_stored(2, acc + 16 * 32, 128);
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
+/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
+   layer's input quantized by `scale` into its channel quads with border `pad` (the hand-off:
+   y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
+typedef struct {
+    float *out;
+    long ldo;
+    int8_t *quads;
+    float scale;
+    int pad;
+    long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
+} y9k_int8_sink;
+
+/* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
+   output positions from (oy, ox) on, requantized into the sink's quads */
+static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy, long ox,
+                                     int rows, int n, const float *v)
+{
+    int8_t *dst = sink->quads + mb * 8 * sink->plane_bytes
+                  + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+#if Y9K_HAVE_LOWP_X86
+    y9k_int8_requantize_quads(v, rows, n, sink->scale, dst, sink->plane_bytes);
+#else
+    (void) dst; (void) rows; (void) n; (void) v;
+#endif
+}
+
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) of filter
+   block mb: the columns that are outputs (ox < OW, oy < OH) written, row by row
+   (y9k_lowp_epilogue_flat on int32 sums), to fp32 rows or requantized (`vals`: 32x32 floats
+   of scratch) */
+static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0, long Wp,
+                                          int OW, int OH, const float *a, const float *b,
+                                          int act, const y9k_int8_sink *sink, long mb,
+                                          float *sums, float *vals)
+{
+    for (int j = 0; j < 32;) {
+        long q = q0 + j, oy = q / Wp, ox = q % Wp;
+        int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
+        if (oy >= OH)
+            break;
+        if (ox < OW) {
+            int n = OW - ox < run ? (int) (OW - ox) : run;
+            if (!sink->quads) {
+                y9k_int8_epilogue(acc + j, rows, n, a, b, act,
+                                  sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
+                                  sums, 1);
+            } else {
+                y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
+                y9k_int8_sink_put(sink, mb, oy, ox, rows, n, vals);
+            }
+        }
+        j += run;
+    }
+}
+
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
    a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
-   steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's blocks of
-   32 filters x 2 segments, on the OpenMP threads */
+   steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's loop
+   structure (y9k_bf16_conv_amx): a block is 32 filters by 32 flat positions (the map's rows
+   run into each other, only the border positions computed for nothing), a task a block of
+   filters over a group of such pieces with the W blocks of a span of channel blocks kept in
+   L1 across the group, on the OpenMP threads. With `pool` (OH and OW even) out (M, OH/2 *
+   OW/2) is its 2x2/2 maxpool instead, the full output never written: a piece's two tiles are
+   then the same 16 columns of the two rows a window spans, the maxima taken on the sums
+   activated (the same bits as the unfused maxpool's). With `qout` the output (pooled or
+   not) goes to the next layer's channel quads instead (border qpad, quantized by qscale as
+   y9k_int8_pack_quads would quantize out: the same bytes), out unused */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              float *out)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Hp = y9k_quads_rows(H, pad), Wp = W + 2L * pad;
+    long Wp = y9k_pairs_width(W, pad);
     int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long segments = (long) OH * per_row, seg_pairs = (segments + 1) / 2;
+    /* flat positions up to the last output's, 32 a block */
+    long flat = (long) (OH - 1) * Wp + OW;
+    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
     int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
+    int groups = (ksize + taps - 1) / taps;
     long KB = y9k_direct_depth(C, ksize) / 64;
     long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = Hp * Wp * 4, ldo = (long) OH * OW;
+    long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    int NH = pool ? OH / 2 : OH, NW = pool ? OW / 2 : OW;      /* the output's map */
+    y9k_int8_sink sink = {out, ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
+                          y9k_quads_plane_bytes(NH, NW, qpad)};
+    if (qout)
+        y9k_int8_quads_frame(M, NH, NW, qpad, qout);
+    /* bf16's spans: a W block of 16 filters x 64 channels is its 1 KB too, so the same
+       budget (at least 8 W blocks a span: one channel block for 3x3, eight for 1x1) */
+    int steps = ksize * groups;
+    int span = (8 + steps - 1) / steps;
+    int resident = CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    long group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
+    long tasks_per_mb = (pieces + group - 1) / group;
+    int chunk = resident ? 1 : 4;
+    if (!resident)
+        span = CB;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
-        int32_t acc[32 * 32] __attribute__((aligned(64)));
+        static __thread int32_t accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
+            __attribute__((aligned(64)));
         float sums[32 * 32] __attribute__((aligned(64)));
+        float vals[32 * 32] __attribute__((aligned(64)));
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
    the others; every block's sums are the same whichever thread computes them */
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, chunk)
 #endif
-        for (long blk = 0; blk < MB * seg_pairs; blk++) {
-            long mb = blk / seg_pairs, sp = blk % seg_pairs;
-            long s[2] = {2 * sp, 2 * sp + 1 < segments ? 2 * sp + 1 : 2 * sp};
-            int oy[2], ox[2];
-            for (int h = 0; h < 2; h++) {
-                oy[h] = (int) (s[h] / per_row);
-                ox[h] = y9k_segment_x((int) (s[h] % per_row), per_row, OW);
-            }
-            y9k_int8_conv_block_amx(wp + mb * 2 * KB * 1024, KB, xq, (oy[0] * Wp + ox[0]) * 4,
-                                    (oy[1] * Wp + ox[1]) * 4, ksize, taps, Wp, CB,
-                                    plane_bytes, acc);
+        for (long task = 0; task < MB * tasks_per_mb; task++) {
+            long mb = task / tasks_per_mb, first = task % tasks_per_mb * group;
+            long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            for (int h = 0; h < (s[1] != s[0] ? 2 : 1); h++) {
-                int cols = OW - ox[h] < 16 ? OW - ox[h] : 16;
-                y9k_int8_epilogue(acc + 16 * h, rows, cols, a + mb * 32, b + mb * 32, act,
-                                  out + mb * 32 * ldo + (long) oy[h] * OW + ox[h], ldo, sums,
-                                  1);
+            const int8_t *w0 = wp + mb * 2 * KB * 1024;
+            for (int cb = 0; cb < CB; cb += span)
+                for (long piece = first; piece < end; piece++) {
+                    long off0 = piece * 128, off1 = piece * 128 + 64;
+                    if (pool) {
+                        /* segment j of rows 2r and 2r + 1 */
+                        long oy = 2 * (piece / per_row);
+                        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                        off0 = (oy * Wp + ox) * 4;
+                        off1 = ((oy + 1) * Wp + ox) * 4;
+                    }
+                    y9k_int8_conv_block_amx(w0, KB, xq, off0, off1, ksize, taps, groups, Wp, cb,
+                                            cb + span < CB ? cb + span : CB, CB, plane_bytes,
+                                            accs[piece - first], cb > 0);
+                }
+            for (long piece = first; piece < end; piece++) {
+                const int32_t *acc = accs[piece - first];
+                if (!pool) {
+                    y9k_int8_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
+                                           b + mb * 32, act, &sink, mb, sums, vals);
+                    continue;
+                }
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                long oy = 2 * (piece / per_row);
+                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                if (!qout) {
+                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                    act, out + mb * 32 * ldo
+                                                        + (oy / 2) * (OW / 2) + ox / 2,
+                                                    ldo, sums);
+                    continue;
+                }
+                y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                                vals, 32, sums);
+                y9k_int8_sink_put(&sink, mb, oy / 2, ox / 2, rows, cols / 2, vals);
             }
         }
         y9k_amx_release();
     }
+    if (qout)
+        y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
 }
 #else
 /* no AMX on this architecture: never called (int8_kernels() does not list it) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              float *out)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad)
 {
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xq;
-    (void) a; (void) b; (void) act; (void) out;
+    (void) a; (void) b; (void) act; (void) pool; (void) out; (void) qout; (void) qscale;
+    (void) qpad;
 }
 #endif
 

@@ -19,6 +19,8 @@ as bf16's (kernels/lowp.py):
 import numpy as np
 
 from . import core, workspace
+from .handoff import PackedActivation
+from .precisions import INT8
 
 # the int8 kernels by name, fastest first
 INT8_KERNELS = {"amx": core.INT8_AMX, "vnni": core.INT8_VNNI, "portable": core.INT8_PORTABLE}
@@ -120,29 +122,55 @@ def _columns_buffer(values):
 
 
 def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bias, act,
-                  kernel):
+                  kernel, pool=False):
     """out (N, F, out_h, out_w) = act(scale · weights.scales · input_scale · ACC + bias) with
     ACC the exact int32 sums of the quantized weights and input: x (N, C, H, W) float32
     quantized per call by input_scale, weights an Int8Weights, scale and bias (F,) batch
-    norm's folded affine, act a core.ACT_* code, kernel a name of INT8_KERNELS."""
+    norm's folded affine, act a core.ACT_* code, kernel a name of INT8_KERNELS. With `pool`
+    (weights packed for the direct kernel, an even output) out (N, F, out_h/2, out_w/2) is
+    its 2x2/2 maxpool, taken in the kernel's epilogue.
+
+    On the direct kernel x may instead be a handoff.PackedActivation quantized and packed
+    for this convolution (read in place), and out one to fill: the output quantized by the
+    next layer's input scale into its channel quads (the same bytes as its packing of the
+    fp32 output), the fp32 tensor never written."""
     n, c, h, w = x.shape
     f = out.shape[1]
-    positions = out.shape[2] * out.shape[3]
+    out_h, out_w = out.shape[2:]
+    positions = out_h * out_w
+    if pool and not weights.direct:
+        raise ValueError("only the direct AMX kernel pools in its epilogue")
     depth = core.int8_direct_depth(c, size) if weights.direct else c * size * size
     if weights.depth != depth or weights.rows != f:
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
+    packed_in, packed_out = isinstance(x, PackedActivation), isinstance(out, PackedActivation)
+    if (packed_in or packed_out) and not weights.direct:
+        raise ValueError("only the direct AMX kernel reads or writes packed activations")
+    if packed_in:
+        x.check((n, c, h, w), padding, INT8, input_scale)
     multiplier = (np.asarray(scale, np.float32) * weights.scales) * np.float32(input_scale)
     bias = np.ascontiguousarray(bias, np.float32)
     if weights.direct:
         if not int8_direct_applies(kernel, c, stride):
             raise ValueError("weights packed for the direct AMX kernel, which this call "
                              "cannot take")
-        quads = _columns_buffer(core.int8_quads_size(c, h, w, padding))
+        if packed_out and out.precision != INT8:
+            raise ValueError(f"an int8 convolution cannot write its output as {out!r}")
+        if not packed_in:
+            quads = _columns_buffer(core.int8_quads_size(c, h, w, padding))
         for i in range(n):
-            core.int8_pack_quads(x[i], input_scale, padding, quads)
-            core.int8_conv_amx(weights.data, quads, c, h, w, size, padding, multiplier, bias,
-                               act, out[i].reshape(f, positions))
+            if packed_in:
+                quads = x.image(i)
+            else:
+                core.int8_pack_quads(x[i], input_scale, padding, quads)
+            if packed_out:
+                core.int8_conv_amx_quads(weights.data, quads, c, h, w, size, padding,
+                                         multiplier, bias, act, f, out.image(i), out.scale,
+                                         out.padding, pool)
+            else:
+                core.int8_conv_amx(weights.data, quads, c, h, w, size, padding, multiplier,
+                                   bias, act, out[i].reshape(f, positions), pool)
         return out
     code = INT8_KERNELS[kernel]
     columns_size = core.int8_columns_size(depth, positions)

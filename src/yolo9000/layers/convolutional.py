@@ -363,11 +363,19 @@ class ConvolutionalLayer(Layer):
     def _int8_direct(self):
         return int8.int8_direct_applies(self.int8_kernel, self.in_shape[0], self.stride)
 
-    def _forward_int8(self, x, a, b):
-        z = np.empty((x.shape[0],) + self.out_shape, np.float32)
+    def _forward_int8(self, x, a, b, pool=False, hand_off=None):
+        f, oh, ow = self.out_shape
+        shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
+        if hand_off is not None:
+            if self.packed_input() != hand_off.precision:
+                raise ValueError(f"only the direct kernel hands off its output packed, in "
+                                 f"{self.packed_input()}; asked {hand_off.precision}")
+            z = handoff.packed_output(hand_off, shape, reading=x)
+        else:
+            z = np.empty(shape, np.float32)
         return int8.convolve_int8(x, self._int8_packed(), self.input_scale, self.size,
                                   self.stride, self.padding, z, a, b, self.act,
-                                  self.int8_kernel)
+                                  self.int8_kernel, pool=pool)
 
     def _bf16_weights(self):
         if self._bf16 is None or not self._made_from_these_weights(self._bf16_stamp):
@@ -581,9 +589,9 @@ class ConvolutionalLayer(Layer):
 
     def forward_pooled(self, x, hand_off=None):
         """The inference output through a 2x2/2 maxpool, the pooling done in the Winograd,
-        direct or bf16 direct or rgb kernel's epilogue (the full output is never written: voc's
-        32x416x416 is 22 MB); None when this call takes none of them, the output size is
-        odd, or the layer runs int8 (the caller then runs forward and the maxpool).
+        direct, bf16 direct or rgb, or int8 direct kernel's epilogue (the full output is never
+        written: voc's 32x416x416 is 22 MB); None when this call takes none of them or the
+        output size is odd (the caller then runs forward and the maxpool).
         `hand_off` as forward's (with pools_in_epilogue())."""
         if not self.pools_in_epilogue():
             if hand_off is not None:
@@ -593,24 +601,41 @@ class ConvolutionalLayer(Layer):
         a, b = self._inference_affine()
         if self.precision == lowp.BF16:
             return self._forward_bf16(x, a, b, pool=True, hand_off=hand_off)
+        if self.precision == lowp.INT8:
+            return self._forward_int8(x, a, b, pool=True, hand_off=hand_off)
         if hand_off is not None:
             raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
         return self._convolve_fused(x, a, b, self.act, False, pool=True)
 
     def pools_in_epilogue(self):
-        """Whether forward_pooled may take the maxpool in this layer's epilogue: in bf16
-        on the direct and rgb kernels, in fp32 when the direct or Winograd kernel takes the
-        call; never in int8 or on an odd output."""
+        """Whether forward_pooled may take the maxpool in this layer's epilogue: in bf16 on
+        the direct and rgb kernels, in int8 on the direct kernel, in fp32 when the direct or
+        Winograd kernel takes the call; never on an odd output."""
         if self.out_shape[1] % 2 or self.out_shape[2] % 2:
             return False
         if self.precision == lowp.BF16:
             return self._bf16_path() != "im2col"
+        if self.precision == lowp.INT8:
+            return self._int8_direct()
         return self.precision == lowp.FP32
 
     def packed_input(self):
         """The precision of the packed input (handoff.PackedActivation) this layer's
-        inference forward reads in place, or None: bf16 on the direct kernel."""
-        return lowp.BF16 if self.precision == lowp.BF16 and self._bf16_direct() else None
+        inference forward reads in place, or None: bf16 or int8 on the direct kernel."""
+        if self.precision == lowp.BF16 and self._bf16_direct():
+            return lowp.BF16
+        if self.precision == lowp.INT8 and self._int8_direct():
+            return lowp.INT8
+        return None
+
+    def input_hand_off(self):
+        """The handoff.HandOff a layer before writes this layer's packed input as (its
+        padding and precision; in int8 its input scale), or None (packed_input())."""
+        precision = self.packed_input()
+        if precision is None:
+            return None
+        return handoff.HandOff(self.padding, precision,
+                               self.input_scale if precision == lowp.INT8 else None)
 
     def _inference_input(self, x):
         """x as the inference kernels read it: a packed activation checked to be this
@@ -621,7 +646,8 @@ class ConvolutionalLayer(Layer):
             raise ValueError(f"a packed {x.precision} activation handed to a layer that "
                              f"runs {self.precision} "
                              f"({self.inference_path(x.shape[0])}), which cannot read it")
-        return x.check((x.shape[0],) + self.in_shape, self.padding, x.precision)
+        return x.check((x.shape[0],) + self.in_shape, self.padding, x.precision,
+                       self.input_scale if x.precision == lowp.INT8 else None)
 
     def forward(self, x, train=False, hand_off=None):
         """The output (N, F, out_h, out_w). At inference x may be a packed activation handed
@@ -632,11 +658,11 @@ class ConvolutionalLayer(Layer):
             a, b = self._inference_affine()
             if self.precision == lowp.BF16:
                 return self._forward_bf16(x, a, b, hand_off=hand_off)
+            if self.precision == lowp.INT8:
+                return self._forward_int8(x, a, b, hand_off=hand_off)
             if hand_off is not None:
                 raise ValueError(f"a {self.precision} layer cannot hand off its output packed")
             n = x.shape[0]
-            if self.precision == lowp.INT8:
-                return self._forward_int8(x, a, b)
             y = self._convolve_fused(x, a, b, self.act, train)
             if y is not None:
                 return y

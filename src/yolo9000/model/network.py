@@ -15,7 +15,6 @@ from .cfg import Config, load_cfg, parse_cfg_text
 from ..errors import UserError
 from ..memory import available_memory, describe_bytes
 from ..kernels import lowp
-from ..kernels.handoff import HandOff
 from ..layers.base import BuildContext
 from ..layers.convolutional import ConvolutionalLayer
 from ..layers.maxpool import MaxpoolLayer
@@ -294,8 +293,8 @@ class Network:
         """The convolutions whose inference output goes straight into the next convolution's
         packed input (kernels/handoff.py): conv i hands off to conv j when j is i + 1, or
         i + 2 through the maxpool its epilogue takes (pooled_pairs), i's output (or the
-        pool's) has no other reader, and j reads the precision i writes packed (both bf16 on
-        the direct kernel). Depends on the shapes and the precisions."""
+        pool's) has no other reader, and j reads the precision i writes packed (both bf16, or
+        both int8, on the direct kernel). Depends on the shapes and the precisions."""
         self._hand_offs = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, ConvolutionalLayer) or layer.packed_input() is None:
@@ -309,7 +308,7 @@ class Network:
             consumer = self.layers[j]
             if (isinstance(consumer, ConvolutionalLayer)
                     and consumer.packed_input() == layer.packed_input()):
-                self._hand_offs[i] = HandOff(consumer.padding, consumer.packed_input())
+                self._hand_offs[i] = consumer.input_hand_off()
 
     @property
     def hand_offs(self):

@@ -1,0 +1,130 @@
+"""int8 activations handed from one int8 direct convolution to the next (kernels/handoff.py):
+the kernel's epilogue quantizing its output by the next layer's input scale straight into
+that layer's channel quads gives the bytes the next layer's own packing of the fp32 output
+gives; a network handing off computes the same bits as one that does not; a packed int8
+activation is read only by the layer whose scale it was quantized by."""
+import numpy as np
+import pytest
+
+from test_handoff import ROUTE_REORG_CFG, with_random_statistics, without_hand_offs
+from yolo9000 import Network
+from yolo9000.kernels import core, handoff, int8
+from yolo9000.model import quantization
+
+
+def amx_or_skip():
+    if int8.INT8_KERNELS["amx"] not in core.int8_kernels():
+        pytest.skip("int8 hand-offs need the direct int8 kernel: this CPU (or "
+                    "YOLO9000_PORTABLE_KERNELS) has no AMX-INT8 (with Linux's tile "
+                    "permission)")
+
+
+# (channels, filters, height, width, size, padding, the next layer's padding, pool): the next
+# layer's quads on 16 and 20 filters (4 and 2 taps a step: the shifted copies), 33 (a quad
+# half zeros, the slots up to 64), 64 and 130; odd and even maps, 1x1 and 3x3, pooled or not
+HAND_OFFS = [(64, 64, 13, 13, 3, 1, 1, False), (32, 16, 12, 22, 3, 1, 1, True),
+             (64, 20, 9, 17, 3, 1, 1, False), (16, 33, 10, 10, 3, 1, 0, True),
+             (128, 130, 7, 11, 1, 0, 1, False), (64, 40, 26, 26, 3, 1, 1, True),
+             (96, 64, 5, 7, 3, 1, 2, False), (20, 8, 8, 36, 3, 1, 1, True)]
+
+
+@pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", HAND_OFFS, ids=str)
+def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, size, pad,
+                                                                   next_pad, pool):
+    amx_or_skip()
+    rng = np.random.default_rng(c + f + h + w)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
+    multiplier = rng.uniform(0.5, 2, f).astype(np.float32) * scales * np.float32(0.02)
+    bias = rng.standard_normal(f).astype(np.float32)
+    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
+    core.int8_pack_quads(x, 0.02, pad, quads)
+    packed = int8.Int8Weights(q, scales, "amx", direct=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    if pool:
+        oh, ow = oh // 2, ow // 2
+    out = np.empty((f, oh, ow), np.float32)
+    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias,
+                       core.ACT_LEAKY, out.reshape(f, -1), pool)
+    next_scale = float(np.abs(out).max()) / 127 * 0.7      # the largest values saturate
+    expected = np.full(core.int8_quads_size(f, oh, ow, next_pad), 7, np.int8)
+    core.int8_pack_quads(out, next_scale, next_pad, expected)
+    got = np.full(expected.shape, 7, np.int8)
+    core.int8_conv_amx_quads(packed.data, quads, c, h, w, size, pad, multiplier, bias,
+                             core.ACT_LEAKY, f, got, next_scale, next_pad, pool)
+    assert np.abs(expected).max() == 127
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_the_hand_off_refuses_a_short_buffer():
+    amx_or_skip()
+    quads = np.zeros(core.int8_quads_size(64, 5, 6, 1), np.int8)
+    packed = int8.Int8Weights(np.zeros((4, 64, 3, 3), np.int8), np.ones(4), "amx", direct=True)
+    with pytest.raises(ValueError, match="too small"):
+        core.int8_conv_amx_quads(packed.data, quads, 64, 5, 6, 3, 1, np.ones(4, np.float32),
+                                 np.zeros(4, np.float32), core.ACT_LINEAR, 4,
+                                 np.zeros(core.int8_quads_size(4, 5, 6, 1) - 1, np.int8),
+                                 0.1, 1)
+
+
+def quantized(net, x, percentile=99.0):
+    """net made int8 (its ends kept fp32), calibrated on x with a percentile that clips."""
+    layers = quantization.layers_to_quantize(net, keep_ends=True)
+    observed = quantization.Calibration(net, layers)
+    observed.observe(x)
+    scales = observed.input_scales("percentile", percentile)
+    quantization.quantize_network(net, scales, "percentile", percentile, {"images": len(x)})
+    net.set_precision("int8", kernel="amx")
+    return net
+
+
+def test_the_plan_hands_int8_off_with_the_consumers_scale():
+    amx_or_skip()
+    net = with_random_statistics(Network.from_cfg(ROUTE_REORG_CFG))
+    x = np.random.default_rng(5).random((2,) + net.input_shape, np.float32)
+    quantized(net, x)
+    # 0 (the RGB layer) and 15 (the last) stay fp32, so 14 hands nothing off; 6 and 9 feed
+    # a route, 11 a reorg
+    assert net.hand_offs == {i: handoff.HandOff(pad, "int8", net.layers[j].input_scale)
+                             for i, j, pad in ((2, 4, 1), (4, 5, 0), (5, 6, 1), (8, 9, 1))}
+    assert all(net.layers[i].precision == "int8" for i in net.hand_offs)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_int8_hand_offs_give_the_same_bits_with_route_and_reorg(batch):
+    amx_or_skip()
+    net = with_random_statistics(Network.from_cfg(ROUTE_REORG_CFG))
+    x = np.random.default_rng(batch).random((batch,) + net.input_shape, np.float32)
+    quantized(net, x)
+    assert net.hand_offs
+    expected = without_hand_offs(net, x)
+    np.testing.assert_array_equal(net.forward(x), expected)
+    np.testing.assert_array_equal(net.forward(x), expected)    # the buffers reused
+
+
+def test_int8_hand_offs_give_the_same_bits_on_tiny():
+    amx_or_skip()
+    net = with_random_statistics(Network.from_cfg("yolov2-tiny-voc", width=160, height=128))
+    x = np.random.default_rng(1).random((2,) + net.input_shape, np.float32)
+    quantized(net, x)
+    # 2 -> 4 on 32 channels reads the shifted copies the epilogue writes
+    assert set(net.hand_offs) == {2, 4, 6, 8, 12}
+    np.testing.assert_array_equal(net.forward(x), without_hand_offs(net, x))
+
+
+def test_a_packed_int8_activation_is_read_only_with_its_scale():
+    amx_or_skip()
+    net = with_random_statistics(Network.from_cfg(ROUTE_REORG_CFG))
+    x = np.random.default_rng(3).random((1,) + net.input_shape, np.float32)
+    quantized(net, x)
+    inputs = {}
+    net.forward(x, watch_inputs=lambda i, inputs_i: inputs.setdefault(i, inputs_i))
+    packed = net.layers[4].forward(inputs[4], hand_off=net.hand_offs[4])
+    assert isinstance(packed, handoff.PackedActivation) and packed.precision == "int8"
+    np.testing.assert_array_equal(net.layers[5].forward(packed),
+                                  net.layers[5].forward(inputs[5]))
+    other = handoff.HandOff(0, "int8", net.layers[5].input_scale * 2)
+    with pytest.raises(ValueError, match="scale"):
+        net.layers[5].forward(net.layers[4].forward(inputs[4], hand_off=other))
+    with pytest.raises(ValueError, match="int8"):
+        net.layers[4].forward(inputs[4], hand_off=handoff.HandOff(0, "bf16"))
