@@ -79,10 +79,10 @@ def test_summary_names_each_convolutions_path(tmp_path):
     assert r.returncode == 0, r.stderr
     conv_rows = [line for line in r.stdout.splitlines() if " conv " in line]
     assert len(conv_rows) == 9
-    # the RGB layer stays on the fp32 direct kernel where the CPU has it
     unit = lowp.bf16_hardware_kernel()
     assert all(f"  bf16 {unit} " in line for line in conv_rows[1:])
-    assert "fp32 direct" in conv_rows[0] or f"bf16 {unit}" in conv_rows[0]
+    # the RGB layer: bf16's rgb kernel on AMX; on AVX512-BF16 alone the fp32 direct kernel
+    assert conv_rows[0].endswith("bf16 amx rgb" if unit == "amx" else "fp32 direct")
     fp32 = run_installed("summary", "yolov2-tiny-voc", "--precision", "fp32", cwd=tmp_path)
     paths = {line.rsplit("  ", 1)[1] for line in fp32.stdout.splitlines() if " conv " in line}
     assert paths <= {"fp32 direct", "fp32 winograd", "fp32 im2col"} and paths
