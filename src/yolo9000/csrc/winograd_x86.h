@@ -182,13 +182,15 @@ void y9k_transpose16(__m512 r[16], float *out)
 /* The chunk's transforms from the layer's own weights (F, C, 3, 3): `rows` filters from w
    (row stride ldw = 9C), channels r0 .. r0+rc; 16 filters by 16 channels at a time, their
    144 contiguous taps each turned into tap-major order (9 transposes of 16 x 16, zeros past
-   the rows and channels) in `regroup`, then the same transform16 as from weight blocks */
+   the rows and channels) in `regroup`, then the same transform16 as from weight blocks;
+   zeros in the lanes from `rows` to W, as weight blocks have past their last row (a job's
+   lanes past its rows are multiplied too, and must hold numbers) */
 __attribute__((target("avx512f")))
 static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int r0, int rc,
                                          const int *dest, float *out, int W, long plane,
                                          float *regroup)
 {
-    for (int h = 0; h < rows; h += 16) {
+    for (int h = 0; h < W; h += 16) {
         for (int r = 0; r < rc; r += 16) {
             int floats = 9 * (rc - r < 16 ? rc - r : 16);
             for (int q = 0; q < 9; q++) {
