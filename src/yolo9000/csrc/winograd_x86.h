@@ -249,12 +249,20 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
         long next_lines = ldw ? per_filter * rows : (long) next_rc * 18;
         const float *next_w = ldw ? w + (long) (r0 + rc) * 9
                                   : w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
+        /* in place: line `line` of the next chunk is line `in_filter` of filter `filter`,
+           counted along (a 64-bit division and remainder per line cost 3% of the kernel) */
+        long filter = 0, in_filter = 0;
         for (int k = 0; k < 16; k++) {
             long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
             if (ldw)
-                for (long line = lo; line < hi; line++)
-                    _mm_prefetch((const char *) (next_w + (line / per_filter) * ldw
-                                                 + (line % per_filter) * 16), _MM_HINT_T1);
+                for (long line = lo; line < hi; line++) {
+                    _mm_prefetch((const char *) (next_w + filter * ldw + in_filter * 16),
+                                 _MM_HINT_T1);
+                    if (++in_filter == per_filter) {
+                        in_filter = 0;
+                        filter++;
+                    }
+                }
             y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
                                v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
                                r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
