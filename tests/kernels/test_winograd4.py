@@ -97,14 +97,15 @@ def test_f4_chunks_give_the_same_result(monkeypatch, chunk_floats, min_columns):
 
 @pytest.mark.parametrize("n,c,f,h,w,band_floats", [
     (1, 3, 5, 17, 14, 1), (2, 8, 6, 26, 26, 1), (1, 16, 32, 40, 36, 2**15),
-    (3, 2, 7, 9, 30, 3000), (1, 32, 64, 50, 52, 2**17),
+    (3, 2, 7, 9, 30, 3000), (1, 32, 64, 50, 52, 2**17), (1, 64, 128, 30, 28, 2**16),
 ])
 def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
     """convolve4 by bands (banded4): one tile row a band, several, a last band shorter than
     the others, sizes 0..3 mod 4, batches; the epilogue (leaky) and the fused maxpool on even
     sizes; the weight gradient by the same bands (banded_weight_gradient4); against the
-    float64 sums."""
+    float64 sums (the weight gradient's channel rule lifted: the kernel is under test here)."""
     monkeypatch.setattr(winograd, "BAND4_FLOATS", band_floats)
+    monkeypatch.setattr(winograd, "BANDED4_WEIGHT_MAX_CHANNELS", 10**9)
     x, wt, _ = case(n, c, f, h, w)
     rng = np.random.default_rng(c + f)
     a = rng.uniform(0.5, 2, f).astype(np.float32)
@@ -128,19 +129,25 @@ def test_f4_bands_match_direct_sum(monkeypatch, n, c, f, h, w, band_floats):
 
 
 def test_f4_bands_take_few_channels_only():
-    """Up to BANDED4_MAX_CHANNELS input + output channels, and enough bands for the threads;
-    otherwise banded4 declines, writing nothing, and convolve4 takes the chunks."""
+    """The forward (and input gradient) up to 192 input + output channels, the weight
+    gradient up to 96, and enough bands for the threads; otherwise banded4 and
+    banded_weight_gradient4 decline, writing nothing, and the chunks take the layer."""
     rng = np.random.default_rng(3)
-    for c, f, n, h in [(64, 128, 1, 104), (48, 49, 1, 104), (16, 32, 1, 12)]:
+    for c, f, n, h in [(128, 256, 1, 52), (96, 97, 1, 104), (16, 32, 1, 12)]:
         x = rng.standard_normal((n, c, h, h)).astype(np.float32)
         z = np.full((n, f, h, h), np.nan, np.float32)
         u = winograd.filters4(rng.standard_normal((f, c, 3, 3)).astype(np.float32))
         assert not winograd.banded4(x, u, z, np.ones(f, np.float32), np.zeros(f, np.float32), 0)
         assert np.isnan(z).all()
-    x = rng.standard_normal((1, 32, 104, 104)).astype(np.float32)
-    u = winograd.filters4(rng.standard_normal((64, 32, 3, 3)).astype(np.float32))
-    z = np.empty((1, 64, 104, 104), np.float32)
-    assert winograd.banded4(x, u, z, np.ones(64, np.float32), np.zeros(64, np.float32), 0)
+    for c, f in [(32, 64), (64, 128)]:
+        x = rng.standard_normal((1, c, 104, 104)).astype(np.float32)
+        u = winograd.filters4(rng.standard_normal((f, c, 3, 3)).astype(np.float32))
+        z = np.empty((1, f, 104, 104), np.float32)
+        assert winograd.banded4(x, u, z, np.ones(f, np.float32), np.zeros(f, np.float32), 0)
+        dw = np.zeros((f, c, 3, 3), np.float32)       # the gradient is added to it
+        dz = rng.standard_normal((1, f, 104, 104)).astype(np.float32)
+        assert winograd.banded_weight_gradient4(x, dz, dw) == (c + f <= 96)
+        assert dw.any() == (c + f <= 96)
 
 
 def test_f4_chunks_cover_every_tile_once():

@@ -96,6 +96,37 @@ def test_batchnorm_training_statistics_and_inference_formula():
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+
+@pytest.mark.parametrize("hw", [(24, 24), (13, 13)])
+def test_pointwise_inference_image_by_image_or_side_by_side(monkeypatch, hw):
+    """A 1x1 convolution's inference at batch 3: maps of 512 positions or more multiply image
+    by image, smaller ones side by side (conv_layer.POINTWISE_IMAGE_POSITIONS); either way
+    darknet's formula (float64 sums, rolling statistics, leaky), image by image each image's
+    bits alone; the other grouping forced gives the same within the tolerance."""
+    from yolo9000.layers import convolutional as conv_layer
+    rng = np.random.default_rng(9)
+    layer = ConvolutionalLayer((40, *hw), filters=24, size=1, batch_normalize=True,
+                               activation="leaky")
+    randomise(layer, rng)
+    x = rng.standard_normal((3, 40, *hw)).astype(np.float32)
+    z = np.einsum("fc,nchw->nfhw", layer.weights[:, :, 0, 0].astype(np.float64), x)
+    rm = layer.bn.rolling_mean[None, :, None, None].astype(np.float64)
+    rv = layer.bn.rolling_variance[None, :, None, None].astype(np.float64)
+    ref = ((z - rm) / (np.sqrt(rv) + 1e-6) * layer.bn.scales[None, :, None, None]
+           + layer.biases[None, :, None, None])
+    ref = np.where(ref > 0, ref, 0.1 * ref)
+    by_image = hw[0] * hw[1] >= conv_layer.POINTWISE_IMAGE_POSITIONS
+    groups = []
+    grouping = layer._chunks
+    monkeypatch.setattr(layer, "_chunks", lambda n: groups.append(n) or grouping(n))
+    y = layer.forward(x)
+    assert groups == ([] if by_image else [3])
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    if by_image:
+        assert all(np.array_equal(y[i], layer.forward(x[i:i + 1])[0]) for i in range(3))
+    monkeypatch.setattr(conv_layer, "POINTWISE_IMAGE_POSITIONS", 10**9 if by_image else 1)
+    np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-5, atol=1e-5)
+
 def test_standalone_batchnorm_gradients():
     rng = np.random.default_rng(4)
     layer = BatchNormLayer((3, 5, 3))

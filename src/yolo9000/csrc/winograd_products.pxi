@@ -19,6 +19,13 @@
 # gradient), for kernels/winograd.py's WeightBlocks
 WINOGRAD_BLOCK_ROWS = Y9K_BLOCK_ROWS
 
+# blocks per job: two (64 rows, passes of up to 6 columns) read V half as often as one (32
+# rows, passes of up to 14): 1024 -> 1024, one thread, CPU time, 0.96x at 49 columns and
+# 0.92x at 98, in place and from blocks alike, the same bits (see
+# BENCHMARKS.md#winograd-products-from-weight-blocks)
+cdef enum:
+    JOB_BLOCKS = 2
+
 
 def winograd_products_available():
     """Whether winograd_products_from_weights can run here (x86-64 with AVX-512, the portable
@@ -65,7 +72,7 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
     cdef int R = blocks.shape[1], N = v.shape[2], nb = blocks.shape[0]
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
-    cdef int b
+    cdef int b, job
     if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
             or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows or blocks.shape[2] != 9
             or blocks.shape[3] != Y9K_BLOCK_ROWS or dest.shape[0] != 16
@@ -79,11 +86,11 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
         if not 0 <= dest[b] < 16:
             raise ValueError("winograd_products_from_weights: planes out of range")
     with nogil:
-        # jobs of two blocks (64 rows: V read half as often, 4 loads per 28 sums instead of 2
-        # per 14 x 2), the last one single when the count is odd
-        for b in prange(nb, schedule="dynamic"):
-            y9k_winograd_rows(&blocks[b, 0, 0, 0], 0, 1,
-                              min(Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
+        # the last job a single block when the count is odd
+        for job in prange((nb + JOB_BLOCKS - 1) // JOB_BLOCKS, schedule="dynamic"):
+            b = job * JOB_BLOCKS
+            y9k_winograd_rows(&blocks[b, 0, 0, 0], 0, min(JOB_BLOCKS, nb - b),
+                              min(JOB_BLOCKS * Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
                               &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
                               &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
                               &scratch[cython.parallel.threadid(), 0])
@@ -93,7 +100,7 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
                                const float[:, :, :] v, float[:, :, :] m,
                                float[:, ::1] scratch):
     """winograd_products_from_weights from the convolution's own weights w (F, C, 3, 3)
-    instead of their blocks: each job regroups its 32 filters' taps chunk by chunk in the
+    instead of their blocks: each job regroups its 64 filters' taps chunk by chunk in the
     thread's cache (16 x 16 transposes), the rest as from blocks, bit for bit. Nothing to make
     or keep beside the weights."""
     cdef int F = w.shape[0], R = w.shape[1], N = v.shape[2]
@@ -101,7 +108,7 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
     cdef long ldw = <long> R * 9
-    cdef int b
+    cdef int b, job
     if (w.shape[2] != 3 or w.shape[3] != 3 or v.shape[0] != 16 or m.shape[0] != 16
             or v.shape[1] != R or m.shape[1] != F or m.shape[2] != N or dest.shape[0] != 16
             or v.strides[2] != 4 or m.strides[2] != 4
@@ -114,9 +121,10 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
         if not 0 <= dest[b] < 16:
             raise ValueError("winograd_products_in_place: planes out of range")
     with nogil:
-        for b in prange(nb, schedule="dynamic"):
-            y9k_winograd_rows(&w[b * Y9K_BLOCK_ROWS, 0, 0, 0], ldw, 1,
-                              min(Y9K_BLOCK_ROWS, F - b * Y9K_BLOCK_ROWS), R,
+        for job in prange((nb + JOB_BLOCKS - 1) // JOB_BLOCKS, schedule="dynamic"):
+            b = job * JOB_BLOCKS
+            y9k_winograd_rows(&w[b * Y9K_BLOCK_ROWS, 0, 0, 0], ldw, min(JOB_BLOCKS, nb - b),
+                              min(JOB_BLOCKS * Y9K_BLOCK_ROWS, F - b * Y9K_BLOCK_ROWS), R,
                               &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
                               &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
                               &scratch[cython.parallel.threadid(), 0])

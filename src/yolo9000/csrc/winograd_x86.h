@@ -182,13 +182,15 @@ void y9k_transpose16(__m512 r[16], float *out)
 /* The chunk's transforms from the layer's own weights (F, C, 3, 3): `rows` filters from w
    (row stride ldw = 9C), channels r0 .. r0+rc; 16 filters by 16 channels at a time, their
    144 contiguous taps each turned into tap-major order (9 transposes of 16 x 16, zeros past
-   the rows and channels) in `regroup`, then the same transform16 as from weight blocks */
+   the rows and channels) in `regroup`, then the same transform16 as from weight blocks;
+   zeros in the lanes from `rows` to W, as weight blocks have past their last row (a job's
+   lanes past its rows are multiplied too, and must hold numbers) */
 __attribute__((target("avx512f")))
 static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int r0, int rc,
                                          const int *dest, float *out, int W, long plane,
                                          float *regroup)
 {
-    for (int h = 0; h < rows; h += 16) {
+    for (int h = 0; h < W; h += 16) {
         for (int r = 0; r < rc; r += 16) {
             int floats = 9 * (rc - r < 16 ? rc - r : 16);
             for (int q = 0; q < 9; q++) {
@@ -247,12 +249,20 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
         long next_lines = ldw ? per_filter * rows : (long) next_rc * 18;
         const float *next_w = ldw ? w + (long) (r0 + rc) * 9
                                   : w + (long) (r0 + rc) * 9 * Y9K_BLOCK_ROWS;
+        /* in place: line `line` of the next chunk is line `in_filter` of filter `filter`,
+           counted along (a 64-bit division and remainder per line cost 3% of the kernel) */
+        long filter = 0, in_filter = 0;
         for (int k = 0; k < 16; k++) {
             long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
             if (ldw)
-                for (long line = lo; line < hi; line++)
-                    _mm_prefetch((const char *) (next_w + (line / per_filter) * ldw
-                                                 + (line % per_filter) * 16), _MM_HINT_T1);
+                for (long line = lo; line < hi; line++) {
+                    _mm_prefetch((const char *) (next_w + filter * ldw + in_filter * 16),
+                                 _MM_HINT_T1);
+                    if (++in_filter == per_filter) {
+                        in_filter = 0;
+                        filter++;
+                    }
+                }
             y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
                                v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
                                r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,

@@ -137,7 +137,12 @@ def chunks(n, h, w, c, f, side=2):
     per_image = th * tw
     if per_image <= columns:
         m = max(1, min(n, columns // per_image))
-        return [(a, min(a + m, n), 0, th) for a in range(0, n, m)]
+        # chunks of equal size (the largest count of images up to m that divides the batch),
+        # so that side by side no thread is left with a short last one: batch 8 at 52x52
+        # went 3 + 3 + 2 (see BENCHMARKS.md#winograd-chunks)
+        while n % m:
+            m -= 1
+        return [(a, a + m, 0, th) for a in range(0, n, m)]
     rows = max(1, columns // tw)
     return [(a, a + 1, r, min(r + rows, th)) for a in range(n) for r in range(0, th, rows)]
 
@@ -456,17 +461,22 @@ def flipped_filters4(weights):
 # planes each) within BAND4_FLOATS. Inference batch 1, pooled, two threads on a loaded
 # machine, medians (minima) of 21 interleaved, ms, chunked -> banded: 16 -> 32 at 208x208
 # 9.4 (4.6) -> 9.7 (3.3); 32 -> 64 at 208x208 31.9 (18.2) -> 24.0 (5.0); 32 -> 64 at 104x104
-# 4.6 (2.1) -> 1.8 (1.7); but 64 -> 128 at 104x104 15.3 (6.3) -> 14.8 (7.4) and in two other
-# runs 0.84x and 1.2x of chunked's time: hence up to 96 input + output channels (see
-# BENCHMARKS.md#f4-by-bands)
+# 4.6 (2.1) -> 1.8 (1.7). 64 -> 128 (192 channels) looked a tie in wall time on two shared
+# cores, but takes 0.75-0.80x chunked's CPU time at 104x104 (batch 1 and 8) and 52x52
+# (batch 8), and its batch-1 chunks (23 + 3 tile rows side by side) leave a thread idle;
+# 128 -> 256 takes 1.4x by bands: hence up to 192 input + output channels (see
+# BENCHMARKS.md#f4-by-bands). The weight gradient by bands keeps a dU per band (123 MB for
+# 64 -> 128 at 104x104, batch 8): up to 96 channels, as measured before.
 BAND4_FLOATS = 2**19
-BANDED4_MAX_CHANNELS = 96
+BANDED4_MAX_CHANNELS = 192
+BANDED4_WEIGHT_MAX_CHANNELS = 96
 
 
-def _band4_plan(n, c, f, h, w):
+def _band4_plan(n, c, f, h, w, max_channels):
     """(tile rows per band, V plane, M plane, scratch row) for the F(4x4, 3x3) banded
-    kernels, or None when they do not apply (too many channels, too few bands, no BLAS)."""
-    if not sgemm_address() or c + f > BANDED4_MAX_CHANNELS:
+    kernels, or None when they do not apply (more than max_channels input + output
+    channels, too few bands, no BLAS)."""
+    if not sgemm_address() or c + f > max_channels:
         return None
     th, tw = tile_grid(h, w, 4)
     rows = max(1, min(th, BAND4_FLOATS // (TILES4 * (c + f) * tw)))
@@ -483,7 +493,7 @@ def banded4(x, u, z, scale, bias, act, pool=False):
     not apply."""
     n, c, h, w = x.shape
     f = z.shape[1]
-    plan = _band4_plan(n, c, f, h, w)
+    plan = _band4_plan(n, c, f, h, w, BANDED4_MAX_CHANNELS)
     if plan is None:
         return False
     rows, v_plane, m_plane, row = plan
@@ -531,7 +541,7 @@ def banded_weight_gradient4(x, dz, dw):
     order, as banded_weight_gradient's); False if it does not apply."""
     n, c, h, w = x.shape
     f = dz.shape[1]
-    plan = _band4_plan(n, c, f, h, w)
+    plan = _band4_plan(n, c, f, h, w, BANDED4_WEIGHT_MAX_CHANNELS)
     if plan is None:
         return False
     rows, v_plane, m_plane, row = plan

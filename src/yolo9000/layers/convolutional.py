@@ -52,6 +52,13 @@ from .batchnorm import BatchNorm
 
 # floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
 COLUMN_BUDGET = 16 * 2**20
+# At inference a 1x1 convolution over a map of this many positions or more multiplies image
+# by image: each product is wide enough for BLAS, and images side by side cost two copies
+# (the inputs into one matrix, the outputs back to image order). yolov2-voc batch 8, one
+# thread, CPU time, ms per image, side by side -> image by image: 128 -> 64 at 104x104 5.00
+# -> 3.94, 256 -> 128 at 52x52 2.83 -> 1.87, 512 -> 256 at 26x26 1.74 -> 1.41, but 1024 ->
+# 512 at 13x13 (169 positions) 1.20 -> 1.24 (see BENCHMARKS.md#matrix-products-in-bands)
+POINTWISE_IMAGE_POSITIONS = 512
 # Winograd needs enough input channels for its 16 products (reductions over the channels) to
 # run well in BLAS; the RGB input layer goes to the direct kernel (or im2col) instead
 WINOGRAD_MIN_CHANNELS = 8
@@ -515,7 +522,8 @@ class ConvolutionalLayer(Layer):
         s = oh * ow
         z = np.empty((n, f, s), np.float32)
         w2d = self.weights.reshape(f, -1)
-        for a, b in self._chunks(n):
+        by_image = self.is_pointwise and not train and s >= POINTWISE_IMAGE_POSITIONS
+        for a, b in ([(a, a + 1) for a in range(n)] if by_image else self._chunks(n)):
             col = self._columns(x, a, b)
             if b - a == 1:
                 gemm.matmul(w2d, col, z[a])

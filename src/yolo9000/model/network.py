@@ -25,15 +25,15 @@ from .registry import build_layer
 OBJECTNESS_PRIOR = 0.01
 # Memory for the convolutions' cached Winograd filters (16/9 of their weights each, F(4x4, 3x3)'s
 # 36/9, weight blocks 9/9): half the weights' size plus this much. yolov2-voc at 416 then caches
-# 146.5 MB (of 236: its three 512 -> 1024 13x13 layers and one 1024 -> 1024 read their weights
-# in place instead, 1.08-1.09x the time from blocks) and peaks at 428 MB for one forward,
-# within issue 25's 463 MB; with 96 MB it cached 182.5 MB (the three 512 -> 1024 layers
-# left out, once to im2col at 1.5x) and peaked at 460-464 MB, with 160 MB all 236 and 514 MB,
-# F(4x4, 3x3)'s larger filters and the workspaces of its chunks side by side (see
-# BENCHMARKS.md#winograd-cache-budget); caching no blocks at all, 65.5 MB, peaks at 346 MB.
-# The inference budget being 1.5 x weights + 300 MB, that leaves room for the heap's
+# 182.5 MB (of 236: its three 512 -> 1024 13x13 layers read their weights in place instead,
+# 1.07-1.10x the time from blocks) and peaks at 439 MB for one forward, within issue 25's
+# 463 MB, since its 64 -> 128 layers at 104x104 go by bands (their chunks' workspaces side by
+# side had taken 26 MB more: with 64 MB it cached 146.5 MB, one 1024 -> 1024 layer in place
+# too, and peaked at 428 MB, now 403). With 160 MB it cached all 236 and peaked at 514 MB
+# (see BENCHMARKS.md#winograd-cache-budget); caching no blocks at all, 65.5 MB, peaks at
+# 346 MB. The inference budget being 1.5 x weights + 300 MB, that leaves room for the heap's
 # fragmentation over repeated forwards.
-WINOGRAD_CACHE_HEADROOM = 64 * 2**20
+WINOGRAD_CACHE_HEADROOM = 96 * 2**20
 
 
 @dataclass
