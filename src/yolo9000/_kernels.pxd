@@ -123,7 +123,8 @@ cdef extern from "lowp_x86.h":
                              int avx512) noexcept nogil
     void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
                            const uint16_t* wp, const uint16_t* img, const float* a,
-                           const float* b, int act, int pool, float* out) noexcept nogil
+                           const float* b, int act, int pool, float* out,
+                           const y9k_pairs_out* pairs) noexcept nogil
 
 cdef extern from "int8_x86.h":
     ctypedef signed char int8_t

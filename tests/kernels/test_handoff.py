@@ -156,8 +156,10 @@ def test_the_plan_hands_off_only_to_the_next_convolution_alone():
     assert net.hand_offs == {}          # fp32 runs hand nothing off
     net.set_precision("bf16", kernel="amx")
     assert net.pooled_pairs == {0, 2}
-    # 0 is the fp32 RGB layer; 6 and 9 feed a route, 11 a reorg, 15 is the last
-    assert net.hand_offs == {2: handoff.HandOff(1, "bf16"), 4: handoff.HandOff(0, "bf16"),
+    # 0 is the RGB layer on the rgb kernel, which hands off only what it pools; 6 and 9
+    # feed a route, 11 a reorg, 15 is the last
+    assert net.hand_offs == {0: handoff.HandOff(1, "bf16"),
+                             2: handoff.HandOff(1, "bf16"), 4: handoff.HandOff(0, "bf16"),
                              5: handoff.HandOff(1, "bf16"), 8: handoff.HandOff(1, "bf16"),
                              14: handoff.HandOff(0, "bf16")}
     # the im2col bf16 kernels do not read packed inputs
@@ -171,11 +173,11 @@ def test_the_plan_follows_resize():
     amx_or_skip()
     net = Network.from_cfg("yolov2-tiny-voc", width=160, height=128)
     net.set_precision("bf16", kernel="amx")
-    assert set(net.hand_offs) == {2, 4, 6, 8, 12, 13}
+    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12, 13}
     net.resize(160, 136)        # 6's output 17x20 no longer pools: 6 and 8 hand nothing off
-    assert set(net.hand_offs) == {2, 4, 12, 13}
+    assert set(net.hand_offs) == {0, 2, 4, 12, 13}
     net.resize(160, 128)
-    assert set(net.hand_offs) == {2, 4, 6, 8, 12, 13}
+    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12, 13}
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -193,7 +195,7 @@ def test_hand_offs_give_the_same_bits_on_tiny():
     amx_or_skip()
     net = with_random_statistics(Network.from_cfg("yolov2-tiny-voc", width=160, height=128))
     net.set_precision("bf16", kernel="amx")
-    assert set(net.hand_offs) == {2, 4, 6, 8, 12, 13}
+    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12, 13}
     x = np.random.default_rng(1).random((2,) + net.input_shape, np.float32)
     np.testing.assert_array_equal(net.forward(x), without_hand_offs(net, x))
 

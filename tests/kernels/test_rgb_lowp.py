@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from columns_reference import im2col
-from test_lowp import KERNELS, accumulation_bound, bf16_round, kernel_or_skip, padded, pool_2x2
+from test_lowp import (KERNELS, accumulation_bound, bf16_round, expected_pairs, kernel_or_skip,
+                       padded, pool_2x2)
 from yolo9000.kernels import core, lowp
 from yolo9000.layers.convolutional import ConvolutionalLayer
 from yolo9000.layers.maxpool import MaxpoolLayer
@@ -134,6 +135,36 @@ def test_rgb_convolution_pools_in_its_epilogue(kernel, act, c, h, w, f, size, pa
     oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
     unfused = convolve(kernel, x, weights, pad, scale, bias, act)
     np.testing.assert_array_equal(got, pool_2x2(unfused.reshape(f, oh, ow)).reshape(f, -1))
+
+
+@KERNELS
+@pytest.mark.parametrize("c,h,w,f,size,pad", [
+    (3, 16, 20, 32, 3, 1),      # the overlapping last segment of a row
+    (3, 6, 8, 17, 3, 1),        # rows shorter than a segment, an odd filter count
+    (3, 4, 64, 16, 3, 1),       # four whole segments a row, 16 filters (tiny's)
+    (3, 10, 38, 40, 3, 0)])
+@pytest.mark.parametrize("out_pad", [0, 1, 2])
+def test_rgb_convolution_hands_off_packed_pairs(kernel, c, h, w, f, size, pad, out_pad):
+    """bf16_conv_rgb_pairs: the pooled fp32 output of bf16_conv_rgb rounded and packed as the
+    next (direct) layer's channel pairs in NumPy, border and zero channels written over
+    whatever the buffer held; the same bits with the AVX-512 rounding and the portable one."""
+    kernel_or_skip(kernel)
+    x, weights, scale, bias = operands(c, h, w, f, size, c * w + f + out_pad)
+    image = np.empty(core.bf16_image_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_image(x, pad, image)
+    packed = lowp.BF16Weights(weights)
+    oh, ow = (h + 2 * pad - size + 1) // 2, (w + 2 * pad - size + 1) // 2
+    for act in (core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_LOGISTIC):
+        fp32 = convolve(kernel, x, weights, pad, scale, bias, act, pool=True)
+        expected = expected_pairs(fp32.reshape(f, oh, ow), out_pad)
+        for portable in (False, True):
+            out = np.full(expected.size + 5, 0x7F7F, np.uint16)
+            core.bf16_conv_rgb_pairs(lowp.BF16_KERNELS[kernel], packed.data, image, c, h, w,
+                                     size, pad, scale, bias, act, f, out, out_pad,
+                                     portable_rounding=portable)
+            np.testing.assert_array_equal(out[:expected.size], expected,
+                                          err_msg=f"act {act}, portable {portable}")
+            assert np.all(out[expected.size:] == 0x7F7F)        # nothing written past it
 
 
 def test_the_three_kernels_sum_the_same_products():

@@ -200,6 +200,27 @@ def bf16_pack_image(const float[:, :, ::1] x, int pad, unsigned short[::1] out):
         y9k_bf16_pack_image(&x[0, 0, 0], C, H, W, pad, <uint16_t*> &out[0], _avx512)
 
 
+cdef _check_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad, int OH,
+                     int OW, int positions, const unsigned short[::1] w,
+                     const unsigned short[::1] img, const float[::1] scale,
+                     const float[::1] bias, bint pool):
+    """bf16_conv_rgb's checks, `positions` the output's per filter."""
+    if kernel not in bf16_kernels():
+        raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
+    if not bf16_rgb_applies(C, ksize, 1) or OH <= 0 or OW <= 0 or pad < 0:
+        raise ValueError("bf16_conv_rgb: needs C·k·k <= 32 and an output")
+    if pool and (OH % 2 or OW % 2 or positions != (OH // 2) * (OW // 2)):
+        raise ValueError("bf16_conv_rgb: pooling needs an even output and out (M, out_h/2 · "
+                         "out_w/2)")
+    if not pool and positions != OH * OW:
+        raise ValueError("bf16_conv_rgb: needs out (M, out_h·out_w)")
+    if (w.shape[0] < y9k_lowp_round_up(M) * Y9K_LOWP_BLOCK
+            or img.shape[0] < bf16_image_size(C, H, W, pad)):
+        raise ValueError("bf16_conv_rgb: the packed operands are too small")
+    if scale.shape[0] < M or bias.shape[0] < M:
+        raise ValueError("bf16_conv_rgb: scale and bias need one value per filter")
+
+
 def bf16_conv_rgb(int kernel, const unsigned short[::1] w, const unsigned short[::1] img,
                   int C, int H, int W, int ksize, int pad, const float[::1] scale,
                   const float[::1] bias, int act, float[:, ::1] out, bint pool=False):
@@ -210,23 +231,40 @@ def bf16_conv_rgb(int kernel, const unsigned short[::1] w, const unsigned short[
     2x2/2 maxpool of that, taken in the epilogue (the same bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
-    if kernel not in bf16_kernels():
-        raise ValueError(f"bf16 kernel {kernel} is not available on this CPU")
-    if not bf16_rgb_applies(C, ksize, 1) or OH <= 0 or OW <= 0 or pad < 0:
-        raise ValueError("bf16_conv_rgb: needs C·k·k <= 32 and an output")
-    if pool and (OH % 2 or OW % 2 or out.shape[1] != (OH // 2) * (OW // 2)):
-        raise ValueError("bf16_conv_rgb: pooling needs an even output and out (M, out_h/2 · "
-                         "out_w/2)")
-    if not pool and out.shape[1] != OH * OW:
-        raise ValueError("bf16_conv_rgb: needs out (M, out_h·out_w)")
-    if (w.shape[0] < y9k_lowp_round_up(M) * Y9K_LOWP_BLOCK
-            or img.shape[0] < bf16_image_size(C, H, W, pad)):
-        raise ValueError("bf16_conv_rgb: the packed operands are too small")
-    if scale.shape[0] < M or bias.shape[0] < M:
-        raise ValueError("bf16_conv_rgb: scale and bias need one value per filter")
+    _check_conv_rgb(kernel, M, C, H, W, ksize, pad, OH, OW, out.shape[1], w, img, scale, bias,
+                    pool)
     if M == 0:
         return
     with nogil:
         y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
                           <const uint16_t*> &img[0], &scale[0], &bias[0], act, pool,
-                          &out[0, 0])
+                          &out[0, 0], NULL)
+
+
+def bf16_conv_rgb_pairs(int kernel, const unsigned short[::1] w,
+                        const unsigned short[::1] img, int C, int H, int W, int ksize,
+                        int pad, const float[::1] scale, const float[::1] bias, int act,
+                        int M, unsigned short[::1] out, int out_pad,
+                        bint portable_rounding=False):
+    """bf16_conv_rgb's pooled output (M filters; out_h and out_w even) written instead as the
+    next layer's input, as bf16_conv_amx_pairs writes it: rounded to bf16 and packed as
+    bf16_pack_pairs packs it with padding `out_pad`, its border and zero channels included
+    (out: bf16_pairs_size(M, out_h/2, out_w/2, out_pad) values or more)."""
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    cdef int PH = OH // 2, PW = OW // 2
+    _check_conv_rgb(kernel, M, C, H, W, ksize, pad, OH, OW, PH * PW, w, img, scale, bias,
+                    True)
+    if M <= 0 or out_pad < 0:
+        raise ValueError("bf16_conv_rgb_pairs: needs filters and a padding of 0 or more")
+    if out.shape[0] < bf16_pairs_size(M, PH, PW, out_pad):
+        raise ValueError("bf16_conv_rgb_pairs: out is too small")
+    cdef y9k_pairs_out pairs
+    pairs.data = <uint16_t*> &out[0]
+    pairs.plane = y9k_pairs_plane(PH, PW, out_pad)
+    pairs.width = y9k_pairs_width(PW, out_pad)
+    pairs.pad = out_pad
+    pairs.avx512 = _avx512 and not portable_rounding
+    with nogil:
+        y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                          <const uint16_t*> &img[0], &scale[0], &bias[0], act, True, NULL,
+                          &pairs)

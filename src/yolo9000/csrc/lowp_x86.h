@@ -610,6 +610,24 @@ typedef struct {
     int avx512;         /* the rounding with AVX-512 or the portable twin's (the same bits) */
 } y9k_pairs_out;
 
+/* the values of a hand-off (M filters in MB blocks of 32, a PH x PW output) that no epilogue
+   writes: every plane's border and slack, and the whole planes of the zero channels past M;
+   shared out on the threads of the calling parallel region without a barrier (the epilogues
+   write none of these values) */
+static void y9k_pairs_clear_outside(const y9k_pairs_out *pairs, int M, long MB, int PH, int PW)
+{
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+    for (long cp = 0; cp < MB * 16; cp++) {
+        uint16_t *plane = pairs->data + cp * pairs->plane * 2;
+        if (2 * cp >= M)
+            memset(plane, 0, (size_t) pairs->plane * 4);
+        else
+            y9k_pairs_clear_border(plane, PH, PW, pairs->pad, pairs->plane);
+    }
+}
+
 /* rows (filters; the first even) x cols of fp32 values v (row stride ldv), rounded to bf16
    into the hand-off's pairs at output position (y, x) */
 static inline void y9k_bf16_store_pairs(const float *v, int rows, int cols, long ldv,
@@ -850,20 +868,8 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
     {
         static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
             __attribute__((aligned(64)));
-        if (pairs) {
-            /* the epilogue writes every other value of the planes it reaches */
-            int PH = pool ? OH / 2 : OH, PW = pool ? OW / 2 : OW;
-#ifdef _OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-            for (long cp = 0; cp < MB * 16; cp++) {
-                uint16_t *plane = pairs->data + cp * pairs->plane * 2;
-                if (2 * cp >= M)
-                    memset(plane, 0, (size_t) pairs->plane * 4);
-                else
-                    y9k_pairs_clear_border(plane, PH, PW, pairs->pad, pairs->plane);
-            }
-        }
+        if (pairs)
+            y9k_pairs_clear_outside(pairs, M, MB, pool ? OH / 2 : OH, pool ? OW / 2 : OW);
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic: on a machine shared with other work a thread that loses its core for a while
@@ -1214,10 +1220,13 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
    same 16 columns of a window's two rows (the last segment of a row overlapping the one
    before, as the direct kernel's). On `kernel` (Y9K_BF16_*: the caller checked the CPU has
    it); the tiles are built and the epilogue run with AVX-512 on the AMX and AVX512-BF16
-   kernels (whose CPUs have it), in scalar C on the portable twin: the same bits */
+   kernels (whose CPUs have it), in scalar C on the portable twin: the same bits. With
+   `pairs` (not NULL; pooled only) the pooled output is written there instead, as the direct
+   kernel's hand-off writes it (out unused) */
 static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *img, const float *a,
-                              const float *b, int act, int pool, float *out)
+                              const float *b, int act, int pool, float *out,
+                              const y9k_pairs_out *pairs)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1, K = C * ksize * ksize;
     long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
@@ -1242,6 +1251,8 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
     {
         uint16_t tiles[2 * 512] __attribute__((aligned(64)));
         float acc[32 * 32] __attribute__((aligned(64)));
+        if (pairs)
+            y9k_pairs_clear_outside(pairs, M, MB, OH / 2, OW / 2);
 #if Y9K_HAVE_LOWP_X86
         if (kernel == Y9K_BF16_AMX)
             y9k_amx_configure();
@@ -1284,6 +1295,11 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                     continue;
                 }
                 int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pairs, mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
                 float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
 #if Y9K_HAVE_LOWP_X86
                 if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {

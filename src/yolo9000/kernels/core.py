@@ -34,7 +34,7 @@ from .._kernels import (  # noqa: F401
     BF16_PORTABLE, BF16_AVX512, BF16_AMX, LOWP_BLOCK, bf16_kernels, bf16_padded,
     bf16_pack_weights, bf16_pack_columns, bf16_pack_im2col, bf16_matmul,
     bf16_pairs_size, bf16_pack_pairs, bf16_conv_amx, bf16_conv_amx_pairs,
-    bf16_rgb_applies, bf16_image_size, bf16_pack_image, bf16_conv_rgb,
+    bf16_rgb_applies, bf16_image_size, bf16_pack_image, bf16_conv_rgb, bf16_conv_rgb_pairs,
     # int8 inference products: quantizing packings, the exact product with its epilogue
     # (int8.pxi)
     INT8_PORTABLE, INT8_VNNI, INT8_AMX, INT8_DEPTH, int8_kernels, int8_padded_depth,

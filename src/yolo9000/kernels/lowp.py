@@ -196,7 +196,7 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
 
     On the direct kernel x may instead be a handoff.PackedActivation packed for this
     convolution (read in place), and out one to fill (the output packed for the next layer,
-    the fp32 tensor never kept)."""
+    the fp32 tensor never kept); the rgb kernel fills one too when it pools."""
     n, c, h, w = x.shape
     f = out.shape[1]
     out_h, out_w = out.shape[2:]
@@ -209,8 +209,11 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         raise ValueError(f"packed weights ({weights.rows}, {weights.depth}) do not fit a "
                          f"convolution of {c} channels, {f} filters, size {size}")
     packed_in, packed_out = isinstance(x, PackedActivation), isinstance(out, PackedActivation)
-    if (packed_in or packed_out) and not weights.taps_major:
-        raise ValueError("only the direct AMX kernel reads or writes packed activations")
+    if packed_in and not weights.taps_major:
+        raise ValueError("only the direct AMX kernel reads packed activations")
+    if packed_out and not (weights.taps_major or (rgb and pool)):
+        raise ValueError("only the direct AMX kernel, and the rgb one pooling, write packed "
+                         "activations")
     if packed_in:
         x.check((n, c, h, w), padding, BF16)
     if weights.taps_major:
@@ -236,8 +239,12 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         image = workspace.borrow_packed(core.bf16_image_size(c, h, w, padding))
         for i in range(n):
             core.bf16_pack_image(x[i], padding, image)
-            core.bf16_conv_rgb(code, weights.data, image, c, h, w, size, padding, scale, bias,
-                               act, out[i].reshape(f, -1), pool)
+            if packed_out:
+                core.bf16_conv_rgb_pairs(code, weights.data, image, c, h, w, size, padding,
+                                         scale, bias, act, f, out.image(i), out.padding)
+            else:
+                core.bf16_conv_rgb(code, weights.data, image, c, h, w, size, padding, scale,
+                                   bias, act, out[i].reshape(f, -1), pool)
         return out
     columns = workspace.borrow_packed(core.bf16_padded(depth) * core.bf16_padded(positions))
     pointwise = size == 1 and stride == 1 and padding == 0

@@ -374,9 +374,9 @@ class ConvolutionalLayer(Layer):
         f, oh, ow = self.out_shape
         shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
         if hand_off is not None:
-            if self.packed_input() != hand_off.precision:
-                raise ValueError(f"only the direct kernel hands off its output packed, in "
-                                 f"{self.packed_input()}; asked {hand_off.precision}")
+            if self.packed_output(pool) != hand_off.precision:
+                raise ValueError(f"this layer hands off its output packed in "
+                                 f"{self.packed_output(pool)}; asked {hand_off.precision}")
             z = handoff.packed_output(hand_off, shape, reading=x)
         else:
             z = np.empty(shape, np.float32)
@@ -401,9 +401,9 @@ class ConvolutionalLayer(Layer):
         f, oh, ow = self.out_shape
         shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
         if hand_off is not None:
-            if self.packed_input() != hand_off.precision:
-                raise ValueError(f"only the direct kernel hands off its output packed, in "
-                                 f"{self.packed_input()}; asked {hand_off.precision}")
+            if self.packed_output(pool) != hand_off.precision:
+                raise ValueError(f"this layer hands off its output packed in "
+                                 f"{self.packed_output(pool)}; asked {hand_off.precision}")
             z = handoff.packed_output(hand_off, shape, reading=x)
         else:
             z = np.empty(shape, np.float32)
@@ -635,6 +635,15 @@ class ConvolutionalLayer(Layer):
         if self.precision == lowp.INT8 and self._int8_direct():
             return lowp.INT8
         return None
+
+    def packed_output(self, pooled):
+        """The precision this layer's inference forward (forward_pooled with `pooled`) can
+        write its output packed in for the next layer (handoff.PackedActivation), or None:
+        what packed_input() reads, and bf16 on the rgb kernel when it pools."""
+        if (pooled and self.precision == lowp.BF16 and self._bf16_path() == "rgb"
+                and self.pools_in_epilogue()):
+            return lowp.BF16
+        return self.packed_input()
 
     def input_hand_off(self):
         """The handoff.HandOff a layer before writes this layer's packed input as (its

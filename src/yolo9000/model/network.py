@@ -294,20 +294,21 @@ class Network:
         packed input (kernels/handoff.py): conv i hands off to conv j when j is i + 1, or
         i + 2 through the maxpool its epilogue takes (pooled_pairs), i's output (or the
         pool's) has no other reader, and j reads the precision i writes packed (both bf16, or
-        both int8, on the direct kernel). Depends on the shapes and the precisions."""
+        both int8, on the direct kernel; or i the bf16 rgb kernel pooling, j bf16 direct).
+        Depends on the shapes and the precisions."""
         self._hand_offs = {}
         for i, layer in enumerate(self.layers):
-            if not isinstance(layer, ConvolutionalLayer) or layer.packed_input() is None:
+            if not isinstance(layer, ConvolutionalLayer):
                 continue
             pooled = i in self._pooled_pairs
             if pooled and not layer.pools_in_epilogue():
                 continue
+            writes = layer.packed_output(pooled)
             j = i + 2 if pooled else i + 1
-            if j >= len(self.layers) or self._last_use[j - 1] != j:
+            if writes is None or j >= len(self.layers) or self._last_use[j - 1] != j:
                 continue
             consumer = self.layers[j]
-            if (isinstance(consumer, ConvolutionalLayer)
-                    and consumer.packed_input() == layer.packed_input()):
+            if isinstance(consumer, ConvolutionalLayer) and consumer.packed_input() == writes:
                 self._hand_offs[i] = consumer.input_hand_off()
 
     @property
