@@ -153,7 +153,7 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
     bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
-    _check_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
     if out.shape[1] != ((OH // 2) * (OW // 2) if pool else OH * OW):
         raise ValueError("int8_conv_amx: needs out (M, out_h·out_w), or (M, out_h/2 · "
                          "out_w/2) to pool")
@@ -172,7 +172,7 @@ def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int
     convolution: written into next_quads as int8_pack_quads(output, next_scale, next_pad)
     writes it, the same bytes, without the fp32 output."""
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
-    _check_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
     _check_input_scale(next_scale)
     if next_pad < 0:
         raise ValueError("int8_conv_amx_quads: negative padding")
@@ -188,7 +188,7 @@ def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int
                           next_scale, next_pad)
 
 
-def _check_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C, int H,
+def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C, int H,
                     int W, int ksize, int pad, const float[::1] multiplier,
                     const float[::1] bias, bint pool):
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
