@@ -188,9 +188,9 @@ def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int
                           next_scale, next_pad)
 
 
-def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C, int H,
-                    int W, int ksize, int pad, const float[::1] multiplier,
-                    const float[::1] bias, bint pool):
+def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C,
+                         int H, int W, int ksize, int pad, const float[::1] multiplier,
+                         const float[::1] bias, bint pool):
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     if INT8_AMX not in int8_kernels():
         raise ValueError("int8_conv_amx: this CPU has no AMX-INT8 (or the kernel refused it)")

@@ -424,9 +424,10 @@ static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int 
     __m512 v = _mm512_add_ps(p, vb);
     if (act == Y9K_ACT_LEAKY) {
         const __m512d tenth = _mm512_set1_pd(0.1);
-        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
+        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
+        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
+            _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
         __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
             _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
         v = _mm512_max_ps(v, w);        /* v > w ? v : w */
@@ -456,8 +457,8 @@ static void y9k_int8_epilogue_avx512(const int32_t *acc, int rows, int cols, con
             if (!masks[h])
                 continue;
             /* masked: acc may start inside a row (the flat epilogue's runs) */
-            __m512 v = y9k_int8_activate16(_mm512_maskz_loadu_epi32(masks[h], acc + i * 32 + 16 * h),
-                                           va, vb, act);
+            __m512i sums16 = _mm512_maskz_loadu_epi32(masks[h], acc + i * 32 + 16 * h);
+            __m512 v = y9k_int8_activate16(sums16, va, vb, act);
             _mm512_mask_storeu_ps(out + i * ldo + 16 * h, masks[h], v);
         }
     }
@@ -477,15 +478,18 @@ static void y9k_int8_epilogue_pooled_avx512(const int32_t *acc, int rows, int co
         y9k_lowp_epilogue_pooled(sums, rows, cols, a, b, act, out, ldo);
         return;
     }
-    const __m512i left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i left = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
+                                           16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i right = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15,
+                                            17, 19, 21, 23, 25, 27, 29, 31);
     __mmask8 m = (__mmask8) ((1u << (cols / 2)) - 1);
     for (int i = 0; i < rows; i++) {
         __m512 va = _mm512_set1_ps(a[i]), vb = _mm512_set1_ps(b[i]);
         __m512 up = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32), va, vb, act);
         __m512 low = y9k_int8_activate16(_mm512_loadu_si512(acc + i * 32 + 16), va, vb, act);
         /* lanes 0-7 the upper row's, 8-15 the lower row's */
-        __m512 l = _mm512_permutex2var_ps(up, left, low), r = _mm512_permutex2var_ps(up, right, low);
+        __m512 l = _mm512_permutex2var_ps(up, left, low);
+        __m512 r = _mm512_permutex2var_ps(up, right, low);
         __m256 best = _mm512_castps512_ps256(l);
         __m256 t = _mm512_castps512_ps256(r);
         best = _mm256_blendv_ps(best, t, _mm256_cmp_ps(t, best, _CMP_GT_OQ));
@@ -513,8 +517,9 @@ static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, 
             __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
             __m512i q[4];
             for (int i = 0; i < 4; i++)
-                q[i] = r + i < rows ? y9k_quantize16(_mm512_maskz_loadu_ps(m, v + (r + i) * 32 + c), vs)
-                                    : _mm512_setzero_si512();
+                q[i] = r + i < rows
+                           ? y9k_quantize16(_mm512_maskz_loadu_ps(m, v + (r + i) * 32 + c), vs)
+                           : _mm512_setzero_si512();
             _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
         }
     }

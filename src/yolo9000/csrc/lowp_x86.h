@@ -362,17 +362,23 @@ static void y9k_lowp_epilogue_avx512(const float *acc, int rows, int cols, const
 #define Y9K_LOWP_EPILOGUE_UNIT y9k_lowp_epilogue
 #endif
 
+/* an epilogue of a 32x32 block of sums: y9k_lowp_epilogue or its AVX-512 form (the same bits);
+   the rgb kernel's portable twin passes the scalar one, which needs no AVX-512 */
+typedef void (*y9k_lowp_epilogue_fn)(const float *acc, int rows, int cols, const float *a,
+                                     const float *b, int act, float *out, long ldo);
+
 /* out rows (rows of them; row stride ldo) = the 2x2/2 maxima of act(a * acc + b) over two
-   output rows of `cols` (even) columns: acc's columns 0-15 the upper row, 16-31 the lower;
-   the taps compared in maxpool.pxi's order (upper left, upper right, lower left, lower right,
-   a later one winning only if greater), so the bits are the unfused maxpool's */
-static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols,
-                                            const float *a, const float *b, int act,
-                                            float *out, long ldo)
+   output rows of `cols` (even) columns, through `epilogue`: acc's columns 0-15 the upper row,
+   16-31 the lower; the taps compared in maxpool.pxi's order (upper left, upper right, lower
+   left, lower right, a later one winning only if greater), so the bits are the unfused
+   maxpool's */
+static inline void y9k_lowp_epilogue_pooled_by(y9k_lowp_epilogue_fn epilogue, const float *acc,
+                                               int rows, int cols, const float *a,
+                                               const float *b, int act, float *out, long ldo)
 {
     float v[32 * 32];
-    Y9K_LOWP_EPILOGUE_UNIT(acc, rows, cols, a, b, act, v, 32);
-    Y9K_LOWP_EPILOGUE_UNIT(acc + 16, rows, cols, a, b, act, v + 16, 32);
+    epilogue(acc, rows, cols, a, b, act, v, 32);
+    epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
     for (int i = 0; i < rows; i++) {
         const float *up = v + i * 32, *low = up + 16;
         float *y = out + i * ldo;
@@ -385,6 +391,13 @@ static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols
             y[j] = t > best ? t : best;
         }
     }
+}
+
+static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols,
+                                            const float *a, const float *b, int act,
+                                            float *out, long ldo)
+{
+    y9k_lowp_epilogue_pooled_by(Y9K_LOWP_EPILOGUE_UNIT, acc, rows, cols, a, b, act, out, ldo);
 }
 
 /* acc (32x32) = the block of W rows from block a0 (two 16-row blocks a0, a0 + KB*512) times
@@ -757,10 +770,10 @@ static inline int y9k_segment_x(int s, int per_row, int OW)
 /* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) for filters
    f0 ..: the columns that are outputs (ox < OW, oy < OH) written, row by row, in fp32 to
    out (row stride ldo) or, with `pairs`, to the hand-off */
-static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, long Wp, int OW,
-                                          int OH, const float *a, const float *b, int act,
-                                          float *out, long ldo, const y9k_pairs_out *pairs,
-                                          long f0)
+static inline void y9k_lowp_epilogue_flat(y9k_lowp_epilogue_fn epilogue, const float *acc,
+                                          int rows, long q0, long Wp, int OW, int OH,
+                                          const float *a, const float *b, int act, float *out,
+                                          long ldo, const y9k_pairs_out *pairs, long f0)
 {
     for (int j = 0; j < 32;) {
         long q = q0 + j, oy = q / Wp, ox = q % Wp;
@@ -772,8 +785,7 @@ static inline void y9k_lowp_epilogue_flat(const float *acc, int rows, long q0, l
             if (pairs) {
                 y9k_bf16_epilogue_pairs(acc + j, rows, cols, a, b, act, pairs, f0, oy, ox);
             } else {
-                Y9K_LOWP_EPILOGUE_UNIT(acc + j, rows, cols, a, b, act, out + oy * OW + ox,
-                                       ldo);
+                epilogue(acc + j, rows, cols, a, b, act, out + oy * OW + ox, ldo);
             }
         }
         j += run;
@@ -900,7 +912,8 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
             for (long piece = first; piece < end; piece++) {
                 float *acc = accs[piece - first];
                 if (!pool) {
-                    y9k_lowp_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
+                    y9k_lowp_epilogue_flat(Y9K_LOWP_EPILOGUE_UNIT, acc, rows, piece * 32, Wp,
+                                           OW, OH, a + mb * 32,
                                            b + mb * 32, act, pairs ? NULL : out + mb * 32 * ldo,
                                            ldo, pairs, mb * 32);
                     continue;
@@ -1117,50 +1130,6 @@ static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, 
 }
 #endif
 
-/* an epilogue of a 32x32 block of sums: y9k_lowp_epilogue or its AVX-512 form (the same bits) */
-typedef void (*y9k_lowp_epilogue_fn)(const float *acc, int rows, int cols, const float *a,
-                                     const float *b, int act, float *out, long ldo);
-
-/* y9k_lowp_epilogue_flat on a chosen epilogue (the portable twin's needs no AVX-512) */
-static void y9k_rgb_epilogue_flat(y9k_lowp_epilogue_fn epilogue, const float *acc, int rows,
-                                  long q0, long Wp, int OW, int OH, const float *a,
-                                  const float *b, int act, float *out, long ldo)
-{
-    for (int j = 0; j < 32;) {
-        long q = q0 + j, oy = q / Wp, ox = q % Wp;
-        int run = Wp - ox < 32 - j ? (int) (Wp - ox) : 32 - j;
-        if (oy >= OH)
-            break;
-        if (ox < OW)
-            epilogue(acc + j, rows, OW - ox < run ? (int) (OW - ox) : run, a, b, act,
-                     out + oy * OW + ox, ldo);
-        j += run;
-    }
-}
-
-/* y9k_lowp_epilogue_pooled on a chosen epilogue: acc's columns 0-15 the upper row of `cols`
-   (even) outputs, 16-31 the lower, their 2x2/2 maxima in maxpool.pxi's order */
-static void y9k_rgb_epilogue_pooled(y9k_lowp_epilogue_fn epilogue, const float *acc, int rows,
-                                    int cols, const float *a, const float *b, int act,
-                                    float *out, long ldo)
-{
-    float v[32 * 32];
-    epilogue(acc, rows, cols, a, b, act, v, 32);
-    epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
-    for (int i = 0; i < rows; i++) {
-        const float *up = v + i * 32, *low = up + 16;
-        float *y = out + i * ldo;
-        for (int j = 0; j < cols / 2; j++) {
-            float best = up[2 * j], t = up[2 * j + 1];
-            best = t > best ? t : best;
-            t = low[2 * j];
-            best = t > best ? t : best;
-            t = low[2 * j + 1];
-            y[j] = t > best ? t : best;
-        }
-    }
-}
-
 #if Y9K_HAVE_LOWP_X86
 /* y9k_lowp_epilogue_pooled for the activations that never decrease (linear, leaky, relu),
    two filters by 8 windows a vector: a * s + b on a window's four values, their maximum in
@@ -1290,8 +1259,9 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
 #endif
                     y9k_bf16_block_portable(a0, tiles, 1, acc);
                 if (!pool) {
-                    y9k_rgb_epilogue_flat(epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
-                                          b + mb * 32, act, out + mb * 32 * ldo, ldo);
+                    y9k_lowp_epilogue_flat(epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
+                                           b + mb * 32, act, out + mb * 32 * ldo, ldo, NULL,
+                                           0);
                     continue;
                 }
                 int cols = OW - ox < 16 ? OW - ox : 16;
@@ -1308,8 +1278,8 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                     continue;
                 }
 #endif
-                y9k_rgb_epilogue_pooled(epilogue, acc, rows, cols, a + mb * 32, b + mb * 32,
-                                        act, pooled, ldo);
+                y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
+                                            b + mb * 32, act, pooled, ldo);
             }
         }
 #if Y9K_HAVE_LOWP_X86

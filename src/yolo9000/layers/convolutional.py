@@ -370,16 +370,20 @@ class ConvolutionalLayer(Layer):
     def _int8_direct(self):
         return int8.int8_direct_applies(self.int8_kernel, self.in_shape[0], self.stride)
 
-    def _forward_int8(self, x, a, b, pool=False, hand_off=None):
+    def _lowp_output(self, x, pool, hand_off):
+        """Where a bf16 or int8 forward of x writes: an fp32 array, or with `hand_off` the
+        packed activation the next layer reads (refused if this layer cannot write it)."""
         f, oh, ow = self.out_shape
         shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
-        if hand_off is not None:
-            if self.packed_output(pool) != hand_off.precision:
-                raise ValueError(f"this layer hands off its output packed in "
-                                 f"{self.packed_output(pool)}; asked {hand_off.precision}")
-            z = handoff.packed_output(hand_off, shape, reading=x)
-        else:
-            z = np.empty(shape, np.float32)
+        if hand_off is None:
+            return np.empty(shape, np.float32)
+        if self.packed_output(pool) != hand_off.precision:
+            raise ValueError(f"this layer hands off its output packed in "
+                             f"{self.packed_output(pool)}; asked {hand_off.precision}")
+        return handoff.packed_output(hand_off, shape, reading=x)
+
+    def _forward_int8(self, x, a, b, pool=False, hand_off=None):
+        z = self._lowp_output(x, pool, hand_off)
         return int8.convolve_int8(x, self._int8_packed(), self.input_scale, self.size,
                                   self.stride, self.padding, z, a, b, self.act,
                                   self.int8_kernel, pool=pool)
@@ -398,15 +402,7 @@ class ConvolutionalLayer(Layer):
         return lowp.bf16_path(self.bf16_kernel, self.in_shape[0], self.size, self.stride)
 
     def _forward_bf16(self, x, a, b, pool=False, hand_off=None):
-        f, oh, ow = self.out_shape
-        shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
-        if hand_off is not None:
-            if self.packed_output(pool) != hand_off.precision:
-                raise ValueError(f"this layer hands off its output packed in "
-                                 f"{self.packed_output(pool)}; asked {hand_off.precision}")
-            z = handoff.packed_output(hand_off, shape, reading=x)
-        else:
-            z = np.empty(shape, np.float32)
+        z = self._lowp_output(x, pool, hand_off)
         return lowp.convolve_bf16(x, self._bf16_weights(), self.size, self.stride,
                                   self.padding, z, a, b, self.act, self.bf16_kernel, pool=pool)
 
