@@ -262,7 +262,7 @@ def test_layers_too_deep_for_one_tile_keep_their_path():
     assert strided.inference_path() == "bf16 portable im2col"
 
 
-# -- int8 networks: the RGB layer they keep unquantized -----------------------------------------
+# -- int8 networks: the layers they keep unquantized --------------------------------------------
 @pytest.mark.parametrize("int8_kernel,expected", [("amx", "bf16 amx rgb"),
                                                   ("portable", "bf16 portable rgb"),
                                                   ("vnni", None)])
@@ -294,3 +294,25 @@ def test_an_unquantized_rgb_layer_runs_bf16_rgb_in_an_int8_network(int8_kernel, 
     layer.quantize(q, scales, 0.01)
     layer.set_precision("int8", int8_kernel)
     assert layer.inference_path().startswith(f"int8 {int8_kernel}")
+
+
+def test_an_unquantized_last_layer_runs_bf16_direct_in_an_int8_network_on_amx():
+    """The last layer an int8 checkpoint keeps unquantized (a 1x1 of many channels) runs
+    bf16 on the direct AMX kernel, bit for bit the bf16 layer's; the portable int8 twin has
+    no direct bf16 kernel to stand in for it: fp32."""
+    from yolo9000.kernels import int8
+    layer = ConvolutionalLayer((64, 7, 9), 25, 1, 1, 0, activation="linear",
+                               rng=np.random.default_rng(3))
+    x = np.random.default_rng(4).standard_normal((2, 64, 7, 9)).astype(np.float32)
+    fp32 = layer.forward(x)
+    layer.set_precision("int8", "portable")
+    assert layer.inference_path() == "fp32 im2col"
+    np.testing.assert_array_equal(layer.forward(x), fp32)
+    if (int8.INT8_KERNELS["amx"] not in core.int8_kernels()
+            or lowp.BF16_KERNELS["amx"] not in core.bf16_kernels()):
+        pytest.skip("this CPU (or YOLO9000_PORTABLE_KERNELS) has no AMX-INT8 and AMX-BF16")
+    layer.set_precision("int8", "amx")
+    assert layer.precision == "bf16" and layer.inference_path() == "bf16 amx direct"
+    got = layer.forward(x)
+    layer.set_precision("bf16", "amx")
+    np.testing.assert_array_equal(got, layer.forward(x))

@@ -20,9 +20,9 @@ bias and the activation in the fp32 epilogue of the fp32 path. Two ways to the p
   matrix), multiplied on AMX tiles, AVX512-BF16, or the portable twin (the same sums in
   scalar C) that tests and no-unit machines can ask for by name.
 int8 (kernels/int8.py; the weights and input scales come from an int8 checkpoint,
-model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI; the RGB layer
-an int8 checkpoint keeps unquantized runs "rgb" in bf16 where the CPU has AMX
-(rgb_kernel_in_int8).
+model/quantization.py): resolved here like bf16, on AMX-INT8 or AVX512-VNNI; the layers
+an int8 checkpoint keeps unquantized (the RGB and last ones) run bf16 ("rgb", "direct")
+where the CPU has AMX (bf16_kernel_in_int8).
 Only inference: training always runs fp32.
 """
 import numpy as np
@@ -146,15 +146,18 @@ def rgb_applies(kernel, channels, size, stride):
             and core.bf16_rgb_applies(channels, size, stride))
 
 
-def rgb_kernel_in_int8(int8_kernel, channels, size, stride):
-    """The bf16 kernel a convolution an int8 network left unquantized (its first: the image)
-    runs "rgb" on, or None (it stays fp32): AMX-INT8's CPUs have AMX-BF16, where the rgb
-    kernel takes 0.3x the fp32 direct kernel's time, and the portable twins stand in for
-    AMX; VNNI's have no rgb kernel."""
+def bf16_kernel_in_int8(int8_kernel, channels, size, stride):
+    """The bf16 kernel a convolution an int8 network left unquantized (by default its first,
+    the image, and its last, the predictions) runs on, or None (it stays fp32): AMX-INT8's
+    CPUs have AMX-BF16, where the rgb kernel takes 0.3x the fp32 direct kernel's time on the
+    RGB layer and the direct one 0.6x fp32 im2col's on the last 1x1 (the portable twins
+    stand in for AMX: the rgb path only); VNNI's have neither."""
     bf16_kernel = {"amx": "amx", "portable": "portable"}.get(int8_kernel)
     if bf16_kernel is None or BF16_KERNELS[bf16_kernel] not in core.bf16_kernels():
         return None
-    return bf16_kernel if rgb_applies(bf16_kernel, channels, size, stride) else None
+    if bf16_path(bf16_kernel, channels, size, stride) == "im2col":
+        return None
+    return bf16_kernel
 
 
 def bf16_path(kernel, channels, size, stride):

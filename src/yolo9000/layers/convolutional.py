@@ -295,10 +295,11 @@ class ConvolutionalLayer(Layer):
         rounding to bf16 stays within the bf16 networks' bounds (tests/kernels/test_lowp.py).
         On AVX512-BF16 alone, where that kernel is slower, a layer that takes the fp32 direct
         kernel keeps it, as do the direct kernel's layers too deep for one tile (4-8
-        channels). In int8 a layer that was not quantized stays fp32, but for the RGB layer
-        (an int8 checkpoint keeps its first layer unquantized by default), which runs "rgb" in
-        bf16 on AMX (lowp.rgb_kernel_in_int8): fp32 there would take 3x bf16's time, and the
-        image rounded to bf16 loses less than int8's per-tensor scale would."""
+        channels). In int8 a layer that was not quantized (an int8 checkpoint keeps its first
+        and last layers unquantized by default) runs bf16 where AMX has a path for it, "rgb"
+        for the RGB layer and "direct" for the last (lowp.bf16_kernel_in_int8), else fp32:
+        fp32 there would take 3x and 1.7x bf16's time, and rounding to bf16 loses less than
+        int8's per-tensor scale would."""
         if precision not in lowp.PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == lowp.BF16 and kernel not in lowp.BF16_KERNELS:
@@ -306,7 +307,7 @@ class ConvolutionalLayer(Layer):
         if precision == lowp.INT8 and kernel not in int8.INT8_KERNELS:
             raise ValueError(f"int8 needs a kernel, one of {', '.join(int8.INT8_KERNELS)}")
         if precision == lowp.INT8 and not self.quantized:
-            kernel = lowp.rgb_kernel_in_int8(kernel, self.in_shape[0], self.size, self.stride)
+            kernel = lowp.bf16_kernel_in_int8(kernel, self.in_shape[0], self.size, self.stride)
             precision = lowp.FP32 if kernel is None else lowp.BF16
         if (precision == lowp.BF16 and self.use_direct
                 and lowp.bf16_path(kernel, self.in_shape[0], self.size, self.stride) != "rgb"):
