@@ -806,11 +806,11 @@ def bench_memory(opts, store):
 # -- per-layer profile -------------------------------------------------------------------------
 def profile_forward(net, x, train, repeats):
     """Median ms of each layer.forward over `repeats` walks done the way Network._run does
-    (a convolution and the 2x2/2 maxpool it pools in its epilogue, at inference, or in batch
-    norm's pass, in training, as one call, timed on the convolution's row, the maxpool's row
-    0 with `pooled_by`); returns (rows, outputs of the last walk)."""
+    (at inference a convolution and the 2x2/2 maxpool it pools in its epilogue as one call,
+    timed on the convolution's row, the maxpool's row 0 with `pooled_by`); returns (rows,
+    outputs of the last walk)."""
     per_layer = [[] for _ in net.layers]
-    pairs = net.pooled_pairs
+    pairs = set() if train else net.pooled_pairs
     pooled_by = {}
     for _ in range(repeats):
         outputs = [None] * len(net.layers)
@@ -821,9 +821,7 @@ def profile_forward(net, x, train, repeats):
             inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
                    else (outputs[i - 1] if i > 0 else x))
             t = time.perf_counter()
-            pooled = None
-            if i in pairs:
-                pooled = layer.forward_train_pooled(inp) if train else layer.forward_pooled(inp)
+            pooled = layer.forward_pooled(inp) if i in pairs else None
             if pooled is None:
                 outputs[i] = layer.forward(inp, train)
             else:
@@ -840,14 +838,11 @@ def profile_forward(net, x, train, repeats):
 
 def profile_backward(net, x, objective, repeats):
     """Median ms of each layer.backward (the objective's gradient in, no input gradient for
-    the first convolution), walking the layers the way Network.backward does (a pair the
-    forward pooled in batch norm's pass: the maxpool's row 0, its gradient handed on as it
-    is, the convolution's row backward_pooled)."""
+    the first convolution), walking the layers the way Network.backward does."""
     per_layer = [[] for _ in net.layers]
     for _ in range(repeats):
         net.zero_grads()
         _, grad_raw = objective.loss(net.forward(x, train=True))
-        pooled = net.pooled_in_training
         grads = [None] * len(net.layers)
         start = objective.start
         grads[start] = np.array(grad_raw, dtype=np.float32, copy=True)     # as Network.backward
@@ -856,18 +851,7 @@ def profile_backward(net, x, objective, repeats):
             if g is None:
                 continue
             layer = net.layers[i]
-            if i - 1 in pooled:
-                grads[i - 1] = g
-                per_layer[i].append(0.0)
-                continue
             t = time.perf_counter()
-            if i in pooled:
-                d = layer.backward_pooled(g, need_input_grad=i > 0)
-                per_layer[i].append(time.perf_counter() - t)
-                if i == 0:
-                    break
-                grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
-                continue
             if i == 0 and layer.kind == "conv":
                 layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 per_layer[i].append(time.perf_counter() - t)

@@ -42,8 +42,6 @@ cdef extern from "maxpool_sse2.h":
     void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
                                          float* dtop, int W, int out_w,
                                          int sse2) noexcept nogil
-    void y9k_maxpool_2x2_winners_row(const float* top, int W, int out_w, float* out,
-                                     unsigned char* winners, int sse2) noexcept nogil
 
 cdef extern from "direct_conv_x86.h":
     enum:

@@ -96,13 +96,12 @@ def test_profile_tables(report, mini_cfg):
     fwd, train_fwd, bwd, update = data["profile"]
     assert [r["type"] for r in update["layers"]] == ["sgd", "zero"]
     assert [r["index"] for r in fwd["layers"]] == list(range(n_layers))
-    # the walks are the network's: the maxpools its convolutions pool (mini's first two: in
-    # their epilogues at inference, in batch norm's pass in training, forward and backward)
-    # take no time of their own
+    # the inference walk is the network's: the maxpools its convolutions pool in their
+    # epilogues (mini's first two) take no time of their own; in training every one runs
     assert net.pooled_pairs == {0, 2}
-    for profile in (fwd, train_fwd, bwd):
-        assert [profile["layers"][i]["ms"] for i in (1, 3)] == [0, 0]
-        assert profile["layers"][5]["ms"] > 0
+    assert [fwd["layers"][i]["ms"] for i in (1, 3)] == [0, 0]
+    assert fwd["layers"][5]["ms"] > 0
+    assert all(train_fwd["layers"][i]["ms"] > 0 for i in (1, 3, 5))
     # backward starts below the region layer and ends at the first convolution
     assert [r["index"] for r in bwd["layers"]] == list(range(n_layers - 1))
     for p in data["profile"]:

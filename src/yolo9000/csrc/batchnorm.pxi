@@ -64,31 +64,30 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
     normalise, scale, bias and activation in one pass. z (N, C, S) stays as it is: backward
     recomputes x̂ from it (see batchnorm_activate_backward), so no third array is kept."""
     cdef int N = z.shape[0], C = z.shape[1], S = z.shape[2]
-    cdef int nc, c
+    cdef int nc, i, c
+    cdef const float* src
+    cdef float* dst
+    cdef float m, k, a, b, v, w
     if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != S or mean.shape[0] != C
             or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C):
         raise ValueError("batchnorm_activate: shapes do not match")
     with nogil:
         for nc in prange(N * C, schedule="static"):
             c = nc % C
-            _normalize_activate(&z[nc // C, c, 0], &y[nc // C, c, 0], S, mean[c], inv[c],
-                                scale[c], bias[c], act)
-
-
-cdef void _normalize_activate(const float* src, float* dst, Py_ssize_t n, float m, float k,
-                              float a, float b, int act) noexcept nogil:
-    """dst = act(a·((src − m)·k) + b) on n floats: the one home of these roundings, which
-    batchnorm_activate_pool's maxima must equal."""
-    cdef Py_ssize_t i
-    cdef float v, w
-    if act == Y9K_ACT_LEAKY:
-        for i in range(n):
-            v = a * ((src[i] - m) * k) + b
-            w = <float> (0.1 * v)
-            dst[i] = v if v > w else w
-    else:
-        for i in range(n):
-            dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
+            src = &z[nc // C, c, 0]
+            dst = &y[nc // C, c, 0]
+            m = mean[c]
+            k = inv[c]
+            a = scale[c]
+            b = bias[c]
+            if act == Y9K_ACT_LEAKY:
+                for i in range(S):
+                    v = a * ((src[i] - m) * k) + b
+                    w = <float> (0.1 * v)
+                    dst[i] = v if v > w else w
+            else:
+                for i in range(S):
+                    dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
 
 
 def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
@@ -204,125 +203,3 @@ cdef void _bn_grad_write(const float* d, const float* z, float* out, Py_ssize_t 
         xh = (z[i] - m) * k
         t = d[i] if a * xh + b > 0 else slope * d[i]
         out[i] = (a * t - mean_term) * k - cx * xh
-
-
-# A convolution's batch norm + activation and the 2x2/2 maxpool after it, in training
-# (ConvolutionalLayer.forward_train_pooled): the activations are never written, only their
-# maxima and each window's winner, which is all the backward needs of them; its pass reads
-# the pooled gradient instead of a full-size one the maxpool's backward would write.
-
-# the tap a window's gradient goes to: 0..3 (top left, top right, bottom left, bottom right),
-# or none (NaN: no tap equals the maximum, as maxpool_2x2_s2_backward leaves it)
-cdef enum:
-    NO_WINNER = 4
-POOL_NO_WINNER = NO_WINNER
-
-
-def batchnorm_activate_pool(const float[:, :, ::1] z, int H, int W, const float[::1] mean,
-                            const float[::1] inv, const float[::1] scale,
-                            const float[::1] bias, int act, float[:, :, :, ::1] pooled,
-                            unsigned char[:, :, :, ::1] winners, float[:, ::1] scratch):
-    """pooled = the 2x2/2 maxima of act(scale·x̂ + bias) (batchnorm_activate's values, bit
-    for bit, on z (N, C, H·W) read as H x W maps, H and W even), taken in darknet's order;
-    winners = the tap each window's gradient goes to (the first equal to its maximum, as
-    maxpool_2x2_s2_backward finds it; POOL_NO_WINNER for none). scratch: (threads, 2·W)."""
-    cdef int N = z.shape[0], C = z.shape[1], S = z.shape[2]
-    cdef int nc, c
-    cdef int sse2 = (_paths & Y9K_SSE2) != 0
-    if (H % 2 or W % 2 or <long> H * W != S or pooled.shape[0] != N or pooled.shape[1] != C
-            or pooled.shape[2] != H // 2 or pooled.shape[3] != W // 2
-            or winners.shape[0] != N or winners.shape[1] != C or winners.shape[2] != H // 2
-            or winners.shape[3] != W // 2 or mean.shape[0] != C or inv.shape[0] != C
-            or scale.shape[0] != C or bias.shape[0] != C
-            or scratch.shape[0] < y9k_max_threads() or scratch.shape[1] < 2 * W):
-        raise ValueError("batchnorm_activate_pool: shapes do not match")
-    if N * C == 0:
-        return
-    with nogil:
-        for nc in prange(N * C, schedule="static"):
-            c = nc % C
-            _activate_pool_plane(&z[nc // C, c, 0], H, W, mean[c], inv[c], scale[c], bias[c],
-                                 act, &pooled[nc // C, c, 0, 0], &winners[nc // C, c, 0, 0],
-                                 &scratch[y9k_thread_num(), 0], sse2)
-
-
-cdef void _activate_pool_plane(const float* z, int H, int W, float m, float k, float a, float b,
-                               int act, float* out, unsigned char* winners, float* rows,
-                               int sse2) noexcept nogil:
-    # a window row's two input rows are contiguous: activated together into `rows`
-    cdef int i, half = W // 2
-    for i in range(H // 2):
-        _normalize_activate(z + <Py_ssize_t> 2 * i * W, rows, 2 * W, m, k, a, b, act)
-        y9k_maxpool_2x2_winners_row(rows, W, half, out + <Py_ssize_t> i * half,
-                                    winners + <Py_ssize_t> i * half, sse2)
-
-
-def batchnorm_activate_pool_backward(const float[:, :, :, ::1] dy,
-                                     const unsigned char[:, :, :, ::1] winners,
-                                     const float[:, :, ::1] z, int act, float[:, :, ::1] g,
-                                     float[::1] bias_grad, const float[::1] mean,
-                                     const float[::1] inv, const double[::1] std,
-                                     const float[::1] scales, const float[::1] bias,
-                                     float[::1] scale_grad, float[:, ::1] scratch):
-    """batchnorm_activate_backward (with batch norm, a piecewise-linear act) of
-    batchnorm_activate_pool: dy = dL/d(pooled) (N, C, H/2, W/2), which reaches the winners
-    alone; g = dL/dz (N, C, H·W), z the batch norm's input; scratch (threads, 2·W). The same
-    two passes, over each window row's two input rows at a time, their gradient (dy at the
-    winners, 0 elsewhere: what the maxpool's backward writes) made in scratch, so the
-    second pass gives the separate layers' bits for the same sums; the sums' blocks are
-    those rows, so they are rounded in another order."""
-    cdef int N = dy.shape[0], C = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
-    cdef int H = 2 * oh, W = 2 * ow
-    cdef Py_ssize_t S = <Py_ssize_t> H * W
-    cdef long M = <long> N * S
-    cdef int c, n, i
-    cdef double st, stx
-    cdef float m, k, a, b, mean_term, cx, slope
-    cdef float* rows
-    if act == Y9K_ACT_LOGISTIC:
-        raise ValueError("batchnorm_activate_pool_backward: a piecewise-linear activation only")
-    if (winners.shape[0] != N or winners.shape[1] != C or winners.shape[2] != oh
-            or winners.shape[3] != ow or z.shape[0] != N or z.shape[1] != C or z.shape[2] != S
-            or g.shape[0] != N or g.shape[1] != C or g.shape[2] != S
-            or bias_grad.shape[0] != C or mean.shape[0] != C or inv.shape[0] != C
-            or std.shape[0] != C or scales.shape[0] != C or bias.shape[0] != C
-            or scale_grad.shape[0] != C or scratch.shape[0] < y9k_max_threads()
-            or scratch.shape[1] < 2 * W):
-        raise ValueError("batchnorm_activate_pool_backward: shapes do not match")
-    slope = _negative_slope(act)
-    with nogil:
-        for c in prange(C, schedule="static"):
-            rows = &scratch[y9k_thread_num(), 0]
-            st = 0
-            stx = 0
-            m = mean[c]
-            k = inv[c]
-            a = scales[c]
-            b = bias[c]
-            for n in range(N):
-                for i in range(oh):
-                    _winners_gradient(&dy[n, c, i, 0], &winners[n, c, i, 0], ow, rows)
-                    st = st + _bn_grad_sums(rows, &z[n, c, 2 * i * W], 2 * W, m, k, a, b,
-                                            slope, &stx)
-            bias_grad[c] += <float> st
-            scale_grad[c] += <float> stx
-            mean_term = <float> (a * st / M)
-            cx = <float> (a * stx / (std[c] * (M - 1))) if M > 1 and std[c] > 0 else 0
-            for n in range(N):
-                for i in range(oh):
-                    _winners_gradient(&dy[n, c, i, 0], &winners[n, c, i, 0], ow, rows)
-                    _bn_grad_write(rows, &z[n, c, 2 * i * W], &g[n, c, 2 * i * W], 2 * W, m, k,
-                                   a, b, slope, mean_term, cx)
-
-
-cdef void _winners_gradient(const float* dy, const unsigned char* winners, int half,
-                            float* rows) noexcept nogil:
-    """rows (two rows of 2·half) = dy at each window's winner, 0 elsewhere."""
-    cdef int j, W = 2 * half
-    cdef unsigned char tap
-    for j in range(2 * W):
-        rows[j] = 0
-    for j in range(half):
-        tap = winners[j]
-        if tap != NO_WINNER:
-            rows[(tap >> 1) * W + 2 * j + (tap & 1)] = dy[j]

@@ -13,8 +13,6 @@ from .._kernels import (  # noqa: F401
     maxpool_same_2x2, maxpool_2x2_s1_backward,
     # batch norm in training (batchnorm.pxi)
     batchnorm_statistics, batchnorm_activate, batchnorm_activate_backward,
-    # ... and with the 2x2/2 maxpool after the convolution (batchnorm.pxi)
-    POOL_NO_WINNER, batchnorm_activate_pool, batchnorm_activate_pool_backward,
     # Winograd's transforms (winograd.pxi)
     winograd_filter, winograd_input, winograd_output, winograd_output_grad,
     winograd_filter_grad,

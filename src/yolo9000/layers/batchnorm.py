@@ -7,7 +7,7 @@ this forward formula (not the textbook one with eps inside the square root).
 """
 import numpy as np
 
-from ..kernels import core, workspace
+from ..kernels import core
 from .base import Layer
 
 EPS = 1e-6
@@ -37,24 +37,7 @@ class BatchNorm:
         """out = act(scale·x̂ + bias) with x̂ = (z − μ)/(σ + eps) from the batch statistics of
         z (N, C, S) float32 (one fused pass; z itself is kept by the caller for backward) and
         the rolling statistics updated."""
-        self._batch_statistics(z)
-        core.batchnorm_activate(z, self._mean, self._inv, self.scales, bias, act, out)
-        return out
-
-    def forward_train_pooled(self, z, h, w, bias, act, pooled, winners):
-        """forward_train of z (N, C, h·w) followed by the 2x2/2 maxpool of its h x w maps, in
-        one pass that writes only the maxima (pooled (N, C, h/2, w/2)) and each window's
-        winner (winners, uint8, the same shape) for backward_pooled."""
-        self._batch_statistics(z)
-        scratch = workspace.borrow((core.get_max_threads(), 2 * w))
-        core.batchnorm_activate_pool(z, h, w, self._mean, self._inv, self.scales, bias, act,
-                                     pooled, winners, scratch)
-        return pooled
-
-    def _batch_statistics(self, z):
-        """The batch's mean and 1/(σ + eps) for the passes over z (N, C, S), and the rolling
-        statistics updated."""
-        c = z.shape[1]
+        n, c, s = z.shape
         mean = np.empty(c, np.float64)
         var = np.empty(c, np.float64)
         core.batchnorm_statistics(z, mean, var)
@@ -62,11 +45,13 @@ class BatchNorm:
         self._mean = mean.astype(np.float32)
         self._inv = (1.0 / (std + EPS)).astype(np.float32)
         self._std64 = np.ascontiguousarray(std, dtype=np.float64)
+        core.batchnorm_activate(z, self._mean, self._inv, self.scales, bias, act, out)
         m = self.momentum
         self.rolling_mean *= np.float32(1 - m)
         self.rolling_mean += (m * mean).astype(np.float32)
         self.rolling_variance *= np.float32(1 - m)
         self.rolling_variance += (m * var).astype(np.float32)
+        return out
 
     def backward(self, z, y, dy, bias, act, bias_grad, out):
         """out = dL/dz (N, C, S) for the last forward_train(z, bias, act, y), given dy = dL/dy;
@@ -78,15 +63,6 @@ class BatchNorm:
         core.batchnorm_activate_backward(dy, y, act, out, bias_grad, z, self._mean,
                                          self._inv, self._std64, self.scales, bias,
                                          self.scale_grad)
-        return out
-
-    def backward_pooled(self, z, dy, winners, bias, act, bias_grad, out):
-        """backward for forward_train_pooled: out = dL/dz (N, C, S) given dy = dL/d(pooled)
-        (N, C, h/2, w/2) and the winners it kept; the same formulas, t = 0 off the winners."""
-        scratch = workspace.borrow((core.get_max_threads(), 2 * 2 * dy.shape[3]))
-        core.batchnorm_activate_pool_backward(dy, winners, z, act, out, bias_grad, self._mean,
-                                              self._inv, self._std64, self.scales, bias,
-                                              self.scale_grad, scratch)
         return out
 
 

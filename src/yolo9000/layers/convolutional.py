@@ -63,7 +63,7 @@ WINOGRAD_MIN_TILES_TRAINING = 96
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
-    forward_state = ("_x", "_xp", "_z", "_y", "_train_u", "_train_dense", "_pool_winners")
+    forward_state = ("_x", "_xp", "_z", "_y", "_train_u", "_train_dense")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):
@@ -100,7 +100,6 @@ class ConvolutionalLayer(Layer):
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
         self._train_dense = None   # the training forward's dense_weights(), for its backward
-        self._pool_winners = None  # forward_train_pooled's window winners, for backward_pooled
         self._u = None             # cached transformed filters, and their _weights_stamp()
         self._u_stamp = None
         # inference precision (set_precision): fp32, or bf16 on the named kernel with the
@@ -589,54 +588,19 @@ class ConvolutionalLayer(Layer):
             z = self._convolve(x)
             core.scale_bias_activate(z, a, b, self.act)
             return z.reshape((n,) + self.out_shape)
-        z = self._train_convolution(x)
+        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
+        z = self._convolve_fused(x, ones, zeros, 0, train)
+        z = self._convolve(x, train) if z is None else z.reshape(n, self.filters, -1)
+        self._x = x
         if self.bn is not None:
             # z (before batch norm) is what backward needs; y is a new array
             self._z = z
             self._y = self.bn.forward_train(z, self.biases, self.act, np.empty_like(z))
         else:
             self._z = None
-            core.scale_bias_activate(z, np.ones(self.filters, np.float32), self.biases, self.act)
+            core.scale_bias_activate(z, ones, self.biases, self.act)
             self._y = z
         return self._y.reshape((n,) + self.out_shape)
-
-    def _train_convolution(self, x):
-        """conv(x) (N, F, H·W) of a training forward, x kept for backward."""
-        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
-        z = self._convolve_fused(x, ones, zeros, 0, True)
-        z = self._convolve(x, True) if z is None else z.reshape(x.shape[0], self.filters, -1)
-        self._x = x
-        return z
-
-    def forward_train_pooled(self, x):
-        """forward(x, train=True) followed by the 2x2/2 maxpool of its output, the pooling
-        done in batch norm's pass (BatchNorm.forward_train_pooled): the full-size output is
-        never written, nor the maxpool's gradient at it (backward_pooled). None when this
-        layer cannot (no batch norm, a logistic activation, an odd output): the caller then
-        runs forward and the maxpool."""
-        f, oh, ow = self.out_shape
-        if self.bn is None or self.act == core.ACT_LOGISTIC or oh % 2 or ow % 2:
-            return None
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n = x.shape[0]
-        z = self._train_convolution(x)
-        pooled = np.empty((n, f, oh // 2, ow // 2), np.float32)
-        self._z, self._y = z, None
-        self._pool_winners = np.empty(pooled.shape, np.uint8)
-        self.bn.forward_train_pooled(z, oh, ow, self.biases, self.act, pooled,
-                                     self._pool_winners)
-        return pooled
-
-    def backward_pooled(self, dy, need_input_grad=True):
-        """backward after forward_train_pooled, given dy = dL/d(pooled output)."""
-        n = dy.shape[0]
-        f, oh, ow = self.out_shape
-        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, f, oh // 2, ow // 2)
-        g = np.empty((n, f, oh * ow), np.float32)
-        self.bn.backward_pooled(self._z, dy, self._pool_winners, self.biases, self.act,
-                                self.bias_grad, g)
-        self._pool_winners = None
-        return self._backward_products(g, need_input_grad)
 
     def backward(self, dy, need_input_grad=True, dy_is_scratch=False):
         """dL/dx (None when need_input_grad is False: the network's first layer skips the

@@ -147,7 +147,6 @@ class Network:
         self._plan_memory()
         self._plan_winograd()
         self._plan_pooling()
-        self._train_pooled = set()     # the pairs the last training forward ran as one
 
     def _init_objectness_prior(self, prior=OBJECTNESS_PRIOR):
         """Start the objectness of a fresh detector at `prior` instead of σ(0) = .5.
@@ -277,8 +276,7 @@ class Network:
 
     def _plan_pooling(self):
         """Convolutions followed by a 2x2/2 maxpool that alone reads their output: inference
-        runs the pair as one (ConvolutionalLayer.forward_pooled), and so does training where
-        the convolution can (forward_train_pooled). Depends on the shapes."""
+        runs the pair as one (ConvolutionalLayer.forward_pooled). Depends on the shapes."""
         self._pooled_pairs = {
             i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
@@ -290,19 +288,10 @@ class Network:
         them (forward_pooled, when the call takes the direct or Winograd kernel)."""
         return frozenset(self._pooled_pairs)
 
-    @property
-    def pooled_in_training(self):
-        """Indices of the convolutions the last training forward ran with their maxpool
-        (forward_train_pooled); their backward is backward_pooled."""
-        return frozenset(self._train_pooled)
-
     def _run(self, x, train, keep_all, watch_inputs=None):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
-        pairs = set() if keep_all else self._pooled_pairs
-        if train:
-            # the pairs this forward ran as one, for backward: set by every training forward
-            self._train_pooled = set()
+        pairs = set() if train or keep_all else self._pooled_pairs
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
@@ -312,13 +301,6 @@ class Network:
                 watch_inputs(i, inp)
             if i - 1 in pairs and outputs[i] is not None:
                 pass            # the maxpool's output, made by the convolution before it
-            elif i in pairs and train:
-                pooled = layer.forward_train_pooled(inp)
-                if pooled is None:
-                    outputs[i] = layer.forward(inp, train)
-                else:
-                    outputs[i + 1] = pooled
-                    self._train_pooled.add(i)
             elif i in pairs and (pooled := layer.forward_pooled(inp)) is not None:
                 outputs[i + 1] = pooled
             else:
@@ -346,12 +328,6 @@ class Network:
         # a copy of the caller's gradient: every gradient in this loop is then read once, by
         # the layer it is handed to, which may write over it (a route's parts are views)
         grads[start] = np.array(dy, dtype=np.float32, copy=True)
-        # a pair the training forward ran as one (forward_train_pooled): the maxpool's
-        # gradient goes to the convolution as it is (backward_pooled)
-        pooled = self._train_pooled
-        if start in pooled:
-            raise ValueError(f"layer {start}'s output was pooled in its forward, never made: "
-                             "backward cannot start there")
         dx = None
         for i in range(start, -1, -1):
             g = grads[i]
@@ -359,18 +335,6 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
-            if i - 1 in pooled:
-                grads[i - 1] = g
-                layer.forget_forward()
-                continue
-            if i in pooled:
-                d = layer.backward_pooled(g, need_input_grad=i > 0 or input_grad)
-                layer.forget_forward()
-                if i == 0:
-                    dx = d
-                    break
-                grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
-                continue
             if i == 0 and not input_grad and layer.kind == "conv":
                 layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 layer.forget_forward()
