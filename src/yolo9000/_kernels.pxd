@@ -38,6 +38,17 @@ cdef extern from "y9k.h":
     int y9k_portable_requested() noexcept nogil
     int y9k_amx_refused() noexcept nogil
 
+cdef extern from "batchnorm_x86.h":
+    void y9k_shifted_sums(const float* x, long n, float shift, double* sums,
+                          int avx512) noexcept nogil
+    void y9k_normalize_activate(const float* src, float* dst, long n, float m, float k,
+                                float a, float b, int act, int avx512) noexcept nogil
+    double y9k_bn_grad_sums(const float* d, const float* z, long n, float m, float k, float a,
+                            float b, float slope, double* sum_tx, int avx512) noexcept nogil
+    void y9k_bn_grad_write(const float* d, const float* z, float* out, long n, float m,
+                           float k, float a, float b, float slope, float mean_term, float cx,
+                           int avx512) noexcept nogil
+
 cdef extern from "maxpool_sse2.h":
     void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
                                          float* dtop, int W, int out_w,

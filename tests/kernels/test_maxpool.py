@@ -18,7 +18,7 @@ def test_maxpool_inference_skips_argmax_with_the_same_values(shape, size, stride
                           equal_nan=True)
 
 
-@pytest.mark.parametrize("shape", [(3, 8, 6), (2, 4, 10)])
+@pytest.mark.parametrize("shape", [(3, 8, 6), (2, 4, 10), (5, 4, 4), (3, 2, 2)])
 def test_maxpool_backward_writes_every_input_position(shape):
     """2x2/2 windows that tile the input: backward finds the winners again and writes dx
     whole (its buffer starts as garbage), the window's gradient at the winner, 0 elsewhere."""
@@ -48,7 +48,7 @@ def test_maxpool_backward_writes_every_input_position(shape):
 
 
 @pytest.mark.parametrize("shape,stride", [((3, 13, 13), 1), ((2, 6, 9), 1), ((4, 1, 1), 1),
-                                          ((3, 8, 6), 2), ((2, 12, 4), 2)])
+                                          ((3, 8, 6), 2), ((2, 12, 4), 2), ((6, 4, 4), 2)])
 def test_maxpool_recomputed_backward_equals_argmax_routing(shape, stride):
     """darknet's 2x2 windowings (stride 1 keeping the size, stride 2 tiling) find their
     winners again in backward; against the generic kernel's argmax routing, with many ties

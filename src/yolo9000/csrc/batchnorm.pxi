@@ -1,5 +1,6 @@
 # Batch norm in training: the batch statistics, the normalise + scale + bias + activation
-# pass and its backward.
+# pass and its backward; their passes over each run of values are C (batchnorm_passes.h),
+# AVX-512 where the CPU has it.
 # (a section of the compiled core: ../_kernels.pyx includes it)
 
 def batchnorm_statistics(const float[:, :, ::1] x, double[::1] mean, double[::1] var):
@@ -27,34 +28,10 @@ cdef void _channel_statistics(const float* x, int N, Py_ssize_t image_stride, Py
     sums[0] = 0
     sums[1] = 0
     for n in range(N):
-        _shifted_sums(x + n * image_stride, S, shift, sums)
+        y9k_shifted_sums(x + n * image_stride, S, shift, sums, _avx512)
     m = sums[0] / M
     mean[0] = shift + m
     var[0] = (sums[1] - sums[0] * m) / (M - 1) if M > 1 else 0.0
-
-
-# values per block summed in float (vectorised) before the block's sum goes into a double
-cdef enum:
-    SUM_BLOCK = 256
-
-
-cdef void _shifted_sums(const float* x, Py_ssize_t n, float shift, double* sums) noexcept nogil:
-    """sums[0] += Σ (x − shift), sums[1] += Σ (x − shift)²."""
-    cdef Py_ssize_t i, j, end
-    cdef float bs, bq, d
-    # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
-    j = 0
-    while j < n:
-        end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
-        bs = 0
-        bq = 0
-        for i in range(j, end):
-            d = x[i] - shift
-            bs = bs + d
-            bq = bq + d * d
-        sums[0] += bs
-        sums[1] += bq
-        j += SUM_BLOCK
 
 
 def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const float[::1] inv,
@@ -67,7 +44,7 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
     cdef int nc, i, c
     cdef const float* src
     cdef float* dst
-    cdef float m, k, a, b, v, w
+    cdef float m, k, a, b
     if (y.shape[0] != N or y.shape[1] != C or y.shape[2] != S or mean.shape[0] != C
             or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C):
         raise ValueError("batchnorm_activate: shapes do not match")
@@ -80,14 +57,11 @@ def batchnorm_activate(const float[:, :, ::1] z, const float[::1] mean, const fl
             k = inv[c]
             a = scale[c]
             b = bias[c]
-            if act == Y9K_ACT_LEAKY:
-                for i in range(S):
-                    v = a * ((src[i] - m) * k) + b
-                    w = <float> (0.1 * v)
-                    dst[i] = v if v > w else w
-            else:
+            if act == Y9K_ACT_LOGISTIC:
                 for i in range(S):
                     dst[i] = _activate(a * ((src[i] - m) * k) + b, act)
+            else:
+                y9k_normalize_activate(src, dst, S, m, k, a, b, act, _avx512)
 
 
 def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1] y, int act,
@@ -150,7 +124,8 @@ def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1
                         st = st + t
                         stx = stx + t * ((zz[i] - m) * k)
                 else:
-                    st = st + _bn_grad_sums(d, zz, S, m, k, a, b, _negative_slope(act), &stx)
+                    st = st + y9k_bn_grad_sums(d, zz, S, m, k, a, b, _negative_slope(act), &stx,
+                                               _avx512)
             bias_grad[c] += <float> st
             if not bn:
                 continue
@@ -167,39 +142,5 @@ def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1
                         t = _act_grad(d[i], yy[i], act)
                         out[i] = (a * t - mean_term) * k - cx * ((zz[i] - m) * k)
                 else:
-                    _bn_grad_write(d, zz, out, S, m, k, a, b, _negative_slope(act), mean_term, cx)
-
-
-cdef double _bn_grad_sums(const float* d, const float* z, Py_ssize_t n, float m, float k, float a,
-                          float b, float slope, double* sum_tx) noexcept nogil:
-    """Σ t, and *sum_tx += Σ t·x̂, with x̂ = (z − m)·k, t = d·act'(a·x̂ + b) (act' = 1 for
-    positive arguments, else slope); float block sums, as _shifted_sums."""
-    cdef Py_ssize_t i, j, end
-    cdef float bs, bx, xh, t
-    cdef double total = 0
-    j = 0
-    while j < n:
-        end = j + SUM_BLOCK if j + SUM_BLOCK < n else n
-        bs = 0
-        bx = 0
-        for i in range(j, end):
-            xh = (z[i] - m) * k
-            t = d[i] if a * xh + b > 0 else slope * d[i]
-            bs = bs + t
-            bx = bx + t * xh
-        total += bs
-        sum_tx[0] += bx
-        j += SUM_BLOCK
-    return total
-
-
-cdef void _bn_grad_write(const float* d, const float* z, float* out, Py_ssize_t n, float m,
-                         float k, float a, float b, float slope, float mean_term,
-                         float cx) noexcept nogil:
-    """out = (a·t − mean_term)·k − cx·x̂, t and x̂ as in _bn_grad_sums (out may be d)."""
-    cdef Py_ssize_t i
-    cdef float xh, t
-    for i in range(n):
-        xh = (z[i] - m) * k
-        t = d[i] if a * xh + b > 0 else slope * d[i]
-        out[i] = (a * t - mean_term) * k - cx * xh
+                    y9k_bn_grad_write(d, zz, out, S, m, k, a, b, _negative_slope(act),
+                                      mean_term, cx, _avx512)

@@ -56,16 +56,23 @@ cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y
     # written as selects that vectorise instead of branches that mispredict
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, i, j
+    cdef Py_ssize_t nc
+    cdef int i, j
     cdef float best, v
     cdef const float* top
     cdef const float* bottom
     cdef float* out
-    for nc in prange(N * C, schedule="static"):
+    if N * C == 0:
+        return
+    # planes by offset from the first (C-contiguous): no divisions per row, which on small
+    # maps (4x4: 2 rows a plane) cost more than the row
+    cdef const float* x0 = &x[0, 0, 0, 0]
+    cdef float* y0 = &y[0, 0, 0, 0]
+    for nc in prange(<Py_ssize_t> N * C, schedule="static"):
         for i in range(out_h):
-            top = &x[nc // C, nc % C, 2 * i, 0]
+            top = x0 + (nc * H + 2 * i) * W
             bottom = top + W
-            out = &y[nc // C, nc % C, i, 0]
+            out = y0 + (nc * out_h + i) * out_w
             for j in range(out_w):
                 best = top[2 * j]
                 v = top[2 * j + 1]
@@ -193,21 +200,26 @@ def maxpool_2x2_s2_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::
     winner costs one read of x and saves the forward its argmax array and branches."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef int nc, i
     cdef int sse2 = (_paths & Y9K_SSE2) != 0
     if (2 * out_h != H or 2 * out_w != W or y.shape[0] != N or y.shape[1] != C
             or dy.shape[0] != N or dy.shape[1] != C or dy.shape[2] != out_h
             or dy.shape[3] != out_w or dx.shape[0] != N or dx.shape[1] != C
             or dx.shape[2] != H or dx.shape[3] != W):
         raise ValueError("maxpool_2x2_s2_backward: shapes do not match")
+    if N * C * out_h == 0:
+        return
+    # rows by offset from the first (all C-contiguous): no divisions per row, which on small
+    # maps (4x4: 2 rows a plane) cost more than the row
+    cdef const float* x0 = &x[0, 0, 0, 0]
+    cdef const float* y0 = &y[0, 0, 0, 0]
+    cdef const float* dy0 = &dy[0, 0, 0, 0]
+    cdef float* dx0 = &dx[0, 0, 0, 0]
+    cdef Py_ssize_t row
     with nogil:
-        for nc in prange(N * C * out_h, schedule="static"):
-            i = nc % out_h
-            y9k_maxpool_2x2_s2_backward_row(
-                &x[nc // out_h // C, (nc // out_h) % C, 2 * i, 0],
-                &y[nc // out_h // C, (nc // out_h) % C, i, 0],
-                &dy[nc // out_h // C, (nc // out_h) % C, i, 0],
-                &dx[nc // out_h // C, (nc // out_h) % C, 2 * i, 0], W, out_w, sse2)
+        for row in prange(<Py_ssize_t> N * C * out_h, schedule="static"):
+            y9k_maxpool_2x2_s2_backward_row(x0 + 2 * row * W, y0 + row * out_w,
+                                            dy0 + row * out_w, dx0 + 2 * row * W, W, out_w,
+                                            sse2)
 
 
 cdef inline float _max4(float a, float b, float c, float d) noexcept nogil:

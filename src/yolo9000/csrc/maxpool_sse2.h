@@ -2,9 +2,22 @@
 #ifndef Y9K_MAXPOOL_SSE2_H
 #define Y9K_MAXPOOL_SSE2_H
 
+#include <stdint.h>
+#include <string.h>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+/* v where keep (0 or 1), else +0.0f: the bits masked, no branch */
+static inline float y9k_kept_if(float v, int keep)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= (uint32_t) -keep;
+    memcpy(&v, &bits, sizeof bits);
+    return v;
+}
 
 /* One output row: r is the gradient not yet given to an earlier input of the window. With
    sse2 (x86-64's baseline; 0 under YOLO9000_PORTABLE_KERNELS) 4 windows at a time: the
@@ -44,15 +57,18 @@ static void y9k_maxpool_2x2_s2_backward_row(const float *top, const float *y,
 #else
     (void) sse2;
 #endif
+    /* the first tap equal to the maximum takes r, by masks (the winners are random: branches
+       on them mispredict, and small maps, 2 windows a row on 4x4, are all tail) */
     for (; j < out_w; j++) {
         float best = y[j], r = dy[j];
-        dtop[2 * j] = top[2 * j] == best ? r : 0.0f;
-        r = top[2 * j] == best ? 0.0f : r;
-        dtop[2 * j + 1] = top[2 * j + 1] == best ? r : 0.0f;
-        r = top[2 * j + 1] == best ? 0.0f : r;
-        dbottom[2 * j] = bottom[2 * j] == best ? r : 0.0f;
-        r = bottom[2 * j] == best ? 0.0f : r;
-        dbottom[2 * j + 1] = bottom[2 * j + 1] == best ? r : 0.0f;
+        int e0 = top[2 * j] == best;
+        int e1 = !e0 & (top[2 * j + 1] == best);
+        int e2 = !(e0 | e1) & (bottom[2 * j] == best);
+        int e3 = !(e0 | e1 | e2) & (bottom[2 * j + 1] == best);
+        dtop[2 * j] = y9k_kept_if(r, e0);
+        dtop[2 * j + 1] = y9k_kept_if(r, e1);
+        dbottom[2 * j] = y9k_kept_if(r, e2);
+        dbottom[2 * j + 1] = y9k_kept_if(r, e3);
     }
 }
 

@@ -7,7 +7,8 @@
 cdef bint _portable = y9k_portable_requested()
 cdef int _paths = 0 if _portable else y9k_cpu_features()
 # the AVX-512 kernels' switch (the 4-filter direct kernel, the 13x13 input transform, the
-# products from weight blocks, F(4x4, 3x3)'s transforms) and the AVX2+FMA one (the direct kernel)
+# products from weight blocks, F(4x4, 3x3)'s transforms, batch norm's training passes) and the
+# AVX2+FMA one (the direct kernel)
 cdef bint _avx512 = (_paths & Y9K_AVX512F) != 0
 cdef bint _avx2_fma = (_paths & Y9K_AVX2_FMA) != 0
 

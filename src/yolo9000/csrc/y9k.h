@@ -49,7 +49,7 @@ enum {
     Y9K_AVX2_FMA = 2,   /* the direct 3x3 kernel and its weight gradient */
     Y9K_AVX512F = 4,    /* the 4-filter direct kernel, the 13x13 input transform, the
                            Winograd products from weight blocks, F(4x4, 3x3)'s input and
-                           output transforms */
+                           output transforms, batch norm's training passes */
     Y9K_AVX512_BF16 = 8, /* bf16 products with vdpbf16ps (lowp_x86.h) */
     Y9K_AMX_BF16 = 16,  /* bf16 products on AMX tiles (tdpbf16ps), the kernel permitting */
     Y9K_AVX512_VNNI = 32, /* int8 products with vpdpbusd */
