@@ -421,20 +421,7 @@ static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int 
 {
     __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(acc));
     __asm__("" : "+v"(p));
-    __m512 v = _mm512_add_ps(p, vb);
-    if (act == Y9K_ACT_LEAKY) {
-        const __m512d tenth = _mm512_set1_pd(0.1);
-        __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
-            _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-        __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
-            _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-        __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
-            _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-        v = _mm512_max_ps(v, w);        /* v > w ? v : w */
-    } else if (act == Y9K_ACT_RELU) {
-        v = _mm512_max_ps(v, _mm512_setzero_ps());
-    }
-    return v;
+    return y9k_lowp_act16(_mm512_add_ps(p, vb), act);
 }
 
 /* the same epilogue 16 columns at a time, the same bits; the logistic's expf stays scalar */

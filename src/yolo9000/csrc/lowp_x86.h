@@ -312,13 +312,12 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* y9k_lowp_epilogue with AVX-512 (the bf16 units' CPUs all have it), the same operations in
-   the same precisions: a * s then + b, never fused into one rounding (fp-contract=off), leaky's
-   0.1·v in double; logistic's expf left to the scalar loop */
-__attribute__((target("avx512f"), optimize("fp-contract=off")))
-static inline __m512 y9k_lowp_affine_act16(__m512 s, __m512 ai, __m512 bi, int act)
+/* leaky (v > 0.1 v, the product in double as the scalar epilogue takes it) or relu on 16
+   values, linear unchanged; the logistic is left to the scalar loops. Every AVX-512 epilogue
+   (bf16, rgb, int8) activates through this one */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_lowp_act16(__m512 v, int act)
 {
-    __m512 v = _mm512_add_ps(_mm512_mul_ps(ai, s), bi);
     if (act == Y9K_ACT_LEAKY) {
         const __m512d tenth = _mm512_set1_pd(0.1);
         __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
@@ -333,6 +332,15 @@ static inline __m512 y9k_lowp_affine_act16(__m512 s, __m512 ai, __m512 bi, int a
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
     }
     return v;
+}
+
+/* y9k_lowp_epilogue with AVX-512 (the bf16 units' CPUs all have it), the same operations in
+   the same precisions: a * s then + b, never fused into one rounding (fp-contract=off), leaky's
+   0.1·v in double; logistic's expf left to the scalar loop */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static inline __m512 y9k_lowp_affine_act16(__m512 s, __m512 ai, __m512 bi, int act)
+{
+    return y9k_lowp_act16(_mm512_add_ps(_mm512_mul_ps(ai, s), bi), act);
 }
 
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
@@ -1145,8 +1153,6 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512d tenth = _mm512_set1_pd(0.1);
-    const __m512 zero = _mm512_setzero_ps();
     /* lanes 0-7: filter i's windows, 8-15: filter i + 1's */
     __mmask16 first = (__mmask16) ((1u << (cols / 2)) - 1), second = (__mmask16) (first << 8);
     for (int i = 0; i < rows; i += 2) {
@@ -1165,17 +1171,7 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
         t = _mm512_permutex2var_ps(low0, odd, low1);
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-        if (act == Y9K_ACT_LEAKY) {
-            __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
-                _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
-            __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
-                _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-            __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
-                _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
-        } else if (act == Y9K_ACT_RELU) {
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
-        }
+        v = y9k_lowp_act16(v, act);
         _mm512_mask_storeu_ps(out + i * ldo, first, v);
         if (next != i)
             _mm512_mask_storeu_ps(out + next * ldo - 8, second, v);
