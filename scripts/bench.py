@@ -805,39 +805,25 @@ def bench_memory(opts, store):
 
 # -- per-layer profile -------------------------------------------------------------------------
 def profile_forward(net, x, train, repeats):
-    """Median ms of each layer.forward over `repeats` walks done the way Network._run does
-    (at inference a convolution and the 2x2/2 maxpool it pools in its epilogue as one call,
-    timed on the convolution's row, the maxpool's row 0 with `pooled_by`; a convolution's
-    output handed to the next packed, Network.hand_offs); returns (rows, outputs of the last
-    walk)."""
+    """Median ms of each layer's forward over `repeats` forwards, timed by Network.forward
+    itself (at inference a convolution and the 2x2/2 maxpool it pools in its epilogue are one
+    call, timed on the convolution's row, the maxpool's row 0 with `pooled_by`; outputs
+    handed off packed as Network.hand_offs plans); returns the rows."""
     per_layer = [[] for _ in net.layers]
-    pairs = set() if train else net.pooled_pairs
-    hand_offs = {} if train else net.hand_offs
-    pooled_by = {}
+    pooled = set()          # convolutions whose epilogue made the maxpool after them
     for _ in range(repeats):
-        outputs = [None] * len(net.layers)
-        for i, layer in enumerate(net.layers):
-            if i - 1 in pooled_by and outputs[i] is not None:
-                per_layer[i].append(0.0)        # made by the convolution before it
-                continue
-            inp = ([outputs[j] for j in layer.sources] if layer.kind == "route"
-                   else (outputs[i - 1] if i > 0 else x))
-            t = time.perf_counter()
-            pooled = layer.forward_pooled(inp, hand_offs.get(i)) if i in pairs else None
-            if pooled is None and i in hand_offs:
-                outputs[i] = layer.forward(inp, train, hand_off=hand_offs[i])
-            elif pooled is None:
-                outputs[i] = layer.forward(inp, train)
-            else:
-                outputs[i + 1] = pooled
-                pooled_by[i] = i
-            per_layer[i].append(time.perf_counter() - t)
+        seconds = []
+        net.forward(x, train=train, layer_seconds=seconds)
+        for i, t in enumerate(seconds):
+            if t is None:
+                pooled.add(i - 1)
+            per_layer[i].append(t or 0.0)
     rows = [{"index": i, "type": layer.kind, "out_shape": list(layer.out_shape),
              "ms": 1000 * statistics.median(ts), "flops": layer.flops() * x.shape[0]}
             for i, (layer, ts) in enumerate(zip(net.layers, per_layer))]
-    for i in pooled_by:
+    for i in pooled:
         rows[i + 1]["pooled_by"] = i
-    return rows, outputs
+    return rows
 
 
 def profile_backward(net, x, objective, repeats):
@@ -899,7 +885,7 @@ def bench_profile(opts, store, whats):
                 runs = network_for(precision, model, opts, store, net)
                 runs.set_precision(precision)
                 runs.forward(x)   # warm-up (and the bf16 or int8 weights packed)
-                rows, _ = profile_forward(runs, x, False, repeats)
+                rows = profile_forward(runs, x, False, repeats)
                 paths = runs.layer_paths()
                 for r in rows:
                     r["path"] = (f"in layer {r['pooled_by']}'s epilogue" if "pooled_by" in r
@@ -914,7 +900,7 @@ def bench_profile(opts, store, whats):
         x = random_input(net, opts.batch)
         objective = Objective(net, opts.batch)
         OursTrainer(net, x, objective, update=False).step()   # warm-up
-        rows, _ = profile_forward(net, x, True, repeats)
+        rows = profile_forward(net, x, True, repeats)
         profiles.append(finish_profile(
             f"forward(train=True) {model_label(model)} {net.width} b{opts.batch}, "
             f"median of {repeats}", rows))

@@ -327,3 +327,19 @@ def test_lazily_zeroed_gradients_equal_zeroed_ones():
     net.backward(rng.standard_normal((2,) + net.layers[early].out_shape).astype(np.float32),
                  start=early, input_grad=False)
     assert not net.layers[-2].weight_grad.any()
+
+
+def test_layer_seconds_time_every_layer_and_mark_the_fused_maxpools():
+    """forward(layer_seconds=[]) (bench.py's profile): one entry a layer, None exactly for the
+    maxpools a convolution took in its epilogue (inference only), the output unchanged."""
+    net = Network.from_cfg("yolov2-tiny-voc", width=96, height=96)
+    x = np.random.default_rng(0).random((1,) + net.input_shape, np.float32)
+    seconds = []
+    out = net.forward(x, layer_seconds=seconds)
+    np.testing.assert_array_equal(out, net.forward(x))
+    assert len(seconds) == len(net.layers)
+    assert {i for i, t in enumerate(seconds) if t is None} == {i + 1 for i in net.pooled_pairs}
+    assert all(t >= 0 for t in seconds if t is not None)
+    seconds = []
+    net.forward(x, train=True, layer_seconds=seconds)
+    assert len(seconds) == len(net.layers) and None not in seconds

@@ -7,6 +7,7 @@
 """
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,10 +267,13 @@ class Network:
                              f"expected (N, {self.channels}, {self.height}, {self.width})")
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def forward(self, x, train=False, watch_inputs=None):
+    def forward(self, x, train=False, watch_inputs=None, layer_seconds=None):
         """The last layer's output. `watch_inputs(i, inputs)`, if given, sees each layer's
-        input before it runs (calibration's statistics, without keeping every output)."""
-        return self._run(x, train, keep_all=False, watch_inputs=watch_inputs)[-1]
+        input before it runs (calibration's statistics, without keeping every output).
+        `layer_seconds`, a list, gets each layer's wall time appended in order (None for a
+        maxpool its convolution took in its epilogue): bench.py's profile."""
+        return self._run(x, train, keep_all=False, watch_inputs=watch_inputs,
+                         layer_seconds=layer_seconds)[-1]
 
     def forward_all(self, x, train=False):
         """Every layer's output (for inspection and tests)."""
@@ -318,7 +322,7 @@ class Network:
         forward_all or with watch_inputs, which read every output in fp32)."""
         return dict(self._hand_offs)
 
-    def _run(self, x, train, keep_all, watch_inputs=None):
+    def _run(self, x, train, keep_all, watch_inputs=None, layer_seconds=None):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
         pairs = set() if train or keep_all else self._pooled_pairs
@@ -328,9 +332,11 @@ class Network:
                 inp = [outputs[j] for j in layer.sources]
             else:
                 inp = outputs[i - 1] if i > 0 else x
-            if watch_inputs is not None and not (i - 1 in pairs and outputs[i] is not None):
+            made_before = i - 1 in pairs and outputs[i] is not None
+            if watch_inputs is not None and not made_before:
                 watch_inputs(i, inp)
-            if i - 1 in pairs and outputs[i] is not None:
+            started = time.perf_counter() if layer_seconds is not None else None
+            if made_before:
                 pass            # the maxpool's output, made by the convolution before it
             elif (i in pairs
                   and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None):
@@ -339,6 +345,8 @@ class Network:
                 outputs[i] = layer.forward(inp, train, hand_off=hand_offs[i])
             else:
                 outputs[i] = layer.forward(inp, train)
+            if layer_seconds is not None:
+                layer_seconds.append(None if made_before else time.perf_counter() - started)
             if not keep_all:
                 # inference holds only the outputs a later layer still reads, not all of them
                 for j in range(max(0, i - 1), i):
