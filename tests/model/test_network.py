@@ -330,15 +330,18 @@ def test_lazily_zeroed_gradients_equal_zeroed_ones():
 
 
 def test_layer_seconds_time_every_layer_and_mark_the_fused_maxpools():
-    """forward(layer_seconds=[]) (bench.py's profile): one entry a layer, None exactly for the
-    maxpools a convolution took in its epilogue (inference only), the output unchanged."""
+    """forward(layer_seconds=[]) (bench.py's profile): one entry a layer, None for the maxpools
+    a convolution took in its epilogue (inference only), the output unchanged."""
     net = Network.from_cfg("yolov2-tiny-voc", width=96, height=96)
     x = np.random.default_rng(0).random((1,) + net.input_shape, np.float32)
     seconds = []
     out = net.forward(x, layer_seconds=seconds)
     np.testing.assert_array_equal(out, net.forward(x))
     assert len(seconds) == len(net.layers)
-    assert {i for i, t in enumerate(seconds) if t is None} == {i + 1 for i in net.pooled_pairs}
+    # the maxpools after the Winograd layers at least (the RGB layer's too where its direct
+    # kernel runs: not under YOLO9000_PORTABLE_KERNELS)
+    fused = {i for i, t in enumerate(seconds) if t is None}
+    assert {i + 1 for i in net.pooled_pairs if i > 0} <= fused <= {i + 1 for i in net.pooled_pairs}
     assert all(t >= 0 for t in seconds if t is not None)
     seconds = []
     net.forward(x, train=True, layer_seconds=seconds)
