@@ -132,10 +132,13 @@ cdef extern from "lowp_x86.h":
     long y9k_rgb_plane(int H, int W, int pad) noexcept nogil
     void y9k_bf16_pack_image(const float* x, int C, int H, int W, int pad, uint16_t* out,
                              int avx512) noexcept nogil
+    ctypedef struct y9k_pooled_sink:
+        pass
     void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
                            const uint16_t* wp, const uint16_t* img, const float* a,
                            const float* b, int act, int pool, float* out,
-                           const y9k_pairs_out* pairs) noexcept nogil
+                           const y9k_pairs_out* pairs,
+                           const y9k_pooled_sink* sink) noexcept nogil
 
 cdef extern from "int8_x86.h":
     ctypedef signed char int8_t
@@ -161,6 +164,10 @@ cdef extern from "int8_x86.h":
                            const int8_t* xq, const float* a, const float* b, int act,
                            int pool, float* out, int8_t* qout, float qscale,
                            int qpad) noexcept nogil
+    void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
+                                 const uint16_t* wp, const uint16_t* img, const float* a,
+                                 const float* b, int act, int8_t* qout, float qscale,
+                                 int qpad, int avx512) noexcept nogil
     void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t* wp, const int8_t* bp,
                        const int32_t* offsets, const float* a, const float* b, int act,
                        float* out, long ldo, int avx512) noexcept nogil

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from test_handoff import ROUTE_REORG_CFG, with_random_statistics, without_hand_offs
+from test_int8 import expected_quads, reference_quantize, slots_of
+from test_lowp import KERNELS as BF16_KERNELS, kernel_or_skip as bf16_kernel_or_skip
+from test_rgb_lowp import convolve as rgb_convolve, operands as rgb_operands
 from yolo9000 import Network
-from yolo9000.kernels import core, handoff, int8
+from yolo9000.kernels import core, handoff, int8, lowp
 from yolo9000.model import quantization
 
 
@@ -67,6 +70,56 @@ def test_the_hand_off_refuses_a_short_buffer():
                                  0.1, 1)
 
 
+@BF16_KERNELS
+@pytest.mark.parametrize("c,h,w,f,size,pad", [
+    (3, 16, 20, 32, 3, 1),      # the overlapping last segment of a row
+    (3, 6, 8, 17, 3, 1),        # rows shorter than a segment; 17 filters: a quad 1/4 full
+    (3, 4, 64, 16, 3, 1),       # 16 filters (tiny's): three shifted copies
+    (3, 10, 38, 40, 3, 0)])     # 40 filters: slots up to 64, no copies
+@pytest.mark.parametrize("next_pad", [0, 1, 2])
+def test_the_rgb_kernel_hands_off_int8_quads(kernel, c, h, w, f, size, pad, next_pad):
+    """bf16_conv_rgb_quads: the rgb kernel's pooled fp32 output quantized by the next layer's
+    scale (in NumPy) and laid out as its channel quads, border, zero channels and shifted
+    copies written over whatever the buffer held; the same bytes with the AVX-512
+    requantization and the portable one, on every bf16 kernel (none needs AMX-INT8)."""
+    bf16_kernel_or_skip(kernel)
+    x, weights, scale, bias = rgb_operands(c, h, w, f, size, 3 * c * w + f + next_pad)
+    image = np.empty(core.bf16_image_size(c, h, w, pad), np.uint16)
+    core.bf16_pack_image(x, pad, image)
+    packed = lowp.BF16Weights(weights)
+    oh, ow = (h + 2 * pad - size + 1) // 2, (w + 2 * pad - size + 1) // 2
+    for act in (core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_LOGISTIC):
+        pooled = rgb_convolve(kernel, x, weights, pad, scale, bias, act, pool=True)
+        next_scale = float(np.abs(pooled).max()) / 127 * 0.7      # the largest saturate
+        xq = reference_quantize(pooled.reshape(f, oh, ow), next_scale).astype(np.int8)
+        expected = expected_quads(xq, slots_of(f), next_pad)
+        assert expected.size == core.int8_quads_size(f, oh, ow, next_pad)
+        assert np.abs(xq).max() == 127
+        for portable in (False, True):
+            out = np.full(expected.size + 5, 7, np.int8)
+            core.bf16_conv_rgb_quads(lowp.BF16_KERNELS[kernel], packed.data, image, c, h, w,
+                                     size, pad, scale, bias, act, f, out, next_scale,
+                                     next_pad, portable_rounding=portable)
+            np.testing.assert_array_equal(out[:expected.size], expected,
+                                          err_msg=f"act {act}, portable {portable}")
+            assert np.all(out[expected.size:] == 7)        # nothing written past it
+
+
+def test_the_rgb_quads_refuse_a_short_buffer_and_a_bad_scale():
+    kernel = next(k for k in lowp.BF16_KERNELS if lowp.BF16_KERNELS[k] in core.bf16_kernels())
+    x, weights, scale, bias = rgb_operands(3, 6, 8, 8, 3, 1)
+    image = np.empty(core.bf16_image_size(3, 6, 8, 1), np.uint16)
+    core.bf16_pack_image(x, 1, image)
+    packed = lowp.BF16Weights(weights)
+    size = core.int8_quads_size(8, 3, 4, 1)
+    args = (lowp.BF16_KERNELS[kernel], packed.data, image, 3, 6, 8, 3, 1, scale, bias,
+            core.ACT_LEAKY, 8)
+    with pytest.raises(ValueError, match="too small"):
+        core.bf16_conv_rgb_quads(*args, np.zeros(size - 1, np.int8), 0.1, 1)
+    with pytest.raises(ValueError, match="scale"):
+        core.bf16_conv_rgb_quads(*args, np.zeros(size, np.int8), 0.0, 1)
+
+
 def quantized(net, x, percentile=99.0):
     """net made int8 (its ends kept fp32), calibrated on x with a percentile that clips."""
     layers = quantization.layers_to_quantize(net, keep_ends=True)
@@ -83,11 +136,14 @@ def test_the_plan_hands_int8_off_with_the_consumers_scale():
     net = with_random_statistics(Network.from_cfg(ROUTE_REORG_CFG))
     x = np.random.default_rng(5).random((2,) + net.input_shape, np.float32)
     quantized(net, x)
-    # 0 (the RGB layer) and 15 (the last) stay fp32, so 14 hands nothing off; 6 and 9 feed
-    # a route, 11 a reorg
+    # 0 (the RGB layer) and 15 (the last) stay unquantized: 0 runs bf16 rgb, pooled, and
+    # hands 2 its int8 quads; 15 runs bf16 direct, so 14 hands nothing off; 6 and 9 feed a
+    # route, 11 a reorg
     assert net.hand_offs == {i: handoff.HandOff(pad, "int8", net.layers[j].input_scale)
-                             for i, j, pad in ((2, 4, 1), (4, 5, 0), (5, 6, 1), (8, 9, 1))}
-    assert all(net.layers[i].precision == "int8" for i in net.hand_offs)
+                             for i, j, pad in ((0, 2, 1), (2, 4, 1), (4, 5, 0), (5, 6, 1),
+                                               (8, 9, 1))}
+    assert net.layers[0].inference_path() == "bf16 amx rgb"
+    assert all(net.layers[i].precision == "int8" for i in net.hand_offs if i)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -107,8 +163,9 @@ def test_int8_hand_offs_give_the_same_bits_on_tiny():
     net = with_random_statistics(Network.from_cfg("yolov2-tiny-voc", width=160, height=128))
     x = np.random.default_rng(1).random((2,) + net.input_shape, np.float32)
     quantized(net, x)
-    # 2 -> 4 on 32 channels reads the shifted copies the epilogue writes
-    assert set(net.hand_offs) == {2, 4, 6, 8, 12}
+    # 2 -> 4 on 32 channels reads the shifted copies the epilogue writes, 0 -> 2 (the rgb
+    # kernel's quads) on 16 channels three copies
+    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12}
     np.testing.assert_array_equal(net.forward(x), without_hand_offs(net, x))
 
 

@@ -188,6 +188,32 @@ def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int
                           next_scale, next_pad)
 
 
+def bf16_conv_rgb_quads(int kernel, const unsigned short[::1] w,
+                        const unsigned short[::1] img, int C, int H, int W, int ksize,
+                        int pad, const float[::1] scale, const float[::1] bias, int act,
+                        int M, signed char[::1] next_quads, float next_scale, int next_pad,
+                        bint portable_rounding=False):
+    """bf16_conv_rgb's pooled output (M filters; out_h and out_w even) handed to the next int8
+    direct convolution, as int8_conv_amx_quads hands its output: written into next_quads as
+    int8_pack_quads(pooled output, next_scale, next_pad) writes it, the same bytes, without
+    the fp32 output. `portable_rounding`: the scalar requantization instead of AVX-512's (the
+    same bytes)."""
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    cdef int PH = OH // 2, PW = OW // 2
+    _check_conv_rgb(kernel, M, C, H, W, ksize, pad, OH, OW, PH * PW, w, img, scale, bias,
+                    True)
+    _check_input_scale(next_scale)
+    if M <= 0 or next_pad < 0:
+        raise ValueError("bf16_conv_rgb_quads: needs filters and a padding of 0 or more")
+    if next_quads.shape[0] < int8_quads_size(M, PH, PW, next_pad):
+        raise ValueError("bf16_conv_rgb_quads: next_quads is too small")
+    cdef int avx512 = _avx512 and not portable_rounding
+    with nogil:
+        y9k_bf16_conv_rgb_quads(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+                                <const uint16_t*> &img[0], &scale[0], &bias[0], act,
+                                <int8_t*> &next_quads[0], next_scale, next_pad, avx512)
+
+
 def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C,
                          int H, int W, int ksize, int pad, const float[::1] multiplier,
                          const float[::1] bias, bint pool):

@@ -498,6 +498,28 @@ static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, 
                                       long plane_bytes)
 {
     const __m512 vs = _mm512_set1_ps(s);
+    if (n <= 8) {
+        /* a pooled block's 8 windows a row: two quads' rows a vector (lanes 8-15 the next
+           plane's), so that no division is spent on empty lanes (the same lane-wise
+           quantization, half the vdivps) */
+        __mmask16 m = (__mmask16) ((1u << n) - 1);
+        for (int r = 0; r < rows; r += 8) {
+            __m512i q[4];
+            for (int i = 0; i < 4; i++) {
+                __m512 lo = r + i < rows ? _mm512_maskz_loadu_ps(m, v + (r + i) * 32)
+                                         : _mm512_setzero_ps();
+                __m512 hi = r + 4 + i < rows ? _mm512_maskz_loadu_ps(m, v + (r + 4 + i) * 32)
+                                             : _mm512_setzero_ps();
+                q[i] = y9k_quantize16(_mm512_shuffle_f32x4(lo, hi, 0x44), vs);
+            }
+            __m512i quads = y9k_quads16(q);
+            int8_t *plane = dst + (r / 4) * plane_bytes;
+            _mm512_mask_storeu_epi32(plane, m, quads);
+            if (r + 4 < rows)
+                _mm512_mask_storeu_epi32(plane + plane_bytes - 32, (__mmask16) (m << 8), quads);
+        }
+        return;
+    }
     for (int r = 0; r < rows; r += 4) {
         int8_t *plane = dst + (r / 4) * plane_bytes;
         for (int c = 0; c < n; c += 16) {
@@ -512,6 +534,19 @@ static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, 
     }
 }
 #endif
+
+/* y9k_int8_requantize_quads' portable twin: the scalar y9k_quantize of each value (the same
+   bytes) */
+static void y9k_int8_requantize_quads_portable(const float *v, int rows, int n, float s,
+                                               int8_t *dst, long plane_bytes)
+{
+    for (int r = 0; r < rows; r += 4) {
+        int8_t *plane = dst + (r / 4) * plane_bytes;
+        for (int c = 0; c < n; c++)
+            for (int i = 0; i < 4; i++)
+                plane[4 * c + i] = r + i < rows ? y9k_quantize(v[(r + i) * 32 + c], s) : 0;
+    }
+}
 
 /* the epilogue, 16 columns at a time where `avx512` (the same bits either way) */
 static inline void y9k_int8_epilogue(const int32_t *acc, int rows, int cols, const float *a,
@@ -544,6 +579,18 @@ static void y9k_int8_block_portable(const int8_t *a0, const int8_t *b0, long KB,
             acc[i * 32 + j] = sum;
         }
 }
+
+/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
+   layer's input quantized by `scale` into its channel quads with border `pad` (the hand-off:
+   y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
+typedef struct {
+    float *out;
+    long ldo;
+    int8_t *quads;
+    float scale;
+    int pad;
+    long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
+} y9k_int8_sink;
 
 #if Y9K_HAVE_LOWP_X86
 /* the same block with vpdpbusd, 8 rows x 32 columns (16 accumulators) at a time: B's bytes
@@ -653,18 +700,6 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
     _tile_stored(2, acc + 16 * 32, 128);
     _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
-
-/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
-   layer's input quantized by `scale` into its channel quads with border `pad` (the hand-off:
-   y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
-typedef struct {
-    float *out;
-    long ldo;
-    int8_t *quads;
-    float scale;
-    int pad;
-    long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
-} y9k_int8_sink;
 
 /* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
    output positions from (oy, ox) on, requantized into the sink's quads */
@@ -824,6 +859,47 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     (void) qpad;
 }
 #endif
+
+/* the rgb kernel's pooled maxima (y9k_pooled_sink) requantized into the quads of an int8
+   sink (its `out` unused; `avx512`: y9k_int8_requantize_quads or its portable twin) */
+typedef struct {
+    y9k_int8_sink quads;
+    int avx512;
+} y9k_int8_rgb_sink;
+
+static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, const float *v, int rows, int cols,
+                             long filter, long y, long x)
+{
+    const y9k_int8_rgb_sink *to = (const y9k_int8_rgb_sink *) sink->data;
+    const y9k_int8_sink *q = &to->quads;
+    int8_t *dst = q->quads + filter / 4 * q->plane_bytes
+                  + ((y + q->pad) * q->width + q->pad + x) * 4;
+#if Y9K_HAVE_LOWP_X86
+    if (to->avx512) {
+        y9k_int8_requantize_quads(v, rows, cols, q->scale, dst, q->plane_bytes);
+        return;
+    }
+#endif
+    y9k_int8_requantize_quads_portable(v, rows, cols, q->scale, dst, q->plane_bytes);
+}
+
+/* y9k_bf16_conv_rgb's pooled output (M filters; OH and OW even) handed to the next int8
+   direct convolution: quantized by qscale into its channel quads with border qpad, the bytes
+   y9k_int8_pack_quads writes from the fp32 output, which is never written (the RGB layer an
+   int8 network keeps unquantized feeding the first int8 layer) */
+static void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
+                                    const uint16_t *wp, const uint16_t *img, const float *a,
+                                    const float *b, int act, int8_t *qout, float qscale,
+                                    int qpad, int avx512)
+{
+    int NH = (H + 2 * pad - ksize + 1) / 2, NW = (W + 2 * pad - ksize + 1) / 2;
+    y9k_int8_rgb_sink to = {{NULL, 0, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
+                             y9k_quads_plane_bytes(NH, NW, qpad)}, avx512};
+    y9k_pooled_sink sink = {y9k_int8_rgb_put, &to};
+    y9k_int8_quads_frame(M, NH, NW, qpad, qout);
+    y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, wp, img, a, b, act, 1, NULL, NULL, &sink);
+    y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
+}
 
 /* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' = K
    rounded up to 64; offsets: the rows' 128 * sum_k W[m, k], M' of them, which only the VNNI

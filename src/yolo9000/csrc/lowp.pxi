@@ -238,7 +238,7 @@ def bf16_conv_rgb(int kernel, const unsigned short[::1] w, const unsigned short[
     with nogil:
         y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
                           <const uint16_t*> &img[0], &scale[0], &bias[0], act, pool,
-                          &out[0, 0], NULL)
+                          &out[0, 0], NULL, NULL)
 
 
 def bf16_conv_rgb_pairs(int kernel, const unsigned short[::1] w,
@@ -267,4 +267,4 @@ def bf16_conv_rgb_pairs(int kernel, const unsigned short[::1] w,
     with nogil:
         y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
                           <const uint16_t*> &img[0], &scale[0], &bias[0], act, True, NULL,
-                          &pairs)
+                          &pairs, NULL)

@@ -1179,6 +1179,15 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
 }
 #endif
 
+/* where the rgb kernel hands its pooled fp32 maxima when they go neither to fp32 rows nor to
+   bf16 pairs (int8_x86.h's int8 quads): put() gets rows (filters from `filter`) x cols
+   values v (row stride 32) of the pooled map at (y, x), the bits the fp32 output would hold */
+typedef struct y9k_pooled_sink {
+    void (*put)(const struct y9k_pooled_sink *sink, const float *v, int rows, int cols,
+                long filter, long y, long x);
+    const void *data;
+} y9k_pooled_sink;
+
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) of depth
    K = C k k <= 32, x as y9k_bf16_pack_image packs it, W (M, K) as y9k_bf16_pack_a packs it;
    with `pool` (OH, OW even) out (M, OH/2 * OW/2) its 2x2/2 maxpool, a block's two tiles the
@@ -1187,11 +1196,12 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
    it); the tiles are built and the epilogue run with AVX-512 on the AMX and AVX512-BF16
    kernels (whose CPUs have it), in scalar C on the portable twin: the same bits. With
    `pairs` (not NULL; pooled only) the pooled output is written there instead, as the direct
-   kernel's hand-off writes it (out unused) */
+   kernel's hand-off writes it (out unused); with `sink` (pooled only) the pooled values are
+   computed as for out, into a block of scratch, and handed to the sink (out unused) */
 static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *img, const float *a,
                               const float *b, int act, int pool, float *out,
-                              const y9k_pairs_out *pairs)
+                              const y9k_pairs_out *pairs, const y9k_pooled_sink *sink)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1, K = C * ksize * ksize;
     long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
@@ -1216,6 +1226,7 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
     {
         uint16_t tiles[2 * 512] __attribute__((aligned(64)));
         float acc[32 * 32] __attribute__((aligned(64)));
+        float sunk[32 * 32] __attribute__((aligned(64)));
         if (pairs)
             y9k_pairs_clear_outside(pairs, M, MB, OH / 2, OW / 2);
 #if Y9K_HAVE_LOWP_X86
@@ -1267,15 +1278,19 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                     continue;
                 }
                 float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
+                long ldp = ldo;
+                if (sink)
+                    pooled = sunk, ldp = 32;
 #if Y9K_HAVE_LOWP_X86
-                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
+                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC)
                     y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                   act, pooled, ldo);
-                    continue;
-                }
+                                                   act, pooled, ldp);
+                else
 #endif
-                y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
-                                            b + mb * 32, act, pooled, ldo);
+                    y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
+                                                b + mb * 32, act, pooled, ldp);
+                if (sink)
+                    sink->put(sink, sunk, rows, cols / 2, mb * 32, oy / 2, ox / 2);
             }
         }
 #if Y9K_HAVE_LOWP_X86

@@ -217,6 +217,8 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
     if packed_out and not (weights.taps_major or (rgb and pool)):
         raise ValueError("only the direct AMX kernel, and the rgb one pooling, write packed "
                          "activations")
+    if packed_out and out.precision != BF16 and not (rgb and out.precision == INT8):
+        raise ValueError(f"a bf16 convolution cannot write its output as {out!r}")
     if packed_in:
         x.check((n, c, h, w), padding, BF16)
     if weights.taps_major:
@@ -242,7 +244,11 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         image = workspace.borrow_packed(core.bf16_image_size(c, h, w, padding))
         for i in range(n):
             core.bf16_pack_image(x[i], padding, image)
-            if packed_out:
+            if packed_out and out.precision == INT8:
+                core.bf16_conv_rgb_quads(code, weights.data, image, c, h, w, size, padding,
+                                         scale, bias, act, f, out.image(i), out.scale,
+                                         out.padding)
+            elif packed_out:
                 core.bf16_conv_rgb_pairs(code, weights.data, image, c, h, w, size, padding,
                                          scale, bias, act, f, out.image(i), out.padding)
             else:

@@ -378,9 +378,10 @@ class ConvolutionalLayer(Layer):
         shape = (x.shape[0], f) + ((oh // 2, ow // 2) if pool else (oh, ow))
         if hand_off is None:
             return np.empty(shape, np.float32)
-        if self.packed_output(pool) != hand_off.precision:
+        if hand_off.precision not in self.packed_outputs(pool):
             raise ValueError(f"this layer hands off its output packed in "
-                             f"{self.packed_output(pool)}; asked {hand_off.precision}")
+                             f"{' or '.join(self.packed_outputs(pool)) or 'nothing'}; asked "
+                             f"{hand_off.precision}")
         return handoff.packed_output(hand_off, shape, reading=x)
 
     def _forward_int8(self, x, a, b, pool=False, hand_off=None):
@@ -633,14 +634,17 @@ class ConvolutionalLayer(Layer):
             return lowp.INT8
         return None
 
-    def packed_output(self, pooled):
-        """The precision this layer's inference forward (forward_pooled with `pooled`) can
-        write its output packed in for the next layer (handoff.PackedActivation), or None:
-        what packed_input() reads, and bf16 on the rgb kernel when it pools."""
+    def packed_outputs(self, pooled):
+        """The precisions this layer's inference forward (forward_pooled with `pooled`) can
+        write its output packed in for the next layer (handoff.PackedActivation), a tuple,
+        empty for none: what packed_input() reads, and on the rgb kernel when it pools bf16
+        pairs or int8 quads (an int8 network's RGB layer, kept unquantized, runs rgb and
+        feeds an int8 layer)."""
         if (pooled and self.precision == lowp.BF16 and self._bf16_path() == "rgb"
                 and self.pools_in_epilogue()):
-            return lowp.BF16
-        return self.packed_input()
+            return (lowp.BF16, lowp.INT8)
+        reads = self.packed_input()
+        return () if reads is None else (reads,)
 
     def input_hand_off(self):
         """The handoff.HandOff a layer before writes this layer's packed input as (its

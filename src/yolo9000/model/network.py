@@ -297,8 +297,9 @@ class Network:
         """The convolutions whose inference output goes straight into the next convolution's
         packed input (kernels/handoff.py): conv i hands off to conv j when j is i + 1, or
         i + 2 through the maxpool its epilogue takes (pooled_pairs), i's output (or the
-        pool's) has no other reader, and j reads the precision i writes packed (both bf16, or
-        both int8, on the direct kernel; or i the bf16 rgb kernel pooling, j bf16 direct).
+        pool's) has no other reader, and j reads a precision i writes packed (both bf16, or
+        both int8, on the direct kernel; or i the bf16 rgb kernel pooling, j bf16 or int8
+        direct: an int8 network's RGB layer, kept unquantized, hands layer 2 its quads).
         Depends on the shapes and the precisions."""
         self._hand_offs = {}
         for i, layer in enumerate(self.layers):
@@ -307,12 +308,14 @@ class Network:
             pooled = i in self._pooled_pairs
             if pooled and not layer.pools_in_epilogue():
                 continue
-            writes = layer.packed_output(pooled)
+            writes = layer.packed_outputs(pooled)
             j = i + 2 if pooled else i + 1
-            if writes is None or j >= len(self.layers) or self._last_use[j - 1] != j:
+            if not writes or j >= len(self.layers) or self._last_use[j - 1] != j:
                 continue
             consumer = self.layers[j]
-            if isinstance(consumer, ConvolutionalLayer) and consumer.packed_input() == writes:
+            if (isinstance(consumer, ConvolutionalLayer)
+                    and consumer.packed_input() is not None
+                    and consumer.packed_input() in writes):
                 self._hand_offs[i] = consumer.input_hand_off()
 
     @property
