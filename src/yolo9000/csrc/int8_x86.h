@@ -535,6 +535,40 @@ static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, 
 }
 #endif
 
+#if Y9K_HAVE_LOWP_X86
+/* y9k_int8_epilogue_avx512 of n sums of `rows` filters (acc's rows 32 apart) requantized
+   into quads as y9k_int8_requantize_quads does, in registers: the same activation and the
+   same quantization lane for lane (the same bytes), without the activated values stored and
+   read back (the hand-off's epilogue cost more than the 1x1 layers' products). Not the
+   logistic, which that epilogue leaves to the scalar loop */
+__attribute__((target("avx512f")))
+static void y9k_int8_epilogue_quads_avx512(const int32_t *acc, int rows, int n, const float *a,
+                                           const float *b, int act, float s, int8_t *dst,
+                                           long plane_bytes)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int r = 0; r < rows; r += 4) {
+        int8_t *plane = dst + (r / 4) * plane_bytes;
+        __m512 va[4], vb[4];
+        for (int i = 0; i < 4; i++) {
+            va[i] = _mm512_set1_ps(r + i < rows ? a[r + i] : 0.0f);
+            vb[i] = _mm512_set1_ps(r + i < rows ? b[r + i] : 0.0f);
+        }
+        for (int c = 0; c < n; c += 16) {
+            __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
+            __m512i q[4];
+            for (int i = 0; i < 4; i++)
+                q[i] = r + i < rows
+                           ? y9k_quantize16(y9k_int8_activate16(
+                                 _mm512_maskz_loadu_epi32(m, acc + (r + i) * 32 + c), va[i],
+                                 vb[i], act), vs)
+                           : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
+        }
+    }
+}
+#endif
+
 /* y9k_int8_requantize_quads' portable twin: the scalar y9k_quantize of each value (the same
    bytes) */
 static void y9k_int8_requantize_quads_portable(const float *v, int rows, int n, float s,
@@ -703,11 +737,16 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 
 /* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
    output positions from (oy, ox) on, requantized into the sink's quads */
+static inline int8_t *y9k_int8_sink_at(const y9k_int8_sink *sink, long mb, long oy, long ox)
+{
+    return sink->quads + mb * 8 * sink->plane_bytes
+           + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+}
+
 static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy, long ox,
                                      int rows, int n, const float *v)
 {
-    int8_t *dst = sink->quads + mb * 8 * sink->plane_bytes
-                  + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+    int8_t *dst = y9k_int8_sink_at(sink, mb, oy, ox);
 #if Y9K_HAVE_LOWP_X86
     y9k_int8_requantize_quads(v, rows, n, sink->scale, dst, sink->plane_bytes);
 #else
@@ -735,6 +774,10 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
                 y9k_int8_epilogue(acc + j, rows, n, a, b, act,
                                   sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
                                   sums, 1);
+            } else if (act != Y9K_ACT_LOGISTIC) {
+                y9k_int8_epilogue_quads_avx512(acc + j, rows, n, a, b, act, sink->scale,
+                                               y9k_int8_sink_at(sink, mb, oy, ox),
+                                               sink->plane_bytes);
             } else {
                 y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
                 y9k_int8_sink_put(sink, mb, oy, ox, rows, n, vals);
