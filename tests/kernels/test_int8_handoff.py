@@ -32,8 +32,10 @@ HAND_OFFS = [(64, 64, 13, 13, 3, 1, 1, False), (32, 16, 12, 22, 3, 1, 1, True),
 
 
 @pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", HAND_OFFS, ids=str)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_RELU,
+                                 core.ACT_LOGISTIC])
 def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, size, pad,
-                                                                   next_pad, pool):
+                                                                   next_pad, pool, act):
     amx_or_skip()
     rng = np.random.default_rng(c + f + h + w)
     x = rng.standard_normal((c, h, w)).astype(np.float32)
@@ -48,13 +50,13 @@ def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, s
         oh, ow = oh // 2, ow // 2
     out = np.empty((f, oh, ow), np.float32)
     core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias,
-                       core.ACT_LEAKY, out.reshape(f, -1), pool)
+                       act, out.reshape(f, -1), pool)
     next_scale = float(np.abs(out).max()) / 127 * 0.7      # the largest values saturate
     expected = np.full(core.int8_quads_size(f, oh, ow, next_pad), 7, np.int8)
     core.int8_pack_quads(out, next_scale, next_pad, expected)
     got = np.full(expected.shape, 7, np.int8)
     core.int8_conv_amx_quads(packed.data, quads, c, h, w, size, pad, multiplier, bias,
-                             core.ACT_LEAKY, f, got, next_scale, next_pad, pool)
+                             act, f, got, next_scale, next_pad, pool)
     assert np.abs(expected).max() == 127
     np.testing.assert_array_equal(got, expected)
 

@@ -417,11 +417,17 @@ static inline void y9k_int8_epilogue_portable(const int32_t *acc, int rows, int 
    rounded before the bias is added (the barrier keeps the compiler from fusing the two into
    an FMA, which rounds once), leaky's 0.1 * v in double (not the logistic) */
 __attribute__((target("avx512f")))
-static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int act)
+static inline __m512 y9k_int8_affine16(__m512i acc, __m512 va, __m512 vb)
 {
     __m512 p = _mm512_mul_ps(va, _mm512_cvtepi32_ps(acc));
     __asm__("" : "+v"(p));
-    return y9k_lowp_act16(_mm512_add_ps(p, vb), act);
+    return _mm512_add_ps(p, vb);
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 y9k_int8_activate16(__m512i acc, __m512 va, __m512 vb, int act)
+{
+    return y9k_lowp_act16(y9k_int8_affine16(acc, va, vb), act);
 }
 
 /* the same epilogue 16 columns at a time, the same bits; the logistic's expf stays scalar */
@@ -565,6 +571,67 @@ static void y9k_int8_epilogue_quads_avx512(const int32_t *acc, int rows, int n, 
                            : _mm512_setzero_si512();
             _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
         }
+    }
+}
+#endif
+
+#if Y9K_HAVE_LOWP_X86
+/* y9k_int8_epilogue_pooled_avx512's maxima of `rows` filters (cols even, at most 16: a
+   window's upper row in acc's columns 0-15, its lower in 16-31) requantized into quads as
+   y9k_int8_requantize_quads does, in registers, for the activations that never decrease
+   (linear, leaky, relu): the maximum of a window's four affine values taken first (in the
+   same order, a later one winning only if greater) and the activation once, on two filters
+   by 8 windows a vector (lowp_x86.h's y9k_lowp_epilogue_pooled_avx512), a quarter of the
+   activations. act(max) equals the maximum of the activated values as a number (it is one of
+   them, and none is greater), so the quantized bytes are the same (only a zero's sign may
+   differ before quantizing, and both zeros quantize to 0) */
+__attribute__((target("avx512f")))
+static void y9k_int8_epilogue_pooled_quads_avx512(const int32_t *acc, int rows, int cols,
+                                                  const float *a, const float *b, int act,
+                                                  float s, int8_t *dst, long plane_bytes)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i byte = _mm512_set1_epi32(0xff);
+    const __m512 vs = _mm512_set1_ps(s);
+    __mmask16 m = (__mmask16) ((1u << (cols / 2)) - 1);
+    for (int r = 0; r < rows; r += 4) {
+        __m512i q[2];
+        for (int h = 0; h < 2; h++) {
+            int i = r + 2 * h;
+            if (i >= rows) {
+                q[h] = _mm512_setzero_si512();
+                continue;
+            }
+            int next = i + 1 < rows ? i + 1 : i;
+            __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);
+            __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);
+            const int32_t *s0 = acc + i * 32, *s1 = acc + next * 32;
+            __m512 up0 = y9k_int8_affine16(_mm512_loadu_si512(s0), a0, b0);
+            __m512 low0 = y9k_int8_affine16(_mm512_loadu_si512(s0 + 16), a0, b0);
+            __m512 up1 = y9k_int8_affine16(_mm512_loadu_si512(s1), a1, b1);
+            __m512 low1 = y9k_int8_affine16(_mm512_loadu_si512(s1 + 16), a1, b1);
+            /* lanes 0-7: filter i's windows, 8-15: filter i + 1's */
+            __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
+            t = _mm512_permutex2var_ps(up0, odd, up1);
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+            t = _mm512_permutex2var_ps(low0, even, low1);
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+            t = _mm512_permutex2var_ps(low0, odd, low1);
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+            q[h] = y9k_quantize16(y9k_lowp_act16(v, act), vs);
+            if (next == i)          /* no filter i + 1: its byte of the quad is zero */
+                q[h] = _mm512_maskz_mov_epi32((__mmask16) 0x00ff, q[h]);
+        }
+        /* quad c: filters r, r + 1, r + 2, r + 3 at window c (q[0] lanes c, 8 + c; q[1]'s) */
+        __m512i hi0 = _mm512_shuffle_i32x4(q[0], q[0], 0xEE);
+        __m512i hi1 = _mm512_shuffle_i32x4(q[1], q[1], 0xEE);
+        __m512i quads = _mm512_and_si512(q[0], byte);
+        quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(hi0, byte), 8));
+        quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(q[1], byte), 16));
+        quads = _mm512_or_si512(quads, _mm512_slli_epi32(hi1, 24));
+        _mm512_mask_storeu_epi32(dst + (r / 4) * plane_bytes, m, quads);
     }
 }
 #endif
@@ -879,6 +946,12 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                                                     act, out + mb * 32 * ldo
                                                         + (oy / 2) * (OW / 2) + ox / 2,
                                                     ldo, sums);
+                    continue;
+                }
+                if (act != Y9K_ACT_LOGISTIC) {
+                    y9k_int8_epilogue_pooled_quads_avx512(
+                        acc, rows, cols, a + mb * 32, b + mb * 32, act, qscale,
+                        y9k_int8_sink_at(&sink, mb, oy / 2, ox / 2), sink.plane_bytes);
                     continue;
                 }
                 y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
