@@ -576,63 +576,75 @@ static void y9k_int8_epilogue_quads_avx512(const int32_t *acc, int rows, int n, 
 #endif
 
 #if Y9K_HAVE_LOWP_X86
-/* y9k_int8_epilogue_pooled_avx512's maxima of `rows` filters (cols even, at most 16: a
-   window's upper row in acc's columns 0-15, its lower in 16-31) requantized into quads as
-   y9k_int8_requantize_quads does, in registers, for the activations that never decrease
-   (linear, leaky, relu): the maximum of a window's four affine values taken first (in the
-   same order, a later one winning only if greater) and the activation once, on two filters
-   by 8 windows a vector (lowp_x86.h's y9k_lowp_epilogue_pooled_avx512), a quarter of the
-   activations. act(max) equals the maximum of the activated values as a number (it is one of
-   them, and none is greater), so the quantized bytes are the same (only a zero's sign may
-   differ before quantizing, and both zeros quantize to 0) */
+/* filters r .. r + 3's pooled values quantized (q[0]: filters r, r + 1 in lanes 0-7, 8-15;
+   q[1]: r + 2, r + 3), as quads at dst for the first cols / 2 windows */
+__attribute__((target("avx512f")))
+static inline void y9k_int8_store_pooled_quads(const __m512i *q, int cols, int8_t *dst)
+{
+    const __m512i byte = _mm512_set1_epi32(0xff);
+    __m512i hi0 = _mm512_shuffle_i32x4(q[0], q[0], 0xEE);
+    __m512i hi1 = _mm512_shuffle_i32x4(q[1], q[1], 0xEE);
+    __m512i quads = _mm512_and_si512(q[0], byte);
+    quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(hi0, byte), 8));
+    quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(q[1], byte), 16));
+    quads = _mm512_or_si512(quads, _mm512_slli_epi32(hi1, 24));
+    _mm512_mask_storeu_epi32(dst, (__mmask16) ((1u << (cols / 2)) - 1), quads);
+}
+
+/* The pooled hand-offs' epilogues in registers for the activations that never decrease
+   (linear, leaky, relu), from int32 sums (the int8 direct kernel) or fp32 ones (the rgb
+   kernel): rows filters (cols even, at most 16; a window's upper row in acc's columns 0-15,
+   its lower in 16-31), the maximum of a window's four affine values taken first
+   (y9k_lowp_window_max16, two filters by 8 windows a vector) and the activation once, a
+   quarter of the activations of the unfused order, then quantized by s into quads at dst
+   (quad planes plane_bytes apart), with no store and reload. act(max) is numerically the
+   maximum of the activated values (it is one of them and none is greater), so the bytes are
+   those of the fp32 pooled epilogue followed by y9k_int8_requantize_quads (only a zero's sign
+   may differ before quantizing, and both zeros quantize to 0) */
+#define Y9K_POOLED_QUADS_BODY(AFFINE)                                                         \
+    const __m512 vs = _mm512_set1_ps(s);                                                      \
+    for (int r = 0; r < rows; r += 4) {                                                       \
+        __m512i q[2];                                                                         \
+        for (int h = 0; h < 2; h++) {                                                         \
+            int i = r + 2 * h;                                                                \
+            if (i >= rows) {                                                                  \
+                q[h] = _mm512_setzero_si512();                                                \
+                continue;                                                                     \
+            }                                                                                 \
+            int next = i + 1 < rows ? i + 1 : i;                                              \
+            __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);                      \
+            __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);                \
+            __m512 v = y9k_lowp_window_max16(AFFINE(acc + i * 32, a0, b0),                    \
+                                             AFFINE(acc + i * 32 + 16, a0, b0),               \
+                                             AFFINE(acc + next * 32, a1, b1),                 \
+                                             AFFINE(acc + next * 32 + 16, a1, b1));           \
+            q[h] = y9k_quantize16(y9k_lowp_act16(v, act), vs);                                \
+            if (next == i)          /* no filter i + 1: its byte of the quad is zero */       \
+                q[h] = _mm512_maskz_mov_epi32((__mmask16) 0x00ff, q[h]);                      \
+        }                                                                                     \
+        y9k_int8_store_pooled_quads(q, cols, dst + (r / 4) * plane_bytes);                    \
+    }
+
+__attribute__((target("avx512f")))
+static inline __m512 y9k_int8_affine16_at(const int32_t *s, __m512 a, __m512 b)
+{
+    return y9k_int8_affine16(_mm512_loadu_si512(s), a, b);
+}
+
 __attribute__((target("avx512f")))
 static void y9k_int8_epilogue_pooled_quads_avx512(const int32_t *acc, int rows, int cols,
                                                   const float *a, const float *b, int act,
                                                   float s, int8_t *dst, long plane_bytes)
 {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i byte = _mm512_set1_epi32(0xff);
-    const __m512 vs = _mm512_set1_ps(s);
-    __mmask16 m = (__mmask16) ((1u << (cols / 2)) - 1);
-    for (int r = 0; r < rows; r += 4) {
-        __m512i q[2];
-        for (int h = 0; h < 2; h++) {
-            int i = r + 2 * h;
-            if (i >= rows) {
-                q[h] = _mm512_setzero_si512();
-                continue;
-            }
-            int next = i + 1 < rows ? i + 1 : i;
-            __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);
-            __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);
-            const int32_t *s0 = acc + i * 32, *s1 = acc + next * 32;
-            __m512 up0 = y9k_int8_affine16(_mm512_loadu_si512(s0), a0, b0);
-            __m512 low0 = y9k_int8_affine16(_mm512_loadu_si512(s0 + 16), a0, b0);
-            __m512 up1 = y9k_int8_affine16(_mm512_loadu_si512(s1), a1, b1);
-            __m512 low1 = y9k_int8_affine16(_mm512_loadu_si512(s1 + 16), a1, b1);
-            /* lanes 0-7: filter i's windows, 8-15: filter i + 1's */
-            __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
-            t = _mm512_permutex2var_ps(up0, odd, up1);
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-            t = _mm512_permutex2var_ps(low0, even, low1);
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-            t = _mm512_permutex2var_ps(low0, odd, low1);
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-            q[h] = y9k_quantize16(y9k_lowp_act16(v, act), vs);
-            if (next == i)          /* no filter i + 1: its byte of the quad is zero */
-                q[h] = _mm512_maskz_mov_epi32((__mmask16) 0x00ff, q[h]);
-        }
-        /* quad c: filters r, r + 1, r + 2, r + 3 at window c (q[0] lanes c, 8 + c; q[1]'s) */
-        __m512i hi0 = _mm512_shuffle_i32x4(q[0], q[0], 0xEE);
-        __m512i hi1 = _mm512_shuffle_i32x4(q[1], q[1], 0xEE);
-        __m512i quads = _mm512_and_si512(q[0], byte);
-        quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(hi0, byte), 8));
-        quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(q[1], byte), 16));
-        quads = _mm512_or_si512(quads, _mm512_slli_epi32(hi1, 24));
-        _mm512_mask_storeu_epi32(dst + (r / 4) * plane_bytes, m, quads);
-    }
+    Y9K_POOLED_QUADS_BODY(y9k_int8_affine16_at)
+}
+
+__attribute__((target("avx512f")))
+static void y9k_lowp_epilogue_pooled_quads_avx512(const float *acc, int rows, int cols,
+                                                  const float *a, const float *b, int act,
+                                                  float s, int8_t *dst, long plane_bytes)
+{
+    Y9K_POOLED_QUADS_BODY(y9k_lowp_affine16)
 }
 #endif
 
@@ -976,27 +988,50 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 }
 #endif
 
-/* the rgb kernel's pooled maxima (y9k_pooled_sink) requantized into the quads of an int8
-   sink (its `out` unused; `avx512`: y9k_int8_requantize_quads or its portable twin) */
+/* the rgb kernel's pooled blocks (y9k_pooled_sink) requantized into the quads of an int8
+   sink (its `out` unused): where the rgb kernel would take y9k_lowp_epilogue_pooled_avx512
+   and `avx512` allows, in registers (y9k_lowp_epilogue_pooled_quads_avx512); else the
+   kernel's fp32 pooled epilogue into scratch, then y9k_int8_requantize_quads or its portable
+   twin (the same bytes) */
 typedef struct {
     y9k_int8_sink quads;
     int avx512;
 } y9k_int8_rgb_sink;
 
-static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, const float *v, int rows, int cols,
+static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const float *acc,
+                             int rows, int cols, const float *a, const float *b, int act,
                              long filter, long y, long x)
 {
     const y9k_int8_rgb_sink *to = (const y9k_int8_rgb_sink *) sink->data;
     const y9k_int8_sink *q = &to->quads;
     int8_t *dst = q->quads + filter / 4 * q->plane_bytes
                   + ((y + q->pad) * q->width + q->pad + x) * 4;
+    float v[32 * 32];
+#if Y9K_HAVE_LOWP_X86
+    if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
+        if (to->avx512) {
+            y9k_lowp_epilogue_pooled_quads_avx512(acc, rows, cols, a, b, act, q->scale, dst,
+                                                  q->plane_bytes);
+            return;
+        }
+        y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a, b, act, v, 32);
+    } else
+#endif
+    {
+        y9k_lowp_epilogue_fn epilogue = y9k_lowp_epilogue;
+#if Y9K_HAVE_LOWP_X86
+        if (kernel != Y9K_BF16_PORTABLE)
+            epilogue = y9k_lowp_epilogue_avx512;
+#endif
+        y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a, b, act, v, 32);
+    }
 #if Y9K_HAVE_LOWP_X86
     if (to->avx512) {
-        y9k_int8_requantize_quads(v, rows, cols, q->scale, dst, q->plane_bytes);
+        y9k_int8_requantize_quads(v, rows, cols / 2, q->scale, dst, q->plane_bytes);
         return;
     }
 #endif
-    y9k_int8_requantize_quads_portable(v, rows, cols, q->scale, dst, q->plane_bytes);
+    y9k_int8_requantize_quads_portable(v, rows, cols / 2, q->scale, dst, q->plane_bytes);
 }
 
 /* y9k_bf16_conv_rgb's pooled output (M filters; OH and OW even) handed to the next int8

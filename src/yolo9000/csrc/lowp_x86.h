@@ -1145,14 +1145,40 @@ static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, 
    gives the maximum of the activated values (the unfused maxpool's). A quarter of the
    activations and no scalar loop: the pooled epilogue was two thirds of the RGB kernel's
    time (BENCHMARKS.md#bf16-products) */
+/* the windows' maxima of the affine values of two filters' rows (their upper 16 values, then
+   their lower 16; `up1`, `low1` the second filter's): lanes 0-7 the first filter's 8 windows,
+   8-15 the second's, each the maximum of upper left, upper right, lower left, lower right in
+   that order (a later one winning only if greater); the int8 pooled epilogues take it too */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_lowp_window_max16(__m512 up0, __m512 low0, __m512 up1, __m512 low1)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
+    t = _mm512_permutex2var_ps(up0, odd, up1);
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+    t = _mm512_permutex2var_ps(low0, even, low1);
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+    t = _mm512_permutex2var_ps(low0, odd, low1);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+}
+
+/* a * s + b on 16 fp32 sums, the product rounded before the sum (the barrier keeps the
+   compiler from fusing the two into an FMA wherever this is inlined) */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_lowp_affine16(const float *s, __m512 a, __m512 b)
+{
+    __m512 p = _mm512_mul_ps(a, _mm512_load_ps(s));
+    __asm__("" : "+v"(p));
+    return _mm512_add_ps(p, b);
+}
+
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
 static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols,
                                            const float *a, const float *b, int act,
                                            float *out, long ldo)
 {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     /* lanes 0-7: filter i's windows, 8-15: filter i + 1's */
     __mmask16 first = (__mmask16) ((1u << (cols / 2)) - 1), second = (__mmask16) (first << 8);
     for (int i = 0; i < rows; i += 2) {
@@ -1160,17 +1186,10 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
         __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);
         __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);
         const float *s0 = acc + i * 32, *s1 = acc + next * 32;
-        __m512 up0 = _mm512_add_ps(_mm512_mul_ps(a0, _mm512_load_ps(s0)), b0);
-        __m512 low0 = _mm512_add_ps(_mm512_mul_ps(a0, _mm512_load_ps(s0 + 16)), b0);
-        __m512 up1 = _mm512_add_ps(_mm512_mul_ps(a1, _mm512_load_ps(s1)), b1);
-        __m512 low1 = _mm512_add_ps(_mm512_mul_ps(a1, _mm512_load_ps(s1 + 16)), b1);
-        __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
-        t = _mm512_permutex2var_ps(up0, odd, up1);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-        t = _mm512_permutex2var_ps(low0, even, low1);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-        t = _mm512_permutex2var_ps(low0, odd, low1);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+        __m512 v = y9k_lowp_window_max16(y9k_lowp_affine16(s0, a0, b0),
+                                         y9k_lowp_affine16(s0 + 16, a0, b0),
+                                         y9k_lowp_affine16(s1, a1, b1),
+                                         y9k_lowp_affine16(s1 + 16, a1, b1));
         v = y9k_lowp_act16(v, act);
         _mm512_mask_storeu_ps(out + i * ldo, first, v);
         if (next != i)
@@ -1179,12 +1198,14 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
 }
 #endif
 
-/* where the rgb kernel hands its pooled fp32 maxima when they go neither to fp32 rows nor to
-   bf16 pairs (int8_x86.h's int8 quads): put() gets rows (filters from `filter`) x cols
-   values v (row stride 32) of the pooled map at (y, x), the bits the fp32 output would hold */
+/* where the rgb kernel hands a block's pooled output when it goes neither to fp32 rows nor to
+   bf16 pairs (int8_x86.h's int8 quads): put() gets the block's sums as the pooled epilogues
+   do (rows filters from `filter`, a, b, act; cols even, at most 16: a window's upper row in
+   acc's columns 0-15, its lower in 16-31) for the pooled map at (y, x), and writes the values
+   the fp32 output would hold (the rgb kernel's choice of epilogue for `kernel`) its own way */
 typedef struct y9k_pooled_sink {
-    void (*put)(const struct y9k_pooled_sink *sink, const float *v, int rows, int cols,
-                long filter, long y, long x);
+    void (*put)(const struct y9k_pooled_sink *sink, int kernel, const float *acc, int rows,
+                int cols, const float *a, const float *b, int act, long filter, long y, long x);
     const void *data;
 } y9k_pooled_sink;
 
@@ -1196,8 +1217,8 @@ typedef struct y9k_pooled_sink {
    it); the tiles are built and the epilogue run with AVX-512 on the AMX and AVX512-BF16
    kernels (whose CPUs have it), in scalar C on the portable twin: the same bits. With
    `pairs` (not NULL; pooled only) the pooled output is written there instead, as the direct
-   kernel's hand-off writes it (out unused); with `sink` (pooled only) the pooled values are
-   computed as for out, into a block of scratch, and handed to the sink (out unused) */
+   kernel's hand-off writes it (out unused); with `sink` (pooled only) each block's sums go
+   to the sink (out unused) */
 static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize, int pad,
                               const uint16_t *wp, const uint16_t *img, const float *a,
                               const float *b, int act, int pool, float *out,
@@ -1226,7 +1247,6 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
     {
         uint16_t tiles[2 * 512] __attribute__((aligned(64)));
         float acc[32 * 32] __attribute__((aligned(64)));
-        float sunk[32 * 32] __attribute__((aligned(64)));
         if (pairs)
             y9k_pairs_clear_outside(pairs, M, MB, OH / 2, OW / 2);
 #if Y9K_HAVE_LOWP_X86
@@ -1277,20 +1297,21 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                                                    act, pairs, mb * 32, oy / 2, ox / 2);
                     continue;
                 }
+                if (sink) {
+                    sink->put(sink, kernel, acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                              mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
                 float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
-                long ldp = ldo;
-                if (sink)
-                    pooled = sunk, ldp = 32;
 #if Y9K_HAVE_LOWP_X86
-                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC)
+                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
                     y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                   act, pooled, ldp);
-                else
+                                                   act, pooled, ldo);
+                    continue;
+                }
 #endif
-                    y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
-                                                b + mb * 32, act, pooled, ldp);
-                if (sink)
-                    sink->put(sink, sunk, rows, cols / 2, mb * 32, oy / 2, ox / 2);
+                y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
+                                            b + mb * 32, act, pooled, ldo);
             }
         }
 #if Y9K_HAVE_LOWP_X86
