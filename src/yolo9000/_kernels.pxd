@@ -163,7 +163,7 @@ cdef extern from "int8_x86.h":
     void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
                            const int8_t* xq, const float* a, const float* b, int act,
                            int pool, float* out, int8_t* qout, float qscale,
-                           int qpad) noexcept nogil
+                           int qpad, const y9k_pairs_out* pairs) noexcept nogil
     void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
                                  const uint16_t* wp, const uint16_t* img, const float* a,
                                  const float* b, int act, int8_t* qout, float qscale,

@@ -8,7 +8,8 @@ import pytest
 
 from test_handoff import ROUTE_REORG_CFG, with_random_statistics, without_hand_offs
 from test_int8 import expected_quads, reference_quantize, slots_of
-from test_lowp import KERNELS as BF16_KERNELS, kernel_or_skip as bf16_kernel_or_skip
+from test_lowp import (KERNELS as BF16_KERNELS, expected_pairs,
+                       kernel_or_skip as bf16_kernel_or_skip)
 from test_rgb_lowp import convolve as rgb_convolve, operands as rgb_operands
 from yolo9000 import Network
 from yolo9000.kernels import core, handoff, int8, lowp
@@ -59,6 +60,49 @@ def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, s
                              act, f, got, next_scale, next_pad, pool)
     assert np.abs(expected).max() == 127
     np.testing.assert_array_equal(got, expected)
+
+
+# (channels, filters, height, width, size, padding, the next layer's padding, pool): voc's
+# last two (1024 -> 125 at 13x13, 1x1 next), an odd filter count (a pair half zeros), filters
+# past a block of 32, pooled or not
+PAIRS_HAND_OFFS = [(128, 125, 13, 13, 3, 1, 0, False), (64, 33, 9, 17, 3, 1, 1, False),
+                   (64, 17, 10, 12, 1, 0, 1, True), (32, 40, 8, 36, 3, 1, 2, True)]
+
+
+@pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", PAIRS_HAND_OFFS, ids=str)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_LOGISTIC])
+def test_the_epilogue_writes_a_bf16_layers_pairs_of_its_output(c, f, h, w, size, pad,
+                                                               next_pad, pool, act):
+    """int8_conv_amx_pairs: the fp32 output of int8_conv_amx rounded to bf16 and laid out as
+    the next (bf16 direct) layer's channel pairs in NumPy, border and zero channels written
+    over whatever the buffer held; the AVX-512 rounding and the portable one."""
+    amx_or_skip()
+    rng = np.random.default_rng(c + f + h + w + act)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
+    multiplier = rng.uniform(0.5, 2, f).astype(np.float32) * scales * np.float32(0.02)
+    bias = rng.standard_normal(f).astype(np.float32)
+    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
+    core.int8_pack_quads(x, 0.02, pad, quads)
+    packed = int8.Int8Weights(q, scales, "amx", direct=True)
+    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
+    if pool:
+        oh, ow = oh // 2, ow // 2
+    out = np.empty((f, oh, ow), np.float32)
+    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+                       out.reshape(f, -1), pool)
+    expected = expected_pairs(out, next_pad)
+    assert expected.size == core.bf16_pairs_size(f, oh, ow, next_pad)
+    for portable in (False, True):
+        got = np.full(expected.size + 3, 0x7F7F, np.uint16)
+        core.int8_conv_amx_pairs(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+                                 f, got, next_pad, pool, portable_rounding=portable)
+        np.testing.assert_array_equal(got[:expected.size], expected,
+                                      err_msg=f"portable {portable}")
+        assert np.all(got[expected.size:] == 0x7F7F)        # nothing written past it
+    with pytest.raises(ValueError, match="too small"):
+        core.int8_conv_amx_pairs(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+                                 f, np.zeros(expected.size - 1, np.uint16), next_pad, pool)
 
 
 def test_the_hand_off_refuses_a_short_buffer():
@@ -139,12 +183,13 @@ def test_the_plan_hands_int8_off_with_the_consumers_scale():
     x = np.random.default_rng(5).random((2,) + net.input_shape, np.float32)
     quantized(net, x)
     # 0 (the RGB layer) and 15 (the last) stay unquantized: 0 runs bf16 rgb, pooled, and
-    # hands 2 its int8 quads; 15 runs bf16 direct, so 14 hands nothing off; 6 and 9 feed a
+    # hands 2 its int8 quads; 15 runs bf16 direct, which 14 hands bf16 pairs; 6 and 9 feed a
     # route, 11 a reorg
-    assert net.hand_offs == {i: handoff.HandOff(pad, "int8", net.layers[j].input_scale)
-                             for i, j, pad in ((0, 2, 1), (2, 4, 1), (4, 5, 0), (5, 6, 1),
-                                               (8, 9, 1))}
+    int8_hand_offs = {i: handoff.HandOff(pad, "int8", net.layers[j].input_scale)
+                      for i, j, pad in ((0, 2, 1), (2, 4, 1), (4, 5, 0), (5, 6, 1), (8, 9, 1))}
+    assert net.hand_offs == {**int8_hand_offs, 14: handoff.HandOff(0, "bf16")}
     assert net.layers[0].inference_path() == "bf16 amx rgb"
+    assert net.layers[15].inference_path() == "bf16 amx direct"
     assert all(net.layers[i].precision == "int8" for i in net.hand_offs if i)
 
 
@@ -167,7 +212,7 @@ def test_int8_hand_offs_give_the_same_bits_on_tiny():
     quantized(net, x)
     # 2 -> 4 on 32 channels reads the shifted copies the epilogue writes, 0 -> 2 (the rgb
     # kernel's quads) on 16 channels three copies
-    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12}
+    assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12, 13}
     np.testing.assert_array_equal(net.forward(x), without_hand_offs(net, x))
 
 
@@ -185,5 +230,9 @@ def test_a_packed_int8_activation_is_read_only_with_its_scale():
     other = handoff.HandOff(0, "int8", net.layers[5].input_scale * 2)
     with pytest.raises(ValueError, match="scale"):
         net.layers[5].forward(net.layers[4].forward(inputs[4], hand_off=other))
-    with pytest.raises(ValueError, match="int8"):
-        net.layers[4].forward(inputs[4], hand_off=handoff.HandOff(0, "bf16"))
+    # an int8 layer may write bf16 pairs (for a bf16 direct layer), which no int8 layer reads
+    as_pairs = net.layers[4].forward(inputs[4], hand_off=handoff.HandOff(0, "bf16"))
+    assert as_pairs.precision == "bf16"
+    with pytest.raises(ValueError, match="packed bf16 activation handed to a layer that runs "
+                                         "int8"):
+        net.layers[5].forward(as_pairs)

@@ -161,7 +161,8 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
         return
     with nogil:
         y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
-                          &multiplier[0], &bias[0], act, pool, &out[0, 0], NULL, 1.0, 0)
+                          &multiplier[0], &bias[0], act, pool, &out[0, 0], NULL, 1.0, 0,
+                          NULL)
 
 
 def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int C, int H,
@@ -185,7 +186,35 @@ def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int
     with nogil:
         y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
                           &multiplier[0], &bias[0], act, pool, NULL, <int8_t*> &next_quads[0],
-                          next_scale, next_pad)
+                          next_scale, next_pad, NULL)
+
+
+def int8_conv_amx_pairs(const signed char[::1] w, const signed char[::1] xq, int C, int H,
+                        int W, int ksize, int pad, const float[::1] multiplier,
+                        const float[::1] bias, int act, int M, unsigned short[::1] out,
+                        int out_pad, bint pool=False, bint portable_rounding=False):
+    """int8_conv_amx's output (M filters; pooled with `pool`) handed to a bf16 direct
+    convolution: rounded to bf16 and packed as bf16_pack_pairs packs it with padding
+    `out_pad`, its border and zero channels included (out: bf16_pairs_size(M, out_h, out_w,
+    out_pad) values or more), without the fp32 output. `portable_rounding`: the portable
+    twin's rounding loop instead of AVX-512's (the same bits)."""
+    cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
+    _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
+    if M <= 0 or out_pad < 0:
+        raise ValueError("int8_conv_amx_pairs: needs filters and a padding of 0 or more")
+    if pool:
+        OH, OW = OH // 2, OW // 2
+    if out.shape[0] < bf16_pairs_size(M, OH, OW, out_pad):
+        raise ValueError("int8_conv_amx_pairs: out is too small")
+    cdef y9k_pairs_out pairs
+    pairs.data = <uint16_t*> &out[0]
+    pairs.plane = y9k_pairs_plane(OH, OW, out_pad)
+    pairs.width = y9k_pairs_width(OW, out_pad)
+    pairs.pad = out_pad
+    pairs.avx512 = _avx512 and not portable_rounding
+    with nogil:
+        y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
+                          &multiplier[0], &bias[0], act, pool, NULL, NULL, 1.0, 0, &pairs)
 
 
 def bf16_conv_rgb_quads(int kernel, const unsigned short[::1] w,

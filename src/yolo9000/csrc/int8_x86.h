@@ -703,6 +703,7 @@ typedef struct {
     float scale;
     int pad;
     long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
+    const y9k_pairs_out *pairs;    /* or bf16 pairs for a bf16 direct layer (quads NULL) */
 } y9k_int8_sink;
 
 #if Y9K_HAVE_LOWP_X86
@@ -835,8 +836,8 @@ static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy
 
 /* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) of filter
    block mb: the columns that are outputs (ox < OW, oy < OH) written, row by row
-   (y9k_lowp_epilogue_flat on int32 sums), to fp32 rows or requantized (`vals`: 32x32 floats
-   of scratch) */
+   (y9k_lowp_epilogue_flat on int32 sums), to fp32 rows, requantized, or rounded to bf16
+   pairs as y9k_bf16_pack_pairs rounds the fp32 rows (`vals`: 32x32 floats of scratch) */
 static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0, long Wp,
                                           int OW, int OH, const float *a, const float *b,
                                           int act, const y9k_int8_sink *sink, long mb,
@@ -849,7 +850,10 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
             break;
         if (ox < OW) {
             int n = OW - ox < run ? (int) (OW - ox) : run;
-            if (!sink->quads) {
+            if (sink->pairs) {
+                y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
+                y9k_bf16_store_pairs(vals, rows, n, 32, sink->pairs, mb * 32, oy, ox);
+            } else if (!sink->quads) {
                 y9k_int8_epilogue(acc + j, rows, n, a, b, act,
                                   sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
                                   sums, 1);
@@ -877,10 +881,13 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
    then the same 16 columns of the two rows a window spans, the maxima taken on the sums
    activated (the same bits as the unfused maxpool's). With `qout` the output (pooled or
    not) goes to the next layer's channel quads instead (border qpad, quantized by qscale as
-   y9k_int8_pack_quads would quantize out: the same bytes), out unused */
+   y9k_int8_pack_quads would quantize out: the same bytes), out unused; with `pairs` to a
+   bf16 direct layer's channel pairs (the bits y9k_bf16_pack_pairs makes of out: an int8
+   network's last layer, kept unquantized, runs bf16) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              int pool, float *out, int8_t *qout, float qscale, int qpad)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad,
+                              const y9k_pairs_out *pairs)
 {
     int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
     long Wp = y9k_pairs_width(W, pad);
@@ -896,7 +903,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
     int NH = pool ? OH / 2 : OH, NW = pool ? OW / 2 : OW;      /* the output's map */
     y9k_int8_sink sink = {out, ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
-                          y9k_quads_plane_bytes(NH, NW, qpad)};
+                          y9k_quads_plane_bytes(NH, NW, qpad), pairs};
     if (qout)
         y9k_int8_quads_frame(M, NH, NW, qpad, qout);
     /* bf16's spans: a W block of 16 filters x 64 channels is its 1 KB too, so the same
@@ -917,6 +924,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
             __attribute__((aligned(64)));
         float sums[32 * 32] __attribute__((aligned(64)));
         float vals[32 * 32] __attribute__((aligned(64)));
+        if (pairs)
+            y9k_pairs_clear_outside(pairs, M, MB, NH, NW);
         y9k_amx_configure();
 #ifdef _OPENMP
 /* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
@@ -953,6 +962,13 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                 long oy = 2 * (piece / per_row);
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                    act, vals, 32, sums);
+                    y9k_bf16_store_pairs(vals, rows, cols / 2, 32, pairs, mb * 32, oy / 2,
+                                         ox / 2);
+                    continue;
+                }
                 if (!qout) {
                     y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
                                                     act, out + mb * 32 * ldo
@@ -980,8 +996,10 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 /* no AMX on this architecture: never called (int8_kernels() does not list it) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
-                              int pool, float *out, int8_t *qout, float qscale, int qpad)
+                              int pool, float *out, int8_t *qout, float qscale, int qpad,
+                              const y9k_pairs_out *pairs)
 {
+    (void) pairs;
     (void) M; (void) C; (void) H; (void) W; (void) ksize; (void) pad; (void) wp; (void) xq;
     (void) a; (void) b; (void) act; (void) pool; (void) out; (void) qout; (void) qscale;
     (void) qpad;

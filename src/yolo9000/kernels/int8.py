@@ -20,7 +20,7 @@ import numpy as np
 
 from . import core, workspace
 from .handoff import PackedActivation
-from .precisions import INT8
+from .precisions import BF16, INT8
 
 # the int8 kernels by name, fastest first
 INT8_KERNELS = {"amx": core.INT8_AMX, "vnni": core.INT8_VNNI, "portable": core.INT8_PORTABLE}
@@ -132,8 +132,9 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
 
     On the direct kernel x may instead be a handoff.PackedActivation quantized and packed
     for this convolution (read in place), and out one to fill: the output quantized by the
-    next layer's input scale into its channel quads (the same bytes as its packing of the
-    fp32 output), the fp32 tensor never written."""
+    next layer's input scale into its channel quads, or rounded into a bf16 direct layer's
+    channel pairs (the same bytes as that layer's packing of the fp32 output), the fp32
+    tensor never written."""
     n, c, h, w = x.shape
     f = out.shape[1]
     out_h, out_w = out.shape[2:]
@@ -155,7 +156,7 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
         if not int8_direct_applies(kernel, c, stride):
             raise ValueError("weights packed for the direct AMX kernel, which this call "
                              "cannot take")
-        if packed_out and out.precision != INT8:
+        if packed_out and out.precision not in (INT8, BF16):
             raise ValueError(f"an int8 convolution cannot write its output as {out!r}")
         if not packed_in:
             quads = _columns_buffer(core.int8_quads_size(c, h, w, padding))
@@ -164,7 +165,11 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
                 quads = x.image(i)
             else:
                 core.int8_pack_quads(x[i], input_scale, padding, quads)
-            if packed_out:
+            if packed_out and out.precision == BF16:
+                core.int8_conv_amx_pairs(weights.data, quads, c, h, w, size, padding,
+                                         multiplier, bias, act, f, out.image(i), out.padding,
+                                         pool)
+            elif packed_out:
                 core.int8_conv_amx_quads(weights.data, quads, c, h, w, size, padding,
                                          multiplier, bias, act, f, out.image(i), out.scale,
                                          out.padding, pool)

@@ -639,11 +639,14 @@ class ConvolutionalLayer(Layer):
         write its output packed in for the next layer (handoff.PackedActivation), a tuple,
         empty for none: what packed_input() reads, and on the rgb kernel when it pools bf16
         pairs or int8 quads (an int8 network's RGB layer, kept unquantized, runs rgb and
-        feeds an int8 layer)."""
+        feeds an int8 layer), on the int8 direct kernel int8 quads or bf16 pairs (its last
+        layer, kept unquantized, runs bf16 direct)."""
         if (pooled and self.precision == lowp.BF16 and self._bf16_path() == "rgb"
                 and self.pools_in_epilogue()):
             return (lowp.BF16, lowp.INT8)
         reads = self.packed_input()
+        if reads == lowp.INT8:
+            return (lowp.INT8, lowp.BF16)
         return () if reads is None else (reads,)
 
     def input_hand_off(self):
