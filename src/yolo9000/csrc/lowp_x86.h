@@ -1139,12 +1139,6 @@ static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, 
 #endif
 
 #if Y9K_HAVE_LOWP_X86
-/* y9k_lowp_epilogue_pooled for the activations that never decrease (linear, leaky, relu),
-   two filters by 8 windows a vector: a * s + b on a window's four values, their maximum in
-   the same order (a later value winning only if greater), then the activation once, which
-   gives the maximum of the activated values (the unfused maxpool's). A quarter of the
-   activations and no scalar loop: the pooled epilogue was two thirds of the RGB kernel's
-   time (BENCHMARKS.md#bf16-products) */
 /* the windows' maxima of the affine values of two filters' rows (their upper 16 values, then
    their lower 16; `up1`, `low1` the second filter's): lanes 0-7 the first filter's 8 windows,
    8-15 the second's, each the maximum of upper left, upper right, lower left, lower right in
@@ -1174,6 +1168,12 @@ static inline __m512 y9k_lowp_affine16(const float *s, __m512 a, __m512 b)
     return _mm512_add_ps(p, b);
 }
 
+/* y9k_lowp_epilogue_pooled for the activations that never decrease (linear, leaky, relu),
+   two filters by 8 windows a vector: a * s + b on a window's four values, their maximum in
+   the same order (a later value winning only if greater), then the activation once, which
+   gives the maximum of the activated values (the unfused maxpool's). A quarter of the
+   activations and no scalar loop: the pooled epilogue was two thirds of the RGB kernel's
+   time (BENCHMARKS.md#bf16-products) */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
 static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols,
                                            const float *a, const float *b, int act,
