@@ -182,9 +182,10 @@ class WordTree:
             step = max(1, GROUPED_SOFTMAX_BYTES // (node_bytes * size))
             for first in range(0, table.shape[0], step):
                 nodes = table[first:first + step]
-                # np.take's result is C-ordered, as a group's slice minus its maximum is
-                # (x[:, nodes] may put the nodes' axis outermost in memory, and a sum whose
-                # axis is then the innermost one is NumPy's pairwise sum: other bits)
+                # np.take's result is C-ordered, as a group's slice of a C-ordered x minus
+                # its maximum is (x[:, nodes] may put the nodes' axis outermost in memory,
+                # and a sum whose axis is then the innermost is NumPy's pairwise sum: other
+                # bits)
                 part = np.take(x, nodes.reshape(-1), axis=axis)
                 shape = part.shape
                 part = part.reshape(shape[:axis] + nodes.shape + shape[axis + 1:])
