@@ -111,6 +111,7 @@ class ConvolutionalLayer(Layer):
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
         self._train_dense = None   # the training forward's dense_weights(), for its backward
+        self._affine = None        # _inference_affine's (key, a, b)
         self._u = None             # cached transformed filters, and their _weights_stamp()
         self._u_stamp = None
         # inference precision (set_precision): fp32, or bf16 on the named kernel with the
@@ -212,14 +213,16 @@ class ConvolutionalLayer(Layer):
         weights) was made from: the weights array itself (a replaced array, layer.weights =
         ..., counts) and a sample of its values - a safety net, not the mechanism: a few
         hundred weights, compared on each cached use, catch wholesale rewrites (another
-        loader) that forgot weights_changed()."""
+        loader) that forgot weights_changed(). The sample is kept as bytes: comparing two
+        bytes objects is one memcmp, where np.array_equal's few NumPy calls took 2-3x as long
+        in a forward (see BENCHMARKS.md#per-call-overheads)."""
         flat = self.weights.reshape(-1)
-        return self.weights, flat[:: max(1, flat.size // 256)].copy()
+        return self.weights, flat[:: max(1, flat.size // 256)].tobytes()
 
     def _made_from_these_weights(self, stamp):
         """Whether a cache stamped `stamp` (_weights_stamp()) still matches the weights."""
         return (stamp is not None and stamp[0] is self.weights
-                and np.array_equal(stamp[1], self._weights_stamp()[1]))
+                and stamp[1] == self._weights_stamp()[1])
 
     def _uses_weight_blocks(self):
         """Whether inference multiplies through the products kernel, from WeightBlocks or,
@@ -530,14 +533,36 @@ class ConvolutionalLayer(Layer):
                 z[a:b] = zm.reshape(f, b - a, s).transpose(1, 0, 2)
         return z
 
+    def _affine_parameters(self):
+        """The arrays _inference_affine is a function of (their current objects)."""
+        if self.bn is None:
+            return (self.biases,)
+        return self.biases, self.bn.scales, self.bn.rolling_mean, self.bn.rolling_variance
+
     def _inference_affine(self):
-        """(a, b) with output = act(a·conv(x) + b): batch norm (rolling statistics) and bias."""
+        """(a, b) with output = act(a·conv(x) + b): batch norm (rolling statistics) and bias,
+        read-only arrays.
+
+        Kept between calls, keyed on the exact bytes (and dtypes) of the parameters it is
+        made from: a write of any kind (in place or a new array, by an optimiser, a loader,
+        a training forward's rolling statistics or a caller who never says so) changes the
+        key, so the cache cannot go stale. Its ~15 small NumPy operations took 20-30 us a
+        layer in a forward (cold caches after each kernel), the key's copies a few."""
+        # (dtype objects, not dtype.str, which builds a string per call: 2.3x the key's time)
+        key = [(p.dtype, p.tobytes()) for p in self._affine_parameters()]
+        cached = self._affine
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
         if self.bn is not None:
             a, b = self.bn.inference_affine()
             b = b + self.biases
         else:
             a, b = np.ones(self.filters, np.float32), self.biases
-        return np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+        a = np.array(a, np.float32, order="C")       # copies: the cache owns them
+        b = np.array(b, np.float32, order="C")
+        a.flags.writeable = b.flags.writeable = False
+        self._affine = (key, a, b)
+        return a, b
 
     @staticmethod
     def _direct_padded(x):

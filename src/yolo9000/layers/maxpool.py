@@ -63,7 +63,8 @@ class MaxpoolLayer(Layer):
         n = x.shape[0]
         y = np.empty((n,) + self.out_shape, np.float32)
         # the winners' positions are only needed by backward, and not even there for 2x2
-        recompute = self.recomputed_backward is not None
+        # (asked in training only: at inference its two window tests are per-call overhead)
+        recompute = train and self.recomputed_backward is not None
         argmax = np.empty((n,) + self.out_shape, np.int32) if train and not recompute else None
         core.maxpool_forward(x, self.size, self.stride, self.padding, y, argmax)
         if train:

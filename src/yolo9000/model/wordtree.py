@@ -17,6 +17,10 @@ from ..errors import UserError
 from .zoo import bundled_file, cfg_file
 
 
+# the bytes of input grouped_softmax gathers at a time: its temporaries stay in L2
+GROUPED_SOFTMAX_BYTES = 128 * 1024
+
+
 class WordTree:
     def __init__(self, parent, wnids=None, names=None, source=None):
         parent = np.asarray(parent, dtype=np.int64).reshape(-1)
@@ -133,8 +137,8 @@ class WordTree:
             raise ValueError(f"word tree: axis {axis} has {x.shape[axis]} entries, tree has {self.n} nodes")
 
     # numpy's reduceat along a non-last axis is very slow for the 9k tree (1846 groups over
-    # 9418 channels), so the group softmax walks the groups as slices; singleton groups, a
-    # constant 1, are handled together
+    # 9418 channels), so the adjoint and the log-softmax walk the groups as slices (the
+    # softmax by sizes: _groups_by_size); singleton groups, a constant 1, are handled together
     def _group_slices(self, ndim, axis):
         cache = self.__dict__.setdefault("_slice_cache", {})
         key = (ndim, axis)
@@ -150,16 +154,44 @@ class WordTree:
             cache[key] = (spans, tuple(idx) if singles.size else None)
         return cache[key]
 
+    def _groups_by_size(self):
+        """[(size, nodes)] for the groups of two nodes or more, nodes (groups, size) the
+        node indices of every group of that size, one group a row."""
+        cached = self.__dict__.get("_by_size_cache")
+        if cached is None:
+            cached = self.__dict__["_by_size_cache"] = [
+                (size, self.group_offset[self.group_size == size][:, None] + np.arange(size))
+                for size in np.unique(self.group_size[self.group_size > 1]).tolist()]
+        return cached
+
     def grouped_softmax(self, x, axis=-1):
-        """Softmax over each group's span along axis: P(node | parent)."""
+        """Softmax over each group's span along axis: P(node | parent).
+
+        Groups of one size go through NumPy together, gathered by GROUPED_SOFTMAX_BYTES
+        (the 9k tree: 1800 groups of 40 sizes); each group's maximum, exponentials, sum and
+        quotient are those of a pass of its own, element for element and in the same order
+        (the sum along the same axis, before the same trailing axes), so the bits are the
+        same."""
         self._check_axis(x, axis)
         axis %= x.ndim
-        spans, singles = self._group_slices(x.ndim, axis)
+        _, singles = self._group_slices(x.ndim, axis)
         out = np.empty_like(x)
-        for span in spans:
-            z = x[span]
-            e = np.exp(z - z.max(axis=axis, keepdims=True))
-            out[span] = e / e.sum(axis=axis, keepdims=True)
+        before = (slice(None),) * axis
+        node_bytes = max(1, x.itemsize * x.size // self.n)
+        for size, table in self._groups_by_size():
+            step = max(1, GROUPED_SOFTMAX_BYTES // (node_bytes * size))
+            for first in range(0, table.shape[0], step):
+                nodes = table[first:first + step]
+                # np.take's result is C-ordered, as a group's slice of a C-ordered x minus
+                # its maximum is (x[:, nodes] may put the nodes' axis outermost in memory,
+                # and a sum whose axis is then the innermost is NumPy's pairwise sum: other
+                # bits)
+                part = np.take(x, nodes.reshape(-1), axis=axis)
+                shape = part.shape
+                part = part.reshape(shape[:axis] + nodes.shape + shape[axis + 1:])
+                e = np.exp(part - part.max(axis=axis + 1, keepdims=True))
+                out[before + (nodes.reshape(-1),)] = (
+                    e / e.sum(axis=axis + 1, keepdims=True)).reshape(shape)
         if singles is not None:
             out[singles] = 1
         return out
