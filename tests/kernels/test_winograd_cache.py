@@ -41,7 +41,7 @@ def test_cache_follows_weights_changed():
     assert layer._u is not None                       # cached by the inference forward
     assert close(before, reference_output(layer, x))
     # one weight changed in place: invisible to the sample check, announced by the caller
-    layer.weights[2, 3, 1, 1] += 5.0
+    layer.weights[0, 11, 0, 1] += 5.0               # flat index 100: between two sampled runs
     assert np.array_equal(layer._u_stamp[1], layer._weights_stamp()[1])
     layer.weights_changed()
     after = layer.forward(x)

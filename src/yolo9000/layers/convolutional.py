@@ -50,6 +50,10 @@ from .activations import activation_code, activation_to_onnx
 from .base import Layer
 from .batchnorm import BatchNorm
 
+# The sample of the weights a cached packing is checked against (_weights_stamp): runs of
+# consecutive weights, few cache lines from a cold array.
+WEIGHT_SAMPLE_RUNS = 8
+WEIGHT_SAMPLE_RUN = 32
 # floats of im2col matrix per product (64 MB): wide enough for BLAS, small enough for memory
 COLUMN_BUDGET = 16 * 2**20
 # At inference a 1x1 convolution over a map of this many positions or more multiplies image
@@ -213,11 +217,16 @@ class ConvolutionalLayer(Layer):
         weights) was made from: the weights array itself (a replaced array, layer.weights =
         ..., counts) and a sample of its values - a safety net, not the mechanism: a few
         hundred weights, compared on each cached use, catch wholesale rewrites (another
-        loader) that forgot weights_changed(). The sample is kept as bytes: comparing two
-        bytes objects is one memcmp, where np.array_equal's few NumPy calls took 2-3x as long
-        in a forward (see BENCHMARKS.md#per-call-overheads)."""
+        loader) that forgot weights_changed(). The sample is 8 runs of 32 consecutive weights
+        spread over the array: 16 cache lines to fetch from a cold array where 256 weights
+        one stride apart were 256 lines (and pages); kept as bytes, so comparing is one
+        memcmp (see BENCHMARKS.md#per-call-overheads)."""
         flat = self.weights.reshape(-1)
-        return self.weights, flat[:: max(1, flat.size // 256)].tobytes()
+        runs, run = WEIGHT_SAMPLE_RUNS, WEIGHT_SAMPLE_RUN
+        if flat.size <= runs * run:
+            return self.weights, flat.tobytes()
+        step = flat.size // runs
+        return self.weights, flat[: runs * step].reshape(runs, step)[:, :run].tobytes()
 
     def _made_from_these_weights(self, stamp):
         """Whether a cache stamped `stamp` (_weights_stamp()) still matches the weights."""
