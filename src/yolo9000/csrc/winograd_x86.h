@@ -316,8 +316,8 @@ static void y9k_plane_rows(const float *u, long ldu, int rows, int R, const floa
         for (int o = 0; o < prows; o++)
             for (int l = 0; l < plines; l++)
                 _mm_prefetch((const char *) (pu + (long) o * ldu + 16 * l), _MM_HINT_T1);
-        y9k_products_plane(rowv, a, rc, v + (long) r0 * ldv, ldv, N, acc, r0 > 0,
-                           next ? v + (long) (r0 + rc) * ldv : NULL, NULL, 0);
+        y9k_products_plane(rowv, a, rc, v + (long) r0 * ldv, ldv, N, acc, r0 > 0, NULL, NULL,
+                           0);
     }
     for (int o = 0; o < rows; o++)
         for (int j = 0; j < N; j++)

@@ -505,6 +505,42 @@ def banded4(x, u, z, scale, bias, act, pool=False):
     return True
 
 
+# Chunks of few columns (26x26 at batch 1: 49 tiles) multiply U by V in an AVX-512 kernel
+# (core.winograd_products_planes: jobs of one plane's 64 rows, U's rows turned into
+# reduction-major order chunk by chunk in the thread's cache) instead of BLAS, which packs
+# each plane of U for those few columns: (512 x 256) @ (256 x 49) x 36, one thread, CPU
+# time, 0.85-0.89x BLAS's time at 49 columns, 0.9-1.0x at 98, but 1.2-1.3x at 392 (batch 8,
+# where BLAS's packed panels run at 81% of the FMA peak and the kernel at 70%): up to 100
+# columns then (see BENCHMARKS.md#f4-products-kernel). Its sums differ from BLAS's in their
+# last bits, so at 26x26 a batch of 1 or 2 and a batch of 8 round apart (the only layers of
+# yolov2-voc where a batch does not give its images' bits one by one).
+PLANES_KERNEL = PRODUCTS_KERNEL
+PLANES_MAX_COLUMNS = 100
+
+
+def planes_scratch_floats(cols):
+    """Floats planes_products needs beside V and M for that many columns (0: BLAS's)."""
+    if not PLANES_KERNEL or cols > PLANES_MAX_COLUMNS:
+        return 0
+    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
+    return core.get_max_threads() * per_thread + LINE
+
+
+def planes_products(u, v, m, buffer):
+    """m[k] = u[k] @ v[k] for the stacked planes, through the kernel on few columns (its
+    scratch carved from `buffer`, planes_scratch_floats(columns) floats), else BLAS."""
+    cols = v.shape[2]
+    if not planes_scratch_floats(cols):
+        gemm.batched_matmul(u, v, m)
+        return m
+    threads = core.get_max_threads()
+    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
+    start = (-(buffer.ctypes.data // 4)) % LINE                # 64-byte aligned
+    scratch = buffer[start:start + threads * per_thread].reshape(threads, per_thread)
+    core.winograd_products_planes(u, v, m, scratch)
+    return m
+
+
 def convolve4(x, u, z, scale, bias, act, pool=False):
     """convolve() through F(4x4, 3x3): u from filters4() (flipped_filters4() for an input
     gradient), by bands (few channels) or by chunks of tiles and their 36 batched
@@ -518,11 +554,12 @@ def convolve4(x, u, z, scale, bias, act, pool=False):
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
         nv = stacked_size(c, cols, TILES4)
-        buf = workspace.borrow((nv + LINE + stacked_size(f, cols, TILES4),))
+        nm = stacked_size(f, cols, TILES4)
+        buf = workspace.borrow((nv + LINE + nm + LINE + planes_scratch_floats(cols),))
         v = stacked(c, cols, buf, TILES4)
         m = stacked(f, cols, buf[nv + LINE:], TILES4)
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
-        gemm.batched_matmul(u, v, m)
+        planes_products(u, v, m, buf[nv + LINE + nm + LINE:])
         core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act, pool)
 
     for_each_chunk(chunks(n, h, w, c, f, 4), chunk)
