@@ -511,9 +511,11 @@ def banded4(x, u, z, scale, bias, act, pool=False):
 # each plane of U for those few columns: (512 x 256) @ (256 x 49) x 36, one thread, CPU
 # time, 0.85-0.89x BLAS's time at 49 columns, 0.9-1.0x at 98, but 1.2-1.3x at 392 (batch 8,
 # where BLAS's packed panels run at 81% of the FMA peak and the kernel at 70%): up to 100
-# columns then (see BENCHMARKS.md#f4-products-kernel). Its sums differ from BLAS's in their
-# last bits, so at 26x26 a batch of 1 or 2 and a batch of 8 round apart (the only layers of
-# yolov2-voc where a batch does not give its images' bits one by one).
+# columns then (see BENCHMARKS.md#f4-products-kernel). Each of its sums adds the terms in
+# order, one FMA each, as OpenBLAS's kernel does while the reduction fits one of its blocks:
+# on yolov2-voc's 26x26 layers (256 channels) a batch of 8 through BLAS gives the bits of its
+# images one by one through the kernel; other shapes (small products, long reductions) may
+# round apart in the last bits, within the tolerances.
 PLANES_KERNEL = PRODUCTS_KERNEL
 PLANES_MAX_COLUMNS = 100
 
