@@ -25,9 +25,10 @@ Two details matter for speed:
 
 F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
 weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
-multiplications than F(2x2, 3x3)'s, through the chunked products or, on few channels, by bands
-of tile rows in one kernel (banded4), its input and output transforms with their matrices in
-code. Layers whose maps make it pay take it (f4_applies).
+multiplications than F(2x2, 3x3)'s, through the chunked products (on chunks of few columns,
+26x26 at batch 1, an AVX-512 kernel instead of BLAS: planes_products) or, on few channels, by
+bands of tile rows in one kernel (banded4), its input and output transforms with their
+matrices in code. Layers whose maps make it pay take it (f4_applies).
 """
 import numpy as np
 
