@@ -69,6 +69,9 @@ cdef extern from "direct_conv_x86.h":
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
+    void y9k_direct6_block64(const float* const* tap, int taps, const float* w, int x0,
+                             const float* a, const float* b, int act, float* out,
+                             long out_stride, int n) noexcept nogil
 
 cdef extern from "winograd_x86.h":
     void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
