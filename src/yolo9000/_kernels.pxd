@@ -69,6 +69,9 @@ cdef extern from "direct_conv_x86.h":
     void y9k_direct4_block64(const float* const* tap, int taps, const float* w, int x0,
                              const float* a, const float* b, int act, float* out,
                              long out_stride, int n) noexcept nogil
+    void y9k_direct6_block64(const float* const* tap, int taps, const float* w, int x0,
+                             const float* a, const float* b, int act, float* out,
+                             long out_stride, int n) noexcept nogil
 
 cdef extern from "winograd_x86.h":
     void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
@@ -80,6 +83,10 @@ cdef extern from "winograd_x86.h":
     void y9k_winograd_rows(const float* w, long ldw, int nblocks, int rows, int R,
                            const int* dest, const float* v, long v_plane, long ldv, int N,
                            float* m, long m_plane, long ldm, float* scratch) noexcept nogil
+    long Y9K_PLANE_SCRATCH(int N) noexcept nogil
+    void y9k_plane_rows(const float* u, long ldu, int rows, int R, const float* v, long ldv,
+                        int N, float* m, long ldm, float* scratch, const float* next_u,
+                        int next_rows) noexcept nogil
 
 cdef extern from "winograd4_transforms.h":
     void y9k_input4_tile_row(const float* x, int H, int W, int ti, float* buf, float* out,

@@ -31,6 +31,32 @@ def test_direct_kernel_for_few_channels(act, c, h, w, batch):
 
 
 @pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
+@pytest.mark.parametrize("filters", [1, 4, 6, 10, 12, 13, 16, 32, 35])
+def test_direct_kernel_filters_in_groups_give_each_filters_bits(filters):
+    """Filters six or four at a time (AVX-512) or one by one (AVX2) add each output's taps in
+    the same order: every filter of a layer gives, bit for bit, what it gives alone (the
+    one-filter kernel), leaky epilogue included; 32 filters go 6 x 4 + 4 x 2."""
+    rng = np.random.default_rng(filters)
+    c, h, w = 3, 7, 70                       # a row of 64 outputs and a partial block
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    xp = np.zeros((2, c, h + 2, w + 2 + _kernels.DIRECT_BLOCK), np.float32)
+    xp[:, :, 1:h + 1, 1:w + 1] = x
+    wt = rng.standard_normal((filters, c * 9)).astype(np.float32)
+    a = rng.uniform(0.5, 2, filters).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    leaky = _kernels.ACT_LEAKY
+    together = np.empty((2, filters, h, w), np.float32)
+    _kernels.conv3x3_direct(xp, wt, together, a, b, leaky)
+    for f in range(filters):
+        alone = np.empty((2, 1, h, w), np.float32)
+        _kernels.conv3x3_direct(xp, wt[f:f + 1], alone, a[f:f + 1], b[f:f + 1], leaky)
+        assert np.array_equal(together[:, f], alone[:, 0]), f
+    ref = a[None, :, None, None] * direct_conv(x, wt.reshape(filters, c, 3, 3)) \
+        + b[None, :, None, None]
+    assert close(together, np.where(ref > 0, ref, 0.1 * ref))
+
+
+@pytest.mark.skipif(not _kernels.direct_conv_available(), reason="needs AVX2 and FMA")
 @pytest.mark.parametrize("filters", [5, 16])
 @pytest.mark.parametrize("c,h,w,batch", [(3, 13, 13, 3), (1, 1, 1, 2), (3, 5, 130, 2),
                                          (7, 9, 21, 1), (2, 6, 9, 5), (3, 10, 300, 2),

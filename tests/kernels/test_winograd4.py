@@ -432,3 +432,29 @@ def test_f4_trains_the_layers_inference_takes_it_on(monkeypatch):
     calls.clear()
     layer.forward(x[:1])
     assert calls == ["convolve4", "banded4"]
+
+
+@pytest.mark.skipif(not winograd.PLANES_KERNEL, reason="the planes kernel needs AVX-512")
+def test_f4_layer_of_few_columns_multiplies_through_the_planes_kernel(monkeypatch):
+    """A 26x26 F(4x4, 3x3) layer of many channels (chunked, 49 columns at batch 1) takes the
+    planes kernel, batch 8's 392 columns BLAS; both within the tolerance of the float64
+    convolution, and of the BLAS products at batch 1."""
+    rng = np.random.default_rng(12)
+    c, f = 160, 96
+    x = rng.standard_normal((8, c, 26, 26)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    u = winograd.filters4(wt)
+    calls = []
+    real = core.winograd_products_planes
+    monkeypatch.setattr(core, "winograd_products_planes",
+                        lambda *args: calls.append(args[1].shape[2]) or real(*args))
+    ref = a[None, :, None, None] * direct_conv(x[:1], wt) + b[None, :, None, None]
+    z1 = winograd.convolve4(x[:1], u, np.empty((1, f, 26, 26), np.float32), a, b, 0)
+    assert calls == [49] and close4(z1, ref)
+    z8 = winograd.convolve4(x, u, np.empty((8, f, 26, 26), np.float32), a, b, 0)
+    assert calls == [49] and close4(z8[:1], ref)
+    monkeypatch.setattr(winograd, "PLANES_MAX_COLUMNS", 0)
+    through_blas = winograd.convolve4(x[:1], u, np.empty((1, f, 26, 26), np.float32), a, b, 0)
+    assert calls == [49] and close4(z1, through_blas.astype(np.float64))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convolution_reference import close, direct_conv, direct_input_grad, randomise
-from yolo9000.kernels import winograd
+from yolo9000.kernels import core, winograd
 from yolo9000.layers.convolutional import ConvolutionalLayer
 
 
@@ -129,3 +129,60 @@ def test_inference_uses_the_products_kernel_for_13x13_maps_at_any_batch():
     layer.use_winograd = False
     reference = layer.forward(x)
     assert close(y, reference.astype(np.float64))
+
+
+# -- the products of transformed filters on few columns (F(4x4, 3x3) at 26x26) ---------------
+def _planes_scratch(columns):
+    """A 64-byte aligned row of scratch per thread for winograd_products_planes."""
+    per_thread = -(-core.winograd_planes_scratch_floats(columns) // 16) * 16
+    threads = core.get_max_threads()
+    flat = np.empty(threads * per_thread + 16, np.float32)
+    start = (-(flat.ctypes.data // 4)) % 16
+    return flat[start:start + threads * per_thread].reshape(threads, per_thread)
+
+
+def _planes_case(planes, f, r, n, seed):
+    rng = np.random.default_rng(seed)
+    u = winograd.stacked(f, r, planes=planes)
+    v = winograd.stacked(r, n, planes=planes)
+    u[...] = rng.standard_normal(u.shape)
+    v[...] = rng.standard_normal(v.shape)
+    expected = np.einsum("kfr,krn->kfn", u.astype(np.float64), v.astype(np.float64))
+    return u, v, expected
+
+
+@pytest.mark.parametrize("planes,f,r,n", [
+    (36, 512, 256, 49), (3, 17, 5, 1), (2, 33, 70, 14), (36, 100, 129, 98), (1, 64, 64, 6),
+    (4, 130, 300, 13), (2, 8, 16, 100),
+])
+def test_planes_products_portable_twin_equals_float64_sums(planes, f, r, n):
+    """The portable twin: every plane's product within float32 rounding of the float64 sums
+    (rows past a job of 64 and a half one, reductions past chunks of 64 and of 16)."""
+    u, v, expected = _planes_case(planes, f, r, n, f + r + n)
+    m = winograd.stacked(f, n, planes=planes)
+    m[...] = np.nan
+    core.winograd_products_planes(u, v, m, _planes_scratch(n), True)
+    bound = 4e-7 * r * np.abs(u).max() * np.abs(v).max()
+    assert np.abs(m - expected).max() <= bound
+
+
+@needs_products_kernel
+@pytest.mark.parametrize("planes,f,r,n", [
+    (36, 512, 256, 49), (3, 17, 5, 1), (2, 33, 70, 14), (36, 100, 129, 98), (1, 64, 64, 6),
+    (4, 130, 300, 13), (2, 8, 16, 100), (2, 96, 64, 7),
+])
+def test_planes_products_kernel_gives_its_twins_bits(planes, f, r, n):
+    """The AVX-512 kernel adds each sum's terms in the twin's order, one fused multiply-add
+    each: the same bits, on rows past a 16-row quarter and a 32-row half (17, 33, 100, 130),
+    reductions past a 16-float mask and over several chunks (5, 70, 129, 300), passes of
+    every width."""
+    u, v, expected = _planes_case(planes, f, r, n, 3 * f + r + n)
+    kernel = winograd.stacked(f, n, planes=planes)
+    twin = winograd.stacked(f, n, planes=planes)
+    kernel[...] = np.nan
+    twin[...] = np.nan
+    core.winograd_products_planes(u, v, kernel, _planes_scratch(n))
+    core.winograd_products_planes(u, v, twin, _planes_scratch(n), True)
+    assert np.array_equal(kernel, twin)
+    assert np.abs(kernel - expected).max() <= 4e-7 * r * np.abs(u).max() * np.abs(v).max()
+

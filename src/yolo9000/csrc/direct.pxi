@@ -6,8 +6,8 @@
 # speed. A direct kernel keeps 64 sums of one output row in registers over all 27 taps and
 # applies the epilogue before storing them; it beats im2col only with 8-wide FMA, so it exists
 # where the CPU has AVX2 and FMA (chosen at run time: the portable build assumes SSE2), and
-# layers use im2col elsewhere. Where the CPU has AVX-512 it takes four filters at a time: the
-# one-filter kernel is bound by its loads (see BENCHMARKS.md#direct-convolution).
+# layers use im2col elsewhere. Where the CPU has AVX-512 it takes six or four filters at a time:
+# the one-filter kernel is bound by its loads (see BENCHMARKS.md#direct-convolution).
 
 # the kernel's limits (direct_conv_x86.h), for the layers: outputs of one row per step (the
 # padding a row needs past its end) and taps C·9
@@ -92,8 +92,20 @@ cdef void _direct_row(const float* x, Py_ssize_t cstride, int Wp, int C, const f
         for kh in range(3):
             for kw in range(3):
                 tap[(c * 3 + kh) * 3 + kw] = x + c * cstride + kh * Wp + kw
-    cdef int four = (F // 4) * 4 if _avx512 else 0
-    for f in range(0, four, 4):
+    # six filters a block where the rest still goes four by four (32 = 4 x 6 + 2 x 4)
+    cdef int sixes = F // 6 if _avx512 else 0
+    while sixes > 0 and (F - 6 * sixes) % 4:
+        sixes -= 1
+    cdef int six = 6 * sixes
+    cdef int four = six + ((F - six) // 4) * 4 if _avx512 else 0
+    for f in range(0, six, 6):
+        x0 = 0
+        while x0 < W:
+            n_out = W - x0 if W - x0 < Y9K_DIRECT_BLOCK else Y9K_DIRECT_BLOCK
+            y9k_direct6_block64(tap, taps, w + f * taps, x0, scale + f, bias + f, act,
+                                z + f * fstride + x0, fstride, n_out)
+            x0 += Y9K_DIRECT_BLOCK
+    for f in range(six, four, 4):
         # (while, not range(0, n, BLOCK): Cython makes a C loop of range only with a literal step)
         x0 = 0
         while x0 < W:

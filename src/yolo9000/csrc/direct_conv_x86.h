@@ -87,16 +87,17 @@ static void y9k_direct_wgrad_row(const float *const *tap, int taps, const float 
         acc[t] += sum;
     }
 }
-/* y9k_direct_block64 for 4 filters at once (w: their taps, taps apart; a, b: their
-   affine; out: their rows, out_stride apart) with AVX-512: each input vector loaded
-   feeds 4 FMAs (the one-filter kernel is bound by its loads) */
-__attribute__((target("avx512f")))
-static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
-                                const float *a, const float *b, int act, float *out,
-                                long out_stride, int n)
+/* y9k_direct_block64 for nf (4 or 6) filters at once (w: their taps, taps apart; a, b:
+   their affine; out: their rows, out_stride apart) with AVX-512: each input vector loaded
+   feeds nf FMAs (the one-filter kernel is bound by its loads); every sum adds its taps in
+   order, one FMA each, as the one-filter kernel's do */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_directn_block64(const int nf, const float *const *tap, int taps, const float *w,
+                         int x0, const float *a, const float *b, int act, float *out,
+                         long out_stride, int n)
 {
-    __m512 s[4][4];
-    for (int f = 0; f < 4; f++)
+    __m512 s[6][4];
+    for (int f = 0; f < nf; f++)
         for (int q = 0; q < 4; q++)
             s[f][q] = _mm512_setzero_ps();
     for (int t = 0; t < taps; t++) {
@@ -104,14 +105,14 @@ static void y9k_direct4_block64(const float *const *tap, int taps, const float *
         __m512 x[4];
         for (int q = 0; q < 4; q++)
             x[q] = _mm512_loadu_ps(p + 16 * q);
-        for (int f = 0; f < 4; f++) {
+        for (int f = 0; f < nf; f++) {
             __m512 wv = _mm512_set1_ps(w[f * taps + t]);
             for (int q = 0; q < 4; q++)
                 s[f][q] = _mm512_fmadd_ps(wv, x[q], s[f][q]);
         }
     }
     __m512 tenth = _mm512_set1_ps(0.1f), zero = _mm512_setzero_ps();
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; f < nf; f++) {
         __m512 av = _mm512_set1_ps(a[f]), bv = _mm512_set1_ps(b[f]);
         for (int q = 0; q < 4; q++) {
             int left = n - 16 * q;
@@ -126,6 +127,21 @@ static void y9k_direct4_block64(const float *const *tap, int taps, const float *
             _mm512_mask_storeu_ps(out + f * out_stride + 16 * q, k, v);
         }
     }
+}
+__attribute__((target("avx512f")))
+static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
+                                const float *a, const float *b, int act, float *out,
+                                long out_stride, int n)
+{
+    y9k_directn_block64(4, tap, taps, w, x0, a, b, act, out, out_stride, n);
+}
+/* six filters: 10 loads (4 of the input, 6 weights) a 24 FMAs against four's 8 a 16 */
+__attribute__((target("avx512f")))
+static void y9k_direct6_block64(const float *const *tap, int taps, const float *w, int x0,
+                                const float *a, const float *b, int act, float *out,
+                                long out_stride, int n)
+{
+    y9k_directn_block64(6, tap, taps, w, x0, a, b, act, out, out_stride, n);
 }
 /* values of a band of rows per filter that y9k_direct_wgrad_band sums in float (in 16
    lanes) before adding them to acc's doubles */
@@ -187,6 +203,11 @@ static void y9k_direct_wgrad_row(const float *const *tap, int taps, const float 
                                  double *acc)
 { (void)tap; (void)taps; (void)g; (void)n; (void)acc; }
 static void y9k_direct4_block64(const float *const *tap, int taps, const float *w, int x0,
+                                const float *a, const float *b, int act, float *out,
+                                long out_stride, int n)
+{ (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out;
+  (void)out_stride; (void)n; }
+static void y9k_direct6_block64(const float *const *tap, int taps, const float *w, int x0,
                                 const float *a, const float *b, int act, float *out,
                                 long out_stride, int n)
 { (void)tap; (void)taps; (void)w; (void)x0; (void)a; (void)b; (void)act; (void)out;

@@ -135,3 +135,80 @@ def winograd_scratch_floats(int columns):
     winograd_products_in_place of that many columns (a multiple of 16: the rows must stay
     64-byte aligned)."""
     return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16) + Y9K_REGROUP_FLOATS
+
+
+# The products of transformed filters U (planes of F x R) with V, for F(4x4, 3x3) on maps of
+# few tiles (26x26: 49 columns an image), where BLAS packs each plane of U for every call
+# and ran (512 x 256) @ (256 x 49) at about 61% of the FMA peak (see
+# BENCHMARKS.md#winograd-planes-kernel). Jobs are (plane, 64 rows): y9k_plane_rows.
+cdef enum:
+    PLANE_JOB_ROWS = 64
+
+
+cdef extern from "math.h":
+    float fmaf(float, float, float) noexcept nogil
+
+
+def winograd_planes_scratch_floats(int columns):
+    """Floats of scratch per thread for winograd_products_planes of that many columns."""
+    return Y9K_PLANE_SCRATCH(columns)
+
+
+def winograd_products_planes(const float[:, :, :] u, const float[:, :, :] v,
+                             float[:, :, :] m, float[:, ::1] scratch, bint portable=False):
+    """m[k] = u[k] @ v[k] for every plane k: u (P, F, R), v (P, R, N), m (P, F, N), each
+    with contiguous rows. scratch: a 64-byte aligned row of winograd_planes_scratch_floats(N)
+    per OpenMP thread (unused by the portable twin, which `portable` or a CPU without
+    AVX-512 takes: the same sums, bit for bit)."""
+    cdef int P = u.shape[0], F = u.shape[1], R = u.shape[2], N = v.shape[2]
+    cdef Py_ssize_t u_plane = u.strides[0] // 4, ldu = u.strides[1] // 4
+    cdef Py_ssize_t v_plane = v.strides[0] // 4, ldv = v.strides[1] // 4
+    cdef Py_ssize_t m_plane = m.strides[0] // 4, ldm = m.strides[1] // 4
+    cdef int nb = (F + PLANE_JOB_ROWS - 1) // PLANE_JOB_ROWS
+    cdef int job, k, f0, next_job
+    cdef bint fast = _avx512 and not portable
+    if (v.shape[0] != P or m.shape[0] != P or v.shape[1] != R or m.shape[1] != F
+            or m.shape[2] != N or u.strides[2] != 4 or v.strides[2] != 4 or m.strides[2] != 4
+            or (fast and (scratch.shape[1] < Y9K_PLANE_SCRATCH(N) or scratch.strides[0] % 64
+                          or (<size_t> &scratch[0, 0]) % 64
+                          or scratch.shape[0] < y9k_max_threads()))):
+        raise ValueError("winograd_products_planes: shapes do not match")
+    if P == 0 or F == 0 or N == 0:
+        return
+    with nogil:
+        # static: a thread's jobs follow each other, so each prefetches the next one's rows
+        for job in prange(P * nb, schedule="static"):
+            k = job // nb
+            f0 = (job % nb) * PLANE_JOB_ROWS
+            next_job = min(job + 1, P * nb - 1)
+            if fast:
+                y9k_plane_rows(&u[k, f0, 0], ldu, min(PLANE_JOB_ROWS, F - f0), R,
+                               &v[k, 0, 0], ldv, N, &m[k, f0, 0], ldm,
+                               &scratch[cython.parallel.threadid(), 0],
+                               &u[next_job // nb, (next_job % nb) * PLANE_JOB_ROWS, 0],
+                               min(PLANE_JOB_ROWS, F - (next_job % nb) * PLANE_JOB_ROWS)
+                               if next_job != job else 0)
+            else:
+                _plane_rows_portable(&u[k, f0, 0], ldu, min(PLANE_JOB_ROWS, F - f0), R,
+                                     &v[k, 0, 0], ldv, N, &m[k, f0, 0], ldm)
+
+
+cdef void _plane_rows_portable(const float* u, Py_ssize_t ldu, int rows, int R,
+                               const float* v, Py_ssize_t ldv, int N, float* m,
+                               Py_ssize_t ldm) noexcept nogil:
+    """y9k_plane_rows's sums: each of m's row's N sums adds its R terms in the order of r,
+    one fused multiply-add each, from zero (the loop over the columns inside, so that the
+    compiler's vectorising, even with reassociation allowed, keeps each sum's order)."""
+    cdef int o, r, j
+    cdef float a
+    cdef float* out
+    cdef const float* vr
+    for o in range(rows):
+        out = m + o * ldm
+        for j in range(N):
+            out[j] = 0
+        for r in range(R):
+            a = u[o * ldu + r]
+            vr = v + r * ldv
+            for j in range(N):
+                out[j] = fmaf(a, vr[j], out[j])

@@ -147,9 +147,9 @@ void y9k_transform16(const float *g, long tap, const int *dest, float *out, long
         _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
     }
 }
-/* 16 rows of 16 floats (r[i][j]) to 16 columns: out[j * 16 + i] = r[i][j] */
+/* 16 rows of 16 floats (r[i][j]) to 16 columns: out[j * ld + i] = r[i][j] */
 static inline __attribute__((always_inline, target("avx512f")))
-void y9k_transpose16(__m512 r[16], float *out)
+void y9k_transpose16(__m512 r[16], float *out, long ld)
 {
     __m512 t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
@@ -168,10 +168,10 @@ void y9k_transpose16(__m512 r[16], float *out)
                odd_lo = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD),
                even_hi = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88),
                odd_hi = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
-        _mm512_storeu_ps(out + (e + 0) * 16, _mm512_shuffle_f32x4(even_lo, even_hi, 0x88));
-        _mm512_storeu_ps(out + (e + 8) * 16, _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD));
-        _mm512_storeu_ps(out + (e + 4) * 16, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88));
-        _mm512_storeu_ps(out + (e + 12) * 16, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD));
+        _mm512_storeu_ps(out + (e + 0) * ld, _mm512_shuffle_f32x4(even_lo, even_hi, 0x88));
+        _mm512_storeu_ps(out + (e + 8) * ld, _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD));
+        _mm512_storeu_ps(out + (e + 4) * ld, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88));
+        _mm512_storeu_ps(out + (e + 12) * ld, _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD));
     }
 }
 
@@ -203,7 +203,7 @@ static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int
                            ? _mm512_maskz_loadu_ps(mask, w + (long) (h + i) * ldw
                                                    + (long) (r0 + r) * 9 + 16 * q)
                            : _mm512_setzero_ps();
-                y9k_transpose16(g, regroup + 16 * 16 * q);
+                y9k_transpose16(g, regroup + 16 * 16 * q, 16);
             }
             for (int i = 0; i < 16; i++)
                 y9k_transform16(regroup + 9 * 16 * i, 16, dest, out + (long) (r + i) * W + h,
@@ -274,6 +274,55 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
             for (int j = 0; j < N; j++)
                 m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
 }
+
+/* floats of y9k_plane_rows's scratch for N columns: the chunk's rows (Y9K_CHUNK x 64) and
+   the sums (N x 64), 64-byte aligned */
+#define Y9K_PLANE_SCRATCH(N) ((long) Y9K_CHUNK * 64 + (long) (((N) + 15) / 16 * 16) * 64)
+
+/* One job of the products of already transformed filters (F(4x4, 3x3)'s U, whose planes
+   BLAS packs for every call at 26x26: 49 columns an image): m = u @ v for `rows` (<= 64)
+   rows of one plane, u's rows ldu apart (R values each, contiguous), v (R rows of N, ldv
+   apart), m (rows of N, ldm apart). Chunk by chunk of Y9K_CHUNK reduction indices the rows
+   are turned into reduction-major order in the thread's cache (16 x 16 transposes, zeros past
+   `rows` and R), then multiplied as y9k_winograd_rows's planes are: each sum adds its terms in
+   the order of r, one fused multiply-add each, whatever the columns and the threads (the
+   portable twin, winograd_products.pxi's _plane_rows_portable, adds the same). */
+__attribute__((target("avx512f")))
+static void y9k_plane_rows(const float *u, long ldu, int rows, int R, const float *v,
+                           long ldv, int N, float *m, long ldm, float *scratch,
+                           const float *next_u, int next_rows)
+{
+    const int rowv = rows > 32 ? 4 : 2, W = 16 * rowv;
+    float *a = scratch, *acc = scratch + (long) Y9K_CHUNK * 64;
+    for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
+        int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
+        for (int h = 0; h < W; h += 16)
+            for (int r = 0; r < rc; r += 16) {
+                int left = rc - r;
+                __mmask16 mask = left >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << left) - 1);
+                __m512 g[16];
+                for (int i = 0; i < 16; i++)
+                    g[i] = h + i < rows
+                           ? _mm512_maskz_loadu_ps(mask, u + (long) (h + i) * ldu + r0 + r)
+                           : _mm512_setzero_ps();
+                y9k_transpose16(g, a + (long) r * W + h, W);
+            }
+        int next = r0 + rc < R;
+        /* the next chunk's rows (or the next job's first) into the cache while this one
+           multiplies: 64 rows of up to 4 lines, too many streams for the hardware's */
+        const float *pu = next ? u + r0 + rc : next_u;
+        int prows = next ? rows : next_rows, pc = next ? R - r0 - rc : R;
+        int plines = ((pc < Y9K_CHUNK ? pc : Y9K_CHUNK) + 15) / 16;
+        for (int o = 0; o < prows; o++)
+            for (int l = 0; l < plines; l++)
+                _mm_prefetch((const char *) (pu + (long) o * ldu + 16 * l), _MM_HINT_T1);
+        y9k_products_plane(rowv, a, rc, v + (long) r0 * ldv, ldv, N, acc, r0 > 0, NULL, NULL,
+                           0);
+    }
+    for (int o = 0; o < rows; o++)
+        for (int j = 0; j < N; j++)
+            m[(long) o * ldm + j] = acc[(long) j * W + o];
+}
 #else
 static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *out,
                                  ptrdiff_t plane)
@@ -284,6 +333,12 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
                               float *m, long m_plane, long ldm, float *scratch)
 { (void)w; (void)ldw; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
   (void)m; (void)m_plane; (void)ldm; (void)scratch; }
+#define Y9K_PLANE_SCRATCH(N) ((long) Y9K_CHUNK * 64 + (long) (((N) + 15) / 16 * 16) * 64)
+static void y9k_plane_rows(const float *u, long ldu, int rows, int R, const float *v,
+                           long ldv, int N, float *m, long ldm, float *scratch,
+                           const float *next_u, int next_rows)
+{ (void)next_u; (void)next_rows; (void)u; (void)ldu; (void)rows; (void)R; (void)v; (void)ldv; (void)N; (void)m; (void)ldm;
+  (void)scratch; }
 #endif
 
 #endif

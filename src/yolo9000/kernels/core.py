@@ -25,6 +25,7 @@ from .._kernels import (  # noqa: F401
     # Winograd's products from weight blocks, few tiles (winograd_products.pxi)
     WINOGRAD_BLOCK_ROWS, winograd_products_available, winograd_weight_blocks,
     winograd_products_from_weights, winograd_products_in_place, winograd_scratch_floats,
+    winograd_products_planes, winograd_planes_scratch_floats,
     # the direct 3x3 convolution, few channels (direct.pxi)
     DIRECT_BLOCK, DIRECT_MAX_TAPS, direct_conv_available, conv3x3_direct,
     conv3x3_direct_pooled, conv3x3_direct_weight_grad,

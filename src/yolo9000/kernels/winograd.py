@@ -25,9 +25,10 @@ Two details matter for speed:
 
 F(4x4, 3x3) (the F4 functions at the end: filters4, convolve4, input_gradient4,
 weight_gradient4) does the same on 4x4 output tiles: 36 products per 16 outputs, 1.78x fewer
-multiplications than F(2x2, 3x3)'s, through the chunked products or, on few channels, by bands
-of tile rows in one kernel (banded4), its input and output transforms with their matrices in
-code. Layers whose maps make it pay take it (f4_applies).
+multiplications than F(2x2, 3x3)'s, through the chunked products (on chunks of few columns,
+26x26 at batch 1, an AVX-512 kernel instead of BLAS: planes_products) or, on few channels, by
+bands of tile rows in one kernel (banded4), its input and output transforms with their
+matrices in code. Layers whose maps make it pay take it (f4_applies).
 """
 import numpy as np
 
@@ -505,6 +506,44 @@ def banded4(x, u, z, scale, bias, act, pool=False):
     return True
 
 
+# Chunks of few columns (26x26 at batch 1: 49 tiles) multiply U by V in an AVX-512 kernel
+# (core.winograd_products_planes: jobs of one plane's 64 rows, U's rows turned into
+# reduction-major order chunk by chunk in the thread's cache) instead of BLAS, which packs
+# each plane of U for those few columns: (512 x 256) @ (256 x 49) x 36, one thread, CPU
+# time, 0.85-0.89x BLAS's time at 49 columns, 0.9-1.0x at 98, but 1.2-1.3x at 392 (batch 8,
+# where BLAS's packed panels run at 81% of the FMA peak and the kernel at 70%): up to 100
+# columns then (see BENCHMARKS.md#f4-products-kernel). Each of its sums adds the terms in
+# order, one FMA each, as OpenBLAS's kernel does while the reduction fits one of its blocks:
+# on yolov2-voc's 26x26 layers (256 channels) a batch of 8 through BLAS gives the bits of its
+# images one by one through the kernel; other shapes (small products, long reductions) may
+# round apart in the last bits, within the tolerances.
+PLANES_KERNEL = PRODUCTS_KERNEL
+PLANES_MAX_COLUMNS = 100
+
+
+def planes_scratch_floats(cols):
+    """Floats planes_products needs beside V and M for that many columns (0: BLAS's)."""
+    if not PLANES_KERNEL or cols > PLANES_MAX_COLUMNS:
+        return 0
+    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
+    return core.get_max_threads() * per_thread + LINE
+
+
+def planes_products(u, v, m, buffer):
+    """m[k] = u[k] @ v[k] for the stacked planes, through the kernel on few columns (its
+    scratch carved from `buffer`, planes_scratch_floats(columns) floats), else BLAS."""
+    cols = v.shape[2]
+    if not planes_scratch_floats(cols):
+        gemm.batched_matmul(u, v, m)
+        return m
+    threads = core.get_max_threads()
+    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
+    start = (-(buffer.ctypes.data // 4)) % LINE                # 64-byte aligned
+    scratch = buffer[start:start + threads * per_thread].reshape(threads, per_thread)
+    core.winograd_products_planes(u, v, m, scratch)
+    return m
+
+
 def convolve4(x, u, z, scale, bias, act, pool=False):
     """convolve() through F(4x4, 3x3): u from filters4() (flipped_filters4() for an input
     gradient), by bands (few channels) or by chunks of tiles and their 36 batched
@@ -518,11 +557,12 @@ def convolve4(x, u, z, scale, bias, act, pool=False):
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
         nv = stacked_size(c, cols, TILES4)
-        buf = workspace.borrow((nv + LINE + stacked_size(f, cols, TILES4),))
+        nm = stacked_size(f, cols, TILES4)
+        buf = workspace.borrow((nv + LINE + nm + LINE + planes_scratch_floats(cols),))
         v = stacked(c, cols, buf, TILES4)
         m = stacked(f, cols, buf[nv + LINE:], TILES4)
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
-        gemm.batched_matmul(u, v, m)
+        planes_products(u, v, m, buf[nv + LINE + nm + LINE:])
         core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act, pool)
 
     for_each_chunk(chunks(n, h, w, c, f, 4), chunk)
