@@ -68,8 +68,10 @@ WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILES_UNCACHED = 400
 # A training forward's U serves its backward's input gradient too, so it pays on fewer tiles:
 # forward + backward of one layer at 256..1024 channels on 13x13 maps (one thread) lost 5-10%
-# at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on
-WINOGRAD_MIN_TILES_TRAINING = 96
+# at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on; the
+# demo's 8x8 maps at batch 4 (64 tiles: 128 -> 256, 384 -> 192) took 0.92x and 0.71x
+# im2col's time through Winograd, weight gradient included (BENCHMARKS.md#demo)
+WINOGRAD_MIN_TILES_TRAINING = 64
 
 
 class ConvolutionalLayer(Layer):
