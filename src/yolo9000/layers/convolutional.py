@@ -72,6 +72,10 @@ WINOGRAD_MIN_TILES_UNCACHED = 400
 # demo's 8x8 maps at batch 4 (64 tiles: 128 -> 256, 384 -> 192) took 0.92x and 0.71x
 # im2col's time through Winograd, weight gradient included (BENCHMARKS.md#demo)
 WINOGRAD_MIN_TILES_TRAINING = 64
+# Maps of at most 2x2 (one tile an image) multiply one dense matrix instead of im2col's
+# (_dense_applies), measured against im2col up to batch 64 (BENCHMARKS.md#small-maps): they
+# keep the earlier threshold, Winograd only from 96 tiles
+WINOGRAD_MIN_TILES_TRAINING_DENSE = 96
 
 
 class ConvolutionalLayer(Layer):
@@ -283,8 +287,13 @@ class ConvolutionalLayer(Layer):
             # its maps have 169 2x2 tiles or more, past WINOGRAD_MIN_TILES_TRAINING anyway
             return True, False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
-        threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
+        threshold = self._min_training_tiles() if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False
+
+    def _min_training_tiles(self):
+        """Tiles of a training call from which it takes Winograd."""
+        return (WINOGRAD_MIN_TILES_TRAINING_DENSE if self._dense_applies()
+                else WINOGRAD_MIN_TILES_TRAINING)
 
     # -- precision -----------------------------------------------------------------------------
     def set_precision(self, precision, kernel=None):
@@ -730,7 +739,7 @@ class ConvolutionalLayer(Layer):
         # products too thin to pay for writing and transforming a 64 MB dU. The input
         # gradient's products sum over the filters, as the forward's over channels; without
         # the forward's U it makes one
-        weights = tiles >= WINOGRAD_MIN_TILES_TRAINING
+        weights = tiles >= self._min_training_tiles()
         inputs = (need_input_grad and self.filters >= WINOGRAD_MIN_CHANNELS
                   and (self._train_u is not None or tiles >= WINOGRAD_MIN_TILES_UNCACHED))
         return weights, inputs
