@@ -550,7 +550,7 @@ REPLICA_RUN = """
 import hashlib, sys, time
 from yolo9000.kernels import threads
 # the look-up of BLAS's symbols made slow, so that the two replicas' first steps overlap it
-# (as they did by chance in 3 of 4 demo runs), or made before training ("warm")
+# (as they did by chance in the demo), or made before training ("warm")
 find = threads._blas_functions_named
 threads._blas_functions_named = lambda *names: time.sleep(0.2) or find(*names)
 if sys.argv[3] == "warm":
@@ -574,8 +574,8 @@ def test_parallel_subdivisions_are_reproducible_bit_for_bit(shapes, tmp_path):
     fresh process as `yolo9000 demo` is, gives the same weights to the bit, and the same as a
     process that looked BLAS up before training: the first steps of
     a process are where the replicas first look BLAS up, both at once (before that look-up
-    was made thread-safe, the second could find no sgemm and take another kernel: 3 of 4 demo
-    runs already differed in their first step's gradients)."""
+    was made thread-safe, the second could find no sgemm and take another kernel: 4 demo runs
+    gave 3 different first steps)."""
     digests = {}
     for k, start in enumerate(("cold", "cold", "warm")):
         run = subprocess.run([sys.executable, "-c", REPLICA_RUN, str(shapes["train"]),
