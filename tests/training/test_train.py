@@ -572,10 +572,9 @@ print(digest.hexdigest())
 def test_parallel_subdivisions_are_reproducible_bit_for_bit(shapes, tmp_path):
     """The same training with two mini-batches side by side (replica threads), each run in a
     fresh process as `yolo9000 demo` is, gives the same weights to the bit, and the same as a
-    process that looked BLAS up before training: the first steps of
-    a process are where the replicas first look BLAS up, both at once (before that look-up
-    was made thread-safe, the second could find no sgemm and take another kernel: 4 demo runs
-    gave 3 different first steps)."""
+    process that looked BLAS up before training. A process's first step is where both
+    replicas look BLAS up at once: before that look-up was made thread-safe, the second could
+    find no sgemm and take another kernel (4 demo runs gave 3 different first steps)."""
     digests = {}
     for k, start in enumerate(("cold", "cold", "warm")):
         run = subprocess.run([sys.executable, "-c", REPLICA_RUN, str(shapes["train"]),
