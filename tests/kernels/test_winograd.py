@@ -147,6 +147,7 @@ def test_layer_winograd_equals_im2col(bn, act, shape, batch):
 def test_winograd_layer_gradients(monkeypatch, bn, act, shape, filters, batch):
     """Training forward and backward (both gradients) through Winograd: finite differences."""
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING_DENSE", 0)
     layer = ConvolutionalLayer(shape, filters=filters, size=3, stride=1, pad=1,
                                batch_normalize=bn, activation=act)
     assert layer.use_winograd

@@ -313,6 +313,7 @@ def f4_layers(monkeypatch):
     monkeypatch.setattr(winograd, "BANDED_MAX_CHANNELS", 0)
     monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", 0)
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING", 0)
+    monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_TRAINING_DENSE", 0)
     monkeypatch.setattr(convolutional, "WINOGRAD_MIN_TILES_UNCACHED", 0)
 
 

@@ -544,3 +544,42 @@ def test_a_refused_step_after_good_ones_restores_the_step_before(shapes, tmp_pat
     assert stored.keys() == expected.keys()
     for key in expected:
         assert np.array_equal(stored[key], expected[key]), key
+
+
+REPLICA_RUN = """
+import hashlib, sys, time
+from yolo9000.kernels import threads
+# the look-up of BLAS's symbols made slow, so that the two replicas' first steps overlap it
+# (as they did by chance in the demo), or made before training ("warm")
+find = threads._blas_functions_named
+threads._blas_functions_named = lambda *names: time.sleep(0.2) or find(*names)
+if sys.argv[3] == "warm":
+    threads.sgemm_address(), threads.blas_thread_functions()
+from yolo9000.training.settings import TrainSettings
+from yolo9000.training.trainer import Trainer
+settings = TrainSettings(cfg="yolov2-shapes", data=sys.argv[1], out=sys.argv[2], max_batches=3,
+                         batch=8, subdivisions=2, parallel=2, learning_rate=0.004, burn_in=0,
+                         size=96, workers=0, seed=5, save_every=0, optimizer="adam", log=False)
+trainer = Trainer(settings, echo=lambda *_: None).setup()
+trainer.train()
+digest = hashlib.sha256()
+for _, _, p, _ in trainer.net.parameters():
+    digest.update(p.tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_parallel_subdivisions_are_reproducible_bit_for_bit(shapes, tmp_path):
+    """The same training with two mini-batches side by side (replica threads), each run in a
+    fresh process as `yolo9000 demo` is, gives the same weights to the bit, and the same as a
+    process that looked BLAS up before training. A process's first step is where both
+    replicas look BLAS up at once: before that look-up was made thread-safe, the second could
+    find no sgemm and take another kernel (4 demo runs gave 3 different first steps)."""
+    digests = {}
+    for k, start in enumerate(("cold", "cold", "warm")):
+        run = subprocess.run([sys.executable, "-c", REPLICA_RUN, str(shapes["train"]),
+                              str(tmp_path / f"run{k}"), start], capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        digests[f"{start} {k}"] = run.stdout.split()[-1]
+    assert len(set(digests.values())) == 1, digests

@@ -7,6 +7,7 @@ sets both: `yolo9000 --threads N ...`, the YOLO9000_THREADS environment variable
 """
 import ctypes
 import os
+import threading
 
 _current = None        # the count last set by set_threads (None: never set)
 
@@ -14,6 +15,11 @@ _current = None        # the count last set by set_threads (None: never set)
 _OPENBLAS_NAMES = (("scipy_openblas", "64_"), ("scipy_openblas", "_64_"), ("scipy_openblas", ""),
                    ("openblas", "64_"), ("openblas", ""))
 _blas_functions = None     # cached blas_thread_functions()
+# The look-ups below are made once, on first use, and that first use is often in two replica
+# threads at once (parallel subdivisions' first step). Without the lock the second caller saw
+# the first one's look-up in progress as "no BLAS", found no sgemm and took another kernel:
+# other roundings, and the demo's runs parted from their first step.
+_lookup_lock = threading.Lock()
 
 
 # what MPI launchers (MPICH/hydra, Open MPI, MVAPICH) tell each rank: ranks on this host
@@ -68,6 +74,7 @@ def set_threads(n=None):
 def _blas_functions_named(*names):
     """The functions of these names from the first BLAS library in this process that has them
     all (ctypes), or None."""
+    import numpy  # noqa: F401  (loads BLAS: a look-up before that would find none, for good)
     for path in _blas_libraries():
         try:
             lib = ctypes.CDLL(path)
@@ -84,17 +91,22 @@ def blas_thread_functions():
     functions, or None when there is none to be found."""
     global _blas_functions
     if _blas_functions is None:
-        _blas_functions = False
-        for prefix, suffix in _OPENBLAS_NAMES:
-            found = _blas_functions_named(f"{prefix}_set_num_threads{suffix}",
-                                          f"{prefix}_get_num_threads{suffix}")
-            if found:
-                setter, getter = found
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                _blas_functions = (setter, getter)
-                break
+        with _lookup_lock:
+            if _blas_functions is None:
+                _blas_functions = _find_blas_thread_functions()
     return _blas_functions or None
+
+
+def _find_blas_thread_functions():
+    for prefix, suffix in _OPENBLAS_NAMES:
+        found = _blas_functions_named(f"{prefix}_set_num_threads{suffix}",
+                                      f"{prefix}_get_num_threads{suffix}")
+        if found:
+            setter, getter = found
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            return setter, getter
+    return False
 
 
 _sgemm = None
@@ -105,13 +117,18 @@ def sgemm_address():
     ILP64 build), or 0 when there is none (callers then use np.matmul)."""
     global _sgemm
     if _sgemm is None:
-        _sgemm = 0
-        for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
-            found = _blas_functions_named(name)
-            if found:
-                _sgemm = ctypes.cast(found[0], ctypes.c_void_p).value or 0
-                break
+        with _lookup_lock:
+            if _sgemm is None:
+                _sgemm = _find_sgemm()
     return _sgemm
+
+
+def _find_sgemm():
+    for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+        found = _blas_functions_named(name)
+        if found:
+            return ctypes.cast(found[0], ctypes.c_void_p).value or 0
+    return 0
 
 
 def current_threads():

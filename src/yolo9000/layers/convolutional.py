@@ -72,8 +72,14 @@ WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_TILES_UNCACHED = 400
 # A training forward's U serves its backward's input gradient too, so it pays on fewer tiles:
 # forward + backward of one layer at 256..1024 channels on 13x13 maps (one thread) lost 5-10%
-# at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on
-WINOGRAD_MIN_TILES_TRAINING = 96
+# at batch 1 (49 tiles), tied or won at batch 2 (98) and won 20-30% from batch 4 on; the
+# demo's 8x8 maps at batch 4 (64 tiles: 128 -> 256, 384 -> 192) took 0.92x and 0.71x
+# im2col's time through Winograd, weight gradient included (BENCHMARKS.md#demo)
+WINOGRAD_MIN_TILES_TRAINING = 64
+# Maps of at most 2x2 (one tile an image) multiply one dense matrix instead of im2col's
+# (_dense_applies), measured against im2col up to batch 64 (BENCHMARKS.md#small-maps): they
+# keep the earlier threshold, Winograd only from 96 tiles
+WINOGRAD_MIN_TILES_TRAINING_DENSE = 96
 
 
 class ConvolutionalLayer(Layer):
@@ -293,8 +299,13 @@ class ConvolutionalLayer(Layer):
             # its maps have 169 2x2 tiles or more, past WINOGRAD_MIN_TILES_TRAINING anyway
             return True, False, False
         th, tw = winograd.tile_grid(self.out_shape[1], self.out_shape[2])
-        threshold = WINOGRAD_MIN_TILES_TRAINING if train else WINOGRAD_MIN_TILES_UNCACHED
+        threshold = self._min_training_tiles() if train else WINOGRAD_MIN_TILES_UNCACHED
         return n * th * tw >= threshold, False, False
+
+    def _min_training_tiles(self):
+        """Tiles of a training call from which it takes Winograd."""
+        return (WINOGRAD_MIN_TILES_TRAINING_DENSE if self._dense_applies()
+                else WINOGRAD_MIN_TILES_TRAINING)
 
     # -- precision -----------------------------------------------------------------------------
     def set_precision(self, precision, kernel=None):
@@ -769,7 +780,7 @@ class ConvolutionalLayer(Layer):
         # products too thin to pay for writing and transforming a 64 MB dU. The input
         # gradient's products sum over the filters, as the forward's over channels; without
         # the forward's U it makes one
-        weights = tiles >= WINOGRAD_MIN_TILES_TRAINING
+        weights = tiles >= self._min_training_tiles()
         inputs = (need_input_grad and self.filters >= WINOGRAD_MIN_CHANNELS
                   and (self._train_u is not None or tiles >= WINOGRAD_MIN_TILES_UNCACHED))
         return weights, inputs
