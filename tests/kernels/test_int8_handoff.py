@@ -32,13 +32,11 @@ HAND_OFFS = [(64, 64, 13, 13, 3, 1, 1, False), (32, 16, 12, 22, 3, 1, 1, True),
              (96, 64, 5, 7, 3, 1, 2, False), (20, 8, 8, 36, 3, 1, 1, True)]
 
 
-@pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", HAND_OFFS, ids=str)
-@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_RELU,
-                                 core.ACT_LOGISTIC])
-def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, size, pad,
-                                                                   next_pad, pool, act):
-    amx_or_skip()
-    rng = np.random.default_rng(c + f + h + w)
+def int8_layer_and_its_output(c, f, h, w, size, pad, pool, act, seed):
+    """A random int8 direct layer (weights packed for AMX, its input's quads at scale 0.02,
+    the epilogue's multiplier and bias) and its fp32 output from int8_conv_amx: the sums
+    the hand-off epilogues must write in the next layer's packing."""
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((c, h, w)).astype(np.float32)
     q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
     multiplier = rng.uniform(0.5, 2, f).astype(np.float32) * scales * np.float32(0.02)
@@ -50,8 +48,20 @@ def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, s
     if pool:
         oh, ow = oh // 2, ow // 2
     out = np.empty((f, oh, ow), np.float32)
-    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias,
-                       act, out.reshape(f, -1), pool)
+    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+                       out.reshape(f, -1), pool)
+    return packed, quads, multiplier, bias, out
+
+
+@pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", HAND_OFFS, ids=str)
+@pytest.mark.parametrize("act", [core.ACT_LEAKY, core.ACT_LINEAR, core.ACT_RELU,
+                                 core.ACT_LOGISTIC])
+def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, size, pad,
+                                                                   next_pad, pool, act):
+    amx_or_skip()
+    packed, quads, multiplier, bias, out = int8_layer_and_its_output(
+        c, f, h, w, size, pad, pool, act, seed=c + f + h + w)
+    oh, ow = out.shape[1:]
     next_scale = float(np.abs(out).max()) / 127 * 0.7      # the largest values saturate
     expected = np.full(core.int8_quads_size(f, oh, ow, next_pad), 7, np.int8)
     core.int8_pack_quads(out, next_scale, next_pad, expected)
@@ -77,20 +87,9 @@ def test_the_epilogue_writes_a_bf16_layers_pairs_of_its_output(c, f, h, w, size,
     the next (bf16 direct) layer's channel pairs in NumPy, border and zero channels written
     over whatever the buffer held; the AVX-512 rounding and the portable one."""
     amx_or_skip()
-    rng = np.random.default_rng(c + f + h + w + act)
-    x = rng.standard_normal((c, h, w)).astype(np.float32)
-    q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
-    multiplier = rng.uniform(0.5, 2, f).astype(np.float32) * scales * np.float32(0.02)
-    bias = rng.standard_normal(f).astype(np.float32)
-    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
-    core.int8_pack_quads(x, 0.02, pad, quads)
-    packed = int8.Int8Weights(q, scales, "amx", direct=True)
-    oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
-    if pool:
-        oh, ow = oh // 2, ow // 2
-    out = np.empty((f, oh, ow), np.float32)
-    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
-                       out.reshape(f, -1), pool)
+    packed, quads, multiplier, bias, out = int8_layer_and_its_output(
+        c, f, h, w, size, pad, pool, act, seed=c + f + h + w + act)
+    oh, ow = out.shape[1:]
     expected = expected_pairs(out, next_pad)
     assert expected.size == core.bf16_pairs_size(f, oh, ow, next_pad)
     for portable in (False, True):
