@@ -749,10 +749,7 @@ __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int32_t *acc)
 {
     const int8_t *a1 = a0 + KB * 1024, *b1 = b0 + KB * 1024;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    y9k_amx_acc_start(acc, 0);
     for (long kb = 0; kb < KB; kb++) {
         _tile_loadd(4, a0 + kb * 1024, 64);
         _tile_loadd(6, b0 + kb * 1024, 64);
@@ -763,10 +760,7 @@ static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int3
         _tile_dpbssd(2, 5, 6);
         _tile_dpbssd(3, 5, 7);
     }
-    _tile_stored(0, acc, 128);
-    _tile_stored(1, acc + 16, 128);
-    _tile_stored(2, acc + 16 * 32, 128);
-    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    y9k_amx_acc_store(acc);
 }
 
 /* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two tiles of 16 positions at byte
@@ -782,17 +776,7 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 {
     const int8_t *a1 = a0 + KB * 1024;
     long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
-    if (resume) {
-        _tile_loadd(0, acc, 128);
-        _tile_loadd(1, acc + 16, 128);
-        _tile_loadd(2, acc + 16 * 32, 128);
-        _tile_loadd(3, acc + 16 * 32 + 16, 128);
-    } else {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-    }
+    y9k_amx_acc_start(acc, resume);
     /* channel blocks outermost, as bf16's: a block's taps read overlapping windows of the
        same 16 planes, from L1 after the first */
     for (int cb = cb0; cb < cb1; cb++)
@@ -809,10 +793,7 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
                 _tile_dpbssd(2, 5, 6);
                 _tile_dpbssd(3, 5, 7);
             }
-    _tile_stored(0, acc, 128);
-    _tile_stored(1, acc + 16, 128);
-    _tile_stored(2, acc + 16 * 32, 128);
-    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    y9k_amx_acc_store(acc);
 }
 
 /* the activated values v (row stride 32) of filter block mb's first `rows` filters at n

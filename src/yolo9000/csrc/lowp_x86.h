@@ -487,15 +487,42 @@ static void y9k_amx_configure(void)
 __attribute__((target("amx-tile")))
 static void y9k_amx_release(void) { _tile_release(); }
 
+/* The four accumulator tiles (0-3) of a 32 x 32 block of 4-byte sums, rows 128 bytes apart
+   (bf16's fp32 sums, int8's int32): started from zero, or from the sums at acc to resume
+   them exactly, and stored back to acc */
+__attribute__((target("amx-tile"), always_inline))
+static inline void y9k_amx_acc_start(const void *acc, int resume)
+{
+    const char *sums = (const char *) acc;
+    if (resume) {
+        _tile_loadd(0, sums, 128);
+        _tile_loadd(1, sums + 64, 128);
+        _tile_loadd(2, sums + 16 * 128, 128);
+        _tile_loadd(3, sums + 16 * 128 + 64, 128);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+}
+
+__attribute__((target("amx-tile"), always_inline))
+static inline void y9k_amx_acc_store(void *acc)
+{
+    char *sums = (char *) acc;
+    _tile_stored(0, sums, 128);
+    _tile_stored(1, sums + 64, 128);
+    _tile_stored(2, sums + 16 * 128, 128);
+    _tile_stored(3, sums + 16 * 128 + 64, 128);
+}
+
 /* the same block with tdpbf16ps (the tiles configured by the calling thread) */
 __attribute__((target("amx-tile,amx-bf16")))
 static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, float *acc)
 {
     const uint16_t *a1 = a0 + KB * 512, *b1 = b0 + KB * 512;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    y9k_amx_acc_start(acc, 0);
     for (long kb = 0; kb < KB; kb++) {
         _tile_loadd(4, a0 + kb * 512, 64);
         _tile_loadd(6, b0 + kb * 512, 64);
@@ -506,10 +533,7 @@ static void y9k_bf16_block_amx(const uint16_t *a0, const uint16_t *b0, long KB, 
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_stored(0, acc, 128);
-    _tile_stored(1, acc + 16, 128);
-    _tile_stored(2, acc + 16 * 32, 128);
-    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    y9k_amx_acc_store(acc);
 }
 #endif
 
@@ -812,17 +836,7 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
 {
     const uint16_t *a1 = a0 + KB * 512;
     long block_elems = 16 * plane_bytes / 2;     /* 16 channel pairs on */
-    if (resume) {
-        _tile_loadd(0, acc, 128);
-        _tile_loadd(1, acc + 16, 128);
-        _tile_loadd(2, acc + 16 * 32, 128);
-        _tile_loadd(3, acc + 16 * 32 + 16, 128);
-    } else {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-    }
+    y9k_amx_acc_start(acc, resume);
     /* channel blocks outermost: a block's taps read overlapping windows of the same 16
        planes, from L1 after the first (taps outermost read them all from L2 once per tap) */
     for (int cb = cb0; cb < cb1; cb++)
@@ -839,10 +853,7 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
                 _tile_dpbf16ps(2, 5, 6);
                 _tile_dpbf16ps(3, 5, 7);
             }
-    _tile_stored(0, acc, 128);
-    _tile_stored(1, acc + 16, 128);
-    _tile_stored(2, acc + 16 * 32, 128);
-    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    y9k_amx_acc_store(acc);
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
