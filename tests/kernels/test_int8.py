@@ -106,6 +106,17 @@ def near_ties(rng, scale, count):
         * (nudge != 0) + x * (nudge == 0)
 
 
+def assert_both_packers_give(x, scale, expected):
+    """int8_pack_im2col (1x1 columns) and int8_pack_quads of x (64, 3, 16) at `scale` hold the
+    quantized values `expected` (NumPy's rounding), each in its layout."""
+    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
+    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
+    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
+    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
+    core.int8_pack_quads(x, scale, 0, out)
+    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
+
+
 @pytest.mark.parametrize("scale", [0.1, 0.3, 1 / 3, 0.0123, 7.0])
 def test_the_packers_divide_as_numpy_does(scale):
     """x / s rounded once, as NumPy: a packer that multiplied by 1 / s would send some of these
@@ -113,12 +124,7 @@ def test_the_packers_divide_as_numpy_does(scale):
     rng = np.random.default_rng(int(scale * 1e4))
     x = near_ties(rng, np.float32(scale), 64 * 48).reshape(64, 3, 16)
     expected = reference_quantize(x, scale)
-    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
-    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
-    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
-    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
-    core.int8_pack_quads(x, scale, 0, out)
-    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
+    assert_both_packers_give(x, scale, expected)
     np.testing.assert_array_equal(int8.quantize_activations(x, scale), expected)
 
 
@@ -135,12 +141,7 @@ def test_the_packers_round_as_numpy_at_any_distance_from_a_tie(scale):
     x.reshape(-1)[:20] = [0, -0.0, np.inf, -np.inf, np.nan] * 4
     expected = reference_quantize(np.where(np.isnan(x), -np.inf, x), scale)   # NaN: -127
     assert np.any(expected == 127) and np.any(expected == -127)
-    bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
-    core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
-    np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
-    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
-    core.int8_pack_quads(x, scale, 0, out)
-    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
+    assert_both_packers_give(x, scale, expected)
 
 
 # -- packing -----------------------------------------------------------------------------------
