@@ -521,23 +521,27 @@ PLANES_KERNEL = PRODUCTS_KERNEL
 PLANES_MAX_COLUMNS = 100
 
 
-def planes_scratch_floats(cols):
-    """Floats planes_products needs beside V and M for that many columns (0: BLAS's)."""
+def _planes_scratch_per_thread(cols):
+    """Each thread's row of the planes kernel's scratch, whole 64-byte lines (0: BLAS's)."""
     if not PLANES_KERNEL or cols > PLANES_MAX_COLUMNS:
         return 0
-    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
-    return core.get_max_threads() * per_thread + LINE
+    return -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
+
+
+def planes_scratch_floats(cols):
+    """Floats planes_products needs beside V and M for that many columns (0: BLAS's)."""
+    per_thread = _planes_scratch_per_thread(cols)
+    return core.get_max_threads() * per_thread + LINE if per_thread else 0
 
 
 def planes_products(u, v, m, buffer):
     """m[k] = u[k] @ v[k] for the stacked planes, through the kernel on few columns (its
     scratch carved from `buffer`, planes_scratch_floats(columns) floats), else BLAS."""
-    cols = v.shape[2]
-    if not planes_scratch_floats(cols):
+    per_thread = _planes_scratch_per_thread(v.shape[2])
+    if not per_thread:
         gemm.batched_matmul(u, v, m)
         return m
     threads = core.get_max_threads()
-    per_thread = -(-core.winograd_planes_scratch_floats(cols) // LINE) * LINE
     start = (-(buffer.ctypes.data // 4)) % LINE                # 64-byte aligned
     scratch = buffer[start:start + threads * per_thread].reshape(threads, per_thread)
     core.winograd_products_planes(u, v, m, scratch)

@@ -314,9 +314,10 @@ class Network:
             if not writes or j >= len(self.layers) or self._last_use[j - 1] != j:
                 continue
             consumer = self.layers[j]
-            if (isinstance(consumer, ConvolutionalLayer)
-                    and consumer.packed_input() is not None
-                    and consumer.packed_input() in writes):
+            if not isinstance(consumer, ConvolutionalLayer):
+                continue
+            reads = consumer.packed_input()
+            if reads is not None and reads in writes:
                 self._hand_offs[i] = consumer.input_hand_off()
 
     @property
