@@ -1003,8 +1003,7 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
 {
     const y9k_int8_rgb_sink *to = (const y9k_int8_rgb_sink *) sink->data;
     const y9k_int8_sink *q = &to->quads;
-    int8_t *dst = q->quads + filter / 4 * q->plane_bytes
-                  + ((y + q->pad) * q->width + q->pad + x) * 4;
+    int8_t *dst = y9k_int8_sink_at(q, filter / 32, y, x);   /* filter: a block's first */
     float v[32 * 32];
 #if Y9K_HAVE_LOWP_X86
     if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
