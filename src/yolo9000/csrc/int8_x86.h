@@ -920,14 +920,8 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
             const int8_t *w0 = wp + mb * 2 * KB * 1024;
             for (int cb = 0; cb < CB; cb += span)
                 for (long piece = first; piece < end; piece++) {
-                    long off0 = piece * 128, off1 = piece * 128 + 64;
-                    if (pool) {
-                        /* segment j of rows 2r and 2r + 1 */
-                        long oy = 2 * (piece / per_row);
-                        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-                        off0 = (oy * Wp + ox) * 4;
-                        off1 = ((oy + 1) * Wp + ox) * 4;
-                    }
+                    long off0, off1;
+                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 4, &off0, &off1);
                     y9k_int8_conv_block_amx(w0, KB, xq, off0, off1, ksize, taps, groups, Wp, cb,
                                             cb + span < CB ? cb + span : CB, CB, plane_bytes,
                                             accs[piece - first], cb > 0);

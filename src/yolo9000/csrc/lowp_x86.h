@@ -799,6 +799,24 @@ static inline int y9k_segment_x(int s, int per_row, int OW)
     return OW <= 16 ? 0 : (16 * j + 16 <= OW ? 16 * j : OW - 16);
 }
 
+/* where a piece's two tiles of 16 output positions start in the packed input, in `unit`s (a
+   position's elements: bf16 pairs 2, int8 quads 4): flat positions piece * 32 and
+   piece * 32 + 16, or with `pool` segment piece % per_row of rows 2r and 2r + 1 (r = piece /
+   per_row), the two rows one pooling window spans */
+static inline void y9k_lowp_piece_offsets(long piece, int pool, int per_row, int OW, long Wp,
+                                          int unit, long *off0, long *off1)
+{
+    if (pool) {
+        long oy = 2 * (piece / per_row);
+        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+        *off0 = (oy * Wp + ox) * unit;
+        *off1 = ((oy + 1) * Wp + ox) * unit;
+    } else {
+        *off0 = piece * 32 * unit;
+        *off1 = *off0 + 16 * unit;
+    }
+}
+
 /* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) for filters
    f0 ..: the columns that are outputs (ox < OW, oy < OH) written, row by row, in fp32 to
    out (row stride ldo) or, with `pairs`, to the hand-off */
@@ -916,14 +934,8 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
             const uint16_t *w0 = wp + mb * 2 * KB * 512;
             for (int cb = 0; cb < CB; cb += span)
                 for (long piece = first; piece < end; piece++) {
-                    long off0 = piece * 64, off1 = piece * 64 + 32;
-                    if (pool) {
-                        /* segment j of rows 2r and 2r + 1 */
-                        long oy = 2 * (piece / per_row);
-                        int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-                        off0 = (oy * Wp + ox) * 2;
-                        off1 = ((oy + 1) * Wp + ox) * 2;
-                    }
+                    long off0, off1;
+                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 2, &off0, &off1);
                     y9k_bf16_conv_block_amx(w0, KB, xb, off0, off1, ksize, Wp, cb,
                                             cb + span < CB ? cb + span : CB, CB, plane_bytes,
                                             accs[piece - first], cb > 0);
