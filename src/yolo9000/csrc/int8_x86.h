@@ -706,6 +706,13 @@ typedef struct {
     const y9k_pairs_out *pairs;    /* or bf16 pairs for a bf16 direct layer (quads NULL) */
 } y9k_int8_sink;
 
+/* where the quads of filter block mb (32 filters: 8 quad planes) hold output (oy, ox) */
+static inline int8_t *y9k_int8_sink_at(const y9k_int8_sink *sink, long mb, long oy, long ox)
+{
+    return sink->quads + mb * 8 * sink->plane_bytes
+           + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+}
+
 #if Y9K_HAVE_LOWP_X86
 /* the same block with vpdpbusd, 8 rows x 32 columns (16 accumulators) at a time: B's bytes
    flipped to u8 (X + 128), the rows' excess (offsets: 128 * sum_k W[m, k]) subtracted */
@@ -798,12 +805,6 @@ static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq,
 
 /* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
    output positions from (oy, ox) on, requantized into the sink's quads */
-static inline int8_t *y9k_int8_sink_at(const y9k_int8_sink *sink, long mb, long oy, long ox)
-{
-    return sink->quads + mb * 8 * sink->plane_bytes
-           + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
-}
-
 static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy, long ox,
                                      int rows, int n, const float *v)
 {
