@@ -49,12 +49,12 @@ if os.environ.get("YOLO9000_NATIVE"):
     compile_args.append("-march=native")
 
 # the compiled core: _kernels.pyx includes its sections (csrc/*.pxi), _kernels.pxd declares
-# their C (csrc/*.h; block_pool.c is compiled beside); a change to any of them rebuilds it
+# their C (csrc/*.h; block_pool.c and team.c are compiled beside); a change to any of them rebuilds it
 CORE_SOURCES = "src/yolo9000/csrc"
 extensions = [
     Extension(
         "yolo9000._kernels",
-        ["src/yolo9000/_kernels.pyx", f"{CORE_SOURCES}/block_pool.c"],
+        ["src/yolo9000/_kernels.pyx", f"{CORE_SOURCES}/block_pool.c", f"{CORE_SOURCES}/team.c"],
         include_dirs=[CORE_SOURCES, numpy.get_include()],
         depends=sorted(glob.glob(f"{CORE_SOURCES}/*")) + ["src/yolo9000/_kernels.pxd"],
         extra_compile_args=compile_args,

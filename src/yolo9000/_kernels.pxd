@@ -25,6 +25,12 @@ cdef extern from "y9k.h":
     int y9k_max_threads() noexcept nogil
     int y9k_thread_num() noexcept nogil
 
+cdef extern from "team.h":
+    # the low-precision kernels' worker threads (team.c)
+    int y9k_team_workers() noexcept nogil
+    long y9k_team_spin_us() noexcept nogil
+
+cdef extern from "y9k.h":
     # the instruction-set paths (bits of y9k_cpu_features) and the switch that turns them off
     enum:
         Y9K_SSE2

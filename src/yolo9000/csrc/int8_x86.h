@@ -359,37 +359,47 @@ static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *
 
 /* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
    shifted copies, the slack */
+typedef struct {
+    const float *x;
+    float s;
+    int C, H, W, pad, avx512;
+    long Wp, plane_bytes;
+    int8_t *out;
+} y9k_int8_quads_job;
+
+static void y9k_int8_pack_quad_plane(void *job, long cq)
+{
+    const y9k_int8_quads_job *j = (const y9k_int8_quads_job *) job;
+    int C = j->C, H = j->H, W = j->W;
+    int8_t *plane = j->out + cq * j->plane_bytes;
+    if (4 * cq >= C) {
+        memset(plane, 0, (size_t) j->plane_bytes);
+        return;
+    }
+    y9k_int8_quads_plane_border(plane, H, W, j->pad, j->plane_bytes);
+    for (long y = 0; y < H; y++) {
+        int8_t *row = plane + ((y + j->pad) * j->Wp + j->pad) * 4;
+        const float *rows[4];
+        for (int i = 0; i < 4; i++)
+            rows[i] = 4 * cq + i < C ? j->x + ((4 * cq + i) * H + y) * W : NULL;
+#if Y9K_HAVE_LOWP_X86
+        if (j->avx512) {
+            y9k_int8_quad_row_avx512(rows, W, j->s, row);
+            continue;
+        }
+#endif
+        y9k_int8_quad_row_portable(rows, W, j->s, row);
+    }
+}
+
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
-    long Wp = y9k_pairs_width(W, pad), plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    y9k_int8_quads_job j = {x, s, C, H, W, pad, avx512, y9k_pairs_width(W, pad),
+                            y9k_quads_plane_bytes(H, W, pad), out};
     long planes = y9k_direct_slots(C) / 4;
-    (void) avx512;
-    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (long cq = 0; cq < planes; cq++) {
-        int8_t *plane = out + cq * plane_bytes;
-        if (4 * cq >= C) {
-            memset(plane, 0, (size_t) plane_bytes);
-            continue;
-        }
-        y9k_int8_quads_plane_border(plane, H, W, pad, plane_bytes);
-        for (long y = 0; y < H; y++) {
-            int8_t *row = plane + ((y + pad) * Wp + pad) * 4;
-            const float *rows[4];
-            for (int i = 0; i < 4; i++)
-                rows[i] = 4 * cq + i < C ? x + ((4 * cq + i) * H + y) * W : NULL;
-#if Y9K_HAVE_LOWP_X86
-            if (avx512) {
-                y9k_int8_quad_row_avx512(rows, W, s, row);
-                continue;
-            }
-#endif
-            y9k_int8_quad_row_portable(rows, W, s, row);
-        }
-    }
+    memset(out + y9k_direct_taps(C) * planes * j.plane_bytes, 0, Y9K_QUADS_SLACK);
+    y9k_team_for(planes, y9k_int8_pack_quad_plane, &j);
     y9k_int8_quads_shifted_copies(C, H, W, pad, out);
 }
 
@@ -852,6 +862,88 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
     }
 }
 
+/* y9k_int8_conv_amx's sizes and operands, shared by its team */
+typedef struct {
+    int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk;
+    long Wp, pieces, KB, MB, plane_bytes, ldo, group, tasks_per_mb;
+    float qscale;
+    const int8_t *wp, *xq;
+    const float *a, *b;
+    const y9k_int8_sink *sink;
+    long next;              /* the next task not yet taken */
+} y9k_int8_conv_job;
+
+/* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
+   the others; every block's sums are the same whichever thread computes them */
+static void y9k_int8_conv_amx_member(void *job, int member, int members)
+{
+    y9k_int8_conv_job *j = (y9k_int8_conv_job *) job;
+    static __thread int32_t accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32] __attribute__((aligned(64)));
+    float sums[32 * 32] __attribute__((aligned(64)));
+    float vals[32 * 32] __attribute__((aligned(64)));
+    int M = j->M, OW = j->OW, per_row = j->per_row, CB = j->CB, act = j->act;
+    int pool = j->pool, span = j->span, ksize = j->ksize;
+    long Wp = j->Wp, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
+    long group = j->group, tasks_per_mb = j->tasks_per_mb;
+    const float *a = j->a, *b = j->b;
+    const y9k_int8_sink *sink = j->sink;
+    const y9k_pairs_out *pairs = sink->pairs;
+    if (pairs)
+        y9k_pairs_clear_outside(pairs, M, MB, j->NH, j->NW, member, members);
+    y9k_amx_configure();
+    for (long t0; (t0 = y9k_team_take(&j->next, j->chunk)) < MB * tasks_per_mb;)
+        for (long task = t0; task < t0 + j->chunk && task < MB * tasks_per_mb; task++) {
+            long mb = task / tasks_per_mb, first = task % tasks_per_mb * group;
+            long end = first + group < pieces ? first + group : pieces;
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            const int8_t *w0 = j->wp + mb * 2 * KB * 1024;
+            for (int cb = 0; cb < CB; cb += span)
+                for (long piece = first; piece < end; piece++) {
+                    long off0, off1;
+                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 4, &off0, &off1);
+                    y9k_int8_conv_block_amx(w0, KB, j->xq, off0, off1, ksize, j->taps,
+                                            j->groups, Wp, cb, cb + span < CB ? cb + span : CB,
+                                            CB, j->plane_bytes, accs[piece - first], cb > 0);
+                }
+            for (long piece = first; piece < end; piece++) {
+                const int32_t *acc = accs[piece - first];
+                if (!pool) {
+                    y9k_int8_epilogue_flat(acc, rows, piece * 32, Wp, OW, j->OH, a + mb * 32,
+                                           b + mb * 32, act, sink, mb, sums, vals);
+                    continue;
+                }
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                long oy = 2 * (piece / per_row);
+                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                    act, vals, 32, sums);
+                    y9k_bf16_store_pairs(vals, rows, cols / 2, 32, pairs, mb * 32, oy / 2,
+                                         ox / 2);
+                    continue;
+                }
+                if (!sink->quads) {
+                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                    act, sink->out + mb * 32 * ldo
+                                                        + (oy / 2) * (OW / 2) + ox / 2,
+                                                    ldo, sums);
+                    continue;
+                }
+                if (act != Y9K_ACT_LOGISTIC) {
+                    y9k_int8_epilogue_pooled_quads_avx512(
+                        acc, rows, cols, a + mb * 32, b + mb * 32, act, j->qscale,
+                        y9k_int8_sink_at(sink, mb, oy / 2, ox / 2), sink->plane_bytes);
+                    continue;
+                }
+                y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                                vals, 32, sums);
+                y9k_int8_sink_put(sink, mb, oy / 2, ox / 2, rows, cols / 2, vals);
+            }
+        }
+    y9k_amx_release();
+}
+
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
    a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
    steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's loop
@@ -871,100 +963,41 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                               int pool, float *out, int8_t *qout, float qscale, int qpad,
                               const y9k_pairs_out *pairs)
 {
-    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Wp = y9k_pairs_width(W, pad);
-    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    y9k_int8_conv_job j = {0};
+    j.M = M; j.ksize = ksize; j.act = act; j.pool = pool; j.qscale = qscale;
+    j.wp = wp; j.xq = xq; j.a = a; j.b = b;
+    j.OH = H + 2 * pad - ksize + 1;
+    j.OW = W + 2 * pad - ksize + 1;
+    j.Wp = y9k_pairs_width(W, pad);
+    j.per_row = j.OW <= 16 ? 1 : (j.OW + 15) / 16;
     /* flat positions up to the last output's, 32 a block */
-    long flat = (long) (OH - 1) * Wp + OW;
-    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
-    int taps = y9k_direct_taps(C), CB = taps > 1 ? 1 : y9k_direct_slots(C) / 64;
-    int groups = (ksize + taps - 1) / taps;
-    long KB = y9k_direct_depth(C, ksize) / 64;
-    long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
-    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
-    int NH = pool ? OH / 2 : OH, NW = pool ? OW / 2 : OW;      /* the output's map */
-    y9k_int8_sink sink = {out, ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
+    long flat = (long) (j.OH - 1) * j.Wp + j.OW;
+    j.pieces = pool ? (long) (j.OH / 2) * j.per_row : (flat + 31) / 32;
+    j.taps = y9k_direct_taps(C);
+    j.CB = j.taps > 1 ? 1 : y9k_direct_slots(C) / 64;
+    j.groups = (ksize + j.taps - 1) / j.taps;
+    j.KB = y9k_direct_depth(C, ksize) / 64;
+    j.MB = y9k_lowp_round_up(M) / 32;
+    j.plane_bytes = y9k_quads_plane_bytes(H, W, pad);
+    j.ldo = pool ? (long) (j.OH / 2) * (j.OW / 2) : (long) j.OH * j.OW;
+    int NH = pool ? j.OH / 2 : j.OH, NW = pool ? j.OW / 2 : j.OW;      /* the output's map */
+    y9k_int8_sink sink = {out, j.ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
                           y9k_quads_plane_bytes(NH, NW, qpad), pairs};
+    j.sink = &sink;
+    j.NH = NH; j.NW = NW;
     if (qout)
         y9k_int8_quads_frame(M, NH, NW, qpad, qout);
     /* bf16's spans: a W block of 16 filters x 64 channels is its 1 KB too, so the same
        budget (at least 8 W blocks a span: one channel block for 3x3, eight for 1x1) */
-    int steps = ksize * groups;
-    int span = (8 + steps - 1) / steps;
-    int resident = CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
-    long group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
-    long tasks_per_mb = (pieces + group - 1) / group;
-    int chunk = resident ? 1 : 4;
+    int steps = ksize * j.groups;
+    j.span = (8 + steps - 1) / steps;
+    int resident = j.CB > j.span && (ksize > 1 || j.pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    j.group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
+    j.tasks_per_mb = (j.pieces + j.group - 1) / j.group;
+    j.chunk = resident ? 1 : 4;
     if (!resident)
-        span = CB;
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        static __thread int32_t accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
-            __attribute__((aligned(64)));
-        float sums[32 * 32] __attribute__((aligned(64)));
-        float vals[32 * 32] __attribute__((aligned(64)));
-        if (pairs)
-            y9k_pairs_clear_outside(pairs, M, MB, NH, NW);
-        y9k_amx_configure();
-#ifdef _OPENMP
-/* dynamic, as bf16's: a thread that loses its core on a shared machine leaves its blocks to
-   the others; every block's sums are the same whichever thread computes them */
-#pragma omp for schedule(dynamic, chunk)
-#endif
-        for (long task = 0; task < MB * tasks_per_mb; task++) {
-            long mb = task / tasks_per_mb, first = task % tasks_per_mb * group;
-            long end = first + group < pieces ? first + group : pieces;
-            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            const int8_t *w0 = wp + mb * 2 * KB * 1024;
-            for (int cb = 0; cb < CB; cb += span)
-                for (long piece = first; piece < end; piece++) {
-                    long off0, off1;
-                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 4, &off0, &off1);
-                    y9k_int8_conv_block_amx(w0, KB, xq, off0, off1, ksize, taps, groups, Wp, cb,
-                                            cb + span < CB ? cb + span : CB, CB, plane_bytes,
-                                            accs[piece - first], cb > 0);
-                }
-            for (long piece = first; piece < end; piece++) {
-                const int32_t *acc = accs[piece - first];
-                if (!pool) {
-                    y9k_int8_epilogue_flat(acc, rows, piece * 32, Wp, OW, OH, a + mb * 32,
-                                           b + mb * 32, act, &sink, mb, sums, vals);
-                    continue;
-                }
-                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
-                long oy = 2 * (piece / per_row);
-                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-                int cols = OW - ox < 16 ? OW - ox : 16;
-                if (pairs) {
-                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                    act, vals, 32, sums);
-                    y9k_bf16_store_pairs(vals, rows, cols / 2, 32, pairs, mb * 32, oy / 2,
-                                         ox / 2);
-                    continue;
-                }
-                if (!qout) {
-                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                    act, out + mb * 32 * ldo
-                                                        + (oy / 2) * (OW / 2) + ox / 2,
-                                                    ldo, sums);
-                    continue;
-                }
-                if (act != Y9K_ACT_LOGISTIC) {
-                    y9k_int8_epilogue_pooled_quads_avx512(
-                        acc, rows, cols, a + mb * 32, b + mb * 32, act, qscale,
-                        y9k_int8_sink_at(&sink, mb, oy / 2, ox / 2), sink.plane_bytes);
-                    continue;
-                }
-                y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                                                vals, 32, sums);
-                y9k_int8_sink_put(&sink, mb, oy / 2, ox / 2, rows, cols / 2, vals);
-            }
-        }
-        y9k_amx_release();
-    }
+        j.span = j.CB;
+    y9k_team(y9k_int8_conv_amx_member, &j);
     if (qout)
         y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
 }

@@ -621,27 +621,37 @@ static inline void y9k_bf16_pair_row(const float *r0, const float *r1, int W, ui
 
 /* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
    zeros), the layout above */
+typedef struct {
+    const float *x;
+    int C, H, W, pad, avx512;
+    long Wp, stride;
+    uint16_t *out;
+} y9k_bf16_pairs_job;
+
+static void y9k_bf16_pack_pair_plane(void *job, long cp)
+{
+    const y9k_bf16_pairs_job *j = (const y9k_bf16_pairs_job *) job;
+    int H = j->H, W = j->W;
+    uint16_t *plane = j->out + cp * j->stride * 2;
+    if (2 * cp >= j->C) {
+        memset(plane, 0, (size_t) j->stride * 4);
+        return;
+    }
+    /* an odd C's last channel pairs with zeros */
+    const float *x0 = j->x + 2 * cp * H * W;
+    const float *x1 = 2 * cp + 1 < j->C ? x0 + (long) H * W : NULL;
+    y9k_pairs_clear_border(plane, H, W, j->pad, j->stride);
+    for (long y = 0; y < H; y++)
+        y9k_bf16_pair_row(x0 + y * W, x1 ? x1 + y * W : NULL, W,
+                          plane + ((y + j->pad) * j->Wp + j->pad) * 2, j->avx512);
+}
+
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
-    long Wp = y9k_pairs_width(W, pad), stride = y9k_pairs_plane(H, W, pad);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (long cp = 0; cp < Cp / 2; cp++) {
-        uint16_t *plane = out + cp * stride * 2;
-        if (2 * cp >= C) {
-            memset(plane, 0, (size_t) stride * 4);
-            continue;
-        }
-        /* an odd C's last channel pairs with zeros */
-        const float *x0 = x + 2 * cp * H * W;
-        const float *x1 = 2 * cp + 1 < C ? x0 + (long) H * W : NULL;
-        y9k_pairs_clear_border(plane, H, W, pad, stride);
-        for (long y = 0; y < H; y++)
-            y9k_bf16_pair_row(x0 + y * W, x1 ? x1 + y * W : NULL, W,
-                              plane + ((y + pad) * Wp + pad) * 2, avx512);
-    }
+    y9k_bf16_pairs_job j = {x, C, H, W, pad, avx512, y9k_pairs_width(W, pad),
+                            y9k_pairs_plane(H, W, pad), out};
+    y9k_team_for(Cp / 2, y9k_bf16_pack_pair_plane, &j);
 }
 
 /* a convolution's output handed off (kernels/handoff.py): written as the next layer's input,
@@ -657,14 +667,14 @@ typedef struct {
 
 /* the values of a hand-off (M filters in MB blocks of 32, a PH x PW output) that no epilogue
    writes: every plane's border and slack, and the whole planes of the zero channels past M;
-   shared out on the threads of the calling parallel region without a barrier (the epilogues
-   write none of these values) */
-static void y9k_pairs_clear_outside(const y9k_pairs_out *pairs, int M, long MB, int PH, int PW)
+   this member's share of them, without waiting for the others (the epilogues write none of
+   these values) */
+static void y9k_pairs_clear_outside(const y9k_pairs_out *pairs, int M, long MB, int PH, int PW,
+                                    int member, int members)
 {
-#ifdef _OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-    for (long cp = 0; cp < MB * 16; cp++) {
+    long first, end;
+    y9k_team_share(MB * 16, member, members, &first, &end);
+    for (long cp = first; cp < end; cp++) {
         uint16_t *plane = pairs->data + cp * pairs->plane * 2;
         if (2 * cp >= M)
             memset(plane, 0, (size_t) pairs->plane * 4);
@@ -874,6 +884,75 @@ static void y9k_bf16_conv_block_amx(const uint16_t *a0, long KB, const uint16_t 
     y9k_amx_acc_store(acc);
 }
 
+/* y9k_bf16_conv_amx's sizes and operands, shared by its team */
+typedef struct {
+    int M, ksize, OH, OW, per_row, CB, act, pool, span, chunk;
+    long Wp, pieces, KB, MB, plane_bytes, ldo, group, groups;
+    const uint16_t *wp, *xb;
+    const float *a, *b;
+    float *out;
+    const y9k_pairs_out *pairs;
+    long next;              /* the next task not yet taken */
+} y9k_bf16_conv_job;
+
+/* dynamic: on a machine shared with other work a thread that loses its core for a while
+   leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
+   against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
+   whichever thread computes them */
+static void y9k_bf16_conv_amx_member(void *job, int member, int members)
+{
+    y9k_bf16_conv_job *j = (y9k_bf16_conv_job *) job;
+    static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32] __attribute__((aligned(64)));
+    int M = j->M, OH = j->OH, OW = j->OW, per_row = j->per_row, CB = j->CB, act = j->act;
+    int pool = j->pool, span = j->span;
+    long Wp = j->Wp, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
+    long group = j->group, groups = j->groups;
+    const float *a = j->a, *b = j->b;
+    const y9k_pairs_out *pairs = j->pairs;
+    if (pairs)
+        y9k_pairs_clear_outside(pairs, M, MB, pool ? OH / 2 : OH, pool ? OW / 2 : OW, member,
+                                members);
+    y9k_amx_configure();
+    for (long t0; (t0 = y9k_team_take(&j->next, j->chunk)) < MB * groups;)
+        for (long task = t0; task < t0 + j->chunk && task < MB * groups; task++) {
+            long mb = task / groups, first = task % groups * group;
+            long end = first + group < pieces ? first + group : pieces;
+            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+            const uint16_t *w0 = j->wp + mb * 2 * KB * 512;
+            for (int cb = 0; cb < CB; cb += span)
+                for (long piece = first; piece < end; piece++) {
+                    long off0, off1;
+                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 2, &off0, &off1);
+                    y9k_bf16_conv_block_amx(w0, KB, j->xb, off0, off1, j->ksize, Wp, cb,
+                                            cb + span < CB ? cb + span : CB, CB,
+                                            j->plane_bytes, accs[piece - first], cb > 0);
+                }
+            for (long piece = first; piece < end; piece++) {
+                float *acc = accs[piece - first];
+                if (!pool) {
+                    y9k_lowp_epilogue_flat(Y9K_LOWP_EPILOGUE_UNIT, acc, rows, piece * 32, Wp,
+                                           OW, OH, a + mb * 32, b + mb * 32, act,
+                                           pairs ? NULL : j->out + mb * 32 * ldo, ldo, pairs,
+                                           mb * 32);
+                    continue;
+                }
+                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
+                long oy = 2 * (piece / per_row);
+                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pairs, mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
+                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                                         j->out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2,
+                                         ldo);
+            }
+        }
+    y9k_amx_release();
+}
+
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad), x given as
    y9k_bf16_pack_pairs packs it, C its channels padded to a multiple of 32, W packed in (tap,
    channel) order with the same padding; a block is 32 filters by 32 flat positions. With
@@ -887,84 +966,35 @@ static void y9k_bf16_conv_amx(int M, int C, int H, int W, int ksize, int pad,
                               const float *b, int act, int pool, float *out,
                               const y9k_pairs_out *pairs)
 {
-    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1;
-    long Wp = y9k_pairs_width(W, pad);
-    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
+    y9k_bf16_conv_job j = {0};
+    j.M = M; j.ksize = ksize; j.act = act; j.pool = pool;
+    j.wp = wp; j.xb = xb; j.a = a; j.b = b; j.out = out; j.pairs = pairs;
+    j.OH = H + 2 * pad - ksize + 1;
+    j.OW = W + 2 * pad - ksize + 1;
+    j.Wp = y9k_pairs_width(W, pad);
+    j.per_row = j.OW <= 16 ? 1 : (j.OW + 15) / 16;
     /* flat positions up to the last output's, 32 a block */
-    long flat = (long) (OH - 1) * Wp + OW;
-    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
-    int CB = C / 32;
-    long KB = (long) ksize * ksize * CB;
-    long MB = y9k_lowp_round_up(M) / 32;
-    long plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
-    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
+    long flat = (long) (j.OH - 1) * j.Wp + j.OW;
+    j.pieces = pool ? (long) (j.OH / 2) * j.per_row : (flat + 31) / 32;
+    j.CB = C / 32;
+    j.KB = (long) ksize * ksize * j.CB;
+    j.MB = y9k_lowp_round_up(M) / 32;
+    j.plane_bytes = y9k_pairs_plane(H, W, pad) * 4;
+    j.ldo = pool ? (long) (j.OH / 2) * (j.OW / 2) : (long) j.OH * j.OW;
     /* where the W blocks a piece reads repeat (several channel blocks), a thread takes a
        block of 32 filters over a group of up to Y9K_LOWP_RESIDENT_PIECES pieces, a span of
        channel blocks (at least 8 W blocks of 16 filters: 18 KB for 3x3, 16 KB for 1x1) at a
        time across the group, so that the span's W is read from L1 by every piece after the
        first, the sums resumed (1x1 on maps of more than 8 pieces keeps one call a block:
        1.02-1.04x with groups, the span's W already most of what a piece reads) */
-    int span = (8 + ksize * ksize - 1) / (ksize * ksize);
-    int resident = CB > span && (ksize > 1 || pieces <= Y9K_LOWP_RESIDENT_PIECES);
-    long group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
-    long groups = (pieces + group - 1) / group;
-    int chunk = resident ? 1 : 4;
+    j.span = (8 + ksize * ksize - 1) / (ksize * ksize);
+    int resident = j.CB > j.span && (ksize > 1 || j.pieces <= Y9K_LOWP_RESIDENT_PIECES);
+    j.group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
+    j.groups = (j.pieces + j.group - 1) / j.group;
+    j.chunk = resident ? 1 : 4;
     if (!resident)
-        span = CB;
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        static __thread float accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32]
-            __attribute__((aligned(64)));
-        if (pairs)
-            y9k_pairs_clear_outside(pairs, M, MB, pool ? OH / 2 : OH, pool ? OW / 2 : OW);
-        y9k_amx_configure();
-#ifdef _OPENMP
-/* dynamic: on a machine shared with other work a thread that loses its core for a while
-   leaves its blocks to the others (static shares: yolov2-voc in bf16 took a median 90 ms
-   against 61 ms, with the load average at 4 on 2 cores); every block's sums are the same
-   whichever thread computes them */
-#pragma omp for schedule(dynamic, chunk)
-#endif
-        for (long task = 0; task < MB * groups; task++) {
-            long mb = task / groups, first = task % groups * group;
-            long end = first + group < pieces ? first + group : pieces;
-            int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            const uint16_t *w0 = wp + mb * 2 * KB * 512;
-            for (int cb = 0; cb < CB; cb += span)
-                for (long piece = first; piece < end; piece++) {
-                    long off0, off1;
-                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 2, &off0, &off1);
-                    y9k_bf16_conv_block_amx(w0, KB, xb, off0, off1, ksize, Wp, cb,
-                                            cb + span < CB ? cb + span : CB, CB, plane_bytes,
-                                            accs[piece - first], cb > 0);
-                }
-            for (long piece = first; piece < end; piece++) {
-                float *acc = accs[piece - first];
-                if (!pool) {
-                    y9k_lowp_epilogue_flat(Y9K_LOWP_EPILOGUE_UNIT, acc, rows, piece * 32, Wp,
-                                           OW, OH, a + mb * 32,
-                                           b + mb * 32, act, pairs ? NULL : out + mb * 32 * ldo,
-                                           ldo, pairs, mb * 32);
-                    continue;
-                }
-                /* ox even (OW even: the overlapping last segment starts at OW - 16) */
-                long oy = 2 * (piece / per_row);
-                int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-                int cols = OW - ox < 16 ? OW - ox : 16;
-                if (pairs) {
-                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                   act, pairs, mb * 32, oy / 2, ox / 2);
-                    continue;
-                }
-                y9k_lowp_epilogue_pooled(acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                                         out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2,
-                                         ldo);
-            }
-        }
-        y9k_amx_release();
-    }
+        j.span = j.CB;
+    y9k_team(y9k_bf16_conv_amx_member, &j);
 }
 #else
 /* no AMX on this architecture: never called (bf16_kernels() does not list it) */
@@ -1072,35 +1102,44 @@ static inline long y9k_rgb_plane(int H, int W, int pad)
 }
 
 /* x (C, H, W) -> out [C][rows][W + pad] bf16 with the border and slack above */
+typedef struct {
+    const float *x;
+    int H, W, pad, avx512;
+    long Wp, plane, rows;
+    uint16_t *out;
+} y9k_bf16_image_job;
+
+static void y9k_bf16_pack_image_row(void *job, long cr)
+{
+    const y9k_bf16_image_job *j = (const y9k_bf16_image_job *) job;
+    long Wp = j->Wp, plane = j->plane;
+    long c = cr / j->rows, r = cr % j->rows, y = r - j->pad;
+    uint16_t *dst = j->out + c * plane + r * Wp;
+    long width = (r + 1) * Wp <= plane ? Wp : plane - r * Wp;
+    if (y < 0 || y >= j->H || width < Wp) {
+        memset(dst, 0, (size_t) width * 2);
+        return;
+    }
+    const float *src = j->x + (c * j->H + y) * (long) j->W;
+    memset(dst, 0, (size_t) j->pad * 2);
+    dst += j->pad;
+#if Y9K_HAVE_LOWP_X86
+    if (j->avx512) {
+        y9k_bf16_round_row_avx512(src, j->W, dst);
+        return;
+    }
+#endif
+    for (int i = 0; i < j->W; i++)
+        dst[i] = y9k_to_bf16(src[i]);
+}
+
 static void y9k_bf16_pack_image(const float *x, int C, int H, int W, int pad, uint16_t *out,
                                 int avx512)
 {
-    long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
-    long rows = plane / Wp + 1;         /* the last (partial) row: the plane's end */
-    (void) avx512;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (long cr = 0; cr < (long) C * rows; cr++) {
-        long c = cr / rows, r = cr % rows, y = r - pad;
-        uint16_t *dst = out + c * plane + r * Wp;
-        long width = (r + 1) * Wp <= plane ? Wp : plane - r * Wp;
-        if (y < 0 || y >= H || width < Wp) {
-            memset(dst, 0, (size_t) width * 2);
-            continue;
-        }
-        const float *src = x + (c * H + y) * (long) W;
-        memset(dst, 0, (size_t) pad * 2);
-        dst += pad;
-#if Y9K_HAVE_LOWP_X86
-        if (avx512) {
-            y9k_bf16_round_row_avx512(src, W, dst);
-            continue;
-        }
-#endif
-        for (int i = 0; i < W; i++)
-            dst[i] = y9k_to_bf16(src[i]);
-    }
+    y9k_bf16_image_job j = {x, H, W, pad, avx512, y9k_pairs_width(W, pad),
+                            y9k_rgb_plane(H, W, pad), 0, out};
+    j.rows = j.plane / j.Wp + 1;         /* the last (partial) row: the plane's end */
+    y9k_team_for((long) C * j.rows, y9k_bf16_pack_image_row, &j);
 }
 
 /* the two B tiles of positions q0 .. q0 + 15 and q1 .. q1 + 15 (tiles[0..511], [512..1023]):
@@ -1232,6 +1271,103 @@ typedef struct y9k_pooled_sink {
     const void *data;
 } y9k_pooled_sink;
 
+/* y9k_bf16_conv_rgb's sizes and operands, shared by its team */
+typedef struct {
+    int kernel, M, K, OH, OW, per_row, act, pool;
+    long Wp, pieces, MB, ldo;
+    long offsets[32];
+    y9k_lowp_epilogue_fn epilogue;
+    const uint16_t *wp, *img;
+    const float *a, *b;
+    float *out;
+    const y9k_pairs_out *pairs;
+    const y9k_pooled_sink *sink;
+    long next;              /* the next piece not yet taken */
+} y9k_bf16_rgb_job;
+
+/* dynamic, as the other bf16 kernels: a thread that loses its core leaves its pieces */
+static void y9k_bf16_conv_rgb_member(void *job, int member, int members)
+{
+    const long chunk = 16;
+    y9k_bf16_rgb_job *j = (y9k_bf16_rgb_job *) job;
+    uint16_t tiles[2 * 512] __attribute__((aligned(64)));
+    float acc[32 * 32] __attribute__((aligned(64)));
+    int kernel = j->kernel, M = j->M, OH = j->OH, OW = j->OW, per_row = j->per_row;
+    int act = j->act, pool = j->pool;
+    long Wp = j->Wp, pieces = j->pieces, MB = j->MB, ldo = j->ldo;
+    const float *a = j->a, *b = j->b;
+    const y9k_pairs_out *pairs = j->pairs;
+    const y9k_pooled_sink *sink = j->sink;
+    if (pairs)
+        y9k_pairs_clear_outside(pairs, M, MB, OH / 2, OW / 2, member, members);
+#if Y9K_HAVE_LOWP_X86
+    if (kernel == Y9K_BF16_AMX)
+        y9k_amx_configure();
+#endif
+    for (long p0; (p0 = y9k_team_take(&j->next, chunk)) < pieces;)
+        for (long piece = p0; piece < p0 + chunk && piece < pieces; piece++) {
+            long q0 = piece * 32, q1 = q0 + 16, oy = 0;
+            int ox = 0;
+            if (pool) {
+                oy = 2 * (piece / per_row);
+                ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
+                q0 = oy * Wp + ox;
+                q1 = q0 + Wp;
+            }
+#if Y9K_HAVE_LOWP_X86
+            if (kernel != Y9K_BF16_PORTABLE)
+                y9k_bf16_rgb_tiles_avx512(j->img, j->offsets, j->K, q0, q1, tiles);
+            else
+#endif
+                y9k_bf16_rgb_tiles_portable(j->img, j->offsets, j->K, q0, q1, tiles);
+            for (long mb = 0; mb < MB; mb++) {
+                const uint16_t *a0 = j->wp + mb * 2 * 512;
+                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
+#if Y9K_HAVE_LOWP_X86
+                if (kernel == Y9K_BF16_AMX && rows <= 16)
+                    y9k_bf16_rgb_block16_amx(a0, tiles, acc);
+                else if (kernel == Y9K_BF16_AMX)
+                    y9k_bf16_block_amx(a0, tiles, 1, acc);
+                else if (kernel == Y9K_BF16_AVX512)
+                    y9k_bf16_block_avx512(a0, tiles, 1, acc);
+                else
+#endif
+                    y9k_bf16_block_portable(a0, tiles, 1, acc);
+                if (!pool) {
+                    y9k_lowp_epilogue_flat(j->epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
+                                           b + mb * 32, act, j->out + mb * 32 * ldo, ldo, NULL,
+                                           0);
+                    continue;
+                }
+                int cols = OW - ox < 16 ? OW - ox : 16;
+                if (pairs) {
+                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pairs, mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
+                if (sink) {
+                    sink->put(sink, kernel, acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                              mb * 32, oy / 2, ox / 2);
+                    continue;
+                }
+                float *pooled = j->out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
+#if Y9K_HAVE_LOWP_X86
+                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
+                    y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                                                   act, pooled, ldo);
+                    continue;
+                }
+#endif
+                y9k_lowp_epilogue_pooled_by(j->epilogue, acc, rows, cols, a + mb * 32,
+                                            b + mb * 32, act, pooled, ldo);
+            }
+        }
+#if Y9K_HAVE_LOWP_X86
+    if (kernel == Y9K_BF16_AMX)
+        y9k_amx_release();
+#endif
+}
+
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) of depth
    K = C k k <= 32, x as y9k_bf16_pack_image packs it, W (M, K) as y9k_bf16_pack_a packs it;
    with `pool` (OH, OW even) out (M, OH/2 * OW/2) its 2x2/2 maxpool, a block's two tiles the
@@ -1247,101 +1383,29 @@ static void y9k_bf16_conv_rgb(int kernel, int M, int C, int H, int W, int ksize,
                               const float *b, int act, int pool, float *out,
                               const y9k_pairs_out *pairs, const y9k_pooled_sink *sink)
 {
-    int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1, K = C * ksize * ksize;
-    long Wp = y9k_pairs_width(W, pad), plane = y9k_rgb_plane(H, W, pad);
-    int per_row = OW <= 16 ? 1 : (OW + 15) / 16;
-    long flat = (long) (OH - 1) * Wp + OW;
-    long pieces = pool ? (long) (OH / 2) * per_row : (flat + 31) / 32;
-    long MB = y9k_lowp_round_up(M) / 32;
-    long ldo = pool ? (long) (OH / 2) * (OW / 2) : (long) OH * OW;
-    long offsets[32];
-    for (int k = 0; k < K; k++) {
+    y9k_bf16_rgb_job j = {0};
+    j.kernel = kernel; j.M = M; j.act = act; j.pool = pool;
+    j.wp = wp; j.img = img; j.a = a; j.b = b; j.out = out; j.pairs = pairs; j.sink = sink;
+    j.OH = H + 2 * pad - ksize + 1;
+    j.OW = W + 2 * pad - ksize + 1;
+    j.K = C * ksize * ksize;
+    j.Wp = y9k_pairs_width(W, pad);
+    long plane = y9k_rgb_plane(H, W, pad);
+    j.per_row = j.OW <= 16 ? 1 : (j.OW + 15) / 16;
+    long flat = (long) (j.OH - 1) * j.Wp + j.OW;
+    j.pieces = pool ? (long) (j.OH / 2) * j.per_row : (flat + 31) / 32;
+    j.MB = y9k_lowp_round_up(M) / 32;
+    j.ldo = pool ? (long) (j.OH / 2) * (j.OW / 2) : (long) j.OH * j.OW;
+    for (int k = 0; k < j.K; k++) {
         int c = k / (ksize * ksize), tap = k % (ksize * ksize);
-        offsets[k] = c * plane + (long) (tap / ksize) * Wp + tap % ksize;
+        j.offsets[k] = c * plane + (long) (tap / ksize) * j.Wp + tap % ksize;
     }
-    y9k_lowp_epilogue_fn epilogue = y9k_lowp_epilogue;
+    j.epilogue = y9k_lowp_epilogue;
 #if Y9K_HAVE_LOWP_X86
     if (kernel != Y9K_BF16_PORTABLE)
-        epilogue = y9k_lowp_epilogue_avx512;
+        j.epilogue = y9k_lowp_epilogue_avx512;
 #endif
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        uint16_t tiles[2 * 512] __attribute__((aligned(64)));
-        float acc[32 * 32] __attribute__((aligned(64)));
-        if (pairs)
-            y9k_pairs_clear_outside(pairs, M, MB, OH / 2, OW / 2);
-#if Y9K_HAVE_LOWP_X86
-        if (kernel == Y9K_BF16_AMX)
-            y9k_amx_configure();
-#endif
-#ifdef _OPENMP
-/* dynamic, as the other bf16 kernels: a thread that loses its core leaves its pieces */
-#pragma omp for schedule(dynamic, 16)
-#endif
-        for (long piece = 0; piece < pieces; piece++) {
-            long q0 = piece * 32, q1 = q0 + 16, oy = 0;
-            int ox = 0;
-            if (pool) {
-                oy = 2 * (piece / per_row);
-                ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
-                q0 = oy * Wp + ox;
-                q1 = q0 + Wp;
-            }
-#if Y9K_HAVE_LOWP_X86
-            if (kernel != Y9K_BF16_PORTABLE)
-                y9k_bf16_rgb_tiles_avx512(img, offsets, K, q0, q1, tiles);
-            else
-#endif
-                y9k_bf16_rgb_tiles_portable(img, offsets, K, q0, q1, tiles);
-            for (long mb = 0; mb < MB; mb++) {
-                const uint16_t *a0 = wp + mb * 2 * 512;
-                int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-#if Y9K_HAVE_LOWP_X86
-                if (kernel == Y9K_BF16_AMX && rows <= 16)
-                    y9k_bf16_rgb_block16_amx(a0, tiles, acc);
-                else if (kernel == Y9K_BF16_AMX)
-                    y9k_bf16_block_amx(a0, tiles, 1, acc);
-                else if (kernel == Y9K_BF16_AVX512)
-                    y9k_bf16_block_avx512(a0, tiles, 1, acc);
-                else
-#endif
-                    y9k_bf16_block_portable(a0, tiles, 1, acc);
-                if (!pool) {
-                    y9k_lowp_epilogue_flat(epilogue, acc, rows, q0, Wp, OW, OH, a + mb * 32,
-                                           b + mb * 32, act, out + mb * 32 * ldo, ldo, NULL,
-                                           0);
-                    continue;
-                }
-                int cols = OW - ox < 16 ? OW - ox : 16;
-                if (pairs) {
-                    y9k_bf16_epilogue_pooled_pairs(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                   act, pairs, mb * 32, oy / 2, ox / 2);
-                    continue;
-                }
-                if (sink) {
-                    sink->put(sink, kernel, acc, rows, cols, a + mb * 32, b + mb * 32, act,
-                              mb * 32, oy / 2, ox / 2);
-                    continue;
-                }
-                float *pooled = out + mb * 32 * ldo + (oy / 2) * (OW / 2) + ox / 2;
-#if Y9K_HAVE_LOWP_X86
-                if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
-                    y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
-                                                   act, pooled, ldo);
-                    continue;
-                }
-#endif
-                y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a + mb * 32,
-                                            b + mb * 32, act, pooled, ldo);
-            }
-        }
-#if Y9K_HAVE_LOWP_X86
-        if (kernel == Y9K_BF16_AMX)
-            y9k_amx_release();
-#endif
-    }
+    y9k_team(y9k_bf16_conv_rgb_member, &j);
 }
 
 #endif

@@ -25,6 +25,13 @@ def get_max_threads():
     return y9k_max_threads()
 
 
+def team_state():
+    """The low-precision kernels' team (csrc/team.c): the workers started so far, and how many
+    microseconds an idle one looks for work before it sleeps (-1 before the team's first
+    job)."""
+    return {"workers": y9k_team_workers(), "spin_us": y9k_team_spin_us()}
+
+
 def cpu_features():
     """Which instruction-set paths the kernels take here: sse2, avx2_fma, avx512f,
     avx512_bf16, amx_bf16, avx512_vnni and amx_int8 each True when the CPU (and the build) has

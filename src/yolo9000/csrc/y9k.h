@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "team.h"
 
 /* -- activation codes: layers/activations.py maps darknet's names to them -------------- */
 enum {
@@ -31,7 +32,8 @@ enum { Y9K_CBLAS_ROW_MAJOR = 101, Y9K_CBLAS_NO_TRANS = 111, Y9K_CBLAS_TRANS = 11
 #ifdef _OPENMP
 #include <omp.h>
 static int y9k_have_openmp(void) { return 1; }
-static void y9k_set_num_threads(int n) { omp_set_num_threads(n); }
+/* the team's size too: OpenMP's count holds only for the thread that sets it */
+static void y9k_set_num_threads(int n) { omp_set_num_threads(n); y9k_team_set_size(n); }
 static int y9k_max_threads(void) { return omp_get_max_threads(); }
 static int y9k_thread_num(void) { return omp_get_thread_num(); }
 #else
@@ -40,6 +42,38 @@ static void y9k_set_num_threads(int n) { (void) n; }
 static int y9k_max_threads(void) { return 1; }
 static int y9k_thread_num(void) { return 0; }
 #endif
+
+/* the low-precision kernels' threads (team.c): job on set_threads's count of them, or as
+   many as OpenMP would use */
+static inline void y9k_team(y9k_team_job job, void *ctx)
+{
+    int members = y9k_team_size();
+    y9k_team_run(members > 0 ? members : y9k_max_threads(), job, ctx);
+}
+
+/* item(ctx, i) for i in [0, n), the team's members taking even contiguous shares (the
+   packers' loops over channel planes or rows) */
+typedef void (*y9k_team_item)(void *ctx, long i);
+typedef struct {
+    y9k_team_item item;
+    void *ctx;
+    long n;
+} y9k_team_items;
+
+static void y9k_team_items_member(void *job, int member, int members)
+{
+    const y9k_team_items *j = (const y9k_team_items *) job;
+    long first, end;
+    y9k_team_share(j->n, member, members, &first, &end);
+    for (long i = first; i < end; i++)
+        j->item(j->ctx, i);
+}
+
+static inline void y9k_team_for(long n, y9k_team_item item, void *ctx)
+{
+    y9k_team_items j = {item, ctx, n};
+    y9k_team(y9k_team_items_member, &j);
+}
 
 /* -- instruction sets ------------------------------------------------------------------ */
 /* the instruction-set paths of the kernels, as bits */

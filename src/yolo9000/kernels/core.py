@@ -2,7 +2,7 @@
 from it (built from ../_kernels.pyx, whose sections are ../csrc/*.pxi)."""
 from .._kernels import (  # noqa: F401
     # threads and instruction sets (platform.pxi)
-    openmp_enabled, set_num_threads, get_max_threads, cpu_features,
+    openmp_enabled, set_num_threads, get_max_threads, cpu_features, team_state,
     # activation codes and the fused scale + bias + activation (activation.pxi)
     ACT_LINEAR, ACT_LEAKY, ACT_RELU, ACT_LOGISTIC, scale_bias_activate,
     # im2col.pxi
