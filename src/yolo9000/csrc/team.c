@@ -65,7 +65,7 @@ static void relax(void)
    or OpenBLAS's threads), doubling with each preemption up to Y9K_TEAM_BACKOFF_MAX_NS,
    halving again with each spin that found its work. On a busy machine the team then sleeps
    at once between jobs, as OpenMP's passive threads do (two busy processes beside
-   yolov2-voc bf16: 33-60 ms a forward with OpenMP, 84-100 ms with spinning that never
+   yolov2-voc bf16: 33-60 ms a forward with OpenMP, 92-100 ms with spinning that never
    stopped). */
 #define Y9K_TEAM_PREEMPTED_NS 500000L
 #define Y9K_TEAM_BACKOFF_MIN_NS 1000000L
