@@ -1,6 +1,15 @@
 # The C of the compiled core (the headers in csrc/), declared once for every section of
 # _kernels.pyx.
 
+cdef extern from "team.h":
+    # the team of threads (team.c) and its jobs (y9k.h's y9k_team and y9k_team_for)
+    int y9k_team_workers() noexcept nogil
+    long y9k_team_spin_us() noexcept nogil
+    ctypedef void (*y9k_team_job)(void* ctx, int member, int members) noexcept nogil
+    ctypedef void (*y9k_team_item)(void* ctx, long i) noexcept nogil
+    long y9k_team_take(long* next, long chunk) noexcept nogil
+    void y9k_team_share(long n, int member, int members, long* begin, long* end) noexcept nogil
+
 cdef extern from "y9k.h":
     # activation codes (exported as ACT_* for layers/activations.py)
     enum:
@@ -24,11 +33,9 @@ cdef extern from "y9k.h":
     void y9k_set_num_threads(int n) noexcept nogil
     int y9k_max_threads() noexcept nogil
     int y9k_thread_num() noexcept nogil
-
-cdef extern from "team.h":
-    # the low-precision kernels' worker threads (team.c)
-    int y9k_team_workers() noexcept nogil
-    long y9k_team_spin_us() noexcept nogil
+    void y9k_team(y9k_team_job job, void* ctx) noexcept nogil
+    int y9k_team_members() noexcept nogil
+    void y9k_team_for(long n, y9k_team_item item, void* ctx) noexcept nogil
 
 cdef extern from "y9k.h":
     # the instruction-set paths (bits of y9k_cpu_features) and the switch that turns them off

@@ -45,11 +45,14 @@ SCRIPT = textwrap.dedent("""
                 time.sleep(pause)
 
     found = set()
-    team = [threading.Thread(target=run, args=(found,)) for _ in range(callers)]
-    for t in team:
-        t.start()
-    for t in team:
-        t.join()
+    if callers == 1:
+        run(found)      # set_threads's count is the main thread's (as OpenMP's)
+    else:
+        team = [threading.Thread(target=run, args=(found,)) for _ in range(callers)]
+        for t in team:
+            t.start()
+        for t in team:
+            t.join()
     if fork:
         r, wr = os.pipe()
         pid = os.fork()

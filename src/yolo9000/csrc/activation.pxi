@@ -65,12 +65,28 @@ cdef inline float _negative_slope(int act) noexcept nogil:
     return 1
 
 
+cdef struct _AffineJob:
+    float* y
+    const float* scale
+    const float* bias
+    int C, S, act
+
+
+cdef void _affine_plane(void* p, long nc) noexcept nogil:
+    cdef _AffineJob* j = <_AffineJob*> p
+    _affine_activate(j.y + nc * j.S, j.S, j.scale[nc % j.C], j.bias[nc % j.C], j.act)
+
+
 def scale_bias_activate(float[:, :, ::1] y, const float[::1] scale, const float[::1] bias, int act):
     """In place: y[n, c, :] = act(scale[c] * y[n, c, :] + bias[c]) — one pass over memory."""
     cdef int N = y.shape[0], C = y.shape[1], S = y.shape[2]
     cdef int nc
     if scale.shape[0] < C or bias.shape[0] < C:
         raise ValueError("scale_bias_activate: scale and bias need one value per channel")
+    if N * C == 0 or S == 0:
+        return
+    cdef _AffineJob job
+    job.y, job.scale, job.bias = &y[0, 0, 0], &scale[0], &bias[0]
+    job.C, job.S, job.act = C, S, act
     with nogil:
-        for nc in prange(N * C, schedule="static"):
-            _affine_activate(&y[nc // C, nc % C, 0], S, scale[nc % C], bias[nc % C], act)
+        y9k_team_for(N * C, _affine_plane, &job)

@@ -1,15 +1,17 @@
-/* The team: worker threads for the low-precision kernels, which look for work a while
-   before they sleep.
+/* The team: worker threads for the inference kernels, which look for work a while before
+   they sleep.
 
-   A batch-1 forward in bf16 or int8 is about 30 kernel calls of 0.1-2 ms each, with Python in
-   between. As OpenMP's parallel regions, with OpenMP's threads told to sleep at once
+   A batch-1 forward is 30-50 kernel calls of 0.1-2 ms each, with Python in between. As
+   OpenMP's parallel regions, with OpenMP's threads told to sleep at once
    (OMP_WAIT_POLICY=PASSIVE, which training needs beside OpenBLAS's threads), each call woke
    the sleeping thread and put the caller to sleep at its end: the 1x1 layers took longer on
-   two threads than on one, and yolov2-voc's int8 forward gained 1.37x from its second
-   thread where bf16's gained 1.58x. Here an idle worker keeps looking for the next job for
+   two threads than on one, and yolov2-voc's int8 forward gained 1.34x from its second thread
+   where bf16's gained 1.57x. Here an idle worker keeps looking for the next job for
    YOLO9000_SPIN_US microseconds (default Y9K_TEAM_SPIN_US_DEFAULT) before it sleeps, so the
    calls of one forward find it awake, and the caller looks for the workers' end the same
-   way. See BENCHMARKS.md#the-team. */
+   way. The team has as many members as the calling thread's OpenMP regions would have
+   (y9k_team_members in y9k.h), so scratch sized by get_max_threads has a row for each.
+   See BENCHMARKS.md#the-team. */
 #define _GNU_SOURCE
 #include "team.h"
 
@@ -18,8 +20,6 @@
 void y9k_team_run(int members, y9k_team_job job, void *ctx) { (void) members; job(ctx, 0, 1); }
 int y9k_team_workers(void) { return 0; }
 long y9k_team_spin_us(void) { return -1; }
-void y9k_team_set_size(int members) { (void) members; }
-int y9k_team_size(void) { return 1; }
 #else
 #include <pthread.h>
 #include <sched.h>
@@ -235,10 +235,6 @@ void y9k_team_run(int members, y9k_team_job job, void *ctx)
 }
 
 int y9k_team_workers(void) { return workers; }
-
-static int size_set;
-void y9k_team_set_size(int members) { __atomic_store_n(&size_set, members, __ATOMIC_RELAXED); }
-int y9k_team_size(void) { return __atomic_load_n(&size_set, __ATOMIC_RELAXED); }
 
 long y9k_team_spin_us(void)
 {

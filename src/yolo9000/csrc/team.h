@@ -1,4 +1,4 @@
-/* The team (team.c): the threads the low-precision kernels share their blocks out to. */
+/* The team (team.c): the threads the inference kernels share their work out to. */
 #ifndef Y9K_TEAM_H
 #define Y9K_TEAM_H
 
@@ -10,12 +10,6 @@ typedef void (*y9k_team_job)(void *ctx, int member, int members);
    number of members: a call made while another is running (another thread's, or from inside
    a job) runs it with one member, the caller alone. */
 void y9k_team_run(int members, y9k_team_job job, void *ctx);
-
-/* the team's size for the calls that do not say (y9k_team in y9k.h): set_threads's count,
-   for every thread of the process (OpenMP's count holds only for the thread that set it);
-   0 until set */
-void y9k_team_set_size(int members);
-int y9k_team_size(void);
 
 /* the workers started so far, and how long an idle one keeps looking for work before it
    sleeps (YOLO9000_SPIN_US, read at the first run) */

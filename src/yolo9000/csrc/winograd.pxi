@@ -77,6 +77,33 @@ ctypedef void (*tile_row_transform)(const float* image, int H, int W, int ti, fl
                                     float* out, int tw, Py_ssize_t plane) noexcept nogil
 
 
+cdef struct _TileRowsJob:
+    const float* a
+    float* stack
+    float* buf
+    Py_ssize_t stack_channel, buf_floats, plane, a_image, a_channel
+    long jobs
+    int C, H, W, n0, r0, r1, tw
+    tile_row_transform transform
+
+
+cdef void _tile_rows_member(void* p, int member, int members) noexcept nogil:
+    # its share of the (image, channel) jobs, each all its tile rows, with its own scratch
+    cdef _TileRowsJob* j = <_TileRowsJob*> p
+    cdef long first, end, job
+    cdef int img, c, ti
+    cdef Py_ssize_t rows = j.r1 - j.r0
+    cdef float* buf = j.buf + member * j.buf_floats
+    y9k_team_share(j.jobs, member, members, &first, &end)
+    for job in range(first, end):
+        img = j.n0 + <int> (job // j.C)
+        c = <int> (job % j.C)
+        for ti in range(j.r0, j.r1):
+            j.transform(j.a + img * j.a_image + c * j.a_channel, j.H, j.W, ti, buf,
+                        j.stack + c * j.stack_channel
+                        + ((img - j.n0) * rows + (ti - j.r0)) * j.tw, j.tw, j.plane)
+
+
 cdef int _transform_tile_rows(const float[:, :, :, ::1] a, int n0, int n1, int r0, int r1,
                               float[:, :, :] stack, tile_row_transform transform, int buf_rows,
                               int buf_width, str what) except -1:
@@ -87,17 +114,19 @@ cdef int _transform_tile_rows(const float[:, :, :, ::1] a, int n0, int n1, int r
                                               r1, what)
     cdef int C = a.shape[1], H = a.shape[2], W = a.shape[3]
     cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
-    buf = np.zeros((y9k_max_threads(), buf_rows, buf_width), np.float32)
-    cdef float[:, :, ::1] rowbuf = buf
-    cdef int job, img, c, ti
+    buf = np.zeros((y9k_team_members(), buf_rows * buf_width), np.float32)
+    cdef float[:, ::1] rowbuf = buf
+    if m * C == 0 or rows <= 0:
+        return 0
+    cdef _TileRowsJob job
+    job.a, job.stack, job.buf = &a[0, 0, 0, 0], &stack[0, 0, 0], &rowbuf[0, 0]
+    job.a_image, job.a_channel = a.strides[0] // sizeof(float), a.strides[1] // sizeof(float)
+    job.stack_channel = stack.strides[1] // sizeof(float)
+    job.buf_floats, job.C, job.H, job.W = buf_rows * buf_width, C, H, W
+    job.n0, job.r0, job.r1, job.tw, job.plane = n0, r0, r1, tw, plane
+    job.transform, job.jobs = transform, m * C
     with nogil:
-        for job in prange(m * C, schedule="static"):
-            img = n0 + job // C
-            c = job % C
-            for ti in range(r0, r1):
-                transform(&a[img, c, 0, 0], H, W, ti, &rowbuf[cython.parallel.threadid(), 0, 0],
-                          &stack[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                          tw, plane)
+        y9k_team(_tile_rows_member, &job)
     return 0
 
 
@@ -165,6 +194,32 @@ cdef void _input_tile_row(const float* x, int H, int W, int ti, float* buf, floa
             o[tj] = q[2 * tj + 1] - q[2 * tj + 3]
 
 
+cdef struct _OutputJob:
+    const float* M
+    float* z
+    const float* scale
+    const float* bias
+    Py_ssize_t M_filter, plane, z_image, z_filter
+    long jobs
+    int F, H, W, n0, r0, r1, tw, act, pool
+
+
+cdef void _output_member(void* p, int member, int members) noexcept nogil:
+    # its share of the (image, filter) jobs, each all its tile rows
+    cdef _OutputJob* j = <_OutputJob*> p
+    cdef long first, end, job
+    cdef int img, f, ti
+    cdef Py_ssize_t rows = j.r1 - j.r0
+    y9k_team_share(j.jobs, member, members, &first, &end)
+    for job in range(first, end):
+        img = j.n0 + <int> (job // j.F)
+        f = <int> (job % j.F)
+        for ti in range(j.r0, j.r1):
+            _output_tile_row(j.M + f * j.M_filter + ((img - j.n0) * rows + (ti - j.r0)) * j.tw,
+                             j.plane, j.z + img * j.z_image + f * j.z_filter, j.H, j.W,
+                             ti, j.tw, j.scale[f], j.bias[f], j.act, j.pool)
+
+
 def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n1, int r0,
                     int r1, const float[::1] scale, const float[::1] bias, int act,
                     bint pool=False):
@@ -183,15 +238,16 @@ def winograd_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n
     cdef int tw = (W + 1) // 2, rows = r1 - r0, m = n1 - n0
     if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd_output: shapes do not match")
-    cdef int job, img, f, ti
+    if m * F == 0 or rows <= 0:
+        return
+    cdef _OutputJob job
+    job.M, job.z, job.scale, job.bias = &M[0, 0, 0], &z[0, 0, 0, 0], &scale[0], &bias[0]
+    job.M_filter, job.plane = M.strides[1] // sizeof(float), plane
+    job.z_image, job.z_filter = z.strides[0] // sizeof(float), z.strides[1] // sizeof(float)
+    job.jobs, job.F, job.H, job.W, job.n0, job.r0, job.r1, job.tw = m * F, F, H, W, n0, r0, r1, tw
+    job.act, job.pool = act, pool
     with nogil:
-        for job in prange(m * F, schedule="static"):
-            img = n0 + job // F
-            f = job % F
-            for ti in range(r0, r1):
-                _output_tile_row(&M[0, f, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                                 plane, &z[img, f, 0, 0], H, W, ti, tw, scale[f], bias[f], act,
-                                 pool)
+        y9k_team(_output_member, &job)
 
 
 cdef enum:

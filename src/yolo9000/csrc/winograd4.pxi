@@ -103,6 +103,34 @@ ctypedef void (*tile4_row_transform)(const float* image, int H, int W, int ti, c
                                      Py_ssize_t plane) noexcept nogil
 
 
+cdef struct _Tile4RowsJob:
+    const float* a
+    const float* mat
+    float* stack
+    float* buf
+    Py_ssize_t stack_channel, buf_floats, plane, a_image, a_channel
+    long jobs
+    int C, H, W, n0, r0, r1, tw
+    tile4_row_transform transform
+
+
+cdef void _tile4_rows_member(void* p, int member, int members) noexcept nogil:
+    # its share of the (image, channel) jobs, each all its tile rows, with its own scratch
+    cdef _Tile4RowsJob* j = <_Tile4RowsJob*> p
+    cdef long first, end, job
+    cdef int img, c, ti
+    cdef Py_ssize_t rows = j.r1 - j.r0
+    cdef float* buf = j.buf + member * j.buf_floats
+    y9k_team_share(j.jobs, member, members, &first, &end)
+    for job in range(first, end):
+        img = j.n0 + <int> (job // j.C)
+        c = <int> (job % j.C)
+        for ti in range(j.r0, j.r1):
+            j.transform(j.a + img * j.a_image + c * j.a_channel, j.H, j.W, ti, j.mat,
+                        buf, j.stack + c * j.stack_channel
+                        + ((img - j.n0) * rows + (ti - j.r0)) * j.tw, j.tw, j.plane)
+
+
 cdef int _transform_tile4_rows(const float[:, :, :, ::1] a, int n0, int n1, int r0, int r1,
                                const float[:, ::1] mat, float[:, :, :] stack,
                                tile4_row_transform transform, int buf_floats,
@@ -114,20 +142,20 @@ cdef int _transform_tile4_rows(const float[:, :, :, ::1] a, int n0, int n1, int 
                                                r0, r1, what)
     cdef int C = a.shape[1], H = a.shape[2], W = a.shape[3]
     cdef int tw = (W + 3) // 4, rows = r1 - r0, m = n1 - n0
-    buf = np.zeros((y9k_max_threads(), buf_floats), np.float32)
+    buf = np.zeros((y9k_team_members(), buf_floats), np.float32)
     cdef float[:, ::1] rowbuf = buf
+    if m * C == 0 or rows <= 0:
+        return 0
+    cdef _Tile4RowsJob job
+    job.a, job.stack, job.buf = &a[0, 0, 0, 0], &stack[0, 0, 0], &rowbuf[0, 0]
+    job.a_image, job.a_channel = a.strides[0] // sizeof(float), a.strides[1] // sizeof(float)
     # (no matrix: a transform with its coefficients in code)
-    cdef const float* coefficients = NULL if mat is None else &mat[0, 0]
-    cdef int job, img, c, ti
+    job.mat = NULL if mat is None else &mat[0, 0]
+    job.stack_channel, job.buf_floats = stack.strides[1] // sizeof(float), buf_floats
+    job.jobs, job.C, job.H, job.W, job.n0, job.r0, job.r1 = m * C, C, H, W, n0, r0, r1
+    job.tw, job.plane, job.transform = tw, plane, transform
     with nogil:
-        for job in prange(m * C, schedule="static"):
-            img = n0 + job // C
-            c = job % C
-            for ti in range(r0, r1):
-                transform(&a[img, c, 0, 0], H, W, ti, coefficients,
-                          &rowbuf[cython.parallel.threadid(), 0],
-                          &stack[0, c, 0] + (<Py_ssize_t> (img - n0) * rows + (ti - r0)) * tw,
-                          tw, plane)
+        y9k_team(_tile4_rows_member, &job)
     return 0
 
 
@@ -186,6 +214,32 @@ cdef void _input4_tile_row(const float* x, int H, int W, int ti, const float* BT
                              out + (W4_ALPHA * i + k) * plane, tw)
 
 
+cdef struct _Output4Job:
+    const float* M
+    const float* AT
+    float* z
+    const float* scale
+    const float* bias
+    Py_ssize_t M_filter, plane, z_image, z_filter
+    long jobs
+    int F, H, W, n0, r0, rows, tw, act, pool
+
+
+cdef void _output4_member(void* p, int member, int members) noexcept nogil:
+    # its share of the (image, filter) jobs; a job's tiles (all its tile rows) are contiguous
+    # in M
+    cdef _Output4Job* j = <_Output4Job*> p
+    cdef long first, end, job
+    cdef int img, f
+    y9k_team_share(j.jobs, member, members, &first, &end)
+    for job in range(first, end):
+        img = j.n0 + <int> (job // j.F)
+        f = <int> (job % j.F)
+        _output4_tiles(j.M + f * j.M_filter + <Py_ssize_t> (img - j.n0) * j.rows * j.tw,
+                       j.plane, j.AT, j.z + img * j.z_image + f * j.z_filter, j.H, j.W,
+                       j.r0, j.rows * j.tw, j.tw, j.scale[f], j.bias[f], j.act, j.pool)
+
+
 def winograd4_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int n1, int r0,
                      int r1, const float[:, ::1] AT, const float[::1] scale,
                      const float[::1] bias, int act, bint pool=False):
@@ -208,15 +262,18 @@ def winograd4_output(const float[:, :, :] M, float[:, :, :, ::1] z, int n0, int 
     cdef int tw = (W + 3) // 4, rows = r1 - r0, m = n1 - n0
     if scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError("winograd4_output: shapes do not match")
-    cdef int job, img, f
+    if m * F == 0 or rows <= 0:
+        return
+    cdef _Output4Job job
+    job.M, job.z, job.AT, job.scale, job.bias = (&M[0, 0, 0], &z[0, 0, 0, 0], coefficients,
+                                                  &scale[0], &bias[0])
+    job.M_filter, job.plane = M.strides[1] // sizeof(float), plane
+    job.z_image, job.z_filter = z.strides[0] // sizeof(float), z.strides[1] // sizeof(float)
+    job.jobs, job.F, job.H, job.W, job.n0, job.r0, job.rows, job.tw = (m * F, F, H, W, n0, r0,
+                                                                       rows, tw)
+    job.act, job.pool = act, pool
     with nogil:
-        for job in prange(m * F, schedule="static"):
-            img = n0 + job // F
-            f = job % F
-            # the job's tiles (all its tile rows) are contiguous in M
-            _output4_tiles(&M[0, f, 0] + <Py_ssize_t> (img - n0) * rows * tw, plane, coefficients,
-                           &z[img, f, 0, 0], H, W, r0, rows * tw, tw, scale[f], bias[f], act,
-                           pool)
+        y9k_team(_output4_member, &job)
 
 
 cdef void _output4_tiles(const float* src, Py_ssize_t plane, const float* AT, float* z,

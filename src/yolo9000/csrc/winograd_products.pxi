@@ -62,6 +62,53 @@ def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
                         blocks[b, r, t, o] = 0
 
 
+cdef struct _BlocksJob:
+    const float* w
+    long ldw
+    int nb, rows, R, N
+    const int* dest
+    const float* v
+    Py_ssize_t v_plane, v_ld, m_plane, m_ld, scratch_ld
+    float* m
+    float* scratch
+    long next
+
+
+cdef void _blocks_member(void* p, int member, int members) noexcept nogil:
+    # dynamic, a job of JOB_BLOCKS blocks at a time (the last a single block when the count is
+    # odd), with the member's own scratch row
+    cdef _BlocksJob* j = <_BlocksJob*> p
+    cdef long job, b
+    cdef long jobs = (j.nb + JOB_BLOCKS - 1) // JOB_BLOCKS
+    cdef const float* w0
+    while True:
+        job = y9k_team_take(&j.next, 1)
+        if job >= jobs:
+            return
+        b = job * JOB_BLOCKS
+        # weight blocks (ldw 0): one (R, 9, 32) block each; the weights (ldw): 32 filters each
+        w0 = j.w + (b * Y9K_BLOCK_ROWS * j.ldw if j.ldw else b * j.R * 9 * Y9K_BLOCK_ROWS)
+        y9k_winograd_rows(w0, j.ldw, <int> min(JOB_BLOCKS, j.nb - b),
+                          <int> min(JOB_BLOCKS * Y9K_BLOCK_ROWS, j.rows - b * Y9K_BLOCK_ROWS),
+                          j.R, j.dest, j.v, j.v_plane, j.v_ld, j.N,
+                          j.m + b * Y9K_BLOCK_ROWS * j.m_ld, j.m_plane, j.m_ld,
+                          j.scratch + member * j.scratch_ld)
+
+
+cdef void _products_by_blocks(const float* w, long ldw, int nb, int rows, int R,
+                              const int* dest, const float* v, Py_ssize_t v_plane,
+                              Py_ssize_t v_ld, int N, float* m, Py_ssize_t m_plane,
+                              Py_ssize_t m_ld, float* scratch, Py_ssize_t scratch_ld):
+    """y9k_winograd_rows over the blocks of 32 rows, on the team"""
+    cdef _BlocksJob job
+    job.w, job.ldw, job.nb, job.rows, job.R, job.N = w, ldw, nb, rows, R, N
+    job.dest, job.v, job.v_plane, job.v_ld = dest, v, v_plane, v_ld
+    job.m, job.m_plane, job.m_ld, job.scratch, job.scratch_ld = m, m_plane, m_ld, scratch, scratch_ld
+    job.next = 0
+    with nogil:
+        y9k_team(_blocks_member, &job)
+
+
 def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
                                    const int[::1] dest, const float[:, :, :] v,
                                    float[:, :, :] m, float[:, ::1] scratch):
@@ -72,7 +119,7 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
     cdef int R = blocks.shape[1], N = v.shape[2], nb = blocks.shape[0]
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
-    cdef int b, job
+    cdef int b
     if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
             or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows or blocks.shape[2] != 9
             or blocks.shape[3] != Y9K_BLOCK_ROWS or dest.shape[0] != 16
@@ -85,15 +132,9 @@ def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
     for b in range(16):
         if not 0 <= dest[b] < 16:
             raise ValueError("winograd_products_from_weights: planes out of range")
-    with nogil:
-        # the last job a single block when the count is odd
-        for job in prange((nb + JOB_BLOCKS - 1) // JOB_BLOCKS, schedule="dynamic"):
-            b = job * JOB_BLOCKS
-            y9k_winograd_rows(&blocks[b, 0, 0, 0], 0, min(JOB_BLOCKS, nb - b),
-                              min(JOB_BLOCKS * Y9K_BLOCK_ROWS, rows - b * Y9K_BLOCK_ROWS), R,
-                              &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
-                              &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
-                              &scratch[cython.parallel.threadid(), 0])
+    _products_by_blocks(&blocks[0, 0, 0, 0], 0, nb, rows, R, &dest[0], &v[0, 0, 0], v_plane,
+                        v_ld, N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0],
+                        scratch.strides[0] // 4)
 
 
 def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
@@ -108,7 +149,7 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
     cdef long ldw = <long> R * 9
-    cdef int b, job
+    cdef int b
     if (w.shape[2] != 3 or w.shape[3] != 3 or v.shape[0] != 16 or m.shape[0] != 16
             or v.shape[1] != R or m.shape[1] != F or m.shape[2] != N or dest.shape[0] != 16
             or v.strides[2] != 4 or m.strides[2] != 4
@@ -120,14 +161,8 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
     for b in range(16):
         if not 0 <= dest[b] < 16:
             raise ValueError("winograd_products_in_place: planes out of range")
-    with nogil:
-        for job in prange((nb + JOB_BLOCKS - 1) // JOB_BLOCKS, schedule="dynamic"):
-            b = job * JOB_BLOCKS
-            y9k_winograd_rows(&w[b * Y9K_BLOCK_ROWS, 0, 0, 0], ldw, min(JOB_BLOCKS, nb - b),
-                              min(JOB_BLOCKS * Y9K_BLOCK_ROWS, F - b * Y9K_BLOCK_ROWS), R,
-                              &dest[0], &v[0, 0, 0], v_plane, v_ld, N,
-                              &m[0, b * Y9K_BLOCK_ROWS, 0], m_plane, m_ld,
-                              &scratch[cython.parallel.threadid(), 0])
+    _products_by_blocks(&w[0, 0, 0, 0], ldw, nb, F, R, &dest[0], &v[0, 0, 0], v_plane, v_ld,
+                        N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0], scratch.strides[0] // 4)
 
 
 def winograd_scratch_floats(int columns):
@@ -165,7 +200,6 @@ def winograd_products_planes(const float[:, :, :] u, const float[:, :, :] v,
     cdef Py_ssize_t v_plane = v.strides[0] // 4, ldv = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, ldm = m.strides[1] // 4
     cdef int nb = (F + PLANE_JOB_ROWS - 1) // PLANE_JOB_ROWS
-    cdef int job, k, f0, next_job
     cdef bint fast = _avx512 and not portable
     if (v.shape[0] != P or m.shape[0] != P or v.shape[1] != R or m.shape[1] != F
             or m.shape[2] != N or u.strides[2] != 4 or v.strides[2] != 4 or m.strides[2] != 4
@@ -175,22 +209,49 @@ def winograd_products_planes(const float[:, :, :] u, const float[:, :, :] v,
         raise ValueError("winograd_products_planes: shapes do not match")
     if P == 0 or F == 0 or N == 0:
         return
+    cdef _PlanesJob job
+    job.u, job.v, job.m = &u[0, 0, 0], &v[0, 0, 0], &m[0, 0, 0]
+    job.u_plane, job.ldu, job.v_plane, job.ldv = u_plane, ldu, v_plane, ldv
+    job.m_plane, job.ldm = m_plane, ldm
+    job.scratch = &scratch[0, 0] if fast else NULL
+    job.scratch_ld = scratch.strides[0] // 4 if fast else 0
+    job.P, job.F, job.R, job.N, job.nb, job.fast = P, F, R, N, nb, fast
     with nogil:
-        # static: a thread's jobs follow each other, so each prefetches the next one's rows
-        for job in prange(P * nb, schedule="static"):
-            k = job // nb
-            f0 = (job % nb) * PLANE_JOB_ROWS
-            next_job = min(job + 1, P * nb - 1)
-            if fast:
-                y9k_plane_rows(&u[k, f0, 0], ldu, min(PLANE_JOB_ROWS, F - f0), R,
-                               &v[k, 0, 0], ldv, N, &m[k, f0, 0], ldm,
-                               &scratch[cython.parallel.threadid(), 0],
-                               &u[next_job // nb, (next_job % nb) * PLANE_JOB_ROWS, 0],
-                               min(PLANE_JOB_ROWS, F - (next_job % nb) * PLANE_JOB_ROWS)
-                               if next_job != job else 0)
-            else:
-                _plane_rows_portable(&u[k, f0, 0], ldu, min(PLANE_JOB_ROWS, F - f0), R,
-                                     &v[k, 0, 0], ldv, N, &m[k, f0, 0], ldm)
+        y9k_team(_planes_member, &job)
+
+
+cdef struct _PlanesJob:
+    const float* u
+    const float* v
+    float* m
+    float* scratch
+    Py_ssize_t u_plane, ldu, v_plane, ldv, m_plane, ldm, scratch_ld
+    int P, F, R, N, nb, fast
+
+
+cdef void _planes_member(void* p, int member, int members) noexcept nogil:
+    # static: a member's jobs (plane, 64 rows) follow each other, so each prefetches the next
+    # one's rows
+    cdef _PlanesJob* j = <_PlanesJob*> p
+    cdef long first, end, job, next_job
+    cdef int k, f0, next_f0
+    y9k_team_share(<long> j.P * j.nb, member, members, &first, &end)
+    for job in range(first, end):
+        k = <int> (job // j.nb)
+        f0 = <int> (job % j.nb) * PLANE_JOB_ROWS
+        if j.fast:
+            next_job = min(job + 1, <long> j.P * j.nb - 1)
+            next_f0 = <int> (next_job % j.nb) * PLANE_JOB_ROWS
+            y9k_plane_rows(j.u + k * j.u_plane + f0 * j.ldu, j.ldu, min(PLANE_JOB_ROWS, j.F - f0),
+                           j.R, j.v + k * j.v_plane, j.ldv, j.N,
+                           j.m + k * j.m_plane + f0 * j.ldm, j.ldm,
+                           j.scratch + member * j.scratch_ld,
+                           j.u + (next_job // j.nb) * j.u_plane + next_f0 * j.ldu,
+                           min(PLANE_JOB_ROWS, j.F - next_f0) if next_job != job else 0)
+        else:
+            _plane_rows_portable(j.u + k * j.u_plane + f0 * j.ldu, j.ldu,
+                                 min(PLANE_JOB_ROWS, j.F - f0), j.R, j.v + k * j.v_plane,
+                                 j.ldv, j.N, j.m + k * j.m_plane + f0 * j.ldm, j.ldm)
 
 
 cdef void _plane_rows_portable(const float* u, Py_ssize_t ldu, int rows, int R,

@@ -32,8 +32,7 @@ enum { Y9K_CBLAS_ROW_MAJOR = 101, Y9K_CBLAS_NO_TRANS = 111, Y9K_CBLAS_TRANS = 11
 #ifdef _OPENMP
 #include <omp.h>
 static int y9k_have_openmp(void) { return 1; }
-/* the team's size too: OpenMP's count holds only for the thread that sets it */
-static void y9k_set_num_threads(int n) { omp_set_num_threads(n); y9k_team_set_size(n); }
+static void y9k_set_num_threads(int n) { omp_set_num_threads(n); }
 static int y9k_max_threads(void) { return omp_get_max_threads(); }
 static int y9k_thread_num(void) { return omp_get_thread_num(); }
 #else
@@ -43,12 +42,15 @@ static int y9k_max_threads(void) { return 1; }
 static int y9k_thread_num(void) { return 0; }
 #endif
 
-/* the low-precision kernels' threads (team.c): job on set_threads's count of them, or as
-   many as OpenMP would use */
+/* the team's threads (team.c) */
+/* as many as OpenMP's regions would have: the calling thread's count (set_threads sets the
+   main thread's), so that scratch sized by get_max_threads has a row for every member */
+static inline int y9k_team_members(void) { return y9k_max_threads(); }
+
+/* job on y9k_team_members() threads at most (a member's scratch: y9k_team_members() of them) */
 static inline void y9k_team(y9k_team_job job, void *ctx)
 {
-    int members = y9k_team_size();
-    y9k_team_run(members > 0 ? members : y9k_max_threads(), job, ctx);
+    y9k_team_run(y9k_team_members(), job, ctx);
 }
 
 /* item(ctx, i) for i in [0, n), the team's members taking even contiguous shares (the
