@@ -357,8 +357,6 @@ static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *
     }
 }
 
-/* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
-   shifted copies, the slack */
 typedef struct {
     const float *x;
     float s;
@@ -392,6 +390,8 @@ static void y9k_int8_pack_quad_plane(void *job, long cq)
     }
 }
 
+/* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
+   shifted copies, the slack */
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {

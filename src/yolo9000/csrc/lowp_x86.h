@@ -619,8 +619,6 @@ static inline void y9k_bf16_pair_row(const float *r0, const float *r1, int W, ui
     y9k_bf16_pair_row_portable(r0, r1, W, dst);
 }
 
-/* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
-   zeros), the layout above */
 typedef struct {
     const float *x;
     int C, H, W, pad, avx512;
@@ -646,6 +644,8 @@ static void y9k_bf16_pack_pair_plane(void *job, long cp)
                           plane + ((y + j->pad) * j->Wp + j->pad) * 2, j->avx512);
 }
 
+/* x (C, H, W) -> out [Cp/2][H'][W'][2] bf16 (Cp >= C even: the channels from C on are
+   zeros), the layout above */
 static void y9k_bf16_pack_pairs(const float *x, int C, int H, int W, int pad, int Cp,
                                 uint16_t *out, int avx512)
 {
@@ -1101,7 +1101,6 @@ static inline long y9k_rgb_plane(int H, int W, int pad)
     return (y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad) + 31) / 32 * 32;
 }
 
-/* x (C, H, W) -> out [C][rows][W + pad] bf16 with the border and slack above */
 typedef struct {
     const float *x;
     int H, W, pad, avx512;
@@ -1133,6 +1132,7 @@ static void y9k_bf16_pack_image_row(void *job, long cr)
         dst[i] = y9k_to_bf16(src[i]);
 }
 
+/* x (C, H, W) -> out [C][rows][W + pad] bf16 with the border and slack above */
 static void y9k_bf16_pack_image(const float *x, int C, int H, int W, int pad, uint16_t *out,
                                 int avx512)
 {
