@@ -2,6 +2,7 @@
 threads, workers that sleep and wake, callers from several threads at once, and a forked
 child. Each case runs in a fresh process with a time limit, so a lost wake-up fails the test
 instead of hanging the suite."""
+import json
 import os
 import subprocess
 import sys
@@ -74,7 +75,6 @@ def run_script(threads, calls=20, pause=0.0, callers=1, fork=False, spin_us=None
                         str(callers), "fork" if fork else "-"],
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
-    import json
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

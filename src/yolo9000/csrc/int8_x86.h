@@ -866,7 +866,6 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
 typedef struct {
     int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk;
     long Wp, pieces, KB, MB, plane_bytes, ldo, group, tasks_per_mb;
-    float qscale;
     const int8_t *wp, *xq;
     const float *a, *b;
     const y9k_int8_sink *sink;
@@ -932,7 +931,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
                 }
                 if (act != Y9K_ACT_LOGISTIC) {
                     y9k_int8_epilogue_pooled_quads_avx512(
-                        acc, rows, cols, a + mb * 32, b + mb * 32, act, j->qscale,
+                        acc, rows, cols, a + mb * 32, b + mb * 32, act, sink->scale,
                         y9k_int8_sink_at(sink, mb, oy / 2, ox / 2), sink->plane_bytes);
                     continue;
                 }
@@ -964,7 +963,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
                               const y9k_pairs_out *pairs)
 {
     y9k_int8_conv_job j = {0};
-    j.M = M; j.ksize = ksize; j.act = act; j.pool = pool; j.qscale = qscale;
+    j.M = M; j.ksize = ksize; j.act = act; j.pool = pool;
     j.wp = wp; j.xq = xq; j.a = a; j.b = b;
     j.OH = H + 2 * pad - ksize + 1;
     j.OW = W + 2 * pad - ksize + 1;

@@ -42,8 +42,7 @@ static int y9k_max_threads(void) { return 1; }
 static int y9k_thread_num(void) { return 0; }
 #endif
 
-/* the team's threads (team.c) */
-/* as many as OpenMP's regions would have: the calling thread's count (set_threads sets the
+/* the team's threads (team.c): as many as OpenMP's regions would have: the calling thread's count (set_threads sets the
    main thread's), so that scratch sized by get_max_threads has a row for every member */
 static inline int y9k_team_members(void) { return y9k_max_threads(); }
 
