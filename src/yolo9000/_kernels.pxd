@@ -94,7 +94,7 @@ cdef extern from "winograd_x86.h":
         Y9K_CHUNK
         Y9K_REGROUP_FLOATS
     void y9k_winograd_rows(const float* w, long ldw, int nblocks, int rows, int R,
-                           const int* dest, const float* v, long v_plane, long ldv, int N,
+                           int planes, const int* dest, const float* v, long v_plane, long ldv, int N,
                            float* m, long m_plane, long ldm, float* scratch) noexcept nogil
     long Y9K_PLANE_SCRATCH(int N) noexcept nogil
     void y9k_plane_rows(const float* u, long ldu, int rows, int R, const float* v, long ldv,
@@ -104,6 +104,8 @@ cdef extern from "winograd_x86.h":
 cdef extern from "winograd4_transforms.h":
     void y9k_input4_tile_row(const float* x, int H, int W, int ti, float* buf, float* out,
                              int tw, Py_ssize_t plane) noexcept nogil
+    void y9k_input4_tile_row16(const float* x, int H, int W, int ti, float* out,
+                               Py_ssize_t plane) noexcept nogil
     void y9k_input4_tile_row_avx512(const float* x, int H, int W, int ti, float* buf,
                                     float* out, int tw, Py_ssize_t plane) noexcept nogil
     void y9k_output4_block(const float* src, Py_ssize_t plane, int nb,

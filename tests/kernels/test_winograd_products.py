@@ -3,7 +3,7 @@ blocks (winograd_products.pxi, the AVX-512 kernel of winograd_x86.h)."""
 import numpy as np
 import pytest
 
-from convolution_reference import close, direct_conv, direct_input_grad, randomise
+from convolution_reference import close, close4, direct_conv, direct_input_grad, randomise
 from yolo9000.kernels import core, winograd
 from yolo9000.layers.convolutional import ConvolutionalLayer
 
@@ -21,7 +21,7 @@ def test_products_from_weight_blocks_equal_the_direct_sum(monkeypatch, n, c, f, 
     """Forward and input gradient through WeightBlocks: blocks of 32 rows with a partial last
     one (1, 17, 33, 45, 70 rows), jobs of two blocks and an odd one, reductions over several
     chunks (300 channels), passes of every width up to 14, images in groups side by side;
-    against the float64 direct sums."""
+    against the float64 direct sums (the 13x13 forward through F(4x4, 3x3): its tolerance)."""
     rng = np.random.default_rng(f * 7 + c)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
@@ -37,7 +37,7 @@ def test_products_from_weight_blocks_equal_the_direct_sum(monkeypatch, n, c, f, 
         monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", group_columns)
         z = np.full((n, f, h, w), np.nan, np.float32)
         winograd.convolve(x, blocks, z, a, b, 0)
-        assert close(z, ref)
+        assert (close4 if winograd.f4_from_weights_applies(h, w) else close)(z, ref)
         dx = np.full(x.shape, np.nan, np.float32)
         winograd.input_gradient(dz, flipped, dx)
         assert close(dx, direct_input_grad(dz, wt))
@@ -63,7 +63,7 @@ def test_products_from_the_weights_in_place_equal_the_direct_sum(monkeypatch, n,
         monkeypatch.setattr(winograd, "PRODUCTS_MAX_COLUMNS", group_columns)
         z = np.full((n, f, h, w), np.nan, np.float32)
         winograd.convolve(x, wt, z, a, b, 0)
-        assert close(z, ref)
+        assert (close4 if winograd.f4_from_weights_applies(h, w) else close)(z, ref)
         from_blocks = np.full((n, f, h, w), np.nan, np.float32)
         winograd.convolve(x, winograd.WeightBlocks(wt), from_blocks, a, b, 0)
         assert np.array_equal(z, from_blocks)
@@ -71,6 +71,48 @@ def test_products_from_the_weights_in_place_equal_the_direct_sum(monkeypatch, n,
         other_order = np.full((n, f, h, w), np.nan, np.float32)
         winograd.convolve(x, np.asfortranarray(wt), other_order, a, b, 0)
         assert np.array_equal(z, other_order)
+
+
+@needs_products_kernel
+@pytest.mark.parametrize("n,c,f,h,w", [
+    (1, 7, 17, 13, 13), (2, 70, 33, 11, 11), (3, 5, 64, 14, 15), (1, 130, 96, 13, 13),
+    (2, 33, 1, 16, 12),
+])
+def test_f4_from_weights_equals_f4_from_its_matrices(monkeypatch, n, c, f, h, w):
+    """F(4x4, 3x3) with the filters transformed inside the products (G in code,
+    winograd_x86.h) against convolve4 from filters4 (G the F4_G matrix, general loops): the
+    same function, to F(4x4, 3x3)'s rounding; from blocks and in place the same bits, and a
+    batch the bits of its images one by one."""
+    monkeypatch.setattr(winograd, "F4_TRANSFORMS_IN_CODE", False)
+    rng = np.random.default_rng(f * 3 + c + h)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    a = rng.uniform(0.5, 2, f).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    assert winograd.f4_from_weights_applies(h, w)
+    matrices = np.full((n, f, h, w), np.nan, np.float32)
+    winograd.convolve4(x, winograd.filters4(wt), matrices, a, b, 1)
+    in_place = np.full((n, f, h, w), np.nan, np.float32)
+    winograd.convolve(x, wt, in_place, a, b, 1)
+    from_blocks = np.full((n, f, h, w), np.nan, np.float32)
+    winograd.convolve(x, winograd.WeightBlocks(wt), from_blocks, a, b, 1)
+    assert np.array_equal(in_place, from_blocks)
+    assert close4(in_place, matrices.astype(np.float64))
+    one_by_one = np.full((n, f, h, w), np.nan, np.float32)
+    for i in range(n):
+        winograd.convolve(x[i:i + 1], wt, one_by_one[i:i + 1], a, b, 1)
+    assert np.array_equal(in_place, one_by_one)
+
+
+def test_f4_from_weights_takes_the_maps_it_was_measured_faster_on(monkeypatch):
+    """11x11 to 20x20 (at least 9 tiles of 4x4, at most 0.75x F(2x2, 3x3)'s products); not
+    4x4, 7x7, 9x9 (where it measured 1.05-1.61x F(2x2, 3x3)'s time at batch 1); off with the
+    switch."""
+    assert [s for s in range(1, 21) if winograd.f4_from_weights_applies(s, s)] == [
+        11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+    assert not winograd.f4_from_weights_applies(13, 9)
+    monkeypatch.setattr(winograd, "F4_FROM_WEIGHTS", False)
+    assert not winograd.f4_from_weights_applies(13, 13)
 
 
 @needs_products_kernel
@@ -110,8 +152,8 @@ def test_weight_blocks_hold_each_weight_once_in_its_place():
 def test_inference_uses_the_products_kernel_for_13x13_maps_at_any_batch():
     """A 13x13 layer of many channels caches WeightBlocks (the plan counts their bytes) and
     multiplies every batch through them in groups of images: a batch gives the bits of its
-    images one by one, all equal to im2col's within the tolerance; with its cache off it
-    reads the weights in place instead, the same bits."""
+    images one by one, all equal to im2col's within F(4x4, 3x3)'s tolerance; with its cache
+    off it reads the weights in place instead, the same bits."""
     rng = np.random.default_rng(11)
     layer = ConvolutionalLayer((96, 13, 13), filters=40, size=3, stride=1, pad=1,
                                batch_normalize=True, activation="leaky")
@@ -128,7 +170,7 @@ def test_inference_uses_the_products_kernel_for_13x13_maps_at_any_batch():
     assert all(np.array_equal(y[i], layer.forward(x[i:i + 1])[0]) for i in range(5))
     layer.use_winograd = False
     reference = layer.forward(x)
-    assert close(y, reference.astype(np.float64))
+    assert close4(y, reference.astype(np.float64))
 
 
 # -- the products of transformed filters on few columns (F(4x4, 3x3) at 26x26) ---------------

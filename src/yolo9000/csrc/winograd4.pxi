@@ -176,7 +176,9 @@ def winograd4_input(const float[:, :, :, ::1] x, int n0, int n1, int r0, int r1,
 cdef void _input4_tile_row_fixed(const float* x, int H, int W, int ti, const float* BT,
                                  float* buf, float* out, int tw,
                                  Py_ssize_t plane) noexcept nogil:
-    if _avx512:
+    if W <= 15 and _avx512:
+        y9k_input4_tile_row16(x, H, W, ti, out, plane)
+    elif _avx512:
         y9k_input4_tile_row_avx512(x, H, W, ti, buf, out, tw, plane)
     else:
         y9k_input4_tile_row(x, H, W, ti, buf, out, tw, plane)

@@ -298,6 +298,46 @@ static void y9k_input4_tile_row_avx512(const float *x, int H, int W, int ti, flo
     }
 }
 
+/* Narrow maps (13x13: 4 tiles a row, padded to 18 columns) spend y9k_input4_tile_row_avx512's
+   time copying rows into buf: for widths up to 15 the six rows are loaded straight into
+   16-lane vectors (lane p: padded column p; columns 16 and 17 are padding), Bᵀ applied across
+   them, then each tile's columns gathered with one permute each (the last tile's fifth and
+   sixth columns, past lane 15, zero) */
+__attribute__((target("avx512f")))
+static void y9k_input4_tile_row16(const float *x, int H, int W, int ti, float *out,
+                                  ptrdiff_t plane)
+{
+    int tw = (W + 3) / 4;
+    __mmask16 inside = (__mmask16) (((1u << W) - 1) << 1);
+    __mmask16 tiles = (__mmask16) ((1u << tw) - 1);
+    __m512 d[6], a[6];
+    for (int r = 0; r < 6; r++) {
+        int y = 4 * ti - 1 + r;
+        d[r] = (y < 0 || y >= H) ? _mm512_setzero_ps()
+               : _mm512_maskz_loadu_ps(inside, x + (ptrdiff_t) y * W - 1);
+    }
+    Y9K_W4_BT(__m512, d[0], d[1], d[2], d[3], d[4], d[5], a[0], a[1], a[2], a[3], a[4], a[5]);
+    /* column j of tile t: lane 4t + j */
+    const __m512i step = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    for (int i = 0; i < 6; i++) {
+        __m512 c[6];
+        for (int j = 0; j < 6; j++) {
+            __m512i index = _mm512_add_epi32(step, _mm512_set1_epi32(j));
+            c[j] = j < 4 ? _mm512_permutexvar_ps(index, a[i])
+                         : _mm512_maskz_permutexvar_ps((__mmask16) 0x7, index, a[i]);
+        }
+        __m512 v0, v1, v2, v3, v4, v5;
+        Y9K_W4_BT(__m512, c[0], c[1], c[2], c[3], c[4], c[5], v0, v1, v2, v3, v4, v5);
+        float *o = out + 6 * i * plane;
+        _mm512_mask_storeu_ps(o, tiles, v0);
+        _mm512_mask_storeu_ps(o + plane, tiles, v1);
+        _mm512_mask_storeu_ps(o + 2 * plane, tiles, v2);
+        _mm512_mask_storeu_ps(o + 3 * plane, tiles, v3);
+        _mm512_mask_storeu_ps(o + 4 * plane, tiles, v4);
+        _mm512_mask_storeu_ps(o + 5 * plane, tiles, v5);
+    }
+}
+
 /* y9k_output4_block's loops vectorised for AVX-512 (the compiler's: plain loops over the
    block's tiles) */
 __attribute__((target("avx512f")))
@@ -313,6 +353,9 @@ static void y9k_output_grad4_tile_row_avx512(const float *dz, int H, int W, int 
 static void y9k_input4_tile_row_avx512(const float *x, int H, int W, int ti, float *buf,
                                        float *out, int tw, ptrdiff_t plane)
 { y9k_input4_tile_row(x, H, W, ti, buf, out, tw, plane); }
+static void y9k_input4_tile_row16(const float *x, int H, int W, int ti, float *out,
+                                  ptrdiff_t plane)
+{ (void)x; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
 static void y9k_output4_block_avx512(const float *src, ptrdiff_t plane, int nb, float *yv)
 { y9k_output4_block(src, plane, nb, yv); }
 #endif

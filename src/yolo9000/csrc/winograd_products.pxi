@@ -65,7 +65,7 @@ def winograd_weight_blocks(const float[:, :, :, ::1] w, bint transposed,
 cdef struct _BlocksJob:
     const float* w
     long ldw
-    int nb, rows, R, N
+    int nb, rows, R, N, planes
     const int* dest
     const float* v
     Py_ssize_t v_plane, v_ld, m_plane, m_ld, scratch_ld
@@ -90,18 +90,18 @@ cdef void _blocks_member(void* p, int member, int members) noexcept nogil:
         w0 = j.w + (b * Y9K_BLOCK_ROWS * j.ldw if j.ldw else b * j.R * 9 * Y9K_BLOCK_ROWS)
         y9k_winograd_rows(w0, j.ldw, <int> min(JOB_BLOCKS, j.nb - b),
                           <int> min(JOB_BLOCKS * Y9K_BLOCK_ROWS, j.rows - b * Y9K_BLOCK_ROWS),
-                          j.R, j.dest, j.v, j.v_plane, j.v_ld, j.N,
+                          j.R, j.planes, j.dest, j.v, j.v_plane, j.v_ld, j.N,
                           j.m + b * Y9K_BLOCK_ROWS * j.m_ld, j.m_plane, j.m_ld,
                           j.scratch + member * j.scratch_ld)
 
 
 cdef void _products_by_blocks(const float* w, long ldw, int nb, int rows, int R,
-                              const int* dest, const float* v, Py_ssize_t v_plane,
+                              int planes, const int* dest, const float* v, Py_ssize_t v_plane,
                               Py_ssize_t v_ld, int N, float* m, Py_ssize_t m_plane,
                               Py_ssize_t m_ld, float* scratch, Py_ssize_t scratch_ld):
     """y9k_winograd_rows over the blocks of 32 rows, on the team"""
     cdef _BlocksJob job
-    job.w, job.ldw, job.nb, job.rows, job.R, job.N = w, ldw, nb, rows, R, N
+    job.w, job.ldw, job.nb, job.rows, job.R, job.N, job.planes = w, ldw, nb, rows, R, N, planes
     job.dest, job.v, job.v_plane, job.v_ld = dest, v, v_plane, v_ld
     job.m, job.m_plane, job.m_ld, job.scratch, job.scratch_ld = m, m_plane, m_ld, scratch, scratch_ld
     job.next = 0
@@ -109,31 +109,43 @@ cdef void _products_by_blocks(const float* w, long ldw, int nb, int rows, int R,
         y9k_team(_blocks_member, &job)
 
 
+cdef int _checked_planes(const int[::1] dest, const float[:, :, :] v, const float[:, :, :] m,
+                         const float[:, ::1] scratch, str name) except -1:
+    """The plane count (16: F(2x2, 3x3), 36: F(4x4, 3x3)) of a products call, after the
+    checks both functions share: V and M with contiguous rows, `dest` a permutation of the
+    planes (the identity for 36: F(4x4, 3x3) runs forward only), the scratch rows."""
+    cdef int planes = v.shape[0], k
+    if ((planes != 16 and planes != 36) or m.shape[0] != planes or dest.shape[0] != planes
+            or v.strides[2] != 4 or m.strides[2] != 4
+            or scratch.shape[1] < winograd_scratch_floats(v.shape[2], planes)
+            or scratch.strides[0] % 64 or (<size_t> &scratch[0, 0]) % 64
+            or scratch.shape[0] < y9k_max_threads()
+            or not _avx512):
+        raise ValueError(f"{name}: shapes do not match")
+    for k in range(planes):
+        if not 0 <= dest[k] < planes or (planes == 36 and dest[k] != k):
+            raise ValueError(f"{name}: planes out of range")
+    return planes
+
+
 def winograd_products_from_weights(const float[:, :, :, ::1] blocks, int rows,
                                    const int[::1] dest, const float[:, :, :] v,
                                    float[:, :, :] m, float[:, ::1] scratch):
-    """m[k] = U_k @ v[k] for the 16 planes, U_k the transformed filters of the weight blocks
-    (winograd_weight_blocks: (⌈rows/32⌉, R, 9, 32)), plane k of the transform stored as
-    plane dest[k] (the input gradient's flip); v (16, R, N), m (16, rows, N) with contiguous
-    rows. scratch: a 64-byte aligned row of winograd_scratch_floats(N) per OpenMP thread."""
+    """m[k] = U_k @ v[k] for the 16 planes of F(2x2, 3x3) or the 36 of F(4x4, 3x3) (v's
+    first axis), U_k the transformed filters of the weight blocks (winograd_weight_blocks:
+    (⌈rows/32⌉, R, 9, 32)), plane k of the transform stored as plane dest[k] (the input
+    gradient's flip; the identity for 36); v (planes, R, N), m (planes, rows, N) with
+    contiguous rows. scratch: a 64-byte aligned row of winograd_scratch_floats(N, planes) per
+    OpenMP thread."""
     cdef int R = blocks.shape[1], N = v.shape[2], nb = blocks.shape[0]
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
-    cdef int b
-    if (v.shape[0] != 16 or m.shape[0] != 16 or v.shape[1] != R or m.shape[1] != rows
-            or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows or blocks.shape[2] != 9
-            or blocks.shape[3] != Y9K_BLOCK_ROWS or dest.shape[0] != 16
-            or v.strides[2] != 4 or m.strides[2] != 4
-            or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
-            or (<size_t> &scratch[0, 0]) % 64
-            or scratch.shape[0] < y9k_max_threads()
-            or not _avx512):
+    cdef int planes = _checked_planes(dest, v, m, scratch, "winograd_products_from_weights")
+    if (v.shape[1] != R or m.shape[1] != rows or m.shape[2] != N or nb * Y9K_BLOCK_ROWS < rows
+            or blocks.shape[2] != 9 or blocks.shape[3] != Y9K_BLOCK_ROWS):
         raise ValueError("winograd_products_from_weights: shapes do not match")
-    for b in range(16):
-        if not 0 <= dest[b] < 16:
-            raise ValueError("winograd_products_from_weights: planes out of range")
-    _products_by_blocks(&blocks[0, 0, 0, 0], 0, nb, rows, R, &dest[0], &v[0, 0, 0], v_plane,
-                        v_ld, N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0],
+    _products_by_blocks(&blocks[0, 0, 0, 0], 0, nb, rows, R, planes, &dest[0], &v[0, 0, 0],
+                        v_plane, v_ld, N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0],
                         scratch.strides[0] // 4)
 
 
@@ -149,27 +161,20 @@ def winograd_products_in_place(const float[:, :, :, ::1] w, const int[::1] dest,
     cdef Py_ssize_t v_plane = v.strides[0] // 4, v_ld = v.strides[1] // 4
     cdef Py_ssize_t m_plane = m.strides[0] // 4, m_ld = m.strides[1] // 4
     cdef long ldw = <long> R * 9
-    cdef int b
-    if (w.shape[2] != 3 or w.shape[3] != 3 or v.shape[0] != 16 or m.shape[0] != 16
-            or v.shape[1] != R or m.shape[1] != F or m.shape[2] != N or dest.shape[0] != 16
-            or v.strides[2] != 4 or m.strides[2] != 4
-            or scratch.shape[1] < winograd_scratch_floats(N) or scratch.strides[0] % 64
-            or (<size_t> &scratch[0, 0]) % 64
-            or scratch.shape[0] < y9k_max_threads()
-            or not _avx512):
+    cdef int planes = _checked_planes(dest, v, m, scratch, "winograd_products_in_place")
+    if (w.shape[2] != 3 or w.shape[3] != 3 or v.shape[1] != R or m.shape[1] != F
+            or m.shape[2] != N):
         raise ValueError("winograd_products_in_place: shapes do not match")
-    for b in range(16):
-        if not 0 <= dest[b] < 16:
-            raise ValueError("winograd_products_in_place: planes out of range")
-    _products_by_blocks(&w[0, 0, 0, 0], ldw, nb, F, R, &dest[0], &v[0, 0, 0], v_plane, v_ld,
-                        N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0], scratch.strides[0] // 4)
+    _products_by_blocks(&w[0, 0, 0, 0], ldw, nb, F, R, planes, &dest[0], &v[0, 0, 0], v_plane,
+                        v_ld, N, &m[0, 0, 0], m_plane, m_ld, &scratch[0, 0],
+                        scratch.strides[0] // 4)
 
 
-def winograd_scratch_floats(int columns):
+def winograd_scratch_floats(int columns, int planes=16):
     """Floats of scratch per thread for winograd_products_from_weights and
     winograd_products_in_place of that many columns (a multiple of 16: the rows must stay
-    64-byte aligned)."""
-    return 16 * ((Y9K_CHUNK + columns) * 2 * Y9K_BLOCK_ROWS + 16) + Y9K_REGROUP_FLOATS
+    64-byte aligned) and planes (16 or 36)."""
+    return planes * ((Y9K_CHUNK + columns) * JOB_BLOCKS * Y9K_BLOCK_ROWS + 16) + Y9K_REGROUP_FLOATS
 
 
 # The products of transformed filters U (planes of F x R) with V, for F(4x4, 3x3) on maps of

@@ -147,6 +147,40 @@ void y9k_transform16(const float *g, long tap, const int *dest, float *out, long
         _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
     }
 }
+/* F(4x4, 3x3)'s G (kernels/winograd.py F4_G, points 0, 1, -1, 2, -1/2 and infinity) applied
+   to one column (a, b, c) of 3 values, 16 filters at once: its 6 rows */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_f4_g(__m512 a, __m512 b, __m512 c, __m512 r[6])
+{
+    const __m512 third = _mm512_set1_ps(1.0f / 3), minus_third = _mm512_set1_ps(-1.0f / 3),
+                 fifteenth = _mm512_set1_ps(1.0f / 15), four_fifteenths = _mm512_set1_ps(4.0f / 15),
+                 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4);
+    __m512 s = _mm512_add_ps(a, c);
+    r[0] = a;
+    r[1] = _mm512_mul_ps(_mm512_add_ps(s, b), minus_third);               /* -(a + b + c)/3 */
+    r[2] = _mm512_mul_ps(_mm512_sub_ps(s, b), third);                     /* (a - b + c)/3 */
+    r[3] = _mm512_mul_ps(_mm512_fmadd_ps(four, c, _mm512_fmadd_ps(two, b, a)),
+                         fifteenth);                                      /* (a + 2b + 4c)/15 */
+    r[4] = _mm512_mul_ps(_mm512_fmsub_ps(two, b, _mm512_fmadd_ps(four, a, c)),
+                         four_fifteenths);                        /* (-16a + 8b - 4c)/15 */
+    r[5] = c;
+}
+/* F(4x4, 3x3)'s u = G g Gt for 16 filters at once (g: 9 taps `tap` floats apart, each 16
+   filters' values), u[i][j] into plane 6i + j of out: the filters4() transform with G's
+   rows in code (their shared sums once) instead of the matrix's 3 products a value */
+static inline __attribute__((always_inline, target("avx512f")))
+void y9k_transform16_f4(const float *g, long tap, float *out, long plane)
+{
+    __m512 t[3][6], u[6];
+    for (int j = 0; j < 3; j++)
+        y9k_f4_g(_mm512_loadu_ps(g + j * tap), _mm512_loadu_ps(g + (3 + j) * tap),
+                 _mm512_loadu_ps(g + (6 + j) * tap), t[j]);
+    for (int i = 0; i < 6; i++) {
+        y9k_f4_g(t[0][i], t[1][i], t[2][i], u);
+        for (int j = 0; j < 6; j++)
+            _mm512_storeu_ps(out + (6 * i + j) * plane, u[j]);
+    }
+}
 /* 16 rows of 16 floats (r[i][j]) to 16 columns: out[j * ld + i] = r[i][j] */
 static inline __attribute__((always_inline, target("avx512f")))
 void y9k_transpose16(__m512 r[16], float *out, long ld)
@@ -187,8 +221,8 @@ void y9k_transpose16(__m512 r[16], float *out, long ld)
    lanes past its rows are multiplied too, and must hold numbers) */
 __attribute__((target("avx512f")))
 static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int r0, int rc,
-                                         const int *dest, float *out, int W, long plane,
-                                         float *regroup)
+                                         int planes, const int *dest, float *out, int W,
+                                         long plane, float *regroup)
 {
     for (int h = 0; h < W; h += 16) {
         for (int r = 0; r < rc; r += 16) {
@@ -206,8 +240,12 @@ static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int
                 y9k_transpose16(g, regroup + 16 * 16 * q, 16);
             }
             for (int i = 0; i < 16; i++)
-                y9k_transform16(regroup + 9 * 16 * i, 16, dest, out + (long) (r + i) * W + h,
-                                plane);
+                if (planes == 36)
+                    y9k_transform16_f4(regroup + 9 * 16 * i, 16, out + (long) (r + i) * W + h,
+                                       plane);
+                else
+                    y9k_transform16(regroup + 9 * 16 * i, 16, dest,
+                                    out + (long) (r + i) * W + h, plane);
         }
     }
 }
@@ -215,31 +253,36 @@ static void y9k_transform_chunk_in_place(const float *w, long ldw, int rows, int
 /* one job: nblocks (1 or 2) consecutive blocks of weights (R, 9, 32) from w, or with ldw > 0
    the layer's own weights (F, C, 3, 3) from the job's first filter on (rows ldw floats
    apart; one block), for `rows` rows of the products; v plane k at v + k*v_plane (R rows of
-   ldv), m plane k at m + k*m_plane (rows of ldm); scratch (64-byte aligned): the chunk's 16
-   transformed planes (Y9K_CHUNK x 32·nblocks each), then the sums (16 planes of
-   N x 32·nblocks), then Y9K_REGROUP_FLOATS */
+   ldv), m plane k at m + k*m_plane (rows of ldm); `planes` 16 (F(2x2, 3x3), transform plane
+   k stored as dest[k]) or 36 (F(4x4, 3x3), in order; dest unread); scratch (64-byte
+   aligned): the chunk's transformed planes (Y9K_CHUNK x 32·nblocks each), then the sums
+   (`planes` planes of N x 32·nblocks), then Y9K_REGROUP_FLOATS */
 __attribute__((target("avx512f")))
 static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, int R,
-                              const int *dest, const float *v, long v_plane, long ldv, int N,
-                              float *m, long m_plane, long ldm, float *scratch)
+                              int planes, const int *dest, const float *v, long v_plane,
+                              long ldv, int N, float *m, long m_plane, long ldm, float *scratch)
 {
     const int W = Y9K_BLOCK_ROWS * nblocks;
     /* planes an odd number of cache lines apart: the transform writes all 16 at once */
     const long plane = (long) Y9K_CHUNK * W + 16, sums = (long) N * W;
     const long block = (long) R * 9 * Y9K_BLOCK_ROWS;
-    float *acc = scratch + 16 * plane;
+    float *acc = scratch + planes * plane;
     for (int r0 = 0; r0 < R; r0 += Y9K_CHUNK) {
         int rc = R - r0 < Y9K_CHUNK ? R - r0 : Y9K_CHUNK;
         if (ldw)
-            y9k_transform_chunk_in_place(w, ldw, rows, r0, rc, dest, scratch, W, plane,
-                                         acc + 16 * sums);
+            y9k_transform_chunk_in_place(w, ldw, rows, r0, rc, planes, dest, scratch, W,
+                                         plane, acc + planes * sums);
         else
             for (int b = 0; b < nblocks; b++)
                 for (int r = 0; r < rc; r++)
-                    for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16)
-                        y9k_transform16(w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h,
-                                        Y9K_BLOCK_ROWS, dest,
-                                        scratch + r * W + b * Y9K_BLOCK_ROWS + h, plane);
+                    for (int h = 0; h < Y9K_BLOCK_ROWS; h += 16) {
+                        const float *g = w + b * block + (long) (r0 + r) * 9 * Y9K_BLOCK_ROWS + h;
+                        float *u = scratch + r * W + b * Y9K_BLOCK_ROWS + h;
+                        if (planes == 36)
+                            y9k_transform16_f4(g, Y9K_BLOCK_ROWS, u, plane);
+                        else
+                            y9k_transform16(g, Y9K_BLOCK_ROWS, dest, u, plane);
+                    }
         /* while plane k multiplies: plane k+1's V rows and 1/16 of the next chunk's
            weights into the cache: from blocks, up to Y9K_CHUNK rows of 9 x 32 floats (18
            lines each) of the first block (the hardware follows the second); in place, the
@@ -252,8 +295,8 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
         /* in place: line `line` of the next chunk is line `in_filter` of filter `filter`,
            counted along (a 64-bit division and remainder per line cost 3% of the kernel) */
         long filter = 0, in_filter = 0;
-        for (int k = 0; k < 16; k++) {
-            long lo = next_lines * k / 16, hi = next_lines * (k + 1) / 16;
+        for (int k = 0; k < planes; k++) {
+            long lo = next_lines * k / planes, hi = next_lines * (k + 1) / planes;
             if (ldw)
                 for (long line = lo; line < hi; line++) {
                     _mm_prefetch((const char *) (next_w + filter * ldw + in_filter * 16),
@@ -265,11 +308,12 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
                 }
             y9k_products_plane(2 * nblocks, scratch + k * plane, rc,
                                v + k * v_plane + (long) r0 * ldv, ldv, N, acc + k * sums,
-                               r0 > 0, k < 15 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
+                               r0 > 0,
+                               k < planes - 1 ? v + (k + 1) * v_plane + (long) r0 * ldv : NULL,
                                next_w + lo * 16, ldw ? 0 : (int) (hi - lo));
         }
     }
-    for (int k = 0; k < 16; k++)
+    for (int k = 0; k < planes; k++)
         for (int o = 0; o < rows; o++)
             for (int j = 0; j < N; j++)
                 m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
@@ -329,9 +373,9 @@ static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *ou
 { (void)x; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
 #define Y9K_REGROUP_FLOATS (16 * 9 * 16)
 static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, int R,
-                              const int *dest, const float *v, long v_plane, long ldv, int N,
-                              float *m, long m_plane, long ldm, float *scratch)
-{ (void)w; (void)ldw; (void)nblocks; (void)rows; (void)R; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
+                              int planes, const int *dest, const float *v, long v_plane,
+                              long ldv, int N, float *m, long m_plane, long ldm, float *scratch)
+{ (void)w; (void)ldw; (void)nblocks; (void)rows; (void)R; (void)planes; (void)dest; (void)v; (void)v_plane; (void)ldv; (void)N;
   (void)m; (void)m_plane; (void)ldm; (void)scratch; }
 #define Y9K_PLANE_SCRATCH(N) ((long) Y9K_CHUNK * 64 + (long) (((N) + 15) / 16 * 16) * 64)
 static void y9k_plane_rows(const float *u, long ldu, int rows, int R, const float *v,

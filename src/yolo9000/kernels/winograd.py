@@ -91,6 +91,26 @@ def filter_floats(f, c):
 PRODUCTS_KERNEL = core.winograd_products_available()
 BLOCK_ROWS = core.WINOGRAD_BLOCK_ROWS
 PRODUCTS_MAX_COLUMNS = 100
+# The forward from weight blocks (or the weights themselves) goes through F(4x4, 3x3) on maps
+# where it pays, its filters transformed inside the products as F(2x2, 3x3)'s are: on a 13x13
+# map 16 tiles of 36 products an image against 49 of 16 (0.73x the multiplications), but the
+# filter transform makes 2.25x the values, which the few columns of batch 1 pay for. Measured
+# (512 -> 1024, one layer, batch 1 / 8, F(4x4, 3x3)'s time over F(2x2, 3x3)'s): 4x4 1.61 /
+# 0.86, 7x7 1.05 / 0.73, 9x9 1.06 / 0.95, 11x11 0.82 / 0.74, 13x13 0.91 / 0.80 (see
+# BENCHMARKS.md#f4-from-weights): hence at least 9 tiles of 4x4 and at most 0.75x F(2x2, 3x3)'s
+# products. The input gradient (transposed blocks) stays F(2x2, 3x3).
+F4_FROM_WEIGHTS = True
+F4_FROM_WEIGHTS_MIN_TILES = 9
+F4_FROM_WEIGHTS_MAX_PRODUCTS = 0.75
+
+
+def f4_from_weights_applies(h, w):
+    """Whether convolve()'s forward from weight blocks (or the weights) on h x w maps goes
+    through F(4x4, 3x3) (the same for every batch size and channel count)."""
+    th4, tw4 = tile_grid(h, w, 4)
+    th2, tw2 = tile_grid(h, w, 2)
+    return (F4_FROM_WEIGHTS and th4 * tw4 >= F4_FROM_WEIGHTS_MIN_TILES
+            and TILES4 * th4 * tw4 <= F4_FROM_WEIGHTS_MAX_PRODUCTS * TILES * th2 * tw2)
 
 
 class WeightBlocks:
@@ -228,7 +248,6 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
     2x2/2 maxpool of that instead (H and W even; each 2x2 output tile is one window)."""
     n, c, h, w = x.shape
     f = z.shape[1]
-    _, tw = tile_grid(h, w)
     in_place = isinstance(u, np.ndarray) and u.ndim == 4
     blocks = in_place or isinstance(u, WeightBlocks)
     if in_place:
@@ -244,36 +263,51 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
         # views of u's planes: the 16 products read U transposed in place (64 MB at 1024^2)
         planes = u if order is IDENTITY_ORDER and not transposed else [
             u[k].T if transposed else u[k] for k in order]
+    # the forward from weight blocks or the weights themselves: F(4x4, 3x3) where it pays
+    f4 = blocks and not transposed and f4_from_weights_applies(h, w)
+    side, tiles = (4, TILES4) if f4 else (2, TILES)
+    th, tw = tile_grid(h, w, side)
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
         # V, M and the kernel's scratch side by side in the (running thread's) buffer
-        nv = stacked_size(c, cols)
-        nm = stacked_size(f, cols)
+        nv = stacked_size(c, cols, tiles)
+        nm = stacked_size(f, cols, tiles)
         threads = core.get_max_threads()
-        per_thread = core.winograd_scratch_floats(-(-cols // LINE) * LINE) if blocks else 0
+        per_thread = (core.winograd_scratch_floats(-(-cols // LINE) * LINE, tiles)
+                      if blocks else 0)
         buf = workspace.borrow((nv + LINE + nm + 2 * LINE + threads * per_thread,))
-        v = stacked(c, cols, buf)
-        m = stacked(f, cols, buf[nv + LINE:])
-        core.winograd_input(x, n0, n1, r0, r1, v)
+        v = stacked(c, cols, buf, tiles)
+        m = stacked(f, cols, buf[nv + LINE:], tiles)
+        if f4:
+            core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
+        else:
+            core.winograd_input(x, n0, n1, r0, r1, v)
         if blocks:
             start = nv + LINE + nm + LINE
             start += (-(buf[start:].ctypes.data // 4)) % LINE        # 64-byte aligned
             scratch = buf[start:start + threads * per_thread].reshape(threads, per_thread)
+            plane_order = IDENTITY4_ORDER if f4 else order
             if in_place:
-                core.winograd_products_in_place(u, order, v, m, scratch)
+                core.winograd_products_in_place(u, plane_order, v, m, scratch)
             else:
-                core.winograd_products_from_weights(u.data, f, order, v, m, scratch)
+                core.winograd_products_from_weights(u.data, f, plane_order, v, m, scratch)
         else:
             gemm.batched_matmul(planes, v, m)
-        core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
+        if f4:
+            core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act,
+                                  pool)
+        else:
+            core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
 
     if blocks:
         # groups of whole images of at most PRODUCTS_MAX_COLUMNS tiles (the kernel's products
-        # lose to BLAS's on wider ones)
-        th, _ = tile_grid(h, w)
-        group = max(1, PRODUCTS_MAX_COLUMNS // (th * tw))
-        parts = [(a, min(a + group, n), 0, th) for a in range(0, n, group)]
+        # lose to BLAS's on wider ones), all of one size (the largest that divides the batch),
+        # so that side by side no thread is left with a short last one
+        group = max(1, min(n, PRODUCTS_MAX_COLUMNS // (th * tw)))
+        while n % group:
+            group -= 1
+        parts = [(a, a + group, 0, th) for a in range(0, n, group)]
     else:
         parts = chunks(n, h, w, c, f)
     for_each_chunk(parts, chunk)
@@ -375,6 +409,7 @@ def _chunked_weight_gradient(x, dz, dw, side, input_transform, output_grad_trans
 # both sides of 1 in size balance the rounding of the large and the small powers (see
 # BENCHMARKS.md#winograd-f4x4). Bᵀ and Aᵀ are exact in float32, G's thirds and fifteenths not.
 TILES4 = 36
+IDENTITY4_ORDER = np.arange(TILES4, dtype=np.int32)
 F4_BT = np.array([
     [1, 3 / 2, -2, -3 / 2, 1, 0],
     [0, -1, -5 / 2, -1 / 2, 1, 0],
