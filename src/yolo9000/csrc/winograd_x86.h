@@ -147,27 +147,29 @@ void y9k_transform16(const float *g, long tap, const int *dest, float *out, long
         _mm512_storeu_ps(out + dest[4 * i + 3] * plane, t[i][2]);
     }
 }
-/* F(4x4, 3x3)'s G (kernels/winograd.py F4_G, points 0, 1, -1, 2, -1/2 and infinity) applied
-   to one column (a, b, c) of 3 values, 16 filters at once: its 6 rows */
+/* F(4x4, 3x3)'s G (kernels/winograd.py F4_G, points 0, 1, -1, 2, -1/2 and infinity) is
+   D G' with G' of small integers, rows (1, 0, 0), (1, 1, 1), (1, -1, 1), (1, 2, 4),
+   (-4, 2, -1), (0, 0, 1), and D = diag(Y9K_F4_G_ROW_SCALES): U = D (G' g G'^T) D, so plane
+   6i + j of U is d_i d_j times that of U' = G' g G'^T. The products kernel transforms the
+   filters with G' alone (additions and exact doublings only) and scales each plane's sums
+   once at the end, 1/(F·C) of the multiplications. */
+#define Y9K_F4_G_ROW_SCALES 1.0, -1.0 / 3, 1.0 / 3, 1.0 / 15, 4.0 / 15, 1.0
+/* G' applied to one column (a, b, c) of 3 values, 16 filters at once: its 6 rows */
 static inline __attribute__((always_inline, target("avx512f")))
 void y9k_f4_g(__m512 a, __m512 b, __m512 c, __m512 r[6])
 {
-    const __m512 third = _mm512_set1_ps(1.0f / 3), minus_third = _mm512_set1_ps(-1.0f / 3),
-                 fifteenth = _mm512_set1_ps(1.0f / 15), four_fifteenths = _mm512_set1_ps(4.0f / 15),
-                 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4);
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4);
     __m512 s = _mm512_add_ps(a, c);
     r[0] = a;
-    r[1] = _mm512_mul_ps(_mm512_add_ps(s, b), minus_third);               /* -(a + b + c)/3 */
-    r[2] = _mm512_mul_ps(_mm512_sub_ps(s, b), third);                     /* (a - b + c)/3 */
-    r[3] = _mm512_mul_ps(_mm512_fmadd_ps(four, c, _mm512_fmadd_ps(two, b, a)),
-                         fifteenth);                                      /* (a + 2b + 4c)/15 */
-    r[4] = _mm512_mul_ps(_mm512_fmsub_ps(two, b, _mm512_fmadd_ps(four, a, c)),
-                         four_fifteenths);                        /* (-16a + 8b - 4c)/15 */
+    r[1] = _mm512_add_ps(s, b);                                            /* a + b + c */
+    r[2] = _mm512_sub_ps(s, b);                                            /* a - b + c */
+    r[3] = _mm512_fmadd_ps(four, c, _mm512_fmadd_ps(two, b, a));           /* a + 2b + 4c */
+    r[4] = _mm512_fmsub_ps(two, b, _mm512_fmadd_ps(four, a, c));           /* -4a + 2b - c */
     r[5] = c;
 }
-/* F(4x4, 3x3)'s u = G g Gt for 16 filters at once (g: 9 taps `tap` floats apart, each 16
-   filters' values), u[i][j] into plane 6i + j of out: the filters4() transform with G's
-   rows in code (their shared sums once) instead of the matrix's 3 products a value */
+/* F(4x4, 3x3)'s u' = G' g G'^T for 16 filters at once (g: 9 taps `tap` floats apart, each
+   16 filters' values), u'[i][j] into plane 6i + j of out: filters4()'s transform but for the
+   planes' scales d_i d_j */
 static inline __attribute__((always_inline, target("avx512f")))
 void y9k_transform16_f4(const float *g, long tap, float *out, long plane)
 {
@@ -313,10 +315,14 @@ static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, i
                                next_w + lo * 16, ldw ? 0 : (int) (hi - lo));
         }
     }
-    for (int k = 0; k < planes; k++)
+    static const double f4_scales[6] = {Y9K_F4_G_ROW_SCALES};
+    for (int k = 0; k < planes; k++) {
+        /* F(4x4, 3x3): d_i d_j, rounded once */
+        float scale = planes == 36 ? (float) (f4_scales[k / 6] * f4_scales[k % 6]) : 1.0f;
         for (int o = 0; o < rows; o++)
             for (int j = 0; j < N; j++)
-                m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o];
+                m[k * m_plane + (long) o * ldm + j] = acc[k * sums + (long) j * W + o] * scale;
+    }
 }
 
 /* floats of y9k_plane_rows's scratch for N columns: the chunk's rows (Y9K_CHUNK x 64) and
