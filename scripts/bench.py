@@ -347,8 +347,22 @@ class TorchTrainer:
 
 
 # -- timing ------------------------------------------------------------------------------------
+def fresh_block_pool():
+    """Empty the block pool (main runs with it on, as training does) before a comparison, as
+    a new process would start: blocks freed by the cases timed before would fill it with
+    sizes this one never asks for and turn its own away, fresh pages faulted in on every call
+    (measured: 1,200-1,300 faults a call and 62 -> 67-71 ms/img on yolov2-voc b8 in the onnx
+    rows, which followed every other case)."""
+    from yolo9000.kernels import core
+    from yolo9000.kernels.threads import KEEP_FREED_BYTES
+    core.use_block_pool(0)
+    core.use_block_pool(KEEP_FREED_BYTES)
+
+
 def time_interleaved(runs, repeats, warmup=1):
-    """{name: [seconds...]} timing each callable once per round, rounds interleaved."""
+    """{name: [seconds...]} timing each callable once per round, rounds interleaved, from an
+    empty block pool."""
+    fresh_block_pool()
     for fn in runs.values():
         for _ in range(warmup):
             fn()

@@ -27,6 +27,17 @@ assert core.block_pool_bytes() <= 64 * 2**20
 small = np.arange(10.0)
 grown = np.resize(np.arange(5.0), 3_000_000)
 assert grown[-1] == (3_000_000 - 1) % 5 and small.sum() == 45
+held = core.block_pool_bytes()
+assert held >= 16 * 2**20
+core.use_block_pool(16 * 2**20)  # a lower limit frees what the pool holds beyond it
+assert core.block_pool_bytes() <= 16 * 2**20
+core.use_block_pool(0)           # and 0 empties it: a fresh pool, as in a new process
+assert core.block_pool_bytes() == 0
+core.use_block_pool(64 * 2**20)
+e = np.full(2**20, 3.0)
+f_address = e.ctypes.data
+del e
+assert core.block_pool_bytes() >= 8 * 2**20 and np.zeros(2**20).ctypes.data == f_address
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -160,9 +160,20 @@ int y9k_use_block_pool(size_t limit)
         pthread_atfork(y9k_pool_before_fork, y9k_pool_after_fork, y9k_pool_after_fork);
         y9k_pool_fork_handlers = 1;
     }
+    /* a lower limit lets go of the blocks held beyond it (0: all of them) */
+    void *released[Y9K_POOL_SLOTS];
+    int count = 0;
     pthread_mutex_lock(&y9k_pool_lock);
     y9k_pool_limit = limit;
+    for (int i = 0; i < Y9K_POOL_SLOTS && y9k_pool_bytes > limit; i++)
+        if (y9k_pool_ptr[i]) {
+            released[count++] = y9k_pool_ptr[i];
+            y9k_pool_bytes -= y9k_pool_size[i];
+            y9k_pool_ptr[i] = NULL;
+        }
     pthread_mutex_unlock(&y9k_pool_lock);
+    for (int i = 0; i < count; i++)
+        free((char *) released[i] - Y9K_HEADER);
     PyObject *capsule = PyCapsule_New(&y9k_handler, "mem_handler", NULL);
     if (!capsule)
         return -1;

@@ -5,7 +5,8 @@
 #include <stddef.h>
 
 /* install the pool as NumPy's allocator (arrays made from now on), keeping up to `limit`
-   bytes of freed blocks; 0, or -1 with a Python exception set */
+   bytes of freed blocks (blocks held beyond a lowered limit are freed); 0, or -1 with a
+   Python exception set */
 int y9k_use_block_pool(size_t limit);
 
 /* bytes of freed blocks the pool holds now */

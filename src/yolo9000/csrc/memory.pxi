@@ -3,7 +3,8 @@
 
 def use_block_pool(size_t limit):
     """Make NumPy allocate through the block pool, keeping up to `limit` bytes of freed blocks
-    of 1 MB and more for reuse (0: keep none). Process-wide, for arrays made from now on."""
+    of 1 MB and more for reuse (0: keep none; a lower limit than before frees the blocks held
+    beyond it). Process-wide, for arrays made from now on."""
     y9k_use_block_pool(limit)
 
 
