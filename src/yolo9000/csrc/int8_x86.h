@@ -864,7 +864,8 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
 
 /* y9k_int8_conv_amx's sizes and operands, shared by its team */
 typedef struct {
-    int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk;
+    int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk,
+        piece_major;
     long Wp, pieces, KB, MB, plane_bytes, ldo, group, tasks_per_mb;
     const int8_t *wp, *xq;
     const float *a, *b;
@@ -892,7 +893,8 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
     y9k_amx_configure();
     for (long t0; (t0 = y9k_team_take(&j->next, j->chunk)) < MB * tasks_per_mb;)
         for (long task = t0; task < t0 + j->chunk && task < MB * tasks_per_mb; task++) {
-            long mb = task / tasks_per_mb, first = task % tasks_per_mb * group;
+            long mb = j->piece_major ? task % MB : task / tasks_per_mb;
+            long first = (j->piece_major ? task / MB : task % tasks_per_mb) * group;
             long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             const int8_t *w0 = j->wp + mb * 2 * KB * 1024;
@@ -994,6 +996,13 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     j.group = resident ? Y9K_LOWP_RESIDENT_PIECES : 1;
     j.tasks_per_mb = (j.pieces + j.group - 1) / j.group;
     j.chunk = resident ? 1 : 4;
+    /* the order of the tasks: all pieces of a filter block before the next block's where the
+       weights are the larger operand (13x13 maps: each block's weights read once), else the
+       filter blocks of a group of pieces one after the other (the first layers: the input,
+       2.8 MB of quads on 208x208 at 32 channels, read once from memory instead of once a
+       filter block) */
+    j.piece_major = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4 * j.plane_bytes
+                    > j.MB * 2 * j.KB * 1024;
     if (!resident)
         j.span = j.CB;
     y9k_team(y9k_int8_conv_amx_member, &j);
