@@ -13,7 +13,9 @@
 # transforms a chunk of 64 reduction indices into all 16 planes in the thread's cache, and
 # multiplies each plane by V, 64 rows (four 16-float vectors) against up to 6 tile columns (24
 # sums), or 32 rows against up to 14; chunks add up in order, so the result does not depend on
-# the threads.
+# the threads. The forward on 11x11-20x20 maps runs F(4x4, 3x3) the same way: 36 planes, the
+# filters transformed with G's integer part and each plane's sums scaled once (winograd_x86.h,
+# kernels/winograd.py f4_from_weights_applies).
 
 # rows per weight block (the products' output rows: filters, or channels for the input
 # gradient), for kernels/winograd.py's WeightBlocks

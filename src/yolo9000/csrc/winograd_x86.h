@@ -1,7 +1,8 @@
 /* The Winograd kernels written for AVX-512, each chosen at run time: the input transform of
-   one tile row of a map up to 14 wide (13x13), and the 16 products with the filters
-   transformed inside them from blocks of 3x3 weights. Their portable twins: the transform's
-   loops in the .pxi and the products through BLAS (kernels/winograd.py). */
+   one tile row of a map up to 14 wide (13x13), and the 16 products of F(2x2, 3x3) (or the
+   36 of F(4x4, 3x3)) with the filters transformed inside them from blocks of 3x3 weights.
+   Their portable twins: the transform's loops in the .pxi and the products through BLAS
+   (kernels/winograd.py). */
 #ifndef Y9K_WINOGRAD_X86_H
 #define Y9K_WINOGRAD_X86_H
 
@@ -152,7 +153,7 @@ void y9k_transform16(const float *g, long tap, const int *dest, float *out, long
    (-4, 2, -1), (0, 0, 1), and D = diag(Y9K_F4_G_ROW_SCALES): U = D (G' g G'^T) D, so plane
    6i + j of U is d_i d_j times that of U' = G' g G'^T. The products kernel transforms the
    filters with G' alone (additions and exact doublings only) and scales each plane's sums
-   once at the end, 1/(F·C) of the multiplications. */
+   once at the end, as it writes them out. */
 #define Y9K_F4_G_ROW_SCALES 1.0, -1.0 / 3, 1.0 / 3, 1.0 / 15, 4.0 / 15, 1.0
 /* G' applied to one column (a, b, c) of 3 values, 16 filters at once: its 6 rows */
 static inline __attribute__((always_inline, target("avx512f")))

@@ -13,7 +13,9 @@ activation. Against im2col + GEMM this does 16/36 of the multiplications (somewh
 sizes, whose last tile is half outside) and moves 4·C·H·W floats instead of 9·C·H·W.
 
 On 13x13 maps (49 tiles an image: thin products, BLAS packs a 4 MB plane per call) an AVX-512
-kernel does the 16 products instead, transforming the filters inside them from WeightBlocks.
+kernel does the products instead, transforming the filters inside them from WeightBlocks or
+the weights themselves: the forward through F(4x4, 3x3) (f4_from_weights_applies: 11x11 to
+20x20), the input gradient through F(2x2, 3x3).
 With pool=True, convolve writes the 2x2/2 maxpool of its output (one window per 2x2 tile).
 
 Two details matter for speed:

@@ -7,7 +7,8 @@ fused pass (a·x + b, then the activation).
 3×3 stride-1 "same" convolutions (most of a YOLOv2's work) use Winograd F(2x2, 3x3) instead
 (winograd.py): the same function with 16/36 of the multiplications. It needs the filters in
 transformed form, U (16/9 the size of the weights), or at inference on 13x13 maps (where an
-AVX-512 kernel transforms them inside its products) the weights regrouped in blocks
+AVX-512 kernel transforms them inside its products, through F(4x4, 3x3) there: 36 products per
+4x4 outputs) the weights regrouped in blocks
 (WeightBlocks), or without a cache the weights themselves, which that kernel regroups as it
 goes. At inference either form is cached between calls (`cache_winograd`, which the network
 may switch off to bound memory); the cache belongs to one state of the weights, so
