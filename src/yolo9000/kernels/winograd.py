@@ -149,6 +149,17 @@ def tile_grid(h, w, side=2):
     return -(-h // side), -(-w // side)
 
 
+def image_groups(n, most, th):
+    """[(n0, n1, 0, th)]: the n images in groups of whole images, all of one size, the largest
+    up to `most` that divides the batch, so that side by side no thread is left with a short
+    last one (batch 8 at 52x52 went 3 + 3 + 2, see BENCHMARKS.md#winograd-chunks; at 13x13
+    through F(4x4, 3x3) 6 + 2, see BENCHMARKS.md#f4-from-weights)."""
+    m = max(1, min(n, most))
+    while n % m:
+        m -= 1
+    return [(a, a + m, 0, th) for a in range(0, n, m)]
+
+
 def chunks(n, h, w, c, f, side=2):
     """[(n0, n1, r0, r1)]: images n0..n1, tile rows r0..r1 of each, per product (tiles of
     side x side outputs: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3)).
@@ -159,13 +170,7 @@ def chunks(n, h, w, c, f, side=2):
     columns = max(MIN_COLUMNS, CHUNK_FLOATS // per_column)
     per_image = th * tw
     if per_image <= columns:
-        m = max(1, min(n, columns // per_image))
-        # chunks of equal size (the largest count of images up to m that divides the batch),
-        # so that side by side no thread is left with a short last one: batch 8 at 52x52
-        # went 3 + 3 + 2 (see BENCHMARKS.md#winograd-chunks)
-        while n % m:
-            m -= 1
-        return [(a, a + m, 0, th) for a in range(0, n, m)]
+        return image_groups(n, columns // per_image, th)
     rows = max(1, columns // tw)
     return [(a, a + 1, r, min(r + rows, th)) for a in range(n) for r in range(0, th, rows)]
 
@@ -269,6 +274,17 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
     f4 = blocks and not transposed and f4_from_weights_applies(h, w)
     side, tiles = (4, TILES4) if f4 else (2, TILES)
     th, tw = tile_grid(h, w, side)
+    if f4:
+        plane_order = IDENTITY4_ORDER
+
+        def transform_input(x, n0, n1, r0, r1, v):
+            core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
+
+        def transform_output(m, z, n0, n1, r0, r1, *epilogue):
+            core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), *epilogue)
+    else:
+        plane_order = order
+        transform_input, transform_output = core.winograd_input, core.winograd_output
 
     def chunk(n0, n1, r0, r1):
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -281,35 +297,23 @@ def convolve(x, u, z, scale, bias, act, order=IDENTITY_ORDER, transposed=False, 
         buf = workspace.borrow((nv + LINE + nm + 2 * LINE + threads * per_thread,))
         v = stacked(c, cols, buf, tiles)
         m = stacked(f, cols, buf[nv + LINE:], tiles)
-        if f4:
-            core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
-        else:
-            core.winograd_input(x, n0, n1, r0, r1, v)
+        transform_input(x, n0, n1, r0, r1, v)
         if blocks:
             start = nv + LINE + nm + LINE
             start += (-(buf[start:].ctypes.data // 4)) % LINE        # 64-byte aligned
             scratch = buf[start:start + threads * per_thread].reshape(threads, per_thread)
-            plane_order = IDENTITY4_ORDER if f4 else order
             if in_place:
                 core.winograd_products_in_place(u, plane_order, v, m, scratch)
             else:
                 core.winograd_products_from_weights(u.data, f, plane_order, v, m, scratch)
         else:
             gemm.batched_matmul(planes, v, m)
-        if f4:
-            core.winograd4_output(m, z, n0, n1, r0, r1, _output4_matrix(), scale, bias, act,
-                                  pool)
-        else:
-            core.winograd_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
+        transform_output(m, z, n0, n1, r0, r1, scale, bias, act, pool)
 
     if blocks:
         # groups of whole images of at most PRODUCTS_MAX_COLUMNS tiles (the kernel's products
-        # lose to BLAS's on wider ones), all of one size (the largest that divides the batch),
-        # so that side by side no thread is left with a short last one
-        group = max(1, min(n, PRODUCTS_MAX_COLUMNS // (th * tw)))
-        while n % group:
-            group -= 1
-        parts = [(a, a + group, 0, th) for a in range(0, n, group)]
+        # lose to BLAS's on wider ones)
+        parts = image_groups(n, PRODUCTS_MAX_COLUMNS // (th * tw), th)
     else:
         parts = chunks(n, h, w, c, f)
     for_each_chunk(parts, chunk)
