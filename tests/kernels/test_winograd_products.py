@@ -228,3 +228,13 @@ def test_planes_products_kernel_gives_its_twins_bits(planes, f, r, n):
     assert np.array_equal(kernel, twin)
     assert np.abs(kernel - expected).max() <= 4e-7 * r * np.abs(u).max() * np.abs(v).max()
 
+
+
+def test_images_go_in_groups_of_one_size():
+    """Groups of whole images all of one size, the largest up to the limit that divides the
+    batch: batch 8 with room for 6 (13x13 through F(4x4, 3x3)) goes 4 + 4, not 6 + 2, which
+    left one of two threads idle two thirds of the time."""
+    assert winograd.image_groups(8, 6, 4) == [(0, 4, 0, 4), (4, 8, 0, 4)]
+    assert winograd.image_groups(5, 6, 7) == [(0, 5, 0, 7)]
+    assert winograd.image_groups(7, 3, 2) == [(a, a + 1, 0, 2) for a in range(7)]
+    assert winograd.image_groups(3, 0, 1) == [(0, 1, 0, 1), (1, 2, 0, 1), (2, 3, 0, 1)]
