@@ -14,6 +14,7 @@ cimport cython
 from cython.parallel cimport prange
 from libc.math cimport expf, fmaxf, sqrtf
 from libc.float cimport FLT_MAX
+from libc.stdlib cimport malloc, free
 
 include "csrc/platform.pxi"
 include "csrc/activation.pxi"
