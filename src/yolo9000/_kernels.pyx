@@ -15,6 +15,7 @@ from cython.parallel cimport prange
 from libc.math cimport expf, fmaxf, sqrtf
 from libc.float cimport FLT_MAX
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 include "csrc/platform.pxi"
 include "csrc/activation.pxi"

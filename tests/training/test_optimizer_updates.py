@@ -72,3 +72,44 @@ def test_arrays_of_different_sizes_are_refused():
         core.sgd_update(w, grad, velocity, 0.1, np.zeros(len(w), np.float32), 0.9)
     with pytest.raises(ValueError, match="one decay"):
         core.sgd_update(w, w, w, 0.1, np.zeros(2, np.float32), 0.9)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_sums_the_guard_reads_are_those_of_each_array(optimizer):
+    """Per array: Σ(w_new − w_old)², Σw_old², Σ(new state)², Σgrad², from float64 of the
+    arrays before and after; a NaN gradient shows in its own array's sums only."""
+    (w, grad, first) = arrays(5, 3)
+    (second,) = arrays(6, 1, scale=0.1)
+    second = [np.float32(0.01) + s * s for s in second]
+    grad[4][17] = np.nan
+    before = [a.astype(np.float64) for a in w]
+    decay = np.full(len(SIZES), 0.01, np.float32)
+    if optimizer == "sgd":
+        sums = core.sgd_update(w, grad, first, 0.05, decay, 0.9)
+        states = [[v] for v in first]
+    else:
+        sums = core.adam_update(w, grad, first, second, 0.5, 0.9, 0.999, 0.01, 1e-8, decay)
+        states = [[m, v] for m, v in zip(first, second)]
+    assert sums.shape == (len(SIZES), 4) and sums.dtype == np.float64
+    for j in range(len(SIZES)):
+        with np.errstate(invalid="ignore"):
+            expected = [np.sum((w[j] - before[j]) ** 2), np.sum(before[j] ** 2),
+                        sum(np.sum(x.astype(np.float64) ** 2) for x in states[j]),
+                        np.sum(grad[j].astype(np.float64) ** 2)]
+        if j == 4:
+            assert np.isnan(sums[j, 3]) and np.isnan(sums[j, 0])
+            assert np.isfinite(np.delete(sums, 4, axis=0)).all()
+            continue
+        np.testing.assert_allclose(sums[j], expected, rtol=1e-9, err_msg=f"array {j}")
+
+
+def test_copy_and_add_arrays_chunk_by_chunk():
+    src, dst, extra = arrays(7, 3)
+    core.copy_arrays(dst, src, 2)
+    for j in range(len(SIZES)):
+        np.testing.assert_array_equal(dst[j], src[j], err_msg=f"array {j}")
+    core.add_arrays(src, [e.copy() for e in extra], 2)
+    for j in range(len(SIZES)):
+        np.testing.assert_array_equal(src[j], dst[j] + extra[j], err_msg=f"array {j}")
+    with pytest.raises(ValueError, match="differ in size"):
+        core.copy_arrays(dst, src[:-1])

@@ -43,7 +43,7 @@ from .._kernels import (  # noqa: F401
     int8_direct_slots, int8_direct_depth, int8_quads_size, int8_pack_quads, int8_conv_amx,
     int8_conv_amx_quads, int8_conv_amx_pairs, bf16_conv_rgb_quads,
     # optimiser updates (optim.pxi)
-    UPDATE_CHUNK, sgd_update, adam_update,
+    UPDATE_CHUNK, UPDATE_SUMS, sgd_update, adam_update, copy_arrays, add_arrays,
     # the block pool for NumPy's large arrays (memory.pxi)
     use_block_pool, block_pool_bytes,
 )

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from ..kernels import core
+
 # An optimiser step that changes the weights by more than this many times their own size (in
 # the 2-norm over every trained parameter) is refused like a non-finite one. Useful steps are
 # far smaller: on the shapes model Adam at lr 0.004 moved the weights by at most 0.8% of their
@@ -19,20 +21,22 @@ class StepGuard:
         self.net = net
         self.optimizer = optimizer
         self._saved = None       # the buffers snapshot() copies a step's starting state into
+        self.threads = 0
 
     def snapshot(self):
         """Everything a step changes: `seen`, every parameter (batch-norm statistics move in
         the forward pass) and the optimiser state, copied before each step so that a rejected
-        step leaves no trace. The copies go into buffers kept from step to step: allocating
-        them anew every iteration cost as much again as copying."""
+        step leaves no trace. The copies go into buffers kept from step to step (allocating
+        them anew every iteration cost as much again as copying), on `threads` threads (0:
+        OpenMP's count) in one parallel region."""
         params = [p for _, _, p, _ in self.net.parameters()]
         state = self.optimizer.state()
         if self._saved is None:
             self._saved = ([p.copy() for p in params], _copy_tree(state))
         else:
-            for p, saved in zip(params, self._saved[0]):
-                np.copyto(saved, p)
-            _copy_tree_into(state, self._saved[1])
+            arrays, copies = _tree_pairs(state, self._saved[1])
+            core.copy_arrays([flat(p) for p in self._saved[0]] + copies,
+                             [flat(p) for p in params] + arrays, self.threads)
         return (self.net.seen, *self._saved)
 
     def restore(self, snapshot):
@@ -46,58 +50,67 @@ class StepGuard:
         self.net.weights_changed()
 
     def non_finite_step(self, parts):
-        """Why the step's loss or summed gradient (replicas included) cannot be applied, or None."""
+        """Why the step's loss (replicas included) says it cannot be applied, or None. Its
+        gradient is judged with the update (unusable_update), from the optimiser's sums."""
         if not math.isfinite(parts.get("loss", 0.0)):
             return f"loss {parts.get('loss')}"
-        for i, name, _, g in self.net.parameters():
-            if g is not None and not np.isfinite(g).all():
-                return f"non-finite gradient of layer {i} {name}"
         return None
 
-    def unusable_update(self, before):
-        """Why the update just made cannot be kept, or None: a finite but huge gradient can
-        still overflow the weights or Adam's squared-gradient average, and an update many times
-        the size of the weights themselves (a learning rate far too high) leaves weights that
-        are finite but wrecked, so that every later step diverges, a resumed run's too."""
-        for i, name, p, _ in self.net.parameters():
-            if not np.isfinite(p).all():
+    def unusable_update(self):
+        """Why the update just made cannot be kept, or None: a non-finite gradient; a finite
+        but huge gradient can still overflow the weights or Adam's squared-gradient average,
+        and an update many times the size of the weights themselves (a learning rate far too
+        high) leaves weights that are finite but wrecked, so that every later step diverges, a
+        resumed run's too.
+
+        Judged from the sums the optimiser's pass made per trained array (optim.py's
+        last_update: float64 sums of squares, finite exactly when every value is), so that no
+        further pass reads the weights, the state or the gradients; the batch-norm statistics
+        (moved by the forward pass, small) are read here."""
+        sums = self.optimizer.last_update
+        trained = [(i, name) for i, name, _, g in self.net.parameters() if g is not None]
+        for (i, name), (_, _, _, gradient) in zip(trained, sums):
+            if not math.isfinite(gradient):
+                return f"non-finite gradient of layer {i} {name}"
+        for (i, name), (change, size, _, _) in zip(trained, sums):
+            if not (math.isfinite(change) and math.isfinite(size)):
                 return f"the update made layer {i} {name} non-finite"
-        if not all(np.isfinite(a).all() for a in _tree_arrays(self.optimizer.state())):
+        for i, name, p, g in self.net.parameters():
+            if g is None and not np.isfinite(p).all():
+                return f"the update made layer {i} {name} non-finite"
+        if not np.isfinite(sums[:, 2]).all():
             return "the update made the optimiser state non-finite"
-        # |p - s|^2 = p.p - 2 p.s + s.s by three BLAS dot products, without a temporary per
-        # parameter: the cancellation that loses small changes cannot hide a ratio near 10
-        change = size = 0.0
-        for (_, _, p, g), saved in zip(self.net.parameters(), before[1]):
-            if g is not None:        # trained by the optimiser (not batch-norm statistics)
-                a, b = p.reshape(-1), saved.reshape(-1)
-                ss = float(np.dot(b, b))
-                change += float(np.dot(a, a)) - 2.0 * float(np.dot(a, b)) + ss
-                size += ss
-        ratio = math.sqrt(max(change, 0.0) / size) if size > 0 else 0.0
+        change, size = float(sums[:, 0].sum()), float(sums[:, 1].sum())
+        ratio = math.sqrt(change / size) if size > 0 else 0.0
         if ratio > MAX_UPDATE_RATIO:
             return f"the update is {ratio:.3g} times the size of the weights"
         return None
-
-
-def _tree_arrays(tree):
-    """Every array in a nested dict of optimiser state."""
-    for value in tree.values():
-        if isinstance(value, dict):
-            yield from _tree_arrays(value)
-        elif isinstance(value, np.ndarray):
-            yield value
 
 
 def _copy_tree(tree):
     return {k: _copy_tree(v) if isinstance(v, dict) else np.copy(v) for k, v in tree.items()}
 
 
-def _copy_tree_into(tree, copy):
-    """Refresh `copy` (made by _copy_tree from a tree of the same layout) in place."""
+def flat(a):
+    """a as one dimension, a view (an array that would need a copy is refused: writes into a
+    copy would be lost)."""
+    view = a.view()
+    view.shape = (a.size,)
+    return view
+
+
+def _tree_pairs(tree, copy):
+    """(arrays of `tree`, their buffers in `copy`) for its arrays of one or more dimensions,
+    flattened, in one order; its scalars are copied into `copy` here."""
+    arrays, buffers = [], []
     for k, v in tree.items():
         if isinstance(v, dict):
-            _copy_tree_into(v, copy[k])
+            a, b = _tree_pairs(v, copy[k])
+            arrays += a
+            buffers += b
         elif isinstance(v, np.ndarray) and v.ndim:
-            np.copyto(copy[k], v)
+            arrays.append(flat(v))
+            buffers.append(flat(copy[k]))
         else:
             copy[k] = np.copy(v)
+    return arrays, buffers

@@ -19,6 +19,13 @@ DECAYED = {"weights"}      # parameter names that get weight decay
 
 class SGD:
     state_buffers = 1       # arrays of the parameters' size it keeps (velocity)
+    # after step(): (trained arrays, 4) float64, per array in net.parameters()' order the sums
+    # core.UPDATE_SUMS names (the squared change, the squared weights before it, the squared
+    # state and gradient), which the bad-step guard reads
+    last_update = None
+    # threads of the update's parallel region (0: OpenMP's count); the trainer sets its own
+    # while replicas have set one thread for the kernels
+    threads = 0
 
     def __init__(self, net, momentum=0.9, decay=0.0005):
         self.net = net
@@ -37,8 +44,9 @@ class SGD:
             grad.append(g.reshape(-1))
             velocity.append(self.velocity[f"{i:03d}/{name}"].reshape(-1))
             decay.append(self.decay * batch if name in DECAYED else 0.0)
-        core.sgd_update(w, grad, velocity, lr / batch, np.array(decay, np.float32),
-                        self.momentum)
+        self.last_update = core.sgd_update(w, grad, velocity, lr / batch,
+                                           np.array(decay, np.float32), self.momentum,
+                                           self.threads)
         self.net.weights_changed()
 
     def state(self):
@@ -61,6 +69,8 @@ class Adam:
     step sizes reach a useful detector in far fewer images than SGD at darknet's rates. The
     gradient is averaged over the batch before use."""
     state_buffers = 2       # first and second moments
+    last_update = None      # as SGD's
+    threads = 0
 
     def __init__(self, net, beta1=0.9, beta2=0.999, decay=0.0005, eps=1e-8):
         self.net = net
@@ -85,8 +95,9 @@ class Adam:
             first.append(self.first[key].reshape(-1))
             second.append(self.second[key].reshape(-1))
             decay.append(lr * self.decay if name in DECAYED else 0.0)
-        core.adam_update(w, grad, first, second, 1.0 / batch, b1, b2, lr * correction, self.eps,
-                         np.array(decay, np.float32))
+        self.last_update = core.adam_update(w, grad, first, second, 1.0 / batch, b1, b2,
+                                            lr * correction, self.eps,
+                                            np.array(decay, np.float32), self.threads)
         self.net.weights_changed()
 
     def state(self):

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels import core
+from .guard import flat
 
 STATISTICS = ("rolling_mean", "rolling_variance")
 
@@ -28,6 +29,7 @@ class ReplicaPool:
         self.count = max(1, int(count))
         self.replicas = [copy.deepcopy(net) for _ in range(self.count - 1)]
         self.executor = ThreadPoolExecutor(max_workers=self.count - 1) if self.count > 1 else None
+        self.threads = 0     # of the copies between networks (0: OpenMP's count)
 
     def close(self):
         if self.executor is not None:
@@ -64,25 +66,30 @@ class ReplicaPool:
         return results
 
     def _sync(self, replica):
-        """Replica := main's parameters, statistics and input size; zero gradients."""
+        """Replica := main's parameters, statistics and input size; zero gradients (the
+        weights' lazily, as zero_grads does). The copies in one parallel region on
+        `threads` threads (0: OpenMP's count)."""
         main = self.net
         if (replica.width, replica.height) != (main.width, main.height):
             replica.resize(main.width, main.height)
-        for (_, _, p, _), (_, _, q, g) in zip(main.parameters(), replica.parameters()):
-            np.copyto(q, p)
-            if g is not None:
-                g.fill(0.0)
+        core.copy_arrays([flat(q) for _, _, q, _ in replica.parameters()],
+                         [flat(p) for _, _, p, _ in main.parameters()], self.threads)
+        replica.zero_grads()
         replica.weights_changed()
 
     def _merge(self, replica, start_stats):
+        trained, statistics = [], []
         for (i, name, p, g), (_, _, q, rg) in zip(self.net.parameters(), replica.parameters()):
             if g is not None:
-                g += rg
+                trained.append((flat(g), flat(rg)))
             elif name in STATISTICS:
-                keep = np.float32(1.0 - self.net.layers[i].bn.momentum)
-                # replica: q = keep·r0 + m·batch  ->  main: p = keep·p + m·batch
-                p *= keep
-                p += q - keep * start_stats[(i, name)]
+                statistics.append((i, name, p, q))
+        core.add_arrays([g for g, _ in trained], [rg for _, rg in trained], self.threads)
+        for i, name, p, q in statistics:
+            keep = np.float32(1.0 - self.net.layers[i].bn.momentum)
+            # replica: q = keep·r0 + m·batch  ->  main: p = keep·p + m·batch
+            p *= keep
+            p += q - keep * start_stats[(i, name)]
 
 
 def _single_threaded(step, net, batch):

@@ -352,7 +352,7 @@ class Trainer:
                 if problem is None:
                     with np.errstate(all="ignore"):     # overflow is checked right after
                         self.optimizer.step(lr, o.batch)
-                    problem = self.guard.unusable_update(before)
+                    problem = self.guard.unusable_update()
                 if problem:
                     diverged = self._reject_step(problem, before, bar)
                     if diverged:
@@ -417,9 +417,12 @@ class Trainer:
         from ..kernels.threads import current_threads, set_threads
         count = max(1, min(int(self.settings.parallel or 1), self.net.options.subdivisions))
         self._threads = current_threads()
+        pool = ReplicaPool(self.net, count)
         if count > 1:
             set_threads(1)
-        return ReplicaPool(self.net, count)
+            # the passes over every parameter between the mini-batches still take them all
+            pool.threads = self.optimizer.threads = self.guard.threads = self._threads
+        return pool
 
     def _restore_threads(self):
         self._set_threads(self._threads)
