@@ -347,14 +347,36 @@ static void y9k_int8_quads_frame(int C, int H, int W, int pad, int8_t *out)
 }
 
 /* below 64 channels, the copies of the first slots/4 planes shifted left by 1, 2, ...
-   positions, zeros entering at the end */
+   positions, zeros entering at the end: in pieces of Y9K_SHIFT_PIECE bytes on the team (the
+   RGB layer's hand-off to a 32-channel layer copies 1.4 MB, which one thread did while the
+   other waited) */
+#define Y9K_SHIFT_PIECE (64L * 1024)
+
+typedef struct {
+    int8_t *out;
+    long group_bytes, pieces;     /* pieces of one copy */
+} y9k_shift_job;
+
+static void y9k_int8_shift_piece(void *job, long i)
+{
+    const y9k_shift_job *s = (const y9k_shift_job *) job;
+    long j = 1 + i / s->pieces, a = (i % s->pieces) * Y9K_SHIFT_PIECE;
+    long n = s->group_bytes - 4 * j;
+    long b = a + Y9K_SHIFT_PIECE < n ? a + Y9K_SHIFT_PIECE : n;
+    if (a < b)
+        memcpy(s->out + j * s->group_bytes + a, s->out + 4 * j + a, (size_t) (b - a));
+}
+
 static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *out)
 {
     long group_bytes = y9k_direct_slots(C) / 4 * y9k_quads_plane_bytes(H, W, pad);
-    for (int j = 1; j < y9k_direct_taps(C); j++) {
-        memcpy(out + j * group_bytes, out + 4 * j, (size_t) (group_bytes - 4 * j));
+    int taps = y9k_direct_taps(C);
+    if (taps < 2)
+        return;
+    y9k_shift_job job = {out, group_bytes, (group_bytes + Y9K_SHIFT_PIECE - 1) / Y9K_SHIFT_PIECE};
+    y9k_team_for((taps - 1) * job.pieces, y9k_int8_shift_piece, &job);
+    for (int j = 1; j < taps; j++)
         memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
-    }
 }
 
 typedef struct {
