@@ -6,11 +6,13 @@
 # value's arithmetic is the same whichever chunk or thread it falls in).
 #
 # Each update also returns, per array, what the bad-step guard (training/guard.py) judges a
-# step by, summed in float64 while the values pass: the squared change of the weights, their
-# squared size before it, the squares of the new optimiser state and of the gradient. A sum of
-# squares of float32 values cannot overflow float64, so each is finite exactly when all its
-# values are; the guard's own passes over 17 MB of weights and state (4 ms a step of the shapes
-# demo, single-threaded beside a replica) are not needed.
+# step by, summed while the values pass (in float32, a chunk's sums then added in float64):
+# the squared change of the weights, their squared size before it, the squares of the new
+# optimiser state and of the gradient. Finite sums mean every value is finite; a sum that is
+# not (a value that is not, or squares past float32's range) sends the guard to its exact
+# passes over the arrays. Its own passes over 17 MB of weights and state each step (4 ms of
+# the shapes demo's step, single-threaded beside a replica) are not needed otherwise; in
+# float64 the sums had doubled the SGD step on yolov2-tiny-voc (10.9 -> 19.8 ms).
 # (a section of the compiled core: ../_kernels.pyx includes it)
 
 UPDATE_CHUNK = 32768
@@ -20,8 +22,8 @@ cdef inline void _sgd_span(float *w, const float *grad, float *velocity, Py_ssiz
                            Py_ssize_t b, float step, float decay, float momentum,
                            double *sums) noexcept nogil:
     cdef Py_ssize_t i
-    cdef float v, old, new
-    cdef double change = 0, size = 0, state = 0, gradient = 0, d
+    cdef float v, old, new, d
+    cdef float change = 0, size = 0, state = 0, gradient = 0
     for i in range(a, b):
         old = w[i]
         v = velocity[i] - grad[i]
@@ -29,11 +31,11 @@ cdef inline void _sgd_span(float *w, const float *grad, float *velocity, Py_ssiz
         new = old + step * v
         w[i] = new
         velocity[i] = momentum * v
-        d = <double> new - <double> old
+        d = new - old
         change += d * d
-        size += <double> old * old
-        state += <double> velocity[i] * velocity[i]
-        gradient += <double> grad[i] * grad[i]
+        size += old * old
+        state += velocity[i] * velocity[i]
+        gradient += grad[i] * grad[i]
     sums[0] = change
     sums[1] = size
     sums[2] = state
@@ -45,9 +47,9 @@ cdef inline void _adam_span(float *w, const float *grad, float *first, float *se
                             float beta2, float step, float eps,
                             float decay_step, double *sums) noexcept nogil:
     cdef Py_ssize_t i
-    cdef float g, m, v, p, old, new
+    cdef float g, m, v, p, old, new, d
     cdef float c1 = 1 - beta1, c2 = 1 - beta2
-    cdef double change = 0, size = 0, state = 0, gradient = 0, d
+    cdef float change = 0, size = 0, state = 0, gradient = 0
     for i in range(a, b):
         old = w[i]
         g = grad[i] * inv_batch
@@ -58,11 +60,11 @@ cdef inline void _adam_span(float *w, const float *grad, float *first, float *se
         p = old - decay_step * old
         new = p - step * m / (sqrtf(v) + eps)
         w[i] = new
-        d = <double> new - <double> old
+        d = new - old
         change += d * d
-        size += <double> old * old
-        state += <double> m * m + <double> v * v
-        gradient += <double> grad[i] * grad[i]
+        size += old * old
+        state += m * m + v * v
+        gradient += grad[i] * grad[i]
     sums[0] = change
     sums[1] = size
     sums[2] = state
@@ -119,7 +121,7 @@ def sgd_update(list w, list grad, list velocity, float step, const float[::1] de
                float momentum, int threads=0):
     """darknet's SGD update of each array j of w (1-D float32), fused: v −= grad + decay[j]·w;
     w += step·v; v *= momentum. Returns (arrays, 4) float64: per array the sums UPDATE_SUMS
-    names (Σ(w_new − w_old)², Σw_old², Σv_new², Σgrad²)."""
+    names (Σ(w_new − w_old)², Σw_old², Σv_new², Σgrad², each chunk's in float32)."""
     if decay.shape[0] != len(w):
         raise ValueError("sgd_update: one decay per array")
     index, start, end = _update_chunks(w, [grad, velocity], "sgd_update")
@@ -152,7 +154,7 @@ def adam_update(list w, list grad, list first, list second, float inv_batch, flo
     """Adam with decoupled weight decay on each array j of w (1-D float32), fused: with
     g = grad·inv_batch, m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², w −= decay_step[j]·w,
     w −= step·m/(√v + eps). Returns (arrays, 4) float64: per array the sums UPDATE_SUMS names
-    (Σ(w_new − w_old)², Σw_old², Σ(m² + v²) new, Σgrad²)."""
+    (Σ(w_new − w_old)², Σw_old², Σ(m² + v²) new, Σgrad², each chunk's in float32)."""
     if decay_step.shape[0] != len(w):
         raise ValueError("adam_update: one decay_step per array")
     index, start, end = _update_chunks(w, [grad, first, second], "adam_update")

@@ -56,35 +56,62 @@ class StepGuard:
             return f"loss {parts.get('loss')}"
         return None
 
-    def unusable_update(self):
+    def unusable_update(self, before):
         """Why the update just made cannot be kept, or None: a non-finite gradient; a finite
         but huge gradient can still overflow the weights or Adam's squared-gradient average,
         and an update many times the size of the weights themselves (a learning rate far too
         high) leaves weights that are finite but wrecked, so that every later step diverges, a
         resumed run's too.
 
-        Judged from the sums the optimiser's pass made per trained array (optim.py's
-        last_update: float64 sums of squares, finite exactly when every value is), so that no
-        further pass reads the weights, the state or the gradients; the batch-norm statistics
-        (moved by the forward pass, small) are read here."""
+        Judged from the sums of squares the optimiser's pass made per trained array (optim.py's
+        last_update): all finite, every value is, and the ratio is theirs; the batch-norm
+        statistics (moved by the forward pass, small) are read here. A sum that is not finite
+        (a value that is not, or squares past float32's range) sends it to the exact passes
+        over the arrays, with `before` (snapshot()) for the ratio."""
         sums = self.optimizer.last_update
-        trained = [(i, name) for i, name, _, g in self.net.parameters() if g is not None]
-        for (i, name), (_, _, _, gradient) in zip(trained, sums):
-            if not math.isfinite(gradient):
-                return f"non-finite gradient of layer {i} {name}"
-        for (i, name), (change, size, _, _) in zip(trained, sums):
-            if not (math.isfinite(change) and math.isfinite(size)):
-                return f"the update made layer {i} {name} non-finite"
+        if sums is None or not np.isfinite(sums).all():
+            return self._judged_by_passes(before)
         for i, name, p, g in self.net.parameters():
             if g is None and not np.isfinite(p).all():
                 return f"the update made layer {i} {name} non-finite"
-        if not np.isfinite(sums[:, 2]).all():
+        return _ratio_problem(float(sums[:, 0].sum()), float(sums[:, 1].sum()))
+
+    def _judged_by_passes(self, before):
+        """unusable_update's judgement from the arrays themselves."""
+        for i, name, _, g in self.net.parameters():
+            if g is not None and not np.isfinite(g).all():
+                return f"non-finite gradient of layer {i} {name}"
+        for i, name, p, _ in self.net.parameters():
+            if not np.isfinite(p).all():
+                return f"the update made layer {i} {name} non-finite"
+        if not all(np.isfinite(a).all() for a in _tree_arrays(self.optimizer.state())):
             return "the update made the optimiser state non-finite"
-        change, size = float(sums[:, 0].sum()), float(sums[:, 1].sum())
-        ratio = math.sqrt(change / size) if size > 0 else 0.0
-        if ratio > MAX_UPDATE_RATIO:
-            return f"the update is {ratio:.3g} times the size of the weights"
-        return None
+        # in float64: this path is taken where float32's squares overflow
+        change = size = 0.0
+        for (_, _, p, g), saved in zip(self.net.parameters(), before[1]):
+            if g is not None:        # trained by the optimiser (not batch-norm statistics)
+                b = saved.reshape(-1).astype(np.float64)
+                change += float(np.sum(np.square(p.reshape(-1) - b)))
+                size += float(np.dot(b, b))
+        return _ratio_problem(change, size)
+
+
+def _ratio_problem(change, size):
+    """The refusal of an update whose squared change is `change` against the weights'
+    squared size `size`, or None."""
+    ratio = math.sqrt(change / size) if size > 0 else 0.0
+    if ratio > MAX_UPDATE_RATIO:
+        return f"the update is {ratio:.3g} times the size of the weights"
+    return None
+
+
+def _tree_arrays(tree):
+    """Every array in a nested dict of optimiser state."""
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield from _tree_arrays(value)
+        elif isinstance(value, np.ndarray):
+            yield value
 
 
 def _copy_tree(tree):

@@ -352,7 +352,7 @@ class Trainer:
                 if problem is None:
                     with np.errstate(all="ignore"):     # overflow is checked right after
                         self.optimizer.step(lr, o.batch)
-                    problem = self.guard.unusable_update()
+                    problem = self.guard.unusable_update(before)
                 if problem:
                     diverged = self._reject_step(problem, before, bar)
                     if diverged:
