@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ..kernels import core
+from .optim import flat
 
 # An optimiser step that changes the weights by more than this many times their own size (in
 # the 2-norm over every trained parameter) is refused like a non-finite one. Useful steps are
@@ -116,14 +117,6 @@ def _tree_arrays(tree):
 
 def _copy_tree(tree):
     return {k: _copy_tree(v) if isinstance(v, dict) else np.copy(v) for k, v in tree.items()}
-
-
-def flat(a):
-    """a as one dimension, a view (an array that would need a copy is refused: writes into a
-    copy would be lost)."""
-    view = a.view()
-    view.shape = (a.size,)
-    return view
 
 
 def _tree_pairs(tree, copy):

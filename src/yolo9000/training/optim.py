@@ -17,6 +17,14 @@ from ..kernels import core
 DECAYED = {"weights"}      # parameter names that get weight decay
 
 
+def flat(a):
+    """a as one dimension, a view: the form the passes over every parameter take (an array
+    that would need a copy is refused: writes into a copy would be lost)."""
+    view = a.view()
+    view.shape = (a.size,)
+    return view
+
+
 class SGD:
     state_buffers = 1       # arrays of the parameters' size it keeps (velocity)
     # after step(): (trained arrays, 4) float64, per array in net.parameters()' order the sums
@@ -40,9 +48,9 @@ class SGD:
         for i, name, p, g in self.net.parameters():
             if g is None:
                 continue
-            w.append(p.reshape(-1))
-            grad.append(g.reshape(-1))
-            velocity.append(self.velocity[f"{i:03d}/{name}"].reshape(-1))
+            w.append(flat(p))
+            grad.append(flat(g))
+            velocity.append(flat(self.velocity[f"{i:03d}/{name}"]))
             decay.append(self.decay * batch if name in DECAYED else 0.0)
         self.last_update = core.sgd_update(w, grad, velocity, lr / batch,
                                            np.array(decay, np.float32), self.momentum,
@@ -90,10 +98,10 @@ class Adam:
             if g is None:
                 continue
             key = f"{i:03d}/{name}"
-            w.append(p.reshape(-1))
-            grad.append(g.reshape(-1))
-            first.append(self.first[key].reshape(-1))
-            second.append(self.second[key].reshape(-1))
+            w.append(flat(p))
+            grad.append(flat(g))
+            first.append(flat(self.first[key]))
+            second.append(flat(self.second[key]))
             decay.append(lr * self.decay if name in DECAYED else 0.0)
         self.last_update = core.adam_update(w, grad, first, second, 1.0 / batch, b1, b2,
                                             lr * correction, self.eps,

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels import core
-from .guard import flat
+from .optim import flat
 
 STATISTICS = ("rolling_mean", "rolling_variance")
 
