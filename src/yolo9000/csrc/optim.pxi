@@ -109,12 +109,24 @@ def _sums_by_array(double[:, ::1] chunk_sums, Py_ssize_t[::1] index, Py_ssize_t 
     return out
 
 
-cdef float **_float_pointers(list arrays, float **out) except NULL:
+cdef float **_pointer_table(list groups) except NULL:
+    """The first values of the 1-D float32 arrays of `groups` (lists of one length n), group
+    after group in one malloc'd table: table[g * n + j] is groups[g][j]'s (NULL if empty).
+    The caller frees it."""
+    cdef Py_ssize_t n = len(groups[0]), g, j
     cdef float[::1] view
-    for j, a in enumerate(arrays):
-        view = a
-        out[j] = &view[0] if view.shape[0] else NULL
-    return out
+    cdef float **table = <float **> malloc(len(groups) * max(n, 1) * sizeof(float *))
+    if table == NULL:
+        raise MemoryError()
+    try:
+        for g, arrays in enumerate(groups):
+            for j, a in enumerate(arrays):
+                view = a
+                table[g * n + j] = &view[0] if view.shape[0] else NULL
+    except BaseException:
+        free(table)
+        raise
+    return table
 
 
 def sgd_update(list w, list grad, list velocity, float step, const float[::1] decay,
@@ -128,17 +140,12 @@ def sgd_update(list w, list grad, list velocity, float step, const float[::1] de
     cdef Py_ssize_t[::1] ci = index, cs = start, ce = end
     cdef Py_ssize_t c, j, chunks = ci.shape[0], n = len(w)
     threads = _region_threads(threads, chunks)
-    cdef float **pw = <float **> malloc(3 * max(n, 1) * sizeof(float *))
-    if pw == NULL:
-        raise MemoryError()
-    cdef float **pg = pw + n
-    cdef float **pv = pw + 2 * n
     chunk_sums = np.zeros((max(chunks, 1), 4), np.float64)
     cdef double[:, ::1] sums = chunk_sums
+    cdef float **pw = _pointer_table([w, grad, velocity])
+    cdef float **pg = pw + n
+    cdef float **pv = pw + 2 * n
     try:
-        _float_pointers(w, pw)
-        _float_pointers(grad, pg)
-        _float_pointers(velocity, pv)
         with nogil:
             for c in prange(chunks, schedule="static", num_threads=threads):
                 j = ci[c]
@@ -161,19 +168,13 @@ def adam_update(list w, list grad, list first, list second, float inv_batch, flo
     cdef Py_ssize_t[::1] ci = index, cs = start, ce = end
     cdef Py_ssize_t c, j, chunks = ci.shape[0], n = len(w)
     threads = _region_threads(threads, chunks)
-    cdef float **pw = <float **> malloc(4 * max(n, 1) * sizeof(float *))
-    if pw == NULL:
-        raise MemoryError()
+    chunk_sums = np.zeros((max(chunks, 1), 4), np.float64)
+    cdef double[:, ::1] sums = chunk_sums
+    cdef float **pw = _pointer_table([w, grad, first, second])
     cdef float **pg = pw + n
     cdef float **pm = pw + 2 * n
     cdef float **pv = pw + 3 * n
-    chunk_sums = np.zeros((max(chunks, 1), 4), np.float64)
-    cdef double[:, ::1] sums = chunk_sums
     try:
-        _float_pointers(w, pw)
-        _float_pointers(grad, pg)
-        _float_pointers(first, pm)
-        _float_pointers(second, pv)
         with nogil:
             for c in prange(chunks, schedule="static", num_threads=threads):
                 j = ci[c]
@@ -193,13 +194,9 @@ def copy_arrays(list dst, list src, int threads=0):
     cdef Py_ssize_t[::1] ci = index, cs = start, ce = end
     cdef Py_ssize_t c, j, chunks = ci.shape[0], n = len(dst)
     threads = _region_threads(threads, chunks)
-    cdef float **pd = <float **> malloc(2 * max(n, 1) * sizeof(float *))
-    if pd == NULL:
-        raise MemoryError()
+    cdef float **pd = _pointer_table([dst, src])
     cdef float **ps = pd + n
     try:
-        _float_pointers(dst, pd)
-        _float_pointers(src, ps)
         with nogil:
             for c in prange(chunks, schedule="static", num_threads=threads):
                 j = ci[c]
@@ -215,15 +212,11 @@ def add_arrays(list dst, list src, int threads=0):
     cdef Py_ssize_t[::1] ci = index, cs = start, ce = end
     cdef Py_ssize_t c, i, j, chunks = ci.shape[0], n = len(dst)
     threads = _region_threads(threads, chunks)
-    cdef float **pd = <float **> malloc(2 * max(n, 1) * sizeof(float *))
-    if pd == NULL:
-        raise MemoryError()
+    cdef float **pd = _pointer_table([dst, src])
     cdef float **ps = pd + n
     cdef float *d
     cdef const float *a
     try:
-        _float_pointers(dst, pd)
-        _float_pointers(src, ps)
         with nogil:
             for c in prange(chunks, schedule="static", num_threads=threads):
                 j = ci[c]
