@@ -841,32 +841,18 @@ def profile_forward(net, x, train, repeats):
 
 
 def profile_backward(net, x, objective, repeats):
-    """Median ms of each layer.backward (the objective's gradient in, no input gradient for
-    the first convolution), walking the layers the way Network.backward does."""
+    """Median ms of each layer's backward (the objective's gradient in, no input gradient
+    for the first convolution), timed by Network.backward itself (no row for a maxpool its
+    convolution pooled in the training forward: that convolution's backward unpools, on its
+    row)."""
     per_layer = [[] for _ in net.layers]
     for _ in range(repeats):
         net.zero_grads()
         _, grad_raw = objective.loss(net.forward(x, train=True))
-        grads = [None] * len(net.layers)
-        start = objective.start
-        grads[start] = np.array(grad_raw, dtype=np.float32, copy=True)     # as Network.backward
-        for i in range(start, -1, -1):
-            g, grads[i] = grads[i], None
-            if g is None:
-                continue
-            layer = net.layers[i]
-            t = time.perf_counter()
-            if i == 0 and layer.kind == "conv":
-                layer.backward(g, need_input_grad=False, dy_is_scratch=True)
-                per_layer[i].append(time.perf_counter() - t)
-                break
-            d = layer.backward(g, dy_is_scratch=True)
-            per_layer[i].append(time.perf_counter() - t)
-            if layer.kind == "route":
-                for j, part in zip(layer.sources, d):
-                    grads[j] = part if grads[j] is None else grads[j] + part
-            elif i > 0:
-                grads[i - 1] = d if grads[i - 1] is None else grads[i - 1] + d
+        seconds = {}
+        net.backward(grad_raw, start=objective.start, input_grad=False, layer_seconds=seconds)
+        for i, t in seconds.items():
+            per_layer[i].append(t)
     rows = []
     for i, (layer, ts) in enumerate(zip(net.layers, per_layer)):
         if not ts:
@@ -915,6 +901,9 @@ def bench_profile(opts, store, whats):
         objective = Objective(net, opts.batch)
         OursTrainer(net, x, objective, update=False).step()   # warm-up
         rows = profile_forward(net, x, True, repeats)
+        for r in rows:
+            if "pooled_by" in r:
+                r["path"] = f"in layer {r['pooled_by']}'s batch norm pass"
         profiles.append(finish_profile(
             f"forward(train=True) {model_label(model)} {net.width} b{opts.batch}, "
             f"median of {repeats}", rows))

@@ -63,6 +63,7 @@ cdef extern from "batchnorm_x86.h":
                            int avx512) noexcept nogil
 
 cdef extern from "maxpool_sse2.h":
+    void y9k_maxpool_2x2_s2_row(const float* top, float* out, int W, int out_w) noexcept nogil
     void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
                                          float* dtop, int W, int out_w,
                                          int sse2) noexcept nogil

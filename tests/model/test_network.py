@@ -331,7 +331,9 @@ def test_lazily_zeroed_gradients_equal_zeroed_ones():
 
 def test_layer_seconds_time_every_layer_and_mark_the_fused_maxpools():
     """forward(layer_seconds=[]) (bench.py's profile): one entry a layer, None for the maxpools
-    a convolution took in its epilogue (inference only), the output unchanged."""
+    a convolution took in its epilogue (inference) or in its batch norm pass (training), the
+    output unchanged; backward(layer_seconds={}) times every layer it ran, not those
+    maxpools (their convolutions unpool)."""
     net = Network.from_cfg("yolov2-tiny-voc", width=96, height=96)
     x = np.random.default_rng(0).random((1,) + net.input_shape, np.float32)
     seconds = []
@@ -344,5 +346,12 @@ def test_layer_seconds_time_every_layer_and_mark_the_fused_maxpools():
     assert {i + 1 for i in net.pooled_pairs if i > 0} <= fused <= {i + 1 for i in net.pooled_pairs}
     assert all(t >= 0 for t in seconds if t is not None)
     seconds = []
-    net.forward(x, train=True, layer_seconds=seconds)
-    assert len(seconds) == len(net.layers) and None not in seconds
+    out = net.forward(x, train=True, layer_seconds=seconds)
+    assert len(seconds) == len(net.layers)
+    # every pair is batch-normalised with an even output at 96 px
+    pooled = {i + 1 for i in net.pooled_pairs}
+    assert {i for i, t in enumerate(seconds) if t is None} == pooled == {1, 3, 5, 7, 9}
+    backward_seconds = {}
+    net.backward(np.ones_like(out), input_grad=False, layer_seconds=backward_seconds)
+    assert set(backward_seconds) == set(range(len(net.layers))) - pooled
+    assert all(t >= 0 for t in backward_seconds.values())

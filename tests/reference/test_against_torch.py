@@ -62,6 +62,46 @@ def test_training_gradients_match_autograd():
             assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
 
 
+def test_pooled_training_pairs_match_autograd(tmp_path):
+    """yolov2-tiny-voc in training mode through Network.forward, which runs each
+    batch-normalised convolution and the 2x2/2 maxpool after it as one (the full activated
+    output never kept, the pooled gradient unpooled from z in backward): its output, input
+    gradient and every parameter gradient against autograd on the layers one by one."""
+    cfg = REFERENCE_CFG / "yolov2-tiny-voc.cfg"
+    weights = tmp_path / "random.weights"
+    torch_darknet.write_random_darknet_weights(cfg, weights, seed=5)
+    net = Network.from_cfg(cfg, width=64, height=64).load_weights(weights)
+    ref = torch_darknet.build_torch_net(cfg, width=64, height=64)
+    torch_darknet.load_darknet_weights(ref, weights)
+    torch_darknet.set_train_mode_bn(ref)
+    rng = np.random.default_rng(8)
+    x = rng.random((2, 3, 64, 64), dtype=np.float32)
+    last = len(net.layers) - 2          # raw output of the final convolution
+    seconds = []
+    net.forward(x, train=True, layer_seconds=seconds)
+    ours = net.forward(x, train=True)
+    assert [i for i, t in enumerate(seconds) if t is None] == [1, 3, 5, 7, 9]   # fused
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    outputs = ref(xt)
+    theirs = outputs[last]
+    assert close(ours, outputs[-1].detach().numpy())
+    r = rng.standard_normal(theirs.shape).astype(np.float32)
+    net.zero_grads()
+    dx = net.backward(r, start=last)
+    theirs.backward(torch.from_numpy(r))
+    scale = np.abs(xt.grad.numpy()).max()
+    assert np.abs(dx - xt.grad.numpy()).max() <= 1e-4 * scale
+    convs = [layer for layer in net.layers if layer.kind == "conv"]
+    for ours_layer, ref_layer in zip(convs, ref.conv_layers()):
+        pairs = [(ours_layer.weight_grad, ref_layer.weight.grad),
+                 (ours_layer.bias_grad, ref_layer.bias.grad)]
+        if ours_layer.bn is not None:
+            pairs.append((ours_layer.bn.scale_grad, ref_layer.scales.grad))
+        for a, b in pairs:
+            b = b.numpy()
+            assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
+
+
 def test_classifier_training_step_matches_torch(tmp_path):
     """One darknet-mini training step (batch-norm statistics, softmax cross-entropy from the
     classification task, darknet's SGD with momentum and decay) against PyTorch autograd on an

@@ -24,8 +24,11 @@ static void Y9K_BN_NAME(y9k_shifted_sums)(const float *x, long n, float shift, d
 }
 
 /* dst = act(a * ((src - m) * k) + b) for the piecewise-linear activations (leaky's 0.1 * v
-   in double, as darknet's .1*x; max as a select that vectorises) */
-Y9K_BN_TARGET
+   in double, as darknet's .1*x; max as a select that vectorises). Never inlined: the pooled
+   training pair's backward finds each window's winner by recomputing these values and
+   comparing them with the forward's maxima for equality, so every caller must run the one
+   compiled body (-ffast-math may compile an inlined copy's arithmetic differently) */
+Y9K_BN_TARGET __attribute__((noinline))
 static void Y9K_BN_NAME(y9k_normalize_activate)(const float *src, float *dst, long n, float m,
                                                 float k, float a, float b, int act)
 {

@@ -53,34 +53,18 @@ def maxpool_forward(const float[:, :, :, ::1] x, int size, int stride, int paddi
 
 cdef void _maxpool_2x2_values(const float[:, :, :, ::1] x, float[:, :, :, ::1] y) noexcept nogil:
     # inference: the same comparisons as _maxpool_2x2 (the later tap wins only if greater),
-    # written as selects that vectorise instead of branches that mispredict
+    # by rows (y9k_maxpool_2x2_s2_row)
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int out_h = y.shape[2], out_w = y.shape[3]
-    cdef Py_ssize_t nc
-    cdef int i, j
-    cdef float best, v
-    cdef const float* top
-    cdef const float* bottom
-    cdef float* out
-    if N * C == 0:
+    cdef Py_ssize_t row
+    if N * C * out_h == 0:
         return
-    # planes by offset from the first (C-contiguous): no divisions per row, which on small
+    # rows by offset from the first (C-contiguous): no divisions per row, which on small
     # maps (4x4: 2 rows a plane) cost more than the row
     cdef const float* x0 = &x[0, 0, 0, 0]
     cdef float* y0 = &y[0, 0, 0, 0]
-    for nc in prange(<Py_ssize_t> N * C, schedule="static"):
-        for i in range(out_h):
-            top = x0 + (nc * H + 2 * i) * W
-            bottom = top + W
-            out = y0 + (nc * out_h + i) * out_w
-            for j in range(out_w):
-                best = top[2 * j]
-                v = top[2 * j + 1]
-                best = v if v > best else best
-                v = bottom[2 * j]
-                best = v if v > best else best
-                v = bottom[2 * j + 1]
-                out[j] = v if v > best else best
+    for row in prange(<Py_ssize_t> N * C * out_h, schedule="static"):
+        y9k_maxpool_2x2_s2_row(x0 + 2 * row * W, y0 + row * out_w, W, out_w)
 
 
 cdef void _maxpool_2x2_s1_plane(const float* x, float* y, int H, int W) noexcept nogil:

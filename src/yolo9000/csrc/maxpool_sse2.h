@@ -1,4 +1,6 @@
-/* The 2x2/2 maxpool backward, one output row at a time (maxpool_2x2_s2_backward). */
+/* The 2x2/2 maxpool, one output row at a time: its forward's comparisons (inference, and the
+   training forward a batch-normalised convolution pools in, batchnorm_activate_pooled) and
+   its backward (maxpool_2x2_s2_backward, and batchnorm_pooled_backward's unpooling). */
 #ifndef Y9K_MAXPOOL_SSE2_H
 #define Y9K_MAXPOOL_SSE2_H
 
@@ -17,6 +19,22 @@ static inline float y9k_kept_if(float v, int keep)
     bits &= (uint32_t) -keep;
     memcpy(&v, &bits, sizeof bits);
     return v;
+}
+
+/* out[j] = the maximum of the window top[2j..2j+1], top[W + 2j..2j+1], in darknet's order
+   (a later tap wins only if greater), as selects that vectorise instead of branches that
+   mispredict; the backward finds the winner again by these comparisons */
+static inline void y9k_maxpool_2x2_s2_row(const float *top, float *out, int W, int out_w)
+{
+    const float *bottom = top + W;
+    for (int j = 0; j < out_w; j++) {
+        float best = top[2 * j], v = top[2 * j + 1];
+        best = v > best ? v : best;
+        v = bottom[2 * j];
+        best = v > best ? v : best;
+        v = bottom[2 * j + 1];
+        out[j] = v > best ? v : best;
+    }
 }
 
 /* One output row: r is the gradient not yet given to an earlier input of the window. With

@@ -7,7 +7,7 @@ this forward formula (not the textbook one with eps inside the square root).
 """
 import numpy as np
 
-from ..kernels import core
+from ..kernels import core, workspace
 from .base import Layer
 
 EPS = 1e-6
@@ -37,7 +37,23 @@ class BatchNorm:
         """out = act(scale·x̂ + bias) with x̂ = (z − μ)/(σ + eps) from the batch statistics of
         z (N, C, S) float32 (one fused pass; z itself is kept by the caller for backward) and
         the rolling statistics updated."""
-        n, c, s = z.shape
+        self._batch_statistics(z)
+        core.batchnorm_activate(z, self._mean, self._inv, self.scales, bias, act, out)
+        return out
+
+    def forward_train_pooled(self, z, height, width, bias, act, pooled):
+        """pooled (N, C, height/2, width/2) = the 2x2/2 maxpool of forward_train's output,
+        which is never written (z (N, C, height·width), both sides even, act not logistic);
+        backward_pooled is its backward."""
+        self._batch_statistics(z)
+        core.batchnorm_activate_pooled(z, height, width, self._mean, self._inv, self.scales,
+                                       bias, act, pooled, _row_scratch(2 * width))
+        return pooled
+
+    def _batch_statistics(self, z):
+        """The batch's mean and 1/(σ + eps) for the pass after it, the rolling statistics
+        updated."""
+        c = z.shape[1]
         mean = np.empty(c, np.float64)
         var = np.empty(c, np.float64)
         core.batchnorm_statistics(z, mean, var)
@@ -45,13 +61,11 @@ class BatchNorm:
         self._mean = mean.astype(np.float32)
         self._inv = (1.0 / (std + EPS)).astype(np.float32)
         self._std64 = np.ascontiguousarray(std, dtype=np.float64)
-        core.batchnorm_activate(z, self._mean, self._inv, self.scales, bias, act, out)
         m = self.momentum
         self.rolling_mean *= np.float32(1 - m)
         self.rolling_mean += (m * mean).astype(np.float32)
         self.rolling_variance *= np.float32(1 - m)
         self.rolling_variance += (m * var).astype(np.float32)
-        return out
 
     def backward(self, z, y, dy, bias, act, bias_grad, out):
         """out = dL/dz (N, C, S) for the last forward_train(z, bias, act, y), given dy = dL/dy;
@@ -64,6 +78,20 @@ class BatchNorm:
                                          self._inv, self._std64, self.scales, bias,
                                          self.scale_grad)
         return out
+
+    def backward_pooled(self, z, pooled, dpooled, bias, act, bias_grad, out):
+        """backward for the last forward_train_pooled(z, ..., pooled), given dpooled =
+        dL/dpooled: each window's gradient goes to its winner (the first of its four values,
+        row by row, equal to its maximum), as the maxpool's backward gives it; out (N, C, S)
+        is the unpooled gradient, then dL/dz written over it."""
+        core.batchnorm_unpool(dpooled, pooled, z, self._mean, self._inv, self.scales, bias,
+                              act, out, _row_scratch(2 * 2 * pooled.shape[3]))
+        return self.backward(z, None, out, bias, act, bias_grad, out)
+
+
+def _row_scratch(floats):
+    """A row of `floats` (whole cache lines) per thread for the pooled passes."""
+    return workspace.borrow((core.get_max_threads(), -(-floats // 16) * 16))
 
 
 class BatchNormLayer(Layer):

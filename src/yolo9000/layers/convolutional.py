@@ -85,7 +85,7 @@ WINOGRAD_MIN_TILES_TRAINING_DENSE = 96
 
 class ConvolutionalLayer(Layer):
     kind = "conv"
-    forward_state = ("_x", "_xp", "_z", "_y", "_train_u", "_train_dense")
+    forward_state = ("_x", "_xp", "_z", "_y", "_pooled", "_train_u", "_train_dense")
 
     def __init__(self, in_shape, filters, size=1, stride=1, pad=0, padding=None,
                  batch_normalize=False, activation="logistic", groups=1, rng=None):
@@ -122,6 +122,7 @@ class ConvolutionalLayer(Layer):
                            and core.direct_conv_available())
         self._train_u = None       # the training forward's U, for its backward's input gradient
         self._train_dense = None   # the training forward's dense_weights(), for its backward
+        self._pooled = None        # forward_train_pooled's output, for its backward
         self._affine = None        # _inference_affine's (key, a, b)
         self._u = None             # cached transformed filters, and their _weights_stamp()
         self._u_stamp = None
@@ -738,30 +739,72 @@ class ConvolutionalLayer(Layer):
             return z.reshape((n,) + self.out_shape)
         if isinstance(x, handoff.PackedActivation) or hand_off is not None:
             raise ValueError("training reads and writes fp32 activations, never packed ones")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        z = self._train_products(x)
         n = x.shape[0]
-        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
-        z = self._convolve_fused(x, ones, zeros, 0, train)
-        z = self._convolve(x, train) if z is None else z.reshape(n, self.filters, -1)
-        self._x = x
+        self._pooled = None
         if self.bn is not None:
             # z (before batch norm) is what backward needs; y is a new array
             self._z = z
             self._y = self.bn.forward_train(z, self.biases, self.act, np.empty_like(z))
         else:
             self._z = None
-            core.scale_bias_activate(z, ones, self.biases, self.act)
+            core.scale_bias_activate(z, np.ones(self.filters, np.float32), self.biases,
+                                     self.act)
             self._y = z
         return self._y.reshape((n,) + self.out_shape)
+
+    def _train_products(self, x):
+        """The training forward's convolution z (N, F, out_h·out_w), before batch norm and
+        activation; x kept for backward."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        ones, zeros = np.ones(self.filters, np.float32), np.zeros(self.filters, np.float32)
+        z = self._convolve_fused(x, ones, zeros, 0, True)
+        z = self._convolve(x, True) if z is None else z.reshape(n, self.filters, -1)
+        self._x = x
+        return z
+
+    @property
+    def trains_pooled(self):
+        """Whether forward_train_pooled applies: batch norm, a piecewise-linear activation
+        and an even output (the maxpool's 2x2/2 windows tile it)."""
+        f, oh, ow = self.out_shape
+        return (self.bn is not None and self.act != core.ACT_LOGISTIC
+                and oh % 2 == 0 and ow % 2 == 0)
+
+    def forward_train_pooled(self, x):
+        """The training forward followed by a 2x2/2 maxpool, as one: returns the pooled
+        output (N, F, out_h/2, out_w/2); the full activated output is never written, and
+        backward then takes the pooled output's gradient, unpooling it on the fly (each
+        window's to the first of its values equal to the maximum, as the maxpool's backward
+        does). None when trains_pooled does not hold (the caller runs the two layers)."""
+        if not self.trains_pooled:
+            return None
+        if isinstance(x, handoff.PackedActivation):
+            raise ValueError("training reads and writes fp32 activations, never packed ones")
+        z = self._train_products(x)
+        f, oh, ow = self.out_shape
+        pooled = np.empty((x.shape[0], f, oh // 2, ow // 2), np.float32)
+        self._z, self._y = z, None
+        self._pooled = self.bn.forward_train_pooled(z, oh, ow, self.biases, self.act, pooled)
+        return pooled
 
     def backward(self, dy, need_input_grad=True, dy_is_scratch=False):
         """dL/dx (None when need_input_grad is False: the network's first layer skips the
         col2im and the product that only the input gradient needs). dy_is_scratch: the
         caller will not read dy again, so the gradient at the convolution's output may be
-        written over it (saves an array as large as the layer's output)."""
+        written over it (saves an array as large as the layer's output). After
+        forward_train_pooled, dy is the gradient of its pooled output."""
         n = dy.shape[0]
         f, oh, ow = self.out_shape
         c, h, w = self.in_shape
+        if self._pooled is not None:
+            # dy is the gradient of forward_train_pooled's output
+            g = np.empty((n, f, oh * ow), np.float32)
+            self.bn.backward_pooled(self._z, self._pooled,
+                                    np.ascontiguousarray(dy, dtype=np.float32), self.biases,
+                                    self.act, self.bias_grad, g)
+            return self._backward_products(g, need_input_grad)
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(n, f, oh * ow)
         g = dy if dy_is_scratch else np.empty_like(dy)
         if self.bn is not None:

@@ -281,16 +281,19 @@ class Network:
 
     def _plan_pooling(self):
         """Convolutions followed by a 2x2/2 maxpool that alone reads their output: inference
-        runs the pair as one (ConvolutionalLayer.forward_pooled). Depends on the shapes."""
+        runs the pair as one (ConvolutionalLayer.forward_pooled), and so does training where
+        the convolution can (forward_train_pooled). Depends on the shapes."""
         self._pooled_pairs = {
             i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
             and after.tiles and self._last_use[i] == i + 1}
+        self._trained_pooled = set()    # the pairs the last training forward ran as one
 
     @property
     def pooled_pairs(self):
-        """Indices of the convolutions whose inference forward also does the maxpool after
-        them (forward_pooled, when the call takes the direct or Winograd kernel)."""
+        """Indices of the convolutions whose forward also does the maxpool after them
+        (inference: forward_pooled, when the call takes the direct or Winograd kernel;
+        training: forward_train_pooled, under batch norm)."""
         return frozenset(self._pooled_pairs)
 
     def _plan_hand_offs(self):
@@ -330,8 +333,10 @@ class Network:
     def _run(self, x, train, keep_all, watch_inputs=None, layer_seconds=None):
         x = self._check_input(x)
         outputs = [None] * len(self.layers)
-        pairs = set() if train or keep_all else self._pooled_pairs
+        pairs = set() if keep_all else self._pooled_pairs
         hand_offs = {} if train or keep_all or watch_inputs is not None else self._hand_offs
+        if train:
+            self._trained_pooled = set()
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
@@ -343,7 +348,11 @@ class Network:
             started = time.perf_counter() if layer_seconds is not None else None
             if made_before:
                 pass            # the maxpool's output, made by the convolution before it
-            elif (i in pairs
+            elif (i in pairs and train
+                  and (pooled := layer.forward_train_pooled(inp)) is not None):
+                outputs[i + 1] = pooled
+                self._trained_pooled.add(i)
+            elif (i in pairs and not train
                   and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None):
                 outputs[i + 1] = pooled
             elif i in hand_offs:
@@ -363,12 +372,15 @@ class Network:
                             outputs[j] = None
         return outputs
 
-    def backward(self, dy, start=None, input_grad=True):
+    def backward(self, dy, start=None, input_grad=True, layer_seconds=None):
         """Back-propagate dL/d(output of layer `start`, default the last) to the input.
 
         Parameter gradients accumulate on the layers (call zero_grads() between steps).
         Returns dL/dx for the network input (None with input_grad=False, which training uses
-        to skip the most expensive product of the first convolution)."""
+        to skip the most expensive product of the first convolution). `layer_seconds`, a
+        dict, gets each layer's backward wall time by index (none for a maxpool whose
+        convolution pooled in its training forward: that convolution's backward unpools):
+        bench.py's profile."""
         n = len(self.layers)
         start = n - 1 if start is None else (start % n)
         grads = [None] * n
@@ -382,12 +394,20 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
+            if i - 1 in self._trained_pooled:
+                grads[i - 1] = g        # the convolution's backward takes the pooled gradient
+                continue
+            started = time.perf_counter()
             if i == 0 and not input_grad and layer.kind == "conv":
                 layer.backward(g, need_input_grad=False, dy_is_scratch=True)
                 layer.forget_forward()
+                if layer_seconds is not None:
+                    layer_seconds[i] = time.perf_counter() - started
                 break
             d = layer.backward(g, dy_is_scratch=True)
             layer.forget_forward()
+            if layer_seconds is not None:
+                layer_seconds[i] = time.perf_counter() - started
             if isinstance(layer, RouteLayer):
                 for j, part in zip(layer.sources, d):
                     grads[j] = part if grads[j] is None else grads[j] + part
