@@ -104,6 +104,20 @@ def test_winograd_weight_gradient_adds_the_calls_own_sum(monkeypatch, chunk_floa
     assert np.array_equal(dw, before + alone)
 
 
+@pytest.mark.parametrize("chunk_floats,min_columns", [(1, 1), (10**9, 512)])
+@pytest.mark.parametrize("n,c,f,h,w", [(2, 3, 4, 9, 8), (2, 70, 40, 10, 12)])
+def test_winograd_weight_gradient_writes_over_a_lazily_zero_gradient(monkeypatch, chunk_floats,
+                                                                   min_columns, n, c, f, h, w):
+    """accumulate=False (the layer's gradient lazily zero): dw is the call's sum whatever it
+    held, by bands (few channels), one chunk or several."""
+    monkeypatch.setattr(winograd, "CHUNK_FLOATS", chunk_floats)
+    monkeypatch.setattr(winograd, "MIN_COLUMNS", min_columns)
+    x, wt, dz = backward_case(n, c, f, h, w, seed=19)
+    dw = np.full(wt.shape, np.nan, np.float32)
+    winograd.weight_gradient(x, dz, dw, accumulate=False)
+    assert close(dw, direct_weight_grad(x, dz))
+
+
 def test_winograd_chunks_cover_every_tile_once():
     for n, h, w, c, f in [(1, 416, 416, 32, 64), (8, 13, 13, 1024, 1024), (3, 7, 5, 2, 2)]:
         th, tw = winograd.tile_grid(h, w)

@@ -59,6 +59,14 @@ def test_f4_weight_gradient_adds_the_direct_sum(n, c, f, h, w):
     assert close4(dw - before, direct_weight_grad(x, dz))
 
 
+@pytest.mark.parametrize("n,c,f,h,w", SHAPES)
+def test_f4_weight_gradient_writes_over_a_lazily_zero_gradient(n, c, f, h, w):
+    x, wt, dz = case(n, c, f, h, w)
+    dw = np.full(wt.shape, np.nan, np.float32)
+    winograd.weight_gradient4(x, dz, dw, accumulate=False)
+    assert close4(dw, direct_weight_grad(x, dz))
+
+
 def test_f4_epilogue_and_fused_maxpool():
     """act(scale·conv + bias) (leaky), and its 2x2/2 maxpool on sizes 0 and 2 mod 4."""
     x, wt, _ = case(2, 6, 5, 14, 12)

@@ -382,8 +382,10 @@ cdef void _output_grad_tile_row(const float* dz, int H, int W, int ti, float* bu
             o[3 * plane] = -t[i][1]
 
 
-def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
-    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (16, F, C) as 4x4 per filter and channel)."""
+def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw,
+                         bint accumulate=True):
+    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (16, F, C) as 4x4 per filter and channel); without
+    accumulate dw[f, c] = that (a gradient known to be zero is written, not read)."""
     cdef int F = dw.shape[0], C = dw.shape[1]
     cdef int f
     if (dw.shape[2] != 3 or dw.shape[3] != 3 or dU.shape[0] != 16 or dU.shape[1] != F
@@ -392,14 +394,15 @@ def winograd_filter_grad(const float[:, :, :] dU, float[:, :, :, ::1] dw):
     cdef Py_ssize_t plane = _plane_stride(dU.shape, dU.strides, "winograd_filter_grad: dU[k]")
     with nogil:
         for f in prange(F, schedule="static"):
-            _filter_grad_row(&dU[0, f, 0], plane, &dw[f, 0, 0, 0], C)
+            _filter_grad_row(&dU[0, f, 0], plane, &dw[f, 0, 0, 0], C, accumulate)
 
 
 cdef enum:
     FILTER_BLOCK = 64
 
 
-cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) noexcept nogil:
+cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C,
+                           bint accumulate) noexcept nogil:
     # blocks of FILTER_BLOCK channels, each step a plain loop over the block so that the
     # compiler vectorises it (as in _output_tile_row): s = Gᵀ dU (3x4), dg = s G (3x3), then
     # the 9 values per channel added into dw's interleaved layout
@@ -430,7 +433,12 @@ cdef void _filter_grad_row(const float* du, Py_ssize_t plane, float* dw, int C) 
                 dg[3 * i + 1][t] = half * (s[4 * i + 1][t] - s[4 * i + 2][t])
                 dg[3 * i + 2][t] = half * (s[4 * i + 1][t] + s[4 * i + 2][t]) + s[4 * i + 3][t]
         o = dw + 9 * c0
-        for t in range(nb):
-            for k in range(9):
-                o[9 * t + k] += dg[k][t]
+        if accumulate:
+            for t in range(nb):
+                for k in range(9):
+                    o[9 * t + k] += dg[k][t]
+        else:
+            for t in range(nb):
+                for k in range(9):
+                    o[9 * t + k] = dg[k][t]
         c0 += FILTER_BLOCK

@@ -412,8 +412,9 @@ cdef void _output_grad4_tile_row(const float* dz, int H, int W, int ti, const fl
 
 
 def winograd4_filter_grad(const float[:, :, :] dU, const float[:, ::1] G,
-                          float[:, :, :, ::1] dw):
-    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (36, F, C) as 6x6 per filter and channel, G (6, 3))."""
+                          float[:, :, :, ::1] dw, bint accumulate=True):
+    """dw[f, c] += Gᵀ dU[:, f, c] G (dU (36, F, C) as 6x6 per filter and channel, G (6, 3));
+    without accumulate dw[f, c] = that."""
     cdef int F = dw.shape[0], C = dw.shape[1]
     cdef int f
     _check_matrix(G, W4_ALPHA, 3, "winograd4_filter_grad: G")
@@ -423,11 +424,12 @@ def winograd4_filter_grad(const float[:, :, :] dU, const float[:, ::1] G,
     cdef Py_ssize_t plane = _plane_stride(dU.shape, dU.strides, "winograd4_filter_grad: dU[k]")
     with nogil:
         for f in prange(F, schedule="static"):
-            _filter_grad4_row(&dU[0, f, 0], plane, &G[0, 0], &dw[f, 0, 0, 0], C)
+            _filter_grad4_row(&dU[0, f, 0], plane, &G[0, 0], &dw[f, 0, 0, 0], C,
+                              accumulate)
 
 
 cdef void _filter_grad4_row(const float* du, Py_ssize_t plane, const float* G, float* dw,
-                            int C) noexcept nogil:
+                            int C, bint accumulate) noexcept nogil:
     # blocks of W4_BLOCK channels (as _output4_tile_row): s = Gᵀ dU (3x6), dg = s G (3x3),
     # then the 9 values per channel added into dw's interleaved layout
     cdef float s[3 * W4_ALPHA][W4_BLOCK]
@@ -452,7 +454,12 @@ cdef void _filter_grad4_row(const float* du, Py_ssize_t plane, const float* G, f
                 # dg[i][k] = Σ_j s[i][j] G[j][k]
                 _combine_rows(G, 3, k, srow, W4_ALPHA, &dg[3 * i + k][0], nb)
         o = dw + 9 * c0
-        for t in range(nb):
-            for k in range(9):
-                o[9 * t + k] += dg[k][t]
+        if accumulate:
+            for t in range(nb):
+                for k in range(9):
+                    o[9 * t + k] += dg[k][t]
+        else:
+            for t in range(nb):
+                for k in range(9):
+                    o[9 * t + k] = dg[k][t]
         c0 += W4_BLOCK

@@ -224,7 +224,7 @@ def _band_plan(n, c, f, h, w):
     return rows, v_plane, m_plane, TILES * (v_plane + m_plane) + 8 * (2 * tw + 2)
 
 
-def banded_weight_gradient(x, dz, dw):
+def banded_weight_gradient(x, dz, dw, accumulate=True):
     """weight_gradient() for few channels by bands (each band's dU its own, summed in band
     order: the same whatever the threads); False if it does not apply."""
     n, c, h, w = x.shape
@@ -240,7 +240,7 @@ def banded_weight_gradient(x, dz, dw):
         core.winograd_weight_grad_banded(x, dz, sgemm_address(), rows, v_plane, m_plane,
                                          scratch, parts)
     # pairwise sums over the bands' axis: a fixed order; one transform straight into dw
-    core.winograd_filter_grad(parts.sum(axis=0), dw)
+    core.winograd_filter_grad(parts.sum(axis=0), dw, accumulate)
     return True
 
 
@@ -350,22 +350,24 @@ def input_gradient(dz, u, dx):
                     core.ACT_LINEAR, FLIPPED_PLANE, True)
 
 
-def weight_gradient(x, dz, dw):
+def weight_gradient(x, dz, dw, accumulate=True):
     """dw += dL/dweights (F, C, 3, 3) of the 3x3 'same' convolution of x (N, C, H, W) given
-    dz = dL/dz (N, F, H, W); all float32 C-contiguous.
+    dz = dL/dz (N, F, H, W); all float32 C-contiguous. Without accumulate dw = dL/dweights
+    (a gradient lazily zero is written, never zeroed and read: 38 MB at 1024x1024).
 
     Per chunk of tiles: V = Bᵀ d B, dM = A dY Aᵀ, dU[k] = dM[k] @ V[k]ᵀ (16 products summing
     over the chunk's tiles), then Gᵀ dU G; the chunks' sum is added to dw at the end: the same
     roundings whether dw starts at zero or holds earlier mini-batches' sum (parallel
     subdivisions add a replica's gradient to the main network's afterwards)."""
-    if banded_weight_gradient(x, dz, dw):
+    if banded_weight_gradient(x, dz, dw, accumulate):
         return dw
     return _chunked_weight_gradient(x, dz, dw, 2, core.winograd_input,
-                                    core.winograd_output_grad, core.winograd_filter_grad)
+                                    core.winograd_output_grad, core.winograd_filter_grad,
+                                    accumulate)
 
 
 def _chunked_weight_gradient(x, dz, dw, side, input_transform, output_grad_transform,
-                             filter_grad_transform):
+                             filter_grad_transform, accumulate=True):
     """weight_gradient() by chunks of side x side output tiles, through the given transforms
     (F(2x2, 3x3)'s or F(4x4, 3x3)'s, with their signatures)."""
     n, c, h, w = x.shape
@@ -378,8 +380,8 @@ def _chunked_weight_gradient(x, dz, dw, side, input_transform, output_grad_trans
     size = (nu + LINE + stacked_size(c, cols_max, planes) + LINE
             + stacked_size(f, cols_max, planes))
 
-    def chunk(target, n0, n1, r0, r1):
-        """Adds the chunk's transformed gradient to target."""
+    def chunk(target, n0, n1, r0, r1, add=True):
+        """Adds the chunk's transformed gradient to target (writes it without add)."""
         buf = workspace.borrow((size,))
         du = stacked(f, c, buf, planes)
         cols = (n1 - n0) * (r1 - r0) * tw
@@ -388,21 +390,24 @@ def _chunked_weight_gradient(x, dz, dw, side, input_transform, output_grad_trans
         input_transform(x, n0, n1, r0, r1, v)
         output_grad_transform(dz, n0, n1, r0, r1, dm)
         gemm.batched_matmul(dm, v.transpose(0, 2, 1), du)
-        filter_grad_transform(du, target)
+        filter_grad_transform(du, target, add)
 
     if len(parts) == 1:
         # one chunk's transform added straight to dw is the same sum, bit for bit, as added
         # to zero first: no scratch gradient (36 MB at 1024x1024)
-        chunk(dw, *parts[0])
+        chunk(dw, *parts[0], add=accumulate)
         return dw
     # each chunk its own sum (the chunks may run side by side), added up in chunk order: the
     # same roundings on any number of threads
-    sums = np.zeros((len(parts), f, c, 3, 3), np.float32)
-    for_each_chunk([(sums[i],) + p for i, p in enumerate(parts)], chunk)
+    sums = np.empty((len(parts), f, c, 3, 3), np.float32)
+    for_each_chunk([(sums[i],) + p + (False,) for i, p in enumerate(parts)], chunk)
     total = sums[0]
     for part in sums[1:]:
         total += part
-    dw += total
+    if accumulate:
+        dw += total
+    else:
+        np.copyto(dw, total)
     return dw
 
 
@@ -621,7 +626,7 @@ def input_gradient4(dz, u, dx):
                      core.ACT_LINEAR)
 
 
-def banded_weight_gradient4(x, dz, dw):
+def banded_weight_gradient4(x, dz, dw, accumulate=True):
     """weight_gradient4() for few channels by bands (each band's dU its own, summed in band
     order, as banded_weight_gradient's); False if it does not apply."""
     n, c, h, w = x.shape
@@ -637,14 +642,14 @@ def banded_weight_gradient4(x, dz, dw):
         core.winograd4_weight_grad_banded(x, dz, _input4_matrix(), _output4_matrix(),
                                           sgemm_address(), rows, v_plane, m_plane, scratch,
                                           parts)
-    core.winograd4_filter_grad(parts.sum(axis=0), F4_G, dw)
+    core.winograd4_filter_grad(parts.sum(axis=0), F4_G, dw, accumulate)
     return True
 
 
-def weight_gradient4(x, dz, dw):
-    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights, by bands (few channels) or
-    by chunks."""
-    if banded_weight_gradient4(x, dz, dw):
+def weight_gradient4(x, dz, dw, accumulate=True):
+    """weight_gradient() through F(4x4, 3x3): dw += dL/dweights (= without accumulate), by
+    bands (few channels) or by chunks."""
+    if banded_weight_gradient4(x, dz, dw, accumulate):
         return dw
     def input_transform(x, n0, n1, r0, r1, v):
         core.winograd4_input(x, n0, n1, r0, r1, _input4_matrix(), v)
@@ -652,8 +657,8 @@ def weight_gradient4(x, dz, dw):
     def output_grad_transform(dz, n0, n1, r0, r1, dm):
         core.winograd4_output_grad(dz, n0, n1, r0, r1, _output4_matrix(), dm)
 
-    def filter_grad_transform(du, target):
-        core.winograd4_filter_grad(du, F4_G, target)
+    def filter_grad_transform(du, target, add):
+        core.winograd4_filter_grad(du, F4_G, target, add)
 
     return _chunked_weight_gradient(x, dz, dw, 4, input_transform, output_grad_transform,
-                                    filter_grad_transform)
+                                    filter_grad_transform, accumulate)

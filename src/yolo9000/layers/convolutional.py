@@ -841,11 +841,13 @@ class ConvolutionalLayer(Layer):
             g4 = np.ascontiguousarray(g, np.float32).reshape(n, f, oh, ow)
         f4 = self._uses_f4()
         if winograd_weights:
-            self.settle_grads()         # the kernels add into it
+            # written over a lazily zero gradient, added to one that holds a sum
+            accumulate = not self._weight_grad_is_zero
             if f4:
-                winograd.weight_gradient4(self._x, g4, self.weight_grad)
+                winograd.weight_gradient4(self._x, g4, self.weight_grad, accumulate)
             else:
-                winograd.weight_gradient(self._x, g4, self.weight_grad)
+                winograd.weight_gradient(self._x, g4, self.weight_grad, accumulate)
+            self._weight_grad_is_zero = False
         if winograd_input and f4:
             dx = winograd.input_gradient4(g4, winograd.flipped_filters4(self.weights),
                                           np.empty((n, c, h, w), np.float32))
