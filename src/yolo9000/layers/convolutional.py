@@ -591,7 +591,12 @@ class ConvolutionalLayer(Layer):
         """x zero-padded by 1, with room for the direct kernel's last block of 64 outputs to
         read past the row."""
         n, c, h, w = x.shape
-        xp = np.zeros((n, c, h + 2, w + 2 + core.DIRECT_BLOCK), np.float32)
+        # the border alone zeroed: np.zeros wrote the whole array once more (19 MB for the
+        # 416 px RGB layer at batch 8)
+        xp = np.empty((n, c, h + 2, w + 2 + core.DIRECT_BLOCK), np.float32)
+        xp[:, :, (0, h + 1), :] = 0
+        xp[:, :, 1:h + 1, 0] = 0
+        xp[:, :, 1:h + 1, w + 1:] = 0
         xp[:, :, 1:h + 1, 1:w + 1] = x
         return xp
 
