@@ -90,6 +90,8 @@ cdef extern from "direct_conv_x86.h":
 cdef extern from "winograd_x86.h":
     void y9k_input_tile_row16(const float* x, int H, int W, int ti, float* out,
                               Py_ssize_t plane) noexcept nogil
+    void y9k_output_grad_tile_row16(const float* dz, int H, int W, int ti, float* out,
+                                    Py_ssize_t plane) noexcept nogil
     enum:
         Y9K_BLOCK_ROWS
         Y9K_CHUNK

@@ -294,3 +294,36 @@ def test_input_transform_gives_the_bits_of_its_additions(h, w):
     v[...] = np.nan
     _kernels.winograd_input(x, 0, 2, 0, th, v)
     assert np.array_equal(v, winograd_input_reference(x, tw, th))
+
+
+def winograd_output_grad_reference(dz, tw, th):
+    """dM (16, F, N·th·tw) by the transform's own additions and negations in float32: rows
+    first (A dY), then columns."""
+    n, f, h, w = dz.shape
+    padded = np.zeros((n, f, 2 * th, 2 * tw), np.float32)
+    padded[:, :, :h, :w] = dz
+    dm = np.empty((16, f, n, th, tw), np.float32)
+    for ti in range(th):
+        r0, r1 = padded[:, :, 2 * ti], padded[:, :, 2 * ti + 1]
+        t = [r0, r0 + r1, r0 - r1, -r1]
+        for i in range(4):
+            left, right = t[i][..., 0::2], t[i][..., 1::2]
+            for k, plane in enumerate((left, left + right, left - right, -right)):
+                dm[4 * i + k, :, :, ti] = plane.transpose(1, 0, 2)
+    return dm.reshape(16, f, -1)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (13, 13), (4, 14), (15, 2), (7, 9), (26, 26)])
+def test_output_grad_transform_gives_its_additions(h, w):
+    """winograd_output_grad (the AVX-512 rows for widths up to 14, the loops above) against
+    the same additions in numpy float32, edges and odd sizes included: within an ulp of the
+    inputs' size (-ffast-math lets the compiler associate the loops' sums otherwise)."""
+    rng = np.random.default_rng(h * 37 + w)
+    dz = rng.standard_normal((2, 5, h, w)).astype(np.float32)
+    dz[:, :, ::3] = 0.0            # exact zeros, as a maxpool's losers give
+    th, tw = winograd.tile_grid(h, w)
+    dm = winograd.stacked(5, 2 * th * tw)
+    dm[...] = np.nan
+    _kernels.winograd_output_grad(dz, 0, 2, 0, th, dm)
+    want = winograd_output_grad_reference(dz, tw, th)
+    assert np.abs(dm - want).max() <= 4 * np.finfo(np.float32).eps * np.abs(dz).max()

@@ -53,6 +53,45 @@ static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *ou
     }
 }
 
+/* the gradient transforms A dY Aᵀ of tile row ti of one channel dz (H x W, W <= 14) into
+   the 16 planes out + k*plane, as the loops of _output_grad_tile_row (the same additions and
+   negations; -ffast-math may associate the loops' otherwise, within an ulp), with two
+   permutes of each 16-lane row */
+__attribute__((target("avx512f")))
+static void y9k_output_grad_tile_row16(const float *dz, int H, int W, int ti, float *out,
+                                       ptrdiff_t plane)
+{
+    int tw = (W + 1) / 2;
+    __mmask16 inside = (__mmask16) ((1u << W) - 1);
+    __mmask16 tiles = (__mmask16) ((1u << tw) - 1);
+    __m512 r[2];
+    for (int k = 0; k < 2; k++) {
+        int y = 2 * ti + k;
+        r[k] = y >= H ? _mm512_setzero_ps()
+               : _mm512_maskz_loadu_ps(inside, dz + (ptrdiff_t) y * W);
+    }
+    /* lane t: tile t's left (even) and right (odd) column */
+    const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 a = _mm512_permutexvar_ps(even, r[0]), b = _mm512_permutexvar_ps(odd, r[0]);
+    __m512 c = _mm512_permutexvar_ps(even, r[1]), d = _mm512_permutexvar_ps(odd, r[1]);
+    /* negation: the sign bit flipped */
+    const __m512i sign = _mm512_set1_epi32((int) 0x80000000u);
+#define Y9K_NEG(v) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign))
+    /* t = A dY (4x2), then each row of t times Aᵀ */
+    __m512 t[4][2] = {{a, b}, {_mm512_add_ps(a, c), _mm512_add_ps(b, d)},
+                      {_mm512_sub_ps(a, c), _mm512_sub_ps(b, d)},
+                      {Y9K_NEG(c), Y9K_NEG(d)}};
+    for (int i = 0; i < 4; i++) {
+        float *o = out + 4 * i * plane;
+        _mm512_mask_storeu_ps(o, tiles, t[i][0]);
+        _mm512_mask_storeu_ps(o + plane, tiles, _mm512_add_ps(t[i][0], t[i][1]));
+        _mm512_mask_storeu_ps(o + 2 * plane, tiles, _mm512_sub_ps(t[i][0], t[i][1]));
+        _mm512_mask_storeu_ps(o + 3 * plane, tiles, Y9K_NEG(t[i][1]));
+    }
+#undef Y9K_NEG
+}
+
 /* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
    64 rows), j < cols (<= 14 or 6); while at it, the rows pv + r*ldv (the next plane's V)
    and pw_lines lines from pw into the cache */
@@ -378,6 +417,9 @@ static void y9k_plane_rows(const float *u, long ldu, int rows, int R, const floa
 static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *out,
                                  ptrdiff_t plane)
 { (void)x; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
+static void y9k_output_grad_tile_row16(const float *dz, int H, int W, int ti, float *out,
+                                       ptrdiff_t plane)
+{ (void)dz; (void)H; (void)W; (void)ti; (void)out; (void)plane; }
 #define Y9K_REGROUP_FLOATS (16 * 9 * 16)
 static void y9k_winograd_rows(const float *w, long ldw, int nblocks, int rows, int R,
                               int planes, const int *dest, const float *v, long v_plane,
