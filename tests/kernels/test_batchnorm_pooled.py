@@ -30,7 +30,8 @@ def parameters(rng, c):
 
 
 def scratch(width):
-    return np.empty((core.get_max_threads(), 2 * width + 16), np.float32)
+    return np.empty((core.get_max_threads(), core.batchnorm_pooled_scratch_floats(width)),
+                    np.float32)
 
 
 def windows(a, n, c, h, w):
@@ -39,8 +40,11 @@ def windows(a, n, c, h, w):
     return a.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
 
 
-# widths whose pooled rows leave the 4-window vector loop a tail (W/2 = 1, 3, 5, 19)
-SHAPES = [(1, 1, 2, 2), (2, 3, 4, 6), (1, 2, 6, 10), (2, 2, 4, 38)]
+# widths whose pooled rows leave the 4-window vector loop a tail (W/2 = 1, 3, 5, 19); maps
+# activated in several blocks of row pairs (120 x 38: 53 pairs a block) and a pair a block
+# (2050 wide: 4100 values)
+SHAPES = [(1, 1, 2, 2), (2, 3, 4, 6), (1, 2, 6, 10), (2, 2, 4, 38), (1, 2, 120, 38),
+          (1, 1, 4, 2050)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -152,19 +152,37 @@ def batchnorm_activate_backward(const float[:, :, ::1] dy, const float[:, :, ::1
 # maxima, as maxpool_2x2_s2_backward compares the kept output). The full activated output
 # is never kept: on yolov2-tiny-voc at 416, batch 8, the first layer's is 89 MB, which the
 # unfused pair wrote and read back to pool every step.
+cdef enum:
+    # values a pooled pass activates per call: several row pairs of small maps (darknet-mini's
+    # 8x8 at batch 64: a call per row pair cost more than the unfused pair's passes)
+    POOLED_BLOCK_FLOATS = 4096
+
+
+def batchnorm_pooled_scratch_floats(int W):
+    """Floats per thread the pooled passes need for maps W wide."""
+    return max(2 * W, POOLED_BLOCK_FLOATS)
+
+
+cdef inline int _pooled_block_rows(int W, int out_h) noexcept nogil:
+    # the row pairs of one call (at least one)
+    cdef int r = POOLED_BLOCK_FLOATS // (2 * W)
+    return max(1, min(r, out_h))
+
+
 def batchnorm_activate_pooled(const float[:, :, ::1] z, int H, int W, const float[::1] mean,
                               const float[::1] inv, const float[::1] scale,
                               const float[::1] bias, int act, float[:, :, :, ::1] pooled,
                               float[:, ::1] scratch):
     """pooled = the 2x2/2 maxpool of act(scale·x̂ + bias), x̂ = (z − mean)·inv per channel,
-    z (N, C, H·W) with H and W even, act piecewise linear (not logistic); scratch: a row of
-    at least 2·W floats per thread."""
+    z (N, C, H·W) with H and W even, act piecewise linear (not logistic); scratch:
+    batchnorm_pooled_scratch_floats(W) floats per thread."""
     cdef int N = z.shape[0], C = z.shape[1]
     cdef int out_h = H // 2, out_w = W // 2
-    cdef int nc, i, c, n
+    cdef int block = _pooled_block_rows(W, out_h)
+    cdef int nc, i, i0, r, c, n
     cdef float* rows
     _check_pooled("batchnorm_activate_pooled", N, C, H, W, z.shape[2], pooled, act, scratch,
-                  2 * W)
+                  batchnorm_pooled_scratch_floats(W))
     if mean.shape[0] != C or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C:
         raise ValueError("batchnorm_activate_pooled: shapes do not match")
     if N * C * out_h == 0:
@@ -174,10 +192,15 @@ def batchnorm_activate_pooled(const float[:, :, ::1] z, int H, int W, const floa
             n = nc // C
             c = nc % C
             rows = &scratch[cython.parallel.threadid(), 0]
-            for i in range(out_h):
-                y9k_normalize_activate(&z[n, c, 2 * i * W], rows, 2 * W, mean[c], inv[c],
-                                       scale[c], bias[c], act, _avx512)
-                y9k_maxpool_2x2_s2_row(rows, &pooled[n, c, i, 0], W, out_w)
+            i0 = 0
+            while i0 < out_h:
+                r = min(block, out_h - i0)
+                y9k_normalize_activate(&z[n, c, 2 * i0 * W], rows, 2 * W * r, mean[c],
+                                       inv[c], scale[c], bias[c], act, _avx512)
+                for i in range(r):
+                    y9k_maxpool_2x2_s2_row(rows + 2 * i * W, &pooled[n, c, i0 + i, 0], W,
+                                           out_w)
+                i0 = i0 + r
 
 
 def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1] pooled,
@@ -187,16 +210,19 @@ def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1
     """dy = dL/d(activated output) (N, C, H·W) of batchnorm_activate_pooled's pooled output
     given dpooled = dL/dpooled: each window's gradient on its winner (the first of its four
     activated values, row by row, equal to its maximum, recomputed from z), the others 0, as
-    maxpool_2x2_s2_backward gives it from the kept output. scratch: 2·W floats per thread.
+    maxpool_2x2_s2_backward gives it from the kept output. scratch:
+    batchnorm_pooled_scratch_floats(W) floats per thread.
     (Unpooling inside batch norm's two backward passes instead, recomputing the values in
     each, took 1.08x these two kernels' time on the 416 px layer and 1.45x on 104 px.)"""
     cdef int N = z.shape[0], C = z.shape[1]
     cdef int H = 2 * pooled.shape[2], W = 2 * pooled.shape[3]
     cdef int out_h = pooled.shape[2], out_w = pooled.shape[3]
+    cdef int block = _pooled_block_rows(W, out_h)
     cdef int sse2 = (_paths & Y9K_SSE2) != 0
-    cdef int nc, n, c, i
+    cdef int nc, n, c, i, i0, r
     cdef float* values
-    _check_pooled("batchnorm_unpool", N, C, H, W, z.shape[2], pooled, act, scratch, 2 * W)
+    _check_pooled("batchnorm_unpool", N, C, H, W, z.shape[2], pooled, act, scratch,
+                  batchnorm_pooled_scratch_floats(W))
     if (dpooled.shape[0] != N or dpooled.shape[1] != C or dpooled.shape[2] != out_h
             or dpooled.shape[3] != out_w or dy.shape[0] != N or dy.shape[1] != C
             or dy.shape[2] != H * W or mean.shape[0] != C or inv.shape[0] != C
@@ -209,12 +235,18 @@ def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1
             n = nc // C
             c = nc % C
             values = &scratch[cython.parallel.threadid(), 0]
-            for i in range(out_h):
-                y9k_normalize_activate(&z[n, c, 2 * i * W], values, 2 * W, mean[c], inv[c],
-                                       scale[c], bias[c], act, _avx512)
-                y9k_maxpool_2x2_s2_backward_row(values, &pooled[n, c, i, 0],
-                                                &dpooled[n, c, i, 0], &dy[n, c, 2 * i * W],
-                                                W, out_w, sse2)
+            i0 = 0
+            while i0 < out_h:
+                r = min(block, out_h - i0)
+                y9k_normalize_activate(&z[n, c, 2 * i0 * W], values, 2 * W * r, mean[c],
+                                       inv[c], scale[c], bias[c], act, _avx512)
+                for i in range(r):
+                    y9k_maxpool_2x2_s2_backward_row(values + 2 * i * W,
+                                                    &pooled[n, c, i0 + i, 0],
+                                                    &dpooled[n, c, i0 + i, 0],
+                                                    &dy[n, c, 2 * (i0 + i) * W], W, out_w,
+                                                    sse2)
+                i0 = i0 + r
 
 
 cdef _check_pooled(str name, int N, int C, int H, int W, Py_ssize_t S,

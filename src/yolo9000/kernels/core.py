@@ -13,7 +13,7 @@ from .._kernels import (  # noqa: F401
     maxpool_same_2x2, maxpool_2x2_s1_backward,
     # batch norm in training (batchnorm.pxi)
     batchnorm_statistics, batchnorm_activate, batchnorm_activate_backward,
-    batchnorm_activate_pooled, batchnorm_unpool,
+    batchnorm_activate_pooled, batchnorm_unpool, batchnorm_pooled_scratch_floats,
     # Winograd's transforms (winograd.pxi)
     winograd_filter, winograd_input, winograd_output, winograd_output_grad,
     winograd_filter_grad,

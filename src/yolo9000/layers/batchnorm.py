@@ -47,7 +47,7 @@ class BatchNorm:
         backward_pooled is its backward."""
         self._batch_statistics(z)
         core.batchnorm_activate_pooled(z, height, width, self._mean, self._inv, self.scales,
-                                       bias, act, pooled, _row_scratch(2 * width))
+                                       bias, act, pooled, _pooled_scratch(width))
         return pooled
 
     def _batch_statistics(self, z):
@@ -85,12 +85,14 @@ class BatchNorm:
         row by row, equal to its maximum), as the maxpool's backward gives it; out (N, C, S)
         is the unpooled gradient, then dL/dz written over it."""
         core.batchnorm_unpool(dpooled, pooled, z, self._mean, self._inv, self.scales, bias,
-                              act, out, _row_scratch(2 * 2 * pooled.shape[3]))
+                              act, out, _pooled_scratch(2 * pooled.shape[3]))
         return self.backward(z, None, out, bias, act, bias_grad, out)
 
 
-def _row_scratch(floats):
-    """A row of `floats` (whole cache lines) per thread for the pooled passes."""
+def _pooled_scratch(width):
+    """The pooled passes' scratch for maps `width` wide: a row per thread, whole cache
+    lines."""
+    floats = core.batchnorm_pooled_scratch_floats(width)
     return workspace.borrow((core.get_max_threads(), -(-floats // 16) * 16))
 
 

@@ -77,6 +77,15 @@ WINOGRAD_MIN_TILES_UNCACHED = 400
 # demo's 8x8 maps at batch 4 (64 tiles: 128 -> 256, 384 -> 192) took 0.92x and 0.71x
 # im2col's time through Winograd, weight gradient included (BENCHMARKS.md#demo)
 WINOGRAD_MIN_TILES_TRAINING = 64
+# The training pair of a batch-normalised convolution and the 2x2/2 maxpool after it as one
+# (forward_train_pooled) from maps of this many outputs: measured pair by pair against the
+# two layers' kernels (batch norm pass + maxpool, maxpool backward + batch norm backward; two
+# threads), forward + backward, ms: 416x416 x16 at batch 8 31.9 -> 26.2 and 30.4 -> 27.5
+# (two runs), 208x208 x32 16.9 -> 13.1, 52x52 x128 2.9 -> 2.0 and 2.3 -> 2.3; darknet-mini's
+# at batch 64: 64x64 x16 3.20 -> 3.14, 32x32 x32 2.10 -> 1.65, 16x16 x64 1.45 -> 1.33, but
+# 8x8 x128 0.90 -> 1.00 and 4x4 x256 0.91 -> 1.28 (the unpooling's calls per plane cost more
+# than the passes they save)
+TRAIN_POOLED_MIN_OUTPUTS = 256
 # Maps of at most 2x2 (one tile an image) multiply one dense matrix instead of im2col's
 # (_dense_applies), measured against im2col up to batch 64 (BENCHMARKS.md#small-maps): they
 # keep the earlier threshold, Winograd only from 96 tiles
@@ -772,10 +781,11 @@ class ConvolutionalLayer(Layer):
     @property
     def trains_pooled(self):
         """Whether forward_train_pooled applies: batch norm, a piecewise-linear activation
-        and an even output (the maxpool's 2x2/2 windows tile it)."""
+        and an even output (the maxpool's 2x2/2 windows tile it) of at least
+        TRAIN_POOLED_MIN_OUTPUTS positions."""
         f, oh, ow = self.out_shape
         return (self.bn is not None and self.act != core.ACT_LOGISTIC
-                and oh % 2 == 0 and ow % 2 == 0)
+                and oh % 2 == 0 and ow % 2 == 0 and oh * ow >= TRAIN_POOLED_MIN_OUTPUTS)
 
     def forward_train_pooled(self, x):
         """The training forward followed by a 2x2/2 maxpool, as one: returns the pooled
