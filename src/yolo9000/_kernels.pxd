@@ -64,6 +64,8 @@ cdef extern from "batchnorm_x86.h":
 
 cdef extern from "maxpool_sse2.h":
     void y9k_maxpool_2x2_s2_row(const float* top, float* out, int W, int out_w) noexcept nogil
+    void y9k_maxpool_2x2_s1_backward_plane(const float* x, const float* y, const float* dy,
+                                           float* dx, int H, int W) noexcept nogil
     void y9k_maxpool_2x2_s2_backward_row(const float* top, const float* y, const float* dy,
                                          float* dtop, int W, int out_w,
                                          int sse2) noexcept nogil

@@ -116,32 +116,10 @@ def maxpool_2x2_s1_backward(const float[:, :, :, ::1] x, const float[:, :, :, ::
         raise ValueError("maxpool_2x2_s1_backward: shapes do not match")
     with nogil:
         for nc in prange(N * C, schedule="static"):
-            _maxpool_2x2_s1_backward_plane(&x[nc // C, nc % C, 0, 0], &y[nc // C, nc % C, 0, 0],
-                                           &dy[nc // C, nc % C, 0, 0],
-                                           &dx[nc // C, nc % C, 0, 0], H, W)
-
-
-cdef void _maxpool_2x2_s1_backward_plane(const float* x, const float* y, const float* dy,
-                                         float* dx, int H, int W) noexcept nogil:
-    cdef int i, j, k
-    cdef float best
-    for k in range(H * W):
-        dx[k] = 0
-    for i in range(H):
-        for j in range(W):
-            best = y[i * W + j]
-            k = i * W + j
-            if x[k] == best:
-                pass
-            elif j + 1 < W and x[k + 1] == best:
-                k = k + 1
-            elif i + 1 < H and x[k + W] == best:
-                k = k + W
-            elif i + 1 < H and j + 1 < W and x[k + W + 1] == best:
-                k = k + W + 1
-            else:
-                continue        # no tap equals the maximum (NaN): no gradient, as argmax -1
-            dx[k] += dy[i * W + j]
+            y9k_maxpool_2x2_s1_backward_plane(&x[nc // C, nc % C, 0, 0],
+                                              &y[nc // C, nc % C, 0, 0],
+                                              &dy[nc // C, nc % C, 0, 0],
+                                              &dx[nc // C, nc % C, 0, 0], H, W)
 
 
 def maxpool_backward(const float[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,

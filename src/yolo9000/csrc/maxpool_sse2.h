@@ -1,9 +1,11 @@
 /* The 2x2/2 maxpool, one output row at a time: its forward's comparisons (inference, and the
    training forward a batch-normalised convolution pools in, batchnorm_activate_pooled) and
-   its backward (maxpool_2x2_s2_backward, and batchnorm_pooled_backward's unpooling). */
+   its backward (maxpool_2x2_s2_backward, and batchnorm_unpool); the backward of the 2x2/1
+   one that keeps the size, a plane at a time (maxpool_2x2_s1_backward). */
 #ifndef Y9K_MAXPOOL_SSE2_H
 #define Y9K_MAXPOOL_SSE2_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -87,6 +89,48 @@ static void y9k_maxpool_2x2_s2_backward_row(const float *top, const float *y,
         dtop[2 * j + 1] = y9k_kept_if(r, e1);
         dbottom[2 * j] = y9k_kept_if(r, e2);
         dbottom[2 * j + 1] = y9k_kept_if(r, e3);
+    }
+}
+
+/* dx (H x W, written whole) for the 2x2/1 windows that keep the size (maxpool_2x2_s1_backward):
+   each window's gradient added to the first of its taps inside the plane (row by row) equal
+   to the window's maximum, windows in row-major order (the argmax routing's order of the
+   additions). Inside the plane the winner's offset comes from comparisons combined without
+   branches (random winners: branches on them mispredict); the last row and column, whose
+   windows have fewer taps, as the plain tests. A window whose maximum no tap equals (NaN)
+   gives no gradient. */
+static void y9k_maxpool_2x2_s1_backward_plane(const float *x, const float *y, const float *dy,
+                                              float *dx, int H, int W)
+{
+    memset(dx, 0, sizeof(float) * (size_t) H * (size_t) W);
+    for (int i = 0; i < H; i++) {
+        const float *top = x + (ptrdiff_t) i * W;
+        int inner = i + 1 < H ? W - 1 : 0;          /* windows with all four taps */
+        for (int j = 0; j < inner; j++) {
+            float best = y[(ptrdiff_t) i * W + j];
+            int e0 = top[j] == best;
+            int e1 = !e0 & (top[j + 1] == best);
+            int e2 = !(e0 | e1) & (top[j + W] == best);
+            int e3 = !(e0 | e1 | e2) & (top[j + W + 1] == best);
+            ptrdiff_t k = (ptrdiff_t) i * W + j + e1 + (ptrdiff_t) e2 * W
+                          + (ptrdiff_t) e3 * (W + 1);
+            dx[k] += y9k_kept_if(dy[(ptrdiff_t) i * W + j], e0 | e1 | e2 | e3);
+        }
+        for (int j = inner; j < W; j++) {
+            float best = y[(ptrdiff_t) i * W + j];
+            ptrdiff_t k = (ptrdiff_t) i * W + j;
+            if (x[k] == best)
+                ;
+            else if (j + 1 < W && x[k + 1] == best)
+                k += 1;
+            else if (i + 1 < H && x[k + W] == best)
+                k += W;
+            else if (i + 1 < H && j + 1 < W && x[k + W + 1] == best)
+                k += W + 1;
+            else
+                continue;
+            dx[k] += dy[(ptrdiff_t) i * W + j];
+        }
     }
 }
 
