@@ -55,8 +55,12 @@ static void y9k_input_tile_row16(const float *x, int H, int W, int ti, float *ou
 
 /* the gradient transforms A dY Aᵀ of tile row ti of one channel dz (H x W, W <= 14) into
    the 16 planes out + k*plane, as the loops of _output_grad_tile_row (the same additions and
-   negations; -ffast-math may associate the loops' otherwise, within an ulp), with two
-   permutes of each 16-lane row */
+   negations in the order GCC gives the loops: the same bits), with two permutes of each
+   16-lane row */
+/* no reassociation here (-ffast-math would regroup the intrinsics' sums as it likes): the
+   order below is the one the loops get */
+#pragma GCC push_options
+#pragma GCC optimize("no-associative-math")
 __attribute__((target("avx512f")))
 static void y9k_output_grad_tile_row16(const float *dz, int H, int W, int ti, float *out,
                                        ptrdiff_t plane)
@@ -89,8 +93,15 @@ static void y9k_output_grad_tile_row16(const float *dz, int H, int W, int ti, fl
         _mm512_mask_storeu_ps(o + 2 * plane, tiles, _mm512_sub_ps(t[i][0], t[i][1]));
         _mm512_mask_storeu_ps(o + 3 * plane, tiles, Y9K_NEG(t[i][1]));
     }
+    /* plane 9, (a - c) + (b - d), as GCC compiles the loops under -ffast-math: ((a - c) + b)
+       - d (found by comparing them with each association; the other planes are as written),
+       so that both paths give the same bits and training's roundings do not depend on the
+       path (yolo9000 demo's trajectory included) */
+    _mm512_mask_storeu_ps(out + 9 * plane, tiles,
+                          _mm512_sub_ps(_mm512_add_ps(_mm512_sub_ps(a, c), b), d));
 #undef Y9K_NEG
 }
+#pragma GCC pop_options
 
 /* acc[j][o] (+)= sum_r a[r*W + o] * v[r*ldv + j] for o < W = 16*rowv (rowv 2 or 4: 32 or
    64 rows), j < cols (<= 14 or 6); while at it, the rows pv + r*ldv (the next plane's V)
