@@ -31,6 +31,25 @@ def test_forward_matches_torch_reference_with_random_weights(tmp_path, name, siz
     assert close(got, expected), np.abs(got - expected).max()
 
 
+def assert_gradients_match_autograd(net, ref, last, r, xt, theirs):
+    """Backward from dL/d(output of layer `last`) = r in both: the input gradient and every
+    convolution's weight, bias and batch-norm scale gradients within 1e-4 of autograd's."""
+    net.zero_grads()
+    dx = net.backward(r, start=last)
+    theirs.backward(torch.from_numpy(r))
+    scale = np.abs(xt.grad.numpy()).max()
+    assert np.abs(dx - xt.grad.numpy()).max() <= 1e-4 * scale
+    convs = [layer for layer in net.layers if layer.kind == "conv"]
+    for ours_layer, ref_layer in zip(convs, ref.conv_layers()):
+        pairs = [(ours_layer.weight_grad, ref_layer.weight.grad),
+                 (ours_layer.bias_grad, ref_layer.bias.grad)]
+        if ours_layer.bn is not None:
+            pairs.append((ours_layer.bn.scale_grad, ref_layer.scales.grad))
+        for a, b in pairs:
+            b = b.numpy()
+            assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
+
+
 def test_training_gradients_match_autograd():
     """Mini network in training mode (batch statistics): input and every parameter gradient."""
     g = GOLDEN
@@ -47,19 +66,7 @@ def test_training_gradients_match_autograd():
     theirs = ref(xt)[last]
     assert close(ours, theirs.detach().numpy())
     r = rng.standard_normal(ours.shape).astype(np.float32)
-    net.zero_grads()
-    dx = net.backward(r, start=last)
-    theirs.backward(torch.from_numpy(r))
-    scale = np.abs(xt.grad.numpy()).max()
-    assert np.abs(dx - xt.grad.numpy()).max() <= 1e-4 * scale
-    convs = [layer for layer in net.layers if layer.kind == "conv"]
-    for ours_layer, ref_layer in zip(convs, ref.conv_layers()):
-        pairs = [(ours_layer.weight_grad, ref_layer.weight.grad), (ours_layer.bias_grad, ref_layer.bias.grad)]
-        if ours_layer.bn is not None:
-            pairs.append((ours_layer.bn.scale_grad, ref_layer.scales.grad))
-        for a, b in pairs:
-            b = b.numpy()
-            assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
+    assert_gradients_match_autograd(net, ref, last, r, xt, theirs)
 
 
 def test_pooled_training_pairs_match_autograd(tmp_path):
@@ -88,20 +95,7 @@ def test_pooled_training_pairs_match_autograd(tmp_path):
     theirs = outputs[last]
     assert close(ours, outputs[-1].detach().numpy())
     r = rng.standard_normal(theirs.shape).astype(np.float32)
-    net.zero_grads()
-    dx = net.backward(r, start=last)
-    theirs.backward(torch.from_numpy(r))
-    scale = np.abs(xt.grad.numpy()).max()
-    assert np.abs(dx - xt.grad.numpy()).max() <= 1e-4 * scale
-    convs = [layer for layer in net.layers if layer.kind == "conv"]
-    for ours_layer, ref_layer in zip(convs, ref.conv_layers()):
-        pairs = [(ours_layer.weight_grad, ref_layer.weight.grad),
-                 (ours_layer.bias_grad, ref_layer.bias.grad)]
-        if ours_layer.bn is not None:
-            pairs.append((ours_layer.bn.scale_grad, ref_layer.scales.grad))
-        for a, b in pairs:
-            b = b.numpy()
-            assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1e-3)
+    assert_gradients_match_autograd(net, ref, last, r, xt, theirs)
 
 
 def test_classifier_training_step_matches_torch(tmp_path):

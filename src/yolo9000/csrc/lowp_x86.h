@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "y9k.h"
+#include "maxpool_sse2.h"
 
 #define Y9K_LOWP_BLOCK 32          /* rows and columns of out per step; K's padding unit */
 #define Y9K_LOWP_PANEL 16          /* columns of a B panel, rows of a W block */
@@ -377,9 +378,8 @@ typedef void (*y9k_lowp_epilogue_fn)(const float *acc, int rows, int cols, const
 
 /* out rows (rows of them; row stride ldo) = the 2x2/2 maxima of act(a * acc + b) over two
    output rows of `cols` (even) columns, through `epilogue`: acc's columns 0-15 the upper row,
-   16-31 the lower; the taps compared in maxpool.pxi's order (upper left, upper right, lower
-   left, lower right, a later one winning only if greater), so the bits are the unfused
-   maxpool's */
+   16-31 the lower; the taps compared by the maxpool's own row (y9k_maxpool_2x2_s2_row: the
+   lower row 16 floats after the upper), so the bits are the unfused maxpool's */
 static inline void y9k_lowp_epilogue_pooled_by(y9k_lowp_epilogue_fn epilogue, const float *acc,
                                                int rows, int cols, const float *a,
                                                const float *b, int act, float *out, long ldo)
@@ -387,18 +387,8 @@ static inline void y9k_lowp_epilogue_pooled_by(y9k_lowp_epilogue_fn epilogue, co
     float v[32 * 32];
     epilogue(acc, rows, cols, a, b, act, v, 32);
     epilogue(acc + 16, rows, cols, a, b, act, v + 16, 32);
-    for (int i = 0; i < rows; i++) {
-        const float *up = v + i * 32, *low = up + 16;
-        float *y = out + i * ldo;
-        for (int j = 0; j < cols / 2; j++) {
-            float best = up[2 * j], t = up[2 * j + 1];
-            best = t > best ? t : best;
-            t = low[2 * j];
-            best = t > best ? t : best;
-            t = low[2 * j + 1];
-            y[j] = t > best ? t : best;
-        }
-    }
+    for (int i = 0; i < rows; i++)
+        y9k_maxpool_2x2_s2_row(v + i * 32, out + i * ldo, 16, cols / 2);
 }
 
 static inline void y9k_lowp_epilogue_pooled(const float *acc, int rows, int cols,
