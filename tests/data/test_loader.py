@@ -212,10 +212,13 @@ def test_ctrl_c_stops_a_training_process_and_its_workers(records, tmp_path):
     script = tmp_path / "consumer.py"
     paths = [r.path for r in records]
     script.write_text(textwrap.dedent(f"""
-        import sys, time
+        import signal, sys, time
         import numpy as np
         from types import SimpleNamespace
         from yolo9000.data.augment import AugmentConfig
+        # Ctrl-C as a terminal's process takes it, also where this test runs as a background
+        # job of a shell without job control (which starts its children with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from yolo9000.data.loader import BatchLoader
         records = [SimpleNamespace(path=p, boxes=np.array([[.5, .5, .2, .2]], np.float32),
                                    classes=np.array([0])) for p in {paths!r}]
