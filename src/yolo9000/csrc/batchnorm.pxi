@@ -163,10 +163,26 @@ def batchnorm_pooled_scratch_floats(int W):
     return max(2 * W, POOLED_BLOCK_FLOATS)
 
 
-cdef inline int _pooled_block_rows(int W, int out_h) noexcept nogil:
-    # the row pairs of one call (at least one)
-    cdef int r = POOLED_BLOCK_FLOATS // (2 * W)
-    return max(1, min(r, out_h))
+cdef void _pooled_plane(const float* z, int W, int out_h, float m, float k, float a, float b,
+                        int act, float* values, float* pooled, const float* dpooled,
+                        float* dy, int sse2) noexcept nogil:
+    # one plane's rows activated a block of row pairs at a time into `values`, then each
+    # pair pooled into `pooled` (the forward), or with dy each window's gradient from dpooled
+    # put on its winner, pooled being the forward's maxima (the backward)
+    cdef int block = max(1, min(POOLED_BLOCK_FLOATS // (2 * W), out_h))
+    cdef int out_w = W // 2
+    cdef int i0 = 0, r, i
+    while i0 < out_h:
+        r = min(block, out_h - i0)
+        y9k_normalize_activate(z + 2 * i0 * W, values, 2 * W * r, m, k, a, b, act, _avx512)
+        for i in range(r):
+            if dy == NULL:
+                y9k_maxpool_2x2_s2_row(values + 2 * i * W, pooled + (i0 + i) * out_w, W, out_w)
+            else:
+                y9k_maxpool_2x2_s2_backward_row(values + 2 * i * W, pooled + (i0 + i) * out_w,
+                                                dpooled + (i0 + i) * out_w,
+                                                dy + 2 * (i0 + i) * W, W, out_w, sse2)
+        i0 = i0 + r
 
 
 def batchnorm_activate_pooled(const float[:, :, ::1] z, int H, int W, const float[::1] mean,
@@ -177,10 +193,8 @@ def batchnorm_activate_pooled(const float[:, :, ::1] z, int H, int W, const floa
     z (N, C, H·W) with H and W even, act piecewise linear (not logistic); scratch:
     batchnorm_pooled_scratch_floats(W) floats per thread."""
     cdef int N = z.shape[0], C = z.shape[1]
-    cdef int out_h = H // 2, out_w = W // 2
-    cdef int block = _pooled_block_rows(W, out_h)
-    cdef int nc, i, i0, r, c, n
-    cdef float* rows
+    cdef int out_h = H // 2
+    cdef int nc, c, n
     _check_pooled("batchnorm_activate_pooled", N, C, H, W, z.shape[2], pooled, act, scratch,
                   batchnorm_pooled_scratch_floats(W))
     if mean.shape[0] != C or inv.shape[0] != C or scale.shape[0] != C or bias.shape[0] != C:
@@ -191,16 +205,9 @@ def batchnorm_activate_pooled(const float[:, :, ::1] z, int H, int W, const floa
         for nc in prange(N * C, schedule="static"):
             n = nc // C
             c = nc % C
-            rows = &scratch[cython.parallel.threadid(), 0]
-            i0 = 0
-            while i0 < out_h:
-                r = min(block, out_h - i0)
-                y9k_normalize_activate(&z[n, c, 2 * i0 * W], rows, 2 * W * r, mean[c],
-                                       inv[c], scale[c], bias[c], act, _avx512)
-                for i in range(r):
-                    y9k_maxpool_2x2_s2_row(rows + 2 * i * W, &pooled[n, c, i0 + i, 0], W,
-                                           out_w)
-                i0 = i0 + r
+            _pooled_plane(&z[n, c, 0], W, out_h, mean[c], inv[c], scale[c], bias[c], act,
+                          &scratch[cython.parallel.threadid(), 0], &pooled[n, c, 0, 0],
+                          NULL, NULL, 0)
 
 
 def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1] pooled,
@@ -217,10 +224,8 @@ def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1
     cdef int N = z.shape[0], C = z.shape[1]
     cdef int H = 2 * pooled.shape[2], W = 2 * pooled.shape[3]
     cdef int out_h = pooled.shape[2], out_w = pooled.shape[3]
-    cdef int block = _pooled_block_rows(W, out_h)
     cdef int sse2 = (_paths & Y9K_SSE2) != 0
-    cdef int nc, n, c, i, i0, r
-    cdef float* values
+    cdef int nc, n, c
     _check_pooled("batchnorm_unpool", N, C, H, W, z.shape[2], pooled, act, scratch,
                   batchnorm_pooled_scratch_floats(W))
     if (dpooled.shape[0] != N or dpooled.shape[1] != C or dpooled.shape[2] != out_h
@@ -234,19 +239,9 @@ def batchnorm_unpool(const float[:, :, :, ::1] dpooled, const float[:, :, :, ::1
         for nc in prange(N * C, schedule="static"):
             n = nc // C
             c = nc % C
-            values = &scratch[cython.parallel.threadid(), 0]
-            i0 = 0
-            while i0 < out_h:
-                r = min(block, out_h - i0)
-                y9k_normalize_activate(&z[n, c, 2 * i0 * W], values, 2 * W * r, mean[c],
-                                       inv[c], scale[c], bias[c], act, _avx512)
-                for i in range(r):
-                    y9k_maxpool_2x2_s2_backward_row(values + 2 * i * W,
-                                                    &pooled[n, c, i0 + i, 0],
-                                                    &dpooled[n, c, i0 + i, 0],
-                                                    &dy[n, c, 2 * (i0 + i) * W], W, out_w,
-                                                    sse2)
-                i0 = i0 + r
+            _pooled_plane(&z[n, c, 0], W, out_h, mean[c], inv[c], scale[c], bias[c], act,
+                          &scratch[cython.parallel.threadid(), 0], <float*> &pooled[n, c, 0, 0],
+                          &dpooled[n, c, 0, 0], &dy[n, c, 0], sse2)
 
 
 cdef _check_pooled(str name, int N, int C, int H, int W, Py_ssize_t S,

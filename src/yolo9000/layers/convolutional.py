@@ -787,12 +787,19 @@ class ConvolutionalLayer(Layer):
         return (self.bn is not None and self.act != core.ACT_LOGISTIC
                 and oh % 2 == 0 and ow % 2 == 0 and oh * ow >= TRAIN_POOLED_MIN_OUTPUTS)
 
+    @property
+    def pooled_in_training(self):
+        """Whether the forward kept for backward was forward_train_pooled's (backward then
+        takes the pooled output's gradient)."""
+        return self._pooled is not None
+
     def forward_train_pooled(self, x):
         """The training forward followed by a 2x2/2 maxpool, as one: returns the pooled
         output (N, F, out_h/2, out_w/2); the full activated output is never written, and
-        backward then takes the pooled output's gradient, unpooling it on the fly (each
-        window's to the first of its values equal to the maximum, as the maxpool's backward
-        does). None when trains_pooled does not hold (the caller runs the two layers)."""
+        backward then takes the pooled output's gradient and unpools it (each window's to
+        the first of its values, recomputed from z, equal to the maximum, as the maxpool's
+        backward does). None when trains_pooled does not hold (the caller runs the two
+        layers)."""
         if not self.trains_pooled:
             return None
         if isinstance(x, handoff.PackedActivation):

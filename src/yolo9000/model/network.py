@@ -287,7 +287,6 @@ class Network:
             i for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:]))
             if isinstance(layer, ConvolutionalLayer) and isinstance(after, MaxpoolLayer)
             and after.tiles and self._last_use[i] == i + 1}
-        self._trained_pooled = set()    # the pairs the last training forward ran as one
 
     @property
     def pooled_pairs(self):
@@ -335,8 +334,6 @@ class Network:
         outputs = [None] * len(self.layers)
         pairs = set() if keep_all else self._pooled_pairs
         hand_offs = {} if train or keep_all or watch_inputs is not None else self._hand_offs
-        if train:
-            self._trained_pooled = set()
         for i, layer in enumerate(self.layers):
             if isinstance(layer, RouteLayer):
                 inp = [outputs[j] for j in layer.sources]
@@ -351,7 +348,6 @@ class Network:
             elif (i in pairs and train
                   and (pooled := layer.forward_train_pooled(inp)) is not None):
                 outputs[i + 1] = pooled
-                self._trained_pooled.add(i)
             elif (i in pairs and not train
                   and (pooled := layer.forward_pooled(inp, hand_offs.get(i))) is not None):
                 outputs[i + 1] = pooled
@@ -394,7 +390,7 @@ class Network:
             if g is None:
                 continue
             layer = self.layers[i]
-            if i - 1 in self._trained_pooled:
+            if i - 1 in self._pooled_pairs and self.layers[i - 1].pooled_in_training:
                 grads[i - 1] = g        # the convolution's backward takes the pooled gradient
                 continue
             started = time.perf_counter()
