@@ -355,6 +355,34 @@ def test_epilogue_rounds_as_float32_numpy(kernel, direct, act):
         np.testing.assert_array_equal(got, v)
 
 
+@pytest.mark.parametrize("kernel,direct", PATHS)
+def test_leaky_takes_its_tenth_in_double_at_every_magnitude(kernel, direct):
+    """leaky(v) = v > w ? v : w with w = 0.1 · v in double rounded to float32, bit for bit, for
+    v of every exponent: normal, subnormal, the tiny negatives below 2^-120 (where the
+    AVX-512 epilogue's float products would round otherwise), zeros of both signs, NaN. The
+    input is zero, so each filter's value is its bias."""
+    rng = np.random.default_rng(5)
+    f = 1024
+    bits = rng.integers(0, 2 ** 31, f, dtype=np.uint32) | np.where(
+        rng.random(f) < 0.75, np.uint32(2 ** 31), np.uint32(0))
+    bias = bits.view(np.float32).copy()
+    bias[~np.isfinite(bias)] = -1.5
+    tiny = rng.uniform(-2.0 ** -120, 0, 64) * 2.0 ** -rng.integers(0, 28, 64)
+    bias[:64] = tiny.astype(np.float32)            # negatives smaller than 2^-120
+    bias[64:70] = [0.0, -0.0, np.nan, -2.0 ** -149, -2.0 ** -126, -2.0 ** -120]
+    x = np.zeros((1, 16, 2, 3), np.float32)
+    q, scales = int8.quantize_weights(rng.standard_normal((f, 16, 1, 1)))
+    scale = np.ones(f, np.float32)
+    out = convolve(kernel, direct, x, q, scales, 0.02, 1, 1, 0, scale, bias, core.ACT_LEAKY)
+    v = (scale * scales * np.float32(0.02)) * np.float32(0) + bias
+    with np.errstate(under="ignore"):
+        leak = (0.1 * v.astype(np.float64)).astype(np.float32)
+    expected = np.where(v > leak, v, leak)
+    got = out[0].reshape(f, -1)
+    for column in got.T:
+        np.testing.assert_array_equal(column.view(np.uint32), expected.view(np.uint32))
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_every_path_gives_the_portable_twins_bits(shape):
     c, f, h, w, size, stride, pad, n = shape

@@ -313,21 +313,42 @@ static inline void y9k_lowp_epilogue(const float *acc, int rows, int cols, const
 }
 
 #if Y9K_HAVE_LOWP_X86
-/* leaky (v > 0.1 v, the product in double as the scalar epilogue takes it) or relu on 16
-   values, linear unchanged; the logistic is left to the scalar loops. Every AVX-512 epilogue
-   (bf16, rgb, int8) activates through this one */
+/* leaky's 0.1 v in double rounded to float, the scalar epilogue's w, on 16 values: in float as
+   fma(v, c, v * d) with c = 0.1f and d = 0.1 - c rounded to float, which equals it for every
+   float of magnitude 2^-120 or more (checked on all of them; NaNs keep their payload both
+   ways), with no conversion to double and back (a third of an int8 hand-off's epilogue); a
+   vector holding a negative value smaller than that takes the double products */
 __attribute__((target("avx512f")))
-static inline __m512 y9k_lowp_act16(__m512 v, int act)
+static inline __m512 y9k_lowp_tenth16(__m512 v)
 {
-    if (act == Y9K_ACT_LEAKY) {
+    __m512 p = _mm512_mul_ps(v, _mm512_set1_ps(-0x1.99999ap-30f));
+    __asm__("" : "+v"(p));      /* not folded with the fma under -ffast-math */
+    __m512 w = _mm512_fmadd_ps(v, _mm512_set1_ps(0x1.99999ap-4f), p);
+    __mmask16 tiny = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-0x1p-120f), _CMP_GT_OQ)
+                     & _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    if (__builtin_expect(tiny != 0, 0)) {
         const __m512d tenth = _mm512_set1_pd(0.1);
         __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(
             _mm512_cvtps_pd(_mm512_castps512_ps256(v)), tenth));
         __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(
             _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))), tenth));
-        __m512 w = _mm512_castpd_ps(_mm512_insertf64x4(
+        w = _mm512_castpd_ps(_mm512_insertf64x4(
             _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, w, _CMP_GT_OQ), w, v);
+    }
+    return w;
+}
+
+/* leaky (v > 0.1 v, the product as the scalar epilogue takes it: y9k_lowp_tenth16) or relu on
+   16 values, linear unchanged; the logistic is left to the scalar loops. Every AVX-512
+   epilogue (bf16, rgb, int8) activates through this one. Leaky keeps v where v >= 0 (there
+   v > 0.1 v or both are the same zero) and takes w elsewhere (negatives, NaNs), the scalar
+   choice's bits */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_lowp_act16(__m512 v, int act)
+{
+    if (act == Y9K_ACT_LEAKY) {
+        __m512 w = y9k_lowp_tenth16(v);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), w, v);
     } else if (act == Y9K_ACT_RELU) {
         const __m512 zero = _mm512_setzero_ps();
         v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), zero, v);
