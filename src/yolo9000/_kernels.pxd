@@ -177,6 +177,7 @@ cdef extern from "int8_x86.h":
         Y9K_INT8_AMX
     long y9k_int8_round_depth(long k) noexcept nogil
     void y9k_int8_pack_a(const int8_t* w, long ldw, int M, int K, int8_t* out) noexcept nogil
+    void y9k_int8_pack_direct(const int8_t* w, long ldw, int M, int K, int8_t* out) noexcept nogil
     long y9k_image_size(int C, int H, int W) noexcept nogil
     void y9k_int8_pack_im2col(const float* x, float s, int C, int H, int W, int ksize,
                               int stride, int pad, int OH, int OW, int8_t* out, int8_t* image,

@@ -10,7 +10,7 @@ from yolo9000.kernels import core, int8
 
 BLOCK = 32          # rows of W and columns of B are padded to it
 DEPTH = 64          # K is padded to it
-QUADS_SLACK = 1024  # zero bytes after the channel quads
+QUADS_SLACK = 1024  # zero bytes after the direct kernel's channels-last input
 UNIT_OF = {"amx": "AMX-INT8 (with Linux's tile permission)", "vnni": "AVX512-VNNI",
            "portable": None}
 
@@ -172,36 +172,31 @@ def slots_of(c):
     return 16 if c <= 16 else 32 if c <= 32 else padded(c, DEPTH)
 
 
-def quads_geometry(h, w, pad):
-    """(rows, width, plane) of a channel-quad plane, in positions: rows of W + pad, H + 2 pad +
-    ceil((pad + 31) / (W + pad)) of them, planes an odd number of 64-byte lines (16 quads)
-    apart."""
+def layout_geometry(h, w, pad):
+    """(rows, width) of the direct kernel's channels-last input, in positions: rows of W + pad,
+    H + 2 pad + ceil((pad + 31) / (W + pad)) of them."""
     width = w + pad
-    rows = h + 2 * pad + -(-(pad + 31) // width)
-    lines = -(-rows * width // 16)
-    return rows, width, 16 * (lines if lines % 2 else lines + 1)
+    return h + 2 * pad + -(-(pad + 31) // width), width
 
 
 def expected_quads(xq, slots, pad):
-    """The quantized image xq (C, H, W) in channel quads: rows starting with `pad` zeros (one
-    border between two rows), `pad` zero rows above, below `pad` and the slack, zeros up to
-    the next plane; zero channels up to the slots; below 64 channels the planes again,
-    shifted left by one position per copy up to 64 channels' worth (the flat bytes moved by
-    4, zeros entering at the end); then the slack's zero bytes."""
+    """The quantized image xq (C, H, W) channels last: [rows][W + pad][pitch] bytes, each row
+    starting with `pad` zero positions (one border between two rows), `pad` zero rows above,
+    below zero rows up to the geometry's count; zero slots from C on, the pitch the slots
+    and, where they are 128 or more and fill an even number of 64-byte lines, one line more
+    (zeros); then the slack's zero bytes."""
     c, h, w = xq.shape
-    rows, width, plane = quads_geometry(h, w, pad)
-    full = np.zeros((slots, rows, width), np.int8)
-    full[:c, pad:pad + h, pad:] = xq
-    planes = np.zeros((slots, plane), np.int8)
-    planes[:, :rows * width] = full.reshape(slots, -1)
-    quads = planes.reshape(slots // 4, 4, plane).transpose(0, 2, 1).ravel()
-    copies = [np.concatenate([quads[4 * j:], np.zeros(4 * j, np.int8)])
-              for j in range(max(1, DEPTH // slots))]
-    return np.concatenate(copies + [np.zeros(QUADS_SLACK, np.int8)])
+    rows, width = layout_geometry(h, w, pad)
+    lines = slots // 64
+    pitch = slots + 64 if slots >= 128 and lines % 2 == 0 else slots
+    full = np.zeros((rows, width, pitch), np.int8)
+    full[pad:pad + h, pad:, :c] = xq.transpose(1, 2, 0)
+    return np.concatenate([full.ravel(), np.zeros(QUADS_SLACK, np.int8)])
 
 
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
-                                   (16, 4, 9), (32, 5, 18), (33, 3, 4)])
+                                   (16, 4, 9), (32, 5, 18), (33, 3, 4), (130, 2, 3),
+                                   (256, 3, 2)])
 @pytest.mark.parametrize("pad", [0, 1, 2])
 def test_channel_quads_packing_layout(c, h, w, pad):
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
@@ -224,7 +219,24 @@ def test_direct_weights_are_in_the_kernels_steps():
         packed = int8.Int8Weights(q, np.ones(3), "amx", direct=True)
         assert packed.depth == core.int8_direct_depth(c, 3) == ordered[0].size
         np.testing.assert_array_equal(packed.data,
-                                      expected_weight_packing(ordered.reshape(3, -1)))
+                                      expected_direct_packing(ordered.reshape(3, -1)))
+
+
+def expected_direct_packing(w2d):
+    """W (M, K) as the direct kernel's B tiles: per block of 32 filters, per 64-deep step, the
+    tiles of filters 0-15 and 16-31, each [16 quads of k][16 filters][4], zeros past M and
+    K."""
+    m, k = w2d.shape
+    full = np.zeros((padded(m), padded(k, DEPTH)), np.int8)
+    full[:m, :k] = w2d
+    tiles = full.reshape(padded(m) // 32, 2, 16, padded(k, DEPTH) // 64, 16, 4)
+    return tiles.transpose(0, 3, 1, 4, 2, 5).ravel()
+
+
+def test_direct_weights_packing_breaks_when_a_tile_is_transposed():
+    """The packing's test fails for the im2col kernels' layout (A tiles, filters as rows)."""
+    w2d = filters(np.random.default_rng(2), 40, 64, 1).reshape(40, -1)
+    assert not np.array_equal(expected_direct_packing(w2d), expected_weight_packing(w2d))
 
 
 def test_packed_weights_keep_the_vnni_correction_and_their_size():

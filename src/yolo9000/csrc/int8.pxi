@@ -48,6 +48,19 @@ def int8_pack_weights(const signed char[:, ::1] w, signed char[::1] out):
         y9k_int8_pack_a(<const int8_t*> &w[0, 0], K, M, K, <int8_t*> &out[0])
 
 
+def int8_pack_direct_weights(const signed char[:, ::1] w, signed char[::1] out):
+    """W int8 (M, K; K in the direct kernel's steps, int8_direct_depth) into out for
+    int8_conv_amx: per block of 32 filters, per 64-deep step, two tiles (filters 0-15, 16-31)
+    of [16 quads of k][16 filters][4 k]; int8_weights_size(M, K) values."""
+    cdef int M = w.shape[0], K = w.shape[1]
+    if out.shape[0] < int8_weights_size(M, K):
+        raise ValueError("int8_pack_direct_weights: out is too small")
+    if M == 0 or K == 0:
+        raise ValueError("int8_pack_direct_weights: W is empty")
+    with nogil:
+        y9k_int8_pack_direct(<const int8_t*> &w[0, 0], K, M, K, <int8_t*> &out[0])
+
+
 def _check_input_scale(float input_scale):
     if not (0 < input_scale < float("inf")):
         raise ValueError(f"the input scale must be positive and finite, not {input_scale}")
@@ -124,15 +137,11 @@ def int8_quads_size(int C, int H, int W, int pad):
 
 
 def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
-    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out in
-    bf16_pack_pairs's flat layout with channel quads for pairs: planes of [H'][W + pad][4],
-    channel quads side by side, each row starting with `pad` zeros (its left border, and the
-    right border of the row before), `pad` zero rows above, below `pad` zero rows and slack
-    up to H' = H + 2 pad + ceil((pad + 31) / (W + pad)) rows, zeros up to the next plane (an
-    odd number of 64-byte lines on); then 1024 zero bytes. With 64 channels or more, C' / 4
-    planes (C' = C rounded up to 64, the channels from C on zeros); with fewer, 16 planes: the
-    s / 4 planes of C padded to s slots (int8_direct_depth), then 64 / s - 1 copies of them,
-    the j-th shifted left by j positions (4·j bytes, zeros at the end)."""
+    """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out channels
+    last: [H'][W + pad][S] bytes, S = int8_direct_slots(C) channel slots a position (the
+    slots from C on zeros), each row starting with `pad` zero positions (its left border, and
+    the right border of the row before), `pad` zero rows above, below zero rows up to
+    H' = H + 2 pad + ceil((pad + 31) / (W + pad)) rows; then 1024 zero bytes."""
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     _check_input_scale(input_scale)
     if pad < 0:

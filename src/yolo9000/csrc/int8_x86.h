@@ -129,14 +129,6 @@ static void y9k_int8_pack_im2col_portable(const int8_t *xq, int C, int H, int W,
     }
 }
 
-/* four input rows (NULL: a zero channel) -> W quads of bytes, quantized by s */
-static void y9k_int8_quad_row_portable(const float *const *rows, int W, float s, int8_t *dst)
-{
-    for (int c = 0; c < W; c++)
-        for (int i = 0; i < 4; i++)
-            dst[4 * c + i] = rows[i] ? y9k_quantize(rows[i][c], s) : 0;
-}
-
 #if Y9K_HAVE_LOWP_X86
 /* y9k_quantize on 16 lanes: the same division, clip (a NaN to -127 as there) and rounding */
 __attribute__((target("avx512f")))
@@ -240,19 +232,6 @@ static void y9k_int8_pack_im2col_avx512(const int8_t *xq, int C, int H, int W, i
     }
 }
 
-__attribute__((target("avx512f")))
-static void y9k_int8_quad_row_avx512(const float *const *rows, int W, float s, int8_t *dst)
-{
-    const __m512 vs = _mm512_set1_ps(s);
-    for (int c = 0; c < W; c += 16) {
-        __mmask16 m = W - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (W - c)) - 1);
-        __m512i v[4];
-        for (int i = 0; i < 4; i++)
-            v[i] = rows[i] ? y9k_quantize16(_mm512_maskz_loadu_ps(m, rows[i] + c), vs)
-                           : _mm512_setzero_si512();
-        _mm512_mask_storeu_epi32(dst + 4 * c, m, y9k_quads16(v));
-    }
-}
 #endif
 
 /* the im2col packing of x (C, H, W): quantized by s into `image` (y9k_image_size bytes), then
@@ -275,21 +254,20 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
     y9k_int8_pack_im2col_portable(image, C, H, W, ksize, stride, pad, OH, OW, out);
 }
 
-/* -- the direct convolution's input: channel quads with a zero border --------------------
-   bf16's flat layout (lowp_x86.h, y9k_bf16_pack_pairs) with a quad of channels (4 bytes) in
-   place of a pair: [planes][H'][W'][4], rows of W' = W + pad quads whose first `pad` are zeros
-   (the row's left border and the row before's right one), H' = y9k_pairs_rows, planes
-   y9k_pairs_plane quads apart; output (oy, ox) is flat position q = oy W' + ox, its tap
-   (ky, kx) the quad at q + ky W' + kx, and a tile row (16 positions of 4 channels) is 64 bytes
-   in place. A 64-deep step of the direct kernel reads 16 planes. With 64 channels or more it
-   covers 64 channels of one tap (C padded to a multiple of 64 with zero channels). With fewer
-   it covers `taps` neighbouring taps of a row, kx, kx + 1, ..., each of `slots` channels (C
-   padded to 16 or 32): the first slots/4 planes hold the input, each further group the same
-   planes shifted left by one more position (reads past a row's end take the next row's
-   border or first positions, which only taps past the kernel's edge read, with zero
-   weights). A 3x3 kernel on 32 channels takes 6 steps instead of 9, on 16 channels 3. The
-   buffer ends with Y9K_QUADS_SLACK zero bytes: the last plane's taps past the kernel's edge
-   read up to 3 positions past it. */
+/* -- the direct convolution's input: channels last, with a zero border --------------------
+   bf16's flat geometry (lowp_x86.h, y9k_pairs_rows and y9k_pairs_width) with a position's
+   channels side by side in place of a pair plane: [H'][W'][S] bytes, S = y9k_direct_slots(C)
+   channel slots a position (C padded with zeros to 16, 32 or a multiple of 64), rows of
+   W' = W + pad positions whose first `pad` are zeros (the row's left border and the row
+   before's right one), H' = y9k_pairs_rows. Output (oy, ox) is flat position q = oy W' + ox,
+   its tap (ky, kx) the position q + ky W' + kx, and a tile row, 64 bytes in place, one
+   position's 64 channels of a step: an A tile is 16 consecutive positions, S bytes apart, so
+   that every row the AMX tiles read starts on a cache line (with 64 slots or more). With
+   fewer than 64 channels a row covers `taps` neighbouring taps of a kernel row, kx, kx + 1,
+   ...: the next positions' channels (reads past a row's end take the next row's border or
+   first positions, which only taps past the kernel's edge read, with zero weights). A 3x3
+   kernel on 32 channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
+   Y9K_QUADS_SLACK zero bytes: taps past the kernel's edge read up to 3 positions past it */
 #define Y9K_QUADS_SLACK 1024
 
 static inline int y9k_direct_slots(int C)
@@ -299,6 +277,16 @@ static inline int y9k_direct_slots(int C)
 
 static inline int y9k_direct_taps(int C) { return C <= 32 ? 64 / y9k_direct_slots(C) : 1; }
 
+/* the bytes from one position to the next: the slots, and from 128 slots on one more cache
+   line where they fill an even number of them, so that an A tile's 16 rows (and a piece's
+   taps) fall in different L1 sets instead of 4 (1024 slots: 16 rows 1024 bytes apart share
+   4 of the 64 sets, and a 13x13 layer ran 10% slower than with the extra line) */
+static inline long y9k_direct_pitch(int C)
+{
+    long S = y9k_direct_slots(C);
+    return S < 128 || (S / 64) % 2 ? S : S + 64;
+}
+
 /* the direct kernel's depth: the weights' k of one filter, (ky, group of taps, tap, channel) */
 static inline long y9k_direct_depth(int C, int ksize)
 {
@@ -306,123 +294,143 @@ static inline long y9k_direct_depth(int C, int ksize)
     return (long) ksize * ((ksize + taps - 1) / taps) * taps * y9k_direct_slots(C);
 }
 
-static inline long y9k_quads_plane_bytes(int H, int W, int pad)
+/* the positions of the layout (H' rows of W') */
+static inline long y9k_quads_positions(int H, int W, int pad)
 {
-    return y9k_pairs_plane(H, W, pad) * 4;
+    return y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad);
 }
 
 static inline long y9k_quads_size(int C, int H, int W, int pad)
 {
-    long planes = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4;
-    return planes * y9k_quads_plane_bytes(H, W, pad) + Y9K_QUADS_SLACK;
+    return y9k_quads_positions(H, W, pad) * y9k_direct_pitch(C) + Y9K_QUADS_SLACK;
 }
 
-/* the bytes of one quad plane (plane_bytes) that are not the image: the `pad` rows above it,
-   each row's left border, the rows below it and the plane's tail */
-static inline void y9k_int8_quads_plane_border(int8_t *plane, int H, int W, int pad,
-                                               long plane_bytes)
+/* everything of x's layout (C, H, W, pad) that is not an image position: the `pad` rows
+   above, each row's left border, the rows below and the slack; what a kernel writing the
+   image positions (all their slots) leaves to be written. Rows y0 .. y1 - 1 of the image's
+   borders, and with `ends` the rows above and below and the slack */
+static void y9k_int8_quads_frame_rows(int C, int H, int W, int pad, long y0, long y1, int ends,
+                                      int8_t *out)
 {
-    long Wp = y9k_pairs_width(W, pad);
-    memset(plane, 0, (size_t) pad * Wp * 4);
-    for (long y = 0; y < H; y++)
-        memset(plane + (y + pad) * Wp * 4, 0, (size_t) pad * 4);
-    memset(plane + (pad + (long) H) * Wp * 4, 0,
-           (size_t) (plane_bytes - (pad + (long) H) * Wp * 4));
+    long Wp = y9k_pairs_width(W, pad), S = y9k_direct_pitch(C);
+    if (ends) {
+        memset(out, 0, (size_t) (pad * Wp * S));
+        long tail = (pad + (long) H) * Wp * S;
+        memset(out + tail, 0, (size_t) (y9k_quads_size(C, H, W, pad) - tail));
+    }
+    if (pad)
+        for (long y = y0; y < y1; y++)
+            memset(out + (y + pad) * Wp * S, 0, (size_t) (pad * S));
 }
 
-/* everything of x's quads (C, H, W, pad) but the image of its first C channels: the
-   borders, the zero planes up to the slots and the slack; what a kernel writing the image
-   into them (y9k_int8_conv_amx's hand-off) leaves to be written */
 static void y9k_int8_quads_frame(int C, int H, int W, int pad, int8_t *out)
 {
-    long plane_bytes = y9k_quads_plane_bytes(H, W, pad);
-    long planes = y9k_direct_slots(C) / 4;
-    memset(out + y9k_direct_taps(C) * planes * plane_bytes, 0, Y9K_QUADS_SLACK);
-    for (long cq = 0; cq < planes; cq++) {
-        if (4 * cq >= C)
-            memset(out + cq * plane_bytes, 0, (size_t) plane_bytes);
-        else
-            y9k_int8_quads_plane_border(out + cq * plane_bytes, H, W, pad, plane_bytes);
+    y9k_int8_quads_frame_rows(C, H, W, pad, 0, H, 1, out);
+}
+
+/* one image row's positions: x (C, H, W), row y, quantized by s into the positions (pitch
+   P bytes apart) of dst, zeros past C, the portable way */
+static void y9k_int8_pack_row_portable(const float *x, float s, int C, int H, int W, long y,
+                                       long P, int8_t *dst)
+{
+    for (long i = 0; i < W; i++)
+        for (int c = 0; c < P; c++)
+            dst[i * P + c] = c < C ? y9k_quantize(x[((long) c * H + y) * W + i], s) : 0;
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* v[i] (16 int32 lanes j) -> v[j] (lanes i): the 16 x 16 transpose of 32-bit elements */
+__attribute__((target("avx512f")))
+static inline void y9k_transpose16_epi32(__m512i *v)
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* v[4g + r] now holds, per 128-bit lane L, rows 4L.. of group g's column quad r */
+    for (int i = 0; i < 8; i++) {
+        int g = i / 4 * 8 + i % 4;
+        t[2 * i] = _mm512_shuffle_i32x4(v[g], v[g + 4], 0x88);
+        t[2 * i + 1] = _mm512_shuffle_i32x4(v[g], v[g + 4], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm512_shuffle_i32x4(t[2 * i], t[2 * i + 8], 0x88);
+        v[i + 8] = _mm512_shuffle_i32x4(t[2 * i], t[2 * i + 8], 0xdd);
+        v[i + 4] = _mm512_shuffle_i32x4(t[2 * i + 1], t[2 * i + 9], 0x88);
+        v[i + 12] = _mm512_shuffle_i32x4(t[2 * i + 1], t[2 * i + 9], 0xdd);
     }
 }
 
-/* below 64 channels, the copies of the first slots/4 planes shifted left by 1, 2, ...
-   positions, zeros entering at the end: in pieces of Y9K_SHIFT_PIECE bytes on the team (the
-   RGB layer's hand-off to a 32-channel layer copies 1.4 MB, which one thread did while the
-   other waited) */
-#define Y9K_SHIFT_PIECE (64L * 1024)
-
-typedef struct {
-    int8_t *out;
-    long group_bytes, pieces;     /* pieces of one copy */
-} y9k_shift_job;
-
-static void y9k_int8_shift_piece(void *job, long i)
+/* the same row with AVX-512: 16 positions by 64 channels at a time, four channels quantized
+   into a vector of 16 quads (y9k_quantize16, y9k_quads16), the 16 vectors transposed into
+   the positions' 64 bytes */
+__attribute__((target("avx512f")))
+static void y9k_int8_pack_row_avx512(const float *x, float s, int C, int H, int W, long y,
+                                     long P, int8_t *dst)
 {
-    const y9k_shift_job *s = (const y9k_shift_job *) job;
-    long j = 1 + i / s->pieces, a = (i % s->pieces) * Y9K_SHIFT_PIECE;
-    long n = s->group_bytes - 4 * j;
-    long b = a + Y9K_SHIFT_PIECE < n ? a + Y9K_SHIFT_PIECE : n;
-    if (a < b)
-        memcpy(s->out + j * s->group_bytes + a, s->out + 4 * j + a, (size_t) (b - a));
+    int S = y9k_direct_slots(C);
+    const __m512 vs = _mm512_set1_ps(s);
+    int words = S < 64 ? S / 4 : 16;
+    __mmask16 store = (__mmask16) ((1u << words) - 1);
+    for (int i0 = 0; i0 < W; i0 += 16) {
+        int n = W - i0 < 16 ? W - i0 : 16;
+        __mmask16 m = (__mmask16) ((1u << n) - 1);
+        for (int c0 = 0; c0 < P; c0 += 64) {      /* the pitch's last line: zeros */
+            __m512i v[16];
+            for (int g = 0; g < 16; g++) {
+                __m512i q[4];
+                for (int k = 0; k < 4; k++) {
+                    int c = c0 + 4 * g + k;
+                    q[k] = c < C ? y9k_quantize16(_mm512_maskz_loadu_ps(
+                                       m, x + ((long) c * H + y) * W + i0), vs)
+                                 : _mm512_setzero_si512();
+                }
+                v[g] = y9k_quads16(q);
+            }
+            y9k_transpose16_epi32(v);
+            for (int i = 0; i < n; i++)
+                _mm512_mask_storeu_epi32(dst + (long) (i0 + i) * P + c0, store, v[i]);
+        }
+    }
 }
-
-static void y9k_int8_quads_shifted_copies(int C, int H, int W, int pad, int8_t *out)
-{
-    long group_bytes = y9k_direct_slots(C) / 4 * y9k_quads_plane_bytes(H, W, pad);
-    int taps = y9k_direct_taps(C);
-    if (taps < 2)
-        return;
-    y9k_shift_job job = {out, group_bytes, (group_bytes + Y9K_SHIFT_PIECE - 1) / Y9K_SHIFT_PIECE};
-    y9k_team_for((taps - 1) * job.pieces, y9k_int8_shift_piece, &job);
-    for (int j = 1; j < taps; j++)
-        memset(out + (j + 1) * group_bytes - 4 * j, 0, (size_t) 4 * j);
-}
+#endif
 
 typedef struct {
     const float *x;
     float s;
     int C, H, W, pad, avx512;
-    long Wp, plane_bytes;
     int8_t *out;
 } y9k_int8_quads_job;
 
-static void y9k_int8_pack_quad_plane(void *job, long cq)
+static void y9k_int8_pack_quads_row(void *job, long y)
 {
     const y9k_int8_quads_job *j = (const y9k_int8_quads_job *) job;
-    int C = j->C, H = j->H, W = j->W;
-    int8_t *plane = j->out + cq * j->plane_bytes;
-    if (4 * cq >= C) {
-        memset(plane, 0, (size_t) j->plane_bytes);
+    long Wp = y9k_pairs_width(j->W, j->pad), P = y9k_direct_pitch(j->C);
+    int8_t *row = j->out + ((y + j->pad) * Wp + j->pad) * P;
+    y9k_int8_quads_frame_rows(j->C, j->H, j->W, j->pad, y, y + 1, 0, j->out);
+#if Y9K_HAVE_LOWP_X86
+    if (j->avx512) {
+        y9k_int8_pack_row_avx512(j->x, j->s, j->C, j->H, j->W, y, P, row);
         return;
     }
-    y9k_int8_quads_plane_border(plane, H, W, j->pad, j->plane_bytes);
-    for (long y = 0; y < H; y++) {
-        int8_t *row = plane + ((y + j->pad) * j->Wp + j->pad) * 4;
-        const float *rows[4];
-        for (int i = 0; i < 4; i++)
-            rows[i] = 4 * cq + i < C ? j->x + ((4 * cq + i) * H + y) * W : NULL;
-#if Y9K_HAVE_LOWP_X86
-        if (j->avx512) {
-            y9k_int8_quad_row_avx512(rows, W, j->s, row);
-            continue;
-        }
 #endif
-        y9k_int8_quad_row_portable(rows, W, j->s, row);
-    }
+    y9k_int8_pack_row_portable(j->x, j->s, j->C, j->H, j->W, y, P, row);
 }
 
-/* x (C, H, W) -> quads quantized by s: zero border, zero channels up to the slots, the
-   shifted copies, the slack */
+/* x (C, H, W) -> the layout above, quantized by s: zero border, zero slots past C, slack */
 static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
-    y9k_int8_quads_job j = {x, s, C, H, W, pad, avx512, y9k_pairs_width(W, pad),
-                            y9k_quads_plane_bytes(H, W, pad), out};
-    long planes = y9k_direct_slots(C) / 4;
-    memset(out + y9k_direct_taps(C) * planes * j.plane_bytes, 0, Y9K_QUADS_SLACK);
-    y9k_team_for(planes, y9k_int8_pack_quad_plane, &j);
-    y9k_int8_quads_shifted_copies(C, H, W, pad, out);
+    y9k_int8_quads_job j = {x, s, C, H, W, pad, avx512, out};
+    y9k_int8_quads_frame_rows(C, H, W, pad, 0, 0, 1, out);
+    y9k_team_for(H, y9k_int8_pack_quads_row, &j);
 }
 
 /* a block's first `rows` rows of int32 sums (32 a row), each rounded once to fp32 */
@@ -527,171 +535,135 @@ static void y9k_int8_epilogue_pooled_avx512(const int32_t *acc, int rows, int co
 }
 #endif
 
-#if Y9K_HAVE_LOWP_X86
-/* the hand-off's requantization: n activated values of `rows` filters (v, row stride 32)
-   quantized by s as the packers quantize (y9k_quantize16) into quads at dst, the filters'
-   quad planes plane_bytes apart, the bytes of filters past `rows` in the last quad zeros */
-__attribute__((target("avx512f")))
-static void y9k_int8_requantize_quads(const float *v, int rows, int n, float s, int8_t *dst,
-                                      long plane_bytes)
+/* -- the hand-off: an epilogue writing the next int8 layer's input --------------------------
+   With the direct kernel's sums as positions x filters (acc[p][f], row stride 32), each
+   output position's 32 filters are one row: activated and quantized 16 filters a vector, and
+   stored as the 32 bytes of that position's slots mb*32 .. (the layout's channels are the
+   filters). Filters past `rows` get zeros. */
+
+/* the scalar twin: the values v (filters x positions, row stride 32) of n positions
+   quantized by s into the slots of positions dst, dst + P, ... (filters past rows zeros),
+   then `tail` zero bytes (the last filter block's: the slots and the pitch past it) */
+static void y9k_int8_requantize_positions(const float *v, int rows, int n, float s, int8_t *dst,
+                                          long P, long tail)
 {
-    const __m512 vs = _mm512_set1_ps(s);
-    if (n <= 8) {
-        /* a pooled block's 8 windows a row: two quads' rows a vector (lanes 8-15 the next
-           plane's), so that no division is spent on empty lanes (the same lane-wise
-           quantization, half the vdivps) */
-        __mmask16 m = (__mmask16) ((1u << n) - 1);
-        for (int r = 0; r < rows; r += 8) {
-            __m512i q[4];
-            for (int i = 0; i < 4; i++) {
-                __m512 lo = r + i < rows ? _mm512_maskz_loadu_ps(m, v + (r + i) * 32)
-                                         : _mm512_setzero_ps();
-                __m512 hi = r + 4 + i < rows ? _mm512_maskz_loadu_ps(m, v + (r + 4 + i) * 32)
-                                             : _mm512_setzero_ps();
-                q[i] = y9k_quantize16(_mm512_shuffle_f32x4(lo, hi, 0x44), vs);
-            }
-            __m512i quads = y9k_quads16(q);
-            int8_t *plane = dst + (r / 4) * plane_bytes;
-            _mm512_mask_storeu_epi32(plane, m, quads);
-            if (r + 4 < rows)
-                _mm512_mask_storeu_epi32(plane + plane_bytes - 32, (__mmask16) (m << 8), quads);
-        }
+    int slots = P < 32 ? (int) P : 32;      /* 16 slots a position: 16 filters at most */
+    for (int j = 0; j < n; j++) {
+        for (int f = 0; f < slots; f++)
+            dst[j * P + f] = f < rows ? y9k_quantize(v[f * 32 + j], s) : 0;
+        memset(dst + j * P + slots, 0, (size_t) tail);
+    }
+}
+
+#if Y9K_HAVE_LOWP_X86
+/* 32 activated values (two vectors, filters 0-15 and 16-31) quantized by s into 32 bytes */
+__attribute__((target("avx512f")))
+static inline void y9k_int8_store_position(__m512 v0, __m512 v1, __m512 vs, __mmask16 m0,
+                                            __mmask16 m1, long P, long tail, int8_t *dst)
+{
+    __m128i q0 = _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(m0, y9k_quantize16(v0, vs)));
+    if (P < 32) {               /* 16 slots a position: the filters' 16 bytes only */
+        _mm_storeu_si128((__m128i *) dst, q0);
         return;
     }
-    for (int r = 0; r < rows; r += 4) {
-        int8_t *plane = dst + (r / 4) * plane_bytes;
-        for (int c = 0; c < n; c += 16) {
-            __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
-            __m512i q[4];
-            for (int i = 0; i < 4; i++)
-                q[i] = r + i < rows
-                           ? y9k_quantize16(_mm512_maskz_loadu_ps(m, v + (r + i) * 32 + c), vs)
-                           : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
-        }
-    }
+    __m128i q1 = _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(m1, y9k_quantize16(v1, vs)));
+    _mm256_storeu_si256((__m256i *) dst, _mm256_inserti128_si256(_mm256_castsi128_si256(q0),
+                                                                  q1, 1));
+    for (long t = 0; t < tail; t += 64)        /* tail: a multiple of 32 bytes */
+        _mm512_mask_storeu_epi32(dst + 32 + t, tail - t >= 64 ? (__mmask16) 0xffff
+                                                              : (__mmask16) 0x00ff,
+                                 _mm512_setzero_si512());
 }
-#endif
 
-#if Y9K_HAVE_LOWP_X86
-/* y9k_int8_epilogue_avx512 of n sums of `rows` filters (acc's rows 32 apart) requantized
-   into quads as y9k_int8_requantize_quads does, in registers: the same activation and the
-   same quantization lane for lane (the same bytes), without the activated values stored and
-   read back (the hand-off's epilogue cost more than the 1x1 layers' products). Not the
-   logistic, which that epilogue leaves to the scalar loop */
+/* act(a * acc + b) of acc's rows j0 .. j0 + n - 1 (positions; 32 filters each, those past
+   `rows` zero: a and b read masked) quantized by s into positions dst, dst + S, ... */
 __attribute__((target("avx512f")))
-static void y9k_int8_epilogue_quads_avx512(const int32_t *acc, int rows, int n, const float *a,
-                                           const float *b, int act, float s, int8_t *dst,
-                                           long plane_bytes)
+static void y9k_int8_epilogue_positions_avx512(const int32_t *acc, int rows, int j0, int n,
+                                               const float *a, const float *b, int act,
+                                               float s, int8_t *dst, long P,
+                                               long tail)
 {
+    __mmask16 m0 = rows >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << rows) - 1);
+    __mmask16 m1 = rows >= 32 ? (__mmask16) 0xffff
+                              : rows > 16 ? (__mmask16) ((1u << (rows - 16)) - 1) : 0;
+    __m512 a0 = _mm512_maskz_loadu_ps(m0, a), a1 = _mm512_maskz_loadu_ps(m1, a + 16);
+    __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
     const __m512 vs = _mm512_set1_ps(s);
-    for (int r = 0; r < rows; r += 4) {
-        int8_t *plane = dst + (r / 4) * plane_bytes;
-        __m512 va[4], vb[4];
-        for (int i = 0; i < 4; i++) {
-            va[i] = _mm512_set1_ps(r + i < rows ? a[r + i] : 0.0f);
-            vb[i] = _mm512_set1_ps(r + i < rows ? b[r + i] : 0.0f);
-        }
-        for (int c = 0; c < n; c += 16) {
-            __mmask16 m = n - c >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - c)) - 1);
-            __m512i q[4];
-            for (int i = 0; i < 4; i++)
-                q[i] = r + i < rows
-                           ? y9k_quantize16(y9k_int8_activate16(
-                                 _mm512_maskz_loadu_epi32(m, acc + (r + i) * 32 + c), va[i],
-                                 vb[i], act), vs)
-                           : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(plane + 4 * c, m, y9k_quads16(q));
-        }
+    for (int j = j0; j < j0 + n; j++) {
+        __m512 v0 = y9k_int8_activate16(_mm512_load_si512(acc + j * 32), a0, b0, act);
+        __m512 v1 = y9k_int8_activate16(_mm512_load_si512(acc + j * 32 + 16), a1, b1, act);
+        y9k_int8_store_position(v0, v1, vs, m0, m1, P, tail, dst + (long) (j - j0) * P);
     }
 }
-#endif
 
-#if Y9K_HAVE_LOWP_X86
-/* filters r .. r + 3's pooled values quantized (q[0]: filters r, r + 1 in lanes 0-7, 8-15;
-   q[1]: r + 2, r + 3), as quads at dst for the first cols / 2 windows */
-__attribute__((target("avx512f")))
-static inline void y9k_int8_store_pooled_quads(const __m512i *q, int cols, int8_t *dst)
-{
-    const __m512i byte = _mm512_set1_epi32(0xff);
-    __m512i hi0 = _mm512_shuffle_i32x4(q[0], q[0], 0xEE);
-    __m512i hi1 = _mm512_shuffle_i32x4(q[1], q[1], 0xEE);
-    __m512i quads = _mm512_and_si512(q[0], byte);
-    quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(hi0, byte), 8));
-    quads = _mm512_or_si512(quads, _mm512_slli_epi32(_mm512_and_si512(q[1], byte), 16));
-    quads = _mm512_or_si512(quads, _mm512_slli_epi32(hi1, 24));
-    _mm512_mask_storeu_epi32(dst, (__mmask16) ((1u << (cols / 2)) - 1), quads);
-}
-
-/* The pooled hand-offs' epilogues in registers for the activations that never decrease
-   (linear, leaky, relu), from int32 sums (the int8 direct kernel) or fp32 ones (the rgb
-   kernel): rows filters (cols even, at most 16; a window's upper row in acc's columns 0-15,
-   its lower in 16-31), the maximum of a window's four affine values taken first
-   (y9k_lowp_window_max16, two filters by 8 windows a vector) and the activation once, a
-   quarter of the activations of the unfused order, then quantized by s into quads at dst
-   (quad planes plane_bytes apart), with no store and reload. act(max) is numerically the
-   maximum of the activated values (it is one of them and none is greater), so the bytes are
-   those of the fp32 pooled epilogue followed by y9k_int8_requantize_quads (only a zero's sign
-   may differ before quantizing, and both zeros quantize to 0) */
-#define Y9K_POOLED_QUADS_BODY(AFFINE)                                                         \
+/* the pooled hand-off for the activations that never decrease (linear, leaky, relu): acc's
+   rows 0-15 a window row's 16 positions, 16-31 the row below; window w (< cols / 2) the
+   maximum of the affine values of rows 2w, 2w + 1, 16 + 2w, 17 + 2w in that order (a later
+   one winning only if greater), activated once (act(max) is numerically the maximum of the
+   activated values: it is one of them and none is greater; only a zero's sign may differ,
+   and both zeros quantize to 0), quantized into positions dst, dst + S, ... The affine of
+   int32 sums (y9k_int8_affine16) or fp32 ones (the rgb kernel's: y9k_lowp_affine16) */
+#define Y9K_POOLED_POSITIONS_BODY(AFFINE)                                                     \
+    __mmask16 m0 = rows >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << rows) - 1);          \
+    __mmask16 m1 = rows >= 32 ? (__mmask16) 0xffff                                            \
+                              : rows > 16 ? (__mmask16) ((1u << (rows - 16)) - 1) : 0;        \
+    __m512 a0 = _mm512_maskz_loadu_ps(m0, a), a1 = _mm512_maskz_loadu_ps(m1, a + 16);         \
+    __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);         \
     const __m512 vs = _mm512_set1_ps(s);                                                      \
-    for (int r = 0; r < rows; r += 4) {                                                       \
-        __m512i q[2];                                                                         \
+    for (int w = 0; w < cols / 2; w++) {                                                      \
+        __m512 v[2];                                                                          \
         for (int h = 0; h < 2; h++) {                                                         \
-            int i = r + 2 * h;                                                                \
-            if (i >= rows) {                                                                  \
-                q[h] = _mm512_setzero_si512();                                                \
-                continue;                                                                     \
+            __m512 ah = h ? a1 : a0, bh = h ? b1 : b0;                                        \
+            const int rows4[4] = {2 * w, 2 * w + 1, 16 + 2 * w, 17 + 2 * w};                  \
+            __m512 best = AFFINE(acc + rows4[0] * 32 + 16 * h, ah, bh);                       \
+            for (int k = 1; k < 4; k++) {                                                     \
+                __m512 t = AFFINE(acc + rows4[k] * 32 + 16 * h, ah, bh);                      \
+                best = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, best, _CMP_GT_OQ), best, t); \
             }                                                                                 \
-            int next = i + 1 < rows ? i + 1 : i;                                              \
-            __m512 a0 = _mm512_set1_ps(a[i]), b0 = _mm512_set1_ps(b[i]);                      \
-            __m512 a1 = _mm512_set1_ps(a[next]), b1 = _mm512_set1_ps(b[next]);                \
-            __m512 v = y9k_lowp_window_max16(AFFINE(acc + i * 32, a0, b0),                    \
-                                             AFFINE(acc + i * 32 + 16, a0, b0),               \
-                                             AFFINE(acc + next * 32, a1, b1),                 \
-                                             AFFINE(acc + next * 32 + 16, a1, b1));           \
-            q[h] = y9k_quantize16(y9k_lowp_act16(v, act), vs);                                \
-            if (next == i)          /* no filter i + 1: its byte of the quad is zero */       \
-                q[h] = _mm512_maskz_mov_epi32((__mmask16) 0x00ff, q[h]);                      \
+            v[h] = y9k_lowp_act16(best, act);                                                 \
         }                                                                                     \
-        y9k_int8_store_pooled_quads(q, cols, dst + (r / 4) * plane_bytes);                    \
+        y9k_int8_store_position(v[0], v[1], vs, m0, m1, P, tail, dst + (long) w * P);        \
     }
 
 __attribute__((target("avx512f")))
 static inline __m512 y9k_int8_affine16_at(const int32_t *s, __m512 a, __m512 b)
 {
-    return y9k_int8_affine16(_mm512_loadu_si512(s), a, b);
+    return y9k_int8_affine16(_mm512_load_si512(s), a, b);
 }
 
 __attribute__((target("avx512f")))
-static void y9k_int8_epilogue_pooled_quads_avx512(const int32_t *acc, int rows, int cols,
-                                                  const float *a, const float *b, int act,
-                                                  float s, int8_t *dst, long plane_bytes)
+static void y9k_int8_epilogue_pooled_positions_avx512(const int32_t *acc, int rows, int cols,
+                                                      const float *a, const float *b, int act,
+                                                      float s, int8_t *dst, long P,
+                                                      long tail)
 {
-    Y9K_POOLED_QUADS_BODY(y9k_int8_affine16_at)
+    Y9K_POOLED_POSITIONS_BODY(y9k_int8_affine16_at)
 }
 
 __attribute__((target("avx512f")))
-static void y9k_lowp_epilogue_pooled_quads_avx512(const float *acc, int rows, int cols,
-                                                  const float *a, const float *b, int act,
-                                                  float s, int8_t *dst, long plane_bytes)
+static void y9k_lowp_epilogue_pooled_positions_avx512(const float *acc, int rows, int cols,
+                                                      const float *a, const float *b, int act,
+                                                      float s, int8_t *dst, long P,
+                                                      long tail)
 {
-    Y9K_POOLED_QUADS_BODY(y9k_lowp_affine16)
+    Y9K_POOLED_POSITIONS_BODY(y9k_lowp_affine16)
+}
+
+/* a 32x32 block of 4-byte values transposed (rows <-> columns) from src to dst */
+__attribute__((target("avx512f")))
+static void y9k_transpose32_epi32(const int32_t *src, int32_t *dst)
+{
+    for (int bi = 0; bi < 2; bi++)
+        for (int bj = 0; bj < 2; bj++) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = _mm512_load_si512(src + (bi * 16 + i) * 32 + bj * 16);
+            y9k_transpose16_epi32(v);
+            for (int i = 0; i < 16; i++)
+                _mm512_store_si512(dst + (bj * 16 + i) * 32 + bi * 16, v[i]);
+        }
 }
 #endif
-
-/* y9k_int8_requantize_quads' portable twin: the scalar y9k_quantize of each value (the same
-   bytes) */
-static void y9k_int8_requantize_quads_portable(const float *v, int rows, int n, float s,
-                                               int8_t *dst, long plane_bytes)
-{
-    for (int r = 0; r < rows; r += 4) {
-        int8_t *plane = dst + (r / 4) * plane_bytes;
-        for (int c = 0; c < n; c++)
-            for (int i = 0; i < 4; i++)
-                plane[4 * c + i] = r + i < rows ? y9k_quantize(v[(r + i) * 32 + c], s) : 0;
-    }
-}
 
 /* the epilogue, 16 columns at a time where `avx512` (the same bits either way) */
 static inline void y9k_int8_epilogue(const int32_t *acc, int rows, int cols, const float *a,
@@ -726,23 +698,32 @@ static void y9k_int8_block_portable(const int8_t *a0, const int8_t *b0, long KB,
 }
 
 /* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
-   layer's input quantized by `scale` into its channel quads with border `pad` (the hand-off:
-   y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
+   layer's input quantized by `scale` into its channels-last layout with border `pad` (the
+   hand-off: y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
 typedef struct {
     float *out;
     long ldo;
     int8_t *quads;
     float scale;
     int pad;
-    long width, plane_bytes;       /* of the quads: W + pad, a plane's bytes */
+    long width, pitch;             /* of the layout: W + pad positions a row, pitch bytes apart */
+    long blocks;                   /* filter blocks of 32 the epilogues write */
     const y9k_pairs_out *pairs;    /* or bf16 pairs for a bf16 direct layer (quads NULL) */
 } y9k_int8_sink;
 
-/* where the quads of filter block mb (32 filters: 8 quad planes) hold output (oy, ox) */
+/* where the layout holds filter block mb (32 filters) of output (oy, ox) */
 static inline int8_t *y9k_int8_sink_at(const y9k_int8_sink *sink, long mb, long oy, long ox)
 {
-    return sink->quads + mb * 8 * sink->plane_bytes
-           + ((oy + sink->pad) * sink->width + sink->pad + ox) * 4;
+    return sink->quads + ((oy + sink->pad) * sink->width + sink->pad + ox) * sink->pitch
+           + mb * 32;
+}
+
+/* the zero bytes a position's block mb is followed by: after the last block, the slots and
+   the pitch no filter block covers (none for 16 slots) */
+static inline long y9k_int8_sink_tail(const y9k_int8_sink *sink, long mb)
+{
+    long covered = sink->blocks * 32;
+    return mb == sink->blocks - 1 && sink->pitch > covered ? sink->pitch - covered : 0;
 }
 
 #if Y9K_HAVE_LOWP_X86
@@ -802,60 +783,79 @@ static void y9k_int8_block_amx(const int8_t *a0, const int8_t *b0, long KB, int3
     y9k_amx_acc_store(acc);
 }
 
-/* acc (32x32) = 32 filters (blocks a0, a0 + KB*1024) x two tiles of 16 positions at byte
-   offsets off0, off1 of the quads xq, summed over the steps of channel blocks cb0 .. cb1 - 1
-   (of CB; a step is a tap and 64 channels, or `taps` taps of a row, `groups` steps a row):
-   a step's tile is 16 rows a plane apart. With `resume` added to the sums acc holds (exact
-   integers: the same bits as one call over all the channel blocks) */
-__attribute__((target("amx-tile,amx-int8")))
-static void y9k_int8_conv_block_amx(const int8_t *a0, long KB, const int8_t *xq, long off0,
-                                    long off1, int ksize, int taps, int groups, long Wp,
-                                    int cb0, int cb1, int CB, long plane_bytes, int32_t *acc,
-                                    int resume)
+/* the direct kernel's weights: W int8 (M x K, row stride ldw; K in the steps' order,
+   y9k_direct_depth) -> for each block of 32 filters, for each 64-deep step kb, two B tiles
+   (filters 0-15, then 16-31) of [16 quads of k][16 filters][4]: the layout tdpbssd's second
+   operand takes, a block's steps one after the other (M rounded up to 32, K to 64, zeros in
+   the padding; the size of y9k_int8_pack_a's) */
+static void y9k_int8_pack_direct(const int8_t *w, long ldw, int M, int K, int8_t *out)
 {
-    const int8_t *a1 = a0 + KB * 1024;
-    long block_bytes = 16 * plane_bytes;     /* 16 channel quads on */
+    long KB = y9k_int8_round_depth(K) / 64, MB = y9k_lowp_round_up(M) / 32;
+    for (long mb = 0; mb < MB; mb++)
+        for (long kb = 0; kb < KB; kb++)
+            for (int h = 0; h < 2; h++) {
+                int8_t *tile = out + ((mb * KB + kb) * 2 + h) * 1024;
+                for (int r = 0; r < 16; r++)
+                    for (int n = 0; n < 16; n++)
+                        for (int e = 0; e < 4; e++) {
+                            long m = mb * 32 + h * 16 + n, k = kb * 64 + 4 * r + e;
+                            tile[r * 64 + n * 4 + e] = (m < M && k < K) ? w[m * ldw + k] : 0;
+                        }
+            }
+}
+
+/* acc (32x32, positions x filters) = two tiles of 16 positions (from positions p0, p1 of
+   the channels-last input xq, S bytes a position: y9k_direct_pitch) x 32 filters (the filter block's packed
+   weights w0: y9k_int8_pack_direct), summed over the steps of channel blocks cb0 .. cb1 - 1
+   (of CB; a step is a tap and 64 channels, or `taps` taps of a row, `groups` steps a row):
+   a step's A tile is 16 positions S bytes apart, each row 64 bytes. With `resume` added to
+   the sums acc holds (exact integers: the same bits as one call over all the channel
+   blocks) */
+__attribute__((target("amx-tile,amx-int8")))
+static void y9k_int8_conv_block_amx(const int8_t *w0, const int8_t *xq, long p0, long p1,
+                                    int ksize, int taps, int groups, long Wp, int cb0, int cb1,
+                                    int CB, long S, int32_t *acc, int resume)
+{
     y9k_amx_acc_start(acc, resume);
     /* channel blocks outermost, as bf16's: a block's taps read overlapping windows of the
-       same 16 planes, from L1 after the first */
+       same positions' 64 channels, from L1 after the first */
     for (int cb = cb0; cb < cb1; cb++)
         for (int ky = 0; ky < ksize; ky++)
             for (int g = 0; g < groups; g++) {
                 long kb = (long) (ky * groups + g) * CB + cb;
-                const int8_t *src = xq + (ky * Wp + g * taps) * 4 + cb * block_bytes;
-                _tile_loadd(4, a0 + kb * 1024, 64);
-                _tile_loadd(6, src + off0, plane_bytes);
+                const int8_t *src = xq + (ky * Wp + g * taps) * S + cb * 64;
+                const int8_t *w = w0 + kb * 2048;
+                _tile_loadd(4, src + p0 * S, S);
+                _tile_loadd(6, w, 64);
                 _tile_dpbssd(0, 4, 6);
-                _tile_loadd(7, src + off1, plane_bytes);
+                _tile_loadd(7, w + 1024, 64);
                 _tile_dpbssd(1, 4, 7);
-                _tile_loadd(5, a1 + kb * 1024, 64);
+                _tile_loadd(5, src + p1 * S, S);
                 _tile_dpbssd(2, 5, 6);
                 _tile_dpbssd(3, 5, 7);
             }
     y9k_amx_acc_store(acc);
 }
 
-/* the activated values v (row stride 32) of filter block mb's first `rows` filters at n
-   output positions from (oy, ox) on, requantized into the sink's quads */
+/* the activated values v (filters x positions, row stride 32) of filter block mb's first
+   `rows` filters at n output positions from (oy, ox) on, requantized into the sink's
+   layout */
 static inline void y9k_int8_sink_put(const y9k_int8_sink *sink, long mb, long oy, long ox,
                                      int rows, int n, const float *v)
 {
-    int8_t *dst = y9k_int8_sink_at(sink, mb, oy, ox);
-#if Y9K_HAVE_LOWP_X86
-    y9k_int8_requantize_quads(v, rows, n, sink->scale, dst, sink->plane_bytes);
-#else
-    (void) dst; (void) rows; (void) n; (void) v;
-#endif
+    y9k_int8_requantize_positions(v, rows, n, sink->scale, y9k_int8_sink_at(sink, mb, oy, ox),
+                                  sink->pitch, y9k_int8_sink_tail(sink, mb));
 }
 
-/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 columns; rows W' apart) of filter
-   block mb: the columns that are outputs (ox < OW, oy < OH) written, row by row
-   (y9k_lowp_epilogue_flat on int32 sums), to fp32 rows, requantized, or rounded to bf16
-   pairs as y9k_bf16_pack_pairs rounds the fp32 rows (`vals`: 32x32 floats of scratch) */
-static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0, long Wp,
-                                          int OW, int OH, const float *a, const float *b,
-                                          int act, const y9k_int8_sink *sink, long mb,
-                                          float *sums, float *vals)
+/* the epilogue of flat positions q0 .. q0 + 31 (acc's 32 rows, positions x filters; rows W'
+   apart) of filter block mb: the positions that are outputs (ox < OW, oy < OH) written, run
+   by run of a row: requantized into the sink's layout from the position-major sums, or
+   (fp32 rows, bf16 pairs, the logistic) from the sums transposed to filters x positions
+   (accT) by y9k_lowp_epilogue_flat's route on int32 sums (`vals`: 32x32 floats of scratch) */
+static inline void y9k_int8_epilogue_flat(const int32_t *acc, const int32_t *accT, int rows,
+                                          long q0, long Wp, int OW, int OH, const float *a,
+                                          const float *b, int act, const y9k_int8_sink *sink,
+                                          long mb, float *sums, float *vals)
 {
     for (int j = 0; j < 32;) {
         long q = q0 + j, oy = q / Wp, ox = q % Wp;
@@ -865,18 +865,20 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
         if (ox < OW) {
             int n = OW - ox < run ? (int) (OW - ox) : run;
             if (sink->pairs) {
-                y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
+                y9k_int8_epilogue(accT + j, rows, n, a, b, act, vals, 32, sums, 1);
                 y9k_bf16_store_pairs(vals, rows, n, 32, sink->pairs, mb * 32, oy, ox);
             } else if (!sink->quads) {
-                y9k_int8_epilogue(acc + j, rows, n, a, b, act,
+                y9k_int8_epilogue(accT + j, rows, n, a, b, act,
                                   sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
                                   sums, 1);
             } else if (act != Y9K_ACT_LOGISTIC) {
-                y9k_int8_epilogue_quads_avx512(acc + j, rows, n, a, b, act, sink->scale,
-                                               y9k_int8_sink_at(sink, mb, oy, ox),
-                                               sink->plane_bytes);
+#if Y9K_HAVE_LOWP_X86
+                y9k_int8_epilogue_positions_avx512(acc, rows, j, n, a, b, act, sink->scale,
+                                                   y9k_int8_sink_at(sink, mb, oy, ox),
+                                                   sink->pitch, y9k_int8_sink_tail(sink, mb));
+#endif
             } else {
-                y9k_int8_epilogue(acc + j, rows, n, a, b, act, vals, 32, sums, 1);
+                y9k_int8_epilogue(accT + j, rows, n, a, b, act, vals, 32, sums, 1);
                 y9k_int8_sink_put(sink, mb, oy, ox, rows, n, vals);
             }
         }
@@ -888,7 +890,7 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, int rows, long q0,
 typedef struct {
     int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk,
         piece_major;
-    long Wp, pieces, KB, MB, plane_bytes, ldo, group, tasks_per_mb;
+    long Wp, S, pieces, KB, MB, ldo, group, tasks_per_mb;
     const int8_t *wp, *xq;
     const float *a, *b;
     const y9k_int8_sink *sink;
@@ -901,15 +903,18 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
 {
     y9k_int8_conv_job *j = (y9k_int8_conv_job *) job;
     static __thread int32_t accs[Y9K_LOWP_RESIDENT_PIECES][32 * 32] __attribute__((aligned(64)));
+    int32_t accT[32 * 32] __attribute__((aligned(64)));
     float sums[32 * 32] __attribute__((aligned(64)));
     float vals[32 * 32] __attribute__((aligned(64)));
     int M = j->M, OW = j->OW, per_row = j->per_row, CB = j->CB, act = j->act;
     int pool = j->pool, span = j->span, ksize = j->ksize;
-    long Wp = j->Wp, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
+    long Wp = j->Wp, S = j->S, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
     long group = j->group, tasks_per_mb = j->tasks_per_mb;
     const float *a = j->a, *b = j->b;
     const y9k_int8_sink *sink = j->sink;
     const y9k_pairs_out *pairs = sink->pairs;
+    /* the sums as filters x positions for the sinks that take them so */
+    int transposed = !sink->quads || act == Y9K_ACT_LOGISTIC;
     if (pairs)
         y9k_pairs_clear_outside(pairs, M, MB, j->NH, j->NW, member, members);
     y9k_amx_configure();
@@ -919,47 +924,54 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
             long first = (j->piece_major ? task / MB : task % tasks_per_mb) * group;
             long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
-            const int8_t *w0 = j->wp + mb * 2 * KB * 1024;
+            const int8_t *w0 = j->wp + mb * KB * 2048;
             for (int cb = 0; cb < CB; cb += span)
                 for (long piece = first; piece < end; piece++) {
-                    long off0, off1;
-                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 4, &off0, &off1);
-                    y9k_int8_conv_block_amx(w0, KB, j->xq, off0, off1, ksize, j->taps,
-                                            j->groups, Wp, cb, cb + span < CB ? cb + span : CB,
-                                            CB, j->plane_bytes, accs[piece - first], cb > 0);
+                    long p0, p1;
+                    y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 1, &p0, &p1);
+                    y9k_int8_conv_block_amx(w0, j->xq, p0, p1, ksize, j->taps, j->groups, Wp,
+                                            cb, cb + span < CB ? cb + span : CB, CB, S,
+                                            accs[piece - first], cb > 0);
                 }
             for (long piece = first; piece < end; piece++) {
                 const int32_t *acc = accs[piece - first];
+#if Y9K_HAVE_LOWP_X86
+                if (transposed)
+                    y9k_transpose32_epi32(acc, accT);
+#endif
                 if (!pool) {
-                    y9k_int8_epilogue_flat(acc, rows, piece * 32, Wp, OW, j->OH, a + mb * 32,
-                                           b + mb * 32, act, sink, mb, sums, vals);
+                    y9k_int8_epilogue_flat(acc, accT, rows, piece * 32, Wp, OW, j->OH,
+                                           a + mb * 32, b + mb * 32, act, sink, mb, sums, vals);
                     continue;
                 }
                 /* ox even (OW even: the overlapping last segment starts at OW - 16) */
                 long oy = 2 * (piece / per_row);
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
+                if (sink->quads && act != Y9K_ACT_LOGISTIC) {
+#if Y9K_HAVE_LOWP_X86
+                    y9k_int8_epilogue_pooled_positions_avx512(
+                        acc, rows, cols, a + mb * 32, b + mb * 32, act, sink->scale,
+                        y9k_int8_sink_at(sink, mb, oy / 2, ox / 2), sink->pitch,
+                        y9k_int8_sink_tail(sink, mb));
+#endif
+                    continue;
+                }
                 if (pairs) {
-                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                    y9k_int8_epilogue_pooled_avx512(accT, rows, cols, a + mb * 32, b + mb * 32,
                                                     act, vals, 32, sums);
                     y9k_bf16_store_pairs(vals, rows, cols / 2, 32, pairs, mb * 32, oy / 2,
                                          ox / 2);
                     continue;
                 }
                 if (!sink->quads) {
-                    y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32,
+                    y9k_int8_epilogue_pooled_avx512(accT, rows, cols, a + mb * 32, b + mb * 32,
                                                     act, sink->out + mb * 32 * ldo
                                                         + (oy / 2) * (OW / 2) + ox / 2,
                                                     ldo, sums);
                     continue;
                 }
-                if (act != Y9K_ACT_LOGISTIC) {
-                    y9k_int8_epilogue_pooled_quads_avx512(
-                        acc, rows, cols, a + mb * 32, b + mb * 32, act, sink->scale,
-                        y9k_int8_sink_at(sink, mb, oy / 2, ox / 2), sink->plane_bytes);
-                    continue;
-                }
-                y9k_int8_epilogue_pooled_avx512(acc, rows, cols, a + mb * 32, b + mb * 32, act,
+                y9k_int8_epilogue_pooled_avx512(accT, rows, cols, a + mb * 32, b + mb * 32, act,
                                                 vals, 32, sums);
                 y9k_int8_sink_put(sink, mb, oy / 2, ox / 2, rows, cols / 2, vals);
             }
@@ -968,19 +980,20 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
-   a column matrix, x (C channels) given as y9k_int8_pack_quads packs it, W packed in the
-   steps' order (y9k_direct_depth: ky, group of taps, tap, channel slot); bf16's loop
-   structure (y9k_bf16_conv_amx): a block is 32 filters by 32 flat positions (the map's rows
-   run into each other, only the border positions computed for nothing), a task a block of
-   filters over a group of such pieces with the W blocks of a span of channel blocks kept in
-   L1 across the group, on the OpenMP threads. With `pool` (OH and OW even) out (M, OH/2 *
+   a column matrix, x (C channels) given as y9k_int8_pack_quads lays it out (channels last),
+   W packed by y9k_int8_pack_direct in the steps' order (y9k_direct_depth: ky, group of taps,
+   tap, channel slot); bf16's loop structure (y9k_bf16_conv_amx) with the operands' roles
+   swapped: a block is 32 flat positions (the A tiles: the map's rows run into each other,
+   only the border positions computed for nothing) by 32 filters (the B tiles), a task a
+   block of filters over a group of such pieces with the W blocks of a span of channel blocks
+   kept in L1 across the group, on the team. With `pool` (OH and OW even) out (M, OH/2 *
    OW/2) is its 2x2/2 maxpool instead, the full output never written: a piece's two tiles are
    then the same 16 columns of the two rows a window spans, the maxima taken on the sums
    activated (the same bits as the unfused maxpool's). With `qout` the output (pooled or
-   not) goes to the next layer's channel quads instead (border qpad, quantized by qscale as
-   y9k_int8_pack_quads would quantize out: the same bytes), out unused; with `pairs` to a
-   bf16 direct layer's channel pairs (the bits y9k_bf16_pack_pairs makes of out: an int8
-   network's last layer, kept unquantized, runs bf16) */
+   not) goes to the next layer's channels-last input instead (border qpad, quantized by
+   qscale as y9k_int8_pack_quads would quantize out: the same bytes), out unused; with
+   `pairs` to a bf16 direct layer's channel pairs (the bits y9k_bf16_pack_pairs makes of out:
+   an int8 network's last layer, kept unquantized, runs bf16) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
                               const int8_t *xq, const float *a, const float *b, int act,
                               int pool, float *out, int8_t *qout, float qscale, int qpad,
@@ -992,6 +1005,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     j.OH = H + 2 * pad - ksize + 1;
     j.OW = W + 2 * pad - ksize + 1;
     j.Wp = y9k_pairs_width(W, pad);
+    j.S = y9k_direct_pitch(C);
     j.per_row = j.OW <= 16 ? 1 : (j.OW + 15) / 16;
     /* flat positions up to the last output's, 32 a block */
     long flat = (long) (j.OH - 1) * j.Wp + j.OW;
@@ -1001,17 +1015,16 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     j.groups = (ksize + j.taps - 1) / j.taps;
     j.KB = y9k_direct_depth(C, ksize) / 64;
     j.MB = y9k_lowp_round_up(M) / 32;
-    j.plane_bytes = y9k_quads_plane_bytes(H, W, pad);
     j.ldo = pool ? (long) (j.OH / 2) * (j.OW / 2) : (long) j.OH * j.OW;
     int NH = pool ? j.OH / 2 : j.OH, NW = pool ? j.OW / 2 : j.OW;      /* the output's map */
     y9k_int8_sink sink = {out, j.ldo, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
-                          y9k_quads_plane_bytes(NH, NW, qpad), pairs};
+                          y9k_direct_pitch(M), j.MB, pairs};
     j.sink = &sink;
     j.NH = NH; j.NW = NW;
     if (qout)
         y9k_int8_quads_frame(M, NH, NW, qpad, qout);
-    /* bf16's spans: a W block of 16 filters x 64 channels is its 1 KB too, so the same
-       budget (at least 8 W blocks a span: one channel block for 3x3, eight for 1x1) */
+    /* bf16's spans: a W block of 32 filters x 64 channels is 2 KB, at least 8 of them a span
+       (one channel block for 3x3, eight for 1x1) */
     int steps = ksize * j.groups;
     j.span = (8 + steps - 1) / steps;
     int resident = j.CB > j.span && (ksize > 1 || j.pieces <= Y9K_LOWP_RESIDENT_PIECES);
@@ -1021,15 +1034,12 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     /* the order of the tasks: all pieces of a filter block before the next block's where the
        weights are the larger operand (13x13 maps: each block's weights read once), else the
        filter blocks of a group of pieces one after the other (the first layers: the input,
-       2.8 MB of quads on 208x208 at 32 channels, read once from memory instead of once a
-       filter block) */
-    j.piece_major = (long) y9k_direct_taps(C) * y9k_direct_slots(C) / 4 * j.plane_bytes
-                    > j.MB * 2 * j.KB * 1024;
+       2.8 MB on 208x208 at 32 channels, read once from memory instead of once a filter
+       block) */
+    j.piece_major = y9k_quads_positions(H, W, pad) * j.S > j.MB * 2 * j.KB * 1024;
     if (!resident)
         j.span = j.CB;
     y9k_team(y9k_int8_conv_amx_member, &j);
-    if (qout)
-        y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
 }
 #else
 /* no AMX on this architecture: never called (int8_kernels() does not list it) */
@@ -1045,11 +1055,12 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
 }
 #endif
 
-/* the rgb kernel's pooled blocks (y9k_pooled_sink) requantized into the quads of an int8
-   sink (its `out` unused): where the rgb kernel would take y9k_lowp_epilogue_pooled_avx512
-   and `avx512` allows, in registers (y9k_lowp_epilogue_pooled_quads_avx512); else the
-   kernel's fp32 pooled epilogue into scratch, then y9k_int8_requantize_quads or its portable
-   twin (the same bytes) */
+/* the rgb kernel's pooled blocks (y9k_pooled_sink: filters x columns) requantized into the
+   channels-last layout of an int8 sink (its `out` unused): where the rgb kernel would take
+   y9k_lowp_epilogue_pooled_avx512 and `avx512` allows, in registers from the block
+   transposed to positions x filters (y9k_lowp_epilogue_pooled_positions_avx512); else the
+   kernel's fp32 pooled epilogue into scratch, then the scalar requantization (the same
+   bytes) */
 typedef struct {
     y9k_int8_sink quads;
     int avx512;
@@ -1062,16 +1073,17 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
     const y9k_int8_rgb_sink *to = (const y9k_int8_rgb_sink *) sink->data;
     const y9k_int8_sink *q = &to->quads;
     int8_t *dst = y9k_int8_sink_at(q, filter / 32, y, x);   /* filter: a block's first */
-    float v[32 * 32];
+    float v[32 * 32] __attribute__((aligned(64)));
 #if Y9K_HAVE_LOWP_X86
-    if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC) {
-        if (to->avx512) {
-            y9k_lowp_epilogue_pooled_quads_avx512(acc, rows, cols, a, b, act, q->scale, dst,
-                                                  q->plane_bytes);
-            return;
-        }
+    if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC && to->avx512) {
+        y9k_transpose32_epi32((const int32_t *) acc, (int32_t *) v);
+        y9k_lowp_epilogue_pooled_positions_avx512(v, rows, cols, a, b, act, q->scale, dst,
+                                                  q->pitch, y9k_int8_sink_tail(q, filter / 32));
+        return;
+    }
+    if (kernel != Y9K_BF16_PORTABLE && act != Y9K_ACT_LOGISTIC)
         y9k_lowp_epilogue_pooled_avx512(acc, rows, cols, a, b, act, v, 32);
-    } else
+    else
 #endif
     {
         y9k_lowp_epilogue_fn epilogue = y9k_lowp_epilogue;
@@ -1081,19 +1093,14 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
 #endif
         y9k_lowp_epilogue_pooled_by(epilogue, acc, rows, cols, a, b, act, v, 32);
     }
-#if Y9K_HAVE_LOWP_X86
-    if (to->avx512) {
-        y9k_int8_requantize_quads(v, rows, cols / 2, q->scale, dst, q->plane_bytes);
-        return;
-    }
-#endif
-    y9k_int8_requantize_quads_portable(v, rows, cols / 2, q->scale, dst, q->plane_bytes);
+    y9k_int8_requantize_positions(v, rows, cols / 2, q->scale, dst, q->pitch,
+                                  y9k_int8_sink_tail(q, filter / 32));
 }
 
 /* y9k_bf16_conv_rgb's pooled output (M filters; OH and OW even) handed to the next int8
-   direct convolution: quantized by qscale into its channel quads with border qpad, the bytes
-   y9k_int8_pack_quads writes from the fp32 output, which is never written (the RGB layer an
-   int8 network keeps unquantized feeding the first int8 layer) */
+   direct convolution: quantized by qscale into its channels-last layout with border qpad,
+   the bytes y9k_int8_pack_quads writes from the fp32 output, which is never written (the RGB
+   layer an int8 network keeps unquantized feeding the first int8 layer) */
 static void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
                                     const uint16_t *wp, const uint16_t *img, const float *a,
                                     const float *b, int act, int8_t *qout, float qscale,
@@ -1101,11 +1108,10 @@ static void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int 
 {
     int NH = (H + 2 * pad - ksize + 1) / 2, NW = (W + 2 * pad - ksize + 1) / 2;
     y9k_int8_rgb_sink to = {{NULL, 0, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
-                             y9k_quads_plane_bytes(NH, NW, qpad)}, avx512};
+                             y9k_direct_pitch(M), y9k_lowp_round_up(M) / 32}, avx512};
     y9k_pooled_sink sink = {y9k_int8_rgb_put, &to};
     y9k_int8_quads_frame(M, NH, NW, qpad, qout);
     y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, wp, img, a, b, act, 1, NULL, NULL, &sink);
-    y9k_int8_quads_shifted_copies(M, NH, NW, qpad, qout);
 }
 
 /* out (M x N, row stride ldo) = act(a[m] * (W x B)[m, n] + b[m]) from packed W and B (K' = K

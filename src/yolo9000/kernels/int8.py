@@ -106,7 +106,10 @@ class Int8Weights:
         w2d = np.ascontiguousarray(q).reshape(q.shape[0], -1)
         self.rows, self.depth = w2d.shape
         self.data = aligned_int8(core.int8_weights_size(self.rows, self.depth))
-        core.int8_pack_weights(w2d, self.data)
+        if self.direct:
+            core.int8_pack_direct_weights(w2d, self.data)
+        else:
+            core.int8_pack_weights(w2d, self.data)
         self.row_offsets = np.zeros(core.bf16_padded(self.rows), np.int32)
         self.row_offsets[:self.rows] = 128 * w2d.sum(axis=1, dtype=np.int64)
 
