@@ -185,14 +185,14 @@ cdef extern from "int8_x86.h":
     int y9k_direct_slots(int C) noexcept nogil
     int y9k_direct_taps(int C) noexcept nogil
     long y9k_direct_depth(int C, int ksize) noexcept nogil
-    long y9k_quads_size(int C, int H, int W, int pad) noexcept nogil
-    void y9k_int8_pack_quads(const float* x, float s, int C, int H, int W, int pad,
+    long y9k_cl_size(int C, int H, int W, int pad) noexcept nogil
+    void y9k_int8_pack_cl(const float* x, float s, int C, int H, int W, int pad,
                              int8_t* out, int avx512) noexcept nogil
     void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
                            const int8_t* xq, const float* a, const float* b, int act,
                            int pool, float* out, int8_t* qout, float qscale,
                            int qpad, const y9k_pairs_out* pairs) noexcept nogil
-    void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
+    void y9k_bf16_conv_rgb_cl(int kernel, int M, int C, int H, int W, int ksize, int pad,
                                  const uint16_t* wp, const uint16_t* img, const float* a,
                                  const float* b, int act, int8_t* qout, float qscale,
                                  int qpad, int avx512) noexcept nogil

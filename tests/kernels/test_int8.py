@@ -10,7 +10,7 @@ from yolo9000.kernels import core, int8
 
 BLOCK = 32          # rows of W and columns of B are padded to it
 DEPTH = 64          # K is padded to it
-QUADS_SLACK = 1024  # zero bytes after the direct kernel's channels-last input
+CL_SLACK = 1024  # zero bytes after the direct kernel's channels-last input
 UNIT_OF = {"amx": "AMX-INT8 (with Linux's tile permission)", "vnni": "AVX512-VNNI",
            "portable": None}
 
@@ -53,7 +53,7 @@ def expected_weight_packing(q):
 
 
 def expected_column_packing(b):
-    """B int (K, N) in panels [N'/16][K'/64][16 quads of k][16 columns][4]."""
+    """B int (K, N) in panels [N'/16][K'/64][16 image of k][16 columns][4]."""
     k, n = b.shape
     full = np.zeros((padded(k, DEPTH), padded(n)), np.int8)
     full[:k, :n] = b
@@ -107,14 +107,14 @@ def near_ties(rng, scale, count):
 
 
 def assert_both_packers_give(x, scale, expected):
-    """int8_pack_im2col (1x1 columns) and int8_pack_quads of x (64, 3, 16) at `scale` hold the
+    """int8_pack_im2col (1x1 columns) and int8_pack_cl of x (64, 3, 16) at `scale` hold the
     quantized values `expected` (NumPy's rounding), each in its layout."""
     bp = np.full(padded(64, DEPTH) * padded(48), 7, np.int8)
     core.int8_pack_im2col(x, scale, 1, 1, 0, bp, scratch(x))
     np.testing.assert_array_equal(bp, expected_column_packing(expected.reshape(64, 48)))
-    out = np.full(core.int8_quads_size(64, 3, 16, 0), 7, np.int8)
-    core.int8_pack_quads(x, scale, 0, out)
-    np.testing.assert_array_equal(out, expected_quads(expected.astype(np.int8), 64, 0))
+    out = np.full(core.int8_cl_size(64, 3, 16, 0), 7, np.int8)
+    core.int8_pack_cl(x, scale, 0, out)
+    np.testing.assert_array_equal(out, expected_channels_last(expected.astype(np.int8), 64, 0))
 
 
 @pytest.mark.parametrize("scale", [0.1, 0.3, 1 / 3, 0.0123, 7.0])
@@ -179,7 +179,7 @@ def layout_geometry(h, w, pad):
     return h + 2 * pad + -(-(pad + 31) // width), width
 
 
-def expected_quads(xq, slots, pad):
+def expected_channels_last(xq, slots, pad):
     """The quantized image xq (C, H, W) channels last: [rows][W + pad][pitch] bytes, each row
     starting with `pad` zero positions (one border between two rows), `pad` zero rows above,
     below zero rows up to the geometry's count; zero slots from C on, the pitch the slots
@@ -191,19 +191,20 @@ def expected_quads(xq, slots, pad):
     pitch = slots + 64 if slots >= 128 and lines % 2 == 0 else slots
     full = np.zeros((rows, width, pitch), np.int8)
     full[pad:pad + h, pad:, :c] = xq.transpose(1, 2, 0)
-    return np.concatenate([full.ravel(), np.zeros(QUADS_SLACK, np.int8)])
+    return np.concatenate([full.ravel(), np.zeros(CL_SLACK, np.int8)])
 
 
 @pytest.mark.parametrize("c,h,w", [(2, 3, 5), (4, 13, 13), (6, 2, 40), (17, 3, 19), (65, 2, 2),
                                    (16, 4, 9), (32, 5, 18), (33, 3, 4), (130, 2, 3),
                                    (256, 3, 2)])
 @pytest.mark.parametrize("pad", [0, 1, 2])
-def test_channel_quads_packing_layout(c, h, w, pad):
+def test_channels_last_packing_layout(c, h, w, pad):
     x = np.random.default_rng(c * h + w).standard_normal((c, h, w)).astype(np.float32)
-    out = np.full(core.int8_quads_size(c, h, w, pad), 7, np.int8)
-    core.int8_pack_quads(x, 0.01, pad, out)
-    np.testing.assert_array_equal(out, expected_quads(reference_quantize(x, 0.01).astype(np.int8),
-                                                      slots_of(c), pad))
+    out = np.full(core.int8_cl_size(c, h, w, pad), 7, np.int8)
+    core.int8_pack_cl(x, 0.01, pad, out)
+    expected = expected_channels_last(reference_quantize(x, 0.01).astype(np.int8), slots_of(c),
+                                      pad)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_direct_weights_are_in_the_kernels_steps():
@@ -224,7 +225,7 @@ def test_direct_weights_are_in_the_kernels_steps():
 
 def expected_direct_packing(w2d):
     """W (M, K) as the direct kernel's B tiles: per block of 32 filters, per 64-deep step, the
-    tiles of filters 0-15 and 16-31, each [16 quads of k][16 filters][4], zeros past M and
+    tiles of filters 0-15 and 16-31, each [16 image of k][16 filters][4], zeros past M and
     K."""
     m, k = w2d.shape
     full = np.zeros((padded(m), padded(k, DEPTH)), np.int8)
@@ -444,7 +445,8 @@ def pool_2x2(v):
 # (channels, filters, height, width, size, padding): rows shorter than a segment and a partial
 # filter block, two segments a row (the second overlapping the first), three whole segments,
 # an unpadded row 36 wide (the overlapping segment at column 20), 1x1 on channels padded to
-# 64, and the few-channel steps (16 and 32 channels: taps sharing a step, from shifted copies)
+# 64, and the few-channel steps (16 and 32 channels: taps sharing a step, the next positions'
+# channels)
 POOLED_SHAPES = [(64, 17, 6, 8, 3, 1), (64, 40, 26, 26, 3, 1), (70, 33, 4, 48, 3, 1),
                  (128, 8, 10, 38, 3, 0), (48, 64, 12, 12, 1, 0), (32, 9, 8, 34, 3, 1),
                  (16, 33, 10, 20, 3, 1), (20, 5, 12, 14, 5, 2)]
@@ -463,12 +465,12 @@ def test_direct_amx_convolution_pools_in_its_epilogue(c, f, h, w, size, pad, act
     scale = rng.uniform(0.5, 2, f).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
     multiplier = (scale * scales) * np.float32(0.02)
-    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
-    core.int8_pack_quads(x, 0.02, pad, quads)
+    image = np.empty(core.int8_cl_size(c, h, w, pad), np.int8)
+    core.int8_pack_cl(x, 0.02, pad, image)
     packed = int8.Int8Weights(q, scales, "amx", direct=True)
     oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
     out = np.full((f, oh // 2 * (ow // 2)), np.nan, np.float32)
-    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act, out,
+    core.int8_conv_amx(packed.data, image, c, h, w, size, pad, multiplier, bias, act, out,
                        pool=True)
     acc = reference_sums(q, reference_quantize(x, 0.02), size, 1, pad).astype(np.float32)
     v = multiplier[:, None] * acc + bias[:, None]
@@ -480,11 +482,11 @@ def test_direct_amx_convolution_pools_in_its_epilogue(c, f, h, w, size, pad, act
 def test_direct_amx_pooling_refuses_an_odd_output():
     kernel_or_skip("amx")
     x = np.zeros((64, 5, 6), np.float32)
-    quads = np.empty(core.int8_quads_size(64, 5, 6, 1), np.int8)
-    core.int8_pack_quads(x, 0.1, 1, quads)
+    image = np.empty(core.int8_cl_size(64, 5, 6, 1), np.int8)
+    core.int8_pack_cl(x, 0.1, 1, image)
     packed = int8.Int8Weights(np.zeros((4, 64, 3, 3), np.int8), np.ones(4), "amx", direct=True)
     with pytest.raises(ValueError, match="even output"):
-        core.int8_conv_amx(packed.data, quads, 64, 5, 6, 3, 1, np.ones(4, np.float32),
+        core.int8_conv_amx(packed.data, image, 64, 5, 6, 3, 1, np.ones(4, np.float32),
                            np.zeros(4, np.float32), core.ACT_LINEAR,
                            np.empty((4, 6), np.float32), pool=True)
 
@@ -525,7 +527,7 @@ def test_kernels_refuse_bad_operands():
         with pytest.raises(ValueError, match="input scale"):
             core.int8_pack_im2col(x, bad, 3, 1, 1, np.zeros(1 << 14, np.int8), scratch(x))
         with pytest.raises(ValueError, match="input scale"):
-            core.int8_pack_quads(x, bad, 1, np.zeros(1 << 14, np.int8))
+            core.int8_pack_cl(x, bad, 1, np.zeros(1 << 14, np.int8))
     with pytest.raises(ValueError, match="only the amx kernel"):
         int8.Int8Weights(np.ones((2, 16, 3, 3), np.int8), np.ones(2), "vnni", direct=True)
     with pytest.raises(ValueError, match="int8"):

@@ -1,13 +1,13 @@
 """int8 activations handed from one int8 direct convolution to the next (kernels/handoff.py):
 the kernel's epilogue quantizing its output by the next layer's input scale straight into
-that layer's channel quads gives the bytes the next layer's own packing of the fp32 output
+that layer's channels-last input gives the bytes the next layer's own packing of the fp32 output
 gives; a network handing off computes the same bits as one that does not; a packed int8
 activation is read only by the layer whose scale it was quantized by."""
 import numpy as np
 import pytest
 
 from test_handoff import ROUTE_REORG_CFG, with_random_statistics, without_hand_offs
-from test_int8 import expected_quads, reference_quantize, slots_of
+from test_int8 import expected_channels_last, reference_quantize, slots_of
 from test_lowp import (KERNELS as BF16_KERNELS, expected_pairs,
                        kernel_or_skip as bf16_kernel_or_skip)
 from test_rgb_lowp import convolve as rgb_convolve, operands as rgb_operands
@@ -24,16 +24,18 @@ def amx_or_skip():
 
 
 # (channels, filters, height, width, size, padding, the next layer's padding, pool): the next
-# layer's quads on 16 and 20 filters (4 and 2 taps a step: the shifted copies), 33 (a quad
-# half zeros, the slots up to 64), 64 and 130; odd and even maps, 1x1 and 3x3, pooled or not
+# layer's input on 16 and 20 filters (4 and 2 taps a tile row), 33 (the slots up to 64 zeros),
+# 64, 130 (a pitch of 192 slots), 96 and 160 (zero slots and pitch after the last block of
+# 32 filters); odd and even maps, 1x1 and 3x3, pooled or not
 HAND_OFFS = [(64, 64, 13, 13, 3, 1, 1, False), (32, 16, 12, 22, 3, 1, 1, True),
              (64, 20, 9, 17, 3, 1, 1, False), (16, 33, 10, 10, 3, 1, 0, True),
              (128, 130, 7, 11, 1, 0, 1, False), (64, 40, 26, 26, 3, 1, 1, True),
-             (96, 64, 5, 7, 3, 1, 2, False), (20, 8, 8, 36, 3, 1, 1, True)]
+             (96, 64, 5, 7, 3, 1, 2, False), (20, 8, 8, 36, 3, 1, 1, True),
+             (64, 96, 8, 10, 3, 1, 1, True), (32, 160, 6, 6, 1, 0, 1, False)]
 
 
 def int8_layer_and_its_output(c, f, h, w, size, pad, pool, act, seed):
-    """A random int8 direct layer (weights packed for AMX, its input's quads at scale 0.02,
+    """A random int8 direct layer (weights packed for AMX, its channels-last input at scale 0.02,
     the epilogue's multiplier and bias) and its fp32 output from int8_conv_amx: the sums
     the hand-off epilogues must write in the next layer's packing."""
     rng = np.random.default_rng(seed)
@@ -41,16 +43,16 @@ def int8_layer_and_its_output(c, f, h, w, size, pad, pool, act, seed):
     q, scales = int8.quantize_weights(rng.standard_normal((f, c, size, size)))
     multiplier = rng.uniform(0.5, 2, f).astype(np.float32) * scales * np.float32(0.02)
     bias = rng.standard_normal(f).astype(np.float32)
-    quads = np.empty(core.int8_quads_size(c, h, w, pad), np.int8)
-    core.int8_pack_quads(x, 0.02, pad, quads)
+    image = np.empty(core.int8_cl_size(c, h, w, pad), np.int8)
+    core.int8_pack_cl(x, 0.02, pad, image)
     packed = int8.Int8Weights(q, scales, "amx", direct=True)
     oh, ow = h + 2 * pad - size + 1, w + 2 * pad - size + 1
     if pool:
         oh, ow = oh // 2, ow // 2
     out = np.empty((f, oh, ow), np.float32)
-    core.int8_conv_amx(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+    core.int8_conv_amx(packed.data, image, c, h, w, size, pad, multiplier, bias, act,
                        out.reshape(f, -1), pool)
-    return packed, quads, multiplier, bias, out
+    return packed, image, multiplier, bias, out
 
 
 @pytest.mark.parametrize("c,f,h,w,size,pad,next_pad,pool", HAND_OFFS, ids=str)
@@ -59,14 +61,14 @@ def int8_layer_and_its_output(c, f, h, w, size, pad, pool, act, seed):
 def test_the_epilogue_writes_the_next_layers_packing_of_its_output(c, f, h, w, size, pad,
                                                                    next_pad, pool, act):
     amx_or_skip()
-    packed, quads, multiplier, bias, out = int8_layer_and_its_output(
+    packed, image, multiplier, bias, out = int8_layer_and_its_output(
         c, f, h, w, size, pad, pool, act, seed=c + f + h + w)
     oh, ow = out.shape[1:]
     next_scale = float(np.abs(out).max()) / 127 * 0.7      # the largest values saturate
-    expected = np.full(core.int8_quads_size(f, oh, ow, next_pad), 7, np.int8)
-    core.int8_pack_quads(out, next_scale, next_pad, expected)
+    expected = np.full(core.int8_cl_size(f, oh, ow, next_pad), 7, np.int8)
+    core.int8_pack_cl(out, next_scale, next_pad, expected)
     got = np.full(expected.shape, 7, np.int8)
-    core.int8_conv_amx_quads(packed.data, quads, c, h, w, size, pad, multiplier, bias,
+    core.int8_conv_amx_cl(packed.data, image, c, h, w, size, pad, multiplier, bias,
                              act, f, got, next_scale, next_pad, pool)
     assert np.abs(expected).max() == 127
     np.testing.assert_array_equal(got, expected)
@@ -87,31 +89,31 @@ def test_the_epilogue_writes_a_bf16_layers_pairs_of_its_output(c, f, h, w, size,
     the next (bf16 direct) layer's channel pairs in NumPy, border and zero channels written
     over whatever the buffer held; the AVX-512 rounding and the portable one."""
     amx_or_skip()
-    packed, quads, multiplier, bias, out = int8_layer_and_its_output(
+    packed, image, multiplier, bias, out = int8_layer_and_its_output(
         c, f, h, w, size, pad, pool, act, seed=c + f + h + w + act)
     oh, ow = out.shape[1:]
     expected = expected_pairs(out, next_pad)
     assert expected.size == core.bf16_pairs_size(f, oh, ow, next_pad)
     for portable in (False, True):
         got = np.full(expected.size + 3, 0x7F7F, np.uint16)
-        core.int8_conv_amx_pairs(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+        core.int8_conv_amx_pairs(packed.data, image, c, h, w, size, pad, multiplier, bias, act,
                                  f, got, next_pad, pool, portable_rounding=portable)
         np.testing.assert_array_equal(got[:expected.size], expected,
                                       err_msg=f"portable {portable}")
         assert np.all(got[expected.size:] == 0x7F7F)        # nothing written past it
     with pytest.raises(ValueError, match="too small"):
-        core.int8_conv_amx_pairs(packed.data, quads, c, h, w, size, pad, multiplier, bias, act,
+        core.int8_conv_amx_pairs(packed.data, image, c, h, w, size, pad, multiplier, bias, act,
                                  f, np.zeros(expected.size - 1, np.uint16), next_pad, pool)
 
 
 def test_the_hand_off_refuses_a_short_buffer():
     amx_or_skip()
-    quads = np.zeros(core.int8_quads_size(64, 5, 6, 1), np.int8)
+    image = np.zeros(core.int8_cl_size(64, 5, 6, 1), np.int8)
     packed = int8.Int8Weights(np.zeros((4, 64, 3, 3), np.int8), np.ones(4), "amx", direct=True)
     with pytest.raises(ValueError, match="too small"):
-        core.int8_conv_amx_quads(packed.data, quads, 64, 5, 6, 3, 1, np.ones(4, np.float32),
+        core.int8_conv_amx_cl(packed.data, image, 64, 5, 6, 3, 1, np.ones(4, np.float32),
                                  np.zeros(4, np.float32), core.ACT_LINEAR, 4,
-                                 np.zeros(core.int8_quads_size(4, 5, 6, 1) - 1, np.int8),
+                                 np.zeros(core.int8_cl_size(4, 5, 6, 1) - 1, np.int8),
                                  0.1, 1)
 
 
@@ -119,13 +121,13 @@ def test_the_hand_off_refuses_a_short_buffer():
 @pytest.mark.parametrize("c,h,w,f,size,pad", [
     (3, 16, 20, 32, 3, 1),      # the overlapping last segment of a row
     (3, 6, 8, 17, 3, 1),        # rows shorter than a segment; 17 filters: a quad 1/4 full
-    (3, 4, 64, 16, 3, 1),       # 16 filters (tiny's): three shifted copies
+    (3, 4, 64, 16, 3, 1),       # 16 filters (tiny's): 16 slots, four taps a tile row
     (3, 10, 38, 40, 3, 0)])     # 40 filters: slots up to 64, no copies
 @pytest.mark.parametrize("next_pad", [0, 1, 2])
-def test_the_rgb_kernel_hands_off_int8_quads(kernel, c, h, w, f, size, pad, next_pad):
-    """bf16_conv_rgb_quads: the rgb kernel's pooled fp32 output quantized by the next layer's
-    scale (in NumPy) and laid out as its channel quads, border, zero channels and shifted
-    copies written over whatever the buffer held; the same bytes with the AVX-512
+def test_the_rgb_kernel_hands_off_int8_input(kernel, c, h, w, f, size, pad, next_pad):
+    """bf16_conv_rgb_cl: the rgb kernel's pooled fp32 output quantized by the next layer's
+    scale (in NumPy) and laid out as its channels-last input, border and zero channels
+    written over whatever the buffer held; the same bytes with the AVX-512
     requantization and the portable one, on every bf16 kernel (none needs AMX-INT8)."""
     bf16_kernel_or_skip(kernel)
     x, weights, scale, bias = rgb_operands(c, h, w, f, size, 3 * c * w + f + next_pad)
@@ -137,12 +139,12 @@ def test_the_rgb_kernel_hands_off_int8_quads(kernel, c, h, w, f, size, pad, next
         pooled = rgb_convolve(kernel, x, weights, pad, scale, bias, act, pool=True)
         next_scale = float(np.abs(pooled).max()) / 127 * 0.7      # the largest saturate
         xq = reference_quantize(pooled.reshape(f, oh, ow), next_scale).astype(np.int8)
-        expected = expected_quads(xq, slots_of(f), next_pad)
-        assert expected.size == core.int8_quads_size(f, oh, ow, next_pad)
+        expected = expected_channels_last(xq, slots_of(f), next_pad)
+        assert expected.size == core.int8_cl_size(f, oh, ow, next_pad)
         assert np.abs(xq).max() == 127
         for portable in (False, True):
             out = np.full(expected.size + 5, 7, np.int8)
-            core.bf16_conv_rgb_quads(lowp.BF16_KERNELS[kernel], packed.data, image, c, h, w,
+            core.bf16_conv_rgb_cl(lowp.BF16_KERNELS[kernel], packed.data, image, c, h, w,
                                      size, pad, scale, bias, act, f, out, next_scale,
                                      next_pad, portable_rounding=portable)
             np.testing.assert_array_equal(out[:expected.size], expected,
@@ -150,19 +152,19 @@ def test_the_rgb_kernel_hands_off_int8_quads(kernel, c, h, w, f, size, pad, next
             assert np.all(out[expected.size:] == 7)        # nothing written past it
 
 
-def test_the_rgb_quads_refuse_a_short_buffer_and_a_bad_scale():
+def test_the_rgb_hand_off_refuses_a_short_buffer_and_a_bad_scale():
     kernel = next(k for k in lowp.BF16_KERNELS if lowp.BF16_KERNELS[k] in core.bf16_kernels())
     x, weights, scale, bias = rgb_operands(3, 6, 8, 8, 3, 1)
     image = np.empty(core.bf16_image_size(3, 6, 8, 1), np.uint16)
     core.bf16_pack_image(x, 1, image)
     packed = lowp.BF16Weights(weights)
-    size = core.int8_quads_size(8, 3, 4, 1)
+    size = core.int8_cl_size(8, 3, 4, 1)
     args = (lowp.BF16_KERNELS[kernel], packed.data, image, 3, 6, 8, 3, 1, scale, bias,
             core.ACT_LEAKY, 8)
     with pytest.raises(ValueError, match="too small"):
-        core.bf16_conv_rgb_quads(*args, np.zeros(size - 1, np.int8), 0.1, 1)
+        core.bf16_conv_rgb_cl(*args, np.zeros(size - 1, np.int8), 0.1, 1)
     with pytest.raises(ValueError, match="scale"):
-        core.bf16_conv_rgb_quads(*args, np.zeros(size, np.int8), 0.0, 1)
+        core.bf16_conv_rgb_cl(*args, np.zeros(size, np.int8), 0.0, 1)
 
 
 def quantized(net, x, percentile=99.0):
@@ -182,7 +184,7 @@ def test_the_plan_hands_int8_off_with_the_consumers_scale():
     x = np.random.default_rng(5).random((2,) + net.input_shape, np.float32)
     quantized(net, x)
     # 0 (the RGB layer) and 15 (the last) stay unquantized: 0 runs bf16 rgb, pooled, and
-    # hands 2 its int8 quads; 15 runs bf16 direct, which 14 hands bf16 pairs; 6 and 9 feed a
+    # hands 2 its int8 input; 15 runs bf16 direct, which 14 hands bf16 pairs; 6 and 9 feed a
     # route, 11 a reorg
     int8_hand_offs = {i: handoff.HandOff(pad, "int8", net.layers[j].input_scale)
                       for i, j, pad in ((0, 2, 1), (2, 4, 1), (4, 5, 0), (5, 6, 1), (8, 9, 1))}
@@ -209,8 +211,8 @@ def test_int8_hand_offs_give_the_same_bits_on_tiny():
     net = with_random_statistics(Network.from_cfg("yolov2-tiny-voc", width=160, height=128))
     x = np.random.default_rng(1).random((2,) + net.input_shape, np.float32)
     quantized(net, x)
-    # 2 -> 4 on 32 channels reads the shifted copies the epilogue writes, 0 -> 2 (the rgb
-    # kernel's quads) on 16 channels three copies
+    # 2 -> 4 on 32 channels reads two taps a tile row of the positions the epilogue writes,
+    # 0 -> 2 (the rgb kernel's hand-off) on 16 channels four
     assert set(net.hand_offs) == {0, 2, 4, 6, 8, 12, 13}
     np.testing.assert_array_equal(net.forward(x), without_hand_offs(net, x))
 

@@ -131,12 +131,12 @@ def int8_direct_slots(int C):
     return y9k_direct_slots(C)
 
 
-def int8_quads_size(int C, int H, int W, int pad):
-    """int8 values of x (C, H, W) packed by int8_pack_quads."""
-    return y9k_quads_size(C, H, W, pad)
+def int8_cl_size(int C, int H, int W, int pad):
+    """int8 values of x (C, H, W) packed by int8_pack_cl."""
+    return y9k_cl_size(C, H, W, pad)
 
 
-def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
+def int8_pack_cl(const float[:, :, ::1] x, float input_scale, int pad, signed char[::1] out):
     """x (C, H, W) quantized (clip(rint(x / input_scale), -127, 127)) into out channels
     last: [H'][W + pad][S] bytes, S = int8_direct_slots(C) channel slots a position (the
     slots from C on zeros), each row starting with `pad` zero positions (its left border, and
@@ -145,18 +145,18 @@ def int8_pack_quads(const float[:, :, ::1] x, float input_scale, int pad, signed
     cdef int C = x.shape[0], H = x.shape[1], W = x.shape[2]
     _check_input_scale(input_scale)
     if pad < 0:
-        raise ValueError("int8_pack_quads: negative padding")
-    if out.shape[0] < int8_quads_size(C, H, W, pad):
-        raise ValueError("int8_pack_quads: out is too small")
+        raise ValueError("int8_pack_cl: negative padding")
+    if out.shape[0] < int8_cl_size(C, H, W, pad):
+        raise ValueError("int8_pack_cl: out is too small")
     with nogil:
-        y9k_int8_pack_quads(&x[0, 0, 0], input_scale, C, H, W, pad, <int8_t*> &out[0], _avx512)
+        y9k_int8_pack_cl(&x[0, 0, 0], input_scale, C, H, W, pad, <int8_t*> &out[0], _avx512)
 
 
 def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, int H, int W,
                   int ksize, int pad, const float[::1] multiplier, const float[::1] bias,
                   int act, float[:, ::1] out, bint pool=False):
     """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
-    on AMX tiles without a column matrix: x (C channels) as int8_pack_quads packs it, W (M,
+    on AMX tiles without a column matrix: x (C channels) as int8_pack_cl packs it, W (M,
     int8_direct_depth(C, k)) packed by int8_pack_weights. With `pool` (out_h and out_w even)
     out (M, out_h/2 · out_w/2) is the 2x2/2 maxpool of that, taken in the epilogue (the same
     bits as maxpool_forward's)."""
@@ -174,27 +174,27 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
                           NULL)
 
 
-def int8_conv_amx_quads(const signed char[::1] w, const signed char[::1] xq, int C, int H,
+def int8_conv_amx_cl(const signed char[::1] w, const signed char[::1] xq, int C, int H,
                         int W, int ksize, int pad, const float[::1] multiplier,
-                        const float[::1] bias, int act, int M, signed char[::1] next_quads,
+                        const float[::1] bias, int act, int M, signed char[::1] next_input,
                         float next_scale, int next_pad, bint pool=False):
     """int8_conv_amx's output (M filters; pooled with `pool`) handed to the next int8 direct
-    convolution: written into next_quads as int8_pack_quads(output, next_scale, next_pad)
+    convolution: written into next_input as int8_pack_cl(output, next_scale, next_pad)
     writes it, the same bytes, without the fp32 output."""
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
     _check_input_scale(next_scale)
     if next_pad < 0:
-        raise ValueError("int8_conv_amx_quads: negative padding")
+        raise ValueError("int8_conv_amx_cl: negative padding")
     if pool:
         OH, OW = OH // 2, OW // 2
-    if next_quads.shape[0] < int8_quads_size(M, OH, OW, next_pad):
-        raise ValueError("int8_conv_amx_quads: next_quads is too small")
+    if next_input.shape[0] < int8_cl_size(M, OH, OW, next_pad):
+        raise ValueError("int8_conv_amx_cl: next_input is too small")
     if M <= 0:
-        raise ValueError("int8_conv_amx_quads: no filters")
+        raise ValueError("int8_conv_amx_cl: no filters")
     with nogil:
         y9k_int8_conv_amx(M, C, H, W, ksize, pad, <const int8_t*> &w[0], <const int8_t*> &xq[0],
-                          &multiplier[0], &bias[0], act, pool, NULL, <int8_t*> &next_quads[0],
+                          &multiplier[0], &bias[0], act, pool, NULL, <int8_t*> &next_input[0],
                           next_scale, next_pad, NULL)
 
 
@@ -226,14 +226,14 @@ def int8_conv_amx_pairs(const signed char[::1] w, const signed char[::1] xq, int
                           &multiplier[0], &bias[0], act, pool, NULL, NULL, 1.0, 0, &pairs)
 
 
-def bf16_conv_rgb_quads(int kernel, const unsigned short[::1] w,
+def bf16_conv_rgb_cl(int kernel, const unsigned short[::1] w,
                         const unsigned short[::1] img, int C, int H, int W, int ksize,
                         int pad, const float[::1] scale, const float[::1] bias, int act,
-                        int M, signed char[::1] next_quads, float next_scale, int next_pad,
+                        int M, signed char[::1] next_input, float next_scale, int next_pad,
                         bint portable_rounding=False):
     """bf16_conv_rgb's pooled output (M filters; out_h and out_w even) handed to the next int8
-    direct convolution, as int8_conv_amx_quads hands its output: written into next_quads as
-    int8_pack_quads(pooled output, next_scale, next_pad) writes it, the same bytes, without
+    direct convolution, as int8_conv_amx_cl hands its output: written into next_input as
+    int8_pack_cl(pooled output, next_scale, next_pad) writes it, the same bytes, without
     the fp32 output. `portable_rounding`: the scalar requantization instead of AVX-512's (the
     same bytes)."""
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
@@ -242,14 +242,14 @@ def bf16_conv_rgb_quads(int kernel, const unsigned short[::1] w,
                     True)
     _check_input_scale(next_scale)
     if M <= 0 or next_pad < 0:
-        raise ValueError("bf16_conv_rgb_quads: needs filters and a padding of 0 or more")
-    if next_quads.shape[0] < int8_quads_size(M, PH, PW, next_pad):
-        raise ValueError("bf16_conv_rgb_quads: next_quads is too small")
+        raise ValueError("bf16_conv_rgb_cl: needs filters and a padding of 0 or more")
+    if next_input.shape[0] < int8_cl_size(M, PH, PW, next_pad):
+        raise ValueError("bf16_conv_rgb_cl: next_input is too small")
     cdef int avx512 = _avx512 and not portable_rounding
     with nogil:
-        y9k_bf16_conv_rgb_quads(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
+        y9k_bf16_conv_rgb_cl(kernel, M, C, H, W, ksize, pad, <const uint16_t*> &w[0],
                                 <const uint16_t*> &img[0], &scale[0], &bias[0], act,
-                                <int8_t*> &next_quads[0], next_scale, next_pad, avx512)
+                                <int8_t*> &next_input[0], next_scale, next_pad, avx512)
 
 
 def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int M, int C,
@@ -263,7 +263,7 @@ def _check_int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, in
     if pool and (OH % 2 or OW % 2):
         raise ValueError("int8_conv_amx: pooling needs an even output")
     if (w.shape[0] < int8_weights_size(M, y9k_direct_depth(C, ksize))
-            or xq.shape[0] < int8_quads_size(C, H, W, pad)):
+            or xq.shape[0] < int8_cl_size(C, H, W, pad)):
         raise ValueError("int8_conv_amx: the packed operands are too small")
     if multiplier.shape[0] < M or bias.shape[0] < M:
         raise ValueError("int8_conv_amx: multiplier and bias need one value per filter")

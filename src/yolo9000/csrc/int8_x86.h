@@ -267,8 +267,8 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
    ...: the next positions' channels (reads past a row's end take the next row's border or
    first positions, which only taps past the kernel's edge read, with zero weights). A 3x3
    kernel on 32 channels takes 6 steps instead of 9, on 16 channels 3. The buffer ends with
-   Y9K_QUADS_SLACK zero bytes: taps past the kernel's edge read up to 3 positions past it */
-#define Y9K_QUADS_SLACK 1024
+   Y9K_CL_SLACK zero bytes: taps past the kernel's edge read up to 3 positions past it */
+#define Y9K_CL_SLACK 1024
 
 static inline int y9k_direct_slots(int C)
 {
@@ -295,37 +295,37 @@ static inline long y9k_direct_depth(int C, int ksize)
 }
 
 /* the positions of the layout (H' rows of W') */
-static inline long y9k_quads_positions(int H, int W, int pad)
+static inline long y9k_cl_positions(int H, int W, int pad)
 {
     return y9k_pairs_rows(H, W, pad) * y9k_pairs_width(W, pad);
 }
 
-static inline long y9k_quads_size(int C, int H, int W, int pad)
+static inline long y9k_cl_size(int C, int H, int W, int pad)
 {
-    return y9k_quads_positions(H, W, pad) * y9k_direct_pitch(C) + Y9K_QUADS_SLACK;
+    return y9k_cl_positions(H, W, pad) * y9k_direct_pitch(C) + Y9K_CL_SLACK;
 }
 
 /* everything of x's layout (C, H, W, pad) that is not an image position: the `pad` rows
    above, each row's left border, the rows below and the slack; what a kernel writing the
    image positions (all their slots) leaves to be written. Rows y0 .. y1 - 1 of the image's
    borders, and with `ends` the rows above and below and the slack */
-static void y9k_int8_quads_frame_rows(int C, int H, int W, int pad, long y0, long y1, int ends,
+static void y9k_int8_cl_frame_rows(int C, int H, int W, int pad, long y0, long y1, int ends,
                                       int8_t *out)
 {
     long Wp = y9k_pairs_width(W, pad), S = y9k_direct_pitch(C);
     if (ends) {
         memset(out, 0, (size_t) (pad * Wp * S));
         long tail = (pad + (long) H) * Wp * S;
-        memset(out + tail, 0, (size_t) (y9k_quads_size(C, H, W, pad) - tail));
+        memset(out + tail, 0, (size_t) (y9k_cl_size(C, H, W, pad) - tail));
     }
     if (pad)
         for (long y = y0; y < y1; y++)
             memset(out + (y + pad) * Wp * S, 0, (size_t) (pad * S));
 }
 
-static void y9k_int8_quads_frame(int C, int H, int W, int pad, int8_t *out)
+static void y9k_int8_cl_frame(int C, int H, int W, int pad, int8_t *out)
 {
-    y9k_int8_quads_frame_rows(C, H, W, pad, 0, H, 1, out);
+    y9k_int8_cl_frame_rows(C, H, W, pad, 0, H, 1, out);
 }
 
 /* one image row's positions: x (C, H, W), row y, quantized by s into the positions (pitch
@@ -407,14 +407,14 @@ typedef struct {
     float s;
     int C, H, W, pad, avx512;
     int8_t *out;
-} y9k_int8_quads_job;
+} y9k_int8_cl_job;
 
-static void y9k_int8_pack_quads_row(void *job, long y)
+static void y9k_int8_pack_cl_row(void *job, long y)
 {
-    const y9k_int8_quads_job *j = (const y9k_int8_quads_job *) job;
+    const y9k_int8_cl_job *j = (const y9k_int8_cl_job *) job;
     long Wp = y9k_pairs_width(j->W, j->pad), P = y9k_direct_pitch(j->C);
     int8_t *row = j->out + ((y + j->pad) * Wp + j->pad) * P;
-    y9k_int8_quads_frame_rows(j->C, j->H, j->W, j->pad, y, y + 1, 0, j->out);
+    y9k_int8_cl_frame_rows(j->C, j->H, j->W, j->pad, y, y + 1, 0, j->out);
 #if Y9K_HAVE_LOWP_X86
     if (j->avx512) {
         y9k_int8_pack_row_avx512(j->x, j->s, j->C, j->H, j->W, y, P, row);
@@ -425,12 +425,12 @@ static void y9k_int8_pack_quads_row(void *job, long y)
 }
 
 /* x (C, H, W) -> the layout above, quantized by s: zero border, zero slots past C, slack */
-static void y9k_int8_pack_quads(const float *x, float s, int C, int H, int W, int pad,
+static void y9k_int8_pack_cl(const float *x, float s, int C, int H, int W, int pad,
                                 int8_t *out, int avx512)
 {
-    y9k_int8_quads_job j = {x, s, C, H, W, pad, avx512, out};
-    y9k_int8_quads_frame_rows(C, H, W, pad, 0, 0, 1, out);
-    y9k_team_for(H, y9k_int8_pack_quads_row, &j);
+    y9k_int8_cl_job j = {x, s, C, H, W, pad, avx512, out};
+    y9k_int8_cl_frame_rows(C, H, W, pad, 0, 0, 1, out);
+    y9k_team_for(H, y9k_int8_pack_cl_row, &j);
 }
 
 /* a block's first `rows` rows of int32 sums (32 a row), each rounded once to fp32 */
@@ -697,24 +697,24 @@ static void y9k_int8_block_portable(const int8_t *a0, const int8_t *b0, long KB,
         }
 }
 
-/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `quads` the next
+/* where a kernel's epilogue writes: fp32 rows (out, row stride ldo), or with `cl` the next
    layer's input quantized by `scale` into its channels-last layout with border `pad` (the
-   hand-off: y9k_int8_pack_quads's layout of the output, whose frame the caller writes) */
+   hand-off: y9k_int8_pack_cl's layout of the output, whose frame the caller writes) */
 typedef struct {
     float *out;
     long ldo;
-    int8_t *quads;
+    int8_t *cl;
     float scale;
     int pad;
     long width, pitch;             /* of the layout: W + pad positions a row, pitch bytes apart */
     long blocks;                   /* filter blocks of 32 the epilogues write */
-    const y9k_pairs_out *pairs;    /* or bf16 pairs for a bf16 direct layer (quads NULL) */
+    const y9k_pairs_out *pairs;    /* or bf16 pairs for a bf16 direct layer (cl NULL) */
 } y9k_int8_sink;
 
 /* where the layout holds filter block mb (32 filters) of output (oy, ox) */
 static inline int8_t *y9k_int8_sink_at(const y9k_int8_sink *sink, long mb, long oy, long ox)
 {
-    return sink->quads + ((oy + sink->pad) * sink->width + sink->pad + ox) * sink->pitch
+    return sink->cl + ((oy + sink->pad) * sink->width + sink->pad + ox) * sink->pitch
            + mb * 32;
 }
 
@@ -805,8 +805,8 @@ static void y9k_int8_pack_direct(const int8_t *w, long ldw, int M, int K, int8_t
 }
 
 /* acc (32x32, positions x filters) = two tiles of 16 positions (from positions p0, p1 of
-   the channels-last input xq, S bytes a position: y9k_direct_pitch) x 32 filters (the filter block's packed
-   weights w0: y9k_int8_pack_direct), summed over the steps of channel blocks cb0 .. cb1 - 1
+   the channels-last input xq, S bytes a position: y9k_direct_pitch) x 32 filters (the
+   filter block's packed weights w0: y9k_int8_pack_direct), summed over the steps of channel blocks cb0 .. cb1 - 1
    (of CB; a step is a tap and 64 channels, or `taps` taps of a row, `groups` steps a row):
    a step's A tile is 16 positions S bytes apart, each row 64 bytes. With `resume` added to
    the sums acc holds (exact integers: the same bits as one call over all the channel
@@ -867,7 +867,7 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, const int32_t *acc
             if (sink->pairs) {
                 y9k_int8_epilogue(accT + j, rows, n, a, b, act, vals, 32, sums, 1);
                 y9k_bf16_store_pairs(vals, rows, n, 32, sink->pairs, mb * 32, oy, ox);
-            } else if (!sink->quads) {
+            } else if (!sink->cl) {
                 y9k_int8_epilogue(accT + j, rows, n, a, b, act,
                                   sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
                                   sums, 1);
@@ -914,7 +914,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
     const y9k_int8_sink *sink = j->sink;
     const y9k_pairs_out *pairs = sink->pairs;
     /* the sums as filters x positions for the sinks that take them so */
-    int transposed = !sink->quads || act == Y9K_ACT_LOGISTIC;
+    int transposed = !sink->cl || act == Y9K_ACT_LOGISTIC;
     if (pairs)
         y9k_pairs_clear_outside(pairs, M, MB, j->NH, j->NW, member, members);
     y9k_amx_configure();
@@ -948,7 +948,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
                 long oy = 2 * (piece / per_row);
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
-                if (sink->quads && act != Y9K_ACT_LOGISTIC) {
+                if (sink->cl && act != Y9K_ACT_LOGISTIC) {
 #if Y9K_HAVE_LOWP_X86
                     y9k_int8_epilogue_pooled_positions_avx512(
                         acc, rows, cols, a + mb * 32, b + mb * 32, act, sink->scale,
@@ -964,7 +964,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
                                          ox / 2);
                     continue;
                 }
-                if (!sink->quads) {
+                if (!sink->cl) {
                     y9k_int8_epilogue_pooled_avx512(accT, rows, cols, a + mb * 32, b + mb * 32,
                                                     act, sink->out + mb * 32 * ldo
                                                         + (oy / 2) * (OW / 2) + ox / 2,
@@ -980,7 +980,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
 }
 
 /* out (M, OH*OW) = act(a * conv(x) + b) for a k x k stride-1 convolution (pad) on AMX without
-   a column matrix, x (C channels) given as y9k_int8_pack_quads lays it out (channels last),
+   a column matrix, x (C channels) given as y9k_int8_pack_cl lays it out (channels last),
    W packed by y9k_int8_pack_direct in the steps' order (y9k_direct_depth: ky, group of taps,
    tap, channel slot); bf16's loop structure (y9k_bf16_conv_amx) with the operands' roles
    swapped: a block is 32 flat positions (the A tiles: the map's rows run into each other,
@@ -991,7 +991,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
    then the same 16 columns of the two rows a window spans, the maxima taken on the sums
    activated (the same bits as the unfused maxpool's). With `qout` the output (pooled or
    not) goes to the next layer's channels-last input instead (border qpad, quantized by
-   qscale as y9k_int8_pack_quads would quantize out: the same bytes), out unused; with
+   qscale as y9k_int8_pack_cl would quantize out: the same bytes), out unused; with
    `pairs` to a bf16 direct layer's channel pairs (the bits y9k_bf16_pack_pairs makes of out:
    an int8 network's last layer, kept unquantized, runs bf16) */
 static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t *wp,
@@ -1022,7 +1022,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     j.sink = &sink;
     j.NH = NH; j.NW = NW;
     if (qout)
-        y9k_int8_quads_frame(M, NH, NW, qpad, qout);
+        y9k_int8_cl_frame(M, NH, NW, qpad, qout);
     /* bf16's spans: a W block of 32 filters x 64 channels is 2 KB, at least 8 of them a span
        (one channel block for 3x3, eight for 1x1) */
     int steps = ksize * j.groups;
@@ -1036,7 +1036,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
        filter blocks of a group of pieces one after the other (the first layers: the input,
        2.8 MB on 208x208 at 32 channels, read once from memory instead of once a filter
        block) */
-    j.piece_major = y9k_quads_positions(H, W, pad) * j.S > j.MB * 2 * j.KB * 1024;
+    j.piece_major = y9k_cl_positions(H, W, pad) * j.S > j.MB * 2 * j.KB * 1024;
     if (!resident)
         j.span = j.CB;
     y9k_team(y9k_int8_conv_amx_member, &j);
@@ -1062,7 +1062,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
    kernel's fp32 pooled epilogue into scratch, then the scalar requantization (the same
    bytes) */
 typedef struct {
-    y9k_int8_sink quads;
+    y9k_int8_sink cl;
     int avx512;
 } y9k_int8_rgb_sink;
 
@@ -1071,7 +1071,7 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
                              long filter, long y, long x)
 {
     const y9k_int8_rgb_sink *to = (const y9k_int8_rgb_sink *) sink->data;
-    const y9k_int8_sink *q = &to->quads;
+    const y9k_int8_sink *q = &to->cl;
     int8_t *dst = y9k_int8_sink_at(q, filter / 32, y, x);   /* filter: a block's first */
     float v[32 * 32] __attribute__((aligned(64)));
 #if Y9K_HAVE_LOWP_X86
@@ -1099,9 +1099,9 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
 
 /* y9k_bf16_conv_rgb's pooled output (M filters; OH and OW even) handed to the next int8
    direct convolution: quantized by qscale into its channels-last layout with border qpad,
-   the bytes y9k_int8_pack_quads writes from the fp32 output, which is never written (the RGB
+   the bytes y9k_int8_pack_cl writes from the fp32 output, which is never written (the RGB
    layer an int8 network keeps unquantized feeding the first int8 layer) */
-static void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int ksize, int pad,
+static void y9k_bf16_conv_rgb_cl(int kernel, int M, int C, int H, int W, int ksize, int pad,
                                     const uint16_t *wp, const uint16_t *img, const float *a,
                                     const float *b, int act, int8_t *qout, float qscale,
                                     int qpad, int avx512)
@@ -1110,7 +1110,7 @@ static void y9k_bf16_conv_rgb_quads(int kernel, int M, int C, int H, int W, int 
     y9k_int8_rgb_sink to = {{NULL, 0, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
                              y9k_direct_pitch(M), y9k_lowp_round_up(M) / 32}, avx512};
     y9k_pooled_sink sink = {y9k_int8_rgb_put, &to};
-    y9k_int8_quads_frame(M, NH, NW, qpad, qout);
+    y9k_int8_cl_frame(M, NH, NW, qpad, qout);
     y9k_bf16_conv_rgb(kernel, M, C, H, W, ksize, pad, wp, img, a, b, act, 1, NULL, NULL, &sink);
 }
 

@@ -821,7 +821,7 @@ static inline int y9k_segment_x(int s, int per_row, int OW)
 }
 
 /* where a piece's two tiles of 16 output positions start in the packed input, in `unit`s (a
-   position's elements: bf16 pairs 2, int8 quads 4): flat positions piece * 32 and
+   position's elements: bf16 pairs 2, int8 channels-last positions 1): flat positions piece * 32 and
    piece * 32 + 16, or with `pool` segment piece % per_row of rows 2r and 2r + 1 (r = piece /
    per_row), the two rows one pooling window spans */
 static inline void y9k_lowp_piece_offsets(long piece, int pool, int per_row, int OW, long Wp,
@@ -1272,7 +1272,7 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
 #endif
 
 /* where the rgb kernel hands a block's pooled output when it goes neither to fp32 rows nor to
-   bf16 pairs (int8_x86.h's int8 quads): put() gets the block's sums as the pooled epilogues
+   bf16 pairs (int8_x86.h's int8 channels-last input): put() gets the block's sums as the pooled epilogues
    do (rows filters from `filter`, a, b, act; cols even, at most 16: a window's upper row in
    acc's columns 0-15, its lower in 16-31) for the pooled map at (y, x), and writes the values
    the fp32 output would hold (the rgb kernel's choice of epilogue for `kernel`) its own way */

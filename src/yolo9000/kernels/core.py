@@ -40,9 +40,10 @@ from .._kernels import (  # noqa: F401
     # int8 inference products: quantizing packings, the exact product with its epilogue
     # (int8.pxi)
     INT8_PORTABLE, INT8_VNNI, INT8_AMX, INT8_DEPTH, int8_kernels, int8_padded_depth,
-    int8_weights_size, int8_columns_size, int8_image_size, int8_pack_weights, int8_pack_direct_weights, int8_pack_im2col, int8_matmul,
-    int8_direct_slots, int8_direct_depth, int8_quads_size, int8_pack_quads, int8_conv_amx,
-    int8_conv_amx_quads, int8_conv_amx_pairs, bf16_conv_rgb_quads,
+    int8_weights_size, int8_columns_size, int8_image_size, int8_pack_weights,
+    int8_pack_direct_weights, int8_pack_im2col, int8_matmul,
+    int8_direct_slots, int8_direct_depth, int8_cl_size, int8_pack_cl, int8_conv_amx,
+    int8_conv_amx_cl, int8_conv_amx_pairs, bf16_conv_rgb_cl,
     # optimiser updates (optim.pxi)
     UPDATE_CHUNK, UPDATE_SUMS, sgd_update, adam_update, copy_arrays, add_arrays,
     # the block pool for NumPy's large arrays (memory.pxi)

@@ -3,9 +3,9 @@
 A convolution whose output only the next low-precision direct convolution reads (directly,
 or through the 2x2/2 maxpool fused in its epilogue) writes that output straight into the
 next layer's packed input: bf16 channel pairs with that layer's zero border
-(core.bf16_pack_pairs' layout), or int8 channel quads quantized by that layer's input scale
-(core.int8_pack_quads'), instead of an fp32 tensor the next layer would read and pack
-again. Network plans which edges do so (Network.hand_offs); a layer is told its target
+(core.bf16_pack_pairs' layout), or the int8 channels-last input quantized by that layer's
+input scale (core.int8_pack_cl's), instead of an fp32 tensor the next layer would read and
+pack again. Network plans which edges do so (Network.hand_offs); a layer is told its target
 per call (ConvolutionalLayer.forward's `hand_off`).
 
 The packed images live in two buffers per thread, used in turn: a layer reading one writes
@@ -41,7 +41,7 @@ def packed_values(precision, shape, padding):
     if precision == BF16:
         return core.bf16_pairs_size(c, h, w, padding)
     if precision == INT8:
-        return -(-core.int8_quads_size(c, h, w, padding) // 2)
+        return -(-core.int8_cl_size(c, h, w, padding) // 2)
     raise ValueError(f"no packed layout for precision {precision!r}")
 
 

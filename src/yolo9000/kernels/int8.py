@@ -8,10 +8,12 @@ tensor by a calibrated scale; both rounded half to even and clipped to [-127, 12
 out = act(scale · s_w · s_x · ACC + bias), the multiplier's three factors multiplied in that
 order for every kernel, so that the three kernels give the same bits. Two ways to the sums,
 as bf16's (kernels/lowp.py):
-- "direct" (AMX, stride 1, 16 channels or more): the input quantized once into channel quads
-  with a zero border, which AMX's tiles read in place for every tap, 64 channels a tile (zero
-  channels pad the count; 16 or 32 channels fill a tile with 4 or 2 taps of a row, read from
-  copies of the quads shifted by a position); no column matrix;
+- "direct" (AMX, stride 1, 16 channels or more): the input quantized once into a channels-last
+  layout with a zero border (a position's channels side by side), which AMX's tiles read in
+  place for every tap, 16 positions by 64 channels a tile, every row on a cache line (zero
+  channels pad the count; 16 or 32 channels fill a tile row with 4 or 2 taps of a kernel row:
+  the next positions' channels); the weights are the tiles' second operand; no column
+  matrix;
 - "im2col": the column matrix quantized and packed in panels straight from the input (no fp32
   matrix), multiplied on AMX-INT8 tiles, AVX512-VNNI, or the portable twin (the same sums in
   scalar C).
@@ -52,7 +54,7 @@ def quantize_weights(weights):
 
 def quantize_activations(x, input_scale):
     """clip(rint(x / input_scale), -127, 127) as int8, in float32 arithmetic: what the packers
-    (int8_pack_im2col, int8_pack_quads) compute in C for finite x, bit for bit; -128 never
+    (int8_pack_im2col, int8_pack_cl) compute in C for finite x, bit for bit; -128 never
     occurs."""
     ratio = np.asarray(x, np.float32) / np.float32(input_scale)
     return np.clip(np.rint(ratio), -QMAX, QMAX).astype(np.int8)
@@ -83,8 +85,9 @@ def direct_order(q):
 class Int8Weights:
     """A convolution's quantized weights q (F, C, k, k) and their scales (F,), packed for the
     kernels once: as (F, C·k·k) for im2col's products (one layout for the three kernels), or
-    with `direct` in the direct AMX kernel's order (direct_order). `row_offsets` (128 · Σk q[f, k] per padded row) is the VNNI
-    kernel's correction for its u8 activations."""
+    with `direct` in the direct AMX kernel's order (direct_order) as the B tiles of its
+    products (core.int8_pack_direct_weights). `row_offsets` (128 · Σk q[f, k] per padded row)
+    is the VNNI kernel's correction for its u8 activations."""
 
     def __init__(self, q, scales, kernel, direct=False):
         q = np.asarray(q)
@@ -120,7 +123,8 @@ class Int8Weights:
 
 
 def _columns_buffer(values):
-    """This thread's buffer for packed columns or quads (workspace.borrow_packed's bytes)."""
+    """This thread's buffer for packed columns or a channels-last input (workspace.borrow_packed's
+    bytes)."""
     return workspace.borrow_packed(-(-values // 2)).view(np.int8)[:values]
 
 
@@ -135,7 +139,7 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
 
     On the direct kernel x may instead be a handoff.PackedActivation quantized and packed
     for this convolution (read in place), and out one to fill: the output quantized by the
-    next layer's input scale into its channel quads, or rounded into a bf16 direct layer's
+    next layer's input scale into its channels-last input, or rounded into a bf16 direct layer's
     channel pairs (the same bytes as that layer's packing of the fp32 output), the fp32
     tensor never written."""
     n, c, h, w = x.shape
@@ -162,22 +166,22 @@ def convolve_int8(x, weights, input_scale, size, stride, padding, out, scale, bi
         if packed_out and out.precision not in (INT8, BF16):
             raise ValueError(f"an int8 convolution cannot write its output as {out!r}")
         if not packed_in:
-            quads = _columns_buffer(core.int8_quads_size(c, h, w, padding))
+            image = _columns_buffer(core.int8_cl_size(c, h, w, padding))
         for i in range(n):
             if packed_in:
-                quads = x.image(i)
+                image = x.image(i)
             else:
-                core.int8_pack_quads(x[i], input_scale, padding, quads)
+                core.int8_pack_cl(x[i], input_scale, padding, image)
             if packed_out and out.precision == BF16:
-                core.int8_conv_amx_pairs(weights.data, quads, c, h, w, size, padding,
+                core.int8_conv_amx_pairs(weights.data, image, c, h, w, size, padding,
                                          multiplier, bias, act, f, out.image(i), out.padding,
                                          pool)
             elif packed_out:
-                core.int8_conv_amx_quads(weights.data, quads, c, h, w, size, padding,
+                core.int8_conv_amx_cl(weights.data, image, c, h, w, size, padding,
                                          multiplier, bias, act, f, out.image(i), out.scale,
                                          out.padding, pool)
             else:
-                core.int8_conv_amx(weights.data, quads, c, h, w, size, padding, multiplier,
+                core.int8_conv_amx(weights.data, image, c, h, w, size, padding, multiplier,
                                    bias, act, out[i].reshape(f, positions), pool)
         return out
     code = INT8_KERNELS[kernel]

@@ -245,7 +245,7 @@ def convolve_bf16(x, weights, size, stride, padding, out, scale, bias, act, kern
         for i in range(n):
             core.bf16_pack_image(x[i], padding, image)
             if packed_out and out.precision == INT8:
-                core.bf16_conv_rgb_quads(code, weights.data, image, c, h, w, size, padding,
+                core.bf16_conv_rgb_cl(code, weights.data, image, c, h, w, size, padding,
                                          scale, bias, act, f, out.image(i), out.scale,
                                          out.padding)
             elif packed_out:

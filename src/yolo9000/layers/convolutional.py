@@ -699,8 +699,8 @@ class ConvolutionalLayer(Layer):
         """The precisions this layer's inference forward (forward_pooled with `pooled`) can
         write its output packed in for the next layer (handoff.PackedActivation), a tuple,
         empty for none: what packed_input() reads, and on the rgb kernel when it pools bf16
-        pairs or int8 quads (an int8 network's RGB layer, kept unquantized, runs rgb and
-        feeds an int8 layer), on the int8 direct kernel int8 quads or bf16 pairs (its last
+        pairs or an int8 channels-last input (an int8 network's RGB layer, kept unquantized, runs rgb and
+        feeds an int8 layer), on the int8 direct kernel an int8 channels-last input or bf16 pairs (its last
         layer, kept unquantized, runs bf16 direct)."""
         if (pooled and self.precision == lowp.BF16 and self._bf16_path() == "rgb"
                 and self.pools_in_epilogue()):

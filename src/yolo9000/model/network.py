@@ -301,7 +301,7 @@ class Network:
         i + 2 through the maxpool its epilogue takes (pooled_pairs), i's output (or the
         pool's) has no other reader, and j reads a precision i writes packed (both bf16, or
         both int8, on the direct kernel; or i the bf16 rgb kernel pooling, j bf16 or int8
-        direct: an int8 network's RGB layer, kept unquantized, hands layer 2 its quads; or i
+        direct: an int8 network's RGB layer, kept unquantized, hands layer 2 its int8 input; or i
         int8 direct, j bf16 direct: its last layer, kept unquantized).
         Depends on the shapes and the precisions."""
         self._hand_offs = {}
