@@ -209,14 +209,21 @@ def test_channels_last_packing_layout(c, h, w, pad):
 
 def test_direct_weights_are_in_the_kernels_steps():
     """Below 64 channels a 64-deep step holds 64 / slots taps of a row: (F, k rows, taps
-    grouped, slots), zeros past C and past the k taps; from 64 on, (F, taps, C')."""
+    grouped, slots), zeros past C and past the k taps; from 64 on, (F, blocks of 64 channels,
+    k rows, k taps, 64), the slots past C zeros."""
     rng = np.random.default_rng(9)
-    for c, groups_of in ((20, 2), (16, 4), (70, 1)):
+    for c, groups_of in ((20, 2), (16, 4), (70, 1), (200, 1)):
         q = filters(rng, 3, c, 3)
         slots = slots_of(c)
-        taps_per_row = -(-3 // groups_of) * groups_of
-        ordered = np.zeros((3, 3, taps_per_row, slots), np.int8)
-        ordered[:, :, :3, :c] = q.transpose(0, 2, 3, 1)
+        if groups_of == 1:
+            ordered = np.zeros((3, slots // 64, 3, 3, 64), np.int8)
+            for block in range(slots // 64):
+                channels = q[:, 64 * block:64 * block + 64]        # (F, <=64, k, k)
+                ordered[:, block, :, :, :channels.shape[1]] = channels.transpose(0, 2, 3, 1)
+        else:
+            taps_per_row = -(-3 // groups_of) * groups_of
+            ordered = np.zeros((3, 3, taps_per_row, slots), np.int8)
+            ordered[:, :, :3, :c] = q.transpose(0, 2, 3, 1)
         packed = int8.Int8Weights(q, np.ones(3), "amx", direct=True)
         assert packed.depth == core.int8_direct_depth(c, 3) == ordered[0].size
         np.testing.assert_array_equal(packed.data,

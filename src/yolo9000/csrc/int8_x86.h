@@ -287,7 +287,8 @@ static inline long y9k_direct_pitch(int C)
     return S < 128 || (S / 64) % 2 ? S : S + 64;
 }
 
-/* the direct kernel's depth: the weights' k of one filter, (ky, group of taps, tap, channel) */
+/* the direct kernel's depth: the weights' k of one filter, (channel block, ky, group of taps,
+   tap, channel) */
 static inline long y9k_direct_depth(int C, int ksize)
 {
     int taps = y9k_direct_taps(C);
@@ -806,23 +807,26 @@ static void y9k_int8_pack_direct(const int8_t *w, long ldw, int M, int K, int8_t
 
 /* acc (32x32, positions x filters) = two tiles of 16 positions (from positions p0, p1 of
    the channels-last input xq, S bytes a position: y9k_direct_pitch) x 32 filters (the
-   filter block's packed weights w0: y9k_int8_pack_direct), summed over the steps of channel blocks cb0 .. cb1 - 1
-   (of CB; a step is a tap and 64 channels, or `taps` taps of a row, `groups` steps a row):
-   a step's A tile is 16 positions S bytes apart, each row 64 bytes. With `resume` added to
-   the sums acc holds (exact integers: the same bits as one call over all the channel
-   blocks) */
+   filter block's packed weights w0: y9k_int8_pack_direct), summed over the steps of channel
+   blocks cb0 .. cb1 - 1 (a step is a tap and 64 channels, or `taps` taps of a row, `groups`
+   steps a row): a step's A tile is 16 positions S bytes apart, each row 64 bytes. With
+   `resume` added to the sums acc holds (exact integers: the same bits as one call over all
+   the channel blocks). The `prefetch_lines` cache lines from `prefetch` on are asked into
+   L2 along the way */
 __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_conv_block_amx(const int8_t *w0, const int8_t *xq, long p0, long p1,
                                     int ksize, int taps, int groups, long Wp, int cb0, int cb1,
-                                    int CB, long S, int32_t *acc, int resume)
+                                    long S, int32_t *acc, int resume, const int8_t *prefetch,
+                                    long prefetch_lines)
 {
+    long steps = (long) (cb1 - cb0) * ksize * groups, step = 0;
     y9k_amx_acc_start(acc, resume);
     /* channel blocks outermost, as bf16's: a block's taps read overlapping windows of the
        same positions' 64 channels, from L1 after the first */
     for (int cb = cb0; cb < cb1; cb++)
         for (int ky = 0; ky < ksize; ky++)
             for (int g = 0; g < groups; g++) {
-                long kb = (long) (ky * groups + g) * CB + cb;
+                long kb = ((long) cb * ksize + ky) * groups + g;
                 const int8_t *src = xq + (ky * Wp + g * taps) * S + cb * 64;
                 const int8_t *w = w0 + kb * 2048;
                 _tile_loadd(4, src + p0 * S, S);
@@ -833,6 +837,12 @@ static void y9k_int8_conv_block_amx(const int8_t *w0, const int8_t *xq, long p0,
                 _tile_loadd(5, src + p1 * S, S);
                 _tile_dpbssd(2, 5, 6);
                 _tile_dpbssd(3, 5, 7);
+                /* a few lines a step, not a burst: a burst fills the line fill buffers and
+                   holds the tiles' own loads back until memory answers */
+                long l0 = prefetch_lines * step / steps, l1 = prefetch_lines * (step + 1) / steps;
+                for (long l = l0; l < l1; l++)
+                    _mm_prefetch((const char *) prefetch + l * 64, _MM_HINT_T2);
+                step++;
             }
     y9k_amx_acc_store(acc);
 }
@@ -925,14 +935,30 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
             long end = first + group < pieces ? first + group : pieces;
             int rows = M - mb * 32 < 32 ? (int) (M - mb * 32) : 32;
             const int8_t *w0 = j->wp + mb * KB * 2048;
-            for (int cb = 0; cb < CB; cb += span)
+            long span_bytes = (long) ksize * j->groups * span * 2048;
+            for (int cb = 0; cb < CB; cb += span) {
+                /* where weights are reused over a group of pieces (the resident spans), the
+                   next span's while this one's pieces compute, a share a piece: the spans of
+                   a block lie one after the other; after the last, the first span of the
+                   block the next task takes (another thread's, if it takes it first) */
+                const int8_t *next = NULL;
+                if (j->group > 1 && cb + span < CB)
+                    next = w0 + (long) (cb + span) * ksize * j->groups * 2048;
+                else if (j->group > 1 && !j->piece_major) {
+                    long t = __atomic_load_n(&j->next, __ATOMIC_RELAXED);
+                    if (t < MB * tasks_per_mb)
+                        next = j->wp + t / tasks_per_mb * KB * 2048;
+                }
                 for (long piece = first; piece < end; piece++) {
-                    long p0, p1;
+                    long p0, p1, lines = next ? span_bytes / 64 : 0, n = end - first;
+                    long l0 = lines * (piece - first) / n, l1 = lines * (piece - first + 1) / n;
                     y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 1, &p0, &p1);
                     y9k_int8_conv_block_amx(w0, j->xq, p0, p1, ksize, j->taps, j->groups, Wp,
-                                            cb, cb + span < CB ? cb + span : CB, CB, S,
-                                            accs[piece - first], cb > 0);
+                                            cb, cb + span < CB ? cb + span : CB, S,
+                                            accs[piece - first], cb > 0,
+                                            next ? next + l0 * 64 : NULL, l1 - l0);
                 }
+            }
             for (long piece = first; piece < end; piece++) {
                 const int32_t *acc = accs[piece - first];
 #if Y9K_HAVE_LOWP_X86

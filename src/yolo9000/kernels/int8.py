@@ -71,14 +71,20 @@ def int8_direct_applies(kernel, channels, stride):
 
 
 def direct_order(q):
-    """q (F, C, k, k) in the direct kernel's steps (core.int8_direct_depth): (F, k rows, taps
-    of a row grouped by t, channel slots), zeros in the slots past C and the taps past k."""
+    """q (F, C, k, k) in the direct kernel's steps (core.int8_direct_depth), the order it walks
+    them: below 64 channels (F, k rows, taps of a row grouped by t, channel slots); from 64 on
+    (F, blocks of 64 channels, k rows, k taps, 64 channels), a channel block's taps side by
+    side (the span of weights the kernel holds in L1 is one run of memory, which it prefetches
+    while computing the span before); zeros in the slots past C and the taps past k."""
     filters, channels, size = q.shape[0], q.shape[1], q.shape[2]
     depth = core.int8_direct_depth(channels, size)
     slots = core.int8_direct_slots(channels)
     taps_per_row = depth // (size * slots)
     ordered = np.zeros((filters, size, taps_per_row, slots), np.int8)
     ordered[:, :, :size, :channels] = q.transpose(0, 2, 3, 1)
+    if slots >= 64:
+        blocks = ordered.reshape(filters, size, size, slots // 64, 64)
+        ordered = np.ascontiguousarray(blocks.transpose(0, 3, 1, 2, 4))
     return ordered
 
 
