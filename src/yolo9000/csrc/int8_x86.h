@@ -882,11 +882,9 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, const int32_t *acc
                                   sink->out + mb * 32 * sink->ldo + oy * OW + ox, sink->ldo,
                                   sums, 1);
             } else if (act != Y9K_ACT_LOGISTIC) {
-#if Y9K_HAVE_LOWP_X86
                 y9k_int8_epilogue_positions_avx512(acc, rows, j, n, a, b, act, sink->scale,
                                                    y9k_int8_sink_at(sink, mb, oy, ox),
                                                    sink->pitch, y9k_int8_sink_tail(sink, mb));
-#endif
             } else {
                 y9k_int8_epilogue(accT + j, rows, n, a, b, act, vals, 32, sums, 1);
                 y9k_int8_sink_put(sink, mb, oy, ox, rows, n, vals);
@@ -961,10 +959,8 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
             }
             for (long piece = first; piece < end; piece++) {
                 const int32_t *acc = accs[piece - first];
-#if Y9K_HAVE_LOWP_X86
                 if (transposed)
                     y9k_transpose32_epi32(acc, accT);
-#endif
                 if (!pool) {
                     y9k_int8_epilogue_flat(acc, accT, rows, piece * 32, Wp, OW, j->OH,
                                            a + mb * 32, b + mb * 32, act, sink, mb, sums, vals);
@@ -975,12 +971,10 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
                 int ox = y9k_segment_x((int) (piece % per_row), per_row, OW);
                 int cols = OW - ox < 16 ? OW - ox : 16;
                 if (sink->cl && act != Y9K_ACT_LOGISTIC) {
-#if Y9K_HAVE_LOWP_X86
                     y9k_int8_epilogue_pooled_positions_avx512(
                         acc, rows, cols, a + mb * 32, b + mb * 32, act, sink->scale,
                         y9k_int8_sink_at(sink, mb, oy / 2, ox / 2), sink->pitch,
                         y9k_int8_sink_tail(sink, mb));
-#endif
                     continue;
                 }
                 if (pairs) {
