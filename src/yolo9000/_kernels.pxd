@@ -187,15 +187,15 @@ cdef extern from "int8_x86.h":
     long y9k_direct_depth(int C, int ksize) noexcept nogil
     long y9k_cl_size(int C, int H, int W, int pad) noexcept nogil
     void y9k_int8_pack_cl(const float* x, float s, int C, int H, int W, int pad,
-                             int8_t* out, int avx512) noexcept nogil
+                          int8_t* out, int avx512) noexcept nogil
     void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, const int8_t* wp,
                            const int8_t* xq, const float* a, const float* b, int act,
                            int pool, float* out, int8_t* qout, float qscale,
                            int qpad, const y9k_pairs_out* pairs) noexcept nogil
     void y9k_bf16_conv_rgb_cl(int kernel, int M, int C, int H, int W, int ksize, int pad,
-                                 const uint16_t* wp, const uint16_t* img, const float* a,
-                                 const float* b, int act, int8_t* qout, float qscale,
-                                 int qpad, int avx512) noexcept nogil
+                              const uint16_t* wp, const uint16_t* img, const float* a,
+                              const float* b, int act, int8_t* qout, float qscale,
+                              int qpad, int avx512) noexcept nogil
     void y9k_int8_gemm(int kernel, int M, int N, int K, const int8_t* wp, const int8_t* bp,
                        const int32_t* offsets, const float* a, const float* b, int act,
                        float* out, long ldo, int avx512) noexcept nogil

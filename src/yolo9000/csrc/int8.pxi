@@ -157,9 +157,9 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
                   int act, float[:, ::1] out, bint pool=False):
     """out (M, out_h·out_w) = act(multiplier · conv(x) + bias), a k x k stride-1 convolution
     on AMX tiles without a column matrix: x (C channels) as int8_pack_cl packs it, W (M,
-    int8_direct_depth(C, k)) packed by int8_pack_weights. With `pool` (out_h and out_w even)
-    out (M, out_h/2 · out_w/2) is the 2x2/2 maxpool of that, taken in the epilogue (the same
-    bits as maxpool_forward's)."""
+    int8_direct_depth(C, k)) packed by int8_pack_direct_weights. With `pool` (out_h and out_w
+    even) out (M, out_h/2 · out_w/2) is the 2x2/2 maxpool of that, taken in the epilogue (the
+    same bits as maxpool_forward's)."""
     cdef int M = out.shape[0]
     cdef int OH = H + 2 * pad - ksize + 1, OW = W + 2 * pad - ksize + 1
     _check_int8_conv_amx(w, xq, M, C, H, W, ksize, pad, multiplier, bias, pool)
@@ -175,9 +175,9 @@ def int8_conv_amx(const signed char[::1] w, const signed char[::1] xq, int C, in
 
 
 def int8_conv_amx_cl(const signed char[::1] w, const signed char[::1] xq, int C, int H,
-                        int W, int ksize, int pad, const float[::1] multiplier,
-                        const float[::1] bias, int act, int M, signed char[::1] next_input,
-                        float next_scale, int next_pad, bint pool=False):
+                     int W, int ksize, int pad, const float[::1] multiplier,
+                     const float[::1] bias, int act, int M, signed char[::1] next_input,
+                     float next_scale, int next_pad, bint pool=False):
     """int8_conv_amx's output (M filters; pooled with `pool`) handed to the next int8 direct
     convolution: written into next_input as int8_pack_cl(output, next_scale, next_pad)
     writes it, the same bytes, without the fp32 output."""
@@ -227,10 +227,10 @@ def int8_conv_amx_pairs(const signed char[::1] w, const signed char[::1] xq, int
 
 
 def bf16_conv_rgb_cl(int kernel, const unsigned short[::1] w,
-                        const unsigned short[::1] img, int C, int H, int W, int ksize,
-                        int pad, const float[::1] scale, const float[::1] bias, int act,
-                        int M, signed char[::1] next_input, float next_scale, int next_pad,
-                        bint portable_rounding=False):
+                     const unsigned short[::1] img, int C, int H, int W, int ksize,
+                     int pad, const float[::1] scale, const float[::1] bias, int act,
+                     int M, signed char[::1] next_input, float next_scale, int next_pad,
+                     bint portable_rounding=False):
     """bf16_conv_rgb's pooled output (M filters; out_h and out_w even) handed to the next int8
     direct convolution, as int8_conv_amx_cl hands its output: written into next_input as
     int8_pack_cl(pooled output, next_scale, next_pad) writes it, the same bytes, without

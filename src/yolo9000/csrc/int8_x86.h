@@ -311,7 +311,7 @@ static inline long y9k_cl_size(int C, int H, int W, int pad)
    image positions (all their slots) leaves to be written. Rows y0 .. y1 - 1 of the image's
    borders, and with `ends` the rows above and below and the slack */
 static void y9k_int8_cl_frame_rows(int C, int H, int W, int pad, long y0, long y1, int ends,
-                                      int8_t *out)
+                                   int8_t *out)
 {
     long Wp = y9k_pairs_width(W, pad), S = y9k_direct_pitch(C);
     if (ends) {
@@ -427,7 +427,7 @@ static void y9k_int8_pack_cl_row(void *job, long y)
 
 /* x (C, H, W) -> the layout above, quantized by s: zero border, zero slots past C, slack */
 static void y9k_int8_pack_cl(const float *x, float s, int C, int H, int W, int pad,
-                                int8_t *out, int avx512)
+                             int8_t *out, int avx512)
 {
     y9k_int8_cl_job j = {x, s, C, H, W, pad, avx512, out};
     y9k_int8_cl_frame_rows(C, H, W, pad, 0, 0, 1, out);
@@ -1122,9 +1122,9 @@ static void y9k_int8_rgb_put(const y9k_pooled_sink *sink, int kernel, const floa
    the bytes y9k_int8_pack_cl writes from the fp32 output, which is never written (the RGB
    layer an int8 network keeps unquantized feeding the first int8 layer) */
 static void y9k_bf16_conv_rgb_cl(int kernel, int M, int C, int H, int W, int ksize, int pad,
-                                    const uint16_t *wp, const uint16_t *img, const float *a,
-                                    const float *b, int act, int8_t *qout, float qscale,
-                                    int qpad, int avx512)
+                                 const uint16_t *wp, const uint16_t *img, const float *a,
+                                 const float *b, int act, int8_t *qout, float qscale,
+                                 int qpad, int avx512)
 {
     int NH = (H + 2 * pad - ksize + 1) / 2, NW = (W + 2 * pad - ksize + 1) / 2;
     y9k_int8_rgb_sink to = {{NULL, 0, qout, qscale, qpad, y9k_pairs_width(NW, qpad),
