@@ -256,13 +256,14 @@ static void y9k_int8_pack_im2col(const float *x, float s, int C, int H, int W, i
 
 /* -- the direct convolution's input: channels last, with a zero border --------------------
    bf16's flat geometry (lowp_x86.h, y9k_pairs_rows and y9k_pairs_width) with a position's
-   channels side by side in place of a pair plane: [H'][W'][S] bytes, S = y9k_direct_slots(C)
-   channel slots a position (C padded with zeros to 16, 32 or a multiple of 64), rows of
-   W' = W + pad positions whose first `pad` are zeros (the row's left border and the row
-   before's right one), H' = y9k_pairs_rows. Output (oy, ox) is flat position q = oy W' + ox,
-   its tap (ky, kx) the position q + ky W' + kx, and a tile row, 64 bytes in place, one
-   position's 64 channels of a step: an A tile is 16 consecutive positions, S bytes apart, so
-   that every row the AMX tiles read starts on a cache line (with 64 slots or more). With
+   channels side by side in place of a pair plane: [H'][W'][P] bytes, the first
+   y9k_direct_slots(C) of a position's P (y9k_direct_pitch) its channel slots (C padded with
+   zeros to 16, 32 or a multiple of 64), the rest zeros; rows of W' = W + pad positions whose
+   first `pad` are zeros (the row's left border and the row before's right one), H' =
+   y9k_pairs_rows. Output (oy, ox) is flat position q = oy W' + ox, its tap (ky, kx) the
+   position q + ky W' + kx, and a tile row, 64 bytes in place, one position's 64 channels of
+   a step: an A tile is 16 consecutive positions, P bytes apart, so that every row the AMX
+   tiles read starts on a cache line (with 64 slots or more). With
    fewer than 64 channels a row covers `taps` neighbouring taps of a kernel row, kx, kx + 1,
    ...: the next positions' channels (reads past a row's end take the next row's border or
    first positions, which only taps past the kernel's edge read, with zero weights). A 3x3
