@@ -384,7 +384,7 @@ static void y9k_int8_pack_row_avx512(const float *x, float s, int C, int H, int 
     for (int i0 = 0; i0 < W; i0 += 16) {
         int n = W - i0 < 16 ? W - i0 : 16;
         __mmask16 m = (__mmask16) ((1u << n) - 1);
-        for (int c0 = 0; c0 < P; c0 += 64) {      /* the pitch's last line: zeros */
+        for (int c0 = 0; c0 < S; c0 += 64) {
             __m512i v[16];
             for (int g = 0; g < 16; g++) {
                 __m512i q[4];
@@ -400,6 +400,9 @@ static void y9k_int8_pack_row_avx512(const float *x, float s, int C, int H, int 
             for (int i = 0; i < n; i++)
                 _mm512_mask_storeu_epi32(dst + (long) (i0 + i) * P + c0, store, v[i]);
         }
+        if (P > S)              /* the pitch's line past the slots: zeros */
+            for (int i = 0; i < n; i++)
+                _mm512_storeu_si512(dst + (long) (i0 + i) * P + S, _mm512_setzero_si512());
     }
 }
 #endif
@@ -618,10 +621,9 @@ static void y9k_int8_epilogue_positions_avx512(const int32_t *acc, int rows, int
             __m512 ah = h ? a1 : a0, bh = h ? b1 : b0;                                        \
             const int rows4[4] = {2 * w, 2 * w + 1, 16 + 2 * w, 17 + 2 * w};                  \
             __m512 best = AFFINE(acc + rows4[0] * 32 + 16 * h, ah, bh);                       \
-            for (int k = 1; k < 4; k++) {                                                     \
-                __m512 t = AFFINE(acc + rows4[k] * 32 + 16 * h, ah, bh);                      \
-                best = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, best, _CMP_GT_OQ), best, t); \
-            }                                                                                 \
+            for (int k = 1; k < 4; k++)                                                       \
+                best = y9k_later_if_greater16(best, AFFINE(acc + rows4[k] * 32 + 16 * h, ah,  \
+                                                           bh));                              \
             v[h] = y9k_lowp_act16(best, act);                                                 \
         }                                                                                     \
         y9k_int8_store_position(v[0], v[1], vs, m0, m1, P, tail, dst + (long) w * P);        \
@@ -807,17 +809,17 @@ static void y9k_int8_pack_direct(const int8_t *w, long ldw, int M, int K, int8_t
 }
 
 /* acc (32x32, positions x filters) = two tiles of 16 positions (from positions p0, p1 of
-   the channels-last input xq, S bytes a position: y9k_direct_pitch) x 32 filters (the
+   the channels-last input xq, P bytes a position: y9k_direct_pitch) x 32 filters (the
    filter block's packed weights w0: y9k_int8_pack_direct), summed over the steps of channel
    blocks cb0 .. cb1 - 1 (a step is a tap and 64 channels, or `taps` taps of a row, `groups`
-   steps a row): a step's A tile is 16 positions S bytes apart, each row 64 bytes. With
+   steps a row): a step's A tile is 16 positions P bytes apart, each row 64 bytes. With
    `resume` added to the sums acc holds (exact integers: the same bits as one call over all
    the channel blocks). The `prefetch_lines` cache lines from `prefetch` on are asked into
    L2 along the way */
 __attribute__((target("amx-tile,amx-int8")))
 static void y9k_int8_conv_block_amx(const int8_t *w0, const int8_t *xq, long p0, long p1,
                                     int ksize, int taps, int groups, long Wp, int cb0, int cb1,
-                                    long S, int32_t *acc, int resume, const int8_t *prefetch,
+                                    long P, int32_t *acc, int resume, const int8_t *prefetch,
                                     long prefetch_lines)
 {
     long steps = (long) (cb1 - cb0) * ksize * groups, step = 0;
@@ -828,14 +830,14 @@ static void y9k_int8_conv_block_amx(const int8_t *w0, const int8_t *xq, long p0,
         for (int ky = 0; ky < ksize; ky++)
             for (int g = 0; g < groups; g++) {
                 long kb = ((long) cb * ksize + ky) * groups + g;
-                const int8_t *src = xq + (ky * Wp + g * taps) * S + cb * 64;
+                const int8_t *src = xq + (ky * Wp + g * taps) * P + cb * 64;
                 const int8_t *w = w0 + kb * 2048;
-                _tile_loadd(4, src + p0 * S, S);
+                _tile_loadd(4, src + p0 * P, P);
                 _tile_loadd(6, w, 64);
                 _tile_dpbssd(0, 4, 6);
                 _tile_loadd(7, w + 1024, 64);
                 _tile_dpbssd(1, 4, 7);
-                _tile_loadd(5, src + p1 * S, S);
+                _tile_loadd(5, src + p1 * P, P);
                 _tile_dpbssd(2, 5, 6);
                 _tile_dpbssd(3, 5, 7);
                 /* a few lines a step, not a burst: a burst fills the line fill buffers and
@@ -899,7 +901,7 @@ static inline void y9k_int8_epilogue_flat(const int32_t *acc, const int32_t *acc
 typedef struct {
     int M, ksize, OH, OW, NH, NW, per_row, taps, CB, groups, act, pool, span, chunk,
         piece_major;
-    long Wp, S, pieces, KB, MB, ldo, group, tasks_per_mb;
+    long Wp, pitch, pieces, KB, MB, ldo, group, tasks_per_mb;
     const int8_t *wp, *xq;
     const float *a, *b;
     const y9k_int8_sink *sink;
@@ -917,7 +919,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
     float vals[32 * 32] __attribute__((aligned(64)));
     int M = j->M, OW = j->OW, per_row = j->per_row, CB = j->CB, act = j->act;
     int pool = j->pool, span = j->span, ksize = j->ksize;
-    long Wp = j->Wp, S = j->S, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
+    long Wp = j->Wp, P = j->pitch, pieces = j->pieces, KB = j->KB, MB = j->MB, ldo = j->ldo;
     long group = j->group, tasks_per_mb = j->tasks_per_mb;
     const float *a = j->a, *b = j->b;
     const y9k_int8_sink *sink = j->sink;
@@ -953,7 +955,7 @@ static void y9k_int8_conv_amx_member(void *job, int member, int members)
                     long l0 = lines * (piece - first) / n, l1 = lines * (piece - first + 1) / n;
                     y9k_lowp_piece_offsets(piece, pool, per_row, OW, Wp, 1, &p0, &p1);
                     y9k_int8_conv_block_amx(w0, j->xq, p0, p1, ksize, j->taps, j->groups, Wp,
-                                            cb, cb + span < CB ? cb + span : CB, S,
+                                            cb, cb + span < CB ? cb + span : CB, P,
                                             accs[piece - first], cb > 0,
                                             next ? next + l0 * 64 : NULL, l1 - l0);
                 }
@@ -1026,7 +1028,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
     j.OH = H + 2 * pad - ksize + 1;
     j.OW = W + 2 * pad - ksize + 1;
     j.Wp = y9k_pairs_width(W, pad);
-    j.S = y9k_direct_pitch(C);
+    j.pitch = y9k_direct_pitch(C);
     j.per_row = j.OW <= 16 ? 1 : (j.OW + 15) / 16;
     /* flat positions up to the last output's, 32 a block */
     long flat = (long) (j.OH - 1) * j.Wp + j.OW;
@@ -1057,7 +1059,7 @@ static void y9k_int8_conv_amx(int M, int C, int H, int W, int ksize, int pad, co
        filter blocks of a group of pieces one after the other (the first layers: the input,
        2.8 MB on 208x208 at 32 channels, read once from memory instead of once a filter
        block) */
-    j.piece_major = y9k_cl_positions(H, W, pad) * j.S > j.MB * 2 * j.KB * 1024;
+    j.piece_major = y9k_cl_positions(H, W, pad) * j.pitch > j.MB * 2 * j.KB * 1024;
     if (!resident)
         j.span = j.CB;
     y9k_team(y9k_int8_conv_amx_member, &j);

@@ -821,9 +821,10 @@ static inline int y9k_segment_x(int s, int per_row, int OW)
 }
 
 /* where a piece's two tiles of 16 output positions start in the packed input, in `unit`s (a
-   position's elements: bf16 pairs 2, int8 channels-last positions 1): flat positions piece * 32 and
-   piece * 32 + 16, or with `pool` segment piece % per_row of rows 2r and 2r + 1 (r = piece /
-   per_row), the two rows one pooling window spans */
+   position's elements in a plane: bf16 pairs 2; the int8 channels-last input counts
+   positions, 1): flat positions piece * 32 and piece * 32 + 16, or with `pool` segment
+   piece % per_row of rows 2r and 2r + 1 (r = piece / per_row), the two rows one pooling
+   window spans */
 static inline void y9k_lowp_piece_offsets(long piece, int pool, int per_row, int OW, long Wp,
                                           int unit, long *off0, long *off1)
 {
@@ -1212,23 +1213,29 @@ static void y9k_bf16_rgb_block16_amx(const uint16_t *a0, const uint16_t *tiles, 
 #endif
 
 #if Y9K_HAVE_LOWP_X86
+/* a window's running maximum taking the next tap t lane by lane in the maxpool's order: t
+   only where it is greater (y9k_maxpool_2x2_s2_row's rule: a NaN never wins, ties keep the
+   earlier tap) */
+__attribute__((target("avx512f")))
+static inline __m512 y9k_later_if_greater16(__m512 best, __m512 t)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, best, _CMP_GT_OQ), best, t);
+}
+
 /* the windows' maxima of the affine values of two filters' rows (their upper 16 values, then
    their lower 16; `up1`, `low1` the second filter's): lanes 0-7 the first filter's 8 windows,
    8-15 the second's, each the maximum of upper left, upper right, lower left, lower right in
-   that order (a later one winning only if greater); the int8 pooled epilogues take it too */
+   that order (y9k_later_if_greater16) */
 __attribute__((target("avx512f")))
 static inline __m512 y9k_lowp_window_max16(__m512 up0, __m512 low0, __m512 up1, __m512 low1)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    __m512 v = _mm512_permutex2var_ps(up0, even, up1), t;
-    t = _mm512_permutex2var_ps(up0, odd, up1);
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-    t = _mm512_permutex2var_ps(low0, even, low1);
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
-    t = _mm512_permutex2var_ps(low0, odd, low1);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, v, _CMP_GT_OQ), v, t);
+    __m512 v = _mm512_permutex2var_ps(up0, even, up1);
+    v = y9k_later_if_greater16(v, _mm512_permutex2var_ps(up0, odd, up1));
+    v = y9k_later_if_greater16(v, _mm512_permutex2var_ps(low0, even, low1));
+    return y9k_later_if_greater16(v, _mm512_permutex2var_ps(low0, odd, low1));
 }
 
 /* a * s + b on 16 fp32 sums, the product rounded before the sum (the barrier keeps the
@@ -1272,10 +1279,11 @@ static void y9k_lowp_epilogue_pooled_avx512(const float *acc, int rows, int cols
 #endif
 
 /* where the rgb kernel hands a block's pooled output when it goes neither to fp32 rows nor to
-   bf16 pairs (int8_x86.h's int8 channels-last input): put() gets the block's sums as the pooled epilogues
-   do (rows filters from `filter`, a, b, act; cols even, at most 16: a window's upper row in
-   acc's columns 0-15, its lower in 16-31) for the pooled map at (y, x), and writes the values
-   the fp32 output would hold (the rgb kernel's choice of epilogue for `kernel`) its own way */
+   bf16 pairs (int8_x86.h's int8 channels-last input): put() gets the block's sums as the
+   pooled epilogues do (rows filters from `filter`, a, b, act; cols even, at most 16: a
+   window's upper row in acc's columns 0-15, its lower in 16-31) for the pooled map at (y, x),
+   and writes the values the fp32 output would hold (the rgb kernel's choice of epilogue for
+   `kernel`) its own way */
 typedef struct y9k_pooled_sink {
     void (*put)(const struct y9k_pooled_sink *sink, int kernel, const float *acc, int rows,
                 int cols, const float *a, const float *b, int act, long filter, long y, long x);
